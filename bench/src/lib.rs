@@ -1,0 +1,1 @@
+//! Meridian benchmark driver.

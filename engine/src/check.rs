@@ -1,0 +1,1 @@
+//! History recording and checkers (linearizability, execution order, Dynamo no-lost-write).

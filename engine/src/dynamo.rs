@@ -1,0 +1,1 @@
+//! Dynamo mode: consistent-hash ring, tunable consistency, dotted version vectors.

@@ -1,0 +1,1 @@
+//! EPaxos: leaderless consensus with fast and slow paths and dependency-graph execution.

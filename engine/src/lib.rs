@@ -1,0 +1,37 @@
+//! Meridian's engine: sans-IO replication protocol cores and the tools that test them.
+//!
+//! ```text
+//!   layer 0  id · time · command · client          plain values, no behaviour beyond them
+//!   layer 1  protocol · quorum · state_machine      the contract every core implements
+//!            storage (trait, in-memory model, record framing)
+//!            topology                               regions, RTT matrix, placement
+//!   layer 2  multipaxos · epaxos · dynamo           protocol cores (import layers 0-1 only)
+//!   layer 3  sim · check                            deterministic simulator, history checkers
+//! ```
+//!
+//! A core is a deterministic state machine: the host (the simulator here, the QUIC server
+//! in `meridian-server`) feeds it inputs stamped with `now` and drains its outputs. See
+//! [`protocol`] for the contract and the ordering rule that makes durability structural.
+#![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod check;
+pub mod client;
+pub mod command;
+pub mod dynamo;
+pub mod epaxos;
+pub mod id;
+pub mod multipaxos;
+pub mod protocol;
+pub mod quorum;
+pub mod sim;
+pub mod state_machine;
+pub mod storage;
+pub mod time;
+pub mod topology;
+
+pub use client::{ClientReply, ClientRequest, Consistency, Level, RequestError, Response};
+pub use command::{Command, CommandResult, Key, Value};
+pub use id::{ClientId, NodeId, RequestId};
+pub use protocol::{ClusterConfig, CommitPath, Effect, Member, Metrics, Outbox, Output, Protocol};
+pub use time::Time;

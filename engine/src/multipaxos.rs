@@ -1,0 +1,1 @@
+//! Multi-Paxos: the leader-based baseline.

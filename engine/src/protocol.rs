@@ -1,0 +1,355 @@
+//! The sans-IO contract between a protocol core and its host.
+//!
+//! ```text
+//!            inputs (each with `now`)                 outputs (drain after every input)
+//!  host ──▶ handle_request(ClientRequest)  ──▶ core ──▶ poll_output(): Persist{records, then}
+//!           handle_message(from, Message)                            | Now(effect)
+//!           handle_timeout()                                poll_timeout(): next deadline
+//! ```
+//!
+//! # The ordering rule
+//! [`Output::Persist`] carries records that must be durable (fsynced) **before** any of
+//! its `then` effects is performed. A host may batch many `Persist` outputs into one sync
+//! (group commit) but never releases an effect before the records it came with. A
+//! [`Effect::Send`] addressed to the core's own id inside `then` is how a core learns that
+//! its own write is durable (the "storage synced" input): the host delivers it through
+//! `handle_message(now, own_id, message)` once the records are synced, without the
+//! network.
+//!
+//! [`Output::Now`] effects need no durability and may overtake earlier `Persist` effects
+//! still waiting for a sync; a core must not put anything in a `Now` effect that depends
+//! on records not yet synced.
+//!
+//! A crash loses every record not yet synced and every effect not yet released; the host
+//! rebuilds the core from the synced records, in order, with the protocol's constructor.
+
+use crate::client::{ClientReply, ClientRequest};
+use crate::id::{NodeId, RequestId};
+use crate::time::Time;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Debug;
+
+/// A replication protocol core: a deterministic state machine over inputs and outputs.
+///
+/// # Correctness
+/// - Never read a clock, sleep, spawn, touch a socket or a file, or draw ambient
+///   randomness: `now` and the constructor's seed are the only sources of time and chance.
+/// - Calls come with non-decreasing `now`. After every input the host drains
+///   [`poll_output`](Self::poll_output) until `None`, then sleeps until
+///   [`poll_timeout`](Self::poll_timeout).
+/// - Input from peers may be malformed, duplicated, stale or reordered: it must never
+///   panic; drop what cannot be used and count it.
+/// - Iteration order that can reach outputs must be deterministic (`BTreeMap`, not
+///   `HashMap` with a random hasher).
+pub trait Protocol {
+    /// Peer-to-peer messages.
+    type Message: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
+    /// What must survive a crash; replayed in order into the constructor on restart.
+    type Record: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
+
+    /// This replica's id.
+    fn id(&self) -> NodeId;
+
+    /// A client asked this replica to run a request.
+    fn handle_request(&mut self, now: Time, request: ClientRequest);
+
+    /// A peer (or this node itself, after a sync) sent a message.
+    fn handle_message(&mut self, now: Time, from: NodeId, message: Self::Message);
+
+    /// Fire every internal timer due at `now`. Spurious calls are no-ops.
+    fn handle_timeout(&mut self, now: Time);
+
+    /// The next output, in the order the core produced them.
+    #[must_use]
+    fn poll_output(&mut self) -> Option<Output<Self::Message, Self::Record>>;
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
+    #[must_use]
+    fn poll_timeout(&self) -> Option<Time>;
+
+    /// Counters for observability and benchmarks.
+    fn metrics(&self) -> Metrics;
+}
+
+/// One output of a protocol core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output<M, R> {
+    /// Make `records` durable, then perform `then`, never before.
+    Persist {
+        /// Records to append to the durable log.
+        records: Vec<R>,
+        /// Effects released once the records are synced.
+        then: Vec<Effect<M>>,
+    },
+    /// An effect that depends on no unsynced record.
+    Now(Effect<M>),
+}
+
+/// Something the host does on the core's behalf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect<M> {
+    /// Send a message to a peer (or to self: see the module doc).
+    Send {
+        /// Destination.
+        to: NodeId,
+        /// Payload.
+        message: M,
+    },
+    /// Answer a client request.
+    Reply(ClientReply),
+    /// Observability: a client's command is committed (its order is decided) but may not
+    /// be executed yet. Hosts use it to measure commit latency apart from execution
+    /// latency.
+    Committed {
+        /// The request whose command committed.
+        request: RequestId,
+        /// How it committed.
+        path: CommitPath,
+    },
+}
+
+/// How a command reached commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CommitPath {
+    /// EPaxos fast path: one round trip to a fast quorum.
+    Fast,
+    /// EPaxos slow path: PreAccept then Accept.
+    Slow,
+    /// Committed by a leader's phase 2 (Multi-Paxos).
+    Leader,
+    /// Committed by recovery of a failed command leader.
+    Recovered,
+}
+
+/// A queue of outputs a core fills while handling an input and the host drains.
+#[derive(Clone, Debug)]
+pub struct Outbox<M, R> {
+    queue: VecDeque<Output<M, R>>,
+}
+
+impl<M, R> Default for Outbox<M, R> {
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+impl<M, R> Outbox<M, R> {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queue a message that needs no durability.
+    pub fn send(&mut self, to: NodeId, message: M) {
+        self.queue
+            .push_back(Output::Now(Effect::Send { to, message }));
+    }
+
+    /// Queue a client reply that needs no durability.
+    pub fn reply(&mut self, reply: ClientReply) {
+        self.queue.push_back(Output::Now(Effect::Reply(reply)));
+    }
+
+    /// Queue any effect that needs no durability.
+    pub fn now(&mut self, effect: Effect<M>) {
+        self.queue.push_back(Output::Now(effect));
+    }
+
+    /// Queue records and the effects to release once they are durable.
+    pub fn persist(&mut self, records: Vec<R>, then: Vec<Effect<M>>) {
+        self.queue.push_back(Output::Persist { records, then });
+    }
+
+    /// Next output, oldest first.
+    pub fn pop(&mut self) -> Option<Output<M, R>> {
+        self.queue.pop_front()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Number of queued outputs.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Named counters a core exposes (fast path, slow path, elections, hints, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    counters: BTreeMap<String, u64>,
+}
+
+impl Metrics {
+    /// No counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add `by` to counter `name`.
+    pub fn add(&mut self, name: &str, by: u64) {
+        match self.counters.get_mut(name) {
+            Some(value) => *value += by,
+            None => {
+                self.counters.insert(name.to_owned(), by);
+            }
+        }
+    }
+
+    /// Add one to counter `name`.
+    pub fn incr(&mut self, name: &str) {
+        self.add(name, 1);
+    }
+
+    /// Set gauge-like counter `name` to `value`.
+    pub fn set(&mut self, name: &str, value: u64) {
+        self.counters.insert(name.to_owned(), value);
+    }
+
+    /// Current value of `name` (zero if never counted).
+    pub fn get(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// Every counter in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.counters.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// Sum another set of counters into this one (cluster totals).
+    pub fn merge(&mut self, other: &Self) {
+        for (name, value) in other.iter() {
+            self.add(name, value);
+        }
+    }
+}
+
+/// One replica of a cluster and where it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its id.
+    pub id: NodeId,
+    /// The region it runs in (a topology region name).
+    pub region: String,
+}
+
+/// Static cluster membership shared by every replica of a keyspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    /// Every replica, in id order.
+    pub members: Vec<Member>,
+    /// Estimated round-trip time between members in microseconds, indexed
+    /// `[from.index()][to.index()]`; empty when unknown. Cores use it only to prefer near
+    /// replicas (thrifty quorums, region-aware placement), never for safety.
+    pub rtt_us: Vec<Vec<u64>>,
+}
+
+impl ClusterConfig {
+    /// A cluster of `n` replicas `0..n`, all in region `local`, with no latency estimates.
+    pub fn local(n: u16) -> Self {
+        Self {
+            members: (0..n)
+                .map(|i| Member {
+                    id: NodeId(i),
+                    region: "local".to_owned(),
+                })
+                .collect(),
+            rtt_us: Vec::new(),
+        }
+    }
+
+    /// Number of replicas.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the cluster has no replica.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Every replica id in order.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().map(|m| m.id)
+    }
+
+    /// Whether `id` is a member.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.members.iter().any(|m| m.id == id)
+    }
+
+    /// The region of `id`, if it is a member.
+    pub fn region_of(&self, id: NodeId) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.region.as_str())
+    }
+
+    /// Estimated RTT between two members, if known.
+    pub fn rtt_us(&self, from: NodeId, to: NodeId) -> Option<u64> {
+        self.rtt_us.get(from.index())?.get(to.index()).copied()
+    }
+
+    /// Every member ordered by estimated RTT from `from` (itself first), ties by id.
+    /// Without estimates: `from` first, then id order.
+    pub fn by_distance(&self, from: NodeId) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.ids().collect();
+        ids.sort_by_key(|&id| {
+            let distance = if id == from {
+                0
+            } else {
+                self.rtt_us(from, id).unwrap_or(u64::MAX / 2)
+            };
+            (id != from, distance, id)
+        });
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_distance_puts_self_first_then_nearest() {
+        let mut cluster = ClusterConfig::local(3);
+        cluster.rtt_us = vec![vec![0, 50, 10], vec![50, 0, 20], vec![10, 20, 0]];
+        assert_eq!(
+            cluster.by_distance(NodeId(0)),
+            vec![NodeId(0), NodeId(2), NodeId(1)]
+        );
+        assert_eq!(
+            cluster.by_distance(NodeId(1)),
+            vec![NodeId(1), NodeId(2), NodeId(0)]
+        );
+    }
+
+    #[test]
+    fn outbox_keeps_production_order() {
+        let mut outbox: Outbox<u8, u8> = Outbox::new();
+        outbox.persist(
+            vec![1],
+            vec![Effect::Send {
+                to: NodeId(1),
+                message: 7,
+            }],
+        );
+        outbox.send(NodeId(2), 8);
+        assert!(matches!(outbox.pop(), Some(Output::Persist { .. })));
+        assert_eq!(
+            outbox.pop(),
+            Some(Output::Now(Effect::Send {
+                to: NodeId(2),
+                message: 8
+            }))
+        );
+        assert_eq!(outbox.pop(), None);
+    }
+}

@@ -1,0 +1,161 @@
+//! On-disk record framing: `[len: u32 LE][crc32: u32 LE][payload]`.
+//!
+//! The CRC (IEEE CRC-32, via `crc32fast`) covers the length and the payload, so a torn
+//! length field is detected too. [`decode_all`] tells a torn tail (the last write did not
+//! finish: ignored) from corruption before the tail (an error).
+
+/// Bytes of framing before each payload.
+pub const HEADER_LEN: usize = 8;
+/// Largest payload accepted; a bigger length field is corruption.
+pub const MAX_RECORD_LEN: usize = 64 * 1024 * 1024;
+
+/// Why a log could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// A complete record before the end failed its checksum or had an impossible length.
+    #[error("corrupt record at byte offset {offset}: {reason}")]
+    Corrupt {
+        /// Offset of the bad record's header.
+        offset: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+}
+
+/// What [`decode_all`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// Every intact record in order.
+    pub records: Vec<Vec<u8>>,
+    /// Bytes covered by intact records; a torn tail starts here.
+    pub valid_len: usize,
+    /// Whether bytes after `valid_len` were dropped as a torn tail.
+    pub torn_tail: bool,
+}
+
+fn checksum(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len_bytes);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Append one framed record to `out`.
+pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let len_bytes = len.to_le_bytes();
+    out.extend_from_slice(&len_bytes);
+    out.extend_from_slice(&checksum(len_bytes, payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Decode a whole log.
+///
+/// A record whose frame runs past the end of `bytes`, or the last record when its checksum
+/// fails, is a torn tail. A failing record followed by more data is corruption: a write
+/// that was acknowledged later depends on it, so it must not be skipped.
+pub fn decode_all(bytes: &[u8]) -> Result<Decoded, FrameError> {
+    let mut records = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let torn = Ok(Decoded {
+            records: Vec::new(),
+            valid_len: offset,
+            torn_tail: true,
+        });
+        let Some(header) = bytes.get(offset..offset + HEADER_LEN) else {
+            return torn.map(|d| Decoded { records, ..d });
+        };
+        let len_bytes = [header[0], header[1], header[2], header[3]];
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let end = offset + HEADER_LEN + len;
+        if len > MAX_RECORD_LEN || end > bytes.len() {
+            // A length past the end is what a torn write looks like; an absurd one that
+            // still leaves data after it is corruption.
+            if len > MAX_RECORD_LEN && bytes.len() - offset > HEADER_LEN + MAX_RECORD_LEN {
+                return Err(FrameError::Corrupt {
+                    offset,
+                    reason: "length field out of range",
+                });
+            }
+            return torn.map(|d| Decoded { records, ..d });
+        }
+        let payload = &bytes[offset + HEADER_LEN..end];
+        if checksum(len_bytes, payload) != crc {
+            if end == bytes.len() {
+                return torn.map(|d| Decoded { records, ..d });
+            }
+            return Err(FrameError::Corrupt {
+                offset,
+                reason: "checksum mismatch",
+            });
+        }
+        records.push(payload.to_vec());
+        offset = end;
+    }
+    Ok(Decoded {
+        records,
+        valid_len: offset,
+        torn_tail: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in payloads {
+            encode(p, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn round_trips_records() {
+        let bytes = log_of(&[b"one", b"", b"three"]);
+        let decoded = decode_all(&bytes).unwrap();
+        assert_eq!(
+            decoded.records,
+            vec![b"one".to_vec(), vec![], b"three".to_vec()]
+        );
+        assert!(!decoded.torn_tail);
+        assert_eq!(decoded.valid_len, bytes.len());
+    }
+
+    #[test]
+    fn a_truncated_last_record_is_a_torn_tail() {
+        let bytes = log_of(&[b"one", b"two"]);
+        for cut in (bytes.len() - 10)..bytes.len() {
+            let decoded = decode_all(&bytes[..cut]).unwrap();
+            assert_eq!(decoded.records, vec![b"one".to_vec()], "cut at {cut}");
+            assert!(decoded.torn_tail);
+            assert_eq!(decoded.valid_len, HEADER_LEN + 3);
+        }
+    }
+
+    #[test]
+    fn a_garbled_last_record_is_a_torn_tail() {
+        let mut bytes = log_of(&[b"one", b"two"]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let decoded = decode_all(&bytes).unwrap();
+        assert_eq!(decoded.records, vec![b"one".to_vec()]);
+        assert!(decoded.torn_tail);
+    }
+
+    #[test]
+    fn corruption_before_the_tail_is_an_error() {
+        let mut bytes = log_of(&[b"one", b"two", b"three"]);
+        bytes[HEADER_LEN] ^= 0xff; // first payload byte
+        assert_eq!(
+            decode_all(&bytes),
+            Err(FrameError::Corrupt {
+                offset: 0,
+                reason: "checksum mismatch"
+            })
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Cross-region topologies: regions, RTT matrix, replica and client placement.

@@ -1,0 +1,1 @@
+//! Shared fixtures for Meridian's integration tests.
