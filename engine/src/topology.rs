@@ -1,1 +1,0 @@
-//! Cross-region topologies: regions, RTT matrix, replica and client placement.
