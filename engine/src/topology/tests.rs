@@ -71,6 +71,15 @@ fn every_builtin_name_has_a_region_count_to_check() {
 }
 
 #[test]
+fn builtin_names_list_exactly_the_compiled_in_files() {
+    let compiled: Vec<&str> = super::builtin::BUILTINS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(compiled, Topology::builtin_names());
+}
+
+#[test]
 fn every_builtin_parses_with_its_name_and_region_count() {
     for &(name, regions) in REGION_COUNTS {
         // Parse the text directly too, so a failure shows the loader's message.
