@@ -85,6 +85,14 @@ pub enum Output<M, R> {
     },
     /// An effect that depends on no unsynced record.
     Now(Effect<M>),
+    /// The durable log may be replaced, atomically, by `snapshot`: these records alone
+    /// rebuild this node's state as of this output. It is ordered after every earlier
+    /// `Persist` (the host applies it once those are synced) and before every later one.
+    /// Hosts may apply it lazily; it never gates any effect.
+    Compact {
+        /// The records that replace the whole log.
+        snapshot: Vec<R>,
+    },
 }
 
 /// Something the host does on the core's behalf.
@@ -162,6 +170,11 @@ impl<M, R> Outbox<M, R> {
     /// Queue records and the effects to release once they are durable.
     pub fn persist(&mut self, records: Vec<R>, then: Vec<Effect<M>>) {
         self.queue.push_back(Output::Persist { records, then });
+    }
+
+    /// Queue a log compaction (see [`Output::Compact`]).
+    pub fn compact(&mut self, snapshot: Vec<R>) {
+        self.queue.push_back(Output::Compact { snapshot });
     }
 
     /// Next output, oldest first.

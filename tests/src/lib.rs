@@ -1,1 +1,174 @@
-//! Shared fixtures for Meridian's integration tests.
+//! Shared fixtures for Meridian's integration tests: seeded fault suites over the
+//! simulator (swarm testing: every fault parameter derives from the seed; a chaos phase
+//! then a reliable phase for liveness), with the command that replays a failing seed.
+
+use meridian_engine::check::{check_kv, CheckConfig, Verdict};
+use meridian_engine::sim::{
+    ClientConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
+};
+use meridian_engine::topology::Topology;
+use meridian_engine::{NodeId, Protocol, Time};
+use std::time::Duration;
+
+/// Parameters of one seeded fault run.
+#[derive(Clone, Debug)]
+pub struct FaultRun {
+    /// Topology (built-in name).
+    pub topology: &'static str,
+    /// Fault kinds drawn from the seed.
+    pub profile: FaultProfile,
+    /// Faults happen in `[0, chaos)`; everything is repaired at `chaos`.
+    pub chaos: Duration,
+    /// Time after the chaos phase for the cluster to recover and clients to finish.
+    pub recovery: Duration,
+    /// Requests per client.
+    pub ops_per_client: u64,
+    /// Keys the clients share (few keys = many conflicts).
+    pub keys: u32,
+    /// fsync latency (so crashes can catch records mid-sync).
+    pub fsync: Duration,
+    /// Client timeout.
+    pub client_timeout: Duration,
+}
+
+impl Default for FaultRun {
+    fn default() -> Self {
+        Self {
+            topology: "epaxos-5",
+            profile: FaultProfile::Chaos,
+            chaos: Duration::from_secs(4),
+            recovery: Duration::from_secs(20),
+            ops_per_client: 30,
+            keys: 3,
+            fsync: Duration::from_micros(500),
+            client_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What one seed's run produced.
+pub struct FaultOutcome<P: Protocol> {
+    /// The simulator after the run (for protocol-specific invariants).
+    pub sim: Sim<P>,
+    /// Requests that completed successfully.
+    pub ok: usize,
+    /// Requests with unknown outcome (timeouts).
+    pub unknown: usize,
+}
+
+/// Run one seed: random faults during the chaos phase, then a reliable network. Panics
+/// (naming the seed and the replay command) if the history is not linearizable, or if
+/// clients did not all finish after the faults healed (liveness).
+pub fn run_fault_seed<P: Protocol + 'static>(
+    test_name: &str,
+    seed: u64,
+    run: &FaultRun,
+    factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
+) -> FaultOutcome<P> {
+    let replay = format!(
+        "MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test_name} --exact"
+    );
+    let topology = Topology::builtin(run.topology).expect("builtin topology");
+    let heal_at = Time::ZERO + run.chaos;
+    let config = SimConfig::new(seed, topology)
+        .with_disk(DiskModel { fsync: run.fsync })
+        .with_clients(ClientConfig {
+            timeout: run.client_timeout,
+            ..ClientConfig::default()
+        });
+    let mut sim = Sim::new(config, factory);
+    let nodes: Vec<NodeId> = sim.cluster().ids().collect();
+    sim.apply_plan(&FaultPlan::random(
+        seed,
+        run.profile,
+        &nodes,
+        Time::ZERO,
+        heal_at,
+    ));
+    let (ops, keys) = (run.ops_per_client, run.keys);
+    sim.add_topology_clients(
+        |_, _| Box::new(RandomKv::new(keys).with_max_ops(ops)),
+        Time::ZERO,
+    );
+    sim.run_until(heal_at + run.recovery);
+
+    assert!(
+        sim.clients_idle(),
+        "seed {seed}: liveness: clients still waiting {:?} after faults healed at {heal_at}\n  replay: {replay}",
+        run.recovery
+    );
+    let history = sim.linearizable_history();
+    let report = check_kv(&history, &CheckConfig::default());
+    match report.verdict {
+        Verdict::Linearizable => {}
+        Verdict::Violation {
+            key, explanation, ..
+        } => panic!(
+            "seed {seed}: history not linearizable on key {:?}:\n{explanation}\n  replay: {replay}",
+            String::from_utf8_lossy(&key)
+        ),
+        Verdict::Inconclusive { keys } => {
+            panic!(
+                "seed {seed}: linearizability check inconclusive on {} keys\n  replay: {replay}",
+                keys.len()
+            )
+        }
+    }
+    let ok = sim
+        .ops()
+        .iter()
+        .filter(|o| o.reply.as_ref().is_some_and(|r| r.outcome.is_ok()))
+        .count();
+    let unknown = sim.ops().iter().filter(|o| o.timed_out).count();
+    FaultOutcome { sim, ok, unknown }
+}
+
+/// Seeds to run: `MERIDIAN_SEED=n` runs just that one (replay); otherwise `0..count`
+/// offset by `MERIDIAN_SEED_BASE` (default 0) so CI can explore new seeds.
+pub fn seeds(count: u64) -> Vec<u64> {
+    if let Some(seed) = std::env::var("MERIDIAN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return vec![seed];
+    }
+    let base: u64 = std::env::var("MERIDIAN_SEED_BASE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (base..base + count).collect()
+}
+
+/// Whether every sequence is a prefix of the longest one (state machine replication:
+/// replicas apply the same commands in the same order, some lagging).
+pub fn all_prefixes_of_longest<T: PartialEq>(sequences: &[&[T]]) -> Result<(), String> {
+    let Some(longest) = sequences.iter().max_by_key(|s| s.len()) else {
+        return Ok(());
+    };
+    for (i, sequence) in sequences.iter().enumerate() {
+        if let Some(at) = sequence
+            .iter()
+            .zip(longest.iter())
+            .position(|(a, b)| a != b)
+        {
+            return Err(format!(
+                "sequence {i} diverges from the longest at position {at}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_check_accepts_lagging_replicas_and_rejects_divergence() {
+        let a = [1, 2, 3];
+        let b = [1, 2];
+        let c = [1, 3];
+        assert!(all_prefixes_of_longest(&[&a[..], &b[..]]).is_ok());
+        assert!(all_prefixes_of_longest(&[&a[..], &c[..]]).is_err());
+    }
+}

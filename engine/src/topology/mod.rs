@@ -276,7 +276,7 @@ fn replica_regions(regions: &[Region]) -> Vec<usize> {
     regions
         .iter()
         .enumerate()
-        .flat_map(|(i, region)| std::iter::repeat(i).take(usize::from(region.replicas)))
+        .flat_map(|(i, region)| std::iter::repeat_n(i, usize::from(region.replicas)))
         .collect()
 }
 

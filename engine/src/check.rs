@@ -1,1 +1,0 @@
-//! History recording and checkers (linearizability, execution order, Dynamo no-lost-write).

@@ -1,0 +1,15 @@
+//! History recording and checkers.
+//!
+//! - [`history`]: what clients did — invoke/complete times and outcomes `Ok`, `Fail`
+//!   (definitely no effect) or `Unknown` (a timeout: it may or may not have taken effect;
+//!   never treated as a failure).
+//! - [`linearizability`]: per-key linearizability of KV histories with compare-and-set
+//!   (Herlihy & Wing 1990), searched with the Wing & Gong (1993) algorithm and Lowe's
+//!   (2017) memoization of `(linearized set, state)` pairs, under a deterministic step
+//!   budget per key.
+
+pub mod history;
+pub mod linearizability;
+
+pub use history::{History, HistoryCounts, OpId, Operation, Outcome};
+pub use linearizability::{check_kv, CheckConfig, Report, Verdict};

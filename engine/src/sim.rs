@@ -1,1 +1,0 @@
-//! Deterministic discrete-event simulator driving protocol cores.

@@ -1,0 +1,107 @@
+//! Simulated clients: what they ask (a [`Workload`]) and what the simulator records about
+//! each request ([`OpRecord`]).
+
+use crate::client::{ClientReply, ClientRequest, Consistency};
+use crate::command::Command;
+use crate::id::{ClientId, NodeId};
+use crate::protocol::CommitPath;
+use crate::time::Time;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+
+/// One request a workload wants issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOp {
+    /// The command.
+    pub command: Command,
+    /// Requested consistency.
+    pub consistency: Consistency,
+    /// Dynamo causal context (empty for none).
+    pub context: Vec<u8>,
+    /// Dynamo sloppy-quorum override.
+    pub sloppy: Option<bool>,
+}
+
+impl ClientOp {
+    /// A linearizable request for `command`.
+    pub fn linearizable(command: Command) -> Self {
+        Self {
+            command,
+            consistency: Consistency::Linearizable,
+            context: Vec::new(),
+            sloppy: None,
+        }
+    }
+}
+
+/// What a simulated client asks for. Each client has its own RNG, seeded independently
+/// from the run's seed and the client id.
+pub trait Workload {
+    /// The next request, or `None` when this client is done.
+    fn next_op(&mut self, client: ClientId, rng: &mut ChaCha8Rng, now: Time) -> Option<ClientOp>;
+
+    /// Called when one of this client's requests completes or times out (e.g. to keep a
+    /// causal context for session reads).
+    fn observe(&mut self, _record: &OpRecord) {}
+}
+
+/// Everything the simulator saw of one client request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpRecord {
+    /// Who issued it.
+    pub client: ClientId,
+    /// The client's region index.
+    pub region: usize,
+    /// The replica it was sent to.
+    pub node: NodeId,
+    /// The request.
+    pub request: ClientRequest,
+    /// When the client issued it.
+    pub call: Time,
+    /// When the client could first learn it committed (commit time at the committing
+    /// replica plus the one-way delay from there to the client), and how it committed.
+    pub commit: Option<(Time, CommitPath)>,
+    /// When the reply reached the client (`None`: it timed out, or is still pending).
+    pub ret: Option<Time>,
+    /// The reply (`None`: timed out or pending).
+    pub reply: Option<ClientReply>,
+    /// Whether the client gave up waiting.
+    pub timed_out: bool,
+}
+
+impl OpRecord {
+    /// Time from call to reply.
+    pub fn latency(&self) -> Option<std::time::Duration> {
+        self.ret.map(|r| r.saturating_since(self.call))
+    }
+
+    /// Time from call to the client being able to learn of the commit.
+    pub fn commit_latency(&self) -> Option<std::time::Duration> {
+        self.commit.map(|(t, _)| t.saturating_since(self.call))
+    }
+}
+
+/// Simulator-side state of one client.
+pub(crate) struct SimClient {
+    pub(crate) region: usize,
+    /// Replicas by distance from the client's region; `target` indexes it.
+    pub(crate) replicas: Vec<NodeId>,
+    pub(crate) target: usize,
+    pub(crate) next_seq: u64,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) workload: Box<dyn Workload>,
+    /// Sequence numbers of outstanding requests.
+    pub(crate) outstanding: BTreeSet<u64>,
+    pub(crate) done: bool,
+}
+
+impl SimClient {
+    pub(crate) fn current_replica(&self) -> NodeId {
+        self.replicas[self.target % self.replicas.len()]
+    }
+
+    /// Move to the next-nearest replica (after a timeout).
+    pub(crate) fn fail_over(&mut self) {
+        self.target = (self.target + 1) % self.replicas.len();
+    }
+}

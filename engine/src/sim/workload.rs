@@ -1,0 +1,89 @@
+//! Built-in workloads for tests. The benchmark driver brings its own (conflict rate, Zipf).
+
+use super::client::{ClientOp, Workload};
+use crate::client::Consistency;
+use crate::command::Command;
+use crate::id::ClientId;
+use crate::time::Time;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Random gets, puts, deletes and CAS over a small key set, with values unique per
+/// (client, request) so a checker can tell every write apart.
+#[derive(Clone, Debug)]
+pub struct RandomKv {
+    /// Number of distinct keys (`k0`, `k1`, ...).
+    pub keys: u32,
+    /// Share of gets.
+    pub read_ratio: f64,
+    /// Share of CAS (of the remaining writes).
+    pub cas_ratio: f64,
+    /// Share of deletes (of the remaining writes).
+    pub delete_ratio: f64,
+    /// Requests per client before it stops (`None`: until the run ends).
+    pub max_ops: Option<u64>,
+    /// Consistency of every request.
+    pub consistency: Consistency,
+    issued: u64,
+    last_written: Option<Vec<u8>>,
+}
+
+impl RandomKv {
+    /// A mix of 40% gets, then puts, 20% CAS and 10% deletes of the writes, over `keys` keys.
+    pub fn new(keys: u32) -> Self {
+        Self {
+            keys: keys.max(1),
+            read_ratio: 0.4,
+            cas_ratio: 0.2,
+            delete_ratio: 0.1,
+            max_ops: None,
+            consistency: Consistency::Linearizable,
+            issued: 0,
+            last_written: None,
+        }
+    }
+
+    /// Stop after `n` requests.
+    pub fn with_max_ops(mut self, n: u64) -> Self {
+        self.max_ops = Some(n);
+        self
+    }
+
+    /// Use another consistency for every request.
+    pub fn with_consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+}
+
+impl Workload for RandomKv {
+    fn next_op(&mut self, client: ClientId, rng: &mut ChaCha8Rng, _now: Time) -> Option<ClientOp> {
+        if self.max_ops.is_some_and(|max| self.issued >= max) {
+            return None;
+        }
+        self.issued += 1;
+        let key = format!("k{}", rng.gen_range(0..self.keys)).into_bytes();
+        let value = format!("c{}-{}", client.0, self.issued).into_bytes();
+        let command = if rng.gen_bool(self.read_ratio) {
+            Command::Get { key }
+        } else if rng.gen_bool(self.cas_ratio) {
+            // Expect what this client last wrote (often stale: exercises both outcomes).
+            Command::Cas {
+                key,
+                expected: self.last_written.clone(),
+                new: value,
+            }
+        } else if rng.gen_bool(self.delete_ratio) {
+            Command::Delete { key }
+        } else {
+            self.last_written = Some(value.clone());
+            Command::Put { key, value }
+        };
+        Some(ClientOp {
+            command,
+            consistency: self.consistency,
+            context: Vec::new(),
+            sloppy: None,
+        })
+    }
+}
