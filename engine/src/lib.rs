@@ -3,6 +3,7 @@
 //! ```text
 //!   layer 0  id · time · command · client          plain values, no behaviour beyond them
 //!   layer 1  protocol · quorum · state_machine      the contract every core implements
+//!            session (exactly-once execution)
 //!            storage (trait, in-memory model, record framing)
 //!            topology                               regions, RTT matrix, placement
 //!   layer 2  multipaxos · epaxos · dynamo           protocol cores (import layers 0-1 only)
@@ -24,6 +25,7 @@ pub mod id;
 pub mod multipaxos;
 pub mod protocol;
 pub mod quorum;
+pub mod session;
 pub mod sim;
 pub mod state_machine;
 pub mod storage;

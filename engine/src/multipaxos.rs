@@ -1,1 +1,0 @@
-//! Multi-Paxos: the leader-based baseline.

@@ -1,0 +1,146 @@
+//! Multi-Paxos messages and durable records.
+
+use crate::command::Command;
+use crate::id::{NodeId, RequestId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Log position.
+pub type Slot = u64;
+
+/// A leadership term: ordered by round, then node (so two candidates never share one).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Ballot {
+    /// Increases with every election.
+    pub round: u64,
+    /// The candidate that owns it.
+    pub node: NodeId,
+}
+
+impl fmt::Display for Ballot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b{}.{}", self.round, self.node.0)
+    }
+}
+
+/// A client command and the replica holding the client's connection (which answers it).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The client request.
+    pub request: RequestId,
+    /// Replica that received it from the client.
+    pub origin: NodeId,
+    /// What to execute.
+    pub command: Command,
+}
+
+/// What a slot holds: a batch of proposals (empty = no-op filling a gap).
+pub type Batch = Vec<Proposal>;
+
+/// An accepted value as reported in a promise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedEntry {
+    /// Position.
+    pub slot: Slot,
+    /// Ballot it was accepted in.
+    pub ballot: Ballot,
+    /// The value.
+    pub value: Batch,
+    /// Whether the sender knows it is chosen.
+    pub committed: bool,
+}
+
+/// Peer messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Phase 1a: promise not to accept lower ballots; report what you accepted from
+    /// `from_slot` on.
+    Prepare {
+        /// The candidate's ballot.
+        ballot: Ballot,
+        /// First slot the candidate does not know to be committed.
+        from_slot: Slot,
+    },
+    /// Phase 1b.
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// Accepted entries at or after the prepare's `from_slot`.
+        accepted: Vec<AcceptedEntry>,
+    },
+    /// Phase 2a.
+    Accept {
+        /// Leader's ballot.
+        ballot: Ballot,
+        /// Position.
+        slot: Slot,
+        /// Value.
+        value: Batch,
+    },
+    /// Phase 2b.
+    Accepted {
+        /// Ballot accepted.
+        ballot: Ballot,
+        /// Position.
+        slot: Slot,
+    },
+    /// A prepare or accept was refused: the sender promised a higher ballot.
+    Nack {
+        /// The higher ballot.
+        promised: Ballot,
+    },
+    /// The value of `slot` is chosen.
+    Commit {
+        /// Position.
+        slot: Slot,
+        /// Chosen value.
+        value: Batch,
+    },
+    /// Leader liveness, with its commit point (every slot below is chosen).
+    Heartbeat {
+        /// Leader's ballot.
+        ballot: Ballot,
+        /// First slot not known committed by the leader.
+        commit_point: Slot,
+    },
+    /// A follower is missing committed slots from `from_slot` on.
+    CatchUpRequest {
+        /// First slot the follower has not executed.
+        from_slot: Slot,
+    },
+    /// Committed slots for a lagging follower.
+    CatchUp {
+        /// `(slot, value)` pairs, increasing.
+        entries: Vec<(Slot, Batch)>,
+    },
+    /// A non-leader passes a client's proposal to the leader.
+    Forward {
+        /// The proposal.
+        proposal: Proposal,
+        /// Forwarding hops so far (bounded to avoid loops during elections).
+        hops: u8,
+    },
+    /// Self-addressed after a sync: this replica's own promise is durable.
+    OwnPromiseDurable {
+        /// The ballot.
+        ballot: Ballot,
+    },
+}
+
+/// What an acceptor must not forget across a crash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// Promised not to accept ballots below this one.
+    Promised(Ballot),
+    /// Accepted `value` for `slot` in `ballot`.
+    Accepted {
+        /// Position.
+        slot: Slot,
+        /// Ballot.
+        ballot: Ballot,
+        /// Value.
+        value: Batch,
+    },
+}

@@ -1,0 +1,4 @@
+//! Simulator integration tests: one binary, one file per area (openraft style).
+//! Replay a failing seed with `MERIDIAN_SEED=<n> cargo test -p meridian-tests --test sim -- <name>`.
+
+mod t20_multipaxos;
