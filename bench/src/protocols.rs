@@ -1,0 +1,99 @@
+//! Which protocols a run compares, parsed from the command line:
+//! `epaxos`, `epaxos-thrifty`, `multipaxos` (leader in the `--leader` region) or
+//! `multipaxos:REGION`, `dynamo` (QUORUM) or `dynamo:LEVEL`.
+
+use meridian_engine::Level;
+use std::fmt;
+
+/// One protocol configuration to measure.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProtocolSpec {
+    /// EPaxos; `thrifty` sends PreAccepts to the nearest fast quorum only.
+    Epaxos {
+        /// Thrifty mode.
+        thrifty: bool,
+    },
+    /// Multi-Paxos with the initial leader in `leader_region` (name or alias).
+    MultiPaxos {
+        /// Region of the initial leader.
+        leader_region: String,
+    },
+    /// Dynamo mode at a consistency level.
+    Dynamo {
+        /// Level of every request.
+        level: Level,
+    },
+}
+
+impl ProtocolSpec {
+    /// Parse one item of `--protocols`; `default_leader` is used for a bare `multipaxos`.
+    pub fn parse(text: &str, default_leader: &str) -> Result<Self, String> {
+        let (name, arg) = match text.split_once(':') {
+            Some((name, arg)) => (name, Some(arg)),
+            None => (text, None),
+        };
+        match (name.to_ascii_lowercase().as_str(), arg) {
+            ("epaxos", None) => Ok(Self::Epaxos { thrifty: false }),
+            ("epaxos-thrifty", None) => Ok(Self::Epaxos { thrifty: true }),
+            ("multipaxos" | "paxos", leader) => Ok(Self::MultiPaxos {
+                leader_region: leader.unwrap_or(default_leader).to_owned(),
+            }),
+            ("dynamo", level) => Ok(Self::Dynamo {
+                level: level.unwrap_or("QUORUM").parse()?,
+            }),
+            _ => Err(format!(
+                "unknown protocol {text:?}: expected epaxos, epaxos-thrifty, multipaxos[:REGION] or dynamo[:LEVEL]"
+            )),
+        }
+    }
+
+    /// Whether the protocol orders commands (linearizability applies).
+    pub fn is_consensus(&self) -> bool {
+        !matches!(self, Self::Dynamo { .. })
+    }
+}
+
+impl fmt::Display for ProtocolSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Epaxos { thrifty: false } => f.write_str("epaxos"),
+            Self::Epaxos { thrifty: true } => f.write_str("epaxos-thrifty"),
+            Self::MultiPaxos { leader_region } => write!(f, "multipaxos(leader={leader_region})"),
+            Self::Dynamo { level } => write!(f, "dynamo({level})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form_and_rejects_unknown_names() {
+        assert_eq!(
+            ProtocolSpec::parse("epaxos", "CA"),
+            Ok(ProtocolSpec::Epaxos { thrifty: false })
+        );
+        assert_eq!(
+            ProtocolSpec::parse("multipaxos", "CA"),
+            Ok(ProtocolSpec::MultiPaxos {
+                leader_region: "CA".into()
+            })
+        );
+        assert_eq!(
+            ProtocolSpec::parse("multipaxos:VA", "CA"),
+            Ok(ProtocolSpec::MultiPaxos {
+                leader_region: "VA".into()
+            })
+        );
+        assert_eq!(
+            ProtocolSpec::parse("dynamo:LOCAL_QUORUM", "CA"),
+            Ok(ProtocolSpec::Dynamo {
+                level: Level::LocalQuorum
+            })
+        );
+        let error = ProtocolSpec::parse("raft", "CA").unwrap_err();
+        assert!(error.contains("unknown protocol"), "{error}");
+        assert!(ProtocolSpec::parse("dynamo:SOMETIMES", "CA").is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! Plain-text tables for stdout.
+
+use super::RunReport;
+use std::fmt::Write;
+
+/// Render reports as one table per (protocol, workload).
+pub fn render(reports: &[RunReport]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let conflicts = report
+            .conflict_pct
+            .map_or_else(String::new, |c| format!(", {c}% conflicts"));
+        let _ = writeln!(
+            out,
+            "\n{} on {} ({} backend{conflicts}, seed {})",
+            report.protocol, report.topology, report.backend, report.seed
+        );
+        let mut summary = format!("  throughput {:.0} ops/s", report.throughput_ops);
+        if let Some(fast) = report.fast_path_ratio {
+            let _ = write!(summary, ", fast path {:.1}%", fast * 100.0);
+        }
+        if let Some(conflict) = report.measured_conflict_rate {
+            let _ = write!(summary, ", measured conflicts {:.1}%", conflict * 100.0);
+        }
+        if let Some(verdict) = &report.verdict {
+            let _ = write!(summary, ", verdict: {verdict}");
+        }
+        let _ = writeln!(out, "{summary}");
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>6}",
+            "region",
+            "ops",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "exec p50",
+            "exec p99",
+            "optimum",
+            "ratio"
+        );
+        for region in &report.regions {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9.1} {:>6.3}",
+                region.region,
+                region.ops,
+                region.p50_ms,
+                region.p90_ms,
+                region.p99_ms,
+                region.p999_ms,
+                region.exec_p50_ms,
+                region.exec_p99_ms,
+                region.optimal_ms,
+                region.ratio
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,82 @@
+//! Runs one (protocol, workload) pair on a backend and turns the measurements into a
+//! [`RunReport`].
+
+use crate::backend::sim::{self, SimOutcome, SimRun};
+use crate::optimum;
+use crate::protocols::ProtocolSpec;
+use crate::report::{region_reports, RunReport};
+use anyhow::{anyhow, bail};
+use indicatif::ProgressBar;
+use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig};
+use meridian_engine::sim::OpRecord;
+use meridian_engine::topology::Topology;
+use meridian_engine::NodeId;
+
+/// Run `spec` under `run` in the simulator; returns the report and every operation (if
+/// `run.keep_ops`).
+pub fn run_sim(
+    spec: &ProtocolSpec,
+    run: &SimRun,
+    check: bool,
+    progress: Option<&ProgressBar>,
+) -> anyhow::Result<(RunReport, Vec<OpRecord>)> {
+    let topology = &run.topology;
+    let cluster = topology.cluster_config();
+    let conflict_pct = run.workload.conflict_pct().unwrap_or(0.0);
+    let (outcome, optimal): (SimOutcome, Box<dyn Fn(usize) -> f64>) = match spec {
+        ProtocolSpec::MultiPaxos { leader_region } => {
+            let leader = leader_node(topology, leader_region)?;
+            let config = MultiPaxosConfig::default().with_initial_leader(leader);
+            let outcome = sim::run(
+                run,
+                move |id, seed, records| {
+                    MultiPaxos::new(id, &cluster, config.clone(), seed, records)
+                },
+                check,
+                progress,
+            );
+            let topology = topology.clone();
+            (
+                outcome,
+                Box::new(move |region| optimum::multipaxos_majority_ms(&topology, region, leader)),
+            )
+        }
+        ProtocolSpec::Epaxos { .. } | ProtocolSpec::Dynamo { .. } => {
+            bail!("protocol {spec} is not available in this build yet")
+        }
+    };
+    let _ = conflict_pct;
+    let stats = &outcome.stats;
+    let counters = outcome
+        .metrics
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let report = RunReport {
+        protocol: spec.to_string(),
+        backend: "sim".to_owned(),
+        topology: topology.name().to_owned(),
+        conflict_pct: run.workload.conflict_pct(),
+        throughput_ops: stats.throughput(),
+        fast_path_ratio: stats.fast_path_ratio(),
+        measured_conflict_rate: None,
+        regions: region_reports(stats, optimal),
+        seed: run.seed,
+        verdict: outcome.verdict,
+        counters,
+    };
+    Ok((report, outcome.ops))
+}
+
+/// The replica that leads first: the first replica in the named region.
+fn leader_node(topology: &Topology, region: &str) -> anyhow::Result<NodeId> {
+    let index = topology
+        .region_index(region)
+        .ok_or_else(|| anyhow!("region {region:?} is not in topology {}", topology.name()))?;
+    topology
+        .replicas()
+        .into_iter()
+        .find(|&(_, r)| r == index)
+        .map(|(node, _)| node)
+        .ok_or_else(|| anyhow!("region {region:?} has no replica to lead"))
+}
