@@ -37,7 +37,7 @@ struct Args {
     topology: String,
     /// Protocols to compare, comma-separated: epaxos, epaxos-thrifty, multipaxos[:REGION],
     /// dynamo[:LEVEL].
-    #[arg(long, value_delimiter = ',', default_value = "multipaxos")]
+    #[arg(long, value_delimiter = ',', default_value = "epaxos,multipaxos")]
     protocols: Vec<String>,
     /// Region of the Multi-Paxos leader (name or alias) when not given per protocol.
     #[arg(long, default_value = "CA")]

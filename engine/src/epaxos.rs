@@ -1,1 +1,0 @@
-//! EPaxos: leaderless consensus with fast and slow paths and dependency-graph execution.

@@ -1,0 +1,825 @@
+//! EPaxos: leaderless consensus (Moraru, Andersen, Kaminsky, SOSP'13).
+//!
+//! ```text
+//!  client ─▶ local replica L (command leader of instance L.i)
+//!   L: attrs = (seq, deps) from its key index; persist; PreAccept ─▶ replicas
+//!   replicas: attrs ∪= what they know; persist; PreAcceptOk ─▶ L
+//!   L: fast quorum F+⌊(F+1)/2⌋ (L included) all unchanged ─▶ commit      (1 round trip)
+//!      otherwise: union deps, max seq; Accept ─▶ majority ─▶ commit      (2 round trips)
+//!   commit ─▶ executor: Tarjan SCC over committed deps, (seq, leader, slot) inside a
+//!   component; L answers its client once the command executed.
+//! ```
+//! Interference is per key; reads do not interfere with reads. Every reply is persisted
+//! before it is sent. A command leader also persists an instance's state before telling
+//! anyone about it, so after a crash it resumes its unfinished instances at its own ballot
+//! (re-running the phase its durable state shows): nothing it revealed can contradict
+//! what it decides after the restart. Lost messages are resent on timers; a replica whose
+//! execution waits on an instance it never saw committed asks that instance's leader.
+//!
+//! Not yet here: explicit-prepare recovery of a *permanently* failed leader's instances
+//! by other replicas (they wait until the leader restarts), and garbage collection of
+//! executed instances.
+
+mod config;
+mod execution;
+mod instance;
+mod messages;
+
+pub use config::EpaxosConfig;
+pub use execution::ExecutedEntry;
+pub use instance::{Attributes, InstanceId, Status};
+pub use messages::{Ballot, Message, Payload, Record};
+
+use crate::client::{ClientReply, ClientRequest, Consistency, RequestError, Response};
+use crate::command::CommandResult;
+use crate::id::NodeId;
+use crate::protocol::{ClusterConfig, CommitPath, Effect, Metrics, Outbox, Output, Protocol};
+use crate::quorum::{epaxos_fast_quorum, majority, VoteSet};
+use crate::time::Time;
+use execution::{Executed, Executor};
+use instance::{Instance, KeyIndex};
+use std::collections::BTreeMap;
+
+enum Phase {
+    PreAccept {
+        /// Replies so far (the leader's own included once durable).
+        replies: BTreeMap<NodeId, Attributes>,
+    },
+    Accept {
+        votes: VoteSet,
+    },
+}
+
+/// A command leader's progress on one of its own instances.
+struct Leading {
+    ballot: Ballot,
+    original: Attributes,
+    phase: Phase,
+    sent_at: Time,
+}
+
+/// One EPaxos replica.
+pub struct Epaxos {
+    id: NodeId,
+    members: Vec<NodeId>,
+    /// Other replicas nearest first (thrifty PreAccept targets).
+    peers_by_distance: Vec<NodeId>,
+    fast_quorum: usize,
+    slow_quorum: usize,
+    config: EpaxosConfig,
+    instances: BTreeMap<InstanceId, Instance>,
+    index: KeyIndex,
+    next_slot: u64,
+    leading: BTreeMap<InstanceId, Leading>,
+    executor: Executor,
+    /// Time of the last input, for timers.
+    now: Time,
+    /// When the retransmission/stall timer fires next (armed while there is work).
+    next_tick: Option<Time>,
+    /// Unfinished own instances recovered from disk, resumed at the first input.
+    resume: Vec<InstanceId>,
+    outbox: Outbox<Message, Record>,
+    metrics: Metrics,
+}
+
+impl Epaxos {
+    /// A replica of `cluster`, rebuilt from its durable `recovered` records.
+    pub fn new(
+        id: NodeId,
+        cluster: &ClusterConfig,
+        config: EpaxosConfig,
+        _seed: u64,
+        recovered: Vec<Record>,
+    ) -> Self {
+        let members: Vec<NodeId> = cluster.ids().collect();
+        let n = members.len();
+        let peers_by_distance = cluster
+            .by_distance(id)
+            .into_iter()
+            .filter(|&p| p != id)
+            .collect();
+        let mut replica = Self {
+            id,
+            members,
+            peers_by_distance,
+            fast_quorum: epaxos_fast_quorum(n),
+            slow_quorum: majority(n),
+            config,
+            instances: BTreeMap::new(),
+            index: KeyIndex::default(),
+            next_slot: 0,
+            leading: BTreeMap::new(),
+            executor: Executor::default(),
+            now: Time::ZERO,
+            next_tick: None,
+            resume: Vec::new(),
+            outbox: Outbox::new(),
+            metrics: Metrics::new(),
+        };
+        replica.recover(recovered);
+        replica
+    }
+
+    /// Rebuild the instance table (the last record of an instance wins unless it would
+    /// move its status backwards), re-execute committed instances, and note own
+    /// unfinished instances to resume.
+    fn recover(&mut self, records: Vec<Record>) {
+        for record in records {
+            let id = record.instance;
+            if id.leader == self.id {
+                self.next_slot = self.next_slot.max(id.slot + 1);
+            }
+            let keep_existing = self.instances.get(&id).is_some_and(|i| {
+                i.status > record.status
+                    || (i.status == record.status && i.accepted_in > record.ballot)
+            });
+            if keep_existing {
+                continue;
+            }
+            self.index
+                .insert(id, &record.payload.command, record.attributes.seq);
+            self.instances.insert(
+                id,
+                Instance::new(
+                    record.payload,
+                    record.attributes,
+                    record.status,
+                    record.ballot,
+                ),
+            );
+        }
+        let committed: Vec<(InstanceId, Payload, Attributes)> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.status == Status::Committed)
+            .map(|(&id, i)| (id, i.payload.clone(), i.attributes.clone()))
+            .collect();
+        for (id, payload, attributes) in committed {
+            // Replies to clients of a previous incarnation are gone: just re-apply.
+            let _ = self.executor.commit(Time::ZERO, id, payload, attributes);
+        }
+        self.resume = self
+            .instances
+            .iter()
+            .filter(|(id, i)| id.leader == self.id && i.status != Status::Committed)
+            .map(|(&id, _)| id)
+            .collect();
+    }
+
+    /// Every command executed here, in order.
+    pub fn executed(&self) -> &[ExecutedEntry] {
+        self.executor.order()
+    }
+
+    /// The key-value map as executed here.
+    pub fn kv(&self) -> &crate::state_machine::KvStore {
+        self.executor.kv()
+    }
+
+    /// Instances held in memory.
+    pub fn live_instances(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Whether this replica knows `instance` committed.
+    pub fn is_committed(&self, instance: InstanceId) -> bool {
+        self.instances
+            .get(&instance)
+            .is_some_and(|i| i.status == Status::Committed)
+    }
+
+    fn others(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .copied()
+            .filter(|&n| n != self.id)
+            .collect()
+    }
+
+    fn record_of(&self, id: InstanceId) -> Option<Record> {
+        self.instances.get(&id).map(|i| Record {
+            instance: id,
+            payload: i.payload.clone(),
+            attributes: i.attributes.clone(),
+            status: i.status,
+            ballot: i.accepted_in,
+        })
+    }
+
+    /// Store attributes for an instance at `ballot` and index them.
+    fn store(
+        &mut self,
+        id: InstanceId,
+        payload: Payload,
+        attributes: Attributes,
+        status: Status,
+        ballot: Ballot,
+    ) {
+        self.index.insert(id, &payload.command, attributes.seq);
+        match self.instances.get_mut(&id) {
+            Some(instance) => {
+                instance.payload = payload;
+                instance.attributes = attributes;
+                instance.status = status;
+                instance.promised = instance.promised.max(ballot);
+                instance.accepted_in = ballot;
+            }
+            None => {
+                self.instances
+                    .insert(id, Instance::new(payload, attributes, status, ballot));
+            }
+        }
+    }
+
+    // ----- command leader -------------------------------------------------------------
+
+    fn lead(&mut self, now: Time, payload: Payload) {
+        let id = InstanceId {
+            leader: self.id,
+            slot: self.next_slot,
+        };
+        self.next_slot += 1;
+        let ballot = Ballot {
+            round: 0,
+            node: self.id,
+        };
+        let attributes = self.index.attributes_for(id, &payload.command);
+        self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
+        self.leading.insert(
+            id,
+            Leading {
+                ballot,
+                original: attributes,
+                phase: Phase::PreAccept {
+                    replies: BTreeMap::new(),
+                },
+                sent_at: now,
+            },
+        );
+        self.send_preaccepts(id, true);
+    }
+
+    /// Persist the instance, then PreAccept to the fast quorum (thrifty) or everyone, and
+    /// count our own reply.
+    fn send_preaccepts(&mut self, id: InstanceId, first: bool) {
+        let (Some(record), Some(leading)) = (self.record_of(id), self.leading.get(&id)) else {
+            return;
+        };
+        let targets: Vec<NodeId> = if self.config.thrifty && first {
+            self.peers_by_distance
+                .iter()
+                .copied()
+                .take(self.fast_quorum - 1)
+                .collect()
+        } else {
+            let replied: Vec<NodeId> = match &leading.phase {
+                Phase::PreAccept { replies } => replies.keys().copied().collect(),
+                Phase::Accept { .. } => Vec::new(),
+            };
+            self.others()
+                .into_iter()
+                .filter(|n| !replied.contains(n))
+                .collect()
+        };
+        let message = Message::PreAccept {
+            ballot: leading.ballot,
+            instance: id,
+            payload: record.payload.clone(),
+            attributes: leading.original.clone(),
+        };
+        let mut then: Vec<Effect<Message>> = targets
+            .into_iter()
+            .map(|to| Effect::Send {
+                to,
+                message: message.clone(),
+            })
+            .collect();
+        if first {
+            then.push(Effect::Send {
+                to: self.id,
+                message: Message::PreAcceptOk {
+                    ballot: leading.ballot,
+                    instance: id,
+                    attributes: leading.original.clone(),
+                },
+            });
+            self.outbox.persist(vec![record], then);
+        } else {
+            // Already durable; keep the release order behind earlier writes.
+            self.outbox.persist(Vec::new(), then);
+        }
+    }
+
+    fn on_preaccept_ok(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+        attributes: Attributes,
+    ) {
+        let Some(leading) = self.leading.get_mut(&id) else {
+            return;
+        };
+        let Phase::PreAccept { replies } = &mut leading.phase else {
+            return;
+        };
+        if leading.ballot != ballot {
+            return;
+        }
+        replies.insert(from, attributes);
+        let unchanged = replies.values().all(|a| *a == leading.original);
+        if unchanged && replies.len() >= self.fast_quorum {
+            self.metrics.incr("fast_path");
+            let attributes = leading.original.clone();
+            self.commit_own(now, id, attributes, CommitPath::Fast);
+        } else if !unchanged && replies.len() >= self.slow_quorum {
+            self.start_accept(now, id);
+        }
+    }
+
+    /// Slow path: accept the union of dependencies and the highest sequence number.
+    fn start_accept(&mut self, now: Time, id: InstanceId) {
+        let Some(leading) = self.leading.get_mut(&id) else {
+            return;
+        };
+        let Phase::PreAccept { replies } = &leading.phase else {
+            return;
+        };
+        let mut attributes = leading.original.clone();
+        for reply in replies.values() {
+            attributes.merge(reply);
+        }
+        if replies.values().any(|a| *a != leading.original) {
+            self.metrics.incr("conflicts");
+        }
+        let ballot = leading.ballot;
+        leading.phase = Phase::Accept {
+            votes: VoteSet::new(self.slow_quorum),
+        };
+        leading.sent_at = now;
+        let Some(payload) = self.instances.get(&id).map(|i| i.payload.clone()) else {
+            return;
+        };
+        self.store(id, payload, attributes, Status::Accepted, ballot);
+        self.send_accepts(id, true);
+    }
+
+    fn send_accepts(&mut self, id: InstanceId, first: bool) {
+        let (Some(record), Some(leading)) = (self.record_of(id), self.leading.get(&id)) else {
+            return;
+        };
+        let Phase::Accept { votes } = &leading.phase else {
+            return;
+        };
+        let message = Message::Accept {
+            ballot: leading.ballot,
+            instance: id,
+            payload: record.payload.clone(),
+            attributes: record.attributes.clone(),
+        };
+        let mut then: Vec<Effect<Message>> = self
+            .others()
+            .into_iter()
+            .filter(|n| !votes.voters().contains(n))
+            .map(|to| Effect::Send {
+                to,
+                message: message.clone(),
+            })
+            .collect();
+        if first {
+            then.push(Effect::Send {
+                to: self.id,
+                message: Message::AcceptOk {
+                    ballot: leading.ballot,
+                    instance: id,
+                },
+            });
+            self.outbox.persist(vec![record], then);
+        } else {
+            self.outbox.persist(Vec::new(), then);
+        }
+    }
+
+    fn on_accept_ok(&mut self, now: Time, from: NodeId, ballot: Ballot, id: InstanceId) {
+        let Some(leading) = self.leading.get_mut(&id) else {
+            return;
+        };
+        let Phase::Accept { votes } = &mut leading.phase else {
+            return;
+        };
+        if leading.ballot != ballot || !votes.add(from) {
+            return;
+        }
+        self.metrics.incr("slow_path");
+        let Some(attributes) = self.instances.get(&id).map(|i| i.attributes.clone()) else {
+            return;
+        };
+        self.commit_own(now, id, attributes, CommitPath::Slow);
+    }
+
+    /// Our instance is decided: persist the commit, then tell everyone; execute.
+    fn commit_own(&mut self, now: Time, id: InstanceId, attributes: Attributes, path: CommitPath) {
+        let Some(leading) = self.leading.remove(&id) else {
+            return;
+        };
+        let Some(payload) = self.instances.get(&id).map(|i| i.payload.clone()) else {
+            return;
+        };
+        self.outbox.now(Effect::Committed {
+            request: payload.request,
+            path,
+        });
+        self.commit(now, id, payload, attributes, leading.ballot, true);
+    }
+
+    /// Record a commit (ours or learned), broadcast it if ours, and execute. Replies wait
+    /// behind the commit record (a reply reveals the decision).
+    fn commit(
+        &mut self,
+        now: Time,
+        id: InstanceId,
+        payload: Payload,
+        attributes: Attributes,
+        ballot: Ballot,
+        broadcast: bool,
+    ) {
+        if self.is_committed(id) {
+            return;
+        }
+        self.store(
+            id,
+            payload.clone(),
+            attributes.clone(),
+            Status::Committed,
+            ballot,
+        );
+        let Some(record) = self.record_of(id) else {
+            return;
+        };
+        let then = if broadcast {
+            let message = Message::Commit {
+                instance: id,
+                payload: payload.clone(),
+                attributes: attributes.clone(),
+            };
+            self.others()
+                .into_iter()
+                .map(|to| Effect::Send {
+                    to,
+                    message: message.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.outbox.persist(vec![record], then);
+        let executed = self.executor.commit(now, id, payload, attributes);
+        self.answer(executed);
+    }
+
+    fn answer(&mut self, executed: Vec<Executed>) {
+        let mut replies = Vec::new();
+        for (id, payload, result) in executed {
+            self.metrics.incr("executed");
+            if id.leader != self.id {
+                continue;
+            }
+            if let Some(result) = result {
+                replies.push(Effect::Reply(ClientReply {
+                    id: payload.request,
+                    outcome: Ok(Response::Kv(result)),
+                }));
+            }
+        }
+        if !replies.is_empty() {
+            self.outbox.persist(Vec::new(), replies);
+        }
+    }
+
+    // ----- acceptor -------------------------------------------------------------------
+
+    fn on_preaccept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+        payload: Payload,
+        leader_attributes: Attributes,
+    ) {
+        if let Some(existing) = self.instances.get(&id) {
+            if ballot < existing.promised {
+                self.outbox.send(
+                    from,
+                    Message::Nack {
+                        instance: id,
+                        promised: existing.promised,
+                    },
+                );
+                return;
+            }
+            if existing.status == Status::Committed {
+                let message = Message::Commit {
+                    instance: id,
+                    payload: existing.payload.clone(),
+                    attributes: existing.attributes.clone(),
+                };
+                self.outbox.send(from, message);
+                return;
+            }
+            if existing.accepted_in == ballot {
+                // A resend (or the leader resuming after a restart): the same answer.
+                let reply = Message::PreAcceptOk {
+                    ballot,
+                    instance: id,
+                    attributes: existing.attributes.clone(),
+                };
+                self.outbox.persist(
+                    Vec::new(),
+                    vec![Effect::Send {
+                        to: from,
+                        message: reply,
+                    }],
+                );
+                return;
+            }
+        }
+        let mut attributes = self.index.attributes_for(id, &payload.command);
+        attributes.merge(&leader_attributes);
+        if attributes != leader_attributes {
+            self.metrics.incr("preaccept_attributes_changed");
+        }
+        self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
+        let Some(record) = self.record_of(id) else {
+            return;
+        };
+        let reply = Message::PreAcceptOk {
+            ballot,
+            instance: id,
+            attributes,
+        };
+        self.outbox.persist(
+            vec![record],
+            vec![Effect::Send {
+                to: from,
+                message: reply,
+            }],
+        );
+    }
+
+    fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+        payload: Payload,
+        attributes: Attributes,
+    ) {
+        if let Some(existing) = self.instances.get(&id) {
+            if ballot < existing.promised {
+                self.outbox.send(
+                    from,
+                    Message::Nack {
+                        instance: id,
+                        promised: existing.promised,
+                    },
+                );
+                return;
+            }
+            if existing.status == Status::Committed {
+                let reply = Message::AcceptOk {
+                    ballot,
+                    instance: id,
+                };
+                self.outbox.send(from, reply);
+                return;
+            }
+        }
+        self.store(id, payload, attributes, Status::Accepted, ballot);
+        let Some(record) = self.record_of(id) else {
+            return;
+        };
+        let reply = Message::AcceptOk {
+            ballot,
+            instance: id,
+        };
+        self.outbox.persist(
+            vec![record],
+            vec![Effect::Send {
+                to: from,
+                message: reply,
+            }],
+        );
+    }
+
+    fn on_inquire(&mut self, from: NodeId, id: InstanceId) {
+        if let Some(instance) = self
+            .instances
+            .get(&id)
+            .filter(|i| i.status == Status::Committed)
+        {
+            let message = Message::Commit {
+                instance: id,
+                payload: instance.payload.clone(),
+                attributes: instance.attributes.clone(),
+            };
+            self.outbox.send(from, message);
+        }
+    }
+
+    // ----- timers ---------------------------------------------------------------------
+
+    /// Keep one tick armed while instances are in flight or execution waits.
+    fn arm_tick(&mut self, now: Time) {
+        let work = !self.leading.is_empty() || self.executor.has_blocked();
+        match (work, self.next_tick) {
+            (true, None) => self.next_tick = Some(now + self.config.tick),
+            (false, Some(_)) => self.next_tick = None,
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Time) {
+        for id in std::mem::take(&mut self.resume) {
+            self.resume_own(now, id);
+        }
+        let late: Vec<InstanceId> = self
+            .leading
+            .iter()
+            .filter(|(_, l)| now >= l.sent_at + self.config.retry_timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in late {
+            let Some(leading) = self.leading.get_mut(&id) else {
+                continue;
+            };
+            leading.sent_at = now;
+            self.metrics.incr("retransmissions");
+            match &leading.phase {
+                Phase::PreAccept { replies } if replies.len() >= self.slow_quorum => {
+                    self.start_accept(now, id)
+                }
+                Phase::PreAccept { .. } => self.send_preaccepts(id, false),
+                Phase::Accept { .. } => self.send_accepts(id, false),
+            }
+        }
+        let deadline = now - self.config.retry_timeout;
+        for dep in self.executor.stalled(deadline) {
+            self.executor.touch(dep, now);
+            self.metrics.incr("inquiries");
+            if dep.leader != self.id {
+                self.outbox
+                    .send(dep.leader, Message::Inquire { instance: dep });
+            }
+        }
+    }
+
+    /// Restart path: pick up an own instance where its durable state left it.
+    fn resume_own(&mut self, now: Time, id: InstanceId) {
+        let Some(instance) = self.instances.get(&id) else {
+            return;
+        };
+        let ballot = instance.accepted_in;
+        let attributes = instance.attributes.clone();
+        match instance.status {
+            Status::Committed => {}
+            Status::PreAccepted => {
+                let mut replies = BTreeMap::new();
+                replies.insert(self.id, attributes.clone());
+                self.leading.insert(
+                    id,
+                    Leading {
+                        ballot,
+                        original: attributes,
+                        phase: Phase::PreAccept { replies },
+                        sent_at: now,
+                    },
+                );
+                self.send_preaccepts(id, false);
+            }
+            Status::Accepted => {
+                let mut votes = VoteSet::new(self.slow_quorum);
+                votes.add(self.id);
+                self.leading.insert(
+                    id,
+                    Leading {
+                        ballot,
+                        original: attributes,
+                        phase: Phase::Accept { votes },
+                        sent_at: now,
+                    },
+                );
+                self.send_accepts(id, false);
+            }
+        }
+    }
+}
+
+impl Protocol for Epaxos {
+    type Message = Message;
+    type Record = Record;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn handle_request(&mut self, now: Time, request: ClientRequest) {
+        self.now = now;
+        let reply = |outcome| ClientReply {
+            id: request.id,
+            outcome,
+        };
+        match request.consistency {
+            Consistency::Dynamo(level) => {
+                self.outbox.reply(reply(Err(RequestError::Invalid(format!(
+                "consistency level {level} applies to Dynamo keyspaces; this keyspace runs EPaxos \
+                 (use linearizable or local reads)"
+            )))))
+            }
+            Consistency::LocalRead if request.command.is_read() => {
+                let value = self.executor.kv().read(request.command.key()).cloned();
+                self.outbox
+                    .reply(reply(Ok(Response::Kv(CommandResult::Value(value)))));
+            }
+            Consistency::LocalRead | Consistency::Linearizable => self.lead(
+                now,
+                Payload {
+                    request: request.id,
+                    command: request.command,
+                },
+            ),
+        }
+        self.arm_tick(now);
+    }
+
+    fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
+        self.now = now;
+        if !self.members.contains(&from) {
+            self.metrics.incr("dropped_messages");
+            return;
+        }
+        match message {
+            Message::PreAccept {
+                ballot,
+                instance,
+                payload,
+                attributes,
+            } => self.on_preaccept(from, ballot, instance, payload, attributes),
+            Message::PreAcceptOk {
+                ballot,
+                instance,
+                attributes,
+            } => self.on_preaccept_ok(now, from, ballot, instance, attributes),
+            Message::Accept {
+                ballot,
+                instance,
+                payload,
+                attributes,
+            } => self.on_accept(from, ballot, instance, payload, attributes),
+            Message::AcceptOk { ballot, instance } => {
+                self.on_accept_ok(now, from, ballot, instance)
+            }
+            Message::Nack { .. } => self.metrics.incr("nacks"),
+            Message::Inquire { instance } => self.on_inquire(from, instance),
+            Message::Commit {
+                instance,
+                payload,
+                attributes,
+            } => {
+                let ballot = self
+                    .instances
+                    .get(&instance)
+                    .map_or(Ballot::default(), |i| i.promised);
+                self.commit(now, instance, payload, attributes, ballot, false);
+            }
+        }
+        self.arm_tick(now);
+    }
+
+    fn handle_timeout(&mut self, now: Time) {
+        self.now = now;
+        let due = self.next_tick.is_some_and(|t| now >= t);
+        if due || !self.resume.is_empty() {
+            self.next_tick = None;
+            self.on_tick(now);
+        }
+        self.arm_tick(now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output<Message, Record>> {
+        self.outbox.pop()
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        if !self.resume.is_empty() {
+            return Some(self.now);
+        }
+        self.next_tick
+    }
+
+    fn metrics(&self) -> Metrics {
+        let mut metrics = self.metrics.clone();
+        metrics.set("instances_live", self.instances.len() as u64);
+        metrics
+    }
+}
