@@ -13,8 +13,8 @@ use std::time::Duration;
 /// Parameters of one seeded fault run.
 #[derive(Clone, Debug)]
 pub struct FaultRun {
-    /// Topology (built-in name).
-    pub topology: &'static str,
+    /// Topology.
+    pub topology: Topology,
     /// Fault kinds drawn from the seed.
     pub profile: FaultProfile,
     /// Faults happen in `[0, chaos)`; everything is repaired at `chaos`.
@@ -34,7 +34,7 @@ pub struct FaultRun {
 impl Default for FaultRun {
     fn default() -> Self {
         Self {
-            topology: "epaxos-5",
+            topology: Topology::builtin("epaxos-5").expect("builtin topology"),
             profile: FaultProfile::Chaos,
             chaos: Duration::from_secs(4),
             recovery: Duration::from_secs(20),
@@ -68,7 +68,7 @@ pub fn run_fault_seed<P: Protocol + 'static>(
     let replay = format!(
         "MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test_name} --exact"
     );
-    let topology = Topology::builtin(run.topology).expect("builtin topology");
+    let topology = run.topology.clone();
     let heal_at = Time::ZERO + run.chaos;
     let config = SimConfig::new(seed, topology)
         .with_disk(DiskModel { fsync: run.fsync })
@@ -123,6 +123,23 @@ pub fn run_fault_seed<P: Protocol + 'static>(
     FaultOutcome { sim, ok, unknown }
 }
 
+/// A LAN-like topology of `n` single-replica regions with `rtt_ms` between any two,
+/// for cluster sizes the built-in files do not have (N = 7, 9).
+pub fn uniform_topology(n: usize, rtt_ms: f64) -> Topology {
+    let mut text = format!("name = \"uniform-{n}\"\ndescription = \"{n} regions, {rtt_ms} ms apart (synthetic)\"\nregions = [\n");
+    for i in 0..n {
+        text += &format!("  {{ name = \"r{i}\", intra_rtt_ms = 0.1 }},\n");
+    }
+    text += "]\nlinks = [\n";
+    for a in 0..n {
+        for b in (a + 1)..n {
+            text += &format!("  {{ a = \"r{a}\", b = \"r{b}\", rtt_ms = {rtt_ms:.3} }},\n");
+        }
+    }
+    text += "]\n";
+    Topology::parse(&text).expect("generated topology is valid")
+}
+
 /// Seeds to run: `MERIDIAN_SEED=n` runs just that one (replay); otherwise `0..count`
 /// offset by `MERIDIAN_SEED_BASE` (default 0) so CI can explore new seeds.
 pub fn seeds(count: u64) -> Vec<u64> {
@@ -162,6 +179,11 @@ pub fn all_prefixes_of_longest<T: PartialEq>(sequences: &[&[T]]) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uniform_topologies_have_n_replicas() {
+        assert_eq!(uniform_topology(7, 10.0).replicas().len(), 7);
+    }
 
     #[test]
     fn prefix_check_accepts_lagging_replicas_and_rejects_divergence() {

@@ -7,9 +7,12 @@
 //!   (Herlihy & Wing 1990), searched with the Wing & Gong (1993) algorithm and Lowe's
 //!   (2017) memoization of `(linearized set, state)` pairs, under a deterministic step
 //!   budget per key.
+//! - [`execution_order`]: interfering commands execute in the same order everywhere.
 
+pub mod execution_order;
 pub mod history;
 pub mod linearizability;
 
+pub use execution_order::check_execution_order;
 pub use history::{History, HistoryCounts, OpId, Operation, Outcome};
 pub use linearizability::{check_kv, CheckConfig, Report, Verdict};

@@ -2,10 +2,14 @@
 //!
 //! Tarjan's algorithm finds strongly connected components of the committed dependency
 //! graph and emits them dependencies-first; inside a component, commands run by
-//! `(seq, leader, slot)`. A component runs only when everything it reaches is committed.
-//! An uncommitted dependency blocks only the instances that reach it: the attempt stops,
-//! remembers what it waits for, and is retried when that instance commits (Moraru et al.,
-//! SOSP'13, §4.4; DESIGN.md item 4). Commits may arrive before their dependencies' payloads.
+//! `(seq, leader, slot)`. A component runs only when everything it reaches is committed;
+//! an uncommitted dependency holds back only the components that reach it (Moraru et al.,
+//! SOSP'13, §4.4; DESIGN.md item 4). Commits may arrive before their dependencies.
+//!
+//! A commit with an uncommitted dependency cannot make anything new runnable (whatever
+//! reaches it also reaches that dependency), so it only records what is missing. A
+//! commit whose dependencies are all known runs one pass over the pending instances:
+//! linear in what is pending, and a chain committed in reverse order costs one pass.
 
 use super::instance::{Attributes, InstanceId};
 use super::messages::Payload;
@@ -30,10 +34,11 @@ pub(super) type Executed = (InstanceId, Payload, Option<CommandResult>);
 
 #[derive(Default)]
 pub(super) struct Executor {
+    /// Committed, not yet executed.
     committed: BTreeMap<InstanceId, (Payload, Attributes)>,
     executed: BTreeSet<InstanceId>,
-    /// Missing dependency → instances whose execution waits for it, and since when.
-    blocked: BTreeMap<InstanceId, (Time, BTreeSet<InstanceId>)>,
+    /// Uncommitted instances that pending ones depend on, and since when.
+    missing: BTreeMap<InstanceId, Time>,
     kv: KvStore,
     sessions: SessionTable,
     order: Vec<ExecutedEntry>,
@@ -45,6 +50,17 @@ struct Frame {
     next: usize,
 }
 
+/// Tarjan bookkeeping for one pass.
+#[derive(Default)]
+struct Pass {
+    index: BTreeMap<InstanceId, (usize, usize)>,
+    on_stack: BTreeSet<InstanceId>,
+    stack: Vec<InstanceId>,
+    /// Pending instances that cannot run in this pass (they reach something missing).
+    held: BTreeSet<InstanceId>,
+    counter: usize,
+}
+
 impl Executor {
     pub(super) fn kv(&self) -> &KvStore {
         &self.kv
@@ -54,24 +70,28 @@ impl Executor {
         &self.order
     }
 
-    /// Dependencies waited on since before `deadline`.
+    fn is_known(&self, id: InstanceId) -> bool {
+        self.executed.contains(&id) || self.committed.contains_key(&id)
+    }
+
+    /// Uncommitted dependencies waited on since before `deadline`.
     pub(super) fn stalled(&self, deadline: Time) -> Vec<InstanceId> {
-        self.blocked
+        self.missing
             .iter()
-            .filter(|(_, (since, _))| *since <= deadline)
+            .filter(|(_, since)| **since <= deadline)
             .map(|(&id, _)| id)
             .collect()
     }
 
     /// Reset the stall clock of a dependency after asking about it.
     pub(super) fn touch(&mut self, id: InstanceId, now: Time) {
-        if let Some(entry) = self.blocked.get_mut(&id) {
-            entry.0 = now;
+        if let Some(since) = self.missing.get_mut(&id) {
+            *since = now;
         }
     }
 
     pub(super) fn has_blocked(&self) -> bool {
-        !self.blocked.is_empty()
+        !self.missing.is_empty()
     }
 
     /// A commit arrived: run everything that became runnable.
@@ -82,117 +102,116 @@ impl Executor {
         payload: Payload,
         attributes: Attributes,
     ) -> Vec<Executed> {
-        if self.executed.contains(&id) || self.committed.contains_key(&id) {
+        if self.is_known(id) {
             return Vec::new();
         }
+        self.missing.remove(&id);
+        let unknown: Vec<InstanceId> = attributes
+            .deps
+            .iter()
+            .copied()
+            .filter(|d| *d != id && !self.is_known(*d))
+            .collect();
         self.committed.insert(id, (payload, attributes));
-        let mut roots = vec![id];
-        if let Some((_, waiting)) = self.blocked.remove(&id) {
-            roots.extend(waiting);
+        if !unknown.is_empty() {
+            for dep in unknown {
+                self.missing.entry(dep).or_insert(now);
+            }
+            return Vec::new();
         }
+        self.run_pass(now)
+    }
+
+    /// One Tarjan pass over every pending instance.
+    fn run_pass(&mut self, now: Time) -> Vec<Executed> {
         let mut done = Vec::new();
+        let mut pass = Pass::default();
+        let roots: Vec<InstanceId> = self.committed.keys().copied().collect();
         for root in roots {
-            if self.committed.contains_key(&root) {
-                self.run_from(now, root, &mut done);
+            if self.committed.contains_key(&root) && !pass.index.contains_key(&root) {
+                self.tarjan(now, root, &mut pass, &mut done);
             }
         }
         done
     }
 
-    /// Tarjan from `root` over committed, unexecuted instances; executes components as
-    /// they complete and stops at the first uncommitted dependency.
-    fn run_from(&mut self, now: Time, root: InstanceId, done: &mut Vec<Executed>) {
-        let mut index: BTreeMap<InstanceId, (usize, usize)> = BTreeMap::new(); // (index, lowlink)
-        let mut on_stack: BTreeSet<InstanceId> = BTreeSet::new();
-        let mut stack: Vec<InstanceId> = Vec::new();
-        let mut calls: Vec<Frame> = Vec::new();
-        let mut counter = 0;
-        let visit = |node: InstanceId,
-                     index: &mut BTreeMap<InstanceId, (usize, usize)>,
-                     stack: &mut Vec<InstanceId>,
-                     on_stack: &mut BTreeSet<InstanceId>,
-                     counter: &mut usize,
-                     committed: &BTreeMap<InstanceId, (Payload, Attributes)>|
-         -> Frame {
-            index.insert(node, (*counter, *counter));
-            *counter += 1;
-            stack.push(node);
-            on_stack.insert(node);
-            let deps = committed
-                .get(&node)
-                .map(|(_, a)| a.deps.iter().copied().collect())
-                .unwrap_or_default();
-            Frame {
-                node,
-                deps,
-                next: 0,
-            }
-        };
-        calls.push(visit(
-            root,
-            &mut index,
-            &mut stack,
-            &mut on_stack,
-            &mut counter,
-            &self.committed,
-        ));
+    fn visit(&self, node: InstanceId, pass: &mut Pass) -> Frame {
+        pass.index.insert(node, (pass.counter, pass.counter));
+        pass.counter += 1;
+        pass.stack.push(node);
+        pass.on_stack.insert(node);
+        let deps = self
+            .committed
+            .get(&node)
+            .map(|(_, a)| a.deps.iter().copied().filter(|d| *d != node).collect())
+            .unwrap_or_default();
+        Frame {
+            node,
+            deps,
+            next: 0,
+        }
+    }
+
+    fn tarjan(&mut self, now: Time, root: InstanceId, pass: &mut Pass, done: &mut Vec<Executed>) {
+        let mut calls = vec![self.visit(root, pass)];
         while let Some(frame) = calls.last_mut() {
             if frame.next < frame.deps.len() {
                 let dep = frame.deps[frame.next];
                 frame.next += 1;
+                let node = frame.node;
                 if self.executed.contains(&dep) {
                     continue;
                 }
                 if !self.committed.contains_key(&dep) {
-                    // Blocked: everything on the DFS path waits for `dep`.
-                    let entry = self
-                        .blocked
-                        .entry(dep)
-                        .or_insert_with(|| (now, BTreeSet::new()));
-                    entry.1.insert(root);
-                    return;
+                    self.missing.entry(dep).or_insert(now);
+                    pass.held.insert(node);
+                    continue;
                 }
-                match index.get(&dep) {
+                match pass.index.get(&dep).copied() {
                     None => {
-                        let child = visit(
-                            dep,
-                            &mut index,
-                            &mut stack,
-                            &mut on_stack,
-                            &mut counter,
-                            &self.committed,
-                        );
+                        let child = self.visit(dep, pass);
                         calls.push(child);
                     }
-                    Some(&(dep_index, _)) if on_stack.contains(&dep) => {
-                        let node = frame.node;
-                        if let Some(entry) = index.get_mut(&node) {
+                    Some((dep_index, _)) if pass.on_stack.contains(&dep) => {
+                        if let Some(entry) = pass.index.get_mut(&node) {
                             entry.1 = entry.1.min(dep_index);
                         }
                     }
-                    Some(_) => {}
+                    Some(_) => {
+                        // A finished component: if it was held back, so is this node.
+                        if pass.held.contains(&dep) {
+                            pass.held.insert(node);
+                        }
+                    }
                 }
                 continue;
             }
             let node = frame.node;
             calls.pop();
-            let (node_index, node_low) = index[&node];
+            let (node_index, node_low) = pass.index[&node];
             if let Some(parent) = calls.last() {
                 let parent_node = parent.node;
-                if let Some(entry) = index.get_mut(&parent_node) {
+                if let Some(entry) = pass.index.get_mut(&parent_node) {
                     entry.1 = entry.1.min(node_low);
+                }
+                if pass.held.contains(&node) {
+                    pass.held.insert(parent_node);
                 }
             }
             if node_low == node_index {
                 let mut component = Vec::new();
-                while let Some(member) = stack.pop() {
-                    on_stack.remove(&member);
+                while let Some(member) = pass.stack.pop() {
+                    pass.on_stack.remove(&member);
                     component.push(member);
                     if member == node {
                         break;
                     }
                 }
-                self.execute_component(component, done);
+                if component.iter().any(|m| pass.held.contains(m)) {
+                    pass.held.extend(component);
+                } else {
+                    self.execute_component(component, done);
+                }
             }
         }
     }

@@ -24,6 +24,8 @@ mod config;
 mod execution;
 mod instance;
 mod messages;
+#[cfg(test)]
+mod tests;
 
 pub use config::EpaxosConfig;
 pub use execution::ExecutedEntry;

@@ -1,4 +1,5 @@
 //! Simulator integration tests: one binary, one file per area (openraft style).
 //! Replay a failing seed with `MERIDIAN_SEED=<n> cargo test -p meridian-tests --test sim -- <name>`.
 
+mod t10_epaxos;
 mod t20_multipaxos;

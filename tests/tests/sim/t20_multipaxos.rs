@@ -74,7 +74,6 @@ fn median_latency_per_region_is_within_5_percent_of_the_optimum() {
 
 fn fault_run() -> FaultRun {
     FaultRun {
-        topology: "epaxos-5",
         profile: FaultProfile::Chaos,
         ..FaultRun::default()
     }
@@ -89,8 +88,7 @@ fn survives_random_faults_over_200_seeds() {
     let run = fault_run();
     let (mut ok, mut unknown) = (0, 0);
     for seed in seeds(200) {
-        let topology = Topology::builtin(run.topology).expect("builtin");
-        let cluster = topology.cluster_config();
+        let cluster = run.topology.cluster_config();
         let outcome = run_fault_seed(
             "t20_multipaxos::survives_random_faults_over_200_seeds",
             seed,
@@ -120,8 +118,7 @@ fn skipping_phase_1_is_caught() {
     let run = fault_run();
     let mut caught = None;
     for seed in 0..200 {
-        let topology = Topology::builtin(run.topology).expect("builtin");
-        let cluster = topology.cluster_config();
+        let cluster = run.topology.cluster_config();
         let config = MultiPaxosConfig {
             unsafe_skip_phase1: true,
             ..MultiPaxosConfig::default()
@@ -172,8 +169,7 @@ fn flexible_quorums_stay_linearizable_under_crashes() {
         ..fault_run()
     };
     for seed in seeds(20) {
-        let topology = Topology::builtin(run.topology).expect("builtin");
-        let cluster = topology.cluster_config();
+        let cluster = run.topology.cluster_config();
         let quorums = meridian_engine::quorum::PaxosQuorums::flexible(5, 4, 2).expect("valid");
         run_fault_seed(
             "t20_multipaxos::flexible_quorums_stay_linearizable_under_crashes",
