@@ -66,6 +66,24 @@ pub struct RunReport {
     pub counters: std::collections::BTreeMap<String, u64>,
 }
 
+/// Empirical CDF as a staircase over every recorded value (ms, fraction), so mixed
+/// distributions (fast and slow paths) show as steps, not ramps.
+fn step_cdf(histogram: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
+    let total = histogram.len() as f64;
+    if total == 0.0 {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    let mut cumulative = 0u64;
+    for value in histogram.iter_recorded() {
+        let x = value.value_iterated_to() as f64 / 1e3;
+        points.push((x, cumulative as f64 / total));
+        cumulative += value.count_at_value();
+        points.push((x, cumulative as f64 / total));
+    }
+    points
+}
+
 /// Build region reports from statistics and per-region optima.
 pub fn region_reports(stats: &RunStats, optimal_ms: impl Fn(usize) -> f64) -> Vec<RegionReport> {
     stats
@@ -75,11 +93,7 @@ pub fn region_reports(stats: &RunStats, optimal_ms: impl Fn(usize) -> f64) -> Ve
         .map(|(index, region)| {
             let p50 = region.commit_ms(0.5);
             let optimal = optimal_ms(index);
-            let cdf = region
-                .commit_us
-                .iter_quantiles(1)
-                .map(|v| (v.value_iterated_to() as f64 / 1e3, v.quantile_iterated_to()))
-                .collect();
+            let cdf = step_cdf(&region.commit_us);
             RegionReport {
                 region: region.region.clone(),
                 ops: region.ok,
