@@ -179,3 +179,32 @@ fn flexible_quorums_stay_linearizable_under_crashes() {
         );
     }
 }
+
+/// Batching (up to 8 commands per slot, at most 2 slots in flight) stays linearizable and
+/// live under faults, and really packs commands.
+#[test]
+fn batching_stays_linearizable_and_packs_commands() {
+    let run = fault_run();
+    let mut batched_slots = 0;
+    for seed in seeds(30) {
+        let cluster = run.topology.cluster_config();
+        let outcome = run_fault_seed(
+            "t20_multipaxos::batching_stays_linearizable_and_packs_commands",
+            seed,
+            &run,
+            factory(cluster, MultiPaxosConfig::default().with_batching(8, 2)),
+        );
+        let longest = outcome
+            .sim
+            .live_nodes()
+            .map(|(_, node)| node.applied().to_vec())
+            .max_by_key(Vec::len)
+            .unwrap_or_default();
+        let slots: std::collections::BTreeSet<_> = longest.iter().map(|e| e.slot).collect();
+        batched_slots += usize::from(slots.len() < longest.len());
+    }
+    assert!(
+        batched_slots > 0,
+        "no run ever put two commands in one slot"
+    );
+}
