@@ -1,4 +1,5 @@
-//! The acceptor role: promises and accepts, each made durable before the reply leaves.
+//! The acceptor role: promises and accepts, each made durable before the reply leaves,
+//! and reacting to ballots above our own.
 
 use super::messages::{Ballot, Batch, Message, Record, Slot};
 use super::{MultiPaxos, Role};
@@ -10,13 +11,14 @@ impl MultiPaxos {
     /// Phase 1b. A duplicate prepare for the ballot already promised is answered again
     /// (through the sync pipeline, so never before the promise is durable).
     pub(super) fn on_prepare(&mut self, now: Time, from: NodeId, ballot: Ballot, from_slot: Slot) {
-        if ballot < self.promised || (ballot == self.promised && from != ballot.node) {
-            self.outbox.send(
-                from,
-                Message::Nack {
-                    promised: self.promised,
-                },
-            );
+        if from != ballot.node || from == self.id {
+            // Only a ballot's owner prepares it, and our own candidacy votes through
+            // `OwnPromiseDurable`.
+            self.drop_message(true);
+            return;
+        }
+        if ballot < self.promised {
+            self.nack(from);
             return;
         }
         let mut records = Vec::new();
@@ -38,7 +40,7 @@ impl MultiPaxos {
         );
     }
 
-    /// Phase 2b.
+    /// Phase 2b: accept unless promised higher; the vote leaves once the value is durable.
     pub(super) fn on_accept(
         &mut self,
         now: Time,
@@ -47,13 +49,13 @@ impl MultiPaxos {
         slot: Slot,
         value: Batch,
     ) {
+        if from != ballot.node || from == self.id {
+            // Only a ballot's owner proposes in it; a leader votes for itself by self-send.
+            self.drop_message(true);
+            return;
+        }
         if ballot < self.promised {
-            self.outbox.send(
-                from,
-                Message::Nack {
-                    promised: self.promised,
-                },
-            );
+            self.nack(from);
             return;
         }
         let mut records = Vec::new();
@@ -77,19 +79,47 @@ impl MultiPaxos {
         );
     }
 
-    /// A higher ballot exists: stop leading or campaigning.
-    pub(super) fn observe_higher_ballot(&mut self, now: Time, ballot: Ballot) {
-        let own = match &self.role {
+    /// Refuse a ballot below our promise, telling the sender what it must beat. Refusing
+    /// needs no durability.
+    fn nack(&mut self, to: NodeId) {
+        self.metrics.incr("nacks_sent");
+        self.outbox.send(
+            to,
+            Message::Nack {
+                promised: self.promised,
+            },
+        );
+    }
+
+    /// A peer refused our ballot: remember what to beat, and stop leading if it is higher.
+    pub(super) fn on_nack(&mut self, now: Time, promised: Ballot) {
+        if promised <= self.own_ballot().unwrap_or_default() {
+            // A refusal of an older ballot of ours (or a duplicate): nothing new.
+            self.drop_message(false);
+            return;
+        }
+        self.observe_higher_ballot(now, promised);
+    }
+
+    /// The ballot this replica leads or campaigns with.
+    pub(super) fn own_ballot(&self) -> Option<Ballot> {
+        match &self.role {
             Role::Leader(l) => Some(l.ballot),
             Role::Candidate(c) => Some(c.ballot),
             Role::Follower => None,
-        };
-        if own.is_some_and(|own| ballot > own) {
+        }
+    }
+
+    /// A ballot exists above what we promised: stop leading or campaigning, and believe
+    /// its owner is (or is about to be) the leader.
+    pub(super) fn observe_higher_ballot(&mut self, now: Time, ballot: Ballot) {
+        self.highest_seen = self.highest_seen.max(ballot);
+        if self.own_ballot().is_some_and(|own| ballot > own) {
             self.step_down(now);
         }
-        if ballot > self.promised {
-            self.leader_hint = Some(ballot.node).filter(|&n| n != self.id);
+        if ballot > self.promised && ballot.node != self.id {
             self.reset_election_deadline(now);
+            self.set_leader(now, Some(ballot.node));
         }
     }
 
@@ -99,19 +129,16 @@ impl MultiPaxos {
         if ballot.node == self.id {
             return;
         }
-        self.leader_hint = Some(ballot.node);
         self.reset_election_deadline(now);
-        if !self.waiting.is_empty() && !matches!(self.role, Role::Leader(_)) {
-            self.release_waiting(now);
-        }
+        self.set_leader(now, Some(ballot.node));
     }
 
-    /// Become a follower; proposals not yet in a slot are kept for the next leader.
+    /// Become a follower. Proposals queued but not yet in a slot are dropped: their
+    /// origins forward them again to the next leader.
     pub(super) fn step_down(&mut self, now: Time) {
-        if let Role::Leader(leadership) = std::mem::replace(&mut self.role, Role::Follower) {
-            self.waiting.extend(leadership.queue);
-        }
-        self.leader_hint = None;
+        self.role = Role::Follower;
+        self.metrics.incr("step_downs");
         self.reset_election_deadline(now);
+        self.set_leader(now, None);
     }
 }

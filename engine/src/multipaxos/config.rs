@@ -7,25 +7,33 @@ use std::time::Duration;
 /// How a Multi-Paxos keyspace runs. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultiPaxosConfig {
-    /// The replica that starts leading at boot (default `NodeId(0)`). Its first election
-    /// runs at start; the others wait for its heartbeats.
+    /// The replica that starts leading at boot (default `NodeId(0)`). It runs phase 1 at
+    /// its first input; the others wait for its heartbeats.
     pub initial_leader: NodeId,
-    /// Phase-1 and phase-2 quorum sizes (default: majorities; flexible quorums need
-    /// `phase1 + phase2 > n`).
+    /// Phase-1 and phase-2 quorum sizes (default `None` = majorities of the cluster;
+    /// flexible quorums need `phase1 + phase2 > n`).
     pub quorums: Option<PaxosQuorums>,
     /// Commands per slot (default 1 = no batching). The leader only packs requests that
     /// are already queued: there is no waiting gate on the latency path.
     pub max_batch: usize,
-    /// Slots proposed but not yet committed before new requests queue (default 10,000;
-    /// a small window plus `max_batch > 1` trades latency for throughput).
+    /// Slots proposed but not yet committed before new requests queue at the leader
+    /// (default 10,000). Requests only queue, and so only batch, when this window is full.
     pub max_in_flight: usize,
     /// How often the leader tells followers it is alive (default 50 ms).
     pub heartbeat_interval: Duration,
     /// Silence from the leader after which a follower stands for election (default
-    /// 500 ms, randomized up to 2× from the seed so candidates rarely duel).
+    /// 500 ms, drawn uniformly in `[t, 2t]` from the seed at every reset so candidates
+    /// rarely duel).
     pub election_timeout: Duration,
     /// Most committed entries sent in one catch-up message (default 256).
     pub catch_up_batch: usize,
+    /// A replica that forwarded a client's request and has not executed it after this
+    /// long forwards it again, to the leader it then believes in (default 1 s). Repeats are
+    /// executed once (the session table), so a retry never applies a command twice.
+    pub forward_retry: Duration,
+    /// Forward attempts after which a replica gives up on a request and answers
+    /// [`RequestError::Timeout`](crate::client::RequestError::Timeout) (default 8).
+    pub max_forward_attempts: u32,
     /// TEST ONLY, deliberately unsafe: a new leader skips phase 1 and proposes into slots
     /// without learning what earlier ballots accepted there. Exists to show that the
     /// fault tests and the linearizability checker catch a broken protocol.
@@ -43,6 +51,8 @@ impl Default for MultiPaxosConfig {
             heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(500),
             catch_up_batch: 256,
+            forward_retry: Duration::from_secs(1),
+            max_forward_attempts: 8,
             unsafe_skip_phase1: false,
         }
     }
@@ -61,22 +71,68 @@ impl MultiPaxosConfig {
         self
     }
 
-    /// Pack up to `max_batch` queued commands per slot, with at most `max_in_flight`
-    /// uncommitted slots.
-    pub fn with_batching(mut self, max_batch: usize, max_in_flight: usize) -> Self {
+    /// Pack up to `max_batch` queued commands per slot (at least 1).
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// At most `max_in_flight` uncommitted slots at the leader (at least 1).
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Self {
         self.max_in_flight = max_in_flight.max(1);
         self
     }
 
-    /// Failure detection timing.
-    pub fn with_timeouts(
-        mut self,
-        heartbeat_interval: Duration,
-        election_timeout: Duration,
-    ) -> Self {
-        self.heartbeat_interval = heartbeat_interval;
-        self.election_timeout = election_timeout;
+    /// Pack up to `max_batch` queued commands per slot, with at most `max_in_flight`
+    /// uncommitted slots.
+    pub fn with_batching(self, max_batch: usize, max_in_flight: usize) -> Self {
+        self.with_max_batch(max_batch)
+            .with_max_in_flight(max_in_flight)
+    }
+
+    /// Leader heartbeat period.
+    pub fn with_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
         self
+    }
+
+    /// Base election timeout (randomized up to twice this).
+    pub fn with_election_timeout(mut self, timeout: Duration) -> Self {
+        self.election_timeout = timeout;
+        self
+    }
+
+    /// Failure detection timing.
+    pub fn with_timeouts(self, heartbeat_interval: Duration, election_timeout: Duration) -> Self {
+        self.with_heartbeat_interval(heartbeat_interval)
+            .with_election_timeout(election_timeout)
+    }
+
+    /// Most committed entries per catch-up message (at least 1).
+    pub fn with_catch_up_batch(mut self, entries: usize) -> Self {
+        self.catch_up_batch = entries.max(1);
+        self
+    }
+
+    /// When and how often a forwarded request is forwarded again.
+    pub fn with_forward_retry(mut self, after: Duration, max_attempts: u32) -> Self {
+        self.forward_retry = after;
+        self.max_forward_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// The quorums for a cluster of `n`: the configured ones, or majorities.
+    ///
+    /// # Panics
+    /// If configured quorums do not intersect for `n` replicas (`phase1 + phase2 <= n`
+    /// or a size outside `1..=n`): an operator error, caught at construction.
+    pub(super) fn quorums_for(&self, n: usize) -> PaxosQuorums {
+        match self.quorums {
+            None => PaxosQuorums::majority(n),
+            Some(q) => match PaxosQuorums::flexible(n, q.phase1, q.phase2) {
+                Ok(q) => q,
+                Err(error) => panic!("invalid Multi-Paxos configuration: {error}"),
+            },
+        }
     }
 }

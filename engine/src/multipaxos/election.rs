@@ -1,67 +1,149 @@
-//! Leader election: phase 1 with a fresh ballot after the leader falls silent.
+//! Leader election: failure detection by heartbeats, phase 1 with a fresh ballot, and
+//! taking over the log.
+//!
+//! A candidate's ballot is durable before its Prepare leaves: a candidate that crashed
+//! and restarted could otherwise reuse the same ballot for a second, different set of
+//! proposals, and two values accepted under one ballot in one slot break the phase-1
+//! rule "adopt the value with the highest ballot".
 
 use super::leader::Leadership;
-use super::messages::{AcceptedEntry, Ballot, Batch, Message, Record, Slot};
+use super::messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot};
 use super::{MultiPaxos, Role};
 use crate::id::NodeId;
 use crate::protocol::Effect;
 use crate::quorum::VoteSet;
 use crate::time::Time;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Forwarded proposals a candidate holds for when it wins.
+const MAX_CANDIDATE_QUEUE: usize = 10_000;
 
 pub(super) struct Candidacy {
     pub(super) ballot: Ballot,
+    /// Our commit point when we stood: every slot below is chosen and known here.
     pub(super) from_slot: Slot,
     votes: VoteSet,
-    /// Per slot, the value with the highest ballot reported so far (or a chosen one).
+    /// Per slot, the value with the highest accepted ballot reported so far, and whether a
+    /// reporter knew it chosen.
     best: BTreeMap<Slot, (Ballot, bool, Batch)>,
+    /// Proposals forwarded to us while campaigning, proposed once we win.
+    pub(super) queue: VecDeque<Proposal>,
+}
+
+impl Candidacy {
+    pub(super) fn enqueue(&mut self, proposal: Proposal) -> bool {
+        if self.queue.len() >= MAX_CANDIDATE_QUEUE {
+            return false;
+        }
+        self.queue.push_back(proposal);
+        true
+    }
+
+    /// Merge one acceptor's report: a value known chosen wins, else the highest ballot.
+    fn merge(&mut self, accepted: Vec<AcceptedEntry>) {
+        for entry in accepted {
+            if entry.slot < self.from_slot {
+                continue;
+            }
+            let better = match self.best.get(&entry.slot) {
+                None => true,
+                Some((_, true, _)) => false,
+                Some((best, false, _)) => entry.committed || entry.ballot > *best,
+            };
+            if better {
+                self.best
+                    .insert(entry.slot, (entry.ballot, entry.committed, entry.value));
+            }
+        }
+    }
 }
 
 impl MultiPaxos {
+    /// Heartbeat from a leader: follow it, and fetch committed slots we miss.
+    pub(super) fn on_heartbeat(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        ballot: Ballot,
+        commit_point: Slot,
+    ) {
+        if from != ballot.node || from == self.id {
+            self.drop_message(true);
+            return;
+        }
+        if ballot < self.promised {
+            // A deposed leader: tell it, so it steps down.
+            self.outbox.send(
+                from,
+                Message::Nack {
+                    promised: self.promised,
+                },
+            );
+            return;
+        }
+        self.follow(now, ballot);
+        self.known_commit_point = self.known_commit_point.max(commit_point);
+        self.request_catch_up(now, from, false);
+    }
+
     /// Stand for election with a ballot above anything seen.
     pub(super) fn start_election(&mut self, now: Time) {
         let ballot = Ballot {
-            round: self.promised.round + 1,
+            round: self.promised.max(self.highest_seen).round + 1,
             node: self.id,
         };
         self.promised = ballot;
-        self.leader_hint = None;
+        self.highest_seen = ballot;
         self.metrics.incr("elections_started");
         self.reset_election_deadline(now);
+        self.set_leader(now, None);
         let from_slot = self.log.commit_point();
         self.role = Role::Candidate(Candidacy {
             ballot,
             from_slot,
             votes: VoteSet::new(self.quorums.phase1),
             best: BTreeMap::new(),
+            queue: VecDeque::new(),
         });
         if self.config.unsafe_skip_phase1 {
             // Deliberately broken (tests only): lead with what this replica alone
             // accepted, without learning what a quorum accepted.
             let own = self.log.accepted_from(from_slot);
             if let Role::Candidate(candidacy) = &mut self.role {
-                for entry in own {
-                    candidacy
-                        .best
-                        .insert(entry.slot, (entry.ballot, entry.committed, entry.value));
-                }
+                candidacy.merge(own);
             }
+            self.metrics.incr("phase1_skipped");
             self.outbox
                 .persist(vec![Record::Promised(ballot)], Vec::new());
             self.become_leader(now);
             return;
         }
-        self.outbox.persist(
-            vec![Record::Promised(ballot)],
-            vec![Effect::Send {
-                to: self.id,
-                message: Message::OwnPromiseDurable { ballot },
-            }],
-        );
-        self.broadcast(Message::Prepare { ballot, from_slot });
+        self.metrics.incr("phase1_rounds");
+        let mut then = vec![Effect::Send {
+            to: self.id,
+            message: Message::OwnPromiseDurable { ballot },
+        }];
+        then.extend(self.peers().map(|to| Effect::Send {
+            to,
+            message: Message::Prepare { ballot, from_slot },
+        }));
+        self.outbox.persist(vec![Record::Promised(ballot)], then);
     }
 
-    /// Phase 1b arrived (or our own durable promise).
+    /// Our own promise is durable: vote for ourselves with what we accepted.
+    pub(super) fn on_own_promise_durable(&mut self, now: Time, ballot: Ballot) {
+        let from_slot = match &self.role {
+            Role::Candidate(c) if c.ballot == ballot => c.from_slot,
+            _ => {
+                self.drop_message(false);
+                return;
+            }
+        };
+        let accepted = self.log.accepted_from(from_slot);
+        self.count_promise(now, self.id, accepted);
+    }
+
+    /// Phase 1b from a peer.
     pub(super) fn on_promise(
         &mut self,
         now: Time,
@@ -69,63 +151,62 @@ impl MultiPaxos {
         ballot: Ballot,
         accepted: Vec<AcceptedEntry>,
     ) {
+        match &self.role {
+            Role::Candidate(c) if c.ballot == ballot => self.count_promise(now, from, accepted),
+            // Late promises after we won or gave up, or for an older candidacy.
+            _ => self.drop_message(false),
+        }
+    }
+
+    fn count_promise(&mut self, now: Time, from: NodeId, accepted: Vec<AcceptedEntry>) {
         let Role::Candidate(candidacy) = &mut self.role else {
             return;
         };
-        if candidacy.ballot != ballot {
-            return;
-        }
-        for entry in accepted {
-            if entry.slot < candidacy.from_slot {
-                continue;
-            }
-            let better = match candidacy.best.get(&entry.slot) {
-                None => true,
-                Some((_, true, _)) => false,
-                Some((best_ballot, false, _)) => entry.committed || entry.ballot > *best_ballot,
-            };
-            if better {
-                candidacy
-                    .best
-                    .insert(entry.slot, (entry.ballot, entry.committed, entry.value));
-            }
-        }
+        candidacy.merge(accepted);
         if candidacy.votes.add(from) {
             self.become_leader(now);
         }
     }
 
-    /// Phase 1 succeeded: re-propose every slot that may hold a chosen value, fill gaps
-    /// with no-ops, then serve.
+    /// Phase 1 succeeded: commit what is known chosen, re-propose every other slot that
+    /// may hold a chosen value, fill gaps with no-ops, then serve.
     pub(super) fn become_leader(&mut self, now: Time) {
         let Role::Candidate(candidacy) = std::mem::replace(&mut self.role, Role::Follower) else {
             return;
         };
-        let end = candidacy
+        let mut end = candidacy
             .best
             .keys()
             .next_back()
             .map_or(candidacy.from_slot, |s| s + 1)
-            .max(if self.config.unsafe_skip_phase1 {
-                self.log.end()
-            } else {
-                candidacy.from_slot
-            });
-        self.role = Role::Leader(Leadership::new(candidacy.ballot, end));
-        self.leader_hint = Some(self.id);
+            .max(candidacy.from_slot);
+        if self.config.unsafe_skip_phase1 {
+            end = end.max(self.log.end());
+        }
+        let mut leadership = Leadership::new(candidacy.ballot, end);
+        leadership.queue = candidacy.queue;
+        self.role = Role::Leader(leadership);
         self.metrics.incr("elections_won");
+        let mut best = candidacy.best;
         for slot in candidacy.from_slot..end {
             if self.log.is_committed(slot) {
                 continue;
             }
-            let value = candidacy
-                .best
-                .get(&slot)
-                .map(|(_, _, v)| v.clone())
-                .unwrap_or_default();
-            self.propose_in(now, slot, value);
+            match best.remove(&slot) {
+                Some((_, true, value)) => self.commit_known(slot, value),
+                Some((_, false, value)) => self.propose_in(now, slot, value),
+                None => self.propose_in(now, slot, Vec::new()),
+            }
         }
+        self.execute();
         self.send_heartbeats(now);
-        self.release_waiting(now);
+        self.set_leader(now, Some(self.id));
+        self.propose(now);
+    }
+
+    /// A slot a promiser knew chosen: commit it directly and tell everyone.
+    fn commit_known(&mut self, slot: Slot, value: Batch) {
+        self.log.commit(slot, value.clone());
+        self.broadcast(Message::Commit { slot, value });
     }
 }

@@ -1,19 +1,33 @@
-//! The leader role: phase 2 per slot, pipelined, with optional batching.
+//! The leader role: phase 2 per slot, pipelined, with optional batching; heartbeats and
+//! Accept retransmission.
+//!
+//! Latency path: a request is proposed in the input that delivers it (no batching timer);
+//! the Accept leaves at once while the leader's own accept is being synced, and the
+//! leader's vote counts when the sync completes. It commits at the first phase-2 quorum of
+//! durable votes, executes, and sends Commit to every follower.
 
 use super::messages::{Ballot, Batch, Message, Proposal, Record, Slot};
 use super::{MultiPaxos, Role};
-use crate::id::NodeId;
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{CommitPath, Effect};
 use crate::quorum::VoteSet;
 use crate::time::Time;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Requests the leader holds while its pipeline window is full.
+const MAX_QUEUE: usize = 100_000;
 
 pub(super) struct Leadership {
     pub(super) ballot: Ballot,
     next_slot: Slot,
+    /// Votes per uncommitted slot of this leadership.
     votes: BTreeMap<Slot, VoteSet>,
     /// When each uncommitted slot's Accept was last sent (for retransmission).
     sent_at: BTreeMap<Slot, Time>,
+    /// Requests in uncommitted slots: a forwarded retry of one of them is not proposed
+    /// again.
+    in_flight: BTreeSet<RequestId>,
+    /// Proposals waiting for room in the pipeline window.
     pub(super) queue: VecDeque<Proposal>,
 }
 
@@ -24,13 +38,29 @@ impl Leadership {
             next_slot,
             votes: BTreeMap::new(),
             sent_at: BTreeMap::new(),
+            in_flight: BTreeSet::new(),
             queue: VecDeque::new(),
         }
+    }
+
+    /// Queue a proposal unless it is already in a slot of ours; false if full.
+    pub(super) fn enqueue(&mut self, proposal: Proposal) -> bool {
+        if self.in_flight.contains(&proposal.request)
+            || self.queue.iter().any(|p| p.request == proposal.request)
+        {
+            return true;
+        }
+        if self.queue.len() >= MAX_QUEUE {
+            return false;
+        }
+        self.queue.push_back(proposal);
+        true
     }
 }
 
 impl MultiPaxos {
-    /// Put queued proposals into new slots while the pipeline window has room.
+    /// Put queued proposals into new slots while the pipeline window has room; a slot
+    /// takes up to `max_batch` of the proposals already queued.
     pub(super) fn propose(&mut self, now: Time) {
         loop {
             let Role::Leader(leadership) = &mut self.role else {
@@ -42,12 +72,12 @@ impl MultiPaxos {
             let take = leadership.queue.len().min(self.config.max_batch.max(1));
             let batch: Batch = leadership.queue.drain(..take).collect();
             let slot = leadership.next_slot;
-            leadership.next_slot += 1;
             self.propose_in(now, slot, batch);
         }
     }
 
-    /// Phase 2a for one slot: our own accept is durable before our vote counts.
+    /// Phase 2a for one slot: the Accept leaves now, our own vote once our accept is
+    /// durable.
     pub(super) fn propose_in(&mut self, now: Time, slot: Slot, value: Batch) {
         let Role::Leader(leadership) = &mut self.role else {
             return;
@@ -57,6 +87,7 @@ impl MultiPaxos {
             .votes
             .insert(slot, VoteSet::new(self.quorums.phase2));
         leadership.sent_at.insert(slot, now);
+        leadership.in_flight.extend(value.iter().map(|p| p.request));
         leadership.next_slot = leadership.next_slot.max(slot + 1);
         self.log.accept(slot, ballot, value.clone());
         self.outbox.persist(
@@ -77,15 +108,19 @@ impl MultiPaxos {
         });
     }
 
-    /// Phase 2b arrived: commit once a phase-2 quorum accepted.
+    /// Phase 2b arrived: commit once a phase-2 quorum accepted durably.
     pub(super) fn on_accepted(&mut self, now: Time, from: NodeId, ballot: Ballot, slot: Slot) {
         let Role::Leader(leadership) = &mut self.role else {
+            self.drop_message(false);
             return;
         };
         if leadership.ballot != ballot {
+            self.drop_message(false);
             return;
         }
         let Some(votes) = leadership.votes.get_mut(&slot) else {
+            // Late vote for a slot already committed (or never proposed).
+            self.drop_message(false);
             return;
         };
         if !votes.add(from) {
@@ -98,6 +133,9 @@ impl MultiPaxos {
             .get(slot)
             .map(|s| s.value.clone())
             .unwrap_or_default();
+        for proposal in &value {
+            leadership.in_flight.remove(&proposal.request);
+        }
         self.metrics.incr("commits");
         for proposal in &value {
             self.outbox.now(Effect::Committed {
@@ -111,9 +149,9 @@ impl MultiPaxos {
         self.propose(now);
     }
 
-    /// Heartbeat every follower, and resend Accepts that have waited too long for a
-    /// quorum (a lost Accept or Accepted would otherwise leave a hole that stalls
-    /// in-order execution for good).
+    /// Heartbeat every follower (with our commit point, for catch-up), and resend Accepts
+    /// that have waited too long for a quorum: a lost Accept or Accepted would otherwise
+    /// leave a hole that stalls in-order execution for good.
     pub(super) fn send_heartbeats(&mut self, now: Time) {
         let retry_after = self.config.election_timeout / 2;
         let Role::Leader(leadership) = &mut self.role else {
@@ -124,26 +162,21 @@ impl MultiPaxos {
         for (&slot, sent) in leadership.sent_at.iter_mut() {
             if now >= *sent + retry_after {
                 *sent = now;
-                let missing: Vec<NodeId> = self
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|n| {
-                        leadership
-                            .votes
-                            .get(&slot)
-                            .is_some_and(|v| !v.voters().contains(n))
-                    })
-                    .collect();
-                resend.push((slot, missing));
+                let voted = leadership
+                    .votes
+                    .get(&slot)
+                    .map(|v| v.voters().clone())
+                    .unwrap_or_default();
+                resend.push((slot, voted));
             }
         }
-        for (slot, missing) in resend {
+        for (slot, voted) in resend {
             let Some(value) = self.log.get(slot).map(|s| s.value.clone()) else {
                 continue;
             };
             self.metrics.incr("accepts_resent");
-            for to in missing.into_iter().filter(|&n| n != self.id) {
+            let missing: Vec<NodeId> = self.peers().filter(|n| !voted.contains(n)).collect();
+            for to in missing {
                 self.outbox.send(
                     to,
                     Message::Accept {
@@ -154,14 +187,11 @@ impl MultiPaxos {
                 );
             }
         }
-        let Role::Leader(leadership) = &self.role else {
-            return;
-        };
-        let message = Message::Heartbeat {
-            ballot: leadership.ballot,
-            commit_point: self.log.commit_point(),
-        };
-        self.broadcast(message);
+        let commit_point = self.log.commit_point();
+        self.broadcast(Message::Heartbeat {
+            ballot,
+            commit_point,
+        });
         self.heartbeat_due = now + self.config.heartbeat_interval;
     }
 }

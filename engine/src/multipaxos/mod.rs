@@ -13,25 +13,51 @@
 //! through the log (linearizable) unless the client asks for a local read. Lagging
 //! replicas learn the leader's commit point from heartbeats and fetch committed slots.
 //!
-//! Requests in flight at a leader change may be lost: their clients time out (unknown
-//! outcome) and retry under a new request id, so no command is ever proposed twice.
+//! Files: [`acceptor`](self) (phase 1b/2b), `election` (failure detection, phase 1a,
+//! taking over), `leader` (phase 2a, pipelining, batching, heartbeats), `learner`
+//! (commits, execution, catch-up), `requests` (client intake, forwarding, replies), `log`
+//! (slots and the state machine), `durability` (records and replay).
+//!
+//! # Requests across leader changes
+//! The replica a client contacted keeps the request until it executes it, and forwards it
+//! again when it learns of a new leader or after [`MultiPaxosConfig::forward_retry`]. A
+//! request ordered twice is executed once (the replicated session table answers the
+//! repeat with the first result), so retrying never applies a command twice. After
+//! [`MultiPaxosConfig::max_forward_attempts`] the replica answers
+//! [`RequestError::Timeout`] (an unknown outcome). A crash forgets pending requests: their
+//! clients time out.
 
 mod acceptor;
 mod config;
+mod durability;
 mod election;
 mod leader;
+mod learner;
 mod log;
 mod messages;
+mod requests;
+
 #[cfg(test)]
-mod tests;
+mod acceptor_test;
+#[cfg(test)]
+mod cluster_test;
+#[cfg(test)]
+mod election_test;
+#[cfg(test)]
+mod leader_test;
+#[cfg(test)]
+mod learner_test;
+#[cfg(test)]
+mod requests_test;
+#[cfg(test)]
+mod test_support;
 
 pub use config::MultiPaxosConfig;
 pub use log::AppliedEntry;
 pub use messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot};
 
-use crate::client::{ClientReply, ClientRequest, Consistency, RequestError, Response};
-use crate::command::CommandResult;
-use crate::id::NodeId;
+use crate::client::{ClientRequest, RequestError};
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{ClusterConfig, Metrics, Outbox, Output, Protocol};
 use crate::quorum::PaxosQuorums;
 use crate::time::Time;
@@ -40,13 +66,9 @@ use leader::Leadership;
 use log::ReplicaLog;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::VecDeque;
+use requests::Pending;
+use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Proposals a non-leader holds while no leader is known.
-const MAX_WAITING: usize = 10_000;
-/// Forwarding hops before a proposal is dropped (elections can bounce it around).
-const MAX_HOPS: u8 = 3;
 
 enum Role {
     Follower,
@@ -55,22 +77,33 @@ enum Role {
 }
 
 /// One Multi-Paxos replica (proposer, acceptor and learner).
+///
+/// Drive it through [`Protocol`]: after every input drain
+/// [`poll_output`](Protocol::poll_output), then call
+/// [`handle_timeout`](Protocol::handle_timeout) at [`poll_timeout`](Protocol::poll_timeout).
 pub struct MultiPaxos {
     id: NodeId,
     members: Vec<NodeId>,
     config: MultiPaxosConfig,
     quorums: PaxosQuorums,
     rng: ChaCha8Rng,
-    /// Highest ballot promised (made durable before any reply that depends on it).
+    /// Highest ballot promised; made durable before anything that depends on it leaves.
     promised: Ballot,
+    /// Highest ballot seen anywhere (a Nack may reveal one we never promised): the next
+    /// candidacy starts above it.
+    highest_seen: Ballot,
     log: ReplicaLog,
     role: Role,
     /// Who this replica believes leads.
     leader_hint: Option<NodeId>,
-    /// Proposals held until a leader is known.
-    waiting: VecDeque<Proposal>,
+    /// Requests this replica took from its clients and has not answered yet.
+    pending: BTreeMap<RequestId, Pending>,
+    /// When to look for forwarded requests that need another attempt.
+    retry_due: Option<Time>,
     election_deadline: Time,
     heartbeat_due: Time,
+    /// The leader's commit point as last heard (what catch-up aims for).
+    known_commit_point: Slot,
     last_catch_up_request: Option<Time>,
     /// False until the first input tells the core what time it is.
     started: bool,
@@ -81,8 +114,11 @@ pub struct MultiPaxos {
 }
 
 impl MultiPaxos {
-    /// A replica of `cluster`, rebuilt from its durable `recovered` records (empty on
-    /// first boot). `seed` drives election jitter only.
+    /// A replica of `cluster`, rebuilt from its durable `recovered` records, in order
+    /// (empty on first boot). `seed` drives election jitter only.
+    ///
+    /// # Panics
+    /// If `config.quorums` do not intersect for this cluster's size.
     pub fn new(
         id: NodeId,
         cluster: &ClusterConfig,
@@ -91,41 +127,27 @@ impl MultiPaxos {
         recovered: Vec<Record>,
     ) -> Self {
         let members: Vec<NodeId> = cluster.ids().collect();
-        let quorums = config
-            .quorums
-            .unwrap_or_else(|| PaxosQuorums::majority(members.len()));
-        let fresh = recovered.is_empty();
-        let mut log = ReplicaLog::default();
-        let mut promised = Ballot::default();
-        for record in recovered {
-            match record {
-                Record::Promised(ballot) => promised = promised.max(ballot),
-                Record::Accepted {
-                    slot,
-                    ballot,
-                    value,
-                } => {
-                    promised = promised.max(ballot);
-                    log.accept(slot, ballot, value);
-                }
-            }
-        }
+        let quorums = config.quorums_for(members.len());
+        let recovered = durability::recover(recovered);
         Self {
             id,
             members,
             config,
             quorums,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            promised,
-            log,
+            promised: recovered.promised,
+            highest_seen: recovered.promised,
+            log: recovered.log,
             role: Role::Follower,
             leader_hint: None,
-            waiting: VecDeque::new(),
+            pending: BTreeMap::new(),
+            retry_due: None,
             election_deadline: Time::ZERO,
             heartbeat_due: Time::ZERO,
+            known_commit_point: 0,
             last_catch_up_request: None,
             started: false,
-            fresh,
+            fresh: recovered.fresh,
             outbox: Outbox::new(),
             metrics: Metrics::new(),
         }
@@ -136,17 +158,22 @@ impl MultiPaxos {
         self.leader_hint
     }
 
-    /// Whether this replica currently leads.
+    /// Whether this replica currently leads (won phase 1 and has not seen a higher ballot).
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader(_))
     }
 
-    /// The highest ballot promised.
+    /// The highest ballot promised (a leader's own ballot while it leads).
+    pub fn ballot(&self) -> Ballot {
+        self.promised
+    }
+
+    /// The highest ballot promised (same as [`ballot`](Self::ballot)).
     pub fn promised(&self) -> Ballot {
         self.promised
     }
 
-    /// Every command applied, in execution order.
+    /// Every command applied here, in execution order (slot, request, command).
     pub fn applied(&self) -> &[AppliedEntry] {
         self.log.applied()
     }
@@ -156,9 +183,19 @@ impl MultiPaxos {
         self.log.next_execute()
     }
 
+    /// First slot not known to be committed here.
+    pub fn commit_point(&self) -> Slot {
+        self.log.commit_point()
+    }
+
     /// The replicated map as applied here.
     pub fn kv(&self) -> &crate::state_machine::KvStore {
         self.log.kv()
+    }
+
+    /// Client requests this replica took and has not answered yet.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
     }
 
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
@@ -172,16 +209,28 @@ impl MultiPaxos {
         }
     }
 
+    /// A message that cannot be used: stale (an old ballot, a finished round) or malformed
+    /// (impossible for a correct peer). Counted, never a panic.
+    fn drop_message(&mut self, malformed: bool) {
+        self.metrics.incr("dropped_messages");
+        self.metrics.incr(if malformed {
+            "dropped_malformed"
+        } else {
+            "dropped_stale"
+        });
+    }
+
     fn election_timeout(&mut self) -> Duration {
         let base = self.config.election_timeout;
-        let extra_us = self.rng.gen_range(0..=base.as_micros().max(1) as u64);
-        base + Duration::from_micros(extra_us)
+        let base_us = u64::try_from(base.as_micros()).unwrap_or(u64::MAX).max(1);
+        base + Duration::from_micros(self.rng.gen_range(0..=base_us))
     }
 
     fn reset_election_deadline(&mut self, now: Time) {
         self.election_deadline = now + self.election_timeout();
     }
 
+    /// The first input: arm the failure detector; the initial leader stands at once.
     fn start(&mut self, now: Time) {
         if self.started {
             return;
@@ -191,101 +240,6 @@ impl MultiPaxos {
         if self.fresh && self.id == self.config.initial_leader {
             self.start_election(now);
         }
-    }
-
-    /// Accept a proposal from a client of this replica or a forwarder.
-    fn submit(&mut self, now: Time, proposal: Proposal, hops: u8) {
-        match &mut self.role {
-            Role::Leader(leadership) => {
-                leadership.queue.push_back(proposal);
-                self.propose(now);
-            }
-            _ => match self.leader_hint.filter(|&l| l != self.id) {
-                Some(leader) if hops < MAX_HOPS => {
-                    self.metrics.incr("forwarded");
-                    self.outbox.send(
-                        leader,
-                        Message::Forward {
-                            proposal,
-                            hops: hops + 1,
-                        },
-                    );
-                }
-                _ if self.waiting.len() < MAX_WAITING => self.waiting.push_back(proposal),
-                _ => self.metrics.incr("requests_dropped"),
-            },
-        }
-    }
-
-    /// Hand held proposals to the leader now known (or to ourselves if we lead).
-    fn release_waiting(&mut self, now: Time) {
-        let waiting: Vec<Proposal> = self.waiting.drain(..).collect();
-        for proposal in waiting {
-            self.submit(now, proposal, 0);
-        }
-    }
-
-    /// Execute newly committed slots; answer the clients this replica took requests from.
-    fn execute(&mut self) {
-        for (_, proposal, result) in self.log.execute() {
-            self.metrics.incr("executed");
-            if proposal.origin == self.id {
-                self.outbox.reply(ClientReply {
-                    id: proposal.request,
-                    outcome: Ok(Response::Kv(result)),
-                });
-            }
-        }
-    }
-
-    fn on_commit(&mut self, slot: Slot, value: Batch) {
-        self.log.commit(slot, value);
-        self.execute();
-    }
-
-    fn on_heartbeat(&mut self, now: Time, from: NodeId, ballot: Ballot, commit_point: Slot) {
-        if ballot < self.promised {
-            self.outbox.send(
-                from,
-                Message::Nack {
-                    promised: self.promised,
-                },
-            );
-            return;
-        }
-        self.follow(now, ballot);
-        let behind = self.log.next_execute() < commit_point;
-        let asked_recently = self
-            .last_catch_up_request
-            .is_some_and(|t| now < t + self.config.heartbeat_interval * 2);
-        if behind && !asked_recently {
-            self.last_catch_up_request = Some(now);
-            self.outbox.send(
-                from,
-                Message::CatchUpRequest {
-                    from_slot: self.log.next_execute(),
-                },
-            );
-        }
-    }
-
-    fn on_catch_up_request(&mut self, from: NodeId, from_slot: Slot) {
-        let to = self.log.commit_point();
-        let entries = self
-            .log
-            .committed_range(from_slot, to, self.config.catch_up_batch);
-        if !entries.is_empty() {
-            self.metrics
-                .add("catch_up_entries_sent", entries.len() as u64);
-            self.outbox.send(from, Message::CatchUp { entries });
-        }
-    }
-
-    fn on_catch_up(&mut self, entries: Vec<(Slot, Batch)>) {
-        for (slot, value) in entries {
-            self.log.commit(slot, value);
-        }
-        self.execute();
     }
 }
 
@@ -299,65 +253,39 @@ impl Protocol for MultiPaxos {
 
     fn handle_request(&mut self, now: Time, request: ClientRequest) {
         self.start(now);
-        let reply = |outcome| ClientReply {
-            id: request.id,
-            outcome,
-        };
-        match request.consistency {
-            Consistency::Dynamo(level) => {
-                self.outbox.reply(reply(Err(RequestError::Invalid(format!(
-                    "consistency level {level} applies to Dynamo keyspaces; this keyspace runs \
-                     Multi-Paxos (use linearizable or local reads)"
-                )))));
-            }
-            Consistency::LocalRead if request.command.is_read() => {
-                let value = self.log.kv().read(request.command.key()).cloned();
-                self.outbox
-                    .reply(reply(Ok(Response::Kv(CommandResult::Value(value)))));
-            }
-            Consistency::LocalRead | Consistency::Linearizable => {
-                let proposal = Proposal {
-                    request: request.id,
-                    origin: self.id,
-                    command: request.command,
-                };
-                self.submit(now, proposal, 0);
-            }
-        }
+        self.on_client_request(now, request);
     }
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
         self.start(now);
         if !self.members.contains(&from) {
-            self.metrics.incr("dropped_messages");
+            self.drop_message(true);
             return;
         }
         match message {
             Message::Prepare { ballot, from_slot } => self.on_prepare(now, from, ballot, from_slot),
-            Message::Promise { ballot, accepted } => self.on_promise(now, from, ballot, accepted),
-            Message::OwnPromiseDurable { ballot } if from == self.id => {
-                let accepted = match &self.role {
-                    Role::Candidate(c) => self.log.accepted_from(c.from_slot),
-                    _ => Vec::new(),
-                };
-                self.on_promise(now, from, ballot, accepted);
+            Message::Promise { ballot, accepted } if from != self.id => {
+                self.on_promise(now, from, ballot, accepted)
             }
-            Message::OwnPromiseDurable { .. } => self.metrics.incr("dropped_messages"),
+            Message::OwnPromiseDurable { ballot } if from == self.id => {
+                self.on_own_promise_durable(now, ballot)
+            }
+            Message::Promise { .. } | Message::OwnPromiseDurable { .. } => self.drop_message(true),
             Message::Accept {
                 ballot,
                 slot,
                 value,
             } => self.on_accept(now, from, ballot, slot, value),
             Message::Accepted { ballot, slot } => self.on_accepted(now, from, ballot, slot),
-            Message::Nack { promised } => self.observe_higher_ballot(now, promised),
+            Message::Nack { promised } => self.on_nack(now, promised),
             Message::Commit { slot, value } => self.on_commit(slot, value),
             Message::Heartbeat {
                 ballot,
                 commit_point,
             } => self.on_heartbeat(now, from, ballot, commit_point),
             Message::CatchUpRequest { from_slot } => self.on_catch_up_request(from, from_slot),
-            Message::CatchUp { entries } => self.on_catch_up(entries),
-            Message::Forward { proposal, hops } => self.submit(now, proposal, hops),
+            Message::CatchUp { entries } => self.on_catch_up(now, from, entries),
+            Message::Forward { proposal, hops } => self.on_forward(now, proposal, hops),
         }
     }
 
@@ -378,6 +306,9 @@ impl Protocol for MultiPaxos {
                 }
             }
         }
+        if self.retry_due.is_some_and(|due| now >= due) {
+            self.retry_pending(now);
+        }
     }
 
     fn poll_output(&mut self) -> Option<Output<Message, Record>> {
@@ -388,15 +319,25 @@ impl Protocol for MultiPaxos {
         if !self.started {
             return Some(Time::ZERO);
         }
-        Some(match self.role {
+        let role = match self.role {
             Role::Leader(_) => self.heartbeat_due,
             _ => self.election_deadline,
-        })
+        };
+        Some(self.retry_due.map_or(role, |retry| retry.min(role)))
     }
 
     fn metrics(&self) -> Metrics {
         let mut metrics = self.metrics.clone();
         metrics.set("executed_up_to", self.log.next_execute());
+        metrics.set("pending_requests", self.pending.len() as u64);
         metrics
+    }
+}
+
+/// Answer for a request this replica gave up on.
+fn timed_out(id: RequestId) -> crate::client::ClientReply {
+    crate::client::ClientReply {
+        id,
+        outcome: Err(RequestError::Timeout),
     }
 }

@@ -1,0 +1,219 @@
+//! Whole-cluster tests on the in-test pump (see `test_support`): seeded delivery order,
+//! loss and duplication, crash and rebuild from durable records. Safety: every replica's
+//! applied sequence is a prefix of the longest. Liveness: every request is answered.
+//! A failing run prints its seed.
+
+use super::test_support::*;
+use super::*;
+use crate::client::Response;
+use std::time::Duration;
+
+const STEPS: usize = 200_000;
+
+fn fast() -> MultiPaxosConfig {
+    MultiPaxosConfig::default()
+        .with_timeouts(Duration::from_millis(10), Duration::from_millis(100))
+        .with_forward_retry(Duration::from_millis(300), 50)
+}
+
+/// Submit `count` writes round-robin over the live replicas, starting at `first_seq`.
+fn submit(pump: &mut Pump, first_seq: u64, count: u64) {
+    let live: Vec<NodeId> = (0..pump.nodes.len() as u16)
+        .map(NodeId)
+        .filter(|&id| pump.node(id).is_some())
+        .collect();
+    for seq in first_seq..first_seq + count {
+        let at = live[(seq as usize) % live.len()];
+        pump.request(at, ClientRequest::new(request_id(seq), put(seq)));
+    }
+}
+
+fn answered(pump: &Pump, seqs: std::ops::Range<u64>) -> bool {
+    seqs.clone()
+        .all(|seq| pump.replies.contains_key(&request_id(seq)))
+}
+
+fn assert_all_ok(pump: &Pump, seqs: std::ops::Range<u64>) {
+    for seq in seqs {
+        let reply = &pump.replies[&request_id(seq)];
+        assert!(
+            matches!(reply.outcome, Ok(Response::Kv(_))),
+            "seed {}: {reply:?}",
+            pump.seed
+        );
+    }
+}
+
+/// Every live replica has executed everything committed at the leader.
+fn converged(pump: &Pump) -> bool {
+    let points: Vec<Slot> = pump
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| n.executed_up_to())
+        .collect();
+    points.iter().all(|&p| p == points[0] && p > 0)
+}
+
+fn run_clean(n: u16, seed: u64, config: MultiPaxosConfig) -> Pump {
+    let mut pump = Pump::new(n, config, seed);
+    assert!(
+        pump.run_until(STEPS, |p| p.leader().is_some()),
+        "seed {seed}: no leader"
+    );
+    submit(&mut pump, 0, 40);
+    assert!(
+        pump.run_until(STEPS, |p| answered(p, 0..40)),
+        "seed {seed}: not every request answered"
+    );
+    assert!(
+        pump.run_until(STEPS, converged),
+        "seed {seed}: replicas did not converge"
+    );
+    pump.assert_agreement();
+    assert_all_ok(&pump, 0..40);
+    pump
+}
+
+/// 3 and 5 replicas, 20 seeded delivery orders each: every command commits once, every
+/// replica applies the same sequence, phase 1 runs once for the whole run.
+#[test]
+fn all_commands_commit_and_replicas_agree_with_3_and_5_replicas() {
+    for n in [3, 5] {
+        for seed in 0..20 {
+            let pump = run_clean(n, seed, fast());
+            let total: u64 = pump
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| n.metrics().get("elections_won"))
+                .sum();
+            let longest = pump.nodes.iter().flatten().map(|n| n.applied().len()).max();
+            assert_eq!(
+                longest,
+                Some(40),
+                "seed {seed}: a command applied twice or lost"
+            );
+            assert!(total >= 1, "seed {seed}");
+            assert!(
+                pump.committed.len() >= 40,
+                "seed {seed}: Committed effects missing"
+            );
+        }
+    }
+}
+
+/// Lossy, duplicating network: Accept retransmission, forward retries and catch-up keep
+/// the cluster live; agreement holds.
+#[test]
+fn lossy_duplicating_network_stays_safe_and_live() {
+    for n in [3, 5] {
+        for seed in 100..115 {
+            let mut pump = Pump::new(n, fast(), seed);
+            pump.loss = 0.1;
+            pump.duplicate = 0.05;
+            submit(&mut pump, 0, 30);
+            assert!(
+                pump.run_until(STEPS, |p| answered(p, 0..30)),
+                "seed {seed}, n {n}: not every request answered ({} of 30)",
+                pump.replies.len()
+            );
+            pump.loss = 0.0;
+            pump.duplicate = 0.0;
+            assert!(
+                pump.run_until(STEPS, converged),
+                "seed {seed}: no convergence"
+            );
+            pump.assert_agreement();
+        }
+    }
+}
+
+/// The leader crashes mid-stream: the others elect a new leader with a higher ballot,
+/// every request submitted at a survivor is answered, and the old leader, rebuilt from
+/// its durable records, rejoins and catches up to the same sequence.
+#[test]
+fn leader_crash_then_reelection_progress_and_rebuilt_replica_catches_up() {
+    for seed in 0..15 {
+        let mut pump = Pump::new(5, fast(), seed);
+        assert!(pump.run_until(STEPS, |p| p.leader().is_some()));
+        let old = pump.leader().expect("elected");
+        let old_ballot = pump.node(old).expect("live").ballot();
+        submit(&mut pump, 0, 20);
+        // Crash the leader while some of these are still in flight.
+        for _ in 0..(seed as usize * 7) {
+            pump.step();
+        }
+        pump.crash(old);
+        let survivors: Vec<NodeId> = (0..5).map(NodeId).filter(|&id| id != old).collect();
+        for seq in 100..120 {
+            let at = survivors[seq as usize % survivors.len()];
+            pump.request(at, ClientRequest::new(request_id(seq), put(seq)));
+        }
+        assert!(
+            pump.run_until(STEPS, |p| answered(p, 100..120)),
+            "seed {seed}: survivors' requests not answered after the leader crashed"
+        );
+        let new = pump.leader().expect("a new leader");
+        assert_ne!(new, old, "seed {seed}");
+        assert!(pump.node(new).expect("live").ballot() > old_ballot);
+        pump.assert_agreement();
+        pump.restart(old);
+        assert!(
+            pump.run_until(STEPS, converged),
+            "seed {seed}: rebuilt replica did not catch up"
+        );
+        pump.assert_agreement();
+        let rebuilt = pump.node(old).expect("restarted");
+        let longest = pump.nodes.iter().flatten().map(|n| n.applied().len()).max();
+        assert_eq!(Some(rebuilt.applied().len()), longest, "seed {seed}");
+    }
+}
+
+/// Repeated crashes of whoever leads (rebuilt each time from its records) never break
+/// agreement, and requests submitted between crashes are all answered.
+#[test]
+fn repeated_leader_crashes_keep_agreement() {
+    for seed in 200..210 {
+        let mut pump = Pump::new(3, fast(), seed);
+        let mut seq = 0;
+        for round in 0..4 {
+            assert!(
+                pump.run_until(STEPS, |p| p.leader().is_some()),
+                "seed {seed}, round {round}: no leader"
+            );
+            submit(&mut pump, seq, 10);
+            assert!(
+                pump.run_until(STEPS, |p| answered(p, seq..seq + 10)),
+                "seed {seed}, round {round}: requests not answered"
+            );
+            seq += 10;
+            let leader = pump.leader().expect("leader");
+            pump.crash(leader);
+            pump.restart(leader);
+            pump.assert_agreement();
+        }
+        assert!(pump.run_until(STEPS, converged), "seed {seed}");
+        pump.assert_agreement();
+    }
+}
+
+/// Batching and flexible quorums in the whole cluster: agreement, and batching really
+/// puts several commands in one slot when the window is full.
+#[test]
+fn batching_and_flexible_quorums_keep_agreement() {
+    let quorums = PaxosQuorums::flexible(5, 4, 2).expect("valid");
+    for seed in 300..310 {
+        run_clean(5, seed, fast().with_quorums(quorums));
+        let pump = run_clean(3, seed, fast().with_batching(4, 1));
+        let longest = pump
+            .nodes
+            .iter()
+            .flatten()
+            .max_by_key(|n| n.applied().len())
+            .expect("nodes");
+        let slots: std::collections::BTreeSet<Slot> =
+            longest.applied().iter().map(|e| e.slot).collect();
+        assert!(slots.len() < 40, "seed {seed}: nothing was batched");
+    }
+}

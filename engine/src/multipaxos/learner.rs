@@ -1,0 +1,87 @@
+//! The learner role: commits, in-order execution with replies, and catch-up of lagging
+//! replicas.
+//!
+//! A follower learns the leader's commit point from heartbeats. When it has not executed
+//! up to it (lost Commits, a restart that forgot everything but its acceptor state), it
+//! asks the leader for the committed slots it misses, a bounded batch at a time, and asks
+//! for the next batch as soon as one arrives.
+
+use super::messages::{Batch, Message, Slot};
+use super::MultiPaxos;
+use crate::client::{ClientReply, Response};
+use crate::id::NodeId;
+use crate::time::Time;
+
+impl MultiPaxos {
+    /// The value of `slot` is chosen. Commits carry no ballot: a chosen value is unique,
+    /// so any Commit from a member is true.
+    pub(super) fn on_commit(&mut self, slot: Slot, value: Batch) {
+        if self.log.is_committed(slot) {
+            self.drop_message(false);
+            return;
+        }
+        self.log.commit(slot, value);
+        self.execute();
+    }
+
+    /// Execute newly committed slots in order; answer the clients this replica took the
+    /// requests from.
+    pub(super) fn execute(&mut self) {
+        for (_, proposal, result) in self.log.execute() {
+            self.metrics.incr("executed");
+            if proposal.origin == self.id && self.pending.remove(&proposal.request).is_some() {
+                self.outbox.reply(ClientReply {
+                    id: proposal.request,
+                    outcome: Ok(Response::Kv(result)),
+                });
+            }
+        }
+    }
+
+    /// Ask `leader` for committed slots we have not executed, unless we asked recently
+    /// (`eager`: a batch just arrived, ask for the next one now).
+    pub(super) fn request_catch_up(&mut self, now: Time, leader: NodeId, eager: bool) {
+        let next = self.log.next_execute();
+        if next >= self.known_commit_point {
+            return;
+        }
+        let asked_recently = self
+            .last_catch_up_request
+            .is_some_and(|t| now < t + self.config.heartbeat_interval * 2);
+        if asked_recently && !eager {
+            return;
+        }
+        self.last_catch_up_request = Some(now);
+        self.metrics.incr("catch_up_requests");
+        self.outbox
+            .send(leader, Message::CatchUpRequest { from_slot: next });
+    }
+
+    /// A peer misses committed slots from `from_slot` on: send what we know, bounded.
+    pub(super) fn on_catch_up_request(&mut self, from: NodeId, from_slot: Slot) {
+        let to = self.log.commit_point();
+        let entries = self
+            .log
+            .committed_range(from_slot, to, self.config.catch_up_batch);
+        if entries.is_empty() {
+            // It asked beyond what we know committed (or we restarted and forgot).
+            self.drop_message(false);
+            return;
+        }
+        self.metrics
+            .add("catch_up_entries_sent", entries.len() as u64);
+        self.outbox.send(from, Message::CatchUp { entries });
+    }
+
+    /// Committed slots we asked for.
+    pub(super) fn on_catch_up(&mut self, now: Time, from: NodeId, entries: Vec<(Slot, Batch)>) {
+        let before = self.log.next_execute();
+        for (slot, value) in entries {
+            self.log.commit(slot, value);
+        }
+        self.execute();
+        if self.log.next_execute() > before {
+            self.request_catch_up(now, from, true);
+        }
+    }
+}
