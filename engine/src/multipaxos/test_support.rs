@@ -130,6 +130,8 @@ pub(super) struct Pump {
     /// Probability a delivered peer message is delivered again later.
     pub(super) duplicate: f64,
     incarnations: Vec<u64>,
+    /// Links `(from, to)` that lose every peer message.
+    pub(super) cut: BTreeSet<(NodeId, NodeId)>,
 }
 
 impl Pump {
@@ -160,6 +162,7 @@ impl Pump {
             loss: 0.0,
             duplicate: 0.0,
             incarnations: vec![0; usize::from(n)],
+            cut: BTreeSet::new(),
         };
         for i in 0..n {
             pump.fire(NodeId(i));
@@ -237,7 +240,7 @@ impl Pump {
             let (from, to, message) = self.net.swap_remove(index);
             self.now = self.now + Duration::from_micros(self.rng.gen_range(0..200));
             let peer = from != to;
-            if peer && self.rng.gen_bool(self.loss) {
+            if peer && (self.cut.contains(&(from, to)) || self.rng.gen_bool(self.loss)) {
                 return;
             }
             if peer && self.rng.gen_bool(self.duplicate) {
@@ -312,7 +315,7 @@ impl Pump {
 
     /// Safety: every live replica's applied sequence is a prefix of the longest one, and
     /// no request is applied twice at one replica.
-    pub(super) fn assert_agreement(&self) {
+    pub(super) fn check_agreement(&self) -> Result<(), String> {
         let views: Vec<Vec<(Slot, RequestId)>> = self
             .nodes
             .iter()
@@ -325,19 +328,26 @@ impl Pump {
             .cloned()
             .unwrap_or_default();
         for (i, view) in views.iter().enumerate() {
-            assert_eq!(
-                view.as_slice(),
-                &longest[..view.len()],
-                "seed {}: replica {i} applied a different sequence",
-                self.seed
-            );
+            if view.as_slice() != &longest[..view.len()] {
+                return Err(format!(
+                    "seed {}: replica {i} applied a different sequence",
+                    self.seed
+                ));
+            }
             let distinct: BTreeSet<_> = view.iter().map(|(_, r)| r).collect();
-            assert_eq!(
-                distinct.len(),
-                view.len(),
-                "seed {}: replica {i} applied a request twice",
-                self.seed
-            );
+            if distinct.len() != view.len() {
+                return Err(format!(
+                    "seed {}: replica {i} applied a request twice",
+                    self.seed
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn assert_agreement(&self) {
+        if let Err(divergence) = self.check_agreement() {
+            panic!("{divergence}");
         }
     }
 }
