@@ -13,10 +13,12 @@
 //! through the log (linearizable) unless the client asks for a local read. Lagging
 //! replicas learn the leader's commit point from heartbeats and fetch committed slots.
 //!
-//! Files: [`acceptor`](self) (phase 1b/2b), `election` (failure detection, phase 1a,
-//! taking over), `leader` (phase 2a, pipelining, batching, heartbeats), `learner`
-//! (commits, execution, catch-up), `requests` (client intake, forwarding, replies), `log`
-//! (slots and the state machine), `durability` (records and replay).
+//! Files: `acceptor` (phase 1b/2b, reacting to higher ballots), `election` (failure
+//! detection, phase 1a, taking over the log), `leader` (phase 2a, pipelining, batching,
+//! heartbeats, retransmission), `learner` (commits, execution, catch-up), `requests`
+//! (client intake, forwarding, replies), `log` (slots and the state machine),
+//! `durability` (records and replay), `config`, `messages`. Tests: `*_test.rs` beside
+//! each handler file, and `cluster_test.rs` on a seeded in-test pump.
 //!
 //! # Requests across leader changes
 //! The replica a client contacted keeps the request until it executes it, and forwards it
