@@ -30,10 +30,11 @@ pub struct ExecutedEntry {
 
 /// An executed command and its result (or `None` for a repeat forgotten by the session
 /// table: nothing to answer).
-pub(super) type Executed = (InstanceId, Payload, Option<CommandResult>);
+pub type Executed = (InstanceId, Payload, Option<CommandResult>);
 
+/// Runs committed instances in dependency order (see the module doc).
 #[derive(Default)]
-pub(super) struct Executor {
+pub struct Executor {
     /// Committed, not yet executed.
     committed: BTreeMap<InstanceId, (Payload, Attributes)>,
     executed: BTreeSet<InstanceId>,
@@ -62,11 +63,13 @@ struct Pass {
 }
 
 impl Executor {
-    pub(super) fn kv(&self) -> &KvStore {
+    /// The key-value map as executed.
+    pub fn kv(&self) -> &KvStore {
         &self.kv
     }
 
-    pub(super) fn order(&self) -> &[ExecutedEntry] {
+    /// Every command executed, in order.
+    pub fn order(&self) -> &[ExecutedEntry] {
         &self.order
     }
 
@@ -94,8 +97,8 @@ impl Executor {
         !self.missing.is_empty()
     }
 
-    /// A commit arrived: run everything that became runnable.
-    pub(super) fn commit(
+    /// A commit arrived: run everything that became runnable; returns what ran.
+    pub fn commit(
         &mut self,
         now: Time,
         id: InstanceId,

@@ -29,8 +29,8 @@ mod recovery;
 mod tests;
 
 pub use config::EpaxosConfig;
-pub use execution::ExecutedEntry;
-pub use instance::{Attributes, InstanceId, Status};
+pub use execution::{ExecutedEntry, Executor};
+pub use instance::{Attributes, InstanceId, KeyIndex, Status};
 pub use messages::{Ballot, InstanceRecord, InstanceReport, Message, Payload, Record};
 
 use crate::client::{ClientReply, ClientRequest, Consistency, RequestError, Response};
@@ -39,8 +39,8 @@ use crate::id::NodeId;
 use crate::protocol::{ClusterConfig, CommitPath, Effect, Metrics, Outbox, Output, Protocol};
 use crate::quorum::{epaxos_fast_quorum, majority, VoteSet};
 use crate::time::Time;
-use execution::{Executed, Executor};
-use instance::{Instance, KeyIndex};
+use execution::Executed;
+use instance::Instance;
 use std::collections::BTreeMap;
 
 enum Phase {

@@ -131,7 +131,10 @@ fn preaccept_reply_is_persisted_before_it_is_sent() {
     let Output::Persist { records, then } = &outputs[0] else {
         panic!("reply not gated by a persist: {outputs:?}");
     };
-    assert!(matches!(&records[0], Record::Instance(r) if r.instance == id(0, 0)), "{records:?}");
+    assert!(
+        matches!(&records[0], Record::Instance(r) if r.instance == id(0, 0)),
+        "{records:?}"
+    );
     assert_eq!(
         then,
         &vec![Effect::Send {
