@@ -80,7 +80,7 @@ fn scc_execution(c: &mut Criterion) {
                 b.iter_batched(
                     || graph.clone(),
                     |graph| {
-                        let mut executor = Executor::default();
+                        let mut executor = Executor::new(true);
                         for (id, p, a) in graph {
                             executor.commit(Time::ZERO, id, p, a);
                         }
@@ -98,7 +98,7 @@ fn scc_execution(c: &mut Criterion) {
                 b.iter_batched(
                     || graph.clone(),
                     |graph| {
-                        let mut executor = Executor::default();
+                        let mut executor = Executor::new(true);
                         for (id, p, a) in graph.into_iter().rev() {
                             executor.commit(Time::ZERO, id, p, a);
                         }

@@ -140,6 +140,18 @@ impl KeyIndex {
     }
 }
 
+impl KeyIndex {
+    /// Keys indexed.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 impl Instance {
     pub(super) fn new(
         payload: Payload,
