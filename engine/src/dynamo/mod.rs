@@ -48,6 +48,19 @@ mod read_repair;
 mod replica;
 mod ring;
 
+#[cfg(test)]
+mod coordinator_test;
+#[cfg(test)]
+mod dvv_test;
+#[cfg(test)]
+mod level_test;
+#[cfg(test)]
+mod pump;
+#[cfg(test)]
+mod pump_test;
+#[cfg(test)]
+mod ring_test;
+
 pub use config::{DynamoConfig, HintLimits};
 pub use dvv::{Actor, ContextError, Dot, Object, Sibling, VersionVector};
 pub use failure_detector::FailureDetector;
