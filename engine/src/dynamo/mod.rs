@@ -44,9 +44,11 @@ mod hints;
 mod level;
 mod merkle;
 mod messages;
+mod read;
 mod read_repair;
 mod replica;
 mod ring;
+mod write;
 
 #[cfg(test)]
 mod coordinator_test;
