@@ -55,6 +55,8 @@ mod coordinator_test;
 #[cfg(test)]
 mod dvv_test;
 #[cfg(test)]
+mod hints_test;
+#[cfg(test)]
 mod level_test;
 #[cfg(test)]
 mod pump;

@@ -7,7 +7,7 @@ use super::{DynamoConfig, HintLimits, VersionVector};
 use crate::client::{ClientReply, Level, ReadRepair, RequestError, Response, VersionedResponse};
 use crate::command::{Command, Value};
 use crate::id::NodeId;
-use crate::protocol::{ClusterConfig, Protocol};
+use crate::protocol::{ClusterConfig, Member, Protocol};
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -523,4 +523,192 @@ fn a_node_restarts_from_its_compacted_log() {
     pump.crash(NodeId(1));
     pump.restart(NodeId(1));
     assert_eq!(pump.node(NodeId(1)).stored(b"k").cloned(), before);
+}
+
+fn regions_cluster() -> ClusterConfig {
+    let regions = ["va", "va", "ie", "ie", "jp", "jp"];
+    ClusterConfig {
+        members: regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Member {
+                id: NodeId(i as u16),
+                region: (*r).to_owned(),
+            })
+            .collect(),
+        rtt_us: Vec::new(),
+    }
+}
+
+/// Region levels: LOCAL_QUORUM needs only the coordinator's region; EACH_QUORUM needs
+/// every region and fails while one region's owner is down, unless a sloppy request lets
+/// a fallback of that region stand in for it.
+#[test]
+fn region_levels_count_per_region_and_fallbacks_only_when_sloppy() {
+    let mut pump = Pump::new(regions_cluster(), config(), 7);
+    pump.run_for(Duration::from_millis(10));
+    let owners = pump.node(NodeId(0)).preference_list(b"k");
+    let ring = pump.node(NodeId(0)).ring().clone();
+    let regions: Vec<&str> = owners.iter().map(|&n| ring.region_of(n)).collect();
+    assert_eq!(regions.len(), 3, "one owner per region: {regions:?}");
+    let jp_owner = owners[regions.iter().position(|r| *r == "jp").unwrap()];
+    let va_owner = owners[regions.iter().position(|r| *r == "va").unwrap()];
+    pump.crash(jp_owner);
+    pump.run_for(SECOND);
+    let local = pump.request(
+        va_owner,
+        put("k", "v"),
+        Level::LocalQuorum,
+        Vec::new(),
+        None,
+    );
+    let receipt = ok(&pump.run_until_reply(local, SECOND)).receipt.clone();
+    assert_eq!(receipt.answered[0].region, "va");
+    let each = pump.request(va_owner, put("k", "w"), Level::EachQuorum, Vec::new(), None);
+    match pump.run_until_reply(each, SECOND).outcome {
+        Err(RequestError::Unavailable {
+            needed: 3, detail, ..
+        }) => {
+            assert!(detail.contains("region \"jp\""), "{detail}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let sloppy = pump.request(
+        va_owner,
+        put("k", "x"),
+        Level::EachQuorum,
+        Vec::new(),
+        Some(true),
+    );
+    let receipt = ok(&pump.run_until_reply(sloppy, SECOND)).receipt.clone();
+    let stand_in = receipt
+        .answered
+        .iter()
+        .find(|r| r.fallback)
+        .expect("a fallback answered");
+    assert_eq!(
+        stand_in.region, "jp",
+        "the fallback comes from the owner's region"
+    );
+    assert_eq!(receipt.hints_written, 1);
+}
+
+/// A sloppy read asks the fallback holding the hint in place of the down owner.
+#[test]
+fn a_sloppy_read_counts_the_fallback_holding_the_hint() {
+    let mut pump = pump(5, config());
+    let (owners, _) = placement(&pump, "k");
+    pump.crash(owners[1]);
+    pump.crash(owners[2]);
+    pump.run_for(SECOND);
+    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), Some(true));
+    ok(&pump.run_until_reply(write, SECOND));
+    let strict = pump.request(owners[0], get("k"), Level::Two, Vec::new(), None);
+    assert!(matches!(
+        pump.run_until_reply(strict, SECOND).outcome,
+        Err(RequestError::Unavailable { .. })
+    ));
+    let sloppy = pump.request(owners[0], get("k"), Level::All, Vec::new(), Some(true));
+    let response = ok(&pump.run_until_reply(sloppy, SECOND)).clone();
+    assert_eq!(strings(&response.siblings), vec!["v"]);
+    assert_eq!(
+        response
+            .receipt
+            .answered
+            .iter()
+            .filter(|r| r.fallback)
+            .count(),
+        2
+    );
+}
+
+/// A full hint store refuses: the refusal does not count, the write fails at its
+/// deadline saying why, and the range is marked for priority anti-entropy.
+#[test]
+fn a_refused_hint_does_not_count_and_marks_the_range() {
+    let config = DynamoConfig {
+        hints: HintLimits {
+            max_per_target: 0,
+            ..HintLimits::default()
+        },
+        ..config()
+    };
+    let mut pump = pump(5, config);
+    let (owners, others) = placement(&pump, "k");
+    pump.crash(owners[2]);
+    pump.run_for(SECOND);
+    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), Some(true));
+    match pump.run_until_reply(write, 2 * SECOND).outcome {
+        Err(RequestError::Unavailable {
+            replied: 2,
+            needed: 3,
+            detail,
+        }) => assert!(detail.contains("refused a hint"), "{detail}"),
+        other => panic!("expected Unavailable 2 of 3, got {other:?}"),
+    }
+    let refused: u64 = others
+        .iter()
+        .map(|&n| pump.node(n).metrics().get("hints_refused"))
+        .sum();
+    assert_eq!(refused, 1);
+    assert!(
+        pump.node(owners[1])
+            .metrics()
+            .get("anti_entropy_priority_marks")
+            >= 1
+    );
+}
+
+/// Tombstones are collected only after the grace period AND an anti-entropy exchange
+/// with every other owner that started after the delete.
+#[test]
+fn tombstones_are_collected_only_after_grace_and_anti_entropy_coverage() {
+    let grace = DynamoConfig {
+        tombstone_grace: 2 * SECOND,
+        gc_interval: Duration::from_millis(100),
+        ..config()
+    };
+    // Without anti-entropy nothing proves the other owners hold the tombstone.
+    let mut pump = pump(5, grace.clone());
+    let (owners, _) = placement(&pump, "k");
+    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), None);
+    let context = ok(&pump.run_until_reply(write, SECOND)).context.clone();
+    let delete = Command::Delete { key: b"k".to_vec() };
+    let id = pump.request(owners[0], delete.clone(), Level::All, context.clone(), None);
+    ok(&pump.run_until_reply(id, SECOND));
+    pump.run_for(5 * SECOND);
+    for &owner in &owners {
+        assert!(
+            pump.node(owner).stored(b"k").unwrap().is_tombstone(),
+            "{owner} kept it"
+        );
+    }
+    // With anti-entropy, every owner drops it after the grace period.
+    let mut pump = self::pump(
+        5,
+        DynamoConfig {
+            anti_entropy_interval: Duration::from_millis(20),
+            ..grace
+        },
+    );
+    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), None);
+    let context = ok(&pump.run_until_reply(write, SECOND)).context.clone();
+    let id = pump.request(owners[0], delete, Level::All, context, None);
+    ok(&pump.run_until_reply(id, SECOND));
+    pump.run_for(SECOND);
+    assert!(
+        pump.node(owners[0]).stored(b"k").is_some(),
+        "grace not over"
+    );
+    pump.run_for(5 * SECOND);
+    for &owner in &owners {
+        assert_eq!(pump.node(owner).stored(b"k"), None, "{owner}");
+    }
+    let collected: u64 = owners
+        .iter()
+        .map(|&n| pump.node(n).metrics().get("tombstones_collected"))
+        .sum();
+    assert!(collected >= 3, "{collected}");
+    let read = pump.request(owners[1], get("k"), Level::All, Vec::new(), None);
+    assert!(ok(&pump.run_until_reply(read, SECOND)).siblings.is_empty());
 }
