@@ -36,7 +36,7 @@ use crate::dynamo::write::WriteOp;
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
 use crate::time::Time;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Where the reply of a coordinated request goes.
@@ -78,12 +78,18 @@ pub(crate) enum Pending {
     Forward(ForwardOp),
 }
 
+/// Forwarded requests remembered to drop duplicates (the network may duplicate).
+const FORWARDS_REMEMBERED: usize = 10_000;
+
 /// Requests this node coordinates, with their timers.
 #[derive(Default)]
 pub(crate) struct Coordinator {
     pub(crate) ops: BTreeMap<OpId, (Time, Pending)>,
     timers: BTreeSet<(Time, OpId)>,
     next_seq: u64,
+    /// Forwards already coordinated, oldest first (bounded).
+    seen_forwards: VecDeque<(NodeId, OpId)>,
+    seen_forward_set: BTreeSet<(NodeId, OpId)>,
 }
 
 impl Coordinator {
@@ -112,6 +118,20 @@ impl Coordinator {
             *old = wake;
             self.timers.insert((wake, op));
         }
+    }
+
+    /// Remember a forward; false if it was seen before.
+    fn first_forward(&mut self, from: NodeId, op: OpId) -> bool {
+        if !self.seen_forward_set.insert((from, op)) {
+            return false;
+        }
+        self.seen_forwards.push_back((from, op));
+        if self.seen_forwards.len() > FORWARDS_REMEMBERED {
+            if let Some(old) = self.seen_forwards.pop_front() {
+                self.seen_forward_set.remove(&old);
+            }
+        }
+        true
     }
 
     /// Requests in flight.
@@ -358,6 +378,9 @@ impl Dynamo {
         region: String,
         budget_us: u64,
     ) {
+        if !self.coordinator.first_forward(from, op) {
+            return self.metrics.incr("duplicate_forwards");
+        }
         let budget = Duration::from_micros(budget_us).min(self.config.request_timeout);
         self.coordinate(
             now,

@@ -97,7 +97,7 @@ fn send(to: u16, message: Message) -> Effect<Message> {
     }
 }
 
-/// First boot: the epoch is durable before anything else happens.
+/// Every boot persists its new epoch before anything else it writes.
 #[test]
 fn a_fresh_node_persists_its_epoch_then_pings_its_peers() {
     let mut node = Dynamo::new(
@@ -113,10 +113,7 @@ fn a_fresh_node_persists_its_epoch_then_pings_its_peers() {
         drain(&mut node),
         vec![
             Output::Persist {
-                records: vec![
-                    Record::Epoch { epoch: node.epoch },
-                    Record::Counter { next: 1 }
-                ],
+                records: vec![Record::Epoch { epoch: node.epoch }],
                 then: vec![],
             },
             Output::Now(send(1, Message::Ping)),
@@ -125,16 +122,17 @@ fn a_fresh_node_persists_its_epoch_then_pings_its_peers() {
     );
 }
 
-/// §4.5: the coordinator (an owner) makes the new version durable locally, then sends
-/// the whole object to the other owners; its own ack is a self-send released by the sync.
+/// §4.5: the coordinator (an owner) persists the new version and counts itself once it
+/// is durable (a self-send released by the sync); the whole object goes to the other
+/// owners at once, in parallel with the local fsync.
 #[test]
-fn a_write_at_an_owner_persists_the_new_version_before_sending_it() {
+fn a_write_at_an_owner_counts_itself_only_once_its_copy_is_durable() {
     let mut coordinator = node(0, 3);
     coordinator.handle_request(T0, request(1, put(b"v"), Level::One));
     let object = written(&coordinator, 1, b"v", T0);
     let op = op(&coordinator, 1);
     let store = |to| {
-        send(
+        Output::Now(send(
             to,
             Message::Store {
                 op,
@@ -142,28 +140,28 @@ fn a_write_at_an_owner_persists_the_new_version_before_sending_it() {
                 object: object.clone(),
                 hint_for: None,
             },
-        )
+        ))
     };
     assert_eq!(
         drain(&mut coordinator),
-        vec![Output::Persist {
-            records: vec![Record::Object {
-                key: b"k".to_vec(),
-                object: object.clone()
-            }],
-            then: vec![
-                send(
+        vec![
+            Output::Persist {
+                records: vec![Record::Object {
+                    key: b"k".to_vec(),
+                    object: object.clone()
+                }],
+                then: vec![send(
                     0,
                     Message::Stored {
                         op,
                         key: b"k".to_vec(),
                         hint_for: None
                     }
-                ),
-                store(1),
-                store(2),
-            ],
-        }]
+                )],
+            },
+            store(1),
+            store(2),
+        ]
     );
     coordinator.handle_message(
         T0,

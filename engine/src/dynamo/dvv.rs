@@ -22,17 +22,18 @@
 //! `context[a] = n` claims "every dot of actor `a` on this key up to `n` is seen". That is
 //! true only if whoever holds `(a, n)` also holds (or saw superseded) every earlier dot of
 //! `a` on this key. The Dynamo core guarantees it:
-//! 1. an actor issues dots for a key only where it stores the key, from its local object
-//!    (which holds all its earlier dots for the key), and persists the result before
-//!    sending it;
+//! 1. an actor issues dots for a key only where it stores the key, from its in-memory
+//!    object, which holds every dot the actor issued on the key (or their supersessors);
 //! 2. replicas always exchange whole objects, never single siblings;
-//! 3. counters come from a node-wide durable counter, so a counter is never reused even
-//!    after a key's tombstone is garbage-collected;
-//! 4. an actor is `(node, epoch)`: a node restarted from an empty disk takes a fresh
-//!    epoch, so it cannot reissue dots it issued before losing its disk (Riak kv679).
+//! 3. counters are node-wide per actor, so a counter is never reused even after a key's
+//!    tombstone is garbage-collected;
+//! 4. an actor is `(node, epoch)` and a node takes a fresh epoch on *every* boot: what a
+//!    crash lost from memory (including dots that left the node before they were
+//!    durable) and what a lost disk forgot can never be reissued (Riak kv679).
 //!
 //! A coordinator that does not store the key issues its one dot under a one-shot actor
-//! (a fresh epoch), which trivially has no earlier dots.
+//! (an epoch derived from its boot epoch and counter), which trivially has no earlier
+//! dots.
 
 use crate::command::Value;
 use crate::dynamo::hash::Hasher64;
@@ -48,7 +49,7 @@ use std::fmt;
 pub struct Actor {
     /// The node.
     pub node: NodeId,
-    /// Random per empty-disk boot (and per one-shot coordination).
+    /// Random per boot (and derived per one-shot coordination).
     pub epoch: u64,
 }
 
@@ -341,18 +342,6 @@ impl Object {
         let before = self.siblings.len();
         self.siblings.retain(|dot, _| *dot == winner);
         before - self.siblings.len()
-    }
-
-    /// Highest counter of `actor` this object knows (recovers the node-wide counter).
-    pub fn counter_of(&self, actor: &Actor) -> u64 {
-        let in_siblings = self
-            .siblings
-            .keys()
-            .filter(|d| d.actor == *actor)
-            .map(|d| d.counter)
-            .max()
-            .unwrap_or(0);
-        self.context.get(actor).max(in_siblings)
     }
 
     /// Approximate encoded size, for hint-store bounds.

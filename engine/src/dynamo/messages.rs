@@ -172,16 +172,10 @@ pub enum Message {
 /// What a Dynamo node makes durable; replayed in order at restart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
-    /// This disk's epoch (first record of a fresh log).
+    /// The epoch of a boot (written at every start). Kept only to derive the next one.
     Epoch {
-        /// Random per empty-disk boot.
+        /// Random per boot.
         epoch: u64,
-    },
-    /// Dot counters up to `next - 1` may have been issued (written in snapshots and before
-    /// one-shot coordination).
-    Counter {
-        /// First counter not yet issued.
-        next: u64,
     },
     /// The key's whole local object (the latest record of a key wins).
     Object {

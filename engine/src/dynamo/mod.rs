@@ -29,10 +29,12 @@
 //! a client that keeps its context (see `coordinator`).
 //!
 //! # Durability
-//! A replica persists an object (or a hint) before acknowledging it; a coordinator
-//! persists the object carrying its new dot before sending it anywhere (so a crash can
-//! never make it reissue a dot others hold). Records replay in order: the last
-//! `Record::Object` of a key is its state.
+//! A replica persists an object (or a hint) before acknowledging it, the coordinator's
+//! own copy included: its acknowledgement to itself is a self-send released by the sync.
+//! Other owners get the new object at once, in parallel with the local fsync: a crash
+//! before that sync cannot make the node reissue the dot, because every boot takes a new
+//! epoch (see `dvv`). Records replay in order: the last `Record::Object` of a key is its
+//! state; the log is compacted into a snapshot once it is much larger than the state.
 
 mod anti_entropy;
 mod config;
@@ -82,6 +84,7 @@ use crate::protocol::{ClusterConfig, Effect, Metrics, Outbox, Output, Protocol};
 use crate::time::Time;
 use anti_entropy::AntiEntropy;
 use coordinator::{Coordinator, ReplyTo};
+use hash::mix2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
@@ -98,9 +101,9 @@ pub struct Dynamo {
     ring: Ring,
     region: String,
     boot: u32,
-    /// This disk's epoch: the actor of the dots this node issues.
+    /// This boot's epoch: with the id, the actor of the dots this node issues.
     epoch: u64,
-    /// Node-wide dot counter: the next one to issue.
+    /// Dot counter of this epoch: the next one to issue.
     next_counter: u64,
     store: Store,
     merkle: MerkleIndex,
@@ -109,8 +112,6 @@ pub struct Dynamo {
     coordinator: Coordinator,
     anti_entropy: AntiEntropy,
     started: bool,
-    /// Built from an empty (or epoch-less) log: the epoch must be persisted at start.
-    fresh: bool,
     heartbeat_due: Time,
     replay_due: Time,
     anti_entropy_due: Time,
@@ -122,9 +123,12 @@ pub struct Dynamo {
 
 impl Dynamo {
     /// A node of `cluster`, rebuilt from its durable `recovered` records (empty on first
-    /// boot or after losing its disk). `seed` must differ on every boot (the simulator
-    /// derives it per incarnation; the server draws it from the OS): an empty-disk boot
-    /// takes its epoch from it.
+    /// boot or after losing its disk).
+    ///
+    /// # Correctness
+    /// `seed` must differ on every boot (the simulator derives it per incarnation; the
+    /// server draws it from the OS): every boot takes a new epoch from it, and a node
+    /// that lost its disk has nothing else to tell its new dots from its old ones.
     pub fn new(
         id: NodeId,
         cluster: &ClusterConfig,
@@ -137,18 +141,12 @@ impl Dynamo {
         let mut store = Store::default();
         let mut merkle = MerkleIndex::new(config.merkle_fanout, config.merkle_depth);
         let mut hints = HintStore::new(config.hints.clone());
-        let mut epoch: Option<u64> = None;
-        let mut next_counter = 1u64;
+        let mut previous_epoch = 0u64;
         let records = recovered.len();
         for record in recovered {
             match record {
-                Record::Epoch { epoch: e } => epoch = Some(e),
-                Record::Counter { next } => next_counter = next_counter.max(next),
+                Record::Epoch { epoch } => previous_epoch = epoch,
                 Record::Object { key, object } => {
-                    if let Some(e) = epoch {
-                        let own = object.counter_of(&Actor { node: id, epoch: e });
-                        next_counter = next_counter.max(own + 1);
-                    }
                     let range = ring.range_of(&key);
                     let old = store.put(key.clone(), object, range, Time::ZERO);
                     let new = store.get(&key).map(|e| e.digest);
@@ -170,9 +168,9 @@ impl Dynamo {
                 }
             }
         }
-        let fresh = epoch.is_none();
-        // A fresh epoch is a random 64-bit value: unique without coordination.
-        let epoch = epoch.unwrap_or_else(|| rng.gen());
+        // A new random 64-bit epoch per boot: unique without coordination. Mixing in the
+        // previous one keeps epochs distinct even if a host reused a seed with its log.
+        let epoch = mix2(rng.gen(), previous_epoch);
         let region = ring.region_of(id).to_owned();
         let boot: u32 = rng.gen();
         let pairs = ring
@@ -195,7 +193,7 @@ impl Dynamo {
             region,
             boot,
             epoch,
-            next_counter,
+            next_counter: 1,
             store,
             merkle,
             hints,
@@ -203,7 +201,6 @@ impl Dynamo {
             coordinator: Coordinator::default(),
             anti_entropy: AntiEntropy::new(pairs, u64::from(boot) << 32),
             started: false,
-            fresh,
             heartbeat_due: Time::ZERO,
             replay_due: Time::ZERO,
             anti_entropy_due: Time::ZERO,
@@ -250,7 +247,7 @@ impl Dynamo {
         self.ring.preference_for(key).to_vec()
     }
 
-    /// This disk's epoch.
+    /// This boot's epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
@@ -279,17 +276,9 @@ impl Dynamo {
         );
         self.hints.reset_ages(now);
         self.store.reset_tombstone_ages(now);
-        if self.fresh {
-            self.persist(
-                vec![
-                    Record::Epoch { epoch: self.epoch },
-                    Record::Counter {
-                        next: self.next_counter,
-                    },
-                ],
-                Vec::new(),
-            );
-        }
+        // Ordered before every record this boot writes, so the next boot derives a
+        // different epoch from it.
+        self.persist(vec![Record::Epoch { epoch: self.epoch }], Vec::new());
         self.send_heartbeats(now);
         self.replay_due = now + self.config.hint_replay_interval;
         self.anti_entropy_due = now + self.config.anti_entropy_interval;
@@ -342,15 +331,12 @@ impl Dynamo {
 
     /// Replace the log by a snapshot once it holds far more records than live state.
     fn maybe_compact(&mut self) {
-        let live = 2 + self.store.len() + self.hints.len();
+        let live = 1 + self.store.len() + self.hints.len();
         if self.records_since_compaction < self.config.compact_after_records.max(2 * live) {
             return;
         }
         let mut snapshot = Vec::with_capacity(live);
         snapshot.push(Record::Epoch { epoch: self.epoch });
-        snapshot.push(Record::Counter {
-            next: self.next_counter,
-        });
         for (key, entry) in self.store.iter() {
             snapshot.push(Record::Object {
                 key: key.clone(),

@@ -712,3 +712,35 @@ fn tombstones_are_collected_only_after_grace_and_anti_entropy_coverage() {
     let read = pump.request(owners[1], get("k"), Level::All, Vec::new(), None);
     assert!(ok(&pump.run_until_reply(read, SECOND)).siblings.is_empty());
 }
+
+/// A coordinator's new version leaves before its own fsync; if it crashes before the
+/// sync, the restarted node (new epoch) must not reissue that dot for another value:
+/// the acknowledged second write survives next to the unacknowledged first.
+#[test]
+fn a_dot_that_left_before_the_crash_is_never_reissued() {
+    let mut pump = pump(5, config());
+    let (owners, _) = placement(&pump, "k");
+    let lost = pump.request(
+        owners[0],
+        put("k", "unsynced"),
+        Level::Two,
+        Vec::new(),
+        None,
+    );
+    pump.crash(owners[0]);
+    pump.run_for(SECOND);
+    assert!(!pump.replies.contains_key(&lost), "its coordinator died");
+    assert_eq!(stored_values(&pump, owners[1], "k"), vec!["unsynced"]);
+    pump.restart(owners[0]);
+    assert_eq!(
+        pump.node(owners[0]).stored(b"k"),
+        None,
+        "lost with the crash"
+    );
+    let acked = pump.request(owners[0], put("k", "acked"), Level::One, Vec::new(), None);
+    ok(&pump.run_until_reply(acked, SECOND));
+    pump.run_for(SECOND);
+    let read = pump.request(owners[1], get("k"), Level::All, Vec::new(), None);
+    let response = ok(&pump.run_until_reply(read, SECOND)).clone();
+    assert_eq!(strings(&response.siblings), vec!["acked", "unsynced"]);
+}

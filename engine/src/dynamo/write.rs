@@ -3,14 +3,15 @@
 //! ```text
 //!  owner coordinator: object' = local.update(client ctx, fresh dot, value)
 //!                     reject above the sibling hard limit (never prune)
-//!                     Persist{Object(object')} then: Stored→self, Store→every other target
-//!  non-owner (no live owner to forward to): one-shot actor, Persist{Counter} then: Store
+//!                     Persist{Object(object')} then: Stored→self  ‖  Store→other targets
+//!  non-owner (no live owner to forward to): one-shot actor, Store→targets
 //!  Stored from targets ─▶ count owners (fallbacks only if sloppy) ─▶ reply when met
 //!  deadline ─▶ Unavailable{replied, needed, who holds it}
 //! ```
-//! The whole object goes to every target (the prefix property of `dvv` depends on it),
-//! and only after the coordinator's own copy is durable: a crash before that sync loses
-//! the dot with the write, so a restarted node never reissues a dot someone else holds.
+//! The whole object goes to every target (the prefix property of `dvv` depends on it).
+//! It leaves at once, in parallel with the coordinator's own fsync: if the node crashes
+//! before that sync, its next boot has a new epoch, so the lost dot is never reissued.
+//! The coordinator counts itself only once its copy is durable.
 
 use crate::client::{ReadRepair, RequestError};
 use crate::command::{Key, Value};
@@ -74,6 +75,7 @@ impl Dynamo {
             };
             (base.unwrap_or_default(), dot)
         } else {
+            // Unique per (boot epoch, counter): never issued twice.
             let actor = Actor {
                 node: self.id,
                 epoch: mix2(self.epoch, self.next_counter),
@@ -100,7 +102,23 @@ impl Dynamo {
         }
         self.next_counter += 1;
         let op = self.coordinator.next_op(self.boot);
-        let mut sends = Vec::new();
+        if owner {
+            self.install(now, key.clone(), object.clone(), range);
+            let own_ack = Message::Stored {
+                op,
+                key: key.clone(),
+                hint_for: None,
+            };
+            let record = Record::Object {
+                key: key.clone(),
+                object: object.clone(),
+            };
+            let then = vec![Effect::Send {
+                to: self.id,
+                message: own_ack,
+            }];
+            self.persist(vec![record], then);
+        }
         for (&node, target) in &targets {
             if node == self.id && !target.fallback {
                 continue;
@@ -111,32 +129,7 @@ impl Dynamo {
                 object: object.clone(),
                 hint_for: target.fallback.then_some(target.owner),
             };
-            sends.push(Effect::Send { to: node, message });
-        }
-        if owner {
-            self.install(now, key.clone(), object.clone(), range);
-            let own_ack = Message::Stored {
-                op,
-                key: key.clone(),
-                hint_for: None,
-            };
-            let mut then = vec![Effect::Send {
-                to: self.id,
-                message: own_ack,
-            }];
-            then.extend(sends);
-            let record = Record::Object {
-                key: key.clone(),
-                object: object.clone(),
-            };
-            self.persist(vec![record], then);
-        } else {
-            // The one-shot epoch derives from the counter: make the counter durable
-            // before the dot leaves, so a restart never derives the same epoch again.
-            let record = Record::Counter {
-                next: self.next_counter,
-            };
-            self.persist(vec![record], sends);
+            self.outbox.send(node, message);
         }
         let write = WriteOp {
             request: plan.request,
