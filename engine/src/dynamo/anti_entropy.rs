@@ -17,7 +17,7 @@
 //!
 //! The initiator records when the last completed exchange with each (range, peer) pair
 //! *started*: every object it held then is at the peer now. Tombstone collection relies
-//! on this (see `Dynamo::collect_tombstones`).
+//! on this (see `tombstones`).
 
 use crate::command::Key;
 use crate::dynamo::dvv::Object;
@@ -312,60 +312,5 @@ impl Dynamo {
                 }
             }
         }
-    }
-
-    /// Forget tombstones every owner is known to hold, after the grace period.
-    ///
-    /// # The rule
-    /// A tombstone stored here at `t` is dropped when `now - t >= tombstone_grace` *and*,
-    /// for every other owner `p` of its range, an anti-entropy exchange with `p` that
-    /// started after `t` has completed (so `p` holds the tombstone or something newer).
-    /// The grace period outlasts `hints.max_age`, so no hint still in a fallback can bring
-    /// the old value back; a message delayed longer than the grace period can (the classic
-    /// `gc_grace` caveat), and then shows up as a sibling, never as a lost write.
-    pub(crate) fn collect_tombstones(&mut self, now: Time) {
-        const MAX_PER_ROUND: usize = 1_000;
-        let mut collectable = Vec::new();
-        for key in self.store.tombstones() {
-            if collectable.len() >= MAX_PER_ROUND {
-                break;
-            }
-            let Some(entry) = self.store.get(key) else {
-                continue;
-            };
-            let Some(since) = entry.tombstone_since else {
-                continue;
-            };
-            if now.saturating_since(since) < self.config.tombstone_grace {
-                continue;
-            }
-            let covered = self
-                .ring
-                .preference(entry.range)
-                .iter()
-                .filter(|&&p| p != self.id)
-                .all(|&p| {
-                    self.anti_entropy
-                        .covered
-                        .get(&(entry.range, p))
-                        .is_some_and(|&start| start > since)
-                });
-            if covered {
-                collectable.push(key.clone());
-            }
-        }
-        if collectable.is_empty() {
-            return;
-        }
-        let mut records = Vec::new();
-        for key in collectable {
-            if let Some(entry) = self.store.remove(&key) {
-                self.merkle
-                    .update(entry.range, &key, Some(entry.digest), None);
-                records.push(Record::ObjectRemoved { key });
-                self.metrics.incr("tombstones_collected");
-            }
-        }
-        self.persist(records, Vec::new());
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::client::{ClientReply, ClientRequest};
 use crate::command::Key;
-use crate::dynamo::dvv::Object;
+use crate::dynamo::dvv::{Object, VersionVector};
 use crate::dynamo::ring::RangeId;
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
@@ -159,6 +159,13 @@ pub enum Message {
         objects: Vec<(Key, Object)>,
         /// Whether the receiver should answer with its own objects for those leaves.
         reply: bool,
+    },
+    /// The range's first owner collected a tombstone: drop yours if it is no newer.
+    Forget {
+        /// Key.
+        key: Key,
+        /// Context of the collected tombstone.
+        context: VersionVector,
     },
     /// Merkle exchange finished (sent to the initiator when it is not the last receiver).
     AeDone {

@@ -14,7 +14,8 @@
 //!  background: heartbeats ─▶ failure detector ─▶ sloppy targets, hint replay
 //!              hint replay (bounded rate) ─▶ owners; expired hints ─▶ priority ranges
 //!              Merkle anti-entropy per (range, peer) ─▶ repair differing keys
-//!              tombstone GC once every owner is covered by anti-entropy
+//!              tombstone GC by each range's first owner once anti-entropy covered
+//!              every owner, then Forget to the others
 //! ```
 //! Every node is both a storage replica (`replica`) and a coordinator (`coordinator`).
 //! Versions are dotted version vectors (`dvv`): concurrent writes become siblings that a
@@ -50,6 +51,7 @@ mod read;
 mod read_repair;
 mod replica;
 mod ring;
+mod tombstones;
 mod write;
 
 #[cfg(test)]
@@ -424,6 +426,7 @@ impl Protocol for Dynamo {
                 reply,
             } => self.on_ae_objects(now, from, exchange, range, leaves, objects, reply),
             Message::AeDone { exchange, range } => self.on_ae_done(from, exchange, range),
+            Message::Forget { key, context } => self.on_forget(from, key, context),
         }
         self.maybe_compact();
     }
