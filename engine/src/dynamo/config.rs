@@ -84,9 +84,9 @@ pub struct DynamoConfig {
     /// An exchange that has not finished by then is abandoned (default 2 s).
     pub anti_entropy_timeout: Duration,
     /// A tombstone is garbage-collected only after this long (default 4 hours: longer
-    /// than `hints.max_age`, so no hint can bring the deleted value back) *and* after an
-    /// anti-entropy exchange with every other owner started after the tombstone was
-    /// stored (so every owner holds it).
+    /// than `hints.max_age`, so no hint can bring the deleted value back) *and* after the
+    /// range's first owner completed an anti-entropy exchange, started after it stored the
+    /// tombstone, with every other owner (see `tombstones` for the rule).
     pub tombstone_grace: Duration,
     /// Period of tombstone collection rounds (default 1 s).
     pub gc_interval: Duration,

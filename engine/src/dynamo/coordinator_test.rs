@@ -463,3 +463,66 @@ fn stray_messages_are_dropped_and_counted() {
     assert_eq!(coordinator.metrics().get("dropped_messages"), 1);
     assert_eq!(coordinator.metrics().get("late_replies"), 1);
 }
+
+/// Tombstone GC: only the range's first owner may make others forget a key, and only a
+/// tombstone its context covers is dropped.
+#[test]
+fn forget_drops_only_a_covered_tombstone_and_only_from_the_range_leader() {
+    let probe = node(0, 3);
+    let leader = probe.ring().preference_for(b"k")[0];
+    let follower = probe.ring().preference_for(b"k")[1];
+    let mut replica = node(follower.0, 3);
+    let value = written(&probe, 1, b"v", T0);
+    let tombstone = value.update(
+        value.context(),
+        Dot {
+            actor: Actor {
+                node: NodeId(0),
+                epoch: probe.epoch,
+            },
+            counter: 2,
+        },
+        Sibling {
+            value: None,
+            timestamp_us: 0,
+        },
+    );
+    let store = |object: &Object| Message::Store {
+        op: OpId { boot: 1, seq: 1 },
+        key: b"k".to_vec(),
+        object: object.clone(),
+        hint_for: None,
+    };
+    let forget = |context: &VersionVector| Message::Forget {
+        key: b"k".to_vec(),
+        context: context.clone(),
+    };
+    replica.handle_message(T0, leader, store(&value));
+    drain(&mut replica);
+    replica.handle_message(T0, leader, forget(value.context()));
+    assert!(replica.stored(b"k").is_some(), "not a tombstone: kept");
+    replica.handle_message(T0, leader, store(&tombstone));
+    drain(&mut replica);
+    replica.handle_message(T0, leader, forget(value.context()));
+    assert!(
+        replica.stored(b"k").is_some(),
+        "the tombstone is newer than the context"
+    );
+    let other = (0..3)
+        .map(NodeId)
+        .find(|n| *n != leader && *n != follower)
+        .unwrap();
+    replica.handle_message(T0, other, forget(tombstone.context()));
+    assert!(replica.stored(b"k").is_some(), "only the leader decides");
+    assert_eq!(drain(&mut replica), vec![]);
+    replica.handle_message(T0, leader, forget(tombstone.context()));
+    assert_eq!(
+        drain(&mut replica),
+        vec![Output::Persist {
+            records: vec![Record::ObjectRemoved { key: b"k".to_vec() }],
+            then: vec![],
+        }]
+    );
+    assert_eq!(replica.stored(b"k"), None);
+    assert_eq!(replica.metrics().get("forget_refused"), 2);
+}

@@ -4,10 +4,12 @@
 //!            client ──request──▶ any node (coordinator)
 //!                                  │ ring: key → range → preference list (N owners,
 //!                                  │       spread over regions) + fallbacks
-//!        writes: an owner issues a dot (DVV) on its object, persists, then Store ──▶ all
-//!                N owners; suspected owners' copies go to fallbacks as hints (sloppy)
+//!        writes: an owner (a non-owner forwards) issues a dot (DVV) on its object,
+//!                persists it and sends Store ──▶ the other owners; suspected owners'
+//!                copies go to live fallbacks as hints (sloppy requests only)
 //!        reads:  Read ──▶ all N owners; merge; read repair stale owners; reply
-//!                                  │ reply once the level's durable acks are in,
+//!                                  │ reply once the level's durable acks (or, for a
+//!                                  │ read, answers + blocking repairs) are in,
 //!                                  ▼ else Unavailable at the deadline
 //!            Response::Versioned { siblings, context, receipt }
 //!
