@@ -90,6 +90,8 @@ pub(crate) struct Coordinator {
     /// Forwards already coordinated, oldest first (bounded).
     seen_forwards: VecDeque<(NodeId, OpId)>,
     seen_forward_set: BTreeSet<(NodeId, OpId)>,
+    /// Reads already answered, kept only to repair late answers: not counted as load.
+    pub(crate) lingering: usize,
 }
 
 impl Coordinator {
@@ -134,9 +136,9 @@ impl Coordinator {
         true
     }
 
-    /// Requests in flight.
-    pub(crate) fn len(&self) -> usize {
-        self.ops.len()
+    /// Requests not yet answered (the admission bound applies to these).
+    pub(crate) fn active(&self) -> usize {
+        self.ops.len().saturating_sub(self.lingering)
     }
 
     /// The earliest timer.
@@ -273,11 +275,11 @@ impl Dynamo {
                 )
             }
         };
-        if self.coordinator.len() >= self.config.max_pending_requests {
+        if self.coordinator.active() >= self.config.max_pending_requests {
             self.metrics.incr("requests_rejected");
             let error = RequestError::Rejected(format!(
                 "{} requests in flight at {} (limit {})",
-                self.coordinator.len(),
+                self.coordinator.active(),
                 self.id,
                 self.config.max_pending_requests
             ));

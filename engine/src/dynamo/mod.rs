@@ -481,7 +481,8 @@ impl Protocol for Dynamo {
         metrics.set("keys", self.store.len() as u64);
         metrics.set("hints_pending", self.hints.len() as u64);
         metrics.set("hint_bytes", self.hints.bytes() as u64);
-        metrics.set("requests_in_flight", self.coordinator.len() as u64);
+        metrics.set("requests_in_flight", self.coordinator.active() as u64);
+        metrics.set("reads_lingering", self.coordinator.lingering as u64);
         metrics
     }
 }

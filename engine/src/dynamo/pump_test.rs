@@ -744,3 +744,28 @@ fn a_dot_that_left_before_the_crash_is_never_reissued() {
     let response = ok(&pump.run_until_reply(read, SECOND)).clone();
     assert_eq!(strings(&response.siblings), vec!["acked", "unsynced"]);
 }
+
+/// Answered reads that wait for late answers (to repair them) do not count as load.
+#[test]
+fn answered_reads_lingering_for_repair_do_not_count_as_pending() {
+    let config = DynamoConfig {
+        max_pending_requests: 2,
+        ..config()
+    };
+    let mut pump = pump(5, config);
+    let (owners, _) = placement(&pump, "k");
+    pump.isolate(owners[2]);
+    for _ in 0..4 {
+        let read = pump.request(owners[0], get("k"), Level::One, Vec::new(), None);
+        ok(&pump.run_until_reply(read, SECOND));
+    }
+    let node = pump.node(owners[0]);
+    assert_eq!(
+        node.metrics().get("reads_lingering"),
+        4,
+        "waiting for the isolated owner"
+    );
+    assert_eq!(node.metrics().get("requests_in_flight"), 0);
+    pump.run_for(3 * SECOND);
+    assert_eq!(pump.node(owners[0]).metrics().get("reads_lingering"), 0);
+}

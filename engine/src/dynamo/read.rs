@@ -191,6 +191,7 @@ impl Dynamo {
         let (request, reply_to) = (read.request, read.reply_to);
         let all_in = read.answers.len() == read.targets.len();
         let linger = read.linger_until;
+        self.coordinator.lingering += 1;
         self.respond(request, reply_to, Ok(versioned(&object, receipt)));
         if all_in {
             self.finish_read(op);
@@ -235,6 +236,7 @@ impl Dynamo {
                 let (request, reply_to) = (read.request, read.reply_to);
                 read.state = ReadState::Replied;
                 let linger = read.linger_until;
+                self.coordinator.lingering += 1;
                 self.fail(request, reply_to, error);
                 self.coordinator.reschedule(op, linger);
             }

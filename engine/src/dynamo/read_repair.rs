@@ -90,6 +90,12 @@ impl Dynamo {
         let Some(Pending::Read(read)) = self.coordinator.remove(op) else {
             return;
         };
+        debug_assert_eq!(
+            read.state,
+            ReadState::Replied,
+            "only answered reads are dropped"
+        );
+        self.coordinator.lingering = self.coordinator.lingering.saturating_sub(1);
         let digest = read.merged.digest();
         let mut stale = stale_answers(&read.targets, &read.answers, &read.merged);
         stale.retain(|n| read.repaired.get(n) != Some(&digest));
