@@ -147,6 +147,12 @@ pub enum Message {
         /// `None` = pre-accepted; otherwise the conflict and whether it is committed.
         conflict: Option<(InstanceId, bool)>,
     },
+    /// Garbage-collection chatter: per command leader, the first slot not executed by the
+    /// sender (every slot below is).
+    Executed {
+        /// `(leader, first unexecuted slot)` pairs.
+        prefix: Vec<(NodeId, u64)>,
+    },
     /// A replica waiting on `instance` asks its leader for the outcome.
     Inquire {
         /// Instance.

@@ -29,8 +29,8 @@ mod recovery;
 mod tests;
 
 pub use config::EpaxosConfig;
-pub use execution::ExecutedEntry;
-pub use instance::{Attributes, InstanceId, Status};
+pub use execution::{ExecutedEntry, Executor};
+pub use instance::{Attributes, InstanceId, KeyIndex, Status};
 pub use messages::{Ballot, InstanceRecord, InstanceReport, Message, Payload, Record};
 
 use crate::client::{ClientReply, ClientRequest, Consistency, RequestError, Response};
@@ -39,8 +39,8 @@ use crate::id::NodeId;
 use crate::protocol::{ClusterConfig, CommitPath, Effect, Metrics, Outbox, Output, Protocol};
 use crate::quorum::{epaxos_fast_quorum, majority, VoteSet};
 use crate::time::Time;
-use execution::{Executed, Executor};
-use instance::{Instance, KeyIndex};
+use execution::Executed;
+use instance::Instance;
 use std::collections::BTreeMap;
 
 enum Phase {
@@ -84,6 +84,10 @@ pub struct Epaxos {
     seen_ballots: BTreeMap<InstanceId, Ballot>,
     /// Times an uncommitted dependency was found stalled (recovery starts after a few).
     stalls: BTreeMap<InstanceId, u32>,
+    /// Latest executed prefix reported by each replica (garbage collection).
+    peer_prefixes: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+    /// When this replica next reports its executed prefix.
+    next_gc: Option<Time>,
     executor: Executor,
     /// Time of the last input, for timers.
     now: Time,
@@ -117,7 +121,8 @@ impl Epaxos {
             peers_by_distance,
             fast_quorum: epaxos_fast_quorum(n),
             slow_quorum: majority(n),
-            config,
+            peer_prefixes: BTreeMap::new(),
+            next_gc: None,
             instances: BTreeMap::new(),
             index: KeyIndex::default(),
             next_slot: 0,
@@ -126,7 +131,8 @@ impl Epaxos {
             promises: BTreeMap::new(),
             seen_ballots: BTreeMap::new(),
             stalls: BTreeMap::new(),
-            executor: Executor::default(),
+            executor: Executor::new(config.record_execution),
+            config,
             now: Time::ZERO,
             next_tick: None,
             resume: Vec::new(),
@@ -206,6 +212,82 @@ impl Epaxos {
     /// Instances held in memory.
     pub fn live_instances(&self) -> usize {
         self.instances.len()
+    }
+
+    /// Keys in the dependency index.
+    pub fn indexed_keys(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether `id` was executed everywhere and forgotten: late messages about it are
+    /// dropped instead of bringing it back.
+    fn is_collected(&self, id: InstanceId) -> bool {
+        !self.instances.contains_key(&id) && self.executor.is_executed(id)
+    }
+
+    /// Tell everyone how far we executed, and forget what everyone executed.
+    fn report_executed(&mut self) {
+        let prefix: Vec<(NodeId, u64)> = self
+            .executor
+            .executed_prefix()
+            .iter()
+            .map(|(&l, &s)| (l, s))
+            .collect();
+        for peer in self.others() {
+            self.outbox.now(Effect::Send {
+                to: peer,
+                message: Message::Executed {
+                    prefix: prefix.clone(),
+                },
+            });
+        }
+        self.collect_garbage();
+    }
+
+    fn on_executed_report(&mut self, from: NodeId, prefix: Vec<(NodeId, u64)>) {
+        self.peer_prefixes
+            .insert(from, prefix.into_iter().collect());
+        self.collect_garbage();
+    }
+
+    /// Forget instances every replica executed: a later command that names one finds it
+    /// executed (DESIGN.md: memory stays bounded in long runs). The dependency index keeps
+    /// one small entry per key and leader, the same order of size as the key-value map.
+    fn collect_garbage(&mut self) {
+        let own = self.executor.executed_prefix().clone();
+        let mut below: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for &leader in &self.members {
+            let mut min = own.get(&leader).copied().unwrap_or(0);
+            for &member in self.members.iter().filter(|&&m| m != self.id) {
+                let reported = self
+                    .peer_prefixes
+                    .get(&member)
+                    .and_then(|p| p.get(&leader))
+                    .copied()
+                    .unwrap_or(0);
+                min = min.min(reported);
+            }
+            if min > 0 {
+                below.insert(leader, min);
+            }
+        }
+        for (leader, slot) in below {
+            let start = InstanceId { leader, slot: 0 };
+            let end = InstanceId { leader, slot };
+            let doomed: Vec<InstanceId> = self
+                .instances
+                .range(start..end)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in doomed {
+                // The per-key index keeps naming the collected instance: a replica that
+                // restarts replays its whole log and must still order it first.
+                self.instances.remove(&id);
+                self.seen_ballots.remove(&id);
+                self.metrics.incr("instances_collected");
+            }
+            self.executor.collect(leader, slot);
+        }
     }
 
     /// Whether this replica knows `instance` committed.
@@ -702,6 +784,10 @@ impl Epaxos {
     }
 
     fn on_tick(&mut self, now: Time) {
+        if self.next_gc.is_none_or(|t| now >= t) {
+            self.next_gc = Some(now + self.config.gc_interval);
+            self.report_executed();
+        }
         for id in std::mem::take(&mut self.resume) {
             self.resume_own(now, id);
         }
@@ -834,6 +920,18 @@ impl Protocol for Epaxos {
             self.metrics.incr("dropped_messages");
             return;
         }
+        let about = match &message {
+            Message::PreAccept { instance, .. }
+            | Message::Accept { instance, .. }
+            | Message::Commit { instance, .. }
+            | Message::Prepare { instance, .. }
+            | Message::TryPreAccept { instance, .. } => Some(*instance),
+            _ => None,
+        };
+        if about.is_some_and(|id| self.is_collected(id)) {
+            self.metrics.incr("stale_messages");
+            return;
+        }
         match message {
             Message::PreAccept {
                 ballot,
@@ -874,6 +972,7 @@ impl Protocol for Epaxos {
                 conflict,
             } => self.on_try_preaccept_reply(now, from, ballot, instance, conflict),
             Message::Inquire { instance } => self.on_inquire(from, instance),
+            Message::Executed { prefix } => self.on_executed_report(from, prefix),
             Message::Commit {
                 instance,
                 payload,
