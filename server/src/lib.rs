@@ -1,1 +1,7 @@
 //! Meridian replica server: hosts the engine's protocol cores over QUIC with durable storage.
+//!
+//! ```text
+//!  storage   FileStorage: append-only checksummed log, group commit, torn-tail scan
+//! ```
+
+pub mod storage;
