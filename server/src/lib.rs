@@ -2,6 +2,8 @@
 //!
 //! ```text
 //!  storage   FileStorage: append-only checksummed log, group commit, torn-tail scan
+//!  tls       cluster CA, node/client certificates, mutual-TLS QUIC configs
 //! ```
 
 pub mod storage;
+pub mod tls;
