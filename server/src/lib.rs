@@ -3,7 +3,9 @@
 //! ```text
 //!  storage   FileStorage: append-only checksummed log, group commit, torn-tail scan
 //!  tls       cluster CA, node/client certificates, mutual-TLS QUIC configs
+//!  transport QUIC peer links and client streams, frames, WAN emulation
 //! ```
 
 pub mod storage;
 pub mod tls;
+pub mod transport;
