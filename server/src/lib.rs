@@ -9,3 +9,7 @@
 pub mod storage;
 pub mod tls;
 pub mod transport;
+pub mod wire;
+
+#[cfg(test)]
+mod test_support;

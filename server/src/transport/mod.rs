@@ -6,5 +6,6 @@
 //!  endpoint  one QUIC connection per peer pair; client request streams
 //! ```
 
+pub mod endpoint;
 pub mod frame;
 pub mod wan;

@@ -155,7 +155,11 @@ impl WanSocket {
     /// Bind a UDP socket at `addr` and wrap it. Must run inside a tokio runtime (the
     /// inner socket is a tokio socket).
     pub fn bind(addr: SocketAddr, config: WanConfig) -> io::Result<Arc<Self>> {
-        let socket = std::net::UdpSocket::bind(addr)?;
+        Self::from_std(std::net::UdpSocket::bind(addr)?, config)
+    }
+
+    /// Wrap an already bound UDP socket. Must run inside a tokio runtime.
+    pub fn from_std(socket: std::net::UdpSocket, config: WanConfig) -> io::Result<Arc<Self>> {
         let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, socket)?;
         Self::wrap(inner, config)
     }
