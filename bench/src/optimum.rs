@@ -103,6 +103,14 @@ pub fn epaxos_ms(topology: &Topology, region: usize, conflict_pct: f64) -> f64 {
     }
 }
 
+/// A lower bound for a Dynamo request that waits for `acks` replicas: the client's
+/// nearest replica hears from the `acks` nearest replicas of the whole cluster (a key's
+/// preference list is a subset, so real requests can only be slower).
+pub fn dynamo_lower_bound_ms(topology: &Topology, region: usize, acks: usize) -> f64 {
+    let (replica, access) = access_ms(topology, region);
+    access + quorum_rtt_ms(topology, replica, acks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,15 @@ use crate::backend::sim::{self, SimOutcome, SimRun};
 use crate::optimum;
 use crate::protocols::ProtocolSpec;
 use crate::report::{region_reports, RunReport};
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use indicatif::ProgressBar;
+use meridian_engine::dynamo::{Dynamo, DynamoConfig};
 use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
 use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig};
 use meridian_engine::sim::OpRecord;
 use meridian_engine::topology::Topology;
 use meridian_engine::NodeId;
+use meridian_engine::{Consistency, Level};
 
 /// Run `spec` under `run` in the simulator; returns the report and every operation (if
 /// `run.keep_ops`).
@@ -56,8 +58,22 @@ pub fn run_sim(
                 Box::new(move |region| optimum::epaxos_ms(&topology, region, conflict_pct)),
             )
         }
-        ProtocolSpec::Dynamo { .. } => {
-            bail!("protocol {spec} is not available in this build yet (Dynamo mode, issue 6)")
+        ProtocolSpec::Dynamo { level } => {
+            let config = DynamoConfig::default();
+            let needed = dynamo_acks(*level, config.replicas, run.workload.read_ratio);
+            let mut run = run.clone();
+            run.workload.consistency = Consistency::Dynamo(*level);
+            let outcome = sim::run(
+                &run,
+                move |id, seed, records| Dynamo::new(id, &cluster, config.clone(), seed, records),
+                false,
+                progress,
+            );
+            let topology = topology.clone();
+            (
+                outcome,
+                Box::new(move |region| optimum::dynamo_lower_bound_ms(&topology, region, needed)),
+            )
         }
     };
     let stats = &outcome.stats;
@@ -80,6 +96,22 @@ pub fn run_sim(
         counters,
     };
     Ok((report, outcome.ops))
+}
+
+/// Acknowledgements a Dynamo request at `level` waits for (writes unless the workload is
+/// read-mostly), used for the latency lower bound.
+fn dynamo_acks(level: Level, n: usize, read_ratio: f64) -> usize {
+    let majority = n / 2 + 1;
+    match level {
+        // LOCAL levels count owners in the client's region: at best the local replica.
+        Level::One | Level::LocalOne | Level::LocalQuorum | Level::Session => 1,
+        Level::Two => 2,
+        Level::Three => 3,
+        Level::Quorum | Level::EachQuorum => majority,
+        Level::All => n,
+        Level::Explicit { r, w } => usize::from(if read_ratio >= 0.5 { r } else { w }),
+    }
+    .min(n)
 }
 
 /// Share of EPaxos commits whose PreAccept round found conflicting attributes.

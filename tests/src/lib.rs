@@ -29,6 +29,9 @@ pub struct FaultRun {
     pub fsync: Duration,
     /// Client timeout.
     pub client_timeout: Duration,
+    /// Replicas crashed for good at random times in the chaos phase (never restarted):
+    /// use with a profile without crashes so no plan restarts them.
+    pub permanent_crashes: usize,
 }
 
 impl Default for FaultRun {
@@ -42,6 +45,7 @@ impl Default for FaultRun {
             keys: 3,
             fsync: Duration::from_micros(500),
             client_timeout: Duration::from_secs(2),
+            permanent_crashes: 0,
         }
     }
 }

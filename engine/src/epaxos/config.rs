@@ -14,6 +14,12 @@ pub struct EpaxosConfig {
     pub retry_timeout: Duration,
     /// How often timers are checked (default 50 ms).
     pub tick: Duration,
+    /// How often a replica tells the others how far it executed, so instances executed
+    /// everywhere can be forgotten (default 1 s).
+    pub gc_interval: Duration,
+    /// Keep every executed command in memory for inspection (default true; benchmarks
+    /// and long runs turn it off).
+    pub record_execution: bool,
 }
 
 impl Default for EpaxosConfig {
@@ -22,11 +28,19 @@ impl Default for EpaxosConfig {
             thrifty: false,
             retry_timeout: Duration::from_millis(500),
             tick: Duration::from_millis(50),
+            gc_interval: Duration::from_secs(1),
+            record_execution: true,
         }
     }
 }
 
 impl EpaxosConfig {
+    /// Keep (or not) the executed-command log.
+    pub fn with_record_execution(mut self, record: bool) -> Self {
+        self.record_execution = record;
+        self
+    }
+
     /// Thrifty PreAccepts.
     pub fn with_thrifty(mut self, thrifty: bool) -> Self {
         self.thrifty = thrifty;

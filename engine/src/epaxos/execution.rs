@@ -14,6 +14,7 @@
 use super::instance::{Attributes, InstanceId};
 use super::messages::Payload;
 use crate::command::CommandResult;
+use crate::id::NodeId;
 use crate::session::{Admission, SessionTable};
 use crate::state_machine::{KvStore, StateMachine};
 use crate::time::Time;
@@ -30,13 +31,21 @@ pub struct ExecutedEntry {
 
 /// An executed command and its result (or `None` for a repeat forgotten by the session
 /// table: nothing to answer).
-pub(super) type Executed = (InstanceId, Payload, Option<CommandResult>);
+pub type Executed = (InstanceId, Payload, Option<CommandResult>);
 
+/// Runs committed instances in dependency order (see the module doc).
 #[derive(Default)]
-pub(super) struct Executor {
+pub struct Executor {
     /// Committed, not yet executed.
     committed: BTreeMap<InstanceId, (Payload, Attributes)>,
+    /// Executed instances not yet garbage-collected.
     executed: BTreeSet<InstanceId>,
+    /// Per leader: every slot below is executed here.
+    executed_prefix: BTreeMap<NodeId, u64>,
+    /// Per leader: every slot below was executed everywhere and forgotten.
+    collected_below: BTreeMap<NodeId, u64>,
+    /// Keep the execution order for inspection (tests); off for long runs.
+    record_order: bool,
     /// Uncommitted instances that pending ones depend on, and since when.
     missing: BTreeMap<InstanceId, Time>,
     kv: KvStore,
@@ -62,16 +71,63 @@ struct Pass {
 }
 
 impl Executor {
-    pub(super) fn kv(&self) -> &KvStore {
+    /// The key-value map as executed.
+    pub fn kv(&self) -> &KvStore {
         &self.kv
     }
 
-    pub(super) fn order(&self) -> &[ExecutedEntry] {
+    /// An executor that keeps (`true`) or skips the execution-order log.
+    pub fn new(record_order: bool) -> Self {
+        Self {
+            record_order,
+            ..Self::default()
+        }
+    }
+
+    /// Per leader, the first slot not known executed here (all below are).
+    pub fn executed_prefix(&self) -> &BTreeMap<NodeId, u64> {
+        &self.executed_prefix
+    }
+
+    /// Whether `id` was executed here (collected instances included).
+    pub fn is_executed(&self, id: InstanceId) -> bool {
+        self.executed.contains(&id)
+            || self
+                .collected_below
+                .get(&id.leader)
+                .is_some_and(|&below| id.slot < below)
+    }
+
+    /// Forget executed instances of `leader` below `below` (executed everywhere).
+    pub fn collect(&mut self, leader: NodeId, below: u64) {
+        let entry = self.collected_below.entry(leader).or_default();
+        if below <= *entry {
+            return;
+        }
+        *entry = below;
+        let start = InstanceId { leader, slot: 0 };
+        let end = InstanceId {
+            leader,
+            slot: below,
+        };
+        let doomed: Vec<InstanceId> = self.executed.range(start..end).copied().collect();
+        for id in doomed {
+            self.executed.remove(&id);
+        }
+    }
+
+    /// Executed instances still held.
+    pub fn held(&self) -> usize {
+        self.executed.len() + self.committed.len()
+    }
+
+    /// Every command executed, in order.
+    pub fn order(&self) -> &[ExecutedEntry] {
         &self.order
     }
 
     fn is_known(&self, id: InstanceId) -> bool {
-        self.executed.contains(&id) || self.committed.contains_key(&id)
+        self.is_executed(id) || self.committed.contains_key(&id)
     }
 
     /// Uncommitted dependencies waited on since before `deadline`.
@@ -94,8 +150,8 @@ impl Executor {
         !self.missing.is_empty()
     }
 
-    /// A commit arrived: run everything that became runnable.
-    pub(super) fn commit(
+    /// A commit arrived: run everything that became runnable; returns what ran.
+    pub fn commit(
         &mut self,
         now: Time,
         id: InstanceId,
@@ -159,7 +215,7 @@ impl Executor {
                 let dep = frame.deps[frame.next];
                 frame.next += 1;
                 let node = frame.node;
-                if self.executed.contains(&dep) {
+                if self.is_executed(dep) {
                     continue;
                 }
                 if !self.committed.contains_key(&dep) {
@@ -229,14 +285,23 @@ impl Executor {
                 continue;
             };
             self.executed.insert(id);
+            let prefix = self.executed_prefix.entry(id.leader).or_default();
+            while self.executed.contains(&InstanceId {
+                leader: id.leader,
+                slot: *prefix,
+            }) {
+                *prefix += 1;
+            }
             let result = match self.sessions.admit(payload.request) {
                 Admission::Execute => {
                     let result = self.kv.apply(&payload.command);
                     self.sessions.record(payload.request, result.clone());
-                    self.order.push(ExecutedEntry {
-                        instance: id,
-                        payload: payload.clone(),
-                    });
+                    if self.record_order {
+                        self.order.push(ExecutedEntry {
+                            instance: id,
+                            payload: payload.clone(),
+                        });
+                    }
                     Some(result)
                 }
                 Admission::Duplicate(result) => result,

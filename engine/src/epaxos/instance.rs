@@ -67,7 +67,7 @@ pub(super) struct Instance {
 /// leader are reached transitively (a leader always includes its own earlier interfering
 /// instances).
 #[derive(Clone, Debug, Default)]
-pub(super) struct KeyIndex {
+pub struct KeyIndex {
     keys: BTreeMap<Key, BTreeMap<NodeId, KeyEntry>>,
 }
 
@@ -81,7 +81,7 @@ struct KeyEntry {
 
 impl KeyIndex {
     /// Attributes for `command` given everything indexed (excluding `this` instance).
-    pub(super) fn attributes_for(&self, this: InstanceId, command: &Command) -> Attributes {
+    pub fn attributes_for(&self, this: InstanceId, command: &Command) -> Attributes {
         let mut attributes = Attributes::default();
         let Some(entries) = self.keys.get(command.key()) else {
             attributes.seq = 1;
@@ -110,7 +110,7 @@ impl KeyIndex {
     }
 
     /// Remember an instance (called whenever its attributes are recorded here).
-    pub(super) fn insert(&mut self, id: InstanceId, command: &Command, seq: u64) {
+    pub fn insert(&mut self, id: InstanceId, command: &Command, seq: u64) {
         let entry = self
             .keys
             .entry(command.key().clone())
@@ -137,6 +137,18 @@ impl KeyIndex {
                 }
             }
         }
+    }
+}
+
+impl KeyIndex {
+    /// Keys indexed.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 

@@ -26,6 +26,41 @@ pub struct Payload {
     pub command: Command,
 }
 
+/// Client id reserved for no-ops that recovery commits when no replica saw the command.
+pub const NOOP_CLIENT: crate::id::ClientId = crate::id::ClientId(u64::MAX);
+
+impl Payload {
+    /// A command that changes nothing and interferes with no client key: a read of the
+    /// empty key under the reserved client id. Nobody is answered for it.
+    pub fn noop() -> Self {
+        Self {
+            request: RequestId {
+                client: NOOP_CLIENT,
+                seq: 0,
+            },
+            command: Command::Get { key: Vec::new() },
+        }
+    }
+
+    /// Whether this is a recovery no-op.
+    pub fn is_noop(&self) -> bool {
+        self.request.client == NOOP_CLIENT
+    }
+}
+
+/// What a replica knows of an instance, reported to a recovering replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    /// Command.
+    pub payload: Payload,
+    /// Attributes recorded.
+    pub attributes: Attributes,
+    /// How far it got here.
+    pub status: Status,
+    /// Ballot the attributes were recorded in.
+    pub accepted_in: Ballot,
+}
+
 /// Peer messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -74,6 +109,50 @@ pub enum Message {
         /// The higher ballot.
         promised: Ballot,
     },
+    /// Recovery phase 1: promise `ballot` for `instance` and report what you know.
+    Prepare {
+        /// The recovering replica's ballot.
+        ballot: Ballot,
+        /// Instance.
+        instance: InstanceId,
+    },
+    /// Reply to Prepare (persisted promise first).
+    PrepareOk {
+        /// Ballot promised.
+        ballot: Ballot,
+        /// Instance.
+        instance: InstanceId,
+        /// What this replica recorded, if anything.
+        report: Option<InstanceReport>,
+    },
+    /// Recovery of a possible fast-path commit: would these attributes conflict with
+    /// anything you know? If not, pre-accept them.
+    TryPreAccept {
+        /// Ballot.
+        ballot: Ballot,
+        /// Instance.
+        instance: InstanceId,
+        /// Command.
+        payload: Payload,
+        /// Attributes reported by the fast-quorum members seen.
+        attributes: Attributes,
+    },
+    /// TryPreAccept reply: `conflict` names an interfering instance that neither is a
+    /// dependency nor depends on the recovered one (and whether it is committed here).
+    TryPreAcceptReply {
+        /// Ballot replied to.
+        ballot: Ballot,
+        /// Instance.
+        instance: InstanceId,
+        /// `None` = pre-accepted; otherwise the conflict and whether it is committed.
+        conflict: Option<(InstanceId, bool)>,
+    },
+    /// Garbage-collection chatter: per command leader, the first slot not executed by the
+    /// sender (every slot below is).
+    Executed {
+        /// `(leader, first unexecuted slot)` pairs.
+        prefix: Vec<(NodeId, u64)>,
+    },
     /// A replica waiting on `instance` asks its leader for the outcome.
     Inquire {
         /// Instance.
@@ -90,9 +169,23 @@ pub enum Message {
     },
 }
 
-/// What a replica must not forget across a crash: the latest state of an instance.
+/// What a replica must not forget across a crash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub enum Record {
+    /// The latest state of an instance.
+    Instance(InstanceRecord),
+    /// A promise for an instance this replica has not seen (recovery of another's).
+    Promise {
+        /// Instance.
+        instance: InstanceId,
+        /// Ballot promised.
+        ballot: Ballot,
+    },
+}
+
+/// The latest state of an instance at this replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
     /// Instance.
     pub instance: InstanceId,
     /// Command.
@@ -103,4 +196,7 @@ pub struct Record {
     pub status: Status,
     /// Ballot those attributes were recorded in.
     pub ballot: Ballot,
+    /// Highest ballot promised for the instance (kept apart from `ballot`, DESIGN.md
+    /// EPaxos item 1).
+    pub promised: Ballot,
 }

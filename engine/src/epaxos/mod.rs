@@ -24,13 +24,14 @@ mod config;
 mod execution;
 mod instance;
 mod messages;
+mod recovery;
 #[cfg(test)]
 mod tests;
 
 pub use config::EpaxosConfig;
-pub use execution::ExecutedEntry;
-pub use instance::{Attributes, InstanceId, Status};
-pub use messages::{Ballot, Message, Payload, Record};
+pub use execution::{ExecutedEntry, Executor};
+pub use instance::{Attributes, InstanceId, KeyIndex, Status};
+pub use messages::{Ballot, InstanceRecord, InstanceReport, Message, Payload, Record};
 
 use crate::client::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::command::CommandResult;
@@ -38,8 +39,8 @@ use crate::id::NodeId;
 use crate::protocol::{ClusterConfig, CommitPath, Effect, Metrics, Outbox, Output, Protocol};
 use crate::quorum::{epaxos_fast_quorum, majority, VoteSet};
 use crate::time::Time;
-use execution::{Executed, Executor};
-use instance::{Instance, KeyIndex};
+use execution::Executed;
+use instance::Instance;
 use std::collections::BTreeMap;
 
 enum Phase {
@@ -52,8 +53,10 @@ enum Phase {
     },
 }
 
-/// A command leader's progress on one of its own instances.
+/// A command leader's (or a recovering replica's) progress on an instance.
 struct Leading {
+    /// Run by a recovering replica: never take the fast path; commits count as recovered.
+    recovery: bool,
     ballot: Ballot,
     original: Attributes,
     phase: Phase,
@@ -73,6 +76,18 @@ pub struct Epaxos {
     index: KeyIndex,
     next_slot: u64,
     leading: BTreeMap<InstanceId, Leading>,
+    /// Recoveries in their Prepare or TryPreAccept phase.
+    recovering: BTreeMap<InstanceId, recovery::Recovery>,
+    /// Promises for instances not seen yet.
+    promises: BTreeMap<InstanceId, Ballot>,
+    /// Highest ballot heard of per instance (to outbid it when recovering).
+    seen_ballots: BTreeMap<InstanceId, Ballot>,
+    /// Times an uncommitted dependency was found stalled (recovery starts after a few).
+    stalls: BTreeMap<InstanceId, u32>,
+    /// Latest executed prefix reported by each replica (garbage collection).
+    peer_prefixes: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+    /// When this replica next reports its executed prefix.
+    next_gc: Option<Time>,
     executor: Executor,
     /// Time of the last input, for timers.
     now: Time,
@@ -106,12 +121,18 @@ impl Epaxos {
             peers_by_distance,
             fast_quorum: epaxos_fast_quorum(n),
             slow_quorum: majority(n),
-            config,
+            peer_prefixes: BTreeMap::new(),
+            next_gc: None,
             instances: BTreeMap::new(),
             index: KeyIndex::default(),
             next_slot: 0,
             leading: BTreeMap::new(),
-            executor: Executor::default(),
+            recovering: BTreeMap::new(),
+            promises: BTreeMap::new(),
+            seen_ballots: BTreeMap::new(),
+            stalls: BTreeMap::new(),
+            executor: Executor::new(config.record_execution),
+            config,
             now: Time::ZERO,
             next_tick: None,
             resume: Vec::new(),
@@ -127,6 +148,14 @@ impl Epaxos {
     /// unfinished instances to resume.
     fn recover(&mut self, records: Vec<Record>) {
         for record in records {
+            let record = match record {
+                Record::Instance(record) => record,
+                Record::Promise { instance, ballot } => {
+                    let promised = self.promises.entry(instance).or_default();
+                    *promised = (*promised).max(ballot);
+                    continue;
+                }
+            };
             let id = record.instance;
             if id.leader == self.id {
                 self.next_slot = self.next_slot.max(id.slot + 1);
@@ -163,7 +192,9 @@ impl Epaxos {
         self.resume = self
             .instances
             .iter()
-            .filter(|(id, i)| id.leader == self.id && i.status != Status::Committed)
+            .filter(|(id, i)| {
+                id.leader == self.id && i.status != Status::Committed && i.promised == i.accepted_in
+            })
             .map(|(&id, _)| id)
             .collect();
     }
@@ -183,6 +214,82 @@ impl Epaxos {
         self.instances.len()
     }
 
+    /// Keys in the dependency index.
+    pub fn indexed_keys(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether `id` was executed everywhere and forgotten: late messages about it are
+    /// dropped instead of bringing it back.
+    fn is_collected(&self, id: InstanceId) -> bool {
+        !self.instances.contains_key(&id) && self.executor.is_executed(id)
+    }
+
+    /// Tell everyone how far we executed, and forget what everyone executed.
+    fn report_executed(&mut self) {
+        let prefix: Vec<(NodeId, u64)> = self
+            .executor
+            .executed_prefix()
+            .iter()
+            .map(|(&l, &s)| (l, s))
+            .collect();
+        for peer in self.others() {
+            self.outbox.now(Effect::Send {
+                to: peer,
+                message: Message::Executed {
+                    prefix: prefix.clone(),
+                },
+            });
+        }
+        self.collect_garbage();
+    }
+
+    fn on_executed_report(&mut self, from: NodeId, prefix: Vec<(NodeId, u64)>) {
+        self.peer_prefixes
+            .insert(from, prefix.into_iter().collect());
+        self.collect_garbage();
+    }
+
+    /// Forget instances every replica executed: a later command that names one finds it
+    /// executed (DESIGN.md: memory stays bounded in long runs). The dependency index keeps
+    /// one small entry per key and leader, the same order of size as the key-value map.
+    fn collect_garbage(&mut self) {
+        let own = self.executor.executed_prefix().clone();
+        let mut below: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for &leader in &self.members {
+            let mut min = own.get(&leader).copied().unwrap_or(0);
+            for &member in self.members.iter().filter(|&&m| m != self.id) {
+                let reported = self
+                    .peer_prefixes
+                    .get(&member)
+                    .and_then(|p| p.get(&leader))
+                    .copied()
+                    .unwrap_or(0);
+                min = min.min(reported);
+            }
+            if min > 0 {
+                below.insert(leader, min);
+            }
+        }
+        for (leader, slot) in below {
+            let start = InstanceId { leader, slot: 0 };
+            let end = InstanceId { leader, slot };
+            let doomed: Vec<InstanceId> = self
+                .instances
+                .range(start..end)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in doomed {
+                // The per-key index keeps naming the collected instance: a replica that
+                // restarts replays its whole log and must still order it first.
+                self.instances.remove(&id);
+                self.seen_ballots.remove(&id);
+                self.metrics.incr("instances_collected");
+            }
+            self.executor.collect(leader, slot);
+        }
+    }
+
     /// Whether this replica knows `instance` committed.
     pub fn is_committed(&self, instance: InstanceId) -> bool {
         self.instances
@@ -199,13 +306,25 @@ impl Epaxos {
     }
 
     fn record_of(&self, id: InstanceId) -> Option<Record> {
-        self.instances.get(&id).map(|i| Record {
-            instance: id,
-            payload: i.payload.clone(),
-            attributes: i.attributes.clone(),
-            status: i.status,
-            ballot: i.accepted_in,
+        self.instances.get(&id).map(|i| {
+            Record::Instance(InstanceRecord {
+                instance: id,
+                payload: i.payload.clone(),
+                attributes: i.attributes.clone(),
+                status: i.status,
+                ballot: i.accepted_in,
+                promised: i.promised,
+            })
         })
+    }
+
+    /// The highest ballot promised for `id` here (seen instance or bare promise).
+    fn promised_for(&self, id: InstanceId) -> Ballot {
+        self.instances
+            .get(&id)
+            .map(|i| i.promised)
+            .or_else(|| self.promises.get(&id).copied())
+            .unwrap_or_default()
     }
 
     /// Store attributes for an instance at `ballot` and index them.
@@ -250,6 +369,7 @@ impl Epaxos {
         self.leading.insert(
             id,
             Leading {
+                recovery: false,
                 ballot,
                 original: attributes,
                 phase: Phase::PreAccept {
@@ -267,7 +387,7 @@ impl Epaxos {
         let (Some(record), Some(leading)) = (self.record_of(id), self.leading.get(&id)) else {
             return;
         };
-        let targets: Vec<NodeId> = if self.config.thrifty && first {
+        let targets: Vec<NodeId> = if self.config.thrifty && first && !leading.recovery {
             self.peers_by_distance
                 .iter()
                 .copied()
@@ -283,12 +403,16 @@ impl Epaxos {
                 .filter(|n| !replied.contains(n))
                 .collect()
         };
+        let Record::Instance(record) = record else {
+            return;
+        };
         let message = Message::PreAccept {
             ballot: leading.ballot,
             instance: id,
             payload: record.payload.clone(),
             attributes: leading.original.clone(),
         };
+        let record = Record::Instance(record);
         let mut then: Vec<Effect<Message>> = targets
             .into_iter()
             .map(|to| Effect::Send {
@@ -331,11 +455,11 @@ impl Epaxos {
         }
         replies.insert(from, attributes);
         let unchanged = replies.values().all(|a| *a == leading.original);
-        if unchanged && replies.len() >= self.fast_quorum {
+        if unchanged && replies.len() >= self.fast_quorum && !leading.recovery {
             self.metrics.incr("fast_path");
             let attributes = leading.original.clone();
             self.commit_own(now, id, attributes, CommitPath::Fast);
-        } else if !unchanged && replies.len() >= self.slow_quorum {
+        } else if (!unchanged || leading.recovery) && replies.len() >= self.slow_quorum {
             self.start_accept(now, id);
         }
     }
@@ -374,12 +498,16 @@ impl Epaxos {
         let Phase::Accept { votes } = &leading.phase else {
             return;
         };
+        let Record::Instance(record) = record else {
+            return;
+        };
         let message = Message::Accept {
             ballot: leading.ballot,
             instance: id,
             payload: record.payload.clone(),
             attributes: record.attributes.clone(),
         };
+        let record = Record::Instance(record);
         let mut then: Vec<Effect<Message>> = self
             .others()
             .into_iter()
@@ -413,7 +541,9 @@ impl Epaxos {
         if leading.ballot != ballot || !votes.add(from) {
             return;
         }
-        self.metrics.incr("slow_path");
+        if !leading.recovery {
+            self.metrics.incr("slow_path");
+        }
         let Some(attributes) = self.instances.get(&id).map(|i| i.attributes.clone()) else {
             return;
         };
@@ -428,10 +558,18 @@ impl Epaxos {
         let Some(payload) = self.instances.get(&id).map(|i| i.payload.clone()) else {
             return;
         };
-        self.outbox.now(Effect::Committed {
-            request: payload.request,
-            path,
-        });
+        let path = if leading.recovery {
+            self.metrics.incr("recovered");
+            CommitPath::Recovered
+        } else {
+            path
+        };
+        if !payload.is_noop() {
+            self.outbox.now(Effect::Committed {
+                request: payload.request,
+                path,
+            });
+        }
         self.commit(now, id, payload, attributes, leading.ballot, true);
     }
 
@@ -484,7 +622,7 @@ impl Epaxos {
         let mut replies = Vec::new();
         for (id, payload, result) in executed {
             self.metrics.incr("executed");
-            if id.leader != self.id {
+            if id.leader != self.id || payload.is_noop() {
                 continue;
             }
             if let Some(result) = result {
@@ -526,7 +664,9 @@ impl Epaxos {
                     payload: existing.payload.clone(),
                     attributes: existing.attributes.clone(),
                 };
-                self.outbox.send(from, message);
+                // Behind our own commit record: never reveal a decision before it is durable.
+                self.outbox
+                    .persist(Vec::new(), vec![Effect::Send { to: from, message }]);
                 return;
             }
             if existing.accepted_in == ballot {
@@ -625,7 +765,8 @@ impl Epaxos {
                 payload: instance.payload.clone(),
                 attributes: instance.attributes.clone(),
             };
-            self.outbox.send(from, message);
+            self.outbox
+                .persist(Vec::new(), vec![Effect::Send { to: from, message }]);
         }
     }
 
@@ -633,7 +774,8 @@ impl Epaxos {
 
     /// Keep one tick armed while instances are in flight or execution waits.
     fn arm_tick(&mut self, now: Time) {
-        let work = !self.leading.is_empty() || self.executor.has_blocked();
+        let work =
+            !self.leading.is_empty() || !self.recovering.is_empty() || self.executor.has_blocked();
         match (work, self.next_tick) {
             (true, None) => self.next_tick = Some(now + self.config.tick),
             (false, Some(_)) => self.next_tick = None,
@@ -642,6 +784,10 @@ impl Epaxos {
     }
 
     fn on_tick(&mut self, now: Time) {
+        if self.next_gc.is_none_or(|t| now >= t) {
+            self.next_gc = Some(now + self.config.gc_interval);
+            self.report_executed();
+        }
         for id in std::mem::take(&mut self.resume) {
             self.resume_own(now, id);
         }
@@ -668,12 +814,24 @@ impl Epaxos {
         let deadline = now - self.config.retry_timeout;
         for dep in self.executor.stalled(deadline) {
             self.executor.touch(dep, now);
-            self.metrics.incr("inquiries");
-            if dep.leader != self.id {
+            let stalls = self.stalls.entry(dep).or_default();
+            *stalls += 1;
+            // Ask the leader first; recover after a few silent rounds (staggered by id so
+            // replicas rarely duel for the same instance).
+            let patience = 2 + u32::from(self.id.0 % 3);
+            if *stalls > patience
+                && !self.leading.contains_key(&dep)
+                && !self.recovering.contains_key(&dep)
+            {
+                self.stalls.remove(&dep);
+                self.start_recovery(now, dep);
+            } else if dep.leader != self.id {
+                self.metrics.incr("inquiries");
                 self.outbox
                     .send(dep.leader, Message::Inquire { instance: dep });
             }
         }
+        self.expire_recoveries(now);
     }
 
     /// Restart path: pick up an own instance where its durable state left it.
@@ -691,6 +849,7 @@ impl Epaxos {
                 self.leading.insert(
                     id,
                     Leading {
+                        recovery: false,
                         ballot,
                         original: attributes,
                         phase: Phase::PreAccept { replies },
@@ -705,6 +864,7 @@ impl Epaxos {
                 self.leading.insert(
                     id,
                     Leading {
+                        recovery: false,
                         ballot,
                         original: attributes,
                         phase: Phase::Accept { votes },
@@ -760,6 +920,18 @@ impl Protocol for Epaxos {
             self.metrics.incr("dropped_messages");
             return;
         }
+        let about = match &message {
+            Message::PreAccept { instance, .. }
+            | Message::Accept { instance, .. }
+            | Message::Commit { instance, .. }
+            | Message::Prepare { instance, .. }
+            | Message::TryPreAccept { instance, .. } => Some(*instance),
+            _ => None,
+        };
+        if about.is_some_and(|id| self.is_collected(id)) {
+            self.metrics.incr("stale_messages");
+            return;
+        }
         match message {
             Message::PreAccept {
                 ballot,
@@ -781,8 +953,26 @@ impl Protocol for Epaxos {
             Message::AcceptOk { ballot, instance } => {
                 self.on_accept_ok(now, from, ballot, instance)
             }
-            Message::Nack { .. } => self.metrics.incr("nacks"),
+            Message::Nack { instance, promised } => self.on_nack(instance, promised),
+            Message::Prepare { ballot, instance } => self.on_prepare(from, ballot, instance),
+            Message::PrepareOk {
+                ballot,
+                instance,
+                report,
+            } => self.on_prepare_ok(now, from, ballot, instance, report),
+            Message::TryPreAccept {
+                ballot,
+                instance,
+                payload,
+                attributes,
+            } => self.on_try_preaccept(from, ballot, instance, payload, attributes),
+            Message::TryPreAcceptReply {
+                ballot,
+                instance,
+                conflict,
+            } => self.on_try_preaccept_reply(now, from, ballot, instance, conflict),
             Message::Inquire { instance } => self.on_inquire(from, instance),
+            Message::Executed { prefix } => self.on_executed_report(from, prefix),
             Message::Commit {
                 instance,
                 payload,
@@ -822,6 +1012,7 @@ impl Protocol for Epaxos {
     fn metrics(&self) -> Metrics {
         let mut metrics = self.metrics.clone();
         metrics.set("instances_live", self.instances.len() as u64);
+        metrics.set("recoveries_in_progress", self.recovering.len() as u64);
         metrics
     }
 }

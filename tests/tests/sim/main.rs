@@ -3,3 +3,4 @@
 
 mod t10_epaxos;
 mod t20_multipaxos;
+mod t30_dynamo;

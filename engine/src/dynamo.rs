@@ -1,1 +1,0 @@
-//! Dynamo mode: consistent-hash ring, tunable consistency, dotted version vectors.

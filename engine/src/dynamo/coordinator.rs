@@ -1,0 +1,536 @@
+//! The coordinator side: turning a client request into replica traffic and a reply.
+//!
+//! ```text
+//!  request ─▶ validate (Dynamo level, no CAS, decodable context) ─▶ Requirement
+//!          ─▶ targets: every owner, + a live fallback per suspected owner if sloppy
+//!          ─▶ fail fast if the live targets cannot meet the level (nothing is sent)
+//!          ─▶ write (`write`): at an owner, or forwarded to the nearest live owner
+//!             read  (`read`):  at any node, with read repair (`read_repair`)
+//!          ─▶ reply once met; at the deadline, Unavailable with the counts
+//! ```
+//! Answers count per owner (`level`): a primary for itself, a fallback for the owner its
+//! hint names and only in sloppy requests. A fallback never counts toward a strict
+//! request, and a level is never downgraded.
+//!
+//! # SESSION contract (client library side)
+//! The client keeps the `context` of every response it receives for a key (joining
+//! them; `VersionVector::decode`/`join`/`encode`, or simply the latest response's
+//! context) and sends it with each request. A SESSION read returns only a version whose
+//! context covers the client's: it waits for more owners, asks again every
+//! `session_retry`, and fails with `Unavailable` at the deadline if none has caught up.
+//! SESSION writes wait for one durable acknowledgement, like ONE, and pass the context so
+//! they supersede what the client saw. Together this gives read-your-writes and
+//! monotonic reads per client and key, as long as the client keeps its context.
+
+use crate::client::{
+    ClientReply, ClientRequest, Consistency, Level, ReadRepair, Receipt, ReceiptReplica,
+    RequestError, Response, VersionedResponse,
+};
+use crate::command::{Command, Key};
+use crate::dynamo::dvv::{Object, VersionVector};
+use crate::dynamo::level::{Op, Requirement};
+use crate::dynamo::messages::{Message, OpId};
+use crate::dynamo::read::ReadOp;
+use crate::dynamo::ring::Ring;
+use crate::dynamo::write::WriteOp;
+use crate::dynamo::Dynamo;
+use crate::id::{NodeId, RequestId};
+use crate::time::Time;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// Where the reply of a coordinated request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReplyTo {
+    Client,
+    Forwarder { node: NodeId, op: OpId },
+}
+
+/// A replica a request was sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The owner it counts for.
+    pub(crate) owner: NodeId,
+    /// Whether it stands in for `owner` (sloppy quorum).
+    pub(crate) fallback: bool,
+}
+
+/// What every coordinated request carries.
+pub(crate) struct Plan {
+    pub(crate) request: RequestId,
+    pub(crate) reply_to: ReplyTo,
+    pub(crate) key: Key,
+    pub(crate) requirement: Requirement,
+    pub(crate) sloppy: bool,
+    pub(crate) deadline: Time,
+}
+
+/// A write handed to an owner, waiting for its answer.
+pub(crate) struct ForwardOp {
+    request: RequestId,
+    to: NodeId,
+    needed: u32,
+}
+
+pub(crate) enum Pending {
+    Write(WriteOp),
+    Read(ReadOp),
+    Forward(ForwardOp),
+}
+
+/// Forwarded requests remembered to drop duplicates (the network may duplicate).
+const FORWARDS_REMEMBERED: usize = 10_000;
+
+/// Requests this node coordinates, with their timers.
+#[derive(Default)]
+pub(crate) struct Coordinator {
+    pub(crate) ops: BTreeMap<OpId, (Time, Pending)>,
+    timers: BTreeSet<(Time, OpId)>,
+    next_seq: u64,
+    /// Forwards already coordinated, oldest first (bounded).
+    seen_forwards: VecDeque<(NodeId, OpId)>,
+    seen_forward_set: BTreeSet<(NodeId, OpId)>,
+    /// Reads already answered, kept only to repair late answers: not counted as load.
+    pub(crate) lingering: usize,
+}
+
+impl Coordinator {
+    pub(crate) fn next_op(&mut self, boot: u32) -> OpId {
+        self.next_seq += 1;
+        OpId {
+            boot,
+            seq: self.next_seq,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, op: OpId, wake: Time, pending: Pending) {
+        self.timers.insert((wake, op));
+        self.ops.insert(op, (wake, pending));
+    }
+
+    pub(crate) fn remove(&mut self, op: OpId) -> Option<Pending> {
+        let (wake, pending) = self.ops.remove(&op)?;
+        self.timers.remove(&(wake, op));
+        Some(pending)
+    }
+
+    pub(crate) fn reschedule(&mut self, op: OpId, wake: Time) {
+        if let Some((old, _)) = self.ops.get_mut(&op) {
+            self.timers.remove(&(*old, op));
+            *old = wake;
+            self.timers.insert((wake, op));
+        }
+    }
+
+    /// Remember a forward; false if it was seen before.
+    fn first_forward(&mut self, from: NodeId, op: OpId) -> bool {
+        if !self.seen_forward_set.insert((from, op)) {
+            return false;
+        }
+        self.seen_forwards.push_back((from, op));
+        if self.seen_forwards.len() > FORWARDS_REMEMBERED {
+            if let Some(old) = self.seen_forwards.pop_front() {
+                self.seen_forward_set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Requests not yet answered (the admission bound applies to these).
+    pub(crate) fn active(&self) -> usize {
+        self.ops.len().saturating_sub(self.lingering)
+    }
+
+    /// The earliest timer.
+    pub(crate) fn next_timer(&self) -> Option<Time> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Operations whose timer is due at `now`.
+    fn due(&self, now: Time) -> Vec<OpId> {
+        self.timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, op)| *op)
+            .collect()
+    }
+}
+
+/// A successful Dynamo response.
+pub(crate) fn versioned(object: &Object, receipt: Receipt) -> Response {
+    Response::Versioned(VersionedResponse {
+        siblings: object.values(),
+        context: object.context().encode(),
+        receipt,
+    })
+}
+
+/// Owners whose answer counts: primaries for themselves; fallbacks for the owner they
+/// stand in for, only in sloppy requests.
+pub(crate) fn counted_owners(
+    targets: &BTreeMap<NodeId, Target>,
+    answered: &[NodeId],
+    sloppy: bool,
+) -> BTreeSet<NodeId> {
+    answered
+        .iter()
+        .filter_map(|n| targets.get(n))
+        .filter(|t| !t.fallback || sloppy)
+        .map(|t| t.owner)
+        .collect()
+}
+
+/// "n0 n2", or "none".
+pub(crate) fn names(nodes: &[NodeId]) -> String {
+    if nodes.is_empty() {
+        return "none".to_owned();
+    }
+    nodes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The receipt of a request that met its level with the answers of `answered`.
+pub(crate) fn receipt(
+    ring: &Ring,
+    requirement: &Requirement,
+    targets: &BTreeMap<NodeId, Target>,
+    answered: &[NodeId],
+    repair: ReadRepair,
+) -> Receipt {
+    let replicas: Vec<ReceiptReplica> = answered
+        .iter()
+        .filter_map(|n| {
+            targets.get(n).map(|t| ReceiptReplica {
+                node: *n,
+                region: ring.region_of(*n).to_owned(),
+                fallback: t.fallback,
+            })
+        })
+        .collect();
+    let hints_written = replicas.iter().filter(|r| r.fallback).count() as u32;
+    Receipt {
+        requested: requirement.level().to_string(),
+        met: true,
+        answered: replicas,
+        hints_written,
+        read_repair: repair,
+    }
+}
+
+impl Dynamo {
+    /// Entry point for client requests (and forwarded ones).
+    pub(crate) fn coordinate(
+        &mut self,
+        now: Time,
+        request: ClientRequest,
+        reply_to: ReplyTo,
+        region: &str,
+        deadline: Time,
+    ) {
+        let level = match request.consistency {
+            Consistency::Dynamo(level) => level,
+            other => {
+                let name = match other {
+                    Consistency::LocalRead => "local reads",
+                    _ => "linearizable consistency",
+                };
+                return self.fail(
+                    request.id,
+                    reply_to,
+                    RequestError::Invalid(format!(
+                        "{name} need a consensus keyspace; this keyspace runs Dynamo mode: ask \
+                         for a Dynamo level (ONE, TWO, THREE, QUORUM, ALL, LOCAL_ONE, \
+                         LOCAL_QUORUM, EACH_QUORUM, SESSION or R=<r>,W=<w>)"
+                    )),
+                );
+            }
+        };
+        let (op, value) = match &request.command {
+            Command::Get { .. } => (Op::Read, None),
+            Command::Put { value, .. } => (Op::Write, Some(value.clone())),
+            Command::Delete { .. } => (Op::Write, None),
+            Command::Cas { .. } => {
+                return self.fail(
+                    request.id,
+                    reply_to,
+                    RequestError::Invalid(
+                        "compare-and-set needs consensus and Dynamo keyspaces have none: read, \
+                         then write with the read's context (concurrent writers become \
+                         siblings), or use an EPaxos/Multi-Paxos keyspace"
+                            .to_owned(),
+                    ),
+                );
+            }
+        };
+        let context = match VersionVector::decode(&request.context) {
+            Ok(context) => context,
+            Err(e) => {
+                return self.fail(
+                    request.id,
+                    reply_to,
+                    RequestError::Invalid(format!("bad causal context: {e}")),
+                )
+            }
+        };
+        if self.coordinator.active() >= self.config.max_pending_requests {
+            self.metrics.incr("requests_rejected");
+            let error = RequestError::Rejected(format!(
+                "{} requests in flight at {} (limit {})",
+                self.coordinator.active(),
+                self.id,
+                self.config.max_pending_requests
+            ));
+            return self.fail(request.id, reply_to, error);
+        }
+        let key = request.command.key().clone();
+        let preference = self.ring.preference_for(&key).to_vec();
+        let ring = &self.ring;
+        let requirement = match Requirement::new(
+            level,
+            op,
+            &preference,
+            |n| ring.region_of(n).to_owned(),
+            region,
+        ) {
+            Ok(r) => r,
+            Err(e) => return self.fail(request.id, reply_to, e),
+        };
+        let plan = Plan {
+            request: request.id,
+            reply_to,
+            key,
+            requirement,
+            sloppy: request.sloppy.unwrap_or(self.config.sloppy),
+            deadline,
+        };
+        match op {
+            Op::Read => {
+                self.metrics.incr("requests_read");
+                let session = (level == Level::Session && !context.is_empty()).then_some(context);
+                self.start_read(now, plan, session);
+            }
+            Op::Write => {
+                self.metrics.incr("requests_write");
+                if reply_to == ReplyTo::Client && !preference.contains(&self.id) {
+                    let nearest = self
+                        .cluster
+                        .by_distance(self.id)
+                        .into_iter()
+                        .find(|n| preference.contains(n) && self.detector.is_alive(*n, now));
+                    if let Some(owner) = nearest {
+                        let (_, needed) = plan.requirement.progress(&BTreeSet::new());
+                        return self.forward(now, request, owner, region, needed, deadline);
+                    }
+                }
+                self.start_write(now, plan, value, context);
+            }
+        }
+    }
+
+    /// Hand a write to `owner`, which coordinates it and answers with `ForwardReply`.
+    fn forward(
+        &mut self,
+        now: Time,
+        request: ClientRequest,
+        owner: NodeId,
+        region: &str,
+        needed: u32,
+        deadline: Time,
+    ) {
+        self.metrics.incr("forwarded");
+        let op = self.coordinator.next_op(self.boot);
+        // The owner must answer before our own deadline: leave it a round trip (or a
+        // tenth of the budget when the RTT is unknown).
+        let remaining = deadline.saturating_since(now).as_micros() as u64;
+        let rtt = self
+            .cluster
+            .rtt_us(self.id, owner)
+            .unwrap_or(remaining / 10);
+        let budget_us = remaining.saturating_sub(rtt);
+        let id = request.id;
+        self.outbox.send(
+            owner,
+            Message::Forward {
+                op,
+                request,
+                region: region.to_owned(),
+                budget_us,
+            },
+        );
+        self.coordinator.insert(
+            op,
+            deadline,
+            Pending::Forward(ForwardOp {
+                request: id,
+                to: owner,
+                needed,
+            }),
+        );
+    }
+
+    pub(crate) fn on_forward(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        op: OpId,
+        request: ClientRequest,
+        region: String,
+        budget_us: u64,
+    ) {
+        if !self.coordinator.first_forward(from, op) {
+            return self.metrics.incr("duplicate_forwards");
+        }
+        let budget = Duration::from_micros(budget_us).min(self.config.request_timeout);
+        self.coordinate(
+            now,
+            request,
+            ReplyTo::Forwarder { node: from, op },
+            &region,
+            now + budget,
+        );
+    }
+
+    pub(crate) fn on_forward_reply(&mut self, from: NodeId, op: OpId, reply: ClientReply) {
+        match self.coordinator.ops.get(&op) {
+            Some((_, Pending::Forward(f))) if f.to == from && f.request == reply.id => {}
+            _ => return self.metrics.incr("late_replies"),
+        }
+        self.coordinator.remove(op);
+        self.outbox.reply(reply);
+    }
+
+    /// Who a request goes to: every owner, plus (if sloppy) a live fallback for each
+    /// owner the failure detector suspects.
+    pub(crate) fn plan_targets(
+        &self,
+        now: Time,
+        key: &Key,
+        sloppy: bool,
+    ) -> BTreeMap<NodeId, Target> {
+        let range = self.ring.range_of(key);
+        let preference = self.ring.preference(range);
+        let mut targets: BTreeMap<NodeId, Target> = preference
+            .iter()
+            .map(|&owner| {
+                let target = Target {
+                    owner,
+                    fallback: false,
+                };
+                (owner, target)
+            })
+            .collect();
+        if sloppy {
+            let mut taken: BTreeSet<NodeId> = preference.iter().copied().collect();
+            for &owner in preference {
+                if self.detector.is_alive(owner, now) {
+                    continue;
+                }
+                let usable = |n: NodeId| self.detector.is_alive(n, now);
+                if let Some(fallback) = self.ring.fallback_for(range, owner, &taken, usable) {
+                    taken.insert(fallback);
+                    let target = Target {
+                        owner,
+                        fallback: true,
+                    };
+                    targets.insert(fallback, target);
+                }
+            }
+        }
+        targets
+    }
+
+    /// Fail fast when the live targets cannot meet the level; nothing has been sent.
+    pub(crate) fn check_reachable(
+        &self,
+        now: Time,
+        plan: &Plan,
+        targets: &BTreeMap<NodeId, Target>,
+    ) -> Result<(), RequestError> {
+        let reachable: BTreeSet<NodeId> = targets
+            .iter()
+            .filter(|(node, t)| self.detector.is_alive(**node, now) && (!t.fallback || plan.sloppy))
+            .map(|(_, t)| t.owner)
+            .collect();
+        if plan.requirement.is_met(&reachable) {
+            return Ok(());
+        }
+        let down: Vec<NodeId> = targets
+            .iter()
+            .filter(|(node, t)| !t.fallback && !self.detector.is_alive(**node, now))
+            .map(|(n, _)| *n)
+            .collect();
+        let (_, needed) = plan.requirement.progress(&BTreeSet::new());
+        let sloppy_note = if plan.sloppy {
+            "no live fallback could stand in for them"
+        } else {
+            "sloppy quorum is off"
+        };
+        Err(RequestError::Unavailable {
+            replied: 0,
+            needed,
+            detail: format!(
+                "{}; owners down per the failure detector: {}; {sloppy_note}; nothing was sent",
+                plan.requirement.shortfall(&reachable),
+                names(&down)
+            ),
+        })
+    }
+
+    /// Fire every coordinator timer due at `now`.
+    pub(crate) fn expire_ops(&mut self, now: Time) {
+        for op in self.coordinator.due(now) {
+            match self.coordinator.ops.get(&op) {
+                Some((_, Pending::Forward(_))) => {
+                    let Some(Pending::Forward(f)) = self.coordinator.remove(op) else {
+                        continue;
+                    };
+                    let detail = format!(
+                        "forwarded to {} (an owner of this key), which did not answer in time; \
+                         the write may still apply",
+                        f.to
+                    );
+                    let error = RequestError::Unavailable {
+                        replied: 0,
+                        needed: f.needed,
+                        detail,
+                    };
+                    self.fail(f.request, ReplyTo::Client, error);
+                }
+                Some((_, Pending::Write(_))) => self.expire_write(op),
+                Some((_, Pending::Read(_))) => self.expire_read(now, op),
+                None => {}
+            }
+        }
+    }
+
+    pub(crate) fn fail(&mut self, request: RequestId, reply_to: ReplyTo, error: RequestError) {
+        self.respond(request, reply_to, Err(error));
+    }
+
+    pub(crate) fn respond(
+        &mut self,
+        request: RequestId,
+        reply_to: ReplyTo,
+        outcome: Result<Response, RequestError>,
+    ) {
+        match &outcome {
+            Err(RequestError::Unavailable { .. }) => self.metrics.incr("unavailable"),
+            Err(RequestError::Invalid(_)) => self.metrics.incr("invalid"),
+            Err(_) => self.metrics.incr("failed"),
+            Ok(_) => self.metrics.incr("requests_ok"),
+        }
+        let reply = ClientReply {
+            id: request,
+            outcome,
+        };
+        match reply_to {
+            ReplyTo::Client => self.outbox.reply(reply),
+            ReplyTo::Forwarder { node, op } => {
+                self.outbox.send(node, Message::ForwardReply { op, reply })
+            }
+        }
+    }
+}

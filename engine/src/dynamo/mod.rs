@@ -1,0 +1,488 @@
+//! Dynamo mode: a leaderless, eventually consistent keyspace with tunable consistency.
+//!
+//! ```text
+//!            client ──request──▶ any node (coordinator)
+//!                                  │ ring: key → range → preference list (N owners,
+//!                                  │       spread over regions) + fallbacks
+//!        writes: an owner (a non-owner forwards) issues a dot (DVV) on its object,
+//!                persists it and sends Store ──▶ the other owners; suspected owners'
+//!                copies go to live fallbacks as hints (sloppy requests only)
+//!        reads:  Read ──▶ all N owners; merge; read repair stale owners; reply
+//!                                  │ reply once the level's durable acks (or, for a
+//!                                  │ read, answers + blocking repairs) are in,
+//!                                  ▼ else Unavailable at the deadline
+//!            Response::Versioned { siblings, context, receipt }
+//!
+//!  background: heartbeats ─▶ failure detector ─▶ sloppy targets, hint replay
+//!              hint replay (bounded rate) ─▶ owners; expired hints ─▶ priority ranges
+//!              Merkle anti-entropy per (range, peer) ─▶ repair differing keys
+//!              tombstone GC by each range's first owner once anti-entropy covered
+//!              every owner, then Forget to the others
+//! ```
+//! Every node is both a storage replica (`replica`) and a coordinator (`coordinator`).
+//! Versions are dotted version vectors (`dvv`): concurrent writes become siblings that a
+//! later write carrying the read's context resolves; nothing is resolved by clocks
+//! unless the keyspace opts into the lossy `lww` mode.
+//!
+//! # What the levels promise (honestly)
+//! `R + W > N` makes a read overlap the last acknowledged write's owners, but this is
+//! not linearizability: concurrent writes still become siblings, and a read racing a
+//! write may see it before the write is acknowledged. Sloppy quorums void the overlap
+//! until the hints are delivered. SESSION gives read-your-writes and monotonic reads to
+//! a client that keeps its context (see `coordinator`).
+//!
+//! # Durability
+//! A replica persists an object (or a hint) before acknowledging it, the coordinator's
+//! own copy included: its acknowledgement to itself is a self-send released by the sync.
+//! Other owners get the new object at once, in parallel with the local fsync: a crash
+//! before that sync cannot make the node reissue the dot, because every boot takes a new
+//! epoch (see `dvv`). Records replay in order: the last `Record::Object` of a key is its
+//! state; the log is compacted into a snapshot once it is much larger than the state.
+
+mod anti_entropy;
+mod config;
+mod coordinator;
+mod dvv;
+mod failure_detector;
+mod hash;
+mod hints;
+mod level;
+mod merkle;
+mod messages;
+mod read;
+mod read_repair;
+mod replica;
+mod ring;
+mod tombstones;
+mod write;
+
+#[cfg(test)]
+mod coordinator_test;
+#[cfg(test)]
+mod dvv_test;
+#[cfg(test)]
+mod hints_test;
+#[cfg(test)]
+mod level_test;
+#[cfg(test)]
+mod pump;
+#[cfg(test)]
+mod pump_test;
+#[cfg(test)]
+mod ring_test;
+
+pub use config::{DynamoConfig, HintLimits};
+pub use dvv::{Actor, ContextError, Dot, Object, Sibling, VersionVector};
+pub use failure_detector::FailureDetector;
+pub use hints::{Hint, HintStore};
+pub use level::{Op, Requirement};
+pub use merkle::MerkleIndex;
+pub use messages::{ExchangeId, Message, OpId, Record};
+pub use replica::{Entry, Store};
+pub use ring::{key_position, RangeId, Ring};
+
+use crate::client::ClientRequest;
+use crate::command::Key;
+use crate::id::NodeId;
+use crate::protocol::{ClusterConfig, Effect, Metrics, Outbox, Output, Protocol};
+use crate::time::Time;
+use anti_entropy::AntiEntropy;
+use coordinator::{Coordinator, ReplyTo};
+use hash::mix2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+
+/// One Dynamo node: storage replica and coordinator.
+///
+/// Drive it like every core (see [`Protocol`]): after each input drain
+/// [`poll_output`](Protocol::poll_output), then sleep until
+/// [`poll_timeout`](Protocol::poll_timeout); `now` never decreases.
+pub struct Dynamo {
+    id: NodeId,
+    cluster: ClusterConfig,
+    config: DynamoConfig,
+    ring: Ring,
+    region: String,
+    boot: u32,
+    /// This boot's epoch: with the id, the actor of the dots this node issues.
+    epoch: u64,
+    /// Dot counter of this epoch: the next one to issue.
+    next_counter: u64,
+    store: Store,
+    merkle: MerkleIndex,
+    hints: HintStore,
+    detector: FailureDetector,
+    coordinator: Coordinator,
+    anti_entropy: AntiEntropy,
+    started: bool,
+    heartbeat_due: Time,
+    replay_due: Time,
+    anti_entropy_due: Time,
+    gc_due: Time,
+    records_since_compaction: usize,
+    outbox: Outbox<Message, Record>,
+    metrics: Metrics,
+}
+
+impl Dynamo {
+    /// A node of `cluster`, rebuilt from its durable `recovered` records (empty on first
+    /// boot or after losing its disk).
+    ///
+    /// # Correctness
+    /// `seed` must differ on every boot (the simulator derives it per incarnation; the
+    /// server draws it from the OS): every boot takes a new epoch from it, and a node
+    /// that lost its disk has nothing else to tell its new dots from its old ones.
+    pub fn new(
+        id: NodeId,
+        cluster: &ClusterConfig,
+        config: DynamoConfig,
+        seed: u64,
+        recovered: Vec<Record>,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let ring = Ring::new(cluster, config.vnodes, config.replicas);
+        let mut store = Store::default();
+        let mut merkle = MerkleIndex::new(config.merkle_fanout, config.merkle_depth);
+        let mut hints = HintStore::new(config.hints.clone());
+        let mut previous_epoch = 0u64;
+        let records = recovered.len();
+        for record in recovered {
+            match record {
+                Record::Epoch { epoch } => previous_epoch = epoch,
+                Record::Object { key, object } => {
+                    let range = ring.range_of(&key);
+                    let old = store.put(key.clone(), object, range, Time::ZERO);
+                    let new = store.get(&key).map(|e| e.digest);
+                    merkle.update(range, &key, old, new);
+                }
+                Record::ObjectRemoved { key } => {
+                    if let Some(entry) = store.remove(&key) {
+                        merkle.update(entry.range, &key, Some(entry.digest), None);
+                    }
+                }
+                Record::Hint {
+                    seq,
+                    owner,
+                    key,
+                    object,
+                } => hints.restore(seq, owner, key, object),
+                Record::HintRemoved { owner, key, seq } => {
+                    hints.remove_exact(owner, &key, seq);
+                }
+            }
+        }
+        // A new random 64-bit epoch per boot: unique without coordination. Mixing in the
+        // previous one keeps epochs distinct even if a host reused a seed with its log.
+        let epoch = mix2(rng.gen(), previous_epoch);
+        let region = ring.region_of(id).to_owned();
+        let boot: u32 = rng.gen();
+        let pairs = ring
+            .ranges_of(id)
+            .into_iter()
+            .flat_map(|range| {
+                ring.preference(range)
+                    .iter()
+                    .copied()
+                    .filter(move |&p| p != id)
+                    .map(move |p| (range, p))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let detector = FailureDetector::new(id, cluster.ids(), config.failure_timeout, Time::ZERO);
+        Self {
+            id,
+            cluster: cluster.clone(),
+            ring,
+            region,
+            boot,
+            epoch,
+            next_counter: 1,
+            store,
+            merkle,
+            hints,
+            detector,
+            coordinator: Coordinator::default(),
+            anti_entropy: AntiEntropy::new(pairs, u64::from(boot) << 32),
+            started: false,
+            heartbeat_due: Time::ZERO,
+            replay_due: Time::ZERO,
+            anti_entropy_due: Time::ZERO,
+            gc_due: Time::ZERO,
+            records_since_compaction: records,
+            outbox: Outbox::new(),
+            metrics: Metrics::new(),
+            config,
+        }
+    }
+
+    /// The local object (sibling set and context) of `key`, if this node stores it.
+    pub fn stored(&self, key: &[u8]) -> Option<&Object> {
+        self.store.get(key).map(|e| &e.object)
+    }
+
+    /// Every locally stored key and object, in key order.
+    pub fn objects(&self) -> impl Iterator<Item = (&Key, &Object)> {
+        self.store.iter().map(|(k, e)| (k, &e.object))
+    }
+
+    /// Hints held for other owners.
+    pub fn hint_count(&self) -> usize {
+        self.hints.len()
+    }
+
+    /// Bytes of hints held (approximate).
+    pub fn hint_bytes(&self) -> usize {
+        self.hints.bytes()
+    }
+
+    /// The hint store.
+    pub fn hints(&self) -> &HintStore {
+        &self.hints
+    }
+
+    /// The ring every node shares.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// The owners of `key`.
+    pub fn preference_list(&self, key: &[u8]) -> Vec<NodeId> {
+        self.ring.preference_for(key).to_vec()
+    }
+
+    /// This boot's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Whether the failure detector presumes `node` reachable at `now`.
+    pub fn is_alive(&self, node: NodeId, now: Time) -> bool {
+        self.detector.is_alive(node, now)
+    }
+
+    /// Queue a `Persist` and count its records toward compaction.
+    fn persist(&mut self, records: Vec<Record>, then: Vec<Effect<Message>>) {
+        self.records_since_compaction += records.len();
+        self.outbox.persist(records, then);
+    }
+
+    fn start(&mut self, now: Time) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.detector = FailureDetector::new(
+            self.id,
+            self.cluster.ids(),
+            self.config.failure_timeout,
+            now,
+        );
+        self.hints.reset_ages(now);
+        self.store.reset_tombstone_ages(now);
+        // Ordered before every record this boot writes, so the next boot derives a
+        // different epoch from it.
+        self.persist(vec![Record::Epoch { epoch: self.epoch }], Vec::new());
+        self.send_heartbeats(now);
+        self.replay_due = now + self.config.hint_replay_interval;
+        self.anti_entropy_due = now + self.config.anti_entropy_interval;
+        self.gc_due = now + self.config.gc_interval;
+    }
+
+    fn send_heartbeats(&mut self, now: Time) {
+        let peers: Vec<NodeId> = self.cluster.ids().filter(|&p| p != self.id).collect();
+        for peer in peers {
+            self.outbox.send(peer, Message::Ping);
+        }
+        self.heartbeat_due = now + self.config.heartbeat_interval;
+    }
+
+    /// Drop expired hints (marking their ranges) and send due hints to live owners.
+    fn replay_hints(&mut self, now: Time) {
+        let expired = self.hints.expired(now);
+        let mut ranges = BTreeSet::new();
+        let mut removed = Vec::new();
+        for (owner, key, seq) in expired {
+            if self.hints.remove_exact(owner, &key, seq) {
+                self.metrics.incr("hints_dropped");
+                self.metrics.incr("hints_expired");
+                ranges.insert(self.ring.range_of(&key));
+                removed.push(Record::HintRemoved { owner, key, seq });
+            }
+        }
+        if !removed.is_empty() {
+            self.persist(removed, Vec::new());
+            self.mark_priority_ranges(now, ranges);
+        }
+        for owner in self.hints.owners() {
+            if !self.detector.is_alive(owner, now) {
+                continue;
+            }
+            let due = self.hints.due(
+                owner,
+                now,
+                self.config.hint_replay_batch,
+                self.config.hint_retry,
+            );
+            self.metrics.add("hints_replayed", due.len() as u64);
+            for (key, seq, object) in due {
+                self.outbox
+                    .send(owner, Message::HintDelivery { key, object, seq });
+            }
+        }
+        self.replay_due = now + self.config.hint_replay_interval;
+    }
+
+    /// Replace the log by a snapshot once it holds far more records than live state.
+    fn maybe_compact(&mut self) {
+        let live = 1 + self.store.len() + self.hints.len();
+        if self.records_since_compaction < self.config.compact_after_records.max(2 * live) {
+            return;
+        }
+        let mut snapshot = Vec::with_capacity(live);
+        snapshot.push(Record::Epoch { epoch: self.epoch });
+        for (key, entry) in self.store.iter() {
+            snapshot.push(Record::Object {
+                key: key.clone(),
+                object: entry.object.clone(),
+            });
+        }
+        for ((owner, key), hint) in self.hints.iter() {
+            snapshot.push(Record::Hint {
+                seq: hint.seq,
+                owner: *owner,
+                key: key.clone(),
+                object: hint.object.clone(),
+            });
+        }
+        self.records_since_compaction = snapshot.len();
+        self.metrics.incr("compactions");
+        self.outbox.compact(snapshot);
+    }
+}
+
+impl Protocol for Dynamo {
+    type Message = Message;
+    type Record = Record;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn handle_request(&mut self, now: Time, request: ClientRequest) {
+        self.start(now);
+        let region = self.region.clone();
+        let deadline = now + self.config.request_timeout;
+        self.coordinate(now, request, ReplyTo::Client, &region, deadline);
+        self.maybe_compact();
+    }
+
+    fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
+        self.start(now);
+        if !self.cluster.contains(from) {
+            self.metrics.incr("dropped_messages");
+            return;
+        }
+        if from != self.id {
+            self.detector.heard(from, now);
+        }
+        match message {
+            Message::Ping => {}
+            Message::Forward {
+                op,
+                request,
+                region,
+                budget_us,
+            } => self.on_forward(now, from, op, request, region, budget_us),
+            Message::ForwardReply { op, reply } => self.on_forward_reply(from, op, reply),
+            Message::Store {
+                op,
+                key,
+                object,
+                hint_for,
+            } => self.on_store(now, from, op, key, object, hint_for),
+            Message::Stored { op, key, hint_for } => self.on_stored(from, op, key, hint_for),
+            Message::Refused { op, reason } => self.on_refused(from, op, reason),
+            Message::Read { op, key, hint_for } => self.on_read(from, op, key, hint_for),
+            Message::ReadReply { op, key, object } => {
+                self.on_read_reply(now, from, op, key, object)
+            }
+            Message::Repair { op, key, object } => self.on_repair(now, from, op, key, object),
+            Message::Repaired { op, key } => self.on_repaired(from, op, key),
+            Message::HintDelivery { key, object, seq } => {
+                self.on_hint_delivery(now, from, key, object, seq)
+            }
+            Message::HintAck { key, seq } => self.on_hint_ack(from, key, seq),
+            Message::PriorityRange { range } => self.on_priority_range(range),
+            Message::AeCompare {
+                exchange,
+                range,
+                level,
+                nodes,
+            } => self.on_ae_compare(now, from, exchange, range, level, nodes),
+            Message::AeObjects {
+                exchange,
+                range,
+                leaves,
+                objects,
+                reply,
+            } => self.on_ae_objects(now, from, exchange, range, leaves, objects, reply),
+            Message::AeDone { exchange, range } => self.on_ae_done(from, exchange, range),
+            Message::Forget { key, context } => self.on_forget(from, key, context),
+        }
+        self.maybe_compact();
+    }
+
+    fn handle_timeout(&mut self, now: Time) {
+        if !self.started {
+            self.start(now);
+            return;
+        }
+        if now >= self.heartbeat_due {
+            self.send_heartbeats(now);
+        }
+        self.expire_ops(now);
+        if now >= self.replay_due {
+            self.replay_hints(now);
+        }
+        if now >= self.anti_entropy_due {
+            self.anti_entropy_tick(now);
+            self.anti_entropy_due = now + self.config.anti_entropy_interval;
+        }
+        if now >= self.gc_due {
+            self.collect_tombstones(now);
+            self.gc_due = now + self.config.gc_interval;
+        }
+        self.maybe_compact();
+    }
+
+    fn poll_output(&mut self) -> Option<Output<Message, Record>> {
+        self.outbox.pop()
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        if !self.started {
+            return Some(Time::ZERO);
+        }
+        let background = [
+            self.heartbeat_due,
+            self.replay_due,
+            self.anti_entropy_due,
+            self.gc_due,
+        ];
+        background
+            .into_iter()
+            .chain(self.coordinator.next_timer())
+            .min()
+    }
+
+    fn metrics(&self) -> Metrics {
+        let mut metrics = self.metrics.clone();
+        metrics.set("keys", self.store.len() as u64);
+        metrics.set("hints_pending", self.hints.len() as u64);
+        metrics.set("hint_bytes", self.hints.bytes() as u64);
+        metrics.set("requests_in_flight", self.coordinator.active() as u64);
+        metrics.set("reads_lingering", self.coordinator.lingering as u64);
+        metrics
+    }
+}

@@ -1,0 +1,172 @@
+//! Read repair: owners that answered a read with an older object get the merged one.
+//!
+//! A read merges every answer into one object. An owner whose answer differs from the
+//! merge (it misses a version, or still holds one the merge superseded) is stale and gets
+//! the merged object (`Repair`, acknowledged by `Repaired` once durable). Owners the read
+//! counted are repaired *before* the reply, within the deadline (`ReadRepair::Blocking`;
+//! `Background` if the deadline came first); owners that answer after the reply are
+//! repaired in the background when the read is dropped. Fallbacks are never repaired:
+//! they hold hints, not replicas.
+
+use crate::client::ReadRepair;
+use crate::command::Key;
+use crate::dynamo::coordinator::{Pending, Target};
+use crate::dynamo::dvv::Object;
+use crate::dynamo::messages::{Message, OpId};
+use crate::dynamo::read::ReadState;
+use crate::dynamo::Dynamo;
+use crate::id::NodeId;
+use std::collections::BTreeMap;
+
+/// Owners (not fallbacks) whose answer differs from `merged`, in id order. "Nothing" and
+/// an empty object are the same answer.
+pub(crate) fn stale_answers(
+    targets: &BTreeMap<NodeId, Target>,
+    answers: &BTreeMap<NodeId, Option<Object>>,
+    merged: &Object,
+) -> Vec<NodeId> {
+    let empty = Object::new();
+    answers
+        .iter()
+        .filter(|(node, _)| targets.get(node).is_some_and(|t| !t.fallback))
+        .filter(|(_, answer)| answer.as_ref().unwrap_or(&empty) != merged)
+        .map(|(node, _)| *node)
+        .collect()
+}
+
+impl Dynamo {
+    /// The read `op` met its level: repair the stale owners among its answers and wait
+    /// for them. Returns false when no answer is stale (reply at once).
+    pub(crate) fn start_blocking_repair(&mut self, op: OpId) -> bool {
+        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+            return false;
+        };
+        let stale = stale_answers(&read.targets, &read.answers, &read.merged);
+        if stale.is_empty() {
+            return false;
+        }
+        let reply = read.merged.clone();
+        let digest = reply.digest();
+        for node in &stale {
+            read.repaired.insert(*node, digest);
+        }
+        read.state = ReadState::Repairing {
+            reply: reply.clone(),
+            counted: read.order.clone(),
+            waiting: stale.iter().copied().collect(),
+        };
+        let key = read.key.clone();
+        self.metrics.add("read_repairs", stale.len() as u64);
+        for node in stale {
+            let message = Message::Repair {
+                op,
+                key: key.clone(),
+                object: reply.clone(),
+            };
+            self.outbox.send(node, message);
+        }
+        true
+    }
+
+    pub(crate) fn on_repaired(&mut self, from: NodeId, op: OpId, key: Key) {
+        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+            return self.metrics.incr("late_replies");
+        };
+        if read.key != key {
+            return self.metrics.incr("dropped_messages");
+        }
+        if let ReadState::Repairing { waiting, .. } = &mut read.state {
+            waiting.remove(&from);
+            if waiting.is_empty() {
+                self.metrics.incr("read_repairs_blocking");
+                self.reply_read(op, ReadRepair::Blocking);
+            }
+        }
+    }
+
+    /// Drop a read, repairing in the background every owner that answered with an
+    /// object older than the final merge (and not already repaired with it).
+    pub(crate) fn finish_read(&mut self, op: OpId) {
+        let Some(Pending::Read(read)) = self.coordinator.remove(op) else {
+            return;
+        };
+        debug_assert_eq!(
+            read.state,
+            ReadState::Replied,
+            "only answered reads are dropped"
+        );
+        self.coordinator.lingering = self.coordinator.lingering.saturating_sub(1);
+        let digest = read.merged.digest();
+        let mut stale = stale_answers(&read.targets, &read.answers, &read.merged);
+        stale.retain(|n| read.repaired.get(n) != Some(&digest));
+        self.metrics.add("read_repairs", stale.len() as u64);
+        self.metrics
+            .add("read_repairs_background", stale.len() as u64);
+        for node in stale {
+            let message = Message::Repair {
+                op,
+                key: read.key.clone(),
+                object: read.merged.clone(),
+            };
+            self.outbox.send(node, message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::dvv::{Actor, Dot, Sibling, VersionVector};
+
+    fn written(node: u16, value: &[u8]) -> Object {
+        Object::new().update(
+            &VersionVector::new(),
+            Dot {
+                actor: Actor {
+                    node: NodeId(node),
+                    epoch: 1,
+                },
+                counter: 1,
+            },
+            Sibling {
+                value: Some(value.to_vec()),
+                timestamp_us: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn owners_missing_a_version_are_stale_and_fallbacks_never_are() {
+        let owner = |n: u16| Target {
+            owner: NodeId(n),
+            fallback: false,
+        };
+        let targets = BTreeMap::from([
+            (NodeId(0), owner(0)),
+            (NodeId(1), owner(1)),
+            (NodeId(2), owner(2)),
+            (
+                NodeId(3),
+                Target {
+                    owner: NodeId(2),
+                    fallback: true,
+                },
+            ),
+        ]);
+        let a = written(0, b"a");
+        let b = written(1, b"b");
+        let merged = a.join(&b);
+        let answers = BTreeMap::from([
+            (NodeId(0), Some(a)),
+            (NodeId(1), Some(merged.clone())),
+            (NodeId(2), None),
+            (NodeId(3), None),
+        ]);
+        assert_eq!(
+            stale_answers(&targets, &answers, &merged),
+            vec![NodeId(0), NodeId(2)]
+        );
+        let nothing = BTreeMap::from([(NodeId(2), None)]);
+        assert!(stale_answers(&targets, &nothing, &Object::new()).is_empty());
+    }
+}

@@ -1,0 +1,211 @@
+//! Coordinating a write (put or delete).
+//!
+//! ```text
+//!  owner coordinator: object' = local.update(client ctx, fresh dot, value)
+//!                     reject above the sibling hard limit (never prune)
+//!                     Persist{Object(object')} then: Stored→self  ‖  Store→other targets
+//!  non-owner (no live owner to forward to): one-shot actor, Store→targets
+//!  Stored from targets ─▶ count owners (fallbacks only if sloppy) ─▶ reply when met
+//!  deadline ─▶ Unavailable{replied, needed, who holds it}
+//! ```
+//! The whole object goes to every target (the prefix property of `dvv` depends on it).
+//! It leaves at once, in parallel with the coordinator's own fsync: if the node crashes
+//! before that sync, its next boot has a new epoch, so the lost dot is never reissued.
+//! The coordinator counts itself only once its copy is durable.
+
+use crate::client::{ReadRepair, RequestError};
+use crate::command::{Key, Value};
+use crate::dynamo::coordinator::{
+    counted_owners, names, receipt, versioned, Pending, Plan, ReplyTo, Target,
+};
+use crate::dynamo::dvv::{Actor, Dot, Object, Sibling, VersionVector};
+use crate::dynamo::hash::mix2;
+use crate::dynamo::level::Requirement;
+use crate::dynamo::messages::{Message, OpId, Record};
+use crate::dynamo::Dynamo;
+use crate::id::{NodeId, RequestId};
+use crate::protocol::Effect;
+use crate::time::Time;
+use std::collections::BTreeMap;
+
+pub(crate) struct WriteOp {
+    request: RequestId,
+    reply_to: ReplyTo,
+    key: Key,
+    requirement: Requirement,
+    sloppy: bool,
+    /// The object the coordinator wrote (returned to the client).
+    object: Object,
+    targets: BTreeMap<NodeId, Target>,
+    /// Targets that acknowledged, in order.
+    acked: Vec<NodeId>,
+    refused: Vec<(NodeId, String)>,
+}
+
+impl Dynamo {
+    pub(crate) fn start_write(
+        &mut self,
+        now: Time,
+        plan: Plan,
+        value: Option<Value>,
+        context: VersionVector,
+    ) {
+        let targets = self.plan_targets(now, &plan.key, plan.sloppy);
+        if let Err(e) = self.check_reachable(now, &plan, &targets) {
+            return self.fail(plan.request, plan.reply_to, e);
+        }
+        let key = plan.key.clone();
+        let range = self.ring.range_of(&key);
+        let owner = self.ring.is_primary(self.id, range);
+        let sibling = Sibling {
+            value,
+            timestamp_us: now.as_micros(),
+        };
+        // An owner issues the dot from its local object; anyone else uses a one-shot
+        // actor that has no earlier dots (see the prefix property in `dvv`).
+        let (base, dot) = if owner {
+            let base = self.store.get(&key).map(|e| e.object.clone());
+            let actor = Actor {
+                node: self.id,
+                epoch: self.epoch,
+            };
+            let dot = Dot {
+                actor,
+                counter: self.next_counter,
+            };
+            (base.unwrap_or_default(), dot)
+        } else {
+            // Unique per (boot epoch, counter): never issued twice.
+            let actor = Actor {
+                node: self.id,
+                epoch: mix2(self.epoch, self.next_counter),
+            };
+            (Object::new(), Dot { actor, counter: 1 })
+        };
+        let mut object = base.update(&context, dot, sibling);
+        if self.config.lww {
+            let discarded = object.keep_last_writer();
+            self.metrics.add("lww_discarded", discarded as u64);
+        }
+        let siblings = object.sibling_count();
+        if siblings > self.config.sibling_hard_limit {
+            self.metrics.incr("sibling_rejections");
+            let error = RequestError::Rejected(format!(
+                "this write would leave {siblings} siblings on the key (hard limit {}); read \
+                 the key and write with the read's context to resolve them",
+                self.config.sibling_hard_limit
+            ));
+            return self.fail(plan.request, plan.reply_to, error);
+        }
+        if siblings > self.config.sibling_soft_limit {
+            self.metrics.incr("sibling_warnings");
+        }
+        self.next_counter += 1;
+        let op = self.coordinator.next_op(self.boot);
+        if owner {
+            self.install(now, key.clone(), object.clone(), range);
+            let own_ack = Message::Stored {
+                op,
+                key: key.clone(),
+                hint_for: None,
+            };
+            let record = Record::Object {
+                key: key.clone(),
+                object: object.clone(),
+            };
+            let then = vec![Effect::Send {
+                to: self.id,
+                message: own_ack,
+            }];
+            self.persist(vec![record], then);
+        }
+        for (&node, target) in &targets {
+            if node == self.id && !target.fallback {
+                continue;
+            }
+            let message = Message::Store {
+                op,
+                key: key.clone(),
+                object: object.clone(),
+                hint_for: target.fallback.then_some(target.owner),
+            };
+            self.outbox.send(node, message);
+        }
+        let write = WriteOp {
+            request: plan.request,
+            reply_to: plan.reply_to,
+            key,
+            requirement: plan.requirement,
+            sloppy: plan.sloppy,
+            object,
+            targets,
+            acked: Vec::new(),
+            refused: Vec::new(),
+        };
+        self.coordinator
+            .insert(op, plan.deadline, Pending::Write(write));
+    }
+
+    pub(crate) fn on_stored(&mut self, from: NodeId, op: OpId, key: Key, hint_for: Option<NodeId>) {
+        let Some((_, Pending::Write(write))) = self.coordinator.ops.get_mut(&op) else {
+            return self.metrics.incr("late_replies");
+        };
+        let Some(target) = write.targets.get(&from).copied() else {
+            return self.metrics.incr("dropped_messages");
+        };
+        let expected = target.fallback.then_some(target.owner);
+        if write.key != key || hint_for != expected || write.acked.contains(&from) {
+            return self.metrics.incr("dropped_messages");
+        }
+        write.acked.push(from);
+        let counted = counted_owners(&write.targets, &write.acked, write.sloppy);
+        if !write.requirement.is_met(&counted) {
+            return;
+        }
+        let Some(Pending::Write(write)) = self.coordinator.remove(op) else {
+            return;
+        };
+        let receipt = receipt(
+            &self.ring,
+            &write.requirement,
+            &write.targets,
+            &write.acked,
+            ReadRepair::NotNeeded,
+        );
+        let response = versioned(&write.object, receipt);
+        self.respond(write.request, write.reply_to, Ok(response));
+    }
+
+    pub(crate) fn on_refused(&mut self, from: NodeId, op: OpId, reason: String) {
+        if let Some((_, Pending::Write(write))) = self.coordinator.ops.get_mut(&op) {
+            if write.targets.get(&from).is_some_and(|t| t.fallback) {
+                write.refused.push((from, reason));
+                return;
+            }
+        }
+        self.metrics.incr("late_replies");
+    }
+
+    /// The deadline passed with the level unmet.
+    pub(crate) fn expire_write(&mut self, op: OpId) {
+        let Some(Pending::Write(write)) = self.coordinator.remove(op) else {
+            return;
+        };
+        let counted = counted_owners(&write.targets, &write.acked, write.sloppy);
+        let (replied, needed) = write.requirement.progress(&counted);
+        let mut detail = format!(
+            "{}; durable at: {}; the write may still reach the others",
+            write.requirement.shortfall(&counted),
+            names(&write.acked)
+        );
+        for (node, reason) in &write.refused {
+            detail.push_str(&format!("; {node} refused a hint: {reason}"));
+        }
+        let error = RequestError::Unavailable {
+            replied,
+            needed,
+            detail,
+        };
+        self.fail(write.request, write.reply_to, error);
+    }
+}
