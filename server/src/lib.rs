@@ -6,6 +6,7 @@
 //!  transport QUIC peer links and client streams, frames, WAN emulation
 //! ```
 
+pub mod config;
 pub mod storage;
 pub mod tls;
 pub mod transport;
