@@ -7,6 +7,8 @@
 //! ```
 
 pub mod config;
+pub mod metrics;
+pub mod node;
 pub mod storage;
 pub mod tls;
 pub mod transport;

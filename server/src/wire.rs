@@ -26,4 +26,7 @@ pub struct ClientFrame {
     pub keyspace: String,
     /// The request.
     pub request: ClientRequest,
+    /// Replace `request.consistency` by the keyspace's configured default (the client
+    /// did not choose one).
+    pub default_consistency: bool,
 }
