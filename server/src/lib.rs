@@ -1,1 +1,32 @@
 //! Meridian replica server: hosts the engine's protocol cores over QUIC with durable storage.
+//!
+//! ```text
+//!   client ──QUIC (mTLS)──▶ transport ──▶ node: router ──▶ keyspace host (one task per core)
+//!                              ▲                              │ Persist ──▶ storage thread ──▶ FileStorage
+//!   peers ◀──QUIC, WanSocket───┘◀──────────── PeerSender ◀────┘ released effects after fsync
+//! ```
+//!
+//! | module      | what it holds |
+//! |-------------|---------------|
+//! | `storage`   | `FileStorage`: append-only checksummed log, group commit, torn-tail scan |
+//! | `tls`       | cluster CA, node/client certificates, mutual-TLS QUIC configs |
+//! | `transport` | frames, `WanSocket` (WAN emulation), QUIC peer mesh and client streams |
+//! | `wire`      | what travels in frames |
+//! | `config`    | node TOML config |
+//! | `node`      | keyspace host loop and the replica process |
+//! | `client`    | client library |
+//! | `cluster`   | local cluster generation (`meridian cluster up`) |
+//! | `metrics`   | histograms and the Prometheus endpoint |
+
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod metrics;
+pub mod node;
+pub mod storage;
+pub mod tls;
+pub mod transport;
+pub mod wire;
+
+#[cfg(test)]
+mod test_support;

@@ -1,5 +1,568 @@
-//! `meridian`: replica server and client CLI.
+//! `meridian`: replica server, client CLI and local cluster launcher.
+//!
+//! ```text
+//!  meridian serve --config node.toml
+//!  meridian certs --out DIR --nodes N
+//!  meridian get|put|delete|cas --addr A --keyspace K --key KEY [--consistency C] --certs DIR
+//!  meridian cluster up --topology NAME|FILE --dir DIR [--wan] [--protocol P]...
+//!  meridian cluster down --dir DIR
+//! ```
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use meridian_engine::topology::Topology;
+use meridian_engine::{ClientReply, CommandResult, Response};
+use meridian_server::client::{Client, ClientOptions};
+use meridian_server::cluster::{self, ClusterSpec, Manifest, PROTOCOLS};
+use meridian_server::config::{parse_consistency, NodeConfig};
+use meridian_server::node::Node;
+use meridian_server::tls::{self, TlsIdentity, TlsPaths};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "meridian",
+    version,
+    about = "Meridian geo-replicated key-value store: replica server and client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a replica.
+    Serve {
+        /// Node config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Generate a cluster CA, node certificates and a client certificate.
+    Certs {
+        /// Directory to write ca.pem/key, node-<id>.pem/key and client.pem/key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of node certificates (ids 0..N).
+        #[arg(long)]
+        nodes: u16,
+    },
+    /// Read a key.
+    Get {
+        #[command(flatten)]
+        target: Target,
+        /// The key.
+        #[arg(long)]
+        key: String,
+    },
+    /// Write a key.
+    Put {
+        #[command(flatten)]
+        target: Target,
+        /// The key.
+        #[arg(long)]
+        key: String,
+        /// The value.
+        #[arg(long)]
+        value: String,
+    },
+    /// Delete a key.
+    Delete {
+        #[command(flatten)]
+        target: Target,
+        /// The key.
+        #[arg(long)]
+        key: String,
+    },
+    /// Compare and set (consensus keyspaces).
+    Cas {
+        #[command(flatten)]
+        target: Target,
+        /// The key.
+        #[arg(long)]
+        key: String,
+        /// Value the key must hold; omit to require that it is absent.
+        #[arg(long)]
+        expected: Option<String>,
+        /// Value written if the comparison holds.
+        #[arg(long)]
+        new: String,
+    },
+    /// Start or stop a local cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+/// Where a client request goes.
+#[derive(Args)]
+struct Target {
+    /// Replica address (host:port).
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Keyspace name.
+    #[arg(long)]
+    keyspace: String,
+    /// `linearizable`, `local`, or a Dynamo level (ONE, QUORUM, LOCAL_QUORUM, SESSION,
+    /// R=2,W=2, ...). Default: the keyspace's configured default.
+    #[arg(long)]
+    consistency: Option<String>,
+    /// Directory with ca.pem, client.pem and client.key (as written by `meridian certs`;
+    /// `cluster up` puts them in DIR/certs).
+    #[arg(long)]
+    certs: PathBuf,
+    /// Reply timeout in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Generate certificates and configs in DIR and start one process per replica.
+    Up {
+        /// Builtin topology name (e.g. lan-3, epaxos-5) or topology file.
+        #[arg(long)]
+        topology: String,
+        /// Directory for certificates, configs, data, logs and pid files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Emulate the topology's WAN latency between replicas.
+        #[arg(long)]
+        wan: bool,
+        /// Protocols to serve, one keyspace each (default: all of multipaxos, epaxos,
+        /// dynamo).
+        #[arg(long = "protocol", value_delimiter = ',')]
+        protocols: Vec<String>,
+        /// First QUIC port (replica i listens on base + i).
+        #[arg(long, default_value_t = 7_000)]
+        base_port: u16,
+        /// First metrics port (replica i serves metrics on base + i).
+        #[arg(long, default_value_t = 9_100)]
+        metrics_base_port: u16,
+    },
+    /// Stop the processes of a cluster started with `cluster up`.
+    Down {
+        /// The directory given to `cluster up`.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("meridian: the server is not built yet (see issue 4)")
+    let cli = Cli::parse();
+    // Replicas log at info; client commands only warn (RUST_LOG overrides both).
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Certs { out, nodes } => {
+            tls::write_cluster_certs(&out, nodes)
+                .with_context(|| format!("writing certificates to {}", out.display()))?;
+            println!(
+                "wrote a CA, {nodes} node certificates and a client certificate to {}",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Cluster {
+            command: ClusterCommand::Down { dir },
+        } => cluster_down(&dir),
+        command => runtime()?.block_on(run(command)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config } => serve(&config).await,
+        Command::Get { target, key } => {
+            let client = connect(&target).await?;
+            let consistency = consistency(&target)?;
+            report(
+                client
+                    .get(&target.keyspace, key.as_bytes(), consistency)
+                    .await?,
+            )
+        }
+        Command::Put { target, key, value } => {
+            let client = connect(&target).await?;
+            let consistency = consistency(&target)?;
+            report(
+                client
+                    .put(
+                        &target.keyspace,
+                        key.as_bytes(),
+                        value.as_bytes(),
+                        consistency,
+                    )
+                    .await?,
+            )
+        }
+        Command::Delete { target, key } => {
+            let client = connect(&target).await?;
+            let consistency = consistency(&target)?;
+            report(
+                client
+                    .delete(&target.keyspace, key.as_bytes(), consistency)
+                    .await?,
+            )
+        }
+        Command::Cas {
+            target,
+            key,
+            expected,
+            new,
+        } => {
+            let client = connect(&target).await?;
+            let consistency = consistency(&target)?;
+            let expected = expected.map(String::into_bytes);
+            report(
+                client
+                    .cas(
+                        &target.keyspace,
+                        key.as_bytes(),
+                        expected,
+                        new.as_bytes(),
+                        consistency,
+                    )
+                    .await?,
+            )
+        }
+        Command::Cluster {
+            command:
+                ClusterCommand::Up {
+                    topology,
+                    dir,
+                    wan,
+                    protocols,
+                    base_port,
+                    metrics_base_port,
+                },
+        } => {
+            cluster_up(
+                &topology,
+                &dir,
+                wan,
+                protocols,
+                base_port,
+                metrics_base_port,
+            )
+            .await
+        }
+        Command::Certs { .. }
+        | Command::Cluster {
+            command: ClusterCommand::Down { .. },
+        } => unreachable!("handled without a runtime"),
+    }
+}
+
+async fn serve(path: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::load(path)?;
+    let mut node = Node::start(config)
+        .await
+        .with_context(|| format!("starting the node of {}", path.display()))?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = node.wait() => {
+            node.shutdown();
+            result.context("the node stopped")?;
+        }
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; shutting down");
+            node.shutdown();
+        }
+        _ = terminate.recv() => {
+            tracing::info!("terminated; shutting down");
+            node.shutdown();
+        }
+    }
+    // Let storage threads finish the syncs already handed to them.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}
+
+async fn connect(target: &Target) -> anyhow::Result<Client> {
+    let tls = TlsIdentity::load(&TlsPaths::client(&target.certs)).with_context(|| {
+        format!(
+            "loading client certificates from {}",
+            target.certs.display()
+        )
+    })?;
+    let options = ClientOptions {
+        timeout: Duration::from_millis(target.timeout_ms),
+        ..ClientOptions::default()
+    };
+    Ok(Client::connect_with(target.addr, &tls, options).await?)
+}
+
+fn consistency(target: &Target) -> anyhow::Result<Option<meridian_engine::Consistency>> {
+    target
+        .consistency
+        .as_deref()
+        .map(parse_consistency)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--consistency: {e}"))
+}
+
+fn show(bytes: &Option<Vec<u8>>) -> String {
+    match bytes {
+        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        None => "(absent)".to_owned(),
+    }
+}
+
+/// Print a reply; an error outcome is an error exit.
+fn report(reply: ClientReply) -> anyhow::Result<()> {
+    match reply.outcome {
+        Ok(Response::Kv(CommandResult::Value(value))) => println!("{}", show(&value)),
+        Ok(Response::Kv(CommandResult::Written)) => println!("OK"),
+        Ok(Response::Kv(CommandResult::Cas { applied, previous })) => {
+            println!(
+                "{} (previous: {})",
+                if applied { "APPLIED" } else { "NOT APPLIED" },
+                show(&previous)
+            );
+        }
+        Ok(Response::Versioned(versioned)) => {
+            match versioned.siblings.as_slice() {
+                [] => println!("(absent)"),
+                [one] => println!("{}", show(one)),
+                many => {
+                    println!("{} siblings:", many.len());
+                    for sibling in many {
+                        println!("  {}", show(sibling));
+                    }
+                }
+            }
+            let receipt = &versioned.receipt;
+            let answered: Vec<String> = receipt
+                .answered
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}@{}{}",
+                        r.node,
+                        r.region,
+                        if r.fallback { "(fallback)" } else { "" }
+                    )
+                })
+                .collect();
+            eprintln!(
+                "receipt: level {} {}; answered by {}; hints {}; read repair {:?}",
+                receipt.requested,
+                if receipt.met { "met" } else { "NOT met" },
+                answered.join(", "),
+                receipt.hints_written,
+                receipt.read_repair
+            );
+        }
+        Err(e) => bail!("{}: {e}", reply.id),
+    }
+    Ok(())
+}
+
+fn pid_path(dir: &Path, id: u16) -> PathBuf {
+    dir.join(format!("node-{id}.pid"))
+}
+
+async fn cluster_up(
+    topology_name: &str,
+    dir: &Path,
+    wan: bool,
+    protocols: Vec<String>,
+    base_port: u16,
+    metrics_base_port: u16,
+) -> anyhow::Result<()> {
+    let topology = Topology::resolve(topology_name)?;
+    let topology_ref = if Topology::builtin(topology_name).is_some() {
+        topology_name.to_owned()
+    } else {
+        std::fs::canonicalize(topology_name)?
+            .to_string_lossy()
+            .into_owned()
+    };
+    let n = topology.replicas().len();
+    let port = |base: u16, i: usize| -> anyhow::Result<SocketAddr> {
+        let port = u16::try_from(usize::from(base) + i).context("port out of range")?;
+        Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    for i in 0..n {
+        if pid_path(dir, i as u16).exists() {
+            bail!(
+                "{} exists: a cluster may already run in {}; run `meridian cluster down --dir {}` first",
+                pid_path(dir, i as u16).display(),
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    let protocols = if protocols.is_empty() {
+        PROTOCOLS.iter().map(|p| p.to_string()).collect()
+    } else {
+        protocols
+    };
+    let spec = ClusterSpec {
+        topology,
+        topology_ref,
+        addresses: (0..n)
+            .map(|i| port(base_port, i))
+            .collect::<anyhow::Result<_>>()?,
+        metrics: Some(
+            (0..n)
+                .map(|i| port(metrics_base_port, i))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        protocols,
+        wan,
+    };
+    let manifest = cluster::generate(dir, &spec)?;
+    let exe = std::env::current_exe().context("locating the meridian binary")?;
+    for node in &manifest.nodes {
+        let log_path = dir.join(format!("node-{}.log", node.id));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let child = {
+            use std::os::unix::process::CommandExt;
+            std::process::Command::new(&exe)
+                .arg("serve")
+                .arg("--config")
+                .arg(&node.config)
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                // Its own process group: the replica outlives this command and Ctrl-C here.
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("starting replica {}", node.id))?
+        };
+        std::fs::write(pid_path(dir, node.id), format!("{}\n", child.id()))?;
+    }
+    // Ready when every replica accepts a client connection.
+    let tls = TlsIdentity::load(&TlsPaths::client(&dir.join("certs")))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in &manifest.nodes {
+        loop {
+            let attempt = Client::connect_with(
+                node.address,
+                &tls,
+                ClientOptions {
+                    timeout: Duration::from_secs(1),
+                    ..ClientOptions::default()
+                },
+            );
+            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                Ok(Ok(client)) => {
+                    client.close().await;
+                    break;
+                }
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => bail!(
+                    "replica {} did not come up; see {}",
+                    node.id,
+                    dir.join(format!("node-{}.log", node.id)).display()
+                ),
+            }
+        }
+    }
+    println!(
+        "cluster up: {} replicas of {}{} serving {} in {}",
+        manifest.nodes.len(),
+        manifest.topology,
+        if wan { " (WAN emulated)" } else { "" },
+        manifest.keyspaces.join(", "),
+        dir.display()
+    );
+    for node in &manifest.nodes {
+        println!(
+            "  node {} {:<16} quic {}  metrics http://{}/metrics",
+            node.id,
+            node.region,
+            node.address,
+            node.metrics.map_or("-".to_owned(), |m| m.to_string())
+        );
+    }
+    println!(
+        "try: meridian put --addr {} --keyspace {} --key k --value v --certs {}",
+        manifest.nodes[0].address,
+        manifest.keyspaces[0],
+        dir.join("certs").display()
+    );
+    Ok(())
+}
+
+/// Whether `pid` is a running `meridian serve` (guards against a recycled pid).
+fn is_our_replica(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        args.iter().any(|a| a.ends_with(b"meridian")) && args.contains(&&b"serve"[..])
+    })
+}
+
+fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed");
+    }
+    Ok(())
+}
+
+fn cluster_down(dir: &Path) -> anyhow::Result<()> {
+    let manifest = Manifest::load(dir)?;
+    let mut stopped = 0;
+    for node in &manifest.nodes {
+        let path = pid_path(dir, node.id);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let pid: u32 = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{}", path.display()))?;
+        if is_our_replica(pid) {
+            signal(pid, "TERM")?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while is_our_replica(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if is_our_replica(pid) {
+                eprintln!(
+                    "replica {} (pid {pid}) ignored SIGTERM; killing it",
+                    node.id
+                );
+                signal(pid, "KILL")?;
+            }
+            stopped += 1;
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    println!(
+        "cluster down: stopped {stopped} replicas in {}",
+        dir.display()
+    );
+    Ok(())
 }

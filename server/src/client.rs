@@ -1,0 +1,360 @@
+//! Client library: requests to a replica over QUIC with mutual TLS.
+//!
+//! ```text
+//!  Client::put(keyspace, key, value, consistency)
+//!     └─▶ ClientRequest{id = (client, seq), context = last context seen for key}
+//!         ──bidi stream: ClientFrame──▶ replica ──▶ ClientReply ──▶ caller
+//!                                          └─ Dynamo: keep the reply's causal context
+//! ```
+//!
+//! One connection per client, one stream per request, so requests run concurrently.
+//! For Dynamo keyspaces the client remembers the causal context of the latest reply per
+//! key and sends it with the next request on that key: SESSION reads then see the
+//! client's own writes, and a write supersedes exactly the versions the client has seen.
+//! A request that gets no reply within the timeout is returned as
+//! [`RequestError::Timeout`]: its outcome is unknown, never a failure.
+
+use crate::tls::{TlsError, TlsIdentity, ALPN_CLIENT, CLUSTER_SERVER_NAME};
+use crate::transport::endpoint::{bind_endpoint, quic_transport_config};
+use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
+use crate::transport::wan::WanConfig;
+use crate::wire::ClientFrame;
+use meridian_engine::{
+    ClientId, ClientReply, ClientRequest, Command, Consistency, Key, RequestError, RequestId,
+    Response, Value,
+};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What can go wrong talking to a replica (besides the request's own outcome, which is
+/// in the [`ClientReply`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Certificates could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The local socket could not be bound.
+    #[error("binding a local socket: {0}")]
+    Bind(std::io::Error),
+    /// The connection could not be opened.
+    #[error("connecting to {addr}: {message}")]
+    Connect {
+        /// The replica.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
+    /// The connection or stream failed mid-request: the outcome is unknown.
+    #[error("connection to {addr} failed: {message}")]
+    Connection {
+        /// The replica.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
+    /// The replica's answer could not be decoded: the outcome is unknown.
+    #[error("bad reply from {addr}: {source}")]
+    Frame {
+        /// The replica.
+        addr: SocketAddr,
+        /// The decoding error.
+        source: FrameError,
+    },
+}
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// How long to wait for a reply (default 5 s).
+    pub timeout: Duration,
+    /// The client's id (default: random). Ids must be unique in a cluster.
+    pub client_id: Option<ClientId>,
+    /// The name the replica's certificate must carry (default `meridian`, in every
+    /// node certificate).
+    pub server_name: String,
+    /// WAN emulation on the client's outgoing datagrams (benchmarks).
+    pub wan: Option<WanConfig>,
+    /// Largest reply accepted (default 16 MiB).
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            client_id: None,
+            server_name: CLUSTER_SERVER_NAME.to_owned(),
+            wan: None,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+fn random_client_id() -> ClientId {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    ClientId(hasher.finish())
+}
+
+/// A client session with one replica.
+pub struct Client {
+    addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    connection: tokio::sync::Mutex<quinn::Connection>,
+    id: ClientId,
+    next_seq: AtomicU64,
+    /// Latest Dynamo causal context per (keyspace, key).
+    contexts: Mutex<HashMap<(String, Key), Vec<u8>>>,
+    options: ClientOptions,
+}
+
+impl Client {
+    /// Connect to the replica at `addr` with default options.
+    pub async fn connect(addr: SocketAddr, tls: &TlsIdentity) -> Result<Self, ClientError> {
+        Self::connect_with(addr, tls, ClientOptions::default()).await
+    }
+
+    /// Connect to the replica at `addr`.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        tls: &TlsIdentity,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let mut config = quinn::ClientConfig::new(tls.quic_client(ALPN_CLIENT)?);
+        config.transport_config(quic_transport_config());
+        let local = if addr.is_ipv4() {
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+        } else {
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+        };
+        let socket = std::net::UdpSocket::bind(local).map_err(ClientError::Bind)?;
+        let (endpoint, _) =
+            bind_endpoint(socket, None, options.wan.clone()).map_err(ClientError::Bind)?;
+        let connection = dial(&endpoint, &config, addr, &options.server_name).await?;
+        Ok(Self {
+            addr,
+            endpoint,
+            config,
+            connection: tokio::sync::Mutex::new(connection),
+            id: options.client_id.unwrap_or_else(random_client_id),
+            next_seq: AtomicU64::new(1),
+            contexts: Mutex::new(HashMap::new()),
+            options,
+        })
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The replica this client talks to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Read `key`. `consistency: None` uses the keyspace's default.
+    pub async fn get(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        consistency: Option<Consistency>,
+    ) -> Result<ClientReply, ClientError> {
+        let command = Command::Get { key: key.to_vec() };
+        self.execute(keyspace, command, consistency).await
+    }
+
+    /// Write `value` to `key`.
+    pub async fn put(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        value: &[u8],
+        consistency: Option<Consistency>,
+    ) -> Result<ClientReply, ClientError> {
+        let command = Command::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
+        self.execute(keyspace, command, consistency).await
+    }
+
+    /// Delete `key`.
+    pub async fn delete(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        consistency: Option<Consistency>,
+    ) -> Result<ClientReply, ClientError> {
+        let command = Command::Delete { key: key.to_vec() };
+        self.execute(keyspace, command, consistency).await
+    }
+
+    /// Set `key` to `new` if it holds `expected` (`None` = absent). Consensus keyspaces
+    /// only.
+    pub async fn cas(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        expected: Option<Value>,
+        new: &[u8],
+        consistency: Option<Consistency>,
+    ) -> Result<ClientReply, ClientError> {
+        let command = Command::Cas {
+            key: key.to_vec(),
+            expected,
+            new: new.to_vec(),
+        };
+        self.execute(keyspace, command, consistency).await
+    }
+
+    /// Run `command` with a fresh request id and the key's remembered context.
+    pub async fn execute(
+        &self,
+        keyspace: &str,
+        command: Command,
+        consistency: Option<Consistency>,
+    ) -> Result<ClientReply, ClientError> {
+        let id = RequestId {
+            client: self.id,
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+        };
+        let mut request = ClientRequest::new(id, command);
+        request.context = self
+            .context(keyspace, request.command.key())
+            .unwrap_or_default();
+        if let Some(consistency) = consistency {
+            request.consistency = consistency;
+        }
+        self.send(keyspace, request, consistency.is_none()).await
+    }
+
+    /// Send a prepared request (retries reuse its id). With `default_consistency` the
+    /// replica applies the keyspace's configured consistency.
+    pub async fn send(
+        &self,
+        keyspace: &str,
+        request: ClientRequest,
+        default_consistency: bool,
+    ) -> Result<ClientReply, ClientError> {
+        let key = request.command.key().clone();
+        let id = request.id;
+        let frame = ClientFrame {
+            keyspace: keyspace.to_owned(),
+            request,
+            default_consistency,
+        };
+        let reply = match tokio::time::timeout(self.options.timeout, self.round_trip(&frame)).await
+        {
+            Ok(reply) => reply?,
+            Err(_) => ClientReply {
+                id,
+                outcome: Err(RequestError::Timeout),
+            },
+        };
+        if let Ok(Response::Versioned(versioned)) = &reply.outcome {
+            if !versioned.context.is_empty() {
+                self.contexts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((keyspace.to_owned(), key), versioned.context.clone());
+            }
+        }
+        Ok(reply)
+    }
+
+    /// The causal context this client holds for `key` (Dynamo keyspaces).
+    pub fn context(&self, keyspace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(keyspace.to_owned(), key.to_vec()))
+            .cloned()
+    }
+
+    /// Forget every remembered context (start a new session).
+    pub fn forget_contexts(&self) {
+        self.contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    async fn round_trip(&self, frame: &ClientFrame) -> Result<ClientReply, ClientError> {
+        let connection = self.live_connection().await?;
+        let connection_error = |e: &dyn std::fmt::Display| ClientError::Connection {
+            addr: self.addr,
+            message: e.to_string(),
+        };
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| connection_error(&e))?;
+        frame::write(&mut send, frame, self.options.max_frame_bytes)
+            .await
+            .map_err(|e| connection_error(&e))?;
+        send.finish().map_err(|e| connection_error(&e))?;
+        match frame::read::<ClientReply, _>(&mut recv, self.options.max_frame_bytes).await {
+            Ok(Some(reply)) if reply.id == frame.request.id => Ok(reply),
+            Ok(Some(reply)) => Err(ClientError::Connection {
+                addr: self.addr,
+                message: format!(
+                    "reply for {} on the stream of {}",
+                    reply.id, frame.request.id
+                ),
+            }),
+            Ok(None) => Err(ClientError::Connection {
+                addr: self.addr,
+                message: "the replica closed the stream without a reply".into(),
+            }),
+            Err(FrameError::Io(e)) => Err(connection_error(&e)),
+            Err(source) => Err(ClientError::Frame {
+                addr: self.addr,
+                source,
+            }),
+        }
+    }
+
+    /// The current connection, re-dialed if it closed.
+    async fn live_connection(&self) -> Result<quinn::Connection, ClientError> {
+        let mut connection = self.connection.lock().await;
+        if connection.close_reason().is_some() {
+            *connection = dial(
+                &self.endpoint,
+                &self.config,
+                self.addr,
+                &self.options.server_name,
+            )
+            .await?;
+        }
+        Ok(connection.clone())
+    }
+
+    /// Close the connection politely.
+    pub async fn close(&self) {
+        self.connection.lock().await.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    config: &quinn::ClientConfig,
+    addr: SocketAddr,
+    server_name: &str,
+) -> Result<quinn::Connection, ClientError> {
+    let connect_error = |message: String| ClientError::Connect { addr, message };
+    endpoint
+        .connect_with(config.clone(), addr, server_name)
+        .map_err(|e| connect_error(e.to_string()))?
+        .await
+        .map_err(|e| connect_error(e.to_string()))
+}

@@ -1,0 +1,296 @@
+//! A local cluster on loopback: certificates, one config per replica, and a manifest
+//! that clients and the benchmark read.
+//!
+//! ```text
+//!  generate(dir, spec) ─▶ dir/certs/{ca,node-<i>,client}.{pem,key}
+//!                         dir/node-<i>.toml      (one replica per topology slot)
+//!                         dir/cluster.toml       (manifest: nodes, regions, addresses, keyspaces)
+//!  `meridian cluster up` then starts one process per replica (dir/node-<i>.pid, .log)
+//! ```
+//!
+//! Replicas sit in the topology's regions (node ids in topology order); with WAN
+//! emulation each node delays datagrams to its peers by the topology's one-way delay.
+//! Keyspaces are named after their protocol (`multipaxos`, `epaxos`, `dynamo`).
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::tls::{self, TlsError};
+use meridian_engine::topology::Topology;
+use meridian_engine::NodeId;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The protocols a generated cluster can serve, one keyspace each.
+pub const PROTOCOLS: &[&str] = &["multipaxos", "epaxos", "dynamo"];
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Where replicas sit and the RTTs between them.
+    pub topology: Topology,
+    /// How node configs refer to the topology: a builtin name or an absolute path.
+    pub topology_ref: String,
+    /// QUIC address of each replica, in node id order (one per topology replica).
+    pub addresses: Vec<SocketAddr>,
+    /// Metrics address of each replica, if wanted.
+    pub metrics: Option<Vec<SocketAddr>>,
+    /// Protocols to serve, one keyspace each (names from [`PROTOCOLS`]).
+    pub protocols: Vec<String>,
+    /// Emulate the topology's latency between replicas.
+    pub wan: bool,
+}
+
+/// What clients need to know about a generated cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The topology (name or path).
+    pub topology: String,
+    /// Whether replicas emulate WAN latency.
+    pub wan: bool,
+    /// Keyspace names.
+    pub keyspaces: Vec<String>,
+    /// Every replica.
+    pub nodes: Vec<ManifestNode>,
+}
+
+/// One replica in a [`Manifest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestNode {
+    /// Its id.
+    pub id: u16,
+    /// Its region.
+    pub region: String,
+    /// Its QUIC address.
+    pub address: SocketAddr,
+    /// Its metrics endpoint.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
+    /// Its config file.
+    pub config: PathBuf,
+}
+
+/// What can go wrong generating a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The spec is inconsistent.
+    #[error("{0}")]
+    Spec(String),
+    /// Writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Certificates could not be generated.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A generated config does not load (a bug here).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ClusterError> {
+    std::fs::write(path, text).map_err(|source| ClusterError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The manifest file of a cluster directory.
+pub fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join("cluster.toml")
+}
+
+/// The config file of node `id`.
+pub fn node_config_path(dir: &Path, id: NodeId) -> PathBuf {
+    dir.join(format!("node-{}.toml", id.0))
+}
+
+/// Write certificates, node configs and the manifest into `dir`; returns the manifest.
+/// Every generated config is loaded back as a check.
+pub fn generate(dir: &Path, spec: &ClusterSpec) -> Result<Manifest, ClusterError> {
+    let replicas = spec.topology.replicas();
+    if replicas.len() != spec.addresses.len() {
+        return Err(ClusterError::Spec(format!(
+            "topology {} has {} replicas but {} addresses were given",
+            spec.topology.name(),
+            replicas.len(),
+            spec.addresses.len()
+        )));
+    }
+    if let Some(unknown) = spec
+        .protocols
+        .iter()
+        .find(|p| !PROTOCOLS.contains(&p.as_str()))
+    {
+        return Err(ClusterError::Spec(format!(
+            "unknown protocol {unknown:?}; expected one of {}",
+            PROTOCOLS.join(", ")
+        )));
+    }
+    if spec.protocols.is_empty() {
+        return Err(ClusterError::Spec(
+            "at least one protocol is required".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| ClusterError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let dir = dir.canonicalize().map_err(|source| ClusterError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let n = u16::try_from(replicas.len())
+        .map_err(|_| ClusterError::Spec("too many replicas".into()))?;
+    tls::write_cluster_certs(&dir.join("certs"), n)?;
+    let region_name = |index: usize| spec.topology.regions()[index].name.clone();
+    let mut nodes = Vec::new();
+    for &(id, region) in &replicas {
+        let text = node_config_text(spec, id, &region_name(region), &replicas, &region_name);
+        let path = node_config_path(&dir, id);
+        write(&path, &text)?;
+        NodeConfig::load(&path)?;
+        nodes.push(ManifestNode {
+            id: id.0,
+            region: region_name(region),
+            address: spec.addresses[id.index()],
+            metrics: spec.metrics.as_ref().map(|m| m[id.index()]),
+            config: path,
+        });
+    }
+    let manifest = Manifest {
+        topology: spec.topology_ref.clone(),
+        wan: spec.wan,
+        keyspaces: spec.protocols.clone(),
+        nodes,
+    };
+    let text = toml::to_string(&manifest)
+        .map_err(|e| ClusterError::Spec(format!("encoding the manifest: {e}")))?;
+    write(&manifest_path(&dir), &text)?;
+    Ok(manifest)
+}
+
+impl Manifest {
+    /// Read `dir/cluster.toml`.
+    pub fn load(dir: &Path) -> Result<Self, ClusterError> {
+        let path = manifest_path(dir);
+        let text = std::fs::read_to_string(&path).map_err(|source| ClusterError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ClusterError::Spec(format!("{}: {e}", path.display())))
+    }
+}
+
+fn node_config_text(
+    spec: &ClusterSpec,
+    id: NodeId,
+    region: &str,
+    replicas: &[(NodeId, usize)],
+    region_name: &dyn Fn(usize) -> String,
+) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "# Generated by `meridian cluster up`.");
+    let _ = writeln!(text, "id = {}", id.0);
+    let _ = writeln!(text, "region = {:?}", region);
+    let _ = writeln!(text, "listen = \"{}\"", spec.addresses[id.index()]);
+    let _ = writeln!(text, "data_dir = \"data/n{}\"", id.0);
+    if let Some(metrics) = &spec.metrics {
+        let _ = writeln!(text, "metrics = \"{}\"", metrics[id.index()]);
+    }
+    let _ = writeln!(
+        text,
+        "\n[tls]\nca = \"certs/ca.pem\"\ncert = \"certs/node-{0}.pem\"\nkey = \"certs/node-{0}.key\"",
+        id.0
+    );
+    for &(peer, peer_region) in replicas {
+        if peer != id {
+            let _ = writeln!(
+                text,
+                "\n[[peers]]\nid = {}\nregion = {:?}\naddress = \"{}\"",
+                peer.0,
+                region_name(peer_region),
+                spec.addresses[peer.index()]
+            );
+        }
+    }
+    for protocol in &spec.protocols {
+        let _ = writeln!(
+            text,
+            "\n[[keyspaces]]\nname = {protocol:?}\nprotocol = {protocol:?}"
+        );
+        if protocol == "dynamo" {
+            let _ = writeln!(text, "replicas = {}", replicas.len().min(3));
+        }
+    }
+    if spec.wan {
+        let _ = writeln!(text, "\n[wan]\ntopology = {:?}", spec.topology_ref);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::TempDir;
+
+    fn spec(wan: bool) -> ClusterSpec {
+        let topology = Topology::builtin("epaxos-3").unwrap();
+        ClusterSpec {
+            addresses: (0..3)
+                .map(|i| SocketAddr::from(([127, 0, 0, 1], 17_000 + i)))
+                .collect(),
+            metrics: Some(
+                (0..3)
+                    .map(|i| SocketAddr::from(([127, 0, 0, 1], 19_100 + i)))
+                    .collect(),
+            ),
+            topology_ref: topology.name().to_owned(),
+            topology,
+            protocols: PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+            wan,
+        }
+    }
+
+    #[test]
+    fn generated_configs_load_and_describe_the_topology() {
+        let dir = TempDir::new("cluster");
+        let manifest = generate(dir.path(), &spec(true)).unwrap();
+        assert_eq!(manifest.nodes.len(), 3);
+        assert_eq!(Manifest::load(dir.path()).unwrap(), manifest);
+        let topology = Topology::builtin("epaxos-3").unwrap();
+        for node in &manifest.nodes {
+            let config = NodeConfig::load(&node.config).unwrap();
+            assert_eq!(config.id, NodeId(node.id));
+            let (_, region) = topology.replicas()[usize::from(node.id)];
+            assert_eq!(config.region, topology.regions()[region].name);
+            assert_eq!(config.peers.len(), 2);
+            assert_eq!(config.keyspaces.len(), 3);
+            assert!(config.wan.is_some());
+            assert!(config.tls.cert.exists(), "{}", config.tls.cert.display());
+        }
+    }
+
+    #[test]
+    fn a_wrong_address_count_or_protocol_is_refused() {
+        let dir = TempDir::new("cluster-bad");
+        let mut bad = spec(false);
+        bad.addresses.pop();
+        assert!(matches!(
+            generate(dir.path(), &bad),
+            Err(ClusterError::Spec(_))
+        ));
+        let mut bad = spec(false);
+        bad.protocols = vec!["raft".into()];
+        assert!(matches!(
+            generate(dir.path(), &bad),
+            Err(ClusterError::Spec(_))
+        ));
+    }
+}

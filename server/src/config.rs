@@ -1,0 +1,625 @@
+//! Node configuration: TOML → typed config, checked once at load.
+//!
+//! ```toml
+//! id = 0
+//! region = "us-east-1"
+//! listen = "127.0.0.1:7000"
+//! data_dir = "data/n0"              # relative paths are relative to this file
+//! metrics = "127.0.0.1:9100"        # optional Prometheus endpoint
+//!
+//! [tls]
+//! ca = "certs/ca.pem"
+//! cert = "certs/node-0.pem"
+//! key = "certs/node-0.key"
+//!
+//! [[peers]]
+//! id = 1
+//! region = "us-west-1"
+//! address = "127.0.0.1:7001"
+//!
+//! [[keyspaces]]
+//! name = "kv"
+//! protocol = "multipaxos"           # or "epaxos", "dynamo"
+//! initial_leader = 0                # protocol options; unknown ones are errors
+//! default_consistency = "linearizable"
+//!
+//! [wan]                             # optional WAN emulation (testing only)
+//! topology = "epaxos-5"             # builtin name or topology file
+//! ```
+//!
+//! Every table refuses unknown fields, so a typo is an error that names the field rather
+//! than a silently ignored setting. Node ids must be `0..n` (they index arrays).
+
+use crate::tls::TlsPaths;
+use meridian_engine::dynamo::DynamoConfig;
+use meridian_engine::epaxos::EpaxosConfig;
+use meridian_engine::multipaxos::MultiPaxosConfig;
+use meridian_engine::quorum::PaxosQuorums;
+use meridian_engine::topology::Topology;
+use meridian_engine::{ClusterConfig, Consistency, Level, Member, NodeId};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What is wrong with a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a field has the wrong type, or a field is unknown.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the field and the line).
+        message: String,
+    },
+    /// A field has a value the node cannot run with.
+    #[error("{path}: `{field}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending field, as a TOML path (e.g. `keyspaces[1].initial_leader`).
+        field: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A node's whole configuration.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: NodeId,
+    /// The region it runs in (a topology region name or alias when WAN emulation is on).
+    pub region: String,
+    /// UDP address for peers and clients.
+    pub listen: SocketAddr,
+    /// Where the keyspace logs live (one subdirectory per keyspace).
+    pub data_dir: PathBuf,
+    /// Certificate files.
+    pub tls: TlsConfig,
+    /// Address of the Prometheus text endpoint, if any.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
+    /// Every other node.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// The keyspaces this cluster serves.
+    pub keyspaces: Vec<KeyspaceConfig>,
+    /// WAN emulation (testing only).
+    #[serde(default)]
+    pub wan: Option<WanEmulationConfig>,
+    /// Largest frame accepted from a peer or client, in bytes (default 16 MiB).
+    #[serde(default)]
+    pub max_frame_bytes: Option<usize>,
+}
+
+/// Certificate file paths.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The cluster CA certificate.
+    pub ca: PathBuf,
+    /// This node's certificate.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// As [`TlsPaths`].
+    pub fn paths(&self) -> TlsPaths {
+        TlsPaths {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// Another node of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its id.
+    pub id: NodeId,
+    /// Its region.
+    pub region: String,
+    /// Its UDP address.
+    pub address: SocketAddr,
+}
+
+/// WAN emulation settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WanEmulationConfig {
+    /// Builtin topology name or topology file: one-way delay = RTT / 2 between the
+    /// regions of this node and each peer.
+    pub topology: String,
+    /// Add the topology's jitter (default true).
+    #[serde(default = "yes")]
+    pub jitter: bool,
+    /// Seed of the jitter draws (default: the node id).
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One keyspace: its name, protocol and protocol options.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub enum KeyspaceConfig {
+    /// A Multi-Paxos keyspace.
+    Multipaxos(MultiPaxosKeyspace),
+    /// An EPaxos keyspace.
+    Epaxos(EpaxosKeyspace),
+    /// A Dynamo keyspace.
+    Dynamo(DynamoKeyspace),
+}
+
+/// Multi-Paxos keyspace options (defaults: the engine's [`MultiPaxosConfig`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiPaxosKeyspace {
+    /// Keyspace name.
+    pub name: String,
+    /// Used when a client does not name a consistency: `linearizable` (default) or `local`.
+    #[serde(default)]
+    pub default_consistency: Option<String>,
+    /// The replica that leads first.
+    #[serde(default)]
+    pub initial_leader: Option<NodeId>,
+    /// Flexible quorums: phase-1 size (with `phase2_quorum`).
+    #[serde(default)]
+    pub phase1_quorum: Option<usize>,
+    /// Flexible quorums: phase-2 size (with `phase1_quorum`).
+    #[serde(default)]
+    pub phase2_quorum: Option<usize>,
+    /// Commands per slot.
+    #[serde(default)]
+    pub max_batch: Option<usize>,
+    /// Uncommitted slots in flight.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// Leader heartbeat period.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    /// Leader silence before an election.
+    #[serde(default)]
+    pub election_timeout_ms: Option<u64>,
+}
+
+/// EPaxos keyspace options (defaults: the engine's [`EpaxosConfig`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpaxosKeyspace {
+    /// Keyspace name.
+    pub name: String,
+    /// Used when a client does not name a consistency: `linearizable` (default) or `local`.
+    #[serde(default)]
+    pub default_consistency: Option<String>,
+    /// PreAccept only the nearest fast quorum.
+    #[serde(default)]
+    pub thrifty: Option<bool>,
+    /// Command-leader retry timeout.
+    #[serde(default)]
+    pub retry_timeout_ms: Option<u64>,
+    /// Timer check period.
+    #[serde(default)]
+    pub tick_ms: Option<u64>,
+    /// Executed-prefix exchange period (garbage collection).
+    #[serde(default)]
+    pub gc_interval_ms: Option<u64>,
+}
+
+/// Dynamo keyspace options (defaults: the engine's [`DynamoConfig`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoKeyspace {
+    /// Keyspace name.
+    pub name: String,
+    /// Level used when a client does not name one (default `QUORUM`).
+    #[serde(default)]
+    pub default_consistency: Option<String>,
+    /// Owners per key (`N`).
+    #[serde(default)]
+    pub replicas: Option<usize>,
+    /// Ring tokens per node.
+    #[serde(default)]
+    pub vnodes: Option<usize>,
+    /// Sloppy quorum by default.
+    #[serde(default)]
+    pub sloppy: Option<bool>,
+    /// Last-write-wins (lossy; off by default).
+    #[serde(default)]
+    pub lww: Option<bool>,
+    /// Coordinator deadline per request.
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
+    /// Failure-detector heartbeat period.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    /// Silence before a peer is considered down.
+    #[serde(default)]
+    pub failure_timeout_ms: Option<u64>,
+    /// Merkle anti-entropy period.
+    #[serde(default)]
+    pub anti_entropy_interval_ms: Option<u64>,
+}
+
+impl KeyspaceConfig {
+    /// The keyspace name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Multipaxos(k) => &k.name,
+            Self::Epaxos(k) => &k.name,
+            Self::Dynamo(k) => &k.name,
+        }
+    }
+
+    /// The protocol name as written in the file.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Self::Multipaxos(_) => "multipaxos",
+            Self::Epaxos(_) => "epaxos",
+            Self::Dynamo(_) => "dynamo",
+        }
+    }
+
+    /// The consistency used for requests that do not name one.
+    pub fn default_consistency(&self) -> Consistency {
+        let (text, fallback) = match self {
+            Self::Multipaxos(k) => (&k.default_consistency, Consistency::Linearizable),
+            Self::Epaxos(k) => (&k.default_consistency, Consistency::Linearizable),
+            Self::Dynamo(k) => (&k.default_consistency, Consistency::Dynamo(Level::Quorum)),
+        };
+        // Validated at load: a configured value always parses.
+        text.as_deref()
+            .and_then(|t| parse_consistency(t).ok())
+            .unwrap_or(fallback)
+    }
+}
+
+/// Parse a consistency name: `linearizable`, `local` (a local read), or a Dynamo level
+/// (`ONE`, `QUORUM`, `LOCAL_QUORUM`, `SESSION`, `R=2,W=2`, ...).
+pub fn parse_consistency(text: &str) -> Result<Consistency, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "linearizable" => Ok(Consistency::Linearizable),
+        "local" | "local_read" | "localread" => Ok(Consistency::LocalRead),
+        _ => text
+            .parse::<Level>()
+            .map(Consistency::Dynamo)
+            .map_err(|e| format!("{e}; consensus keyspaces take `linearizable` or `local`")),
+    }
+}
+
+fn ms(value: Option<u64>, default: Duration) -> Duration {
+    value.map_or(default, Duration::from_millis)
+}
+
+impl MultiPaxosKeyspace {
+    /// The engine configuration for a cluster of `n` replicas.
+    pub fn engine_config(&self, n: usize) -> Result<MultiPaxosConfig, String> {
+        let mut config = MultiPaxosConfig::default();
+        if let Some(leader) = self.initial_leader {
+            config = config.with_initial_leader(leader);
+        }
+        match (self.phase1_quorum, self.phase2_quorum) {
+            (Some(p1), Some(p2)) => {
+                let quorums = PaxosQuorums::flexible(n, p1, p2).map_err(|e| e.to_string())?;
+                config = config.with_quorums(quorums);
+            }
+            (None, None) => {}
+            _ => return Err("set both phase1_quorum and phase2_quorum, or neither".into()),
+        }
+        let (max_batch, max_in_flight) = (
+            self.max_batch.unwrap_or(config.max_batch),
+            self.max_in_flight.unwrap_or(config.max_in_flight),
+        );
+        let (heartbeat, election) = (
+            ms(self.heartbeat_ms, config.heartbeat_interval),
+            ms(self.election_timeout_ms, config.election_timeout),
+        );
+        config = config
+            .with_batching(max_batch, max_in_flight)
+            .with_timeouts(heartbeat, election);
+        Ok(config)
+    }
+}
+
+impl EpaxosKeyspace {
+    /// The engine configuration. A server keeps no execution log (it would grow without
+    /// bound).
+    pub fn engine_config(&self) -> EpaxosConfig {
+        let defaults = EpaxosConfig::default();
+        EpaxosConfig {
+            thrifty: self.thrifty.unwrap_or(defaults.thrifty),
+            retry_timeout: ms(self.retry_timeout_ms, defaults.retry_timeout),
+            tick: ms(self.tick_ms, defaults.tick),
+            gc_interval: ms(self.gc_interval_ms, defaults.gc_interval),
+            ..defaults
+        }
+        .with_record_execution(false)
+    }
+}
+
+impl DynamoKeyspace {
+    /// The engine configuration.
+    pub fn engine_config(&self) -> DynamoConfig {
+        let d = DynamoConfig::default();
+        let mut config = d
+            .clone()
+            .with_replicas(self.replicas.unwrap_or(d.replicas))
+            .with_sloppy(self.sloppy.unwrap_or(d.sloppy))
+            .with_lww(self.lww.unwrap_or(d.lww))
+            .with_request_timeout(ms(self.request_timeout_ms, d.request_timeout))
+            .with_failure_detection(
+                ms(self.heartbeat_ms, d.heartbeat_interval),
+                ms(self.failure_timeout_ms, d.failure_timeout),
+            )
+            .with_anti_entropy_interval(ms(self.anti_entropy_interval_ms, d.anti_entropy_interval));
+        config.vnodes = self.vnodes.unwrap_or(d.vnodes).max(1);
+        config
+    }
+}
+
+impl NodeConfig {
+    /// Read, parse and check a config file. Relative paths inside it are taken relative
+    /// to the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        if let Some(base) = path.parent() {
+            config.resolve_paths(base);
+        }
+        Ok(config)
+    }
+
+    /// Parse and check TOML text; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config
+            .check()
+            .map_err(|(field, message)| ConfigError::Invalid {
+                path: path.to_owned(),
+                field,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        resolve(&mut self.tls.ca);
+        resolve(&mut self.tls.cert);
+        resolve(&mut self.tls.key);
+        if let Some(wan) = &mut self.wan {
+            // A builtin name stays a name; anything that looks like a file is resolved.
+            if Topology::builtin(&wan.topology).is_none() && Path::new(&wan.topology).is_relative()
+            {
+                wan.topology = base.join(&wan.topology).to_string_lossy().into_owned();
+            }
+        }
+    }
+
+    /// Semantic checks: `Err((field, message))`.
+    fn check(&self) -> Result<(), (String, String)> {
+        let n = self.peers.len() + 1;
+        let mut ids = BTreeSet::from([self.id]);
+        let mut addresses = BTreeSet::from([self.listen]);
+        for (i, peer) in self.peers.iter().enumerate() {
+            if !ids.insert(peer.id) {
+                return Err((
+                    format!("peers[{i}].id"),
+                    format!("node id {} appears twice", peer.id.0),
+                ));
+            }
+            if !addresses.insert(peer.address) {
+                return Err((
+                    format!("peers[{i}].address"),
+                    format!("address {} is used by another node", peer.address),
+                ));
+            }
+        }
+        if let Some(missing) = (0..n)
+            .map(|i| NodeId(i as u16))
+            .find(|id| !ids.contains(id))
+        {
+            return Err((
+                "peers".into(),
+                format!(
+                    "node ids must be 0..{n} (this node and its peers); {} is missing",
+                    missing.0
+                ),
+            ));
+        }
+        if self.keyspaces.is_empty() {
+            return Err((
+                "keyspaces".into(),
+                "at least one keyspace is required".into(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, keyspace) in self.keyspaces.iter().enumerate() {
+            let field = |name: &str| format!("keyspaces[{i}].{name}");
+            let name = keyspace.name();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err((
+                    field("name"),
+                    format!("{name:?}: use letters, digits, '-' and '_' only"),
+                ));
+            }
+            if !names.insert(name) {
+                return Err((field("name"), format!("keyspace {name:?} appears twice")));
+            }
+            self.check_keyspace(keyspace, n)
+                .map_err(|(f, m)| (field(&f), m))?;
+        }
+        if let Some(wan) = &self.wan {
+            let topology = Topology::resolve(&wan.topology)
+                .map_err(|e| ("wan.topology".to_owned(), e.to_string()))?;
+            if topology.region_index(&self.region).is_none() {
+                return Err((
+                    "region".into(),
+                    format!(
+                        "{:?} is not a region of topology {}",
+                        self.region,
+                        topology.name()
+                    ),
+                ));
+            }
+            for (i, peer) in self.peers.iter().enumerate() {
+                if topology.region_index(&peer.region).is_none() {
+                    return Err((
+                        format!("peers[{i}].region"),
+                        format!(
+                            "{:?} is not a region of topology {}",
+                            peer.region,
+                            topology.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.max_frame_bytes == Some(0) {
+            return Err(("max_frame_bytes".into(), "must be positive".into()));
+        }
+        Ok(())
+    }
+
+    fn check_keyspace(&self, keyspace: &KeyspaceConfig, n: usize) -> Result<(), (String, String)> {
+        let consistency = match keyspace {
+            KeyspaceConfig::Multipaxos(k) => &k.default_consistency,
+            KeyspaceConfig::Epaxos(k) => &k.default_consistency,
+            KeyspaceConfig::Dynamo(k) => &k.default_consistency,
+        };
+        if let Some(text) = consistency {
+            let parsed =
+                parse_consistency(text).map_err(|e| ("default_consistency".to_owned(), e))?;
+            let dynamo = matches!(keyspace, KeyspaceConfig::Dynamo(_));
+            if dynamo != matches!(parsed, Consistency::Dynamo(_)) {
+                let expected = if dynamo {
+                    "a Dynamo level (ONE, QUORUM, ...)"
+                } else {
+                    "`linearizable` or `local`"
+                };
+                return Err((
+                    "default_consistency".into(),
+                    format!(
+                        "{text:?} does not apply to a {} keyspace; expected {expected}",
+                        keyspace.protocol()
+                    ),
+                ));
+            }
+        }
+        match keyspace {
+            KeyspaceConfig::Multipaxos(k) => {
+                if let Some(leader) = k.initial_leader {
+                    if leader.index() >= n {
+                        return Err((
+                            "initial_leader".into(),
+                            format!("node {} is not in the cluster (ids 0..{n})", leader.0),
+                        ));
+                    }
+                }
+                k.engine_config(n)
+                    .map_err(|e| ("phase1_quorum".to_owned(), e))?;
+            }
+            KeyspaceConfig::Epaxos(_) => {}
+            KeyspaceConfig::Dynamo(k) => {
+                if let Some(replicas) = k.replicas {
+                    if replicas == 0 || replicas > n {
+                        return Err((
+                            "replicas".into(),
+                            format!("{replicas} owners per key in a cluster of {n}"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The cluster every keyspace runs on: this node and its peers, with RTT estimates
+    /// from the WAN topology when there is one.
+    pub fn cluster(&self) -> ClusterConfig {
+        let mut members: Vec<Member> = std::iter::once(Member {
+            id: self.id,
+            region: self.region.clone(),
+        })
+        .chain(self.peers.iter().map(|p| Member {
+            id: p.id,
+            region: p.region.clone(),
+        }))
+        .collect();
+        members.sort_by_key(|m| m.id);
+        let rtt_us = match self
+            .wan
+            .as_ref()
+            .and_then(|w| Topology::resolve(&w.topology).ok())
+        {
+            Some(topology) => {
+                let regions: Vec<Option<usize>> = members
+                    .iter()
+                    .map(|m| topology.region_index(&m.region))
+                    .collect();
+                regions
+                    .iter()
+                    .map(|&a| {
+                        regions
+                            .iter()
+                            .map(|&b| match (a, b) {
+                                (Some(a), Some(b)) => topology.one_way_us(a, b) * 2,
+                                _ => 0,
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        // Members are 0..n (checked at load), so the matrix is indexed by id.
+        let mut cluster = ClusterConfig { members, rtt_us };
+        for (i, row) in cluster.rtt_us.iter_mut().enumerate() {
+            row[i] = 0;
+        }
+        cluster
+    }
+
+    /// Largest frame accepted.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_frame_bytes
+            .unwrap_or(crate::transport::frame::DEFAULT_MAX_FRAME_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,482 @@
+//! The keyspace host: one tokio task owns one protocol core and drives it.
+//!
+//! ```text
+//!   peer payloads ─┐                        ┌─▶ Now(Send)      ─▶ PeerSender (self: local queue)
+//!   client calls ──┼─▶ core.handle_*(now) ──┤   Now(Reply)     ─▶ the client's oneshot
+//!   timer ─────────┤   then drain          ├─▶ Persist{r,then} ─▶ storage thread (group commit)
+//!   synced(batch) ─┘   poll_output()        │                      └─ synced ─▶ release `then`
+//!                                           └─▶ Compact{snap}  ─▶ storage thread (after prior syncs)
+//! ```
+//!
+//! Every input is followed by a full drain; the task then sleeps until the earliest of
+//! its next input and `poll_timeout`. Effects of a `Persist` are held in a queue tagged
+//! with their batch number and released, in order, only when the storage thread reports
+//! that batch synced. A `Send` to this node itself is delivered through
+//! `handle_message(now, own id, ..)` after the current drain, never re-entrantly.
+
+use super::durability::{self, StorageJob, StorageReport};
+use super::NodeError;
+use crate::metrics::KeyspaceMetrics;
+use crate::wire::PeerFrame;
+use meridian_engine::storage::Storage;
+use meridian_engine::{
+    ClientReply, ClientRequest, Effect, NodeId, Output, Protocol, RequestError, RequestId, Time,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Where a host sends messages for other nodes.
+pub trait PeerSender: Send + Sync + 'static {
+    /// Queue `frame` for node `to`; may drop it (the protocols retransmit).
+    fn send(&self, to: NodeId, frame: PeerFrame);
+}
+
+impl PeerSender for crate::transport::endpoint::Transport {
+    fn send(&self, to: NodeId, frame: PeerFrame) {
+        Self::send(self, to, frame);
+    }
+}
+
+/// How one keyspace host runs.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Keyspace name (labels frames and metrics).
+    pub keyspace: String,
+    /// Protocol name (metrics).
+    pub protocol: String,
+    /// This node.
+    pub id: NodeId,
+    /// The instant that is `Time::ZERO` for the core.
+    pub epoch: Instant,
+    /// Capacity of the peer and client input queues.
+    pub queue_max: usize,
+    /// Requests waiting for replies before new ones are rejected.
+    pub pending_requests_max: usize,
+}
+
+impl HostConfig {
+    /// Defaults for queue sizes; epoch = now.
+    pub fn new(keyspace: &str, protocol: &str, id: NodeId) -> Self {
+        Self {
+            keyspace: keyspace.to_owned(),
+            protocol: protocol.to_owned(),
+            id,
+            epoch: Instant::now(),
+            queue_max: 65_536,
+            pending_requests_max: 100_000,
+        }
+    }
+}
+
+/// A client request and where its reply goes.
+#[derive(Debug)]
+pub struct ClientCall {
+    /// The request.
+    pub request: ClientRequest,
+    /// The reply channel; dropping it tells the client nothing was decided.
+    pub reply: oneshot::Sender<ClientReply>,
+}
+
+/// The node's side of a running keyspace host (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct KeyspaceHandle {
+    keyspace: String,
+    peer_tx: mpsc::Sender<(NodeId, Vec<u8>)>,
+    client_tx: mpsc::Sender<ClientCall>,
+    control_tx: mpsc::Sender<oneshot::Sender<KeyspaceMetrics>>,
+}
+
+/// The host task: ends only on a storage failure (an error) or when aborted.
+pub type KeyspaceTask = JoinHandle<Result<(), NodeError>>;
+
+impl KeyspaceHandle {
+    /// The keyspace name.
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
+    }
+
+    /// Hand a peer's encoded message to the core. `false` if the queue is full (the
+    /// message is dropped) or the host stopped.
+    pub fn deliver(&self, from: NodeId, payload: Vec<u8>) -> bool {
+        self.peer_tx.try_send((from, payload)).is_ok()
+    }
+
+    /// Hand a client request to the core. If the queue is full or the host stopped,
+    /// the client is answered `Rejected` at once and `false` is returned.
+    pub fn submit(&self, call: ClientCall) -> bool {
+        match self.client_tx.try_send(call) {
+            Ok(()) => true,
+            Err(
+                mpsc::error::TrySendError::Full(call) | mpsc::error::TrySendError::Closed(call),
+            ) => {
+                let _ = call.reply.send(ClientReply {
+                    id: call.request.id,
+                    outcome: Err(RequestError::Rejected(format!(
+                        "keyspace {} is overloaded or stopped on this replica",
+                        self.keyspace
+                    ))),
+                });
+                false
+            }
+        }
+    }
+
+    /// A snapshot of the host's and core's metrics (`None` if the host stopped).
+    pub async fn metrics(&self) -> Option<KeyspaceMetrics> {
+        let (tx, rx) = oneshot::channel();
+        self.control_tx.send(tx).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Start hosting a core on `storage`: replay the log, decode its records, build the
+/// core with `make`, and spawn the host task and its storage thread. Must run inside a
+/// tokio runtime.
+pub fn spawn_keyspace<P, S>(
+    config: HostConfig,
+    mut storage: S,
+    make: impl FnOnce(Vec<P::Record>) -> P,
+    net: Arc<dyn PeerSender>,
+) -> Result<(KeyspaceHandle, KeyspaceTask), NodeError>
+where
+    P: Protocol + Send + 'static,
+    S: Storage + Send + 'static,
+{
+    let raw = storage.replay().map_err(|e| NodeError::Storage {
+        keyspace: config.keyspace.clone(),
+        message: e.to_string(),
+    })?;
+    let records = raw
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            postcard::from_bytes::<P::Record>(bytes).map_err(|e| NodeError::Recovery {
+                keyspace: config.keyspace.clone(),
+                index,
+                message: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let recovered = records.len();
+    let core = make(records);
+    tracing::info!(keyspace = %config.keyspace, protocol = %config.protocol, node = %config.id, recovered, "keyspace starting");
+    let (jobs, reports) =
+        durability::spawn(storage, &config.keyspace).map_err(|e| NodeError::Storage {
+            keyspace: config.keyspace.clone(),
+            message: format!("starting the storage thread: {e}"),
+        })?;
+    let (peer_tx, peer_rx) = mpsc::channel(config.queue_max.max(1));
+    let (client_tx, client_rx) = mpsc::channel(config.queue_max.max(1));
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let keyspace = config.keyspace.clone();
+    let mut host = Host {
+        core,
+        net,
+        jobs,
+        next_batch: 0,
+        waiting: VecDeque::new(),
+        local: VecDeque::new(),
+        pending: HashMap::new(),
+        stats: KeyspaceMetrics {
+            keyspace: config.keyspace.clone(),
+            protocol: config.protocol.clone(),
+            ..KeyspaceMetrics::default()
+        },
+        config,
+    };
+    host.count("records_recovered", recovered as u64);
+    let task = tokio::spawn(host.run(peer_rx, client_rx, control_rx, reports));
+    Ok((
+        KeyspaceHandle {
+            keyspace,
+            peer_tx,
+            client_tx,
+            control_tx,
+        },
+        task,
+    ))
+}
+
+/// A request waiting for its reply.
+struct Pending {
+    arrived: Instant,
+    waiters: Vec<oneshot::Sender<ClientReply>>,
+}
+
+struct Host<P: Protocol> {
+    config: HostConfig,
+    core: P,
+    net: Arc<dyn PeerSender>,
+    jobs: std::sync::mpsc::Sender<StorageJob>,
+    /// Number of the last `Persist` handed to the storage thread.
+    next_batch: u64,
+    /// Effects of each `Persist`, by batch number, until it is synced.
+    waiting: VecDeque<(u64, Vec<Effect<P::Message>>)>,
+    /// Messages this node sent itself, delivered after the current drain.
+    local: VecDeque<P::Message>,
+    pending: HashMap<RequestId, Pending>,
+    stats: KeyspaceMetrics,
+}
+
+impl<P: Protocol> Host<P> {
+    async fn run(
+        mut self,
+        mut peer_rx: mpsc::Receiver<(NodeId, Vec<u8>)>,
+        mut client_rx: mpsc::Receiver<ClientCall>,
+        mut control_rx: mpsc::Receiver<oneshot::Sender<KeyspaceMetrics>>,
+        mut reports: mpsc::UnboundedReceiver<StorageReport>,
+    ) -> Result<(), NodeError> {
+        self.drain()?;
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.core.poll_timeout().and_then(|t| self.instant_of(t));
+            let timer = tokio::time::sleep_until(
+                deadline
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                    .into(),
+            );
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(StorageReport::Synced { through, fsync, records }) => {
+                        self.stats.fsync_latency.observe(fsync);
+                        self.count("fsyncs", 1);
+                        self.count("records_synced", records);
+                        self.release(through);
+                    }
+                    Some(StorageReport::Compacted { records }) => {
+                        self.count("compactions", 1);
+                        self.count("records_after_compaction", records);
+                        continue;
+                    }
+                    Some(StorageReport::Failed(message)) => {
+                        tracing::error!(keyspace = %self.config.keyspace, %message, "storage failed; stopping the keyspace");
+                        return Err(NodeError::Storage { keyspace: self.config.keyspace.clone(), message });
+                    }
+                    None => {
+                        return Err(NodeError::Storage {
+                            keyspace: self.config.keyspace.clone(),
+                            message: "the storage thread stopped".into(),
+                        });
+                    }
+                },
+                Some((from, payload)) = peer_rx.recv() => self.on_peer(from, &payload),
+                Some(call) = client_rx.recv() => self.on_client(call),
+                () = timer, if deadline.is_some() => {
+                    let now = self.now();
+                    self.core.handle_timeout(now);
+                }
+                Some(reply) = control_rx.recv() => {
+                    let _ = reply.send(self.snapshot());
+                    continue;
+                }
+                _ = sweep.tick() => {
+                    self.sweep();
+                    continue;
+                }
+            }
+            self.drain()?;
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time::from_micros(
+            u64::try_from(self.config.epoch.elapsed().as_micros()).unwrap_or(u64::MAX),
+        )
+    }
+
+    fn instant_of(&self, time: Time) -> Option<Instant> {
+        self.config
+            .epoch
+            .checked_add(Duration::from_micros(time.as_micros()))
+    }
+
+    fn count(&mut self, event: &'static str, by: u64) {
+        *self.stats.events.entry(event).or_insert(0) += by;
+    }
+
+    fn on_peer(&mut self, from: NodeId, payload: &[u8]) {
+        match postcard::from_bytes::<P::Message>(payload) {
+            Ok(message) => {
+                let now = self.now();
+                self.core.handle_message(now, from, message);
+            }
+            Err(e) => {
+                self.count("malformed_peer_messages", 1);
+                tracing::debug!(keyspace = %self.config.keyspace, %from, error = %e, "dropped a peer message that does not decode");
+            }
+        }
+    }
+
+    fn on_client(&mut self, call: ClientCall) {
+        let ClientCall { request, reply } = call;
+        *self
+            .stats
+            .requests
+            .entry(request.command.op_name())
+            .or_insert(0) += 1;
+        if let Some(pending) = self.pending.get_mut(&request.id) {
+            // A retry of a request still in flight: answer both with the one outcome.
+            pending.waiters.push(reply);
+        } else if self.pending.len() >= self.config.pending_requests_max {
+            self.count_reply("rejected");
+            let _ = reply.send(ClientReply {
+                id: request.id,
+                outcome: Err(RequestError::Rejected(
+                    "too many requests in flight on this replica".into(),
+                )),
+            });
+            return;
+        } else {
+            self.pending.insert(
+                request.id,
+                Pending {
+                    arrived: Instant::now(),
+                    waiters: vec![reply],
+                },
+            );
+        }
+        let now = self.now();
+        self.core.handle_request(now, request);
+    }
+
+    /// Drain every output; then deliver self-addressed messages (each one is an input,
+    /// followed by another drain).
+    fn drain(&mut self) -> Result<(), NodeError> {
+        loop {
+            while let Some(output) = self.core.poll_output() {
+                match output {
+                    Output::Now(effect) => self.perform(effect),
+                    Output::Persist { records, then } => {
+                        let records = self.encode_records(&records)?;
+                        self.next_batch += 1;
+                        self.count("records_persisted", records.len() as u64);
+                        self.submit(StorageJob::Append {
+                            batch: self.next_batch,
+                            records,
+                        })?;
+                        self.waiting.push_back((self.next_batch, then));
+                    }
+                    Output::Compact { snapshot } => {
+                        let snapshot = self.encode_records(&snapshot)?;
+                        self.submit(StorageJob::Compact { snapshot })?;
+                    }
+                }
+            }
+            let Some(message) = self.local.pop_front() else {
+                return Ok(());
+            };
+            let now = self.now();
+            self.core.handle_message(now, self.config.id, message);
+        }
+    }
+
+    fn encode_records(&self, records: &[P::Record]) -> Result<Vec<Vec<u8>>, NodeError> {
+        records
+            .iter()
+            .map(|r| {
+                postcard::to_allocvec(r).map_err(|e| NodeError::Storage {
+                    keyspace: self.config.keyspace.clone(),
+                    message: format!("encoding a record: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    fn submit(&self, job: StorageJob) -> Result<(), NodeError> {
+        self.jobs.send(job).map_err(|_| NodeError::Storage {
+            keyspace: self.config.keyspace.clone(),
+            message: "the storage thread stopped".into(),
+        })
+    }
+
+    /// Release the effects of every batch up to `through`, in order.
+    fn release(&mut self, through: u64) {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(batch, _)| *batch <= through)
+        {
+            if let Some((_, effects)) = self.waiting.pop_front() {
+                for effect in effects {
+                    self.perform(effect);
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, effect: Effect<P::Message>) {
+        match effect {
+            Effect::Send { to, message } if to == self.config.id => self.local.push_back(message),
+            Effect::Send { to, message } => match postcard::to_allocvec(&message) {
+                Ok(payload) => self.net.send(
+                    to,
+                    PeerFrame {
+                        keyspace: self.config.keyspace.clone(),
+                        payload,
+                    },
+                ),
+                Err(e) => {
+                    self.count("message_encode_errors", 1);
+                    tracing::error!(keyspace = %self.config.keyspace, error = %e, "cannot encode a message");
+                }
+            },
+            Effect::Reply(reply) => self.reply(reply),
+            Effect::Committed { request, .. } => {
+                if let Some(pending) = self.pending.get(&request) {
+                    self.stats.commit_latency.observe(pending.arrived.elapsed());
+                }
+                self.count("commits", 1);
+            }
+        }
+    }
+
+    fn reply(&mut self, reply: ClientReply) {
+        let Some(pending) = self.pending.remove(&reply.id) else {
+            // The client gave up (swept) or another replica's request: nothing to do.
+            self.count("replies_unmatched", 1);
+            return;
+        };
+        self.stats
+            .request_latency
+            .observe(pending.arrived.elapsed());
+        self.count_reply(match &reply.outcome {
+            Ok(_) => "ok",
+            Err(RequestError::Unavailable { .. }) => "unavailable",
+            Err(RequestError::Timeout) => "timeout",
+            Err(RequestError::Invalid(_)) => "invalid",
+            Err(RequestError::Rejected(_)) => "rejected",
+        });
+        for waiter in pending.waiters {
+            let _ = waiter.send(reply.clone());
+        }
+    }
+
+    fn count_reply(&mut self, outcome: &'static str) {
+        *self.stats.replies.entry(outcome).or_insert(0) += 1;
+    }
+
+    /// Forget requests whose clients have gone away.
+    fn sweep(&mut self) {
+        let before = self.pending.len();
+        self.pending.retain(|_, pending| {
+            pending.waiters.retain(|w| !w.is_closed());
+            !pending.waiters.is_empty()
+        });
+        let abandoned = (before - self.pending.len()) as u64;
+        if abandoned > 0 {
+            self.count("requests_abandoned", abandoned);
+        }
+    }
+
+    fn snapshot(&self) -> KeyspaceMetrics {
+        KeyspaceMetrics {
+            protocol_counters: self.core.metrics(),
+            pending_requests: self.pending.len() as u64,
+            ..self.stats.clone()
+        }
+    }
+}

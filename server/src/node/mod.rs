@@ -1,0 +1,389 @@
+//! A replica process: the transport, one host task per keyspace, and the router
+//! between them.
+//!
+//! ```text
+//!              ┌──────────── Transport (QUIC, mTLS, optional WanSocket) ─────────────┐
+//!  Inbound ──▶ router ──keyspace name──▶ KeyspaceHandle ──▶ host task (owns a core)   │
+//!                │ unknown keyspace: Invalid reply          │  ▲ storage thread      │
+//!                │ full queue: Rejected reply / drop        └──┴──▶ PeerSender ───────┘
+//! ```
+//!
+//! Start-up: load certificates, bind the transport, then for each keyspace open its log
+//! (`<data_dir>/<keyspace>/log`), replay and decode the records, build the core with
+//! them, and spawn its host. The node runs until a keyspace fails (a storage error ends
+//! that keyspace and the node reports it) or it is shut down.
+
+mod durability;
+mod host;
+#[cfg(test)]
+mod tests;
+
+pub use host::{spawn_keyspace, ClientCall, HostConfig, KeyspaceHandle, KeyspaceTask, PeerSender};
+
+use crate::config::{KeyspaceConfig, NodeConfig};
+use crate::metrics::{self, RenderFn};
+use crate::storage::FileStorage;
+use crate::tls::{TlsError, TlsIdentity};
+use crate::transport::endpoint::{Inbound, Transport, TransportConfig, TransportError};
+use crate::transport::wan::{LinkDelay, WanConfig};
+use meridian_engine::dynamo::Dynamo;
+use meridian_engine::epaxos::Epaxos;
+use meridian_engine::multipaxos::MultiPaxos;
+use meridian_engine::topology::Topology;
+use meridian_engine::{ClientReply, Consistency, NodeId, RequestError};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinHandle};
+
+/// Why a node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A keyspace's log failed (open, write, fsync, compaction).
+    #[error("keyspace {keyspace}: storage: {message}")]
+    Storage {
+        /// The keyspace.
+        keyspace: String,
+        /// What failed.
+        message: String,
+    },
+    /// A durable record does not decode as the keyspace protocol's record.
+    #[error("keyspace {keyspace}: record {index} of the log does not decode: {message}")]
+    Recovery {
+        /// The keyspace.
+        keyspace: String,
+        /// Position in the log.
+        index: usize,
+        /// Decoder message.
+        message: String,
+    },
+    /// A keyspace host task panicked.
+    #[error("keyspace {keyspace}: host task failed: {message}")]
+    Panicked {
+        /// The keyspace.
+        keyspace: String,
+        /// Panic message.
+        message: String,
+    },
+    /// Certificates could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The transport could not start.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The WAN topology could not be loaded.
+    #[error("WAN emulation: {0}")]
+    Wan(String),
+    /// The metrics endpoint could not bind.
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A seed for a core's RNG. The host may use ambient randomness; cores may not.
+fn fresh_seed(id: NodeId) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u16(id.0);
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish()
+}
+
+/// The WAN emulation links of `config`: one-way delay (and jitter) to each peer address.
+pub fn wan_links(config: &NodeConfig) -> Result<Option<WanConfig>, NodeError> {
+    let Some(wan) = &config.wan else {
+        return Ok(None);
+    };
+    let topology = Topology::resolve(&wan.topology).map_err(|e| NodeError::Wan(e.to_string()))?;
+    let region = |name: &str| {
+        topology
+            .region_index(name)
+            .ok_or_else(|| NodeError::Wan(format!("region {name:?} is not in {}", topology.name())))
+    };
+    let me = region(&config.region)?;
+    let mut links = std::collections::HashMap::new();
+    for peer in &config.peers {
+        let them = region(&peer.region)?;
+        let jitter = if wan.jitter {
+            // The topology's jitter is for the round trip; each direction gets half.
+            Duration::from_secs_f64((topology.jitter_ms(me, them) / 2.0).max(0.0) / 1e3)
+        } else {
+            Duration::ZERO
+        };
+        links.insert(
+            peer.address,
+            LinkDelay {
+                one_way: Duration::from_micros(topology.one_way_us(me, them)),
+                jitter,
+            },
+        );
+    }
+    Ok(Some(WanConfig {
+        links,
+        seed: wan.seed.unwrap_or(u64::from(config.id.0)),
+        ..WanConfig::default()
+    }))
+}
+
+/// A running replica.
+pub struct Node {
+    id: NodeId,
+    transport: Arc<Transport>,
+    keyspaces: BTreeMap<String, KeyspaceHandle>,
+    aborts: Vec<AbortHandle>,
+    exits: mpsc::UnboundedReceiver<(String, Result<(), NodeError>)>,
+    router: JoinHandle<()>,
+    /// Peer messages the router dropped (unknown keyspace or full keyspace queue).
+    router_drops: Arc<AtomicU64>,
+    metrics: Option<(SocketAddr, JoinHandle<()>)>,
+}
+
+impl Node {
+    /// Start a replica from its configuration. Must run inside a tokio runtime.
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        let tls = TlsIdentity::load(&config.tls.paths())?;
+        let peers = config.peers.iter().map(|p| (p.id, p.address)).collect();
+        let mut transport_config = TransportConfig::new(config.id, config.listen, peers, tls);
+        transport_config.wan = wan_links(&config)?;
+        transport_config.max_frame_bytes = config.max_frame_bytes();
+        let (transport, inbound) = Transport::start(transport_config)?;
+        let transport = Arc::new(transport);
+        let net: Arc<dyn PeerSender> = transport.clone();
+
+        let cluster = config.cluster();
+        let epoch = Instant::now();
+        let (exit_tx, exits) = mpsc::unbounded_channel();
+        let mut keyspaces = BTreeMap::new();
+        let mut routes = BTreeMap::new();
+        let mut aborts = Vec::new();
+        for keyspace in &config.keyspaces {
+            let name = keyspace.name().to_owned();
+            let dir = config.data_dir.join(&name);
+            let storage = FileStorage::open(&dir).map_err(|e| NodeError::Storage {
+                keyspace: name.clone(),
+                message: e.to_string(),
+            })?;
+            let report = storage.open_report().clone();
+            if report.torn_bytes > 0 {
+                tracing::warn!(keyspace = %name, torn_bytes = report.torn_bytes, "cut a torn write from the end of the log");
+            }
+            let host = HostConfig {
+                epoch,
+                ..HostConfig::new(&name, keyspace.protocol(), config.id)
+            };
+            let id = config.id;
+            let seed = fresh_seed(id);
+            let spawned = match keyspace {
+                KeyspaceConfig::Multipaxos(k) => {
+                    let options =
+                        k.engine_config(cluster.len())
+                            .map_err(|message| NodeError::Storage {
+                                keyspace: name.clone(),
+                                message,
+                            })?;
+                    spawn_keyspace(
+                        host,
+                        storage,
+                        |records| MultiPaxos::new(id, &cluster, options, seed, records),
+                        net.clone(),
+                    )?
+                }
+                KeyspaceConfig::Epaxos(k) => {
+                    let options = k.engine_config();
+                    spawn_keyspace(
+                        host,
+                        storage,
+                        |records| Epaxos::new(id, &cluster, options, seed, records),
+                        net.clone(),
+                    )?
+                }
+                KeyspaceConfig::Dynamo(k) => {
+                    let options = k.engine_config();
+                    spawn_keyspace(
+                        host,
+                        storage,
+                        |records| Dynamo::new(id, &cluster, options, seed, records),
+                        net.clone(),
+                    )?
+                }
+            };
+            let (handle, task) = spawned;
+            aborts.push(task.abort_handle());
+            let exit_tx = exit_tx.clone();
+            let task_name = name.clone();
+            tokio::spawn(async move {
+                let result = match task.await {
+                    Ok(result) => result,
+                    Err(e) if e.is_cancelled() => Ok(()),
+                    Err(e) => Err(NodeError::Panicked {
+                        keyspace: task_name.clone(),
+                        message: e.to_string(),
+                    }),
+                };
+                let _ = exit_tx.send((task_name, result));
+            });
+            routes.insert(
+                name.clone(),
+                (handle.clone(), keyspace.default_consistency()),
+            );
+            keyspaces.insert(name, handle);
+        }
+        let router_drops = Arc::new(AtomicU64::new(0));
+        let router = tokio::spawn(route(inbound, routes, router_drops.clone()));
+        let mut node = Self {
+            id: config.id,
+            transport,
+            keyspaces,
+            aborts,
+            exits,
+            router,
+            router_drops,
+            metrics: None,
+        };
+        if let Some(addr) = config.metrics {
+            let render = node.render_fn();
+            let (local, task) = metrics::spawn(addr, render)
+                .await
+                .map_err(|source| NodeError::Metrics { addr, source })?;
+            node.metrics = Some((local, task));
+        }
+        tracing::info!(node = %config.id, listen = %node.local_addr().unwrap_or(config.listen), keyspaces = node.keyspaces.len(), "node started");
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The QUIC address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.transport.local_addr()
+    }
+
+    /// The metrics endpoint, if one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The keyspace hosts by name.
+    pub fn keyspaces(&self) -> &BTreeMap<String, KeyspaceHandle> {
+        &self.keyspaces
+    }
+
+    /// The metrics page as the endpoint would serve it.
+    pub async fn metrics_text(&self) -> String {
+        (self.render_fn())().await
+    }
+
+    fn render_fn(&self) -> RenderFn {
+        let id = self.id;
+        let handles: Vec<KeyspaceHandle> = self.keyspaces.values().cloned().collect();
+        let transport = self.transport.clone();
+        let drops = self.router_drops.clone();
+        Arc::new(move || {
+            let handles = handles.clone();
+            let transport = transport.clone();
+            let drops = drops.load(Ordering::Relaxed);
+            Box::pin(async move {
+                let mut snapshots = Vec::new();
+                for handle in &handles {
+                    if let Some(snapshot) = handle.metrics().await {
+                        snapshots.push(snapshot);
+                    }
+                }
+                let mut text = metrics::render(
+                    id,
+                    &snapshots,
+                    Some(transport.stats()),
+                    transport.wan_stats(),
+                );
+                text.push_str(&format!(
+                    "# HELP meridian_router_dropped_total Peer messages dropped by the router.\n\
+                     # TYPE meridian_router_dropped_total counter\n\
+                     meridian_router_dropped_total{{node=\"{}\"}} {drops}\n",
+                    id.0
+                ));
+                text
+            })
+        })
+    }
+
+    /// Run until a keyspace stops; returns its error (a keyspace only stops on failure).
+    pub async fn wait(&mut self) -> Result<(), NodeError> {
+        match self.exits.recv().await {
+            Some((keyspace, Ok(()))) => Err(NodeError::Panicked {
+                keyspace,
+                message: "host task ended".into(),
+            }),
+            Some((_, Err(e))) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Stop everything: hosts (records handed to storage are still synced), router,
+    /// metrics, and every connection.
+    pub fn shutdown(&self) {
+        for abort in &self.aborts {
+            abort.abort();
+        }
+        self.router.abort();
+        if let Some((_, task)) = &self.metrics {
+            task.abort();
+        }
+        self.transport.shutdown();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Dispatch inbound frames to keyspace hosts by name.
+async fn route(
+    mut inbound: mpsc::Receiver<Inbound>,
+    keyspaces: BTreeMap<String, (KeyspaceHandle, Consistency)>,
+    drops: Arc<AtomicU64>,
+) {
+    while let Some(message) = inbound.recv().await {
+        match message {
+            Inbound::Peer { from, frame } => {
+                let delivered = keyspaces
+                    .get(&frame.keyspace)
+                    .is_some_and(|(handle, _)| handle.deliver(from, frame.payload));
+                if !delivered {
+                    drops.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%from, keyspace = %frame.keyspace, "peer message dropped (unknown keyspace or full queue)");
+                }
+            }
+            Inbound::Client { frame, reply } => {
+                let mut request = frame.request;
+                let Some((handle, default)) = keyspaces.get(&frame.keyspace) else {
+                    let known: Vec<&str> = keyspaces.keys().map(String::as_str).collect();
+                    let _ = reply.send(ClientReply {
+                        id: request.id,
+                        outcome: Err(RequestError::Invalid(format!(
+                            "unknown keyspace {:?}; this cluster serves {}",
+                            frame.keyspace,
+                            known.join(", ")
+                        ))),
+                    });
+                    continue;
+                };
+                if frame.default_consistency {
+                    request.consistency = *default;
+                }
+                handle.submit(ClientCall { request, reply });
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Helpers for this crate's unit tests: temporary directories, certificates, sockets.
+
+use crate::tls::{CertAuthority, TlsIdentity};
+use meridian_engine::NodeId;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "meridian-test-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A test cluster CA with helpers to build identities.
+pub(crate) struct TestCa(pub(crate) CertAuthority);
+
+impl TestCa {
+    pub(crate) fn new() -> Self {
+        Self(CertAuthority::generate("test CA").expect("generate CA"))
+    }
+
+    pub(crate) fn node(&self, id: NodeId) -> TlsIdentity {
+        let pair = self.0.issue_node(id).expect("issue node cert");
+        TlsIdentity::from_pem(
+            self.0.pem().cert.as_bytes(),
+            pair.cert.as_bytes(),
+            pair.key.as_bytes(),
+        )
+        .expect("node identity")
+    }
+
+    pub(crate) fn client(&self) -> TlsIdentity {
+        let pair = self.0.issue_client("client").expect("issue client cert");
+        TlsIdentity::from_pem(
+            self.0.pem().cert.as_bytes(),
+            pair.cert.as_bytes(),
+            pair.key.as_bytes(),
+        )
+        .expect("client identity")
+    }
+}
+
+/// `n` UDP sockets bound on loopback, with their addresses.
+pub(crate) fn bound_sockets(n: usize) -> Vec<(UdpSocket, SocketAddr)> {
+    (0..n)
+        .map(|_| {
+            let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("bind");
+            let addr = socket.local_addr().expect("local addr");
+            (socket, addr)
+        })
+        .collect()
+}

@@ -1,0 +1,236 @@
+use super::*;
+use crate::test_support::{bound_sockets, TestCa};
+use crate::transport::wan::LinkDelay;
+use std::collections::HashMap;
+use std::time::Instant;
+use tokio::time::timeout;
+
+fn frame(keyspace: &str, payload: &[u8]) -> PeerFrame {
+    PeerFrame {
+        keyspace: keyspace.to_owned(),
+        payload: payload.to_vec(),
+    }
+}
+
+/// Start `n` transports on loopback that know each other; `wan` makes every link
+/// delay outgoing datagrams by that much.
+fn cluster(
+    ca: &TestCa,
+    n: u16,
+    wan: Option<Duration>,
+) -> Vec<(Transport, mpsc::Receiver<Inbound>)> {
+    let sockets = bound_sockets(usize::from(n));
+    let addrs: BTreeMap<NodeId, SocketAddr> = sockets
+        .iter()
+        .enumerate()
+        .map(|(i, (_, addr))| (NodeId(i as u16), *addr))
+        .collect();
+    sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, (socket, addr))| {
+            let id = NodeId(i as u16);
+            let mut config = TransportConfig::new(id, addr, addrs.clone(), ca.node(id));
+            config.wan = wan.map(|one_way| WanConfig {
+                links: addrs
+                    .values()
+                    .map(|&a| (a, LinkDelay::fixed(one_way)))
+                    .collect::<HashMap<_, _>>(),
+                ..WanConfig::default()
+            });
+            Transport::start_with_socket(config, socket).expect("start transport")
+        })
+        .collect()
+}
+
+async fn next_peer_frame(rx: &mut mpsc::Receiver<Inbound>) -> (NodeId, PeerFrame) {
+    match timeout(Duration::from_secs(10), rx.recv()).await {
+        Ok(Some(Inbound::Peer { from, frame })) => (from, frame),
+        Ok(Some(Inbound::Client { .. })) => panic!("unexpected client request"),
+        Ok(None) => panic!("transport stopped"),
+        Err(_) => panic!("no frame within 10 s"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_exchange_frames_in_both_directions_in_order() {
+    let ca = TestCa::new();
+    let mut nodes = cluster(&ca, 3, None);
+    for (i, (transport, _)) in nodes.iter().enumerate() {
+        for to in 0..3u16 {
+            if usize::from(to) != i {
+                for seq in 0..50u8 {
+                    transport.send(NodeId(to), frame("ks", &[i as u8, seq]));
+                }
+            }
+        }
+    }
+    for (i, (_, rx)) in nodes.iter_mut().enumerate() {
+        let mut next_seq: BTreeMap<NodeId, u8> = BTreeMap::new();
+        for _ in 0..100 {
+            let (from, frame) = next_peer_frame(rx).await;
+            assert_ne!(from, NodeId(i as u16));
+            assert_eq!(frame.payload[0], from.0 as u8, "sender identity");
+            let expected = next_seq.entry(from).or_insert(0);
+            assert_eq!(frame.payload[1], *expected, "order from {from}");
+            *expected += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulated_wan_rtt_matches_the_configuration() {
+    let ca = TestCa::new();
+    let one_way = Duration::from_millis(20);
+    let configured = one_way * 2;
+    let mut nodes = cluster(&ca, 2, Some(one_way));
+    let (b, mut b_rx) = nodes.pop().expect("two nodes");
+    let (a, mut a_rx) = nodes.pop().expect("two nodes");
+    // Echo everything node 1 receives back to node 0.
+    let echo = tokio::spawn(async move {
+        while let Some(Inbound::Peer { from, frame }) = b_rx.recv().await {
+            b.send(from, frame);
+        }
+    });
+    // Warm up: connection setup and the first handshakes.
+    a.send(NodeId(1), frame("ks", b"warm"));
+    next_peer_frame(&mut a_rx).await;
+    let mut samples = Vec::new();
+    for i in 0..25u8 {
+        let start = Instant::now();
+        a.send(NodeId(1), frame("ks", &[i]));
+        let (_, back) = next_peer_frame(&mut a_rx).await;
+        samples.push(start.elapsed());
+        assert_eq!(back.payload, vec![i]);
+    }
+    echo.abort();
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    eprintln!(
+        "WAN emulation: configured RTT {configured:?}, measured frame echo median {median:?} \
+         (min {:?}, max {:?})",
+        samples[0],
+        samples[samples.len() - 1]
+    );
+    let error = median.as_secs_f64() / configured.as_secs_f64() - 1.0;
+    assert!(
+        error.abs() <= 0.10,
+        "measured {median:?} vs configured {configured:?}"
+    );
+    let wan = a.wan_stats().expect("emulation on");
+    assert!(wan.sent.load(Ordering::Relaxed) > 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_is_reconnected_and_frames_flow_again() {
+    let ca = TestCa::new();
+    let sockets = bound_sockets(2);
+    let addrs: BTreeMap<NodeId, SocketAddr> = sockets
+        .iter()
+        .enumerate()
+        .map(|(i, (_, addr))| (NodeId(i as u16), *addr))
+        .collect();
+    let mut sockets = sockets.into_iter();
+    let (s0, addr0) = sockets.next().expect("socket");
+    let (s1, addr1) = sockets.next().expect("socket");
+    let (a, _a_rx) = Transport::start_with_socket(
+        TransportConfig::new(NodeId(0), addr0, addrs.clone(), ca.node(NodeId(0))),
+        s0,
+    )
+    .unwrap();
+    let (b, mut b_rx) = Transport::start_with_socket(
+        TransportConfig::new(NodeId(1), addr1, addrs.clone(), ca.node(NodeId(1))),
+        s1,
+    )
+    .unwrap();
+    a.send(NodeId(1), frame("ks", b"before"));
+    assert_eq!(next_peer_frame(&mut b_rx).await.1.payload, b"before");
+    drop(b);
+    drop(b_rx);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_b, mut b_rx) = Transport::start(TransportConfig::new(
+        NodeId(1),
+        addr1,
+        addrs,
+        ca.node(NodeId(1)),
+    ))
+    .unwrap();
+    // Frames sent while the dialer reconnects may be lost; keep sending until one lands.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        a.send(NodeId(1), frame("ks", b"after"));
+        if let Ok(Some(Inbound::Peer { frame, .. })) =
+            timeout(Duration::from_millis(200), b_rx.recv()).await
+        {
+            assert_eq!(frame.payload, b"after");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no frame after the restart");
+    }
+}
+
+/// Dial `addr` speaking the peer protocol with `identity`, expecting `server_name`.
+async fn raw_peer_connection(
+    identity: &TlsIdentity,
+    addr: SocketAddr,
+    server_name: &str,
+) -> Connection {
+    let mut endpoint =
+        Endpoint::client(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(
+        identity.quic_client(ALPN_PEER).unwrap(),
+    ));
+    endpoint.connect(addr, server_name).unwrap().await.unwrap()
+}
+
+async fn close_code(conn: &Connection) -> Option<u64> {
+    match timeout(Duration::from_secs(5), conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => Some(close.error_code.into_inner()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_frame_closes_only_the_connection_it_came_on() {
+    let ca = TestCa::new();
+    let mut nodes = cluster(&ca, 3, None);
+    let (c, _c_rx) = nodes.pop().expect("three nodes");
+    let addr1 = nodes[1].0.local_addr().unwrap();
+    drop(c); // node 2's identity is taken over by the raw connection below
+    let rogue = raw_peer_connection(
+        &ca.node(NodeId(2)),
+        addr1,
+        &tls::node_server_name(NodeId(1)),
+    )
+    .await;
+    let mut send = rogue.open_uni().await.unwrap();
+    // A length prefix of 3 and three bytes that are not a PeerFrame (a string length
+    // far past the end).
+    send.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0x7f])
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    assert_eq!(close_code(&rogue).await, Some(u64::from(CLOSE_MALFORMED)));
+    let (b, mut b_rx) = nodes.pop().expect("node 1");
+    let (a, _a_rx) = nodes.pop().expect("node 0");
+    assert_eq!(b.stats().malformed_frames.load(Ordering::Relaxed), 1);
+    a.send(NodeId(1), frame("ks", b"still fine"));
+    assert_eq!(next_peer_frame(&mut b_rx).await.1.payload, b"still fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_cannot_speak_the_peer_protocol() {
+    let ca = TestCa::new();
+    let nodes = cluster(&ca, 2, None);
+    let addr = nodes[0].0.local_addr().unwrap();
+    let conn = raw_peer_connection(&ca.client(), addr, &tls::node_server_name(NodeId(0))).await;
+    assert_eq!(close_code(&conn).await, Some(u64::from(CLOSE_NOT_A_PEER)));
+    assert!(
+        nodes[0]
+            .0
+            .stats()
+            .refused_connections
+            .load(Ordering::Relaxed)
+            >= 1
+    );
+}

@@ -1,0 +1,250 @@
+//! Length-delimited postcard frames: `[len: u32 LE][postcard payload of len bytes]`.
+//!
+//! The length is checked against a maximum before anything is allocated, and a payload
+//! must decode exactly (no trailing bytes). Any error here is fatal for the stream it
+//! came on: the caller logs it and closes that connection; other connections go on.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bytes of the length prefix.
+pub const HEADER_LEN: usize = 4;
+/// Default largest payload accepted (16 MiB).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix exceeds the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    Oversized {
+        /// Announced (or encoded) payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The payload is not a valid message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The stream ended inside a frame.
+    #[error("stream ended inside a frame ({got} of {expected} bytes)")]
+    Truncated {
+        /// Bytes received of the frame.
+        got: usize,
+        /// Bytes the frame needed.
+        expected: usize,
+    },
+    /// The stream failed.
+    #[error("stream error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Encode `message` as one frame.
+pub fn encode<T: Serialize>(message: &T, max_bytes: usize) -> Result<Vec<u8>, FrameError> {
+    let mut out = vec![0u8; HEADER_LEN];
+    out = postcard::to_extend(message, out).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let len = out.len() - HEADER_LEN;
+    if len > max_bytes {
+        return Err(FrameError::Oversized {
+            len,
+            max: max_bytes,
+        });
+    }
+    let prefix = u32::try_from(len).map_err(|_| FrameError::Oversized {
+        len,
+        max: max_bytes,
+    })?;
+    out[..HEADER_LEN].copy_from_slice(&prefix.to_le_bytes());
+    Ok(out)
+}
+
+fn payload_len(header: [u8; HEADER_LEN], max_bytes: usize) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(header) as usize;
+    if len > max_bytes {
+        return Err(FrameError::Oversized {
+            len,
+            max: max_bytes,
+        });
+    }
+    Ok(len)
+}
+
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    match postcard::take_from_bytes(payload) {
+        Ok((message, [])) => Ok(message),
+        Ok((_, rest)) => Err(FrameError::Malformed(format!(
+            "{} trailing bytes after the message",
+            rest.len()
+        ))),
+        Err(e) => Err(FrameError::Malformed(e.to_string())),
+    }
+}
+
+/// Decode the first frame of `bytes`: `Ok(None)` if more bytes are needed, else the
+/// message and the bytes it used.
+pub fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<Option<(T, usize)>, FrameError> {
+    let Some(header) = bytes.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let len = payload_len([header[0], header[1], header[2], header[3]], max_bytes)?;
+    let Some(payload) = bytes.get(HEADER_LEN..HEADER_LEN + len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode_payload(payload)?, HEADER_LEN + len)))
+}
+
+/// Read one frame. `Ok(None)` when the stream ends cleanly between frames.
+pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+) -> Result<Option<T>, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        let n = reader.read(&mut header[got..]).await?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(None);
+            }
+            return Err(FrameError::Truncated {
+                got,
+                expected: HEADER_LEN,
+            });
+        }
+        got += n;
+    }
+    let len = payload_len(header, max_bytes)?;
+    let mut payload = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let n = reader.read(&mut payload[filled..]).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated {
+                got: HEADER_LEN + filled,
+                expected: HEADER_LEN + len,
+            });
+        }
+        filled += n;
+    }
+    decode_payload(&payload).map(Some)
+}
+
+/// Write one frame (not flushed past the writer's own buffering).
+pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    message: &T,
+    max_bytes: usize,
+) -> Result<(), FrameError> {
+    let bytes = encode(message, max_bytes)?;
+    writer.write_all(&bytes).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    enum Sample {
+        Ping(u64),
+        Data { key: Vec<u8>, value: Option<String> },
+    }
+
+    fn sample() -> Sample {
+        Sample::Data {
+            key: b"k".to_vec(),
+            value: Some("v".into()),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_back_to_back() {
+        let mut bytes = encode(&Sample::Ping(7), 1024).unwrap();
+        bytes.extend(encode(&sample(), 1024).unwrap());
+        let (first, used) = decode::<Sample>(&bytes, 1024).unwrap().unwrap();
+        assert_eq!(first, Sample::Ping(7));
+        let (second, used2) = decode::<Sample>(&bytes[used..], 1024).unwrap().unwrap();
+        assert_eq!(second, sample());
+        assert_eq!(used + used2, bytes.len());
+    }
+
+    #[test]
+    fn a_partial_frame_asks_for_more() {
+        let bytes = encode(&sample(), 1024).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(decode::<Sample>(&bytes[..cut], 1024).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_reading_the_payload() {
+        let bytes = (1u32 << 30).to_le_bytes();
+        assert!(matches!(
+            decode::<Sample>(&bytes, 1024),
+            Err(FrameError::Oversized { len, max: 1024 }) if len == 1 << 30
+        ));
+        assert!(matches!(
+            encode(&vec![0u8; 2000], 1024),
+            Err(FrameError::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_inside_a_frame_are_malformed() {
+        let mut bytes = encode(&Sample::Ping(1), 1024).unwrap();
+        bytes.push(0);
+        let len = (bytes.len() - HEADER_LEN) as u32;
+        bytes[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+        assert!(matches!(
+            decode::<Sample>(&bytes, 1024),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn reader_tells_clean_end_from_truncation() {
+        let bytes = encode(&sample(), 1024).unwrap();
+        let mut whole = &bytes[..];
+        assert_eq!(
+            read::<Sample, _>(&mut whole, 1024).await.unwrap(),
+            Some(sample())
+        );
+        assert!(read::<Sample, _>(&mut whole, 1024).await.unwrap().is_none());
+        let mut cut = &bytes[..bytes.len() - 1];
+        assert!(matches!(
+            read::<Sample, _>(&mut cut, 1024).await,
+            Err(FrameError::Truncated { .. })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Peer input never panics the decoder: any bytes give a message, a request for
+        /// more, or an error.
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<Sample>(&bytes, 64);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut reader = &bytes[..];
+                while let Ok(Some(_)) = read::<Sample, _>(&mut reader, 64).await {}
+            });
+        }
+
+        /// Arbitrary bytes behind a valid length prefix never panic either.
+        #[test]
+        fn arbitrary_payloads_never_panic_the_decoder(payload in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+            bytes.extend(&payload);
+            let _ = decode::<Sample>(&bytes, 1024);
+            let _ = decode::<meridian_engine::ClientRequest>(&bytes, 1024);
+        }
+    }
+}
