@@ -121,6 +121,16 @@ impl Executor {
         self.executed.len() + self.committed.len()
     }
 
+    /// Committed instances waiting for a dependency before they can run.
+    pub fn waiting(&self) -> usize {
+        self.committed.len()
+    }
+
+    /// Dependencies named by committed instances but not committed here yet.
+    pub fn missing(&self) -> usize {
+        self.missing.len()
+    }
+
     /// Every command executed, in order.
     pub fn order(&self) -> &[ExecutedEntry] {
         &self.order
