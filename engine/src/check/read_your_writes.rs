@@ -122,14 +122,11 @@ fn show(value: &Option<Value>) -> String {
 
 /// Check that every read reflects its client's earlier acknowledged writes to the key.
 pub fn check_read_your_writes(ops: &[VersionedOp]) -> RywReport {
-    let mut writes: BTreeMap<(ClientId, &Key), Vec<(Time, &Option<Value>, &VersionVector)>> =
-        BTreeMap::new();
+    // Each client's acknowledged writes, per key.
+    let mut writes: BTreeMap<(ClientId, &Key), Vec<&VersionedOp>> = BTreeMap::new();
     for op in ops {
-        if let Access::Write { value, context } = &op.access {
-            writes
-                .entry((op.client, &op.key))
-                .or_default()
-                .push((op.ret, value, context));
+        if matches!(op.access, Access::Write { .. }) {
+            writes.entry((op.client, &op.key)).or_default().push(op);
         }
     }
     let mut report = RywReport::default();
@@ -140,7 +137,14 @@ pub fn check_read_your_writes(ops: &[VersionedOp]) -> RywReport {
         let Some(own) = writes.get(&(op.client, &op.key)) else {
             continue;
         };
-        let earlier: Vec<_> = own.iter().filter(|(ret, ..)| *ret < op.call).collect();
+        let earlier: Vec<(Time, &Option<Value>, &VersionVector)> = own
+            .iter()
+            .filter(|w| w.ret < op.call)
+            .filter_map(|w| match &w.access {
+                Access::Write { value, context } => Some((w.ret, value, context)),
+                Access::Read { .. } => None,
+            })
+            .collect();
         if earlier.is_empty() {
             continue;
         }
