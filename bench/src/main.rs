@@ -36,8 +36,8 @@ struct Args {
     #[arg(long, default_value = "epaxos-5")]
     topology: String,
     /// Protocols to compare, comma-separated: epaxos, epaxos-thrifty, multipaxos[:REGION],
-    /// dynamo[:LEVEL] (ONE, QUORUM, LOCAL_QUORUM, ...; its optimum column is a lower
-    /// bound from the nearest replicas, not the key's preference list).
+    /// dynamo[:LEVEL] (ONE, QUORUM, LOCAL_QUORUM, ...; its optimum column is the median
+    /// of each measured request's optimum for its key's preference list).
     #[arg(long, value_delimiter = ',', default_value = "epaxos,multipaxos")]
     protocols: Vec<String>,
     /// Region of the Multi-Paxos leader (name or alias) when not given per protocol.

@@ -7,13 +7,13 @@ use crate::protocols::ProtocolSpec;
 use crate::report::{region_reports, RunReport};
 use anyhow::anyhow;
 use indicatif::ProgressBar;
-use meridian_engine::dynamo::{Dynamo, DynamoConfig};
+use meridian_engine::dynamo::{Dynamo, DynamoConfig, Op, Ring};
 use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
 use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig};
 use meridian_engine::sim::OpRecord;
 use meridian_engine::topology::Topology;
 use meridian_engine::NodeId;
-use meridian_engine::{Consistency, Level};
+use meridian_engine::{Command, Consistency, Level};
 
 /// Run `spec` under `run` in the simulator; returns the report and every operation (if
 /// `run.keep_ops`).
@@ -35,6 +35,7 @@ pub fn run_sim(
                 move |id, seed, records| {
                     MultiPaxos::new(id, &cluster, config.clone(), seed, records)
                 },
+                |_| None,
                 check,
                 progress,
             );
@@ -49,6 +50,7 @@ pub fn run_sim(
             let outcome = sim::run(
                 run,
                 move |id, seed, records| Epaxos::new(id, &cluster, config.clone(), seed, records),
+                |_| None,
                 check,
                 progress,
             );
@@ -60,20 +62,19 @@ pub fn run_sim(
         }
         ProtocolSpec::Dynamo { level } => {
             let config = DynamoConfig::default();
-            let needed = dynamo_acks(*level, config.replicas, run.workload.read_ratio);
+            let ring = Ring::new(&cluster, config.vnodes, config.replicas);
             let mut run = run.clone();
             run.workload.consistency = Consistency::Dynamo(*level);
+            let (topology, level) = (topology.clone(), *level);
             let outcome = sim::run(
                 &run,
                 move |id, seed, records| Dynamo::new(id, &cluster, config.clone(), seed, records),
+                move |op| dynamo_optimum_ms(&topology, &ring, level, op),
                 false,
                 progress,
             );
-            let topology = topology.clone();
-            (
-                outcome,
-                Box::new(move |region| optimum::dynamo_lower_bound_ms(&topology, region, needed)),
-            )
+            // Every measured request has its own optimum; regions without any have none.
+            (outcome, Box::new(|_| f64::NAN))
         }
     };
     let stats = &outcome.stats;
@@ -98,20 +99,19 @@ pub fn run_sim(
     Ok((report, outcome.ops))
 }
 
-/// Acknowledgements a Dynamo request at `level` waits for (writes unless the workload is
-/// read-mostly), used for the latency lower bound.
-fn dynamo_acks(level: Level, n: usize, read_ratio: f64) -> usize {
-    let majority = n / 2 + 1;
-    match level {
-        // LOCAL levels count owners in the client's region: at best the local replica.
-        Level::One | Level::LocalOne | Level::LocalQuorum | Level::Session => 1,
-        Level::Two => 2,
-        Level::Three => 3,
-        Level::Quorum | Level::EachQuorum => majority,
-        Level::All => n,
-        Level::Explicit { r, w } => usize::from(if read_ratio >= 0.5 { r } else { w }),
-    }
-    .min(n)
+/// The best latency `op` could have had at `level` (see [`optimum::dynamo_request_ms`]).
+pub fn dynamo_optimum_ms(
+    topology: &Topology,
+    ring: &Ring,
+    level: Level,
+    op: &OpRecord,
+) -> Option<f64> {
+    let kind = match op.request.command {
+        Command::Get { .. } => Op::Read,
+        _ => Op::Write,
+    };
+    let owners = ring.preference_for(op.request.command.key());
+    optimum::dynamo_request_ms(topology, owners, level, kind, op.region)
 }
 
 /// Share of EPaxos commits whose PreAccept round found conflicting attributes.

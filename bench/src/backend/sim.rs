@@ -54,10 +54,12 @@ pub struct SimOutcome {
 /// for the cluster to recover).
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Run `factory`'s protocol under `run`.
+/// Run `factory`'s protocol under `run`. `optimum_ms` gives the best latency a request
+/// could have had when it depends on the request (Dynamo keys); `None` otherwise.
 pub fn run<P: Protocol + 'static>(
     run: &SimRun,
     factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
+    optimum_ms: impl Fn(&OpRecord) -> Option<f64> + 'static,
     check_linearizability: bool,
     progress: Option<&ProgressBar>,
 ) -> SimOutcome {
@@ -94,7 +96,7 @@ pub fn run<P: Protocol + 'static>(
         measure_to,
     )));
     let observed = Rc::clone(&stats);
-    sim.set_observer(move |op| observed.borrow_mut().record(op));
+    sim.set_observer(move |op| observed.borrow_mut().record(op, optimum_ms(op)));
     let workload = run.workload.clone();
     sim.add_topology_clients(|_, _| Box::new(workload.generator()), start);
 

@@ -271,6 +271,14 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
+    /// Send `client`'s next requests to `node`, as a load balancer moving the client to
+    /// another coordinator would (after a timeout it fails over from there as usual).
+    pub fn redirect_client(&mut self, client: ClientId, node: NodeId) {
+        if let Some(client) = self.clients.get_mut(client.0 as usize) {
+            client.redirect(node);
+        }
+    }
+
     /// Schedule a fault action.
     pub fn schedule(&mut self, at: Time, action: FaultAction) {
         self.queue.push(at, Event::Fault(action));
@@ -512,6 +520,10 @@ impl<P: Protocol> Sim<P> {
         let client = &mut self.clients[id.0 as usize];
         if client.done || stop {
             client.done = true;
+            return;
+        }
+        if let Some(at) = client.workload.not_before(now).filter(|&at| at > now) {
+            self.queue.push(at, Event::Issue { client: id });
             return;
         }
         let Some(op) = client.workload.next_op(id, &mut client.rng, now) else {
