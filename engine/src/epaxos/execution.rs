@@ -15,7 +15,7 @@ use super::instance::{Attributes, InstanceId};
 use super::messages::Payload;
 use crate::command::CommandResult;
 use crate::id::NodeId;
-use crate::session::{Admission, SessionTable};
+use crate::session::{Admission, KeySessions};
 use crate::state_machine::{KvStore, StateMachine};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,7 +49,7 @@ pub struct Executor {
     /// Uncommitted instances that pending ones depend on, and since when.
     missing: BTreeMap<InstanceId, Time>,
     kv: KvStore,
-    sessions: SessionTable,
+    sessions: KeySessions,
     order: Vec<ExecutedEntry>,
 }
 
@@ -302,10 +302,11 @@ impl Executor {
             }) {
                 *prefix += 1;
             }
-            let result = match self.sessions.admit(payload.request) {
+            let result = match self.sessions.admit(payload.request, &payload.command) {
                 Admission::Execute => {
                     let result = self.kv.apply(&payload.command);
-                    self.sessions.record(payload.request, result.clone());
+                    self.sessions
+                        .record(payload.request, &payload.command, result.clone());
                     if self.record_order {
                         self.order.push(ExecutedEntry {
                             instance: id,
