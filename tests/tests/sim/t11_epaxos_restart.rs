@@ -4,6 +4,7 @@
 //! the ones no later command depended on, so its map lagged for good and garbage
 //! collection stopped at the first of them.)
 
+use meridian_engine::check::{check_kv, CheckConfig, Verdict};
 use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
 use meridian_engine::sim::{ClientConfig, DiskModel, RandomKv, Sim, SimConfig};
 use meridian_engine::topology::Topology;
@@ -47,6 +48,12 @@ fn replicas_restarted_under_load_catch_up() {
         );
         let executed: Vec<usize> = sim.live_nodes().map(|(_, n)| n.executed().len()).collect();
         println!("seed {seed}: executed per replica {executed:?}");
+        let report = check_kv(&sim.linearizable_history(), &CheckConfig::default());
+        assert_eq!(
+            report.verdict,
+            Verdict::Linearizable,
+            "seed {seed}\n  replay: {replay}"
+        );
         let maps: Vec<_> = sim.live_nodes().map(|(_, n)| n.kv().clone()).collect();
         assert!(
             maps.windows(2).all(|w| w[0] == w[1]),
