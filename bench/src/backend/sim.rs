@@ -3,7 +3,6 @@
 use crate::stats::RunStats;
 use crate::workload::WorkloadSpec;
 use indicatif::ProgressBar;
-use meridian_engine::check::{check_kv, CheckConfig, Verdict};
 use meridian_engine::sim::{
     ClientConfig, ClientMode, DiskModel, FaultPlan, FaultProfile, OpRecord, Sim, SimConfig,
 };
@@ -117,24 +116,8 @@ pub fn run<P: Protocol + 'static>(
     metrics.set("sim.messages_sent", sim_stats.messages_sent);
     metrics.set("sim.messages_lost", sim_stats.messages_lost);
     metrics.set("sim.crashes", sim_stats.crashes);
-    let verdict = (run.keep_ops && check_linearizability).then(|| {
-        let report = check_kv(&sim.linearizable_history(), &CheckConfig::default());
-        match report.verdict {
-            Verdict::Linearizable => format!("linearizable ({} ops checked)", report.ops_checked),
-            Verdict::Violation {
-                key, explanation, ..
-            } => {
-                format!(
-                    "NOT linearizable on key {:?}: {explanation}",
-                    String::from_utf8_lossy(&key)
-                )
-            }
-            Verdict::Inconclusive { keys } => format!(
-                "inconclusive (check budget exhausted on {} keys)",
-                keys.len()
-            ),
-        }
-    });
+    let verdict = (run.keep_ops && check_linearizability)
+        .then(|| super::verdict_text(&sim.linearizable_history()));
     let stats = stats.borrow().clone();
     SimOutcome {
         stats,
