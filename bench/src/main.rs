@@ -82,6 +82,10 @@ struct Args {
     /// fsync latency of every simulated replica, in microseconds.
     #[arg(long, default_value_t = 0)]
     fsync_us: u64,
+    /// Multi-Paxos batching: commands per slot (1 = off, the latency default). For
+    /// throughput runs, e.g. `--backend cluster --topology lan-3 --clients 32 --batch 16`.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Client request timeout in seconds.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
@@ -192,6 +196,9 @@ fn main() -> anyhow::Result<()> {
         bail!("--reads must be between 0 and 1, got {}", args.reads);
     }
     let check = args.check || args.faults != FaultProfile::None;
+    let tuning = runner::Tuning {
+        batch: args.batch.max(1),
+    };
     let template = SimRun {
         topology: topology.clone(),
         seed: args.seed,
@@ -236,7 +243,7 @@ fn main() -> anyhow::Result<()> {
                         workload: workload.clone(),
                         ..template.clone()
                     };
-                    runs_done.push(runner::run_sim(spec, &run, check, Some(&bar))?);
+                    runs_done.push(runner::run_sim(spec, &run, tuning, check, Some(&bar))?);
                 }
             }
         }
@@ -254,7 +261,7 @@ fn main() -> anyhow::Result<()> {
                 let dir = args.dir.clone().unwrap_or_else(cluster::default_dir);
                 let deployment = if local {
                     bar.set_prefix("starting replicas");
-                    let keyspaces = runner::keyspaces_for(&protocols, &topology)?;
+                    let keyspaces = runner::keyspaces_for(&protocols, &topology, tuning)?;
                     let exe = std::env::current_exe().context("locating meridian-bench")?;
                     let command = ServerCommand {
                         program: exe,

@@ -18,11 +18,25 @@ use meridian_engine::NodeId;
 use meridian_engine::{Command, Consistency, Level};
 use meridian_server::config::{DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace};
 
+/// Protocol settings a run varies besides the protocol itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Commands per Multi-Paxos slot (1 = no batching, the latency default).
+    pub batch: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { batch: 1 }
+    }
+}
+
 /// Run `spec` under `run` in the simulator; returns the report and every operation (if
 /// `run.keep_ops`).
 pub fn run_sim(
     spec: &ProtocolSpec,
     run: &SimRun,
+    tuning: Tuning,
     check: bool,
     progress: Option<&ProgressBar>,
 ) -> anyhow::Result<(RunReport, Vec<OpRecord>)> {
@@ -33,7 +47,9 @@ pub fn run_sim(
     let outcome: SimOutcome = match spec {
         ProtocolSpec::MultiPaxos { leader_region } => {
             let leader = leader_node(topology, leader_region)?;
-            let config = MultiPaxosConfig::default().with_initial_leader(leader);
+            let config = MultiPaxosConfig::default()
+                .with_initial_leader(leader)
+                .with_max_batch(tuning.batch);
             sim::run(
                 run,
                 move |id, seed, records| {
@@ -179,6 +195,7 @@ pub fn keyspace_name(spec: &ProtocolSpec, local: bool) -> String {
 pub fn keyspaces_for(
     specs: &[ProtocolSpec],
     topology: &Topology,
+    tuning: Tuning,
 ) -> anyhow::Result<Vec<KeyspaceConfig>> {
     let mut keyspaces: Vec<KeyspaceConfig> = Vec::new();
     for spec in specs {
@@ -196,6 +213,7 @@ pub fn keyspaces_for(
                 KeyspaceConfig::Multipaxos(MultiPaxosKeyspace {
                     name,
                     initial_leader: Some(leader_node(topology, leader_region)?),
+                    max_batch: Some(tuning.batch),
                     ..Default::default()
                 })
             }

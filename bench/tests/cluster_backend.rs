@@ -28,7 +28,8 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
         program: env!("CARGO_BIN_EXE_meridian-bench").into(),
         args: vec!["serve-replica".into()],
     };
-    let keyspaces = runner::keyspaces_for(&protocols, &topology).expect("keyspaces");
+    let keyspaces =
+        runner::keyspaces_for(&protocols, &topology, runner::Tuning::default()).expect("keyspaces");
     let deployment = Deployment::local(&topology, keyspaces, &dir, command, true)
         .await
         .expect("replicas start");

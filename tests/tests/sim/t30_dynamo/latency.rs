@@ -13,7 +13,7 @@
 
 use meridian_bench::backend::sim::SimRun;
 use meridian_bench::protocols::ProtocolSpec;
-use meridian_bench::runner::{dynamo_optimum_ms, run_sim};
+use meridian_bench::runner::{dynamo_optimum_ms, run_sim, Tuning};
 use meridian_bench::workload::{KeyChoice, WorkloadSpec};
 use meridian_engine::dynamo::{DynamoConfig, Ring};
 use meridian_engine::sim::{ClientMode, FaultProfile, OpRecord};
@@ -87,6 +87,7 @@ fn levels_are_within_5_percent_of_the_per_key_optimum_on_epaxos_5() {
         let (_, ops) = run_sim(
             &ProtocolSpec::Dynamo { level },
             &run(&topology),
+            Tuning::default(),
             false,
             None,
         )
