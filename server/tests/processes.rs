@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The tests here take turns: each runs its own replica processes, and two clusters at
+/// once on a 2-core machine starve each other's timers.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn spec(topology: &str, protocols: &[&str]) -> ClusterSpec {
     let topology = Topology::builtin(topology).expect("builtin topology");
     let n = topology.replicas().len();
@@ -71,6 +75,7 @@ fn siblings(reply: ClientReply) -> Vec<Option<Value>> {
 /// Dynamo keyspace, every step through a different replica than the previous one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protocol_serves_through_different_replicas_on_3_and_5_nodes() {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     for topology in ["lan-3", "lan-5"] {
         let dir = TempDir::new(&format!("serve-{topology}"));
         let cluster = start(&dir, &spec(topology, PROTOCOLS)).await;
@@ -331,6 +336,7 @@ async fn verify(
 /// consensus histories (load and final reads) are linearizable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let dir = TempDir::new("kill9");
     let mut spec = spec("lan-3", PROTOCOLS);
     spec.metrics = Some(free_addrs(3));
@@ -377,7 +383,21 @@ async fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         cluster.restart(victim).expect("restart");
         if let Err(e) = cluster.wait_ready([victim], Duration::from_secs(60)).await {
-            panic!("{e}\n{}", cluster.log_tail(victim, 30));
+            let running = cluster.is_running(victim);
+            for node in &cluster.manifest().nodes {
+                let metrics = scrape(node.metrics.expect("metrics address"));
+                let epaxos: Vec<&str> = metrics
+                    .lines()
+                    .filter(|l| l.contains("epaxos") && !l.contains("_bucket"))
+                    .collect();
+                eprintln!(
+                    "node {} log:\n{}\nmetrics:\n{}",
+                    node.id,
+                    cluster.log_tail(node.id, 15),
+                    epaxos.join("\n")
+                );
+            }
+            panic!("round {round}: {e} (victim process running: {running})");
         }
     }
     tokio::time::sleep(Duration::from_millis(1_000)).await;
