@@ -187,7 +187,20 @@ async fn acknowledged_writes_survive_a_restart_of_every_node() {
     let mut restarted = Vec::new();
     for i in 0..3 {
         let config = NodeConfig::load(&dir.path().join(format!("node-{i}.toml"))).unwrap();
-        restarted.push(Node::start(config).await.expect("restart"));
+        // The old endpoints close asynchronously, and a parallel test's ephemeral client
+        // socket can take a freed port for a moment: retry a bind that finds it in use.
+        let started = Instant::now();
+        let node = loop {
+            match Node::start(config.clone()).await {
+                Ok(node) => break node,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    eprintln!("restart of node {i} not yet possible: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("restart: {e}"),
+            }
+        };
+        restarted.push(node);
     }
     let client = Client::connect(restarted[2].local_addr().unwrap(), &tls)
         .await
