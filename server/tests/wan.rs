@@ -123,6 +123,10 @@ async fn emulated_wan_puts_are_within_10_percent_of_the_simulator() {
         })
     };
 
+    // Every put waits for fsyncs: flush the page cache first, so the measurement does not
+    // pay for the writeback of a previous test's data (the kill -9 test writes hundreds
+    // of MB just before this binary runs).
+    let _ = std::process::Command::new("sync").status();
     let dir = TempDir::new("wan");
     let spec = ClusterSpec {
         topology_ref: topology.name().to_owned(),
