@@ -17,6 +17,7 @@ use crate::cluster::{self, ClusterError, ClusterSpec, Manifest};
 use crate::tls::{TlsError, TlsIdentity, TlsPaths};
 use std::ffi::OsString;
 use std::fs::OpenOptions;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -71,6 +72,35 @@ pub enum LaunchError {
     /// No such node in the cluster.
     #[error("no node {0} in this cluster")]
     UnknownNode(u16),
+}
+
+/// `n` free loopback ports of one socket kind, bound then released (a small race:
+/// another process may take one before it is used).
+fn free_ports<S>(
+    n: usize,
+    bind: impl Fn() -> std::io::Result<S>,
+    addr: impl Fn(&S) -> std::io::Result<SocketAddr>,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let sockets: Vec<S> = (0..n).map(|_| bind()).collect::<Result<_, _>>()?;
+    sockets.iter().map(addr).collect()
+}
+
+/// Free loopback UDP ports (QUIC addresses for replicas).
+pub fn free_udp_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
+    free_ports(
+        n,
+        || std::net::UdpSocket::bind(("127.0.0.1", 0)),
+        std::net::UdpSocket::local_addr,
+    )
+}
+
+/// Free loopback TCP ports (metrics endpoints).
+pub fn free_tcp_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
+    free_ports(
+        n,
+        || std::net::TcpListener::bind(("127.0.0.1", 0)),
+        std::net::TcpListener::local_addr,
+    )
 }
 
 /// The log file of node `id` in a cluster directory.
@@ -188,11 +218,6 @@ impl LocalCluster {
     /// The cluster's manifest (addresses, regions, keyspaces).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
-    }
-
-    /// The cluster directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Node ids.

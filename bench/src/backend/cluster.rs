@@ -28,7 +28,7 @@ use meridian_engine::{
 use meridian_server::client::{Client, ClientOptions};
 use meridian_server::cluster::ClusterSpec;
 use meridian_server::config::KeyspaceConfig;
-use meridian_server::launcher::{LocalCluster, ServerCommand};
+use meridian_server::launcher::{self, LocalCluster, ServerCommand};
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use meridian_server::transport::wan::{LinkDelay, WanConfig};
 use rand::{Rng, SeedableRng};
@@ -84,19 +84,6 @@ pub struct Deployment {
     _local: Option<LocalCluster>,
 }
 
-/// `n` free loopback ports of a socket kind, bound then released.
-fn free_ports<S>(
-    n: usize,
-    bind: impl Fn() -> std::io::Result<S>,
-    addr: impl Fn(&S) -> std::io::Result<SocketAddr>,
-) -> anyhow::Result<Vec<SocketAddr>> {
-    let sockets: Vec<S> = (0..n).map(|_| bind()).collect::<Result<_, _>>()?;
-    sockets
-        .iter()
-        .map(|s| addr(s).map_err(Into::into))
-        .collect()
-}
-
 impl Deployment {
     /// Start one replica process per topology replica in `dir` (WAN emulated unless the
     /// topology is a LAN) serving `keyspaces`, and wait until every keyspace serves.
@@ -111,16 +98,8 @@ impl Deployment {
         let spec = ClusterSpec {
             topology_ref: topology.name().to_owned(),
             topology: topology.clone(),
-            addresses: free_ports(
-                n,
-                || std::net::UdpSocket::bind(("127.0.0.1", 0)),
-                std::net::UdpSocket::local_addr,
-            )?,
-            metrics: Some(free_ports(
-                n,
-                || std::net::TcpListener::bind(("127.0.0.1", 0)),
-                std::net::TcpListener::local_addr,
-            )?),
+            addresses: launcher::free_udp_addrs(n)?,
+            metrics: Some(launcher::free_tcp_addrs(n)?),
             keyspaces,
             wan,
         };
@@ -181,23 +160,12 @@ impl Deployment {
     fn scrape(&self, keyspace: &str) -> Metrics {
         let mut total = Metrics::new();
         for addr in self.metrics.iter().flatten() {
-            if let Ok(text) = fetch_metrics(*addr) {
+            if let Ok(text) = meridian_server::metrics::fetch(*addr) {
                 total.merge(&protocol_counters(&text, keyspace));
             }
         }
         total
     }
-}
-
-/// `GET /metrics` over plain HTTP/1.0.
-fn fetch_metrics(addr: SocketAddr) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// The `meridian_protocol{...keyspace="K"...,name="N"} V` samples of one keyspace.

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use meridian_server::launcher::ServerCommand;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -32,29 +32,14 @@ impl Drop for TempDir {
     }
 }
 
-/// The Prometheus text of a node's metrics endpoint (plain HTTP/1.0 GET), or the error.
+/// The Prometheus text of a node's metrics endpoint, or the error.
 pub fn scrape(addr: SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let fetch = || -> std::io::Result<String> {
-        let mut stream = std::net::TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text)?;
-        Ok(text)
-    };
-    fetch().unwrap_or_else(|e| format!("scraping {addr}: {e}"))
+    meridian_server::metrics::fetch(addr).unwrap_or_else(|e| format!("scraping {addr}: {e}"))
 }
 
-/// Free loopback UDP ports (bound then released: a small race other tests could lose).
+/// Free loopback UDP ports.
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let sockets: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind"))
-        .collect();
-    sockets
-        .iter()
-        .map(|s| s.local_addr().expect("addr"))
-        .collect()
+    meridian_server::launcher::free_udp_addrs(n).expect("free loopback ports")
 }
 
 /// `meridian serve` from this package's binary.
