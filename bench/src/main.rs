@@ -5,6 +5,7 @@
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use meridian_bench::backend::cluster::{self, ClusterRun, Deployment};
 use meridian_bench::backend::sim::SimRun;
 use meridian_bench::protocols::ProtocolSpec;
 use meridian_bench::report::{self, RunReport};
@@ -12,6 +13,7 @@ use meridian_bench::workload::{KeyChoice, WorkloadSpec};
 use meridian_bench::{history, runner};
 use meridian_engine::sim::{ClientMode, FaultProfile};
 use meridian_engine::topology::Topology;
+use meridian_server::launcher::ServerCommand;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,8 +38,8 @@ struct Args {
     #[arg(long, default_value = "epaxos-5")]
     topology: String,
     /// Protocols to compare, comma-separated: epaxos, epaxos-thrifty, multipaxos[:REGION],
-    /// dynamo[:LEVEL] (ONE, QUORUM, LOCAL_QUORUM, ...; its optimum column is a lower
-    /// bound from the nearest replicas, not the key's preference list).
+    /// dynamo[:LEVEL] (ONE, QUORUM, LOCAL_QUORUM, ...; its optimum column is the median
+    /// of each measured request's optimum for its key's preference list).
     #[arg(long, value_delimiter = ',', default_value = "epaxos,multipaxos")]
     protocols: Vec<String>,
     /// Region of the Multi-Paxos leader (name or alias) when not given per protocol.
@@ -80,6 +82,10 @@ struct Args {
     /// fsync latency of every simulated replica, in microseconds.
     #[arg(long, default_value_t = 0)]
     fsync_us: u64,
+    /// Multi-Paxos batching: commands per slot (1 = off, the latency default). For
+    /// throughput runs, e.g. `--backend cluster --topology lan-3 --clients 32 --batch 16`.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Client request timeout in seconds.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
@@ -97,19 +103,52 @@ struct Args {
     /// or writes one file per run with a suffix).
     #[arg(long)]
     history: Option<PathBuf>,
-    /// Existing deployment for the cluster backend: comma-separated client addresses.
+    /// Cluster backend: an existing deployment's replica addresses (host:port), in the
+    /// topology's replica order; without it, local replica processes are started.
     #[arg(long, value_delimiter = ',')]
     nodes: Vec<String>,
+    /// Cluster backend with --nodes: directory with ca.pem, client.pem and client.key.
+    #[arg(long)]
+    certs: Option<PathBuf>,
+    /// Cluster backend: directory for the local replicas' certificates, configs, data and
+    /// logs (default: a fresh temporary directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
 }
 
+/// The cluster backend starts replicas as `meridian-bench serve-replica --config FILE`:
+/// the same server code as `meridian serve`, from this executable.
+const SERVE_REPLICA: &str = "serve-replica";
+
+fn serve_replica(args: &[String]) -> anyhow::Result<()> {
+    let config = match args {
+        [flag, path] if flag == "--config" => PathBuf::from(path),
+        _ => bail!("usage: meridian-bench {SERVE_REPLICA} --config FILE"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(runtime.block_on(meridian_server::serve::serve(&config))?)
+}
+
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    if args.backend == Backend::Cluster {
-        bail!("the cluster backend needs the replica server (issue 4); use --backend sim");
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(SERVE_REPLICA) {
+        return serve_replica(&argv[2..]);
     }
+    let args = Args::parse();
     let topology = Topology::resolve(&args.topology)
         .with_context(|| format!("loading topology {:?}", args.topology))?
         .with_clients_per_region(args.clients);
@@ -157,6 +196,9 @@ fn main() -> anyhow::Result<()> {
         bail!("--reads must be between 0 and 1, got {}", args.reads);
     }
     let check = args.check || args.faults != FaultProfile::None;
+    let tuning = runner::Tuning {
+        batch: args.batch.max(1),
+    };
     let template = SimRun {
         topology: topology.clone(),
         seed: args.seed,
@@ -183,39 +225,121 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         )
     };
-    let mut reports: Vec<RunReport> = Vec::new();
+    let mut runs_done = Vec::new();
     let mut index = 0;
-    for workload in &workloads {
-        for spec in &protocols {
-            index += 1;
-            bar.set_prefix(format!("{index}/{runs} {spec}"));
-            bar.set_position(0);
-            let run = SimRun {
-                workload: workload.clone(),
-                ..template.clone()
-            };
-            let (report, ops) = runner::run_sim(spec, &run, check, Some(&bar))?;
-            if let Some(path) = &args.history {
-                let path = if runs == 1 {
-                    path.clone()
-                } else {
-                    let conflict = workload
-                        .conflict_pct()
-                        .map_or_else(String::new, |c| format!("-c{c}"));
-                    path.with_extension(format!(
-                        "{}{conflict}.jsonl",
-                        report.protocol.replace(['(', ')', '='], "-")
-                    ))
-                };
-                let file = std::fs::File::create(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                let mut out = std::io::BufWriter::new(file);
-                history::write(&mut out, &ops)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                out.flush()?;
+    // Numbers the runs on the progress bar; returns the run's number.
+    let mut next_label = |spec: &ProtocolSpec| {
+        index += 1;
+        bar.set_prefix(format!("{index}/{runs} {spec}"));
+        bar.set_position(0);
+        index
+    };
+    match args.backend {
+        Backend::Sim => {
+            for workload in &workloads {
+                for spec in &protocols {
+                    next_label(spec);
+                    let run = SimRun {
+                        workload: workload.clone(),
+                        ..template.clone()
+                    };
+                    runs_done.push(runner::run_sim(spec, &run, tuning, check, Some(&bar))?);
+                }
             }
-            reports.push(report);
         }
+        Backend::Cluster => {
+            if args.faults != FaultProfile::None {
+                bail!("--faults applies to the sim backend only");
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                let local = args.nodes.is_empty();
+                let temporary = local && args.dir.is_none();
+                let dir = args.dir.clone().unwrap_or_else(cluster::default_dir);
+                let deployment = if local {
+                    bar.set_prefix("starting replicas");
+                    let keyspaces = runner::keyspaces_for(&protocols, &topology, tuning)?;
+                    let exe = std::env::current_exe().context("locating meridian-bench")?;
+                    let command = ServerCommand {
+                        program: exe,
+                        args: vec![SERVE_REPLICA.into()],
+                    };
+                    Deployment::local(&topology, keyspaces, &dir, command, true).await?
+                } else {
+                    let certs = args
+                        .certs
+                        .as_deref()
+                        .context("--nodes needs --certs DIR (ca.pem, client.pem, client.key)")?;
+                    let addresses = args
+                        .nodes
+                        .iter()
+                        .map(|a| {
+                            a.parse()
+                                .with_context(|| format!("--nodes: bad address {a:?}"))
+                        })
+                        .collect::<anyhow::Result<Vec<std::net::SocketAddr>>>()?;
+                    Deployment::remote(&topology, addresses, certs)?
+                };
+                for workload in &workloads {
+                    for spec in &protocols {
+                        let number = next_label(spec);
+                        let run = ClusterRun {
+                            topology: topology.clone(),
+                            seed: args.seed + number as u64,
+                            workload: workload.clone(),
+                            warmup: template.warmup,
+                            duration: template.duration,
+                            mode: template.mode,
+                            keep_ops: template.keep_ops,
+                            client_timeout: template.client_timeout,
+                        };
+                        let keyspace = runner::keyspace_name(spec, local);
+                        runs_done.push(
+                            runner::run_cluster(
+                                spec,
+                                &run,
+                                &deployment,
+                                &keyspace,
+                                check,
+                                Some(&bar),
+                            )
+                            .await?,
+                        );
+                    }
+                }
+                drop(deployment);
+                if temporary {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                anyhow::Ok(())
+            })?;
+        }
+    }
+    let mut reports: Vec<RunReport> = Vec::new();
+    for (i, (report, ops)) in runs_done.into_iter().enumerate() {
+        if let Some(path) = &args.history {
+            let path = if runs == 1 {
+                path.clone()
+            } else {
+                let conflict = report
+                    .conflict_pct
+                    .map_or_else(String::new, |c| format!("-c{c}"));
+                path.with_extension(format!(
+                    "{}{conflict}-{i}.jsonl",
+                    report.protocol.replace(['(', ')', '='], "-")
+                ))
+            };
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            history::write(&mut out, &ops)
+                .with_context(|| format!("writing {}", path.display()))?;
+            out.flush()?;
+        }
+        reports.push(report);
     }
     bar.finish_and_clear();
     print!("{}", report::table::render(&reports));

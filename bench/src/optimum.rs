@@ -2,9 +2,11 @@
 //! `bote`): what a request would take with zero processing time, zero fsync time and no
 //! queueing. Clients talk to the nearest replica (their own region's when it has one).
 
+use meridian_engine::dynamo::{Op, Requirement};
 use meridian_engine::quorum::{epaxos_fast_quorum, majority};
 use meridian_engine::topology::Topology;
-use meridian_engine::NodeId;
+use meridian_engine::{Level, NodeId};
+use std::collections::BTreeSet;
 
 /// Nearest replica to a client in `region` (ties by node id).
 pub fn nearest_replica(topology: &Topology, region: usize) -> NodeId {
@@ -103,12 +105,63 @@ pub fn epaxos_ms(topology: &Topology, region: usize, conflict_pct: f64) -> f64 {
     }
 }
 
-/// A lower bound for a Dynamo request that waits for `acks` replicas: the client's
-/// nearest replica hears from the `acks` nearest replicas of the whole cluster (a key's
-/// preference list is a subset, so real requests can only be slower).
-pub fn dynamo_lower_bound_ms(topology: &Topology, region: usize, acks: usize) -> f64 {
-    let (replica, access) = access_ms(topology, region);
-    access + quorum_rtt_ms(topology, replica, acks)
+/// Time for `from` to hear from enough of `owners` to meet `requirement` (its own answer
+/// is free), or `None` if even all of them cannot.
+fn dynamo_round_ms(
+    topology: &Topology,
+    from: NodeId,
+    owners: &[NodeId],
+    requirement: &Requirement,
+) -> Option<f64> {
+    let mut by_rtt: Vec<(f64, NodeId)> = owners
+        .iter()
+        .map(|&o| (node_rtt(topology, from, o), o))
+        .collect();
+    by_rtt.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut heard = BTreeSet::new();
+    for (rtt, owner) in by_rtt {
+        heard.insert(owner);
+        if requirement.is_met(&heard) {
+            return Some(rtt);
+        }
+    }
+    None
+}
+
+/// The best latency of one Dynamo request on `key` at `level` from a client in `region`,
+/// given the key's preference list `owners` (N = `owners.len()`): client ↔ its nearest
+/// replica (the coordinator), plus
+/// - a read: the coordinator's round trip to the owners it must hear from, i.e. to the
+///   k-th nearest owner for a count level, nearest first within each region for the
+///   regional levels (its own copy is free when it is an owner);
+/// - a write at an owner: the same;
+/// - a write at a non-owner: the hop to its nearest owner, which issues the version (only
+///   owners do, see the engine's `dynamo::write`) and waits for the level from there.
+///
+/// `None` when the level cannot be met for this key from this region (e.g. LOCAL_QUORUM
+/// in a region holding no owner): such requests fail and have no latency.
+pub fn dynamo_request_ms(
+    topology: &Topology,
+    owners: &[NodeId],
+    level: Level,
+    op: Op,
+    region: usize,
+) -> Option<f64> {
+    let (coordinator, access) = access_ms(topology, region);
+    let region_name = |n: NodeId| topology.regions()[region_of(topology, n)].name.clone();
+    let local = region_name(coordinator);
+    let requirement = Requirement::new(level, op, owners, region_name, &local).ok()?;
+    let (issuer, hop) = if op == Op::Read || owners.contains(&coordinator) {
+        (coordinator, 0.0)
+    } else {
+        let nearest = owners.iter().copied().min_by(|&a, &b| {
+            node_rtt(topology, coordinator, a)
+                .total_cmp(&node_rtt(topology, coordinator, b))
+                .then(a.cmp(&b))
+        })?;
+        (nearest, node_rtt(topology, coordinator, nearest))
+    };
+    Some(access + hop + dynamo_round_ms(topology, issuer, owners, &requirement)?)
 }
 
 #[cfg(test)]
@@ -144,5 +197,56 @@ mod tests {
         for region in 0..topology.regions().len() {
             assert!(epaxos_slow_ms(&topology, region) > epaxos_fast_ms(&topology, region));
         }
+    }
+
+    fn three_owners(topology: &Topology) -> Vec<NodeId> {
+        ["VA", "CA", "IE"]
+            .iter()
+            .map(|r| nearest_replica(topology, topology.region_index(r).expect("region")))
+            .collect()
+    }
+
+    #[test]
+    fn a_dynamo_read_waits_for_the_kth_nearest_owner() {
+        let topology = epaxos5();
+        let owners = three_owners(&topology);
+        let va = topology.region_index("VA").expect("VA");
+        let access = topology.rtt_ms(va, va);
+        let read = |level| dynamo_request_ms(&topology, &owners, level, Op::Read, va);
+        // VA owns the key: ONE is its own copy; QUORUM adds its nearer peer owner (CA).
+        assert_eq!(read(Level::One), Some(access));
+        let ca = topology.region_index("CA").expect("CA");
+        assert_eq!(read(Level::Quorum), Some(access + topology.rtt_ms(va, ca)));
+        let ie = topology.region_index("IE").expect("IE");
+        assert_eq!(read(Level::All), Some(access + topology.rtt_ms(va, ie)));
+    }
+
+    #[test]
+    fn a_dynamo_write_at_a_non_owner_goes_through_its_nearest_owner() {
+        let topology = epaxos5();
+        let owners = three_owners(&topology);
+        let or = topology.region_index("OR").expect("OR");
+        let ca = topology.region_index("CA").expect("CA");
+        let va = topology.region_index("VA").expect("VA");
+        let access = topology.rtt_ms(or, or);
+        // OR owns nothing: CA (21 ms away) issues the write and waits for VA (60 ms).
+        let write = dynamo_request_ms(&topology, &owners, Level::Quorum, Op::Write, or);
+        let expected = access + topology.rtt_ms(or, ca) + topology.rtt_ms(ca, va);
+        assert!((write.expect("met") - expected).abs() < 1e-9);
+        // A read needs no owner to coordinate it: the two nearest owners answer OR.
+        let read = dynamo_request_ms(&topology, &owners, Level::Quorum, Op::Read, or);
+        assert_eq!(read, Some(access + topology.rtt_ms(or, va)));
+    }
+
+    #[test]
+    fn local_levels_fail_in_a_region_without_an_owner() {
+        let topology = epaxos5();
+        let owners = three_owners(&topology);
+        let jp = topology.region_index("JP").expect("JP");
+        let va = topology.region_index("VA").expect("VA");
+        let local =
+            |region| dynamo_request_ms(&topology, &owners, Level::LocalQuorum, Op::Write, region);
+        assert_eq!(local(jp), None);
+        assert_eq!(local(va), Some(topology.rtt_ms(va, va)));
     }
 }

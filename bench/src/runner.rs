@@ -1,78 +1,86 @@
 //! Runs one (protocol, workload) pair on a backend and turns the measurements into a
 //! [`RunReport`].
 
+use crate::backend::cluster::{self, ClusterRun, Deployment};
 use crate::backend::sim::{self, SimOutcome, SimRun};
+use crate::backend::verdict_text;
 use crate::optimum;
 use crate::protocols::ProtocolSpec;
 use crate::report::{region_reports, RunReport};
 use anyhow::anyhow;
 use indicatif::ProgressBar;
-use meridian_engine::dynamo::{Dynamo, DynamoConfig};
+use meridian_engine::dynamo::{Dynamo, DynamoConfig, Op, Ring};
 use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
 use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig};
-use meridian_engine::sim::OpRecord;
+use meridian_engine::sim::{linearizable_history_of, OpRecord};
 use meridian_engine::topology::Topology;
 use meridian_engine::NodeId;
-use meridian_engine::{Consistency, Level};
+use meridian_engine::{Command, Consistency, Level};
+use meridian_server::config::{DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace};
+
+/// Protocol settings a run varies besides the protocol itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Commands per Multi-Paxos slot (1 = no batching, the latency default).
+    pub batch: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { batch: 1 }
+    }
+}
 
 /// Run `spec` under `run` in the simulator; returns the report and every operation (if
 /// `run.keep_ops`).
 pub fn run_sim(
     spec: &ProtocolSpec,
     run: &SimRun,
+    tuning: Tuning,
     check: bool,
     progress: Option<&ProgressBar>,
 ) -> anyhow::Result<(RunReport, Vec<OpRecord>)> {
     let topology = &run.topology;
     let cluster = topology.cluster_config();
     let conflict_pct = run.workload.conflict_pct().unwrap_or(0.0);
-    let (outcome, optimal): (SimOutcome, Box<dyn Fn(usize) -> f64>) = match spec {
+    let optimal = region_optimum(spec, topology, conflict_pct)?;
+    let outcome: SimOutcome = match spec {
         ProtocolSpec::MultiPaxos { leader_region } => {
             let leader = leader_node(topology, leader_region)?;
-            let config = MultiPaxosConfig::default().with_initial_leader(leader);
-            let outcome = sim::run(
+            let config = MultiPaxosConfig::default()
+                .with_initial_leader(leader)
+                .with_max_batch(tuning.batch);
+            sim::run(
                 run,
                 move |id, seed, records| {
                     MultiPaxos::new(id, &cluster, config.clone(), seed, records)
                 },
+                |_| None,
                 check,
                 progress,
-            );
-            let topology = topology.clone();
-            (
-                outcome,
-                Box::new(move |region| optimum::multipaxos_majority_ms(&topology, region, leader)),
             )
         }
         ProtocolSpec::Epaxos { thrifty } => {
             let config = EpaxosConfig::default().with_thrifty(*thrifty);
-            let outcome = sim::run(
+            sim::run(
                 run,
                 move |id, seed, records| Epaxos::new(id, &cluster, config.clone(), seed, records),
+                |_| None,
                 check,
                 progress,
-            );
-            let topology = topology.clone();
-            (
-                outcome,
-                Box::new(move |region| optimum::epaxos_ms(&topology, region, conflict_pct)),
             )
         }
         ProtocolSpec::Dynamo { level } => {
             let config = DynamoConfig::default();
-            let needed = dynamo_acks(*level, config.replicas, run.workload.read_ratio);
             let mut run = run.clone();
             run.workload.consistency = Consistency::Dynamo(*level);
-            let outcome = sim::run(
+            let per_request = request_optimum(spec, topology);
+            sim::run(
                 &run,
                 move |id, seed, records| Dynamo::new(id, &cluster, config.clone(), seed, records),
+                move |op| per_request.as_ref().and_then(|f| f(op)),
                 false,
                 progress,
-            );
-            let topology = topology.clone();
-            (
-                outcome,
-                Box::new(move |region| optimum::dynamo_lower_bound_ms(&topology, region, needed)),
             )
         }
     };
@@ -98,20 +106,55 @@ pub fn run_sim(
     Ok((report, outcome.ops))
 }
 
-/// Acknowledgements a Dynamo request at `level` waits for (writes unless the workload is
-/// read-mostly), used for the latency lower bound.
-fn dynamo_acks(level: Level, n: usize, read_ratio: f64) -> usize {
-    let majority = n / 2 + 1;
-    match level {
-        // LOCAL levels count owners in the client's region: at best the local replica.
-        Level::One | Level::LocalOne | Level::LocalQuorum | Level::Session => 1,
-        Level::Two => 2,
-        Level::Three => 3,
-        Level::Quorum | Level::EachQuorum => majority,
-        Level::All => n,
-        Level::Explicit { r, w } => usize::from(if read_ratio >= 0.5 { r } else { w }),
-    }
-    .min(n)
+/// The optimum latency per region for `spec` (NaN for Dynamo, where every request has
+/// its own: see [`request_optimum`]).
+fn region_optimum(
+    spec: &ProtocolSpec,
+    topology: &Topology,
+    conflict_pct: f64,
+) -> anyhow::Result<Box<dyn Fn(usize) -> f64>> {
+    let topology = topology.clone();
+    Ok(match spec {
+        ProtocolSpec::MultiPaxos { leader_region } => {
+            let leader = leader_node(&topology, leader_region)?;
+            Box::new(move |region| optimum::multipaxos_majority_ms(&topology, region, leader))
+        }
+        ProtocolSpec::Epaxos { .. } => {
+            Box::new(move |region| optimum::epaxos_ms(&topology, region, conflict_pct))
+        }
+        ProtocolSpec::Dynamo { .. } => Box::new(|_| f64::NAN),
+    })
+}
+
+/// A request's own optimum, where the protocol has one (Dynamo: the key's owners).
+pub type RequestOptimum = std::sync::Arc<dyn Fn(&OpRecord) -> Option<f64> + Send + Sync>;
+
+/// [`RequestOptimum`] of `spec` on `topology`, if any.
+fn request_optimum(spec: &ProtocolSpec, topology: &Topology) -> Option<RequestOptimum> {
+    let ProtocolSpec::Dynamo { level } = spec else {
+        return None;
+    };
+    let config = DynamoConfig::default();
+    let ring = Ring::new(&topology.cluster_config(), config.vnodes, config.replicas);
+    let (topology, level) = (topology.clone(), *level);
+    Some(std::sync::Arc::new(move |op| {
+        dynamo_optimum_ms(&topology, &ring, level, op)
+    }))
+}
+
+/// The best latency `op` could have had at `level` (see [`optimum::dynamo_request_ms`]).
+pub fn dynamo_optimum_ms(
+    topology: &Topology,
+    ring: &Ring,
+    level: Level,
+    op: &OpRecord,
+) -> Option<f64> {
+    let kind = match op.request.command {
+        Command::Get { .. } => Op::Read,
+        _ => Op::Write,
+    };
+    let owners = ring.preference_for(op.request.command.key());
+    optimum::dynamo_request_ms(topology, owners, level, kind, op.region)
 }
 
 /// Share of EPaxos commits whose PreAccept round found conflicting attributes.
@@ -131,4 +174,103 @@ fn leader_node(topology: &Topology, region: &str) -> anyhow::Result<NodeId> {
         .find(|&(_, r)| r == index)
         .map(|(node, _)| node)
         .ok_or_else(|| anyhow!("region {region:?} has no replica to lead"))
+}
+
+/// The keyspace a protocol configuration runs in. A local deployment serves one per
+/// configuration; an existing one (`--nodes`) must serve `epaxos`, `multipaxos` and/or
+/// `dynamo` as `meridian cluster up` generates them.
+pub fn keyspace_name(spec: &ProtocolSpec, local: bool) -> String {
+    match (spec, local) {
+        (ProtocolSpec::Epaxos { thrifty: true }, true) => "epaxos-thrifty".to_owned(),
+        (ProtocolSpec::Epaxos { .. }, _) => "epaxos".to_owned(),
+        (ProtocolSpec::MultiPaxos { leader_region }, true) => {
+            format!("multipaxos-{}", leader_region.to_ascii_lowercase())
+        }
+        (ProtocolSpec::MultiPaxos { .. }, false) => "multipaxos".to_owned(),
+        (ProtocolSpec::Dynamo { .. }, _) => "dynamo".to_owned(),
+    }
+}
+
+/// The keyspaces a local deployment serves for `specs` (one per distinct name).
+pub fn keyspaces_for(
+    specs: &[ProtocolSpec],
+    topology: &Topology,
+    tuning: Tuning,
+) -> anyhow::Result<Vec<KeyspaceConfig>> {
+    let mut keyspaces: Vec<KeyspaceConfig> = Vec::new();
+    for spec in specs {
+        let name = keyspace_name(spec, true);
+        if keyspaces.iter().any(|k| k.name() == name) {
+            continue;
+        }
+        keyspaces.push(match spec {
+            ProtocolSpec::Epaxos { thrifty } => KeyspaceConfig::Epaxos(EpaxosKeyspace {
+                name,
+                thrifty: Some(*thrifty),
+                ..Default::default()
+            }),
+            ProtocolSpec::MultiPaxos { leader_region } => {
+                KeyspaceConfig::Multipaxos(MultiPaxosKeyspace {
+                    name,
+                    initial_leader: Some(leader_node(topology, leader_region)?),
+                    max_batch: Some(tuning.batch),
+                    ..Default::default()
+                })
+            }
+            ProtocolSpec::Dynamo { .. } => KeyspaceConfig::Dynamo(DynamoKeyspace {
+                name,
+                replicas: Some(
+                    DynamoConfig::default()
+                        .replicas
+                        .min(topology.replicas().len()),
+                ),
+                ..Default::default()
+            }),
+        });
+    }
+    Ok(keyspaces)
+}
+
+/// Run `spec` under `run` against `deployment`; returns the report and every operation
+/// (if `run.keep_ops`).
+pub async fn run_cluster(
+    spec: &ProtocolSpec,
+    run: &ClusterRun,
+    deployment: &Deployment,
+    keyspace: &str,
+    check: bool,
+    progress: Option<&ProgressBar>,
+) -> anyhow::Result<(RunReport, Vec<OpRecord>)> {
+    let topology = &run.topology;
+    let mut run = run.clone();
+    if let ProtocolSpec::Dynamo { level } = spec {
+        run.workload.consistency = Consistency::Dynamo(*level);
+    }
+    let per_request = request_optimum(spec, topology);
+    let outcome = cluster::run(deployment, keyspace, &run, per_request, progress).await?;
+    let verdict = (run.keep_ops && check && spec.is_consensus())
+        .then(|| verdict_text(&linearizable_history_of(&outcome.ops, run.client_timeout)));
+    let counters = outcome
+        .metrics
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let decided = outcome.metrics.get("fast_path") + outcome.metrics.get("slow_path");
+    let fast_path_ratio =
+        (decided > 0).then(|| outcome.metrics.get("fast_path") as f64 / decided as f64);
+    let optimal = region_optimum(spec, topology, run.workload.conflict_pct().unwrap_or(0.0))?;
+    let report = RunReport {
+        protocol: spec.to_string(),
+        backend: "cluster".to_owned(),
+        topology: topology.name().to_owned(),
+        conflict_pct: run.workload.conflict_pct(),
+        throughput_ops: outcome.stats.throughput(),
+        fast_path_ratio,
+        measured_conflict_rate: measured_conflict_rate(&outcome.metrics),
+        regions: region_reports(&outcome.stats, optimal),
+        seed: run.seed,
+        verdict,
+        counters,
+    };
+    Ok((report, outcome.ops))
 }

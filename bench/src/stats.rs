@@ -36,6 +36,9 @@ pub struct RegionStats {
     pub leader: u64,
     /// Commits by recovery.
     pub recovered: u64,
+    /// The best latency each successful request could have had, when the caller knows it
+    /// per request (Dynamo: it depends on the key's preference list).
+    pub optimum_us: Histogram<u64>,
 }
 
 impl RegionStats {
@@ -52,10 +55,11 @@ impl RegionStats {
             slow: 0,
             leader: 0,
             recovered: 0,
+            optimum_us: histogram(),
         }
     }
 
-    fn record(&mut self, op: &OpRecord) {
+    fn record(&mut self, op: &OpRecord, optimum_ms: Option<f64>) {
         if op.timed_out {
             self.timeouts += 1;
             return;
@@ -76,6 +80,10 @@ impl RegionStats {
             let _ = self.execution_us.record(execution);
             let _ = self.commit_us.record(commit);
         }
+        if let Some(optimum) = optimum_ms {
+            let optimum_us = ((optimum * 1e3).round() as u64).clamp(1, MAX_LATENCY_US);
+            let _ = self.optimum_us.record(optimum_us);
+        }
         match op.commit.map(|(_, path)| path) {
             Some(CommitPath::Fast) => self.fast += 1,
             Some(CommitPath::Slow) => self.slow += 1,
@@ -93,6 +101,12 @@ impl RegionStats {
     /// Execution-latency quantile in milliseconds.
     pub fn execution_ms(&self, quantile: f64) -> f64 {
         self.execution_us.value_at_quantile(quantile) as f64 / 1e3
+    }
+
+    /// Quantile of the per-request optima in milliseconds (`None` if none was recorded).
+    pub fn optimum_ms(&self, quantile: f64) -> Option<f64> {
+        (!self.optimum_us.is_empty())
+            .then(|| self.optimum_us.value_at_quantile(quantile) as f64 / 1e3)
     }
 }
 
@@ -114,13 +128,13 @@ impl RunStats {
         }
     }
 
-    /// Account one finished request.
-    pub fn record(&mut self, op: &OpRecord) {
+    /// Account one finished request, with the best latency it could have had if known.
+    pub fn record(&mut self, op: &OpRecord, optimum_ms: Option<f64>) {
         if op.call < self.window.0 || op.call >= self.window.1 {
             return;
         }
         if let Some(region) = self.regions.get_mut(op.region) {
-            region.record(op);
+            region.record(op, optimum_ms);
         }
     }
 
@@ -165,6 +179,7 @@ impl RunStats {
             all.slow += region.slow;
             all.leader += region.leader;
             all.recovered += region.recovered;
+            let _ = all.optimum_us.add(&region.optimum_us);
         }
         all
     }

@@ -20,8 +20,8 @@ use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::wan::WanConfig;
 use crate::wire::ClientFrame;
 use meridian_engine::{
-    ClientId, ClientReply, ClientRequest, Command, Consistency, Key, RequestError, RequestId,
-    Response, Value,
+    ClientId, ClientReply, ClientRequest, Command, Consistency, Key, Level, RequestError,
+    RequestId, Response, Value,
 };
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -269,6 +269,39 @@ impl Client {
             }
         }
         Ok(reply)
+    }
+
+    /// Wait until `keyspace` serves requests through this replica: a read at the
+    /// keyspace's default consistency succeeds and, for a Dynamo keyspace, so does a read
+    /// at ALL (every owner connected). Start-up needs it: a write issued before peers
+    /// are connected can fail yet land later, and its retry would be a second version.
+    pub async fn wait_serving(&self, keyspace: &str, timeout: Duration) -> Result<(), String> {
+        const PROBE: &[u8] = b"\0meridian-ready";
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::from("no attempt");
+        while tokio::time::Instant::now() < deadline {
+            let outcome = match self.get(keyspace, PROBE, None).await {
+                Ok(ClientReply {
+                    outcome: Ok(Response::Versioned(_)),
+                    ..
+                }) => self
+                    .get(keyspace, PROBE, Some(Consistency::Dynamo(Level::All)))
+                    .await
+                    .map(|reply| reply.outcome.map(|_| ())),
+                Ok(reply) => Ok(reply.outcome.map(|_| ())),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "keyspace {keyspace} at {} did not serve within {timeout:?}: {last}",
+            self.addr
+        ))
     }
 
     /// The causal context this client holds for `key` (Dynamo keyspaces).

@@ -12,7 +12,9 @@
 //! emulation each node delays datagrams to its peers by the topology's one-way delay.
 //! Keyspaces are named after their protocol (`multipaxos`, `epaxos`, `dynamo`).
 
-use crate::config::{ConfigError, NodeConfig};
+use crate::config::{
+    ConfigError, DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace, NodeConfig,
+};
 use crate::tls::{self, TlsError};
 use meridian_engine::topology::Topology;
 use meridian_engine::NodeId;
@@ -35,8 +37,8 @@ pub struct ClusterSpec {
     pub addresses: Vec<SocketAddr>,
     /// Metrics address of each replica, if wanted.
     pub metrics: Option<Vec<SocketAddr>>,
-    /// Protocols to serve, one keyspace each (names from [`PROTOCOLS`]).
-    pub protocols: Vec<String>,
+    /// Keyspaces every replica serves (see [`default_keyspace`]).
+    pub keyspaces: Vec<KeyspaceConfig>,
     /// Emulate the topology's latency between replicas.
     pub wan: bool,
 }
@@ -111,6 +113,42 @@ pub fn node_config_path(dir: &Path, id: NodeId) -> PathBuf {
     dir.join(format!("node-{}.toml", id.0))
 }
 
+/// The keyspace a generated cluster serves for `protocol` (one of [`PROTOCOLS`]), named
+/// after it, with default options; Dynamo keeps `N = min(3, replicas)`.
+pub fn default_keyspace(protocol: &str, replicas: usize) -> Result<KeyspaceConfig, ClusterError> {
+    let name = protocol.to_owned();
+    match protocol {
+        "multipaxos" => Ok(KeyspaceConfig::Multipaxos(MultiPaxosKeyspace {
+            name,
+            ..Default::default()
+        })),
+        "epaxos" => Ok(KeyspaceConfig::Epaxos(EpaxosKeyspace {
+            name,
+            ..Default::default()
+        })),
+        "dynamo" => Ok(KeyspaceConfig::Dynamo(DynamoKeyspace {
+            name,
+            replicas: Some(replicas.min(3)),
+            ..Default::default()
+        })),
+        unknown => Err(ClusterError::Spec(format!(
+            "unknown protocol {unknown:?}; expected one of {}",
+            PROTOCOLS.join(", ")
+        ))),
+    }
+}
+
+/// [`default_keyspace`] for each of `protocols`.
+pub fn default_keyspaces(
+    protocols: &[String],
+    replicas: usize,
+) -> Result<Vec<KeyspaceConfig>, ClusterError> {
+    protocols
+        .iter()
+        .map(|p| default_keyspace(p, replicas))
+        .collect()
+}
+
 /// Write certificates, node configs and the manifest into `dir`; returns the manifest.
 /// Every generated config is loaded back as a check.
 pub fn generate(dir: &Path, spec: &ClusterSpec) -> Result<Manifest, ClusterError> {
@@ -123,19 +161,9 @@ pub fn generate(dir: &Path, spec: &ClusterSpec) -> Result<Manifest, ClusterError
             spec.addresses.len()
         )));
     }
-    if let Some(unknown) = spec
-        .protocols
-        .iter()
-        .find(|p| !PROTOCOLS.contains(&p.as_str()))
-    {
-        return Err(ClusterError::Spec(format!(
-            "unknown protocol {unknown:?}; expected one of {}",
-            PROTOCOLS.join(", ")
-        )));
-    }
-    if spec.protocols.is_empty() {
+    if spec.keyspaces.is_empty() {
         return Err(ClusterError::Spec(
-            "at least one protocol is required".into(),
+            "at least one keyspace is required".into(),
         ));
     }
     std::fs::create_dir_all(dir).map_err(|source| ClusterError::Io {
@@ -167,7 +195,7 @@ pub fn generate(dir: &Path, spec: &ClusterSpec) -> Result<Manifest, ClusterError
     let manifest = Manifest {
         topology: spec.topology_ref.clone(),
         wan: spec.wan,
-        keyspaces: spec.protocols.clone(),
+        keyspaces: spec.keyspaces.iter().map(|k| k.name().to_owned()).collect(),
         nodes,
     };
     let text = toml::to_string(&manifest)
@@ -220,13 +248,20 @@ fn node_config_text(
             );
         }
     }
-    for protocol in &spec.protocols {
-        let _ = writeln!(
-            text,
-            "\n[[keyspaces]]\nname = {protocol:?}\nprotocol = {protocol:?}"
-        );
-        if protocol == "dynamo" {
-            let _ = writeln!(text, "replicas = {}", replicas.len().min(3));
+    // Keyspaces are written by serde, so every option the config reads can be generated.
+    #[derive(serde::Serialize)]
+    struct Keyspaces<'a> {
+        keyspaces: &'a [KeyspaceConfig],
+    }
+    match toml::to_string(&Keyspaces {
+        keyspaces: &spec.keyspaces,
+    }) {
+        Ok(keyspaces) => {
+            let _ = writeln!(text, "\n{keyspaces}");
+        }
+        Err(e) => {
+            // Unreachable for these plain structs; the load-back check reports it.
+            let _ = writeln!(text, "# keyspaces could not be encoded: {e}");
         }
     }
     if spec.wan {
@@ -239,6 +274,11 @@ fn node_config_text(
 mod tests {
     use super::*;
     use crate::test_support::TempDir;
+
+    fn all_protocols() -> Vec<KeyspaceConfig> {
+        let names: Vec<String> = PROTOCOLS.iter().map(|p| p.to_string()).collect();
+        default_keyspaces(&names, 3).unwrap()
+    }
 
     fn spec(wan: bool) -> ClusterSpec {
         let topology = Topology::builtin("epaxos-3").unwrap();
@@ -253,7 +293,7 @@ mod tests {
             ),
             topology_ref: topology.name().to_owned(),
             topology,
-            protocols: PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+            keyspaces: all_protocols(),
             wan,
         }
     }
@@ -278,6 +318,30 @@ mod tests {
     }
 
     #[test]
+    fn keyspace_options_reach_every_node_config() {
+        let dir = TempDir::new("cluster-options");
+        let mut spec = spec(false);
+        spec.keyspaces = vec![
+            KeyspaceConfig::Multipaxos(MultiPaxosKeyspace {
+                name: "paxos-va".into(),
+                initial_leader: Some(NodeId(2)),
+                ..Default::default()
+            }),
+            KeyspaceConfig::Epaxos(EpaxosKeyspace {
+                name: "thrifty".into(),
+                thrifty: Some(true),
+                ..Default::default()
+            }),
+        ];
+        let manifest = generate(dir.path(), &spec).unwrap();
+        assert_eq!(manifest.keyspaces, vec!["paxos-va", "thrifty"]);
+        for node in &manifest.nodes {
+            let config = NodeConfig::load(&node.config).unwrap();
+            assert_eq!(config.keyspaces, spec.keyspaces);
+        }
+    }
+
+    #[test]
     fn a_wrong_address_count_or_protocol_is_refused() {
         let dir = TempDir::new("cluster-bad");
         let mut bad = spec(false);
@@ -286,8 +350,12 @@ mod tests {
             generate(dir.path(), &bad),
             Err(ClusterError::Spec(_))
         ));
+        assert!(matches!(
+            default_keyspace("raft", 3),
+            Err(ClusterError::Spec(_))
+        ));
         let mut bad = spec(false);
-        bad.protocols = vec!["raft".into()];
+        bad.keyspaces.clear();
         assert!(matches!(
             generate(dir.path(), &bad),
             Err(ClusterError::Spec(_))

@@ -37,7 +37,7 @@ use meridian_engine::multipaxos::MultiPaxosConfig;
 use meridian_engine::quorum::PaxosQuorums;
 use meridian_engine::topology::Topology;
 use meridian_engine::{ClusterConfig, Consistency, Level, Member, NodeId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -159,7 +159,7 @@ fn yes() -> bool {
 }
 
 /// One keyspace: its name, protocol and protocol options.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "protocol", rename_all = "lowercase")]
 pub enum KeyspaceConfig {
     /// A Multi-Paxos keyspace.
@@ -171,7 +171,7 @@ pub enum KeyspaceConfig {
 }
 
 /// Multi-Paxos keyspace options (defaults: the engine's [`MultiPaxosConfig`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultiPaxosKeyspace {
     /// Keyspace name.
@@ -203,7 +203,7 @@ pub struct MultiPaxosKeyspace {
 }
 
 /// EPaxos keyspace options (defaults: the engine's [`EpaxosConfig`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EpaxosKeyspace {
     /// Keyspace name.
@@ -226,7 +226,7 @@ pub struct EpaxosKeyspace {
 }
 
 /// Dynamo keyspace options (defaults: the engine's [`DynamoConfig`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DynamoKeyspace {
     /// Keyspace name.

@@ -16,13 +16,17 @@
 //! | `node`      | keyspace host loop and the replica process |
 //! | `client`    | client library |
 //! | `cluster`   | local cluster generation (`meridian cluster up`) |
+//! | `launcher`  | replica processes: start, kill -9, restart, wait until serving |
+//! | `serve`     | run one replica until it fails or is told to stop |
 //! | `metrics`   | histograms and the Prometheus endpoint |
 
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod launcher;
 pub mod metrics;
 pub mod node;
+pub mod serve;
 pub mod storage;
 pub mod tls;
 pub mod transport;

@@ -14,8 +14,8 @@ use meridian_engine::topology::Topology;
 use meridian_engine::{ClientReply, CommandResult, Response};
 use meridian_server::client::{Client, ClientOptions};
 use meridian_server::cluster::{self, ClusterSpec, Manifest, PROTOCOLS};
-use meridian_server::config::{parse_consistency, NodeConfig};
-use meridian_server::node::Node;
+use meridian_server::config::parse_consistency;
+use meridian_server::launcher::{self, ServerCommand};
 use meridian_server::tls::{self, TlsIdentity, TlsPaths};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -192,7 +192,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config } => serve(&config).await,
+        Command::Serve { config } => Ok(meridian_server::serve::serve(&config).await?),
         Command::Get { target, key } => {
             let client = connect(&target).await?;
             let consistency = consistency(&target)?;
@@ -272,32 +272,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             command: ClusterCommand::Down { .. },
         } => unreachable!("handled without a runtime"),
     }
-}
-
-async fn serve(path: &Path) -> anyhow::Result<()> {
-    let config = NodeConfig::load(path)?;
-    let mut node = Node::start(config)
-        .await
-        .with_context(|| format!("starting the node of {}", path.display()))?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = node.wait() => {
-            node.shutdown();
-            result.context("the node stopped")?;
-        }
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; shutting down");
-            node.shutdown();
-        }
-        _ = terminate.recv() => {
-            tracing::info!("terminated; shutting down");
-            node.shutdown();
-        }
-    }
-    // Let storage threads finish the syncs already handed to them.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    Ok(())
 }
 
 async fn connect(target: &Target) -> anyhow::Result<Client> {
@@ -420,6 +394,7 @@ async fn cluster_up(
     } else {
         protocols
     };
+    let keyspaces = cluster::default_keyspaces(&protocols, n)?;
     let spec = ClusterSpec {
         topology,
         topology_ref,
@@ -431,60 +406,29 @@ async fn cluster_up(
                 .map(|i| port(metrics_base_port, i))
                 .collect::<anyhow::Result<_>>()?,
         ),
-        protocols,
+        keyspaces,
         wan,
     };
     let manifest = cluster::generate(dir, &spec)?;
     let exe = std::env::current_exe().context("locating the meridian binary")?;
+    let command = ServerCommand::meridian(exe);
     for node in &manifest.nodes {
-        let log_path = dir.join(format!("node-{}.log", node.id));
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
-        let child = {
-            use std::os::unix::process::CommandExt;
-            std::process::Command::new(&exe)
-                .arg("serve")
-                .arg("--config")
-                .arg(&node.config)
-                .stdin(std::process::Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                // Its own process group: the replica outlives this command and Ctrl-C here.
-                .process_group(0)
-                .spawn()
-                .with_context(|| format!("starting replica {}", node.id))?
-        };
+        let log = launcher::log_path(dir, node.id);
+        let child = launcher::spawn_replica(&command, &node.config, &log, true)
+            .with_context(|| format!("starting replica {}", node.id))?;
         std::fs::write(pid_path(dir, node.id), format!("{}\n", child.id()))?;
     }
-    // Ready when every replica accepts a client connection.
+    // Ready when every replica accepts clients and serves every keyspace.
     let tls = TlsIdentity::load(&TlsPaths::client(&dir.join("certs")))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for node in &manifest.nodes {
-        loop {
-            let attempt = Client::connect_with(
-                node.address,
-                &tls,
-                ClientOptions {
-                    timeout: Duration::from_secs(1),
-                    ..ClientOptions::default()
-                },
-            );
-            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
-                Ok(Ok(client)) => {
-                    client.close().await;
-                    break;
-                }
-                _ if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                _ => bail!(
-                    "replica {} did not come up; see {}",
-                    node.id,
-                    dir.join(format!("node-{}.log", node.id)).display()
-                ),
-            }
-        }
-    }
+    launcher::wait_ready(
+        dir,
+        &manifest,
+        manifest.nodes.iter().map(|n| n.id),
+        &manifest.keyspaces,
+        &tls,
+        Duration::from_secs(30),
+    )
+    .await?;
     println!(
         "cluster up: {} replicas of {}{} serving {} in {}",
         manifest.nodes.len(),

@@ -321,6 +321,19 @@ async fn respond(mut stream: tokio::net::TcpStream, render: RenderFn) -> std::io
     stream.shutdown().await
 }
 
+/// The Prometheus text a node's metrics endpoint at `addr` serves (`GET /metrics` over
+/// plain HTTP/1.0, response headers included), as a scraper sees it: for the benchmark
+/// and tests.
+pub fn fetch(addr: SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,53 +4,29 @@
 use meridian_engine::topology::Topology;
 use meridian_engine::{CommandResult, Consistency, Level, RequestError, Response};
 use meridian_server::client::Client;
-use meridian_server::cluster::{generate, ClusterSpec, PROTOCOLS};
+use meridian_server::cluster::{default_keyspaces, generate, ClusterSpec, PROTOCOLS};
 use meridian_server::config::NodeConfig;
 use meridian_server::node::Node;
 use meridian_server::tls::{TlsIdentity, TlsPaths};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-struct TempDir(PathBuf);
+mod common;
 
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("meridian-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Free loopback UDP ports (bound then released: a small race other tests could lose).
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let sockets: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind"))
-        .collect();
-    sockets
-        .iter()
-        .map(|s| s.local_addr().expect("addr"))
-        .collect()
-}
+use common::{free_addrs, TempDir};
 
 async fn start_cluster(dir: &TempDir, topology: &str, wan: bool) -> Vec<Node> {
     let topology = Topology::builtin(topology).expect("builtin topology");
     let n = topology.replicas().len();
+    let protocols: Vec<String> = PROTOCOLS.iter().map(|p| p.to_string()).collect();
     let spec = ClusterSpec {
         topology_ref: topology.name().to_owned(),
         topology,
         addresses: free_addrs(n),
         metrics: None,
-        protocols: PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+        keyspaces: default_keyspaces(&protocols, n).expect("keyspaces"),
         wan,
     };
-    let manifest = generate(&dir.0, &spec).expect("generate cluster");
+    let manifest = generate(dir.path(), &spec).expect("generate cluster");
     let mut nodes = Vec::new();
     for node in &manifest.nodes {
         let config = NodeConfig::load(&node.config).expect("load config");
@@ -60,7 +36,7 @@ async fn start_cluster(dir: &TempDir, topology: &str, wan: bool) -> Vec<Node> {
 }
 
 fn client_tls(dir: &TempDir) -> TlsIdentity {
-    TlsIdentity::load(&TlsPaths::client(&dir.0.join("certs"))).expect("client certs")
+    TlsIdentity::load(&TlsPaths::client(&dir.path().join("certs"))).expect("client certs")
 }
 
 fn value(reply: &Result<Response, RequestError>) -> Option<Vec<u8>> {
@@ -70,23 +46,18 @@ fn value(reply: &Result<Response, RequestError>) -> Option<Vec<u8>> {
     }
 }
 
-/// Retry a write until the keyspace has a leader / quorum (start-up), then return it.
+/// Wait until the keyspace serves (leader elected, peers connected), then write once: a
+/// blind Dynamo write retried after an ambiguous failure would become a second sibling.
 async fn put_eventually(client: &Client, keyspace: &str, key: &[u8], val: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let reply = client
-            .put(keyspace, key, val, None)
-            .await
-            .expect("transport");
-        match reply.outcome {
-            Ok(_) => return,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("{keyspace}: put not yet accepted: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{keyspace}: put never succeeded: {e}"),
-        }
-    }
+    client
+        .wait_serving(keyspace, Duration::from_secs(20))
+        .await
+        .expect("keyspace serves");
+    let reply = client
+        .put(keyspace, key, val, None)
+        .await
+        .expect("transport");
+    assert!(reply.outcome.is_ok(), "{keyspace}: put failed: {reply:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,8 +186,21 @@ async fn acknowledged_writes_survive_a_restart_of_every_node() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut restarted = Vec::new();
     for i in 0..3 {
-        let config = NodeConfig::load(&dir.0.join(format!("node-{i}.toml"))).unwrap();
-        restarted.push(Node::start(config).await.expect("restart"));
+        let config = NodeConfig::load(&dir.path().join(format!("node-{i}.toml"))).unwrap();
+        // The old endpoints close asynchronously, and a parallel test's ephemeral client
+        // socket can take a freed port for a moment: retry a bind that finds it in use.
+        let started = Instant::now();
+        let node = loop {
+            match Node::start(config.clone()).await {
+                Ok(node) => break node,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    eprintln!("restart of node {i} not yet possible: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("restart: {e}"),
+            }
+        };
+        restarted.push(node);
     }
     let client = Client::connect(restarted[2].local_addr().unwrap(), &tls)
         .await

@@ -3,7 +3,6 @@
 use crate::stats::RunStats;
 use crate::workload::WorkloadSpec;
 use indicatif::ProgressBar;
-use meridian_engine::check::{check_kv, CheckConfig, Verdict};
 use meridian_engine::sim::{
     ClientConfig, ClientMode, DiskModel, FaultPlan, FaultProfile, OpRecord, Sim, SimConfig,
 };
@@ -54,10 +53,12 @@ pub struct SimOutcome {
 /// for the cluster to recover).
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Run `factory`'s protocol under `run`.
+/// Run `factory`'s protocol under `run`. `optimum_ms` gives the best latency a request
+/// could have had when it depends on the request (Dynamo keys); `None` otherwise.
 pub fn run<P: Protocol + 'static>(
     run: &SimRun,
     factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
+    optimum_ms: impl Fn(&OpRecord) -> Option<f64> + 'static,
     check_linearizability: bool,
     progress: Option<&ProgressBar>,
 ) -> SimOutcome {
@@ -94,7 +95,7 @@ pub fn run<P: Protocol + 'static>(
         measure_to,
     )));
     let observed = Rc::clone(&stats);
-    sim.set_observer(move |op| observed.borrow_mut().record(op));
+    sim.set_observer(move |op| observed.borrow_mut().record(op, optimum_ms(op)));
     let workload = run.workload.clone();
     sim.add_topology_clients(|_, _| Box::new(workload.generator()), start);
 
@@ -115,24 +116,8 @@ pub fn run<P: Protocol + 'static>(
     metrics.set("sim.messages_sent", sim_stats.messages_sent);
     metrics.set("sim.messages_lost", sim_stats.messages_lost);
     metrics.set("sim.crashes", sim_stats.crashes);
-    let verdict = (run.keep_ops && check_linearizability).then(|| {
-        let report = check_kv(&sim.linearizable_history(), &CheckConfig::default());
-        match report.verdict {
-            Verdict::Linearizable => format!("linearizable ({} ops checked)", report.ops_checked),
-            Verdict::Violation {
-                key, explanation, ..
-            } => {
-                format!(
-                    "NOT linearizable on key {:?}: {explanation}",
-                    String::from_utf8_lossy(&key)
-                )
-            }
-            Verdict::Inconclusive { keys } => format!(
-                "inconclusive (check budget exhausted on {} keys)",
-                keys.len()
-            ),
-        }
-    });
+    let verdict = (run.keep_ops && check_linearizability)
+        .then(|| super::verdict_text(&sim.linearizable_history()));
     let stats = stats.borrow().clone();
     SimOutcome {
         stats,

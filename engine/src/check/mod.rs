@@ -8,11 +8,15 @@
 //!   (2017) memoization of `(linearized set, state)` pairs, under a deterministic step
 //!   budget per key.
 //! - [`execution_order`]: interfering commands execute in the same order everywhere.
+//! - [`read_your_writes`]: in versioned (Dynamo) histories, a client's reads reflect its
+//!   own acknowledged writes.
 
 pub mod execution_order;
 pub mod history;
 pub mod linearizability;
+pub mod read_your_writes;
 
 pub use execution_order::check_execution_order;
 pub use history::{History, HistoryCounts, OpId, Operation, Outcome};
 pub use linearizability::{check_kv, CheckConfig, Report, Verdict};
+pub use read_your_writes::{check_read_your_writes, versioned_ops, RywReport, VersionedOp};

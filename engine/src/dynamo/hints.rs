@@ -79,6 +79,44 @@ impl HintStore {
         self.entries.iter()
     }
 
+    /// Recount the hints held and check them against the limits. `Err` names the first
+    /// bound exceeded, or running totals that drifted from the entries (for invariant
+    /// checks in tests; admission itself uses the running totals).
+    pub fn check_bounds(&self) -> Result<(), String> {
+        let mut per_target: BTreeMap<NodeId, (usize, usize)> = BTreeMap::new();
+        for ((owner, _), hint) in &self.entries {
+            let target = per_target.entry(*owner).or_default();
+            target.0 += 1;
+            target.1 += hint.bytes;
+        }
+        let total_bytes: usize = per_target.values().map(|(_, bytes)| bytes).sum();
+        if per_target != self.per_target || total_bytes != self.total_bytes {
+            return Err(format!(
+                "running totals {:?} / {} bytes differ from the entries {per_target:?} / \
+                 {total_bytes} bytes",
+                self.per_target, self.total_bytes
+            ));
+        }
+        let limits = &self.limits;
+        for (owner, &(count, bytes)) in &per_target {
+            if count > limits.max_per_target || bytes > limits.max_bytes_per_target {
+                return Err(format!(
+                    "{count} hints / {bytes} bytes for {owner} (limits {} / {})",
+                    limits.max_per_target, limits.max_bytes_per_target
+                ));
+            }
+        }
+        if self.entries.len() > limits.max_total || total_bytes > limits.max_bytes_total {
+            return Err(format!(
+                "{} hints / {total_bytes} bytes in total (limits {} / {})",
+                self.entries.len(),
+                limits.max_total,
+                limits.max_bytes_total
+            ));
+        }
+        Ok(())
+    }
+
     /// Owners with at least one hint.
     pub fn owners(&self) -> Vec<NodeId> {
         self.per_target

@@ -145,3 +145,22 @@ fn a_fallback_reads_the_merge_of_its_hints_for_a_key() {
     assert_eq!(answer.sibling_count(), 2);
     assert_eq!(store.object_for(&key(1)), None);
 }
+
+#[test]
+fn the_bound_check_passes_admitted_hints_and_catches_an_overfull_store() {
+    let limits = HintLimits {
+        max_per_target: 2,
+        ..HintLimits::default()
+    };
+    let mut store = HintStore::new(limits);
+    for i in 0..3 {
+        let _ = store.store(OWNER, key(i), &object(0, u64::from(i) + 1, 1), Time::ZERO);
+    }
+    assert_eq!(store.len(), 2, "the third hint was refused");
+    assert_eq!(store.check_bounds(), Ok(()));
+    // Replay trusts the log (those hints were admitted once): a log holding more than the
+    // bound, e.g. written under larger limits, shows up in the check.
+    store.restore(9, OWNER, key(7), object(0, 9, 1));
+    let error = store.check_bounds().unwrap_err();
+    assert!(error.contains("3 hints"), "{error}");
+}

@@ -15,7 +15,7 @@ use super::instance::{Attributes, InstanceId};
 use super::messages::Payload;
 use crate::command::CommandResult;
 use crate::id::NodeId;
-use crate::session::{Admission, SessionTable};
+use crate::session::{Admission, KeySessions};
 use crate::state_machine::{KvStore, StateMachine};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,7 +49,7 @@ pub struct Executor {
     /// Uncommitted instances that pending ones depend on, and since when.
     missing: BTreeMap<InstanceId, Time>,
     kv: KvStore,
-    sessions: SessionTable,
+    sessions: KeySessions,
     order: Vec<ExecutedEntry>,
 }
 
@@ -119,6 +119,16 @@ impl Executor {
     /// Executed instances still held.
     pub fn held(&self) -> usize {
         self.executed.len() + self.committed.len()
+    }
+
+    /// Committed instances waiting for a dependency before they can run.
+    pub fn waiting(&self) -> usize {
+        self.committed.len()
+    }
+
+    /// Dependencies named by committed instances but not committed here yet.
+    pub fn missing(&self) -> usize {
+        self.missing.len()
     }
 
     /// Every command executed, in order.
@@ -292,10 +302,11 @@ impl Executor {
             }) {
                 *prefix += 1;
             }
-            let result = match self.sessions.admit(payload.request) {
+            let result = match self.sessions.admit(payload.request, &payload.command) {
                 Admission::Execute => {
                     let result = self.kv.apply(&payload.command);
-                    self.sessions.record(payload.request, result.clone());
+                    self.sessions
+                        .record(payload.request, &payload.command, result.clone());
                     if self.record_order {
                         self.order.push(ExecutedEntry {
                             instance: id,

@@ -264,6 +264,12 @@ impl Epaxos {
     }
 
     /// Tell everyone how far we executed, and forget what everyone executed.
+    ///
+    /// The report waits behind every record persisted before it: execution follows the
+    /// commit record into the outbox, not onto disk, and a peer that forgot an instance on
+    /// the word of a replica that then crashed before syncing its commit could never tell
+    /// the restarted replica what was decided (found by kill -9 under load: the restarted
+    /// replica recovered such instances as no-ops and lost acknowledged writes).
     fn report_executed(&mut self) {
         let prefix: Vec<(NodeId, u64)> = self
             .executor
@@ -271,21 +277,56 @@ impl Epaxos {
             .iter()
             .map(|(&l, &s)| (l, s))
             .collect();
-        for peer in self.others() {
-            self.outbox.now(Effect::Send {
+        let reports = self
+            .others()
+            .into_iter()
+            .map(|peer| Effect::Send {
                 to: peer,
                 message: Message::Executed {
                     prefix: prefix.clone(),
                 },
-            });
-        }
+            })
+            .collect();
+        self.outbox.persist(Vec::new(), reports);
         self.collect_garbage();
     }
 
     fn on_executed_report(&mut self, from: NodeId, prefix: Vec<(NodeId, u64)>) {
+        self.catch_up(from, &prefix);
         self.peer_prefixes
             .insert(from, prefix.into_iter().collect());
         self.collect_garbage();
+    }
+
+    /// Ask `from` for instances it executed that this replica never saw committed. A
+    /// replica that was down while they committed would otherwise miss every one that no
+    /// later command depends on: its state would lag forever and, since its executed
+    /// prefix could not pass them, nobody could collect anything after them.
+    fn catch_up(&mut self, from: NodeId, prefix: &[(NodeId, u64)]) {
+        /// Inquiries per report, so a long outage is caught up over a few reports
+        /// instead of in one burst.
+        const MAX_INQUIRIES: usize = 4_096;
+        let mut asked = 0;
+        for &(leader, reported) in prefix {
+            let own = self
+                .executor
+                .executed_prefix()
+                .get(&leader)
+                .copied()
+                .unwrap_or(0);
+            for slot in own..reported {
+                let id = InstanceId { leader, slot };
+                if self.is_committed(id) || self.executor.is_executed(id) {
+                    continue;
+                }
+                if asked == MAX_INQUIRIES {
+                    return;
+                }
+                asked += 1;
+                self.metrics.incr("catch_up_inquiries");
+                self.outbox.send(from, Message::Inquire { instance: id });
+            }
+        }
     }
 
     /// Forget instances every replica executed: a later command that names one finds it
@@ -923,6 +964,8 @@ impl Protocol for Epaxos {
         let mut metrics = self.metrics.clone();
         metrics.set("instances_live", self.instances.len() as u64);
         metrics.set("recoveries_in_progress", self.recovering.len() as u64);
+        metrics.set("execution_waiting", self.executor.waiting() as u64);
+        metrics.set("dependencies_missing", self.executor.missing() as u64);
         metrics
     }
 }

@@ -271,3 +271,77 @@ fn changed_attributes_take_the_slow_path_with_the_union() {
     });
     assert_eq!(accept, Some(attrs(3, &[id(3, 0)])));
 }
+
+/// Garbage collection: the executed prefix a replica reports only leaves after the commit
+/// records behind it are durable, so no peer forgets an instance a crash could still take
+/// away from the reporter.
+#[test]
+fn the_executed_report_waits_for_the_commit_records_it_covers() {
+    let mut follower = replica(3, 1);
+    follower.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::Commit {
+            instance: id(0, 0),
+            payload: payload(1, "k"),
+            attributes: attrs(1, &[]),
+        },
+    );
+    // An instance of its own in flight keeps the timer armed; its tick sends the report.
+    follower.handle_request(
+        Time::ZERO,
+        ClientRequest::new(payload(2, "other").request, payload(2, "other").command),
+    );
+    follower.handle_timeout(Time::from_millis(5_000));
+    let outputs = drain(&mut follower);
+    let is_report = |e: &Effect<Message>| {
+        matches!(
+            e,
+            Effect::Send {
+                message: Message::Executed { .. },
+                ..
+            }
+        )
+    };
+    let commit_at = outputs
+        .iter()
+        .position(|o| matches!(o, Output::Persist { records, .. } if !records.is_empty()))
+        .expect("the commit is persisted");
+    let mut reports = 0;
+    for (at, output) in outputs.iter().enumerate() {
+        match output {
+            Output::Now(effect) => assert!(!is_report(effect), "report sent before any sync"),
+            Output::Persist { then, .. } => {
+                let here = then.iter().filter(|e| is_report(e)).count();
+                assert!(
+                    here == 0 || at > commit_at,
+                    "report ahead of the commit record"
+                );
+                reports += here;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(reports, 2, "one report per peer: {outputs:?}");
+}
+
+/// A replica catching up runs a client's newer requests (on other keys) before its older
+/// ones; the older ones must still run (a per-client dedup window skipped them).
+#[test]
+fn old_requests_committed_after_thousands_of_newer_ones_still_execute() {
+    let mut executor = Executor::new(false);
+    let request = |seq: u64| Payload {
+        request: RequestId {
+            client: ClientId(9),
+            seq,
+        },
+        command: Command::Put {
+            key: format!("k{seq}").into_bytes(),
+            value: b"v".to_vec(),
+        },
+    };
+    for seq in (0..3_000).rev() {
+        executor.commit(Time::ZERO, id(0, seq), request(seq), attrs(1, &[]));
+    }
+    assert_eq!(executor.kv().len(), 3_000, "every write applied");
+}

@@ -43,6 +43,12 @@ pub trait Workload {
     /// Called when one of this client's requests completes or times out (e.g. to keep a
     /// causal context for session reads).
     fn observe(&mut self, _record: &OpRecord) {}
+
+    /// When the next request may be issued, if later than `now`: think time, or a
+    /// scripted scenario waiting for a fault or a repair to happen. Default: at once.
+    fn not_before(&mut self, _now: Time) -> Option<Time> {
+        None
+    }
 }
 
 /// Everything the simulator saw of one client request.
@@ -103,5 +109,12 @@ impl SimClient {
     /// Move to the next-nearest replica (after a timeout).
     pub(crate) fn fail_over(&mut self) {
         self.target = (self.target + 1) % self.replicas.len();
+    }
+
+    /// Send the next requests to `node` (failing over from it in distance order).
+    pub(crate) fn redirect(&mut self, node: NodeId) {
+        if let Some(index) = self.replicas.iter().position(|&n| n == node) {
+            self.target = index;
+        }
     }
 }

@@ -87,6 +87,34 @@ struct SimNode<P: Protocol> {
     past_metrics: Metrics,
 }
 
+/// The history of the linearizable requests among `records`, for the linearizability
+/// checker: a reply `Ok` completes the op, a definite error fails it, and a timeout or
+/// indefinite error leaves its outcome unknown (ending `timeout` after its call); records
+/// still pending are unknown too. Shared with the benchmark's cluster backend.
+pub fn linearizable_history_of<'a>(
+    records: impl IntoIterator<Item = &'a OpRecord>,
+    timeout: Duration,
+) -> History {
+    let mut history = History::new();
+    for record in records {
+        if record.request.consistency != Consistency::Linearizable {
+            continue;
+        }
+        let op = history.invoke(record.client, record.request.command.clone(), record.call);
+        match (&record.reply, record.ret) {
+            (Some(reply), Some(ret)) => match &reply.outcome {
+                Ok(Response::Kv(result)) => history.complete(op, ret, result.clone()),
+                Ok(Response::Versioned(_)) => history.unknown(op, ret),
+                Err(error) if error.is_definite() => history.fail(op, ret, error.to_string()),
+                Err(_) => history.unknown(op, ret),
+            },
+            _ if record.timed_out => history.unknown(op, record.call + timeout),
+            _ => {} // still pending: the checker treats it as unknown
+        }
+    }
+    history
+}
+
 /// Totals the simulator itself keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
@@ -268,6 +296,14 @@ impl<P: Protocol> Sim<P> {
                 let workload = make(id, region);
                 self.add_client(region, workload, start);
             }
+        }
+    }
+
+    /// Send `client`'s next requests to `node`, as a load balancer moving the client to
+    /// another coordinator would (after a timeout it fails over from there as usual).
+    pub fn redirect_client(&mut self, client: ClientId, node: NodeId) {
+        if let Some(client) = self.clients.get_mut(client.0 as usize) {
+            client.redirect(node);
         }
     }
 
@@ -514,6 +550,10 @@ impl<P: Protocol> Sim<P> {
             client.done = true;
             return;
         }
+        if let Some(at) = client.workload.not_before(now).filter(|&at| at > now) {
+            self.queue.push(at, Event::Issue { client: id });
+            return;
+        }
         let Some(op) = client.workload.next_op(id, &mut client.rng, now) else {
             client.done = true;
             return;
@@ -701,26 +741,10 @@ impl<P: Protocol> Sim<P> {
     /// `Ok` completes the op, a definite error fails it, and a timeout or indefinite error
     /// leaves its outcome unknown.
     pub fn linearizable_history(&self) -> History {
-        let mut history = History::new();
-        for record in self.ops.iter().chain(self.in_flight.values()) {
-            if record.request.consistency != Consistency::Linearizable {
-                continue;
-            }
-            let op = history.invoke(record.client, record.request.command.clone(), record.call);
-            match (&record.reply, record.ret) {
-                (Some(reply), Some(ret)) => match &reply.outcome {
-                    Ok(Response::Kv(result)) => history.complete(op, ret, result.clone()),
-                    Ok(Response::Versioned(_)) => history.unknown(op, ret),
-                    Err(error) if error.is_definite() => history.fail(op, ret, error.to_string()),
-                    Err(_) => history.unknown(op, ret),
-                },
-                _ if record.timed_out => {
-                    history.unknown(op, record.call + self.config.clients.timeout)
-                }
-                _ => {} // still pending: the checker treats it as unknown
-            }
-        }
-        history
+        linearizable_history_of(
+            self.ops.iter().chain(self.in_flight.values()),
+            self.config.clients.timeout,
+        )
     }
 
     /// Protocol counters summed over every node and incarnation.

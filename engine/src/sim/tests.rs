@@ -256,3 +256,47 @@ fn the_same_seed_reproduces_the_run_and_another_seed_does_not() {
     assert_eq!(run(11), run(11));
     assert_ne!(run(11).0, run(12).0);
 }
+
+/// Commands issued no earlier than their scheduled times.
+struct Timed(std::collections::VecDeque<(Time, Command)>);
+
+impl Workload for Timed {
+    fn next_op(&mut self, _: ClientId, _: &mut ChaCha8Rng, _: Time) -> Option<ClientOp> {
+        self.0.pop_front().map(|(_, c)| ClientOp::linearizable(c))
+    }
+
+    fn not_before(&mut self, _: Time) -> Option<Time> {
+        self.0.front().map(|(at, _)| *at)
+    }
+}
+
+#[test]
+fn a_workload_can_hold_its_next_request_until_a_given_time() {
+    let mut sim = sim(6, "lan-3", DiskModel::default());
+    let steps = vec![(Time::ZERO, put("a")), (Time::from_millis(500), put("b"))];
+    sim.add_client(0, Box::new(Timed(steps.into())), Time::ZERO);
+    sim.run_until(Time::from_millis(400));
+    assert_eq!(sim.ops().len(), 1, "the second put went out early");
+    assert!(!sim.clients_idle(), "a waiting client counts as done");
+    sim.run_until(Time::from_millis(1_000));
+    assert_eq!(sim.ops().len(), 2);
+    assert_eq!(sim.ops()[1].call, Time::from_millis(500));
+    assert!(sim.clients_idle());
+}
+
+#[test]
+fn a_redirected_client_sends_its_next_requests_to_the_named_replica() {
+    let mut sim = sim(7, "epaxos-5", DiskModel::default());
+    let steps = vec![(Time::ZERO, put("a")), (Time::from_millis(1_000), put("b"))];
+    let client = sim.add_client(0, Box::new(Timed(steps.into())), Time::ZERO);
+    sim.run_until(Time::from_millis(500));
+    let first = sim.ops()[0].node;
+    let other = sim
+        .cluster()
+        .ids()
+        .find(|&n| n != first)
+        .expect("five replicas");
+    sim.redirect_client(client, other);
+    sim.run_until(Time::from_millis(3_000));
+    assert_eq!(sim.ops()[1].node, other);
+}

@@ -2,5 +2,6 @@
 //! Replay a failing seed with `MERIDIAN_SEED=<n> cargo test -p meridian-tests --test sim -- <name>`.
 
 mod t10_epaxos;
+mod t11_epaxos_restart;
 mod t20_multipaxos;
 mod t30_dynamo;

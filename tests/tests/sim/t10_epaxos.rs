@@ -49,6 +49,7 @@ fn commit_latency_is_within_5_percent_of_the_optimum_on_both_paths() {
         let outcome = run(
             &spec,
             factory(&topology, EpaxosConfig::default().with_thrifty(thrifty)),
+            |_| None,
             true,
             None,
         );

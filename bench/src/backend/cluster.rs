@@ -1,0 +1,447 @@
+//! The cluster backend: real replica processes, driven over QUIC by the client library.
+//!
+//! ```text
+//!  Deployment::local(topology, keyspaces)  ─▶ one `meridian-bench serve-replica` process
+//!        per topology replica on loopback, WAN emulated from the topology
+//!  Deployment::remote(addresses, certs)    ─▶ an existing deployment (replicas in
+//!        topology order)
+//!  run(deployment, keyspace, run)          ─▶ clients per region, each next to its
+//!        nearest replica, closed or open loop; every request recorded as an OpRecord
+//! ```
+//!
+//! Times are real: a request's `call` and `return` are microseconds since the run began.
+//! A client whose region has no replica reaches the nearest one across the emulated WAN:
+//! its outgoing datagrams are held for the whole round trip (the replica's socket has no
+//! link to it), so request latency includes the client's RTT as in the simulator. Path
+//! counters (fast/slow) come from the replicas' Prometheus endpoints, before and after.
+
+use crate::runner::RequestOptimum;
+use crate::stats::RunStats;
+use crate::workload::WorkloadSpec;
+use anyhow::{anyhow, Context};
+use indicatif::ProgressBar;
+use meridian_engine::sim::{ClientMode, OpRecord, Workload};
+use meridian_engine::topology::Topology;
+use meridian_engine::{
+    ClientId, ClientReply, ClientRequest, Metrics, NodeId, RequestError, RequestId, Time,
+};
+use meridian_server::client::{Client, ClientOptions};
+use meridian_server::cluster::ClusterSpec;
+use meridian_server::config::KeyspaceConfig;
+use meridian_server::launcher::{self, LocalCluster, ServerCommand};
+use meridian_server::tls::{TlsIdentity, TlsPaths};
+use meridian_server::transport::wan::{LinkDelay, WanConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One cluster run's parameters.
+#[derive(Clone, Debug)]
+pub struct ClusterRun {
+    /// Topology (regions, clients per region).
+    pub topology: Topology,
+    /// Seed of the clients' RNGs.
+    pub seed: u64,
+    /// What clients ask.
+    pub workload: WorkloadSpec,
+    /// Requests issued before this are not measured.
+    pub warmup: Duration,
+    /// Measured time after warm-up.
+    pub duration: Duration,
+    /// Closed or open loop.
+    pub mode: ClientMode,
+    /// Keep every operation (history, verdict).
+    pub keep_ops: bool,
+    /// Client request timeout.
+    pub client_timeout: Duration,
+}
+
+/// What a cluster run produced.
+pub struct ClusterOutcome {
+    /// Latency statistics of the measured window.
+    pub stats: RunStats,
+    /// Protocol counters (deltas over the run, summed over replicas), when the replicas
+    /// expose metrics.
+    pub metrics: Metrics,
+    /// Every operation (when `keep_ops`).
+    pub ops: Vec<OpRecord>,
+}
+
+/// Replicas to benchmark.
+pub struct Deployment {
+    /// Client address of each replica, in topology replica order.
+    pub addresses: Vec<SocketAddr>,
+    /// Metrics endpoint of each replica, if known.
+    pub metrics: Vec<Option<SocketAddr>>,
+    /// Region index of each replica.
+    pub regions: Vec<usize>,
+    /// Whether the replicas emulate the topology's WAN (so clients do too).
+    pub wan: bool,
+    tls: TlsIdentity,
+    _local: Option<LocalCluster>,
+}
+
+impl Deployment {
+    /// Start one replica process per topology replica in `dir` (WAN emulated unless the
+    /// topology is a LAN) serving `keyspaces`, and wait until every keyspace serves.
+    pub async fn local(
+        topology: &Topology,
+        keyspaces: Vec<KeyspaceConfig>,
+        dir: &Path,
+        command: ServerCommand,
+        wan: bool,
+    ) -> anyhow::Result<Self> {
+        let n = topology.replicas().len();
+        let spec = ClusterSpec {
+            topology_ref: topology.name().to_owned(),
+            topology: topology.clone(),
+            addresses: launcher::free_udp_addrs(n)?,
+            metrics: Some(launcher::free_tcp_addrs(n)?),
+            keyspaces,
+            wan,
+        };
+        let cluster = LocalCluster::start(dir, &spec, command)?;
+        if let Err(e) = cluster.wait_all_ready(Duration::from_secs(120)).await {
+            return Err(anyhow!("{e}\n{}", cluster.log_tail(0, 20)));
+        }
+        let tls = cluster.client_tls()?;
+        let manifest = cluster.manifest();
+        Ok(Self {
+            addresses: manifest.nodes.iter().map(|n| n.address).collect(),
+            metrics: manifest.nodes.iter().map(|n| n.metrics).collect(),
+            regions: topology.replicas().into_iter().map(|(_, r)| r).collect(),
+            wan,
+            tls,
+            _local: Some(cluster),
+        })
+    }
+
+    /// An existing deployment: `addresses` of the topology's replicas in order, client
+    /// certificates in `certs` (ca.pem, client.pem, client.key).
+    pub fn remote(
+        topology: &Topology,
+        addresses: Vec<SocketAddr>,
+        certs: &Path,
+    ) -> anyhow::Result<Self> {
+        let regions: Vec<usize> = topology.replicas().into_iter().map(|(_, r)| r).collect();
+        if regions.len() != addresses.len() {
+            anyhow::bail!(
+                "topology {} has {} replicas but --nodes gave {} addresses",
+                topology.name(),
+                regions.len(),
+                addresses.len()
+            );
+        }
+        let tls = TlsIdentity::load(&TlsPaths::client(certs))
+            .with_context(|| format!("loading client certificates from {}", certs.display()))?;
+        Ok(Self {
+            metrics: vec![None; addresses.len()],
+            addresses,
+            regions,
+            wan: false,
+            tls,
+            _local: None,
+        })
+    }
+
+    /// The replica a client in `region` talks to: one in its region, else the nearest,
+    /// with the RTT to it.
+    fn replica_for(&self, topology: &Topology, region: usize) -> (usize, f64) {
+        (0..self.addresses.len())
+            .map(|i| (i, topology.rtt_ms(region, self.regions[i])))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .unwrap_or((0, 0.0))
+    }
+
+    /// Protocol counters of `keyspace` summed over the replicas that expose metrics.
+    fn scrape(&self, keyspace: &str) -> Metrics {
+        let mut total = Metrics::new();
+        for addr in self.metrics.iter().flatten() {
+            if let Ok(text) = meridian_server::metrics::fetch(*addr) {
+                total.merge(&protocol_counters(&text, keyspace));
+            }
+        }
+        total
+    }
+}
+
+/// The `meridian_protocol{...keyspace="K"...,name="N"} V` samples of one keyspace.
+pub fn protocol_counters(text: &str, keyspace: &str) -> Metrics {
+    let mut metrics = Metrics::new();
+    let wanted = format!("keyspace=\"{keyspace}\"");
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("meridian_protocol{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        if !labels.split(',').any(|l| l == wanted) {
+            continue;
+        }
+        let name = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("name=\""))
+            .and_then(|n| n.strip_suffix('"'));
+        if let (Some(name), Ok(value)) = (name, value.trim().parse::<u64>()) {
+            metrics.add(name, value);
+        }
+    }
+    metrics
+}
+
+/// Counters that grew between two scrapes.
+fn delta(before: &Metrics, after: &Metrics) -> Metrics {
+    let mut grown = Metrics::new();
+    for (name, value) in after.iter() {
+        grown.add(name, value.saturating_sub(before.get(name)));
+    }
+    grown
+}
+
+struct Shared {
+    start: Instant,
+    optimum: Option<RequestOptimum>,
+    stats: Mutex<RunStats>,
+    ops: Mutex<Vec<OpRecord>>,
+    keep_ops: bool,
+}
+
+impl Shared {
+    fn now(&self) -> Time {
+        Time::from_micros(self.start.elapsed().as_micros() as u64)
+    }
+
+    fn finish(&self, record: OpRecord) {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(&record, self.optimum.as_ref().and_then(|f| f(&record)));
+        if self.keep_ops {
+            self.ops
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(record);
+        }
+    }
+}
+
+/// One client of the run: its connection, identity and workload.
+struct ClientTask {
+    shared: Arc<Shared>,
+    client: Client,
+    keyspace: String,
+    id: ClientId,
+    region: usize,
+    node: NodeId,
+    workload: Mutex<Box<dyn Workload + Send>>,
+}
+
+impl ClientTask {
+    /// One request: send it, wait, record it.
+    async fn request(&self, seq: u64, op: meridian_engine::sim::ClientOp) {
+        let mut request = ClientRequest::new(
+            RequestId {
+                client: self.id,
+                seq,
+            },
+            op.command.clone(),
+        );
+        request.consistency = op.consistency;
+        let call = self.shared.now();
+        let reply = self
+            .client
+            .execute(&self.keyspace, op.command, Some(op.consistency))
+            .await;
+        let ret = self.shared.now();
+        // A transport failure leaves the outcome unknown, like a timeout.
+        let reply = reply
+            .ok()
+            .filter(|r| !matches!(r.outcome, Err(RequestError::Timeout)));
+        let timed_out = reply.is_none();
+        let record = OpRecord {
+            client: self.id,
+            region: self.region,
+            node: self.node,
+            call,
+            commit: None,
+            ret: reply.is_some().then_some(ret),
+            reply: reply.map(|r| ClientReply {
+                id: request.id,
+                outcome: r.outcome,
+            }),
+            request,
+            timed_out,
+        };
+        self.workload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(&record);
+        self.shared.finish(record);
+    }
+}
+
+/// Run one workload against `keyspace` of `deployment`.
+pub async fn run(
+    deployment: &Deployment,
+    keyspace: &str,
+    run: &ClusterRun,
+    optimum: Option<RequestOptimum>,
+    progress: Option<&ProgressBar>,
+) -> anyhow::Result<ClusterOutcome> {
+    let topology = &run.topology;
+    let measure_from = Time::ZERO + run.warmup;
+    let measure_to = measure_from + run.duration;
+    let regions = topology
+        .regions()
+        .iter()
+        .map(|r| r.alias.clone().unwrap_or_else(|| r.name.clone()));
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        optimum,
+        stats: Mutex::new(RunStats::new(regions, measure_from, measure_to)),
+        ops: Mutex::new(Vec::new()),
+        keep_ops: run.keep_ops,
+    });
+    let before = deployment.scrape(keyspace);
+    let mut clients = Vec::new();
+    let mut next_client = 0u64;
+    for (region, info) in topology.regions().iter().enumerate() {
+        let (replica, rtt_ms) = deployment.replica_for(topology, region);
+        let addr = deployment.addresses[replica];
+        let wan = (deployment.wan && rtt_ms > 0.0).then(|| {
+            let mut links = std::collections::HashMap::new();
+            links.insert(
+                addr,
+                LinkDelay {
+                    one_way: Duration::from_secs_f64(rtt_ms / 1e3),
+                    jitter: Duration::ZERO,
+                },
+            );
+            WanConfig {
+                links,
+                seed: run.seed ^ region as u64,
+                ..WanConfig::default()
+            }
+        });
+        for _ in 0..info.clients {
+            let options = ClientOptions {
+                timeout: run.client_timeout,
+                wan: wan.clone(),
+                ..ClientOptions::default()
+            };
+            let client = Client::connect_with(addr, &deployment.tls, options)
+                .await
+                .with_context(|| format!("connecting a client to {addr}"))?;
+            // Workload ids are offset by the seed so keys unique to a client stay unique
+            // across the runs of one invocation against the same keyspace.
+            let id = ClientId(run.seed.wrapping_mul(1 << 20) + next_client);
+            next_client += 1;
+            clients.push((client, id, region, NodeId(replica as u16)));
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (client, id, region, node) in clients {
+        let task = Arc::new(ClientTask {
+            shared: Arc::clone(&shared),
+            client,
+            keyspace: keyspace.to_owned(),
+            id,
+            region,
+            node,
+            workload: Mutex::new(Box::new(run.workload.generator())),
+        });
+        let run = run.clone();
+        tasks.spawn(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(run.seed ^ id.0.rotate_left(17));
+            let mut seq = 0u64;
+            let mut in_flight = tokio::task::JoinSet::new();
+            let mut next_arrival = task.shared.now();
+            loop {
+                let now = task.shared.now();
+                if now >= measure_to {
+                    break;
+                }
+                let next = task
+                    .workload
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .next_op(id, &mut rng, now);
+                let Some(op) = next else { break };
+                seq += 1;
+                match run.mode {
+                    ClientMode::Closed => task.request(seq, op).await,
+                    ClientMode::Open { rate_per_sec } => {
+                        // Poisson arrivals: exponential gaps at the target rate.
+                        let gap: f64 = -(1.0 - rng.gen::<f64>()).ln() / rate_per_sec.max(1e-9);
+                        next_arrival = next_arrival + Duration::from_secs_f64(gap);
+                        tokio::time::sleep(next_arrival.saturating_since(task.shared.now())).await;
+                        let task = Arc::clone(&task);
+                        in_flight.spawn(async move { task.request(seq, op).await });
+                    }
+                }
+            }
+            while in_flight.join_next().await.is_some() {}
+            task.client.close().await;
+        });
+    }
+    let end = measure_to + run.client_timeout;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => {
+                match joined {
+                    Some(result) => result.context("a client task failed")?,
+                    None => break,
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if let Some(bar) = progress {
+            let now = shared.now().as_micros();
+            bar.set_position((now * 1000 / end.as_micros().max(1)).min(1000));
+        }
+    }
+    let metrics = delta(&before, &deployment.scrape(keyspace));
+    let stats = shared
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let ops = std::mem::take(&mut *shared.ops.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(ClusterOutcome {
+        stats,
+        metrics,
+        ops,
+    })
+}
+
+/// Where a local deployment keeps its files when no directory is given.
+pub fn default_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("meridian-bench-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_counters_are_read_for_one_keyspace() {
+        let text = "\
+# TYPE meridian_protocol counter
+meridian_protocol{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"fast_path\"} 12
+meridian_protocol{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"slow_path\"} 3
+meridian_protocol{node=\"0\",keyspace=\"epaxos-thrifty\",protocol=\"epaxos\",name=\"fast_path\"} 99
+meridian_requests_total{node=\"0\",keyspace=\"epaxos\"} 15
+meridian_protocol{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"broken\"} x
+";
+        let counters = protocol_counters(text, "epaxos");
+        assert_eq!(counters.get("fast_path"), 12);
+        assert_eq!(counters.get("slow_path"), 3);
+        assert_eq!(counters.get("broken"), 0);
+        let later = protocol_counters(&text.replace("} 12", "} 20"), "epaxos");
+        assert_eq!(delta(&counters, &later).get("fast_path"), 8);
+    }
+}

@@ -1,0 +1,282 @@
+//! Read-your-writes for versioned (Dynamo) histories.
+//!
+//! A successful read by client `c` of key `k` must reflect every write of `c` to `k`
+//! that was acknowledged before the read was invoked: the written value is one of the
+//! read's siblings, or the read's causal context dominates the write's (the value was
+//! seen and superseded by a later write that carried a context covering it). Writes
+//! with unknown or failed outcomes promise nothing and are not checked; neither are
+//! other clients' writes (that would be a stronger guarantee than Dynamo's levels give).
+
+use crate::client::Response;
+use crate::command::{Command, Key, Value};
+use crate::dynamo::VersionVector;
+use crate::id::ClientId;
+use crate::sim::OpRecord;
+use crate::time::Time;
+use std::collections::BTreeMap;
+
+/// What a successful versioned request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A put (`Some`) or delete (`None`) acknowledged with the written object's context.
+    Write {
+        /// The value written.
+        value: Option<Value>,
+        /// Causal context of the reply (covers the write's own dot).
+        context: VersionVector,
+    },
+    /// A read with the sibling set and context it returned.
+    Read {
+        /// Values returned.
+        siblings: Vec<Option<Value>>,
+        /// Causal context of the reply.
+        context: VersionVector,
+    },
+}
+
+/// One successful versioned request as its client saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionedOp {
+    /// Who issued it.
+    pub client: ClientId,
+    /// The key.
+    pub key: Key,
+    /// When the client issued it.
+    pub call: Time,
+    /// When the reply reached the client.
+    pub ret: Time,
+    /// What it did.
+    pub access: Access,
+}
+
+/// A read that missed one of its client's acknowledged writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The client.
+    pub client: ClientId,
+    /// The key.
+    pub key: Key,
+    /// When the read was issued.
+    pub read_call: Time,
+    /// When the missed write was acknowledged.
+    pub write_ret: Time,
+    /// What the read should have reflected and what it returned.
+    pub explanation: String,
+}
+
+/// What [`check_read_your_writes`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RywReport {
+    /// Reads that followed at least one acknowledged write of their client to the key.
+    pub reads_checked: usize,
+    /// Every read that missed one of them (one entry per read).
+    pub violations: Vec<Violation>,
+}
+
+/// The successful Dynamo requests among `records` (errors, timeouts and non-Dynamo
+/// replies are left out: they promise nothing). Panics on an undecodable context, which
+/// only a broken coordinator produces.
+pub fn versioned_ops(records: &[OpRecord]) -> Vec<VersionedOp> {
+    records
+        .iter()
+        .filter_map(|record| {
+            let Some(Ok(Response::Versioned(reply))) = record.reply.as_ref().map(|r| &r.outcome)
+            else {
+                return None;
+            };
+            let context = VersionVector::decode(&reply.context).unwrap_or_else(|e| {
+                panic!("reply to {} has a bad context: {e}", record.request.id)
+            });
+            let access = match &record.request.command {
+                Command::Get { .. } => Access::Read {
+                    siblings: reply.siblings.clone(),
+                    context,
+                },
+                Command::Put { value, .. } => Access::Write {
+                    value: Some(value.clone()),
+                    context,
+                },
+                Command::Delete { .. } => Access::Write {
+                    value: None,
+                    context,
+                },
+                Command::Cas { .. } => return None,
+            };
+            Some(VersionedOp {
+                client: record.client,
+                key: record.request.command.key().clone(),
+                call: record.call,
+                ret: record.ret?,
+                access,
+            })
+        })
+        .collect()
+}
+
+fn show(value: &Option<Value>) -> String {
+    match value {
+        Some(v) => format!("{:?}", String::from_utf8_lossy(v)),
+        None => "<delete>".to_owned(),
+    }
+}
+
+/// Check that every read reflects its client's earlier acknowledged writes to the key.
+pub fn check_read_your_writes(ops: &[VersionedOp]) -> RywReport {
+    // Each client's acknowledged writes, per key.
+    let mut writes: BTreeMap<(ClientId, &Key), Vec<&VersionedOp>> = BTreeMap::new();
+    for op in ops {
+        if matches!(op.access, Access::Write { .. }) {
+            writes.entry((op.client, &op.key)).or_default().push(op);
+        }
+    }
+    let mut report = RywReport::default();
+    for op in ops {
+        let Access::Read { siblings, context } = &op.access else {
+            continue;
+        };
+        let Some(own) = writes.get(&(op.client, &op.key)) else {
+            continue;
+        };
+        let earlier: Vec<(Time, &Option<Value>, &VersionVector)> = own
+            .iter()
+            .filter(|w| w.ret < op.call)
+            .filter_map(|w| match &w.access {
+                Access::Write { value, context } => Some((w.ret, value, context)),
+                Access::Read { .. } => None,
+            })
+            .collect();
+        if earlier.is_empty() {
+            continue;
+        }
+        report.reads_checked += 1;
+        let missed = earlier
+            .iter()
+            .find(|(_, value, written)| !siblings.contains(value) && !context.dominates(written));
+        if let Some((write_ret, value, _)) = missed {
+            let returned: Vec<String> = siblings.iter().map(show).collect();
+            report.violations.push(Violation {
+                client: op.client,
+                key: op.key.clone(),
+                read_call: op.call,
+                write_ret: *write_ret,
+                explanation: format!(
+                    "{} read {:?} at {} and got [{}], missing its write {} acknowledged at {} \
+                     (neither a sibling nor covered by the read's context)",
+                    op.client,
+                    String::from_utf8_lossy(&op.key),
+                    op.call,
+                    returned.join(", "),
+                    show(value),
+                    write_ret
+                ),
+            });
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::{Actor, Dot};
+    use crate::id::NodeId;
+
+    fn dot(node: u16, counter: u64) -> Dot {
+        Dot {
+            actor: Actor {
+                node: NodeId(node),
+                epoch: 1,
+            },
+            counter,
+        }
+    }
+
+    fn context(dots: &[Dot]) -> VersionVector {
+        dots.iter().copied().collect()
+    }
+
+    fn write(client: u64, at: (u64, u64), value: &str, dots: &[Dot]) -> VersionedOp {
+        VersionedOp {
+            client: ClientId(client),
+            key: b"k".to_vec(),
+            call: Time::from_millis(at.0),
+            ret: Time::from_millis(at.1),
+            access: Access::Write {
+                value: Some(value.as_bytes().to_vec()),
+                context: context(dots),
+            },
+        }
+    }
+
+    fn read(client: u64, at: (u64, u64), values: &[&str], dots: &[Dot]) -> VersionedOp {
+        VersionedOp {
+            client: ClientId(client),
+            key: b"k".to_vec(),
+            call: Time::from_millis(at.0),
+            ret: Time::from_millis(at.1),
+            access: Access::Read {
+                siblings: values.iter().map(|v| Some(v.as_bytes().to_vec())).collect(),
+                context: context(dots),
+            },
+        }
+    }
+
+    #[test]
+    fn a_read_holding_the_write_as_a_sibling_passes() {
+        let history = [
+            write(0, (0, 10), "a", &[dot(0, 1)]),
+            read(0, (20, 30), &["a", "other"], &[dot(0, 1), dot(1, 1)]),
+        ];
+        let report = check_read_your_writes(&history);
+        assert_eq!(report.reads_checked, 1);
+        assert_eq!(report.violations, Vec::new());
+    }
+
+    #[test]
+    fn a_read_whose_context_covers_a_superseded_write_passes() {
+        // Another client overwrote "a" with a context covering it.
+        let history = [
+            write(0, (0, 10), "a", &[dot(0, 1)]),
+            write(1, (12, 15), "b", &[dot(0, 1), dot(0, 2)]),
+            read(0, (20, 30), &["b"], &[dot(0, 1), dot(0, 2)]),
+        ];
+        let report = check_read_your_writes(&history);
+        assert_eq!(report.reads_checked, 1);
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+    }
+
+    /// Negative control: a read that returns an older state after the client's write was
+    /// acknowledged is rejected, and names what it missed.
+    #[test]
+    fn a_stale_read_after_an_acknowledged_write_is_rejected() {
+        let history = [
+            write(0, (0, 10), "a", &[dot(0, 1)]),
+            write(0, (11, 19), "b", &[dot(0, 1), dot(2, 1)]),
+            read(0, (20, 30), &["a"], &[dot(0, 1)]),
+        ];
+        let report = check_read_your_writes(&history);
+        assert_eq!(report.reads_checked, 1);
+        assert_eq!(report.violations.len(), 1);
+        let violation = &report.violations[0];
+        assert_eq!(violation.write_ret, Time::from_millis(19));
+        assert!(
+            violation.explanation.contains("\"b\""),
+            "{}",
+            violation.explanation
+        );
+    }
+
+    #[test]
+    fn only_the_clients_own_writes_acknowledged_before_the_read_count() {
+        let history = [
+            // Another client's write: not this client's to see.
+            write(1, (0, 5), "theirs", &[dot(1, 1)]),
+            // Acknowledged only after the read started: concurrent, not required.
+            write(0, (10, 40), "late", &[dot(0, 1)]),
+            read(0, (20, 30), &[], &[]),
+        ];
+        let report = check_read_your_writes(&history);
+        assert_eq!(report.reads_checked, 0);
+        assert!(report.violations.is_empty());
+    }
+}

@@ -1,0 +1,322 @@
+//! Replica processes on this machine: start one per node of a generated cluster, kill -9
+//! one, restart it, stop them all. `meridian cluster up`, the process tests and the
+//! benchmark's cluster backend share it.
+//!
+//! ```text
+//!  LocalCluster::start(dir, spec, command) ─▶ cluster::generate ─▶ one child per node
+//!     kill(i)      SIGKILL (a crash: nothing flushed, nothing said)
+//!     restart(i)   same config, same data directory
+//!     wait_ready() every replica accepts clients and every keyspace serves through it
+//!     drop         SIGKILL whatever still runs (tests never leak replicas)
+//! ```
+//!
+//! Each child's stdout and stderr go to `dir/node-<id>.log` (appended across restarts).
+
+use crate::client::{Client, ClientError, ClientOptions};
+use crate::cluster::{self, ClusterError, ClusterSpec, Manifest};
+use crate::tls::{TlsError, TlsIdentity, TlsPaths};
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to run one replica: `program args... --config FILE`.
+#[derive(Clone, Debug)]
+pub struct ServerCommand {
+    /// The executable.
+    pub program: PathBuf,
+    /// Arguments before `--config FILE`.
+    pub args: Vec<OsString>,
+}
+
+impl ServerCommand {
+    /// `meridian serve` from the given `meridian` binary.
+    pub fn meridian(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: vec!["serve".into()],
+        }
+    }
+}
+
+/// What can go wrong running local replicas.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// Generating the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The client certificate could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A replica process could not be started or signalled.
+    #[error("replica {node}: {message}")]
+    Process {
+        /// The node.
+        node: u16,
+        /// What failed.
+        message: String,
+    },
+    /// A replica did not become ready in time.
+    #[error("replica {node} is not ready: {message}; see {log}")]
+    NotReady {
+        /// The node.
+        node: u16,
+        /// Why.
+        message: String,
+        /// Its log file.
+        log: PathBuf,
+    },
+    /// No such node in the cluster.
+    #[error("no node {0} in this cluster")]
+    UnknownNode(u16),
+}
+
+/// `n` free loopback ports of one socket kind, bound then released (a small race:
+/// another process may take one before it is used).
+fn free_ports<S>(
+    n: usize,
+    bind: impl Fn() -> std::io::Result<S>,
+    addr: impl Fn(&S) -> std::io::Result<SocketAddr>,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let sockets: Vec<S> = (0..n).map(|_| bind()).collect::<Result<_, _>>()?;
+    sockets.iter().map(addr).collect()
+}
+
+/// Free loopback UDP ports (QUIC addresses for replicas).
+pub fn free_udp_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
+    free_ports(
+        n,
+        || std::net::UdpSocket::bind(("127.0.0.1", 0)),
+        std::net::UdpSocket::local_addr,
+    )
+}
+
+/// Free loopback TCP ports (metrics endpoints).
+pub fn free_tcp_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
+    free_ports(
+        n,
+        || std::net::TcpListener::bind(("127.0.0.1", 0)),
+        std::net::TcpListener::local_addr,
+    )
+}
+
+/// The log file of node `id` in a cluster directory.
+pub fn log_path(dir: &Path, id: u16) -> PathBuf {
+    dir.join(format!("node-{id}.log"))
+}
+
+/// Start one replica with `config`, output appended to `log`. With `detach` it gets its
+/// own process group, so it outlives the caller's terminal and Ctrl-C.
+pub fn spawn_replica(
+    command: &ServerCommand,
+    config: &Path,
+    log: &Path,
+    detach: bool,
+) -> std::io::Result<Child> {
+    let log = OpenOptions::new().create(true).append(true).open(log)?;
+    let mut process = std::process::Command::new(&command.program);
+    process
+        .args(&command.args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if detach {
+        process.process_group(0);
+    }
+    process.spawn()
+}
+
+/// Wait until every node of `manifest` accepts a client connection and serves each of
+/// `keyspaces` (leader elected, peers connected).
+pub async fn wait_ready(
+    dir: &Path,
+    manifest: &Manifest,
+    nodes: impl IntoIterator<Item = u16>,
+    keyspaces: &[String],
+    tls: &TlsIdentity,
+    timeout: Duration,
+) -> Result<(), LaunchError> {
+    let deadline = Instant::now() + timeout;
+    for id in nodes {
+        let node = manifest
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or(LaunchError::UnknownNode(id))?;
+        let not_ready = |message: String| LaunchError::NotReady {
+            node: id,
+            message,
+            log: log_path(dir, id),
+        };
+        let client = loop {
+            let options = ClientOptions {
+                timeout: Duration::from_secs(1),
+                ..ClientOptions::default()
+            };
+            let attempt = Client::connect_with(node.address, tls, options);
+            let error = match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                Ok(Ok(client)) => break client,
+                Ok(Err(e)) => e,
+                Err(_) => ClientError::Connect {
+                    addr: node.address,
+                    message: "handshake timed out".into(),
+                },
+            };
+            if Instant::now() >= deadline {
+                return Err(not_ready(error.to_string()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for keyspace in keyspaces {
+            let left = deadline.saturating_duration_since(Instant::now());
+            client
+                .wait_serving(keyspace, left)
+                .await
+                .map_err(not_ready)?;
+        }
+        client.close().await;
+    }
+    Ok(())
+}
+
+/// Replica processes this value owns (killed when it drops).
+pub struct LocalCluster {
+    dir: PathBuf,
+    manifest: Manifest,
+    command: ServerCommand,
+    children: Vec<Option<Child>>,
+}
+
+impl LocalCluster {
+    /// Generate `spec` into `dir` and start every replica (not yet waiting for them).
+    pub fn start(
+        dir: &Path,
+        spec: &ClusterSpec,
+        command: ServerCommand,
+    ) -> Result<Self, LaunchError> {
+        let manifest = cluster::generate(dir, spec)?;
+        let mut cluster = Self {
+            dir: dir.canonicalize().map_err(|e| LaunchError::Process {
+                node: 0,
+                message: format!("{}: {e}", dir.display()),
+            })?,
+            children: manifest.nodes.iter().map(|_| None).collect(),
+            manifest,
+            command,
+        };
+        for id in cluster.ids() {
+            cluster.restart(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The cluster's manifest (addresses, regions, keyspaces).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Node ids.
+    pub fn ids(&self) -> Vec<u16> {
+        self.manifest.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The client identity generated with the cluster.
+    pub fn client_tls(&self) -> Result<TlsIdentity, LaunchError> {
+        Ok(TlsIdentity::load(&TlsPaths::client(
+            &self.dir.join("certs"),
+        ))?)
+    }
+
+    fn slot(&self, id: u16) -> Result<usize, LaunchError> {
+        self.manifest
+            .nodes
+            .iter()
+            .position(|n| n.id == id)
+            .ok_or(LaunchError::UnknownNode(id))
+    }
+
+    /// Whether node `id`'s process is running.
+    pub fn is_running(&mut self, id: u16) -> bool {
+        let Ok(slot) = self.slot(id) else {
+            return false;
+        };
+        match &mut self.children[slot] {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// kill -9 node `id` and reap it.
+    pub fn kill(&mut self, id: u16) -> Result<(), LaunchError> {
+        let slot = self.slot(id)?;
+        if let Some(mut child) = self.children[slot].take() {
+            let failed = |e: std::io::Error| LaunchError::Process {
+                node: id,
+                message: format!("kill -9: {e}"),
+            };
+            // An already-exited child makes kill fail; reaping it is what matters.
+            let _ = child.kill();
+            child.wait().map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// (Re)start node `id` from its config and data directory (killing it first if it
+    /// runs).
+    pub fn restart(&mut self, id: u16) -> Result<(), LaunchError> {
+        self.kill(id)?;
+        let slot = self.slot(id)?;
+        let config = self.manifest.nodes[slot].config.clone();
+        let child = spawn_replica(&self.command, &config, &log_path(&self.dir, id), false)
+            .map_err(|e| LaunchError::Process {
+                node: id,
+                message: format!("starting {}: {e}", self.command.program.display()),
+            })?;
+        self.children[slot] = Some(child);
+        Ok(())
+    }
+
+    /// Wait until `nodes` accept clients and serve every keyspace.
+    pub async fn wait_ready(
+        &self,
+        nodes: impl IntoIterator<Item = u16>,
+        timeout: Duration,
+    ) -> Result<(), LaunchError> {
+        let tls = self.client_tls()?;
+        wait_ready(
+            &self.dir,
+            &self.manifest,
+            nodes,
+            &self.manifest.keyspaces,
+            &tls,
+            timeout,
+        )
+        .await
+    }
+
+    /// Wait until every node is ready.
+    pub async fn wait_all_ready(&self, timeout: Duration) -> Result<(), LaunchError> {
+        self.wait_ready(self.ids(), timeout).await
+    }
+
+    /// The tail of node `id`'s log (for failure messages).
+    pub fn log_tail(&self, id: u16, lines: usize) -> String {
+        let text = std::fs::read_to_string(log_path(&self.dir, id)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

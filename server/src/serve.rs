@@ -1,0 +1,55 @@
+//! Running one replica until it fails or is told to stop (SIGTERM, Ctrl-C): what
+//! `meridian serve` does, as a library function so other binaries (the benchmark's
+//! cluster backend) can run replicas from their own executable.
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::node::{Node, NodeError};
+use std::path::Path;
+use std::time::Duration;
+
+/// Why a replica stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The node failed to start or stopped on an error.
+    #[error("node of {config}: {source}")]
+    Node {
+        /// The config file.
+        config: String,
+        /// What failed.
+        source: NodeError,
+    },
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Load `config_path`, start the node and serve until it fails or a SIGTERM/SIGINT
+/// arrives; then shut down, letting storage threads finish the syncs they hold.
+pub async fn serve(config_path: &Path) -> Result<(), ServeError> {
+    let config = NodeConfig::load(config_path)?;
+    let node_error = |source| ServeError::Node {
+        config: config_path.display().to_string(),
+        source,
+    };
+    let mut node = Node::start(config).await.map_err(node_error)?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServeError::Signal)?;
+    let outcome = tokio::select! {
+        result = node.wait() => result.map_err(node_error),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; shutting down");
+            Ok(())
+        }
+        _ = terminate.recv() => {
+            tracing::info!("terminated; shutting down");
+            Ok(())
+        }
+    };
+    node.shutdown();
+    // Let storage threads finish the syncs already handed to them.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    outcome
+}

@@ -1,0 +1,48 @@
+//! Helpers shared by the server's integration tests.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use meridian_server::launcher::ServerCommand;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("meridian-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // MERIDIAN_KEEP_TEST_DIRS=1 keeps a failed test's configs, data and node logs.
+        if std::thread::panicking() && std::env::var_os("MERIDIAN_KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Prometheus text of a node's metrics endpoint, or the error.
+pub fn scrape(addr: SocketAddr) -> String {
+    meridian_server::metrics::fetch(addr).unwrap_or_else(|e| format!("scraping {addr}: {e}"))
+}
+
+/// Free loopback UDP ports.
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    meridian_server::launcher::free_udp_addrs(n).expect("free loopback ports")
+}
+
+/// `meridian serve` from this package's binary.
+pub fn meridian() -> ServerCommand {
+    ServerCommand::meridian(env!("CARGO_BIN_EXE_meridian"))
+}
