@@ -96,7 +96,7 @@ pub enum Output<M, R> {
 }
 
 /// Something the host does on the core's behalf.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Effect<M> {
     /// Send a message to a peer (or to self: see the module doc).
     Send {

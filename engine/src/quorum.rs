@@ -63,7 +63,7 @@ impl PaxosQuorums {
 }
 
 /// Collects distinct votes until a threshold is reached.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VoteSet {
     needed: usize,
     voters: BTreeSet<NodeId>,

@@ -21,7 +21,7 @@ use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One executed command, in this replica's execution order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ExecutedEntry {
     /// Its instance.
     pub instance: InstanceId,
@@ -34,7 +34,7 @@ pub struct ExecutedEntry {
 pub type Executed = (InstanceId, Payload, Option<CommandResult>);
 
 /// Runs committed instances in dependency order (see the module doc).
-#[derive(Default)]
+#[derive(Clone, Default, Hash)]
 pub struct Executor {
     /// Committed, not yet executed.
     committed: BTreeMap<InstanceId, (Payload, Attributes)>,

@@ -51,7 +51,7 @@ pub enum Status {
 }
 
 /// One instance as this replica knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Instance {
     pub(super) payload: Payload,
     pub(super) attributes: Attributes,
@@ -66,12 +66,12 @@ pub(super) struct Instance {
 /// dependencies are found without scanning every instance. Earlier instances of the same
 /// leader are reached transitively (a leader always includes its own earlier interfering
 /// instances).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub struct KeyIndex {
     keys: BTreeMap<Key, BTreeMap<NodeId, KeyEntry>>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 struct KeyEntry {
     /// Latest write of this leader on the key, and its sequence number.
     last_write: Option<(u64, u64)>,

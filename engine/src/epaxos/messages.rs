@@ -49,7 +49,7 @@ impl Payload {
 }
 
 /// What a replica knows of an instance, reported to a recovering replica.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InstanceReport {
     /// Command.
     pub payload: Payload,
@@ -62,7 +62,7 @@ pub struct InstanceReport {
 }
 
 /// Peer messages.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Message {
     /// Phase 1: the leader's attributes; replicas add what they know.
     PreAccept {
@@ -170,7 +170,7 @@ pub enum Message {
 }
 
 /// What a replica must not forget across a crash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Record {
     /// The latest state of an instance.
     Instance(InstanceRecord),
@@ -184,7 +184,7 @@ pub enum Record {
 }
 
 /// The latest state of an instance at this replica.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InstanceRecord {
     /// Instance.
     pub instance: InstanceId,

@@ -20,11 +20,16 @@
 //! by other replicas (they wait until the leader restarts), and garbage collection of
 //! executed instances.
 
+mod acceptor;
 mod config;
 mod execution;
 mod instance;
 mod messages;
+#[cfg(test)]
+mod model_check;
 mod recovery;
+#[cfg(test)]
+mod recovery_test;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +48,7 @@ use execution::Executed;
 use instance::Instance;
 use std::collections::BTreeMap;
 
+#[derive(Clone, Hash)]
 enum Phase {
     PreAccept {
         /// Replies so far (the leader's own included once durable).
@@ -53,7 +59,19 @@ enum Phase {
     },
 }
 
+/// Who hears of a commit decided or learned here, once its record is durable.
+#[derive(Clone, Copy)]
+enum Announce {
+    /// Learned from a peer.
+    Nobody,
+    /// Decided here by recovery: every peer.
+    Peers,
+    /// Decided here for our own client: every peer, and the host (commit latency).
+    PeersAndHost(CommitPath),
+}
+
 /// A command leader's (or a recovering replica's) progress on an instance.
+#[derive(Clone, Hash)]
 struct Leading {
     /// Run by a recovering replica: never take the fast path; commits count as recovered.
     recovery: bool,
@@ -64,6 +82,7 @@ struct Leading {
 }
 
 /// One EPaxos replica.
+#[derive(Clone)]
 pub struct Epaxos {
     id: NodeId,
     members: Vec<NodeId>,
@@ -160,24 +179,38 @@ impl Epaxos {
             if id.leader == self.id {
                 self.next_slot = self.next_slot.max(id.slot + 1);
             }
+            // Promises only grow, whichever record of the instance wins.
+            let promised = record.promised.max(record.ballot).max(
+                self.instances
+                    .get(&id)
+                    .map(|i| i.promised)
+                    .unwrap_or_default(),
+            );
             let keep_existing = self.instances.get(&id).is_some_and(|i| {
                 i.status > record.status
                     || (i.status == record.status && i.accepted_in > record.ballot)
             });
-            if keep_existing {
-                continue;
+            if !keep_existing {
+                self.index
+                    .insert(id, &record.payload.command, record.attributes.seq);
+                self.instances.insert(
+                    id,
+                    Instance::new(
+                        record.payload,
+                        record.attributes,
+                        record.status,
+                        record.ballot,
+                    ),
+                );
             }
-            self.index
-                .insert(id, &record.payload.command, record.attributes.seq);
-            self.instances.insert(
-                id,
-                Instance::new(
-                    record.payload,
-                    record.attributes,
-                    record.status,
-                    record.ballot,
-                ),
-            );
+            if let Some(instance) = self.instances.get_mut(&id) {
+                instance.promised = promised;
+            }
+        }
+        for (id, instance) in &mut self.instances {
+            if let Some(bare) = self.promises.remove(id) {
+                instance.promised = instance.promised.max(bare);
+            }
         }
         let committed: Vec<(InstanceId, Payload, Attributes)> = self
             .instances
@@ -189,11 +222,16 @@ impl Epaxos {
             // Replies to clients of a previous incarnation are gone: just re-apply.
             let _ = self.executor.commit(Time::ZERO, id, payload, attributes);
         }
+        // Only what we were driving at our own ballot is ours to resume: an instance
+        // whose promise, or whose last attributes, belong to a recovery is not.
         self.resume = self
             .instances
             .iter()
             .filter(|(id, i)| {
-                id.leader == self.id && i.status != Status::Committed && i.promised == i.accepted_in
+                id.leader == self.id
+                    && i.status != Status::Committed
+                    && i.promised == i.accepted_in
+                    && i.accepted_in.node == self.id
             })
             .map(|(&id, _)| id)
             .collect();
@@ -361,11 +399,9 @@ impl Epaxos {
 
     /// The highest ballot promised for `id` here (seen instance or bare promise).
     fn promised_for(&self, id: InstanceId) -> Ballot {
-        self.instances
-            .get(&id)
-            .map(|i| i.promised)
-            .or_else(|| self.promises.get(&id).copied())
-            .unwrap_or_default()
+        let seen = self.instances.get(&id).map(|i| i.promised);
+        let bare = self.promises.get(&id).copied();
+        seen.max(bare).unwrap_or_default()
     }
 
     /// Store attributes for an instance at `ballot` and index them.
@@ -387,8 +423,12 @@ impl Epaxos {
                 instance.accepted_in = ballot;
             }
             None => {
-                self.instances
-                    .insert(id, Instance::new(payload, attributes, status, ballot));
+                let mut instance = Instance::new(payload, attributes, status, ballot);
+                // A promise made before the instance was seen stays binding.
+                if let Some(promised) = self.promises.remove(&id) {
+                    instance.promised = instance.promised.max(promised);
+                }
+                self.instances.insert(id, instance);
             }
         }
     }
@@ -605,17 +645,12 @@ impl Epaxos {
         } else {
             path
         };
-        if !payload.is_noop() {
-            self.outbox.now(Effect::Committed {
-                request: payload.request,
-                path,
-            });
-        }
-        self.commit(now, id, payload, attributes, leading.ballot, true);
+        let announce = Announce::PeersAndHost(path);
+        self.commit(now, id, payload, attributes, leading.ballot, announce);
     }
 
-    /// Record a commit (ours or learned), broadcast it if ours, and execute. Replies wait
-    /// behind the commit record (a reply reveals the decision).
+    /// Record a commit (ours or learned), announce it behind its record, and execute.
+    /// Replies wait behind the commit record too (a reply reveals the decision).
     fn commit(
         &mut self,
         now: Time,
@@ -623,11 +658,15 @@ impl Epaxos {
         payload: Payload,
         attributes: Attributes,
         ballot: Ballot,
-        broadcast: bool,
+        announce: Announce,
     ) {
         if self.is_committed(id) {
             return;
         }
+        // Decided: whoever was still driving it here (a leader that learned the commit
+        // from a peer, a recovery) stops.
+        self.leading.remove(&id);
+        self.recovering.remove(&id);
         self.store(
             id,
             payload.clone(),
@@ -638,22 +677,26 @@ impl Epaxos {
         let Some(record) = self.record_of(id) else {
             return;
         };
-        let then = if broadcast {
+        let mut then = Vec::new();
+        if let Announce::PeersAndHost(path) = announce {
+            if !payload.is_noop() {
+                then.push(Effect::Committed {
+                    request: payload.request,
+                    path,
+                });
+            }
+        }
+        if !matches!(announce, Announce::Nobody) {
             let message = Message::Commit {
                 instance: id,
                 payload: payload.clone(),
                 attributes: attributes.clone(),
             };
-            self.others()
-                .into_iter()
-                .map(|to| Effect::Send {
-                    to,
-                    message: message.clone(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+            then.extend(self.others().into_iter().map(|to| Effect::Send {
+                to,
+                message: message.clone(),
+            }));
+        }
         self.outbox.persist(vec![record], then);
         let executed = self.executor.commit(now, id, payload, attributes);
         self.answer(executed);
@@ -675,139 +718,6 @@ impl Epaxos {
         }
         if !replies.is_empty() {
             self.outbox.persist(Vec::new(), replies);
-        }
-    }
-
-    // ----- acceptor -------------------------------------------------------------------
-
-    fn on_preaccept(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        id: InstanceId,
-        payload: Payload,
-        leader_attributes: Attributes,
-    ) {
-        if let Some(existing) = self.instances.get(&id) {
-            if ballot < existing.promised {
-                self.outbox.send(
-                    from,
-                    Message::Nack {
-                        instance: id,
-                        promised: existing.promised,
-                    },
-                );
-                return;
-            }
-            if existing.status == Status::Committed {
-                let message = Message::Commit {
-                    instance: id,
-                    payload: existing.payload.clone(),
-                    attributes: existing.attributes.clone(),
-                };
-                // Behind our own commit record: never reveal a decision before it is durable.
-                self.outbox
-                    .persist(Vec::new(), vec![Effect::Send { to: from, message }]);
-                return;
-            }
-            if existing.accepted_in == ballot {
-                // A resend (or the leader resuming after a restart): the same answer.
-                let reply = Message::PreAcceptOk {
-                    ballot,
-                    instance: id,
-                    attributes: existing.attributes.clone(),
-                };
-                self.outbox.persist(
-                    Vec::new(),
-                    vec![Effect::Send {
-                        to: from,
-                        message: reply,
-                    }],
-                );
-                return;
-            }
-        }
-        let mut attributes = self.index.attributes_for(id, &payload.command);
-        attributes.merge(&leader_attributes);
-        if attributes != leader_attributes {
-            self.metrics.incr("preaccept_attributes_changed");
-        }
-        self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
-        let Some(record) = self.record_of(id) else {
-            return;
-        };
-        let reply = Message::PreAcceptOk {
-            ballot,
-            instance: id,
-            attributes,
-        };
-        self.outbox.persist(
-            vec![record],
-            vec![Effect::Send {
-                to: from,
-                message: reply,
-            }],
-        );
-    }
-
-    fn on_accept(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        id: InstanceId,
-        payload: Payload,
-        attributes: Attributes,
-    ) {
-        if let Some(existing) = self.instances.get(&id) {
-            if ballot < existing.promised {
-                self.outbox.send(
-                    from,
-                    Message::Nack {
-                        instance: id,
-                        promised: existing.promised,
-                    },
-                );
-                return;
-            }
-            if existing.status == Status::Committed {
-                let reply = Message::AcceptOk {
-                    ballot,
-                    instance: id,
-                };
-                self.outbox.send(from, reply);
-                return;
-            }
-        }
-        self.store(id, payload, attributes, Status::Accepted, ballot);
-        let Some(record) = self.record_of(id) else {
-            return;
-        };
-        let reply = Message::AcceptOk {
-            ballot,
-            instance: id,
-        };
-        self.outbox.persist(
-            vec![record],
-            vec![Effect::Send {
-                to: from,
-                message: reply,
-            }],
-        );
-    }
-
-    fn on_inquire(&mut self, from: NodeId, id: InstanceId) {
-        if let Some(instance) = self
-            .instances
-            .get(&id)
-            .filter(|i| i.status == Status::Committed)
-        {
-            let message = Message::Commit {
-                instance: id,
-                payload: instance.payload.clone(),
-                attributes: instance.attributes.clone(),
-            };
-            self.outbox
-                .persist(Vec::new(), vec![Effect::Send { to: from, message }]);
         }
     }
 
@@ -1023,7 +933,7 @@ impl Protocol for Epaxos {
                     .instances
                     .get(&instance)
                     .map_or(Ballot::default(), |i| i.promised);
-                self.commit(now, instance, payload, attributes, ballot, false);
+                self.commit(now, instance, payload, attributes, ballot, Announce::Nobody);
             }
         }
         self.arm_tick(now);

@@ -12,7 +12,9 @@
 //!    the leader did not answer) → TryPreAccept those attributes with everyone else: once
 //!    they and the replicas that agree form a majority with no conflicting instance found,
 //!    Accept them (any command that committed without depending on this one would have
-//!    been reported by a member of its quorum); a reported *committed* conflict proves no
+//!    been reported by a member of its quorum; when they already form a majority, Accept
+//!    at once: that is the union the leader's slow path would take); a reported
+//!    *committed* conflict proves no
 //!    fast commit happened → fall through to 4; an uncommitted conflict → give up this
 //!    attempt and retry later with a higher ballot;
 //! 4. someone pre-accepted it → run Phase 1 again for it, never taking the fast path;
@@ -24,13 +26,14 @@
 
 use super::instance::{Attributes, InstanceId, Status};
 use super::messages::{Ballot, InstanceReport, Message, Payload, Record};
-use super::{Epaxos, Leading, Phase};
+use super::{Announce, Epaxos, Leading, Phase};
 use crate::id::NodeId;
 use crate::protocol::Effect;
 use crate::quorum::VoteSet;
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
 
+#[derive(Clone, Hash)]
 pub(super) enum RecoveryPhase {
     Prepare {
         replies: BTreeMap<NodeId, Option<InstanceReport>>,
@@ -53,6 +56,7 @@ enum Reach {
     Unknown,
 }
 
+#[derive(Clone, Hash)]
 pub(super) struct Recovery {
     ballot: Ballot,
     phase: RecoveryPhase,
@@ -229,7 +233,7 @@ impl Epaxos {
         if let Some((_, report)) = reports.iter().find(|(_, r)| r.status == Status::Committed) {
             let (payload, attributes) = (report.payload.clone(), report.attributes.clone());
             self.metrics.incr("recovered");
-            self.commit(now, id, payload, attributes, ballot, true);
+            self.commit(now, id, payload, attributes, ballot, Announce::Peers);
             return;
         }
         // 2. Accepted somewhere: the highest accepted ballot wins.
@@ -309,6 +313,13 @@ impl Epaxos {
         agreed: Vec<NodeId>,
     ) {
         let agreed: BTreeSet<NodeId> = agreed.into_iter().collect();
+        if agreed.len() >= self.slow_quorum {
+            // A majority already pre-accepted these attributes for the leader: the union
+            // its own slow path would accept. Nobody else's answer is needed (they may be
+            // the failed leader alone).
+            self.recover_with_accept(now, id, ballot, payload, attributes);
+            return;
+        }
         let asked: BTreeSet<NodeId> = self
             .members
             .iter()
@@ -345,29 +356,10 @@ impl Epaxos {
         payload: Payload,
         attributes: Attributes,
     ) {
-        let promised = self.promised_for(id);
-        if ballot < promised {
-            self.outbox.send(
-                from,
-                Message::Nack {
-                    instance: id,
-                    promised,
-                },
-            );
+        if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
             return;
         }
         if let Some(existing) = self.instances.get(&id) {
-            if existing.status == Status::Committed {
-                let message = Message::Commit {
-                    instance: id,
-                    payload: existing.payload.clone(),
-                    attributes: existing.attributes.clone(),
-                };
-                // Behind our own commit record: never reveal a decision before it is durable.
-                self.outbox
-                    .persist(Vec::new(), vec![Effect::Send { to: from, message }]);
-                return;
-            }
             if existing.status == Status::Accepted {
                 // The instance moved on since the Prepare: make the recovery retry.
                 let reply = Message::TryPreAcceptReply {

@@ -1,0 +1,142 @@
+//! The acceptor role: PreAccept and Accept from a command leader (or a recovering
+//! replica), and inquiries about decided instances.
+//!
+//! A phase message is refused below the highest ballot promised for its instance, seen
+//! or not: a promise made to a recovery binds the original leader's late messages too.
+//! Every reply is persisted before it is sent (DESIGN.md EPaxos item 5), and a decision
+//! is revealed only once its commit record is durable.
+
+use super::instance::{Attributes, InstanceId, Status};
+use super::messages::{Ballot, Message, Payload};
+use super::Epaxos;
+use crate::id::NodeId;
+use crate::protocol::Effect;
+
+impl Epaxos {
+    pub(super) fn on_preaccept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+        payload: Payload,
+        leader_attributes: Attributes,
+    ) {
+        if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
+            return;
+        }
+        if let Some(existing) = self.instances.get(&id) {
+            if existing.accepted_in == ballot {
+                // A resend (or the leader resuming after a restart): the same answer.
+                let reply = Message::PreAcceptOk {
+                    ballot,
+                    instance: id,
+                    attributes: existing.attributes.clone(),
+                };
+                self.outbox.persist(
+                    Vec::new(),
+                    vec![Effect::Send {
+                        to: from,
+                        message: reply,
+                    }],
+                );
+                return;
+            }
+        }
+        let mut attributes = self.index.attributes_for(id, &payload.command);
+        attributes.merge(&leader_attributes);
+        if attributes != leader_attributes {
+            self.metrics.incr("preaccept_attributes_changed");
+        }
+        self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
+        let Some(record) = self.record_of(id) else {
+            return;
+        };
+        let reply = Message::PreAcceptOk {
+            ballot,
+            instance: id,
+            attributes,
+        };
+        self.outbox.persist(
+            vec![record],
+            vec![Effect::Send {
+                to: from,
+                message: reply,
+            }],
+        );
+    }
+
+    pub(super) fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+        payload: Payload,
+        attributes: Attributes,
+    ) {
+        // A committed instance answers with its decision, never with a vote for other
+        // attributes.
+        if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
+            return;
+        }
+        self.store(id, payload, attributes, Status::Accepted, ballot);
+        let Some(record) = self.record_of(id) else {
+            return;
+        };
+        let reply = Message::AcceptOk {
+            ballot,
+            instance: id,
+        };
+        self.outbox.persist(
+            vec![record],
+            vec![Effect::Send {
+                to: from,
+                message: reply,
+            }],
+        );
+    }
+
+    pub(super) fn on_inquire(&mut self, from: NodeId, id: InstanceId) {
+        self.reveal_commit(from, id);
+    }
+
+    /// Nack `ballot` if a higher one was promised for `id`; true if refused.
+    pub(super) fn refuse_below_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+    ) -> bool {
+        let promised = self.promised_for(id);
+        if ballot >= promised {
+            return false;
+        }
+        self.outbox.send(
+            from,
+            Message::Nack {
+                instance: id,
+                promised,
+            },
+        );
+        true
+    }
+
+    /// Tell `to` the decision on `id` if there is one here; true if told.
+    pub(super) fn reveal_commit(&mut self, to: NodeId, id: InstanceId) -> bool {
+        let Some(instance) = self
+            .instances
+            .get(&id)
+            .filter(|i| i.status == Status::Committed)
+        else {
+            return false;
+        };
+        let message = Message::Commit {
+            instance: id,
+            payload: instance.payload.clone(),
+            attributes: instance.attributes.clone(),
+        };
+        // Behind our own commit record: never reveal a decision before it is durable.
+        self.outbox
+            .persist(Vec::new(), vec![Effect::Send { to, message }]);
+        true
+    }
+}

@@ -1,0 +1,220 @@
+//! What the explorer has seen so far, and the invariants checked against it.
+//!
+//! Safety, at every state:
+//! - agreement: every commit of an instance that became durable or was revealed (a
+//!   Commit message sent), by any replica before or after a crash, has the same command
+//!   and attributes. A decision lost in a crash before either is no decision: nobody,
+//!   the deciding replica included, can act on it;
+//! - execution: a replica executes each command once and only as committed, and the two
+//!   conflicting requests run in the same relative order on every replica that ran both
+//!   (counting executions whose commit is durable or revealed);
+//! - replies: a client's answer leaves only after its commit record is durable at the
+//!   replica that answers, and equals what every replica computes for that request in
+//!   its own execution order (so a replied command stays committed with its attributes).
+//!
+//! Liveness, after a fair run with a reliable network: no replica is left waiting
+//! (blocked execution, unfinished instance or recovery); everything committed is
+//! executed; a live command leader has committed its command, and answered its client
+//! unless it crashed meanwhile.
+
+use super::world::{DurableLog, Scenario};
+use crate::client::{ClientReply, Response};
+use crate::command::CommandResult;
+use crate::epaxos::{Attributes, Epaxos, InstanceId, Payload, Record, Status};
+use crate::id::{NodeId, RequestId};
+use crate::protocol::Protocol;
+use crate::state_machine::{KvStore, StateMachine};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Hash)]
+pub(super) struct Observations {
+    /// The explored requests, in scenario order.
+    requests: Vec<RequestId>,
+    /// The first commit decision seen per instance.
+    committed: BTreeMap<InstanceId, (Payload, Attributes)>,
+    /// Answers clients received.
+    replies: BTreeMap<RequestId, CommandResult>,
+    /// Whether the first request ran before the second, once a replica ran both.
+    first_runs_first: Option<bool>,
+}
+
+impl Observations {
+    pub(super) fn new(scenario: &Scenario) -> Self {
+        Self {
+            requests: scenario.requests.iter().map(|(_, r)| r.id).collect(),
+            committed: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            first_runs_first: None,
+        }
+    }
+
+    /// Number of client answers so far.
+    pub(super) fn replies(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// Records of `at` became durable: every commit among them must agree.
+    pub(super) fn on_durable(&mut self, at: NodeId, records: &[Record]) -> Result<(), String> {
+        for record in records {
+            if let Record::Instance(r) = record {
+                if r.status == Status::Committed {
+                    self.on_decision(at, r.instance, &r.payload, &r.attributes)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `at` made durable or revealed this decision on `instance`.
+    pub(super) fn on_decision(
+        &mut self,
+        at: NodeId,
+        instance: InstanceId,
+        payload: &Payload,
+        attributes: &Attributes,
+    ) -> Result<(), String> {
+        match self.committed.get(&instance) {
+            Some((p, a)) if p != payload || a != attributes => Err(format!(
+                "agreement: {at} commits {instance} as {payload:?} {attributes:?}, \
+                 already committed as {p:?} {a:?}"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.committed
+                    .insert(instance, (payload.clone(), attributes.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    /// A client got an answer from `from`, whose durable log is `durable`.
+    pub(super) fn on_reply(
+        &mut self,
+        from: NodeId,
+        reply: &ClientReply,
+        durable: &DurableLog,
+    ) -> Result<(), String> {
+        let Ok(Response::Kv(result)) = &reply.outcome else {
+            return Err(format!("{from} answered {} with {reply:?}", reply.id));
+        };
+        let instance = self
+            .committed
+            .iter()
+            .find(|(_, (payload, _))| payload.request == reply.id)
+            .map(|(&id, _)| id)
+            .ok_or_else(|| format!("{from} answered {} before anyone committed it", reply.id))?;
+        let durable_commit = durable.iter().any(|r| {
+            matches!(r, Record::Instance(r) if r.instance == instance && r.status == Status::Committed)
+        });
+        if !durable_commit {
+            return Err(format!(
+                "{from} answered {} before its commit of {instance} was durable",
+                reply.id
+            ));
+        }
+        match self.replies.get(&reply.id) {
+            Some(earlier) if earlier != result => Err(format!(
+                "{} answered twice, differently: {earlier:?} then {result:?}",
+                reply.id
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.replies.insert(reply.id, result.clone());
+                Ok(())
+            }
+        }
+    }
+
+    /// Execution invariants over every live replica.
+    pub(super) fn check_state(&mut self, cores: &[(NodeId, &Epaxos, bool)]) -> Result<(), String> {
+        for &(node, core, _) in cores {
+            let mut kv = KvStore::new();
+            let mut seen = BTreeSet::new();
+            let mut positions = vec![None; self.requests.len()];
+            for (position, entry) in core.executed().iter().enumerate() {
+                let request = entry.payload.request;
+                if !entry.payload.is_noop() && !seen.insert(request) {
+                    return Err(format!("{node} executed {request} twice"));
+                }
+                let result = kv.apply(&entry.payload.command);
+                match self.committed.get(&entry.instance) {
+                    // Its commit is still on the way to the disk: nobody can see it yet.
+                    None => continue,
+                    Some((payload, _)) if *payload != entry.payload => {
+                        return Err(format!(
+                            "{node} executed {} as {:?}, committed as {payload:?}",
+                            entry.instance, entry.payload
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                if let Some(answered) = self.replies.get(&request) {
+                    if *answered != result {
+                        return Err(format!(
+                            "{node} computes {result:?} for {request}, its client was answered {answered:?}"
+                        ));
+                    }
+                }
+                if let Some(i) = self.requests.iter().position(|r| *r == request) {
+                    positions[i] = Some(position);
+                }
+            }
+            if let [Some(first), Some(second)] = positions[..] {
+                let order = first < second;
+                match self.first_runs_first {
+                    Some(agreed) if agreed != order => {
+                        return Err(format!(
+                            "execution order: {node} runs {} {} {}, another replica the other way",
+                            self.requests[0],
+                            if order { "before" } else { "after" },
+                            self.requests[1]
+                        ))
+                    }
+                    Some(_) => {}
+                    None => self.first_runs_first = Some(order),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Liveness after a fair run: see the module doc.
+    pub(super) fn check_outcome(
+        &self,
+        scenario: &Scenario,
+        cores: &[(NodeId, &Epaxos, bool)],
+        submitted: impl Fn(usize) -> bool,
+    ) -> Result<(), String> {
+        for &(node, core, crashed) in cores {
+            if let Some(at) = core.poll_timeout() {
+                return Err(format!("liveness: {node} still has work due at {at}"));
+            }
+            for (&id, instance) in &core.instances {
+                if instance.status == Status::Committed && !core.executor.is_executed(id) {
+                    return Err(format!("liveness: {node} never executed committed {id}"));
+                }
+            }
+            for (i, (leader, request)) in scenario.requests.iter().enumerate() {
+                if *leader != node || !submitted(i) {
+                    continue;
+                }
+                let held = core
+                    .instances
+                    .iter()
+                    .find(|(_, instance)| instance.payload.request == request.id);
+                if let Some((id, instance)) = held {
+                    if instance.status != Status::Committed {
+                        return Err(format!("liveness: {node} never committed its {id}"));
+                    }
+                }
+                if !crashed && !self.replies.contains_key(&request.id) {
+                    return Err(format!(
+                        "liveness: {node} never answered {} although it never crashed",
+                        request.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
