@@ -14,11 +14,13 @@
 //! anyone about it, so after a crash it resumes its unfinished instances at its own ballot
 //! (re-running the phase its durable state shows): nothing it revealed can contradict
 //! what it decides after the restart. Lost messages are resent on timers; a replica whose
-//! execution waits on an instance it never saw committed asks that instance's leader.
+//! execution waits on an instance it never saw committed asks that instance's leader,
+//! then takes it over (explicit prepare, recovery.rs). Replicas exchange their executed
+//! prefixes: what every replica executed is forgotten (memory stays bounded), and a
+//! replica that missed commits while it was down asks for them.
 //!
-//! Not yet here: explicit-prepare recovery of a *permanently* failed leader's instances
-//! by other replicas (they wait until the leader restarts), and garbage collection of
-//! executed instances.
+//! Where to look: acceptor.rs (PreAccept/Accept/Inquire handlers), recovery.rs,
+//! execution.rs (the executor), model_check/ (exhaustive small-scope check of recovery).
 
 mod acceptor;
 mod config;
