@@ -1,14 +1,17 @@
 //! One QUIC endpoint per node: a connection per peer pair, and client request streams.
 //!
 //! ```text
-//!                       ┌─ dialer (peers with a higher id) ─┐
+//!                       ┌─ dialer (any peer not connected) ─┐
 //!  Transport::send ─▶ per-peer queue ─▶ writer ─▶ uni stream ─▶ [peer] reader ─▶ Inbound::Peer
-//!                       └─ accept loop (lower ids dial us) ─┘   (both sides, any connection)
+//!                       └─ accept loop (peers dialing us) ──┘   (both sides, any connection)
 //!  client: bidi stream ─▶ ClientFrame ─▶ Inbound::Client{reply} ─▶ ClientReply ─▶ same stream
 //! ```
 //!
-//! The lower id of a pair dials, so a pair has one connection; if either side restarts,
-//! the dialer reconnects with backoff and the writer moves to the newest connection. Each
+//! Each side dials a peer it has no live connection to, the higher id of a pair only
+//! after a moment, so a pair normally has the one connection the lower id dialed. A
+//! restarted node dials its peers itself: a survivor still holding the connection to the
+//! dead process would otherwise send into it until the idle timeout (CI saw a restarted
+//! replica cut off for 15 s that way). The writer moves to the newest connection. Each
 //! side sends on one unidirectional stream of its own, so messages between two nodes stay
 //! in order. The peer is identified by its certificate (see [`tls::peer_node_id`]), never
 //! by what it says. Outgoing queues are bounded: a full queue drops the frame (protocols
@@ -265,15 +268,13 @@ impl Transport {
             if let Some(watcher) = watchers.remove(&peer) {
                 tasks.push(tokio::spawn(writer(shared.clone(), peer, watcher, rx)));
             }
-            if peer > config.id {
-                tasks.push(tokio::spawn(dialer(
-                    shared.clone(),
-                    endpoint.clone(),
-                    peer_client.clone(),
-                    peer,
-                    addr,
-                )));
-            }
+            tasks.push(tokio::spawn(dialer(
+                shared.clone(),
+                endpoint.clone(),
+                peer_client.clone(),
+                peer,
+                addr,
+            )));
         }
         tracing::info!(node = %config.id, %addr, peers = peers.len(), wan = wan.is_some(), "transport listening");
         Ok((
@@ -374,7 +375,8 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
     }
 }
 
-/// Keep dialing `peer` (the lower id dials); serve each connection until it closes.
+/// Dial `peer` whenever there is no live connection to it; serve each connection this
+/// side dialed until it closes.
 async fn dialer(
     shared: Arc<Shared>,
     endpoint: Endpoint,
@@ -384,14 +386,37 @@ async fn dialer(
 ) {
     const BACKOFF_MIN: Duration = Duration::from_millis(50);
     const BACKOFF_MAX: Duration = Duration::from_secs(1);
+    // Long enough for the lower id's dial to land first when both start together.
+    const HIGHER_ID_DELAY: Duration = Duration::from_millis(300);
+    let Some(mut current) = shared.connections.get(&peer).map(|c| c.subscribe()) else {
+        return;
+    };
     let server_name = tls::node_server_name(peer);
     let mut backoff = BACKOFF_MIN;
+    let mut first = true;
     loop {
+        if first && shared.id > peer {
+            tokio::time::sleep(HIGHER_ID_DELAY).await;
+        }
+        first = false;
+        let live = current
+            .borrow_and_update()
+            .clone()
+            .filter(|c| c.close_reason().is_none());
+        if let Some(conn) = live {
+            // Connected (the peer dialed us): wait for that connection to end or change.
+            tokio::select! {
+                _ = conn.closed() => {}
+                changed = current.changed() => if changed.is_err() { return },
+            }
+            continue;
+        }
         match endpoint.connect_with(config.clone(), addr, &server_name) {
             Ok(connecting) => match connecting.await {
                 Ok(conn) => {
                     backoff = BACKOFF_MIN;
                     serve_peer(shared.clone(), peer, conn).await;
+                    continue;
                 }
                 Err(e) => {
                     tracing::debug!(node = %shared.id, %peer, %addr, error = %e, "dial failed")

@@ -169,6 +169,57 @@ async fn a_restarted_peer_is_reconnected_and_frames_flow_again() {
     }
 }
 
+/// kill -9 of the higher id of a pair: the survivor, which dialed, still holds the
+/// connection to the dead process (nothing closed it) until the 10 s idle timeout. The
+/// restarted node must not wait for that: it dials the survivor itself. (CI saw a
+/// restarted replica cut off from both peers for 15 s before this.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_killed_without_closing_is_reachable_again_well_before_the_idle_timeout() {
+    let ca = TestCa::new();
+    let mut sockets = bound_sockets(2).into_iter();
+    let (s0, addr0) = sockets.next().expect("socket");
+    let (s1, addr1) = sockets.next().expect("socket");
+    let addrs: BTreeMap<NodeId, SocketAddr> = [(NodeId(0), addr0), (NodeId(1), addr1)]
+        .into_iter()
+        .collect();
+    let config =
+        |id: u16, addr| TransportConfig::new(NodeId(id), addr, addrs.clone(), ca.node(NodeId(id)));
+    let (a, mut a_rx) = Transport::start_with_socket(config(0, addr0), s0).unwrap();
+    // Node 1 runs on a runtime of its own, so it can die the way a killed process does:
+    // every task (endpoint driver included) gone at once, no close sent, socket closed.
+    let doomed = tokio::runtime::Runtime::new().expect("runtime");
+    let (b, mut b_rx) = {
+        let _inside = doomed.enter();
+        Transport::start_with_socket(config(1, addr1), s1).unwrap()
+    };
+    a.send(NodeId(1), frame("ks", b"before"));
+    assert_eq!(next_peer_frame(&mut b_rx).await.1.payload, b"before");
+    doomed.shutdown_background();
+    // Its close finds no driver left to send anything; dropping it frees the socket.
+    drop(b);
+    drop(b_rx);
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (b, mut b_rx) = Transport::start(config(1, addr1)).unwrap();
+    let reached = |rx: &mut mpsc::Receiver<Inbound>| match rx.try_recv() {
+        Ok(Inbound::Peer { frame, .. }) => frame.payload == b"after",
+        _ => false,
+    };
+    let (mut a_to_b, mut b_to_a) = (false, false);
+    while !(a_to_b && b_to_a) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "still cut off {:?} after the kill (a to b: {a_to_b}, b to a: {b_to_a})",
+            killed.elapsed()
+        );
+        a.send(NodeId(1), frame("ks", b"after"));
+        b.send(NodeId(0), frame("ks", b"after"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        a_to_b |= reached(&mut b_rx);
+        b_to_a |= reached(&mut a_rx);
+    }
+}
+
 /// Dial `addr` speaking the peer protocol with `identity`, expecting `server_name`.
 async fn raw_peer_connection(
     identity: &TlsIdentity,
