@@ -384,6 +384,7 @@ async fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
         cluster.restart(victim).expect("restart");
         if let Err(e) = cluster.wait_ready([victim], Duration::from_secs(60)).await {
             let running = cluster.is_running(victim);
+            eprintln!("round {round}: {e} (victim process running: {running})");
             for node in &cluster.manifest().nodes {
                 let metrics = scrape(node.metrics.expect("metrics address"));
                 let epaxos: Vec<&str> = metrics
@@ -393,7 +394,7 @@ async fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
                 eprintln!(
                     "node {} log:\n{}\nmetrics:\n{}",
                     node.id,
-                    cluster.log_tail(node.id, 15),
+                    cluster.log_tail(node.id, 40),
                     epaxos.join("\n")
                 );
             }
