@@ -1,6 +1,6 @@
 //! EPaxos hot paths: dependency computation against a populated per-key index, and SCC
 //! execution of 10k-100k committed instances (random interference and long chains
-//! committed in reverse order).
+//! committed in reverse order, a restart's replay in log order).
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use meridian_engine::epaxos::{Attributes, Executor, InstanceId, KeyIndex, Payload};
@@ -51,7 +51,7 @@ fn dependency_computation(c: &mut Criterion) {
 
 /// Committed instances where each depends on the previous instance on its key (plus, for
 /// a fraction, on an instance of another key, forming cross-key cycles).
-fn committed_graph(n: u64, keys: u64) -> Vec<(InstanceId, Payload, Attributes)> {
+fn committed_graph(n: u64, keys: u64) -> Graph {
     let mut last_on_key: Vec<Option<InstanceId>> = vec![None; keys as usize];
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
@@ -67,47 +67,68 @@ fn committed_graph(n: u64, keys: u64) -> Vec<(InstanceId, Payload, Attributes)> 
     out
 }
 
+/// One command in seven on one of 11 hot keys (each depending on the previous one on its
+/// key, which another leader proposed), the rest on keys of their own.
+fn hot_and_unique_graph(n: u64) -> Graph {
+    let mut last_on_key: Vec<Option<InstanceId>> = vec![None; 11];
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let id = instance(i, 5);
+        let mut deps = BTreeSet::new();
+        let key = if i % 7 == 0 {
+            let hot = ((i / 7) % 11) as usize;
+            if let Some(prev) = last_on_key[hot] {
+                deps.insert(prev);
+            }
+            last_on_key[hot] = Some(id);
+            hot as u64
+        } else {
+            11 + i
+        };
+        out.push((id, payload(i, key), Attributes { seq: i + 1, deps }));
+    }
+    out
+}
+
+type Graph = Vec<(InstanceId, Payload, Attributes)>;
+
+/// Commit every instance of `graph`, in its order, into a fresh executor.
+fn bench_commits(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    graph: Graph,
+) {
+    let n = graph.len();
+    group.bench_with_input(BenchmarkId::new(name, n), &graph, |b, graph| {
+        b.iter_batched(
+            || graph.clone(),
+            |graph| {
+                let mut executor = Executor::new(true);
+                for (id, p, a) in graph {
+                    executor.commit(Time::ZERO, id, p, a);
+                }
+                executor.order().len()
+            },
+            BatchSize::LargeInput,
+        );
+    });
+}
+
 fn scc_execution(c: &mut Criterion) {
     let mut group = c.benchmark_group("epaxos/execution");
     group.sample_size(10);
     for &n in &[10_000u64, 100_000] {
         group.throughput(Throughput::Elements(n));
-        let in_order = committed_graph(n, 1_000);
-        group.bench_with_input(
-            BenchmarkId::new("commit_in_order", n),
-            &in_order,
-            |b, graph| {
-                b.iter_batched(
-                    || graph.clone(),
-                    |graph| {
-                        let mut executor = Executor::new(true);
-                        for (id, p, a) in graph {
-                            executor.commit(Time::ZERO, id, p, a);
-                        }
-                        executor.order().len()
-                    },
-                    BatchSize::LargeInput,
-                );
-            },
-        );
-        let chain = committed_graph(n, 1);
-        group.bench_with_input(
-            BenchmarkId::new("chain_committed_in_reverse", n),
-            &chain,
-            |b, graph| {
-                b.iter_batched(
-                    || graph.clone(),
-                    |graph| {
-                        let mut executor = Executor::new(true);
-                        for (id, p, a) in graph.into_iter().rev() {
-                            executor.commit(Time::ZERO, id, p, a);
-                        }
-                        executor.order().len()
-                    },
-                    BatchSize::LargeInput,
-                );
-            },
-        );
+        bench_commits(&mut group, "commit_in_order", committed_graph(n, 1_000));
+        let mut chain = committed_graph(n, 1);
+        chain.reverse();
+        bench_commits(&mut group, "chain_committed_in_reverse", chain);
+        // A restart replays the log in instance order (leader by leader): commits on a
+        // hot key arrive before the other leaders' instances they depend on and wait,
+        // while the commits on unique keys around them run at once.
+        let mut replay = hot_and_unique_graph(n);
+        replay.sort_by_key(|(id, _, _)| *id);
+        bench_commits(&mut group, "commit_in_log_order", replay);
     }
     group.finish();
 }
