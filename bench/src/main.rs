@@ -82,10 +82,15 @@ struct Args {
     /// fsync latency of every simulated replica, in microseconds.
     #[arg(long, default_value_t = 0)]
     fsync_us: u64,
-    /// Multi-Paxos batching: commands per slot (1 = off, the latency default). For
-    /// throughput runs, e.g. `--backend cluster --topology lan-3 --clients 32 --batch 16`.
+    /// Batching: commands per Multi-Paxos slot and per EPaxos instance (1 = off, the
+    /// latency default). For throughput runs, e.g. `--backend cluster --topology lan-3
+    /// --clients 32 --batch 16 --epaxos-in-flight 2`.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// EPaxos: uncommitted own instances per replica before requests queue; queued
+    /// requests are what a batch packs, so batching needs a small window.
+    #[arg(long, default_value_t = 10_000)]
+    epaxos_in_flight: usize,
     /// Client request timeout in seconds.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
@@ -198,6 +203,7 @@ fn main() -> anyhow::Result<()> {
     let check = args.check || args.faults != FaultProfile::None;
     let tuning = runner::Tuning {
         batch: args.batch.max(1),
+        epaxos_in_flight: args.epaxos_in_flight.max(1),
     };
     let template = SimRun {
         topology: topology.clone(),

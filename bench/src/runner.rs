@@ -21,13 +21,29 @@ use meridian_server::config::{DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, Mu
 /// Protocol settings a run varies besides the protocol itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// Commands per Multi-Paxos slot (1 = no batching, the latency default).
+    /// Commands per Multi-Paxos slot and per EPaxos instance (1 = no batching, the
+    /// latency default).
     pub batch: usize,
+    /// Uncommitted own EPaxos instances per replica before requests queue (and so
+    /// batch).
+    pub epaxos_in_flight: usize,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { batch: 1 }
+        let epaxos = EpaxosConfig::default();
+        Self {
+            batch: 1,
+            epaxos_in_flight: epaxos.max_in_flight,
+        }
+    }
+}
+
+impl Tuning {
+    fn epaxos(&self, thrifty: bool) -> EpaxosConfig {
+        EpaxosConfig::default()
+            .with_thrifty(thrifty)
+            .with_batching(self.batch, self.epaxos_in_flight)
     }
 }
 
@@ -61,7 +77,7 @@ pub fn run_sim(
             )
         }
         ProtocolSpec::Epaxos { thrifty } => {
-            let config = EpaxosConfig::default().with_thrifty(*thrifty);
+            let config = tuning.epaxos(*thrifty);
             sim::run(
                 run,
                 move |id, seed, records| Epaxos::new(id, &cluster, config.clone(), seed, records),
@@ -207,6 +223,8 @@ pub fn keyspaces_for(
             ProtocolSpec::Epaxos { thrifty } => KeyspaceConfig::Epaxos(EpaxosKeyspace {
                 name,
                 thrifty: Some(*thrifty),
+                max_batch: Some(tuning.batch),
+                max_in_flight: Some(tuning.epaxos_in_flight),
                 ..Default::default()
             }),
             ProtocolSpec::MultiPaxos { leader_region } => {

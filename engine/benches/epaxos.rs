@@ -3,7 +3,7 @@
 //! committed in reverse order, a restart's replay in log order).
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use meridian_engine::epaxos::{Attributes, Executor, InstanceId, KeyIndex, Payload};
+use meridian_engine::epaxos::{Attributes, Batch, Executor, InstanceId, KeyIndex, Payload};
 use meridian_engine::{ClientId, Command, NodeId, RequestId, Time};
 use std::collections::BTreeSet;
 
@@ -105,7 +105,7 @@ fn bench_commits(
             |graph| {
                 let mut executor = Executor::new(true);
                 for (id, p, a) in graph {
-                    executor.commit(Time::ZERO, id, p, a);
+                    executor.commit(Time::ZERO, id, Batch::single(p), a);
                 }
                 executor.order().len()
             },

@@ -3,7 +3,7 @@
 //! decoded with 16-byte and 1 KiB values.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use meridian_engine::epaxos::{Attributes, Ballot, InstanceId, Message, Payload};
+use meridian_engine::epaxos::{Attributes, Ballot, Batch, InstanceId, Message, Payload};
 use meridian_engine::{ClientId, ClientRequest, Command, NodeId, RequestId};
 use meridian_server::transport::frame::{decode, encode, DEFAULT_MAX_FRAME_BYTES};
 use meridian_server::wire::{ClientFrame, PeerFrame};
@@ -32,10 +32,10 @@ fn preaccept(value_size: usize) -> PeerFrame {
             leader: NodeId(1),
             slot: 1_000_000,
         },
-        payload: Payload {
+        payload: Batch::single(Payload {
             request: request(value_size).id,
             command: request(value_size).command,
-        },
+        }),
         attributes: Attributes {
             seq: 123_456,
             deps: (0..5)

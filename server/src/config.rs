@@ -223,6 +223,12 @@ pub struct EpaxosKeyspace {
     /// Executed-prefix exchange period (garbage collection).
     #[serde(default)]
     pub gc_interval_ms: Option<u64>,
+    /// Commands per instance (1 = no batching).
+    #[serde(default)]
+    pub max_batch: Option<usize>,
+    /// Uncommitted own instances per replica before requests queue (and batch).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 /// Dynamo keyspace options (defaults: the engine's [`DynamoConfig`]).
@@ -350,8 +356,12 @@ impl EpaxosKeyspace {
             retry_timeout: ms(self.retry_timeout_ms, defaults.retry_timeout),
             tick: ms(self.tick_ms, defaults.tick),
             gc_interval: ms(self.gc_interval_ms, defaults.gc_interval),
-            ..defaults
+            ..defaults.clone()
         }
+        .with_batching(
+            self.max_batch.unwrap_or(defaults.max_batch),
+            self.max_in_flight.unwrap_or(defaults.max_in_flight),
+        )
         .with_record_execution(false)
     }
 }

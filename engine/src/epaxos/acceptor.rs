@@ -6,8 +6,9 @@
 //! Every reply is persisted before it is sent (DESIGN.md EPaxos item 5), and a decision
 //! is revealed only once its commit record is durable.
 
+use super::batch::Batch;
 use super::instance::{Attributes, InstanceId, Status};
-use super::messages::{Ballot, Message, Payload};
+use super::messages::{Ballot, Message};
 use super::Epaxos;
 use crate::id::NodeId;
 use crate::protocol::Effect;
@@ -18,7 +19,7 @@ impl Epaxos {
         from: NodeId,
         ballot: Ballot,
         id: InstanceId,
-        payload: Payload,
+        payload: Batch,
         leader_attributes: Attributes,
     ) {
         if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
@@ -42,7 +43,7 @@ impl Epaxos {
                 return;
             }
         }
-        let mut attributes = self.index.attributes_for(id, &payload.command);
+        let mut attributes = self.index.attributes_for_batch(id, &payload);
         attributes.merge(&leader_attributes);
         if attributes != leader_attributes {
             self.metrics.incr("preaccept_attributes_changed");
@@ -70,7 +71,7 @@ impl Epaxos {
         from: NodeId,
         ballot: Ballot,
         id: InstanceId,
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
     ) {
         // A committed instance answers with its decision, never with a vote for other

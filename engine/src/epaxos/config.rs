@@ -20,6 +20,13 @@ pub struct EpaxosConfig {
     /// Keep every executed command in memory for inspection (default true; benchmarks
     /// and long runs turn it off).
     pub record_execution: bool,
+    /// Commands per instance (default 1 = no batching). A leader only packs requests
+    /// that are already queued: there is no waiting gate on the latency path.
+    pub max_batch: usize,
+    /// Own instances proposed but not committed before new requests queue at their
+    /// leader (default 10,000). Requests only queue, and so only batch, when this window
+    /// is full.
+    pub max_in_flight: usize,
 }
 
 impl Default for EpaxosConfig {
@@ -30,6 +37,8 @@ impl Default for EpaxosConfig {
             tick: Duration::from_millis(50),
             gc_interval: Duration::from_secs(1),
             record_execution: true,
+            max_batch: 1,
+            max_in_flight: 10_000,
         }
     }
 }
@@ -38,6 +47,14 @@ impl EpaxosConfig {
     /// Keep (or not) the executed-command log.
     pub fn with_record_execution(mut self, record: bool) -> Self {
         self.record_execution = record;
+        self
+    }
+
+    /// Pack up to `max_batch` queued commands per instance, with at most
+    /// `max_in_flight` uncommitted own instances (both at least 1).
+    pub fn with_batching(mut self, max_batch: usize, max_in_flight: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self.max_in_flight = max_in_flight.max(1);
         self
     }
 

@@ -1,6 +1,7 @@
 //! Instances, their attributes, and the per-key index that computes dependencies.
 
-use super::messages::{Ballot, Payload};
+use super::batch::Batch;
+use super::messages::Ballot;
 use crate::command::{Command, Key};
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ pub enum Status {
 /// One instance as this replica knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Instance {
-    pub(super) payload: Payload,
+    pub(super) payload: Batch,
     pub(super) attributes: Attributes,
     pub(super) status: Status,
     /// Highest ballot promised for this instance.
@@ -154,7 +155,7 @@ impl KeyIndex {
 
 impl Instance {
     pub(super) fn new(
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
         status: Status,
         ballot: Ballot,

@@ -1,5 +1,6 @@
 //! EPaxos messages and durable records.
 
+use super::batch::Batch;
 use super::instance::{Attributes, InstanceId, Status};
 use crate::command::Command;
 use crate::id::{NodeId, RequestId};
@@ -17,7 +18,8 @@ pub struct Ballot {
     pub node: NodeId,
 }
 
-/// A client command as replicated: which request it answers and what it does.
+/// A client command as replicated: which request it answers and what it does. An
+/// instance carries a [`Batch`] of them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Payload {
     /// The client request (for exactly-once execution and the reply).
@@ -51,8 +53,8 @@ impl Payload {
 /// What a replica knows of an instance, reported to a recovering replica.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InstanceReport {
-    /// Command.
-    pub payload: Payload,
+    /// Commands.
+    pub payload: Batch,
     /// Attributes recorded.
     pub attributes: Attributes,
     /// How far it got here.
@@ -70,8 +72,8 @@ pub enum Message {
         ballot: Ballot,
         /// Instance.
         instance: InstanceId,
-        /// Command.
-        payload: Payload,
+        /// Commands.
+        payload: Batch,
         /// Leader's attributes.
         attributes: Attributes,
     },
@@ -90,8 +92,8 @@ pub enum Message {
         ballot: Ballot,
         /// Instance.
         instance: InstanceId,
-        /// Command.
-        payload: Payload,
+        /// Commands.
+        payload: Batch,
         /// Final attributes.
         attributes: Attributes,
     },
@@ -132,8 +134,8 @@ pub enum Message {
         ballot: Ballot,
         /// Instance.
         instance: InstanceId,
-        /// Command.
-        payload: Payload,
+        /// Commands.
+        payload: Batch,
         /// Attributes reported by the fast-quorum members seen.
         attributes: Attributes,
     },
@@ -162,8 +164,8 @@ pub enum Message {
     Commit {
         /// Instance.
         instance: InstanceId,
-        /// Command.
-        payload: Payload,
+        /// Commands.
+        payload: Batch,
         /// Final attributes.
         attributes: Attributes,
     },
@@ -188,8 +190,8 @@ pub enum Record {
 pub struct InstanceRecord {
     /// Instance.
     pub instance: InstanceId,
-    /// Command.
-    pub payload: Payload,
+    /// Commands.
+    pub payload: Batch,
     /// Attributes as last pre-accepted, accepted or committed here.
     pub attributes: Attributes,
     /// How far it got.

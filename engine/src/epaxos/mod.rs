@@ -10,19 +10,30 @@
 //!   component; L answers its client once the command executed.
 //! ```
 //! Interference is per key; reads do not interfere with reads. Every reply is persisted
-//! before it is sent. A command leader also persists an instance's state before telling
-//! anyone about it, so after a crash it resumes its unfinished instances at its own ballot
-//! (re-running the phase its durable state shows): nothing it revealed can contradict
-//! what it decides after the restart. Lost messages are resent on timers; a replica whose
-//! execution waits on an instance it never saw committed asks that instance's leader,
-//! then takes it over (explicit prepare, recovery.rs). Replicas exchange their executed
-//! prefixes: what every replica executed is forgotten (memory stays bounded), and a
-//! replica that missed commits while it was down asks for them.
+//! before it is sent, and a decision (a Commit, a client answer, the host's commit
+//! notice) leaves only behind its durable commit record. A command leader persists an
+//! instance's state before telling anyone about it, so after a crash it resumes its
+//! unfinished instances at its own ballot, unless it promised a recovery a higher one.
+//! Lost messages are resent on timers; a replica whose execution waits on an instance it
+//! never saw committed asks that instance's leader, then recovers it (explicit prepare
+//! with TryPreAccept, `recovery.rs`). Instances executed everywhere are forgotten
+//! (garbage collection). Batching is optional and off by default (`batch.rs`).
 //!
-//! Where to look: acceptor.rs (PreAccept/Accept/Inquire handlers), recovery.rs,
-//! execution.rs (the executor), model_check/ (exhaustive small-scope check of recovery).
+//! | file | concept |
+//! |------|---------|
+//! | `mod.rs` | the replica, command-leader phases, commit, timers, the Protocol impl |
+//! | `acceptor.rs` | PreAccept/Accept handling, promises, revealing decisions |
+//! | `recovery.rs` | explicit prepare, TryPreAccept, competing recoveries by ballot |
+//! | `batch.rs` | instance values ([`Batch`]), the leader's request queue |
+//! | `execution.rs` | Tarjan SCC executor |
+//! | `instance.rs`, `messages.rs`, `config.rs` | instances and key index, wire and records, options |
+//! | `model_check/` (tests) | exhaustive small-scope check of recovery: 3 replicas, 2 conflicting commands, every schedule within a budget of reorderings, drops, crashes and timers; negative control |
+//! | `*_test.rs`, `tests.rs` | handler tests |
 
 mod acceptor;
+mod batch;
+#[cfg(test)]
+mod batch_test;
 mod config;
 mod execution;
 mod instance;
@@ -35,6 +46,7 @@ mod recovery_test;
 #[cfg(test)]
 mod tests;
 
+pub use batch::Batch;
 pub use config::EpaxosConfig;
 pub use execution::{ExecutedEntry, Executor};
 pub use instance::{Attributes, InstanceId, KeyIndex, Status};
@@ -48,7 +60,7 @@ use crate::quorum::{epaxos_fast_quorum, majority, VoteSet};
 use crate::time::Time;
 use execution::Executed;
 use instance::Instance;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Clone, Hash)]
 enum Phase {
@@ -116,6 +128,8 @@ pub struct Epaxos {
     next_tick: Option<Time>,
     /// Unfinished own instances recovered from disk, resumed at the first input.
     resume: Vec<InstanceId>,
+    /// Client requests waiting for room in the window of own instances (batching).
+    queued: VecDeque<Payload>,
     outbox: Outbox<Message, Record>,
     metrics: Metrics,
 }
@@ -157,6 +171,7 @@ impl Epaxos {
             now: Time::ZERO,
             next_tick: None,
             resume: Vec::new(),
+            queued: VecDeque::new(),
             outbox: Outbox::new(),
             metrics: Metrics::new(),
         };
@@ -194,7 +209,7 @@ impl Epaxos {
             });
             if !keep_existing {
                 self.index
-                    .insert(id, &record.payload.command, record.attributes.seq);
+                    .insert_batch(id, &record.payload, record.attributes.seq);
                 self.instances.insert(
                     id,
                     Instance::new(
@@ -214,7 +229,7 @@ impl Epaxos {
                 instance.promised = instance.promised.max(bare);
             }
         }
-        let committed: Vec<(InstanceId, Payload, Attributes)> = self
+        let committed: Vec<(InstanceId, Batch, Attributes)> = self
             .instances
             .iter()
             .filter(|(_, i)| i.status == Status::Committed)
@@ -410,12 +425,12 @@ impl Epaxos {
     fn store(
         &mut self,
         id: InstanceId,
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
         status: Status,
         ballot: Ballot,
     ) {
-        self.index.insert(id, &payload.command, attributes.seq);
+        self.index.insert_batch(id, &payload, attributes.seq);
         match self.instances.get_mut(&id) {
             Some(instance) => {
                 instance.payload = payload;
@@ -437,7 +452,7 @@ impl Epaxos {
 
     // ----- command leader -------------------------------------------------------------
 
-    fn lead(&mut self, now: Time, payload: Payload) {
+    fn lead(&mut self, now: Time, payload: Batch) {
         let id = InstanceId {
             leader: self.id,
             slot: self.next_slot,
@@ -447,7 +462,7 @@ impl Epaxos {
             round: 0,
             node: self.id,
         };
-        let attributes = self.index.attributes_for(id, &payload.command);
+        let attributes = self.index.attributes_for_batch(id, &payload);
         self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
         self.leading.insert(
             id,
@@ -657,7 +672,7 @@ impl Epaxos {
         &mut self,
         now: Time,
         id: InstanceId,
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
         ballot: Ballot,
         announce: Announce,
@@ -681,12 +696,12 @@ impl Epaxos {
         };
         let mut then = Vec::new();
         if let Announce::PeersAndHost(path) = announce {
-            if !payload.is_noop() {
-                then.push(Effect::Committed {
-                    request: payload.request,
+            then.extend(payload.commands().iter().filter(|p| !p.is_noop()).map(|p| {
+                Effect::Committed {
+                    request: p.request,
                     path,
-                });
-            }
+                }
+            }));
         }
         if !matches!(announce, Announce::Nobody) {
             let message = Message::Commit {
@@ -856,13 +871,18 @@ impl Protocol for Epaxos {
                 self.outbox
                     .reply(reply(Ok(Response::Kv(CommandResult::Value(value)))));
             }
-            Consistency::LocalRead | Consistency::Linearizable => self.lead(
-                now,
-                Payload {
+            Consistency::LocalRead | Consistency::Linearizable => {
+                let payload = Payload {
                     request: request.id,
                     command: request.command,
-                },
-            ),
+                };
+                if !self.submit(now, payload) {
+                    self.metrics.incr("requests_rejected");
+                    self.outbox.reply(reply(Err(RequestError::Rejected(
+                        "too many requests queued at this replica".to_owned(),
+                    ))));
+                }
+            }
         }
         self.arm_tick(now);
     }
@@ -938,6 +958,8 @@ impl Protocol for Epaxos {
                 self.commit(now, instance, payload, attributes, ballot, Announce::Nobody);
             }
         }
+        // A commit may have freed room for queued requests.
+        self.propose_queued(now);
         self.arm_tick(now);
     }
 
@@ -948,6 +970,8 @@ impl Protocol for Epaxos {
             self.next_tick = None;
             self.on_tick(now);
         }
+        // A commit may have freed room for queued requests.
+        self.propose_queued(now);
         self.arm_tick(now);
     }
 

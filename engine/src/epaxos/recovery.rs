@@ -24,8 +24,9 @@
 //! ballot (DESIGN.md EPaxos item 1), and every Prepare reply is persisted before it is
 //! sent (item 5). Competing recoveries are ordered by ballot.
 
+use super::batch::Batch;
 use super::instance::{Attributes, InstanceId, Status};
-use super::messages::{Ballot, InstanceReport, Message, Payload, Record};
+use super::messages::{Ballot, InstanceReport, Message, Record};
 use super::{Announce, Epaxos, Leading, Phase};
 use crate::id::NodeId;
 use crate::protocol::Effect;
@@ -39,7 +40,7 @@ pub(super) enum RecoveryPhase {
         replies: BTreeMap<NodeId, Option<InstanceReport>>,
     },
     TryPreAccept {
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
         /// Replicas holding these attributes (reported or pre-accepted now).
         agreed: BTreeSet<NodeId>,
@@ -284,7 +285,7 @@ impl Epaxos {
                         .iter()
                         .find(|(n, _)| *n == nodes[0])
                         .map(|(_, r)| r.payload.clone())
-                        .unwrap_or_else(Payload::noop);
+                        .unwrap_or_else(Batch::noop);
                     let (attributes, nodes) = ((*attributes).clone(), nodes.clone());
                     self.try_preaccept(now, id, ballot, payload, attributes, nodes);
                     return;
@@ -295,7 +296,7 @@ impl Epaxos {
         let mut attributes = Attributes::default();
         let payload = match reports.first() {
             Some((_, report)) => report.payload.clone(),
-            None => Payload::noop(),
+            None => Batch::noop(),
         };
         for (_, report) in &reports {
             attributes.merge(&report.attributes);
@@ -308,7 +309,7 @@ impl Epaxos {
         now: Time,
         id: InstanceId,
         ballot: Ballot,
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
         agreed: Vec<NodeId>,
     ) {
@@ -353,7 +354,7 @@ impl Epaxos {
         from: NodeId,
         ballot: Ballot,
         id: InstanceId,
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
     ) {
         if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
@@ -374,9 +375,7 @@ impl Epaxos {
         let conflict = self
             .instances
             .iter()
-            .filter(|(other, instance)| {
-                **other != id && instance.payload.command.interferes(&payload.command)
-            })
+            .filter(|(other, instance)| **other != id && instance.payload.interferes(&payload))
             .find_map(|(&other, instance)| {
                 // Ordered either way through recorded dependencies (which are transitively
                 // reduced) is fine; only a complete walk proves they are unordered.
@@ -509,7 +508,7 @@ impl Epaxos {
         now: Time,
         id: InstanceId,
         ballot: Ballot,
-        payload: Payload,
+        payload: Batch,
         attributes: Attributes,
     ) {
         self.recovering.remove(&id);
@@ -535,11 +534,11 @@ impl Epaxos {
         now: Time,
         id: InstanceId,
         ballot: Ballot,
-        payload: Payload,
+        payload: Batch,
         known: Attributes,
     ) {
         self.recovering.remove(&id);
-        let mut attributes = self.index.attributes_for(id, &payload.command);
+        let mut attributes = self.index.attributes_for_batch(id, &payload);
         attributes.merge(&known);
         attributes.deps.remove(&id);
         self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);

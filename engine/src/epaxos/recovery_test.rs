@@ -73,7 +73,7 @@ fn preaccept(ballot: Ballot) -> Message {
     Message::PreAccept {
         ballot,
         instance: instance(),
-        payload: payload(),
+        payload: Batch::single(payload()),
         attributes: Attributes {
             seq: 1,
             deps: Default::default(),
@@ -85,7 +85,7 @@ fn accept(ballot: Ballot) -> Message {
     Message::Accept {
         ballot,
         instance: instance(),
-        payload: payload(),
+        payload: Batch::single(payload()),
         attributes: Attributes {
             seq: 1,
             deps: Default::default(),
@@ -190,7 +190,7 @@ fn a_restarted_leader_does_not_resume_at_a_recovery_ballot() {
     let sent = sent_after_restart(Message::TryPreAccept {
         ballot: recovery_ballot(),
         instance: instance(),
-        payload: payload(),
+        payload: Batch::single(payload()),
         attributes: Attributes {
             seq: 1,
             deps: Default::default(),

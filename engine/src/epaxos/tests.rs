@@ -27,6 +27,10 @@ fn payload(seq: u64, key: &str) -> Payload {
     }
 }
 
+fn batch(seq: u64, key: &str) -> Batch {
+    Batch::single(payload(seq, key))
+}
+
 fn attrs(seq: u64, deps: &[InstanceId]) -> Attributes {
     Attributes {
         seq,
@@ -45,11 +49,11 @@ fn a_dependency_cycle_executes_by_sequence_number() {
     let (a, b) = (id(0, 0), id(1, 0));
     assert!(
         executor
-            .commit(Time::ZERO, a, payload(1, "k"), attrs(2, &[b]))
+            .commit(Time::ZERO, a, batch(1, "k"), attrs(2, &[b]))
             .is_empty(),
         "b not committed yet"
     );
-    let done = executor.commit(Time::ZERO, b, payload(2, "k"), attrs(1, &[a]));
+    let done = executor.commit(Time::ZERO, b, batch(2, "k"), attrs(1, &[a]));
     assert_eq!(done.len(), 2);
     assert_eq!(
         order(&executor),
@@ -63,11 +67,11 @@ fn a_dependency_cycle_executes_by_sequence_number() {
 fn an_uncommitted_dependency_blocks_only_its_dependents() {
     let mut executor = Executor::new(true);
     let (missing, blocked, independent) = (id(2, 0), id(0, 0), id(1, 0));
-    executor.commit(Time::ZERO, blocked, payload(1, "k"), attrs(2, &[missing]));
-    executor.commit(Time::ZERO, independent, payload(2, "other"), attrs(1, &[]));
+    executor.commit(Time::ZERO, blocked, batch(1, "k"), attrs(2, &[missing]));
+    executor.commit(Time::ZERO, independent, batch(2, "other"), attrs(1, &[]));
     assert_eq!(order(&executor), vec![independent]);
     assert_eq!(executor.stalled(Time::ZERO), vec![missing]);
-    executor.commit(Time::ZERO, missing, payload(3, "k"), attrs(1, &[]));
+    executor.commit(Time::ZERO, missing, batch(3, "k"), attrs(1, &[]));
     assert_eq!(order(&executor), vec![independent, missing, blocked]);
     assert!(!executor.has_blocked());
 }
@@ -86,7 +90,7 @@ fn a_long_chain_committed_in_reverse_executes_in_dependency_order() {
         executor.commit(
             Time::ZERO,
             id(0, slot),
-            payload(slot, "k"),
+            batch(slot, "k"),
             attrs(slot + 1, &deps),
         );
     }
@@ -122,7 +126,7 @@ fn preaccept_reply_is_persisted_before_it_is_sent() {
         Message::PreAccept {
             ballot: leader_ballot,
             instance: id(0, 0),
-            payload: payload(1, "k"),
+            payload: batch(1, "k"),
             attributes: attrs(1, &[]),
         },
     );
@@ -162,7 +166,7 @@ fn preaccept_adds_known_interfering_instances() {
         Message::PreAccept {
             ballot: ballot(2),
             instance: id(2, 0),
-            payload: payload(1, "k"),
+            payload: batch(1, "k"),
             attributes: attrs(1, &[]),
         },
     );
@@ -173,7 +177,7 @@ fn preaccept_adds_known_interfering_instances() {
         Message::PreAccept {
             ballot: ballot(0),
             instance: id(0, 0),
-            payload: payload(2, "k"),
+            payload: batch(2, "k"),
             attributes: attrs(1, &[]),
         },
     );
@@ -283,7 +287,7 @@ fn the_executed_report_waits_for_the_commit_records_it_covers() {
         NodeId(0),
         Message::Commit {
             instance: id(0, 0),
-            payload: payload(1, "k"),
+            payload: batch(1, "k"),
             attributes: attrs(1, &[]),
         },
     );
@@ -341,7 +345,12 @@ fn old_requests_committed_after_thousands_of_newer_ones_still_execute() {
         },
     };
     for seq in (0..3_000).rev() {
-        executor.commit(Time::ZERO, id(0, seq), request(seq), attrs(1, &[]));
+        executor.commit(
+            Time::ZERO,
+            id(0, seq),
+            Batch::single(request(seq)),
+            attrs(1, &[]),
+        );
     }
     assert_eq!(executor.kv().len(), 3_000, "every write applied");
 }

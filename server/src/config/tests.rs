@@ -122,6 +122,24 @@ fn an_unknown_top_level_field_is_named() {
 }
 
 #[test]
+fn epaxos_batching_is_off_unless_configured() {
+    let engine = |text: &str| {
+        let config = parse(text).unwrap();
+        let KeyspaceConfig::Epaxos(fast) = &config.keyspaces[1] else {
+            panic!("epaxos keyspace expected")
+        };
+        fast.engine_config()
+    };
+    let default = engine(GOOD);
+    assert_eq!((default.max_batch, default.max_in_flight), (1, 10_000));
+    let batched = engine(&GOOD.replace(
+        "thrifty = true",
+        "thrifty = true\nmax_batch = 16\nmax_in_flight = 4",
+    ));
+    assert_eq!((batched.max_batch, batched.max_in_flight), (16, 4));
+}
+
+#[test]
 fn an_option_of_another_protocol_is_an_unknown_field() {
     let e = error(&GOOD.replace("thrifty = true", "initial_leader = 0"));
     assert!(e.contains("initial_leader"), "{e}");

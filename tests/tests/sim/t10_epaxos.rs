@@ -114,30 +114,45 @@ fn fault_suite(
         profile,
         ..FaultRun::default()
     };
-    let (ok, unknown, _) = fault_suite_with(test, run, count, thrifty);
-    (ok, unknown)
+    let config = EpaxosConfig::default().with_thrifty(thrifty);
+    let outcome = fault_suite_with(test, run, count, &config);
+    (outcome.ok, outcome.unknown)
 }
 
-fn fault_suite_with(test: &str, run: FaultRun, count: u64, thrifty: bool) -> (usize, usize, u64) {
+/// Totals of a fault suite.
+struct SuiteOutcome {
+    ok: usize,
+    unknown: usize,
+    /// Instances committed by recovery.
+    recovered: u64,
+    /// Instances that carried more than one command.
+    batches: u64,
+}
+
+fn fault_suite_with(test: &str, run: FaultRun, count: u64, config: &EpaxosConfig) -> SuiteOutcome {
     let topology = run.topology.clone();
-    let mut recovered = 0;
+    let (mut recovered, mut batches) = (0, 0);
     let (mut ok, mut unknown) = (0, 0);
     for seed in seeds(count) {
-        let outcome = run_fault_seed(
-            test,
-            seed,
-            &run,
-            factory(&topology, EpaxosConfig::default().with_thrifty(thrifty)),
-        );
+        let outcome = run_fault_seed(test, seed, &run, factory(&topology, config.clone()));
         if let Err(disagreement) = check_execution_order(&executed_sequences(&outcome.sim)) {
             panic!("seed {seed}: {disagreement}\n  replay: MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test}");
         }
         ok += outcome.ok;
         unknown += outcome.unknown;
         recovered += outcome.sim.metrics().get("recovered");
+        batches += outcome.sim.metrics().get("batches");
     }
-    println!("{test}: {count} seeds, {ok} ok, {unknown} unknown, {recovered} instances recovered");
-    (ok, unknown, recovered)
+    println!(
+        "{test}: {count} seeds, {ok} ok, {unknown} unknown, {recovered} instances recovered, \
+         {batches} batches"
+    );
+    SuiteOutcome {
+        ok,
+        unknown,
+        recovered,
+        batches,
+    }
 }
 
 /// Issue 3: command leaders that crash for good (F of N, at random points, including
@@ -158,14 +173,14 @@ fn survivors_recover_instances_of_permanently_crashed_leaders() {
             recovery: Duration::from_secs(40),
             ..FaultRun::default()
         };
-        let (_, _, recovered) = fault_suite_with(
+        let outcome = fault_suite_with(
             "t10_epaxos::survivors_recover_instances_of_permanently_crashed_leaders",
             run,
             seeds_count,
-            false,
+            &EpaxosConfig::default(),
         );
         assert!(
-            recovered > 0,
+            outcome.recovered > 0,
             "no instance needed recovery: the test does not exercise it"
         );
     }
@@ -197,6 +212,33 @@ fn three_replicas_thrifty_survive_chaos_over_100_seeds() {
         FaultProfile::Chaos,
         100,
         true,
+    );
+}
+
+/// Issue 3, optional batching: with at most one uncommitted instance per leader and up
+/// to 8 commands per instance, 4 clients per region under random faults: linearizable,
+/// interfering commands in the same order everywhere (a batch runs in order), every
+/// client finishes, and batches did form.
+#[test]
+fn batching_survives_chaos_over_40_seeds() {
+    let topology = Topology::builtin("epaxos-5")
+        .expect("builtin")
+        .with_clients_per_region(4);
+    let run = FaultRun {
+        topology,
+        ops_per_client: 15,
+        ..FaultRun::default()
+    };
+    let outcome = fault_suite_with(
+        "t10_epaxos::batching_survives_chaos_over_40_seeds",
+        run,
+        40,
+        &EpaxosConfig::default().with_batching(8, 1),
+    );
+    assert!(outcome.ok > 0);
+    assert!(
+        outcome.batches > 0,
+        "no instance carried more than one command"
     );
 }
 

@@ -20,7 +20,7 @@
 use super::world::{DurableLog, Scenario};
 use crate::client::{ClientReply, Response};
 use crate::command::CommandResult;
-use crate::epaxos::{Attributes, Epaxos, InstanceId, Payload, Record, Status};
+use crate::epaxos::{Attributes, Batch, Epaxos, InstanceId, Record, Status};
 use crate::id::{NodeId, RequestId};
 use crate::protocol::Protocol;
 use crate::state_machine::{KvStore, StateMachine};
@@ -31,7 +31,7 @@ pub(super) struct Observations {
     /// The explored requests, in scenario order.
     requests: Vec<RequestId>,
     /// The first commit decision seen per instance.
-    committed: BTreeMap<InstanceId, (Payload, Attributes)>,
+    committed: BTreeMap<InstanceId, (Batch, Attributes)>,
     /// Answers clients received.
     replies: BTreeMap<RequestId, CommandResult>,
     /// Whether the first request ran before the second, once a replica ran both.
@@ -70,7 +70,7 @@ impl Observations {
         &mut self,
         at: NodeId,
         instance: InstanceId,
-        payload: &Payload,
+        payload: &Batch,
         attributes: &Attributes,
     ) -> Result<(), String> {
         match self.committed.get(&instance) {
@@ -100,7 +100,7 @@ impl Observations {
         let instance = self
             .committed
             .iter()
-            .find(|(_, (payload, _))| payload.request == reply.id)
+            .find(|(_, (batch, _))| carries(batch, reply.id))
             .map(|(&id, _)| id)
             .ok_or_else(|| format!("{from} answered {} before anyone committed it", reply.id))?;
         let durable_commit = durable.iter().any(|r| {
@@ -140,10 +140,10 @@ impl Observations {
                 match self.committed.get(&entry.instance) {
                     // Its commit is still on the way to the disk: nobody can see it yet.
                     None => continue,
-                    Some((payload, _)) if *payload != entry.payload => {
+                    Some((batch, _)) if !batch.commands().contains(&entry.payload) => {
                         return Err(format!(
-                            "{node} executed {} as {:?}, committed as {payload:?}",
-                            entry.instance, entry.payload
+                            "{node} executed {:?} in {}, committed as {batch:?}",
+                            entry.payload, entry.instance
                         ))
                     }
                     Some(_) => {}
@@ -201,7 +201,7 @@ impl Observations {
                 let held = core
                     .instances
                     .iter()
-                    .find(|(_, instance)| instance.payload.request == request.id);
+                    .find(|(_, instance)| carries(&instance.payload, request.id));
                 if let Some((id, instance)) = held {
                     if instance.status != Status::Committed {
                         return Err(format!("liveness: {node} never committed its {id}"));
@@ -217,4 +217,8 @@ impl Observations {
         }
         Ok(())
     }
+}
+
+fn carries(batch: &Batch, request: RequestId) -> bool {
+    batch.commands().iter().any(|p| p.request == request)
 }
