@@ -697,6 +697,7 @@ fn core_digest(core: &Epaxos) -> u64 {
     core.executor.hash(&mut hasher);
     core.next_tick.hash(&mut hasher);
     core.resume.hash(&mut hasher);
+    core.queued.hash(&mut hasher);
     // The time of the last input matters only to a core with instances to resume.
     if !core.resume.is_empty() {
         core.now.hash(&mut hasher);
