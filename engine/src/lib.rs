@@ -1,7 +1,7 @@
 //! Meridian's engine: sans-IO replication protocol cores and the tools that test them.
 //!
 //! ```text
-//!   layer 0  id · time · command · client          plain values, no behaviour beyond them
+//!   layer 0  id · time · command · request         plain values, no behaviour beyond them
 //!   layer 1  protocol · quorum · state_machine      the contract every core implements
 //!            session (exactly-once execution)
 //!            storage (trait, in-memory model, record framing)
@@ -17,7 +17,6 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod check;
-pub mod client;
 pub mod command;
 pub mod dynamo;
 pub mod epaxos;
@@ -25,15 +24,17 @@ pub mod id;
 pub mod multipaxos;
 pub mod protocol;
 pub mod quorum;
+pub mod request;
 pub mod session;
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
 pub mod time;
+pub mod timer;
 pub mod topology;
 
-pub use client::{ClientReply, ClientRequest, Consistency, Level, RequestError, Response};
 pub use command::{Command, CommandResult, Key, Value};
 pub use id::{ClientId, NodeId, RequestId};
-pub use protocol::{ClusterConfig, CommitPath, Effect, Member, Metrics, Outbox, Output, Protocol};
+pub use protocol::{CommitPath, Effect, Member, Membership, Metrics, Outbox, Output, Protocol};
+pub use request::{ClientReply, ClientRequest, Consistency, Level, RequestError, Response};
 pub use time::Time;

@@ -23,8 +23,8 @@
 //! A crash loses every record not yet synced and every effect not yet released; the host
 //! rebuilds the core from the synced records, in order, with the protocol's constructor.
 
-use crate::client::{ClientReply, ClientRequest};
 use crate::id::{NodeId, RequestId};
+use crate::request::{ClientReply, ClientRequest};
 use crate::time::Time;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -254,7 +254,7 @@ pub struct Member {
 
 /// Static cluster membership shared by every replica of a keyspace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterConfig {
+pub struct Membership {
     /// Every replica, in id order.
     pub members: Vec<Member>,
     /// Estimated round-trip time between members in microseconds, indexed
@@ -263,7 +263,7 @@ pub struct ClusterConfig {
     pub rtt_us: Vec<Vec<u64>>,
 }
 
-impl ClusterConfig {
+impl Membership {
     /// A cluster of `n` replicas `0..n`, all in region `local`, with no latency estimates.
     pub fn local(n: u16) -> Self {
         Self {
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn by_distance_puts_self_first_then_nearest() {
-        let mut cluster = ClusterConfig::local(3);
+        let mut cluster = Membership::local(3);
         cluster.rtt_us = vec![vec![0, 50, 10], vec![50, 0, 20], vec![10, 20, 0]];
         assert_eq!(
             cluster.by_distance(NodeId(0)),

@@ -36,7 +36,7 @@ use meridian_engine::epaxos::EpaxosConfig;
 use meridian_engine::multipaxos::MultiPaxosConfig;
 use meridian_engine::quorum::PaxosQuorums;
 use meridian_engine::topology::Topology;
-use meridian_engine::{ClusterConfig, Consistency, Level, Member, NodeId};
+use meridian_engine::{Consistency, Level, Member, Membership, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -580,7 +580,7 @@ impl NodeConfig {
 
     /// The cluster every keyspace runs on: this node and its peers, with RTT estimates
     /// from the WAN topology when there is one.
-    pub fn cluster(&self) -> ClusterConfig {
+    pub fn cluster(&self) -> Membership {
         let mut members: Vec<Member> = std::iter::once(Member {
             id: self.id,
             region: self.region.clone(),
@@ -617,7 +617,7 @@ impl NodeConfig {
             None => Vec::new(),
         };
         // Members are 0..n (checked at load), so the matrix is indexed by id.
-        let mut cluster = ClusterConfig { members, rtt_us };
+        let mut cluster = Membership { members, rtt_us };
         for (i, row) in cluster.rtt_us.iter_mut().enumerate() {
             row[i] = 0;
         }

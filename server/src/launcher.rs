@@ -13,7 +13,7 @@
 //! Each child's stdout and stderr go to `dir/node-<id>.log` (appended across restarts).
 
 use crate::client::{Client, ClientError, ClientOptions};
-use crate::cluster::{self, ClusterError, ClusterSpec, Manifest};
+use crate::local_cluster::{self as cluster, ClusterError, ClusterSpec, Manifest};
 use crate::tls::{TlsError, TlsIdentity, TlsPaths};
 use std::ffi::OsString;
 use std::fs::OpenOptions;

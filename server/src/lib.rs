@@ -15,15 +15,15 @@
 //! | `config`    | node TOML config |
 //! | `node`      | keyspace host loop and the replica process |
 //! | `client`    | client library |
-//! | `cluster`   | local cluster generation (`meridian cluster up`) |
+//! | `local_cluster` | local cluster generation (`meridian cluster up`) |
 //! | `launcher`  | replica processes: start, kill -9, restart, wait until serving |
 //! | `serve`     | run one replica until it fails or is told to stop |
 //! | `metrics`   | histograms and the Prometheus endpoint |
 
 pub mod client;
-pub mod cluster;
 pub mod config;
 pub mod launcher;
+pub mod local_cluster;
 pub mod metrics;
 pub mod node;
 pub mod serve;

@@ -4,8 +4,8 @@
 use meridian_engine::topology::Topology;
 use meridian_engine::{CommandResult, Consistency, Level, RequestError, Response};
 use meridian_server::client::Client;
-use meridian_server::cluster::{default_keyspaces, generate, ClusterSpec, PROTOCOLS};
 use meridian_server::config::NodeConfig;
+use meridian_server::local_cluster::{default_keyspaces, generate, ClusterSpec, PROTOCOLS};
 use meridian_server::node::Node;
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use std::time::{Duration, Instant};

@@ -11,8 +11,8 @@ use meridian_engine::{
     ClientId, ClientReply, Command, CommandResult, Consistency, Level, Response, Time, Value,
 };
 use meridian_server::client::{Client, ClientOptions};
-use meridian_server::cluster::{default_keyspaces, ClusterSpec, PROTOCOLS};
 use meridian_server::launcher::LocalCluster;
+use meridian_server::local_cluster::{default_keyspaces, ClusterSpec, PROTOCOLS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -26,9 +26,9 @@ use meridian_engine::{
     ClientId, ClientReply, ClientRequest, Metrics, NodeId, RequestError, RequestId, Time,
 };
 use meridian_server::client::{Client, ClientOptions};
-use meridian_server::cluster::ClusterSpec;
 use meridian_server::config::KeyspaceConfig;
 use meridian_server::launcher::{self, LocalCluster, ServerCommand};
+use meridian_server::local_cluster::ClusterSpec;
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use meridian_server::transport::wan::{LinkDelay, WanConfig};
 use rand::{Rng, SeedableRng};

@@ -17,6 +17,6 @@ pub mod linearizability;
 pub mod read_your_writes;
 
 pub use execution_order::check_execution_order;
-pub use history::{History, HistoryCounts, OpId, Operation, Outcome};
+pub use history::{History, HistoryCounts, OpId, OpRecord, Operation, Outcome};
 pub use linearizability::{check_kv, CheckConfig, Report, Verdict};
 pub use read_your_writes::{check_read_your_writes, versioned_ops, RywReport, VersionedOp};

@@ -7,11 +7,11 @@
 //! with unknown or failed outcomes promise nothing and are not checked; neither are
 //! other clients' writes (that would be a stronger guarantee than Dynamo's levels give).
 
-use crate::client::Response;
+use crate::check::history::OpRecord;
 use crate::command::{Command, Key, Value};
 use crate::dynamo::VersionVector;
 use crate::id::ClientId;
-use crate::sim::OpRecord;
+use crate::request::Response;
 use crate::time::Time;
 use std::collections::BTreeMap;
 

@@ -22,10 +22,6 @@
 //! they supersede what the client saw. Together this gives read-your-writes and
 //! monotonic reads per client and key, as long as the client keeps its context.
 
-use crate::client::{
-    ClientReply, ClientRequest, Consistency, Level, ReadRepair, Receipt, ReceiptReplica,
-    RequestError, Response, VersionedResponse,
-};
 use crate::command::{Command, Key};
 use crate::dynamo::dvv::{Object, VersionVector};
 use crate::dynamo::level::{Op, Requirement};
@@ -35,6 +31,10 @@ use crate::dynamo::ring::Ring;
 use crate::dynamo::write::WriteOp;
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
+use crate::request::{
+    ClientReply, ClientRequest, Consistency, Level, ReadRepair, Receipt, ReceiptReplica,
+    RequestError, Response, VersionedResponse,
+};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;

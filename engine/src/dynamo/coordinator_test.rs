@@ -4,18 +4,18 @@
 //! from DESIGN.md (persist before acknowledging).
 
 use super::*;
-use crate::client::{
+use crate::command::Command;
+use crate::id::{ClientId, RequestId};
+use crate::request::{
     ClientReply, Consistency, Level, ReadRepair, Receipt, ReceiptReplica, RequestError, Response,
     VersionedResponse,
 };
-use crate::command::Command;
-use crate::id::{ClientId, RequestId};
 use std::time::Duration;
 
 const T0: Time = Time::from_millis(1);
 
-fn cluster(n: u16) -> ClusterConfig {
-    ClusterConfig::local(n)
+fn cluster(n: u16) -> Membership {
+    Membership::local(n)
 }
 
 /// A started node with its start-up outputs drained.

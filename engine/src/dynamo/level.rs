@@ -9,9 +9,9 @@
 //! placement can never satisfy (e.g. `THREE` with `N = 2`, `LOCAL_ONE` in a region with no
 //! owner) fails at once with `Unavailable`: levels are never silently downgraded.
 
-use crate::client::{Level, RequestError};
 use crate::id::NodeId;
 use crate::quorum::majority;
+use crate::request::{Level, RequestError};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether a request reads or writes.

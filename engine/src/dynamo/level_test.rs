@@ -3,8 +3,8 @@
 //! §4.5 (R and W of N); "never downgrade" is this project's rule (DESIGN.md).
 
 use super::level::{Op, Requirement};
-use crate::client::{Level, RequestError};
 use crate::id::NodeId;
+use crate::request::{Level, RequestError};
 use std::collections::BTreeSet;
 
 /// Owners n0 n1 (region "va"), n2 n3 (region "ie"), n4 ("jp").

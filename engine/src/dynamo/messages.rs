@@ -1,10 +1,10 @@
 //! Dynamo peer messages and durable records.
 
-use crate::client::{ClientReply, ClientRequest};
 use crate::command::Key;
 use crate::dynamo::dvv::{Object, VersionVector};
 use crate::dynamo::ring::RangeId;
 use crate::id::NodeId;
+use crate::request::{ClientReply, ClientRequest};
 use serde::{Deserialize, Serialize};
 
 /// One coordinated request (or forward) at the node that started it. `boot` is drawn at

@@ -81,10 +81,10 @@ pub use messages::{ExchangeId, Message, OpId, Record};
 pub use replica::{Entry, Store};
 pub use ring::{key_position, RangeId, Ring};
 
-use crate::client::ClientRequest;
 use crate::command::Key;
 use crate::id::NodeId;
-use crate::protocol::{ClusterConfig, Effect, Metrics, Outbox, Output, Protocol};
+use crate::protocol::{Effect, Membership, Metrics, Outbox, Output, Protocol};
+use crate::request::ClientRequest;
 use crate::time::Time;
 use anti_entropy::AntiEntropy;
 use coordinator::{Coordinator, ReplyTo};
@@ -100,7 +100,7 @@ use std::collections::BTreeSet;
 /// [`poll_timeout`](Protocol::poll_timeout); `now` never decreases.
 pub struct Dynamo {
     id: NodeId,
-    cluster: ClusterConfig,
+    cluster: Membership,
     config: DynamoConfig,
     ring: Ring,
     region: String,
@@ -135,7 +135,7 @@ impl Dynamo {
     /// that lost its disk has nothing else to tell its new dots from its old ones.
     pub fn new(
         id: NodeId,
-        cluster: &ClusterConfig,
+        cluster: &Membership,
         config: DynamoConfig,
         seed: u64,
         recovered: Vec<Record>,

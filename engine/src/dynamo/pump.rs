@@ -3,10 +3,10 @@
 //! records, restarts from the durable log, and directional link blocks.
 
 use super::{Dynamo, DynamoConfig, Message, Record};
-use crate::client::{ClientReply, ClientRequest, Consistency, Level};
 use crate::command::Command;
 use crate::id::{ClientId, NodeId, RequestId};
-use crate::protocol::{ClusterConfig, Effect, Output, Protocol};
+use crate::protocol::{Effect, Membership, Output, Protocol};
+use crate::request::{ClientReply, ClientRequest, Consistency, Level};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -28,7 +28,7 @@ enum Event {
 
 pub(super) struct Pump {
     pub(super) now: Time,
-    cluster: ClusterConfig,
+    cluster: Membership,
     config: DynamoConfig,
     nodes: Vec<Option<Dynamo>>,
     /// Durable records per node.
@@ -45,7 +45,7 @@ pub(super) struct Pump {
 }
 
 impl Pump {
-    pub(super) fn new(cluster: ClusterConfig, config: DynamoConfig, seed: u64) -> Self {
+    pub(super) fn new(cluster: Membership, config: DynamoConfig, seed: u64) -> Self {
         let n = cluster.len();
         let mut pump = Self {
             now: Time::ZERO,

@@ -4,10 +4,10 @@
 
 use super::pump::Pump;
 use super::{DynamoConfig, HintLimits, VersionVector};
-use crate::client::{ClientReply, Level, ReadRepair, RequestError, Response, VersionedResponse};
 use crate::command::{Command, Value};
 use crate::id::NodeId;
-use crate::protocol::{ClusterConfig, Member, Protocol};
+use crate::protocol::{Member, Membership, Protocol};
+use crate::request::{ClientReply, Level, ReadRepair, RequestError, Response, VersionedResponse};
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -21,7 +21,7 @@ fn config() -> DynamoConfig {
 }
 
 fn pump(n: u16, config: DynamoConfig) -> Pump {
-    let mut pump = Pump::new(ClusterConfig::local(n), config, 42);
+    let mut pump = Pump::new(Membership::local(n), config, 42);
     pump.run_for(Duration::from_millis(10));
     pump
 }
@@ -525,9 +525,9 @@ fn a_node_restarts_from_its_compacted_log() {
     assert_eq!(pump.node(NodeId(1)).stored(b"k").cloned(), before);
 }
 
-fn regions_cluster() -> ClusterConfig {
+fn regions_cluster() -> Membership {
     let regions = ["va", "va", "ie", "ie", "jp", "jp"];
-    ClusterConfig {
+    Membership {
         members: regions
             .iter()
             .enumerate()

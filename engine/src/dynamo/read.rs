@@ -12,7 +12,6 @@
 //!  deadline ─▶ Unavailable (level unmet, or no owner caught up with the session)
 //! ```
 
-use crate::client::{ReadRepair, RequestError};
 use crate::command::Key;
 use crate::dynamo::coordinator::{
     counted_owners, names, receipt, versioned, Pending, Plan, ReplyTo, Target,
@@ -22,6 +21,7 @@ use crate::dynamo::level::Requirement;
 use crate::dynamo::messages::{Message, OpId};
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
+use crate::request::{ReadRepair, RequestError};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
 

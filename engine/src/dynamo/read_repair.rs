@@ -8,7 +8,6 @@
 //! repaired in the background when the read is dropped. Fallbacks are never repaired:
 //! they hold hints, not replicas.
 
-use crate::client::ReadRepair;
 use crate::command::Key;
 use crate::dynamo::coordinator::{Pending, Target};
 use crate::dynamo::dvv::Object;
@@ -16,6 +15,7 @@ use crate::dynamo::messages::{Message, OpId};
 use crate::dynamo::read::ReadState;
 use crate::dynamo::Dynamo;
 use crate::id::NodeId;
+use crate::request::ReadRepair;
 use std::collections::BTreeMap;
 
 /// Owners (not fallbacks) whose answer differs from `merged`, in id order. "Nothing" and

@@ -16,7 +16,7 @@
 
 use crate::dynamo::hash::{hash_bytes, mix2};
 use crate::id::NodeId;
-use crate::protocol::ClusterConfig;
+use crate::protocol::Membership;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -61,7 +61,7 @@ pub fn key_position(key: &[u8]) -> u64 {
 impl Ring {
     /// Build the ring of `cluster` with `vnodes` tokens per member and `replicas` owners per
     /// key (capped at the cluster size, at least 1).
-    pub fn new(cluster: &ClusterConfig, vnodes: usize, replicas: usize) -> Self {
+    pub fn new(cluster: &Membership, vnodes: usize, replicas: usize) -> Self {
         let replicas = replicas.clamp(1, cluster.len().max(1));
         let regions: BTreeMap<NodeId, String> = cluster
             .members

@@ -5,10 +5,10 @@
 
 use super::ring::Ring;
 use crate::id::NodeId;
-use crate::protocol::{ClusterConfig, Member};
+use crate::protocol::{Member, Membership};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn cluster(regions: &[(&str, u16)]) -> ClusterConfig {
+fn cluster(regions: &[(&str, u16)]) -> Membership {
     let mut members = Vec::new();
     for (region, count) in regions {
         for _ in 0..*count {
@@ -18,7 +18,7 @@ fn cluster(regions: &[(&str, u16)]) -> ClusterConfig {
             });
         }
     }
-    ClusterConfig {
+    Membership {
         members,
         rtt_us: Vec::new(),
     }
@@ -30,7 +30,7 @@ fn keys() -> impl Iterator<Item = Vec<u8>> {
 
 #[test]
 fn every_preference_list_has_n_distinct_nodes() {
-    let ring = Ring::new(&ClusterConfig::local(5), 16, 3);
+    let ring = Ring::new(&Membership::local(5), 16, 3);
     for key in keys() {
         let list = ring.preference_for(&key);
         assert_eq!(list.len(), 3);
@@ -76,7 +76,7 @@ fn the_ring_is_deterministic() {
 
 #[test]
 fn ownership_is_spread_over_every_node() {
-    let ring = Ring::new(&ClusterConfig::local(5), 16, 3);
+    let ring = Ring::new(&Membership::local(5), 16, 3);
     let mut owned: BTreeMap<NodeId, usize> = BTreeMap::new();
     for key in keys() {
         for &n in ring.preference_for(&key) {
@@ -95,7 +95,7 @@ fn ownership_is_spread_over_every_node() {
 
 #[test]
 fn replicas_are_capped_at_the_cluster_size() {
-    let ring = Ring::new(&ClusterConfig::local(2), 4, 3);
+    let ring = Ring::new(&Membership::local(2), 4, 3);
     assert_eq!(ring.replicas(), 2);
     assert_eq!(ring.preference_for(b"k").len(), 2);
 }
@@ -122,7 +122,7 @@ fn fallbacks_are_non_owners_preferring_the_owners_region() {
 
 #[test]
 fn keys_of_a_range_share_its_preference_list() {
-    let ring = Ring::new(&ClusterConfig::local(4), 8, 3);
+    let ring = Ring::new(&Membership::local(4), 8, 3);
     let mut seen: BTreeMap<_, Vec<NodeId>> = BTreeMap::new();
     for key in keys() {
         let range = ring.range_of(&key);

@@ -13,7 +13,6 @@
 //! before that sync, its next boot has a new epoch, so the lost dot is never reissued.
 //! The coordinator counts itself only once its copy is durable.
 
-use crate::client::{ReadRepair, RequestError};
 use crate::command::{Key, Value};
 use crate::dynamo::coordinator::{
     counted_owners, names, receipt, versioned, Pending, Plan, ReplyTo, Target,
@@ -25,6 +24,7 @@ use crate::dynamo::messages::{Message, OpId, Record};
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
 use crate::protocol::Effect;
+use crate::request::{ReadRepair, RequestError};
 use crate::time::Time;
 use std::collections::BTreeMap;
 

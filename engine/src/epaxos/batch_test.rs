@@ -6,7 +6,7 @@ use crate::command::{Command, CommandResult};
 use crate::id::{ClientId, RequestId};
 
 fn leader(config: EpaxosConfig) -> Epaxos {
-    Epaxos::new(NodeId(0), &ClusterConfig::local(3), config, 0, Vec::new())
+    Epaxos::new(NodeId(0), &Membership::local(3), config, 0, Vec::new())
 }
 
 fn request(client: u64, command: Command) -> ClientRequest {

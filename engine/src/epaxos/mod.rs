@@ -52,11 +52,11 @@ pub use execution::{ExecutedEntry, Executor};
 pub use instance::{Attributes, InstanceId, KeyIndex, Status};
 pub use messages::{Ballot, InstanceRecord, InstanceReport, Message, Payload, Record};
 
-use crate::client::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::command::CommandResult;
 use crate::id::NodeId;
-use crate::protocol::{ClusterConfig, CommitPath, Effect, Metrics, Outbox, Output, Protocol};
+use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox, Output, Protocol};
 use crate::quorum::{epaxos_fast_quorum, majority, VoteSet};
+use crate::request::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::time::Time;
 use execution::Executed;
 use instance::Instance;
@@ -138,7 +138,7 @@ impl Epaxos {
     /// A replica of `cluster`, rebuilt from its durable `recovered` records.
     pub fn new(
         id: NodeId,
-        cluster: &ClusterConfig,
+        cluster: &Membership,
         config: EpaxosConfig,
         _seed: u64,
         recovered: Vec<Record>,

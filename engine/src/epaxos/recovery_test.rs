@@ -41,7 +41,7 @@ fn recovery_ballot() -> Ballot {
 fn replica(me: u16, records: Vec<Record>) -> Epaxos {
     Epaxos::new(
         NodeId(me),
-        &ClusterConfig::local(3),
+        &Membership::local(3),
         EpaxosConfig::default(),
         0,
         records,

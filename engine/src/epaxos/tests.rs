@@ -101,7 +101,7 @@ fn a_long_chain_committed_in_reverse_executes_in_dependency_order() {
 fn replica(n: u16, me: u16) -> Epaxos {
     Epaxos::new(
         NodeId(me),
-        &ClusterConfig::local(n),
+        &Membership::local(n),
         EpaxosConfig::default(),
         0,
         Vec::new(),

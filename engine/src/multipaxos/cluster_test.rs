@@ -5,7 +5,7 @@
 
 use super::test_support::*;
 use super::*;
-use crate::client::Response;
+use crate::request::Response;
 use std::time::Duration;
 
 const STEPS: usize = 200_000;

@@ -32,7 +32,7 @@ pub struct MultiPaxosConfig {
     /// executed once (the session table), so a retry never applies a command twice.
     pub forward_retry: Duration,
     /// Forward attempts after which a replica gives up on a request and answers
-    /// [`RequestError::Timeout`](crate::client::RequestError::Timeout) (default 8).
+    /// [`RequestError::Timeout`](crate::request::RequestError::Timeout) (default 8).
     pub max_forward_attempts: u32,
     /// TEST ONLY, deliberately unsafe: a new leader skips phase 1 and proposes into slots
     /// without learning what earlier ballots accepted there. Exists to show that the

@@ -4,9 +4,9 @@
 
 use super::test_support::*;
 use super::*;
-use crate::client::{ClientReply, Response};
 use crate::command::CommandResult;
 use crate::protocol::{CommitPath, Effect};
+use crate::request::{ClientReply, Response};
 
 fn accepted(from: u16, slot: Slot) -> (NodeId, Message) {
     (

@@ -8,8 +8,8 @@
 
 use super::messages::{Batch, Message, Slot};
 use super::MultiPaxos;
-use crate::client::{ClientReply, Response};
 use crate::id::NodeId;
+use crate::request::{ClientReply, Response};
 use crate::time::Time;
 
 impl MultiPaxos {

@@ -17,7 +17,7 @@
 //! detection, phase 1a, taking over the log), `leader` (phase 2a, pipelining, batching,
 //! heartbeats, retransmission), `learner` (commits, execution, catch-up), `requests`
 //! (client intake, forwarding, replies), `log` (slots and the state machine),
-//! `durability` (records and replay), `config`, `messages`. Tests: `*_test.rs` beside
+//! `replay` (durable records and rebuilding a replica from them), `config`, `messages`. Tests: `*_test.rs` beside
 //! each handler file, and `cluster_test.rs` on a seeded in-test pump.
 //!
 //! # Requests across leader changes
@@ -31,12 +31,12 @@
 
 mod acceptor;
 mod config;
-mod durability;
 mod election;
 mod leader;
 mod learner;
 mod log;
 mod messages;
+mod replay;
 mod requests;
 
 #[cfg(test)]
@@ -58,10 +58,10 @@ pub use config::MultiPaxosConfig;
 pub use log::AppliedEntry;
 pub use messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot};
 
-use crate::client::{ClientRequest, RequestError};
 use crate::id::{NodeId, RequestId};
-use crate::protocol::{ClusterConfig, Metrics, Outbox, Output, Protocol};
+use crate::protocol::{Membership, Metrics, Outbox, Output, Protocol};
 use crate::quorum::PaxosQuorums;
+use crate::request::{ClientRequest, RequestError};
 use crate::time::Time;
 use election::Candidacy;
 use leader::Leadership;
@@ -123,14 +123,14 @@ impl MultiPaxos {
     /// If `config.quorums` do not intersect for this cluster's size.
     pub fn new(
         id: NodeId,
-        cluster: &ClusterConfig,
+        cluster: &Membership,
         config: MultiPaxosConfig,
         seed: u64,
         recovered: Vec<Record>,
     ) -> Self {
         let members: Vec<NodeId> = cluster.ids().collect();
         let quorums = config.quorums_for(members.len());
-        let recovered = durability::recover(recovered);
+        let recovered = replay::recover(recovered);
         Self {
             id,
             members,
@@ -337,8 +337,8 @@ impl Protocol for MultiPaxos {
 }
 
 /// Answer for a request this replica gave up on.
-fn timed_out(id: RequestId) -> crate::client::ClientReply {
-    crate::client::ClientReply {
+fn timed_out(id: RequestId) -> crate::request::ClientReply {
+    crate::request::ClientReply {
         id,
         outcome: Err(RequestError::Timeout),
     }

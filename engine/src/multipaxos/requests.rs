@@ -10,9 +10,9 @@
 
 use super::messages::{Message, Proposal};
 use super::{timed_out, MultiPaxos, Role};
-use crate::client::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::command::CommandResult;
 use crate::id::{NodeId, RequestId};
+use crate::request::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::time::Time;
 
 /// Requests one replica holds for its clients at most; more are rejected.

@@ -3,9 +3,9 @@
 
 use super::test_support::*;
 use super::*;
-use crate::client::{ClientReply, Consistency, Level, Response};
 use crate::command::{Command, CommandResult};
 use crate::protocol::Effect;
+use crate::request::{ClientReply, Consistency, Level, Response};
 use std::time::Duration;
 
 fn follower_of_0() -> MultiPaxos {

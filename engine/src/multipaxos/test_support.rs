@@ -6,14 +6,14 @@
 //! A crash drops the node and the messages to it; a restart rebuilds it from its records.
 
 use super::*;
-use crate::client::ClientReply;
 use crate::command::Command;
 use crate::id::ClientId;
 use crate::protocol::Effect;
+use crate::request::ClientReply;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub(super) fn cluster(n: u16) -> ClusterConfig {
-    ClusterConfig::local(n)
+pub(super) fn cluster(n: u16) -> Membership {
+    Membership::local(n)
 }
 
 pub(super) fn node(id: u16, n: u16, config: MultiPaxosConfig) -> MultiPaxos {
@@ -115,7 +115,7 @@ pub(super) fn elected_leader(n: u16, config: MultiPaxosConfig) -> MultiPaxos {
 
 /// A deterministic in-memory cluster.
 pub(super) struct Pump {
-    pub(super) cluster: ClusterConfig,
+    pub(super) cluster: Membership,
     pub(super) config: MultiPaxosConfig,
     pub(super) seed: u64,
     pub(super) nodes: Vec<Option<MultiPaxos>>,

@@ -1,10 +1,10 @@
 //! Simulated clients: what they ask (a [`Workload`]) and what the simulator records about
 //! each request ([`OpRecord`]).
 
-use crate::client::{ClientReply, ClientRequest, Consistency};
+use crate::check::OpRecord;
 use crate::command::Command;
 use crate::id::{ClientId, NodeId};
-use crate::protocol::CommitPath;
+use crate::request::Consistency;
 use crate::time::Time;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
@@ -48,42 +48,6 @@ pub trait Workload {
     /// scripted scenario waiting for a fault or a repair to happen. Default: at once.
     fn not_before(&mut self, _now: Time) -> Option<Time> {
         None
-    }
-}
-
-/// Everything the simulator saw of one client request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpRecord {
-    /// Who issued it.
-    pub client: ClientId,
-    /// The client's region index.
-    pub region: usize,
-    /// The replica it was sent to.
-    pub node: NodeId,
-    /// The request.
-    pub request: ClientRequest,
-    /// When the client issued it.
-    pub call: Time,
-    /// When the client could first learn it committed (commit time at the committing
-    /// replica plus the one-way delay from there to the client), and how it committed.
-    pub commit: Option<(Time, CommitPath)>,
-    /// When the reply reached the client (`None`: it timed out, or is still pending).
-    pub ret: Option<Time>,
-    /// The reply (`None`: timed out or pending).
-    pub reply: Option<ClientReply>,
-    /// Whether the client gave up waiting.
-    pub timed_out: bool,
-}
-
-impl OpRecord {
-    /// Time from call to reply.
-    pub fn latency(&self) -> Option<std::time::Duration> {
-        self.ret.map(|r| r.saturating_since(self.call))
-    }
-
-    /// Time from call to the client being able to learn of the commit.
-    pub fn commit_latency(&self) -> Option<std::time::Duration> {
-        self.commit.map(|(t, _)| t.saturating_since(self.call))
     }
 }
 

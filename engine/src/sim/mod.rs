@@ -20,15 +20,16 @@ mod fault;
 mod network;
 mod workload;
 
-pub use client::{ClientOp, OpRecord, Workload};
+pub use crate::check::OpRecord;
+pub use client::{ClientOp, Workload};
 pub use config::{ClientConfig, ClientMode, DiskModel, SimConfig};
 pub use fault::{FaultAction, FaultConfig, FaultPlan, FaultProfile, PartitionMode};
 pub use workload::RandomKv;
 
 use crate::check::History;
-use crate::client::{ClientReply, ClientRequest, Consistency, Response};
 use crate::id::{ClientId, NodeId, RequestId};
-use crate::protocol::{ClusterConfig, Effect, Metrics, Output, Protocol};
+use crate::protocol::{Effect, Membership, Metrics, Output, Protocol};
+use crate::request::{ClientReply, ClientRequest, Consistency, Response};
 use crate::time::Time;
 use client::SimClient;
 use disk::{DiskOp, PendingWrite, SimDisk};
@@ -135,7 +136,7 @@ pub struct SimStats {
 /// A simulated cluster running protocol `P`.
 pub struct Sim<P: Protocol> {
     config: SimConfig,
-    cluster: ClusterConfig,
+    cluster: Membership,
     now: Time,
     queue: EventQueue<Event<P::Message>>,
     rng: ChaCha8Rng,
@@ -215,7 +216,7 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// The membership the cores were built with.
-    pub fn cluster(&self) -> &ClusterConfig {
+    pub fn cluster(&self) -> &Membership {
         &self.cluster
     }
 

@@ -25,7 +25,7 @@ struct Register {
 }
 
 impl Register {
-    fn new(id: NodeId, cluster: &ClusterConfig, recovered: Vec<Vec<u8>>) -> Self {
+    fn new(id: NodeId, cluster: &Membership, recovered: Vec<Vec<u8>>) -> Self {
         Self {
             id,
             peers: cluster.ids().filter(|&n| n != id).collect(),

@@ -1,9 +1,9 @@
 //! Built-in workloads for tests. The benchmark driver brings its own (conflict rate, Zipf).
 
 use super::client::{ClientOp, Workload};
-use crate::client::Consistency;
 use crate::command::Command;
 use crate::id::ClientId;
+use crate::request::Consistency;
 use crate::time::Time;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

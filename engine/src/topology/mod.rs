@@ -13,7 +13,7 @@
 //! The file format and where the builtin numbers come from are in `topologies/README.md`.
 //!
 //! Loading is the only I/O here ([`Topology::load`] reads a file); protocol cores only ever
-//! see the [`ClusterConfig`] derived from it.
+//! see the [`Membership`] derived from it.
 
 mod builtin;
 mod error;
@@ -24,7 +24,7 @@ mod tests;
 pub use error::TopologyError;
 
 use crate::id::NodeId;
-use crate::protocol::{ClusterConfig, Member};
+use crate::protocol::{Member, Membership};
 use std::path::Path;
 
 /// A site: a cloud region, a data centre or a rack.
@@ -188,7 +188,7 @@ impl Topology {
     /// The cluster the replicas form: members `(id, region name)` and the RTT between every
     /// two replicas in microseconds (0 from a replica to itself, the in-region RTT between
     /// two replicas of one region).
-    pub fn cluster_config(&self) -> ClusterConfig {
+    pub fn cluster_config(&self) -> Membership {
         let members = self
             .replicas()
             .into_iter()
@@ -215,7 +215,7 @@ impl Topology {
                     .collect()
             })
             .collect();
-        ClusterConfig { members, rtt_us }
+        Membership { members, rtt_us }
     }
 
     /// The same topology with `clients` client sites in every region.

@@ -14,7 +14,7 @@
 //! that batch synced. A `Send` to this node itself is delivered through
 //! `handle_message(now, own id, ..)` after the current drain, never re-entrantly.
 
-use super::durability::{self, StorageJob, StorageReport};
+use super::storage_thread::{self, StorageJob, StorageReport};
 use super::NodeError;
 use crate::metrics::KeyspaceMetrics;
 use crate::wire::PeerFrame;
@@ -164,7 +164,7 @@ where
     let core = make(records);
     tracing::info!(keyspace = %config.keyspace, protocol = %config.protocol, node = %config.id, recovered, "keyspace starting");
     let (jobs, reports) =
-        durability::spawn(storage, &config.keyspace).map_err(|e| NodeError::Storage {
+        storage_thread::spawn(storage, &config.keyspace).map_err(|e| NodeError::Storage {
             keyspace: config.keyspace.clone(),
             message: format!("starting the storage thread: {e}"),
         })?;

@@ -13,8 +13,8 @@
 //! them, and spawn its host. The node runs until a keyspace fails (a storage error ends
 //! that keyspace and the node reports it) or it is shut down.
 
-mod durability;
 mod host;
+mod storage_thread;
 #[cfg(test)]
 mod tests;
 

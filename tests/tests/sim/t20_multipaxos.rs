@@ -5,12 +5,12 @@ use meridian_bench::optimum;
 use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig};
 use meridian_engine::sim::{FaultProfile, RandomKv, Sim, SimConfig};
 use meridian_engine::topology::Topology;
-use meridian_engine::{ClusterConfig, NodeId, Time};
+use meridian_engine::{Membership, NodeId, Time};
 use meridian_tests::{all_prefixes_of_longest, run_fault_seed, seeds, FaultRun};
 use std::time::Duration;
 
 fn factory(
-    cluster: ClusterConfig,
+    cluster: Membership,
     config: MultiPaxosConfig,
 ) -> impl FnMut(NodeId, u64, Vec<meridian_engine::multipaxos::Record>) -> MultiPaxos {
     move |id, seed, records| MultiPaxos::new(id, &cluster, config.clone(), seed, records)

@@ -27,11 +27,11 @@ mod explore;
 mod observations;
 mod world;
 
-use crate::client::ClientRequest;
 use crate::command::Command;
 use crate::epaxos::{EpaxosConfig, Message};
 use crate::id::{ClientId, NodeId, RequestId};
-use crate::protocol::ClusterConfig;
+use crate::protocol::Membership;
+use crate::request::ClientRequest;
 use explore::{explore, Bounds, Report};
 use std::time::{Duration, Instant};
 use world::{Budget, Mutation, Scenario};
@@ -64,7 +64,7 @@ fn scenario() -> Scenario {
         ..EpaxosConfig::default()
     };
     Scenario {
-        cluster: ClusterConfig::local(3),
+        cluster: Membership::local(3),
         config,
         requests: vec![(LEADER_A, cas(1, "a")), (LEADER_B, cas(2, "b"))],
         concurrent_start: true,

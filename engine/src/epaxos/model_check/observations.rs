@@ -18,11 +18,11 @@
 //! unless it crashed meanwhile.
 
 use super::world::{DurableLog, Scenario};
-use crate::client::{ClientReply, Response};
 use crate::command::CommandResult;
 use crate::epaxos::{Attributes, Batch, Epaxos, InstanceId, Record, Status};
 use crate::id::{NodeId, RequestId};
 use crate::protocol::Protocol;
+use crate::request::{ClientReply, Response};
 use crate::state_machine::{KvStore, StateMachine};
 use std::collections::{BTreeMap, BTreeSet};
 

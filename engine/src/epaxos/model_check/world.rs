@@ -10,10 +10,10 @@
 //! (copy-on-write) and the durable log is a shared persistent list.
 
 use super::observations::Observations;
-use crate::client::ClientRequest;
 use crate::epaxos::{Epaxos, EpaxosConfig, InstanceId, Message, Record};
 use crate::id::NodeId;
-use crate::protocol::{ClusterConfig, Effect, Output, Protocol};
+use crate::protocol::{Effect, Membership, Output, Protocol};
+use crate::request::ClientRequest;
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -29,7 +29,7 @@ pub(super) type Mutation = fn(&mut Message);
 /// What is explored: the cluster, the clients' requests (one per client, at the replica
 /// named with it) and an optional message mutation.
 pub(super) struct Scenario {
-    pub(super) cluster: ClusterConfig,
+    pub(super) cluster: Membership,
     pub(super) config: EpaxosConfig,
     pub(super) requests: Vec<(NodeId, ClientRequest)>,
     /// Clients send their requests before anything else happens (otherwise at any time).
