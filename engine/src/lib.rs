@@ -29,6 +29,8 @@ pub mod session;
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod test_host;
 pub mod time;
 pub mod timer;
 pub mod topology;

@@ -17,7 +17,7 @@
 //!
 //! The initiator records when the last completed exchange with each (range, peer) pair
 //! *started*: every object it held then is at the peer now. Tombstone collection relies
-//! on this (see `tombstones`).
+//! on this (see `gc`).
 
 use crate::command::Key;
 use crate::dynamo::dvv::Object;

@@ -86,7 +86,7 @@ pub struct DynamoConfig {
     /// A tombstone is garbage-collected only after this long (default 4 hours: longer
     /// than `hints.max_age`, so no hint can bring the deleted value back) *and* after the
     /// range's first owner completed an anti-entropy exchange, started after it stored the
-    /// tombstone, with every other owner (see `tombstones` for the rule).
+    /// tombstone, with every other owner (see `gc` for the rule).
     pub tombstone_grace: Duration,
     /// Period of tombstone collection rounds (default 1 s).
     pub gc_interval: Duration,

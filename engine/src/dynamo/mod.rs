@@ -44,6 +44,7 @@ mod config;
 mod coordinator;
 mod dvv;
 mod failure_detector;
+mod gc;
 mod hash;
 mod hints;
 mod level;
@@ -51,9 +52,9 @@ mod merkle;
 mod messages;
 mod read;
 mod read_repair;
+mod replay;
 mod replica;
 mod ring;
-mod tombstones;
 mod write;
 
 #[cfg(test)]
@@ -86,12 +87,29 @@ use crate::id::NodeId;
 use crate::protocol::{Effect, Membership, Metrics, Outbox, Output, Protocol};
 use crate::request::ClientRequest;
 use crate::time::Time;
+use crate::timer::Timers;
 use anti_entropy::AntiEntropy;
 use coordinator::{Coordinator, ReplyTo};
 use hash::mix2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use replay::Replayed;
 use std::collections::BTreeSet;
+
+/// Dynamo's background duties on the clock (docs/design.md#timers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Timer {
+    /// Armed at time zero until the first input tells the node what time it is.
+    Start,
+    /// Liveness pings to every peer (the failure detector's input).
+    Heartbeat,
+    /// Expire hints and send due ones to owners that are back.
+    HintReplay,
+    /// Start the next Merkle exchange.
+    AntiEntropy,
+    /// Collect tombstones every owner is known to hold.
+    TombstoneGc,
+}
 
 /// One Dynamo node: storage replica and coordinator.
 ///
@@ -115,11 +133,8 @@ pub struct Dynamo {
     detector: FailureDetector,
     coordinator: Coordinator,
     anti_entropy: AntiEntropy,
-    started: bool,
-    heartbeat_due: Time,
-    replay_due: Time,
-    anti_entropy_due: Time,
-    gc_due: Time,
+    /// Background duties on the clock; per-request deadlines live in the coordinator.
+    timers: Timers<Timer>,
     records_since_compaction: usize,
     outbox: Outbox<Message, Record>,
     metrics: Metrics,
@@ -142,36 +157,13 @@ impl Dynamo {
     ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let ring = Ring::new(cluster, config.vnodes, config.replicas);
-        let mut store = Store::default();
-        let mut merkle = MerkleIndex::new(config.merkle_fanout, config.merkle_depth);
-        let mut hints = HintStore::new(config.hints.clone());
-        let mut previous_epoch = 0u64;
-        let records = recovered.len();
-        for record in recovered {
-            match record {
-                Record::Epoch { epoch } => previous_epoch = epoch,
-                Record::Object { key, object } => {
-                    let range = ring.range_of(&key);
-                    let old = store.put(key.clone(), object, range, Time::ZERO);
-                    let new = store.get(&key).map(|e| e.digest);
-                    merkle.update(range, &key, old, new);
-                }
-                Record::ObjectRemoved { key } => {
-                    if let Some(entry) = store.remove(&key) {
-                        merkle.update(entry.range, &key, Some(entry.digest), None);
-                    }
-                }
-                Record::Hint {
-                    seq,
-                    owner,
-                    key,
-                    object,
-                } => hints.restore(seq, owner, key, object),
-                Record::HintRemoved { owner, key, seq } => {
-                    hints.remove_exact(owner, &key, seq);
-                }
-            }
-        }
+        let Replayed {
+            store,
+            merkle,
+            hints,
+            previous_epoch,
+            records,
+        } = replay::replay(&ring, &config, recovered);
         // A new random 64-bit epoch per boot: unique without coordination. Mixing in the
         // previous one keeps epochs distinct even if a host reused a seed with its log.
         let epoch = mix2(rng.gen(), previous_epoch);
@@ -190,6 +182,8 @@ impl Dynamo {
             })
             .collect();
         let detector = FailureDetector::new(id, cluster.ids(), config.failure_timeout, Time::ZERO);
+        let mut timers = Timers::new();
+        timers.set(Timer::Start, Time::ZERO);
         Self {
             id,
             cluster: cluster.clone(),
@@ -204,11 +198,7 @@ impl Dynamo {
             detector,
             coordinator: Coordinator::default(),
             anti_entropy: AntiEntropy::new(pairs, u64::from(boot) << 32),
-            started: false,
-            heartbeat_due: Time::ZERO,
-            replay_due: Time::ZERO,
-            anti_entropy_due: Time::ZERO,
-            gc_due: Time::ZERO,
+            timers,
             records_since_compaction: records,
             outbox: Outbox::new(),
             metrics: Metrics::new(),
@@ -268,10 +258,11 @@ impl Dynamo {
     }
 
     fn start(&mut self, now: Time) {
-        if self.started {
+        if self.timers.is_armed(Timer::Start) {
+            self.timers.cancel(Timer::Start);
+        } else {
             return;
         }
-        self.started = true;
         self.detector = FailureDetector::new(
             self.id,
             self.cluster.ids(),
@@ -284,9 +275,12 @@ impl Dynamo {
         // different epoch from it.
         self.persist(vec![Record::Epoch { epoch: self.epoch }], Vec::new());
         self.send_heartbeats(now);
-        self.replay_due = now + self.config.hint_replay_interval;
-        self.anti_entropy_due = now + self.config.anti_entropy_interval;
-        self.gc_due = now + self.config.gc_interval;
+        self.timers
+            .set(Timer::HintReplay, now + self.config.hint_replay_interval);
+        self.timers
+            .set(Timer::AntiEntropy, now + self.config.anti_entropy_interval);
+        self.timers
+            .set(Timer::TombstoneGc, now + self.config.gc_interval);
     }
 
     fn send_heartbeats(&mut self, now: Time) {
@@ -294,7 +288,8 @@ impl Dynamo {
         for peer in peers {
             self.outbox.send(peer, Message::Ping);
         }
-        self.heartbeat_due = now + self.config.heartbeat_interval;
+        self.timers
+            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
     }
 
     /// Drop expired hints (marking their ranges) and send due hints to live owners.
@@ -330,34 +325,8 @@ impl Dynamo {
                     .send(owner, Message::HintDelivery { key, object, seq });
             }
         }
-        self.replay_due = now + self.config.hint_replay_interval;
-    }
-
-    /// Replace the log by a snapshot once it holds far more records than live state.
-    fn maybe_compact(&mut self) {
-        let live = 1 + self.store.len() + self.hints.len();
-        if self.records_since_compaction < self.config.compact_after_records.max(2 * live) {
-            return;
-        }
-        let mut snapshot = Vec::with_capacity(live);
-        snapshot.push(Record::Epoch { epoch: self.epoch });
-        for (key, entry) in self.store.iter() {
-            snapshot.push(Record::Object {
-                key: key.clone(),
-                object: entry.object.clone(),
-            });
-        }
-        for ((owner, key), hint) in self.hints.iter() {
-            snapshot.push(Record::Hint {
-                seq: hint.seq,
-                owner: *owner,
-                key: key.clone(),
-                object: hint.object.clone(),
-            });
-        }
-        self.records_since_compaction = snapshot.len();
-        self.metrics.incr("compactions");
-        self.outbox.compact(snapshot);
+        self.timers
+            .set(Timer::HintReplay, now + self.config.hint_replay_interval);
     }
 }
 
@@ -434,24 +403,26 @@ impl Protocol for Dynamo {
     }
 
     fn handle_timeout(&mut self, now: Time) {
-        if !self.started {
+        if self.timers.is_armed(Timer::Start) {
             self.start(now);
             return;
         }
-        if now >= self.heartbeat_due {
+        if self.timers.is_due(Timer::Heartbeat, now) {
             self.send_heartbeats(now);
         }
         self.expire_ops(now);
-        if now >= self.replay_due {
+        if self.timers.is_due(Timer::HintReplay, now) {
             self.replay_hints(now);
         }
-        if now >= self.anti_entropy_due {
+        if self.timers.is_due(Timer::AntiEntropy, now) {
             self.anti_entropy_tick(now);
-            self.anti_entropy_due = now + self.config.anti_entropy_interval;
+            self.timers
+                .set(Timer::AntiEntropy, now + self.config.anti_entropy_interval);
         }
-        if now >= self.gc_due {
+        if self.timers.is_due(Timer::TombstoneGc, now) {
             self.collect_tombstones(now);
-            self.gc_due = now + self.config.gc_interval;
+            self.timers
+                .set(Timer::TombstoneGc, now + self.config.gc_interval);
         }
         self.maybe_compact();
     }
@@ -461,16 +432,8 @@ impl Protocol for Dynamo {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        if !self.started {
-            return Some(Time::ZERO);
-        }
-        let background = [
-            self.heartbeat_due,
-            self.replay_due,
-            self.anti_entropy_due,
-            self.gc_due,
-        ];
-        background
+        self.timers
+            .next()
             .into_iter()
             .chain(self.coordinator.next_timer())
             .min()

@@ -2,7 +2,7 @@
 //! Reference: DeCandia et al., "Dynamo" (SOSP 2007): §4.4 versioning, §4.5 R/W, §4.6
 //! sloppy quorum and hinted handoff, §4.7 Merkle anti-entropy; Riak kv679 (epochs).
 
-use super::pump::Pump;
+use super::pump::{new_pump, DynamoPump, Pump};
 use super::{DynamoConfig, HintLimits, VersionVector};
 use crate::command::{Command, Value};
 use crate::id::NodeId;
@@ -21,7 +21,7 @@ fn config() -> DynamoConfig {
 }
 
 fn pump(n: u16, config: DynamoConfig) -> Pump {
-    let mut pump = Pump::new(Membership::local(n), config, 42);
+    let mut pump = new_pump(Membership::local(n), config, 42);
     pump.run_for(Duration::from_millis(10));
     pump
 }
@@ -59,7 +59,7 @@ fn strings(siblings: &[Option<Value>]) -> Vec<String> {
 }
 
 fn stored_values(pump: &Pump, node: NodeId, key: &str) -> Vec<String> {
-    pump.node(node)
+    pump.up(node)
         .stored(key.as_bytes())
         .map(|o| strings(&o.values()))
         .unwrap_or_default()
@@ -67,7 +67,7 @@ fn stored_values(pump: &Pump, node: NodeId, key: &str) -> Vec<String> {
 
 /// The owners of `key` and one node that is not an owner.
 fn placement(pump: &Pump, key: &str) -> (Vec<NodeId>, Vec<NodeId>) {
-    let owners = pump.node(NodeId(0)).preference_list(key.as_bytes());
+    let owners = pump.up(NodeId(0)).preference_list(key.as_bytes());
     let others = (0..5).map(NodeId).filter(|n| !owners.contains(n)).collect();
     (owners, others)
 }
@@ -81,7 +81,7 @@ fn sloppy_w2_write_succeeds_with_two_of_three_owners_down() {
     pump.crash(owners[1]);
     pump.crash(owners[2]);
     pump.run_for(SECOND);
-    let id = pump.request(owners[0], put("k", "v"), Level::Two, Vec::new(), Some(true));
+    let id = pump.kv(owners[0], put("k", "v"), Level::Two, Vec::new(), Some(true));
     let reply = pump.run_until_reply(id, 2 * SECOND);
     let response = ok(&reply);
     let receipt = &response.receipt;
@@ -94,7 +94,7 @@ fn sloppy_w2_write_succeeds_with_two_of_three_owners_down() {
         .all(|r| r.fallback && others.contains(&r.node)));
     assert!(receipt.hints_written >= 1);
     pump.run_for(SECOND);
-    let hints: usize = others.iter().map(|&n| pump.node(n).hint_count()).sum();
+    let hints: usize = others.iter().map(|&n| pump.up(n).hint_count()).sum();
     assert_eq!(hints, 2, "one hint per down owner");
 }
 
@@ -107,7 +107,7 @@ fn strict_w2_write_fails_with_unavailable_when_two_owners_are_down() {
     pump.crash(owners[1]);
     pump.crash(owners[2]);
     pump.run_for(SECOND);
-    let id = pump.request(owners[0], put("k", "v"), Level::Two, Vec::new(), None);
+    let id = pump.kv(owners[0], put("k", "v"), Level::Two, Vec::new(), None);
     let reply = pump.run_until_reply(id, 2 * SECOND);
     match reply.outcome {
         Err(RequestError::Unavailable {
@@ -120,8 +120,8 @@ fn strict_w2_write_fails_with_unavailable_when_two_owners_are_down() {
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    assert_eq!(pump.node(owners[0]).stored(b"k"), None);
-    assert_eq!(pump.node(owners[0]).metrics().get("unavailable"), 1);
+    assert_eq!(pump.up(owners[0]).stored(b"k"), None);
+    assert_eq!(pump.up(owners[0]).metrics().get("unavailable"), 1);
 }
 
 /// Before the failure detector notices, the write goes out and fails at the deadline
@@ -132,7 +132,7 @@ fn an_unmet_level_fails_at_the_deadline_with_counts() {
     let (owners, _) = placement(&pump, "k");
     pump.crash(owners[1]);
     pump.crash(owners[2]);
-    let id = pump.request(owners[0], put("k", "v"), Level::Quorum, Vec::new(), None);
+    let id = pump.kv(owners[0], put("k", "v"), Level::Quorum, Vec::new(), None);
     let reply = pump.run_until_reply(id, 2 * SECOND);
     match reply.outcome {
         Err(RequestError::Unavailable {
@@ -155,7 +155,7 @@ fn hints_reach_the_owner_after_it_returns() {
     pump.crash(owners[1]);
     pump.crash(owners[2]);
     pump.run_for(SECOND);
-    let id = pump.request(owners[0], put("k", "v"), Level::Two, Vec::new(), Some(true));
+    let id = pump.kv(owners[0], put("k", "v"), Level::Two, Vec::new(), Some(true));
     ok(&pump.run_until_reply(id, 2 * SECOND));
     pump.run_for(SECOND);
     pump.restart(owners[1]);
@@ -164,18 +164,18 @@ fn hints_reach_the_owner_after_it_returns() {
     for &owner in &owners {
         assert_eq!(stored_values(&pump, owner, "k"), vec!["v"], "{owner}");
     }
-    let hints: usize = others.iter().map(|&n| pump.node(n).hint_count()).sum();
+    let hints: usize = others.iter().map(|&n| pump.up(n).hint_count()).sum();
     assert_eq!(hints, 0, "delivered hints are deleted");
     let delivered: u64 = others
         .iter()
-        .map(|&n| pump.node(n).metrics().get("hints_delivered"))
+        .map(|&n| pump.up(n).metrics().get("hints_delivered"))
         .sum();
     assert_eq!(delivered, 2);
     // The deletion is durable: a restarted fallback does not resend.
     for &n in &others {
         pump.crash(n);
         pump.restart(n);
-        assert_eq!(pump.node(n).hint_count(), 0);
+        assert_eq!(pump.up(n).hint_count(), 0);
     }
 }
 
@@ -185,15 +185,15 @@ fn hints_reach_the_owner_after_it_returns() {
 fn concurrent_writes_become_siblings_and_the_reads_context_resolves_them() {
     let mut pump = pump(5, config());
     let (owners, others) = placement(&pump, "k");
-    let a = pump.request(owners[0], put("k", "left"), Level::One, Vec::new(), None);
-    let b = pump.request(owners[1], put("k", "right"), Level::One, Vec::new(), None);
+    let a = pump.kv(owners[0], put("k", "left"), Level::One, Vec::new(), None);
+    let b = pump.kv(owners[1], put("k", "right"), Level::One, Vec::new(), None);
     ok(&pump.run_until_reply(a, SECOND));
     ok(&pump.run_until_reply(b, SECOND));
     pump.run_for(SECOND);
-    let read = pump.request(others[0], get("k"), Level::All, Vec::new(), None);
+    let read = pump.kv(others[0], get("k"), Level::All, Vec::new(), None);
     let response = ok(&pump.run_until_reply(read, SECOND)).clone();
     assert_eq!(strings(&response.siblings), vec!["left", "right"]);
-    let write = pump.request(
+    let write = pump.kv(
         others[1],
         put("k", "merged"),
         Level::Quorum,
@@ -202,7 +202,7 @@ fn concurrent_writes_become_siblings_and_the_reads_context_resolves_them() {
     );
     ok(&pump.run_until_reply(write, SECOND));
     pump.run_for(SECOND);
-    let read = pump.request(owners[2], get("k"), Level::All, Vec::new(), None);
+    let read = pump.kv(owners[2], get("k"), Level::All, Vec::new(), None);
     let response = ok(&pump.run_until_reply(read, SECOND)).clone();
     assert_eq!(strings(&response.siblings), vec!["merged"]);
     for &owner in &owners {
@@ -216,12 +216,12 @@ fn read_repair_fixes_a_stale_owner_before_replying() {
     let mut pump = pump(5, config());
     let (owners, _) = placement(&pump, "k");
     pump.isolate(owners[2]);
-    let write = pump.request(owners[0], put("k", "v"), Level::Two, Vec::new(), None);
+    let write = pump.kv(owners[0], put("k", "v"), Level::Two, Vec::new(), None);
     ok(&pump.run_until_reply(write, SECOND));
     pump.heal();
     pump.run_for(SECOND);
-    assert_eq!(pump.node(owners[2]).stored(b"k"), None);
-    let read = pump.request(owners[0], get("k"), Level::All, Vec::new(), None);
+    assert_eq!(pump.up(owners[2]).stored(b"k"), None);
+    let read = pump.kv(owners[0], get("k"), Level::All, Vec::new(), None);
     let response = ok(&pump.run_until_reply(read, SECOND)).clone();
     assert_eq!(strings(&response.siblings), vec!["v"]);
     assert_eq!(response.receipt.read_repair, ReadRepair::Blocking);
@@ -240,11 +240,11 @@ fn late_stale_answers_are_repaired_in_the_background() {
     let mut pump = pump(5, config());
     let (owners, _) = placement(&pump, "k");
     pump.isolate(owners[2]);
-    let write = pump.request(owners[0], put("k", "v"), Level::Two, Vec::new(), None);
+    let write = pump.kv(owners[0], put("k", "v"), Level::Two, Vec::new(), None);
     ok(&pump.run_until_reply(write, SECOND));
     pump.heal();
     pump.run_for(SECOND);
-    let read = pump.request(owners[0], get("k"), Level::One, Vec::new(), None);
+    let read = pump.kv(owners[0], get("k"), Level::One, Vec::new(), None);
     let response = ok(&pump.run_until_reply(read, SECOND)).clone();
     assert_eq!(response.receipt.read_repair, ReadRepair::NotNeeded);
     assert_eq!(
@@ -255,9 +255,7 @@ fn late_stale_answers_are_repaired_in_the_background() {
     pump.run_for(SECOND);
     assert_eq!(stored_values(&pump, owners[2], "k"), vec!["v"]);
     assert_eq!(
-        pump.node(owners[0])
-            .metrics()
-            .get("read_repairs_background"),
+        pump.up(owners[0]).metrics().get("read_repairs_background"),
         1
     );
 }
@@ -275,7 +273,7 @@ fn merkle_anti_entropy_converges_divergent_replicas() {
     for i in 0..60u16 {
         let key = format!("key-{i}");
         let at = NodeId(i % 4);
-        ids.push(pump.request(
+        ids.push(pump.kv(
             at,
             put(&key, &format!("v{i}")),
             Level::One,
@@ -290,8 +288,8 @@ fn merkle_anti_entropy_converges_divergent_replicas() {
     let missing = (0..60)
         .filter(|i| {
             let key = format!("key-{i}");
-            let owners = pump.node(NodeId(0)).preference_list(key.as_bytes());
-            owners.contains(&NodeId(4)) && pump.node(NodeId(4)).stored(key.as_bytes()).is_none()
+            let owners = pump.up(NodeId(0)).preference_list(key.as_bytes());
+            owners.contains(&NodeId(4)) && pump.up(NodeId(4)).stored(key.as_bytes()).is_none()
         })
         .count();
     assert!(
@@ -302,12 +300,12 @@ fn merkle_anti_entropy_converges_divergent_replicas() {
     pump.run_for(20 * SECOND);
     for i in 0..60u16 {
         let key = format!("key-{i}");
-        let owners = pump.node(NodeId(0)).preference_list(key.as_bytes());
-        let first = pump.node(owners[0]).stored(key.as_bytes()).cloned();
+        let owners = pump.up(NodeId(0)).preference_list(key.as_bytes());
+        let first = pump.up(owners[0]).stored(key.as_bytes()).cloned();
         assert!(first.is_some(), "{key}");
         for &owner in &owners[1..] {
             assert_eq!(
-                pump.node(owner).stored(key.as_bytes()).cloned(),
+                pump.up(owner).stored(key.as_bytes()).cloned(),
                 first,
                 "{key} at {owner}"
             );
@@ -315,7 +313,7 @@ fn merkle_anti_entropy_converges_divergent_replicas() {
     }
     let repaired: u64 = (0..5)
         .map(|n| {
-            pump.node(NodeId(n))
+            pump.up(NodeId(n))
                 .metrics()
                 .get("anti_entropy_keys_repaired")
         })
@@ -334,16 +332,16 @@ fn session_reads_see_the_clients_own_write() {
     let (owners, _) = placement(&pump, "k");
     pump.block(owners[0], owners[1]);
     pump.block(owners[0], owners[2]);
-    let write = pump.request(owners[0], put("k", "mine"), Level::One, Vec::new(), None);
+    let write = pump.kv(owners[0], put("k", "mine"), Level::One, Vec::new(), None);
     let context = ok(&pump.run_until_reply(write, SECOND)).context.clone();
     pump.heal();
-    let one = pump.request(owners[1], get("k"), Level::One, Vec::new(), None);
+    let one = pump.kv(owners[1], get("k"), Level::One, Vec::new(), None);
     let stale = ok(&pump.run_until_reply(one, SECOND)).clone();
     assert!(
         stale.siblings.is_empty(),
         "ONE answered from the stale local copy"
     );
-    let session = pump.request(owners[2], get("k"), Level::Session, context.clone(), None);
+    let session = pump.kv(owners[2], get("k"), Level::Session, context.clone(), None);
     let fresh = ok(&pump.run_until_reply(session, SECOND)).clone();
     assert_eq!(strings(&fresh.siblings), vec!["mine"]);
     let covers = VersionVector::decode(&fresh.context)
@@ -359,11 +357,11 @@ fn a_session_read_that_cannot_catch_up_fails_at_the_deadline() {
     let (owners, _) = placement(&pump, "k");
     pump.block(owners[0], owners[1]);
     pump.block(owners[0], owners[2]);
-    let write = pump.request(owners[0], put("k", "mine"), Level::One, Vec::new(), None);
+    let write = pump.kv(owners[0], put("k", "mine"), Level::One, Vec::new(), None);
     let context = ok(&pump.run_until_reply(write, SECOND)).context.clone();
     pump.crash(owners[0]);
     pump.heal();
-    let session = pump.request(owners[1], get("k"), Level::Session, context, None);
+    let session = pump.kv(owners[1], get("k"), Level::Session, context, None);
     match pump.run_until_reply(session, 2 * SECOND).outcome {
         Err(RequestError::Unavailable { detail, .. }) => {
             assert!(detail.contains("SESSION"), "{detail}")
@@ -378,21 +376,21 @@ fn a_session_read_that_cannot_catch_up_fails_at_the_deadline() {
 fn a_wiped_owner_takes_a_new_epoch_and_loses_no_write() {
     let mut pump = pump(5, config());
     let (owners, _) = placement(&pump, "k");
-    let first = pump.request(owners[0], put("k", "before"), Level::All, Vec::new(), None);
+    let first = pump.kv(owners[0], put("k", "before"), Level::All, Vec::new(), None);
     ok(&pump.run_until_reply(first, SECOND));
-    let old_epoch = pump.node(owners[0]).epoch();
+    let old_epoch = pump.up(owners[0]).epoch();
     pump.crash(owners[0]);
     pump.wipe(owners[0]);
     pump.restart(owners[0]);
     pump.run_for(SECOND);
     // A blind write (no context) at the wiped owner: concurrent with "before".
-    let second = pump.request(owners[0], put("k", "after"), Level::One, Vec::new(), None);
+    let second = pump.kv(owners[0], put("k", "after"), Level::One, Vec::new(), None);
     ok(&pump.run_until_reply(second, SECOND));
     pump.run_for(SECOND);
-    let read = pump.request(owners[1], get("k"), Level::All, Vec::new(), None);
+    let read = pump.kv(owners[1], get("k"), Level::All, Vec::new(), None);
     let response = ok(&pump.run_until_reply(read, SECOND)).clone();
     assert_eq!(strings(&response.siblings), vec!["after", "before"]);
-    assert_ne!(pump.node(owners[0]).epoch(), old_epoch);
+    assert_ne!(pump.up(owners[0]).epoch(), old_epoch);
 }
 
 /// An acknowledged write survives the owner's crash and restart (persist before ack).
@@ -400,13 +398,13 @@ fn a_wiped_owner_takes_a_new_epoch_and_loses_no_write() {
 fn acknowledged_writes_survive_a_restart() {
     let mut pump = pump(5, config());
     let (owners, _) = placement(&pump, "k");
-    let write = pump.request(owners[0], put("k", "v"), Level::One, Vec::new(), None);
+    let write = pump.kv(owners[0], put("k", "v"), Level::One, Vec::new(), None);
     ok(&pump.run_until_reply(write, SECOND));
     pump.crash(owners[0]);
     pump.restart(owners[0]);
     assert_eq!(stored_values(&pump, owners[0], "k"), vec!["v"]);
     // The restarted node does not reissue the dot it used.
-    let again = pump.request(owners[0], put("k", "w"), Level::One, Vec::new(), None);
+    let again = pump.kv(owners[0], put("k", "w"), Level::One, Vec::new(), None);
     ok(&pump.run_until_reply(again, SECOND));
     assert_eq!(stored_values(&pump, owners[0], "k"), vec!["v", "w"]);
 }
@@ -418,7 +416,7 @@ fn sibling_limits_warn_then_reject() {
     let mut pump = pump(5, config);
     let (owners, _) = placement(&pump, "k");
     for i in 0..3 {
-        let id = pump.request(
+        let id = pump.kv(
             owners[0],
             put("k", &format!("v{i}")),
             Level::One,
@@ -427,12 +425,12 @@ fn sibling_limits_warn_then_reject() {
         );
         ok(&pump.run_until_reply(id, SECOND));
     }
-    let id = pump.request(owners[0], put("k", "v3"), Level::One, Vec::new(), None);
+    let id = pump.kv(owners[0], put("k", "v3"), Level::One, Vec::new(), None);
     match pump.run_until_reply(id, SECOND).outcome {
         Err(RequestError::Rejected(reason)) => assert!(reason.contains("hard limit 3"), "{reason}"),
         other => panic!("expected Rejected, got {other:?}"),
     }
-    let node = pump.node(owners[0]);
+    let node = pump.up(owners[0]);
     assert_eq!(node.metrics().get("sibling_warnings"), 1);
     assert_eq!(node.metrics().get("sibling_rejections"), 1);
     assert_eq!(
@@ -447,16 +445,16 @@ fn sibling_limits_warn_then_reject() {
 fn a_write_at_a_non_owner_is_forwarded_to_an_owner() {
     let mut pump = pump(5, config());
     let (owners, others) = placement(&pump, "k");
-    let id = pump.request(others[0], put("k", "v"), Level::Quorum, Vec::new(), None);
+    let id = pump.kv(others[0], put("k", "v"), Level::Quorum, Vec::new(), None);
     let response = ok(&pump.run_until_reply(id, SECOND)).clone();
     assert!(response
         .receipt
         .answered
         .iter()
         .all(|r| owners.contains(&r.node)));
-    assert_eq!(pump.node(others[0]).metrics().get("forwarded"), 1);
+    assert_eq!(pump.up(others[0]).metrics().get("forwarded"), 1);
     assert_eq!(
-        pump.node(others[0]).stored(b"k"),
+        pump.up(others[0]).stored(b"k"),
         None,
         "non-owners store nothing"
     );
@@ -478,16 +476,16 @@ fn an_expired_hint_is_counted_and_anti_entropy_delivers_the_write() {
     let (owners, others) = placement(&pump, "k");
     pump.crash(owners[2]);
     pump.run_for(SECOND);
-    let id = pump.request(owners[0], put("k", "v"), Level::Two, Vec::new(), Some(true));
+    let id = pump.kv(owners[0], put("k", "v"), Level::Two, Vec::new(), Some(true));
     ok(&pump.run_until_reply(id, SECOND));
     pump.run_for(3 * SECOND);
     let dropped: u64 = others
         .iter()
-        .map(|&n| pump.node(n).metrics().get("hints_dropped"))
+        .map(|&n| pump.up(n).metrics().get("hints_dropped"))
         .sum();
     assert_eq!(dropped, 1);
     assert!(
-        pump.node(owners[0])
+        pump.up(owners[0])
             .metrics()
             .get("anti_entropy_priority_marks")
             >= 1
@@ -507,7 +505,7 @@ fn a_node_restarts_from_its_compacted_log() {
     let mut pump = pump(3, config);
     let mut context = Vec::new();
     for i in 0..30 {
-        let id = pump.request(
+        let id = pump.kv(
             NodeId(0),
             put("k", &format!("v{i}")),
             Level::All,
@@ -517,12 +515,12 @@ fn a_node_restarts_from_its_compacted_log() {
         context = ok(&pump.run_until_reply(id, SECOND)).context.clone();
     }
     pump.run_for(SECOND);
-    assert!(pump.node(NodeId(1)).metrics().get("compactions") >= 1);
+    assert!(pump.up(NodeId(1)).metrics().get("compactions") >= 1);
     assert!(pump.disks[1].len() < 30, "{} records", pump.disks[1].len());
-    let before = pump.node(NodeId(1)).stored(b"k").cloned();
+    let before = pump.up(NodeId(1)).stored(b"k").cloned();
     pump.crash(NodeId(1));
     pump.restart(NodeId(1));
-    assert_eq!(pump.node(NodeId(1)).stored(b"k").cloned(), before);
+    assert_eq!(pump.up(NodeId(1)).stored(b"k").cloned(), before);
 }
 
 fn regions_cluster() -> Membership {
@@ -545,17 +543,17 @@ fn regions_cluster() -> Membership {
 /// a fallback of that region stand in for it.
 #[test]
 fn region_levels_count_per_region_and_fallbacks_only_when_sloppy() {
-    let mut pump = Pump::new(regions_cluster(), config(), 7);
+    let mut pump = new_pump(regions_cluster(), config(), 7);
     pump.run_for(Duration::from_millis(10));
-    let owners = pump.node(NodeId(0)).preference_list(b"k");
-    let ring = pump.node(NodeId(0)).ring().clone();
+    let owners = pump.up(NodeId(0)).preference_list(b"k");
+    let ring = pump.up(NodeId(0)).ring().clone();
     let regions: Vec<&str> = owners.iter().map(|&n| ring.region_of(n)).collect();
     assert_eq!(regions.len(), 3, "one owner per region: {regions:?}");
     let jp_owner = owners[regions.iter().position(|r| *r == "jp").unwrap()];
     let va_owner = owners[regions.iter().position(|r| *r == "va").unwrap()];
     pump.crash(jp_owner);
     pump.run_for(SECOND);
-    let local = pump.request(
+    let local = pump.kv(
         va_owner,
         put("k", "v"),
         Level::LocalQuorum,
@@ -564,7 +562,7 @@ fn region_levels_count_per_region_and_fallbacks_only_when_sloppy() {
     );
     let receipt = ok(&pump.run_until_reply(local, SECOND)).receipt.clone();
     assert_eq!(receipt.answered[0].region, "va");
-    let each = pump.request(va_owner, put("k", "w"), Level::EachQuorum, Vec::new(), None);
+    let each = pump.kv(va_owner, put("k", "w"), Level::EachQuorum, Vec::new(), None);
     match pump.run_until_reply(each, SECOND).outcome {
         Err(RequestError::Unavailable {
             needed: 3, detail, ..
@@ -573,7 +571,7 @@ fn region_levels_count_per_region_and_fallbacks_only_when_sloppy() {
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    let sloppy = pump.request(
+    let sloppy = pump.kv(
         va_owner,
         put("k", "x"),
         Level::EachQuorum,
@@ -601,14 +599,14 @@ fn a_sloppy_read_counts_the_fallback_holding_the_hint() {
     pump.crash(owners[1]);
     pump.crash(owners[2]);
     pump.run_for(SECOND);
-    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), Some(true));
+    let write = pump.kv(owners[0], put("k", "v"), Level::All, Vec::new(), Some(true));
     ok(&pump.run_until_reply(write, SECOND));
-    let strict = pump.request(owners[0], get("k"), Level::Two, Vec::new(), None);
+    let strict = pump.kv(owners[0], get("k"), Level::Two, Vec::new(), None);
     assert!(matches!(
         pump.run_until_reply(strict, SECOND).outcome,
         Err(RequestError::Unavailable { .. })
     ));
-    let sloppy = pump.request(owners[0], get("k"), Level::All, Vec::new(), Some(true));
+    let sloppy = pump.kv(owners[0], get("k"), Level::All, Vec::new(), Some(true));
     let response = ok(&pump.run_until_reply(sloppy, SECOND)).clone();
     assert_eq!(strings(&response.siblings), vec!["v"]);
     assert_eq!(
@@ -637,7 +635,7 @@ fn a_refused_hint_does_not_count_and_marks_the_range() {
     let (owners, others) = placement(&pump, "k");
     pump.crash(owners[2]);
     pump.run_for(SECOND);
-    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), Some(true));
+    let write = pump.kv(owners[0], put("k", "v"), Level::All, Vec::new(), Some(true));
     match pump.run_until_reply(write, 2 * SECOND).outcome {
         Err(RequestError::Unavailable {
             replied: 2,
@@ -648,11 +646,11 @@ fn a_refused_hint_does_not_count_and_marks_the_range() {
     }
     let refused: u64 = others
         .iter()
-        .map(|&n| pump.node(n).metrics().get("hints_refused"))
+        .map(|&n| pump.up(n).metrics().get("hints_refused"))
         .sum();
     assert_eq!(refused, 1);
     assert!(
-        pump.node(owners[1])
+        pump.up(owners[1])
             .metrics()
             .get("anti_entropy_priority_marks")
             >= 1
@@ -671,15 +669,15 @@ fn tombstones_are_collected_only_after_grace_and_anti_entropy_coverage() {
     // Without anti-entropy nothing proves the other owners hold the tombstone.
     let mut pump = pump(5, grace.clone());
     let (owners, _) = placement(&pump, "k");
-    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), None);
+    let write = pump.kv(owners[0], put("k", "v"), Level::All, Vec::new(), None);
     let context = ok(&pump.run_until_reply(write, SECOND)).context.clone();
     let delete = Command::Delete { key: b"k".to_vec() };
-    let id = pump.request(owners[0], delete.clone(), Level::All, context.clone(), None);
+    let id = pump.kv(owners[0], delete.clone(), Level::All, context.clone(), None);
     ok(&pump.run_until_reply(id, SECOND));
     pump.run_for(5 * SECOND);
     for &owner in &owners {
         assert!(
-            pump.node(owner).stored(b"k").unwrap().is_tombstone(),
+            pump.up(owner).stored(b"k").unwrap().is_tombstone(),
             "{owner} kept it"
         );
     }
@@ -691,25 +689,22 @@ fn tombstones_are_collected_only_after_grace_and_anti_entropy_coverage() {
             ..grace
         },
     );
-    let write = pump.request(owners[0], put("k", "v"), Level::All, Vec::new(), None);
+    let write = pump.kv(owners[0], put("k", "v"), Level::All, Vec::new(), None);
     let context = ok(&pump.run_until_reply(write, SECOND)).context.clone();
-    let id = pump.request(owners[0], delete, Level::All, context, None);
+    let id = pump.kv(owners[0], delete, Level::All, context, None);
     ok(&pump.run_until_reply(id, SECOND));
     pump.run_for(SECOND);
-    assert!(
-        pump.node(owners[0]).stored(b"k").is_some(),
-        "grace not over"
-    );
+    assert!(pump.up(owners[0]).stored(b"k").is_some(), "grace not over");
     pump.run_for(5 * SECOND);
     for &owner in &owners {
-        assert_eq!(pump.node(owner).stored(b"k"), None, "{owner}");
+        assert_eq!(pump.up(owner).stored(b"k"), None, "{owner}");
     }
     let collected: u64 = owners
         .iter()
-        .map(|&n| pump.node(n).metrics().get("tombstones_collected"))
+        .map(|&n| pump.up(n).metrics().get("tombstones_collected"))
         .sum();
     assert!(collected >= 3, "{collected}");
-    let read = pump.request(owners[1], get("k"), Level::All, Vec::new(), None);
+    let read = pump.kv(owners[1], get("k"), Level::All, Vec::new(), None);
     assert!(ok(&pump.run_until_reply(read, SECOND)).siblings.is_empty());
 }
 
@@ -720,7 +715,7 @@ fn tombstones_are_collected_only_after_grace_and_anti_entropy_coverage() {
 fn a_dot_that_left_before_the_crash_is_never_reissued() {
     let mut pump = pump(5, config());
     let (owners, _) = placement(&pump, "k");
-    let lost = pump.request(
+    let lost = pump.kv(
         owners[0],
         put("k", "unsynced"),
         Level::Two,
@@ -732,15 +727,11 @@ fn a_dot_that_left_before_the_crash_is_never_reissued() {
     assert!(!pump.replies.contains_key(&lost), "its coordinator died");
     assert_eq!(stored_values(&pump, owners[1], "k"), vec!["unsynced"]);
     pump.restart(owners[0]);
-    assert_eq!(
-        pump.node(owners[0]).stored(b"k"),
-        None,
-        "lost with the crash"
-    );
-    let acked = pump.request(owners[0], put("k", "acked"), Level::One, Vec::new(), None);
+    assert_eq!(pump.up(owners[0]).stored(b"k"), None, "lost with the crash");
+    let acked = pump.kv(owners[0], put("k", "acked"), Level::One, Vec::new(), None);
     ok(&pump.run_until_reply(acked, SECOND));
     pump.run_for(SECOND);
-    let read = pump.request(owners[1], get("k"), Level::All, Vec::new(), None);
+    let read = pump.kv(owners[1], get("k"), Level::All, Vec::new(), None);
     let response = ok(&pump.run_until_reply(read, SECOND)).clone();
     assert_eq!(strings(&response.siblings), vec!["acked", "unsynced"]);
 }
@@ -756,10 +747,10 @@ fn answered_reads_lingering_for_repair_do_not_count_as_pending() {
     let (owners, _) = placement(&pump, "k");
     pump.isolate(owners[2]);
     for _ in 0..4 {
-        let read = pump.request(owners[0], get("k"), Level::One, Vec::new(), None);
+        let read = pump.kv(owners[0], get("k"), Level::One, Vec::new(), None);
         ok(&pump.run_until_reply(read, SECOND));
     }
-    let node = pump.node(owners[0]);
+    let node = pump.up(owners[0]);
     assert_eq!(
         node.metrics().get("reads_lingering"),
         4,
@@ -767,5 +758,5 @@ fn answered_reads_lingering_for_repair_do_not_count_as_pending() {
     );
     assert_eq!(node.metrics().get("requests_in_flight"), 0);
     pump.run_for(3 * SECOND);
-    assert_eq!(pump.node(owners[0]).metrics().get("reads_lingering"), 0);
+    assert_eq!(pump.up(owners[0]).metrics().get("reads_lingering"), 0);
 }

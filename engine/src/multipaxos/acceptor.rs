@@ -2,7 +2,7 @@
 //! and reacting to ballots above our own.
 
 use super::messages::{Ballot, Batch, Message, Record, Slot};
-use super::{MultiPaxos, Role};
+use super::{MultiPaxos, Role, Timer};
 use crate::id::NodeId;
 use crate::protocol::Effect;
 use crate::time::Time;
@@ -137,6 +137,7 @@ impl MultiPaxos {
     /// origins forward them again to the next leader.
     pub(super) fn step_down(&mut self, now: Time) {
         self.role = Role::Follower;
+        self.timers.cancel(Timer::Heartbeat);
         self.metrics.incr("step_downs");
         self.reset_election_deadline(now);
         self.set_leader(now, None);

@@ -56,7 +56,7 @@ fn converged(pump: &Pump) -> bool {
 }
 
 fn run_clean(n: u16, seed: u64, config: MultiPaxosConfig) -> Pump {
-    let mut pump = Pump::new(n, config, seed);
+    let mut pump = new_pump(n, config, seed);
     assert!(
         pump.run_until(STEPS, |p| p.leader().is_some()),
         "seed {seed}: no leader"
@@ -109,7 +109,7 @@ fn all_commands_commit_and_replicas_agree_with_3_and_5_replicas() {
 fn lossy_duplicating_network_stays_safe_and_live() {
     for n in [3, 5] {
         for seed in 100..115 {
-            let mut pump = Pump::new(n, fast(), seed);
+            let mut pump = new_pump(n, fast(), seed);
             pump.loss = 0.1;
             pump.duplicate = 0.05;
             submit(&mut pump, 0, 30);
@@ -133,7 +133,7 @@ fn lossy_duplicating_network_stays_safe_and_live() {
 /// more writes are submitted at survivors. Returns the pump once the survivors answered
 /// them (or gave up after the step budget).
 fn crash_leader_mid_stream(seed: u64, config: MultiPaxosConfig, loss: f64) -> (Pump, NodeId) {
-    let mut pump = Pump::new(5, config, seed);
+    let mut pump = new_pump(5, config, seed);
     pump.loss = loss;
     assert!(
         pump.run_until(STEPS, |p| p.leader().is_some()),
@@ -195,7 +195,7 @@ fn new_ballot_above_old(pump: &Pump, new: NodeId, old: NodeId) -> bool {
 #[test]
 fn repeated_leader_crashes_keep_agreement() {
     for seed in 200..210 {
-        let mut pump = Pump::new(3, fast(), seed);
+        let mut pump = new_pump(3, fast(), seed);
         let mut seq = 0;
         for round in 0..4 {
             assert!(
@@ -243,7 +243,7 @@ fn batching_and_flexible_quorums_keep_agreement() {
 /// must learn the 20 chosen values in phase 1 (the two it reached are in every phase-1
 /// quorum of the survivors' 3 of 5).
 fn cut_two_followers_then_crash_the_leader(seed: u64, config: MultiPaxosConfig) -> Pump {
-    let mut pump = Pump::new(5, config, seed);
+    let mut pump = new_pump(5, config, seed);
     assert!(
         pump.run_until(STEPS, |p| p.leader().is_some()),
         "seed {seed}"

@@ -8,7 +8,7 @@
 
 use super::leader::Leadership;
 use super::messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot};
-use super::{MultiPaxos, Role};
+use super::{MultiPaxos, Role, Timer};
 use crate::id::NodeId;
 use crate::protocol::Effect;
 use crate::quorum::VoteSet;
@@ -186,6 +186,7 @@ impl MultiPaxos {
         let mut leadership = Leadership::new(candidacy.ballot, end);
         leadership.queue = candidacy.queue;
         self.role = Role::Leader(leadership);
+        self.timers.cancel(Timer::Election);
         self.metrics.incr("elections_won");
         let mut best = candidacy.best;
         for slot in candidacy.from_slot..end {

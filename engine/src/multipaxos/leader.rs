@@ -7,7 +7,7 @@
 //! durable votes, executes, and sends Commit to every follower.
 
 use super::messages::{Ballot, Batch, Message, Proposal, Record, Slot};
-use super::{MultiPaxos, Role};
+use super::{MultiPaxos, Role, Timer};
 use crate::id::{NodeId, RequestId};
 use crate::protocol::{CommitPath, Effect};
 use crate::quorum::VoteSet;
@@ -192,6 +192,7 @@ impl MultiPaxos {
             ballot,
             commit_point,
         });
-        self.heartbeat_due = now + self.config.heartbeat_interval;
+        self.timers
+            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
     }
 }

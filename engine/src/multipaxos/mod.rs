@@ -63,6 +63,7 @@ use crate::protocol::{Membership, Metrics, Outbox, Output, Protocol};
 use crate::quorum::PaxosQuorums;
 use crate::request::{ClientRequest, RequestError};
 use crate::time::Time;
+use crate::timer::Timers;
 use election::Candidacy;
 use leader::Leadership;
 use log::ReplicaLog;
@@ -71,6 +72,20 @@ use rand_chacha::ChaCha8Rng;
 use requests::Pending;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// Multi-Paxos duties on the clock (docs/design.md#timers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Timer {
+    /// Armed at time zero until the first input: then the failure detector starts and
+    /// the initial leader stands at once.
+    Start,
+    /// Followers and candidates: stand for election after this much leader silence.
+    Election,
+    /// Leader: the next heartbeat.
+    Heartbeat,
+    /// Forwarded requests that may need another attempt.
+    Retry,
+}
 
 enum Role {
     Follower,
@@ -100,15 +115,11 @@ pub struct MultiPaxos {
     leader_hint: Option<NodeId>,
     /// Requests this replica took from its clients and has not answered yet.
     pending: BTreeMap<RequestId, Pending>,
-    /// When to look for forwarded requests that need another attempt.
-    retry_due: Option<Time>,
-    election_deadline: Time,
-    heartbeat_due: Time,
+    /// Every duty on the clock: `poll_timeout` is the earliest.
+    timers: Timers<Timer>,
     /// The leader's commit point as last heard (what catch-up aims for).
     known_commit_point: Slot,
     last_catch_up_request: Option<Time>,
-    /// False until the first input tells the core what time it is.
-    started: bool,
     /// Built with no durable records (first boot).
     fresh: bool,
     outbox: Outbox<Message, Record>,
@@ -131,6 +142,9 @@ impl MultiPaxos {
         let members: Vec<NodeId> = cluster.ids().collect();
         let quorums = config.quorums_for(members.len());
         let recovered = replay::recover(recovered);
+        let mut timers = Timers::new();
+        // Until the first input tells the core what time it is.
+        timers.set(Timer::Start, Time::ZERO);
         Self {
             id,
             members,
@@ -143,12 +157,9 @@ impl MultiPaxos {
             role: Role::Follower,
             leader_hint: None,
             pending: BTreeMap::new(),
-            retry_due: None,
-            election_deadline: Time::ZERO,
-            heartbeat_due: Time::ZERO,
+            timers,
             known_commit_point: 0,
             last_catch_up_request: None,
-            started: false,
             fresh: recovered.fresh,
             outbox: Outbox::new(),
             metrics: Metrics::new(),
@@ -228,16 +239,21 @@ impl MultiPaxos {
         base + Duration::from_micros(self.rng.gen_range(0..=base_us))
     }
 
+    /// Push the failure detector's deadline out (a leader's is disarmed: it does not
+    /// watch itself; the jitter is drawn either way so the seed's sequence is fixed).
     fn reset_election_deadline(&mut self, now: Time) {
-        self.election_deadline = now + self.election_timeout();
+        let deadline = now + self.election_timeout();
+        if !self.is_leader() {
+            self.timers.set(Timer::Election, deadline);
+        }
     }
 
     /// The first input: arm the failure detector; the initial leader stands at once.
     fn start(&mut self, now: Time) {
-        if self.started {
+        if !self.timers.is_armed(Timer::Start) {
             return;
         }
-        self.started = true;
+        self.timers.cancel(Timer::Start);
         self.reset_election_deadline(now);
         if self.fresh && self.id == self.config.initial_leader {
             self.start_election(now);
@@ -292,23 +308,18 @@ impl Protocol for MultiPaxos {
     }
 
     fn handle_timeout(&mut self, now: Time) {
-        if !self.started {
+        if self.timers.is_armed(Timer::Start) {
             self.start(now);
             return;
         }
-        match &self.role {
-            Role::Leader(_) => {
-                if now >= self.heartbeat_due {
-                    self.send_heartbeats(now);
-                }
-            }
-            Role::Follower | Role::Candidate(_) => {
-                if now >= self.election_deadline {
-                    self.start_election(now);
-                }
-            }
+        // Heartbeat is armed only while leading, Election only while not.
+        if self.timers.is_due(Timer::Heartbeat, now) {
+            self.send_heartbeats(now);
         }
-        if self.retry_due.is_some_and(|due| now >= due) {
+        if self.timers.is_due(Timer::Election, now) {
+            self.start_election(now);
+        }
+        if self.timers.is_due(Timer::Retry, now) {
             self.retry_pending(now);
         }
     }
@@ -318,14 +329,7 @@ impl Protocol for MultiPaxos {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        if !self.started {
-            return Some(Time::ZERO);
-        }
-        let role = match self.role {
-            Role::Leader(_) => self.heartbeat_due,
-            _ => self.election_deadline,
-        };
-        Some(self.retry_due.map_or(role, |retry| retry.min(role)))
+        self.timers.next()
     }
 
     fn metrics(&self) -> Metrics {

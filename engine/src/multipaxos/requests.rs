@@ -9,7 +9,7 @@
 //! ```
 
 use super::messages::{Message, Proposal};
-use super::{timed_out, MultiPaxos, Role};
+use super::{timed_out, MultiPaxos, Role, Timer};
 use crate::command::CommandResult;
 use crate::id::{NodeId, RequestId};
 use crate::request::{ClientReply, ClientRequest, Consistency, RequestError, Response};
@@ -124,13 +124,17 @@ impl MultiPaxos {
 
     fn arm_retry(&mut self, now: Time) {
         let due = now + self.config.forward_retry;
-        self.retry_due = Some(self.retry_due.map_or(due, |d| d.min(due)));
+        let due = self
+            .timers
+            .deadline(Timer::Retry)
+            .map_or(due, |d| d.min(due));
+        self.timers.set(Timer::Retry, due);
     }
 
     /// Dispatch again every pending request that has waited `forward_retry` (lost
     /// forwards, a leader that stepped down without us noticing).
     pub(super) fn retry_pending(&mut self, now: Time) {
-        self.retry_due = None;
+        self.timers.cancel(Timer::Retry);
         if self.is_leader() {
             // Our own requests are in our pipeline; Accept retransmission covers them.
             return;
@@ -147,7 +151,7 @@ impl MultiPaxos {
             self.dispatch(now, id);
         }
         if let Some(earliest) = self.pending.values().map(|p| p.last_sent).min() {
-            self.retry_due = Some(earliest + retry);
+            self.timers.set(Timer::Retry, earliest + retry);
         }
     }
 

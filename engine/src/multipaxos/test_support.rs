@@ -1,16 +1,14 @@
-//! Test helpers: message builders and a tiny deterministic cluster pump.
-//!
-//! The pump keeps a bag of in-flight messages and delivers them in an order drawn from a
-//! seed (optionally losing and duplicating peer messages); `Persist` records are durable
-//! at once and their effects released in order, so self-sends arrive like any message.
-//! A crash drops the node and the messages to it; a restart rebuilds it from its records.
+//! Test helpers: message builders, and Multi-Paxos views of the generic test host
+//! (`crate::test_host`, shuffled order: a seeded bag of in-flight messages, records
+//! durable at once, crashes that drop the node and the messages to it, restarts from its
+//! records).
 
 use super::*;
 use crate::command::Command;
 use crate::id::ClientId;
 use crate::protocol::Effect;
-use crate::request::ClientReply;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::test_host::{self, Order};
+use std::collections::BTreeSet;
 
 pub(super) fn cluster(n: u16) -> Membership {
     Membership::local(n)
@@ -113,213 +111,46 @@ pub(super) fn elected_leader(n: u16, config: MultiPaxosConfig) -> MultiPaxos {
     leader
 }
 
-/// A deterministic in-memory cluster.
-pub(super) struct Pump {
-    pub(super) cluster: Membership,
-    pub(super) config: MultiPaxosConfig,
-    pub(super) seed: u64,
-    pub(super) nodes: Vec<Option<MultiPaxos>>,
-    pub(super) disks: Vec<Vec<Record>>,
-    net: Vec<(NodeId, NodeId, Message)>,
-    pub(super) replies: BTreeMap<RequestId, ClientReply>,
-    pub(super) committed: BTreeSet<RequestId>,
-    rng: ChaCha8Rng,
-    pub(super) now: Time,
-    /// Probability a peer message is lost.
-    pub(super) loss: f64,
-    /// Probability a delivered peer message is delivered again later.
-    pub(super) duplicate: f64,
-    incarnations: Vec<u64>,
-    /// Links `(from, to)` that lose every peer message.
-    pub(super) cut: BTreeSet<(NodeId, NodeId)>,
-}
+/// A deterministic in-memory cluster of Multi-Paxos replicas (the generic test host, in
+/// its shuffled order: seeded delivery, optional loss and duplication).
+pub(super) type Pump = test_host::Pump<MultiPaxos>;
 
-impl Pump {
-    pub(super) fn new(n: u16, config: MultiPaxosConfig, seed: u64) -> Self {
-        let cluster = cluster(n);
-        let nodes = (0..n)
-            .map(|i| {
-                Some(MultiPaxos::new(
-                    NodeId(i),
-                    &cluster,
-                    config.clone(),
-                    seed.wrapping_mul(31).wrapping_add(u64::from(i)),
-                    Vec::new(),
-                ))
-            })
-            .collect();
-        let mut pump = Self {
-            cluster,
-            config,
-            seed,
-            nodes,
-            disks: vec![Vec::new(); usize::from(n)],
-            net: Vec::new(),
-            replies: BTreeMap::new(),
-            committed: BTreeSet::new(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            now: Time::ZERO,
-            loss: 0.0,
-            duplicate: 0.0,
-            incarnations: vec![0; usize::from(n)],
-            cut: BTreeSet::new(),
-        };
-        for i in 0..n {
-            pump.fire(NodeId(i));
-        }
-        pump
-    }
-
-    pub(super) fn node(&self, id: NodeId) -> Option<&MultiPaxos> {
-        self.nodes[id.index()].as_ref()
-    }
-
-    fn drain(&mut self, id: NodeId) {
-        loop {
-            let Some(core) = self.nodes[id.index()].as_mut() else {
-                return;
-            };
-            let Some(output) = core.poll_output() else {
-                return;
-            };
-            match output {
-                Output::Now(effect) => self.perform(id, effect),
-                Output::Persist { records, then } => {
-                    self.disks[id.index()].extend(records);
-                    for effect in then {
-                        self.perform(id, effect);
-                    }
-                }
-                Output::Compact { snapshot } => self.disks[id.index()] = snapshot,
-            }
-        }
-    }
-
-    fn perform(&mut self, from: NodeId, effect: Effect<Message>) {
-        match effect {
-            Effect::Send { to, message } => self.net.push((from, to, message)),
-            Effect::Reply(reply) => {
-                let previous = self.replies.insert(reply.id, reply.clone());
-                assert!(
-                    previous.is_none() || previous.as_ref() == Some(&reply),
-                    "seed {}: request {} answered twice differently: {previous:?} then {reply:?}",
-                    self.seed,
-                    reply.id
-                );
-            }
-            Effect::Committed { request, .. } => {
-                self.committed.insert(request);
-            }
-        }
-    }
-
-    /// Fire `id`'s timers if due.
-    fn fire(&mut self, id: NodeId) {
-        let now = self.now;
-        let Some(core) = self.nodes[id.index()].as_mut() else {
-            return;
-        };
-        if core.poll_timeout().is_some_and(|t| t <= now) {
-            core.handle_timeout(now);
-        }
-        self.drain(id);
-    }
-
-    pub(super) fn request(&mut self, at: NodeId, request: ClientRequest) {
-        let now = self.now;
-        if let Some(core) = self.nodes[at.index()].as_mut() {
-            core.handle_request(now, request);
-        }
-        self.drain(at);
-    }
-
-    /// Deliver one message or let time pass.
-    pub(super) fn step(&mut self) {
-        if !self.net.is_empty() && self.rng.gen_bool(0.95) {
-            let index = self.rng.gen_range(0..self.net.len());
-            let (from, to, message) = self.net.swap_remove(index);
-            self.now = self.now + Duration::from_micros(self.rng.gen_range(0..200));
-            let peer = from != to;
-            if peer && (self.cut.contains(&(from, to)) || self.rng.gen_bool(self.loss)) {
-                return;
-            }
-            if peer && self.rng.gen_bool(self.duplicate) {
-                self.net.push((from, to, message.clone()));
-            }
-            let now = self.now;
-            if let Some(core) = self.nodes[to.index()].as_mut() {
-                core.handle_message(now, from, message);
-            }
-            self.drain(to);
-        } else {
-            let next = self
-                .nodes
-                .iter()
-                .flatten()
-                .filter_map(|n| n.poll_timeout())
-                .min()
-                .unwrap_or(self.now);
-            let cap = self.now + Duration::from_millis(5);
-            self.now = if self.net.is_empty() {
-                next.max(self.now)
-            } else {
-                next.clamp(self.now, cap)
-            };
-            for i in 0..self.nodes.len() {
-                self.fire(NodeId(i as u16));
-            }
-        }
-    }
-
-    /// Step until `done` holds; false if `max_steps` ran out first.
-    pub(super) fn run_until(&mut self, max_steps: usize, done: impl Fn(&Self) -> bool) -> bool {
-        for _ in 0..max_steps {
-            if done(self) {
-                return true;
-            }
-            self.step();
-        }
-        done(self)
-    }
-
-    pub(super) fn crash(&mut self, id: NodeId) {
-        self.nodes[id.index()] = None;
-        self.net.retain(|(_, to, _)| *to != id);
-    }
-
-    pub(super) fn restart(&mut self, id: NodeId) {
-        self.incarnations[id.index()] += 1;
-        let seed = self
-            .seed
+/// `n` replicas with `config`; election jitter seeds derive from `seed`, the node id and
+/// its incarnation.
+pub(super) fn new_pump(n: u16, config: MultiPaxosConfig, seed: u64) -> Pump {
+    let members = cluster(n);
+    let build: test_host::Build<MultiPaxos> = Box::new(move |id, incarnation, records| {
+        let node_seed = seed
             .wrapping_mul(31)
             .wrapping_add(u64::from(id.0))
-            .wrapping_add(self.incarnations[id.index()] << 32);
-        self.nodes[id.index()] = Some(MultiPaxos::new(
-            id,
-            &self.cluster,
-            self.config.clone(),
-            seed,
-            self.disks[id.index()].clone(),
-        ));
-        self.fire(id);
-    }
+            .wrapping_add(incarnation << 32);
+        MultiPaxos::new(id, &members, config.clone(), node_seed, records)
+    });
+    Pump::new(n, seed, Order::Shuffled, build)
+}
 
-    pub(super) fn leader(&self) -> Option<NodeId> {
-        self.nodes
-            .iter()
-            .flatten()
+/// Multi-Paxos views of a pumped cluster.
+pub(super) trait MultiPaxosPump {
+    /// The live leader with the highest ballot.
+    fn leader(&self) -> Option<NodeId>;
+    /// Safety: every live replica's applied sequence is a prefix of the longest one, and
+    /// no request is applied twice at one replica.
+    fn check_agreement(&self) -> Result<(), String>;
+    /// [`check_agreement`](Self::check_agreement) or panic.
+    fn assert_agreement(&self);
+}
+
+impl MultiPaxosPump for Pump {
+    fn leader(&self) -> Option<NodeId> {
+        self.live()
             .filter(|n| n.is_leader())
             .max_by_key(|n| n.ballot())
             .map(|n| n.id())
     }
 
-    /// Safety: every live replica's applied sequence is a prefix of the longest one, and
-    /// no request is applied twice at one replica.
-    pub(super) fn check_agreement(&self) -> Result<(), String> {
+    fn check_agreement(&self) -> Result<(), String> {
         let views: Vec<Vec<(Slot, RequestId)>> = self
-            .nodes
-            .iter()
-            .flatten()
+            .live()
             .map(|n| n.applied().iter().map(|e| (e.slot, e.request)).collect())
             .collect();
         let longest = views
@@ -345,7 +176,7 @@ impl Pump {
         Ok(())
     }
 
-    pub(super) fn assert_agreement(&self) {
+    fn assert_agreement(&self) {
         if let Err(divergence) = self.check_agreement() {
             panic!("{divergence}");
         }

@@ -1,6 +1,7 @@
-//! Tombstone garbage collection.
+//! What a node forgets: tombstones every owner holds, and log records the live state
+//! no longer needs (compaction into a snapshot, replayed by `replay`).
 //!
-//! # The rule
+//! # Tombstones: the rule
 //! Only the first owner of a range (its "GC leader") decides. It drops a tombstone it
 //! stored at `t` when `now - t >= tombstone_grace` *and*, for every other owner `p` of the
 //! range, an anti-entropy exchange with `p` that started after `t` has completed (so `p`
@@ -102,5 +103,32 @@ impl Dynamo {
             self.metrics.incr("tombstones_collected");
             self.persist(vec![Record::ObjectRemoved { key }], Vec::new());
         }
+    }
+
+    /// Replace the log by a snapshot once it holds far more records than live state.
+    pub(super) fn maybe_compact(&mut self) {
+        let live = 1 + self.store.len() + self.hints.len();
+        if self.records_since_compaction < self.config.compact_after_records.max(2 * live) {
+            return;
+        }
+        let mut snapshot = Vec::with_capacity(live);
+        snapshot.push(Record::Epoch { epoch: self.epoch });
+        for (key, entry) in self.store.iter() {
+            snapshot.push(Record::Object {
+                key: key.clone(),
+                object: entry.object.clone(),
+            });
+        }
+        for ((owner, key), hint) in self.hints.iter() {
+            snapshot.push(Record::Hint {
+                seq: hint.seq,
+                owner: *owner,
+                key: key.clone(),
+                object: hint.object.clone(),
+            });
+        }
+        self.records_since_compaction = snapshot.len();
+        self.metrics.incr("compactions");
+        self.outbox.compact(snapshot);
     }
 }
