@@ -57,7 +57,7 @@ pub fn run_sim(
     progress: Option<&ProgressBar>,
 ) -> anyhow::Result<(RunReport, Vec<OpRecord>)> {
     let topology = &run.topology;
-    let cluster = topology.cluster_config();
+    let cluster = topology.membership();
     let conflict_pct = run.workload.conflict_pct().unwrap_or(0.0);
     let optimal = region_optimum(spec, topology, conflict_pct)?;
     let outcome: SimOutcome = match spec {
@@ -151,7 +151,7 @@ fn request_optimum(spec: &ProtocolSpec, topology: &Topology) -> Option<RequestOp
         return None;
     };
     let config = DynamoConfig::default();
-    let ring = Ring::new(&topology.cluster_config(), config.vnodes, config.replicas);
+    let ring = Ring::new(&topology.membership(), config.vnodes, config.replicas);
     let (topology, level) = (topology.clone(), *level);
     Some(std::sync::Arc::new(move |op| {
         dynamo_optimum_ms(&topology, &ring, level, op)

@@ -108,15 +108,15 @@ async fn emulated_wan_puts_are_within_10_percent_of_the_simulator() {
         .find(|&(_, region)| topology.regions()[region].alias.as_deref() == Some(LEADER_REGION))
         .map(|(node, _)| node)
         .expect("a replica in the leader region");
-    let cluster_config = topology.cluster_config();
+    let membership = topology.membership();
     let expected_epaxos = {
-        let cluster = cluster_config.clone();
+        let cluster = membership.clone();
         simulated(&topology, move |id, seed, records| {
             Epaxos::new(id, &cluster, EpaxosConfig::default(), seed, records)
         })
     };
     let expected_paxos = {
-        let cluster = cluster_config.clone();
+        let cluster = membership.clone();
         let config = MultiPaxosConfig::default().with_initial_leader(leader);
         simulated(&topology, move |id, seed, records| {
             MultiPaxos::new(id, &cluster, config.clone(), seed, records)

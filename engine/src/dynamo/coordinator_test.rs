@@ -1,7 +1,7 @@
 //! Handler tests: one input, then the exact drained outputs (openraft style).
 //! Reference: DeCandia et al., "Dynamo" (SOSP 2007) §4.5 (coordinator writes locally,
 //! sends to the N-1 others, replies after W-1 acks), §5 (read repair); durability rule
-//! from DESIGN.md (persist before acknowledging).
+//! from docs/design.md#durability (persist before acknowledging).
 
 use super::*;
 use crate::command::Command;

@@ -1,6 +1,6 @@
 //! Consistency-level arithmetic.
 //! Reference: Cassandra's consistency levels (ONE..ALL, LOCAL_*, EACH_QUORUM) and Dynamo
-//! §4.5 (R and W of N); "never downgrade" is this project's rule (DESIGN.md).
+//! §4.5 (R and W of N); "never downgrade" is this project's rule (docs/design.md#dynamo).
 
 use super::level::{Op, Requirement};
 use crate::id::NodeId;

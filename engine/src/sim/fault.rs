@@ -140,108 +140,168 @@ impl FaultPlan {
         start: Time,
         heal_at: Time,
     ) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0fa0_17fa_u64);
-        let mut actions = Vec::new();
-        let (partitions, crashes, chaos) = match profile {
-            FaultProfile::None => (false, false, false),
-            FaultProfile::Partitions => (true, false, false),
-            FaultProfile::Crashes => (false, true, false),
-            FaultProfile::Chaos => (true, true, true),
-        };
-        let link_faults = if chaos {
-            FaultConfig::lossy(
-                rng.gen_range(0.0..0.1),
-                rng.gen_range(0.0..0.05),
-                rng.gen_range(0.0..0.2),
-            )
-        } else {
-            FaultConfig::none()
-        };
+        let mut draw = Draw::new(seed, profile, nodes);
+        let link_faults = draw.link_faults();
         let span = heal_at.as_micros().saturating_sub(start.as_micros()).max(1);
-        let max_down = nodes.len().saturating_sub(1) / 2;
-        let mut down: Vec<NodeId> = Vec::new();
-        let events = if profile == FaultProfile::None {
-            0
-        } else {
-            rng.gen_range(3..10)
-        };
-        let mut times: Vec<u64> = (0..events).map(|_| rng.gen_range(0..span)).collect();
-        times.sort_unstable();
-        for offset in times {
-            let at = Time::from_micros(start.as_micros() + offset);
-            let mut kinds = Vec::new();
-            if partitions {
-                kinds.extend(["partition", "heal"]);
-            }
-            if crashes {
-                kinds.extend(["crash", "restart"]);
-            }
-            if chaos {
-                kinds.push("slow");
-            }
-            let Some(&kind) = kinds.choose(&mut rng) else {
+        for offset in draw.event_offsets(span) {
+            if !draw.event(Time::from_micros(start.as_micros() + offset)) {
                 break;
-            };
-            match kind {
-                "partition" if nodes.len() > 1 => {
-                    let mut shuffled = nodes.to_vec();
-                    shuffled.shuffle(&mut rng);
-                    let cut = rng.gen_range(1..shuffled.len());
-                    let (a, b) = shuffled.split_at(cut);
-                    let mode = if rng.gen_bool(0.3) {
-                        PartitionMode::OneWay
-                    } else {
-                        PartitionMode::Full
-                    };
-                    actions.push((
-                        at,
-                        FaultAction::Partition {
-                            a: a.to_vec(),
-                            b: b.to_vec(),
-                            mode,
-                        },
-                    ));
-                }
-                "heal" => actions.push((at, FaultAction::Heal)),
-                "crash" if down.len() < max_down => {
-                    let up: Vec<NodeId> = nodes
-                        .iter()
-                        .filter(|n| !down.contains(n))
-                        .copied()
-                        .collect();
-                    if let Some(&node) = up.choose(&mut rng) {
-                        down.push(node);
-                        actions.push((at, FaultAction::Crash(node)));
-                    }
-                }
-                "restart" if !down.is_empty() => {
-                    let node = down.remove(rng.gen_range(0..down.len()));
-                    actions.push((at, FaultAction::Restart(node)));
-                }
-                "slow" => {
-                    if let Some(&node) = nodes.choose(&mut rng) {
-                        let factor = rng.gen_range(2..6);
-                        actions.push((at, FaultAction::Slow { node, factor }));
-                    }
-                }
-                _ => {}
             }
         }
-        // Repair everything at heal time.
-        actions.push((heal_at, FaultAction::Heal));
-        actions.push((heal_at, FaultAction::SetLinkFaults(FaultConfig::none())));
-        for node in down {
-            actions.push((heal_at, FaultAction::Restart(node)));
-        }
-        for &node in nodes {
-            if chaos {
-                actions.push((heal_at, FaultAction::Slow { node, factor: 1 }));
-            }
-        }
+        draw.repair_everything(heal_at);
         Self {
             link_faults,
-            actions,
+            actions: draw.actions,
             heal_at,
+        }
+    }
+}
+
+/// A kind of scheduled fault a profile can draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Partition,
+    Heal,
+    Crash,
+    Restart,
+    Slow,
+}
+
+/// The state of drawing one random plan: every choice comes from one seeded RNG, in a
+/// fixed order, so a seed always draws the same plan.
+struct Draw<'a> {
+    rng: ChaCha8Rng,
+    profile: FaultProfile,
+    nodes: &'a [NodeId],
+    /// The kinds this profile draws from, in a fixed order.
+    kinds: Vec<Kind>,
+    /// Crashed and not restarted yet.
+    down: Vec<NodeId>,
+    max_down: usize,
+    actions: Vec<(Time, FaultAction)>,
+}
+
+impl<'a> Draw<'a> {
+    fn new(seed: u64, profile: FaultProfile, nodes: &'a [NodeId]) -> Self {
+        let kinds = match profile {
+            FaultProfile::None => Vec::new(),
+            FaultProfile::Partitions => vec![Kind::Partition, Kind::Heal],
+            FaultProfile::Crashes => vec![Kind::Crash, Kind::Restart],
+            FaultProfile::Chaos => vec![
+                Kind::Partition,
+                Kind::Heal,
+                Kind::Crash,
+                Kind::Restart,
+                Kind::Slow,
+            ],
+        };
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x0fa0_17fa_u64),
+            profile,
+            nodes,
+            kinds,
+            down: Vec::new(),
+            max_down: nodes.len().saturating_sub(1) / 2,
+            actions: Vec::new(),
+        }
+    }
+
+    fn chaos(&self) -> bool {
+        self.profile == FaultProfile::Chaos
+    }
+
+    /// Lossy, duplicating, reordering links under chaos; reliable links otherwise.
+    fn link_faults(&mut self) -> FaultConfig {
+        if !self.chaos() {
+            return FaultConfig::none();
+        }
+        FaultConfig::lossy(
+            self.rng.gen_range(0.0..0.1),
+            self.rng.gen_range(0.0..0.05),
+            self.rng.gen_range(0.0..0.2),
+        )
+    }
+
+    /// When the scheduled faults happen, as offsets into a span of `span` microseconds.
+    fn event_offsets(&mut self, span: u64) -> Vec<u64> {
+        let events = if self.profile == FaultProfile::None {
+            0
+        } else {
+            self.rng.gen_range(3..10)
+        };
+        let mut offsets: Vec<u64> = (0..events).map(|_| self.rng.gen_range(0..span)).collect();
+        offsets.sort_unstable();
+        offsets
+    }
+
+    /// Draw one fault at `at`; false when the profile draws none.
+    fn event(&mut self, at: Time) -> bool {
+        let Some(&kind) = self.kinds.choose(&mut self.rng) else {
+            return false;
+        };
+        match kind {
+            Kind::Partition if self.nodes.len() > 1 => self.partition(at),
+            Kind::Heal => self.actions.push((at, FaultAction::Heal)),
+            Kind::Crash if self.down.len() < self.max_down => self.crash(at),
+            Kind::Restart if !self.down.is_empty() => {
+                let node = self.down.remove(self.rng.gen_range(0..self.down.len()));
+                self.actions.push((at, FaultAction::Restart(node)));
+            }
+            Kind::Slow => {
+                if let Some(&node) = self.nodes.choose(&mut self.rng) {
+                    let factor = self.rng.gen_range(2..6);
+                    self.actions.push((at, FaultAction::Slow { node, factor }));
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Split the nodes in two random groups, fully or one way.
+    fn partition(&mut self, at: Time) {
+        let mut shuffled = self.nodes.to_vec();
+        shuffled.shuffle(&mut self.rng);
+        let cut = self.rng.gen_range(1..shuffled.len());
+        let (a, b) = shuffled.split_at(cut);
+        let mode = if self.rng.gen_bool(0.3) {
+            PartitionMode::OneWay
+        } else {
+            PartitionMode::Full
+        };
+        let (a, b) = (a.to_vec(), b.to_vec());
+        self.actions
+            .push((at, FaultAction::Partition { a, b, mode }));
+    }
+
+    /// Crash a node that is up (keeping a majority up).
+    fn crash(&mut self, at: Time) {
+        let up: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| !self.down.contains(n))
+            .copied()
+            .collect();
+        if let Some(&node) = up.choose(&mut self.rng) {
+            self.down.push(node);
+            self.actions.push((at, FaultAction::Crash(node)));
+        }
+    }
+
+    /// Repair everything at `heal_at`: heal partitions, make links reliable, restart
+    /// whoever is down, restore normal speed.
+    fn repair_everything(&mut self, heal_at: Time) {
+        self.actions.push((heal_at, FaultAction::Heal));
+        self.actions
+            .push((heal_at, FaultAction::SetLinkFaults(FaultConfig::none())));
+        for node in std::mem::take(&mut self.down) {
+            self.actions.push((heal_at, FaultAction::Restart(node)));
+        }
+        if self.chaos() {
+            for &node in self.nodes {
+                self.actions
+                    .push((heal_at, FaultAction::Slow { node, factor: 1 }));
+            }
         }
     }
 }

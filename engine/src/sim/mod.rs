@@ -168,7 +168,7 @@ impl<P: Protocol> Sim<P> {
         config: SimConfig,
         factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
     ) -> Self {
-        let cluster = config.topology.cluster_config();
+        let cluster = config.topology.membership();
         let network = Network::new(
             &config.topology,
             config.jitter,

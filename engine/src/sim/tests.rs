@@ -135,7 +135,7 @@ fn fanout() -> Command {
 
 fn sim(seed: u64, topology: &str, disk: DiskModel) -> Sim<Register> {
     let topology = Topology::builtin(topology).expect("builtin topology");
-    let cluster = topology.cluster_config();
+    let cluster = topology.membership();
     let config = SimConfig::new(seed, topology).with_disk(disk);
     Sim::new(config, move |id, _seed, records| {
         Register::new(id, &cluster, records)

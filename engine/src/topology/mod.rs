@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   topologies/*.toml ──include_str!──▶ builtin(name) ─┐
-//!   any .toml file ─────read─────────▶ load(path) ────┼─▶ parse ─▶ Topology ─▶ cluster_config()
+//!   any .toml file ─────read─────────▶ load(path) ────┼─▶ parse ─▶ Topology ─▶ membership()
 //!                                      resolve(either) ┘   (validate)          rtt_ms / one_way_us
 //! ```
 //!
@@ -188,7 +188,7 @@ impl Topology {
     /// The cluster the replicas form: members `(id, region name)` and the RTT between every
     /// two replicas in microseconds (0 from a replica to itself, the in-region RTT between
     /// two replicas of one region).
-    pub fn cluster_config(&self) -> Membership {
+    pub fn membership(&self) -> Membership {
         let members = self
             .replicas()
             .into_iter()

@@ -222,8 +222,8 @@ fn replicas_are_numbered_region_by_region() {
 }
 
 #[test]
-fn cluster_config_has_members_and_replica_rtts() {
-    let cluster = Topology::parse(SMALL).expect("valid").cluster_config();
+fn membership_has_members_and_replica_rtts() {
+    let cluster = Topology::parse(SMALL).expect("valid").membership();
     let members: Vec<(NodeId, &str)> = cluster
         .members
         .iter()
@@ -259,7 +259,7 @@ fn overrides_change_placement() {
     let topology = topology.with_replicas_per_region(2).expect("6 replicas");
     assert_eq!(topology.replicas().len(), 6);
     assert_eq!(topology.region_of_node(NodeId(3)), Some(1));
-    assert_eq!(topology.cluster_config().len(), 6);
+    assert_eq!(topology.membership().len(), 6);
     assert_eq!(
         topology.with_replicas_per_region(0),
         Err(TopologyError::NoReplicas)

@@ -16,7 +16,7 @@ fn factory(
     topology: &Topology,
     config: EpaxosConfig,
 ) -> impl FnMut(NodeId, u64, Vec<Record>) -> Epaxos {
-    let cluster = topology.cluster_config();
+    let cluster = topology.membership();
     move |id, seed, records| Epaxos::new(id, &cluster, config.clone(), seed, records)
 }
 

@@ -36,7 +36,7 @@ fn run_restarts(
             stop_at: Some(stop),
             ..ClientConfig::default()
         });
-    let cluster = topology.cluster_config();
+    let cluster = topology.membership();
     let mut sim = Sim::new(config, move |id, seed, records| {
         Epaxos::new(id, &cluster, EpaxosConfig::default(), seed, records)
     });

@@ -24,7 +24,7 @@ fn median_latency_per_region_is_within_5_percent_of_the_optimum() {
     let topology = Topology::builtin("epaxos-5").expect("builtin");
     let ca = topology.region_index("CA").expect("CA");
     let leader = optimum::nearest_replica(&topology, ca);
-    let cluster = topology.cluster_config();
+    let cluster = topology.membership();
     let config = SimConfig::new(42, topology.clone());
     let mut sim = Sim::new(
         config,
@@ -88,7 +88,7 @@ fn survives_random_faults_over_200_seeds() {
     let run = fault_run();
     let (mut ok, mut unknown) = (0, 0);
     for seed in seeds(200) {
-        let cluster = run.topology.cluster_config();
+        let cluster = run.topology.membership();
         let outcome = run_fault_seed(
             "t20_multipaxos::survives_random_faults_over_200_seeds",
             seed,
@@ -118,7 +118,7 @@ fn skipping_phase_1_is_caught() {
     let run = fault_run();
     let mut caught = None;
     for seed in 0..200 {
-        let cluster = run.topology.cluster_config();
+        let cluster = run.topology.membership();
         let config = MultiPaxosConfig {
             unsafe_skip_phase1: true,
             ..MultiPaxosConfig::default()
@@ -169,7 +169,7 @@ fn flexible_quorums_stay_linearizable_under_crashes() {
         ..fault_run()
     };
     for seed in seeds(20) {
-        let cluster = run.topology.cluster_config();
+        let cluster = run.topology.membership();
         let quorums = meridian_engine::quorum::PaxosQuorums::flexible(5, 4, 2).expect("valid");
         run_fault_seed(
             "t20_multipaxos::flexible_quorums_stay_linearizable_under_crashes",
@@ -187,7 +187,7 @@ fn batching_stays_linearizable_and_packs_commands() {
     let run = fault_run();
     let mut batched_slots = 0;
     for seed in seeds(30) {
-        let cluster = run.topology.cluster_config();
+        let cluster = run.topology.membership();
         let outcome = run_fault_seed(
             "t20_multipaxos::batching_stays_linearizable_and_packs_commands",
             seed,

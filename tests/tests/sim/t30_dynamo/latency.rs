@@ -74,7 +74,7 @@ fn levels_are_within_5_percent_of_the_per_key_optimum_on_epaxos_5() {
         .expect("builtin")
         .with_clients_per_region(4);
     let config = DynamoConfig::default();
-    let ring = Ring::new(&topology.cluster_config(), config.vnodes, config.replicas);
+    let ring = Ring::new(&topology.membership(), config.vnodes, config.replicas);
     let in_window =
         |op: &&OpRecord| op.call >= Time::ZERO + WARMUP && op.call < Time::ZERO + WARMUP + MEASURED;
     let succeeded = |op: &&OpRecord| op.reply.as_ref().is_some_and(|r| r.outcome.is_ok());

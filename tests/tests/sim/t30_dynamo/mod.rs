@@ -26,7 +26,7 @@ fn factory(
     topology: &Topology,
     config: DynamoConfig,
 ) -> impl FnMut(NodeId, u64, Vec<Record>) -> Dynamo {
-    let cluster = topology.cluster_config();
+    let cluster = topology.membership();
     move |id, seed, records| Dynamo::new(id, &cluster, config.clone(), seed, records)
 }
 

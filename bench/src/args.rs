@@ -1,0 +1,229 @@
+//! Command-line options of `meridian-bench` and what they resolve to (a [`Plan`]).
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use meridian_bench::backend::sim::SimRun;
+use meridian_bench::protocols::ProtocolSpec;
+use meridian_bench::runner;
+use meridian_bench::workload::{KeyChoice, WorkloadSpec};
+use meridian_engine::sim::{ClientMode, FaultProfile};
+use meridian_engine::topology::Topology;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Backend {
+    /// The deterministic simulator running the protocol cores.
+    Sim,
+    /// Real server processes (see `meridian cluster up`).
+    Cluster,
+}
+
+/// Benchmark EPaxos, Multi-Paxos and Dynamo mode on cross-region topologies.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub(crate) struct Args {
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = Backend::Sim)]
+    pub(crate) backend: Backend,
+    /// Built-in topology name (epaxos-5, epaxos-3, aws-5-tempo, gcp-13, lan-3, lan-5) or a
+    /// path to a topology TOML file.
+    #[arg(long, default_value = "epaxos-5")]
+    pub(crate) topology: String,
+    /// Protocols to compare, comma-separated: epaxos, epaxos-thrifty, multipaxos[:REGION],
+    /// dynamo[:LEVEL] (ONE, QUORUM, LOCAL_QUORUM, ...; its optimum column is the median
+    /// of each measured request's optimum for its key's preference list).
+    #[arg(long, value_delimiter = ',', default_value = "epaxos,multipaxos")]
+    pub(crate) protocols: Vec<String>,
+    /// Region of the Multi-Paxos leader (name or alias) when not given per protocol.
+    #[arg(long, default_value = "CA")]
+    pub(crate) leader: String,
+    /// Conflict percentages to sweep (share of commands on one hot key).
+    #[arg(long, value_delimiter = ',', default_value = "0,100")]
+    pub(crate) conflicts: Vec<f64>,
+    /// Use a YCSB Zipf key distribution with this skew instead of conflict percentages.
+    #[arg(long)]
+    pub(crate) zipf: Option<f64>,
+    /// Number of keys for --zipf.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) keys: u64,
+    /// Share of reads (0..=1).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) reads: f64,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) value_size: usize,
+    /// Clients per region (overrides the topology's placement).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) clients: u32,
+    /// Open loop: Poisson arrivals at this rate per client (requests/s). Closed loop if
+    /// absent.
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Warm-up seconds (not measured).
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) warmup: f64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) duration: f64,
+    /// Run seed: the same seed reproduces a simulated run exactly.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Faults in the simulator: none, partitions, crashes, chaos.
+    #[arg(long, default_value = "none")]
+    pub(crate) faults: FaultProfile,
+    /// fsync latency of every simulated replica, in microseconds.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) fsync_us: u64,
+    /// Batching: commands per Multi-Paxos slot and per EPaxos instance (1 = off, the
+    /// latency default). For throughput runs, e.g. `--backend cluster --topology lan-3
+    /// --clients 32 --batch 16 --epaxos-in-flight 2`.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) batch: usize,
+    /// EPaxos: uncommitted own instances per replica before requests queue; queued
+    /// requests are what a batch packs, so batching needs a small window.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) epaxos_in_flight: usize,
+    /// Client request timeout in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) timeout: f64,
+    /// Check the run: linearizability for consensus protocols (keeps every operation in
+    /// memory). On by default under faults.
+    #[arg(long)]
+    pub(crate) check: bool,
+    /// Write results as JSON.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Write SVG charts into this directory.
+    #[arg(long)]
+    pub(crate) plot: Option<PathBuf>,
+    /// Write every client operation as JSON Lines (needs a single protocol and workload,
+    /// or writes one file per run with a suffix).
+    #[arg(long)]
+    pub(crate) history: Option<PathBuf>,
+    /// Cluster backend: an existing deployment's replica addresses (host:port), in the
+    /// topology's replica order; without it, local replica processes are started.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) nodes: Vec<String>,
+    /// Cluster backend with --nodes: directory with ca.pem, client.pem and client.key.
+    #[arg(long)]
+    pub(crate) certs: Option<PathBuf>,
+    /// Cluster backend: directory for the local replicas' certificates, configs, data and
+    /// logs (default: a fresh temporary directory, removed afterwards).
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+/// What the options ask for, validated.
+pub(crate) struct Plan {
+    pub(crate) topology: Topology,
+    pub(crate) protocols: Vec<ProtocolSpec>,
+    pub(crate) workloads: Vec<WorkloadSpec>,
+    /// Check every run's history (on by default under faults).
+    pub(crate) check: bool,
+    pub(crate) tuning: runner::Tuning,
+    /// The simulator run every (protocol, workload) pair starts from; the cluster backend
+    /// takes its timing and client settings too.
+    pub(crate) template: SimRun,
+}
+
+impl Plan {
+    /// How many (protocol, workload) runs the plan makes.
+    pub(crate) fn runs(&self) -> usize {
+        self.protocols.len() * self.workloads.len()
+    }
+}
+
+impl Args {
+    /// Resolve and validate the options.
+    pub(crate) fn plan(&self) -> anyhow::Result<Plan> {
+        let topology = Topology::resolve(&self.topology)
+            .with_context(|| format!("loading topology {:?}", self.topology))?
+            .with_clients_per_region(self.clients);
+        let protocols = self.protocols(&topology)?;
+        let workloads = self.workloads()?;
+        let check = self.check || self.faults != FaultProfile::None;
+        let tuning = runner::Tuning {
+            batch: self.batch.max(1),
+            epaxos_in_flight: self.epaxos_in_flight.max(1),
+        };
+        let template = SimRun {
+            topology: topology.clone(),
+            seed: self.seed,
+            workload: workloads[0].clone(),
+            warmup: Duration::from_secs_f64(self.warmup.max(0.0)),
+            duration: Duration::from_secs_f64(self.duration.max(0.001)),
+            mode: self
+                .rate
+                .map_or(ClientMode::Closed, |rate| ClientMode::Open {
+                    rate_per_sec: rate,
+                }),
+            fsync: Duration::from_micros(self.fsync_us),
+            faults: self.faults,
+            keep_ops: check || self.history.is_some(),
+            client_timeout: Duration::from_secs_f64(self.timeout.max(0.001)),
+        };
+        Ok(Plan {
+            topology,
+            protocols,
+            workloads,
+            check,
+            tuning,
+            template,
+        })
+    }
+
+    fn protocols(&self, topology: &Topology) -> anyhow::Result<Vec<ProtocolSpec>> {
+        let protocols = self
+            .protocols
+            .iter()
+            .map(|p| ProtocolSpec::parse(p, &self.leader).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for spec in &protocols {
+            if let ProtocolSpec::MultiPaxos { leader_region } = spec {
+                if topology.region_index(leader_region).is_none() {
+                    bail!(
+                        "leader region {leader_region:?} is not in topology {}",
+                        topology.name()
+                    );
+                }
+            }
+        }
+        Ok(protocols)
+    }
+
+    fn workloads(&self) -> anyhow::Result<Vec<WorkloadSpec>> {
+        let workloads = match self.zipf {
+            Some(theta) => vec![WorkloadSpec {
+                keys: KeyChoice::Zipf {
+                    theta,
+                    keys: self.keys,
+                },
+                read_ratio: self.reads,
+                value_size: self.value_size,
+                consistency: Default::default(),
+            }],
+            None => self
+                .conflicts
+                .iter()
+                .map(|&c| {
+                    if !(0.0..=100.0).contains(&c) {
+                        bail!("conflict percentage {c} is outside 0..=100");
+                    }
+                    Ok(WorkloadSpec {
+                        read_ratio: self.reads,
+                        value_size: self.value_size,
+                        ..WorkloadSpec::conflicts(c)
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
+        if !(0.0..=1.0).contains(&self.reads) {
+            bail!("--reads must be between 0 and 1, got {}", self.reads);
+        }
+        Ok(workloads)
+    }
+}
