@@ -88,41 +88,5 @@ pub enum CommandResult {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn get(k: &str) -> Command {
-        Command::Get { key: k.into() }
-    }
-    fn put(k: &str) -> Command {
-        Command::Put {
-            key: k.into(),
-            value: b"v".to_vec(),
-        }
-    }
-
-    #[test]
-    fn reads_of_the_same_key_do_not_interfere() {
-        assert!(!get("a").interferes(&get("a")));
-    }
-
-    #[test]
-    fn a_write_interferes_with_any_command_on_its_key() {
-        assert!(put("a").interferes(&get("a")));
-        assert!(get("a").interferes(&put("a")));
-        assert!(put("a").interferes(&put("a")));
-        let cas = Command::Cas {
-            key: b"a".to_vec(),
-            expected: None,
-            new: b"x".to_vec(),
-        };
-        assert!(cas.interferes(&get("a")));
-        assert!(Command::Delete { key: b"a".to_vec() }.interferes(&cas));
-    }
-
-    #[test]
-    fn commands_on_different_keys_never_interfere() {
-        assert!(!put("a").interferes(&put("b")));
-        assert!(!put("a").interferes(&get("b")));
-    }
-}
+#[path = "command_test.rs"]
+mod tests;

@@ -2,17 +2,19 @@
 //!
 //! ```text
 //!   layer 0  id · time · command · request         plain values, no behaviour beyond them
-//!   layer 1  protocol · quorum · state_machine      the contract every core implements
+//!   layer 1  protocol · timer · quorum · state_machine   the contract every core implements
 //!            session (exactly-once execution)
 //!            storage (trait, in-memory model, record framing)
 //!            topology                               regions, RTT matrix, placement
 //!   layer 2  multipaxos · epaxos · dynamo           protocol cores (import layers 0-1 only)
 //!   layer 3  sim · check                            deterministic simulator, history checkers
+//!            test_host (tests only)                 a minimal host for the cores' unit tests
 //! ```
 //!
 //! A core is a deterministic state machine: the host (the simulator here, the QUIC server
 //! in `meridian-server`) feeds it inputs stamped with `now` and drains its outputs. See
-//! [`protocol`] for the contract and the ordering rule that makes durability structural.
+//! [`protocol`] for the contract and the ordering rule that makes durability structural,
+//! and `docs/design.md` for the design as a whole.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 

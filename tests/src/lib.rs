@@ -181,20 +181,5 @@ pub fn all_prefixes_of_longest<T: PartialEq>(sequences: &[&[T]]) -> Result<(), S
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uniform_topologies_have_n_replicas() {
-        assert_eq!(uniform_topology(7, 10.0).replicas().len(), 7);
-    }
-
-    #[test]
-    fn prefix_check_accepts_lagging_replicas_and_rejects_divergence() {
-        let a = [1, 2, 3];
-        let b = [1, 2];
-        let c = [1, 3];
-        assert!(all_prefixes_of_longest(&[&a[..], &b[..]]).is_ok());
-        assert!(all_prefixes_of_longest(&[&a[..], &c[..]]).is_err());
-    }
-}
+#[path = "lib_test.rs"]
+mod tests;

@@ -307,6 +307,57 @@ pub async fn run(
         keep_ops: run.keep_ops,
     });
     let before = deployment.scrape(keyspace);
+    let clients = connect_clients(deployment, run).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (client, id, region, node) in clients {
+        let task = Arc::new(ClientTask {
+            shared: Arc::clone(&shared),
+            client,
+            keyspace: keyspace.to_owned(),
+            id,
+            region,
+            node,
+            workload: Mutex::new(Box::new(run.workload.generator())),
+        });
+        tasks.spawn(drive_client(task, run.clone(), measure_to));
+    }
+    let end = measure_to + run.client_timeout;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => {
+                match joined {
+                    Some(result) => result.context("a client task failed")?,
+                    None => break,
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if let Some(bar) = progress {
+            let now = shared.now().as_micros();
+            bar.set_position((now * 1000 / end.as_micros().max(1)).min(1000));
+        }
+    }
+    let metrics = delta(&before, &deployment.scrape(keyspace));
+    let stats = shared
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let ops = std::mem::take(&mut *shared.ops.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(ClusterOutcome {
+        stats,
+        metrics,
+        ops,
+    })
+}
+
+/// One connected client per topology client, next to its region's nearest replica (with
+/// the link's delay emulated when the deployment emulates a WAN).
+async fn connect_clients(
+    deployment: &Deployment,
+    run: &ClusterRun,
+) -> anyhow::Result<Vec<(Client, ClientId, usize, NodeId)>> {
+    let topology = &run.topology;
     let mut clients = Vec::new();
     let mut next_client = 0u64;
     for (region, info) in topology.regions().iter().enumerate() {
@@ -343,79 +394,43 @@ pub async fn run(
             clients.push((client, id, region, NodeId(replica as u16)));
         }
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (client, id, region, node) in clients {
-        let task = Arc::new(ClientTask {
-            shared: Arc::clone(&shared),
-            client,
-            keyspace: keyspace.to_owned(),
-            id,
-            region,
-            node,
-            workload: Mutex::new(Box::new(run.workload.generator())),
-        });
-        let run = run.clone();
-        tasks.spawn(async move {
-            let mut rng = ChaCha8Rng::seed_from_u64(run.seed ^ id.0.rotate_left(17));
-            let mut seq = 0u64;
-            let mut in_flight = tokio::task::JoinSet::new();
-            let mut next_arrival = task.shared.now();
-            loop {
-                let now = task.shared.now();
-                if now >= measure_to {
-                    break;
-                }
-                let next = task
-                    .workload
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .next_op(id, &mut rng, now);
-                let Some(op) = next else { break };
-                seq += 1;
-                match run.mode {
-                    ClientMode::Closed => task.request(seq, op).await,
-                    ClientMode::Open { rate_per_sec } => {
-                        // Poisson arrivals: exponential gaps at the target rate.
-                        let gap: f64 = -(1.0 - rng.gen::<f64>()).ln() / rate_per_sec.max(1e-9);
-                        next_arrival = next_arrival + Duration::from_secs_f64(gap);
-                        tokio::time::sleep(next_arrival.saturating_since(task.shared.now())).await;
-                        let task = Arc::clone(&task);
-                        in_flight.spawn(async move { task.request(seq, op).await });
-                    }
-                }
-            }
-            while in_flight.join_next().await.is_some() {}
-            task.client.close().await;
-        });
-    }
-    let end = measure_to + run.client_timeout;
+    Ok(clients)
+}
+
+/// One client's loop until the measured window ends: closed loop (one request at a
+/// time) or open loop (Poisson arrivals, each request in its own task).
+async fn drive_client(task: Arc<ClientTask>, run: ClusterRun, measure_to: Time) {
+    let id = task.id;
+    let mut rng = ChaCha8Rng::seed_from_u64(run.seed ^ id.0.rotate_left(17));
+    let mut seq = 0u64;
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut next_arrival = task.shared.now();
     loop {
-        tokio::select! {
-            joined = tasks.join_next() => {
-                match joined {
-                    Some(result) => result.context("a client task failed")?,
-                    None => break,
-                }
-            }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        let now = task.shared.now();
+        if now >= measure_to {
+            break;
         }
-        if let Some(bar) = progress {
-            let now = shared.now().as_micros();
-            bar.set_position((now * 1000 / end.as_micros().max(1)).min(1000));
+        let next = task
+            .workload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_op(id, &mut rng, now);
+        let Some(op) = next else { break };
+        seq += 1;
+        match run.mode {
+            ClientMode::Closed => task.request(seq, op).await,
+            ClientMode::Open { rate_per_sec } => {
+                // Poisson arrivals: exponential gaps at the target rate.
+                let gap: f64 = -(1.0 - rng.gen::<f64>()).ln() / rate_per_sec.max(1e-9);
+                next_arrival = next_arrival + Duration::from_secs_f64(gap);
+                tokio::time::sleep(next_arrival.saturating_since(task.shared.now())).await;
+                let task = Arc::clone(&task);
+                in_flight.spawn(async move { task.request(seq, op).await });
+            }
         }
     }
-    let metrics = delta(&before, &deployment.scrape(keyspace));
-    let stats = shared
-        .stats
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let ops = std::mem::take(&mut *shared.ops.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(ClusterOutcome {
-        stats,
-        metrics,
-        ops,
-    })
+    while in_flight.join_next().await.is_some() {}
+    task.client.close().await;
 }
 
 /// Where a local deployment keeps its files when no directory is given.

@@ -22,7 +22,7 @@
 //! they supersede what the client saw. Together this gives read-your-writes and
 //! monotonic reads per client and key, as long as the client keeps its context.
 
-use crate::command::{Command, Key};
+use crate::command::{Command, Key, Value};
 use crate::dynamo::dvv::{Object, VersionVector};
 use crate::dynamo::level::{Op, Requirement};
 use crate::dynamo::messages::{Message, OpId};
@@ -220,6 +220,16 @@ pub(crate) fn receipt(
     }
 }
 
+/// A request this keyspace can serve, taken apart.
+struct Admitted {
+    level: Level,
+    op: Op,
+    /// The value a put writes (`None`: a read, or a delete's tombstone).
+    value: Option<Value>,
+    /// The client's causal context (empty for a blind write).
+    context: VersionVector,
+}
+
 impl Dynamo {
     /// Entry point for client requests (and forwarded ones).
     pub(crate) fn coordinate(
@@ -230,61 +240,15 @@ impl Dynamo {
         region: &str,
         deadline: Time,
     ) {
-        let level = match request.consistency {
-            Consistency::Dynamo(level) => level,
-            other => {
-                let name = match other {
-                    Consistency::LocalRead => "local reads",
-                    _ => "linearizable consistency",
-                };
-                return self.fail(
-                    request.id,
-                    reply_to,
-                    RequestError::Invalid(format!(
-                        "{name} need a consensus keyspace; this keyspace runs Dynamo mode: ask \
-                         for a Dynamo level (ONE, TWO, THREE, QUORUM, ALL, LOCAL_ONE, \
-                         LOCAL_QUORUM, EACH_QUORUM, SESSION or R=<r>,W=<w>)"
-                    )),
-                );
-            }
+        let Admitted {
+            level,
+            op,
+            value,
+            context,
+        } = match self.admit(&request) {
+            Ok(admitted) => admitted,
+            Err(error) => return self.fail(request.id, reply_to, error),
         };
-        let (op, value) = match &request.command {
-            Command::Get { .. } => (Op::Read, None),
-            Command::Put { value, .. } => (Op::Write, Some(value.clone())),
-            Command::Delete { .. } => (Op::Write, None),
-            Command::Cas { .. } => {
-                return self.fail(
-                    request.id,
-                    reply_to,
-                    RequestError::Invalid(
-                        "compare-and-set needs consensus and Dynamo keyspaces have none: read, \
-                         then write with the read's context (concurrent writers become \
-                         siblings), or use an EPaxos/Multi-Paxos keyspace"
-                            .to_owned(),
-                    ),
-                );
-            }
-        };
-        let context = match VersionVector::decode(&request.context) {
-            Ok(context) => context,
-            Err(e) => {
-                return self.fail(
-                    request.id,
-                    reply_to,
-                    RequestError::Invalid(format!("bad causal context: {e}")),
-                )
-            }
-        };
-        if self.coordinator.active() >= self.config.max_pending_requests {
-            self.metrics.incr("requests_rejected");
-            let error = RequestError::Rejected(format!(
-                "{} requests in flight at {} (limit {})",
-                self.coordinator.active(),
-                self.id,
-                self.config.max_pending_requests
-            ));
-            return self.fail(request.id, reply_to, error);
-        }
         let key = request.command.key().clone();
         let preference = self.ring.preference_for(&key).to_vec();
         let ring = &self.ring;
@@ -328,6 +292,55 @@ impl Dynamo {
                 self.start_write(now, plan, value, context);
             }
         }
+    }
+
+    /// What a request asks for, or why this keyspace cannot serve it (a consensus level,
+    /// compare-and-set, a context that does not decode, too many requests in flight).
+    fn admit(&mut self, request: &ClientRequest) -> Result<Admitted, RequestError> {
+        let level = match request.consistency {
+            Consistency::Dynamo(level) => level,
+            other => {
+                let name = match other {
+                    Consistency::LocalRead => "local reads",
+                    _ => "linearizable consistency",
+                };
+                return Err(RequestError::Invalid(format!(
+                    "{name} need a consensus keyspace; this keyspace runs Dynamo mode: ask \
+                     for a Dynamo level (ONE, TWO, THREE, QUORUM, ALL, LOCAL_ONE, \
+                     LOCAL_QUORUM, EACH_QUORUM, SESSION or R=<r>,W=<w>)"
+                )));
+            }
+        };
+        let (op, value) = match &request.command {
+            Command::Get { .. } => (Op::Read, None),
+            Command::Put { value, .. } => (Op::Write, Some(value.clone())),
+            Command::Delete { .. } => (Op::Write, None),
+            Command::Cas { .. } => {
+                return Err(RequestError::Invalid(
+                    "compare-and-set needs consensus and Dynamo keyspaces have none: read, \
+                     then write with the read's context (concurrent writers become \
+                     siblings), or use an EPaxos/Multi-Paxos keyspace"
+                        .to_owned(),
+                ));
+            }
+        };
+        let context = VersionVector::decode(&request.context)
+            .map_err(|e| RequestError::Invalid(format!("bad causal context: {e}")))?;
+        if self.coordinator.active() >= self.config.max_pending_requests {
+            self.metrics.incr("requests_rejected");
+            return Err(RequestError::Rejected(format!(
+                "{} requests in flight at {} (limit {})",
+                self.coordinator.active(),
+                self.id,
+                self.config.max_pending_requests
+            )));
+        }
+        Ok(Admitted {
+            level,
+            op,
+            value,
+            context,
+        })
     }
 
     /// Hand a write to `owner`, which coordinates it and answers with `ForwardReply`.

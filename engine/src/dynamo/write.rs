@@ -57,50 +57,10 @@ impl Dynamo {
         let key = plan.key.clone();
         let range = self.ring.range_of(&key);
         let owner = self.ring.is_primary(self.id, range);
-        let sibling = Sibling {
-            value,
-            timestamp_us: now.as_micros(),
+        let object = match self.new_version(now, &key, owner, value, &context) {
+            Ok(object) => object,
+            Err(error) => return self.fail(plan.request, plan.reply_to, error),
         };
-        // An owner issues the dot from its local object; anyone else uses a one-shot
-        // actor that has no earlier dots (see the prefix property in `dvv`).
-        let (base, dot) = if owner {
-            let base = self.store.get(&key).map(|e| e.object.clone());
-            let actor = Actor {
-                node: self.id,
-                epoch: self.epoch,
-            };
-            let dot = Dot {
-                actor,
-                counter: self.next_counter,
-            };
-            (base.unwrap_or_default(), dot)
-        } else {
-            // Unique per (boot epoch, counter): never issued twice.
-            let actor = Actor {
-                node: self.id,
-                epoch: mix2(self.epoch, self.next_counter),
-            };
-            (Object::new(), Dot { actor, counter: 1 })
-        };
-        let mut object = base.update(&context, dot, sibling);
-        if self.config.lww {
-            let discarded = object.keep_last_writer();
-            self.metrics.add("lww_discarded", discarded as u64);
-        }
-        let siblings = object.sibling_count();
-        if siblings > self.config.sibling_hard_limit {
-            self.metrics.incr("sibling_rejections");
-            let error = RequestError::Rejected(format!(
-                "this write would leave {siblings} siblings on the key (hard limit {}); read \
-                 the key and write with the read's context to resolve them",
-                self.config.sibling_hard_limit
-            ));
-            return self.fail(plan.request, plan.reply_to, error);
-        }
-        if siblings > self.config.sibling_soft_limit {
-            self.metrics.incr("sibling_warnings");
-        }
-        self.next_counter += 1;
         let op = self.coordinator.next_op(self.boot);
         if owner {
             self.install(now, key.clone(), object.clone(), range);
@@ -144,6 +104,63 @@ impl Dynamo {
         };
         self.coordinator
             .insert(op, plan.deadline, Pending::Write(write));
+    }
+
+    /// The key's object after this write: a fresh dot for `value` over what `context`
+    /// saw, or an error when the result would break the sibling limit.
+    fn new_version(
+        &mut self,
+        now: Time,
+        key: &Key,
+        owner: bool,
+        value: Option<Value>,
+        context: &VersionVector,
+    ) -> Result<Object, RequestError> {
+        let sibling = Sibling {
+            value,
+            timestamp_us: now.as_micros(),
+        };
+        // An owner issues the dot from its local object; anyone else uses a one-shot
+        // actor that has no earlier dots (see the prefix property in `dvv`).
+        let (base, dot) = if owner {
+            let base = self.store.get(key).map(|e| e.object.clone());
+            let actor = Actor {
+                node: self.id,
+                epoch: self.epoch,
+            };
+            let dot = Dot {
+                actor,
+                counter: self.next_counter,
+            };
+            (base.unwrap_or_default(), dot)
+        } else {
+            // Unique per (boot epoch, counter): never issued twice.
+            let actor = Actor {
+                node: self.id,
+                epoch: mix2(self.epoch, self.next_counter),
+            };
+            (Object::new(), Dot { actor, counter: 1 })
+        };
+        let mut object = base.update(context, dot, sibling);
+        if self.config.lww {
+            let discarded = object.keep_last_writer();
+            self.metrics.add("lww_discarded", discarded as u64);
+        }
+        let siblings = object.sibling_count();
+        if siblings > self.config.sibling_hard_limit {
+            self.metrics.incr("sibling_rejections");
+            let error = RequestError::Rejected(format!(
+                "this write would leave {siblings} siblings on the key (hard limit {}); read \
+                 the key and write with the read's context to resolve them",
+                self.config.sibling_hard_limit
+            ));
+            return Err(error);
+        }
+        if siblings > self.config.sibling_soft_limit {
+            self.metrics.incr("sibling_warnings");
+        }
+        self.next_counter += 1;
+        Ok(object)
     }
 
     pub(crate) fn on_stored(&mut self, from: NodeId, op: OpId, key: Key, hint_for: Option<NodeId>) {

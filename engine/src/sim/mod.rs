@@ -778,4 +778,5 @@ impl<P: Protocol> Sim<P> {
 }
 
 #[cfg(test)]
+#[path = "sim_test.rs"]
 mod tests;

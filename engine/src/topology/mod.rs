@@ -19,6 +19,7 @@ mod builtin;
 mod error;
 mod file;
 #[cfg(test)]
+#[path = "topology_test.rs"]
 mod tests;
 
 pub use error::TopologyError;
