@@ -15,7 +15,9 @@ pub struct EpaxosConfig {
     /// How often timers are checked (default 50 ms).
     pub tick: Duration,
     /// How often a replica tells the others how far it executed, so instances executed
-    /// everywhere can be forgotten (default 1 s).
+    /// everywhere can be forgotten and a replica that missed commits learns them, on a
+    /// timer of its own, busy or idle (default 1 s). Zero turns reports and collection
+    /// off (hosts that leave collection out of scope, like the model checker).
     pub gc_interval: Duration,
     /// Keep every executed command in memory for inspection (default true; benchmarks
     /// and long runs turn it off).

@@ -16,7 +16,6 @@ use super::instance::InstanceId;
 use super::messages::Message;
 use super::replica::Replica;
 use crate::id::NodeId;
-use crate::time::Time;
 use std::collections::BTreeMap;
 
 /// Inquiries per report, so a long outage is caught up over a few reports instead of in
@@ -28,24 +27,14 @@ const MAX_INQUIRIES: usize = 4_096;
 pub(super) struct Collector {
     /// Latest executed prefix reported by each replica.
     peer_prefixes: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
-    /// When this replica next reports its executed prefix. Not a timer of its own: the
-    /// report rides on the tick, so an idle replica does not report (issue 12 changes
-    /// that on purpose).
-    next_report: Option<Time>,
 }
 
 impl Collector {
-    /// On the tick: report (and collect) if a report is due.
-    pub(super) fn on_tick(&mut self, replica: &mut Replica, now: Time) {
-        if self.next_report.is_none_or(|t| now >= t) {
-            self.next_report = Some(now + replica.config.gc_interval);
-            self.report_executed(replica);
-        }
-    }
-
-    /// Tell everyone how far we executed (behind every record persisted so far: see the
-    /// module doc), and forget what everyone executed.
-    fn report_executed(&mut self, replica: &mut Replica) {
+    /// On the GC timer (its own, armed whether or not there is work: an idle replica
+    /// must still report, collect and learn what it missed): tell everyone how far we
+    /// executed (behind every record persisted so far: see the module doc), and forget
+    /// what everyone executed.
+    pub(super) fn report_executed(&mut self, replica: &mut Replica) {
         let prefix: Vec<(NodeId, u64)> = replica
             .executor
             .executed_prefix()

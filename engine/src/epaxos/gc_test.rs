@@ -1,11 +1,10 @@
 //! Garbage-collection tests.
 
 use super::gc::is_report;
-use super::test_support::{attrs, batch, id, outputs, payload, replica};
+use super::test_support::{attrs, batch, id, outputs, replica};
 use super::Message;
 use crate::id::NodeId;
 use crate::protocol::{Output, Protocol};
-use crate::request::ClientRequest;
 use crate::time::Time;
 
 /// Garbage collection: the executed prefix a replica reports only leaves after the commit
@@ -23,11 +22,7 @@ fn the_executed_report_waits_for_the_commit_records_it_covers() {
             attributes: attrs(1, &[]),
         },
     );
-    // An instance of its own in flight keeps the timer armed; its tick sends the report.
-    follower.handle_request(
-        Time::ZERO,
-        ClientRequest::new(payload(2, "other").request, payload(2, "other").command),
-    );
+    // The GC timer sends the report, with or without work in flight.
     follower.handle_timeout(Time::from_millis(5_000));
     let outputs = outputs(&mut follower);
     let commit_at = outputs
@@ -50,4 +45,29 @@ fn the_executed_report_waits_for_the_commit_records_it_covers() {
         }
     }
     assert_eq!(reports, 2, "one report per peer: {outputs:?}");
+}
+
+/// Issue 17: an idle replica (nothing in flight, nothing waiting) still reports its
+/// executed prefix on every GC interval, so peers collect and a replica that missed
+/// commits hears what it missed without further load.
+#[test]
+fn an_idle_replica_reports_on_its_own_timer() {
+    let mut core = replica(3, 1, Vec::new());
+    let interval = crate::epaxos::EpaxosConfig::default().gc_interval;
+    let mut now = Time::ZERO;
+    for round in 1..=3 {
+        let due = core.poll_timeout().expect("the GC timer is always armed");
+        assert!(due <= now + interval, "round {round}: next report at {due}");
+        now = due;
+        core.handle_timeout(now);
+        let reports: usize = outputs(&mut core)
+            .iter()
+            .map(|o| match o {
+                Output::Persist { then, .. } => then.iter().filter(|e| is_report(e)).count(),
+                Output::Now(effect) => usize::from(is_report(effect)),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(reports, 2, "round {round}: one report per peer");
+    }
 }

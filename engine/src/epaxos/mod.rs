@@ -92,9 +92,13 @@ use replica::{Decision, Replica};
 /// EPaxos duties on the clock (docs/design.md#timers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum EpaxosTimer {
-    /// Retransmissions, stalled dependencies and recoveries, and the executed-prefix
-    /// report riding on it: armed while instances are in flight or execution waits.
+    /// Retransmissions, stalled dependencies and recoveries: armed while instances are
+    /// in flight or execution waits.
     Tick,
+    /// The executed-prefix report and garbage collection: always armed (unless
+    /// `gc_interval` is zero), so an idle replica still reports, collects, and learns
+    /// the commits it missed (catch-up must not depend on further load).
+    Gc,
 }
 
 /// One EPaxos replica.
@@ -155,13 +159,19 @@ impl Epaxos {
         let mut replica = Replica::new(id, cluster, config);
         let Replayed { next_slot, resume } =
             replay(id, recovered, &mut replica.table, &mut replica.executor);
+        let mut timers = Timers::new();
+        if !replica.config.gc_interval.is_zero() {
+            // The first report goes out one interval after start (at once after a restart
+            // in the simulator, whose clock does not restart).
+            timers.set(EpaxosTimer::Gc, Time::ZERO + replica.config.gc_interval);
+        }
         Self {
             replica,
             intake: Intake::default(),
             leader: Leadership::new(next_slot),
             recoveries: Recoveries::default(),
             gc: Collector::default(),
-            timers: Timers::new(),
+            timers,
             now: Time::ZERO,
             resume,
         }
@@ -314,11 +324,9 @@ impl Epaxos {
             replica,
             leader,
             recoveries,
-            gc,
             resume,
             ..
         } = self;
-        gc.on_tick(replica, now);
         for id in std::mem::take(resume) {
             leader.resume(replica, now, id);
         }
@@ -370,6 +378,11 @@ impl Protocol for Epaxos {
 
     fn handle_timeout(&mut self, now: Time) {
         self.now = now;
+        if self.timers.take_if_due(EpaxosTimer::Gc, now) {
+            self.gc.report_executed(&mut self.replica);
+            let next = now + self.replica.config.gc_interval;
+            self.timers.set(EpaxosTimer::Gc, next);
+        }
         let due = self.timers.is_due(EpaxosTimer::Tick, now);
         if due || !self.resume.is_empty() {
             self.timers.cancel(EpaxosTimer::Tick);

@@ -11,7 +11,6 @@
 
 use super::observations::Observations;
 use super::scenario::{Budget, Scenario};
-use crate::epaxos::gc::is_report;
 use crate::epaxos::{Epaxos, InstanceId, Message, Record};
 use crate::id::NodeId;
 use crate::protocol::{Effect, Output, Protocol};
@@ -380,12 +379,6 @@ impl World {
             };
             match output {
                 Output::Now(effect) => self.release(scenario, at, effect, local)?,
-                Output::Persist { records, then }
-                    if records.is_empty() && then.iter().all(is_report) =>
-                {
-                    // Garbage collection is out of scope: its reports (which wait behind
-                    // earlier records) are lost on the way anyway.
-                }
                 Output::Persist { records, then } => {
                     let digest = hash_of(&(&records, &then));
                     self.hosts[at.index()].pending.push(Pending {
