@@ -50,6 +50,7 @@ mod hints;
 mod level;
 mod merkle;
 mod messages;
+mod plan;
 mod read;
 mod read_repair;
 mod replay;
@@ -66,9 +67,9 @@ mod hints_test;
 #[cfg(test)]
 mod level_test;
 #[cfg(test)]
-mod pump;
+mod test_support;
 #[cfg(test)]
-mod pump_test;
+mod cluster_test;
 #[cfg(test)]
 mod ring_test;
 
@@ -89,8 +90,9 @@ use crate::request::ClientRequest;
 use crate::time::Time;
 use crate::timer::Timers;
 use anti_entropy::AntiEntropy;
-use coordinator::{Coordinator, ReplyTo};
+use coordinator::Coordinator;
 use hash::mix2;
+use plan::ReplyTo;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replay::Replayed;
