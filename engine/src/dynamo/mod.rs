@@ -59,6 +59,8 @@ mod ring;
 mod write;
 
 #[cfg(test)]
+mod cluster_test;
+#[cfg(test)]
 mod coordinator_test;
 #[cfg(test)]
 mod dvv_test;
@@ -67,11 +69,9 @@ mod hints_test;
 #[cfg(test)]
 mod level_test;
 #[cfg(test)]
-mod test_support;
-#[cfg(test)]
-mod cluster_test;
-#[cfg(test)]
 mod ring_test;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{DynamoConfig, HintLimits};
 pub use dvv::{Actor, ContextError, Dot, Object, Sibling, VersionVector};

@@ -34,6 +34,8 @@ mod acceptor;
 mod batch;
 #[cfg(test)]
 mod batch_test;
+#[cfg(test)]
+mod cluster_test;
 mod config;
 mod execution;
 mod instance;
