@@ -3,17 +3,16 @@
 //!
 //! A phase message is refused below the highest ballot promised for its instance, seen
 //! or not: a promise made to a recovery binds the original leader's late messages too.
-//! Every reply is persisted before it is sent (DESIGN.md EPaxos item 5), and a decision
-//! is revealed only once its commit record is durable.
+//! Every reply is persisted before it is sent (docs/design.md#epaxos, rule 5), and a
+//! decision is revealed only once its commit record is durable.
 
-use super::batch::Batch;
-use super::instance::{Attributes, InstanceId, Status};
-use super::messages::{Ballot, Message};
-use super::Epaxos;
+use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use super::messages::Message;
+use super::replica::Replica;
 use crate::id::NodeId;
 use crate::protocol::Effect;
 
-impl Epaxos {
+impl Replica {
     pub(super) fn on_preaccept(
         &mut self,
         from: NodeId,
@@ -25,7 +24,7 @@ impl Epaxos {
         if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
             return;
         }
-        if let Some(existing) = self.instances.get(&id) {
+        if let Some(existing) = self.table.get(id) {
             if existing.accepted_in == ballot {
                 // A resend (or the leader resuming after a restart): the same answer.
                 let reply = Message::PreAcceptOk {
@@ -43,13 +42,14 @@ impl Epaxos {
                 return;
             }
         }
-        let mut attributes = self.index.attributes_for_batch(id, &payload);
+        let mut attributes = self.table.attributes_for(id, &payload);
         attributes.merge(&leader_attributes);
         if attributes != leader_attributes {
             self.metrics.incr("preaccept_attributes_changed");
         }
-        self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
-        let Some(record) = self.record_of(id) else {
+        self.table
+            .store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
+        let Some(record) = self.table.record_of(id) else {
             return;
         };
         let reply = Message::PreAcceptOk {
@@ -79,8 +79,9 @@ impl Epaxos {
         if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
             return;
         }
-        self.store(id, payload, attributes, Status::Accepted, ballot);
-        let Some(record) = self.record_of(id) else {
+        self.table
+            .store(id, payload, attributes, Status::Accepted, ballot);
+        let Some(record) = self.table.record_of(id) else {
             return;
         };
         let reply = Message::AcceptOk {
@@ -107,7 +108,7 @@ impl Epaxos {
         ballot: Ballot,
         id: InstanceId,
     ) -> bool {
-        let promised = self.promised_for(id);
+        let promised = self.table.promised_for(id);
         if ballot >= promised {
             return false;
         }
@@ -123,11 +124,7 @@ impl Epaxos {
 
     /// Tell `to` the decision on `id` if there is one here; true if told.
     pub(super) fn reveal_commit(&mut self, to: NodeId, id: InstanceId) -> bool {
-        let Some(instance) = self
-            .instances
-            .get(&id)
-            .filter(|i| i.status == Status::Committed)
-        else {
+        let Some(instance) = self.table.get(id).filter(|i| i.status == Status::Committed) else {
             return false;
         };
         let message = Message::Commit {

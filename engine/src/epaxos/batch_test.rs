@@ -1,9 +1,13 @@
 //! Batching handler tests: requests queue only while the window is full, a batch is one
 //! instance, and every client gets its own answer.
 
-use super::*;
+use super::{Attributes, Ballot, Batch, Epaxos, EpaxosConfig, InstanceId, KeyIndex, Message};
+use super::{Payload, Protocol};
 use crate::command::{Command, CommandResult};
-use crate::id::{ClientId, RequestId};
+use crate::id::{ClientId, NodeId, RequestId};
+use crate::protocol::{Effect, Membership, Output};
+use crate::request::{ClientReply, ClientRequest, Response};
+use crate::time::Time;
 
 fn leader(config: EpaxosConfig) -> Epaxos {
     Epaxos::new(NodeId(0), &Membership::local(3), config, 0, Vec::new())

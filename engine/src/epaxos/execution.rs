@@ -4,7 +4,8 @@
 //! graph and emits them dependencies-first; inside a component, commands run by
 //! `(seq, leader, slot)`. A component runs only when everything it reaches is committed;
 //! an uncommitted dependency holds back only the components that reach it (Moraru et al.,
-//! SOSP'13, §4.4; DESIGN.md item 4). Commits may arrive before their dependencies.
+//! SOSP'13, §4.4; docs/design.md#epaxos, rule 4). Commits may arrive before their
+//! dependencies.
 //!
 //! A commit with an uncommitted dependency cannot make anything new runnable (whatever
 //! reaches it also reaches that dependency), so it only records what is missing. A
@@ -15,9 +16,7 @@
 //! and a catching-up replica's every commit cost as much as its backlog: criterion
 //! `commit_in_log_order/10000` went from 6.5 s to 28 ms.)
 
-use super::batch::Batch;
-use super::instance::{Attributes, InstanceId};
-use super::messages::Payload;
+use super::instance::{Attributes, Batch, InstanceId, Payload};
 use crate::command::CommandResult;
 use crate::id::NodeId;
 use crate::session::{Admission, KeySessions};

@@ -1,11 +1,11 @@
-//! Instances, their attributes, and the per-key index that computes dependencies.
+//! Value types: instance ids, ballots, attributes, statuses, client commands as
+//! replicated ([`Payload`]), instance values ([`Batch`]) and one instance as a replica
+//! knows it ([`Instance`]). Nothing here imports another file of the folder.
 
-use super::batch::Batch;
-use super::messages::Ballot;
-use crate::command::{Command, Key};
-use crate::id::NodeId;
+use crate::command::Command;
+use crate::id::{ClientId, NodeId, RequestId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// `(command leader, slot)`.
@@ -20,6 +20,28 @@ pub struct InstanceId {
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.leader.0, self.slot)
+    }
+}
+
+/// A ballot for one instance: `(round, node)`. The command leader starts at
+/// `(0, leader)`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Ballot {
+    /// Increases with every new owner of the instance.
+    pub round: u32,
+    /// The replica running the instance at this ballot.
+    pub node: NodeId,
+}
+
+impl Ballot {
+    /// The ballot the command leader of `id` starts it at.
+    pub fn initial(id: InstanceId) -> Self {
+        Self {
+            round: 0,
+            node: id.leader,
+        }
     }
 }
 
@@ -51,106 +73,87 @@ pub enum Status {
     Committed,
 }
 
+/// A client command as replicated: which request it answers and what it does. An
+/// instance carries a [`Batch`] of them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Payload {
+    /// The client request (for exactly-once execution and the reply).
+    pub request: RequestId,
+    /// What to execute.
+    pub command: Command,
+}
+
+/// Client id reserved for no-ops that recovery commits when no replica saw the command.
+pub const NOOP_CLIENT: ClientId = ClientId(u64::MAX);
+
+impl Payload {
+    /// A command that changes nothing and interferes with no client key: a read of the
+    /// empty key under the reserved client id. Nobody is answered for it.
+    pub fn noop() -> Self {
+        Self {
+            request: RequestId {
+                client: NOOP_CLIENT,
+                seq: 0,
+            },
+            command: Command::Get { key: Vec::new() },
+        }
+    }
+
+    /// Whether this is a recovery no-op.
+    pub fn is_noop(&self) -> bool {
+        self.request.client == NOOP_CLIENT
+    }
+}
+
+/// The commands of one instance, in execution order (batching: `batch.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Batch(Vec<Payload>);
+
+impl Batch {
+    /// A batch of one command.
+    pub fn single(payload: Payload) -> Self {
+        Self(vec![payload])
+    }
+
+    /// The recovery no-op (see [`Payload::noop`]).
+    pub fn noop() -> Self {
+        Self::single(Payload::noop())
+    }
+
+    /// Whether nothing in it answers a client.
+    pub fn is_noop(&self) -> bool {
+        self.0.iter().all(Payload::is_noop)
+    }
+
+    /// The commands, in execution order.
+    pub fn commands(&self) -> &[Payload] {
+        &self.0
+    }
+
+    /// Whether running `self` and `other` in either order can differ.
+    pub fn interferes(&self, other: &Self) -> bool {
+        self.0
+            .iter()
+            .any(|a| other.0.iter().any(|b| a.command.interferes(&b.command)))
+    }
+}
+
+impl From<Vec<Payload>> for Batch {
+    fn from(commands: Vec<Payload>) -> Self {
+        Self(commands)
+    }
+}
+
 /// One instance as this replica knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Instance {
     pub(super) payload: Batch,
     pub(super) attributes: Attributes,
     pub(super) status: Status,
-    /// Highest ballot promised for this instance.
+    /// Highest ballot promised for this instance (docs/design.md#epaxos, rule 1).
     pub(super) promised: Ballot,
     /// Ballot the current attributes were recorded in (kept apart from `promised`).
     pub(super) accepted_in: Ballot,
-}
-
-/// Per key: the latest interfering instances of each leader, so a new command's
-/// dependencies are found without scanning every instance. Earlier instances of the same
-/// leader are reached transitively (a leader always includes its own earlier interfering
-/// instances).
-#[derive(Clone, Debug, Default, Hash)]
-pub struct KeyIndex {
-    keys: BTreeMap<Key, BTreeMap<NodeId, KeyEntry>>,
-}
-
-#[derive(Clone, Debug, Default, Hash)]
-struct KeyEntry {
-    /// Latest write of this leader on the key, and its sequence number.
-    last_write: Option<(u64, u64)>,
-    /// Reads of this leader after that write, with their sequence numbers.
-    reads_after: Vec<(u64, u64)>,
-}
-
-impl KeyIndex {
-    /// Attributes for `command` given everything indexed (excluding `this` instance).
-    pub fn attributes_for(&self, this: InstanceId, command: &Command) -> Attributes {
-        let mut attributes = Attributes::default();
-        let Some(entries) = self.keys.get(command.key()) else {
-            attributes.seq = 1;
-            return attributes;
-        };
-        let mut max_seq = 0;
-        for (&leader, entry) in entries {
-            let mut add = |slot: u64, seq: u64| {
-                let id = InstanceId { leader, slot };
-                if id != this {
-                    attributes.deps.insert(id);
-                    max_seq = max_seq.max(seq);
-                }
-            };
-            if let Some((slot, seq)) = entry.last_write {
-                add(slot, seq);
-            }
-            if !command.is_read() {
-                for &(slot, seq) in &entry.reads_after {
-                    add(slot, seq);
-                }
-            }
-        }
-        attributes.seq = max_seq + 1;
-        attributes
-    }
-
-    /// Remember an instance (called whenever its attributes are recorded here).
-    pub fn insert(&mut self, id: InstanceId, command: &Command, seq: u64) {
-        let entry = self
-            .keys
-            .entry(command.key().clone())
-            .or_default()
-            .entry(id.leader)
-            .or_default();
-        if command.is_read() {
-            let after_write = entry.last_write.is_none_or(|(w, _)| id.slot > w);
-            if after_write {
-                match entry.reads_after.iter_mut().find(|(s, _)| *s == id.slot) {
-                    Some(existing) => existing.1 = existing.1.max(seq),
-                    None => entry.reads_after.push((id.slot, seq)),
-                }
-            }
-        } else {
-            match entry.last_write {
-                Some((w, s)) if w > id.slot => {
-                    let _ = s;
-                }
-                Some((w, s)) if w == id.slot => entry.last_write = Some((w, s.max(seq))),
-                _ => {
-                    entry.last_write = Some((id.slot, seq));
-                    entry.reads_after.retain(|(s, _)| *s > id.slot);
-                }
-            }
-        }
-    }
-}
-
-impl KeyIndex {
-    /// Keys indexed.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether nothing is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
 }
 
 impl Instance {

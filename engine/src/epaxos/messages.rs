@@ -1,54 +1,9 @@
-//! EPaxos messages and durable records.
+//! EPaxos wire messages and durable records (nothing else: the values they carry are in
+//! `instance.rs`).
 
-use super::batch::Batch;
-use super::instance::{Attributes, InstanceId, Status};
-use crate::command::Command;
-use crate::id::{NodeId, RequestId};
+use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
-
-/// A ballot for one instance: `(round, node)`. The command leader starts at
-/// `(0, leader)`.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct Ballot {
-    /// Increases with every new owner of the instance.
-    pub round: u32,
-    /// The replica running the instance at this ballot.
-    pub node: NodeId,
-}
-
-/// A client command as replicated: which request it answers and what it does. An
-/// instance carries a [`Batch`] of them.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Payload {
-    /// The client request (for exactly-once execution and the reply).
-    pub request: RequestId,
-    /// What to execute.
-    pub command: Command,
-}
-
-/// Client id reserved for no-ops that recovery commits when no replica saw the command.
-pub const NOOP_CLIENT: crate::id::ClientId = crate::id::ClientId(u64::MAX);
-
-impl Payload {
-    /// A command that changes nothing and interferes with no client key: a read of the
-    /// empty key under the reserved client id. Nobody is answered for it.
-    pub fn noop() -> Self {
-        Self {
-            request: RequestId {
-                client: NOOP_CLIENT,
-                seq: 0,
-            },
-            command: Command::Get { key: Vec::new() },
-        }
-    }
-
-    /// Whether this is a recovery no-op.
-    pub fn is_noop(&self) -> bool {
-        self.request.client == NOOP_CLIENT
-    }
-}
 
 /// What a replica knows of an instance, reported to a recovering replica.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -198,7 +153,23 @@ pub struct InstanceRecord {
     pub status: Status,
     /// Ballot those attributes were recorded in.
     pub ballot: Ballot,
-    /// Highest ballot promised for the instance (kept apart from `ballot`, DESIGN.md
-    /// EPaxos item 1).
+    /// Highest ballot promised for the instance (kept apart from `ballot`:
+    /// docs/design.md#epaxos, rule 1).
     pub promised: Ballot,
+}
+
+impl Message {
+    /// The instance a message that would record or decide something about an instance
+    /// concerns: such a message about an instance collected here is stale. `None` for
+    /// replies, inquiries and executed-prefix reports.
+    pub(super) fn recorded_instance(&self) -> Option<InstanceId> {
+        match self {
+            Message::PreAccept { instance, .. }
+            | Message::Accept { instance, .. }
+            | Message::Commit { instance, .. }
+            | Message::Prepare { instance, .. }
+            | Message::TryPreAccept { instance, .. } => Some(*instance),
+            _ => None,
+        }
+    }
 }

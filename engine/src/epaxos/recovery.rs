@@ -21,21 +21,26 @@
 //! 5. nobody saw it → commit a no-op through Phase 1.
 //!
 //! The ballot of the last accepted attributes is kept apart from the highest promised
-//! ballot (DESIGN.md EPaxos item 1), and every Prepare reply is persisted before it is
-//! sent (item 5). Competing recoveries are ordered by ballot.
+//! ballot (docs/design.md#epaxos, rule 1), and every Prepare reply is persisted before it
+//! is sent (rule 5). Competing recoveries are ordered by ballot. Once recovery knows what
+//! to propose, the instance is driven through the leader's phases at the recovery's
+//! ballot (`leader.rs`); a decision found committed is handed back to the dispatcher.
+//!
+//! A recovery starts from the tick: a replica whose execution waits on an uncommitted
+//! instance asks its leader first and recovers it after a few silent rounds (rule 4).
 
-use super::batch::Batch;
-use super::instance::{Attributes, InstanceId, Status};
-use super::messages::{Ballot, InstanceReport, Message, Record};
-use super::{Announce, Epaxos, Leading, Phase};
+use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use super::leader::{Leadership, Proposal};
+use super::messages::{InstanceReport, Message};
+use super::replica::{Announce, Decision, Replica};
+use super::table::InstanceTable;
 use crate::id::NodeId;
 use crate::protocol::Effect;
-use crate::quorum::VoteSet;
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Hash)]
-pub(super) enum RecoveryPhase {
+enum RecoveryPhase {
     Prepare {
         replies: BTreeMap<NodeId, Option<InstanceReport>>,
     },
@@ -58,184 +63,223 @@ enum Reach {
 }
 
 #[derive(Clone, Hash)]
-pub(super) struct Recovery {
+struct Recovery {
     ballot: Ballot,
     phase: RecoveryPhase,
     started: Time,
 }
 
-impl Epaxos {
+/// What a recovery found, for the dispatcher to act on.
+pub(super) enum Outcome {
+    /// Committed somewhere: commit it here and tell every peer.
+    Commit(Decision),
+    /// Drive it through Accept at the recovery's ballot (`leader.rs`).
+    Accept(Proposal),
+    /// Run Phase 1 again at the recovery's ballot, never on the fast path (`leader.rs`).
+    Phase1(Proposal),
+}
+
+/// Recoveries in their Prepare or TryPreAccept phase, and how often each uncommitted
+/// dependency was found stalled.
+#[derive(Clone, Default, Hash)]
+pub(super) struct Recoveries {
+    recovering: BTreeMap<InstanceId, Recovery>,
+    /// Times an uncommitted dependency was found stalled (recovery starts after a few).
+    stalls: BTreeMap<InstanceId, u32>,
+}
+
+impl Recoveries {
+    pub(super) fn is_empty(&self) -> bool {
+        self.recovering.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.recovering.len()
+    }
+
+    /// Stop recovering `id` (decided).
+    pub(super) fn stop(&mut self, id: InstanceId) {
+        self.recovering.remove(&id);
+    }
+
+    /// Stop recovering `id` if someone owns it at a ballot above ours.
+    fn stop_below(&mut self, id: InstanceId, ballot: Ballot) {
+        if self.recovering.get(&id).is_some_and(|r| r.ballot < ballot) {
+            self.recovering.remove(&id);
+        }
+    }
+
+    /// Tick: dependencies execution waited on for a retry timeout. Ask the leader first;
+    /// recover after a few silent rounds (staggered by id so replicas rarely duel for the
+    /// same instance).
+    pub(super) fn on_stalled(&mut self, replica: &mut Replica, leader: &mut Leadership, now: Time) {
+        let deadline = now - replica.config.retry_timeout;
+        for dep in replica.executor.stalled(deadline) {
+            replica.executor.touch(dep, now);
+            let stalls = self.stalls.entry(dep).or_default();
+            *stalls += 1;
+            let patience = 2 + u32::from(replica.id.0 % 3);
+            if *stalls > patience && !leader.is_leading(dep) && !self.recovering.contains_key(&dep)
+            {
+                self.stalls.remove(&dep);
+                self.start(replica, leader, now, dep);
+            } else if dep.leader != replica.id {
+                replica.metrics.incr("inquiries");
+                replica
+                    .outbox
+                    .send(dep.leader, Message::Inquire { instance: dep });
+            }
+        }
+    }
+
     /// Take over `id` with a ballot above any seen.
-    pub(super) fn start_recovery(&mut self, now: Time, id: InstanceId) {
-        if self.is_committed(id) {
+    pub(super) fn start(
+        &mut self,
+        replica: &mut Replica,
+        leader: &mut Leadership,
+        now: Time,
+        id: InstanceId,
+    ) {
+        if replica.is_committed(id) {
             return;
         }
-        let highest = self
-            .promised_for(id)
-            .max(self.seen_ballots.get(&id).copied().unwrap_or_default());
+        let highest = replica.table.highest_ballot(id);
         let ballot = Ballot {
             round: highest.round + 1,
-            node: self.id,
+            node: replica.id,
         };
-        self.metrics.incr("recoveries_started");
-        self.leading.remove(&id);
-        self.recovering.insert(
-            id,
-            Recovery {
-                ballot,
-                phase: RecoveryPhase::Prepare {
-                    replies: BTreeMap::new(),
-                },
-                started: now,
-            },
-        );
-        let own_reply = self.promise(id, ballot);
-        self.outbox.persist(
-            vec![own_reply.0],
-            vec![Effect::Send {
-                to: self.id,
-                message: own_reply.1,
-            }],
-        );
+        replica.metrics.incr("recoveries_started");
+        leader.stop(id);
+        let phase = RecoveryPhase::Prepare {
+            replies: BTreeMap::new(),
+        };
+        let recovery = Recovery {
+            ballot,
+            phase,
+            started: now,
+        };
+        self.recovering.insert(id, recovery);
+        let (record, report) = replica.table.promise(id, ballot);
+        let own_reply = Effect::Send {
+            to: replica.id,
+            message: prepare_ok(id, ballot, report),
+        };
+        replica.outbox.persist(vec![record], vec![own_reply]);
         let message = Message::Prepare {
             ballot,
             instance: id,
         };
-        for peer in self.others() {
-            self.outbox.send(peer, message.clone());
+        for peer in replica.others() {
+            replica.outbox.send(peer, message.clone());
         }
     }
 
-    /// Promise `ballot` for `id`: the record to persist and the reply it allows.
-    fn promise(&mut self, id: InstanceId, ballot: Ballot) -> (Record, Message) {
-        let report = match self.instances.get_mut(&id) {
-            Some(instance) => {
-                instance.promised = instance.promised.max(ballot);
-                Some(InstanceReport {
-                    payload: instance.payload.clone(),
-                    attributes: instance.attributes.clone(),
-                    status: instance.status,
-                    accepted_in: instance.accepted_in,
-                })
-            }
-            None => {
-                let promised = self.promises.entry(id).or_default();
-                *promised = (*promised).max(ballot);
-                None
-            }
-        };
-        let record = self.record_of(id).unwrap_or(Record::Promise {
-            instance: id,
-            ballot,
-        });
-        (
-            record,
-            Message::PrepareOk {
-                ballot,
-                instance: id,
-                report,
-            },
-        )
-    }
-
-    pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, id: InstanceId) {
-        let promised = self.promised_for(id);
+    /// Acceptor side: promise `ballot` unless a higher one (or the same one, to someone
+    /// else) was promised; the promise is durable before the reply leaves.
+    pub(super) fn on_prepare(
+        &mut self,
+        replica: &mut Replica,
+        leader: &mut Leadership,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+    ) {
+        let promised = replica.table.promised_for(id);
         if ballot < promised || (ballot == promised && from != ballot.node) {
-            self.outbox.send(
-                from,
-                Message::Nack {
-                    instance: id,
-                    promised,
-                },
-            );
+            let nack = Message::Nack {
+                instance: id,
+                promised,
+            };
+            replica.outbox.send(from, nack);
             return;
         }
-        self.note_ballot(id, ballot);
+        replica.table.note_ballot(id, ballot);
         // Someone else now owns the instance: stop driving it ourselves.
-        if self.leading.get(&id).is_some_and(|l| l.ballot < ballot) {
-            self.leading.remove(&id);
-        }
-        if self.recovering.get(&id).is_some_and(|r| r.ballot < ballot) {
-            self.recovering.remove(&id);
-        }
-        let (record, reply) = self.promise(id, ballot);
-        self.outbox.persist(
-            vec![record],
-            vec![Effect::Send {
-                to: from,
-                message: reply,
-            }],
-        );
+        leader.stop_below(id, ballot);
+        self.stop_below(id, ballot);
+        let (record, report) = replica.table.promise(id, ballot);
+        let reply = Effect::Send {
+            to: from,
+            message: prepare_ok(id, ballot, report),
+        };
+        replica.outbox.persist(vec![record], vec![reply]);
     }
 
-    fn note_ballot(&mut self, id: InstanceId, ballot: Ballot) {
-        let seen = self.seen_ballots.entry(id).or_default();
-        *seen = (*seen).max(ballot);
-    }
-
-    pub(super) fn on_nack(&mut self, id: InstanceId, promised: Ballot) {
-        self.metrics.incr("nacks");
-        self.note_ballot(id, promised);
-        if self.leading.get(&id).is_some_and(|l| l.ballot < promised) {
-            self.leading.remove(&id);
-        }
-        if self
-            .recovering
-            .get(&id)
-            .is_some_and(|r| r.ballot < promised)
-        {
-            self.recovering.remove(&id);
-        }
+    /// Someone promised a higher ballot for `id`: whoever drives it here at a lower one
+    /// stops.
+    pub(super) fn on_nack(
+        &mut self,
+        replica: &mut Replica,
+        leader: &mut Leadership,
+        id: InstanceId,
+        promised: Ballot,
+    ) {
+        replica.metrics.incr("nacks");
+        replica.table.note_ballot(id, promised);
+        leader.stop_below(id, promised);
+        self.stop_below(id, promised);
     }
 
     /// Give up recoveries that stalled (lost messages, duels); a later stall retries.
-    pub(super) fn expire_recoveries(&mut self, now: Time) {
-        let limit = self.config.retry_timeout * 4;
+    pub(super) fn expire(&mut self, replica: &Replica, now: Time) {
+        let limit = replica.config.retry_timeout * 4;
         self.recovering.retain(|_, r| now < r.started + limit);
     }
 
+    /// A Prepare reply; with a majority, decide what the instance may have chosen.
     pub(super) fn on_prepare_ok(
         &mut self,
+        replica: &mut Replica,
         now: Time,
         from: NodeId,
         ballot: Ballot,
         id: InstanceId,
         report: Option<InstanceReport>,
-    ) {
-        let Some(recovery) = self.recovering.get_mut(&id) else {
-            return;
-        };
+    ) -> Option<Outcome> {
+        let recovery = self.recovering.get_mut(&id)?;
         let RecoveryPhase::Prepare { replies } = &mut recovery.phase else {
-            return;
+            return None;
         };
         if recovery.ballot != ballot {
-            return;
+            return None;
         }
         replies.insert(from, report);
-        if replies.len() < self.slow_quorum {
-            return;
+        if replies.len() < replica.slow_quorum {
+            return None;
         }
         let replies = std::mem::take(replies);
-        self.decide(now, id, ballot, replies);
+        self.decide(replica, now, id, ballot, replies)
     }
 
+    /// The cases of the module doc, in order.
     fn decide(
         &mut self,
+        replica: &mut Replica,
         now: Time,
         id: InstanceId,
         ballot: Ballot,
         replies: BTreeMap<NodeId, Option<InstanceReport>>,
-    ) {
+    ) -> Option<Outcome> {
         let reports: Vec<(NodeId, InstanceReport)> = replies
             .into_iter()
             .filter_map(|(n, r)| r.map(|r| (n, r)))
             .collect();
+        let proposal = |payload, attributes| Proposal {
+            instance: id,
+            ballot,
+            payload,
+            attributes,
+        };
         // 1. Committed somewhere.
         if let Some((_, report)) = reports.iter().find(|(_, r)| r.status == Status::Committed) {
-            let (payload, attributes) = (report.payload.clone(), report.attributes.clone());
-            self.metrics.incr("recovered");
-            self.commit(now, id, payload, attributes, ballot, Announce::Peers);
-            return;
+            replica.metrics.incr("recovered");
+            return Some(Outcome::Commit(Decision {
+                instance: id,
+                payload: report.payload.clone(),
+                attributes: report.attributes.clone(),
+                ballot,
+                announce: Announce::Peers,
+            }));
         }
         // 2. Accepted somewhere: the highest accepted ballot wins.
         if let Some((_, report)) = reports
@@ -243,54 +287,14 @@ impl Epaxos {
             .filter(|(_, r)| r.status == Status::Accepted)
             .max_by_key(|(_, r)| r.accepted_in)
         {
-            let (payload, attributes) = (report.payload.clone(), report.attributes.clone());
-            self.recover_with_accept(now, id, ballot, payload, attributes);
-            return;
+            let accept = proposal(report.payload.clone(), report.attributes.clone());
+            return Some(self.hand_over(Outcome::Accept(accept)));
         }
-        let initial = Ballot {
-            round: 0,
-            node: id.leader,
-        };
-        let leader_answered_preaccepted = reports
-            .iter()
-            .any(|(n, r)| *n == id.leader && r.status == Status::PreAccepted);
         // 3. A possible fast-path commit.
-        if !leader_answered_preaccepted {
-            let f = self.members.len().saturating_sub(1) / 2;
-            let needed = f.div_ceil(2).max(1);
-            let mut groups: BTreeMap<&Attributes, Vec<NodeId>> = BTreeMap::new();
-            for (node, report) in &reports {
-                if report.status == Status::PreAccepted
-                    && report.accepted_in == initial
-                    && *node != id.leader
-                {
-                    groups.entry(&report.attributes).or_default().push(*node);
-                }
-            }
-            // Every reply extends the leader's original attributes, so only a group whose
-            // attributes are contained in every other report can be the original (the
-            // one a fast-path commit would have used).
-            let contained = |small: &Attributes, big: &Attributes| {
-                small.seq <= big.seq && small.deps.is_subset(&big.deps)
-            };
-            let original = groups.iter().find(|(attributes, _)| {
-                reports
-                    .iter()
-                    .filter(|(_, r)| r.accepted_in == initial)
-                    .all(|(_, r)| contained(attributes, &r.attributes))
-            });
-            if let Some((attributes, nodes)) = original {
-                if nodes.len() >= needed {
-                    let payload = reports
-                        .iter()
-                        .find(|(n, _)| *n == nodes[0])
-                        .map(|(_, r)| r.payload.clone())
-                        .unwrap_or_else(Batch::noop);
-                    let (attributes, nodes) = ((*attributes).clone(), nodes.clone());
-                    self.try_preaccept(now, id, ballot, payload, attributes, nodes);
-                    return;
-                }
-            }
+        if let Some((payload, attributes, agreed)) =
+            possible_fast_commit(&reports, id, replica.members.len())
+        {
+            return self.try_preaccept(replica, now, proposal(payload, attributes), agreed);
         }
         // 4./5. Phase 1 again (never the fast path), with the command if anyone saw it.
         let mut attributes = Attributes::default();
@@ -301,27 +305,33 @@ impl Epaxos {
         for (_, report) in &reports {
             attributes.merge(&report.attributes);
         }
-        self.recover_with_phase1(now, id, ballot, payload, attributes);
+        Some(self.hand_over(Outcome::Phase1(proposal(payload, attributes))))
     }
 
+    /// Ask the replicas that did not report the attributes of a possible fast-path commit
+    /// whether they conflict with anything they know (or Accept them at once when a
+    /// majority already holds them).
     fn try_preaccept(
         &mut self,
+        replica: &mut Replica,
         now: Time,
-        id: InstanceId,
-        ballot: Ballot,
-        payload: Batch,
-        attributes: Attributes,
+        proposal: Proposal,
         agreed: Vec<NodeId>,
-    ) {
+    ) -> Option<Outcome> {
         let agreed: BTreeSet<NodeId> = agreed.into_iter().collect();
-        if agreed.len() >= self.slow_quorum {
+        if agreed.len() >= replica.slow_quorum {
             // A majority already pre-accepted these attributes for the leader: the union
             // its own slow path would accept. Nobody else's answer is needed (they may be
             // the failed leader alone).
-            self.recover_with_accept(now, id, ballot, payload, attributes);
-            return;
+            return Some(self.hand_over(Outcome::Accept(proposal)));
         }
-        let asked: BTreeSet<NodeId> = self
+        let Proposal {
+            instance: id,
+            ballot,
+            payload,
+            attributes,
+        } = proposal;
+        let asked: BTreeSet<NodeId> = replica
             .members
             .iter()
             .copied()
@@ -335,7 +345,7 @@ impl Epaxos {
         };
         for &node in &asked {
             // Our own check goes through the same handler (self-send).
-            self.outbox.send(node, message.clone());
+            replica.outbox.send(node, message.clone());
         }
         if let Some(recovery) = self.recovering.get_mut(&id) {
             recovery.phase = RecoveryPhase::TryPreAccept {
@@ -347,8 +357,135 @@ impl Epaxos {
             };
             recovery.started = now;
         }
+        None
     }
 
+    /// A TryPreAccept reply: Accept once a majority holds the attributes, run Phase 1
+    /// again on a committed conflict, give up when every answer is in and undecided.
+    pub(super) fn on_try_preaccept_reply(
+        &mut self,
+        replica: &mut Replica,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+        conflict: Option<(InstanceId, bool)>,
+    ) -> Option<Outcome> {
+        let recovery = self.recovering.get_mut(&id)?;
+        if recovery.ballot != ballot {
+            return None;
+        }
+        let RecoveryPhase::TryPreAccept {
+            payload,
+            attributes,
+            agreed,
+            answered,
+            asked,
+        } = &mut recovery.phase
+        else {
+            return None;
+        };
+        answered.insert(from);
+        let proposal = |payload: &Batch, attributes: &Attributes| Proposal {
+            instance: id,
+            ballot,
+            payload: payload.clone(),
+            attributes: attributes.clone(),
+        };
+        match conflict {
+            None => {
+                agreed.insert(from);
+                if agreed.len() >= replica.slow_quorum {
+                    let accept = Outcome::Accept(proposal(payload, attributes));
+                    return Some(self.hand_over(accept));
+                }
+            }
+            Some((_, true)) => {
+                // A committed conflict that does not depend on this instance: it cannot
+                // have committed on the fast path with these attributes.
+                let phase1 = Outcome::Phase1(proposal(payload, attributes));
+                return Some(self.hand_over(phase1));
+            }
+            Some((_, false)) => {
+                if answered.len() == asked.len() {
+                    // Undecidable now; a later stall retries with a higher ballot.
+                    replica.metrics.incr("recoveries_deferred");
+                    self.recovering.remove(&id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The recovery of a handed-over instance is over: the leader's phases take it on.
+    fn hand_over(&mut self, outcome: Outcome) -> Outcome {
+        if let Outcome::Accept(t) | Outcome::Phase1(t) = &outcome {
+            self.recovering.remove(&t.instance);
+        }
+        outcome
+    }
+}
+
+fn prepare_ok(id: InstanceId, ballot: Ballot, report: Option<InstanceReport>) -> Message {
+    Message::PrepareOk {
+        ballot,
+        instance: id,
+        report,
+    }
+}
+
+/// Case 3 of the module doc: the command, attributes and replicas of a fast-path commit
+/// that may have happened, if at least ⌊(F+1)/2⌋ replicas other than the leader
+/// pre-accepted the leader's original attributes at its initial ballot (and the leader
+/// did not answer).
+fn possible_fast_commit(
+    reports: &[(NodeId, InstanceReport)],
+    id: InstanceId,
+    members: usize,
+) -> Option<(Batch, Attributes, Vec<NodeId>)> {
+    let initial = Ballot::initial(id);
+    let leader_answered_preaccepted = reports
+        .iter()
+        .any(|(n, r)| *n == id.leader && r.status == Status::PreAccepted);
+    if leader_answered_preaccepted {
+        return None;
+    }
+    let f = members.saturating_sub(1) / 2;
+    let needed = f.div_ceil(2).max(1);
+    let mut groups: BTreeMap<&Attributes, Vec<NodeId>> = BTreeMap::new();
+    for (node, report) in reports {
+        if report.status == Status::PreAccepted
+            && report.accepted_in == initial
+            && *node != id.leader
+        {
+            groups.entry(&report.attributes).or_default().push(*node);
+        }
+    }
+    // Every reply extends the leader's original attributes, so only a group whose
+    // attributes are contained in every other report can be the original (the one a
+    // fast-path commit would have used).
+    let contained = |small: &Attributes, big: &Attributes| {
+        small.seq <= big.seq && small.deps.is_subset(&big.deps)
+    };
+    let (attributes, nodes) = groups.iter().find(|(attributes, _)| {
+        reports
+            .iter()
+            .filter(|(_, r)| r.accepted_in == initial)
+            .all(|(_, r)| contained(attributes, &r.attributes))
+    })?;
+    if nodes.len() < needed {
+        return None;
+    }
+    let payload = reports
+        .iter()
+        .find(|(n, _)| *n == nodes[0])
+        .map(|(_, r)| r.payload.clone())
+        .unwrap_or_else(Batch::noop);
+    Some((payload, (*attributes).clone(), nodes.clone()))
+}
+
+impl Replica {
+    /// Acceptor side of TryPreAccept: pre-accept the recovery's attributes unless an
+    /// interfering instance known here is ordered neither before nor after it.
     pub(super) fn on_try_preaccept(
         &mut self,
         from: NodeId,
@@ -360,7 +497,7 @@ impl Epaxos {
         if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
             return;
         }
-        if let Some(existing) = self.instances.get(&id) {
+        if let Some(existing) = self.table.get(id) {
             if existing.status == Status::Accepted {
                 // The instance moved on since the Prepare: make the recovery retry.
                 let reply = Message::TryPreAcceptReply {
@@ -372,21 +509,7 @@ impl Epaxos {
                 return;
             }
         }
-        let conflict = self
-            .instances
-            .iter()
-            .filter(|(other, instance)| **other != id && instance.payload.interferes(&payload))
-            .find_map(|(&other, instance)| {
-                // Ordered either way through recorded dependencies (which are transitively
-                // reduced) is fine; only a complete walk proves they are unordered.
-                let before = self.reaches_any(attributes.deps.iter().copied(), other);
-                let after = self.reaches_any(instance.attributes.deps.iter().copied(), id);
-                match (before, after) {
-                    (Reach::Yes, _) | (_, Reach::Yes) => None,
-                    (Reach::No, Reach::No) => Some((other, instance.status == Status::Committed)),
-                    _ => Some((other, false)),
-                }
-            });
+        let conflict = find_conflict(&self.table, id, &payload, &attributes);
         if conflict.is_some() {
             let reply = Message::TryPreAcceptReply {
                 ballot,
@@ -396,8 +519,9 @@ impl Epaxos {
             self.outbox.send(from, reply);
             return;
         }
-        self.store(id, payload, attributes, Status::PreAccepted, ballot);
-        let Some(record) = self.record_of(id) else {
+        let status = Status::PreAccepted;
+        self.table.store(id, payload, attributes, status, ballot);
+        let Some(record) = self.table.record_of(id) else {
             return;
         };
         let reply = Message::TryPreAcceptReply {
@@ -413,147 +537,73 @@ impl Epaxos {
             }],
         );
     }
+}
 
-    pub(super) fn on_try_preaccept_reply(
-        &mut self,
-        now: Time,
-        from: NodeId,
-        ballot: Ballot,
-        id: InstanceId,
-        conflict: Option<(InstanceId, bool)>,
-    ) {
-        let Some(recovery) = self.recovering.get_mut(&id) else {
-            return;
-        };
-        if recovery.ballot != ballot {
-            return;
+/// An interfering instance known here that is ordered neither before nor after `id`
+/// with these attributes, and whether it is committed here (an incomplete walk counts as
+/// an uncommitted conflict).
+fn find_conflict(
+    table: &InstanceTable,
+    id: InstanceId,
+    payload: &Batch,
+    attributes: &Attributes,
+) -> Option<(InstanceId, bool)> {
+    table
+        .instances
+        .iter()
+        .filter(|(other, instance)| **other != id && instance.payload.interferes(payload))
+        .find_map(|(&other, instance)| {
+            // Ordered either way through recorded dependencies (which are transitively
+            // reduced) is fine; only a complete walk proves they are unordered.
+            let before = reaches_any(table, attributes.deps.iter().copied(), other);
+            let after = reaches_any(table, instance.attributes.deps.iter().copied(), id);
+            match (before, after) {
+                (Reach::Yes, _) | (_, Reach::Yes) => None,
+                (Reach::No, Reach::No) => Some((other, instance.status == Status::Committed)),
+                _ => Some((other, false)),
+            }
+        })
+}
+
+/// Whether `target` is reachable from any of `starts` (included) through the
+/// dependencies recorded here. Dependencies are transitively reduced (a leader's later
+/// instance stands for its earlier ones), so membership alone is not enough.
+fn reaches_any(
+    table: &InstanceTable,
+    starts: impl Iterator<Item = InstanceId>,
+    target: InstanceId,
+) -> Reach {
+    let mut seen = BTreeSet::new();
+    let mut queue: Vec<InstanceId> = Vec::new();
+    for start in starts {
+        if start == target {
+            return Reach::Yes;
         }
-        let RecoveryPhase::TryPreAccept {
-            payload,
-            attributes,
-            agreed,
-            answered,
-            asked,
-        } = &mut recovery.phase
-        else {
-            return;
-        };
-        answered.insert(from);
-        match conflict {
-            None => {
-                agreed.insert(from);
-                if agreed.len() >= self.slow_quorum {
-                    let (payload, attributes) = (payload.clone(), attributes.clone());
-                    self.recover_with_accept(now, id, ballot, payload, attributes);
-                }
-            }
-            Some((_, true)) => {
-                // A committed conflict that does not depend on this instance: it cannot
-                // have committed on the fast path with these attributes.
-                let (payload, attributes) = (payload.clone(), attributes.clone());
-                self.recover_with_phase1(now, id, ballot, payload, attributes);
-            }
-            Some((_, false)) => {
-                if answered.len() == asked.len() {
-                    // Undecidable now; a later stall retries with a higher ballot.
-                    self.metrics.incr("recoveries_deferred");
-                    self.recovering.remove(&id);
-                }
-            }
+        if seen.insert(start) {
+            queue.push(start);
         }
     }
-
-    /// Whether `target` is reachable from any of `starts` (included) through the
-    /// dependencies recorded here. Dependencies are transitively reduced (a leader's later
-    /// instance stands for its earlier ones), so membership alone is not enough.
-    fn reaches_any(&self, starts: impl Iterator<Item = InstanceId>, target: InstanceId) -> Reach {
-        let mut seen = BTreeSet::new();
-        let mut queue: Vec<InstanceId> = Vec::new();
-        for start in starts {
-            if start == target {
+    let mut complete = true;
+    while let Some(node) = queue.pop() {
+        if seen.len() > 100_000 {
+            return Reach::Unknown;
+        }
+        let Some(instance) = table.get(node) else {
+            complete = false;
+            continue;
+        };
+        for &dep in &instance.attributes.deps {
+            if dep == target {
                 return Reach::Yes;
             }
-            if seen.insert(start) {
-                queue.push(start);
+            if seen.insert(dep) {
+                queue.push(dep);
             }
-        }
-        let mut complete = true;
-        while let Some(node) = queue.pop() {
-            if seen.len() > 100_000 {
-                return Reach::Unknown;
-            }
-            let Some(instance) = self.instances.get(&node) else {
-                complete = false;
-                continue;
-            };
-            for &dep in &instance.attributes.deps {
-                if dep == target {
-                    return Reach::Yes;
-                }
-                if seen.insert(dep) {
-                    queue.push(dep);
-                }
-            }
-        }
-        if complete {
-            Reach::No
-        } else {
-            Reach::Unknown
         }
     }
-
-    /// Drive `id` through Accept at `ballot` with these attributes.
-    fn recover_with_accept(
-        &mut self,
-        now: Time,
-        id: InstanceId,
-        ballot: Ballot,
-        payload: Batch,
-        attributes: Attributes,
-    ) {
-        self.recovering.remove(&id);
-        self.store(id, payload, attributes.clone(), Status::Accepted, ballot);
-        self.leading.insert(
-            id,
-            Leading {
-                recovery: true,
-                ballot,
-                original: attributes,
-                phase: Phase::Accept {
-                    votes: VoteSet::new(self.slow_quorum),
-                },
-                sent_at: now,
-            },
-        );
-        self.send_accepts(id, true);
-    }
-
-    /// Run Phase 1 again for `payload` at `ballot`, never committing on the fast path.
-    fn recover_with_phase1(
-        &mut self,
-        now: Time,
-        id: InstanceId,
-        ballot: Ballot,
-        payload: Batch,
-        known: Attributes,
-    ) {
-        self.recovering.remove(&id);
-        let mut attributes = self.index.attributes_for_batch(id, &payload);
-        attributes.merge(&known);
-        attributes.deps.remove(&id);
-        self.store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
-        self.leading.insert(
-            id,
-            Leading {
-                recovery: true,
-                ballot,
-                original: attributes,
-                phase: Phase::PreAccept {
-                    replies: BTreeMap::new(),
-                },
-                sent_at: now,
-            },
-        );
-        self.send_preaccepts(id, true);
+    if complete {
+        Reach::No
+    } else {
+        Reach::Unknown
     }
 }

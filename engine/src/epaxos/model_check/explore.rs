@@ -6,7 +6,8 @@
 //! records cost no depth. At every leaf that has nothing left to do or no depth left,
 //! optionally, a fair run with a reliable network checks liveness.
 
-use super::world::{Budget, Scenario, Step, World};
+use super::scenario::{Budget, Scenario};
+use super::world::{Step, World};
 use std::collections::HashMap;
 use std::fmt;
 

@@ -25,6 +25,7 @@
 
 mod explore;
 mod observations;
+mod scenario;
 mod world;
 
 use crate::command::Command;
@@ -33,8 +34,8 @@ use crate::id::{ClientId, NodeId, RequestId};
 use crate::protocol::Membership;
 use crate::request::ClientRequest;
 use explore::{explore, Bounds, Report};
+use scenario::{Budget, Mutation, Scenario};
 use std::time::{Duration, Instant};
-use world::{Budget, Mutation, Scenario};
 
 const LEADER_A: NodeId = NodeId(0);
 const LEADER_B: NodeId = NodeId(1);
@@ -197,9 +198,10 @@ fn deep_recovery_with_a_reordering_and_a_crash() {
 }
 
 /// Negative control: replicas that keep one ballot per instance and report it as the
-/// ballot their attributes were accepted in (DESIGN.md EPaxos item 1). Recovery then no
-/// longer recognises a possible fast-path commit and re-runs phase 1 with different
-/// dependencies: the explorer must find two replicas committing different attributes.
+/// ballot their attributes were accepted in (docs/design.md#epaxos, rule 1). Recovery
+/// then no longer recognises a possible fast-path commit and re-runs phase 1 with
+/// different dependencies: the explorer must find two replicas committing different
+/// attributes.
 #[test]
 fn a_recovery_that_ignores_the_accepted_ballot_is_caught() {
     fn report_promised_as_accepted(message: &mut Message) {

@@ -17,7 +17,7 @@
 //! executed; a live command leader has committed its command, and answered its client
 //! unless it crashed meanwhile.
 
-use super::world::{DurableLog, Scenario};
+use super::scenario::Scenario;
 use crate::command::CommandResult;
 use crate::epaxos::{Attributes, Batch, Epaxos, InstanceId, Record, Status};
 use crate::id::{NodeId, RequestId};
@@ -88,11 +88,11 @@ impl Observations {
     }
 
     /// A client got an answer from `from`, whose durable log is `durable`.
-    pub(super) fn on_reply(
+    pub(super) fn on_reply<'a>(
         &mut self,
         from: NodeId,
         reply: &ClientReply,
-        durable: &DurableLog,
+        mut durable: impl Iterator<Item = &'a Record>,
     ) -> Result<(), String> {
         let Ok(Response::Kv(result)) = &reply.outcome else {
             return Err(format!("{from} answered {} with {reply:?}", reply.id));
@@ -103,7 +103,7 @@ impl Observations {
             .find(|(_, (batch, _))| carries(batch, reply.id))
             .map(|(&id, _)| id)
             .ok_or_else(|| format!("{from} answered {} before anyone committed it", reply.id))?;
-        let durable_commit = durable.iter().any(|r| {
+        let durable_commit = durable.any(|r| {
             matches!(r, Record::Instance(r) if r.instance == instance && r.status == Status::Committed)
         });
         if !durable_commit {
@@ -189,8 +189,8 @@ impl Observations {
             if let Some(at) = core.poll_timeout() {
                 return Err(format!("liveness: {node} still has work due at {at}"));
             }
-            for (&id, instance) in &core.instances {
-                if instance.status == Status::Committed && !core.executor.is_executed(id) {
+            for (&id, instance) in &core.replica.table.instances {
+                if instance.status == Status::Committed && !core.replica.executor.is_executed(id) {
                     return Err(format!("liveness: {node} never executed committed {id}"));
                 }
             }
@@ -199,6 +199,8 @@ impl Observations {
                     continue;
                 }
                 let held = core
+                    .replica
+                    .table
                     .instances
                     .iter()
                     .find(|(_, instance)| carries(&instance.payload, request.id));

@@ -10,10 +10,11 @@
 //! (copy-on-write) and the durable log is a shared persistent list.
 
 use super::observations::Observations;
-use crate::epaxos::{Epaxos, EpaxosConfig, InstanceId, Message, Record};
+use super::scenario::{Budget, Scenario};
+use crate::epaxos::gc::is_report;
+use crate::epaxos::{Epaxos, InstanceId, Message, Record};
 use crate::id::NodeId;
-use crate::protocol::{Effect, Membership, Output, Protocol};
-use crate::request::ClientRequest;
+use crate::protocol::{Effect, Output, Protocol};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -22,45 +23,6 @@ use std::rc::Rc;
 /// Timer firings one timer move may chain while they change nothing anyone can see
 /// (stall counters ticking towards recovery, for instance).
 const SILENT_FIRINGS: usize = 8;
-
-/// A change a negative control makes to every message as it enters the network.
-pub(super) type Mutation = fn(&mut Message);
-
-/// What is explored: the cluster, the clients' requests (one per client, at the replica
-/// named with it) and an optional message mutation.
-pub(super) struct Scenario {
-    pub(super) cluster: Membership,
-    pub(super) config: EpaxosConfig,
-    pub(super) requests: Vec<(NodeId, ClientRequest)>,
-    /// Clients send their requests before anything else happens (otherwise at any time).
-    pub(super) concurrent_start: bool,
-    /// Replicas that may crash (within the budget), and whether they restart or stay
-    /// down (`None`: either).
-    pub(super) crashable: Vec<NodeId>,
-    pub(super) restart: Option<bool>,
-    /// Timers fire only once the crash budget is spent (recovery of a failed leader).
-    pub(super) crash_first: bool,
-    pub(super) mutation: Option<Mutation>,
-}
-
-/// Faults, reorderings and timer moves a schedule may still use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) struct Budget {
-    /// Deliveries that overtake an earlier message to the same replica.
-    pub(super) reorders: u8,
-    pub(super) drops: u8,
-    pub(super) crashes: u8,
-    pub(super) timers: u8,
-}
-
-impl Budget {
-    const NONE: Self = Self {
-        reorders: 0,
-        drops: 0,
-        crashes: 0,
-        timers: 0,
-    };
-}
 
 /// One move of the explorer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +69,7 @@ struct Pending {
 
 /// An append-only log shared between the states that have it in common.
 #[derive(Clone, Default)]
-pub(super) struct DurableLog {
+struct DurableLog {
     last: Option<Rc<Link>>,
     digest: u64,
 }
@@ -127,7 +89,7 @@ impl DurableLog {
     }
 
     /// Newest record first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Record> {
+    fn iter(&self) -> impl Iterator<Item = &Record> {
         std::iter::successors(self.last.as_deref(), |link| link.previous.as_deref())
             .map(|link| &link.record)
     }
@@ -419,7 +381,7 @@ impl World {
             match output {
                 Output::Now(effect) => self.release(scenario, at, effect, local)?,
                 Output::Persist { records, then }
-                    if records.is_empty() && then.iter().all(is_gc_report) =>
+                    if records.is_empty() && then.iter().all(is_report) =>
                 {
                     // Garbage collection is out of scope: its reports (which wait behind
                     // earlier records) are lost on the way anyway.
@@ -487,7 +449,7 @@ impl World {
             }
             Effect::Reply(reply) => {
                 let durable = &self.hosts[from.index()].durable;
-                self.observations.on_reply(from, &reply, durable)?;
+                self.observations.on_reply(from, &reply, durable.iter())?;
             }
             Effect::Committed { .. } => {}
         }
@@ -663,9 +625,9 @@ impl World {
 
 /// Whether a timer of `core` can start or drive a recovery.
 fn may_recover(core: &Epaxos) -> bool {
-    core.executor.has_blocked()
-        || !core.recovering.is_empty()
-        || core.leading.values().any(|l| l.recovery)
+    core.replica.executor.has_blocked()
+        || !core.recoveries.is_empty()
+        || core.leader.drives_a_recovery()
 }
 
 fn live_cores(hosts: &[Host]) -> Vec<(NodeId, &Epaxos, bool)> {
@@ -680,28 +642,10 @@ fn node(index: usize) -> NodeId {
     NodeId(u16::try_from(index).unwrap_or(u16::MAX))
 }
 
-/// Every field of a core that can influence what it does next (counters excluded; the
-/// outbox is empty between moves).
+/// Every field of a core that can influence what it does next (`Epaxos::hash_state`).
 fn core_digest(core: &Epaxos) -> u64 {
     let mut hasher = FastHasher::default();
-    core.instances.hash(&mut hasher);
-    core.index.hash(&mut hasher);
-    core.next_slot.hash(&mut hasher);
-    core.leading.hash(&mut hasher);
-    core.recovering.hash(&mut hasher);
-    core.promises.hash(&mut hasher);
-    core.seen_ballots.hash(&mut hasher);
-    core.stalls.hash(&mut hasher);
-    core.peer_prefixes.hash(&mut hasher);
-    core.next_gc.hash(&mut hasher);
-    core.executor.hash(&mut hasher);
-    core.next_tick.hash(&mut hasher);
-    core.resume.hash(&mut hasher);
-    core.queued.hash(&mut hasher);
-    // The time of the last input matters only to a core with instances to resume.
-    if !core.resume.is_empty() {
-        core.now.hash(&mut hasher);
-    }
+    core.hash_state(&mut hasher);
     hasher.finish()
 }
 
@@ -755,14 +699,4 @@ impl Hasher for FastHasher {
     fn write_usize(&mut self, word: usize) {
         self.write_u64(word as u64);
     }
-}
-
-fn is_gc_report(effect: &Effect<Message>) -> bool {
-    matches!(
-        effect,
-        Effect::Send {
-            message: Message::Executed { .. },
-            ..
-        }
-    )
 }

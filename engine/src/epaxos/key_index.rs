@@ -1,0 +1,113 @@
+//! The per-key dependency index: a new command's attributes without scanning every
+//! instance. Interference is per key and reads do not interfere with reads
+//! (docs/design.md#epaxos, rule 3).
+
+use super::instance::{Attributes, Batch, InstanceId};
+use crate::command::{Command, Key};
+use crate::id::NodeId;
+use std::collections::BTreeMap;
+
+/// Per key: the latest interfering instances of each leader, so a new command's
+/// dependencies are found without scanning every instance. Earlier instances of the same
+/// leader are reached transitively (a leader always includes its own earlier interfering
+/// instances).
+#[derive(Clone, Debug, Default, Hash)]
+pub struct KeyIndex {
+    keys: BTreeMap<Key, BTreeMap<NodeId, KeyEntry>>,
+}
+
+#[derive(Clone, Debug, Default, Hash)]
+struct KeyEntry {
+    /// Latest write of this leader on the key, and its sequence number.
+    last_write: Option<(u64, u64)>,
+    /// Reads of this leader after that write, with their sequence numbers.
+    reads_after: Vec<(u64, u64)>,
+}
+
+impl KeyIndex {
+    /// Attributes for `command` given everything indexed (excluding `this` instance).
+    pub fn attributes_for(&self, this: InstanceId, command: &Command) -> Attributes {
+        let mut attributes = Attributes::default();
+        let Some(entries) = self.keys.get(command.key()) else {
+            attributes.seq = 1;
+            return attributes;
+        };
+        let mut max_seq = 0;
+        for (&leader, entry) in entries {
+            let mut add = |slot: u64, seq: u64| {
+                let id = InstanceId { leader, slot };
+                if id != this {
+                    attributes.deps.insert(id);
+                    max_seq = max_seq.max(seq);
+                }
+            };
+            if let Some((slot, seq)) = entry.last_write {
+                add(slot, seq);
+            }
+            if !command.is_read() {
+                for &(slot, seq) in &entry.reads_after {
+                    add(slot, seq);
+                }
+            }
+        }
+        attributes.seq = max_seq + 1;
+        attributes
+    }
+
+    /// Remember an instance (called whenever its attributes are recorded here).
+    pub fn insert(&mut self, id: InstanceId, command: &Command, seq: u64) {
+        let entry = self
+            .keys
+            .entry(command.key().clone())
+            .or_default()
+            .entry(id.leader)
+            .or_default();
+        if command.is_read() {
+            let after_write = entry.last_write.is_none_or(|(w, _)| id.slot > w);
+            if after_write {
+                match entry.reads_after.iter_mut().find(|(s, _)| *s == id.slot) {
+                    Some(existing) => existing.1 = existing.1.max(seq),
+                    None => entry.reads_after.push((id.slot, seq)),
+                }
+            }
+        } else {
+            match entry.last_write {
+                Some((w, s)) if w > id.slot => {
+                    let _ = s;
+                }
+                Some((w, s)) if w == id.slot => entry.last_write = Some((w, s.max(seq))),
+                _ => {
+                    entry.last_write = Some((id.slot, seq));
+                    entry.reads_after.retain(|(s, _)| *s > id.slot);
+                }
+            }
+        }
+    }
+
+    /// Attributes for a batch: the union over its commands (excluding `this` instance).
+    /// A batch interferes with every command that interferes with one of its commands.
+    pub fn attributes_for_batch(&self, this: InstanceId, batch: &Batch) -> Attributes {
+        let mut attributes = Attributes::default();
+        for payload in batch.commands() {
+            attributes.merge(&self.attributes_for(this, &payload.command));
+        }
+        attributes
+    }
+
+    /// Remember every command of a batch.
+    pub fn insert_batch(&mut self, id: InstanceId, batch: &Batch, seq: u64) {
+        for payload in batch.commands() {
+            self.insert(id, &payload.command, seq);
+        }
+    }
+
+    /// Keys indexed.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}

@@ -1,0 +1,479 @@
+//! The command leader's side: proposing an instance, PreAccept and its replies, the fast
+//! path (a fast quorum F+⌊(F+1)/2⌋ of unchanged replies, the leader's own included once
+//! durable: docs/design.md#epaxos, rule 2), the slow path (Accept the union of
+//! dependencies and the highest sequence number with a majority), retransmission, and
+//! resuming own instances after a restart.
+//!
+//! A recovery that takes an instance over drives it through the same phases at its higher
+//! ballot (`recovery.rs` decides what to propose; the instance is then led here with
+//! `recovery` set: never on the fast path, and its commit counts as recovered).
+//!
+//! A leader persists an instance before anyone hears of it, its own reply included (a
+//! self-send released by the sync): after a crash it resumes at its own ballot.
+//! Decisions are handed back to the dispatcher, which commits them (`replica.rs`).
+
+use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use super::messages::{InstanceRecord, Message, Record};
+use super::replica::{Announce, Decision, Replica};
+use crate::id::NodeId;
+use crate::protocol::{CommitPath, Effect};
+use crate::quorum::VoteSet;
+use crate::time::Time;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Hash)]
+enum Phase {
+    PreAccept {
+        /// Replies so far (the leader's own included once durable).
+        replies: BTreeMap<NodeId, Attributes>,
+    },
+    Accept {
+        votes: VoteSet,
+    },
+}
+
+/// A command leader's (or a recovering replica's) progress on an instance.
+#[derive(Clone, Hash)]
+struct Leading {
+    /// Run by a recovering replica: never take the fast path; commits count as recovered.
+    recovery: bool,
+    ballot: Ballot,
+    original: Attributes,
+    phase: Phase,
+    sent_at: Time,
+}
+
+/// What a leader proposes for an instance at a ballot: its own new instance, or one a
+/// recovery hands over at the recovery's ballot.
+pub(super) struct Proposal {
+    pub(super) instance: InstanceId,
+    pub(super) ballot: Ballot,
+    pub(super) payload: Batch,
+    pub(super) attributes: Attributes,
+}
+
+/// The instances this replica drives (see the module doc).
+#[derive(Clone, Default, Hash)]
+pub(super) struct Leadership {
+    /// The next slot of an own instance.
+    next_slot: u64,
+    leading: BTreeMap<InstanceId, Leading>,
+}
+
+impl Leadership {
+    /// A leader whose next own instance takes `next_slot`.
+    pub(super) fn new(next_slot: u64) -> Self {
+        Self {
+            next_slot,
+            leading: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.leading.is_empty()
+    }
+
+    /// Instances driven here (own and taken over).
+    pub(super) fn len(&self) -> usize {
+        self.leading.len()
+    }
+
+    /// Own instances proposed here and not committed (recoveries excluded).
+    pub(super) fn own_in_flight(&self, me: NodeId) -> usize {
+        self.leading
+            .iter()
+            .filter(|(id, l)| id.leader == me && !l.recovery)
+            .count()
+    }
+
+    /// Whether some instance is driven here by a recovery.
+    #[cfg(test)]
+    pub(super) fn drives_a_recovery(&self) -> bool {
+        self.leading.values().any(|l| l.recovery)
+    }
+
+    pub(super) fn is_leading(&self, id: InstanceId) -> bool {
+        self.leading.contains_key(&id)
+    }
+
+    /// Stop driving `id` (decided, or taken over here by a recovery).
+    pub(super) fn stop(&mut self, id: InstanceId) {
+        self.leading.remove(&id);
+    }
+
+    /// Stop driving `id` if someone owns it at a ballot above ours.
+    pub(super) fn stop_below(&mut self, id: InstanceId, ballot: Ballot) {
+        if self.leading.get(&id).is_some_and(|l| l.ballot < ballot) {
+            self.leading.remove(&id);
+        }
+    }
+
+    /// Propose `payload` as a new own instance.
+    pub(super) fn lead(&mut self, replica: &mut Replica, now: Time, payload: Batch) {
+        let id = InstanceId {
+            leader: replica.id,
+            slot: self.next_slot,
+        };
+        self.next_slot += 1;
+        let attributes = replica.table.attributes_for(id, &payload);
+        let proposal = Proposal {
+            instance: id,
+            ballot: Ballot::initial(id),
+            payload,
+            attributes,
+        };
+        self.preaccept(replica, now, proposal, false);
+    }
+
+    /// Phase 1 for `proposal`: record it, then PreAccept.
+    fn preaccept(&mut self, replica: &mut Replica, now: Time, proposal: Proposal, recovery: bool) {
+        let replies = BTreeMap::new();
+        self.begin(
+            replica,
+            now,
+            proposal,
+            Phase::PreAccept { replies },
+            recovery,
+        );
+    }
+
+    /// Record `proposal` in the status `phase` records, and drive it from there: its
+    /// record is persisted before the first round leaves.
+    fn begin(
+        &mut self,
+        replica: &mut Replica,
+        now: Time,
+        proposal: Proposal,
+        phase: Phase,
+        recovery: bool,
+    ) {
+        let Proposal {
+            instance: id,
+            ballot,
+            payload,
+            attributes,
+        } = proposal;
+        let status = match phase {
+            Phase::PreAccept { .. } => Status::PreAccepted,
+            Phase::Accept { .. } => Status::Accepted,
+        };
+        replica
+            .table
+            .store(id, payload, attributes.clone(), status, ballot);
+        let leading = Leading {
+            recovery,
+            ballot,
+            original: attributes,
+            phase,
+            sent_at: now,
+        };
+        self.leading.insert(id, leading);
+        match status {
+            Status::Accepted => self.send_accepts(replica, id, true),
+            _ => self.send_preaccepts(replica, id, true),
+        }
+    }
+
+    /// Persist the instance, then PreAccept to the fast quorum (thrifty) or everyone, and
+    /// count our own reply.
+    fn send_preaccepts(&mut self, replica: &mut Replica, id: InstanceId, first: bool) {
+        let (Some(record), Some(leading)) =
+            (replica.table.instance_record(id), self.leading.get(&id))
+        else {
+            return;
+        };
+        let targets: Vec<NodeId> = if replica.config.thrifty && first && !leading.recovery {
+            replica
+                .peers_by_distance
+                .iter()
+                .copied()
+                .take(replica.fast_quorum - 1)
+                .collect()
+        } else {
+            let replied: Vec<NodeId> = match &leading.phase {
+                Phase::PreAccept { replies } => replies.keys().copied().collect(),
+                Phase::Accept { .. } => Vec::new(),
+            };
+            replica
+                .others()
+                .into_iter()
+                .filter(|n| !replied.contains(n))
+                .collect()
+        };
+        let message = Message::PreAccept {
+            ballot: leading.ballot,
+            instance: id,
+            payload: record.payload.clone(),
+            attributes: leading.original.clone(),
+        };
+        let own_reply = Message::PreAcceptOk {
+            ballot: leading.ballot,
+            instance: id,
+            attributes: leading.original.clone(),
+        };
+        send(
+            replica,
+            targets,
+            &message,
+            first.then_some((record, own_reply)),
+        );
+    }
+
+    /// A PreAccept reply: commit on the fast path, or go to Accept with a majority.
+    pub(super) fn on_preaccept_ok(
+        &mut self,
+        replica: &mut Replica,
+        now: Time,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+        attributes: Attributes,
+    ) -> Option<Decision> {
+        let leading = self.leading.get_mut(&id)?;
+        let Phase::PreAccept { replies } = &mut leading.phase else {
+            return None;
+        };
+        if leading.ballot != ballot {
+            return None;
+        }
+        replies.insert(from, attributes);
+        let unchanged = replies.values().all(|a| *a == leading.original);
+        if unchanged && replies.len() >= replica.fast_quorum && !leading.recovery {
+            replica.metrics.incr("fast_path");
+            let attributes = leading.original.clone();
+            return self.decided(replica, id, attributes, CommitPath::Fast);
+        }
+        if (!unchanged || leading.recovery) && replies.len() >= replica.slow_quorum {
+            self.start_accept(replica, now, id);
+        }
+        None
+    }
+
+    /// Slow path: accept the union of dependencies and the highest sequence number.
+    fn start_accept(&mut self, replica: &mut Replica, now: Time, id: InstanceId) {
+        let Some(leading) = self.leading.get_mut(&id) else {
+            return;
+        };
+        let Phase::PreAccept { replies } = &leading.phase else {
+            return;
+        };
+        let mut attributes = leading.original.clone();
+        for reply in replies.values() {
+            attributes.merge(reply);
+        }
+        if replies.values().any(|a| *a != leading.original) {
+            replica.metrics.incr("conflicts");
+        }
+        let ballot = leading.ballot;
+        leading.phase = Phase::Accept {
+            votes: VoteSet::new(replica.slow_quorum),
+        };
+        leading.sent_at = now;
+        let Some(payload) = replica.table.get(id).map(|i| i.payload.clone()) else {
+            return;
+        };
+        let status = Status::Accepted;
+        replica.table.store(id, payload, attributes, status, ballot);
+        self.send_accepts(replica, id, true);
+    }
+
+    fn send_accepts(&mut self, replica: &mut Replica, id: InstanceId, first: bool) {
+        let (Some(record), Some(leading)) =
+            (replica.table.instance_record(id), self.leading.get(&id))
+        else {
+            return;
+        };
+        let Phase::Accept { votes } = &leading.phase else {
+            return;
+        };
+        let message = Message::Accept {
+            ballot: leading.ballot,
+            instance: id,
+            payload: record.payload.clone(),
+            attributes: record.attributes.clone(),
+        };
+        let own_reply = Message::AcceptOk {
+            ballot: leading.ballot,
+            instance: id,
+        };
+        let targets: Vec<NodeId> = replica
+            .others()
+            .into_iter()
+            .filter(|n| !votes.voters().contains(n))
+            .collect();
+        send(
+            replica,
+            targets,
+            &message,
+            first.then_some((record, own_reply)),
+        );
+    }
+
+    /// An Accept vote: commit with a majority.
+    pub(super) fn on_accept_ok(
+        &mut self,
+        replica: &mut Replica,
+        from: NodeId,
+        ballot: Ballot,
+        id: InstanceId,
+    ) -> Option<Decision> {
+        let leading = self.leading.get_mut(&id)?;
+        let Phase::Accept { votes } = &mut leading.phase else {
+            return None;
+        };
+        if leading.ballot != ballot || !votes.add(from) {
+            return None;
+        }
+        if !leading.recovery {
+            replica.metrics.incr("slow_path");
+        }
+        let attributes = replica.table.get(id).map(|i| i.attributes.clone())?;
+        self.decided(replica, id, attributes, CommitPath::Slow)
+    }
+
+    /// Our instance is decided: stop driving it, and hand it to the dispatcher to commit.
+    fn decided(
+        &mut self,
+        replica: &mut Replica,
+        id: InstanceId,
+        attributes: Attributes,
+        path: CommitPath,
+    ) -> Option<Decision> {
+        let leading = self.leading.remove(&id)?;
+        let payload = replica.table.get(id).map(|i| i.payload.clone())?;
+        let path = if leading.recovery {
+            replica.metrics.incr("recovered");
+            CommitPath::Recovered
+        } else {
+            path
+        };
+        Some(Decision {
+            instance: id,
+            payload,
+            attributes,
+            ballot: leading.ballot,
+            announce: Announce::PeersAndHost(path),
+        })
+    }
+
+    /// Resend what went unanswered for a retry timeout: PreAccepts to everyone not heard
+    /// from (settling for the slow path once a majority replied), Accepts likewise.
+    pub(super) fn retransmit(&mut self, replica: &mut Replica, now: Time) {
+        let retry = replica.config.retry_timeout;
+        let late: Vec<InstanceId> = self
+            .leading
+            .iter()
+            .filter(|(_, l)| now >= l.sent_at + retry)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in late {
+            let Some(leading) = self.leading.get_mut(&id) else {
+                continue;
+            };
+            leading.sent_at = now;
+            replica.metrics.incr("retransmissions");
+            match &leading.phase {
+                Phase::PreAccept { replies } if replies.len() >= replica.slow_quorum => {
+                    self.start_accept(replica, now, id)
+                }
+                Phase::PreAccept { .. } => self.send_preaccepts(replica, id, false),
+                Phase::Accept { .. } => self.send_accepts(replica, id, false),
+            }
+        }
+    }
+
+    /// Restart path: pick up an own instance where its durable state left it.
+    pub(super) fn resume(&mut self, replica: &mut Replica, now: Time, id: InstanceId) {
+        let Some(instance) = replica.table.get(id) else {
+            return;
+        };
+        let ballot = instance.accepted_in;
+        let original = instance.attributes.clone();
+        let phase = match instance.status {
+            Status::Committed => return,
+            Status::PreAccepted => {
+                let mut replies = BTreeMap::new();
+                replies.insert(replica.id, original.clone());
+                Phase::PreAccept { replies }
+            }
+            Status::Accepted => {
+                let mut votes = VoteSet::new(replica.slow_quorum);
+                votes.add(replica.id);
+                Phase::Accept { votes }
+            }
+        };
+        let accept = matches!(phase, Phase::Accept { .. });
+        let leading = Leading {
+            recovery: false,
+            ballot,
+            original,
+            phase,
+            sent_at: now,
+        };
+        self.leading.insert(id, leading);
+        if accept {
+            self.send_accepts(replica, id, false);
+        } else {
+            self.send_preaccepts(replica, id, false);
+        }
+    }
+
+    /// Recovery found these attributes may have been chosen: Accept them at its ballot.
+    pub(super) fn take_over_with_accept(
+        &mut self,
+        replica: &mut Replica,
+        now: Time,
+        proposal: Proposal,
+    ) {
+        let votes = VoteSet::new(replica.slow_quorum);
+        self.begin(replica, now, proposal, Phase::Accept { votes }, true);
+    }
+
+    /// Recovery found nothing chosen: run Phase 1 again for the command at its ballot,
+    /// with what is known added, never committing on the fast path.
+    pub(super) fn take_over_with_phase1(
+        &mut self,
+        replica: &mut Replica,
+        now: Time,
+        known: Proposal,
+    ) {
+        let id = known.instance;
+        let mut attributes = replica.table.attributes_for(id, &known.payload);
+        attributes.merge(&known.attributes);
+        attributes.deps.remove(&id);
+        let proposal = Proposal {
+            attributes,
+            ..known
+        };
+        self.preaccept(replica, now, proposal, true);
+    }
+}
+
+/// Send a phase message to `targets`. The first time (`first` holds the instance's record
+/// and the leader's own reply), the record is persisted before anything leaves and the
+/// reply comes back as a self-send released by the sync; a resend writes nothing and
+/// only keeps the release order behind earlier writes.
+fn send(
+    replica: &mut Replica,
+    targets: Vec<NodeId>,
+    message: &Message,
+    first: Option<(InstanceRecord, Message)>,
+) {
+    let mut then: Vec<Effect<Message>> = targets
+        .into_iter()
+        .map(|to| Effect::Send {
+            to,
+            message: message.clone(),
+        })
+        .collect();
+    match first {
+        Some((record, own_reply)) => {
+            then.push(Effect::Send {
+                to: replica.id,
+                message: own_reply,
+            });
+            replica.outbox.persist(vec![Record::Instance(record)], then);
+        }
+        None => replica.outbox.persist(Vec::new(), then),
+    }
+}

@@ -1,0 +1,85 @@
+//! Command-leader tests. Reference: Moraru et al., SOSP'13 — §4.3 (fast quorum, Figure 2
+//! phases).
+
+use super::test_support::{attrs, id, outputs, payload, replica};
+use super::{Attributes, Ballot, Epaxos, Message};
+use crate::id::NodeId;
+use crate::protocol::{Effect, Output, Protocol};
+use crate::request::ClientRequest;
+use crate::time::Time;
+
+/// Replica 0 of `n`, leading client 1's put on `k` as instance 0.0.
+fn proposing(n: u16) -> Epaxos {
+    let mut leader = replica(n, 0, Vec::new());
+    let request = payload(1, "k");
+    leader.handle_request(
+        Time::ZERO,
+        ClientRequest::new(request.request, request.command),
+    );
+    leader
+}
+
+/// Replica `from`'s PreAccept reply for instance 0.0.
+fn reply(leader: &mut Epaxos, from: u16, attributes: Attributes) {
+    let reply = Message::PreAcceptOk {
+        ballot: Ballot::initial(id(0, 0)),
+        instance: id(0, 0),
+        attributes,
+    };
+    leader.handle_message(Time::ZERO, NodeId(from), reply);
+}
+
+/// §4.3: with N = 5 the fast quorum is 3 (leader included): two unchanged replies plus
+/// the leader's own durable one commit on the fast path.
+#[test]
+fn fast_path_commits_with_a_fast_quorum_of_unchanged_replies() {
+    let mut leader = proposing(5);
+    let outputs = outputs(&mut leader);
+    let Some(Output::Persist { then, .. }) = outputs.first() else {
+        panic!("leader must persist before sending: {outputs:?}");
+    };
+    let preaccepts = then
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::Send {
+                    message: Message::PreAccept { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(preaccepts, 4);
+    reply(&mut leader, 0, attrs(1, &[]));
+    reply(&mut leader, 1, attrs(1, &[]));
+    assert!(
+        !leader.is_committed(id(0, 0)),
+        "two of five is not a fast quorum"
+    );
+    reply(&mut leader, 2, attrs(1, &[]));
+    assert!(leader.is_committed(id(0, 0)));
+    assert_eq!(leader.metrics().get("fast_path"), 1);
+}
+
+/// Changed attributes force the slow path with their union.
+#[test]
+fn changed_attributes_take_the_slow_path_with_the_union() {
+    let mut leader = proposing(5);
+    outputs(&mut leader);
+    reply(&mut leader, 0, attrs(1, &[]));
+    reply(&mut leader, 1, attrs(3, &[id(3, 0)]));
+    reply(&mut leader, 2, attrs(1, &[]));
+    let outputs = outputs(&mut leader);
+    let accept = outputs.iter().find_map(|o| match o {
+        Output::Persist { then, .. } => then.iter().find_map(|e| match e {
+            Effect::Send {
+                message: Message::Accept { attributes, .. },
+                ..
+            } => Some(attributes.clone()),
+            _ => None,
+        }),
+        _ => None,
+    });
+    assert_eq!(accept, Some(attrs(3, &[id(3, 0)])));
+}

@@ -1,0 +1,108 @@
+//! Replay: rebuilding a replica from its durable records after a restart.
+//!
+//! The instance table is rebuilt record by record: the last record of an instance wins
+//! unless it would move its status backwards, and promises only grow, whichever record
+//! wins. Committed instances are executed again (their clients belonged to the previous
+//! incarnation: nobody is answered). An own instance that was not committed is resumed
+//! at the first input, at its own ballot, unless this replica promised a recovery a
+//! higher one or last recorded a recovery's attributes for it: then it is no longer ours
+//! (docs/design.md#epaxos, rule 1).
+
+use super::execution::Executor;
+use super::instance::{Attributes, Batch, Instance, InstanceId, Status};
+use super::messages::{InstanceRecord, Record};
+use super::table::InstanceTable;
+use crate::id::NodeId;
+use crate::time::Time;
+
+/// What replay leaves for the roles to pick up.
+pub(super) struct Replayed {
+    /// The first slot no own instance used.
+    pub(super) next_slot: u64,
+    /// Own unfinished instances to resume.
+    pub(super) resume: Vec<InstanceId>,
+}
+
+/// Rebuild `table` and `executor` (both empty) from `records`, in order, for replica
+/// `me`.
+pub(super) fn replay(
+    me: NodeId,
+    records: Vec<Record>,
+    table: &mut InstanceTable,
+    executor: &mut Executor,
+) -> Replayed {
+    let mut next_slot = 0;
+    for record in records {
+        match record {
+            Record::Instance(record) => {
+                if record.instance.leader == me {
+                    next_slot = u64::max(next_slot, record.instance.slot + 1);
+                }
+                replay_instance(table, record);
+            }
+            Record::Promise { instance, ballot } => {
+                let promised = table.promises.entry(instance).or_default();
+                *promised = (*promised).max(ballot);
+            }
+        }
+    }
+    // A promise recorded before the instance was seen binds it.
+    for (id, instance) in &mut table.instances {
+        if let Some(bare) = table.promises.remove(id) {
+            instance.promised = instance.promised.max(bare);
+        }
+    }
+    let committed: Vec<(InstanceId, Batch, Attributes)> = table
+        .instances
+        .iter()
+        .filter(|(_, i)| i.status == Status::Committed)
+        .map(|(&id, i)| (id, i.payload.clone(), i.attributes.clone()))
+        .collect();
+    for (id, payload, attributes) in committed {
+        // Replies to clients of a previous incarnation are gone: just re-apply.
+        let _ = executor.commit(Time::ZERO, id, payload, attributes);
+    }
+    // Only what we were driving at our own ballot is ours to resume: an instance whose
+    // promise, or whose last attributes, belong to a recovery is not.
+    let resume = table
+        .instances
+        .iter()
+        .filter(|(id, i)| {
+            id.leader == me
+                && i.status != Status::Committed
+                && i.promised == i.accepted_in
+                && i.accepted_in.node == me
+        })
+        .map(|(&id, _)| id)
+        .collect();
+    Replayed { next_slot, resume }
+}
+
+/// One instance record: it replaces what the table holds unless that got further.
+fn replay_instance(table: &mut InstanceTable, record: InstanceRecord) {
+    let id = record.instance;
+    let existing = table.instances.get(&id);
+    // Promises only grow, whichever record of the instance wins.
+    let promised = record
+        .promised
+        .max(record.ballot)
+        .max(existing.map(|i| i.promised).unwrap_or_default());
+    let keep_existing = existing.is_some_and(|i| {
+        i.status > record.status || (i.status == record.status && i.accepted_in > record.ballot)
+    });
+    if !keep_existing {
+        table
+            .index
+            .insert_batch(id, &record.payload, record.attributes.seq);
+        let instance = Instance::new(
+            record.payload,
+            record.attributes,
+            record.status,
+            record.ballot,
+        );
+        table.instances.insert(id, instance);
+    }
+    if let Some(instance) = table.instances.get_mut(&id) {
+        instance.promised = promised;
+    }
+}

@@ -1,0 +1,229 @@
+//! What every role of a replica shares: who it is and its quorums, the options, the
+//! instance table, the executor, the outbox and the counters; and the commit every role
+//! ends in.
+//!
+//! A commit's record is durable before anything reveals the decision: the Commit to peers,
+//! the host's commit notice and the client's reply all wait behind it
+//! (docs/design.md#epaxos, rule 5).
+
+use super::config::EpaxosConfig;
+use super::execution::{Executed, Executor};
+use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use super::messages::{Message, Record};
+use super::table::InstanceTable;
+use crate::id::NodeId;
+use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
+use crate::quorum::{epaxos_fast_quorum, majority};
+use crate::request::{ClientReply, Response};
+use crate::time::Time;
+
+/// Who hears of a commit decided or learned here, once its record is durable.
+#[derive(Clone, Copy)]
+pub(super) enum Announce {
+    /// Learned from a peer.
+    Nobody,
+    /// Decided here by recovery: every peer.
+    Peers,
+    /// Decided here for our own client: every peer, and the host (commit latency).
+    PeersAndHost(CommitPath),
+}
+
+/// An instance decided (by its leader or a recovery) or learned, to commit.
+pub(super) struct Decision {
+    pub(super) instance: InstanceId,
+    pub(super) payload: Batch,
+    pub(super) attributes: Attributes,
+    pub(super) ballot: Ballot,
+    pub(super) announce: Announce,
+}
+
+/// The state every role reads and writes (see the module doc).
+#[derive(Clone)]
+pub(super) struct Replica {
+    pub(super) id: NodeId,
+    pub(super) members: Vec<NodeId>,
+    /// Other replicas nearest first (thrifty PreAccept targets).
+    pub(super) peers_by_distance: Vec<NodeId>,
+    pub(super) fast_quorum: usize,
+    pub(super) slow_quorum: usize,
+    pub(super) config: EpaxosConfig,
+    pub(super) table: InstanceTable,
+    pub(super) executor: Executor,
+    pub(super) outbox: Outbox<Message, Record>,
+    pub(super) metrics: Metrics,
+}
+
+impl Replica {
+    /// A replica of `cluster` that knows nothing yet.
+    pub(super) fn new(id: NodeId, cluster: &Membership, config: EpaxosConfig) -> Self {
+        let members: Vec<NodeId> = cluster.ids().collect();
+        let n = members.len();
+        let peers_by_distance = cluster
+            .by_distance(id)
+            .into_iter()
+            .filter(|&p| p != id)
+            .collect();
+        Self {
+            id,
+            members,
+            peers_by_distance,
+            fast_quorum: epaxos_fast_quorum(n),
+            slow_quorum: majority(n),
+            table: InstanceTable::default(),
+            executor: Executor::new(config.record_execution),
+            config,
+            outbox: Outbox::new(),
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// Every member but this replica.
+    pub(super) fn others(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .copied()
+            .filter(|&n| n != self.id)
+            .collect()
+    }
+
+    /// Whether this replica knows `id` committed.
+    pub(super) fn is_committed(&self, id: InstanceId) -> bool {
+        self.table.is_committed(id)
+    }
+
+    /// Whether `id` was executed everywhere and forgotten: late messages about it are
+    /// dropped instead of bringing it back.
+    pub(super) fn is_collected(&self, id: InstanceId) -> bool {
+        self.table.get(id).is_none() && self.executor.is_executed(id)
+    }
+
+    /// `message` to every peer.
+    pub(super) fn sends_to_others(&self, message: &Message) -> Vec<Effect<Message>> {
+        self.others()
+            .into_iter()
+            .map(|to| Effect::Send {
+                to,
+                message: message.clone(),
+            })
+            .collect()
+    }
+
+    /// A commit learned from a peer, recorded at the ballot promised here and announced to
+    /// nobody.
+    pub(super) fn learned(
+        &self,
+        instance: InstanceId,
+        payload: Batch,
+        attributes: Attributes,
+    ) -> Decision {
+        let ballot = self
+            .table
+            .get(instance)
+            .map_or(Ballot::default(), |i| i.promised);
+        Decision {
+            instance,
+            payload,
+            attributes,
+            ballot,
+            announce: Announce::Nobody,
+        }
+    }
+
+    /// Record a commit (ours or learned), announce it behind its record, and execute.
+    /// Replies wait behind the commit record too (a reply reveals the decision). The
+    /// caller checked the instance is not committed yet and stopped driving it.
+    pub(super) fn commit(&mut self, now: Time, decision: Decision) {
+        let Decision {
+            instance: id,
+            payload,
+            attributes,
+            ballot,
+            announce,
+        } = decision;
+        self.table.store(
+            id,
+            payload.clone(),
+            attributes.clone(),
+            Status::Committed,
+            ballot,
+        );
+        let Some(record) = self.table.record_of(id) else {
+            return;
+        };
+        let mut then = Vec::new();
+        if let Announce::PeersAndHost(path) = announce {
+            then.extend(payload.commands().iter().filter(|p| !p.is_noop()).map(|p| {
+                Effect::Committed {
+                    request: p.request,
+                    path,
+                }
+            }));
+        }
+        if !matches!(announce, Announce::Nobody) {
+            let message = Message::Commit {
+                instance: id,
+                payload: payload.clone(),
+                attributes: attributes.clone(),
+            };
+            then.extend(self.sends_to_others(&message));
+        }
+        self.outbox.persist(vec![record], then);
+        let executed = self.executor.commit(now, id, payload, attributes);
+        self.answer(executed);
+    }
+
+    /// Answer the clients of own instances that just executed.
+    fn answer(&mut self, executed: Vec<Executed>) {
+        let mut replies = Vec::new();
+        for (id, payload, result) in executed {
+            self.metrics.incr("executed");
+            if id.leader != self.id || payload.is_noop() {
+                continue;
+            }
+            if let Some(result) = result {
+                replies.push(Effect::Reply(ClientReply {
+                    id: payload.request,
+                    outcome: Ok(Response::Kv(result)),
+                }));
+            }
+        }
+        if !replies.is_empty() {
+            self.outbox.persist(Vec::new(), replies);
+        }
+    }
+
+    /// The counters, and gauges of what the table and the executor hold.
+    pub(super) fn counters_and_gauges(&self) -> Metrics {
+        let mut metrics = self.metrics.clone();
+        metrics.set("instances_live", self.table.instances.len() as u64);
+        metrics.set("execution_waiting", self.executor.waiting() as u64);
+        metrics.set("dependencies_missing", self.executor.missing() as u64);
+        metrics
+    }
+
+    /// Hash what can influence this replica's next moves (the model checker's state
+    /// fingerprint). Every field is named, so a new one does not compile until its place
+    /// here is decided.
+    #[cfg(test)]
+    pub(super) fn hash_state(&self, state: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        let Self {
+            // Fixed at construction: the same in every state of a given replica.
+            id: _,
+            members: _,
+            peers_by_distance: _,
+            fast_quorum: _,
+            slow_quorum: _,
+            config: _,
+            table,
+            executor,
+            // Empty between moves: the host drains it after every input.
+            outbox,
+            // Counters only: nothing reads them back.
+            metrics: _,
+        } = self;
+        debug_assert!(outbox.is_empty(), "fingerprint of an undrained core");
+        table.hash(state);
+        executor.hash(state);
+    }
+}

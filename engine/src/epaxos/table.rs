@@ -1,0 +1,151 @@
+//! The instance table: every instance this replica knows, the ballots it promised (for
+//! instances seen or not), the highest ballot heard of per instance, and the per-key index
+//! that gives new commands their dependencies.
+//!
+//! An instance keeps two ballots, the highest promised and the one its attributes were
+//! last recorded in (docs/design.md#epaxos, rule 1). A promise made before the instance
+//! was seen stays binding once it is.
+
+use super::instance::{Attributes, Ballot, Batch, Instance, InstanceId, Status};
+use super::key_index::KeyIndex;
+use super::messages::{InstanceRecord, InstanceReport, Record};
+use crate::id::NodeId;
+use std::collections::BTreeMap;
+
+/// What this replica knows of every instance (see the module doc).
+#[derive(Clone, Default, Hash)]
+pub(super) struct InstanceTable {
+    pub(super) instances: BTreeMap<InstanceId, Instance>,
+    pub(super) index: KeyIndex,
+    /// Promises for instances not seen yet.
+    pub(super) promises: BTreeMap<InstanceId, Ballot>,
+    /// Highest ballot heard of per instance (to outbid it when recovering).
+    pub(super) seen_ballots: BTreeMap<InstanceId, Ballot>,
+}
+
+impl InstanceTable {
+    pub(super) fn get(&self, id: InstanceId) -> Option<&Instance> {
+        self.instances.get(&id)
+    }
+
+    /// Whether this replica knows `id` committed.
+    pub(super) fn is_committed(&self, id: InstanceId) -> bool {
+        self.get(id).is_some_and(|i| i.status == Status::Committed)
+    }
+
+    /// The instance's latest state as a durable record.
+    pub(super) fn instance_record(&self, id: InstanceId) -> Option<InstanceRecord> {
+        self.get(id).map(|i| InstanceRecord {
+            instance: id,
+            payload: i.payload.clone(),
+            attributes: i.attributes.clone(),
+            status: i.status,
+            ballot: i.accepted_in,
+            promised: i.promised,
+        })
+    }
+
+    pub(super) fn record_of(&self, id: InstanceId) -> Option<Record> {
+        self.instance_record(id).map(Record::Instance)
+    }
+
+    /// The highest ballot promised for `id` here (seen instance or bare promise).
+    pub(super) fn promised_for(&self, id: InstanceId) -> Ballot {
+        let seen = self.get(id).map(|i| i.promised);
+        let bare = self.promises.get(&id).copied();
+        seen.max(bare).unwrap_or_default()
+    }
+
+    /// The highest ballot heard of for `id`, promised here or not.
+    pub(super) fn highest_ballot(&self, id: InstanceId) -> Ballot {
+        self.promised_for(id)
+            .max(self.seen_ballots.get(&id).copied().unwrap_or_default())
+    }
+
+    pub(super) fn note_ballot(&mut self, id: InstanceId, ballot: Ballot) {
+        let seen = self.seen_ballots.entry(id).or_default();
+        *seen = (*seen).max(ballot);
+    }
+
+    /// Attributes a new proposal of `payload` as `id` gets from what is indexed here.
+    pub(super) fn attributes_for(&self, id: InstanceId, payload: &Batch) -> Attributes {
+        self.index.attributes_for_batch(id, payload)
+    }
+
+    /// Store attributes for an instance at `ballot` and index them.
+    pub(super) fn store(
+        &mut self,
+        id: InstanceId,
+        payload: Batch,
+        attributes: Attributes,
+        status: Status,
+        ballot: Ballot,
+    ) {
+        self.index.insert_batch(id, &payload, attributes.seq);
+        match self.instances.get_mut(&id) {
+            Some(instance) => {
+                instance.payload = payload;
+                instance.attributes = attributes;
+                instance.status = status;
+                instance.promised = instance.promised.max(ballot);
+                instance.accepted_in = ballot;
+            }
+            None => {
+                let mut instance = Instance::new(payload, attributes, status, ballot);
+                // A promise made before the instance was seen stays binding.
+                if let Some(promised) = self.promises.remove(&id) {
+                    instance.promised = instance.promised.max(promised);
+                }
+                self.instances.insert(id, instance);
+            }
+        }
+    }
+
+    /// Promise `ballot` for `id`: the record to persist before anyone hears of the
+    /// promise, and what this replica knows of the instance (for the recovering one).
+    pub(super) fn promise(
+        &mut self,
+        id: InstanceId,
+        ballot: Ballot,
+    ) -> (Record, Option<InstanceReport>) {
+        let report = match self.instances.get_mut(&id) {
+            Some(instance) => {
+                instance.promised = instance.promised.max(ballot);
+                Some(InstanceReport {
+                    payload: instance.payload.clone(),
+                    attributes: instance.attributes.clone(),
+                    status: instance.status,
+                    accepted_in: instance.accepted_in,
+                })
+            }
+            None => {
+                let promised = self.promises.entry(id).or_default();
+                *promised = (*promised).max(ballot);
+                None
+            }
+        };
+        let record = self.record_of(id).unwrap_or(Record::Promise {
+            instance: id,
+            ballot,
+        });
+        (record, report)
+    }
+
+    /// Forget every instance of `leader` below `slot` (executed everywhere); returns how
+    /// many were held. The per-key index keeps naming them: a replica that restarts
+    /// replays its whole log and must still order them first.
+    pub(super) fn forget_below(&mut self, leader: NodeId, slot: u64) -> usize {
+        let start = InstanceId { leader, slot: 0 };
+        let end = InstanceId { leader, slot };
+        let doomed: Vec<InstanceId> = self
+            .instances
+            .range(start..end)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in &doomed {
+            self.instances.remove(id);
+            self.seen_ballots.remove(id);
+        }
+        doomed.len()
+    }
+}

@@ -1,0 +1,146 @@
+//! Helpers shared by the handler tests (`*_test.rs`).
+
+use super::{Attributes, Ballot, Batch, Epaxos, EpaxosConfig, InstanceId, Message, Payload};
+use super::{Protocol, Record};
+use crate::command::Command;
+use crate::id::{ClientId, NodeId, RequestId};
+use crate::protocol::{Effect, Membership, Output};
+use crate::time::Time;
+
+pub(super) fn id(leader: u16, slot: u64) -> InstanceId {
+    InstanceId {
+        leader: NodeId(leader),
+        slot,
+    }
+}
+
+/// Client 1's request `seq`: a put of `[seq]` on `key`.
+pub(super) fn payload(seq: u64, key: &str) -> Payload {
+    Payload {
+        request: RequestId {
+            client: ClientId(1),
+            seq,
+        },
+        command: Command::Put {
+            key: key.into(),
+            value: vec![seq as u8],
+        },
+    }
+}
+
+pub(super) fn batch(seq: u64, key: &str) -> Batch {
+    Batch::single(payload(seq, key))
+}
+
+pub(super) fn attrs(seq: u64, deps: &[InstanceId]) -> Attributes {
+    Attributes {
+        seq,
+        deps: deps.iter().copied().collect(),
+    }
+}
+
+/// Replica `me` of `n`, rebuilt from `records`, with the default options.
+pub(super) fn replica(n: u16, me: u16, records: Vec<Record>) -> Epaxos {
+    Epaxos::new(
+        NodeId(me),
+        &Membership::local(n),
+        EpaxosConfig::default(),
+        0,
+        records,
+    )
+}
+
+/// Every output so far, in order.
+pub(super) fn outputs(core: &mut Epaxos) -> Vec<Output<Message, Record>> {
+    std::iter::from_fn(|| core.poll_output()).collect()
+}
+
+/// Every output so far, as the records a host would make durable and the messages it
+/// would then send.
+pub(super) fn synced(core: &mut Epaxos) -> (Vec<Record>, Vec<(NodeId, Message)>) {
+    let (mut records, mut sent) = (Vec::new(), Vec::new());
+    for output in outputs(core) {
+        let effects = match output {
+            Output::Persist { records: r, then } => {
+                records.extend(r);
+                then
+            }
+            Output::Now(effect) => vec![effect],
+            Output::Compact { .. } => Vec::new(),
+        };
+        for effect in effects {
+            if let Effect::Send { to, message } = effect {
+                sent.push((to, message));
+            }
+        }
+    }
+    (records, sent)
+}
+
+// ----- a recovery of instance 0.0 (led by replica 0) by replica 1 ---------------------
+
+/// The instance recovered.
+pub(super) fn instance() -> InstanceId {
+    id(0, 0)
+}
+
+/// Its leader's ballot.
+pub(super) fn initial() -> Ballot {
+    Ballot::initial(instance())
+}
+
+/// Replica 1's recovery ballot.
+pub(super) fn recovery_ballot() -> Ballot {
+    Ballot {
+        round: 1,
+        node: NodeId(1),
+    }
+}
+
+/// The recovery's Prepare.
+pub(super) fn prepare() -> Message {
+    Message::Prepare {
+        ballot: recovery_ballot(),
+        instance: instance(),
+    }
+}
+
+/// The leader's PreAccept at `ballot`.
+pub(super) fn preaccept(ballot: Ballot) -> Message {
+    Message::PreAccept {
+        ballot,
+        instance: instance(),
+        payload: batch(1, "k"),
+        attributes: attrs(1, &[]),
+    }
+}
+
+/// The leader's Accept at `ballot`.
+pub(super) fn accept(ballot: Ballot) -> Message {
+    Message::Accept {
+        ballot,
+        instance: instance(),
+        payload: batch(1, "k"),
+        attributes: attrs(1, &[]),
+    }
+}
+
+/// Whether every message sent refuses the leader for the recovery's promise.
+pub(super) fn refused(sent: &[(NodeId, Message)]) -> bool {
+    sent.iter()
+        .all(|(_, m)| matches!(m, Message::Nack { promised, .. } if *promised == recovery_ballot()))
+        && !sent.is_empty()
+}
+
+impl Epaxos {
+    /// Start recovering `id` now (as a stalled dependency would, after a few ticks).
+    pub(super) fn start_recovery(&mut self, now: Time, id: InstanceId) {
+        let Self {
+            replica,
+            leader,
+            recoveries,
+            ..
+        } = self;
+        recoveries.start(replica, leader, now, id);
+    }
+}
