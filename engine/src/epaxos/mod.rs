@@ -115,7 +115,7 @@ pub struct Epaxos {
     leader: Leadership,
     /// Recoveries in their Prepare or TryPreAccept phase; stalled dependencies.
     recoveries: Recoveries,
-    /// Everyone's executed prefix and the next report (garbage collection).
+    /// Everyone's executed prefix (garbage collection, catch-up).
     gc: Collector,
     /// Every duty on the clock: `poll_timeout` is the earliest.
     timers: Timers<EpaxosTimer>,

@@ -17,6 +17,10 @@ use std::time::Duration;
 /// How long after the heal every replica must have executed every acknowledged write.
 const CATCH_UP_BOUND: Duration = Duration::from_secs(10);
 
+/// How long after the catch-up an idle cluster has forgotten every instance (a few GC
+/// intervals: each replica reports, then collects on the others' reports).
+const COLLECTION_BOUND: Duration = Duration::from_secs(3);
+
 /// Requests whose reply was `Ok` and that change the map.
 fn acknowledged_writes(sim: &Sim<Epaxos>) -> BTreeSet<RequestId> {
     sim.ops()
@@ -42,16 +46,25 @@ fn missing_per_replica(sim: &Sim<Epaxos>, writes: &BTreeSet<RequestId>) -> Vec<u
         .collect()
 }
 
+/// What a catch-up run found.
+struct CaughtUp {
+    /// How long after the heal the slowest replica executed the last acknowledged write.
+    took: Duration,
+    /// The simulation, idle, at that moment.
+    sim: Sim<Epaxos>,
+    /// How to run the seed again.
+    replay: String,
+}
+
 /// One replica (drawn from the seed) is cut off for 3-10 s while the others commit; the
 /// clients stop before the heal and nothing is asked afterwards. Within
 /// [`CATCH_UP_BOUND`] of the heal every replica has executed every acknowledged write.
-/// Returns the time the slowest replica took.
 fn partitioned_replica_catches_up(
     test: &str,
     seed: u64,
     topology: Topology,
     config: EpaxosConfig,
-) -> Result<Duration, String> {
+) -> Result<CaughtUp, String> {
     let mut draw = ChaCha8Rng::seed_from_u64(seed ^ 0x17);
     let n = topology.membership().len();
     let victim = NodeId(draw.gen_range(0..n as u16));
@@ -91,7 +104,11 @@ fn partitioned_replica_catches_up(
     loop {
         let missing = missing_per_replica(&sim, &writes);
         if missing.iter().all(|&m| m == 0) {
-            return Ok(waited);
+            return Ok(CaughtUp {
+                took: waited,
+                sim,
+                replay,
+            });
         }
         if waited >= CATCH_UP_BOUND {
             return Err(format!(
@@ -113,23 +130,41 @@ fn topology_for(seed: u64) -> Topology {
 }
 
 /// Issue 17: commits lost to a partition, no requests after the heal, 3 and 5 replicas
-/// over 40 seeds: every replica executes every acknowledged write within seconds.
+/// over 40 seeds: every replica executes every acknowledged write within seconds, and the
+/// idle cluster then collects every instance.
 #[test]
 fn a_partitioned_replica_learns_every_commit_it_missed_without_further_load() {
     let test = "t12_epaxos_catch_up::a_partitioned_replica_learns_every_commit_it_missed_without_further_load";
     let mut times = Vec::new();
+    let mut collected = 0;
     for seed in seeds(40) {
         let run =
             partitioned_replica_catches_up(test, seed, topology_for(seed), EpaxosConfig::default());
-        let took = run.unwrap_or_else(|failure| panic!("{failure}"));
+        let CaughtUp {
+            took,
+            mut sim,
+            replay,
+        } = run.unwrap_or_else(|failure| panic!("{failure}"));
         if took > Duration::from_millis(1_500) {
             println!("seed {seed}: {took:?}");
         }
         times.push(took);
+        // The cluster is idle now: garbage collection still runs and forgets every
+        // instance, since every replica executed all of them.
+        sim.run_for(COLLECTION_BOUND);
+        let live: Vec<usize> = sim.live_nodes().map(|(_, n)| n.live_instances()).collect();
+        assert!(
+            live.iter().all(|&l| l == 0),
+            "seed {seed}: {COLLECTION_BOUND:?} into an idle cluster, live instances per \
+             replica: {live:?}\n  replay: {replay}"
+        );
+        collected += sim.metrics().get("instances_collected");
     }
+    assert!(collected > 0, "nothing collected");
     times.sort();
     println!(
-        "catch-up after the heal over {} seeds: median {:?}, slowest {:?}",
+        "catch-up after the heal over {} seeds: median {:?}, slowest {:?}; {collected} \
+         instances collected on idle clusters",
         times.len(),
         times[times.len() / 2],
         times[times.len() - 1]
