@@ -32,7 +32,7 @@ use crate::protocol::{Effect, Membership, Metrics, Output, Protocol};
 use crate::request::{ClientReply, ClientRequest, Consistency, Response};
 use crate::time::Time;
 use client::SimClient;
-use disk::{DiskOp, PendingWrite, SimDisk};
+use disk::{DiskOp, PendingWrite, SimDisk, SyncOutcome};
 use event::EventQueue;
 use network::{Fate, Network};
 use rand::{Rng, SeedableRng};
@@ -86,6 +86,10 @@ struct SimNode<P: Protocol> {
     timer: Option<Time>,
     /// Counters of the incarnations that crashed, so totals survive restarts.
     past_metrics: Metrics,
+    /// Crash in the middle of the next compaction (a [`FaultAction::CrashInCompaction`]).
+    crash_in_compaction: bool,
+    /// The disk was lost: the next restart calls [`Protocol::rejoin`].
+    amnesiac: bool,
 }
 
 /// The history of the linearizable requests among `records`, for the linearizability
@@ -131,6 +135,10 @@ pub struct SimStats {
     pub crashes: u64,
     /// Restarts performed.
     pub restarts: u64,
+    /// Crashes between a compaction's snapshot write and its log swap.
+    pub compaction_crashes: u64,
+    /// Disks lost (amnesia faults).
+    pub disks_lost: u64,
 }
 
 /// A simulated cluster running protocol `P`.
@@ -202,6 +210,8 @@ impl<P: Protocol> Sim<P> {
                 disk: SimDisk::new(),
                 timer: None,
                 past_metrics: Metrics::new(),
+                crash_in_compaction: false,
+                amnesiac: false,
             });
             sim.drain(id);
         }
@@ -414,14 +424,23 @@ impl<P: Protocol> Sim<P> {
                 }
                 self.note(5, u64::from(node.0), 0);
                 self.stats.syncs += 1;
-                let (effects, again) = self.nodes[node.index()].disk.finish_sync();
-                for effect in effects {
-                    self.perform(node, effect);
+                let state = &mut self.nodes[node.index()];
+                match state.disk.finish_sync(state.crash_in_compaction) {
+                    SyncOutcome::Done { effects, again } => {
+                        for effect in effects {
+                            self.perform(node, effect);
+                        }
+                        if again {
+                            self.start_sync(node);
+                        }
+                        self.drain(node);
+                    }
+                    SyncOutcome::CrashedInCompaction => {
+                        self.trace_line(|| format!("{node} crashed in a compaction"));
+                        self.stats.compaction_crashes += 1;
+                        self.crash(node);
+                    }
                 }
-                if again {
-                    self.start_sync(node);
-                }
-                self.drain(node);
             }
             Event::Issue { client } => {
                 self.note(6, client.0, 0);
@@ -646,6 +665,8 @@ impl<P: Protocol> Sim<P> {
             FaultAction::Heal => self.network.heal(),
             FaultAction::Crash(node) => self.crash(node),
             FaultAction::Restart(node) => self.restart(node),
+            FaultAction::CrashInCompaction(node) => self.crash_in_compaction(node),
+            FaultAction::Amnesia(node) => self.lose_disk(node),
             FaultAction::Slow { node, factor } => self.network.set_slow(node, factor),
             FaultAction::SetLinkFaults(faults) => self.network.set_faults(faults),
         }
@@ -656,6 +677,7 @@ impl<P: Protocol> Sim<P> {
         let Some(state) = self.nodes.get_mut(node.index()) else {
             return;
         };
+        state.crash_in_compaction = false;
         if let Some(core) = state.core.take() {
             state.past_metrics.merge(&core.metrics());
             state.disk.crash();
@@ -665,17 +687,46 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
-    /// Rebuild a crashed `node` from its synced records (no-op if it is up).
-    pub fn restart(&mut self, node: NodeId) {
-        let Some(state) = self.nodes.get(node.index()) else {
+    /// Crash `node` between the snapshot write and the log swap of its next compaction
+    /// (including one already waiting for its sync). No-op if it is down.
+    pub fn crash_in_compaction(&mut self, node: NodeId) {
+        let Some(state) = self.nodes.get_mut(node.index()) else {
             return;
         };
         if state.core.is_some() {
+            state.crash_in_compaction = true;
+        }
+    }
+
+    /// Crash `node` (if up) and lose its whole disk; its next restart rejoins.
+    pub fn lose_disk(&mut self, node: NodeId) {
+        self.crash(node);
+        let Some(state) = self.nodes.get_mut(node.index()) else {
+            return;
+        };
+        state.disk.wipe();
+        state.amnesiac = true;
+        self.stats.disks_lost += 1;
+    }
+
+    /// Rebuild a crashed `node` from its synced records, telling it to rejoin if it lost
+    /// its disk. On a node that is up it only disarms a pending crash in compaction.
+    pub fn restart(&mut self, node: NodeId) {
+        let Some(state) = self.nodes.get_mut(node.index()) else {
+            return;
+        };
+        if state.core.is_some() {
+            state.crash_in_compaction = false;
             return;
         }
         let records = state.disk.synced.clone();
-        let seed = self.node_seed(node, state.incarnation);
-        let core = (self.factory)(node, seed, records);
+        let rejoin = std::mem::take(&mut state.amnesiac);
+        let incarnation = state.incarnation;
+        let seed = self.node_seed(node, incarnation);
+        let mut core = (self.factory)(node, seed, records);
+        if rejoin {
+            core.rejoin(self.now);
+        }
         self.nodes[node.index()].core = Some(core);
         self.stats.restarts += 1;
         self.drain(node);
