@@ -23,47 +23,18 @@
 //! monotonic reads per client and key, as long as the client keeps its context.
 
 use crate::command::{Command, Key, Value};
-use crate::dynamo::dvv::{Object, VersionVector};
+use crate::dynamo::dvv::VersionVector;
 use crate::dynamo::level::{Op, Requirement};
 use crate::dynamo::messages::{Message, OpId};
+use crate::dynamo::plan::{names, Plan, ReplyTo, Target};
 use crate::dynamo::read::ReadOp;
-use crate::dynamo::ring::Ring;
 use crate::dynamo::write::WriteOp;
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
-use crate::request::{
-    ClientReply, ClientRequest, Consistency, Level, ReadRepair, Receipt, ReceiptReplica,
-    RequestError, Response, VersionedResponse,
-};
+use crate::request::{ClientReply, ClientRequest, Consistency, Level, RequestError, Response};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
-
-/// Where the reply of a coordinated request goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReplyTo {
-    Client,
-    Forwarder { node: NodeId, op: OpId },
-}
-
-/// A replica a request was sent to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Target {
-    /// The owner it counts for.
-    pub(crate) owner: NodeId,
-    /// Whether it stands in for `owner` (sloppy quorum).
-    pub(crate) fallback: bool,
-}
-
-/// What every coordinated request carries.
-pub(crate) struct Plan {
-    pub(crate) request: RequestId,
-    pub(crate) reply_to: ReplyTo,
-    pub(crate) key: Key,
-    pub(crate) requirement: Requirement,
-    pub(crate) sloppy: bool,
-    pub(crate) deadline: Time,
-}
 
 /// A write handed to an owner, waiting for its answer.
 pub(crate) struct ForwardOp {
@@ -114,6 +85,50 @@ impl Coordinator {
         Some(pending)
     }
 
+    /// Start tracking a read until `wake`.
+    pub(crate) fn insert_read(&mut self, op: OpId, wake: Time, read: ReadOp) {
+        self.insert(op, wake, Pending::Read(read));
+    }
+
+    /// Start tracking a write until `wake`.
+    pub(crate) fn insert_write(&mut self, op: OpId, wake: Time, write: WriteOp) {
+        self.insert(op, wake, Pending::Write(write));
+    }
+
+    /// The read `op`, if it is one in flight.
+    pub(crate) fn read_mut(&mut self, op: OpId) -> Option<&mut ReadOp> {
+        match self.ops.get_mut(&op) {
+            Some((_, Pending::Read(read))) => Some(read),
+            _ => None,
+        }
+    }
+
+    /// The write `op`, if it is one in flight.
+    pub(crate) fn write_mut(&mut self, op: OpId) -> Option<&mut WriteOp> {
+        match self.ops.get_mut(&op) {
+            Some((_, Pending::Write(write))) => Some(write),
+            _ => None,
+        }
+    }
+
+    /// Stop tracking the read `op` (a different kind of operation stays).
+    pub(crate) fn remove_read(&mut self, op: OpId) -> Option<ReadOp> {
+        self.read_mut(op)?;
+        match self.remove(op) {
+            Some(Pending::Read(read)) => Some(read),
+            _ => None,
+        }
+    }
+
+    /// Stop tracking the write `op` (a different kind of operation stays).
+    pub(crate) fn remove_write(&mut self, op: OpId) -> Option<WriteOp> {
+        self.write_mut(op)?;
+        match self.remove(op) {
+            Some(Pending::Write(write)) => Some(write),
+            _ => None,
+        }
+    }
+
     pub(crate) fn reschedule(&mut self, op: OpId, wake: Time) {
         if let Some((old, _)) = self.ops.get_mut(&op) {
             self.timers.remove(&(*old, op));
@@ -153,70 +168,6 @@ impl Coordinator {
             .take_while(|(t, _)| *t <= now)
             .map(|(_, op)| *op)
             .collect()
-    }
-}
-
-/// A successful Dynamo response.
-pub(crate) fn versioned(object: &Object, receipt: Receipt) -> Response {
-    Response::Versioned(VersionedResponse {
-        siblings: object.values(),
-        context: object.context().encode(),
-        receipt,
-    })
-}
-
-/// Owners whose answer counts: primaries for themselves; fallbacks for the owner they
-/// stand in for, only in sloppy requests.
-pub(crate) fn counted_owners(
-    targets: &BTreeMap<NodeId, Target>,
-    answered: &[NodeId],
-    sloppy: bool,
-) -> BTreeSet<NodeId> {
-    answered
-        .iter()
-        .filter_map(|n| targets.get(n))
-        .filter(|t| !t.fallback || sloppy)
-        .map(|t| t.owner)
-        .collect()
-}
-
-/// "n0 n2", or "none".
-pub(crate) fn names(nodes: &[NodeId]) -> String {
-    if nodes.is_empty() {
-        return "none".to_owned();
-    }
-    nodes
-        .iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The receipt of a request that met its level with the answers of `answered`.
-pub(crate) fn receipt(
-    ring: &Ring,
-    requirement: &Requirement,
-    targets: &BTreeMap<NodeId, Target>,
-    answered: &[NodeId],
-    repair: ReadRepair,
-) -> Receipt {
-    let replicas: Vec<ReceiptReplica> = answered
-        .iter()
-        .filter_map(|n| {
-            targets.get(n).map(|t| ReceiptReplica {
-                node: *n,
-                region: ring.region_of(*n).to_owned(),
-                fallback: t.fallback,
-            })
-        })
-        .collect();
-    let hints_written = replicas.iter().filter(|r| r.fallback).count() as u32;
-    Receipt {
-        requested: requirement.level().to_string(),
-        met: true,
-        answered: replicas,
-        hints_written,
-        read_repair: repair,
     }
 }
 

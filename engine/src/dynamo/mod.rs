@@ -57,6 +57,7 @@ mod hints;
 mod level;
 mod merkle;
 mod messages;
+mod plan;
 mod read;
 mod read_repair;
 mod replay;
@@ -64,6 +65,8 @@ mod replica;
 mod ring;
 mod write;
 
+#[cfg(test)]
+mod cluster_test;
 #[cfg(test)]
 mod coordinator_test;
 #[cfg(test)]
@@ -73,11 +76,9 @@ mod hints_test;
 #[cfg(test)]
 mod level_test;
 #[cfg(test)]
-mod pump;
-#[cfg(test)]
-mod pump_test;
-#[cfg(test)]
 mod ring_test;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{DynamoConfig, HintLimits};
 pub use dvv::{Actor, ContextError, Dot, Object, Sibling, VersionVector};
@@ -96,8 +97,9 @@ use crate::request::ClientRequest;
 use crate::time::Time;
 use crate::timer::Timers;
 use anti_entropy::AntiEntropy;
-use coordinator::{Coordinator, ReplyTo};
+use coordinator::Coordinator;
 use hash::mix2;
+use plan::ReplyTo;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replay::Replayed;

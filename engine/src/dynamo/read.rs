@@ -13,12 +13,10 @@
 //! ```
 
 use crate::command::Key;
-use crate::dynamo::coordinator::{
-    counted_owners, names, receipt, versioned, Pending, Plan, ReplyTo, Target,
-};
 use crate::dynamo::dvv::{Object, VersionVector};
 use crate::dynamo::level::Requirement;
 use crate::dynamo::messages::{Message, OpId};
+use crate::dynamo::plan::{counted_owners, names, receipt, versioned, Plan, ReplyTo, Target};
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
 use crate::request::{ReadRepair, RequestError};
@@ -89,8 +87,7 @@ impl Dynamo {
             retry_at: None,
             repaired: BTreeMap::new(),
         };
-        self.coordinator
-            .insert(op, plan.deadline, Pending::Read(read));
+        self.coordinator.insert_read(op, plan.deadline, read);
         if let Some(target) = local {
             let answer = self.local_answer(&key, target.fallback.then_some(target.owner));
             self.on_read_reply(now, self.id, op, key, answer);
@@ -119,7 +116,7 @@ impl Dynamo {
         key: Key,
         object: Option<Object>,
     ) {
-        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+        let Some(read) = self.coordinator.read_mut(op) else {
             return self.metrics.incr("late_replies");
         };
         if read.key != key || !read.targets.contains_key(&from) {
@@ -144,7 +141,7 @@ impl Dynamo {
 
     /// Reply (or start blocking read repair) once the level and the session are met.
     fn try_complete_read(&mut self, now: Time, op: OpId) {
-        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+        let Some(read) = self.coordinator.read_mut(op) else {
             return;
         };
         let counted = counted_owners(&read.targets, &read.order, read.sloppy);
@@ -174,7 +171,7 @@ impl Dynamo {
     /// Send the read's reply; keep the operation until late answers are in (or the
     /// linger time passes) to repair them in the background.
     pub(crate) fn reply_read(&mut self, op: OpId, repair: ReadRepair) {
-        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+        let Some(read) = self.coordinator.read_mut(op) else {
             return;
         };
         let (object, counted) = match std::mem::replace(&mut read.state, ReadState::Replied) {
@@ -202,7 +199,7 @@ impl Dynamo {
 
     /// A read's timer fired: deadline, session retry, or end of lingering.
     pub(crate) fn expire_read(&mut self, now: Time, op: OpId) {
-        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+        let Some(read) = self.coordinator.read_mut(op) else {
             return;
         };
         match &read.state {

@@ -9,9 +9,9 @@
 //! they hold hints, not replicas.
 
 use crate::command::Key;
-use crate::dynamo::coordinator::{Pending, Target};
 use crate::dynamo::dvv::Object;
 use crate::dynamo::messages::{Message, OpId};
+use crate::dynamo::plan::Target;
 use crate::dynamo::read::ReadState;
 use crate::dynamo::Dynamo;
 use crate::id::NodeId;
@@ -38,7 +38,7 @@ impl Dynamo {
     /// The read `op` met its level: repair the stale owners among its answers and wait
     /// for them. Returns false when no answer is stale (reply at once).
     pub(crate) fn start_blocking_repair(&mut self, op: OpId) -> bool {
-        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+        let Some(read) = self.coordinator.read_mut(op) else {
             return false;
         };
         let stale = stale_answers(&read.targets, &read.answers, &read.merged);
@@ -69,7 +69,7 @@ impl Dynamo {
     }
 
     pub(crate) fn on_repaired(&mut self, from: NodeId, op: OpId, key: Key) {
-        let Some((_, Pending::Read(read))) = self.coordinator.ops.get_mut(&op) else {
+        let Some(read) = self.coordinator.read_mut(op) else {
             return self.metrics.incr("late_replies");
         };
         if read.key != key {
@@ -87,7 +87,7 @@ impl Dynamo {
     /// Drop a read, repairing in the background every owner that answered with an
     /// object older than the final merge (and not already repaired with it).
     pub(crate) fn finish_read(&mut self, op: OpId) {
-        let Some(Pending::Read(read)) = self.coordinator.remove(op) else {
+        let Some(read) = self.coordinator.remove_read(op) else {
             return;
         };
         debug_assert_eq!(

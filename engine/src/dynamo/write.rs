@@ -14,13 +14,11 @@
 //! The coordinator counts itself only once its copy is durable.
 
 use crate::command::{Key, Value};
-use crate::dynamo::coordinator::{
-    counted_owners, names, receipt, versioned, Pending, Plan, ReplyTo, Target,
-};
 use crate::dynamo::dvv::{Actor, Dot, Object, Sibling, VersionVector};
 use crate::dynamo::hash::mix2;
 use crate::dynamo::level::Requirement;
 use crate::dynamo::messages::{Message, OpId, Record};
+use crate::dynamo::plan::{counted_owners, names, receipt, versioned, Plan, ReplyTo, Target};
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
 use crate::protocol::Effect;
@@ -102,8 +100,7 @@ impl Dynamo {
             acked: Vec::new(),
             refused: Vec::new(),
         };
-        self.coordinator
-            .insert(op, plan.deadline, Pending::Write(write));
+        self.coordinator.insert_write(op, plan.deadline, write);
     }
 
     /// The key's object after this write: a fresh dot for `value` over what `context`
@@ -164,7 +161,7 @@ impl Dynamo {
     }
 
     pub(crate) fn on_stored(&mut self, from: NodeId, op: OpId, key: Key, hint_for: Option<NodeId>) {
-        let Some((_, Pending::Write(write))) = self.coordinator.ops.get_mut(&op) else {
+        let Some(write) = self.coordinator.write_mut(op) else {
             return self.metrics.incr("late_replies");
         };
         let Some(target) = write.targets.get(&from).copied() else {
@@ -179,7 +176,7 @@ impl Dynamo {
         if !write.requirement.is_met(&counted) {
             return;
         }
-        let Some(Pending::Write(write)) = self.coordinator.remove(op) else {
+        let Some(write) = self.coordinator.remove_write(op) else {
             return;
         };
         let receipt = receipt(
@@ -194,7 +191,7 @@ impl Dynamo {
     }
 
     pub(crate) fn on_refused(&mut self, from: NodeId, op: OpId, reason: String) {
-        if let Some((_, Pending::Write(write))) = self.coordinator.ops.get_mut(&op) {
+        if let Some(write) = self.coordinator.write_mut(op) {
             if write.targets.get(&from).is_some_and(|t| t.fallback) {
                 write.refused.push((from, reason));
                 return;
@@ -205,7 +202,7 @@ impl Dynamo {
 
     /// The deadline passed with the level unmet.
     pub(crate) fn expire_write(&mut self, op: OpId) {
-        let Some(Pending::Write(write)) = self.coordinator.remove(op) else {
+        let Some(write) = self.coordinator.remove_write(op) else {
             return;
         };
         let counted = counted_owners(&write.targets, &write.acked, write.sloppy);

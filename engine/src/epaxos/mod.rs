@@ -57,6 +57,8 @@ mod acceptor_test;
 #[cfg(test)]
 mod batch_test;
 #[cfg(test)]
+mod cluster_test;
+#[cfg(test)]
 mod execution_test;
 #[cfg(test)]
 mod gc_test;

@@ -1,8 +1,8 @@
-//! Scenario tests on a small deterministic cluster (see `pump`).
+//! Scenario tests on a small deterministic cluster (see `test_support`).
 //! Reference: DeCandia et al., "Dynamo" (SOSP 2007): §4.4 versioning, §4.5 R/W, §4.6
 //! sloppy quorum and hinted handoff, §4.7 Merkle anti-entropy; Riak kv679 (epochs).
 
-use super::pump::{new_pump, DynamoPump, Pump};
+use super::test_support::{new_pump, DynamoPump, Pump};
 use super::{DynamoConfig, HintLimits, VersionVector};
 use crate::command::{Command, Value};
 use crate::id::NodeId;
