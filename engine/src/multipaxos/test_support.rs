@@ -103,6 +103,8 @@ pub(super) fn elected_leader(n: u16, config: MultiPaxosConfig) -> MultiPaxos {
             Message::Promise {
                 ballot: ballot(1, 0),
                 accepted: Vec::new(),
+                fence: Ballot::default(),
+                fences: Vec::new(),
             },
         );
         peer += 1;
