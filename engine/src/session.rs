@@ -23,10 +23,12 @@ use std::collections::{BTreeMap, VecDeque};
 /// limits (they decide what is executed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SessionLimits {
-    /// Results remembered per client (default 64): a retry of an older request of a live
-    /// session is answered `SessionExpired`. A client never has more requests in flight
-    /// than this in practice, so only retries that lost every race expire.
+    /// Results remembered per client at most (default 1,024): a client with more requests
+    /// in flight than this may see its oldest ones answered `SessionExpired`.
     pub per_client: usize,
+    /// Executed commands a result is remembered for (default 50,000): a retry that comes
+    /// back later than that is answered `SessionExpired`.
+    pub result_commands: u64,
     /// Client sessions remembered (default 100,000); beyond it the least recently active
     /// session expires.
     pub max_clients: usize,
@@ -38,7 +40,8 @@ pub struct SessionLimits {
 impl Default for SessionLimits {
     fn default() -> Self {
         Self {
-            per_client: 64,
+            per_client: 1_024,
+            result_commands: 50_000,
             max_clients: 100_000,
             idle_commands: 10_000_000,
         }
@@ -79,6 +82,8 @@ pub struct SessionTable {
     clients: BTreeMap<ClientId, ClientSession>,
     /// Clients by last activity (the clock is unique per recorded request).
     by_activity: BTreeMap<u64, ClientId>,
+    /// Every remembered result by the clock it was recorded at, oldest first.
+    by_age: VecDeque<(u64, RequestId)>,
     /// Requests recorded so far: the table's clock.
     clock: u64,
     /// The highest client id whose session expired.
@@ -151,7 +156,25 @@ impl SessionTable {
                 session.floor = session.floor.max(oldest + 1);
             }
         }
+        self.by_age.push_back((clock, request));
+        self.forget_old_results(clock);
         self.expire(clock);
+    }
+
+    /// Forget results recorded more than `result_commands` ago: their requests, and any
+    /// older one of the same client not executed yet, are expired from then on.
+    fn forget_old_results(&mut self, clock: u64) {
+        while let Some(&(at, request)) = self.by_age.front() {
+            if clock - at <= self.limits.result_commands {
+                break;
+            }
+            self.by_age.pop_front();
+            if let Some(session) = self.clients.get_mut(&request.client) {
+                if session.results.remove(&request.seq).is_some() {
+                    session.floor = session.floor.max(request.seq + 1);
+                }
+            }
+        }
     }
 
     /// Drop the least recently active sessions while there are too many or they are idle

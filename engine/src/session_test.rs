@@ -51,6 +51,34 @@ fn a_retry_older_than_the_clients_window_expires_and_never_runs() {
 }
 
 #[test]
+fn a_result_is_forgotten_after_its_age_in_executed_commands() {
+    let limits = SessionLimits {
+        result_commands: 5,
+        ..SessionLimits::default()
+    };
+    let mut table = SessionTable::with_limits(limits);
+    // Client 1 pipelines: seq 3 runs before seq 2.
+    table.record(client(1, 3), CommandResult::Written);
+    for seq in 0..5 {
+        table.record(client(2, seq), CommandResult::Written);
+    }
+    assert_eq!(table.admit(client(1, 2)), Admission::Execute, "still young");
+    assert_eq!(
+        table.admit(client(1, 3)),
+        Admission::Duplicate(CommandResult::Written)
+    );
+    table.record(client(2, 5), CommandResult::Written);
+    assert_eq!(table.admit(client(1, 3)), Admission::Expired);
+    assert_eq!(
+        table.admit(client(1, 2)),
+        Admission::Expired,
+        "older than a forgotten result and never seen"
+    );
+    assert_eq!(table.admit(client(1, 4)), Admission::Execute);
+    assert!(table.by_age.len() <= 6);
+}
+
+#[test]
 fn the_least_recently_active_session_expires_beyond_the_count() {
     let limits = SessionLimits {
         max_clients: 3,
@@ -104,6 +132,7 @@ fn an_idle_session_expires_after_its_age_in_executed_commands() {
 fn a_table_survives_a_snapshot_round_trip_and_decides_alike() {
     let limits = SessionLimits {
         per_client: 4,
+        result_commands: 20,
         max_clients: 5,
         idle_commands: 50,
     };

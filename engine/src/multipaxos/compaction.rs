@@ -70,11 +70,9 @@ impl MultiPaxos {
             self.drop_message(false);
             return;
         }
-        if let Some(incoming) = &self.incoming {
-            if now < incoming.last_progress() + self.transfer_patience() {
-                // A transfer is running and moving.
-                return;
-            }
+        if self.incoming.is_some() {
+            // A transfer is running (a silent source is given up by `retry_transfer`).
+            return;
         }
         self.metrics.incr("state_transfers_started");
         self.incoming = Some(Incoming::new(from, now));
@@ -113,15 +111,22 @@ impl MultiPaxos {
         self.request_chunk(now);
     }
 
-    /// Serve a chunk of our snapshot: of the one asked for if we still hold it, else of
-    /// a new one of our current state (from its start).
+    /// Serve a chunk of our snapshot: of the one asked for if we still hold it, else from
+    /// the start of the one we hold (requesters share it), else of a new one of our
+    /// current state. A held snapshot below our floor is replaced: a replica that took it
+    /// could not catch up the rest from our log.
     pub(super) fn on_snapshot_request(&mut self, now: Time, from: NodeId, at: Slot, offset: u64) {
-        let executed = self.log.next_execute();
-        let held = self.outgoing.as_ref().map(Outgoing::at);
+        let floor = self.log.floor();
+        let held = self
+            .outgoing
+            .as_ref()
+            .map(Outgoing::at)
+            .filter(|&held| held >= floor);
         let (at, offset) = match held {
             Some(held) if held == at => (at, offset),
-            Some(held) if held == executed => (held, 0),
-            _ => {
+            Some(held) => (held, 0),
+            None => {
+                let executed = self.log.next_execute();
                 let bytes = transfer::encode(&self.log.snapshot());
                 self.metrics.incr("snapshots_encoded");
                 self.outgoing = Some(Outgoing::new(executed, bytes, now));
