@@ -6,6 +6,7 @@
 //!            session (exactly-once execution)
 //!            storage (trait, in-memory model, record framing)
 //!            topology                               regions, RTT matrix, placement
+//!            transfer                               chunked snapshot transfer between replicas
 //!   layer 2  multipaxos · epaxos · dynamo           protocol cores (import layers 0-1 only)
 //!   layer 3  sim · check                            deterministic simulator, history checkers
 //!            test_host (tests only)                 a minimal host for the cores' unit tests
@@ -36,6 +37,7 @@ pub(crate) mod test_host;
 pub mod time;
 pub mod timer;
 pub mod topology;
+pub mod transfer;
 
 pub use command::{Command, CommandResult, Key, Value};
 pub use id::{ClientId, NodeId, RequestId};

@@ -71,6 +71,18 @@ pub trait Protocol {
 
     /// Counters for observability and benchmarks.
     fn metrics(&self) -> Metrics;
+
+    /// The host built this core with no records because the node lost its disk (an
+    /// "amnesia" restart) or the operator said so (`meridian serve --rejoin`). Called once,
+    /// right after construction and before any other input.
+    ///
+    /// The default does nothing, which is right only for cores that make no promises.
+    /// Cores that make promises (acceptors) must override: until it returns to normal, a
+    /// rejoining core answers no vote, because its former self may have promised or
+    /// accepted things it no longer remembers (docs/design.md#the-contract, "Rejoining after disk loss").
+    fn rejoin(&mut self, now: Time) {
+        let _ = now;
+    }
 }
 
 /// One output of a protocol core.

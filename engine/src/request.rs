@@ -234,6 +234,17 @@ pub enum RequestError {
     /// The replica refused it to protect itself (e.g. sibling limit, queue full).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// A retry of a request older than the replica's exactly-once window: the replica no
+    /// longer remembers whether (or how) it ran, so it cannot answer it. The command was
+    /// ordered at most once; its outcome is unknown to the client.
+    #[error(
+        "session expired: request {request} is older than this keyspace's exactly-once \
+         window; its outcome is unknown (use a new request id)"
+    )]
+    SessionExpired {
+        /// The request.
+        request: RequestId,
+    },
 }
 
 impl RequestError {

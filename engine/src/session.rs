@@ -6,21 +6,55 @@
 //! recent requests: a repeat is not executed again but answered with the first result.
 //! It is part of the replicated state (built only from the ordered commands), so every
 //! replica makes the same decision.
+//!
+//! The table is bounded (docs/design.md#sessions): each client keeps its most recent
+//! results, a client idle for too long (counted in executed commands, which every replica
+//! counts alike) or the least recently active one beyond a count loses its session, and
+//! an ordered request the table can no longer judge is answered
+//! [`RequestError::SessionExpired`](crate::request::RequestError::SessionExpired), never
+//! executed.
 
 use crate::command::{Command, CommandResult, Key};
 use crate::id::{ClientId, RequestId};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
-/// Recent requests remembered per client. A request older than the window that is not
-/// remembered is treated as already handled (its client gave up on it long ago, so its
-/// outcome was unknown to it either way).
-pub const SESSION_WINDOW: usize = 1_024;
+/// How much a [`SessionTable`] remembers. Every replica of a keyspace must use the same
+/// limits (they decide what is executed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionLimits {
+    /// Results remembered per client at most (default 1,024): a client with more requests
+    /// in flight than this may see its oldest ones answered `SessionExpired`.
+    pub per_client: usize,
+    /// Executed commands a result is remembered for (default 50,000): a retry that comes
+    /// back later than that is answered `SessionExpired`.
+    pub result_commands: u64,
+    /// Client sessions remembered (default 100,000); beyond it the least recently active
+    /// session expires.
+    pub max_clients: usize,
+    /// Executed commands after which an idle client's session expires (default
+    /// 10,000,000).
+    pub idle_commands: u64,
+}
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            per_client: 1_024,
+            result_commands: 50_000,
+            max_clients: 100_000,
+            idle_commands: 10_000_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct ClientSession {
     results: BTreeMap<u64, CommandResult>,
     /// Sequence numbers below this are forgotten.
     floor: u64,
+    /// The table's clock when this client last executed a request.
+    last_active: u64,
 }
 
 /// What to do with an ordered request.
@@ -28,43 +62,132 @@ struct ClientSession {
 pub enum Admission {
     /// First time: execute it.
     Execute,
-    /// Already executed: answer with this result (`None` if it fell out of the window).
-    Duplicate(Option<CommandResult>),
+    /// Already executed: answer with this result.
+    Duplicate(CommandResult),
+    /// The table no longer remembers whether it ran (an old retry of an expired session,
+    /// or of a request older than its client's window): answer
+    /// [`RequestError::SessionExpired`](crate::request::RequestError::SessionExpired) and
+    /// do not execute it.
+    Expired,
 }
 
-/// Per-client memory of executed requests.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// Per-client memory of executed requests, bounded by [`SessionLimits`].
+///
+/// Client ids grow with the time a client was created (the client library takes them
+/// from the clock; the simulator numbers clients in order), so when a session expires the
+/// table keeps only the highest expired id: a request from an unknown client at or below
+/// it belongs to an expired session, one above it to a new client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SessionTable {
     clients: BTreeMap<ClientId, ClientSession>,
+    /// Clients by last activity (the clock is unique per recorded request).
+    by_activity: BTreeMap<u64, ClientId>,
+    /// Every remembered result by the clock it was recorded at, oldest first.
+    by_age: VecDeque<(u64, RequestId)>,
+    /// Requests recorded so far: the table's clock.
+    clock: u64,
+    /// The highest client id whose session expired.
+    expired_up_to: Option<ClientId>,
+    /// Not replicated state: set from the keyspace's configuration.
+    #[serde(skip)]
+    limits: SessionLimits,
 }
 
 impl SessionTable {
-    /// An empty table.
+    /// An empty table with the default limits.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Whether `request` must be executed or was already.
+    /// An empty table with `limits`.
+    pub fn with_limits(limits: SessionLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Use `limits` from now on (after a table was restored from a snapshot).
+    pub fn set_limits(&mut self, limits: SessionLimits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
+    }
+
+    /// Client sessions remembered.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Whether no session is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// Whether `request` must be executed, was already, or can no longer be judged.
     pub fn admit(&self, request: RequestId) -> Admission {
         match self.clients.get(&request.client) {
+            None if self.expired_up_to >= Some(request.client) => Admission::Expired,
             None => Admission::Execute,
             Some(session) => match session.results.get(&request.seq) {
-                Some(result) => Admission::Duplicate(Some(result.clone())),
-                None if request.seq < session.floor => Admission::Duplicate(None),
+                Some(result) => Admission::Duplicate(result.clone()),
+                None if request.seq < session.floor => Admission::Expired,
                 None => Admission::Execute,
             },
         }
     }
 
-    /// Remember the result of an executed request.
+    /// Remember the result of an executed request, then expire what the limits no
+    /// longer allow.
     pub fn record(&mut self, request: RequestId, result: CommandResult) {
+        self.clock += 1;
+        let clock = self.clock;
+        let per_client = self.limits.per_client.max(1);
         let session = self.clients.entry(request.client).or_default();
+        self.by_activity.remove(&session.last_active);
+        session.last_active = clock;
+        self.by_activity.insert(clock, request.client);
         session.results.insert(request.seq, result);
-        while session.results.len() > SESSION_WINDOW {
-            if let Some((&oldest, _)) = session.results.iter().next() {
-                session.results.remove(&oldest);
+        while session.results.len() > per_client {
+            if let Some((oldest, _)) = session.results.pop_first() {
                 session.floor = session.floor.max(oldest + 1);
             }
+        }
+        self.by_age.push_back((clock, request));
+        self.forget_old_results(clock);
+        self.expire(clock);
+    }
+
+    /// Forget results recorded more than `result_commands` ago: their requests, and any
+    /// older one of the same client not executed yet, are expired from then on.
+    fn forget_old_results(&mut self, clock: u64) {
+        while let Some(&(at, request)) = self.by_age.front() {
+            if clock - at <= self.limits.result_commands {
+                break;
+            }
+            self.by_age.pop_front();
+            if let Some(session) = self.clients.get_mut(&request.client) {
+                if session.results.remove(&request.seq).is_some() {
+                    session.floor = session.floor.max(request.seq + 1);
+                }
+            }
+        }
+    }
+
+    /// Drop the least recently active sessions while there are too many or they are idle
+    /// for too long.
+    fn expire(&mut self, clock: u64) {
+        while let Some((&active, &client)) = self.by_activity.first_key_value() {
+            let idle = clock - active > self.limits.idle_commands;
+            if !idle && self.clients.len() <= self.limits.max_clients.max(1) {
+                break;
+            }
+            self.by_activity.remove(&active);
+            self.clients.remove(&client);
+            self.expired_up_to = self.expired_up_to.max(Some(client));
         }
     }
 }
@@ -102,7 +225,7 @@ impl KeySessions {
             .get(command.key())
             .and_then(|recent| recent.iter().find(|(id, _)| *id == request));
         match seen {
-            Some((_, result)) => Admission::Duplicate(Some(result.clone())),
+            Some((_, result)) => Admission::Duplicate(result.clone()),
             None => Admission::Execute,
         }
     }

@@ -7,6 +7,13 @@ fn id(seq: u64) -> RequestId {
     }
 }
 
+fn client(client: u64, seq: u64) -> RequestId {
+    RequestId {
+        client: ClientId(client),
+        seq,
+    }
+}
+
 #[test]
 fn a_repeat_gets_the_first_result_and_is_not_executed() {
     let mut table = SessionTable::new();
@@ -14,7 +21,7 @@ fn a_repeat_gets_the_first_result_and_is_not_executed() {
     table.record(id(3), CommandResult::Written);
     assert_eq!(
         table.admit(id(3)),
-        Admission::Duplicate(Some(CommandResult::Written))
+        Admission::Duplicate(CommandResult::Written)
     );
     assert_eq!(
         table.admit(id(4)),
@@ -24,13 +31,126 @@ fn a_repeat_gets_the_first_result_and_is_not_executed() {
 }
 
 #[test]
-fn the_window_is_bounded_and_forgotten_requests_never_run() {
-    let mut table = SessionTable::new();
-    for seq in 0..(SESSION_WINDOW as u64 + 10) {
+fn a_retry_older_than_the_clients_window_expires_and_never_runs() {
+    let limits = SessionLimits {
+        per_client: 8,
+        ..SessionLimits::default()
+    };
+    let mut table = SessionTable::with_limits(limits);
+    for seq in 0..20 {
         table.record(id(seq), CommandResult::Written);
     }
-    assert_eq!(table.clients[&ClientId(1)].results.len(), SESSION_WINDOW);
-    assert_eq!(table.admit(id(0)), Admission::Duplicate(None));
+    assert_eq!(table.clients[&ClientId(1)].results.len(), 8);
+    assert_eq!(table.admit(id(0)), Admission::Expired);
+    assert_eq!(table.admit(id(11)), Admission::Expired);
+    assert_eq!(
+        table.admit(id(12)),
+        Admission::Duplicate(CommandResult::Written)
+    );
+    assert_eq!(table.admit(id(20)), Admission::Execute);
+}
+
+#[test]
+fn a_result_is_forgotten_after_its_age_in_executed_commands() {
+    let limits = SessionLimits {
+        result_commands: 5,
+        ..SessionLimits::default()
+    };
+    let mut table = SessionTable::with_limits(limits);
+    // Client 1 pipelines: seq 3 runs before seq 2.
+    table.record(client(1, 3), CommandResult::Written);
+    for seq in 0..5 {
+        table.record(client(2, seq), CommandResult::Written);
+    }
+    assert_eq!(table.admit(client(1, 2)), Admission::Execute, "still young");
+    assert_eq!(
+        table.admit(client(1, 3)),
+        Admission::Duplicate(CommandResult::Written)
+    );
+    table.record(client(2, 5), CommandResult::Written);
+    assert_eq!(table.admit(client(1, 3)), Admission::Expired);
+    assert_eq!(
+        table.admit(client(1, 2)),
+        Admission::Expired,
+        "older than a forgotten result and never seen"
+    );
+    assert_eq!(table.admit(client(1, 4)), Admission::Execute);
+    assert!(table.by_age.len() <= 6);
+}
+
+#[test]
+fn the_least_recently_active_session_expires_beyond_the_count() {
+    let limits = SessionLimits {
+        max_clients: 3,
+        ..SessionLimits::default()
+    };
+    let mut table = SessionTable::with_limits(limits);
+    for c in 1..=3 {
+        table.record(client(c, 1), CommandResult::Written);
+    }
+    // Client 1 is active again: client 2 is now the least recently active.
+    table.record(client(1, 2), CommandResult::Written);
+    table.record(client(4, 1), CommandResult::Written);
+    assert_eq!(table.len(), 3);
+    assert_eq!(
+        table.admit(client(2, 1)),
+        Admission::Expired,
+        "an old retry of an expired session"
+    );
+    assert_eq!(
+        table.admit(client(1, 1)),
+        Admission::Duplicate(CommandResult::Written)
+    );
+    // Unknown clients below the highest expired id had sessions once; above it are new.
+    assert_eq!(table.admit(client(0, 1)), Admission::Expired);
+    assert_eq!(table.admit(client(5, 1)), Admission::Execute);
+}
+
+#[test]
+fn an_idle_session_expires_after_its_age_in_executed_commands() {
+    let limits = SessionLimits {
+        idle_commands: 10,
+        ..SessionLimits::default()
+    };
+    let mut table = SessionTable::with_limits(limits);
+    table.record(client(1, 1), CommandResult::Written);
+    for seq in 0..10 {
+        table.record(client(2, seq), CommandResult::Written);
+    }
+    assert_eq!(
+        table.admit(client(1, 1)),
+        Admission::Duplicate(CommandResult::Written),
+        "idle for exactly the limit: still remembered"
+    );
+    table.record(client(2, 10), CommandResult::Written);
+    assert_eq!(table.admit(client(1, 1)), Admission::Expired);
+    assert_eq!(table.admit(client(1, 2)), Admission::Expired);
+    assert_eq!(table.len(), 1);
+}
+
+#[test]
+fn a_table_survives_a_snapshot_round_trip_and_decides_alike() {
+    let limits = SessionLimits {
+        per_client: 4,
+        result_commands: 20,
+        max_clients: 5,
+        idle_commands: 50,
+    };
+    let mut table = SessionTable::with_limits(limits);
+    for i in 0..40u64 {
+        table.record(client(i % 7, i), CommandResult::Written);
+    }
+    let bytes = postcard::to_allocvec(&table).expect("serialize");
+    let mut restored: SessionTable = postcard::from_bytes(&bytes).expect("deserialize");
+    restored.set_limits(limits);
+    assert_eq!(restored, table);
+    for i in 40..80u64 {
+        let request = client(i % 9, i / 2);
+        assert_eq!(restored.admit(request), table.admit(request), "{request}");
+        restored.record(request, CommandResult::Written);
+        table.record(request, CommandResult::Written);
+    }
+    assert_eq!(restored, table);
 }
 
 /// `KeySessions`: exactly-once per key.
@@ -58,7 +178,7 @@ mod key_sessions {
         table.record(id(1, 3), &put("k"), CommandResult::Written);
         assert_eq!(
             table.admit(id(1, 3), &put("k")),
-            Admission::Duplicate(Some(CommandResult::Written))
+            Admission::Duplicate(CommandResult::Written)
         );
         let get = Command::Get { key: "k".into() };
         table.record(id(1, 4), &get, CommandResult::Value(None));
@@ -87,7 +207,7 @@ mod key_sessions {
         assert_eq!(table.admit(id(0, 0), &put("hot")), Admission::Execute);
         assert!(matches!(
             table.admit(id(KEY_SESSION_WINDOW as u64 + 4, 0), &put("hot")),
-            Admission::Duplicate(Some(_))
+            Admission::Duplicate(_)
         ));
     }
 }

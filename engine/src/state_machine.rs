@@ -1,6 +1,7 @@
 //! Deterministic application of committed commands.
 
 use crate::command::{Command, CommandResult, Key, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A deterministic state machine the protocols apply committed commands to.
@@ -14,7 +15,7 @@ pub trait StateMachine {
 }
 
 /// The replicated key-value map.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KvStore {
     entries: BTreeMap<Key, Value>,
 }

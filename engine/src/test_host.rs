@@ -175,10 +175,24 @@ impl<P: Protocol> Pump<P> {
 
     /// Rebuild `id` from its durable records.
     pub(crate) fn restart(&mut self, id: NodeId) {
+        self.boot(id, false);
+    }
+
+    /// Rebuild `id` from its durable records and tell it that it lost its disk
+    /// ([`Protocol::rejoin`]).
+    pub(crate) fn restart_rejoining(&mut self, id: NodeId) {
+        self.boot(id, true);
+    }
+
+    fn boot(&mut self, id: NodeId, rejoin: bool) {
         self.boots[id.index()] += 1;
         let incarnation = self.incarnation(id);
         let records = self.disks[id.index()].clone();
-        self.nodes[id.index()] = Some((self.build)(id, incarnation, records));
+        let mut core = (self.build)(id, incarnation, records);
+        if rejoin {
+            core.rejoin(self.now);
+        }
+        self.nodes[id.index()] = Some(core);
         match self.order {
             Order::Shuffled => self.fire(id),
             Order::Timed { .. } => self.drain(id),

@@ -93,14 +93,21 @@ impl Default for ClientOptions {
     }
 }
 
+/// A fresh client id that grows with the time it was made: milliseconds since the Unix
+/// epoch in the high 44 bits, 20 random bits below. Replicas rely on the order: a request
+/// from an unknown client at or below the highest id whose exactly-once session expired
+/// belongs to an expired session (docs/design.md#sessions), so a new client must take an
+/// id above every older one.
 fn random_client_id() -> ClientId {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(since.as_nanos());
-    }
-    ClientId(hasher.finish())
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hasher.write_u128(since.as_nanos());
+    let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+    ClientId((millis << 20) | (hasher.finish() & 0xF_FFFF))
 }
 
 /// A client session with one replica.

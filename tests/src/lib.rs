@@ -180,6 +180,36 @@ pub fn all_prefixes_of_longest<T: PartialEq>(sequences: &[&[T]]) -> Result<(), S
     Ok(())
 }
 
+/// Whether replicas agree wherever both applied something: per position (a log slot),
+/// every view that has entries there has the same ones. Views may lag, and may have gaps
+/// where a replica installed a snapshot instead of applying slot by slot, or where it
+/// keeps only recent history.
+pub fn agree_by_slot<K: Ord + Clone + std::fmt::Debug, T: PartialEq + Clone>(
+    views: &[&[(K, T)]],
+) -> Result<(), String> {
+    let mut reference: std::collections::BTreeMap<K, (usize, Vec<T>)> = Default::default();
+    for (i, view) in views.iter().enumerate() {
+        let mut grouped: std::collections::BTreeMap<K, Vec<T>> = Default::default();
+        for (slot, item) in view.iter() {
+            grouped.entry(slot.clone()).or_default().push(item.clone());
+        }
+        for (slot, items) in grouped {
+            match reference.get(&slot) {
+                Some((first, expected)) if *expected != items => {
+                    return Err(format!(
+                        "view {i} applied something else than view {first} at {slot:?}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    reference.insert(slot, (i, items));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[path = "lib_test.rs"]
 mod tests;

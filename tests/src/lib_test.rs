@@ -13,3 +13,13 @@ fn prefix_check_accepts_lagging_replicas_and_rejects_divergence() {
     assert!(all_prefixes_of_longest(&[&a[..], &b[..]]).is_ok());
     assert!(all_prefixes_of_longest(&[&a[..], &c[..]]).is_err());
 }
+
+#[test]
+fn agreement_by_slot_tolerates_lag_and_gaps_but_not_a_different_entry() {
+    let a = [(0, 'a'), (1, 'b'), (2, 'c')];
+    let lagging = [(0, 'a'), (1, 'b')];
+    let with_gap = [(2, 'c'), (3, 'd')];
+    assert!(agree_by_slot(&[&a[..], &lagging[..], &with_gap[..]]).is_ok());
+    let diverged = [(0, 'a'), (1, 'x')];
+    assert!(agree_by_slot(&[&a[..], &diverged[..]]).is_err());
+}

@@ -196,6 +196,7 @@ fn engine_modules_import_only_their_layer_or_lower() {
         ("session", 1),
         ("storage", 1),
         ("topology", 1),
+        ("transfer", 1),
         ("multipaxos", 2),
         ("epaxos", 2),
         ("dynamo", 2),

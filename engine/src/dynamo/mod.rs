@@ -38,6 +38,13 @@
 //! before that sync cannot make the node reissue the dot, because every boot takes a new
 //! epoch (see `dvv`). Records replay in order: the last `Record::Object` of a key is its
 //! state; the log is compacted into a snapshot once it is much larger than the state.
+//!
+//! # Losing the disk
+//! [`Protocol::rejoin`] keeps its default (nothing to do): a Dynamo replica makes no
+//! promises. What a lost disk could break is dot uniqueness, and every boot already takes
+//! a fresh random epoch, so a replica with an empty disk never reissues a dot it issued
+//! before. The objects it lost come back from the other owners by read repair, hinted
+//! handoff and anti-entropy, as for any replica that missed writes.
 
 mod anti_entropy;
 mod config;

@@ -352,7 +352,8 @@ impl Executor {
                 }
                 Some(result)
             }
-            Admission::Duplicate(result) => result,
+            Admission::Duplicate(result) => Some(result),
+            Admission::Expired => None,
         }
     }
 }

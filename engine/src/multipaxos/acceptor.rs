@@ -1,5 +1,11 @@
 //! The acceptor role: promises and accepts, each made durable before the reply leaves,
 //! and reacting to ballots above our own.
+//!
+//! Two refusals keep bounded state safe: a prepare from below our compaction point gets
+//! [`Message::Compacted`] (we no longer hold what we accepted there, so we must not
+//! promise as if we had accepted nothing: the candidate fetches a snapshot first), and a
+//! replica that lost its disk votes for nothing until it has rejoined
+//! (docs/design.md#rejoin-rule).
 
 use super::messages::{Ballot, Batch, Message, Record, Slot};
 use super::{MultiPaxos, Role, Timer};
@@ -17,8 +23,15 @@ impl MultiPaxos {
             self.drop_message(true);
             return;
         }
+        if self.rejoining {
+            self.metrics.incr("votes_withheld");
+            return;
+        }
         if ballot < self.promised {
             self.nack(from);
+            return;
+        }
+        if self.refuse_below_floor(from, from_slot) {
             return;
         }
         let mut records = Vec::new();
@@ -27,14 +40,39 @@ impl MultiPaxos {
             self.promised = ballot;
             records.push(Record::Promised(ballot));
         }
+        self.promise(from, ballot, from_slot, records);
+    }
+
+    /// A phase 1 from below our compaction point: answer `Compacted` instead of a promise.
+    pub(super) fn refuse_below_floor(&mut self, from: NodeId, from_slot: Slot) -> bool {
+        let floor = self.log.floor();
+        if from_slot >= floor {
+            return false;
+        }
+        self.metrics.incr("prepares_below_floor");
+        self.outbox.send(from, Message::Compacted { floor });
+        true
+    }
+
+    /// Send a promise of `ballot` once `records` are durable, with what we accepted from
+    /// `from_slot` on and the fences we know.
+    pub(super) fn promise(
+        &mut self,
+        to: NodeId,
+        ballot: Ballot,
+        from_slot: Slot,
+        records: Vec<Record>,
+    ) {
         let promise = Message::Promise {
             ballot,
             accepted: self.log.accepted_from(from_slot),
+            fence: self.own_fence(),
+            fences: self.fences.iter().map(|(&n, &b)| (n, b)).collect(),
         };
         self.outbox.persist(
             records,
             vec![Effect::Send {
-                to: from,
+                to,
                 message: promise,
             }],
         );
@@ -54,6 +92,10 @@ impl MultiPaxos {
             self.drop_message(true);
             return;
         }
+        if self.rejoining {
+            self.metrics.incr("votes_withheld");
+            return;
+        }
         if ballot < self.promised {
             self.nack(from);
             return;
@@ -64,12 +106,17 @@ impl MultiPaxos {
             records.push(Record::Promised(ballot));
         }
         self.follow(now, ballot);
-        self.log.accept(slot, ballot, value.clone());
-        records.push(Record::Accepted {
-            slot,
-            ballot,
-            value,
-        });
+        if slot >= self.log.floor() {
+            self.log.accept(slot, ballot, value.clone());
+            records.push(Record::Accepted {
+                slot,
+                ballot,
+                value,
+            });
+        }
+        // Below the floor the slot is chosen and executed here: a leader re-proposing it
+        // proposes the chosen value, and this replica answers no phase 1 from below its
+        // floor, so voting without a record keeps every promise.
         self.outbox.persist(
             records,
             vec![Effect::Send {
@@ -81,7 +128,7 @@ impl MultiPaxos {
 
     /// Refuse a ballot below our promise, telling the sender what it must beat. Refusing
     /// needs no durability.
-    fn nack(&mut self, to: NodeId) {
+    pub(super) fn nack(&mut self, to: NodeId) {
         self.metrics.incr("nacks_sent");
         self.outbox.send(
             to,

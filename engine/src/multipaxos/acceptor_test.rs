@@ -160,6 +160,8 @@ fn promise_is_persisted_first_and_reports_entries_above_the_commit_point() {
                 Message::Promise {
                     ballot: ballot(2, 2),
                     accepted: vec![entry(1), entry(2)],
+                    fence: Ballot::default(),
+                    fences: Vec::new(),
                 }
             )],
         }]
@@ -189,6 +191,8 @@ fn duplicate_prepare_is_answered_again_without_a_new_record() {
                 Message::Promise {
                     ballot: ballot(2, 2),
                     accepted: vec![],
+                    fence: Ballot::default(),
+                    fences: Vec::new(),
                 }
             )],
         }]

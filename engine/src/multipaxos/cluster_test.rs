@@ -5,55 +5,6 @@
 
 use super::test_support::*;
 use super::*;
-use crate::request::Response;
-use std::time::Duration;
-
-const STEPS: usize = 200_000;
-
-fn fast() -> MultiPaxosConfig {
-    MultiPaxosConfig::default()
-        .with_timeouts(Duration::from_millis(10), Duration::from_millis(100))
-        .with_forward_retry(Duration::from_millis(300), 50)
-}
-
-/// Submit `count` writes round-robin over the live replicas, starting at `first_seq`.
-fn submit(pump: &mut Pump, first_seq: u64, count: u64) {
-    let live: Vec<NodeId> = (0..pump.nodes.len() as u16)
-        .map(NodeId)
-        .filter(|&id| pump.node(id).is_some())
-        .collect();
-    for seq in first_seq..first_seq + count {
-        let at = live[(seq as usize) % live.len()];
-        pump.request(at, ClientRequest::new(request_id(seq), put(seq)));
-    }
-}
-
-fn answered(pump: &Pump, seqs: std::ops::Range<u64>) -> bool {
-    seqs.clone()
-        .all(|seq| pump.replies.contains_key(&request_id(seq)))
-}
-
-fn assert_all_ok(pump: &Pump, seqs: std::ops::Range<u64>) {
-    for seq in seqs {
-        let reply = &pump.replies[&request_id(seq)];
-        assert!(
-            matches!(reply.outcome, Ok(Response::Kv(_))),
-            "seed {}: {reply:?}",
-            pump.seed
-        );
-    }
-}
-
-/// Every live replica has executed everything committed at the leader.
-fn converged(pump: &Pump) -> bool {
-    let points: Vec<Slot> = pump
-        .nodes
-        .iter()
-        .flatten()
-        .map(|n| n.executed_up_to())
-        .collect();
-    points.iter().all(|&p| p == points[0] && p > 0)
-}
 
 fn run_clean(n: u16, seed: u64, config: MultiPaxosConfig) -> Pump {
     let mut pump = new_pump(n, config, seed);

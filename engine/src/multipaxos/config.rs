@@ -2,6 +2,7 @@
 
 use crate::id::NodeId;
 use crate::quorum::PaxosQuorums;
+use crate::session::SessionLimits;
 use std::time::Duration;
 
 /// How a Multi-Paxos keyspace runs. Defaults are documented per field.
@@ -34,6 +35,22 @@ pub struct MultiPaxosConfig {
     /// Forward attempts after which a replica gives up on a request and answers
     /// [`RequestError::Timeout`](crate::request::RequestError::Timeout) (default 8).
     pub max_forward_attempts: u32,
+    /// Executed slots between two compactions (default 4,096): the log is then replaced by
+    /// a snapshot of the state plus the accepted slots above it
+    /// (docs/design.md#multi-paxos-compaction).
+    pub snapshot_interval: u64,
+    /// Executed slots kept one by one after a compaction (default 1,024), so a follower a
+    /// little behind catches up from the log instead of by state transfer.
+    pub retained_slots: u64,
+    /// Largest chunk of a snapshot sent in one state-transfer message (default 1 MiB).
+    pub snapshot_chunk_bytes: usize,
+    /// How much the exactly-once session table remembers (docs/design.md#sessions).
+    pub sessions: SessionLimits,
+    /// TEST ONLY, deliberately unsafe: a replica that lost its disk votes at once, as on a
+    /// first boot, instead of rejoining through the fence rule. Exists to show that the
+    /// amnesia suite and the linearizability checker catch it.
+    #[doc(hidden)]
+    pub unsafe_rejoin_without_fence: bool,
     /// TEST ONLY, deliberately unsafe: a new leader skips phase 1 and proposes into slots
     /// without learning what earlier ballots accepted there. Exists to show that the
     /// fault tests and the linearizability checker catch a broken protocol.
@@ -53,6 +70,11 @@ impl Default for MultiPaxosConfig {
             catch_up_batch: 256,
             forward_retry: Duration::from_secs(1),
             max_forward_attempts: 8,
+            snapshot_interval: 4_096,
+            retained_slots: 1_024,
+            snapshot_chunk_bytes: 1 << 20,
+            sessions: SessionLimits::default(),
+            unsafe_rejoin_without_fence: false,
             unsafe_skip_phase1: false,
         }
     }
@@ -118,6 +140,26 @@ impl MultiPaxosConfig {
     pub fn with_forward_retry(mut self, after: Duration, max_attempts: u32) -> Self {
         self.forward_retry = after;
         self.max_forward_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// Compact every `interval` executed slots, keeping `retained` of them one by one (at
+    /// least 1 each).
+    pub fn with_compaction(mut self, interval: u64, retained: u64) -> Self {
+        self.snapshot_interval = interval.max(1);
+        self.retained_slots = retained.max(1);
+        self
+    }
+
+    /// State-transfer chunks of at most `bytes` (at least 1).
+    pub fn with_snapshot_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.snapshot_chunk_bytes = bytes.max(1);
+        self
+    }
+
+    /// Exactly-once session table limits.
+    pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
+        self.sessions = limits;
         self
     }
 

@@ -11,7 +11,6 @@ use super::messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, S
 use super::{MultiPaxos, Role, Timer};
 use crate::id::NodeId;
 use crate::protocol::Effect;
-use crate::quorum::VoteSet;
 use crate::time::Time;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -22,7 +21,15 @@ pub(super) struct Candidacy {
     pub(super) ballot: Ballot,
     /// Our commit point when we stood: every slot below is chosen and known here.
     pub(super) from_slot: Slot,
-    votes: VoteSet,
+    /// Promises needed.
+    needed: usize,
+    /// Each promiser's own fence, as it reported it.
+    votes: BTreeMap<NodeId, Ballot>,
+    /// The latest fence known per replica: a promise from an older incarnation is void
+    /// (docs/design.md#rejoin-rule).
+    fences: BTreeMap<NodeId, Ballot>,
+    /// Standing to rejoin after a lost disk: our own promise does not count.
+    pub(super) rejoin: bool,
     /// Per slot, the value with the highest accepted ballot reported so far, and whether a
     /// reporter knew it chosen.
     best: BTreeMap<Slot, (Ballot, bool, Batch)>,
@@ -31,6 +38,41 @@ pub(super) struct Candidacy {
 }
 
 impl Candidacy {
+    pub(super) fn new(
+        ballot: Ballot,
+        from_slot: Slot,
+        needed: usize,
+        fences: BTreeMap<NodeId, Ballot>,
+        rejoin: bool,
+    ) -> Self {
+        Self {
+            ballot,
+            from_slot,
+            needed,
+            votes: BTreeMap::new(),
+            fences,
+            rejoin,
+            best: BTreeMap::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Count a promise from `from` (whose own fence is `fence`, knowing `fences`); true
+    /// once enough promises from current incarnations are in.
+    fn count(&mut self, from: NodeId, fence: Ballot, fences: Vec<(NodeId, Ballot)>) -> bool {
+        for (node, ballot) in fences.into_iter().chain([(from, fence)]) {
+            let known = self.fences.entry(node).or_default();
+            *known = (*known).max(ballot);
+        }
+        self.votes.insert(from, fence);
+        let current = self
+            .votes
+            .iter()
+            .filter(|(node, fence)| **fence >= self.fences.get(node).copied().unwrap_or_default())
+            .count();
+        current >= self.needed
+    }
+
     pub(super) fn enqueue(&mut self, proposal: Proposal) -> bool {
         if self.queue.len() >= MAX_CANDIDATE_QUEUE {
             return false;
@@ -98,13 +140,13 @@ impl MultiPaxos {
         self.reset_election_deadline(now);
         self.set_leader(now, None);
         let from_slot = self.log.commit_point();
-        self.role = Role::Candidate(Candidacy {
+        self.role = Role::Candidate(Candidacy::new(
             ballot,
             from_slot,
-            votes: VoteSet::new(self.quorums.phase1),
-            best: BTreeMap::new(),
-            queue: VecDeque::new(),
-        });
+            self.quorums.phase1,
+            self.fences.clone(),
+            false,
+        ));
         if self.config.unsafe_skip_phase1 {
             // Deliberately broken (tests only): lead with what this replica alone
             // accepted, without learning what a quorum accepted.
@@ -140,7 +182,8 @@ impl MultiPaxos {
             }
         };
         let accepted = self.log.accepted_from(from_slot);
-        self.count_promise(now, self.id, accepted);
+        let fence = self.own_fence();
+        self.count_promise(now, self.id, accepted, fence, Vec::new());
     }
 
     /// Phase 1b from a peer.
@@ -150,20 +193,38 @@ impl MultiPaxos {
         from: NodeId,
         ballot: Ballot,
         accepted: Vec<AcceptedEntry>,
+        fence: Ballot,
+        fences: Vec<(NodeId, Ballot)>,
     ) {
         match &self.role {
-            Role::Candidate(c) if c.ballot == ballot => self.count_promise(now, from, accepted),
+            Role::Candidate(c) if c.ballot == ballot => {
+                self.count_promise(now, from, accepted, fence, fences)
+            }
             // Late promises after we won or gave up, or for an older candidacy.
             _ => self.drop_message(false),
         }
     }
 
-    fn count_promise(&mut self, now: Time, from: NodeId, accepted: Vec<AcceptedEntry>) {
+    fn count_promise(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        accepted: Vec<AcceptedEntry>,
+        fence: Ballot,
+        fences: Vec<(NodeId, Ballot)>,
+    ) {
         let Role::Candidate(candidacy) = &mut self.role else {
             return;
         };
+        // A void promise's report is still a true report of what was accepted: merging
+        // it cannot hide a chosen value, only its vote does not count.
         candidacy.merge(accepted);
-        if candidacy.votes.add(from) {
+        let won = candidacy.count(from, fence, fences);
+        let (rejoin, ballot) = (candidacy.rejoin, candidacy.ballot);
+        if won {
+            if rejoin {
+                self.finish_rejoin(ballot);
+            }
             self.become_leader(now);
         }
     }
@@ -199,7 +260,7 @@ impl MultiPaxos {
                 None => self.propose_in(now, slot, Vec::new()),
             }
         }
-        self.execute();
+        self.execute(now);
         self.send_heartbeats(now);
         self.set_leader(now, Some(self.id));
         self.propose(now);

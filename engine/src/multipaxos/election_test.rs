@@ -11,6 +11,8 @@ fn promise(from: u16, round: u64, accepted: Vec<AcceptedEntry>) -> (NodeId, Mess
         Message::Promise {
             ballot: ballot(round, 0),
             accepted,
+            fence: Ballot::default(),
+            fences: Vec::new(),
         },
     )
 }

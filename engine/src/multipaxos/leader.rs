@@ -145,7 +145,7 @@ impl MultiPaxos {
         }
         self.log.commit(slot, value.clone());
         self.broadcast(Message::Commit { slot, value });
-        self.execute();
+        self.execute(now);
         self.propose(now);
     }
 

@@ -15,27 +15,31 @@ use crate::time::Time;
 impl MultiPaxos {
     /// The value of `slot` is chosen. Commits carry no ballot: a chosen value is unique,
     /// so any Commit from a member is true.
-    pub(super) fn on_commit(&mut self, slot: Slot, value: Batch) {
+    pub(super) fn on_commit(&mut self, now: Time, slot: Slot, value: Batch) {
         if self.log.is_committed(slot) {
             self.drop_message(false);
             return;
         }
         self.log.commit(slot, value);
-        self.execute();
+        self.execute(now);
     }
 
     /// Execute newly committed slots in order; answer the clients this replica took the
-    /// requests from.
-    pub(super) fn execute(&mut self) {
-        for (_, proposal, result) in self.log.execute() {
-            self.metrics.incr("executed");
+    /// requests from; compact when due.
+    pub(super) fn execute(&mut self, now: Time) {
+        for (_, proposal, outcome) in self.log.execute() {
+            match &outcome {
+                Ok(_) => self.metrics.incr("executed"),
+                Err(_) => self.metrics.incr("sessions_expired"),
+            }
             if proposal.origin == self.id && self.pending.remove(&proposal.request).is_some() {
                 self.outbox.reply(ClientReply {
                     id: proposal.request,
-                    outcome: Ok(Response::Kv(result)),
+                    outcome: outcome.map(Response::Kv),
                 });
             }
         }
+        self.maybe_compact(now);
     }
 
     /// Ask `leader` for committed slots we have not executed, unless we asked recently
@@ -57,8 +61,18 @@ impl MultiPaxos {
             .send(leader, Message::CatchUpRequest { from_slot: next });
     }
 
-    /// A peer misses committed slots from `from_slot` on: send what we know, bounded.
+    /// A peer misses committed slots from `from_slot` on: send what we know, bounded, or
+    /// tell it to fetch our snapshot if they are compacted.
     pub(super) fn on_catch_up_request(&mut self, from: NodeId, from_slot: Slot) {
+        if from_slot < self.log.floor() {
+            self.outbox.send(
+                from,
+                Message::Compacted {
+                    floor: self.log.floor(),
+                },
+            );
+            return;
+        }
         let to = self.log.commit_point();
         let entries = self
             .log
@@ -79,7 +93,7 @@ impl MultiPaxos {
         for (slot, value) in entries {
             self.log.commit(slot, value);
         }
-        self.execute();
+        self.execute(now);
         if self.log.next_execute() > before {
             self.request_catch_up(now, from, true);
         }

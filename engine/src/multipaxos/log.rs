@@ -1,12 +1,21 @@
 //! The replicated log at one replica: accepted values per slot, which slots are known
 //! chosen, and in-order execution into the key-value state machine.
+//!
+//! Bounded (docs/design.md#multi-paxos-compaction): slots below the `floor` are forgotten
+//! one by one, their effect lives only in the state machine and the session table (and
+//! in the snapshot a compaction writes); the history of applied commands keeps only the
+//! most recent ones.
 
-use super::messages::{AcceptedEntry, Ballot, Batch, Slot};
+use super::messages::{AcceptedEntry, Ballot, Batch, Proposal, Record, Slot, Snapshot};
 use crate::command::{Command, CommandResult};
 use crate::id::RequestId;
-use crate::session::{Admission, SessionTable};
+use crate::request::RequestError;
+use crate::session::{Admission, SessionLimits, SessionTable};
 use crate::state_machine::{KvStore, StateMachine};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Applied commands remembered for [`ReplicaLog::applied`] (tests and debugging).
+pub const APPLIED_HISTORY: usize = 10_000;
 
 /// One slot's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,20 +36,37 @@ pub struct AppliedEntry {
     pub command: Command,
 }
 
+/// What executing one proposal produced: its result, or why it was not run.
+pub(crate) type Outcome = Result<CommandResult, RequestError>;
+
 #[derive(Debug, Default)]
 pub(crate) struct ReplicaLog {
     slots: BTreeMap<Slot, SlotState>,
+    /// Slots below are compacted: executed, and held only as state (`floor <= next_execute`).
+    floor: Slot,
     /// Every slot below is executed.
     next_execute: Slot,
     kv: KvStore,
     sessions: SessionTable,
-    applied: Vec<AppliedEntry>,
+    /// The most recent applied commands, at most [`APPLIED_HISTORY`].
+    applied: VecDeque<AppliedEntry>,
 }
 
 impl ReplicaLog {
+    /// An empty log whose session table keeps to `limits`.
+    pub(crate) fn new(limits: SessionLimits) -> Self {
+        Self {
+            sessions: SessionTable::with_limits(limits),
+            ..Self::default()
+        }
+    }
+
     /// Record an accepted value (a later ballot replaces an earlier one; a committed slot
-    /// keeps its value).
+    /// keeps its value; a compacted slot is chosen and executed already).
     pub(crate) fn accept(&mut self, slot: Slot, ballot: Ballot, value: Batch) {
+        if slot < self.floor {
+            return;
+        }
         match self.slots.get_mut(&slot) {
             Some(existing) if existing.committed => {}
             Some(existing) if existing.ballot > ballot => {}
@@ -102,6 +128,70 @@ impl ReplicaLog {
         self.next_execute
     }
 
+    /// First slot still held one by one.
+    pub(crate) fn floor(&self) -> Slot {
+        self.floor
+    }
+
+    /// Slots held one by one.
+    pub(crate) fn held(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Client sessions in the exactly-once table.
+    pub(crate) fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The replicated state as of now.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            executed: self.next_execute,
+            kv: self.kv.clone(),
+            sessions: self.sessions.clone(),
+        }
+    }
+
+    /// The acceptor facts a snapshot does not cover: what was accepted in every slot not
+    /// yet executed (slots this replica only learned committed were never accepted here).
+    pub(crate) fn tail_records(&self) -> Vec<Record> {
+        self.slots
+            .range(self.next_execute..)
+            .filter(|(_, s)| s.ballot != Ballot::default())
+            .map(|(&slot, s)| Record::Accepted {
+                slot,
+                ballot: s.ballot,
+                value: s.value.clone(),
+            })
+            .collect()
+    }
+
+    /// Forget executed slots below `slot` one by one (at most up to what is executed).
+    pub(crate) fn trim(&mut self, slot: Slot) {
+        let slot = slot.min(self.next_execute);
+        if slot <= self.floor {
+            return;
+        }
+        self.slots = self.slots.split_off(&slot);
+        self.floor = slot;
+    }
+
+    /// Take `snapshot` as the state if it is ahead of ours: every slot below its frontier
+    /// is then compacted here. Returns whether it was taken.
+    pub(crate) fn install(&mut self, snapshot: Snapshot) -> bool {
+        if snapshot.executed <= self.next_execute {
+            return false;
+        }
+        let limits = self.sessions.limits();
+        self.kv = snapshot.kv;
+        self.sessions = snapshot.sessions;
+        self.sessions.set_limits(limits);
+        self.next_execute = snapshot.executed;
+        self.slots = self.slots.split_off(&snapshot.executed);
+        self.floor = snapshot.executed;
+        true
+    }
+
     /// Accepted entries at or after `from` (for a promise).
     pub(crate) fn accepted_from(&self, from: Slot) -> Vec<AcceptedEntry> {
         self.slots
@@ -129,9 +219,10 @@ impl ReplicaLog {
             .collect()
     }
 
-    /// Execute every committed slot in order; returns what ran, with results. A request
-    /// ordered twice runs once; its repeat yields the first result.
-    pub(crate) fn execute(&mut self) -> Vec<(Slot, super::messages::Proposal, CommandResult)> {
+    /// Execute every committed slot in order; returns what ran, with outcomes. A request
+    /// ordered twice runs once; its repeat yields the first result, or `SessionExpired`
+    /// when the session table no longer remembers it.
+    pub(crate) fn execute(&mut self) -> Vec<(Slot, Proposal, Outcome)> {
         let mut done = Vec::new();
         while let Some(state) = self.slots.get(&self.next_execute).filter(|s| s.committed) {
             let slot = self.next_execute;
@@ -142,18 +233,29 @@ impl ReplicaLog {
                         self.sessions.record(proposal.request, result.clone());
                         result
                     }
-                    Admission::Duplicate(Some(result)) => {
-                        done.push((slot, proposal, result));
+                    Admission::Duplicate(result) => {
+                        done.push((slot, proposal, Ok(result)));
                         continue;
                     }
-                    Admission::Duplicate(None) => continue,
+                    Admission::Expired => {
+                        let request = proposal.request;
+                        done.push((
+                            slot,
+                            proposal,
+                            Err(RequestError::SessionExpired { request }),
+                        ));
+                        continue;
+                    }
                 };
-                self.applied.push(AppliedEntry {
+                if self.applied.len() >= APPLIED_HISTORY {
+                    self.applied.pop_front();
+                }
+                self.applied.push_back(AppliedEntry {
                     slot,
                     request: proposal.request,
                     command: proposal.command.clone(),
                 });
-                done.push((slot, proposal, result));
+                done.push((slot, proposal, Ok(result)));
             }
             self.next_execute += 1;
         }
@@ -164,7 +266,7 @@ impl ReplicaLog {
         &self.kv
     }
 
-    pub(crate) fn applied(&self) -> &[AppliedEntry] {
+    pub(crate) fn applied(&self) -> &VecDeque<AppliedEntry> {
         &self.applied
     }
 }

@@ -2,6 +2,8 @@
 
 use crate::command::Command;
 use crate::id::{NodeId, RequestId};
+use crate::session::SessionTable;
+use crate::state_machine::KvStore;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -69,6 +71,12 @@ pub enum Message {
         ballot: Ballot,
         /// Accepted entries at or after the prepare's `from_slot`.
         accepted: Vec<AcceptedEntry>,
+        /// The promiser's own fence: the ballot it rejoined with after losing its disk
+        /// (`Ballot::default()` if never). A candidate counts a promise only from the
+        /// promiser's latest incarnation (docs/design.md#rejoin-rule).
+        fence: Ballot,
+        /// The fences of other replicas the promiser knows of.
+        fences: Vec<(NodeId, Ballot)>,
     },
     /// Phase 2a.
     Accept {
@@ -122,11 +130,57 @@ pub enum Message {
         /// Forwarding hops so far (bounded to avoid loops during elections).
         hops: u8,
     },
+    /// The sender compacted every slot below `floor` into a snapshot: what the receiver
+    /// asked for (a phase 1 or a catch-up from below it) is only there. The receiver
+    /// fetches the snapshot (state transfer) and asks again.
+    Compacted {
+        /// The sender's first slot still held one by one.
+        floor: Slot,
+    },
+    /// State transfer: send the chunk at `offset` of your snapshot taken at `at` (`at ==
+    /// 0`: of a snapshot of your current state).
+    SnapshotRequest {
+        /// The snapshot's executed frontier, or 0 for a new one.
+        at: Slot,
+        /// Byte offset of the chunk wanted.
+        offset: u64,
+    },
+    /// State transfer: one chunk of an encoded [`Snapshot`].
+    SnapshotChunk {
+        /// The snapshot's executed frontier.
+        at: Slot,
+        /// Where the chunk starts.
+        offset: u64,
+        /// The whole encoding's length.
+        total: u64,
+        /// The chunk.
+        bytes: Vec<u8>,
+    },
+    /// Phase 1a from a replica that lost its disk: promise `ballot` and remember that the
+    /// sender's votes from before it are void (docs/design.md#rejoin-rule).
+    RejoinPrepare {
+        /// The rejoining replica's ballot, above every ballot its phase-1 quorum promised.
+        ballot: Ballot,
+        /// First slot the rejoining replica does not hold.
+        from_slot: Slot,
+    },
     /// Self-addressed after a sync: this replica's own promise is durable.
     OwnPromiseDurable {
         /// The ballot.
         ballot: Ballot,
     },
+}
+
+/// The replicated state at an executed frontier: the state machine and the session table
+/// after every slot below `executed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Every slot below is applied.
+    pub executed: Slot,
+    /// The key-value map.
+    pub kv: KvStore,
+    /// The exactly-once table.
+    pub sessions: SessionTable,
 }
 
 /// What an acceptor must not forget across a crash.
@@ -143,4 +197,18 @@ pub enum Record {
         /// Value.
         value: Batch,
     },
+    /// The state as of a compaction or a state transfer: slots below its frontier are
+    /// only here (docs/design.md#multi-paxos-compaction).
+    Snapshot(Box<Snapshot>),
+    /// `node` lost its disk and rejoined with `ballot`: its promises and votes from
+    /// before are void.
+    Fence {
+        /// The replica.
+        node: NodeId,
+        /// Its rejoin ballot.
+        ballot: Ballot,
+    },
+    /// This replica lost its disk and has not finished rejoining: a restart resumes the
+    /// rejoin instead of voting.
+    Rejoining,
 }

@@ -17,8 +17,18 @@
 //! detection, phase 1a, taking over the log), `leader` (phase 2a, pipelining, batching,
 //! heartbeats, retransmission), `learner` (commits, execution, catch-up), `requests`
 //! (client intake, forwarding, replies), `log` (slots and the state machine),
-//! `replay` (durable records and rebuilding a replica from them), `config`, `messages`. Tests: `*_test.rs` beside
-//! each handler file, and `cluster_test.rs` on a seeded in-test pump.
+//! `replay` (durable records and rebuilding a replica from them), `compaction`
+//! (snapshots, log compaction, state transfer), `rejoin` (a replica that lost its disk),
+//! `config`, `messages`. Tests: `*_test.rs` beside each handler file, and
+//! `cluster_test.rs` on a seeded in-test pump.
+//!
+//! # Bounded state
+//! Every [`MultiPaxosConfig::snapshot_interval`] executed slots the log is compacted: the
+//! durable log becomes the promise, a snapshot of the state machine and session table,
+//! and the accepted slots above it; memory keeps only the last
+//! [`MultiPaxosConfig::retained_slots`] executed slots. A replica asked for anything below
+//! its compaction point answers [`Message::Compacted`], and the asker fetches a snapshot
+//! (docs/design.md#multi-paxos-compaction).
 //!
 //! # Requests across leader changes
 //! The replica a client contacted keeps the request until it executes it, and forwards it
@@ -30,12 +40,14 @@
 //! clients time out.
 
 mod acceptor;
+mod compaction;
 mod config;
 mod election;
 mod leader;
 mod learner;
 mod log;
 mod messages;
+mod rejoin;
 mod replay;
 mod requests;
 
@@ -44,19 +56,23 @@ mod acceptor_test;
 #[cfg(test)]
 mod cluster_test;
 #[cfg(test)]
+mod compaction_test;
+#[cfg(test)]
 mod election_test;
 #[cfg(test)]
 mod leader_test;
 #[cfg(test)]
 mod learner_test;
 #[cfg(test)]
+mod rejoin_test;
+#[cfg(test)]
 mod requests_test;
 #[cfg(test)]
 mod test_support;
 
 pub use config::MultiPaxosConfig;
-pub use log::AppliedEntry;
-pub use messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot};
+pub use log::{AppliedEntry, APPLIED_HISTORY};
+pub use messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot, Snapshot};
 
 use crate::id::{NodeId, RequestId};
 use crate::protocol::{Membership, Metrics, Outbox, Output, Protocol};
@@ -64,6 +80,7 @@ use crate::quorum::PaxosQuorums;
 use crate::request::{ClientRequest, RequestError};
 use crate::time::Time;
 use crate::timer::Timers;
+use crate::transfer::{Incoming, Outgoing};
 use election::Candidacy;
 use leader::Leadership;
 use log::ReplicaLog;
@@ -85,6 +102,8 @@ enum Timer {
     Heartbeat,
     /// Forwarded requests that may need another attempt.
     Retry,
+    /// A state transfer's next chunk is late: ask again.
+    Transfer,
 }
 
 enum Role {
@@ -122,6 +141,17 @@ pub struct MultiPaxos {
     last_catch_up_request: Option<Time>,
     /// Built with no durable records (first boot).
     fresh: bool,
+    /// The executed frontier of the last compaction.
+    last_snapshot: Slot,
+    /// The snapshot this replica serves to a peer behind its compaction point.
+    outgoing: Option<Outgoing>,
+    /// The snapshot this replica is fetching.
+    incoming: Option<Incoming>,
+    /// Rejoin ballots of replicas that lost their disk (this one included): their
+    /// promises from before are void (docs/design.md#rejoin-rule).
+    fences: BTreeMap<NodeId, Ballot>,
+    /// Lost its disk and has not rejoined yet: votes for nothing.
+    rejoining: bool,
     outbox: Outbox<Message, Record>,
     metrics: Metrics,
 }
@@ -141,7 +171,8 @@ impl MultiPaxos {
     ) -> Self {
         let members: Vec<NodeId> = cluster.ids().collect();
         let quorums = config.quorums_for(members.len());
-        let recovered = replay::recover(recovered);
+        let recovered = replay::recover(id, recovered, config.sessions);
+        let last_snapshot = recovered.log.floor();
         let mut timers = Timers::new();
         // Until the first input tells the core what time it is.
         timers.set(Timer::Start, Time::ZERO);
@@ -161,6 +192,11 @@ impl MultiPaxos {
             known_commit_point: 0,
             last_catch_up_request: None,
             fresh: recovered.fresh,
+            last_snapshot,
+            outgoing: None,
+            incoming: None,
+            fences: recovered.fences,
+            rejoining: recovered.rejoining,
             outbox: Outbox::new(),
             metrics: Metrics::new(),
         }
@@ -186,9 +222,26 @@ impl MultiPaxos {
         self.promised
     }
 
-    /// Every command applied here, in execution order (slot, request, command).
-    pub fn applied(&self) -> &[AppliedEntry] {
+    /// The most recent commands applied here (at most [`APPLIED_HISTORY`]), in execution
+    /// order (slot, request, command). A snapshot installed by state transfer leaves a
+    /// gap in slots.
+    pub fn applied(&self) -> &std::collections::VecDeque<AppliedEntry> {
         self.log.applied()
+    }
+
+    /// First slot still held one by one (every slot below is compacted into the state).
+    pub fn compacted_to(&self) -> Slot {
+        self.log.floor()
+    }
+
+    /// Slots held one by one in memory.
+    pub fn held_slots(&self) -> usize {
+        self.log.held()
+    }
+
+    /// Whether this replica lost its disk and has not rejoined yet.
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoining
     }
 
     /// First slot not yet executed.
@@ -240,9 +293,14 @@ impl MultiPaxos {
     }
 
     /// Push the failure detector's deadline out (a leader's is disarmed: it does not
-    /// watch itself; the jitter is drawn either way so the seed's sequence is fixed).
+    /// watch itself; a rejoining replica's keeps its time, so it retries the rejoin even
+    /// while a leader is heard; the jitter is drawn either way so the seed's sequence is
+    /// fixed).
     fn reset_election_deadline(&mut self, now: Time) {
         let deadline = now + self.election_timeout();
+        if self.rejoining && self.timers.is_armed(Timer::Election) {
+            return;
+        }
         if !self.is_leader() {
             self.timers.set(Timer::Election, deadline);
         }
@@ -255,7 +313,9 @@ impl MultiPaxos {
         }
         self.timers.cancel(Timer::Start);
         self.reset_election_deadline(now);
-        if self.fresh && self.id == self.config.initial_leader {
+        if self.rejoining {
+            self.start_rejoin(now);
+        } else if self.fresh && self.id == self.config.initial_leader {
             self.start_election(now);
         }
     }
@@ -282,9 +342,12 @@ impl Protocol for MultiPaxos {
         }
         match message {
             Message::Prepare { ballot, from_slot } => self.on_prepare(now, from, ballot, from_slot),
-            Message::Promise { ballot, accepted } if from != self.id => {
-                self.on_promise(now, from, ballot, accepted)
-            }
+            Message::Promise {
+                ballot,
+                accepted,
+                fence,
+                fences,
+            } if from != self.id => self.on_promise(now, from, ballot, accepted, fence, fences),
             Message::OwnPromiseDurable { ballot } if from == self.id => {
                 self.on_own_promise_durable(now, ballot)
             }
@@ -296,7 +359,7 @@ impl Protocol for MultiPaxos {
             } => self.on_accept(now, from, ballot, slot, value),
             Message::Accepted { ballot, slot } => self.on_accepted(now, from, ballot, slot),
             Message::Nack { promised } => self.on_nack(now, promised),
-            Message::Commit { slot, value } => self.on_commit(slot, value),
+            Message::Commit { slot, value } => self.on_commit(now, slot, value),
             Message::Heartbeat {
                 ballot,
                 commit_point,
@@ -304,6 +367,19 @@ impl Protocol for MultiPaxos {
             Message::CatchUpRequest { from_slot } => self.on_catch_up_request(from, from_slot),
             Message::CatchUp { entries } => self.on_catch_up(now, from, entries),
             Message::Forward { proposal, hops } => self.on_forward(now, proposal, hops),
+            Message::Compacted { floor } => self.on_compacted(now, from, floor),
+            Message::SnapshotRequest { at, offset } => {
+                self.on_snapshot_request(now, from, at, offset)
+            }
+            Message::SnapshotChunk {
+                at,
+                offset,
+                total,
+                bytes,
+            } => self.on_snapshot_chunk(now, from, at, offset, total, bytes),
+            Message::RejoinPrepare { ballot, from_slot } => {
+                self.on_rejoin_prepare(now, from, ballot, from_slot)
+            }
         }
     }
 
@@ -317,7 +393,14 @@ impl Protocol for MultiPaxos {
             self.send_heartbeats(now);
         }
         if self.timers.is_due(Timer::Election, now) {
-            self.start_election(now);
+            if self.rejoining {
+                self.start_rejoin(now);
+            } else {
+                self.start_election(now);
+            }
+        }
+        if self.timers.is_due(Timer::Transfer, now) {
+            self.retry_transfer(now);
         }
         if self.timers.is_due(Timer::Retry, now) {
             self.retry_pending(now);
@@ -336,7 +419,15 @@ impl Protocol for MultiPaxos {
         let mut metrics = self.metrics.clone();
         metrics.set("executed_up_to", self.log.next_execute());
         metrics.set("pending_requests", self.pending.len() as u64);
+        metrics.set("live_slots", self.log.held() as u64);
+        metrics.set("compacted_to", self.log.floor());
+        metrics.set("session_entries", self.log.sessions() as u64);
+        metrics.set("rejoining", u64::from(self.rejoining));
         metrics
+    }
+
+    fn rejoin(&mut self, now: Time) {
+        self.begin_rejoin(now);
     }
 }
 

@@ -9,32 +9,60 @@
 //!   the sync).
 //!
 //! Accepting in ballot `b` implies having promised `b`, so replay raises the promise to
-//! every accepted ballot. Commit knowledge and the state machine are not persisted: they
-//! are re-learnt from the leader (catch-up), because only the acceptor facts are needed
-//! for safety.
+//! every accepted ballot. Commit knowledge is not persisted: it is re-learnt from the
+//! leader (catch-up), because only the acceptor facts are needed for safety.
+//!
+//! A compaction replaces the log with `Promised`, the fences known, a
+//! [`Record::Snapshot`] of the state at the executed frontier, and `Accepted` for every
+//! slot above it (docs/design.md#multi-paxos-compaction): restart is the snapshot plus
+//! that tail plus whatever was appended after. Slots below the snapshot's frontier are
+//! executed, so later `Accepted` records for them are skipped.
+//!
+//! A replica that lost its disk writes [`Record::Rejoining`] first; until its own
+//! [`Record::Fence`] follows, a restart resumes the rejoin (docs/design.md#rejoin-rule).
 
 use super::log::ReplicaLog;
 use super::messages::{Ballot, Record};
+use crate::id::NodeId;
+use crate::session::SessionLimits;
+use std::collections::BTreeMap;
 
 /// A replica's durable state folded from its records.
 #[derive(Debug, Default)]
 pub(super) struct Recovered {
     /// Highest ballot promised.
     pub(super) promised: Ballot,
-    /// Accepted values per slot (none committed yet).
+    /// The snapshot's state, and accepted values per slot above it (none committed yet).
     pub(super) log: ReplicaLog,
+    /// Rejoin ballots of replicas that lost their disk (this one included).
+    pub(super) fences: BTreeMap<NodeId, Ballot>,
+    /// Lost its disk and has not finished rejoining.
+    pub(super) rejoining: bool,
     /// No record at all: first boot (or a crash before the first sync).
     pub(super) fresh: bool,
 }
 
-/// Replay `records` in order.
-pub(super) fn recover(records: Vec<Record>) -> Recovered {
+/// Replay `records` of replica `id` in order.
+pub(super) fn recover(id: NodeId, records: Vec<Record>, limits: SessionLimits) -> Recovered {
     let mut recovered = Recovered {
         fresh: records.is_empty(),
+        log: ReplicaLog::new(limits),
         ..Recovered::default()
     };
     for record in records {
         match record {
+            Record::Snapshot(snapshot) => {
+                recovered.log.install(*snapshot);
+            }
+            Record::Fence { node, ballot } => {
+                let fence = recovered.fences.entry(node).or_default();
+                *fence = (*fence).max(ballot);
+                if node == id {
+                    recovered.rejoining = false;
+                    recovered.promised = recovered.promised.max(ballot);
+                }
+            }
+            Record::Rejoining => recovered.rejoining = true,
             Record::Promised(ballot) => {
                 recovered.promised = recovered.promised.max(ballot);
             }

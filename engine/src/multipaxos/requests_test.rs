@@ -228,6 +228,8 @@ fn a_candidate_proposes_forwarded_requests_once_elected() {
             Message::Promise {
                 ballot: ballot(1, 0),
                 accepted: vec![],
+                fence: Ballot::default(),
+                fences: Vec::new(),
             },
         );
     }

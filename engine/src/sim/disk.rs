@@ -1,8 +1,26 @@
 //! A simulated node's disk: durable records, a queue of writes waiting for the next sync
 //! (group commit), and the effects each write gates.
+//!
+//! A compaction is two steps, as on a real disk: write the snapshot beside the log, then
+//! swap it in. A crash between the two ([`SimDisk::finish_sync`] with `crash_in_compaction`)
+//! leaves the old log whole: the snapshot is dropped with the rest of the unsynced work.
 
 use crate::protocol::Effect;
 use std::collections::VecDeque;
+
+/// What a finished sync did.
+pub(crate) enum SyncOutcome<M> {
+    /// Every write is durable: release these effects, in order; `again` if more writes
+    /// queued meanwhile.
+    Done {
+        effects: Vec<Effect<M>>,
+        again: bool,
+    },
+    /// The node crashed after writing a compaction's snapshot and before swapping it in:
+    /// the writes before the compaction are durable, nothing after it is, and no effect
+    /// is released.
+    CrashedInCompaction,
+}
 
 /// One queued disk operation.
 #[derive(Clone, Debug)]
@@ -53,19 +71,35 @@ impl<M, R> SimDisk<M, R> {
     }
 
     /// The running sync finished: make its writes durable and return their effects in
-    /// order. Returns whether another sync must start.
-    pub(crate) fn finish_sync(&mut self) -> (Vec<Effect<M>>, bool) {
+    /// order. With `crash_in_compaction`, the node crashes at the first compaction of the
+    /// sync, between its two steps (the caller then crashes the node).
+    pub(crate) fn finish_sync(&mut self, crash_in_compaction: bool) -> SyncOutcome<M> {
         let mut released = Vec::new();
-        for write in self.syncing.drain(..) {
+        for write in std::mem::take(&mut self.syncing) {
             match write.op {
                 DiskOp::Append(records) => self.synced.extend(records),
+                DiskOp::Replace(_) if crash_in_compaction => {
+                    // Step 1 (the snapshot file) is written; step 2 (the swap) never
+                    // happens: the log keeps every record it had.
+                    self.crash();
+                    return SyncOutcome::CrashedInCompaction;
+                }
                 DiskOp::Replace(records) => self.synced = records,
             }
             released.extend(write.then);
         }
         self.sync_running = false;
         self.syncs += 1;
-        (released, !self.queued.is_empty())
+        SyncOutcome::Done {
+            effects: released,
+            again: !self.queued.is_empty(),
+        }
+    }
+
+    /// Lose the whole disk, synced records included.
+    pub(crate) fn wipe(&mut self) {
+        self.crash();
+        self.synced.clear();
     }
 
     /// Lose everything not yet durable.

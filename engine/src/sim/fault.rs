@@ -1,7 +1,7 @@
 //! Faults: probabilistic link faults and scheduled actions (partitions, crashes, slow
-//! nodes). [`FaultPlan::random`] derives a whole schedule from one seed (swarm testing):
-//! a chaos phase with faults, then a heal after which the network is reliable so liveness
-//! can be checked.
+//! nodes, crashes in the middle of a compaction, lost disks). [`FaultPlan::random`]
+//! derives a whole schedule from one seed (swarm testing): a chaos phase with faults, then
+//! a heal after which the network is reliable so liveness can be checked.
 
 use crate::id::NodeId;
 use crate::time::Time;
@@ -65,8 +65,17 @@ pub enum FaultAction {
     Heal,
     /// Stop a node: unsynced records and unreleased effects are lost.
     Crash(NodeId),
-    /// Rebuild a crashed node from its synced records.
+    /// Rebuild a crashed node from its synced records (a node that lost its disk is then
+    /// told to rejoin). On a node that is up, it disarms a pending
+    /// [`CrashInCompaction`](Self::CrashInCompaction).
     Restart(NodeId),
+    /// Crash the node in the middle of its next compaction: after the snapshot is written
+    /// and before it replaces the log, so the old log stays whole (a node that is down is
+    /// left alone).
+    CrashInCompaction(NodeId),
+    /// Crash the node and lose its whole disk; its next restart calls
+    /// [`Protocol::rejoin`](crate::protocol::Protocol::rejoin).
+    Amnesia(NodeId),
     /// Multiply a node's link delays and fsync time by `factor` (1 = normal speed).
     Slow {
         /// The node.
@@ -90,6 +99,13 @@ pub enum FaultProfile {
     Crashes,
     /// Everything: drops, duplicates, reordering, partitions, crashes, slow nodes.
     Chaos,
+    /// Chaos plus storage faults: crashes between a compaction's snapshot write and its
+    /// log swap, and long outages (a node down until the heal) that make the others
+    /// compact past it.
+    Storage,
+    /// Storage plus one lost disk: a node crashes, loses every record, and restarts
+    /// through the rejoin path.
+    Amnesia,
 }
 
 impl std::str::FromStr for FaultProfile {
@@ -100,8 +116,11 @@ impl std::str::FromStr for FaultProfile {
             "partitions" => Ok(Self::Partitions),
             "crashes" => Ok(Self::Crashes),
             "chaos" => Ok(Self::Chaos),
+            "storage" => Ok(Self::Storage),
+            "amnesia" => Ok(Self::Amnesia),
             other => Err(format!(
-                "unknown fault profile {other:?}: expected none, partitions, crashes or chaos"
+                "unknown fault profile {other:?}: expected none, partitions, crashes, chaos, \
+                 storage or amnesia"
             )),
         }
     }
@@ -165,7 +184,21 @@ enum Kind {
     Crash,
     Restart,
     Slow,
+    CrashInCompaction,
+    Outage,
+    Amnesia,
 }
+
+/// The kinds chaos draws, in the order seeds have always drawn them.
+const CHAOS: &[Kind] = &[
+    Kind::Partition,
+    Kind::Heal,
+    Kind::Crash,
+    Kind::Restart,
+    Kind::Slow,
+];
+/// What the storage profile adds.
+const STORAGE: &[Kind] = &[Kind::CrashInCompaction, Kind::Outage];
 
 /// The state of drawing one random plan: every choice comes from one seeded RNG, in a
 /// fixed order, so a seed always draws the same plan.
@@ -177,6 +210,11 @@ struct Draw<'a> {
     kinds: Vec<Kind>,
     /// Crashed and not restarted yet.
     down: Vec<NodeId>,
+    /// Down until the heal (long outages): never picked by a random restart.
+    held: Vec<NodeId>,
+    /// Amnesia faults drawn so far (at most one per plan: two replicas rejoining at once
+    /// can wait on each other for good in a 3-node cluster).
+    amnesias: usize,
     max_down: usize,
     actions: Vec<(Time, FaultAction)>,
 }
@@ -187,13 +225,9 @@ impl<'a> Draw<'a> {
             FaultProfile::None => Vec::new(),
             FaultProfile::Partitions => vec![Kind::Partition, Kind::Heal],
             FaultProfile::Crashes => vec![Kind::Crash, Kind::Restart],
-            FaultProfile::Chaos => vec![
-                Kind::Partition,
-                Kind::Heal,
-                Kind::Crash,
-                Kind::Restart,
-                Kind::Slow,
-            ],
+            FaultProfile::Chaos => CHAOS.to_vec(),
+            FaultProfile::Storage => [CHAOS, STORAGE].concat(),
+            FaultProfile::Amnesia => [CHAOS, STORAGE, &[Kind::Amnesia]].concat(),
         };
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x0fa0_17fa_u64),
@@ -201,13 +235,18 @@ impl<'a> Draw<'a> {
             nodes,
             kinds,
             down: Vec::new(),
+            held: Vec::new(),
+            amnesias: 0,
             max_down: nodes.len().saturating_sub(1) / 2,
             actions: Vec::new(),
         }
     }
 
     fn chaos(&self) -> bool {
-        self.profile == FaultProfile::Chaos
+        matches!(
+            self.profile,
+            FaultProfile::Chaos | FaultProfile::Storage | FaultProfile::Amnesia
+        )
     }
 
     /// Lossy, duplicating, reordering links under chaos; reliable links otherwise.
@@ -242,10 +281,31 @@ impl<'a> Draw<'a> {
         match kind {
             Kind::Partition if self.nodes.len() > 1 => self.partition(at),
             Kind::Heal => self.actions.push((at, FaultAction::Heal)),
-            Kind::Crash if self.down.len() < self.max_down => self.crash(at),
-            Kind::Restart if !self.down.is_empty() => {
-                let node = self.down.remove(self.rng.gen_range(0..self.down.len()));
-                self.actions.push((at, FaultAction::Restart(node)));
+            Kind::Crash if self.down.len() < self.max_down => {
+                self.crash(at, FaultAction::Crash, false)
+            }
+            Kind::CrashInCompaction if self.down.len() < self.max_down => {
+                self.crash(at, FaultAction::CrashInCompaction, false)
+            }
+            Kind::Outage if self.down.len() < self.max_down => {
+                self.crash(at, FaultAction::Crash, true)
+            }
+            Kind::Amnesia if self.down.len() < self.max_down && self.amnesias == 0 => {
+                self.amnesias += 1;
+                self.crash(at, FaultAction::Amnesia, false)
+            }
+            Kind::Restart => {
+                let restartable: Vec<NodeId> = self
+                    .down
+                    .iter()
+                    .filter(|n| !self.held.contains(n))
+                    .copied()
+                    .collect();
+                if !restartable.is_empty() {
+                    let node = restartable[self.rng.gen_range(0..restartable.len())];
+                    self.down.retain(|&n| n != node);
+                    self.actions.push((at, FaultAction::Restart(node)));
+                }
             }
             Kind::Slow => {
                 if let Some(&node) = self.nodes.choose(&mut self.rng) {
@@ -274,8 +334,9 @@ impl<'a> Draw<'a> {
             .push((at, FaultAction::Partition { a, b, mode }));
     }
 
-    /// Crash a node that is up (keeping a majority up).
-    fn crash(&mut self, at: Time) {
+    /// Take down a node that is up (keeping a majority up) with `action`; `held` keeps it
+    /// down until the heal.
+    fn crash(&mut self, at: Time, action: fn(NodeId) -> FaultAction, held: bool) {
         let up: Vec<NodeId> = self
             .nodes
             .iter()
@@ -284,7 +345,10 @@ impl<'a> Draw<'a> {
             .collect();
         if let Some(&node) = up.choose(&mut self.rng) {
             self.down.push(node);
-            self.actions.push((at, FaultAction::Crash(node)));
+            if held {
+                self.held.push(node);
+            }
+            self.actions.push((at, action(node)));
         }
     }
 
@@ -294,6 +358,7 @@ impl<'a> Draw<'a> {
         self.actions.push((heal_at, FaultAction::Heal));
         self.actions
             .push((heal_at, FaultAction::SetLinkFaults(FaultConfig::none())));
+        self.held.clear();
         for node in std::mem::take(&mut self.down) {
             self.actions.push((heal_at, FaultAction::Restart(node)));
         }

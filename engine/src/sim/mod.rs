@@ -18,6 +18,7 @@ mod disk;
 mod event;
 mod fault;
 mod network;
+mod node_faults;
 mod workload;
 
 pub use crate::check::OpRecord;
@@ -32,7 +33,7 @@ use crate::protocol::{Effect, Membership, Metrics, Output, Protocol};
 use crate::request::{ClientReply, ClientRequest, Consistency, Response};
 use crate::time::Time;
 use client::SimClient;
-use disk::{DiskOp, PendingWrite, SimDisk};
+use disk::{DiskOp, PendingWrite, SimDisk, SyncOutcome};
 use event::EventQueue;
 use network::{Fate, Network};
 use rand::{Rng, SeedableRng};
@@ -86,6 +87,10 @@ struct SimNode<P: Protocol> {
     timer: Option<Time>,
     /// Counters of the incarnations that crashed, so totals survive restarts.
     past_metrics: Metrics,
+    /// Crash in the middle of the next compaction (a [`FaultAction::CrashInCompaction`]).
+    crash_in_compaction: bool,
+    /// The disk was lost: the next restart calls [`Protocol::rejoin`].
+    amnesiac: bool,
 }
 
 /// The history of the linearizable requests among `records`, for the linearizability
@@ -131,6 +136,10 @@ pub struct SimStats {
     pub crashes: u64,
     /// Restarts performed.
     pub restarts: u64,
+    /// Crashes between a compaction's snapshot write and its log swap.
+    pub compaction_crashes: u64,
+    /// Disks lost (amnesia faults).
+    pub disks_lost: u64,
 }
 
 /// A simulated cluster running protocol `P`.
@@ -202,6 +211,8 @@ impl<P: Protocol> Sim<P> {
                 disk: SimDisk::new(),
                 timer: None,
                 past_metrics: Metrics::new(),
+                crash_in_compaction: false,
+                amnesiac: false,
             });
             sim.drain(id);
         }
@@ -414,14 +425,23 @@ impl<P: Protocol> Sim<P> {
                 }
                 self.note(5, u64::from(node.0), 0);
                 self.stats.syncs += 1;
-                let (effects, again) = self.nodes[node.index()].disk.finish_sync();
-                for effect in effects {
-                    self.perform(node, effect);
+                let state = &mut self.nodes[node.index()];
+                match state.disk.finish_sync(state.crash_in_compaction) {
+                    SyncOutcome::Done { effects, again } => {
+                        for effect in effects {
+                            self.perform(node, effect);
+                        }
+                        if again {
+                            self.start_sync(node);
+                        }
+                        self.drain(node);
+                    }
+                    SyncOutcome::CrashedInCompaction => {
+                        self.trace_line(|| format!("{node} crashed in a compaction"));
+                        self.stats.compaction_crashes += 1;
+                        self.crash(node);
+                    }
                 }
-                if again {
-                    self.start_sync(node);
-                }
-                self.drain(node);
             }
             Event::Issue { client } => {
                 self.note(6, client.0, 0);
@@ -638,57 +658,6 @@ impl<P: Protocol> Sim<P> {
         self.clients[id.0 as usize].fail_over();
         record.timed_out = true;
         self.finish_op(record);
-    }
-
-    fn fault(&mut self, action: FaultAction) {
-        match action {
-            FaultAction::Partition { a, b, mode } => self.network.partition(&a, &b, mode),
-            FaultAction::Heal => self.network.heal(),
-            FaultAction::Crash(node) => self.crash(node),
-            FaultAction::Restart(node) => self.restart(node),
-            FaultAction::Slow { node, factor } => self.network.set_slow(node, factor),
-            FaultAction::SetLinkFaults(faults) => self.network.set_faults(faults),
-        }
-    }
-
-    /// Stop `node` now: its unsynced records and unreleased effects are lost.
-    pub fn crash(&mut self, node: NodeId) {
-        let Some(state) = self.nodes.get_mut(node.index()) else {
-            return;
-        };
-        if let Some(core) = state.core.take() {
-            state.past_metrics.merge(&core.metrics());
-            state.disk.crash();
-            state.incarnation += 1;
-            state.timer = None;
-            self.stats.crashes += 1;
-        }
-    }
-
-    /// Rebuild a crashed `node` from its synced records (no-op if it is up).
-    pub fn restart(&mut self, node: NodeId) {
-        let Some(state) = self.nodes.get(node.index()) else {
-            return;
-        };
-        if state.core.is_some() {
-            return;
-        }
-        let records = state.disk.synced.clone();
-        let seed = self.node_seed(node, state.incarnation);
-        let core = (self.factory)(node, seed, records);
-        self.nodes[node.index()].core = Some(core);
-        self.stats.restarts += 1;
-        self.drain(node);
-    }
-
-    /// Partition two groups now.
-    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId], mode: PartitionMode) {
-        self.network.partition(a, b, mode);
-    }
-
-    /// Remove every partition now.
-    pub fn heal(&mut self) {
-        self.network.heal();
     }
 
     /// The core of `node`, if it is up.

@@ -22,6 +22,8 @@ struct Register {
     pongs: BTreeMap<RequestId, usize>,
     outbox: Outbox<Msg, Vec<u8>>,
     metrics: Metrics,
+    /// The host called `rejoin`.
+    rejoined: bool,
 }
 
 impl Register {
@@ -33,6 +35,7 @@ impl Register {
             pongs: BTreeMap::new(),
             outbox: Outbox::new(),
             metrics: Metrics::new(),
+            rejoined: false,
         }
     }
 }
@@ -51,16 +54,21 @@ impl Protocol for Register {
             outcome: Ok(Response::Kv(result)),
         };
         match &request.command {
-            Command::Put { value, .. } => self.outbox.persist(
-                vec![value.clone()],
-                vec![
-                    Effect::Send {
-                        to: self.id,
-                        message: Msg::Durable(value.clone()),
-                    },
-                    Effect::Reply(reply(CommandResult::Written)),
-                ],
-            ),
+            Command::Put { value, .. } => {
+                self.outbox.persist(
+                    vec![value.clone()],
+                    vec![
+                        Effect::Send {
+                            to: self.id,
+                            message: Msg::Durable(value.clone()),
+                        },
+                        Effect::Reply(reply(CommandResult::Written)),
+                    ],
+                );
+                if value == b"compact" {
+                    self.outbox.compact(vec![b"snapshot".to_vec()]);
+                }
+            }
             Command::Get { .. } => self
                 .outbox
                 .reply(reply(CommandResult::Value(self.durable.clone()))),
@@ -106,6 +114,10 @@ impl Protocol for Register {
 
     fn metrics(&self) -> Metrics {
         self.metrics.clone()
+    }
+
+    fn rejoin(&mut self, _now: Time) {
+        self.rejoined = true;
     }
 }
 
@@ -299,4 +311,78 @@ fn a_redirected_client_sends_its_next_requests_to_the_named_replica() {
     sim.redirect_client(client, other);
     sim.run_until(Time::from_millis(3_000));
     assert_eq!(sim.ops()[1].node, other);
+}
+
+fn records(values: &[&str]) -> Vec<Vec<u8>> {
+    values.iter().map(|v| v.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn a_compaction_replaces_the_log_once_synced() {
+    let mut sim = sim(4, "lan-3", DiskModel { fsync: ms(10) });
+    sim.add_client(0, script(vec![put("a"), put("compact")]), Time::ZERO);
+    sim.run_until(Time::from_millis(100));
+    assert_eq!(sim.durable_records(NodeId(0)), records(&["snapshot"]));
+    assert_eq!(sim.stats().compaction_crashes, 0);
+}
+
+#[test]
+fn a_crash_between_snapshot_write_and_log_swap_leaves_the_old_log_whole() {
+    let mut sim = sim(4, "lan-3", DiskModel { fsync: ms(10) });
+    let node = NodeId(0);
+    sim.add_client(0, script(vec![put("a"), put("compact")]), Time::ZERO);
+    sim.schedule(Time::from_millis(1), FaultAction::CrashInCompaction(node));
+    sim.run_until(Time::from_millis(100));
+    assert!(
+        sim.node(node).is_none(),
+        "the node crashed in its compaction"
+    );
+    assert_eq!(sim.stats().compaction_crashes, 1);
+    // The appends synced before the compaction are durable; the swap is not.
+    assert_eq!(sim.durable_records(node), records(&["a", "compact"]));
+    // The put's own sync finished before the compaction's: it was answered.
+    assert_eq!(sim.ops().len(), 2);
+    sim.restart(node);
+    assert_eq!(
+        sim.node(node).expect("restarted").durable.as_deref(),
+        Some(&b"compact"[..])
+    );
+}
+
+#[test]
+fn a_restart_of_a_live_node_disarms_a_crash_in_compaction() {
+    let mut sim = sim(4, "lan-3", DiskModel { fsync: ms(10) });
+    let node = NodeId(0);
+    sim.add_client(
+        0,
+        script(vec![put("a"), put("compact")]),
+        Time::from_millis(50),
+    );
+    sim.schedule(Time::from_millis(1), FaultAction::CrashInCompaction(node));
+    sim.schedule(Time::from_millis(2), FaultAction::Restart(node));
+    sim.run_until(Time::from_millis(200));
+    assert!(sim.node(node).is_some());
+    assert_eq!(sim.durable_records(node), records(&["snapshot"]));
+}
+
+#[test]
+fn a_lost_disk_restarts_empty_through_rejoin() {
+    let mut sim = sim(5, "lan-3", DiskModel { fsync: ms(10) });
+    let node = NodeId(0);
+    sim.add_client(0, script(vec![put("a")]), Time::ZERO);
+    sim.run_until(Time::from_millis(50));
+    assert_eq!(sim.durable_records(node), records(&["a"]));
+    sim.schedule(Time::from_millis(60), FaultAction::Amnesia(node));
+    sim.schedule(Time::from_millis(70), FaultAction::Restart(node));
+    sim.run_until(Time::from_millis(65));
+    assert!(sim.node(node).is_none());
+    assert!(sim.durable_records(node).is_empty());
+    sim.run_until(Time::from_millis(80));
+    let core = sim.node(node).expect("restarted");
+    assert!(core.rejoined && core.durable.is_none());
+    assert_eq!(sim.stats().disks_lost, 1);
+    // An ordinary crash and restart afterwards does not rejoin again.
+    sim.crash(node);
+    sim.restart(node);
+    assert!(!sim.node(node).expect("restarted").rejoined);
 }

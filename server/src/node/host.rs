@@ -449,6 +449,7 @@ impl<P: Protocol> Host<P> {
             Err(RequestError::Timeout) => "timeout",
             Err(RequestError::Invalid(_)) => "invalid",
             Err(RequestError::Rejected(_)) => "rejected",
+            Err(RequestError::SessionExpired { .. }) => "session_expired",
         });
         for waiter in pending.waiters {
             let _ = waiter.send(reply.clone());
