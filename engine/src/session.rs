@@ -203,7 +203,7 @@ pub const KEY_SESSION_WINDOW: usize = 1_024;
 /// request carry the same command, so they interfere and every replica orders them the
 /// same way; remembering recent writes per key therefore gives every replica the same
 /// decision. Reads change nothing, so a repeated read simply runs again.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeySessions {
     writes: BTreeMap<Key, VecDeque<(RequestId, CommandResult)>>,
 }

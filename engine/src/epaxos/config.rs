@@ -19,6 +19,10 @@ pub struct EpaxosConfig {
     /// timer of its own, busy or idle (default 1 s). Zero turns reports and collection
     /// off (hosts that leave collection out of scope, like the model checker).
     pub gc_interval: Duration,
+    /// Instances executed between two compactions, checked on the GC timer (default
+    /// 4,096; zero: never compact): the durable log is then replaced by a snapshot and
+    /// the live instances (docs/design.md#epaxos-compaction).
+    pub snapshot_interval: u64,
     /// Keep every executed command in memory for inspection (default true; benchmarks
     /// and long runs turn it off).
     pub record_execution: bool,
@@ -38,6 +42,7 @@ impl Default for EpaxosConfig {
             retry_timeout: Duration::from_millis(500),
             tick: Duration::from_millis(50),
             gc_interval: Duration::from_secs(1),
+            snapshot_interval: 4_096,
             record_execution: true,
             max_batch: 1,
             max_in_flight: 10_000,
@@ -57,6 +62,12 @@ impl EpaxosConfig {
     pub fn with_batching(mut self, max_batch: usize, max_in_flight: usize) -> Self {
         self.max_batch = max_batch.max(1);
         self.max_in_flight = max_in_flight.max(1);
+        self
+    }
+
+    /// Compact every `interval` executed instances (zero: never).
+    pub fn with_snapshot_interval(mut self, interval: u64) -> Self {
+        self.snapshot_interval = interval;
         self
     }
 

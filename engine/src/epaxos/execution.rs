@@ -22,6 +22,7 @@ use crate::id::NodeId;
 use crate::session::{Admission, KeySessions};
 use crate::state_machine::{KvStore, StateMachine};
 use crate::time::Time;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One executed command, in this replica's execution order (the commands of a batch one
@@ -43,12 +44,13 @@ pub type Executed = (InstanceId, Payload, Option<CommandResult>);
 pub struct Executor {
     /// Committed, not yet executed.
     committed: BTreeMap<InstanceId, (Batch, Attributes)>,
-    /// Executed instances not yet garbage-collected.
-    executed: BTreeSet<InstanceId>,
     /// Per leader: every slot below is executed here.
     executed_prefix: BTreeMap<NodeId, u64>,
-    /// Per leader: every slot below was executed everywhere and forgotten.
-    collected_below: BTreeMap<NodeId, u64>,
+    /// Executed instances above their leader's executed prefix (execution follows
+    /// dependencies, not slot order).
+    executed_above: BTreeSet<InstanceId>,
+    /// Instances executed by this incarnation (compaction counts from it).
+    executed_count: u64,
     /// Keep the execution order for inspection (tests); off for long runs.
     record_order: bool,
     /// Uncommitted instances that pending ones depend on, and since when.
@@ -58,6 +60,19 @@ pub struct Executor {
     kv: KvStore,
     sessions: KeySessions,
     order: Vec<ExecutedEntry>,
+}
+
+/// The execution a snapshot keeps (see [`Executor::executed_state`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExecutedState {
+    /// Per leader: every slot below is executed.
+    pub prefix: BTreeMap<NodeId, u64>,
+    /// Executed instances above their leader's prefix.
+    pub above: BTreeSet<InstanceId>,
+    /// The state machine.
+    pub kv: KvStore,
+    /// The exactly-once table.
+    pub sessions: KeySessions,
 }
 
 struct Frame {
@@ -96,36 +111,39 @@ impl Executor {
         &self.executed_prefix
     }
 
+    /// Instances executed by this incarnation.
+    pub(super) fn executed_count(&self) -> u64 {
+        self.executed_count
+    }
+
     /// Whether `id` was executed here (collected instances included).
     pub fn is_executed(&self, id: InstanceId) -> bool {
-        self.executed.contains(&id)
-            || self
-                .collected_below
-                .get(&id.leader)
-                .is_some_and(|&below| id.slot < below)
+        id.slot < self.executed_prefix.get(&id.leader).copied().unwrap_or(0)
+            || self.executed_above.contains(&id)
     }
 
-    /// Forget executed instances of `leader` below `below` (executed everywhere).
-    pub fn collect(&mut self, leader: NodeId, below: u64) {
-        let entry = self.collected_below.entry(leader).or_default();
-        if below <= *entry {
-            return;
-        }
-        *entry = below;
-        let start = InstanceId { leader, slot: 0 };
-        let end = InstanceId {
-            leader,
-            slot: below,
-        };
-        let doomed: Vec<InstanceId> = self.executed.range(start..end).copied().collect();
-        for id in doomed {
-            self.executed.remove(&id);
+    /// What a snapshot keeps of the execution: the executed set, the state machine and
+    /// the session table (`snapshot.rs`).
+    pub(super) fn executed_state(&self) -> ExecutedState {
+        ExecutedState {
+            prefix: self.executed_prefix.clone(),
+            above: self.executed_above.clone(),
+            kv: self.kv.clone(),
+            sessions: self.sessions.clone(),
         }
     }
 
-    /// Executed instances still held.
-    pub fn held(&self) -> usize {
-        self.executed.len() + self.committed.len()
+    /// Start from a snapshot's execution (replay or state transfer). What was committed
+    /// and not executed before stays pending; the caller commits again whatever the
+    /// snapshot has not executed.
+    pub(super) fn restore(&mut self, state: ExecutedState) {
+        self.executed_prefix = state.prefix;
+        self.executed_above = state.above;
+        self.kv = state.kv;
+        self.sessions = state.sessions;
+        self.committed.clear();
+        self.missing.clear();
+        self.dependents.clear();
     }
 
     /// Committed instances waiting for a dependency before they can run.
@@ -322,18 +340,32 @@ impl Executor {
             let Some((batch, _)) = self.committed.remove(&id) else {
                 continue;
             };
-            self.executed.insert(id);
-            let prefix = self.executed_prefix.entry(id.leader).or_default();
-            while self.executed.contains(&InstanceId {
-                leader: id.leader,
-                slot: *prefix,
-            }) {
-                *prefix += 1;
-            }
+            self.mark_executed(id);
             for payload in batch.commands() {
                 let result = self.execute(id, payload);
                 done.push((id, payload.clone(), result));
             }
+        }
+    }
+
+    /// Add `id` to the executed set, moving its leader's prefix past it when it can.
+    fn mark_executed(&mut self, id: InstanceId) {
+        self.executed_count += 1;
+        let prefix = self.executed_prefix.entry(id.leader).or_default();
+        if id.slot < *prefix {
+            return;
+        }
+        if id.slot > *prefix {
+            self.executed_above.insert(id);
+            return;
+        }
+        *prefix += 1;
+        let leader = id.leader;
+        while self.executed_above.remove(&InstanceId {
+            leader,
+            slot: *prefix,
+        }) {
+            *prefix += 1;
         }
     }
 

@@ -63,7 +63,19 @@ impl Collector {
     /// Forget instances every replica executed: a later command that names one finds it
     /// executed.
     fn collect_garbage(&self, replica: &mut Replica) {
-        let own = replica.executor.executed_prefix().clone();
+        for (leader, slot) in self.floor(replica) {
+            let forgotten = replica.table.forget_below(leader, slot);
+            if forgotten > 0 {
+                let forgotten = forgotten as u64;
+                replica.metrics.add("instances_collected", forgotten);
+            }
+        }
+    }
+
+    /// Per command leader, the first slot some replica (this one included) has not
+    /// reported executed: every instance below ran everywhere.
+    pub(super) fn floor(&self, replica: &Replica) -> BTreeMap<NodeId, u64> {
+        let own = replica.executor.executed_prefix();
         let mut below: BTreeMap<NodeId, u64> = BTreeMap::new();
         for &leader in &replica.members {
             let mut min = own.get(&leader).copied().unwrap_or(0);
@@ -80,14 +92,7 @@ impl Collector {
                 below.insert(leader, min);
             }
         }
-        for (leader, slot) in below {
-            let forgotten = replica.table.forget_below(leader, slot);
-            if forgotten > 0 {
-                let forgotten = forgotten as u64;
-                replica.metrics.add("instances_collected", forgotten);
-            }
-            replica.executor.collect(leader, slot);
-        }
+        below
     }
 }
 

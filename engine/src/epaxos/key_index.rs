@@ -5,18 +5,19 @@
 use super::instance::{Attributes, Batch, InstanceId};
 use crate::command::{Command, Key};
 use crate::id::NodeId;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Per key: the latest interfering instances of each leader, so a new command's
 /// dependencies are found without scanning every instance. Earlier instances of the same
 /// leader are reached transitively (a leader always includes its own earlier interfering
 /// instances).
-#[derive(Clone, Debug, Default, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeyIndex {
     keys: BTreeMap<Key, BTreeMap<NodeId, KeyEntry>>,
 }
 
-#[derive(Clone, Debug, Default, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct KeyEntry {
     /// Latest write of this leader on the key, and its sequence number.
     last_write: Option<(u64, u64)>,
@@ -63,24 +64,9 @@ impl KeyIndex {
             .entry(id.leader)
             .or_default();
         if command.is_read() {
-            let after_write = entry.last_write.is_none_or(|(w, _)| id.slot > w);
-            if after_write {
-                match entry.reads_after.iter_mut().find(|(s, _)| *s == id.slot) {
-                    Some(existing) => existing.1 = existing.1.max(seq),
-                    None => entry.reads_after.push((id.slot, seq)),
-                }
-            }
+            entry.note_read(id.slot, seq);
         } else {
-            match entry.last_write {
-                Some((w, s)) if w > id.slot => {
-                    let _ = s;
-                }
-                Some((w, s)) if w == id.slot => entry.last_write = Some((w, s.max(seq))),
-                _ => {
-                    entry.last_write = Some((id.slot, seq));
-                    entry.reads_after.retain(|(s, _)| *s > id.slot);
-                }
-            }
+            entry.note_write(id.slot, seq);
         }
     }
 
@@ -101,6 +87,45 @@ impl KeyIndex {
         }
     }
 
+    /// Forget what every replica executed and collected: per leader, entries whose
+    /// instances all lie below `floor` (a later command need not depend on them: they
+    /// ran everywhere before it existed), and keys left with no entry. Returns the keys
+    /// dropped.
+    pub fn prune(&mut self, floor: &BTreeMap<NodeId, u64>) -> usize {
+        let before = self.keys.len();
+        self.keys.retain(|_, leaders| {
+            leaders.retain(|leader, entry| {
+                let below = floor.get(leader).copied().unwrap_or(0);
+                let newest = entry
+                    .reads_after
+                    .iter()
+                    .map(|&(slot, _)| slot)
+                    .chain(entry.last_write.map(|(slot, _)| slot))
+                    .max();
+                newest.is_some_and(|slot| slot >= below)
+            });
+            !leaders.is_empty()
+        });
+        before - self.keys.len()
+    }
+
+    /// Every instance of `other` this index does not name yet is named (a snapshot
+    /// received by state transfer).
+    pub fn merge(&mut self, other: &KeyIndex) {
+        for (key, leaders) in &other.keys {
+            let mine = self.keys.entry(key.clone()).or_default();
+            for (&leader, entry) in leaders {
+                let target = mine.entry(leader).or_default();
+                if let Some((slot, seq)) = entry.last_write {
+                    target.note_write(slot, seq);
+                }
+                for &(slot, seq) in &entry.reads_after {
+                    target.note_read(slot, seq);
+                }
+            }
+        }
+    }
+
     /// Keys indexed.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -109,5 +134,31 @@ impl KeyIndex {
     /// Whether nothing is indexed.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+impl KeyEntry {
+    /// A read of this leader at `slot`: kept if it comes after the latest write.
+    fn note_read(&mut self, slot: u64, seq: u64) {
+        let after_write = self.last_write.is_none_or(|(w, _)| slot > w);
+        if after_write {
+            match self.reads_after.iter_mut().find(|(s, _)| *s == slot) {
+                Some(existing) => existing.1 = existing.1.max(seq),
+                None => self.reads_after.push((slot, seq)),
+            }
+        }
+    }
+
+    /// A write of this leader at `slot`: the latest one replaces the earlier and the
+    /// reads before it.
+    fn note_write(&mut self, slot: u64, seq: u64) {
+        match self.last_write {
+            Some((w, _)) if w > slot => {}
+            Some((w, s)) if w == slot => self.last_write = Some((w, s.max(seq))),
+            _ => {
+                self.last_write = Some((slot, seq));
+                self.reads_after.retain(|(s, _)| *s > slot);
+            }
+        }
     }
 }

@@ -73,6 +73,11 @@ impl Leadership {
         self.leading.is_empty()
     }
 
+    /// The slot the next own instance takes.
+    pub(super) fn next_slot(&self) -> u64 {
+        self.next_slot
+    }
+
     /// Instances driven here (own and taken over).
     pub(super) fn len(&self) -> usize {
         self.leading.len()

@@ -1,7 +1,9 @@
 //! EPaxos wire messages and durable records (nothing else: the values they carry are in
 //! `instance.rs`).
 
+use super::execution::ExecutedState;
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use super::key_index::KeyIndex;
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +131,9 @@ pub enum Message {
 /// What a replica must not forget across a crash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Record {
+    /// The state as of a compaction (the first record of a compacted log): the instance
+    /// and promise records after it complete it (`compaction.rs`).
+    Snapshot(Box<Snapshot>),
     /// The latest state of an instance.
     Instance(InstanceRecord),
     /// A promise for an instance this replica has not seen (recovery of another's).
@@ -138,6 +143,20 @@ pub enum Record {
         /// Ballot promised.
         ballot: Ballot,
     },
+}
+
+/// What a replica keeps of everything it executed and collected
+/// (docs/design.md#epaxos-compaction).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The executed set, the state machine and the exactly-once table.
+    pub executed: ExecutedState,
+    /// Per key, the latest instances not yet executed and collected everywhere: the
+    /// dependencies of new commands.
+    pub index: KeyIndex,
+    /// The slot of this replica's next own instance (its collected instances leave no
+    /// record that would say so).
+    pub next_slot: u64,
 }
 
 /// The latest state of an instance at this replica.

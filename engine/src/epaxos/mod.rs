@@ -30,6 +30,7 @@
 //! | `recovery.rs` | explicit prepare, TryPreAccept, competing recoveries by ballot, stalled dependencies |
 //! | `execution.rs` | Tarjan SCC executor |
 //! | `gc.rs` | executed-prefix reports, collection, catch-up inquiries |
+//! | `compaction.rs` | snapshots: the log replaced by the execution, the key index and the live table |
 //! | `replay.rs` | rebuilding a replica from its durable records |
 //! | `instance.rs` | value types: ids, ballots, attributes, status, payloads, batches, instances |
 //! | `key_index.rs` | the per-key dependency index |
@@ -40,6 +41,7 @@
 
 mod acceptor;
 mod batch;
+mod compaction;
 mod config;
 mod execution;
 mod gc;
@@ -57,7 +59,11 @@ mod acceptor_test;
 #[cfg(test)]
 mod batch_test;
 #[cfg(test)]
+mod cluster_support;
+#[cfg(test)]
 mod cluster_test;
+#[cfg(test)]
+mod compaction_test;
 #[cfg(test)]
 mod execution_test;
 #[cfg(test)]
@@ -74,10 +80,10 @@ mod replay_test;
 mod test_support;
 
 pub use config::EpaxosConfig;
-pub use execution::{ExecutedEntry, Executor};
+pub use execution::{ExecutedEntry, ExecutedState, Executor};
 pub use instance::{Attributes, Ballot, Batch, InstanceId, Payload, Status};
 pub use key_index::KeyIndex;
-pub use messages::{InstanceRecord, InstanceReport, Message, Record};
+pub use messages::{InstanceRecord, InstanceReport, Message, Record, Snapshot};
 
 use crate::id::NodeId;
 use crate::protocol::{Membership, Metrics, Output, Protocol};
@@ -85,6 +91,7 @@ use crate::request::ClientRequest;
 use crate::time::Time;
 use crate::timer::Timers;
 use batch::Intake;
+use compaction::LastCompaction;
 use gc::Collector;
 use leader::Leadership;
 use recovery::{Outcome, Recoveries};
@@ -123,6 +130,8 @@ pub struct Epaxos {
     now: Time,
     /// Unfinished own instances recovered from disk, resumed at the first timeout.
     resume: Vec<InstanceId>,
+    /// When the last compaction ran (when the next is due).
+    last_compaction: LastCompaction,
 }
 
 impl Epaxos {
@@ -141,9 +150,19 @@ impl Epaxos {
             timers,
             now,
             resume,
+            last_compaction,
         } = self;
         replica.hash_state(state);
-        (intake, leader, recoveries, gc, timers, resume).hash(state);
+        (
+            intake,
+            leader,
+            recoveries,
+            gc,
+            timers,
+            resume,
+            last_compaction,
+        )
+            .hash(state);
         // The time of the last input matters only to a core with instances to resume.
         if !resume.is_empty() {
             now.hash(state);
@@ -176,6 +195,7 @@ impl Epaxos {
             timers,
             now: Time::ZERO,
             resume,
+            last_compaction: LastCompaction::default(),
         }
     }
 
@@ -382,6 +402,7 @@ impl Protocol for Epaxos {
         self.now = now;
         if self.timers.take_if_due(EpaxosTimer::Gc, now) {
             self.gc.report_executed(&mut self.replica);
+            self.maybe_compact();
             let next = now + self.replica.config.gc_interval;
             self.timers.set(EpaxosTimer::Gc, next);
         }

@@ -1,4 +1,6 @@
-//! Replay: rebuilding a replica from its durable records after a restart.
+//! Replay: rebuilding a replica from its durable records after a restart: the snapshot
+//! a compaction left first (the execution, the key index, the next own slot), then the
+//! records after it.
 //!
 //! The instance table is rebuilt record by record: the last record of an instance wins
 //! unless it would move its status backwards, and promises only grow, whichever record
@@ -10,7 +12,7 @@
 
 use super::execution::Executor;
 use super::instance::{Attributes, Batch, Instance, InstanceId, Status};
-use super::messages::{InstanceRecord, Record};
+use super::messages::{InstanceRecord, Record, Snapshot};
 use super::table::InstanceTable;
 use crate::id::NodeId;
 use crate::time::Time;
@@ -39,6 +41,16 @@ pub(super) fn replay(
                     next_slot = u64::max(next_slot, record.instance.slot + 1);
                 }
                 replay_instance(table, record);
+            }
+            Record::Snapshot(snapshot) => {
+                let Snapshot {
+                    executed,
+                    index,
+                    next_slot: snapshot_next,
+                } = *snapshot;
+                executor.restore(executed);
+                table.index.merge(&index);
+                next_slot = next_slot.max(snapshot_next);
             }
             Record::Promise { instance, ballot } => {
                 let promised = table.promises.entry(instance).or_default();

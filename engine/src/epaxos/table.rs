@@ -131,21 +131,38 @@ impl InstanceTable {
         (record, report)
     }
 
-    /// Forget every instance of `leader` below `slot` (executed everywhere); returns how
-    /// many were held. The per-key index keeps naming them: a replica that restarts
-    /// replays its whole log and must still order them first.
+    /// Forget every instance of `leader` below `slot` (executed everywhere), with its
+    /// promises and ballots; returns how many were held. The per-key index is pruned
+    /// apart, at compaction (`KeyIndex::prune`).
     pub(super) fn forget_below(&mut self, leader: NodeId, slot: u64) -> usize {
-        let start = InstanceId { leader, slot: 0 };
-        let end = InstanceId { leader, slot };
+        let range = InstanceId { leader, slot: 0 }..InstanceId { leader, slot };
         let doomed: Vec<InstanceId> = self
             .instances
-            .range(start..end)
+            .range(range.clone())
             .map(|(&id, _)| id)
             .collect();
         for id in &doomed {
             self.instances.remove(id);
-            self.seen_ballots.remove(id);
+        }
+        let stale = |map: &BTreeMap<InstanceId, Ballot>| -> Vec<InstanceId> {
+            map.range(range.clone()).map(|(&id, _)| id).collect()
+        };
+        for id in stale(&self.seen_ballots) {
+            self.seen_ballots.remove(&id);
+        }
+        for id in stale(&self.promises) {
+            self.promises.remove(&id);
         }
         doomed.len()
+    }
+
+    /// Every instance and bare promise as durable records (a compaction's tail).
+    pub(super) fn records(&self) -> Vec<Record> {
+        let instances = self.instances.keys().filter_map(|&id| self.record_of(id));
+        let promises = self
+            .promises
+            .iter()
+            .map(|(&instance, &ballot)| Record::Promise { instance, ballot });
+        instances.chain(promises).collect()
     }
 }

@@ -1,0 +1,73 @@
+//! Snapshots and log compaction (docs/design.md#epaxos-compaction).
+//!
+//! ```text
+//!  GC timer: report, collect ─▶ every snapshot_interval executed instances (or once
+//!  everything executed since the last compaction is collected):
+//!    prune the key index below what every replica executed and collected
+//!    Compact[Snapshot{execution, key index, next own slot}, Instance*, Promise*]
+//! ```
+//! The records rebuild the replica as of the output: the snapshot holds what every
+//! instance collected so far did (their records are gone), and the instance and promise
+//! records after it are the live table. Execution follows commit records into the
+//! outbox, and a compaction is ordered after every earlier `Persist`, so the execution it
+//! holds never runs ahead of the commits on disk. A crash before the swap leaves the old
+//! log, which rebuilds an older but consistent replica.
+
+use super::messages::{Record, Snapshot};
+use super::Epaxos;
+
+/// What the last compaction left (when the next one is due).
+#[derive(Clone, Copy, Debug, Default, Hash)]
+pub(super) struct LastCompaction {
+    /// Instances executed by this incarnation then.
+    executed: u64,
+    /// Whether its log kept live instances (one more compaction once they are collected
+    /// leaves the snapshot alone).
+    held_instances: bool,
+}
+
+impl Epaxos {
+    /// On the GC timer: compact once `snapshot_interval` instances executed since the
+    /// last compaction, or once everything executed since was collected (an idle
+    /// cluster ends with a log of one snapshot); zero: never.
+    pub(super) fn maybe_compact(&mut self) {
+        let interval = self.replica.config.snapshot_interval;
+        let since = self.replica.executor.executed_count() - self.last_compaction.executed;
+        let all_collected = self.replica.table.instances.is_empty()
+            && (since > 0 || self.last_compaction.held_instances);
+        if interval > 0 && (since >= interval || all_collected) {
+            self.compact();
+        }
+    }
+
+    /// Replace the durable log with a snapshot and the live table.
+    pub(super) fn compact(&mut self) {
+        self.last_compaction = LastCompaction {
+            executed: self.replica.executor.executed_count(),
+            held_instances: !self.replica.table.instances.is_empty(),
+        };
+        let floor = self.gc.floor(&self.replica);
+        let pruned = self.replica.table.index.prune(&floor);
+        let records = self.snapshot_records();
+        let replica = &mut self.replica;
+        replica.metrics.add("index_keys_pruned", pruned as u64);
+        replica.metrics.incr("compactions");
+        replica
+            .metrics
+            .set("snapshot_records", records.len() as u64);
+        replica.outbox.compact(records);
+    }
+
+    /// The records that alone rebuild this replica as of now.
+    fn snapshot_records(&self) -> Vec<Record> {
+        let replica = &self.replica;
+        let snapshot = Snapshot {
+            executed: replica.executor.executed_state(),
+            index: replica.table.index.clone(),
+            next_slot: self.leader.next_slot(),
+        };
+        let mut records = vec![Record::Snapshot(Box::new(snapshot))];
+        records.extend(replica.table.records());
+        records
+    }
+}
