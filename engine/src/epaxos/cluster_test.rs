@@ -4,7 +4,7 @@
 //! (`check::check_execution_order`). Liveness: every request is answered once the
 //! network is reliable again. A failing run prints its seed.
 
-use super::cluster_support::*;
+use super::test_support::*;
 use super::*;
 use crate::id::RequestId;
 

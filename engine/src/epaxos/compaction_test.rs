@@ -2,7 +2,7 @@
 //! snapshot plus its tail rebuilds the same state, and an idle cluster forgets every key
 //! every replica executed.
 
-use super::cluster_support::*;
+use super::test_support::*;
 use super::*;
 use crate::id::RequestId;
 use std::time::Duration;

@@ -59,8 +59,6 @@ mod acceptor_test;
 #[cfg(test)]
 mod batch_test;
 #[cfg(test)]
-mod cluster_support;
-#[cfg(test)]
 mod cluster_test;
 #[cfg(test)]
 mod compaction_test;
