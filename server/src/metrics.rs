@@ -230,6 +230,7 @@ pub fn render(
             ("client_connections", &t.client_connections),
             ("refused_connections", &t.refused_connections),
             ("client_requests", &t.client_requests),
+            ("version_refused", &t.version_refused),
         ] {
             let value = value.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{node=\"{node}\",event=\"{event}\"}} {value}");

@@ -7,6 +7,12 @@
 //!  open(dir)       ──read log, decode_all──▶ torn tail? truncate + fsync : corrupt? error
 //! ```
 //!
+//! Every log file starts with a 12-byte header: the magic `MERIDLOG` and the log format
+//! version (u32 LE, [`LOG_FORMAT_VERSION`]). A file whose header is missing or names
+//! another version is refused with an error that says so, never read as records (the
+//! records are postcard, which does not describe itself). A header cut short by a crash
+//! while the file was being created is written again.
+//!
 //! Group commit comes from `append` only buffering: the host appends every record that is
 //! waiting and pays one `sync`. A new file's directory entry is fsynced when the file is
 //! created and after every rename, so a crash can neither lose the file nor resurrect
@@ -20,6 +26,49 @@ use std::path::{Path, PathBuf};
 
 /// The log file's name inside a storage directory.
 pub const LOG_FILE: &str = "log";
+/// First bytes of every log file.
+pub const LOG_MAGIC: [u8; 8] = *b"MERIDLOG";
+/// The log format this binary writes and reads. Bump it whenever the bytes of a record
+/// (the framing or any protocol's `Record`) change meaning; see docs/deployment.md,
+/// "Upgrades".
+pub const LOG_FORMAT_VERSION: u32 = 1;
+/// Bytes of the file header: magic, then the format version.
+pub const FILE_HEADER_LEN: usize = LOG_MAGIC.len() + 4;
+
+/// The header of a log file of format `version`.
+fn file_header(version: u32) -> [u8; FILE_HEADER_LEN] {
+    let mut header = [0u8; FILE_HEADER_LEN];
+    header[..LOG_MAGIC.len()].copy_from_slice(&LOG_MAGIC);
+    header[LOG_MAGIC.len()..].copy_from_slice(&version.to_le_bytes());
+    header
+}
+
+/// The records part of a log file's bytes, after checking its header.
+fn records_part<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], StorageError> {
+    let format = |message: String| StorageError::Format {
+        path: path.to_owned(),
+        message,
+    };
+    if bytes.len() < FILE_HEADER_LEN || bytes[..LOG_MAGIC.len()] != LOG_MAGIC {
+        return Err(format(format!(
+            "not a Meridian log of format {LOG_FORMAT_VERSION} or later: it does not start \
+             with the header {:?} (a log written before format versions existed, or another \
+             file); move it away and let the replica catch up from its peers",
+            String::from_utf8_lossy(&LOG_MAGIC)
+        )));
+    }
+    let mut version = [0u8; 4];
+    version.copy_from_slice(&bytes[LOG_MAGIC.len()..FILE_HEADER_LEN]);
+    let version = u32::from_le_bytes(version);
+    if version != LOG_FORMAT_VERSION {
+        return Err(format(format!(
+            "log format version {version}; this binary reads version {LOG_FORMAT_VERSION} only \
+             (run the release that wrote it, or see docs/deployment.md, \"Upgrades\")"
+        )));
+    }
+    Ok(&bytes[FILE_HEADER_LEN..])
+}
+
 /// Where a compaction writes the new log before renaming it over [`LOG_FILE`].
 const COMPACT_FILE: &str = "log.compact";
 
@@ -43,6 +92,14 @@ pub enum StorageError {
         path: PathBuf,
         /// Where and how.
         source: FrameError,
+    },
+    /// The file is not a log this binary can read (no header, or another format version).
+    #[error("{path}: {message}")]
+    Format {
+        /// The log file.
+        path: PathBuf,
+        /// What the header said and what to do.
+        message: String,
     },
     /// An earlier sync failed: after a failed fsync the kernel may have dropped dirty
     /// pages, so the log refuses further writes instead of pretending they are durable.
@@ -110,23 +167,30 @@ impl FileStorage {
             .create(true)
             .open(&path)
             .map_err(io_error("open", &path))?;
-        if created {
-            file.sync_all().map_err(io_error("fsync", &path))?;
-            sync_dir(dir)?;
-        }
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0))
             .map_err(io_error("seek", &path))?;
         file.read_to_end(&mut bytes)
             .map_err(io_error("read", &path))?;
-        let decoded = record::decode_all(&bytes).map_err(|source| StorageError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
-        let torn_bytes = (bytes.len() - decoded.valid_len) as u64;
+        let header = file_header(LOG_FORMAT_VERSION);
+        if bytes.len() < FILE_HEADER_LEN && header.starts_with(&bytes) {
+            // New, or its creation was cut short: (re)write the header.
+            file.set_len(0).map_err(io_error("truncate", &path))?;
+            file.write_all(&header).map_err(io_error("write", &path))?;
+            file.sync_all().map_err(io_error("fsync", &path))?;
+            sync_dir(dir)?;
+            bytes = header.to_vec();
+        }
+        let records_bytes = records_part(&path, &bytes)?;
+        let decoded =
+            record::decode_all(records_bytes).map_err(|source| StorageError::Corrupt {
+                path: path.clone(),
+                source,
+            })?;
+        let torn_bytes = (records_bytes.len() - decoded.valid_len) as u64;
         if decoded.torn_tail {
             tracing::warn!(path = %path.display(), torn_bytes, "log ends in a torn write; truncating it");
-            file.set_len(decoded.valid_len as u64)
+            file.set_len((FILE_HEADER_LEN + decoded.valid_len) as u64)
                 .map_err(io_error("truncate", &path))?;
             file.sync_all().map_err(io_error("fsync", &path))?;
         }
@@ -216,9 +280,11 @@ impl Storage for FileStorage {
 
     fn replay(&mut self) -> Result<Vec<Vec<u8>>, StorageError> {
         let bytes = fs::read(&self.path).map_err(io_error("read", &self.path))?;
-        let decoded = record::decode_all(&bytes).map_err(|source| StorageError::Corrupt {
-            path: self.path.clone(),
-            source,
+        let decoded = record::decode_all(records_part(&self.path, &bytes)?).map_err(|source| {
+            StorageError::Corrupt {
+                path: self.path.clone(),
+                source,
+            }
         })?;
         Ok(decoded.records)
     }
@@ -226,7 +292,7 @@ impl Storage for FileStorage {
     fn compact(&mut self, records: &[Vec<u8>]) -> Result<(), StorageError> {
         self.check_poisoned()?;
         let tmp = self.dir.join(COMPACT_FILE);
-        let mut bytes = Vec::new();
+        let mut bytes = file_header(LOG_FORMAT_VERSION).to_vec();
         for payload in records {
             record::encode(payload, &mut bytes);
         }
@@ -304,8 +370,11 @@ mod tests {
             log.append(&records(i..i + 1)).unwrap();
         }
         assert_eq!(log.pending_records(), 100);
-        // Nothing reaches the file before the sync.
-        assert_eq!(fs::metadata(log.path()).unwrap().len(), 0);
+        // Nothing but the header reaches the file before the sync.
+        assert_eq!(
+            fs::metadata(log.path()).unwrap().len(),
+            FILE_HEADER_LEN as u64
+        );
         assert_eq!(log.sync().unwrap(), 100);
         assert_eq!(log.pending_records(), 0);
         assert_eq!(log.replay().unwrap(), records(0..100));
@@ -368,7 +437,7 @@ mod tests {
         let path = log.path().to_owned();
         drop(log);
         let mut bytes = fs::read(&path).unwrap();
-        bytes[HEADER_LEN + 2] ^= 0x01; // inside the first payload
+        bytes[FILE_HEADER_LEN + HEADER_LEN + 2] ^= 0x01; // inside the first payload
         fs::write(&path, &bytes).unwrap();
         let err = FileStorage::open(dir.path()).unwrap_err();
         assert!(
@@ -410,5 +479,72 @@ mod tests {
         log.append(&records(0..1)).unwrap();
         log.sync().unwrap();
         assert!(nested.join(LOG_FILE).exists());
+    }
+
+    #[test]
+    fn a_new_log_starts_with_the_header_and_a_torn_header_is_written_again() {
+        let dir = TempDir::new("header");
+        let log = FileStorage::open(dir.path()).unwrap();
+        let path = log.path().to_owned();
+        drop(log);
+        assert_eq!(fs::read(&path).unwrap(), file_header(LOG_FORMAT_VERSION));
+        // A crash while the header was being written leaves a prefix of it.
+        fs::write(&path, &LOG_MAGIC[..5]).unwrap();
+        let mut log = FileStorage::open(dir.path()).unwrap();
+        log.append(&records(0..2)).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let mut log = FileStorage::open(dir.path()).unwrap();
+        assert_eq!(log.replay().unwrap(), records(0..2));
+        assert!(fs::read(&path).unwrap().starts_with(&LOG_MAGIC));
+    }
+
+    #[test]
+    fn a_log_of_another_format_version_or_without_a_header_is_refused_untouched() {
+        let dir = TempDir::new("version");
+        let mut log = FileStorage::open(dir.path()).unwrap();
+        log.append(&records(0..3)).unwrap();
+        log.sync().unwrap();
+        let path = log.path().to_owned();
+        drop(log);
+        let mut future = fs::read(&path).unwrap();
+        future[LOG_MAGIC.len()..FILE_HEADER_LEN]
+            .copy_from_slice(&(LOG_FORMAT_VERSION + 1).to_le_bytes());
+        fs::write(&path, &future).unwrap();
+        let err = FileStorage::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("log format version {}", LOG_FORMAT_VERSION + 1))
+                && err.contains(&format!("reads version {LOG_FORMAT_VERSION} only")),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            future,
+            "the file is left as it was"
+        );
+        // A log from before versioned formats: records from the first byte.
+        let mut legacy = Vec::new();
+        for payload in records(0..3) {
+            record::encode(&payload, &mut legacy);
+        }
+        fs::write(&path, &legacy).unwrap();
+        let err = FileStorage::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StorageError::Format { .. }), "{err}");
+        assert!(err.to_string().contains("not a Meridian log"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), legacy);
+    }
+
+    #[test]
+    fn a_compacted_log_keeps_the_header() {
+        let dir = TempDir::new("compact-header");
+        let mut log = FileStorage::open(dir.path()).unwrap();
+        log.append(&records(0..5)).unwrap();
+        log.sync().unwrap();
+        log.compact(&records(3..5)).unwrap();
+        let bytes = fs::read(log.path()).unwrap();
+        assert_eq!(&bytes[..FILE_HEADER_LEN], &file_header(LOG_FORMAT_VERSION));
+        drop(log);
+        let mut log = FileStorage::open(dir.path()).unwrap();
+        assert_eq!(log.replay().unwrap(), records(3..5));
     }
 }

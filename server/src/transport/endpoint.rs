@@ -13,13 +13,16 @@
 //! dead process would otherwise send into it until the idle timeout (CI saw a restarted
 //! replica cut off for 15 s that way). The writer moves to the newest connection. Each
 //! side sends on one unidirectional stream of its own, so messages between two nodes stay
-//! in order. The peer is identified by its certificate (see [`tls::peer_node_id`]), never
+//! in order. Every stream opens with a hello carrying the wire version
+//! ([`hello`](crate::transport::hello)): a peer of another version gets its connection
+//! closed with [`CLOSE_VERSION`] and a reason naming both versions. The peer is identified by its certificate (see [`tls::peer_node_id`]), never
 //! by what it says. Outgoing queues are bounded: a full queue drops the frame (protocols
 //! retransmit) and counts it. A malformed frame closes the connection it came on, with a
 //! logged reason; other connections are untouched.
 
 use crate::tls::{self, TlsError, TlsIdentity, ALPN_CLIENT, ALPN_PEER};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
+use crate::transport::hello::{self, HelloError, WIRE_VERSION};
 use crate::transport::wan::{WanConfig, WanSocket, WanStats};
 use crate::wire::{ClientFrame, PeerFrame};
 use meridian_engine::{ClientReply, NodeId};
@@ -41,6 +44,8 @@ pub const CLOSE_MALFORMED: u32 = 1;
 pub const CLOSE_NOT_A_PEER: u32 = 2;
 /// Close code: an unknown application protocol.
 pub const CLOSE_UNKNOWN_ALPN: u32 = 3;
+/// Close code: the peer speaks another wire version (the reason names both).
+pub const CLOSE_VERSION: u32 = 4;
 
 /// How a node's transport runs.
 #[derive(Clone, Debug)]
@@ -61,6 +66,9 @@ pub struct TransportConfig {
     pub peer_queue_frames_max: usize,
     /// Frames queued towards the node before readers wait (default 65,536).
     pub inbound_frames_max: usize,
+    /// The wire version announced in every stream's hello and required of peers
+    /// (default [`WIRE_VERSION`]; tests play a node of another release with it).
+    pub wire_version: u32,
 }
 
 impl TransportConfig {
@@ -80,6 +88,7 @@ impl TransportConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             peer_queue_frames_max: 16_384,
             inbound_frames_max: 65_536,
+            wire_version: WIRE_VERSION,
         }
     }
 }
@@ -142,6 +151,8 @@ pub struct TransportStats {
     pub refused_connections: AtomicU64,
     /// Client requests received.
     pub client_requests: AtomicU64,
+    /// Peer connections closed because the peer speaks another wire version.
+    pub version_refused: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -196,6 +207,7 @@ struct Shared {
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     max_frame_bytes: usize,
+    wire_version: u32,
 }
 
 /// A running node transport. Dropping it stops its tasks; [`Transport::shutdown`] also
@@ -258,6 +270,7 @@ impl Transport {
             inbound: inbound_tx,
             stats: stats.clone(),
             max_frame_bytes: config.max_frame_bytes,
+            wire_version: config.wire_version,
         });
 
         let mut tasks = vec![tokio::spawn(accept_loop(shared.clone(), endpoint.clone()))];
@@ -443,6 +456,13 @@ async fn serve_peer(shared: Arc<Shared>, peer: NodeId, conn: Connection) {
             Ok(recv) => {
                 tokio::spawn(read_peer_stream(shared.clone(), peer, conn.clone(), recv));
             }
+            Err(quinn::ConnectionError::ApplicationClosed(close))
+                if close.error_code == VarInt::from_u32(CLOSE_VERSION) =>
+            {
+                bump(&shared.stats.version_refused);
+                tracing::warn!(node = %shared.id, %peer, ours = shared.wire_version, reason = %String::from_utf8_lossy(&close.reason), "the peer refused this node's wire version");
+                return;
+            }
             Err(e) => {
                 tracing::info!(node = %shared.id, %peer, reason = %e, "peer connection closed");
                 return;
@@ -457,6 +477,29 @@ async fn read_peer_stream(
     conn: Connection,
     mut recv: quinn::RecvStream,
 ) {
+    match hello::read(&mut recv, shared.wire_version).await {
+        Ok(()) => {}
+        Err(HelloError::Io(e)) => {
+            tracing::debug!(%peer, error = %e, "peer stream ended inside its hello");
+            return;
+        }
+        Err(e @ HelloError::NotMeridian) => {
+            bump(&shared.stats.malformed_frames);
+            tracing::warn!(node = %shared.id, %peer, error = %e, "closing the connection");
+            conn.close(VarInt::from_u32(CLOSE_MALFORMED), b"no hello");
+            return;
+        }
+        Err(e @ HelloError::Version { .. }) => {
+            bump(&shared.stats.version_refused);
+            tracing::error!(node = %shared.id, %peer, error = %e, "refusing a peer of another wire version");
+            let reason = format!(
+                "wire version mismatch: this node speaks {}",
+                shared.wire_version
+            );
+            conn.close(VarInt::from_u32(CLOSE_VERSION), reason.as_bytes());
+            return;
+        }
+    }
     loop {
         match frame::read::<PeerFrame, _>(&mut recv, shared.max_frame_bytes).await {
             Ok(Some(frame)) => {
@@ -501,7 +544,14 @@ async fn writer(
                 return;
             }
         };
-        let mut send = match conn.open_uni().await {
+        let opened = match conn.open_uni().await {
+            Ok(mut send) => {
+                let written = send.write_all(&hello::hello(shared.wire_version)).await;
+                written.map(|()| send).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let mut send = match opened {
             Ok(send) => send,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "cannot open a stream; waiting for a new connection");

@@ -19,7 +19,17 @@ fn cluster(
     n: u16,
     wan: Option<Duration>,
 ) -> Vec<(Transport, mpsc::Receiver<Inbound>)> {
-    let sockets = bound_sockets(usize::from(n));
+    cluster_of_versions(ca, &vec![WIRE_VERSION; usize::from(n)], wan)
+}
+
+/// As [`cluster`], node `i` speaking wire version `versions[i]`.
+fn cluster_of_versions(
+    ca: &TestCa,
+    versions: &[u32],
+    wan: Option<Duration>,
+) -> Vec<(Transport, mpsc::Receiver<Inbound>)> {
+    let n = versions.len();
+    let sockets = bound_sockets(n);
     let addrs: BTreeMap<NodeId, SocketAddr> = sockets
         .iter()
         .enumerate()
@@ -31,6 +41,7 @@ fn cluster(
         .map(|(i, (socket, addr))| {
             let id = NodeId(i as u16);
             let mut config = TransportConfig::new(id, addr, addrs.clone(), ca.node(id));
+            config.wire_version = versions[i];
             config.wan = wan.map(|one_way| WanConfig {
                 links: addrs
                     .values()
@@ -255,6 +266,7 @@ async fn a_malformed_frame_closes_only_the_connection_it_came_on() {
     )
     .await;
     let mut send = rogue.open_uni().await.unwrap();
+    send.write_all(&hello::hello(WIRE_VERSION)).await.unwrap();
     // A length prefix of 3 and three bytes that are not a PeerFrame (a string length
     // far past the end).
     send.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0x7f])
@@ -284,4 +296,62 @@ async fn a_client_certificate_cannot_speak_the_peer_protocol() {
             .load(Ordering::Relaxed)
             >= 1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_wire_version_is_refused_on_both_sides_and_nothing_is_delivered() {
+    let ca = TestCa::new();
+    let mut nodes = cluster_of_versions(&ca, &[WIRE_VERSION, WIRE_VERSION + 1], None);
+    let (new, mut new_rx) = nodes.pop().expect("node 1");
+    let (old, mut old_rx) = nodes.pop().expect("node 0");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        old.send(NodeId(1), frame("ks", b"from the old release"));
+        new.send(NodeId(0), frame("ks", b"from the new release"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refused = |t: &Transport| t.stats().version_refused.load(Ordering::Relaxed);
+        if refused(&old) >= 1 && refused(&new) >= 1 {
+            break;
+        }
+    }
+    for t in [&old, &new] {
+        assert!(
+            t.stats().version_refused.load(Ordering::Relaxed) >= 1,
+            "both sides count the refusal"
+        );
+    }
+    assert!(
+        old_rx.try_recv().is_err(),
+        "a frame crossed a version mismatch"
+    );
+    assert!(
+        new_rx.try_recv().is_err(),
+        "a frame crossed a version mismatch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_version_peer_learns_why_it_was_closed() {
+    let ca = TestCa::new();
+    let mut nodes = cluster(&ca, 2, None);
+    let (b, _b_rx) = nodes.pop().expect("node 1");
+    let addr = b.local_addr().unwrap();
+    drop(nodes); // node 0's identity is played by the raw connection
+    let rogue =
+        raw_peer_connection(&ca.node(NodeId(0)), addr, &tls::node_server_name(NodeId(1))).await;
+    let mut send = rogue.open_uni().await.unwrap();
+    send.write_all(&hello::hello(WIRE_VERSION + 7))
+        .await
+        .unwrap();
+    match timeout(Duration::from_secs(5), rogue.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(close.error_code, VarInt::from_u32(CLOSE_VERSION));
+            let reason = String::from_utf8_lossy(&close.reason).into_owned();
+            assert!(
+                reason.contains(&format!("this node speaks {WIRE_VERSION}")),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a version close, got {other:?}"),
+    }
 }
