@@ -83,6 +83,17 @@ pub trait Protocol {
     fn rejoin(&mut self, now: Time) {
         let _ = now;
     }
+
+    /// This replica is about to stop on purpose (a graceful shutdown): give up any role
+    /// the others wait on, so they need not detect the absence by timeout. It keeps
+    /// answering peers until the host stops it, and must not take such a role again.
+    ///
+    /// The default does nothing, which is right for cores with no such role (EPaxos and
+    /// Dynamo: every replica leads its own commands). A Multi-Paxos leader hands its
+    /// leadership to a peer.
+    fn hand_off(&mut self, now: Time) {
+        let _ = now;
+    }
 }
 
 /// One output of a protocol core.

@@ -165,6 +165,15 @@ impl<P: Protocol> Pump<P> {
         self.drain(at);
     }
 
+    /// Tell `id` it is about to stop on purpose ([`Protocol::hand_off`]).
+    pub(crate) fn hand_off(&mut self, id: NodeId) {
+        let now = self.now;
+        if let Some(core) = self.nodes[id.index()].as_mut() {
+            core.hand_off(now);
+        }
+        self.drain(id);
+    }
+
     /// Stop `id`: its unsynced records, unreleased effects and in-flight messages to it
     /// are lost.
     pub(crate) fn crash(&mut self, id: NodeId) {

@@ -266,6 +266,42 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// SIGTERM node `id` (it drains, then exits) and reap it; kill -9 it if it has not
+    /// exited after `patience`. Returns how long it took to exit.
+    pub fn terminate(&mut self, id: u16, patience: Duration) -> Result<Duration, LaunchError> {
+        let slot = self.slot(id)?;
+        let failed = |message: String| LaunchError::Process { node: id, message };
+        let Some(mut child) = self.children[slot].take() else {
+            return Ok(Duration::ZERO);
+        };
+        let started = Instant::now();
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .map_err(|e| failed(format!("kill -TERM: {e}")))?;
+        if !status.success() {
+            // Already gone: reaping it is what matters.
+            child.wait().map_err(|e| failed(format!("wait: {e}")))?;
+            return Ok(started.elapsed());
+        }
+        while started.elapsed() < patience {
+            if child
+                .try_wait()
+                .map_err(|e| failed(format!("wait: {e}")))?
+                .is_some()
+            {
+                return Ok(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().map_err(|e| failed(format!("wait: {e}")))?;
+        Err(failed(format!(
+            "still running {patience:?} after SIGTERM; killed it"
+        )))
+    }
+
     /// (Re)start node `id` from its config and data directory (killing it first if it
     /// runs).
     pub fn restart(&mut self, id: u16) -> Result<(), LaunchError> {

@@ -26,8 +26,15 @@ pub enum ServeError {
     Signal(std::io::Error),
 }
 
+/// How long a SIGTERM drain waits for requests in flight before answering them
+/// `Timeout` (`meridian cluster down` and the systemd unit wait longer than this).
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Load `config_path`, start the node and serve until it fails or a SIGTERM/SIGINT
-/// arrives; then shut down, letting storage threads finish the syncs they hold.
+/// arrives. A signal drains the node first ([`Node::drain`]: refuse new requests, hand
+/// off leadership, finish requests in flight, at most [`DRAIN_DEADLINE`]; a second
+/// signal cuts the drain short); then shut down, letting storage threads finish the
+/// syncs they hold.
 pub async fn serve(config_path: &Path) -> Result<(), ServeError> {
     let config = NodeConfig::load(config_path)?;
     let node_error = |source| ServeError::Node {
@@ -38,18 +45,25 @@ pub async fn serve(config_path: &Path) -> Result<(), ServeError> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signal)?;
     let outcome = tokio::select! {
-        result = node.wait() => result.map_err(node_error),
+        result = node.wait() => result.map(|()| false).map_err(node_error),
         _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; shutting down");
-            Ok(())
+            tracing::info!("interrupted; draining");
+            Ok(true)
         }
         _ = terminate.recv() => {
-            tracing::info!("terminated; shutting down");
-            Ok(())
+            tracing::info!("terminated; draining");
+            Ok(true)
         }
     };
+    if let Ok(true) = outcome {
+        tokio::select! {
+            _ = node.drain(DRAIN_DEADLINE) => {}
+            _ = terminate.recv() => tracing::warn!("terminated again; stopping without finishing the drain"),
+            _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted again; stopping without finishing the drain"),
+        }
+    }
     node.shutdown();
     // Let storage threads finish the syncs already handed to them.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    outcome
+    outcome.map(|_| ())
 }

@@ -1,6 +1,7 @@
 //! Real replica processes (`meridian serve`, one per node) on loopback, driven by the
-//! client library: every protocol through different replicas on 3 and 5 nodes, and
-//! kill -9 of replicas during a write load with no acknowledged write lost.
+//! client library: every protocol through different replicas on 3 and 5 nodes, kill -9
+//! of replicas during a write load with no acknowledged write lost, and a SIGTERM rolling
+//! restart under load that fails no request at the other replicas and loses none.
 
 mod common;
 
@@ -15,7 +16,8 @@ use meridian_server::launcher::LocalCluster;
 use meridian_server::local_cluster::{default_keyspaces, ClusterSpec, PROTOCOLS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -459,5 +461,180 @@ async fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
             );
             assert_eq!(report.verdict, Verdict::Linearizable, "{keyspace}");
         }
+    }
+}
+
+/// Writes (key, value) acknowledged per keyspace.
+type Acknowledged = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
+
+/// The rolling restart's shared state.
+struct Rolling {
+    stop: AtomicBool,
+    /// The node being restarted (`u16::MAX`: none).
+    victim: AtomicU16,
+    /// Acknowledged writes per keyspace.
+    acknowledged: Mutex<Acknowledged>,
+    /// Requests that failed at a replica not being restarted.
+    failures: Mutex<Vec<String>>,
+    /// Requests that failed at the replica being restarted (expected: refused while it
+    /// drains, unreachable while it is down; the writer retries).
+    at_victim: AtomicU64,
+}
+
+/// Writes of keys written once through one replica, until told to stop.
+async fn rolling_writer(
+    state: Arc<Rolling>,
+    client: Client,
+    node: u16,
+    keyspace: &'static str,
+    task: u64,
+) {
+    let consistency = (keyspace == "dynamo").then_some(Consistency::Dynamo(Level::Quorum));
+    let mut i = 0u64;
+    while !state.stop.load(Ordering::Relaxed) {
+        i += 1;
+        let key = format!("r/{task}/{i}").into_bytes();
+        let value = format!("{task}:{i}").into_bytes();
+        let victim_before = state.victim.load(Ordering::SeqCst);
+        let reply = client.put(keyspace, &key, &value, consistency).await;
+        let acknowledged = match &reply {
+            Ok(ClientReply {
+                outcome: Ok(Response::Kv(CommandResult::Written)),
+                ..
+            }) => true,
+            Ok(ClientReply {
+                outcome: Ok(Response::Versioned(v)),
+                ..
+            }) => v.receipt.met,
+            _ => false,
+        };
+        if acknowledged {
+            let mut acknowledged = state.acknowledged.lock().unwrap();
+            acknowledged.entry(keyspace).or_default().push((key, value));
+            continue;
+        }
+        if node == victim_before || node == state.victim.load(Ordering::SeqCst) {
+            state.at_victim.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let failure = format!("node {node}, {keyspace}: {reply:?}");
+            state.failures.lock().unwrap().push(failure);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 17: a rolling restart with SIGTERM (each node drains, exits, restarts, serves
+/// again before the next; the Multi-Paxos leader first) under a write load through every
+/// replica on every protocol. No request through the replicas not being restarted fails,
+/// and every acknowledged write is read back afterwards through every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_rolling_restart_under_load_fails_no_request_elsewhere_and_loses_none() {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let dir = TempDir::new("rolling");
+    let mut spec = spec("lan-3", PROTOCOLS);
+    spec.metrics = Some(free_addrs(3));
+    let mut cluster = start(&dir, &spec).await;
+    let tls = cluster.client_tls().unwrap();
+    let options = ClientOptions {
+        timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    let state = Arc::new(Rolling {
+        stop: AtomicBool::new(false),
+        victim: AtomicU16::new(u16::MAX),
+        acknowledged: Mutex::default(),
+        failures: Mutex::default(),
+        at_victim: AtomicU64::new(0),
+    });
+    let mut tasks = Vec::new();
+    let mut task = 0;
+    for node in &cluster.manifest().nodes {
+        for keyspace in ["multipaxos", "epaxos", "dynamo"] {
+            for _ in 0..2 {
+                task += 1;
+                let client = Client::connect_with(node.address, &tls, options.clone())
+                    .await
+                    .expect("connect");
+                let state = Arc::clone(&state);
+                tasks.push(tokio::spawn(rolling_writer(
+                    state, client, node.id, keyspace, task,
+                )));
+            }
+        }
+    }
+    let mut drains = Vec::new();
+    for victim in cluster.ids() {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        state.victim.store(victim, Ordering::SeqCst);
+        let exited =
+            tokio::task::block_in_place(|| cluster.terminate(victim, Duration::from_secs(20)));
+        let exited = match exited {
+            Ok(took) => took,
+            Err(e) => panic!("{e}\n{}", cluster.log_tail(victim, 30)),
+        };
+        drains.push(exited);
+        cluster.restart(victim).expect("restart");
+        if let Err(e) = cluster.wait_ready([victim], Duration::from_secs(60)).await {
+            panic!("node {victim}: {e}\n{}", cluster.log_tail(victim, 40));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        state.victim.store(u16::MAX, Ordering::SeqCst);
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    state.stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("load task");
+    }
+    let failures = state.failures.lock().unwrap().clone();
+    println!(
+        "rolling restart: SIGTERM to exit {drains:?}; {} requests refused or unreachable at \
+         the restarting replica; {} failed elsewhere",
+        state.at_victim.load(Ordering::Relaxed),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "requests failed at replicas not being restarted:\n{}",
+        failures.join("\n")
+    );
+    let take_overs: u64 = cluster
+        .manifest()
+        .nodes
+        .iter()
+        .flat_map(|node| {
+            scrape(node.metrics.expect("metrics"))
+                .lines()
+                .filter(|l| {
+                    l.contains("keyspace=\"multipaxos\"") && l.contains("name=\"take_overs\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    println!("multipaxos: {take_overs} take-overs on the running replicas");
+    assert!(
+        take_overs >= 1,
+        "no Multi-Paxos leader hand-off was taken over"
+    );
+
+    let readers: Vec<Arc<Client>> = clients(&cluster).await.into_iter().map(Arc::new).collect();
+    let acknowledged = state.acknowledged.lock().unwrap().clone();
+    for keyspace in ["multipaxos", "epaxos", "dynamo"] {
+        let writes = acknowledged.get(keyspace).cloned().unwrap_or_default();
+        let load = Arc::new(Load {
+            start: Instant::now(),
+            stop: AtomicBool::new(true),
+            observed: Mutex::default(),
+        });
+        let found = verify(keyspace, load, readers.clone(), writes.clone()).await;
+        println!(
+            "{keyspace}: {} acknowledged writes during the rolling restart, {found} found",
+            writes.len()
+        );
+        assert!(
+            writes.len() > 100,
+            "{keyspace}: too little load to show anything"
+        );
+        assert_eq!(found, writes.len(), "{keyspace}: acknowledged writes lost");
     }
 }

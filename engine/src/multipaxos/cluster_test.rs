@@ -253,3 +253,40 @@ fn skipping_phase_1_is_caught_by_the_agreement_check() {
     let caught = caught.expect("no seed exposed the phase-1-skipping leader");
     println!("broken variant caught: {caught}");
 }
+
+/// A leader that hands off before stopping is replaced well inside the failure
+/// detector's timeout (an election timeout of an hour here): requests submitted at the
+/// survivors after it stopped are all answered, and agreement holds.
+#[test]
+fn a_handed_off_leadership_is_taken_over_without_waiting_for_the_failure_detector() {
+    let config = MultiPaxosConfig::default()
+        .with_timeouts(Duration::from_millis(10), Duration::from_secs(3600))
+        .with_forward_retry(Duration::from_millis(300), 50);
+    for seed in 0..20 {
+        let mut pump = new_pump(3, config.clone(), seed);
+        assert!(
+            pump.run_until(STEPS, |p| p.leader().is_some()),
+            "seed {seed}"
+        );
+        let old = pump.leader().expect("leader");
+        submit(&mut pump, 0, 20);
+        assert!(pump.run_until(STEPS, |p| answered(p, 0..20)), "seed {seed}");
+        pump.hand_off(old);
+        assert!(
+            pump.run_until(STEPS, |p| p.leader().is_some_and(|l| l != old)),
+            "seed {seed}: nobody took over"
+        );
+        pump.crash(old);
+        submit(&mut pump, 20, 20);
+        assert!(
+            pump.run_until(STEPS, |p| answered(p, 20..40)),
+            "seed {seed}: survivors' requests not answered"
+        );
+        assert_all_ok(&pump, 0..40);
+        pump.assert_agreement();
+        assert!(
+            pump.now < Time::from_micros(3_600_000_000),
+            "seed {seed}: waited for the failure detector"
+        );
+    }
+}

@@ -128,6 +128,45 @@ impl MultiPaxos {
         self.request_catch_up(now, from, false);
     }
 
+    /// Stop leading or campaigning for good (a graceful shutdown): a leader asks the
+    /// next replica in id order to stand at once ([`Message::TakeOver`]). Requests it
+    /// queued but had not put in a slot are forwarded again by their origins.
+    pub(super) fn retire(&mut self, now: Time) {
+        if self.retiring {
+            return;
+        }
+        self.retiring = true;
+        self.metrics.incr("hand_offs");
+        if let Role::Leader(leadership) = &self.role {
+            let ballot = leadership.ballot;
+            let position = self.members.iter().position(|&m| m == self.id);
+            let successor = position
+                .map(|i| self.members[(i + 1) % self.members.len()])
+                .filter(|&s| s != self.id);
+            if let Some(successor) = successor {
+                self.outbox.send(successor, Message::TakeOver { ballot });
+            }
+        }
+        if !matches!(self.role, Role::Follower) {
+            self.step_down(now);
+        }
+        self.timers.cancel(Timer::Election);
+    }
+
+    /// The leader of `ballot` is retiring and chose this replica: stand now.
+    pub(super) fn on_take_over(&mut self, now: Time, from: NodeId, ballot: Ballot) {
+        if from != ballot.node || from == self.id || ballot < self.highest_seen {
+            self.drop_message(from != ballot.node);
+            return;
+        }
+        if self.retiring || self.rejoining || !matches!(self.role, Role::Follower) {
+            self.drop_message(false);
+            return;
+        }
+        self.metrics.incr("take_overs");
+        self.start_election(now);
+    }
+
     /// Stand for election with a ballot above anything seen.
     pub(super) fn start_election(&mut self, now: Time) {
         let ballot = Ballot {

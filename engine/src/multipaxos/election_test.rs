@@ -338,3 +338,76 @@ fn promises_for_another_ballot_are_dropped() {
     assert!(!candidate.is_leader());
     assert_eq!(candidate.metrics().get("dropped_stale"), 1);
 }
+
+/// A retiring leader asks the next replica to stand at once, steps down, and never
+/// stands again however long it stays up.
+#[test]
+fn a_retiring_leader_hands_off_to_the_next_replica_and_never_stands_again() {
+    let mut leader = elected_leader(3, MultiPaxosConfig::default());
+    leader.hand_off(Time::ZERO);
+    assert_eq!(
+        sent_now(&drain(&mut leader)),
+        vec![(
+            NodeId(1),
+            Message::TakeOver {
+                ballot: ballot(1, 0)
+            }
+        )]
+    );
+    assert!(!leader.is_leader());
+    assert_eq!(leader.metrics().get("hand_offs"), 1);
+    for secs in 1..30 {
+        leader.handle_timeout(Time::from_micros(secs * 1_000_000));
+    }
+    assert!(
+        !drain(&mut leader)
+            .iter()
+            .any(|o| matches!(o, Output::Persist { records, .. } if records.iter().any(|r| matches!(r, Record::Promised(_))))),
+        "a retiring replica stood for election"
+    );
+    assert_eq!(leader.metrics().get("elections_started"), 1);
+}
+
+/// The chosen successor stands at once; a take-over not from the ballot's owner, or
+/// for a ballot below its promise, is dropped.
+#[test]
+fn a_follower_stands_on_take_over_from_the_current_leader_only() {
+    let mut follower = node(1, 3, MultiPaxosConfig::default());
+    follower.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::Heartbeat {
+            ballot: ballot(2, 0),
+            commit_point: 0,
+        },
+    );
+    drain(&mut follower);
+    follower.handle_message(
+        Time::ZERO,
+        NodeId(2),
+        Message::TakeOver {
+            ballot: ballot(2, 0),
+        },
+    );
+    follower.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::TakeOver {
+            ballot: ballot(1, 0),
+        },
+    );
+    assert_eq!(follower.metrics().get("elections_started"), 0);
+    follower.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::TakeOver {
+            ballot: ballot(2, 0),
+        },
+    );
+    assert_eq!(follower.metrics().get("elections_started"), 1);
+    assert_eq!(follower.metrics().get("take_overs"), 1);
+    assert!(matches!(
+        drain(&mut follower).as_slice(),
+        [Output::Persist { records, .. }] if records == &vec![Record::Promised(ballot(3, 1))]
+    ));
+}

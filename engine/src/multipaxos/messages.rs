@@ -113,6 +113,12 @@ pub enum Message {
         /// First slot not known committed by the leader.
         commit_point: Slot,
     },
+    /// The leader of `ballot` is stopping (a graceful shutdown): stand for election now
+    /// instead of after the failure detector's timeout.
+    TakeOver {
+        /// The retiring leader's ballot.
+        ballot: Ballot,
+    },
     /// A follower is missing committed slots from `from_slot` on.
     CatchUpRequest {
         /// First slot the follower has not executed.

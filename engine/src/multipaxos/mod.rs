@@ -152,6 +152,8 @@ pub struct MultiPaxos {
     fences: BTreeMap<NodeId, Ballot>,
     /// Lost its disk and has not rejoined yet: votes for nothing.
     rejoining: bool,
+    /// Shutting down on purpose ([`Protocol::hand_off`]): never stands for election again.
+    retiring: bool,
     outbox: Outbox<Message, Record>,
     metrics: Metrics,
 }
@@ -197,6 +199,7 @@ impl MultiPaxos {
             incoming: None,
             fences: recovered.fences,
             rejoining: recovered.rejoining,
+            retiring: false,
             outbox: Outbox::new(),
             metrics: Metrics::new(),
         }
@@ -298,7 +301,7 @@ impl MultiPaxos {
     /// fixed).
     fn reset_election_deadline(&mut self, now: Time) {
         let deadline = now + self.election_timeout();
-        if self.rejoining && self.timers.is_armed(Timer::Election) {
+        if self.rejoining && self.timers.is_armed(Timer::Election) || self.retiring {
             return;
         }
         if !self.is_leader() {
@@ -364,6 +367,7 @@ impl Protocol for MultiPaxos {
                 ballot,
                 commit_point,
             } => self.on_heartbeat(now, from, ballot, commit_point),
+            Message::TakeOver { ballot } => self.on_take_over(now, from, ballot),
             Message::CatchUpRequest { from_slot } => self.on_catch_up_request(from, from_slot),
             Message::CatchUp { entries } => self.on_catch_up(now, from, entries),
             Message::Forward { proposal, hops } => self.on_forward(now, proposal, hops),
@@ -405,6 +409,11 @@ impl Protocol for MultiPaxos {
         if self.timers.is_due(Timer::Retry, now) {
             self.retry_pending(now);
         }
+    }
+
+    fn hand_off(&mut self, now: Time) {
+        self.start(now);
+        self.retire(now);
     }
 
     fn poll_output(&mut self) -> Option<Output<Message, Record>> {

@@ -80,13 +80,26 @@ pub struct ClientCall {
     pub reply: oneshot::Sender<ClientReply>,
 }
 
+/// What the node asks of a host besides peer messages and client requests.
+#[derive(Debug)]
+enum Control {
+    /// A metrics snapshot.
+    Metrics(oneshot::Sender<KeyspaceMetrics>),
+    /// The node is draining: give up roles peers wait on ([`Protocol::hand_off`]).
+    HandOff(oneshot::Sender<()>),
+    /// The drain's deadline passed: answer every request still in flight with
+    /// [`RequestError::Timeout`] (its outcome is unknown; a retry with the same request
+    /// id, at any replica, runs it at most once).
+    GiveUp(oneshot::Sender<u64>),
+}
+
 /// The node's side of a running keyspace host (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct KeyspaceHandle {
     keyspace: String,
     peer_tx: mpsc::Sender<(NodeId, Vec<u8>)>,
     client_tx: mpsc::Sender<ClientCall>,
-    control_tx: mpsc::Sender<oneshot::Sender<KeyspaceMetrics>>,
+    control_tx: mpsc::Sender<Control>,
 }
 
 /// The host task: ends only on a storage failure (an error) or when aborted.
@@ -127,7 +140,25 @@ impl KeyspaceHandle {
     /// A snapshot of the host's and core's metrics (`None` if the host stopped).
     pub async fn metrics(&self) -> Option<KeyspaceMetrics> {
         let (tx, rx) = oneshot::channel();
-        self.control_tx.send(tx).await.ok()?;
+        self.control_tx.send(Control::Metrics(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Tell the core this replica is stopping ([`Protocol::hand_off`]); returns once it
+    /// was told (`false` if the host stopped).
+    pub async fn hand_off(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.control_tx.send(Control::HandOff(tx)).await.is_err() {
+            return false;
+        }
+        rx.await.is_ok()
+    }
+
+    /// Answer every request still in flight with [`RequestError::Timeout`]; returns how
+    /// many were answered so (`None` if the host stopped).
+    pub async fn give_up_pending(&self) -> Option<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.control_tx.send(Control::GiveUp(tx)).await.ok()?;
         rx.await.ok()
     }
 }
@@ -226,7 +257,7 @@ impl<P: Protocol> Host<P> {
         mut self,
         mut peer_rx: mpsc::Receiver<(NodeId, Vec<u8>)>,
         mut client_rx: mpsc::Receiver<ClientCall>,
-        mut control_rx: mpsc::Receiver<oneshot::Sender<KeyspaceMetrics>>,
+        mut control_rx: mpsc::Receiver<Control>,
         mut reports: mpsc::UnboundedReceiver<StorageReport>,
     ) -> Result<(), NodeError> {
         self.drain()?;
@@ -269,10 +300,24 @@ impl<P: Protocol> Host<P> {
                     let now = self.now();
                     self.core.handle_timeout(now);
                 }
-                Some(reply) = control_rx.recv() => {
-                    let _ = reply.send(self.snapshot());
-                    continue;
-                }
+                Some(control) = control_rx.recv() => match control {
+                    Control::Metrics(reply) => {
+                        let _ = reply.send(self.snapshot());
+                        continue;
+                    }
+                    Control::HandOff(done) => {
+                        let now = self.now();
+                        self.core.hand_off(now);
+                        self.drain()?;
+                        let _ = done.send(());
+                        continue;
+                    }
+                    Control::GiveUp(done) => {
+                        let given_up = self.give_up_pending();
+                        let _ = done.send(given_up);
+                        continue;
+                    }
+                },
                 _ = sweep.tick() => {
                     self.sweep();
                     continue;
@@ -458,6 +503,23 @@ impl<P: Protocol> Host<P> {
 
     fn count_reply(&mut self, outcome: &'static str) {
         *self.stats.replies.entry(outcome).or_insert(0) += 1;
+    }
+
+    /// Answer every request in flight with a timeout (the drain's deadline passed).
+    fn give_up_pending(&mut self) -> u64 {
+        let pending = std::mem::take(&mut self.pending);
+        let count = pending.len() as u64;
+        for (id, pending) in pending {
+            self.count_reply("timeout");
+            for waiter in pending.waiters {
+                let _ = waiter.send(ClientReply {
+                    id,
+                    outcome: Err(RequestError::Timeout),
+                });
+            }
+        }
+        self.count("requests_given_up_at_shutdown", count);
+        count
     }
 
     /// Forget requests whose clients have gone away.

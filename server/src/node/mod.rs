@@ -12,6 +12,13 @@
 //! (`<data_dir>/<keyspace>/log`), replay and decode the records, build the core with
 //! them, and spawn its host. The node runs until a keyspace fails (a storage error ends
 //! that keyspace and the node reports it) or it is shut down.
+//!
+//! Graceful stop ([`Node::drain`], what SIGTERM does): new client requests are refused
+//! with `Rejected` (never started, so retrying them elsewhere is safe); every core is told
+//! it is stopping (a Multi-Paxos leader hands its leadership to a peer); requests in
+//! flight are finished; any still open at the deadline are answered `Timeout` (unknown
+//! outcome: a retry with the same request id runs at most once); after a short grace
+//! for the last messages to leave, the node shuts down.
 
 mod host;
 mod storage_thread;
@@ -33,7 +40,7 @@ use meridian_engine::topology::Topology;
 use meridian_engine::{ClientReply, Consistency, NodeId, RequestError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -142,7 +149,24 @@ pub struct Node {
     router: JoinHandle<()>,
     /// Peer messages the router dropped (unknown keyspace or full keyspace queue).
     router_drops: Arc<AtomicU64>,
+    /// Set by [`Node::drain`]: the router refuses new client requests.
+    draining: Arc<AtomicBool>,
     metrics: Option<(SocketAddr, JoinHandle<()>)>,
+}
+
+/// How long a drain waits after the last request finished, so the last messages
+/// (commits, replies to forwarded requests) leave before connections close.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(300);
+
+/// What [`Node::drain`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Requests in flight when the drain began.
+    pub in_flight_at_start: u64,
+    /// Requests still in flight at the deadline, answered `Timeout`.
+    pub given_up: u64,
+    /// How long the in-flight requests took to finish (or the deadline).
+    pub waited: Duration,
 }
 
 impl Node {
@@ -236,7 +260,14 @@ impl Node {
             keyspaces.insert(name, handle);
         }
         let router_drops = Arc::new(AtomicU64::new(0));
-        let router = tokio::spawn(route(inbound, routes, router_drops.clone()));
+        let draining = Arc::new(AtomicBool::new(false));
+        let router = tokio::spawn(route(
+            config.id,
+            inbound,
+            routes,
+            router_drops.clone(),
+            draining.clone(),
+        ));
         let mut node = Self {
             id: config.id,
             transport,
@@ -245,6 +276,7 @@ impl Node {
             exits,
             router,
             router_drops,
+            draining,
             metrics: None,
         };
         if let Some(addr) = config.metrics {
@@ -328,6 +360,52 @@ impl Node {
         }
     }
 
+    /// Requests in flight over every keyspace.
+    async fn in_flight(&self) -> u64 {
+        let mut total = 0;
+        for handle in self.keyspaces.values() {
+            if let Some(metrics) = handle.metrics().await {
+                total += metrics.pending_requests;
+            }
+        }
+        total
+    }
+
+    /// Stop taking work and finish what is in flight (see the module doc); then call
+    /// [`Node::shutdown`]. Requests still open after `deadline` are answered `Timeout`.
+    pub async fn drain(&self, deadline: Duration) -> DrainReport {
+        let started = Instant::now();
+        self.draining.store(true, Ordering::SeqCst);
+        let in_flight_at_start = self.in_flight().await;
+        tracing::info!(node = %self.id, in_flight = in_flight_at_start, "draining: refusing new requests, handing off, finishing requests in flight");
+        for handle in self.keyspaces.values() {
+            handle.hand_off().await;
+        }
+        let mut given_up = 0;
+        loop {
+            let open = self.in_flight().await;
+            if open == 0 {
+                break;
+            }
+            if started.elapsed() >= deadline {
+                for handle in self.keyspaces.values() {
+                    given_up += handle.give_up_pending().await.unwrap_or(0);
+                }
+                tracing::warn!(node = %self.id, given_up, "drain deadline passed; requests still in flight were answered with a timeout");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let waited = started.elapsed();
+        tokio::time::sleep(DRAIN_GRACE).await;
+        tracing::info!(node = %self.id, in_flight = in_flight_at_start, given_up, waited_ms = waited.as_millis() as u64, "drained");
+        DrainReport {
+            in_flight_at_start,
+            given_up,
+            waited,
+        }
+    }
+
     /// Stop everything: hosts (records handed to storage are still synced), router,
     /// metrics, and every connection.
     pub fn shutdown(&self) {
@@ -350,9 +428,11 @@ impl Drop for Node {
 
 /// Dispatch inbound frames to keyspace hosts by name.
 async fn route(
+    id: NodeId,
     mut inbound: mpsc::Receiver<Inbound>,
     keyspaces: BTreeMap<String, (KeyspaceHandle, Consistency)>,
     drops: Arc<AtomicU64>,
+    draining: Arc<AtomicBool>,
 ) {
     while let Some(message) = inbound.recv().await {
         match message {
@@ -367,6 +447,16 @@ async fn route(
             }
             Inbound::Client { frame, reply } => {
                 let mut request = frame.request;
+                if draining.load(Ordering::SeqCst) {
+                    let _ = reply.send(ClientReply {
+                        id: request.id,
+                        outcome: Err(RequestError::Rejected(format!(
+                            "replica {id} is shutting down; the request was not started: \
+                             retry it at another replica"
+                        ))),
+                    });
+                    continue;
+                }
                 let Some((handle, default)) = keyspaces.get(&frame.keyspace) else {
                     let known: Vec<&str> = keyspaces.keys().map(String::as_str).collect();
                     let _ = reply.send(ClientReply {
