@@ -11,6 +11,9 @@ use meridian_engine::topology::Topology;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default of `--epaxos-in-flight`.
+const DEFAULT_EPAXOS_IN_FLIGHT: usize = 10_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Backend {
     /// The deterministic simulator running the protocol cores.
@@ -82,7 +85,7 @@ pub(crate) struct Args {
     pub(crate) batch: usize,
     /// EPaxos: uncommitted own instances per replica before requests queue; queued
     /// requests are what a batch packs, so batching needs a small window.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT_EPAXOS_IN_FLIGHT)]
     pub(crate) epaxos_in_flight: usize,
     /// Client request timeout in seconds.
     #[arg(long, default_value_t = 5.0)]
@@ -108,6 +111,10 @@ pub(crate) struct Args {
     /// Cluster backend with --nodes: directory with ca.pem, client.pem and client.key.
     #[arg(long)]
     pub(crate) certs: Option<PathBuf>,
+    /// Cluster backend with --nodes: the replicas' metrics endpoints (host:port), one per
+    /// node in --nodes order; fast/slow-path and other protocol counters come from them.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) metrics: Vec<String>,
     /// Cluster backend: directory for the local replicas' certificates, configs, data and
     /// logs (default: a fresh temporary directory, removed afterwards).
     #[arg(long)]
@@ -138,8 +145,54 @@ impl Plan {
 }
 
 impl Args {
+    /// Options that only apply to replicas the bench starts itself (or only to an
+    /// existing deployment) are refused rather than silently ignored.
+    fn check_deployment_options(&self) -> anyhow::Result<()> {
+        if self.nodes.is_empty() {
+            for (given, option) in [
+                (!self.metrics.is_empty(), "--metrics"),
+                (self.certs.is_some(), "--certs"),
+            ] {
+                if given {
+                    bail!("{option} applies to an existing deployment (--nodes) only");
+                }
+            }
+            return Ok(());
+        }
+        if self.backend != Backend::Cluster {
+            bail!("--nodes needs --backend cluster");
+        }
+        let set_by_configs = "with --nodes the deployment's node configs decide it";
+        for (given, option, why) in [
+            (self.batch != 1, "--batch", set_by_configs),
+            (
+                self.epaxos_in_flight != DEFAULT_EPAXOS_IN_FLIGHT,
+                "--epaxos-in-flight",
+                set_by_configs,
+            ),
+            (
+                self.dir.is_some(),
+                "--dir",
+                "it holds replicas the bench starts itself",
+            ),
+        ] {
+            if given {
+                bail!("{option} does not apply to an existing deployment: {why}");
+            }
+        }
+        if !self.metrics.is_empty() && self.metrics.len() != self.nodes.len() {
+            bail!(
+                "--metrics gave {} addresses for {} --nodes; give one per node, in the same order",
+                self.metrics.len(),
+                self.nodes.len()
+            );
+        }
+        Ok(())
+    }
+
     /// Resolve and validate the options.
     pub(crate) fn plan(&self) -> anyhow::Result<Plan> {
+        self.check_deployment_options()?;
         let topology = Topology::resolve(&self.topology)
             .with_context(|| format!("loading topology {:?}", self.topology))?
             .with_clients_per_region(self.clients);
@@ -227,3 +280,7 @@ impl Args {
         Ok(workloads)
     }
 }
+
+#[cfg(test)]
+#[path = "args_test.rs"]
+mod tests;

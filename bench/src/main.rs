@@ -15,6 +15,7 @@ use meridian_bench::report::{self, RunReport};
 use meridian_bench::{history, runner};
 use meridian_engine::check::OpRecord;
 use meridian_engine::sim::FaultProfile;
+use meridian_server::config::resolve_host_port;
 use meridian_server::launcher::ServerCommand;
 use std::io::Write;
 use std::path::PathBuf;
@@ -195,15 +196,22 @@ fn remote_deployment(args: &Args, plan: &Plan) -> anyhow::Result<Deployment> {
         .certs
         .as_deref()
         .context("--nodes needs --certs DIR (ca.pem, client.pem, client.key)")?;
-    let addresses = args
-        .nodes
-        .iter()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("--nodes: bad address {a:?}"))
-        })
-        .collect::<anyhow::Result<Vec<std::net::SocketAddr>>>()?;
-    Deployment::remote(&plan.topology, addresses, certs)
+    let resolve = |option: &str, addresses: &[String]| {
+        addresses
+            .iter()
+            .map(|a| resolve_host_port(a).map_err(|e| anyhow::anyhow!("{option}: {e}")))
+            .collect::<anyhow::Result<Vec<std::net::SocketAddr>>>()
+    };
+    let addresses = resolve("--nodes", &args.nodes)?;
+    let metrics = if args.metrics.is_empty() {
+        vec![None; addresses.len()]
+    } else {
+        resolve("--metrics", &args.metrics)?
+            .into_iter()
+            .map(Some)
+            .collect()
+    };
+    Deployment::remote(&plan.topology, addresses, metrics, certs)
 }
 
 /// Write each run's operations as JSON Lines when `--history` asks (one file, or one per

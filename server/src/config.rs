@@ -27,6 +27,11 @@
 //! topology = "epaxos-5"             # builtin name or topology file
 //! ```
 //!
+//! Addresses (`listen`, `metrics`, `peers[].address`) are `host:port`, the host an IP
+//! address or a DNS name; names are resolved when the file is loaded (IPv4 preferred),
+//! so a node whose peers' names do not resolve yet fails to start with the field named
+//! and its service manager retries.
+//!
 //! Every table refuses unknown fields, so a typo is an error that names the field rather
 //! than a silently ignored setting. Node ids must be `0..n` (they index arrays).
 
@@ -83,13 +88,14 @@ pub struct NodeConfig {
     /// The region it runs in (a topology region name or alias when WAN emulation is on).
     pub region: String,
     /// UDP address for peers and clients.
+    #[serde(deserialize_with = "host_port")]
     pub listen: SocketAddr,
     /// Where the keyspace logs live (one subdirectory per keyspace).
     pub data_dir: PathBuf,
     /// Certificate files.
     pub tls: TlsConfig,
     /// Address of the Prometheus text endpoint, if any.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_host_port")]
     pub metrics: Option<SocketAddr>,
     /// Every other node.
     #[serde(default)]
@@ -136,7 +142,44 @@ pub struct PeerConfig {
     /// Its region.
     pub region: String,
     /// Its UDP address.
+    #[serde(deserialize_with = "host_port")]
     pub address: SocketAddr,
+}
+
+/// Resolve `host:port` (an IP address or a DNS name, IPv6 literals in brackets) to one
+/// socket address, IPv4 preferred.
+pub fn resolve_host_port(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?}: expected host:port"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!(
+            "{text:?}: expected host:port with a port in 0..65535"
+        ));
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} resolves to no address"))
+}
+
+fn host_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    resolve_host_port(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_host_port<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    host_port(deserializer).map(Some)
 }
 
 /// WAN emulation settings.
@@ -630,6 +673,9 @@ impl NodeConfig {
             .unwrap_or(crate::transport::frame::DEFAULT_MAX_FRAME_BYTES)
     }
 }
+
+mod set;
+pub use set::check_cluster;
 
 #[cfg(test)]
 mod tests;

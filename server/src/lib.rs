@@ -10,6 +10,7 @@
 //! |-------------|---------------|
 //! | `storage`   | `FileStorage`: append-only checksummed log, group commit, torn-tail scan |
 //! | `tls`       | cluster CA, node/client certificates, mutual-TLS QUIC configs |
+//! | `certs`     | the CA on disk: `certs init`, `issue` (nodes added later, rotation), `show` |
 //! | `transport` | frames, `WanSocket` (WAN emulation), QUIC peer mesh and client streams |
 //! | `wire`      | what travels in frames |
 //! | `config`    | node TOML config |
@@ -20,6 +21,7 @@
 //! | `serve`     | run one replica until it fails or is told to stop |
 //! | `metrics`   | histograms and the Prometheus endpoint |
 
+pub mod certs;
 pub mod client;
 pub mod config;
 pub mod launcher;

@@ -12,10 +12,11 @@
 //! emulation each node delays datagrams to its peers by the topology's one-way delay.
 //! Keyspaces are named after their protocol (`multipaxos`, `epaxos`, `dynamo`).
 
+use crate::certs::{self, CertsError, Subject};
 use crate::config::{
     ConfigError, DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace, NodeConfig,
 };
-use crate::tls::{self, TlsError};
+use crate::tls::{CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS};
 use meridian_engine::topology::Topology;
 use meridian_engine::NodeId;
 use serde::{Deserialize, Serialize};
@@ -90,10 +91,28 @@ pub enum ClusterError {
     },
     /// Certificates could not be generated.
     #[error(transparent)]
-    Tls(#[from] TlsError),
+    Certs(#[from] CertsError),
     /// A generated config does not load (a bug here).
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// A new CA with node and client certificates in `dir`; a directory that already holds a
+/// CA (a cluster brought up there before) keeps it and gets only the missing files.
+fn write_certs(dir: &Path, n: u16) -> Result<(), ClusterError> {
+    if !certs::has_ca(dir) {
+        certs::init(dir, n, CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS)?;
+        return Ok(());
+    }
+    let subjects = (0..n)
+        .map(|i| Subject::Node(NodeId(i)))
+        .chain([Subject::Client("client".into())]);
+    for subject in subjects {
+        if !dir.join(format!("{}.pem", subject.file_stem())).exists() {
+            certs::issue(dir, None, &subject, LEAF_VALIDITY_DAYS, false)?;
+        }
+    }
+    Ok(())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ClusterError> {
@@ -176,7 +195,7 @@ pub fn generate(dir: &Path, spec: &ClusterSpec) -> Result<Manifest, ClusterError
     })?;
     let n = u16::try_from(replicas.len())
         .map_err(|_| ClusterError::Spec("too many replicas".into()))?;
-    tls::write_cluster_certs(&dir.join("certs"), n)?;
+    write_certs(&dir.join("certs"), n)?;
     let region_name = |index: usize| spec.topology.regions()[index].name.clone();
     let mut nodes = Vec::new();
     for &(id, region) in &replicas {

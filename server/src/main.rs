@@ -1,13 +1,18 @@
 //! `meridian`: replica server, client CLI and local cluster launcher.
 //!
 //! ```text
-//!  meridian serve --config node.toml
-//!  meridian certs --out DIR --nodes N
+//!  meridian serve --config node.toml [--log-file PATH] [--log-format text|json]
+//!  meridian certs init --out DIR --nodes N | issue --ca DIR --node ID|--client NAME | show PATH
+//!  meridian config check node-0.toml node-1.toml ...
 //!  meridian get|put|delete|cas --addr A --keyspace K --key KEY [--consistency C] --certs DIR
 //!  meridian cluster up --topology NAME|FILE --dir DIR [--wan] [--protocol P]...
 //!  meridian cluster down --dir DIR
 //! ```
 
+#[path = "cli/admin.rs"]
+mod admin;
+
+use admin::{CertsCommand, ConfigCommand, LogOptions};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use meridian_engine::topology::Topology;
@@ -16,7 +21,7 @@ use meridian_server::client::{Client, ClientOptions};
 use meridian_server::config::parse_consistency;
 use meridian_server::launcher::{self, ServerCommand};
 use meridian_server::local_cluster::{self as cluster, ClusterSpec, Manifest, PROTOCOLS};
-use meridian_server::tls::{self, TlsIdentity, TlsPaths};
+use meridian_server::tls::{TlsIdentity, TlsPaths};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,15 +44,18 @@ enum Command {
         /// Node config file (TOML).
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        log: LogOptions,
     },
-    /// Generate a cluster CA, node certificates and a client certificate.
+    /// Cluster CA and certificates: init, issue, show.
     Certs {
-        /// Directory to write ca.pem/key, node-<id>.pem/key and client.pem/key into.
-        #[arg(long)]
-        out: PathBuf,
-        /// Number of node certificates (ids 0..N).
-        #[arg(long)]
-        nodes: u16,
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Node configs: check a cluster's set against each other.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Read a key.
     Get {
@@ -154,28 +162,13 @@ enum ClusterCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Replicas log at info; client commands only warn (RUST_LOG overrides both).
-    let default_level = match cli.command {
-        Command::Serve { .. } => "info",
-        _ => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    match &cli.command {
+        Command::Serve { log, .. } => admin::init_logging("info", log)?,
+        _ => admin::init_logging("warn", &LogOptions::default())?,
+    }
     match cli.command {
-        Command::Certs { out, nodes } => {
-            tls::write_cluster_certs(&out, nodes)
-                .with_context(|| format!("writing certificates to {}", out.display()))?;
-            println!(
-                "wrote a CA, {nodes} node certificates and a client certificate to {}",
-                out.display()
-            );
-            Ok(())
-        }
+        Command::Certs { command } => admin::certs(command),
+        Command::Config { command } => admin::config(command),
         Command::Cluster {
             command: ClusterCommand::Down { dir },
         } => cluster_down(&dir),
@@ -192,7 +185,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config } => Ok(meridian_server::serve::serve(&config).await?),
+        Command::Serve { config, .. } => Ok(meridian_server::serve::serve(&config).await?),
         Command::Get { target, key } => {
             let client = connect(&target).await?;
             let consistency = consistency(&target)?;
@@ -268,6 +261,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Certs { .. }
+        | Command::Config { .. }
         | Command::Cluster {
             command: ClusterCommand::Down { .. },
         } => unreachable!("handled without a runtime"),
@@ -489,7 +483,7 @@ fn cluster_down(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("{}", path.display()))?;
         if is_our_replica(pid) {
             signal(pid, "TERM")?;
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(20);
             while is_our_replica(pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }

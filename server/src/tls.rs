@@ -1,7 +1,7 @@
 //! Cluster certificates and mutual-TLS configurations.
 //!
 //! ```text
-//!  meridian certs ─▶ ca.pem / ca.key            the cluster CA (self-signed)
+//!  meridian certs ─▶ ca.pem / ca/ca.key         the cluster CA (self-signed; see certs.rs)
 //!                    node-<id>.pem / .key       SANs: node-<id>.meridian, meridian, localhost, 127.0.0.1
 //!                    client.pem / client.key    SAN: client.meridian (client auth only)
 //!
@@ -23,7 +23,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::RootCertStore;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -88,11 +87,29 @@ pub struct CertAuthority {
     key: KeyPair,
 }
 
+/// Days a CA made by `meridian certs init` is valid by default.
+pub const CA_VALIDITY_DAYS: u32 = 3650;
+/// Days a node or client certificate is valid by default.
+pub const LEAF_VALIDITY_DAYS: u32 = 365;
+
+/// From an hour ago (clock skew between hosts) to `days` from now.
+fn set_validity(params: &mut CertificateParams, days: u32) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(i64::from(days));
+}
+
 impl CertAuthority {
-    /// A fresh self-signed CA named `name`.
+    /// A fresh self-signed CA named `name`, valid for [`CA_VALIDITY_DAYS`].
     pub fn generate(name: &str) -> Result<Self, TlsError> {
+        Self::generate_for(name, CA_VALIDITY_DAYS)
+    }
+
+    /// A fresh self-signed CA named `name`, valid for `days`.
+    pub fn generate_for(name: &str, days: u32) -> Result<Self, TlsError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
+        set_validity(&mut params, days);
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
@@ -100,6 +117,36 @@ impl CertAuthority {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
+        let cert = params.self_signed(&key)?;
+        Ok(Self { cert, key })
+    }
+
+    /// An existing CA from its certificate and private key (PEM), to issue more
+    /// certificates that chain to it. Fails if the key is not the certificate's.
+    pub fn from_pem(cert: &str, key: &str) -> Result<Self, TlsError> {
+        let pem_error = |message: String| TlsError::Pem {
+            what: "CA".into(),
+            message,
+        };
+        let key = KeyPair::from_pem(key).map_err(|e| pem_error(format!("private key: {e}")))?;
+        let params = CertificateParams::from_ca_cert_pem(cert)
+            .map_err(|e| pem_error(format!("certificate: {e}")))?;
+        let original = CertificateDer::pem_slice_iter(cert.as_bytes())
+            .next()
+            .ok_or_else(|| pem_error("no certificate found".into()))?
+            .map_err(|e| pem_error(format!("certificate: {e}")))?;
+        let spki = key.public_key_der();
+        if !original
+            .as_ref()
+            .windows(spki.len())
+            .any(|window| window == spki.as_slice())
+        {
+            return Err(pem_error(
+                "the private key does not belong to the CA certificate".into(),
+            ));
+        }
+        // Only the subject, key identifier and key are used to sign: certificates issued
+        // from this value chain to the original CA certificate.
         let cert = params.self_signed(&key)?;
         Ok(Self { cert, key })
     }
@@ -112,8 +159,14 @@ impl CertAuthority {
         }
     }
 
-    /// A certificate for node `id`, valid as server and as client.
+    /// A certificate for node `id`, valid as server and as client for
+    /// [`LEAF_VALIDITY_DAYS`].
     pub fn issue_node(&self, id: NodeId) -> Result<PemPair, TlsError> {
+        self.issue_node_for(id, LEAF_VALIDITY_DAYS)
+    }
+
+    /// A certificate for node `id`, valid as server and as client for `days`.
+    pub fn issue_node_for(&self, id: NodeId, days: u32) -> Result<PemPair, TlsError> {
         let names = vec![
             node_server_name(id),
             CLUSTER_SERVER_NAME.to_owned(),
@@ -127,15 +180,22 @@ impl CertAuthority {
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
+            days,
         )
     }
 
-    /// A client certificate named `name`.
+    /// A client certificate named `name`, valid for [`LEAF_VALIDITY_DAYS`].
     pub fn issue_client(&self, name: &str) -> Result<PemPair, TlsError> {
+        self.issue_client_for(name, LEAF_VALIDITY_DAYS)
+    }
+
+    /// A client certificate named `name`, valid for `days`.
+    pub fn issue_client_for(&self, name: &str, days: u32) -> Result<PemPair, TlsError> {
         self.issue(
             name,
             vec![format!("{name}.meridian")],
             vec![ExtendedKeyUsagePurpose::ClientAuth],
+            days,
         )
     }
 
@@ -144,9 +204,11 @@ impl CertAuthority {
         common_name: &str,
         names: Vec<String>,
         usages: Vec<ExtendedKeyUsagePurpose>,
+        days: u32,
     ) -> Result<PemPair, TlsError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names)?;
+        set_validity(&mut params, days);
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
@@ -191,47 +253,6 @@ impl TlsPaths {
             key: dir.join("client.key"),
         }
     }
-}
-
-/// Write a new CA, `nodes` node certificates and one client certificate into `dir`.
-/// Private keys are written readable by the owner only.
-pub fn write_cluster_certs(dir: &Path, nodes: u16) -> Result<(), TlsError> {
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let ca = CertAuthority::generate("meridian cluster CA")?;
-    write_pair(dir, "ca", &ca.pem())?;
-    for i in 0..nodes {
-        write_pair(dir, &format!("node-{i}"), &ca.issue_node(NodeId(i))?)?;
-    }
-    write_pair(dir, "client", &ca.issue_client("client")?)?;
-    Ok(())
-}
-
-fn write_pair(dir: &Path, stem: &str, pair: &PemPair) -> Result<(), TlsError> {
-    write_file(
-        &dir.join(format!("{stem}.pem")),
-        pair.cert.as_bytes(),
-        0o644,
-    )?;
-    write_file(&dir.join(format!("{stem}.key")), pair.key.as_bytes(), 0o600)
-}
-
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| TlsError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)
 }
 
 /// A party's trust roots, certificate chain and key: everything a TLS config needs.
@@ -477,24 +498,5 @@ mod tests {
         let client = identity(&ca, &ca.issue_client("client").unwrap());
         let (_, dialed) = handshake(&server, &client, &node_server_name(NodeId(1))).await;
         assert!(dialed.is_err(), "node 0 passed as node 1");
-    }
-
-    #[test]
-    fn cluster_certs_are_written_with_private_keys_owner_only() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("meridian-certs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        write_cluster_certs(&dir, 3).unwrap();
-        for stem in ["ca", "node-0", "node-1", "node-2", "client"] {
-            let key = dir.join(format!("{stem}.key"));
-            let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600, "{stem}.key");
-            assert!(dir.join(format!("{stem}.pem")).exists());
-        }
-        for id in 0..3 {
-            TlsIdentity::load(&TlsPaths::node(&dir, NodeId(id))).unwrap();
-        }
-        TlsIdentity::load(&TlsPaths::client(&dir)).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

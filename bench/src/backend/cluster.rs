@@ -3,7 +3,7 @@
 //! ```text
 //!  Deployment::local(topology, keyspaces)  ─▶ one `meridian-bench serve-replica` process
 //!        per topology replica on loopback, WAN emulated from the topology
-//!  Deployment::remote(addresses, certs)    ─▶ an existing deployment (replicas in
+//!  Deployment::remote(addresses, metrics, certs) ─▶ an existing deployment (replicas in
 //!        topology order)
 //!  run(deployment, keyspace, run)          ─▶ clients per region, each next to its
 //!        nearest replica, closed or open loop; every request recorded as an OpRecord
@@ -119,11 +119,13 @@ impl Deployment {
         })
     }
 
-    /// An existing deployment: `addresses` of the topology's replicas in order, client
-    /// certificates in `certs` (ca.pem, client.pem, client.key).
+    /// An existing deployment: `addresses` of the topology's replicas in order, their
+    /// metrics endpoints (same order; `None` where unknown), client certificates in
+    /// `certs` (ca.pem, client.pem, client.key).
     pub fn remote(
         topology: &Topology,
         addresses: Vec<SocketAddr>,
+        metrics: Vec<Option<SocketAddr>>,
         certs: &Path,
     ) -> anyhow::Result<Self> {
         let regions: Vec<usize> = topology.replicas().into_iter().map(|(_, r)| r).collect();
@@ -135,10 +137,17 @@ impl Deployment {
                 addresses.len()
             );
         }
+        if metrics.len() != addresses.len() {
+            anyhow::bail!(
+                "{} metrics addresses for {} replicas",
+                metrics.len(),
+                addresses.len()
+            );
+        }
         let tls = TlsIdentity::load(&TlsPaths::client(certs))
             .with_context(|| format!("loading client certificates from {}", certs.display()))?;
         Ok(Self {
-            metrics: vec![None; addresses.len()],
+            metrics,
             addresses,
             regions,
             wan: false,

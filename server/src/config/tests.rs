@@ -246,3 +246,22 @@ fn consistency_names_parse() {
     );
     assert!(parse_consistency("strong").is_err());
 }
+
+#[test]
+fn addresses_may_be_dns_names_and_an_unresolvable_one_is_shown_where_it_is() {
+    let text = GOOD
+        .replace("127.0.0.1:7001", "localhost:7001")
+        .replace("\"127.0.0.1:7000\"", "\"localhost:7000\"");
+    let config = parse(&text).unwrap();
+    assert!(config.listen.ip().is_loopback() && config.listen.port() == 7001);
+    assert!(config.peers[0].address.ip().is_loopback());
+    assert_eq!(config.peers[0].address.port(), 7000);
+    let err = error(&GOOD.replace("127.0.0.1:7002", "no-such-node.invalid:7002"));
+    assert!(
+        err.contains("address = \"no-such-node.invalid:7002\"")
+            && err.contains("cannot resolve \"no-such-node.invalid\""),
+        "{err}"
+    );
+    let err = error(&GOOD.replace("127.0.0.1:7002", "node-2"));
+    assert!(err.contains("expected host:port"), "{err}");
+}
