@@ -632,4 +632,5 @@ impl NodeConfig {
 }
 
 #[cfg(test)]
+#[path = "config_test.rs"]
 mod tests;
