@@ -371,4 +371,5 @@ pub fn certificate_files(path: &Path) -> Result<Vec<PathBuf>, CertsError> {
 }
 
 #[cfg(test)]
+#[path = "certs_test.rs"]
 mod tests;

@@ -674,8 +674,8 @@ impl NodeConfig {
     }
 }
 
-mod set;
-pub use set::check_cluster;
+pub use crate::config_check::check_cluster;
 
 #[cfg(test)]
+#[path = "config_test.rs"]
 mod tests;

@@ -14,6 +14,7 @@
 //! | `transport` | frames, `WanSocket` (WAN emulation), QUIC peer mesh and client streams |
 //! | `wire`      | what travels in frames |
 //! | `config`    | node TOML config |
+//! | `config_check` | a cluster's node configs checked against each other (`meridian config check`) |
 //! | `node`      | keyspace host loop and the replica process |
 //! | `client`    | client library |
 //! | `local_cluster` | local cluster generation (`meridian cluster up`) |
@@ -24,6 +25,7 @@
 pub mod certs;
 pub mod client;
 pub mod config;
+pub mod config_check;
 pub mod launcher;
 pub mod local_cluster;
 pub mod metrics;

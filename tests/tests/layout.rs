@@ -4,7 +4,8 @@
 //!   root and may name every child; children that import each other in a circle are
 //!   what makes a protocol core hard to change);
 //! - the engine's top-level modules import only modules of the same or a lower layer;
-//! - no non-test source file over 800 lines.
+//! - no non-test source file over 800 lines;
+//! - tests live in sibling `*_test.rs` files, never in an inline `mod tests { .. }`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -254,9 +255,9 @@ fn engine_modules_import_only_their_layer_or_lower() {
     );
 }
 
-#[test]
-fn no_source_file_is_over_800_lines() {
-    let mut long = Vec::new();
+/// Every `.rs` file under the crates' `src` folders.
+fn source_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
     let mut stack: Vec<PathBuf> = ["engine/src", "server/src", "bench/src", "tests/src"]
         .iter()
         .map(|p| workspace().join(p))
@@ -266,17 +267,45 @@ fn no_source_file_is_over_800_lines() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
-            }
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            if path.extension().is_none_or(|e| e != "rs") || name.ends_with("_test") {
-                continue;
-            }
-            let lines = fs::read_to_string(&path).expect("readable").lines().count();
-            if lines > MAX_LINES {
-                long.push(format!("{} ({lines} lines)", path.display()));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
             }
         }
     }
+    files.sort();
+    files
+}
+
+#[test]
+fn no_source_file_is_over_800_lines() {
+    let mut long = Vec::new();
+    for path in source_files() {
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if name.ends_with("_test") {
+            continue;
+        }
+        let lines = fs::read_to_string(&path).expect("readable").lines().count();
+        if lines > MAX_LINES {
+            long.push(format!("{} ({lines} lines)", path.display()));
+        }
+    }
     assert!(long.is_empty(), "files over {MAX_LINES} lines: {long:#?}");
+}
+
+#[test]
+fn tests_live_in_sibling_test_files() {
+    let inline: Vec<String> = source_files()
+        .into_iter()
+        .filter(|path| {
+            fs::read_to_string(path)
+                .expect("readable")
+                .lines()
+                .any(|line| line.trim_start().starts_with("mod tests {"))
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(
+        inline.is_empty(),
+        "inline test modules (move them to a sibling <module>_test.rs): {inline:#?}"
+    );
 }

@@ -23,6 +23,7 @@
 mod host;
 mod storage_thread;
 #[cfg(test)]
+#[path = "node_test.rs"]
 mod tests;
 
 pub use host::{spawn_keyspace, ClientCall, HostConfig, KeyspaceHandle, KeyspaceTask, PeerSender};

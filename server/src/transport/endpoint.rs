@@ -639,4 +639,5 @@ async fn serve_request(
 }
 
 #[cfg(test)]
+#[path = "endpoint_test.rs"]
 mod tests;

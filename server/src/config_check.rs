@@ -11,7 +11,7 @@
 //!             node's certificate names that node (node-<id>.meridian)
 //! ```
 
-use super::NodeConfig;
+use crate::config::NodeConfig;
 use crate::tls::{self, TlsIdentity};
 use meridian_engine::NodeId;
 use rustls::pki_types::pem::PemObject;
@@ -175,4 +175,5 @@ fn check_tls(configs: &[(PathBuf, NodeConfig)], problems: &mut Vec<String>) {
 }
 
 #[cfg(test)]
+#[path = "config_check_test.rs"]
 mod tests;
