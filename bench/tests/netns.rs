@@ -56,29 +56,32 @@ impl Net {
     }
 
     /// Namespaces `n0..n2` with addresses 10.77.x.1-3 on a bridge that the test (in the
-    /// root namespace) reaches at 10.77.x.254.
+    /// root namespace) reaches at 10.77.x.254. `Err` only if the first namespace cannot be
+    /// created (no privilege, no `ip`); any later failure is a test failure.
     fn create() -> Result<Self, String> {
         let net = Self {
             tag: format!("mt{}", std::process::id() % 100_000),
             children: Vec::new(),
         };
+        net.remove(); // leftovers of a killed run with the same pid
         ip(&["netns", "add", &net.ns(0)])?;
+        let must = |args: &[&str]| ip(args).unwrap_or_else(|e| panic!("{e}"));
         let subnet = format!("10.77.{}", std::process::id() % 200);
-        ip(&["link", "add", &net.bridge(), "type", "bridge"])?;
-        ip(&[
+        must(&["link", "add", &net.bridge(), "type", "bridge"]);
+        must(&[
             "addr",
             "add",
             &format!("{subnet}.254/24"),
             "dev",
             &net.bridge(),
-        ])?;
-        ip(&["link", "set", &net.bridge(), "up"])?;
+        ]);
+        must(&["link", "set", &net.bridge(), "up"]);
         for i in 0..N {
             if i > 0 {
-                ip(&["netns", "add", &net.ns(i)])?;
+                must(&["netns", "add", &net.ns(i)]);
             }
             let inner = format!("{}p{i}", net.tag);
-            ip(&[
+            must(&[
                 "link",
                 "add",
                 &net.link(i),
@@ -87,12 +90,12 @@ impl Net {
                 "peer",
                 "name",
                 &inner,
-            ])?;
-            ip(&["link", "set", &inner, "netns", &net.ns(i)])?;
-            ip(&["link", "set", &net.link(i), "master", &net.bridge()])?;
-            ip(&["link", "set", &net.link(i), "up"])?;
+            ]);
+            must(&["link", "set", &inner, "netns", &net.ns(i)]);
+            must(&["link", "set", &net.link(i), "master", &net.bridge()]);
+            must(&["link", "set", &net.link(i), "up"]);
             let ns = net.ns(i);
-            ip(&[
+            must(&[
                 "-n",
                 &ns,
                 "addr",
@@ -100,11 +103,19 @@ impl Net {
                 &format!("{}/24", Self::addr(i)),
                 "dev",
                 &inner,
-            ])?;
-            ip(&["-n", &ns, "link", "set", &inner, "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ]);
+            must(&["-n", &ns, "link", "set", &inner, "up"]);
+            must(&["-n", &ns, "link", "set", "lo", "up"]);
         }
         Ok(net)
+    }
+
+    fn remove(&self) {
+        for i in 0..N {
+            let _ = ip(&["link", "del", &self.link(i)]);
+            let _ = ip(&["netns", "del", &self.ns(i)]);
+        }
+        let _ = ip(&["link", "del", &self.bridge()]);
     }
 }
 
@@ -114,11 +125,7 @@ impl Drop for Net {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for i in 0..N {
-            let _ = ip(&["link", "del", &self.link(i)]);
-            let _ = ip(&["netns", "del", &self.ns(i)]);
-        }
-        let _ = ip(&["link", "del", &self.bridge()]);
+        self.remove();
     }
 }
 
@@ -450,5 +457,15 @@ fn three_replicas_in_network_namespaces_catch_up_after_a_partition_without_furth
         collected > 0,
         "an idle cluster collected no EPaxos instance"
     );
+    // The replicas logged JSON lines to their files (--log-format json --log-file).
+    for i in 0..N {
+        let log = std::fs::read_to_string(dir.join(format!("node-{i}.log"))).unwrap();
+        assert!(log.contains("node started"), "node {i}: {log}");
+        for line in log.lines() {
+            let parsed: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("node {i}: not JSON ({e}): {line}"));
+            assert!(parsed.get("level").is_some(), "node {i}: {line}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
