@@ -87,3 +87,20 @@ fn a_wrong_address_count_or_protocol_is_refused() {
         Err(ClusterError::Spec(_))
     ));
 }
+
+/// `cluster up` again in the same directory keeps its CA (certificates issued from it
+/// stay valid) and issues only what is missing.
+#[test]
+fn generating_again_keeps_the_ca_and_issues_only_missing_certificates() {
+    let dir = TempDir::new("cluster-again");
+    generate(dir.path(), &spec(false)).unwrap();
+    let certs = dir.path().join("certs");
+    let ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    let node0 = std::fs::read(certs.join("node-0.pem")).unwrap();
+    std::fs::remove_file(certs.join("node-2.pem")).unwrap();
+    std::fs::remove_file(certs.join("node-2.key")).unwrap();
+    generate(dir.path(), &spec(false)).unwrap();
+    assert_eq!(std::fs::read(certs.join("ca.pem")).unwrap(), ca);
+    assert_eq!(std::fs::read(certs.join("node-0.pem")).unwrap(), node0);
+    crate::tls::TlsIdentity::load(&crate::tls::TlsPaths::node(&certs, NodeId(2))).unwrap();
+}

@@ -111,3 +111,40 @@ async fn a_node_certificate_is_not_valid_for_another_nodes_name() {
     let (_, dialed) = handshake(&server, &client, &node_server_name(NodeId(1))).await;
     assert!(dialed.is_err(), "node 0 passed as node 1");
 }
+
+/// A client of another client-protocol version (another ALPN) fails the handshake: it is
+/// refused, never served frames it would misread.
+#[tokio::test]
+async fn a_client_of_another_protocol_version_fails_the_handshake() {
+    let ca = CertAuthority::generate("test CA").unwrap();
+    let server = server(&identity(&ca, &ca.issue_node(NodeId(0)).unwrap()));
+    let client = identity(&ca, &ca.issue_client("client").unwrap());
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(
+        client.quic_client(b"meridian-client/2").unwrap(),
+    ));
+    let connect = endpoint
+        .connect(server.local_addr().unwrap(), CLUSTER_SERVER_NAME)
+        .unwrap();
+    let accept = async {
+        let incoming = server.accept().await.expect("an attempt arrives");
+        incoming.await.map(|_| ())
+    };
+    let (dialed, accepted) = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(connect, accept)
+    })
+    .await
+    .expect("the attempt finishes");
+    assert!(dialed.is_err(), "a client of another version connected");
+    assert!(accepted.is_err());
+    // The same client with this version's ALPN is served.
+    endpoint.set_default_client_config(quinn::ClientConfig::new(
+        client.quic_client(ALPN_CLIENT).unwrap(),
+    ));
+    let connect = endpoint
+        .connect(server.local_addr().unwrap(), CLUSTER_SERVER_NAME)
+        .unwrap();
+    let accept = async { server.accept().await.expect("attempt").await.map(|_| ()) };
+    let (dialed, accepted) = tokio::join!(connect, accept);
+    assert!(dialed.is_ok() && accepted.is_ok());
+}
