@@ -4,7 +4,7 @@
 //! times in microseconds and `status` one of `ok`, `fail`, `info` (outcome unknown).
 
 use meridian_engine::sim::OpRecord;
-use meridian_engine::{Command, CommandResult, Response};
+use meridian_engine::{Command, CommandResult};
 use serde::Serialize;
 use std::io::Write;
 
@@ -39,7 +39,7 @@ pub fn line(op: &OpRecord) -> String {
         None => ("info", None),
     };
     let kv = match result {
-        Some(Ok(Response::Kv(r))) => Some(r),
+        Some(Ok(response)) => response.kv(),
         _ => None,
     };
     let (value, expected, ok) = match command {

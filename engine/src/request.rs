@@ -57,8 +57,116 @@ pub enum Consistency {
     /// Consensus keyspaces: reads are answered from the contacted replica's applied state,
     /// which may be stale. Writes are still ordered by the protocol.
     LocalRead,
+    /// Multi-Paxos: a linearizable read served without the log from a lease: the leader's
+    /// lease, or a quorum lease the contacted replica holds; without one it falls back to
+    /// a read index (the receipt says which served it). Writes are ordered as usual.
+    Lease,
+    /// Multi-Paxos: a linearizable read that costs the leader one round of heartbeats
+    /// (its read index) instead of a log write. Writes are ordered as usual.
+    ReadIndex,
+    /// Multi-Paxos: a linearizable read served by the contacted replica once it has
+    /// applied the read index it asked the leader for. Writes are ordered as usual.
+    Follower,
+    /// Multi-Paxos: a read served by the contacted replica if it can prove its state was
+    /// up to date at most `bound_us` microseconds ago; refused
+    /// ([`RequestError::TooStale`]) otherwise. Writes are ordered as usual.
+    Stale {
+        /// The staleness bound in microseconds.
+        bound_us: u64,
+    },
     /// Dynamo keyspaces: wait for this many acknowledgements.
     Dynamo(Level),
+}
+
+impl Consistency {
+    /// Whether a read at this level promises linearizability.
+    pub fn is_linearizable_read(&self) -> bool {
+        matches!(
+            self,
+            Self::Linearizable | Self::Lease | Self::ReadIndex | Self::Follower
+        )
+    }
+
+    /// The read levels consensus keyspaces take besides `linearizable` and `local`.
+    pub const READ_LEVELS: &'static str =
+        "linearizable, local, lease, read-index, follower or stale:<duration> (e.g. stale:5s, stale:200ms)";
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Linearizable => f.write_str("linearizable"),
+            Self::LocalRead => f.write_str("local"),
+            Self::Lease => f.write_str("lease"),
+            Self::ReadIndex => f.write_str("read-index"),
+            Self::Follower => f.write_str("follower"),
+            Self::Stale { bound_us } => {
+                if bound_us % 1_000_000 == 0 {
+                    write!(f, "stale:{}s", bound_us / 1_000_000)
+                } else if bound_us % 1_000 == 0 {
+                    write!(f, "stale:{}ms", bound_us / 1_000)
+                } else {
+                    write!(f, "stale:{bound_us}us")
+                }
+            }
+            Self::Dynamo(level) => write!(f, "{level}"),
+        }
+    }
+}
+
+/// Parses a consensus read level: `linearizable`, `local`, `lease`, `read-index`,
+/// `follower`, `stale:DUR` (DUR = a number with `us`, `ms`, `s` or `m`). Dynamo levels
+/// are parsed by [`Level`].
+impl std::str::FromStr for Consistency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        Ok(match lower.as_str() {
+            "linearizable" => Self::Linearizable,
+            "local" | "local_read" | "localread" => Self::LocalRead,
+            "lease" => Self::Lease,
+            "read-index" | "read_index" | "readindex" => Self::ReadIndex,
+            "follower" => Self::Follower,
+            other => match other.strip_prefix("stale:") {
+                Some(duration) => Self::Stale {
+                    bound_us: parse_duration_us(duration)?,
+                },
+                None => {
+                    return Err(format!(
+                        "unknown read level {s:?}: expected {}",
+                        Self::READ_LEVELS
+                    ))
+                }
+            },
+        })
+    }
+}
+
+/// `5s`, `200ms`, `750us`, `2m` as microseconds (a positive bound).
+fn parse_duration_us(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("staleness bound {text:?} needs a unit (us, ms, s or m)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("staleness bound {text:?} is not a number with a unit"))?;
+    let scale = match unit {
+        "us" => 1,
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" => 60_000_000,
+        _ => {
+            return Err(format!(
+                "staleness bound {text:?}: unit must be us, ms, s or m"
+            ))
+        }
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err("a staleness bound must be positive".to_owned()),
+        Some(us) => Ok(us),
+        None => Err(format!("staleness bound {text:?} is too large")),
+    }
 }
 
 /// Dynamo consistency levels: how many of a key's N replicas must answer.
@@ -158,6 +266,75 @@ pub enum Response {
     Kv(CommandResult),
     /// Dynamo keyspaces: versions and the receipt of what the request achieved.
     Versioned(VersionedResponse),
+    /// Consensus keyspaces: a read served outside the log, with the mechanism that served
+    /// it (reads through the log answer [`Response::Kv`]).
+    Read {
+        /// The value read (a [`CommandResult::Value`]).
+        result: CommandResult,
+        /// How the read was served.
+        receipt: ReadReceipt,
+    },
+}
+
+impl Response {
+    /// The state machine's result, for consensus keyspaces (logged or not).
+    pub fn kv(&self) -> Option<&CommandResult> {
+        match self {
+            Self::Kv(result) | Self::Read { result, .. } => Some(result),
+            Self::Versioned(_) => None,
+        }
+    }
+}
+
+/// Which mechanism served a consensus read outside the log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReadReceipt {
+    /// The contacted replica's applied state, no promise.
+    Local,
+    /// The leader, under its lease (no message sent).
+    LeaderLease,
+    /// The contacted replica, under a quorum lease it holds.
+    QuorumLease,
+    /// The leader, after one heartbeat round confirmed its leadership.
+    ReadIndex,
+    /// The contacted replica, after applying the read index `index` the leader gave it.
+    Follower {
+        /// The leader asked.
+        leader: NodeId,
+        /// The read index it answered.
+        index: u64,
+        /// Whether the leader answered from its lease (no heartbeat round).
+        leased: bool,
+    },
+    /// The contacted replica's state, proven up to date `age_us` microseconds ago (on its
+    /// clock) within the bound asked for.
+    Stale {
+        /// How old the state was proven to be at most.
+        age_us: u64,
+    },
+}
+
+impl fmt::Display for ReadReceipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local => f.write_str("local state (no promise)"),
+            Self::LeaderLease => f.write_str("leader lease"),
+            Self::QuorumLease => f.write_str("quorum lease"),
+            Self::ReadIndex => f.write_str("read index (one heartbeat round)"),
+            Self::Follower {
+                leader,
+                index,
+                leased,
+            } => write!(
+                f,
+                "follower read at index {index} from leader {leader}{}",
+                if *leased { " (leased)" } else { "" }
+            ),
+            Self::Stale { age_us } => {
+                write!(f, "stale read, state at most {}ms old", age_us / 1_000)
+            }
+        }
+    }
 }
 
 /// A Dynamo read or write result.
@@ -245,6 +422,18 @@ pub enum RequestError {
         /// The request.
         request: RequestId,
     },
+    /// A bounded-staleness read the contacted replica cannot serve: it cannot prove its
+    /// state was up to date within the bound (it read nothing).
+    #[error(
+        "too stale: this replica cannot prove its state is at most {}ms old ({detail}); \
+         retry at another replica or a stronger level", bound_us / 1_000
+    )]
+    TooStale {
+        /// The bound asked for, in microseconds.
+        bound_us: u64,
+        /// What the replica knows.
+        detail: String,
+    },
 }
 
 impl RequestError {
@@ -252,6 +441,9 @@ impl RequestError {
     /// apply, and so may a write that reached fewer replicas than its level needed: both are
     /// *unknown* outcomes in a history, never failures.
     pub fn is_definite(&self) -> bool {
-        matches!(self, Self::Invalid(_) | Self::Rejected(_))
+        matches!(
+            self,
+            Self::Invalid(_) | Self::Rejected(_) | Self::TooStale { .. }
+        )
     }
 }

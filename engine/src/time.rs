@@ -25,6 +25,11 @@ impl Time {
         Self(micros)
     }
 
+    /// A time `secs` seconds after the epoch.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(secs * 1_000_000)
+    }
+
     /// A time `millis` milliseconds after the epoch.
     pub const fn from_millis(millis: u64) -> Self {
         Self(millis * 1_000)

@@ -342,16 +342,16 @@ impl KeyspaceConfig {
     }
 }
 
-/// Parse a consistency name: `linearizable`, `local` (a local read), or a Dynamo level
-/// (`ONE`, `QUORUM`, `LOCAL_QUORUM`, `SESSION`, `R=2,W=2`, ...).
+/// Parse a consistency name: a consensus read level (`linearizable`, `local`, `lease`,
+/// `read-index`, `follower`, `stale:5s`) or a Dynamo level (`ONE`, `QUORUM`,
+/// `LOCAL_QUORUM`, `SESSION`, `R=2,W=2`, ...).
 pub fn parse_consistency(text: &str) -> Result<Consistency, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "linearizable" => Ok(Consistency::Linearizable),
-        "local" | "local_read" | "localread" => Ok(Consistency::LocalRead),
-        _ => text
+    match text.parse::<Consistency>() {
+        Ok(level) => Ok(level),
+        Err(consensus) => text
             .parse::<Level>()
             .map(Consistency::Dynamo)
-            .map_err(|e| format!("{e}; consensus keyspaces take `linearizable` or `local`")),
+            .map_err(|e| format!("{e}; or, for consensus keyspaces: {consensus}")),
     }
 }
 

@@ -245,6 +245,21 @@ fn consistency_names_parse() {
         Ok(Consistency::Dynamo(Level::Explicit { r: 1, w: 3 }))
     );
     assert!(parse_consistency("strong").is_err());
+    assert_eq!(parse_consistency("lease"), Ok(Consistency::Lease));
+    assert_eq!(parse_consistency("read-index"), Ok(Consistency::ReadIndex));
+    assert_eq!(parse_consistency("follower"), Ok(Consistency::Follower));
+    assert_eq!(
+        parse_consistency("stale:5s"),
+        Ok(Consistency::Stale {
+            bound_us: 5_000_000
+        })
+    );
+    assert_eq!(
+        parse_consistency("stale:250ms"),
+        Ok(Consistency::Stale { bound_us: 250_000 })
+    );
+    assert!(parse_consistency("stale:5").is_err());
+    assert!(parse_consistency("stale:0s").is_err());
 }
 
 #[test]

@@ -310,6 +310,11 @@ fn report(reply: ClientReply) -> anyhow::Result<()> {
                 show(&previous)
             );
         }
+        Ok(Response::Read {
+            result: CommandResult::Value(value),
+            receipt,
+        }) => println!("{}\t(served by: {receipt})", show(&value)),
+        Ok(Response::Read { result, receipt }) => println!("{result:?}\t(served by: {receipt})"),
         Ok(Response::Versioned(versioned)) => {
             match versioned.siblings.as_slice() {
                 [] => println!("(absent)"),

@@ -2,11 +2,12 @@
 //! simulator (swarm testing: every fault parameter derives from the seed; a chaos phase
 //! then a reliable phase for liveness), with the command that replays a failing seed.
 
-use meridian_engine::check::{check_kv, CheckConfig, Verdict};
+use meridian_engine::check::{bounded_staleness_history_of, check_kv, CheckConfig, Verdict};
 use meridian_engine::sim::{
-    ClientConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
+    ClientConfig, ClockConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
 };
 use meridian_engine::topology::Topology;
+use meridian_engine::Consistency;
 use meridian_engine::{NodeId, Protocol, Time};
 use std::time::Duration;
 
@@ -32,6 +33,10 @@ pub struct FaultRun {
     /// Replicas crashed for good at random times in the chaos phase (never restarted):
     /// use with a profile without crashes so no plan restarts them.
     pub permanent_crashes: usize,
+    /// Replica clocks (skew and drift).
+    pub clocks: ClockConfig,
+    /// Reads at this level, with this share of gets (`None`: the default workload).
+    pub reads: Option<(Consistency, f64)>,
 }
 
 impl Default for FaultRun {
@@ -46,6 +51,8 @@ impl Default for FaultRun {
             fsync: Duration::from_micros(500),
             client_timeout: Duration::from_secs(2),
             permanent_crashes: 0,
+            clocks: ClockConfig::default(),
+            reads: None,
         }
     }
 }
@@ -79,7 +86,8 @@ pub fn run_fault_seed<P: Protocol + 'static>(
         .with_clients(ClientConfig {
             timeout: run.client_timeout,
             ..ClientConfig::default()
-        });
+        })
+        .with_clocks(run.clocks.clone());
     let mut sim = Sim::new(config, factory);
     let nodes: Vec<NodeId> = sim.cluster().ids().collect();
     sim.apply_plan(&FaultPlan::random(
@@ -90,8 +98,15 @@ pub fn run_fault_seed<P: Protocol + 'static>(
         heal_at,
     ));
     let (ops, keys) = (run.ops_per_client, run.keys);
+    let reads = run.reads;
     sim.add_topology_clients(
-        |_, _| Box::new(RandomKv::new(keys).with_max_ops(ops)),
+        move |_, _| {
+            let workload = RandomKv::new(keys).with_max_ops(ops);
+            Box::new(match reads {
+                Some((level, ratio)) => workload.with_reads(level, ratio),
+                None => workload,
+            })
+        },
         Time::ZERO,
     );
     sim.run_until(heal_at + run.recovery);
@@ -101,7 +116,9 @@ pub fn run_fault_seed<P: Protocol + 'static>(
         "seed {seed}: liveness: clients still waiting {:?} after faults healed at {heal_at}\n  replay: {replay}",
         run.recovery
     );
-    let history = sim.linearizable_history();
+    // Linearizable levels as they are, bounded-staleness reads widened by their bound.
+    let history =
+        bounded_staleness_history_of(sim.ops().iter().chain(sim.in_flight()), run.client_timeout);
     let report = check_kv(&history, &CheckConfig::default());
     match report.verdict {
         Verdict::Linearizable => {}

@@ -10,13 +10,17 @@
 //! - [`execution_order`]: interfering commands execute in the same order everywhere.
 //! - [`read_your_writes`]: in versioned (Dynamo) histories, a client's reads reflect its
 //!   own acknowledged writes.
+//! - [`staleness`]: bounded-staleness reads never return a state older than their bound
+//!   (linearizability with each stale read's call moved back by its bound).
 
 pub mod execution_order;
 pub mod history;
 pub mod linearizability;
 pub mod read_your_writes;
+pub mod staleness;
 
 pub use execution_order::check_execution_order;
 pub use history::{History, HistoryCounts, OpId, OpRecord, Operation, Outcome};
 pub use linearizability::{check_kv, CheckConfig, Report, Verdict};
 pub use read_your_writes::{check_read_your_writes, versioned_ops, RywReport, VersionedOp};
+pub use staleness::bounded_staleness_history_of;

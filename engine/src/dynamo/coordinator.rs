@@ -253,6 +253,10 @@ impl Dynamo {
             other => {
                 let name = match other {
                     Consistency::LocalRead => "local reads",
+                    Consistency::Stale { .. } => "bounded-staleness reads",
+                    Consistency::Lease | Consistency::ReadIndex | Consistency::Follower => {
+                        "leader-based read levels"
+                    }
                     _ => "linearizable consistency",
                 };
                 return Err(RequestError::Invalid(format!(

@@ -51,6 +51,18 @@ impl Intake {
                      (use linearizable or local reads)"
             )))))
             }
+            level @ (Consistency::Lease
+            | Consistency::ReadIndex
+            | Consistency::Follower
+            | Consistency::Stale { .. }) => {
+                replica
+                    .outbox
+                    .reply(reply(Err(RequestError::Invalid(format!(
+                        "read level {level} needs a leader (Multi-Paxos keyspaces); this keyspace \
+                     runs EPaxos, which has no leader to hold a lease or a read index (use \
+                     linearizable or local reads; docs/design.md#reads-without-the-log)"
+                    )))))
+            }
             Consistency::LocalRead if request.command.is_read() => {
                 let value = replica.executor.kv().read(request.command.key()).cloned();
                 replica

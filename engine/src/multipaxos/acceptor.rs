@@ -40,7 +40,8 @@ impl MultiPaxos {
             self.promised = ballot;
             records.push(Record::Promised(ballot));
         }
-        self.promise(from, ballot, from_slot, records);
+        self.promise(now, from, ballot, from_slot, records);
+        self.hold_off_election(now);
     }
 
     /// A phase 1 from below our compaction point: answer `Compacted` instead of a promise.
@@ -58,6 +59,7 @@ impl MultiPaxos {
     /// `from_slot` on and the fences we know.
     pub(super) fn promise(
         &mut self,
+        now: Time,
         to: NodeId,
         ballot: Ballot,
         from_slot: Slot,
@@ -66,6 +68,7 @@ impl MultiPaxos {
         let promise = Message::Promise {
             ballot,
             accepted: self.log.accepted_from(from_slot),
+            lease_remaining_us: self.lease_remaining_us(now),
             fence: self.own_fence(),
             fences: self.fences.iter().map(|(&n, &b)| (n, b)).collect(),
         };

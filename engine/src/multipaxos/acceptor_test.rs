@@ -160,6 +160,7 @@ fn promise_is_persisted_first_and_reports_entries_above_the_commit_point() {
                 Message::Promise {
                     ballot: ballot(2, 2),
                     accepted: vec![entry(1), entry(2)],
+                    lease_remaining_us: 0,
                     fence: Ballot::default(),
                     fences: Vec::new(),
                 }
@@ -191,6 +192,7 @@ fn duplicate_prepare_is_answered_again_without_a_new_record() {
                 Message::Promise {
                     ballot: ballot(2, 2),
                     accepted: vec![],
+                    lease_remaining_us: 0,
                     fence: Ballot::default(),
                     fences: Vec::new(),
                 }
@@ -259,6 +261,8 @@ fn malformed_messages_are_dropped_and_counted() {
         Message::Heartbeat {
             ballot: ballot(9, 7),
             commit_point: 0,
+            round: 1,
+            fresh: None,
         },
     );
     acceptor.handle_message(

@@ -46,6 +46,18 @@ pub struct MultiPaxosConfig {
     pub snapshot_chunk_bytes: usize,
     /// How much the exactly-once session table remembers (docs/design.md#sessions).
     pub sessions: SessionLimits,
+    /// Lease length (default `None`: no leases). With leases, the leader serves `lease`
+    /// reads locally, quorum-lease holders serve them for their keys, and a new leader
+    /// waits out every lease its phase-1 quorum granted (docs/design.md#leases).
+    pub lease: Option<Duration>,
+    /// The assumed bound on clock drift, in parts per million (default 1,000 = 0.1%):
+    /// every replica's clock runs at a rate within `1 ± drift` of real time. Leases are
+    /// safe only within it.
+    pub clock_drift_ppm: u32,
+    /// Replicas that hold quorum leases on the whole keyspace (default none; needs
+    /// `lease`). Writes then commit only once every holder whose lease may be live has
+    /// accepted them (docs/design.md#quorum-leases).
+    pub quorum_lease_holders: Vec<NodeId>,
     /// TEST ONLY, deliberately unsafe: a replica that lost its disk votes at once, as on a
     /// first boot, instead of rejoining through the fence rule. Exists to show that the
     /// amnesia suite and the linearizability checker catch it.
@@ -74,6 +86,9 @@ impl Default for MultiPaxosConfig {
             retained_slots: 1_024,
             snapshot_chunk_bytes: 1 << 20,
             sessions: SessionLimits::default(),
+            lease: None,
+            clock_drift_ppm: 1_000,
+            quorum_lease_holders: Vec::new(),
             unsafe_rejoin_without_fence: false,
             unsafe_skip_phase1: false,
         }
@@ -160,6 +175,19 @@ impl MultiPaxosConfig {
     /// Exactly-once session table limits.
     pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
         self.sessions = limits;
+        self
+    }
+
+    /// Leases of `length`, safe while clocks drift less than `drift_ppm`.
+    pub fn with_lease(mut self, length: Duration, drift_ppm: u32) -> Self {
+        self.lease = Some(length);
+        self.clock_drift_ppm = drift_ppm.min(100_000);
+        self
+    }
+
+    /// Quorum leases (on the whole keyspace) held by `holders`.
+    pub fn with_quorum_lease_holders(mut self, holders: Vec<NodeId>) -> Self {
+        self.quorum_lease_holders = holders;
         self
     }
 

@@ -35,6 +35,11 @@ pub(super) struct Candidacy {
     best: BTreeMap<Slot, (Ballot, bool, Batch)>,
     /// Proposals forwarded to us while campaigning, proposed once we win.
     pub(super) queue: VecDeque<Proposal>,
+    /// The end of the longest lease a promiser may have granted, on our clock: we lead
+    /// only after it (docs/design.md#leases).
+    lease_wait: Time,
+    /// Phase 1 is complete; we are waiting out `lease_wait`.
+    pub(super) won: bool,
 }
 
 impl Candidacy {
@@ -54,6 +59,8 @@ impl Candidacy {
             rejoin,
             best: BTreeMap::new(),
             queue: VecDeque::new(),
+            lease_wait: Time::ZERO,
+            won: false,
         }
     }
 
@@ -108,6 +115,8 @@ impl MultiPaxos {
         from: NodeId,
         ballot: Ballot,
         commit_point: Slot,
+        round: u64,
+        fresh: Option<(Slot, Time)>,
     ) {
         if from != ballot.node || from == self.id {
             self.drop_message(true);
@@ -125,6 +134,20 @@ impl MultiPaxos {
         }
         self.follow(now, ballot);
         self.known_commit_point = self.known_commit_point.max(commit_point);
+        // Grant the leader a lease and confirm we follow its ballot; a freshness proof
+        // counts once we executed up to it.
+        self.grant(now);
+        self.outbox.send(
+            from,
+            Message::HeartbeatAck {
+                ballot,
+                round,
+                at: now,
+            },
+        );
+        if let Some((index, at)) = fresh {
+            self.leases.claim(index, at);
+        }
         self.request_catch_up(now, from, false);
     }
 
@@ -222,22 +245,25 @@ impl MultiPaxos {
         };
         let accepted = self.log.accepted_from(from_slot);
         let fence = self.own_fence();
-        self.count_promise(now, self.id, accepted, fence, Vec::new());
+        let remaining = self.lease_remaining_us(now);
+        self.count_promise(now, self.id, accepted, remaining, fence, Vec::new());
     }
 
-    /// Phase 1b from a peer.
+    /// Phase 1b from a peer (the fields of [`Message::Promise`]).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_promise(
         &mut self,
         now: Time,
         from: NodeId,
         ballot: Ballot,
         accepted: Vec<AcceptedEntry>,
+        lease_remaining_us: u64,
         fence: Ballot,
         fences: Vec<(NodeId, Ballot)>,
     ) {
         match &self.role {
             Role::Candidate(c) if c.ballot == ballot => {
-                self.count_promise(now, from, accepted, fence, fences)
+                self.count_promise(now, from, accepted, lease_remaining_us, fence, fences)
             }
             // Late promises after we won or gave up, or for an older candidacy.
             _ => self.drop_message(false),
@@ -249,21 +275,46 @@ impl MultiPaxos {
         now: Time,
         from: NodeId,
         accepted: Vec<AcceptedEntry>,
+        lease_remaining_us: u64,
         fence: Ballot,
         fences: Vec<(NodeId, Ballot)>,
     ) {
+        let wait_end = self.lease_wait_end(now, lease_remaining_us);
         let Role::Candidate(candidacy) = &mut self.role else {
             return;
         };
+        if candidacy.won {
+            return;
+        }
         // A void promise's report is still a true report of what was accepted: merging
-        // it cannot hide a chosen value, only its vote does not count.
+        // it cannot hide a chosen value, only its vote does not count. Its lease report
+        // counts too (waiting longer is always safe).
         candidacy.merge(accepted);
+        candidacy.lease_wait = candidacy.lease_wait.max(wait_end);
         let won = candidacy.count(from, fence, fences);
-        let (rejoin, ballot) = (candidacy.rejoin, candidacy.ballot);
+        let (rejoin, ballot, wait) = (candidacy.rejoin, candidacy.ballot, candidacy.lease_wait);
         if won {
+            candidacy.won = true;
             if rejoin {
                 self.finish_rejoin(ballot);
             }
+            if now < wait {
+                // A lease a promiser granted to a former holder may still be in use:
+                // lead (and so commit anything) only once it has surely ended.
+                self.metrics.incr("lease_waits");
+                self.timers.set(Timer::LeaseWait, wait);
+                let deadline = wait + self.config.election_timeout;
+                self.timers.set(Timer::Election, deadline);
+                return;
+            }
+            self.become_leader(now);
+        }
+    }
+
+    /// The wait for former leases is over: lead.
+    pub(super) fn end_lease_wait(&mut self, now: Time) {
+        self.timers.cancel(Timer::LeaseWait);
+        if matches!(&self.role, Role::Candidate(c) if c.won) {
             self.become_leader(now);
         }
     }

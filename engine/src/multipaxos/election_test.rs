@@ -11,6 +11,7 @@ fn promise(from: u16, round: u64, accepted: Vec<AcceptedEntry>) -> (NodeId, Mess
         Message::Promise {
             ballot: ballot(round, 0),
             accepted,
+            lease_remaining_us: 0,
             fence: Ballot::default(),
             fences: Vec::new(),
         },
@@ -85,6 +86,8 @@ fn new_leader_adopts_the_highest_ballot_value_from_promises() {
     let heartbeat = Message::Heartbeat {
         ballot: own,
         commit_point: 0,
+        round: 1,
+        fresh: None,
     };
     assert_eq!(
         drain(&mut candidate),
@@ -258,6 +261,8 @@ fn a_deposed_leader_steps_down_when_its_heartbeat_is_refused() {
         Message::Heartbeat {
             ballot: ballot(1, 0),
             commit_point: 0,
+            round: 1,
+            fresh: None,
         },
     );
     let outputs = drain(&mut follower);
@@ -292,6 +297,8 @@ fn follower_stands_only_after_the_leader_falls_silent() {
     let heartbeat = Message::Heartbeat {
         ballot: ballot(1, 0),
         commit_point: 0,
+        round: 1,
+        fresh: None,
     };
     let mut now = Time::ZERO;
     for _ in 0..20 {
@@ -379,6 +386,8 @@ fn a_follower_stands_on_take_over_from_the_current_leader_only() {
         Message::Heartbeat {
             ballot: ballot(2, 0),
             commit_point: 0,
+            round: 1,
+            fresh: None,
         },
     );
     drain(&mut follower);

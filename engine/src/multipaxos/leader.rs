@@ -6,6 +6,7 @@
 //! leader's vote counts when the sync completes. It commits at the first phase-2 quorum of
 //! durable votes, executes, and sends Commit to every follower.
 
+use super::lease::{Rounds, Waiter};
 use super::messages::{Ballot, Batch, Message, Proposal, Record, Slot};
 use super::{MultiPaxos, Role, Timer};
 use crate::id::{NodeId, RequestId};
@@ -29,6 +30,19 @@ pub(super) struct Leadership {
     in_flight: BTreeSet<RequestId>,
     /// Proposals waiting for room in the pipeline window.
     pub(super) queue: VecDeque<Proposal>,
+    /// The end of the slots taken over at election: no read index is below it (they may
+    /// hold writes a former leader answered).
+    pub(super) read_floor: Slot,
+    /// Heartbeat rounds (lease grants, leadership confirmations).
+    pub(super) rounds: Rounds,
+    /// Reads waiting for a round, by round.
+    pub(super) read_waiters: BTreeMap<u64, Vec<Waiter>>,
+    /// The leader lease: lease reads are served locally until then (own clock).
+    pub(super) lease_until: Time,
+    /// Per peer, its clock at its latest ack (echoed as freshness proofs).
+    pub(super) acks_at: BTreeMap<NodeId, Time>,
+    /// Quorum-lease holders and until when (own clock) their lease may be live.
+    pub(super) holders: BTreeMap<NodeId, Time>,
 }
 
 impl Leadership {
@@ -40,7 +54,18 @@ impl Leadership {
             sent_at: BTreeMap::new(),
             in_flight: BTreeSet::new(),
             queue: VecDeque::new(),
+            read_floor: next_slot,
+            rounds: Rounds::default(),
+            read_waiters: BTreeMap::new(),
+            lease_until: Time::ZERO,
+            acks_at: BTreeMap::new(),
+            holders: BTreeMap::new(),
         }
+    }
+
+    /// The next slot this leader proposes into.
+    pub(super) fn next_slot(&self) -> Slot {
+        self.next_slot
     }
 
     /// Queue a proposal unless it is already in a slot of ours; false if full.
@@ -123,7 +148,31 @@ impl MultiPaxos {
             self.drop_message(false);
             return;
         };
-        if !votes.add(from) {
+        votes.add(from);
+        if !votes.is_complete() {
+            return;
+        }
+        self.try_commit(now, slot);
+    }
+
+    /// Commit `slot` if a phase-2 quorum accepted it durably and so did every quorum-lease
+    /// holder whose lease may be live (docs/design.md#quorum-leases).
+    fn try_commit(&mut self, now: Time, slot: Slot) {
+        let Role::Leader(leadership) = &mut self.role else {
+            return;
+        };
+        let Some(votes) = leadership.votes.get(&slot) else {
+            return;
+        };
+        if !votes.is_complete() {
+            return;
+        }
+        let waiting = leadership
+            .holders
+            .iter()
+            .any(|(holder, until)| now < *until && !votes.voters().contains(holder));
+        if waiting {
+            self.metrics.incr("commits_held_for_lease_holders");
             return;
         }
         leadership.votes.remove(&slot);
@@ -158,6 +207,14 @@ impl MultiPaxos {
             return;
         };
         let ballot = leadership.ballot;
+        // Slots held for a quorum-lease holder commit once its lease has lapsed.
+        let held: Vec<Slot> = leadership
+            .votes
+            .iter()
+            .filter(|(_, v)| v.is_complete())
+            .map(|(&s, _)| s)
+            .collect();
+        leadership.holders.retain(|_, until| now < *until);
         let mut resend = Vec::new();
         for (&slot, sent) in leadership.sent_at.iter_mut() {
             if now >= *sent + retry_after {
@@ -187,12 +244,89 @@ impl MultiPaxos {
                 );
             }
         }
-        let commit_point = self.log.commit_point();
-        self.broadcast(Message::Heartbeat {
-            ballot,
-            commit_point,
-        });
+        for slot in held {
+            self.try_commit(now, slot);
+        }
+        self.send_round(now);
         self.timers
             .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
+    }
+
+    /// A heartbeat round: every follower grants a lease and confirms our leadership
+    /// (docs/design.md#leases). Returns the round number.
+    pub(super) fn send_round(&mut self, now: Time) -> u64 {
+        let commit_point = self.log.commit_point();
+        self.grant(now);
+        let Role::Leader(leadership) = &mut self.role else {
+            return 0;
+        };
+        let ballot = leadership.ballot;
+        let index = commit_point.max(leadership.read_floor);
+        let round = leadership
+            .rounds
+            .open(self.id, ballot, now, index, leadership.acks_at.clone());
+        let confirmed = leadership.rounds.confirmed.as_ref().map(|(_, r)| r.clone());
+        let peers: Vec<NodeId> = self.peers().collect();
+        for peer in peers {
+            let fresh = confirmed
+                .as_ref()
+                .and_then(|r| r.echoes.get(&peer).map(|&at| (r.index, at)));
+            self.outbox.send(
+                peer,
+                Message::Heartbeat {
+                    ballot,
+                    commit_point,
+                    round,
+                    fresh,
+                },
+            );
+        }
+        round
+    }
+
+    /// A follower acknowledged a heartbeat round.
+    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, at: Time) {
+        let Role::Leader(leadership) = &mut self.role else {
+            self.drop_message(false);
+            return;
+        };
+        if leadership.ballot != ballot || from == self.id {
+            self.drop_message(false);
+            return;
+        }
+        let last = leadership.acks_at.entry(from).or_default();
+        *last = (*last).max(at);
+        let needed = self.quorums.phase2;
+        if let Some(done) = leadership
+            .rounds
+            .vote(round, ballot, from, needed, None, None)
+        {
+            self.round_confirmed(round, done);
+        }
+    }
+
+    /// Confirm `round` at once if it already has enough votes (a one-replica quorum).
+    pub(super) fn confirm_if_done(&mut self, round: u64) {
+        let Role::Leader(leadership) = &mut self.role else {
+            return;
+        };
+        let (ballot, needed) = (leadership.ballot, self.quorums.phase2);
+        if let Some(done) = leadership
+            .rounds
+            .vote(round, ballot, self.id, needed, None, None)
+        {
+            self.round_confirmed(round, done);
+        }
+    }
+
+    /// A phase-2-sized quorum acknowledged `round`: no higher ballot had completed phase
+    /// 1 when it left. Extend the lease, prove freshness, release waiting reads.
+    fn round_confirmed(&mut self, round: u64, done: super::lease::Round) {
+        let lease_end = self.lease_end(done.sent_at);
+        if let (Some(end), Role::Leader(leadership)) = (lease_end, &mut self.role) {
+            leadership.lease_until = leadership.lease_until.max(end);
+        }
+        self.leases.claim(done.index, done.sent_at);
+        self.release_waiters(round, done.index);
     }
 }

@@ -4,6 +4,7 @@ use crate::command::Command;
 use crate::id::{NodeId, RequestId};
 use crate::session::SessionTable;
 use crate::state_machine::KvStore;
+use crate::time::Time;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -71,6 +72,10 @@ pub enum Message {
         ballot: Ballot,
         /// Accepted entries at or after the prepare's `from_slot`.
         accepted: Vec<AcceptedEntry>,
+        /// How long (microseconds, on the promiser's clock) a lease the promiser granted
+        /// may still be held: the candidate waits it out, stretched by the drift bound,
+        /// before it leads (docs/design.md#leases).
+        lease_remaining_us: u64,
         /// The promiser's own fence: the ballot it rejoined with after losing its disk
         /// (`Ballot::default()` if never). A candidate counts a promise only from the
         /// promiser's latest incarnation (docs/design.md#rejoin-rule).
@@ -106,12 +111,62 @@ pub enum Message {
         /// Chosen value.
         value: Batch,
     },
-    /// Leader liveness, with its commit point (every slot below is chosen).
+    /// Leader liveness, with its commit point (every slot below is chosen); also a lease
+    /// and read-index round: the receiver grants a lease and answers
+    /// [`Message::HeartbeatAck`].
     Heartbeat {
         /// Leader's ballot.
         ballot: Ballot,
         /// First slot not known committed by the leader.
         commit_point: Slot,
+        /// The leader's round number, echoed by the ack.
+        round: u64,
+        /// A freshness proof for bounded-staleness reads, if the leader has one for the
+        /// receiver: `(index, at)` says every write completed before the receiver's own
+        /// time `at` lies below slot `index` (docs/design.md#bounded-staleness).
+        fresh: Option<(Slot, Time)>,
+    },
+    /// A follower grants the leader of `ballot` a lease for `round` (and confirms it has
+    /// promised nothing higher).
+    HeartbeatAck {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The round acknowledged.
+        round: u64,
+        /// The acknowledger's clock when it acknowledged.
+        at: Time,
+    },
+    /// A replica serving a follower read asks the leader for its read index.
+    ReadIndexRequest {
+        /// The client request waiting for it.
+        request: RequestId,
+    },
+    /// The leader's read index for a follower read: every write completed before the
+    /// request arrived lies below `index`.
+    ReadIndexReply {
+        /// The client request.
+        request: RequestId,
+        /// Slots below are enough.
+        index: Slot,
+        /// Answered from the leader's lease (no heartbeat round).
+        leased: bool,
+    },
+    /// A quorum-lease holder asks for grants under `ballot` (docs/design.md#quorum-leases).
+    LeaseRequest {
+        /// The ballot the holder follows.
+        ballot: Ballot,
+        /// The holder's round.
+        round: u64,
+    },
+    /// A grant for a quorum-lease round.
+    LeaseGrant {
+        /// The ballot granted under.
+        ballot: Ballot,
+        /// The holder's round.
+        round: u64,
+        /// From the leader of `ballot` only: its next free slot (the holder serves once it
+        /// executed every slot below; later slots need its vote to commit).
+        log_end: Option<Slot>,
     },
     /// The leader of `ballot` is stopping (a graceful shutdown): stand for election now
     /// instead of after the failure detector's timeout.

@@ -45,8 +45,10 @@ mod config;
 mod election;
 mod leader;
 mod learner;
+mod lease;
 mod log;
 mod messages;
+mod reads;
 mod rejoin;
 mod replay;
 mod requests;
@@ -63,6 +65,10 @@ mod election_test;
 mod leader_test;
 #[cfg(test)]
 mod learner_test;
+#[cfg(test)]
+mod lease_test;
+#[cfg(test)]
+mod reads_test;
 #[cfg(test)]
 mod rejoin_test;
 #[cfg(test)]
@@ -83,9 +89,11 @@ use crate::timer::Timers;
 use crate::transfer::{Incoming, Outgoing};
 use election::Candidacy;
 use leader::Leadership;
+use lease::Leases;
 use log::ReplicaLog;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use reads::PendingRead;
 use requests::Pending;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -104,6 +112,12 @@ enum Timer {
     Retry,
     /// A state transfer's next chunk is late: ask again.
     Transfer,
+    /// Reads waiting for a read index that may need asking again.
+    Reads,
+    /// A candidate that won phase 1 leads once every lease its promisers granted ended.
+    LeaseWait,
+    /// A quorum-lease holder's next round of grants.
+    QuorumLease,
 }
 
 enum Role {
@@ -134,6 +148,10 @@ pub struct MultiPaxos {
     leader_hint: Option<NodeId>,
     /// Requests this replica took from its clients and has not answered yet.
     pending: BTreeMap<RequestId, Pending>,
+    /// Reads served outside the log that this replica has not answered yet.
+    reads: BTreeMap<RequestId, PendingRead>,
+    /// Lease grants, a held quorum lease, freshness proofs.
+    leases: Leases,
     /// Every duty on the clock: `poll_timeout` is the earliest.
     timers: Timers<Timer>,
     /// The leader's commit point as last heard (what catch-up aims for).
@@ -190,6 +208,8 @@ impl MultiPaxos {
             role: Role::Follower,
             leader_hint: None,
             pending: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            leases: Leases::default(),
             timers,
             known_commit_point: 0,
             last_catch_up_request: None,
@@ -315,6 +335,11 @@ impl MultiPaxos {
             return;
         }
         self.timers.cancel(Timer::Start);
+        // A grant given before a crash is forgotten: assume one was given just now.
+        self.grant(now);
+        if self.is_lease_holder() {
+            self.timers.set(Timer::QuorumLease, now);
+        }
         self.reset_election_deadline(now);
         if self.rejoining {
             self.start_rejoin(now);
@@ -324,25 +349,9 @@ impl MultiPaxos {
     }
 }
 
-impl Protocol for MultiPaxos {
-    type Message = Message;
-    type Record = Record;
-
-    fn id(&self) -> NodeId {
-        self.id
-    }
-
-    fn handle_request(&mut self, now: Time, request: ClientRequest) {
-        self.start(now);
-        self.on_client_request(now, request);
-    }
-
-    fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
-        self.start(now);
-        if !self.members.contains(&from) {
-            self.drop_message(true);
-            return;
-        }
+impl MultiPaxos {
+    /// Route one peer message to its handler.
+    fn dispatch_message(&mut self, now: Time, from: NodeId, message: Message) {
         match message {
             Message::Prepare { ballot, from_slot } => self.on_prepare(now, from, ballot, from_slot),
             Message::Promise {
@@ -350,7 +359,16 @@ impl Protocol for MultiPaxos {
                 accepted,
                 fence,
                 fences,
-            } if from != self.id => self.on_promise(now, from, ballot, accepted, fence, fences),
+                lease_remaining_us,
+            } if from != self.id => self.on_promise(
+                now,
+                from,
+                ballot,
+                accepted,
+                lease_remaining_us,
+                fence,
+                fences,
+            ),
             Message::OwnPromiseDurable { ballot } if from == self.id => {
                 self.on_own_promise_durable(now, ballot)
             }
@@ -366,7 +384,26 @@ impl Protocol for MultiPaxos {
             Message::Heartbeat {
                 ballot,
                 commit_point,
-            } => self.on_heartbeat(now, from, ballot, commit_point),
+                round,
+                fresh,
+            } => self.on_heartbeat(now, from, ballot, commit_point, round, fresh),
+            Message::HeartbeatAck { ballot, round, at } => {
+                self.on_heartbeat_ack(from, ballot, round, at)
+            }
+            Message::ReadIndexRequest { request } => self.on_read_index_request(now, from, request),
+            Message::ReadIndexReply {
+                request,
+                index,
+                leased,
+            } => self.on_read_index_reply(now, from, request, index, leased),
+            Message::LeaseRequest { ballot, round } => {
+                self.on_lease_request(now, from, ballot, round)
+            }
+            Message::LeaseGrant {
+                ballot,
+                round,
+                log_end,
+            } => self.on_lease_grant(now, from, ballot, round, log_end),
             Message::TakeOver { ballot } => self.on_take_over(now, from, ballot),
             Message::CatchUpRequest { from_slot } => self.on_catch_up_request(from, from_slot),
             Message::CatchUp { entries } => self.on_catch_up(now, from, entries),
@@ -386,6 +423,31 @@ impl Protocol for MultiPaxos {
             }
         }
     }
+}
+
+impl Protocol for MultiPaxos {
+    type Message = Message;
+    type Record = Record;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn handle_request(&mut self, now: Time, request: ClientRequest) {
+        self.start(now);
+        self.on_client_request(now, request);
+        self.serve_reads(now);
+    }
+
+    fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
+        self.start(now);
+        if !self.members.contains(&from) {
+            self.drop_message(true);
+            return;
+        }
+        self.dispatch_message(now, from, message);
+        self.serve_reads(now);
+    }
 
     fn handle_timeout(&mut self, now: Time) {
         if self.timers.is_armed(Timer::Start) {
@@ -395,6 +457,9 @@ impl Protocol for MultiPaxos {
         // Heartbeat is armed only while leading, Election only while not.
         if self.timers.is_due(Timer::Heartbeat, now) {
             self.send_heartbeats(now);
+        }
+        if self.timers.is_due(Timer::LeaseWait, now) {
+            self.end_lease_wait(now);
         }
         if self.timers.is_due(Timer::Election, now) {
             if self.rejoining {
@@ -409,6 +474,13 @@ impl Protocol for MultiPaxos {
         if self.timers.is_due(Timer::Retry, now) {
             self.retry_pending(now);
         }
+        if self.timers.is_due(Timer::Reads, now) {
+            self.retry_reads(now);
+        }
+        if self.timers.is_due(Timer::QuorumLease, now) {
+            self.send_lease_request(now);
+        }
+        self.serve_reads(now);
     }
 
     fn hand_off(&mut self, now: Time) {

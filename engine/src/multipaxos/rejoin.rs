@@ -118,7 +118,7 @@ impl MultiPaxos {
             *fence = ballot;
             records.push(Record::Fence { node: from, ballot });
         }
-        self.promise(from, ballot, from_slot, records);
+        self.promise(now, from, ballot, from_slot, records);
     }
 
     /// A quorum of peers promised our rejoin ballot: from now on we are the incarnation

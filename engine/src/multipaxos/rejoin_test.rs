@@ -15,6 +15,7 @@ fn promise(round: u64, node: u16, fence: Ballot, fences: Vec<(NodeId, Ballot)>) 
     Message::Promise {
         ballot: ballot(round, node),
         accepted: Vec::new(),
+        lease_remaining_us: 0,
         fence,
         fences,
     }

@@ -44,7 +44,8 @@ impl MultiPaxos {
             Consistency::Dynamo(level) => {
                 self.outbox.reply(reply(Err(RequestError::Invalid(format!(
                     "consistency level {level} applies to Dynamo keyspaces; this keyspace runs \
-                     Multi-Paxos (use linearizable or local reads)"
+                     Multi-Paxos (use {})",
+                    Consistency::READ_LEVELS
                 )))));
             }
             Consistency::LocalRead if request.command.is_read() => {
@@ -53,7 +54,21 @@ impl MultiPaxos {
                 self.outbox
                     .reply(reply(Ok(Response::Kv(CommandResult::Value(value)))));
             }
-            Consistency::LocalRead | Consistency::Linearizable => {
+            Consistency::Lease
+            | Consistency::ReadIndex
+            | Consistency::Follower
+            | Consistency::Stale { .. }
+                if request.command.is_read() =>
+            {
+                self.on_read(now, request);
+            }
+            // Writes at a read level are ordered like linearizable ones.
+            Consistency::LocalRead
+            | Consistency::Linearizable
+            | Consistency::Lease
+            | Consistency::ReadIndex
+            | Consistency::Follower
+            | Consistency::Stale { .. } => {
                 if self.pending.contains_key(&request.id) {
                     // A client retry of a request we already hold: it is answered once.
                     return;
@@ -199,6 +214,7 @@ impl MultiPaxos {
         let Some(leader) = leader else {
             return;
         };
+        self.redirect_reads(now);
         if leader == self.id && !self.is_leader() {
             return;
         }

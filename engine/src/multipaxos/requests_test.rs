@@ -16,6 +16,8 @@ fn follower_of_0() -> MultiPaxos {
         Message::Heartbeat {
             ballot: ballot(1, 0),
             commit_point: 0,
+            round: 1,
+            fresh: None,
         },
     );
     drain(&mut follower);
@@ -144,6 +146,8 @@ fn pending_requests_are_forwarded_again_to_a_new_leader() {
         Message::Heartbeat {
             ballot: ballot(1, 0),
             commit_point: 0,
+            round: 1,
+            fresh: None,
         },
     );
     let forward_to = |outputs: Vec<Output<Message, Record>>| -> Vec<NodeId> {
@@ -160,6 +164,8 @@ fn pending_requests_are_forwarded_again_to_a_new_leader() {
         Message::Heartbeat {
             ballot: ballot(2, 2),
             commit_point: 0,
+            round: 1,
+            fresh: None,
         },
     );
     assert_eq!(forward_to(drain(&mut replica)), vec![NodeId(2)]);
@@ -177,6 +183,8 @@ fn forwards_are_retried_then_abandoned_with_a_timeout() {
     let heartbeat = Message::Heartbeat {
         ballot: ballot(1, 0),
         commit_point: 0,
+        round: 1,
+        fresh: None,
     };
     replica.handle_message(Time::ZERO, NodeId(0), heartbeat.clone());
     replica.handle_request(Time::ZERO, ClientRequest::new(request_id(1), put(1)));
@@ -228,6 +236,7 @@ fn a_candidate_proposes_forwarded_requests_once_elected() {
             Message::Promise {
                 ballot: ballot(1, 0),
                 accepted: vec![],
+                lease_remaining_us: 0,
                 fence: Ballot::default(),
                 fences: Vec::new(),
             },

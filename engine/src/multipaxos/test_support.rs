@@ -105,6 +105,7 @@ pub(super) fn elected_leader(n: u16, config: MultiPaxosConfig) -> MultiPaxos {
             Message::Promise {
                 ballot: ballot(1, 0),
                 accepted: Vec::new(),
+                lease_remaining_us: 0,
                 fence: Ballot::default(),
                 fences: Vec::new(),
             },

@@ -1,5 +1,6 @@
 //! Simulation parameters. A run is reproducible from `(seed, SimConfig)`.
 
+use super::clock::ClockConfig;
 use super::fault::FaultConfig;
 use crate::topology::Topology;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct SimConfig {
     /// Keep a record of every client operation (needed for histories; benches with very
     /// many operations may turn it off and use the completion observer instead).
     pub record_ops: bool,
+    /// Replica clocks: skew and drift against real time (default: exact clocks).
+    pub clocks: ClockConfig,
 }
 
 impl SimConfig {
@@ -39,6 +42,7 @@ impl SimConfig {
             jitter: true,
             fifo_links: true,
             record_ops: true,
+            clocks: ClockConfig::default(),
         }
     }
 
@@ -57,6 +61,12 @@ impl SimConfig {
     /// Same config with other client parameters.
     pub fn with_clients(mut self, clients: ClientConfig) -> Self {
         self.clients = clients;
+        self
+    }
+
+    /// Same config with skewed and drifting replica clocks.
+    pub fn with_clocks(mut self, clocks: ClockConfig) -> Self {
+        self.clocks = clocks;
         self
     }
 

@@ -13,6 +13,9 @@
 //! records with the factory.
 
 mod client;
+mod clock;
+#[cfg(test)]
+mod clock_test;
 mod config;
 mod disk;
 mod event;
@@ -23,6 +26,7 @@ mod workload;
 
 pub use crate::check::OpRecord;
 pub use client::{ClientOp, Workload};
+pub use clock::{ClockConfig, NodeClock};
 pub use config::{ClientConfig, ClientMode, DiskModel, SimConfig};
 pub use fault::{FaultAction, FaultConfig, FaultPlan, FaultProfile, PartitionMode};
 pub use workload::RandomKv;
@@ -30,7 +34,7 @@ pub use workload::RandomKv;
 use crate::check::History;
 use crate::id::{ClientId, NodeId, RequestId};
 use crate::protocol::{Effect, Membership, Metrics, Output, Protocol};
-use crate::request::{ClientReply, ClientRequest, Consistency, Response};
+use crate::request::{ClientReply, ClientRequest, Response};
 use crate::time::Time;
 use client::SimClient;
 use disk::{DiskOp, PendingWrite, SimDisk, SyncOutcome};
@@ -91,9 +95,12 @@ struct SimNode<P: Protocol> {
     crash_in_compaction: bool,
     /// The disk was lost: the next restart calls [`Protocol::rejoin`].
     amnesiac: bool,
+    /// Its clock (survives crashes).
+    clock: NodeClock,
 }
 
-/// The history of the linearizable requests among `records`, for the linearizability
+/// The history of the linearizable requests among `records` (every level that promises
+/// linearizability: `linearizable`, `lease`, `read-index`, `follower`), for the linearizability
 /// checker: a reply `Ok` completes the op, a definite error fails it, and a timeout or
 /// indefinite error leaves its outcome unknown (ending `timeout` after its call); records
 /// still pending are unknown too. Shared with the benchmark's cluster backend.
@@ -103,13 +110,15 @@ pub fn linearizable_history_of<'a>(
 ) -> History {
     let mut history = History::new();
     for record in records {
-        if record.request.consistency != Consistency::Linearizable {
+        if !record.request.consistency.is_linearizable_read() {
             continue;
         }
         let op = history.invoke(record.client, record.request.command.clone(), record.call);
         match (&record.reply, record.ret) {
             (Some(reply), Some(ret)) => match &reply.outcome {
-                Ok(Response::Kv(result)) => history.complete(op, ret, result.clone()),
+                Ok(Response::Kv(result) | Response::Read { result, .. }) => {
+                    history.complete(op, ret, result.clone())
+                }
                 Ok(Response::Versioned(_)) => history.unknown(op, ret),
                 Err(error) if error.is_definite() => history.fail(op, ret, error.to_string()),
                 Err(_) => history.unknown(op, ret),
@@ -202,7 +211,9 @@ impl<P: Protocol> Sim<P> {
             config,
         };
         let ids: Vec<NodeId> = sim.cluster.ids().collect();
+        let mut clock_rng = ChaCha8Rng::seed_from_u64(mix(sim.config.seed, 0xC10C));
         for id in ids {
+            let clock = NodeClock::draw(&sim.config.clocks, id, &mut clock_rng);
             let seed = sim.node_seed(id, 0);
             let core = (sim.factory)(id, seed, Vec::new());
             sim.nodes.push(SimNode {
@@ -213,10 +224,18 @@ impl<P: Protocol> Sim<P> {
                 past_metrics: Metrics::new(),
                 crash_in_compaction: false,
                 amnesiac: false,
+                clock,
             });
             sim.drain(id);
         }
         sim
+    }
+
+    /// `node`'s clock reading now (what its core is told).
+    pub fn local_now(&self, node: NodeId) -> Time {
+        self.nodes
+            .get(node.index())
+            .map_or(self.now, |n| n.clock.local(self.now))
     }
 
     fn node_seed(&self, id: NodeId, incarnation: u32) -> u64 {
@@ -381,7 +400,7 @@ impl<P: Protocol> Sim<P> {
                     self.stats.messages_lost += 1;
                     return;
                 }
-                let now = self.now;
+                let now = self.local_now(to);
                 if self.nodes[to.index()].core.is_none() {
                     self.stats.messages_lost += 1;
                     return;
@@ -393,7 +412,7 @@ impl<P: Protocol> Sim<P> {
             }
             Event::Request { node, request } => {
                 self.note(2, u64::from(node.0), request.id.seq);
-                let now = self.now;
+                let now = self.local_now(node);
                 match self.nodes[node.index()].core.as_mut() {
                     Some(core) => {
                         core.handle_request(now, request);
@@ -413,7 +432,7 @@ impl<P: Protocol> Sim<P> {
                 }
                 state.timer = None;
                 self.note(4, u64::from(node.0), 0);
-                let now = self.now;
+                let now = self.local_now(node);
                 if let Some(core) = self.nodes[node.index()].core.as_mut() {
                     core.handle_timeout(now);
                     self.drain(node);
@@ -482,7 +501,9 @@ impl<P: Protocol> Sim<P> {
         let Some(core) = state.core.as_ref() else {
             return;
         };
-        let next = core.poll_timeout().map(|t| t.max(self.now));
+        let next = core
+            .poll_timeout()
+            .map(|t| state.clock.real(t).max(self.now));
         if next != state.timer {
             state.timer = next;
             if let Some(at) = next {

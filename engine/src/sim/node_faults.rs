@@ -74,7 +74,7 @@ impl<P: Protocol> Sim<P> {
         let seed = self.node_seed(node, incarnation);
         let mut core = (self.factory)(node, seed, records);
         if rejoin {
-            core.rejoin(self.now);
+            core.rejoin(self.local_now(node));
         }
         self.nodes[node.index()].core = Some(core);
         self.stats.restarts += 1;

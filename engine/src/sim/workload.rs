@@ -22,8 +22,10 @@ pub struct RandomKv {
     pub delete_ratio: f64,
     /// Requests per client before it stops (`None`: until the run ends).
     pub max_ops: Option<u64>,
-    /// Consistency of every request.
+    /// Consistency of every request (reads: unless `read_consistency` is set).
     pub consistency: Consistency,
+    /// Consistency of reads, if not `consistency`.
+    pub read_consistency: Option<Consistency>,
     issued: u64,
     last_written: Option<Vec<u8>>,
 }
@@ -38,6 +40,7 @@ impl RandomKv {
             delete_ratio: 0.1,
             max_ops: None,
             consistency: Consistency::Linearizable,
+            read_consistency: None,
             issued: 0,
             last_written: None,
         }
@@ -46,6 +49,13 @@ impl RandomKv {
     /// Stop after `n` requests.
     pub fn with_max_ops(mut self, n: u64) -> Self {
         self.max_ops = Some(n);
+        self
+    }
+
+    /// Reads at `level` (writes keep their consistency), with `read_ratio` of gets.
+    pub fn with_reads(mut self, level: Consistency, read_ratio: f64) -> Self {
+        self.read_consistency = Some(level);
+        self.read_ratio = read_ratio.clamp(0.0, 1.0);
         self
     }
 
@@ -79,9 +89,13 @@ impl Workload for RandomKv {
             self.last_written = Some(value.clone());
             Command::Put { key, value }
         };
+        let consistency = match (&command, self.read_consistency) {
+            (Command::Get { .. }, Some(level)) => level,
+            _ => self.consistency,
+        };
         Some(ClientOp {
             command,
-            consistency: self.consistency,
+            consistency,
             context: Vec::new(),
             sloppy: None,
         })

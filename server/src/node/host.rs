@@ -495,6 +495,7 @@ impl<P: Protocol> Host<P> {
             Err(RequestError::Invalid(_)) => "invalid",
             Err(RequestError::Rejected(_)) => "rejected",
             Err(RequestError::SessionExpired { .. }) => "session_expired",
+            Err(RequestError::TooStale { .. }) => "too_stale",
         });
         for waiter in pending.waiters {
             let _ = waiter.send(reply.clone());

@@ -7,4 +7,5 @@ mod t12_epaxos_catch_up;
 mod t13_epaxos_bounded;
 mod t20_multipaxos;
 mod t22_multipaxos_bounded;
+mod t23_multipaxos_reads;
 mod t30_dynamo;
