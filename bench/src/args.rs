@@ -8,6 +8,7 @@ use meridian_bench::runner;
 use meridian_bench::workload::{KeyChoice, WorkloadSpec};
 use meridian_engine::sim::{ClientMode, FaultProfile};
 use meridian_engine::topology::Topology;
+use meridian_engine::Consistency;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +54,20 @@ pub(crate) struct Args {
     /// Share of reads (0..=1).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) reads: f64,
+    /// Level of every read: linearizable (through the log), local, and for Multi-Paxos
+    /// lease, read-index, follower or stale:DUR (e.g. stale:1s). Writes stay
+    /// linearizable. JSON gets read_p50_ms, read_p99_ms, write_p50_ms, write_p99_ms per
+    /// region.
+    #[arg(long)]
+    pub(crate) read_level: Option<String>,
+    /// Multi-Paxos lease length in milliseconds (0 = no leases; keep it below the 500 ms
+    /// election timeout). Used by `--read-level lease` and `--quorum-leases`.
+    #[arg(long, default_value_t = 400)]
+    pub(crate) lease_ms: u64,
+    /// Multi-Paxos: every replica holds a quorum lease on the keyspace (lease reads are
+    /// local everywhere; writes wait for every holder).
+    #[arg(long)]
+    pub(crate) quorum_leases: bool,
     /// Bytes per written value.
     #[arg(long, default_value_t = 16)]
     pub(crate) value_size: usize,
@@ -199,10 +214,30 @@ impl Args {
         let protocols = self.protocols(&topology)?;
         let workloads = self.workloads()?;
         let check = self.check || self.faults != FaultProfile::None;
+        let read_level = self.read_level()?;
+        let leader_based = read_level.is_some_and(|level| {
+            !matches!(level, Consistency::Linearizable | Consistency::LocalRead)
+        });
+        if leader_based
+            && protocols
+                .iter()
+                .any(|p| !matches!(p, ProtocolSpec::MultiPaxos { .. }))
+        {
+            bail!(
+                "--read-level {} needs a leader: run it with --protocols multipaxos (EPaxos and \
+                 Dynamo refuse it)",
+                self.read_level.as_deref().unwrap_or_default()
+            );
+        }
         let tuning = runner::Tuning {
             batch: self.batch.max(1),
             epaxos_in_flight: self.epaxos_in_flight.max(1),
+            lease: (self.lease_ms > 0).then(|| Duration::from_millis(self.lease_ms)),
+            quorum_leases: self.quorum_leases,
         };
+        if self.quorum_leases && self.lease_ms == 0 {
+            bail!("--quorum-leases needs leases (--lease-ms above 0)");
+        }
         let template = SimRun {
             topology: topology.clone(),
             seed: self.seed,
@@ -258,6 +293,7 @@ impl Args {
                 read_ratio: self.reads,
                 value_size: self.value_size,
                 consistency: Default::default(),
+                read_level: None,
             }],
             None => self
                 .conflicts
@@ -277,7 +313,22 @@ impl Args {
         if !(0.0..=1.0).contains(&self.reads) {
             bail!("--reads must be between 0 and 1, got {}", self.reads);
         }
-        Ok(workloads)
+        let read_level = self.read_level()?;
+        Ok(workloads
+            .into_iter()
+            .map(|w| WorkloadSpec { read_level, ..w })
+            .collect())
+    }
+
+    /// `--read-level`, parsed.
+    fn read_level(&self) -> anyhow::Result<Option<Consistency>> {
+        self.read_level
+            .as_deref()
+            .map(|text| {
+                text.parse::<Consistency>()
+                    .map_err(|e| anyhow::anyhow!("--read-level: {e}"))
+            })
+            .transpose()
     }
 }
 

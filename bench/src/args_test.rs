@@ -53,3 +53,31 @@ fn metrics_addresses_come_one_per_node_and_only_with_nodes() {
     );
     assert!(err.contains("--backend cluster"), "{err}");
 }
+
+#[test]
+fn read_levels_apply_to_reads_and_leader_levels_need_multipaxos() {
+    let plan = args("--protocols multipaxos --zipf 0.99 --reads 0.9 --read-level stale:1s")
+        .plan()
+        .unwrap();
+    assert_eq!(
+        plan.workloads[0].read_level,
+        Some(Consistency::Stale {
+            bound_us: 1_000_000
+        })
+    );
+    assert_eq!(plan.workloads[0].consistency, Consistency::Linearizable);
+    let plan = args("--protocols multipaxos --read-level lease --quorum-leases")
+        .plan()
+        .unwrap();
+    assert!(plan.tuning.quorum_leases && plan.tuning.lease.is_some());
+    let err = refusal("--protocols epaxos,multipaxos --read-level lease");
+    assert!(err.contains("needs a leader"), "{err}");
+    let err = refusal("--protocols multipaxos --read-level stale");
+    assert!(err.contains("--read-level"), "{err}");
+    let err = refusal("--protocols multipaxos --quorum-leases --lease-ms 0");
+    assert!(err.contains("--quorum-leases"), "{err}");
+    // Linearizable and local reads apply to every consensus protocol.
+    args("--protocols epaxos,multipaxos --read-level local")
+        .plan()
+        .unwrap();
+}

@@ -27,6 +27,10 @@ pub struct Tuning {
     /// Uncommitted own EPaxos instances per replica before requests queue (and so
     /// batch).
     pub epaxos_in_flight: usize,
+    /// Multi-Paxos lease length (`None`: no leases).
+    pub lease: Option<std::time::Duration>,
+    /// Multi-Paxos: every replica holds a quorum lease.
+    pub quorum_leases: bool,
 }
 
 impl Default for Tuning {
@@ -35,11 +39,25 @@ impl Default for Tuning {
         Self {
             batch: 1,
             epaxos_in_flight: epaxos.max_in_flight,
+            lease: None,
+            quorum_leases: false,
         }
     }
 }
 
 impl Tuning {
+    /// The Multi-Paxos configuration led from `leader` in a cluster of `members`.
+    pub fn multipaxos(&self, leader: NodeId, members: Vec<NodeId>) -> MultiPaxosConfig {
+        let mut config = MultiPaxosConfig::default()
+            .with_initial_leader(leader)
+            .with_max_batch(self.batch);
+        config.lease = self.lease;
+        if self.quorum_leases {
+            config.quorum_lease_holders = members;
+        }
+        config
+    }
+
     fn epaxos(&self, thrifty: bool) -> EpaxosConfig {
         EpaxosConfig::default()
             .with_thrifty(thrifty)
@@ -63,9 +81,7 @@ pub fn run_sim(
     let outcome: SimOutcome = match spec {
         ProtocolSpec::MultiPaxos { leader_region } => {
             let leader = leader_node(topology, leader_region)?;
-            let config = MultiPaxosConfig::default()
-                .with_initial_leader(leader)
-                .with_max_batch(tuning.batch);
+            let config = tuning.multipaxos(leader, cluster.ids().collect());
             sim::run(
                 run,
                 move |id, seed, records| {

@@ -22,6 +22,10 @@ pub struct RegionStats {
     pub commit_us: Histogram<u64>,
     /// Call → reply (the command executed).
     pub execution_us: Histogram<u64>,
+    /// Call → reply of reads only.
+    pub read_us: Histogram<u64>,
+    /// Call → reply of writes only.
+    pub write_us: Histogram<u64>,
     /// Requests that completed successfully in the measured window.
     pub ok: u64,
     /// Requests answered with an error.
@@ -48,6 +52,8 @@ impl RegionStats {
             region: region.into(),
             commit_us: histogram(),
             execution_us: histogram(),
+            read_us: histogram(),
+            write_us: histogram(),
             ok: 0,
             errors: 0,
             timeouts: 0,
@@ -78,6 +84,11 @@ impl RegionStats {
                 .map_or(execution, |c| clamp(c).min(execution));
             // Recording cannot fail: values are clamped into the histogram's bounds.
             let _ = self.execution_us.record(execution);
+            let _ = if op.request.command.is_read() {
+                self.read_us.record(execution)
+            } else {
+                self.write_us.record(execution)
+            };
             let _ = self.commit_us.record(commit);
         }
         if let Some(optimum) = optimum_ms {
@@ -101,6 +112,16 @@ impl RegionStats {
     /// Execution-latency quantile in milliseconds.
     pub fn execution_ms(&self, quantile: f64) -> f64 {
         self.execution_us.value_at_quantile(quantile) as f64 / 1e3
+    }
+
+    /// Read-latency (call → reply) quantile in milliseconds (0 without reads).
+    pub fn read_ms(&self, quantile: f64) -> f64 {
+        self.read_us.value_at_quantile(quantile) as f64 / 1e3
+    }
+
+    /// Write-latency (call → reply) quantile in milliseconds (0 without writes).
+    pub fn write_ms(&self, quantile: f64) -> f64 {
+        self.write_us.value_at_quantile(quantile) as f64 / 1e3
     }
 
     /// Quantile of the per-request optima in milliseconds (`None` if none was recorded).
@@ -172,6 +193,8 @@ impl RunStats {
         for region in &self.regions {
             let _ = all.commit_us.add(&region.commit_us);
             let _ = all.execution_us.add(&region.execution_us);
+            let _ = all.read_us.add(&region.read_us);
+            let _ = all.write_us.add(&region.write_us);
             all.ok += region.ok;
             all.errors += region.errors;
             all.timeouts += region.timeouts;

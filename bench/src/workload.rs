@@ -37,9 +37,12 @@ pub struct WorkloadSpec {
     pub read_ratio: f64,
     /// Bytes per written value (printable ASCII).
     pub value_size: usize,
-    /// Consistency of every request.
+    /// Consistency of every request (reads: unless `read_level` is set).
     #[serde(skip)]
     pub consistency: Consistency,
+    /// Consistency of every read, if not `consistency` (`--read-level`).
+    #[serde(skip)]
+    pub read_level: Option<Consistency>,
 }
 
 impl WorkloadSpec {
@@ -49,6 +52,7 @@ impl WorkloadSpec {
             keys: KeyChoice::Conflict { conflict_pct },
             read_ratio: 0.0,
             value_size: 16,
+            read_level: None,
             consistency: Consistency::Linearizable,
         }
     }
@@ -132,9 +136,13 @@ impl Generator {
 impl Workload for Generator {
     fn next_op(&mut self, client: ClientId, rng: &mut ChaCha8Rng, _now: Time) -> Option<ClientOp> {
         let command = self.next_command(client, rng);
+        let consistency = match (&command, self.spec.read_level) {
+            (Command::Get { .. }, Some(level)) => level,
+            _ => self.spec.consistency,
+        };
         Some(ClientOp {
             command,
-            consistency: self.spec.consistency,
+            consistency,
             context: Vec::new(),
             sloppy: None,
         })

@@ -29,6 +29,14 @@ pub struct RegionReport {
     pub exec_p50_ms: f64,
     /// 99th percentile execution latency, ms.
     pub exec_p99_ms: f64,
+    /// Reads only: median call → reply, ms.
+    pub read_p50_ms: f64,
+    /// Reads only: 99th percentile call → reply, ms.
+    pub read_p99_ms: f64,
+    /// Writes only: median call → reply, ms.
+    pub write_p50_ms: f64,
+    /// Writes only: 99th percentile call → reply, ms.
+    pub write_p99_ms: f64,
     /// The best commit latency the topology allows this region under this protocol, ms
     /// (Dynamo: the median over the measured requests of each one's optimum, which
     /// depends on its key's preference list).
@@ -107,6 +115,10 @@ pub fn region_reports(stats: &RunStats, optimal_ms: impl Fn(usize) -> f64) -> Ve
                 p999_ms: region.commit_ms(0.999),
                 exec_p50_ms: region.execution_ms(0.5),
                 exec_p99_ms: region.execution_ms(0.99),
+                read_p50_ms: region.read_ms(0.5),
+                read_p99_ms: region.read_ms(0.99),
+                write_p50_ms: region.write_ms(0.5),
+                write_p99_ms: region.write_ms(0.99),
                 optimal_ms: optimal,
                 ratio: if optimal > 0.0 {
                     p50 / optimal

@@ -28,7 +28,7 @@ pub fn render(reports: &[RunReport]) -> String {
         let _ = writeln!(out, "{summary}");
         let _ = writeln!(
             out,
-            "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>6}",
+            "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9}",
             "region",
             "ops",
             "p50 ms",
@@ -38,12 +38,16 @@ pub fn render(reports: &[RunReport]) -> String {
             "exec p50",
             "exec p99",
             "optimum",
-            "ratio"
+            "ratio",
+            "read p50",
+            "read p99",
+            "write p50",
+            "write p99"
         );
         for region in &report.regions {
             let _ = writeln!(
                 out,
-                "  {:<16} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9.1} {:>6.3}",
+                "  {:<16} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9.1} {:>6.3} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 region.region,
                 region.ops,
                 region.p50_ms,
@@ -53,7 +57,11 @@ pub fn render(reports: &[RunReport]) -> String {
                 region.exec_p50_ms,
                 region.exec_p99_ms,
                 region.optimal_ms,
-                region.ratio
+                region.ratio,
+                region.read_p50_ms,
+                region.read_p99_ms,
+                region.write_p50_ms,
+                region.write_p99_ms
             );
         }
     }

@@ -45,6 +45,7 @@ fn run(topology: &Topology) -> SimRun {
             read_ratio: 0.5,
             value_size: 16,
             consistency: Consistency::Linearizable,
+            read_level: None,
         },
         warmup: WARMUP,
         duration: MEASURED,
