@@ -248,6 +248,14 @@ pub fn keyspaces_for(
                     name,
                     initial_leader: Some(leader_node(topology, leader_region)?),
                     max_batch: Some(tuning.batch),
+                    lease_ms: tuning
+                        .lease
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    quorum_lease_holders: if tuning.quorum_leases {
+                        topology.membership().ids().collect()
+                    } else {
+                        Vec::new()
+                    },
                     ..Default::default()
                 })
             }

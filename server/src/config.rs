@@ -243,6 +243,16 @@ pub struct MultiPaxosKeyspace {
     /// Leader silence before an election.
     #[serde(default)]
     pub election_timeout_ms: Option<u64>,
+    /// Lease length in milliseconds (default: no leases); below the election timeout
+    /// (docs/design.md#leases).
+    #[serde(default)]
+    pub lease_ms: Option<u64>,
+    /// The clock drift bound leases assume, in parts per million (default 1,000).
+    #[serde(default)]
+    pub clock_drift_ppm: Option<u32>,
+    /// Replicas holding quorum leases on the keyspace (needs `lease_ms`).
+    #[serde(default)]
+    pub quorum_lease_holders: Vec<NodeId>,
 }
 
 /// EPaxos keyspace options (defaults: the engine's [`EpaxosConfig`]).
@@ -385,6 +395,27 @@ impl MultiPaxosKeyspace {
         config = config
             .with_batching(max_batch, max_in_flight)
             .with_timeouts(heartbeat, election);
+        if let Some(lease_ms) = self.lease_ms {
+            let lease = Duration::from_millis(lease_ms);
+            if lease_ms == 0 || lease >= election {
+                return Err(format!(
+                    "lease_ms {lease_ms} must be above 0 and below the election timeout \
+                     ({} ms): a new leader waits out the old lease",
+                    election.as_millis()
+                ));
+            }
+            let drift = self.clock_drift_ppm.unwrap_or(config.clock_drift_ppm);
+            config = config.with_lease(lease, drift);
+        }
+        if !self.quorum_lease_holders.is_empty() {
+            if self.lease_ms.is_none() {
+                return Err("quorum_lease_holders needs lease_ms".into());
+            }
+            if let Some(bad) = self.quorum_lease_holders.iter().find(|h| h.index() >= n) {
+                return Err(format!("quorum lease holder {bad} is not a replica"));
+            }
+            config = config.with_quorum_lease_holders(self.quorum_lease_holders.clone());
+        }
         Ok(config)
     }
 }
@@ -578,11 +609,18 @@ impl NodeConfig {
             let parsed =
                 parse_consistency(text).map_err(|e| ("default_consistency".to_owned(), e))?;
             let dynamo = matches!(keyspace, KeyspaceConfig::Dynamo(_));
-            if dynamo != matches!(parsed, Consistency::Dynamo(_)) {
+            let epaxos = matches!(keyspace, KeyspaceConfig::Epaxos(_));
+            let leader_level = !matches!(
+                parsed,
+                Consistency::Dynamo(_) | Consistency::Linearizable | Consistency::LocalRead
+            );
+            if dynamo != matches!(parsed, Consistency::Dynamo(_)) || (epaxos && leader_level) {
                 let expected = if dynamo {
                     "a Dynamo level (ONE, QUORUM, ...)"
-                } else {
+                } else if epaxos {
                     "`linearizable` or `local`"
+                } else {
+                    "`linearizable`, `local`, `lease`, `read-index`, `follower` or `stale:DUR`"
                 };
                 return Err((
                     "default_consistency".into(),
@@ -603,8 +641,12 @@ impl NodeConfig {
                         ));
                     }
                 }
-                k.engine_config(n)
-                    .map_err(|e| ("phase1_quorum".to_owned(), e))?;
+                let field = if k.lease_ms.is_some() || !k.quorum_lease_holders.is_empty() {
+                    "lease_ms"
+                } else {
+                    "phase1_quorum"
+                };
+                k.engine_config(n).map_err(|e| (field.to_owned(), e))?;
             }
             KeyspaceConfig::Epaxos(_) => {}
             KeyspaceConfig::Dynamo(k) => {

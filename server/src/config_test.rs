@@ -280,3 +280,42 @@ fn addresses_may_be_dns_names_and_an_unresolvable_one_is_shown_where_it_is() {
     let err = error(&GOOD.replace("127.0.0.1:7002", "node-2"));
     assert!(err.contains("expected host:port"), "{err}");
 }
+
+#[test]
+fn multipaxos_keyspaces_take_leases_below_the_election_timeout() {
+    let keyspace = MultiPaxosKeyspace {
+        name: "kv".into(),
+        lease_ms: Some(300),
+        clock_drift_ppm: Some(200),
+        quorum_lease_holders: vec![NodeId(1), NodeId(2)],
+        ..Default::default()
+    };
+    let engine = keyspace.engine_config(3).unwrap();
+    assert_eq!(engine.lease, Some(Duration::from_millis(300)));
+    assert_eq!(engine.clock_drift_ppm, 200);
+    assert_eq!(engine.quorum_lease_holders, vec![NodeId(1), NodeId(2)]);
+    let too_long = MultiPaxosKeyspace {
+        lease_ms: Some(500),
+        ..keyspace.clone()
+    };
+    assert!(too_long
+        .engine_config(3)
+        .unwrap_err()
+        .contains("election timeout"));
+    let no_lease = MultiPaxosKeyspace {
+        lease_ms: None,
+        ..keyspace.clone()
+    };
+    assert!(no_lease
+        .engine_config(3)
+        .unwrap_err()
+        .contains("needs lease_ms"));
+    let stranger = MultiPaxosKeyspace {
+        quorum_lease_holders: vec![NodeId(7)],
+        ..keyspace
+    };
+    assert!(stranger
+        .engine_config(3)
+        .unwrap_err()
+        .contains("not a replica"));
+}

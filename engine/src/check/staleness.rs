@@ -45,3 +45,7 @@ pub fn bounded_staleness_history_of<'a>(
     }
     history
 }
+
+#[cfg(test)]
+#[path = "staleness_test.rs"]
+mod tests;
