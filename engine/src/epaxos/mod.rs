@@ -19,25 +19,17 @@
 //! call back up: the leader and recovery hand their decisions back here, to commit or to
 //! drive a recovered instance through the leader's phases.
 //!
-//! | file | concept |
-//! |------|---------|
-//! | `mod.rs` | [`Epaxos`]: the parts, the dispatcher, timers, the `Protocol` impl |
-//! | `replica.rs` | what every role shares (identity, quorums, options, instance table, executor, outbox, counters); the commit |
-//! | `table.rs` | the instance table: instances, promises, ballots heard of, the key index |
-//! | `acceptor.rs` | PreAccept/Accept handling, promises, revealing decisions |
-//! | `leader.rs` | the command leader: propose, PreAccept, fast and slow paths, retransmission, resuming after a restart, driving recovered instances |
-//! | `batch.rs` | client intake: the request queue and batching window |
-//! | `recovery.rs` | explicit prepare, TryPreAccept, competing recoveries by ballot, stalled dependencies |
-//! | `execution.rs` | Tarjan SCC executor |
-//! | `gc.rs` | executed-prefix reports, collection, catch-up inquiries |
-//! | `compaction.rs` | snapshots: the log replaced by the execution, the key index and the live table |
-//! | `replay.rs` | rebuilding a replica from its durable records |
-//! | `instance.rs` | value types: ids, ballots, attributes, status, payloads, batches, instances |
-//! | `key_index.rs` | the per-key dependency index |
-//! | `messages.rs` | wire messages and durable records |
-//! | `config.rs` | options |
-//! | `model_check/` (tests) | exhaustive small-scope check of recovery: 3 replicas, 2 conflicting commands, every schedule within a budget of reorderings, drops, crashes and timers; negative control |
-//! | `*_test.rs`, `test_support.rs` | handler tests beside the file they test |
+//! Files: `replica` (what every role shares: identity, quorums, options, instance table,
+//! executor, outbox, counters; the commit), `table` (instances, promises, ballots heard
+//! of, the key index), `acceptor` (PreAccept/Accept, promises, revealing decisions),
+//! `leader` (propose, fast and slow paths, retransmission, resuming after a restart,
+//! driving recovered instances), `batch` (client intake, batching window), `recovery`
+//! (prepare, TryPreAccept, competing recoveries, stalled dependencies), `execution`
+//! (Tarjan SCC executor), `gc` (executed-prefix reports, collection, catch-up),
+//! `compaction` (snapshots), `replay` (rebuilding from durable records), `instance`
+//! (value types), `key_index`, `messages` (wire messages, durable records), `config`.
+//! Tests: `*_test.rs` beside each handler file, `test_support.rs`, and `model_check/`
+//! (exhaustive small-scope check of recovery with a negative control).
 
 mod acceptor;
 mod batch;
