@@ -145,7 +145,16 @@ impl Client {
         let socket = std::net::UdpSocket::bind(local).map_err(ClientError::Bind)?;
         let (endpoint, _) =
             bind_endpoint(socket, None, options.wan.clone()).map_err(ClientError::Bind)?;
-        let connection = dial(&endpoint, &config, addr, &options.server_name).await?;
+        // The timeout covers the handshake too: a dead address fails within it.
+        let connection = tokio::time::timeout(
+            options.timeout,
+            dial(&endpoint, &config, addr, &options.server_name),
+        )
+        .await
+        .map_err(|_| ClientError::Connect {
+            addr,
+            message: format!("no answer within {:?}", options.timeout),
+        })??;
         Ok(Self {
             addr,
             endpoint,
@@ -318,6 +327,18 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
             .get(&(keyspace.to_owned(), key.to_vec()))
             .cloned()
+    }
+
+    /// Use `context` (from an earlier reply) for the next request on `key`; an empty
+    /// context makes the next write blind.
+    pub fn set_context(&self, keyspace: &str, key: &[u8], context: Vec<u8>) {
+        let mut contexts = self.contexts.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = (keyspace.to_owned(), key.to_vec());
+        if context.is_empty() {
+            contexts.remove(&entry);
+        } else {
+            contexts.insert(entry, context);
+        }
     }
 
     /// Forget every remembered context (start a new session).
