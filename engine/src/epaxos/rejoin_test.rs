@@ -188,3 +188,44 @@ fn no_vote_on_instances_the_former_self_could_have_voted_on() {
     core.start_recovery(Time::ZERO, id(0, 4));
     assert_eq!(core.metrics().get("recoveries_started"), 0);
 }
+
+/// The window counts slots: an own instance another replica took over still holds back
+/// the slots after it, and a leader recovers it once nothing here drives it for two GC
+/// ticks (else the window would close for good).
+#[test]
+fn an_own_instance_nobody_drives_holds_the_window_until_recovered() {
+    let mut core = Epaxos::new(
+        NodeId(0),
+        &Membership::local(3),
+        EpaxosConfig::default().with_batching(1, 2),
+        0,
+        Vec::new(),
+    );
+    for seq in 0..3 {
+        core.handle_request(Time::ZERO, request(seq, &format!("k{seq}")));
+    }
+    // Replica 1 takes slot 0 over: one own instance in flight, but slot 2 stays queued.
+    let takeover = Message::Prepare {
+        ballot: Ballot {
+            round: 1,
+            node: NodeId(1),
+        },
+        instance: id(0, 0),
+    };
+    core.handle_message(Time::ZERO, NodeId(1), takeover);
+    let (_, sent) = synced(&mut core);
+    let slot_2 = |sent: &[(NodeId, Message)]| {
+        sent.iter()
+            .any(|(_, m)| matches!(m, Message::PreAccept { instance, .. } if *instance == id(0, 2)))
+    };
+    assert!(!slot_2(&sent), "proposed past the window");
+    // Two GC ticks with nothing driving slot 0 here: recover it.
+    core.handle_timeout(Time::from_secs(1));
+    assert_eq!(core.metrics().get("own_recoveries"), 0);
+    core.handle_timeout(Time::from_secs(2));
+    assert_eq!(core.metrics().get("own_recoveries"), 1);
+    let (_, sent) = synced(&mut core);
+    assert!(sent
+        .iter()
+        .any(|(_, m)| matches!(m, Message::Prepare { instance, .. } if *instance == id(0, 0))));
+}
