@@ -171,41 +171,31 @@ impl Epaxos {
     fn rejoin_state(&self, asker: NodeId) -> RejoinState {
         let replica = &self.replica;
         let executed = replica.executor.executed_state();
-        let of_asker = InstanceId {
-            leader: asker,
-            slot: 0,
-        }..=InstanceId {
-            leader: asker,
-            slot: u64::MAX,
-        };
-        let above = |id: Option<&InstanceId>| id.map_or(0, |id| id.slot.saturating_add(1));
+        let table = &replica.table;
         let own_bound = [
             replica.fence.starts.get(&asker).copied().unwrap_or(0),
             above(
-                replica
-                    .table
+                table
                     .instances
-                    .range(of_asker.clone())
+                    .range(of(asker))
                     .next_back()
                     .map(|(id, _)| id),
             ),
             above(
-                replica
-                    .table
+                table
                     .promises
-                    .range(of_asker.clone())
+                    .range(of(asker))
                     .next_back()
                     .map(|(id, _)| id),
             ),
             above(
-                replica
-                    .table
+                table
                     .seen_ballots
-                    .range(of_asker.clone())
+                    .range(of(asker))
                     .next_back()
                     .map(|(id, _)| id),
             ),
-            above(executed.above.range(of_asker).next_back()),
+            above(executed.above.range(of(asker)).next_back()),
             executed.prefix.get(&asker).copied().unwrap_or(0),
         ]
         .into_iter()
@@ -304,19 +294,14 @@ impl Epaxos {
     fn fence_up(&mut self, now: Time) {
         let replica = &mut self.replica;
         let me = replica.id;
-        let of_me = InstanceId {
-            leader: me,
-            slot: 0,
-        }..=InstanceId {
-            leader: me,
-            slot: u64::MAX,
-        };
-        let learned = replica
-            .table
-            .instances
-            .range(of_me)
-            .next_back()
-            .map_or(0, |(id, _)| id.slot + 1);
+        let learned = above(
+            replica
+                .table
+                .instances
+                .range(of(me))
+                .next_back()
+                .map(|(id, _)| id),
+        );
         let bound = self
             .rejoin
             .answers
@@ -442,4 +427,17 @@ impl Epaxos {
             self.replica.metrics.incr("votes_withheld");
         }
     }
+}
+
+/// Every instance id of `leader`.
+fn of(leader: NodeId) -> std::ops::RangeInclusive<InstanceId> {
+    InstanceId { leader, slot: 0 }..=InstanceId {
+        leader,
+        slot: u64::MAX,
+    }
+}
+
+/// The slot after `id` (0 for none).
+fn above(id: Option<&InstanceId>) -> u64 {
+    id.map_or(0, |id| id.slot.saturating_add(1))
 }
