@@ -469,6 +469,8 @@ impl Protocol for Epaxos {
     fn metrics(&self) -> Metrics {
         let mut metrics = self.replica.counters_and_gauges();
         metrics.set("recoveries_in_progress", self.recoveries.len() as u64);
+        let rejoining = !self.replica.fence.may_propose();
+        metrics.set("rejoining", u64::from(rejoining));
         metrics
     }
 
