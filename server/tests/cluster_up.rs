@@ -61,6 +61,12 @@ fn pid_files(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// No pid file and no replica of `dir` left behind.
+fn nothing_left(dir: &Path) {
+    assert!(pid_files(dir).is_empty(), "{:?}", pid_files(dir));
+    assert!(replicas_of(dir).is_empty(), "replicas left running");
+}
+
 #[test]
 fn a_taken_port_fails_fast_naming_it_and_leaves_nothing_running() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,12 +93,34 @@ fn a_taken_port_fails_fast_naming_it_and_leaves_nothing_running() {
         "names the port: {stderr}"
     );
     assert!(stderr.contains("replica 1"), "names the replica: {stderr}");
-    assert!(
-        pid_files(dir.path()).is_empty(),
-        "{:?}",
-        pid_files(dir.path())
-    );
-    assert!(replicas_of(dir.path()).is_empty(), "replicas left running");
+    nothing_left(dir.path());
+}
+
+/// A replica that exits while the others start (here its data directory is a file) is
+/// named with its log, and the replicas already started are stopped, their pid files
+/// removed.
+#[test]
+fn a_replica_that_cannot_start_is_named_and_the_others_are_stopped() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("up-replica-exits");
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/n1"), b"not a directory").unwrap();
+    let base = free_base(6);
+    let started = Instant::now();
+    let out = meridian()
+        .args(["cluster", "up", "--topology", "lan-3", "--dir"])
+        .arg(dir.path())
+        .args(["--base-port", &base.to_string()])
+        .args(["--metrics-base-port", &(base + 3).to_string()])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "cluster up succeeded: {stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {stderr}");
+    assert!(stderr.contains("replica 1 exited"), "{stderr}");
+    assert!(stderr.contains("node-1.log"), "points at the log: {stderr}");
+    nothing_left(dir.path());
 }
 
 #[test]

@@ -81,14 +81,35 @@ fn copy_config(
     path
 }
 
-fn spawn(dir: &TempDir, config: &Path, name: &str) -> Child {
-    launcher::spawn_replica(
+/// A process started here, killed when dropped (a failing test leaves none behind).
+struct Spawned(Child);
+
+impl Spawned {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(dir: &TempDir, config: &Path, name: &str) -> Spawned {
+    let child = launcher::spawn_replica(
         &meridian(),
         config,
         &dir.path().join(format!("{name}.log")),
         false,
     )
-    .expect("start a process")
+    .expect("start a process");
+    Spawned(child)
 }
 
 async fn client(cluster: &LocalCluster, tls: &TlsIdentity, id: u16) -> Client {
@@ -193,13 +214,9 @@ async fn a_duplicate_node_is_refused_and_links_heal_whatever_the_impostor_does()
             .unwrap_or_else(|e| panic!("a put failed while a duplicate ran: {e}"));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        matches!(impostor.try_wait(), Ok(None)),
-        "the duplicate kept running"
-    );
+    assert!(impostor.running(), "the duplicate kept running");
     // The duplicate exits (kill -9): nobody is cut off.
-    let _ = impostor.kill();
-    let _ = impostor.wait();
+    impostor.kill();
     let healed = heal_time(&[&c0, &c1], Instant::now(), Duration::from_secs(20)).await;
     eprintln!("after the duplicate's exit: puts through both survivors in {healed:?}");
     assert!(healed < Duration::from_secs(3), "{healed:?}");
@@ -264,8 +281,7 @@ async fn a_duplicate_node_is_refused_and_links_heal_whatever_the_impostor_does()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = impostor.kill();
-    let _ = impostor.wait();
+    impostor.kill();
     let restarted = Instant::now();
     cluster.restart(2).unwrap();
     let c2 = loop {
@@ -320,13 +336,11 @@ async fn misconfigured_peers_back_off_and_are_warned_about_once_per_interval() {
     let mut impostor = spawn(&dir, &client_cert, "client-cert");
     let window = Duration::from_secs(8);
     tokio::time::sleep(window).await;
-    let still_running = [wrong.try_wait(), impostor.try_wait()];
-    let _ = wrong.kill();
-    let _ = impostor.kill();
-    let _ = wrong.wait();
-    let _ = impostor.wait();
+    let still_running = [wrong.running(), impostor.running()];
+    wrong.kill();
+    impostor.kill();
     assert!(
-        still_running.iter().all(|s| matches!(s, Ok(None))),
+        still_running.iter().all(|&running| running),
         "both misconfigured processes kept running: {still_running:?}\n{}\n{}",
         log(&dir, "wrong-ca.log"),
         log(&dir, "client-cert.log")

@@ -123,6 +123,9 @@ pub enum Message {
     /// the chunk at `offset` of the sender's answer ([`RejoinState`]) encoded as `at`
     /// (`at == 0`: encode a new answer now).
     RejoinQuery {
+        /// Names this rejoin attempt (drawn from the core's seed): an answer encoded
+        /// for another attempt is never served to it.
+        nonce: u64,
         /// Encoding asked for (0: a new one).
         at: u64,
         /// Byte offset.
@@ -130,6 +133,8 @@ pub enum Message {
     },
     /// One chunk of an encoded [`RejoinState`].
     RejoinChunk {
+        /// The attempt it answers.
+        nonce: u64,
         /// Encoding.
         at: u64,
         /// Byte offset.

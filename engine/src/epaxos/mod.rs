@@ -178,7 +178,7 @@ impl Epaxos {
         id: NodeId,
         cluster: &Membership,
         config: EpaxosConfig,
-        _seed: u64,
+        seed: u64,
         recovered: Vec<Record>,
     ) -> Self {
         let mut replica = Replica::new(id, cluster, config);
@@ -204,7 +204,7 @@ impl Epaxos {
             now: Time::ZERO,
             resume,
             last_compaction: LastCompaction::default(),
-            rejoin: Rejoin::default(),
+            rejoin: Rejoin::new(seed),
         };
         epaxos.resume_rejoin();
         epaxos
@@ -333,13 +333,19 @@ impl Epaxos {
             }
             Message::Inquire { instance } => replica.on_inquire(from, instance),
             Message::Executed { prefix } => self.gc.on_report(replica, from, prefix),
-            Message::RejoinQuery { at, offset } => self.on_rejoin_query(now, from, at, offset),
+            Message::RejoinQuery { nonce, at, offset } => {
+                self.on_rejoin_query(now, from, nonce, at, offset)
+            }
             Message::RejoinChunk {
+                nonce,
                 at,
                 offset,
                 total,
                 bytes,
-            } => self.on_rejoin_chunk(now, from, at, offset, total, bytes),
+            } => {
+                let chunk = (at, offset, total, bytes);
+                self.on_rejoin_chunk(now, from, nonce, chunk)
+            }
             Message::RejoinStart { start } => self.on_rejoin_start(from, start),
             Message::RejoinStarted { start } => self.on_rejoin_started(from, start),
             Message::Commit {
@@ -432,6 +438,7 @@ impl Protocol for Epaxos {
             self.gc.report_executed(&mut self.replica);
             self.maybe_compact();
             self.recover_gaps(now);
+            self.unstick_own(now);
             let next = now + self.replica.config.gc_interval;
             self.timers.set(EpaxosTimer::Gc, next);
         }

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  rejoin ─▶ persist Fence{Querying} (a restart resumes it); vote on nothing, propose nothing
-//!        ─▶ RejoinQuery ─▶ every peer (retried; the answer comes in chunks)
+//!        ─▶ RejoinQuery{nonce} ─▶ every peer (retried; the answer comes in chunks, one
+//!           encoding per attempt: the nonce, drawn at boot, names it)
 //!  peer L: RejoinState{its next slot s_L, a bound u_L on the asker's own slots, its
 //!          executed state and key index}, taken when it handles the query, sent behind
 //!          its durable records
@@ -44,10 +45,25 @@ pub(super) struct Rejoin {
     answers: BTreeMap<NodeId, (u64, u64)>,
     /// Peers that recorded our start.
     acks: BTreeSet<NodeId>,
-    /// Answers encoded for rejoining peers (source side).
-    outgoing: BTreeMap<NodeId, Outgoing>,
+    /// This attempt's nonce (from the core's seed: each boot draws a new one).
+    nonce: u64,
+    /// Answers encoded for rejoining peers, with the nonce of the attempt (source side).
+    outgoing: BTreeMap<NodeId, (u64, Outgoing)>,
     /// The last encoding's id.
     encodings: u64,
+    /// The first own slot not committed here, if nothing here drove it at the last GC
+    /// tick (see [`Epaxos::unstick_own`]).
+    stuck: Option<u64>,
+}
+
+impl Rejoin {
+    /// A rejoin whose attempts are named from `seed`.
+    pub(super) fn new(seed: u64) -> Self {
+        Self {
+            nonce: seed | 1,
+            ..Self::default()
+        }
+    }
 }
 
 impl Epaxos {
@@ -64,7 +80,7 @@ impl Epaxos {
         replica.executor = Executor::new(replica.config.record_execution);
         replica.metrics.incr("rejoins");
         self.resume.clear();
-        self.rejoin = Rejoin::default();
+        self.rejoin = Rejoin::new(self.rejoin.nonce.wrapping_add(2));
         self.persist_fence();
         self.query_peers(now);
     }
@@ -110,9 +126,9 @@ impl Epaxos {
                     (0, 0)
                 }
             };
-            self.replica
-                .outbox
-                .send(peer, Message::RejoinQuery { at, offset });
+            let nonce = self.rejoin.nonce;
+            let query = Message::RejoinQuery { nonce, at, offset };
+            self.replica.outbox.send(peer, query);
         }
         self.timers.set(EpaxosTimer::Rejoin, now + patience);
     }
@@ -120,30 +136,43 @@ impl Epaxos {
     /// Source side: serve a chunk of our answer to a rejoining peer (a new answer for a
     /// new query). Chunks leave behind every record persisted so far: the answer tells
     /// only durable state.
-    pub(super) fn on_rejoin_query(&mut self, now: Time, from: NodeId, at: u64, offset: u64) {
+    pub(super) fn on_rejoin_query(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        nonce: u64,
+        at: u64,
+        offset: u64,
+    ) {
         if !self.replica.fence.may_propose() {
             // Rejoining ourselves: we know too little to answer.
             self.replica.metrics.incr("votes_withheld");
             return;
         }
+        // An answer encoded for this attempt was taken after the asker's former self
+        // died: serve it (from the start if another encoding was asked for). Another
+        // attempt's may be older than the last incarnation that voted: encode anew.
         let held = self
             .rejoin
             .outgoing
             .get(&from)
-            .is_some_and(|o| at != 0 && o.at() == at);
-        let (at, offset) = if held {
-            (at, offset)
-        } else {
-            let fresh = (self.rejoin.encodings + 1).max(now.as_micros());
-            self.rejoin.encodings = fresh;
-            let bytes = transfer::encode(&self.rejoin_state(from));
-            self.replica.metrics.incr("rejoin_answers_encoded");
-            let outgoing = Outgoing::new(fresh, bytes, now);
-            self.rejoin.outgoing.insert(from, outgoing);
-            (fresh, 0)
+            .filter(|(held_nonce, _)| *held_nonce == nonce)
+            .map(|(_, o)| o.at());
+        let (at, offset) = match held {
+            Some(held) if held == at => (at, offset),
+            Some(held) => (held, 0),
+            None => {
+                let fresh = (self.rejoin.encodings + 1).max(now.as_micros());
+                self.rejoin.encodings = fresh;
+                let bytes = transfer::encode(&self.rejoin_state(from));
+                self.replica.metrics.incr("rejoin_answers_encoded");
+                let outgoing = Outgoing::new(fresh, bytes, now);
+                self.rejoin.outgoing.insert(from, (nonce, outgoing));
+                (fresh, 0)
+            }
         };
         let max = self.replica.config.snapshot_chunk_bytes;
-        let Some(outgoing) = self.rejoin.outgoing.get_mut(&from) else {
+        let Some((_, outgoing)) = self.rejoin.outgoing.get_mut(&from) else {
             return;
         };
         let total = outgoing.len();
@@ -155,6 +184,7 @@ impl Epaxos {
             .metrics
             .add("state_transfer_bytes_sent", bytes.len() as u64);
         let chunk = Message::RejoinChunk {
+            nonce,
             at,
             offset,
             total,
@@ -171,41 +201,31 @@ impl Epaxos {
     fn rejoin_state(&self, asker: NodeId) -> RejoinState {
         let replica = &self.replica;
         let executed = replica.executor.executed_state();
-        let of_asker = InstanceId {
-            leader: asker,
-            slot: 0,
-        }..=InstanceId {
-            leader: asker,
-            slot: u64::MAX,
-        };
-        let above = |id: Option<&InstanceId>| id.map_or(0, |id| id.slot.saturating_add(1));
+        let table = &replica.table;
         let own_bound = [
             replica.fence.starts.get(&asker).copied().unwrap_or(0),
             above(
-                replica
-                    .table
+                table
                     .instances
-                    .range(of_asker.clone())
+                    .range(of(asker))
                     .next_back()
                     .map(|(id, _)| id),
             ),
             above(
-                replica
-                    .table
+                table
                     .promises
-                    .range(of_asker.clone())
+                    .range(of(asker))
                     .next_back()
                     .map(|(id, _)| id),
             ),
             above(
-                replica
-                    .table
+                table
                     .seen_ballots
-                    .range(of_asker.clone())
+                    .range(of(asker))
                     .next_back()
                     .map(|(id, _)| id),
             ),
-            above(executed.above.range(of_asker).next_back()),
+            above(executed.above.range(of(asker)).next_back()),
             executed.prefix.get(&asker).copied().unwrap_or(0),
         ]
         .into_iter()
@@ -220,17 +240,17 @@ impl Epaxos {
         }
     }
 
-    /// A chunk of a peer's answer.
+    /// A chunk `(at, offset, total, bytes)` of a peer's answer.
     pub(super) fn on_rejoin_chunk(
         &mut self,
         now: Time,
         from: NodeId,
-        at: u64,
-        offset: u64,
-        total: u64,
-        bytes: Vec<u8>,
+        nonce: u64,
+        chunk: (u64, u64, u64, Vec<u8>),
     ) {
-        if self.replica.fence.stage != Stage::Querying || self.rejoin.answers.contains_key(&from) {
+        let (at, offset, total, bytes) = chunk;
+        let stale = nonce != self.rejoin.nonce || self.rejoin.answers.contains_key(&from);
+        if self.replica.fence.stage != Stage::Querying || stale {
             return;
         }
         let Some(incoming) = self.rejoin.incoming.get_mut(&from) else {
@@ -243,9 +263,8 @@ impl Epaxos {
                 self.replica
                     .metrics
                     .add("state_transfer_bytes_received", len);
-                self.replica
-                    .outbox
-                    .send(from, Message::RejoinQuery { at, offset });
+                let query = Message::RejoinQuery { nonce, at, offset };
+                self.replica.outbox.send(from, query);
             }
             Received::Complete(encoded) => {
                 self.replica
@@ -304,19 +323,14 @@ impl Epaxos {
     fn fence_up(&mut self, now: Time) {
         let replica = &mut self.replica;
         let me = replica.id;
-        let of_me = InstanceId {
-            leader: me,
-            slot: 0,
-        }..=InstanceId {
-            leader: me,
-            slot: u64::MAX,
-        };
-        let learned = replica
-            .table
-            .instances
-            .range(of_me)
-            .next_back()
-            .map_or(0, |(id, _)| id.slot + 1);
+        let learned = above(
+            replica
+                .table
+                .instances
+                .range(of(me))
+                .next_back()
+                .map(|(id, _)| id),
+        );
         let bound = self
             .rejoin
             .answers
@@ -435,6 +449,27 @@ impl Epaxos {
         }
     }
 
+    /// On the GC timer: the first own slot not known committed bounds the window of new
+    /// own slots (`batch.rs`) and every executed prefix. If nothing here drives it (a
+    /// recovery elsewhere took it over, then stopped) for two ticks in a row, recover it:
+    /// nobody else may ever need it, and the window would close for good.
+    pub(super) fn unstick_own(&mut self, now: Time) {
+        let me = self.replica.id;
+        let slot = self.leader.own_prefix(&self.replica);
+        let id = InstanceId { leader: me, slot };
+        let stuck = slot < self.leader.next_slot()
+            && self.resume.is_empty()
+            && !self.leader.is_leading(id)
+            && !self.recoveries.is_recovering(id);
+        let again = stuck && self.rejoin.stuck == Some(slot);
+        self.rejoin.stuck = stuck.then_some(slot);
+        if again {
+            self.replica.metrics.incr("own_recoveries");
+            self.recoveries
+                .start(&mut self.replica, &mut self.leader, now, id);
+        }
+    }
+
     /// A vote asked of a replica that may not give it (see the module doc): a decision
     /// known here is still told.
     pub(super) fn withhold_vote(&mut self, from: NodeId, id: InstanceId) {
@@ -442,4 +477,17 @@ impl Epaxos {
             self.replica.metrics.incr("votes_withheld");
         }
     }
+}
+
+/// Every instance id of `leader`.
+fn of(leader: NodeId) -> std::ops::RangeInclusive<InstanceId> {
+    InstanceId { leader, slot: 0 }..=InstanceId {
+        leader,
+        slot: u64::MAX,
+    }
+}
+
+/// The slot after `id` (0 for none).
+fn above(id: Option<&InstanceId>) -> u64 {
+    id.map_or(0, |id| id.slot.saturating_add(1))
 }

@@ -6,7 +6,6 @@
 use super::fence::Stage;
 use super::test_support::*;
 use super::*;
-use crate::id::RequestId;
 use std::time::Duration;
 
 /// A window of 8 own instances (the rejoin bound's margin), compaction every 20.
@@ -15,25 +14,6 @@ fn config() -> EpaxosConfig {
         .with_batching(1, 8)
         .with_snapshot_interval(20)
         .with_snapshot_chunk_bytes(64)
-}
-
-fn run_writes(pump: &mut Pump, first: u64, count: u64) -> Vec<RequestId> {
-    let mut ids = Vec::new();
-    for from in (first..first + count).step_by(12) {
-        let batch = submit(pump, from, 12.min(first + count - from));
-        assert!(
-            pump.run_until(STEPS, |p| answered(p, &batch)),
-            "seed {}: writes from {from} not answered",
-            pump.seed
-        );
-        ids.extend(batch);
-    }
-    ids
-}
-
-fn idle(pump: &mut Pump, duration: Duration) {
-    let end = pump.now + duration;
-    pump.run_until(STEPS, |p| p.now >= end);
 }
 
 const LOST: NodeId = NodeId(2);
@@ -61,7 +41,7 @@ fn highest_own_slot(pump: &Pump, node: NodeId) -> Option<u64> {
 fn a_lost_disk_rejoins_above_its_bound_and_executes_in_the_same_order() {
     for seed in 0..4 {
         let mut pump = new_pump(3, seed, config());
-        run_writes(&mut pump, 0, 60);
+        run_writes(&mut pump, 0, 60, 12);
         let used = highest_own_slot(&pump, LOST).expect("the lost replica led instances");
         pump.crash(LOST);
         pump.wipe(LOST);
@@ -85,7 +65,7 @@ fn a_lost_disk_rejoins_above_its_bound_and_executes_in_the_same_order() {
         }
         // It serves again: its own new instances start at the bound (below it are its
         // former self's instances, recovered by peers, and no-ops for skipped slots).
-        run_writes(&mut pump, 60, 60);
+        run_writes(&mut pump, 60, 60, 12);
         let (mut new, mut old) = (0, 0);
         for e in pump.up(LOST).executed() {
             if e.instance.leader != LOST || e.payload.is_noop() {
@@ -139,7 +119,7 @@ fn a_lost_disk_rejoins_above_its_bound_and_executes_in_the_same_order() {
 fn a_restart_in_the_middle_of_a_rejoin_resumes_it() {
     for seed in 0..4 {
         let mut pump = new_pump(3, seed, config());
-        run_writes(&mut pump, 0, 30);
+        run_writes(&mut pump, 0, 30, 12);
         pump.crash(LOST);
         pump.wipe(LOST);
         // Replica 1 cannot hear it: the rejoin stops after replica 0's answer.
@@ -156,7 +136,7 @@ fn a_restart_in_the_middle_of_a_rejoin_resumes_it() {
             pump.run_until(STEPS, rejoined),
             "seed {seed}: no rejoin after restart"
         );
-        run_writes(&mut pump, 30, 30);
+        run_writes(&mut pump, 30, 30, 12);
         assert_same_order(&pump);
     }
 }
@@ -207,4 +187,45 @@ fn no_vote_on_instances_the_former_self_could_have_voted_on() {
     // Nor does it take over what it may not vote on.
     core.start_recovery(Time::ZERO, id(0, 4));
     assert_eq!(core.metrics().get("recoveries_started"), 0);
+}
+
+/// The window counts slots: an own instance another replica took over still holds back
+/// the slots after it, and a leader recovers it once nothing here drives it for two GC
+/// ticks (else the window would close for good).
+#[test]
+fn an_own_instance_nobody_drives_holds_the_window_until_recovered() {
+    let mut core = Epaxos::new(
+        NodeId(0),
+        &Membership::local(3),
+        EpaxosConfig::default().with_batching(1, 2),
+        0,
+        Vec::new(),
+    );
+    for seq in 0..3 {
+        core.handle_request(Time::ZERO, request(seq, &format!("k{seq}")));
+    }
+    // Replica 1 takes slot 0 over: one own instance in flight, but slot 2 stays queued.
+    let takeover = Message::Prepare {
+        ballot: Ballot {
+            round: 1,
+            node: NodeId(1),
+        },
+        instance: id(0, 0),
+    };
+    core.handle_message(Time::ZERO, NodeId(1), takeover);
+    let (_, sent) = synced(&mut core);
+    let slot_2 = |sent: &[(NodeId, Message)]| {
+        sent.iter()
+            .any(|(_, m)| matches!(m, Message::PreAccept { instance, .. } if *instance == id(0, 2)))
+    };
+    assert!(!slot_2(&sent), "proposed past the window");
+    // Two GC ticks with nothing driving slot 0 here: recover it.
+    core.handle_timeout(Time::from_secs(1));
+    assert_eq!(core.metrics().get("own_recoveries"), 0);
+    core.handle_timeout(Time::from_secs(2));
+    assert_eq!(core.metrics().get("own_recoveries"), 1);
+    let (_, sent) = synced(&mut core);
+    assert!(sent
+        .iter()
+        .any(|(_, m)| matches!(m, Message::Prepare { instance, .. } if *instance == id(0, 0))));
 }

@@ -123,7 +123,7 @@ fn chaos(topology: Topology) -> FaultRun {
 fn five_replicas_f1_survive_chaos_over_150_seeds() {
     let topology = Topology::builtin("epaxos-5").expect("builtin");
     let (ok, _, _) = suite(
-        "t14_tempo::five_replicas_f1_survive_chaos_over_150_seeds",
+        "t15_tempo::five_replicas_f1_survive_chaos_over_150_seeds",
         chaos(topology),
         150,
         &TempoConfig::default(),
@@ -135,7 +135,7 @@ fn five_replicas_f1_survive_chaos_over_150_seeds() {
 fn five_replicas_f2_survive_chaos_over_100_seeds_and_take_the_slow_path() {
     let topology = Topology::builtin("epaxos-5").expect("builtin");
     let (ok, _, slow) = suite(
-        "t14_tempo::five_replicas_f2_survive_chaos_over_100_seeds_and_take_the_slow_path",
+        "t15_tempo::five_replicas_f2_survive_chaos_over_100_seeds_and_take_the_slow_path",
         chaos(topology),
         100,
         &TempoConfig::default().with_f(2),
@@ -150,14 +150,14 @@ fn five_replicas_f2_survive_chaos_over_100_seeds_and_take_the_slow_path() {
 #[test]
 fn three_and_seven_replicas_survive_chaos() {
     suite(
-        "t14_tempo::three_and_seven_replicas_survive_chaos",
+        "t15_tempo::three_and_seven_replicas_survive_chaos",
         chaos(Topology::builtin("epaxos-3").expect("builtin")),
         100,
         &TempoConfig::default(),
     );
     for f in [1, 3] {
         suite(
-            "t14_tempo::three_and_seven_replicas_survive_chaos",
+            "t15_tempo::three_and_seven_replicas_survive_chaos",
             chaos(uniform_topology(7, 20.0)),
             25,
             &TempoConfig::default().with_f(f),
@@ -184,7 +184,7 @@ fn survivors_recover_commands_of_permanently_crashed_coordinators() {
             ..FaultRun::default()
         };
         recovered += suite(
-            "t14_tempo::survivors_recover_commands_of_permanently_crashed_coordinators",
+            "t15_tempo::survivors_recover_commands_of_permanently_crashed_coordinators",
             run,
             count,
             &TempoConfig::default().with_f(f),
