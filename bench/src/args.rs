@@ -34,8 +34,8 @@ pub(crate) struct Args {
     /// path to a topology TOML file.
     #[arg(long, default_value = "epaxos-5")]
     pub(crate) topology: String,
-    /// Protocols to compare, comma-separated: epaxos, epaxos-thrifty, multipaxos[:REGION],
-    /// dynamo[:LEVEL] (ONE, QUORUM, LOCAL_QUORUM, ...; its optimum column is the median
+    /// Protocols to compare, comma-separated: epaxos, epaxos-thrifty, tempo (f = 1) or
+    /// tempo:f=F (fast quorum floor(n/2)+F), multipaxos[:REGION], dynamo[:LEVEL] (ONE, QUORUM, LOCAL_QUORUM, ...; its optimum column is the median
     /// of each measured request's optimum for its key's preference list).
     #[arg(long, value_delimiter = ',', default_value = "epaxos,multipaxos")]
     pub(crate) protocols: Vec<String>,

@@ -105,6 +105,14 @@ pub fn epaxos_ms(topology: &Topology, region: usize, conflict_pct: f64) -> f64 {
     }
 }
 
+/// Tempo: one round trip from the client's replica to its nearest fast quorum of
+/// `floor(n/2) + f` (with `f = 1` the fast path is taken whatever the conflicts).
+pub fn tempo_ms(topology: &Topology, region: usize, f: usize) -> f64 {
+    let (replica, access) = access_ms(topology, region);
+    let n = topology.replicas().len();
+    access + quorum_rtt_ms(topology, replica, (n / 2 + f).min(n))
+}
+
 /// Time for `from` to hear from enough of `owners` to meet `requirement` (its own answer
 /// is free), or `None` if even all of them cannot.
 fn dynamo_round_ms(

@@ -1,5 +1,5 @@
 //! Which protocols a run compares, parsed from the command line:
-//! `epaxos`, `epaxos-thrifty`, `multipaxos` (leader in the `--leader` region) or
+//! `epaxos`, `epaxos-thrifty`, `tempo` (f = 1) or `tempo:f=F`, `multipaxos` (leader in the `--leader` region) or
 //! `multipaxos:REGION`, `dynamo` (QUORUM) or `dynamo:LEVEL`.
 
 use meridian_engine::Level;
@@ -12,6 +12,11 @@ pub enum ProtocolSpec {
     Epaxos {
         /// Thrifty mode.
         thrifty: bool,
+    },
+    /// Tempo tolerating `f` failures (fast quorum `floor(n/2) + f`).
+    Tempo {
+        /// Failures tolerated.
+        f: usize,
     },
     /// Multi-Paxos with the initial leader in `leader_region` (name or alias).
     MultiPaxos {
@@ -35,6 +40,17 @@ impl ProtocolSpec {
         match (name.to_ascii_lowercase().as_str(), arg) {
             ("epaxos", None) => Ok(Self::Epaxos { thrifty: false }),
             ("epaxos-thrifty", None) => Ok(Self::Epaxos { thrifty: true }),
+            ("tempo", None) => Ok(Self::Tempo { f: 1 }),
+            ("tempo", Some(arg)) => {
+                let f = arg
+                    .strip_prefix("f=")
+                    .unwrap_or(arg)
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&f| f >= 1)
+                    .ok_or_else(|| format!("tempo:{arg}: expected tempo:f=F with F >= 1"))?;
+                Ok(Self::Tempo { f })
+            }
             ("multipaxos" | "paxos", leader) => Ok(Self::MultiPaxos {
                 leader_region: leader.unwrap_or(default_leader).to_owned(),
             }),
@@ -42,7 +58,7 @@ impl ProtocolSpec {
                 level: level.unwrap_or("QUORUM").parse()?,
             }),
             _ => Err(format!(
-                "unknown protocol {text:?}: expected epaxos, epaxos-thrifty, multipaxos[:REGION] or dynamo[:LEVEL]"
+                "unknown protocol {text:?}: expected epaxos, epaxos-thrifty, tempo[:f=F], multipaxos[:REGION] or dynamo[:LEVEL]"
             )),
         }
     }
@@ -58,6 +74,7 @@ impl fmt::Display for ProtocolSpec {
         match self {
             Self::Epaxos { thrifty: false } => f.write_str("epaxos"),
             Self::Epaxos { thrifty: true } => f.write_str("epaxos-thrifty"),
+            Self::Tempo { f: faults } => write!(f, "tempo(f={faults})"),
             Self::MultiPaxos { leader_region } => write!(f, "multipaxos(leader={leader_region})"),
             Self::Dynamo { level } => write!(f, "dynamo({level})"),
         }

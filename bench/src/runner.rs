@@ -13,10 +13,13 @@ use meridian_engine::dynamo::{Dynamo, DynamoConfig, Op, Ring};
 use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
 use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig};
 use meridian_engine::sim::{linearizable_history_of, OpRecord};
+use meridian_engine::tempo::{Tempo, TempoConfig};
 use meridian_engine::topology::Topology;
 use meridian_engine::NodeId;
 use meridian_engine::{Command, Consistency, Level};
-use meridian_server::config::{DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace};
+use meridian_server::config::{
+    DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace, TempoKeyspace,
+};
 
 /// Protocol settings a run varies besides the protocol itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +105,19 @@ pub fn run_sim(
                 progress,
             )
         }
+        ProtocolSpec::Tempo { f } => {
+            let config = TempoConfig::default()
+                .with_f(*f)
+                .with_record_execution(false);
+            config.check(cluster.len()).map_err(|e| anyhow!("{e}"))?;
+            sim::run(
+                run,
+                move |id, seed, records| Tempo::new(id, &cluster, config.clone(), seed, records),
+                |_| None,
+                check,
+                progress,
+            )
+        }
         ProtocolSpec::Dynamo { level } => {
             let config = DynamoConfig::default();
             let mut run = run.clone();
@@ -129,7 +145,9 @@ pub fn run_sim(
         conflict_pct: run.workload.conflict_pct(),
         throughput_ops: stats.throughput(),
         fast_path_ratio: stats.fast_path_ratio(),
-        measured_conflict_rate: measured_conflict_rate(&outcome.metrics),
+        measured_conflict_rate: matches!(spec, ProtocolSpec::Epaxos { .. })
+            .then(|| measured_conflict_rate(&outcome.metrics))
+            .flatten(),
         regions: region_reports(stats, optimal),
         seed: run.seed,
         verdict: outcome.verdict,
@@ -153,6 +171,10 @@ fn region_optimum(
         }
         ProtocolSpec::Epaxos { .. } => {
             Box::new(move |region| optimum::epaxos_ms(&topology, region, conflict_pct))
+        }
+        ProtocolSpec::Tempo { f } => {
+            let f = *f;
+            Box::new(move |region| optimum::tempo_ms(&topology, region, f))
         }
         ProtocolSpec::Dynamo { .. } => Box::new(|_| f64::NAN),
     })
@@ -209,12 +231,15 @@ fn leader_node(topology: &Topology, region: &str) -> anyhow::Result<NodeId> {
 }
 
 /// The keyspace a protocol configuration runs in. A local deployment serves one per
-/// configuration; an existing one (`--nodes`) must serve `epaxos`, `multipaxos` and/or
+/// configuration; an existing one (`--nodes`) must serve `epaxos`, `tempo`, `multipaxos` and/or
 /// `dynamo` as `meridian cluster up` generates them.
 pub fn keyspace_name(spec: &ProtocolSpec, local: bool) -> String {
     match (spec, local) {
         (ProtocolSpec::Epaxos { thrifty: true }, true) => "epaxos-thrifty".to_owned(),
         (ProtocolSpec::Epaxos { .. }, _) => "epaxos".to_owned(),
+        (ProtocolSpec::Tempo { f: 1 }, _) => "tempo".to_owned(),
+        (ProtocolSpec::Tempo { f }, true) => format!("tempo-f{f}"),
+        (ProtocolSpec::Tempo { .. }, false) => "tempo".to_owned(),
         (ProtocolSpec::MultiPaxos { leader_region }, true) => {
             format!("multipaxos-{}", leader_region.to_ascii_lowercase())
         }
@@ -241,6 +266,11 @@ pub fn keyspaces_for(
                 thrifty: Some(*thrifty),
                 max_batch: Some(tuning.batch),
                 max_in_flight: Some(tuning.epaxos_in_flight),
+                ..Default::default()
+            }),
+            ProtocolSpec::Tempo { f } => KeyspaceConfig::Tempo(TempoKeyspace {
+                name,
+                f: Some(*f),
                 ..Default::default()
             }),
             ProtocolSpec::MultiPaxos { leader_region } => {
@@ -308,7 +338,9 @@ pub async fn run_cluster(
         conflict_pct: run.workload.conflict_pct(),
         throughput_ops: outcome.stats.throughput(),
         fast_path_ratio,
-        measured_conflict_rate: measured_conflict_rate(&outcome.metrics),
+        measured_conflict_rate: matches!(spec, ProtocolSpec::Epaxos { .. })
+            .then(|| measured_conflict_rate(&outcome.metrics))
+            .flatten(),
         regions: region_reports(&outcome.stats, optimal),
         seed: run.seed,
         verdict,

@@ -19,7 +19,7 @@
 //!
 //! [[keyspaces]]
 //! name = "kv"
-//! protocol = "multipaxos"           # or "epaxos", "dynamo"
+//! protocol = "multipaxos"           # or "epaxos", "tempo", "dynamo"
 //! initial_leader = 0                # protocol options; unknown ones are errors
 //! default_consistency = "linearizable"
 //!
@@ -40,6 +40,7 @@ use meridian_engine::dynamo::DynamoConfig;
 use meridian_engine::epaxos::EpaxosConfig;
 use meridian_engine::multipaxos::MultiPaxosConfig;
 use meridian_engine::quorum::PaxosQuorums;
+use meridian_engine::tempo::TempoConfig;
 use meridian_engine::topology::Topology;
 use meridian_engine::{Consistency, Level, Member, Membership, NodeId};
 use serde::{Deserialize, Serialize};
@@ -209,6 +210,8 @@ pub enum KeyspaceConfig {
     Multipaxos(MultiPaxosKeyspace),
     /// An EPaxos keyspace.
     Epaxos(EpaxosKeyspace),
+    /// A Tempo keyspace.
+    Tempo(TempoKeyspace),
     /// A Dynamo keyspace.
     Dynamo(DynamoKeyspace),
 }
@@ -284,6 +287,55 @@ pub struct EpaxosKeyspace {
     pub max_in_flight: Option<usize>,
 }
 
+/// Tempo keyspace options (defaults: the engine's [`TempoConfig`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TempoKeyspace {
+    /// Keyspace name.
+    pub name: String,
+    /// Used when a client does not name a consistency: `linearizable` (default) or `local`.
+    #[serde(default)]
+    pub default_consistency: Option<String>,
+    /// Failures tolerated, `1 <= f < n/2` (default 1); the fast quorum is
+    /// `floor(n/2) + f`.
+    #[serde(default)]
+    pub f: Option<usize>,
+    /// Promise announcement period.
+    #[serde(default)]
+    pub promise_interval_ms: Option<u64>,
+    /// Coordinator retry timeout.
+    #[serde(default)]
+    pub retry_timeout_ms: Option<u64>,
+    /// Patience before recovering a quiet command.
+    #[serde(default)]
+    pub recovery_timeout_ms: Option<u64>,
+    /// Executed-prefix exchange period (garbage collection).
+    #[serde(default)]
+    pub gc_interval_ms: Option<u64>,
+}
+
+impl TempoKeyspace {
+    /// The engine configuration for a cluster of `n` replicas. A server keeps no
+    /// execution log.
+    pub fn engine_config(&self, n: usize) -> Result<TempoConfig, String> {
+        let defaults = TempoConfig::default();
+        let config = TempoConfig {
+            f: self.f.unwrap_or(defaults.f),
+            promise_interval: ms(self.promise_interval_ms, defaults.promise_interval),
+            retry_timeout: ms(self.retry_timeout_ms, defaults.retry_timeout),
+            recovery_timeout: ms(self.recovery_timeout_ms, defaults.recovery_timeout),
+            gc_interval: ms(self.gc_interval_ms, defaults.gc_interval),
+            ..defaults
+        }
+        .with_record_execution(false);
+        config.check(n)?;
+        if config.promise_interval.is_zero() {
+            return Err("promise_interval_ms must be positive".into());
+        }
+        Ok(config)
+    }
+}
+
 /// Dynamo keyspace options (defaults: the engine's [`DynamoConfig`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -325,6 +377,7 @@ impl KeyspaceConfig {
         match self {
             Self::Multipaxos(k) => &k.name,
             Self::Epaxos(k) => &k.name,
+            Self::Tempo(k) => &k.name,
             Self::Dynamo(k) => &k.name,
         }
     }
@@ -334,6 +387,7 @@ impl KeyspaceConfig {
         match self {
             Self::Multipaxos(_) => "multipaxos",
             Self::Epaxos(_) => "epaxos",
+            Self::Tempo(_) => "tempo",
             Self::Dynamo(_) => "dynamo",
         }
     }
@@ -343,6 +397,7 @@ impl KeyspaceConfig {
         let (text, fallback) = match self {
             Self::Multipaxos(k) => (&k.default_consistency, Consistency::Linearizable),
             Self::Epaxos(k) => (&k.default_consistency, Consistency::Linearizable),
+            Self::Tempo(k) => (&k.default_consistency, Consistency::Linearizable),
             Self::Dynamo(k) => (&k.default_consistency, Consistency::Dynamo(Level::Quorum)),
         };
         // Validated at load: a configured value always parses.
@@ -603,13 +658,17 @@ impl NodeConfig {
         let consistency = match keyspace {
             KeyspaceConfig::Multipaxos(k) => &k.default_consistency,
             KeyspaceConfig::Epaxos(k) => &k.default_consistency,
+            KeyspaceConfig::Tempo(k) => &k.default_consistency,
             KeyspaceConfig::Dynamo(k) => &k.default_consistency,
         };
         if let Some(text) = consistency {
             let parsed =
                 parse_consistency(text).map_err(|e| ("default_consistency".to_owned(), e))?;
             let dynamo = matches!(keyspace, KeyspaceConfig::Dynamo(_));
-            let epaxos = matches!(keyspace, KeyspaceConfig::Epaxos(_));
+            let epaxos = matches!(
+                keyspace,
+                KeyspaceConfig::Epaxos(_) | KeyspaceConfig::Tempo(_)
+            );
             let leader_level = !matches!(
                 parsed,
                 Consistency::Dynamo(_) | Consistency::Linearizable | Consistency::LocalRead
@@ -649,6 +708,9 @@ impl NodeConfig {
                 k.engine_config(n).map_err(|e| (field.to_owned(), e))?;
             }
             KeyspaceConfig::Epaxos(_) => {}
+            KeyspaceConfig::Tempo(k) => {
+                k.engine_config(n).map_err(|e| ("f".to_owned(), e))?;
+            }
             KeyspaceConfig::Dynamo(k) => {
                 if let Some(replicas) = k.replicas {
                     if replicas == 0 || replicas > n {

@@ -15,6 +15,7 @@
 use crate::certs::{self, CertsError, Subject};
 use crate::config::{
     ConfigError, DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace, NodeConfig,
+    TempoKeyspace,
 };
 use crate::tls::{CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS};
 use meridian_engine::topology::Topology;
@@ -25,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The protocols a generated cluster can serve, one keyspace each.
-pub const PROTOCOLS: &[&str] = &["multipaxos", "epaxos", "dynamo"];
+pub const PROTOCOLS: &[&str] = &["multipaxos", "epaxos", "tempo", "dynamo"];
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -142,6 +143,10 @@ pub fn default_keyspace(protocol: &str, replicas: usize) -> Result<KeyspaceConfi
             ..Default::default()
         })),
         "epaxos" => Ok(KeyspaceConfig::Epaxos(EpaxosKeyspace {
+            name,
+            ..Default::default()
+        })),
+        "tempo" => Ok(KeyspaceConfig::Tempo(TempoKeyspace {
             name,
             ..Default::default()
         })),

@@ -37,7 +37,7 @@ fn generated_configs_load_and_describe_the_topology() {
         let (_, region) = topology.replicas()[usize::from(node.id)];
         assert_eq!(config.region, topology.regions()[region].name);
         assert_eq!(config.peers.len(), 2);
-        assert_eq!(config.keyspaces.len(), 3);
+        assert_eq!(config.keyspaces.len(), PROTOCOLS.len());
         assert!(config.wan.is_some());
         assert!(config.tls.cert.exists(), "{}", config.tls.cert.display());
     }

@@ -149,6 +149,7 @@ pub fn protocol_names(protocol: &str) -> (&'static [&'static str], &'static [&'s
     match protocol {
         "multipaxos" => (MULTIPAXOS_COUNTERS, MULTIPAXOS_GAUGES),
         "epaxos" => (EPAXOS_COUNTERS, EPAXOS_GAUGES),
+        "tempo" => (TEMPO_COUNTERS, TEMPO_GAUGES),
         "dynamo" => (DYNAMO_COUNTERS, DYNAMO_GAUGES),
         _ => (&[], &[]),
     }
@@ -212,6 +213,22 @@ const MULTIPAXOS_GAUGES: &[&str] = &[
     "rejoining",
     "session_entries",
 ];
+const TEMPO_COUNTERS: &[&str] = &[
+    "catch_up_sent",
+    "collected",
+    "dropped_messages",
+    "executed",
+    "fast_path",
+    "promise_rounds",
+    "proposed",
+    "recovered",
+    "recoveries",
+    "retransmissions",
+    "slow_path",
+    "stability_wait_us",
+    "stability_waits",
+];
+const TEMPO_GAUGES: &[&str] = &["commands_live", "execution_waiting"];
 const EPAXOS_COUNTERS: &[&str] = &[
     "batched_commands",
     "batches",

@@ -181,7 +181,7 @@ fn readiness_needs_a_majority_and_on_multipaxos_a_reachable_leader() {
 #[test]
 fn protocol_name_lists_match_the_engine_sources() {
     let engine = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/src");
-    for protocol in ["multipaxos", "epaxos", "dynamo"] {
+    for protocol in ["multipaxos", "epaxos", "tempo", "dynamo"] {
         let (counters, gauges) = protocol_names(protocol);
         let mut files = vec![engine.join(protocol)];
         let mut seen = 0;

@@ -65,7 +65,7 @@ async fn consensus_keyspaces_serve_put_get_cas_delete_over_quic() {
     let dir = TempDir::new("consensus");
     let nodes = start_cluster(&dir, "lan-3", false).await;
     let tls = client_tls(&dir);
-    for keyspace in ["multipaxos", "epaxos"] {
+    for keyspace in ["multipaxos", "epaxos", "tempo"] {
         // Talk to a replica that is not the Multi-Paxos initial leader: forwarding works.
         let client = Client::connect(nodes[1].local_addr().unwrap(), &tls)
             .await

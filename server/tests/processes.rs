@@ -84,7 +84,7 @@ async fn every_protocol_serves_through_different_replicas_on_3_and_5_nodes() {
         let c = clients(&cluster).await;
         let last = c.len() - 1;
         let (key, v1, v2, v3) = (b"k".as_slice(), b"v1".as_slice(), b"v2", b"v3");
-        for keyspace in ["multipaxos", "epaxos"] {
+        for keyspace in ["multipaxos", "epaxos", "tempo"] {
             let at = |i: usize| &c[i % c.len()];
             assert_eq!(
                 kv(at(0).put(keyspace, key, v1, None).await.unwrap()),
@@ -348,7 +348,7 @@ async fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
         timeout: Duration::from_secs(2),
         ..ClientOptions::default()
     };
-    let loads: Vec<(&'static str, Arc<Load>)> = ["multipaxos", "epaxos", "dynamo"]
+    let loads: Vec<(&'static str, Arc<Load>)> = ["multipaxos", "epaxos", "tempo", "dynamo"]
         .into_iter()
         .map(|keyspace| {
             let load = Load {
@@ -549,7 +549,7 @@ async fn sigterm_rolling_restart_under_load_fails_no_request_elsewhere_and_loses
     let mut tasks = Vec::new();
     let mut task = 0;
     for node in &cluster.manifest().nodes {
-        for keyspace in ["multipaxos", "epaxos", "dynamo"] {
+        for keyspace in ["multipaxos", "epaxos", "tempo", "dynamo"] {
             for _ in 0..2 {
                 task += 1;
                 let client = Client::connect_with(node.address, &tls, options.clone())
@@ -619,7 +619,7 @@ async fn sigterm_rolling_restart_under_load_fails_no_request_elsewhere_and_loses
 
     let readers: Vec<Arc<Client>> = clients(&cluster).await.into_iter().map(Arc::new).collect();
     let acknowledged = state.acknowledged.lock().unwrap().clone();
-    for keyspace in ["multipaxos", "epaxos", "dynamo"] {
+    for keyspace in ["multipaxos", "epaxos", "tempo", "dynamo"] {
         let writes = acknowledged.get(keyspace).cloned().unwrap_or_default();
         let load = Arc::new(Load {
             start: Instant::now(),

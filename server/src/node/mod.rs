@@ -37,6 +37,7 @@ use crate::transport::wan::{LinkDelay, WanConfig};
 use meridian_engine::dynamo::Dynamo;
 use meridian_engine::epaxos::Epaxos;
 use meridian_engine::multipaxos::MultiPaxos;
+use meridian_engine::tempo::Tempo;
 use meridian_engine::topology::Topology;
 use meridian_engine::{ClientReply, Consistency, NodeId, RequestError};
 use std::collections::BTreeMap;
@@ -226,6 +227,20 @@ impl Node {
                         host,
                         storage,
                         |records| Epaxos::new(id, &cluster, options, seed, records),
+                        net.clone(),
+                    )?
+                }
+                KeyspaceConfig::Tempo(k) => {
+                    let options =
+                        k.engine_config(cluster.len())
+                            .map_err(|message| NodeError::Storage {
+                                keyspace: name.clone(),
+                                message,
+                            })?;
+                    spawn_keyspace(
+                        host,
+                        storage,
+                        |records| Tempo::new(id, &cluster, options, seed, records),
                         net.clone(),
                     )?
                 }
