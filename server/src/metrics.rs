@@ -11,7 +11,9 @@
 //! `meridian_request_latency_seconds` and `meridian_commit_latency_seconds` (histograms,
 //! measured on the replica the client contacted), `meridian_fsync_latency_seconds`,
 //! `meridian_host_events_total{event}`, `meridian_protocol{name}` (the core's own
-//! counters), `meridian_transport_total{event}`, `meridian_wan_datagrams_total{event}`.
+//! counters and gauges: live instances or slots, instances collected, session and
+//! key-index entries, state transfers), `meridian_storage{name}` (log and snapshot
+//! bytes, time since the last compaction), `meridian_incarnation`, `meridian_transport_total{event}`, `meridian_wan_datagrams_total{event}`.
 
 use crate::transport::endpoint::TransportStats;
 use crate::transport::wan::WanStats;
@@ -112,6 +114,9 @@ pub struct KeyspaceMetrics {
     pub fsync_latency: Histogram,
     /// Requests waiting for a reply.
     pub pending_requests: u64,
+    /// The keyspace's log on disk: `log_bytes` (file size now), `snapshot_bytes` and
+    /// `snapshot_records` (what the last compaction wrote), `seconds_since_compaction`.
+    pub storage: BTreeMap<&'static str, u64>,
 }
 
 /// Render a node's metrics in the Prometheus text exposition format (0.0.4).
@@ -123,7 +128,7 @@ pub fn render(
 ) -> String {
     let mut out = String::new();
     let node = node.0;
-    let families: [(&str, &str, &str); 6] = [
+    let families: [(&str, &str, &str); 7] = [
         (
             "meridian_requests_total",
             "counter",
@@ -148,6 +153,11 @@ pub fn render(
             "meridian_pending_requests",
             "gauge",
             "Requests waiting for a reply.",
+        ),
+        (
+            "meridian_storage",
+            "gauge",
+            "The keyspace's log: log_bytes, snapshot_bytes, snapshot_records, seconds_since_compaction.",
         ),
         (
             "meridian_request_latency_seconds",
@@ -187,6 +197,11 @@ pub fn render(
                 }
                 "meridian_pending_requests" => {
                     let _ = writeln!(out, "{name}{{{labels}}} {}", ks.pending_requests);
+                }
+                "meridian_storage" => {
+                    for (gauge, value) in &ks.storage {
+                        let _ = writeln!(out, "{name}{{{labels},name=\"{gauge}\"}} {value}");
+                    }
                 }
                 _ => ks.request_latency.render(&mut out, name, &labels),
             }

@@ -35,12 +35,14 @@ fn render_names_every_family_with_node_and_keyspace_labels() {
     ks.replies.insert("ok", 3);
     ks.protocol_counters.add("elections", 2);
     ks.fsync_latency.observe(Duration::from_micros(800));
+    ks.storage.insert("log_bytes", 4096);
     let text = render(NodeId(2), &[ks], Some(&TransportStats::default()), None);
     for needle in [
         "meridian_requests_total{node=\"2\",keyspace=\"kv\",op=\"put\"} 4",
         "meridian_replies_total{node=\"2\",keyspace=\"kv\",outcome=\"ok\"} 3",
         "meridian_protocol{node=\"2\",keyspace=\"kv\",protocol=\"multipaxos\",name=\"elections\"} 2",
         "meridian_fsync_latency_seconds_count{node=\"2\",keyspace=\"kv\"} 1",
+        "meridian_storage{node=\"2\",keyspace=\"kv\",name=\"log_bytes\"} 4096",
         "meridian_transport_total{node=\"2\",event=\"frames_sent\"} 0",
         "# TYPE meridian_commit_latency_seconds histogram",
     ] {

@@ -140,6 +140,16 @@ pub fn wan_links(config: &NodeConfig) -> Result<Option<WanConfig>, NodeError> {
     }))
 }
 
+/// What the data directory's identity (`crate::identity`) tells a starting node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Keyspaces whose core is told it lost its state
+    /// ([`meridian_engine::Protocol::rejoin`]).
+    pub rejoin: Vec<String>,
+    /// The data directory's incarnation (reported as `meridian_incarnation`).
+    pub incarnation: Option<u64>,
+}
+
 /// A running replica.
 pub struct Node {
     id: NodeId,
@@ -153,6 +163,7 @@ pub struct Node {
     /// Set by [`Node::drain`]: the router refuses new client requests.
     draining: Arc<AtomicBool>,
     metrics: Option<(SocketAddr, JoinHandle<()>)>,
+    incarnation: Option<u64>,
 }
 
 /// How long a drain waits after the last request finished, so the last messages
@@ -173,6 +184,12 @@ pub struct DrainReport {
 impl Node {
     /// Start a replica from its configuration. Must run inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        Self::start_with(config, StartOptions::default()).await
+    }
+
+    /// [`Node::start`] with what the data directory's identity decided.
+    pub async fn start_with(config: NodeConfig, options: StartOptions) -> Result<Self, NodeError> {
+        let rejoin = &options.rejoin;
         let tls = TlsIdentity::load(&config.tls.paths())?;
         let peers = config.peers.iter().map(|p| (p.id, p.address)).collect();
         let mut transport_config = TransportConfig::new(config.id, config.listen, peers, tls);
@@ -201,6 +218,8 @@ impl Node {
             }
             let host = HostConfig {
                 epoch,
+                rejoin: rejoin.contains(&name),
+                log_path: Some(storage.path().to_owned()),
                 ..HostConfig::new(&name, keyspace.protocol(), config.id)
             };
             let id = config.id;
@@ -279,6 +298,7 @@ impl Node {
             router_drops,
             draining,
             metrics: None,
+            incarnation: options.incarnation,
         };
         if let Some(addr) = config.metrics {
             let render = node.render_fn();
@@ -321,6 +341,7 @@ impl Node {
         let handles: Vec<KeyspaceHandle> = self.keyspaces.values().cloned().collect();
         let transport = self.transport.clone();
         let drops = self.router_drops.clone();
+        let incarnation = self.incarnation;
         Arc::new(move || {
             let handles = handles.clone();
             let transport = transport.clone();
@@ -344,6 +365,14 @@ impl Node {
                      meridian_router_dropped_total{{node=\"{}\"}} {drops}\n",
                     id.0
                 ));
+                if let Some(incarnation) = incarnation {
+                    text.push_str(&format!(
+                        "# HELP meridian_incarnation When this node's data directory state began (ms since the Unix epoch; raised by --rejoin).\n\
+                         # TYPE meridian_incarnation gauge\n\
+                         meridian_incarnation{{node=\"{}\"}} {incarnation}\n",
+                        id.0
+                    ));
+                }
                 text
             })
         })
