@@ -212,7 +212,8 @@ fn counter(pages: &[String], keyspace: &str, name: &str) -> u64 {
         .iter()
         .flat_map(|page| page.lines())
         .filter(|l| {
-            l.starts_with("meridian_protocol{")
+            (l.starts_with("meridian_protocol_events_total{")
+                || l.starts_with("meridian_protocol_state{"))
                 && l.contains(&format!("keyspace=\"{keyspace}\""))
                 && l.contains(&format!("name=\"{name}\""))
         })

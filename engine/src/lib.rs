@@ -7,7 +7,7 @@
 //!            storage (trait, in-memory model, record framing)
 //!            topology                               regions, RTT matrix, placement
 //!            transfer                               chunked snapshot transfer between replicas
-//!   layer 2  multipaxos · epaxos · dynamo           protocol cores (import layers 0-1 only)
+//!   layer 2  multipaxos · epaxos · tempo · dynamo  protocol cores (import layers 0-1 only)
 //!   layer 3  sim · check                            deterministic simulator, history checkers
 //!            test_host (tests only)                 a minimal host for the cores' unit tests
 //! ```
@@ -32,6 +32,7 @@ pub mod session;
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
+pub mod tempo;
 #[cfg(test)]
 pub(crate) mod test_host;
 pub mod time;

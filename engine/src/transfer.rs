@@ -33,7 +33,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 }
 
 /// The encoding a source serves chunks of.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Outgoing {
     at: u64,
     bytes: Vec<u8>,
@@ -99,7 +99,7 @@ pub enum Received {
 }
 
 /// A transfer in progress at the receiver.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Incoming {
     from: NodeId,
     at: u64,

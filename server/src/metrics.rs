@@ -1,24 +1,23 @@
-//! Observability: latency histograms, per-keyspace snapshots and a Prometheus text
-//! endpoint.
+//! Observability: latency histograms, per-keyspace snapshots, readiness and a
+//! Prometheus text endpoint.
 //!
 //! ```text
 //!  keyspace hosts ──snapshot on request──▶ render() ──▶ GET /metrics (tiny HTTP/1.1 responder)
-//!  transport / WAN socket atomics ─────────┘
+//!  transport atomics, peer links ──────────┤
+//!                                          └─ readiness() ──▶ GET /health: 200, or 503 naming
+//!                                                             each keyspace not served
 //! ```
 //!
-//! Metric names (all labelled `node`, and `keyspace` where it applies):
-//! `meridian_requests_total{op}`, `meridian_replies_total{outcome}`,
-//! `meridian_request_latency_seconds` and `meridian_commit_latency_seconds` (histograms,
-//! measured on the replica the client contacted), `meridian_fsync_latency_seconds`,
-//! `meridian_host_events_total{event}`, `meridian_protocol{name}` (the core's own
-//! counters and gauges: live instances or slots, instances collected, session and
-//! key-index entries, state transfers), `meridian_storage{name}` (log and snapshot
-//! bytes, time since the last compaction), `meridian_incarnation`, `meridian_transport_total{event}`, `meridian_wan_datagrams_total{event}`.
+//! Every family has a `# TYPE`; counters end in `_total` and are reported from zero
+//! (every operation, outcome, host event and protocol counter this release knows);
+//! durations are in seconds. Labels: `node` everywhere, `keyspace` where it applies.
+//! The families are listed in docs/deployment.md ("Metrics and health").
 
 use crate::transport::endpoint::TransportStats;
 use crate::transport::wan::WanStats;
 use meridian_engine::{Metrics, NodeId};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -119,99 +118,424 @@ pub struct KeyspaceMetrics {
     pub storage: BTreeMap<&'static str, u64>,
 }
 
-/// Render a node's metrics in the Prometheus text exposition format (0.0.4).
-pub fn render(
-    node: NodeId,
-    keyspaces: &[KeyspaceMetrics],
-    transport: Option<&TransportStats>,
-    wan: Option<&WanStats>,
-) -> String {
-    let mut out = String::new();
-    let node = node.0;
-    let families: [(&str, &str, &str); 7] = [
-        (
-            "meridian_requests_total",
-            "counter",
-            "Client requests received, by operation.",
-        ),
-        (
-            "meridian_replies_total",
-            "counter",
-            "Replies sent, by outcome.",
-        ),
-        (
-            "meridian_host_events_total",
-            "counter",
-            "Keyspace host events.",
-        ),
-        (
-            "meridian_protocol",
-            "untyped",
-            "Protocol core counters and gauges.",
-        ),
-        (
-            "meridian_pending_requests",
-            "gauge",
-            "Requests waiting for a reply.",
-        ),
-        (
-            "meridian_storage",
-            "gauge",
-            "The keyspace's log: log_bytes, snapshot_bytes, snapshot_records, seconds_since_compaction.",
-        ),
-        (
-            "meridian_request_latency_seconds",
-            "histogram",
-            "Request latency on the contacted replica.",
-        ),
-    ];
-    for (name, kind, help) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for ks in keyspaces {
-            let labels = format!("node=\"{node}\",keyspace=\"{}\"", escape(&ks.keyspace));
-            match name {
-                "meridian_requests_total" => {
-                    for (op, value) in &ks.requests {
-                        let _ = writeln!(out, "{name}{{{labels},op=\"{op}\"}} {value}");
-                    }
-                }
-                "meridian_replies_total" => {
-                    for (outcome, value) in &ks.replies {
-                        let _ = writeln!(out, "{name}{{{labels},outcome=\"{outcome}\"}} {value}");
-                    }
-                }
-                "meridian_host_events_total" => {
-                    for (event, value) in &ks.events {
-                        let _ = writeln!(out, "{name}{{{labels},event=\"{event}\"}} {value}");
-                    }
-                }
-                "meridian_protocol" => {
-                    for (counter, value) in ks.protocol_counters.iter() {
-                        let _ = writeln!(
-                            out,
-                            "{name}{{{labels},protocol=\"{}\",name=\"{}\"}} {value}",
-                            ks.protocol,
-                            escape(counter)
-                        );
-                    }
-                }
-                "meridian_pending_requests" => {
-                    let _ = writeln!(out, "{name}{{{labels}}} {}", ks.pending_requests);
-                }
-                "meridian_storage" => {
-                    for (gauge, value) in &ks.storage {
-                        let _ = writeln!(out, "{name}{{{labels},name=\"{gauge}\"}} {value}");
-                    }
-                }
-                _ => ks.request_latency.render(&mut out, name, &labels),
-            }
+/// Client operations, reported from zero.
+const OPS: &[&str] = &["get", "put", "delete", "cas"];
+/// Reply outcomes, reported from zero.
+const OUTCOMES: &[&str] = &[
+    "ok",
+    "unavailable",
+    "timeout",
+    "invalid",
+    "rejected",
+    "session_expired",
+    "too_stale",
+];
+/// Keyspace host events, reported from zero.
+const HOST_EVENTS: &[&str] = &[
+    "commits",
+    "compactions",
+    "fsyncs",
+    "malformed_peer_messages",
+    "message_encode_errors",
+    "records_after_compaction",
+    "records_persisted",
+    "records_recovered",
+    "records_synced",
+    "replies_unmatched",
+    "requests_abandoned",
+    "requests_given_up_at_shutdown",
+];
+
+/// The counters each protocol core keeps (reported from zero) and its gauges (values
+/// it sets, not adds to). A test checks these lists against the engine's sources.
+pub fn protocol_names(protocol: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match protocol {
+        "multipaxos" => (MULTIPAXOS_COUNTERS, MULTIPAXOS_GAUGES),
+        "epaxos" => (EPAXOS_COUNTERS, EPAXOS_GAUGES),
+        "dynamo" => (DYNAMO_COUNTERS, DYNAMO_GAUGES),
+        _ => (&[], &[]),
+    }
+}
+
+const MULTIPAXOS_COUNTERS: &[&str] = &[
+    "accepts_resent",
+    "catch_up_requests",
+    "commits",
+    "commits_held_for_lease_holders",
+    "compactions",
+    "dropped_malformed",
+    "dropped_messages",
+    "dropped_stale",
+    "elections_started",
+    "elections_won",
+    "executed",
+    "forward_retries",
+    "forwarded",
+    "hand_offs",
+    "lease_waits",
+    "local_reads",
+    "nacks_sent",
+    "phase1_rounds",
+    "phase1_skipped",
+    "prepares_below_floor",
+    "quorum_leases_renewed",
+    "read_retries",
+    "reads_follower",
+    "reads_leader_lease",
+    "reads_quorum_lease",
+    "reads_read_index",
+    "reads_stale",
+    "reads_timed_out",
+    "reads_too_stale",
+    "rejoin_rounds",
+    "rejoin_rule_skipped",
+    "rejoins",
+    "rejoins_completed",
+    "requests_dropped",
+    "requests_rejected",
+    "requests_timed_out",
+    "sessions_expired",
+    "snapshots_encoded",
+    "state_transfer_bytes_received",
+    "state_transfers_abandoned",
+    "state_transfers_completed",
+    "state_transfers_started",
+    "step_downs",
+    "take_overs",
+    "votes_withheld",
+];
+const MULTIPAXOS_GAUGES: &[&str] = &[
+    "compacted_to",
+    "executed_up_to",
+    "last_compaction_slot",
+    "leader",
+    "leader_known",
+    "live_slots",
+    "pending_requests",
+    "rejoining",
+    "session_entries",
+];
+const EPAXOS_COUNTERS: &[&str] = &[
+    "batched_commands",
+    "batches",
+    "catch_up_inquiries",
+    "compactions",
+    "conflicts",
+    "dropped_messages",
+    "executed",
+    "fast_path",
+    "index_keys_pruned",
+    "inquiries",
+    "instances_collected",
+    "nacks",
+    "preaccept_attributes_changed",
+    "recovered",
+    "recoveries_deferred",
+    "recoveries_started",
+    "requests_rejected",
+    "retransmissions",
+    "slow_path",
+    "stale_messages",
+];
+const EPAXOS_GAUGES: &[&str] = &[
+    "dependencies_missing",
+    "execution_waiting",
+    "instances_live",
+    "key_index_entries",
+    "recoveries_in_progress",
+    "session_entries",
+];
+const DYNAMO_COUNTERS: &[&str] = &[
+    "anti_entropy_abandoned",
+    "anti_entropy_completed",
+    "anti_entropy_keys_repaired",
+    "anti_entropy_priority_marks",
+    "anti_entropy_rounds",
+    "compactions",
+    "dropped_messages",
+    "duplicate_forwards",
+    "failed",
+    "forget_refused",
+    "forwarded",
+    "hints_delivered",
+    "hints_dropped",
+    "hints_expired",
+    "hints_misrouted",
+    "hints_received",
+    "hints_refused",
+    "hints_replayed",
+    "hints_written",
+    "invalid",
+    "late_replies",
+    "lww_discarded",
+    "read_repairs",
+    "read_repairs_applied",
+    "read_repairs_blocking",
+    "read_repairs_unconfirmed",
+    "requests_ok",
+    "requests_read",
+    "requests_rejected",
+    "requests_write",
+    "session_retries",
+    "sibling_rejections",
+    "sibling_warnings",
+    "tombstones_collected",
+    "unavailable",
+];
+const DYNAMO_GAUGES: &[&str] = &[
+    "hint_bytes",
+    "hints_pending",
+    "keys",
+    "reads_lingering",
+    "requests_in_flight",
+];
+
+/// What a node knows besides its keyspaces' snapshots.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeView<'a> {
+    /// This node.
+    pub node: NodeId,
+    /// Every peer and whether its link is up.
+    pub links: &'a BTreeMap<NodeId, bool>,
+    /// Transport counters.
+    pub transport: Option<&'a TransportStats>,
+    /// WAN emulation counters.
+    pub wan: Option<&'a WanStats>,
+    /// Peer messages the router dropped.
+    pub router_dropped: u64,
+    /// The data directory's incarnation, if the node was started through its identity.
+    pub incarnation: Option<u64>,
+}
+
+/// Whether keyspace `ks` can serve through this node: a majority of the cluster (this
+/// node and the peers it has a link to) is reachable, and on Multi-Paxos a leader is
+/// known (this node, or a peer it has a link to) and this replica is not rejoining after
+/// a disk loss. The error says what is missing.
+pub fn readiness(view: &NodeView<'_>, ks: &KeyspaceMetrics) -> Result<(), String> {
+    let cluster = view.links.len() + 1;
+    let reachable = 1 + view.links.values().filter(|&&up| up).count();
+    let majority = cluster / 2 + 1;
+    if reachable < majority {
+        return Err(format!(
+            "keyspace {}: {reachable} of {cluster} replicas reachable, {majority} needed",
+            ks.keyspace
+        ));
+    }
+    if ks.protocol == "multipaxos" {
+        let counters = &ks.protocol_counters;
+        if counters.get("rejoining") != 0 {
+            return Err(format!(
+                "keyspace {}: rejoining after a disk loss",
+                ks.keyspace
+            ));
         }
+        let leader = u16::try_from(counters.get("leader")).ok().map(NodeId);
+        match leader.filter(|_| counters.get("leader_known") != 0) {
+            None => return Err(format!("keyspace {}: no leader known", ks.keyspace)),
+            Some(leader) if leader != view.node && view.links.get(&leader) != Some(&true) => {
+                return Err(format!(
+                    "keyspace {}: leader {} unreachable",
+                    ks.keyspace, leader.0
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Every keyspace that cannot serve, with the reason.
+pub fn unready(view: &NodeView<'_>, keyspaces: &[KeyspaceMetrics]) -> Vec<String> {
+    keyspaces
+        .iter()
+        .filter_map(|ks| readiness(view, ks).err())
+        .collect()
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// `known` names at zero unless counted, then the counted ones the lists do not know.
+fn with_zeros<'a>(
+    known: &'a [&'a str],
+    counted: impl Iterator<Item = (&'a str, u64)>,
+    skip: &'a [&'a str],
+) -> Vec<(&'a str, u64)> {
+    let mut all: BTreeMap<&str, u64> = known.iter().map(|&k| (k, 0)).collect();
+    for (name, value) in counted {
+        if !skip.contains(&name) {
+            all.insert(name, value);
+        }
+    }
+    all.into_iter().collect()
+}
+
+/// Render a node's metrics in the Prometheus text exposition format (0.0.4).
+pub fn render(view: &NodeView<'_>, keyspaces: &[KeyspaceMetrics]) -> String {
+    let mut out = String::new();
+    let node = view.node.0;
+    let labels =
+        |ks: &KeyspaceMetrics| format!("node=\"{node}\",keyspace=\"{}\"", escape(&ks.keyspace));
+    family(
+        &mut out,
+        "meridian_requests_total",
+        "counter",
+        "Client requests received, by operation.",
+    );
+    for ks in keyspaces {
+        let counted = ks.requests.iter().map(|(&k, &v)| (k, v));
+        for (op, value) in with_zeros(OPS, counted, &[]) {
+            let _ = writeln!(
+                out,
+                "meridian_requests_total{{{},op=\"{op}\"}} {value}",
+                labels(ks)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_replies_total",
+        "counter",
+        "Replies sent, by outcome.",
+    );
+    for ks in keyspaces {
+        let counted = ks.replies.iter().map(|(&k, &v)| (k, v));
+        for (outcome, value) in with_zeros(OUTCOMES, counted, &[]) {
+            let _ = writeln!(
+                out,
+                "meridian_replies_total{{{},outcome=\"{outcome}\"}} {value}",
+                labels(ks)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_host_events_total",
+        "counter",
+        "Keyspace host events.",
+    );
+    for ks in keyspaces {
+        let counted = ks.events.iter().map(|(&k, &v)| (k, v));
+        for (event, value) in with_zeros(HOST_EVENTS, counted, &[]) {
+            let _ = writeln!(
+                out,
+                "meridian_host_events_total{{{},event=\"{event}\"}} {value}",
+                labels(ks)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_protocol_events_total",
+        "counter",
+        "Protocol core counters.",
+    );
+    for ks in keyspaces {
+        let (counters, gauges) = protocol_names(&ks.protocol);
+        let counted = ks.protocol_counters.iter();
+        for (name, value) in with_zeros(counters, counted, gauges) {
+            let _ = writeln!(
+                out,
+                "meridian_protocol_events_total{{{},protocol=\"{}\",name=\"{}\"}} {value}",
+                labels(ks),
+                ks.protocol,
+                escape(name)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_protocol_state",
+        "gauge",
+        "Protocol core gauges.",
+    );
+    for ks in keyspaces {
+        let (_, gauges) = protocol_names(&ks.protocol);
+        let set: BTreeSet<&str> = gauges.iter().copied().collect();
+        for (name, value) in ks.protocol_counters.iter().filter(|(n, _)| set.contains(n)) {
+            let _ = writeln!(
+                out,
+                "meridian_protocol_state{{{},protocol=\"{}\",name=\"{}\"}} {value}",
+                labels(ks),
+                ks.protocol,
+                escape(name)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_pending_requests",
+        "gauge",
+        "Requests waiting for a reply.",
+    );
+    for ks in keyspaces {
+        let _ = writeln!(
+            out,
+            "meridian_pending_requests{{{}}} {}",
+            labels(ks),
+            ks.pending_requests
+        );
+    }
+    family(
+        &mut out,
+        "meridian_storage_state",
+        "gauge",
+        "The keyspace's log: log_bytes, snapshot_bytes, snapshot_records, seconds_since_compaction.",
+    );
+    for ks in keyspaces {
+        for (name, value) in &ks.storage {
+            let _ = writeln!(
+                out,
+                "meridian_storage_state{{{},name=\"{name}\"}} {value}",
+                labels(ks)
+            );
+        }
+    }
+    if let Some(incarnation) = view.incarnation {
+        family(
+            &mut out,
+            "meridian_incarnation",
+            "gauge",
+            "When this node's data directory state began (ms since the Unix epoch; raised by --rejoin).",
+        );
+        let _ = writeln!(out, "meridian_incarnation{{node=\"{node}\"}} {incarnation}");
+    }
+    family(
+        &mut out,
+        "meridian_keyspace_ready",
+        "gauge",
+        "1 if the keyspace can serve through this node (GET /health says why not).",
+    );
+    for ks in keyspaces {
+        let ready = u8::from(readiness(view, ks).is_ok());
+        let _ = writeln!(out, "meridian_keyspace_ready{{{}}} {ready}", labels(ks));
+    }
+    family(
+        &mut out,
+        "meridian_multipaxos_leader",
+        "gauge",
+        "The Multi-Paxos leader this replica knows (-1: none).",
+    );
+    for ks in keyspaces.iter().filter(|ks| ks.protocol == "multipaxos") {
+        let counters = &ks.protocol_counters;
+        let leader = if counters.get("leader_known") != 0 {
+            i64::try_from(counters.get("leader")).unwrap_or(-1)
+        } else {
+            -1
+        };
+        let _ = writeln!(out, "meridian_multipaxos_leader{{{}}} {leader}", labels(ks));
     }
     for (name, help, pick) in [
         (
+            "meridian_request_latency_seconds",
+            "Request latency on the contacted replica.",
+            (|ks: &KeyspaceMetrics| &ks.request_latency) as fn(&KeyspaceMetrics) -> &Histogram,
+        ),
+        (
             "meridian_commit_latency_seconds",
             "Request arrival to commit on the contacted replica.",
-            (|ks: &KeyspaceMetrics| &ks.commit_latency) as fn(&KeyspaceMetrics) -> &Histogram,
+            |ks: &KeyspaceMetrics| &ks.commit_latency,
         ),
         (
             "meridian_fsync_latency_seconds",
@@ -219,18 +543,36 @@ pub fn render(
             |ks: &KeyspaceMetrics| &ks.fsync_latency,
         ),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        family(&mut out, name, "histogram", help);
         for ks in keyspaces {
-            let labels = format!("node=\"{node}\",keyspace=\"{}\"", escape(&ks.keyspace));
-            pick(ks).render(&mut out, name, &labels);
+            pick(ks).render(&mut out, name, &labels(ks));
         }
     }
-    if let Some(t) = transport {
-        let name = "meridian_transport_total";
+    family(
+        &mut out,
+        "meridian_peer_connected",
+        "gauge",
+        "1 while the link to the peer is up.",
+    );
+    for (peer, &up) in view.links {
         let _ = writeln!(
             out,
-            "# HELP {name} Transport events.\n# TYPE {name} counter"
+            "meridian_peer_connected{{node=\"{node}\",peer=\"{}\"}} {}",
+            peer.0,
+            u8::from(up)
         );
+    }
+    family(
+        &mut out,
+        "meridian_peers_connected",
+        "gauge",
+        "Peers with a link up.",
+    );
+    let up = view.links.values().filter(|&&up| up).count();
+    let _ = writeln!(out, "meridian_peers_connected{{node=\"{node}\"}} {up}");
+    if let Some(t) = view.transport {
+        let name = "meridian_transport_total";
+        family(&mut out, name, "counter", "Transport events.");
         for (event, value) in [
             ("frames_sent", &t.frames_sent),
             ("frames_received", &t.frames_received),
@@ -246,17 +588,27 @@ pub fn render(
             ("refused_connections", &t.refused_connections),
             ("client_requests", &t.client_requests),
             ("version_refused", &t.version_refused),
+            ("duplicate_refused", &t.duplicate_refused),
+            ("dial_failures", &t.dial_failures),
         ] {
             let value = value.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{node=\"{node}\",event=\"{event}\"}} {value}");
         }
     }
-    if let Some(w) = wan {
+    family(
+        &mut out,
+        "meridian_router_dropped_total",
+        "counter",
+        "Peer messages dropped by the router.",
+    );
+    let _ = writeln!(
+        out,
+        "meridian_router_dropped_total{{node=\"{node}\"}} {}",
+        view.router_dropped
+    );
+    if let Some(w) = view.wan {
         let name = "meridian_wan_datagrams_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Emulated WAN datagrams.\n# TYPE {name} counter"
-        );
+        family(&mut out, name, "counter", "Emulated WAN datagrams.");
         for (event, value) in [
             ("sent", w.sent.load(Ordering::Relaxed)),
             (
@@ -278,13 +630,22 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Produces the metrics page on demand.
-pub type RenderFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
+/// What the endpoint serves, taken from one snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The Prometheus text.
+    pub metrics: String,
+    /// Each keyspace that cannot serve, with the reason (empty: healthy).
+    pub unready: Vec<String>,
+}
+
+/// Produces the page on demand.
+pub type RenderFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Page> + Send>> + Send + Sync>;
 
 /// Largest request head read from a metrics client.
 const REQUEST_HEAD_MAX: usize = 8 * 1024;
 
-/// Serve `GET /metrics` on `listener` until the task is dropped.
+/// Serve `GET /metrics` and `GET /health` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, render: RenderFn) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -326,8 +687,23 @@ async fn respond(mut stream: tokio::net::TcpStream, render: RenderFn) -> std::io
     let mut parts = line.split(|&b| b == b' ');
     let (method, path) = (parts.next(), parts.next());
     let (status, body) = match (method, path) {
-        (Some(b"GET"), Some(b"/metrics" | b"/")) => ("200 OK", render().await),
-        _ => ("404 Not Found", "try GET /metrics\n".to_owned()),
+        (Some(b"GET"), Some(b"/metrics")) => ("200 OK", render().await.metrics),
+        (Some(b"GET"), Some(b"/health")) => {
+            let page = render().await;
+            if page.unready.is_empty() {
+                ("200 OK", "serving every keyspace\n".to_owned())
+            } else {
+                let mut body = String::new();
+                for reason in &page.unready {
+                    let _ = writeln!(body, "{reason}");
+                }
+                ("503 Service Unavailable", body)
+            }
+        }
+        _ => (
+            "404 Not Found",
+            "not found: GET /metrics or /health\n".to_owned(),
+        ),
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -341,10 +717,16 @@ async fn respond(mut stream: tokio::net::TcpStream, render: RenderFn) -> std::io
 /// plain HTTP/1.0, response headers included), as a scraper sees it: for the benchmark
 /// and tests.
 pub fn fetch(addr: SocketAddr) -> std::io::Result<String> {
+    get(addr, "/metrics")
+}
+
+/// The whole response (status line, headers, body) to `GET path` from a node's metrics
+/// endpoint at `addr` (e.g. `/health`).
+pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
     Ok(text)

@@ -2,7 +2,7 @@
 //! `meridian serve` does, as a library function so other binaries (the benchmark's
 //! cluster backend) can run replicas from their own executable.
 
-use crate::config::{ConfigError, KeyspaceConfig, NodeConfig};
+use crate::config::{ConfigError, NodeConfig};
 use crate::identity::{self, IdentityError, StartMode};
 use crate::node::{Node, NodeError, StartOptions};
 use std::path::Path;
@@ -59,13 +59,6 @@ pub async fn serve(config_path: &Path, mode: StartMode) -> Result<(), ServeError
         data_dir = %config.data_dir.display(),
         "data directory {}", prepared.action
     );
-    for keyspace in &config.keyspaces {
-        if matches!(keyspace, KeyspaceConfig::Epaxos(_))
-            && prepared.rejoin.iter().any(|k| k == keyspace.name())
-        {
-            tracing::warn!(keyspace = keyspace.name(), "EPaxos has no rejoin rule yet: this keyspace votes at once although its former self may have promised things it no longer remembers");
-        }
-    }
     let node_error = |source| ServeError::Node {
         config: config_path.display().to_string(),
         source,

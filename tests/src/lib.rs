@@ -2,12 +2,15 @@
 //! simulator (swarm testing: every fault parameter derives from the seed; a chaos phase
 //! then a reliable phase for liveness), with the command that replays a failing seed.
 
-use meridian_engine::check::{bounded_staleness_history_of, check_kv, CheckConfig, Verdict};
+use meridian_engine::check::{
+    bounded_staleness_history_of, check_execution_order, check_kv, CheckConfig, Verdict,
+};
+use meridian_engine::epaxos::{Epaxos, InstanceId};
 use meridian_engine::sim::{
     ClientConfig, ClockConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
 };
 use meridian_engine::topology::Topology;
-use meridian_engine::Consistency;
+use meridian_engine::{Command, Consistency};
 use meridian_engine::{NodeId, Protocol, Time};
 use std::time::Duration;
 
@@ -159,6 +162,45 @@ pub fn uniform_topology(n: usize, rtt_ms: f64) -> Topology {
     }
     text += "]\n";
     Topology::parse(&text).expect("generated topology is valid")
+}
+
+/// Interfering commands ran in the same order on every live EPaxos replica that ran both.
+pub fn epaxos_same_order(sim: &Sim<Epaxos>) -> Result<(), String> {
+    let sequences: Vec<Vec<(InstanceId, Command)>> = sim
+        .live_nodes()
+        .map(|(_, node)| {
+            node.executed()
+                .iter()
+                .map(|e| (e.instance, e.payload.command.clone()))
+                .collect()
+        })
+        .collect();
+    check_execution_order(&sequences)
+}
+
+/// A negative control's search: the first of `seeds` whose run breaks safety, described
+/// with its seed. `run_seed` panics like [`run_fault_seed`] or returns a divergence;
+/// only a history that is not linearizable or a divergence counts (a stalled run is not
+/// evidence).
+pub fn first_unsafe_seed(
+    seeds: impl IntoIterator<Item = u64>,
+    mut run_seed: impl FnMut(u64) -> Result<(), String>,
+) -> Option<String> {
+    for seed in seeds {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed)));
+        match result {
+            Err(panic) => {
+                let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+                if message.contains("not linearizable") {
+                    let first = message.lines().next().unwrap_or("");
+                    return Some(format!("seed {seed}: {first}"));
+                }
+            }
+            Ok(Err(divergence)) => return Some(format!("seed {seed}: {divergence}")),
+            Ok(Ok(())) => {}
+        }
+    }
+    None
 }
 
 /// Seeds to run: `MERIDIAN_SEED=n` runs just that one (replay); otherwise `0..count`

@@ -177,12 +177,17 @@ impl Deployment {
     }
 }
 
-/// The `meridian_protocol{...keyspace="K"...,name="N"} V` samples of one keyspace.
+/// The protocol counters and gauges of one keyspace: the
+/// `meridian_protocol_events_total{...keyspace="K"...,name="N"} V` and
+/// `meridian_protocol_state{...}` samples.
 pub fn protocol_counters(text: &str, keyspace: &str) -> Metrics {
     let mut metrics = Metrics::new();
     let wanted = format!("keyspace=\"{keyspace}\"");
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("meridian_protocol{") else {
+        let Some(rest) = line
+            .strip_prefix("meridian_protocol_events_total{")
+            .or_else(|| line.strip_prefix("meridian_protocol_state{"))
+        else {
             continue;
         };
         let Some((labels, value)) = rest.split_once("} ") else {

@@ -3,17 +3,20 @@ use super::*;
 #[test]
 fn protocol_counters_are_read_for_one_keyspace() {
     let text = "\
-# TYPE meridian_protocol counter
-meridian_protocol{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"fast_path\"} 12
-meridian_protocol{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"slow_path\"} 3
-meridian_protocol{node=\"0\",keyspace=\"epaxos-thrifty\",protocol=\"epaxos\",name=\"fast_path\"} 99
+# TYPE meridian_protocol_events_total counter
+meridian_protocol_events_total{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"fast_path\"} 12
+meridian_protocol_events_total{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"slow_path\"} 3
+meridian_protocol_events_total{node=\"0\",keyspace=\"epaxos-thrifty\",protocol=\"epaxos\",name=\"fast_path\"} 99
 meridian_requests_total{node=\"0\",keyspace=\"epaxos\"} 15
-meridian_protocol{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"broken\"} x
+meridian_protocol_events_total{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"broken\"} x
+# TYPE meridian_protocol_state gauge
+meridian_protocol_state{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=\"instances_live\"} 5
 ";
     let counters = protocol_counters(text, "epaxos");
     assert_eq!(counters.get("fast_path"), 12);
     assert_eq!(counters.get("slow_path"), 3);
     assert_eq!(counters.get("broken"), 0);
+    assert_eq!(counters.get("instances_live"), 5);
     let later = protocol_counters(&text.replace("} 12", "} 20"), "epaxos");
     assert_eq!(delta(&counters, &later).get("fast_path"), 8);
 }

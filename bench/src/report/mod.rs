@@ -29,6 +29,8 @@ pub struct RegionReport {
     pub exec_p50_ms: f64,
     /// 99th percentile execution latency, ms.
     pub exec_p99_ms: f64,
+    /// Reads measured (0: the table leaves out the read/write split).
+    pub reads: u64,
     /// Reads only: median call → reply, ms.
     pub read_p50_ms: f64,
     /// Reads only: 99th percentile call → reply, ms.
@@ -115,6 +117,7 @@ pub fn region_reports(stats: &RunStats, optimal_ms: impl Fn(usize) -> f64) -> Ve
                 p999_ms: region.commit_ms(0.999),
                 exec_p50_ms: region.execution_ms(0.5),
                 exec_p99_ms: region.execution_ms(0.99),
+                reads: region.read_us.len(),
                 read_p50_ms: region.read_ms(0.5),
                 read_p99_ms: region.read_ms(0.99),
                 write_p50_ms: region.write_ms(0.5),

@@ -26,9 +26,10 @@ pub fn render(reports: &[RunReport]) -> String {
             let _ = write!(summary, ", verdict: {verdict}");
         }
         let _ = writeln!(out, "{summary}");
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        // The read/write split only says something when the run had reads.
+        let split = report.regions.iter().any(|region| region.reads > 0);
+        let mut header = format!(
+            "  {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>6}",
             "region",
             "ops",
             "p50 ms",
@@ -38,16 +39,19 @@ pub fn render(reports: &[RunReport]) -> String {
             "exec p50",
             "exec p99",
             "optimum",
-            "ratio",
-            "read p50",
-            "read p99",
-            "write p50",
-            "write p99"
+            "ratio"
         );
+        if split {
+            let _ = write!(
+                header,
+                " {:>9} {:>9} {:>9} {:>9}",
+                "read p50", "read p99", "write p50", "write p99"
+            );
+        }
+        let _ = writeln!(out, "{header}");
         for region in &report.regions {
-            let _ = writeln!(
-                out,
-                "  {:<16} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9.1} {:>6.3} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            let mut line = format!(
+                "  {:<16} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9.1} {:>6.3}",
                 region.region,
                 region.ops,
                 region.p50_ms,
@@ -57,13 +61,24 @@ pub fn render(reports: &[RunReport]) -> String {
                 region.exec_p50_ms,
                 region.exec_p99_ms,
                 region.optimal_ms,
-                region.ratio,
-                region.read_p50_ms,
-                region.read_p99_ms,
-                region.write_p50_ms,
-                region.write_p99_ms
+                region.ratio
             );
+            if split {
+                let _ = write!(
+                    line,
+                    " {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    region.read_p50_ms,
+                    region.read_p99_ms,
+                    region.write_p50_ms,
+                    region.write_p99_ms
+                );
+            }
+            let _ = writeln!(out, "{line}");
         }
     }
     out
 }
+
+#[cfg(test)]
+#[path = "table_test.rs"]
+mod tests;

@@ -119,8 +119,19 @@ impl Intake {
 }
 
 /// Whether fewer than `max_in_flight` own instances are proposed and uncommitted
-/// (counted only when everything led here could be one).
-fn has_room(leader: &Leadership, replica: &Replica) -> bool {
+/// (counted only when everything led here could be one), and the next own slot lies
+/// less than `max_in_flight` above the first own slot not known committed (or above the
+/// start of a rejoined replica's own instances): a replica that loses its disk starts
+/// its new instances above every slot it could have used (docs/design.md#epaxos-rejoin-rule).
+/// Nothing is proposed while a replica that lost its disk has not rejoined.
+fn has_room(leader: &mut Leadership, replica: &Replica) -> bool {
+    if !replica.fence.may_propose() {
+        return false;
+    }
     let limit = replica.config.max_in_flight;
-    leader.len() < limit || leader.own_in_flight(replica.id) < limit
+    let window = leader.len() < limit || leader.own_in_flight(replica.id) < limit;
+    let base = leader
+        .own_prefix(replica)
+        .max(replica.fence.own_start(replica.id));
+    window && leader.next_slot() < base.saturating_add(limit as u64)
 }

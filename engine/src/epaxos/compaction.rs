@@ -31,6 +31,10 @@ impl Epaxos {
     /// last compaction, or once everything executed since was collected (an idle
     /// cluster ends with a log of one snapshot); zero: never.
     pub(super) fn maybe_compact(&mut self) {
+        if !self.replica.fence.executes() {
+            // A lost disk: nothing to snapshot until a peer's state is installed.
+            return;
+        }
         let interval = self.replica.config.snapshot_interval;
         let since = self.replica.executor.executed_count() - self.last_compaction.executed;
         let all_collected = self.replica.table.instances.is_empty()
@@ -66,7 +70,11 @@ impl Epaxos {
             index: replica.table.index.clone(),
             next_slot: self.leader.next_slot(),
         };
-        let mut records = vec![Record::Snapshot(Box::new(snapshot))];
+        let mut records = Vec::new();
+        if replica.fence != Default::default() {
+            records.push(Record::Fence(Box::new(replica.fence.clone())));
+        }
+        records.push(Record::Snapshot(Box::new(snapshot)));
         records.extend(replica.table.records());
         records
     }

@@ -4,7 +4,6 @@
 
 use super::test_support::*;
 use super::*;
-use crate::id::RequestId;
 use std::time::Duration;
 
 /// Compact every 10 executed instances.
@@ -12,32 +11,11 @@ fn compacting() -> EpaxosConfig {
     fast().with_snapshot_interval(10)
 }
 
-/// Submit `count` writes from `first`, 15 at a time, each batch answered before the next.
-fn run_writes(pump: &mut Pump, first: u64, count: u64) -> Vec<RequestId> {
-    let mut ids = Vec::new();
-    for from in (first..first + count).step_by(15) {
-        let batch = submit(pump, from, 15.min(first + count - from));
-        assert!(
-            pump.run_until(STEPS, |p| answered(p, &batch)),
-            "seed {}: writes from {from} not answered",
-            pump.seed
-        );
-        ids.extend(batch);
-    }
-    ids
-}
-
-/// Let `duration` pass (timers fire: reports, collection, compaction).
-fn idle(pump: &mut Pump, duration: Duration) {
-    let end = pump.now + duration;
-    pump.run_until(STEPS, |p| p.now >= end);
-}
-
 #[test]
 fn the_log_stays_bounded_and_a_restart_rebuilds_the_same_state() {
     for seed in 0..4 {
         let mut pump = new_pump(3, seed, compacting());
-        run_writes(&mut pump, 0, 150);
+        run_writes(&mut pump, 0, 150, 15);
         idle(&mut pump, Duration::from_secs(2));
         assert_same_order(&pump);
         for (i, disk) in pump.disks.iter().enumerate() {
@@ -65,7 +43,7 @@ fn the_log_stays_bounded_and_a_restart_rebuilds_the_same_state() {
             );
         }
         // The rebuilt replicas go on: new slots, new commands, one order.
-        let later = run_writes(&mut pump, 1_000, 30);
+        let later = run_writes(&mut pump, 1_000, 30, 15);
         assert!(answered(&pump, &later));
         assert_same_order(&pump);
     }
@@ -74,7 +52,7 @@ fn the_log_stays_bounded_and_a_restart_rebuilds_the_same_state() {
 #[test]
 fn an_idle_cluster_forgets_the_keys_every_replica_executed() {
     let mut pump = new_pump(3, 7, compacting());
-    run_writes(&mut pump, 0, 90);
+    run_writes(&mut pump, 0, 90, 15);
     idle(&mut pump, Duration::from_secs(2));
     for node in pump.live() {
         assert_eq!(node.live_instances(), 0, "{} holds instances", node.id());
@@ -83,7 +61,7 @@ fn an_idle_cluster_forgets_the_keys_every_replica_executed() {
         assert!(node.metrics().get("index_keys_pruned") >= 61);
     }
     // A later write on a pruned key still orders after the old ones everywhere.
-    let later = run_writes(&mut pump, 3_000, 3);
+    let later = run_writes(&mut pump, 3_000, 3, 15);
     assert!(answered(&pump, &later));
     idle(&mut pump, Duration::from_secs(1));
     let states: Vec<_> = pump.live().map(|n| n.kv().clone()).collect();

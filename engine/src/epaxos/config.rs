@@ -33,6 +33,13 @@ pub struct EpaxosConfig {
     /// leader (default 10,000). Requests only queue, and so only batch, when this window
     /// is full.
     pub max_in_flight: usize,
+    /// Largest chunk of a rejoin answer (a peer's state) sent in one message (default
+    /// 1 MiB).
+    pub snapshot_chunk_bytes: usize,
+    /// Tests only: a replica that lost its disk votes and proposes at once, without the
+    /// rejoin rule (docs/design.md#epaxos-rejoin-rule), so the checkers can show what the
+    /// rule prevents. Never set it in a deployment.
+    pub unsafe_rejoin_without_fence: bool,
 }
 
 impl Default for EpaxosConfig {
@@ -46,6 +53,8 @@ impl Default for EpaxosConfig {
             record_execution: true,
             max_batch: 1,
             max_in_flight: 10_000,
+            snapshot_chunk_bytes: 1 << 20,
+            unsafe_rejoin_without_fence: false,
         }
     }
 }
@@ -68,6 +77,12 @@ impl EpaxosConfig {
     /// Compact every `interval` executed instances (zero: never).
     pub fn with_snapshot_interval(mut self, interval: u64) -> Self {
         self.snapshot_interval = interval;
+        self
+    }
+
+    /// Rejoin answers in chunks of at most `bytes` (at least 1).
+    pub fn with_snapshot_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.snapshot_chunk_bytes = bytes.max(1);
         self
     }
 

@@ -35,6 +35,10 @@ impl Collector {
     /// executed (behind every record persisted so far: see the module doc), and forget
     /// what everyone executed.
     pub(super) fn report_executed(&mut self, replica: &mut Replica) {
+        if !replica.fence.executes() {
+            // A lost disk: nothing executed to report until a peer's state is installed.
+            return;
+        }
         let prefix: Vec<(NodeId, u64)> = replica
             .executor
             .executed_prefix()
@@ -54,7 +58,10 @@ impl Collector {
         from: NodeId,
         prefix: Vec<(NodeId, u64)>,
     ) {
-        catch_up(replica, from, &prefix);
+        if replica.fence.executes() {
+            // (With a lost disk, the state installed from a peer comes first.)
+            catch_up(replica, from, &prefix);
+        }
         self.peer_prefixes
             .insert(from, prefix.into_iter().collect());
         self.collect_garbage(replica);

@@ -57,6 +57,9 @@ pub(super) struct Proposal {
 pub(super) struct Leadership {
     /// The next slot of an own instance.
     next_slot: u64,
+    /// Every own slot below is known committed or executed here (a cache of
+    /// [`Leadership::own_prefix`]).
+    committed_below: u64,
     leading: BTreeMap<InstanceId, Leading>,
 }
 
@@ -65,8 +68,30 @@ impl Leadership {
     pub(super) fn new(next_slot: u64) -> Self {
         Self {
             next_slot,
+            committed_below: 0,
             leading: BTreeMap::new(),
         }
+    }
+
+    /// New own instances start at `start` or later (a rejoin's fence).
+    pub(super) fn raise_next_slot(&mut self, start: u64) {
+        self.next_slot = self.next_slot.max(start);
+    }
+
+    /// The first own slot not known committed or executed here.
+    pub(super) fn own_prefix(&mut self, replica: &Replica) -> u64 {
+        let me = replica.id;
+        let executed = replica.executor.executed_prefix().get(&me).copied();
+        let mut slot = self.committed_below.max(executed.unwrap_or(0));
+        while slot < self.next_slot {
+            let id = InstanceId { leader: me, slot };
+            if !replica.is_committed(id) && !replica.executor.is_executed(id) {
+                break;
+            }
+            slot += 1;
+        }
+        self.committed_below = slot;
+        slot
     }
 
     pub(super) fn is_empty(&self) -> bool {

@@ -2,10 +2,12 @@
 //! `instance.rs`).
 
 use super::execution::ExecutedState;
+use super::fence::Fence;
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
 use super::key_index::KeyIndex;
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What a replica knows of an instance, reported to a recovering replica.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -117,6 +119,36 @@ pub enum Message {
         /// Instance.
         instance: InstanceId,
     },
+    /// Rejoin (docs/design.md#epaxos-rejoin-rule): a replica that lost its disk asks for
+    /// the chunk at `offset` of the sender's answer ([`RejoinState`]) encoded as `at`
+    /// (`at == 0`: encode a new answer now).
+    RejoinQuery {
+        /// Encoding asked for (0: a new one).
+        at: u64,
+        /// Byte offset.
+        offset: u64,
+    },
+    /// One chunk of an encoded [`RejoinState`].
+    RejoinChunk {
+        /// Encoding.
+        at: u64,
+        /// Byte offset.
+        offset: u64,
+        /// Encoded size.
+        total: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A rejoining replica's own instances start at `start`: record it durably.
+    RejoinStart {
+        /// First own slot of the rejoined replica.
+        start: u64,
+    },
+    /// `start` is durable here.
+    RejoinStarted {
+        /// The start recorded.
+        start: u64,
+    },
     /// The instance's attributes are final.
     Commit {
         /// Instance.
@@ -136,6 +168,8 @@ pub enum Record {
     Snapshot(Box<Snapshot>),
     /// The latest state of an instance.
     Instance(InstanceRecord),
+    /// The rejoin fence and the starts of peers that rejoined (the last one wins).
+    Fence(Box<Fence>),
     /// A promise for an instance this replica has not seen (recovery of another's).
     Promise {
         /// Instance.
@@ -157,6 +191,25 @@ pub struct Snapshot {
     /// The slot of this replica's next own instance (its collected instances leave no
     /// record that would say so).
     pub next_slot: u64,
+}
+
+/// A peer's answer to a replica that lost its disk (docs/design.md#epaxos-rejoin-rule),
+/// taken when the peer handles the first query: its own next slot (every instance of
+/// its that the asker's former self could have voted on lies below), a bound on the asker's own
+/// slots, and its state (for the asker to execute from).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RejoinState {
+    /// The slot of the peer's next own instance.
+    pub next_slot: u64,
+    /// Above every slot of the asker's own instances the peer knows of (in its table,
+    /// executed, or a start the asker announced after an earlier rejoin).
+    pub own_bound: u64,
+    /// Starts of replicas that rejoined, as the peer recorded them.
+    pub starts: BTreeMap<NodeId, u64>,
+    /// The executed set, the state machine and the exactly-once table.
+    pub executed: ExecutedState,
+    /// The peer's key index (every instance it knows, by key).
+    pub index: KeyIndex,
 }
 
 /// The latest state of an instance at this replica.
@@ -186,6 +239,18 @@ impl Message {
             Message::PreAccept { instance, .. }
             | Message::Accept { instance, .. }
             | Message::Commit { instance, .. }
+            | Message::Prepare { instance, .. }
+            | Message::TryPreAccept { instance, .. } => Some(*instance),
+            _ => None,
+        }
+    }
+
+    /// The instance a message asks this replica to vote on (PreAccept, Accept, promise,
+    /// TryPreAccept): a replica rejoining after a lost disk withholds some votes.
+    pub(super) fn vote_asked(&self) -> Option<InstanceId> {
+        match self {
+            Message::PreAccept { instance, .. }
+            | Message::Accept { instance, .. }
             | Message::Prepare { instance, .. }
             | Message::TryPreAccept { instance, .. } => Some(*instance),
             _ => None,

@@ -26,7 +26,9 @@
 //! driving recovered instances), `batch` (client intake, batching window), `recovery`
 //! (prepare, TryPreAccept, competing recoveries, stalled dependencies), `execution`
 //! (Tarjan SCC executor), `gc` (executed-prefix reports, collection, catch-up),
-//! `compaction` (snapshots), `replay` (rebuilding from durable records), `instance`
+//! `compaction` (snapshots), `rejoin` (a replica that lost its disk: queries, state
+//! transfer, the fence; `fence` holds its value type), `replay` (rebuilding from durable
+//! records), `instance`
 //! (value types), `key_index`, `messages` (wire messages, durable records), `config`.
 //! Tests: `*_test.rs` beside each handler file, `test_support.rs`, and `model_check/`
 //! (exhaustive small-scope check of recovery with a negative control).
@@ -36,12 +38,14 @@ mod batch;
 mod compaction;
 mod config;
 mod execution;
+mod fence;
 mod gc;
 mod instance;
 mod key_index;
 mod leader;
 mod messages;
 mod recovery;
+mod rejoin;
 mod replay;
 mod replica;
 mod table;
@@ -65,15 +69,18 @@ mod model_check;
 #[cfg(test)]
 mod recovery_test;
 #[cfg(test)]
+mod rejoin_test;
+#[cfg(test)]
 mod replay_test;
 #[cfg(test)]
 mod test_support;
 
 pub use config::EpaxosConfig;
 pub use execution::{ExecutedEntry, ExecutedState, Executor};
+pub use fence::{Fence, Stage};
 pub use instance::{Attributes, Ballot, Batch, InstanceId, Payload, Status};
 pub use key_index::KeyIndex;
-pub use messages::{InstanceRecord, InstanceReport, Message, Record, Snapshot};
+pub use messages::{InstanceRecord, InstanceReport, Message, Record, RejoinState, Snapshot};
 
 use crate::id::NodeId;
 use crate::protocol::{Membership, Metrics, Output, Protocol};
@@ -85,6 +92,7 @@ use compaction::LastCompaction;
 use gc::Collector;
 use leader::Leadership;
 use recovery::{Outcome, Recoveries};
+use rejoin::Rejoin;
 use replay::{replay, Replayed};
 use replica::{Decision, Replica};
 
@@ -98,6 +106,8 @@ enum EpaxosTimer {
     /// `gc_interval` is zero), so an idle replica still reports, collects, and learns
     /// the commits it missed (catch-up must not depend on further load).
     Gc,
+    /// A rejoin after a lost disk: queries and announcements retried (`rejoin.rs`).
+    Rejoin,
 }
 
 /// One EPaxos replica.
@@ -122,6 +132,8 @@ pub struct Epaxos {
     resume: Vec<InstanceId>,
     /// When the last compaction ran (when the next is due).
     last_compaction: LastCompaction,
+    /// A rejoin after a lost disk, and answers served to peers that rejoin.
+    rejoin: Rejoin,
 }
 
 impl Epaxos {
@@ -141,6 +153,8 @@ impl Epaxos {
             now,
             resume,
             last_compaction,
+            // Empty unless a disk was lost (out of the model checker's scope).
+            rejoin: _,
         } = self;
         replica.hash_state(state);
         (
@@ -168,15 +182,19 @@ impl Epaxos {
         recovered: Vec<Record>,
     ) -> Self {
         let mut replica = Replica::new(id, cluster, config);
-        let Replayed { next_slot, resume } =
-            replay(id, recovered, &mut replica.table, &mut replica.executor);
+        let Replayed {
+            next_slot,
+            resume,
+            fence,
+        } = replay(id, recovered, &mut replica.table, &mut replica.executor);
+        replica.fence = fence;
         let mut timers = Timers::new();
         if !replica.config.gc_interval.is_zero() {
             // The first report goes out one interval after start (at once after a restart
             // in the simulator, whose clock does not restart).
             timers.set(EpaxosTimer::Gc, Time::ZERO + replica.config.gc_interval);
         }
-        Self {
+        let mut epaxos = Self {
             replica,
             intake: Intake::default(),
             leader: Leadership::new(next_slot),
@@ -186,7 +204,10 @@ impl Epaxos {
             now: Time::ZERO,
             resume,
             last_compaction: LastCompaction::default(),
-        }
+            rejoin: Rejoin::default(),
+        };
+        epaxos.resume_rejoin();
+        epaxos
     }
 
     /// Every command executed here, in order.
@@ -197,6 +218,11 @@ impl Epaxos {
     /// The key-value map as executed here.
     pub fn kv(&self) -> &crate::state_machine::KvStore {
         self.replica.executor.kv()
+    }
+
+    /// The rejoin fence: what this replica may vote on after a lost disk.
+    pub fn fence(&self) -> &Fence {
+        &self.replica.fence
     }
 
     /// Instances held in memory.
@@ -307,6 +333,15 @@ impl Epaxos {
             }
             Message::Inquire { instance } => replica.on_inquire(from, instance),
             Message::Executed { prefix } => self.gc.on_report(replica, from, prefix),
+            Message::RejoinQuery { at, offset } => self.on_rejoin_query(now, from, at, offset),
+            Message::RejoinChunk {
+                at,
+                offset,
+                total,
+                bytes,
+            } => self.on_rejoin_chunk(now, from, at, offset, total, bytes),
+            Message::RejoinStart { start } => self.on_rejoin_start(from, start),
+            Message::RejoinStarted { start } => self.on_rejoin_started(from, start),
             Message::Commit {
                 instance,
                 payload,
@@ -384,7 +419,10 @@ impl Protocol for Epaxos {
             self.replica.metrics.incr("stale_messages");
             return;
         }
-        self.dispatch(now, from, message);
+        match message.vote_asked() {
+            Some(id) if !self.replica.fence.may_vote(id) => self.withhold_vote(from, id),
+            _ => self.dispatch(now, from, message),
+        }
         self.settle(now);
     }
 
@@ -393,13 +431,18 @@ impl Protocol for Epaxos {
         if self.timers.take_if_due(EpaxosTimer::Gc, now) {
             self.gc.report_executed(&mut self.replica);
             self.maybe_compact();
+            self.recover_gaps(now);
             let next = now + self.replica.config.gc_interval;
             self.timers.set(EpaxosTimer::Gc, next);
+        }
+        if self.timers.take_if_due(EpaxosTimer::Rejoin, now) {
+            self.on_rejoin_timer(now);
         }
         let due = self.timers.is_due(EpaxosTimer::Tick, now);
         if due || !self.resume.is_empty() {
             self.timers.cancel(EpaxosTimer::Tick);
             self.on_tick(now);
+            self.recover_gaps(now);
         }
         self.settle(now);
     }
@@ -420,5 +463,10 @@ impl Protocol for Epaxos {
         let mut metrics = self.replica.counters_and_gauges();
         metrics.set("recoveries_in_progress", self.recoveries.len() as u64);
         metrics
+    }
+
+    fn rejoin(&mut self, now: Time) {
+        self.now = now;
+        self.begin_rejoin(now);
     }
 }

@@ -97,6 +97,11 @@ impl Recoveries {
         self.recovering.len()
     }
 
+    /// Whether `id` is in its Prepare or TryPreAccept phase here.
+    pub(super) fn is_recovering(&self, id: InstanceId) -> bool {
+        self.recovering.contains_key(&id)
+    }
+
     /// Stop recovering `id` (decided).
     pub(super) fn stop(&mut self, id: InstanceId) {
         self.recovering.remove(&id);
@@ -140,7 +145,9 @@ impl Recoveries {
         now: Time,
         id: InstanceId,
     ) {
-        if replica.is_committed(id) {
+        // A replica that lost its disk recovers nothing it may not vote on: its former
+        // self may have used any ballot for it (docs/design.md#epaxos-rejoin-rule).
+        if replica.is_committed(id) || !replica.fence.may_vote(id) {
             return;
         }
         let highest = replica.table.highest_ballot(id);

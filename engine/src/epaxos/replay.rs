@@ -11,6 +11,7 @@
 //! (docs/design.md#epaxos, rule 1).
 
 use super::execution::Executor;
+use super::fence::Fence;
 use super::instance::{Attributes, Batch, Instance, InstanceId, Status};
 use super::messages::{InstanceRecord, Record, Snapshot};
 use super::table::InstanceTable;
@@ -23,6 +24,8 @@ pub(super) struct Replayed {
     pub(super) next_slot: u64,
     /// Own unfinished instances to resume.
     pub(super) resume: Vec<InstanceId>,
+    /// The rejoin fence (the default if the disk was never lost).
+    pub(super) fence: Fence,
 }
 
 /// Rebuild `table` and `executor` (both empty) from `records`, in order, for replica
@@ -34,8 +37,10 @@ pub(super) fn replay(
     executor: &mut Executor,
 ) -> Replayed {
     let mut next_slot = 0;
+    let mut fence = Fence::default();
     for record in records {
         match record {
+            Record::Fence(last) => fence = *last,
             Record::Instance(record) => {
                 if record.instance.leader == me {
                     next_slot = u64::max(next_slot, record.instance.slot + 1);
@@ -70,7 +75,7 @@ pub(super) fn replay(
         .filter(|(_, i)| i.status == Status::Committed)
         .map(|(&id, i)| (id, i.payload.clone(), i.attributes.clone()))
         .collect();
-    for (id, payload, attributes) in committed {
+    for (id, payload, attributes) in committed.into_iter().filter(|_| fence.executes()) {
         // Replies to clients of a previous incarnation are gone: just re-apply.
         let _ = executor.commit(Time::ZERO, id, payload, attributes);
     }
@@ -84,10 +89,16 @@ pub(super) fn replay(
                 && i.status != Status::Committed
                 && i.promised == i.accepted_in
                 && i.accepted_in.node == me
+                && fence.may_vote(**id)
         })
         .map(|(&id, _)| id)
         .collect();
-    Replayed { next_slot, resume }
+    let next_slot = next_slot.max(fence.own_start(me));
+    Replayed {
+        next_slot,
+        resume,
+        fence,
+    }
 }
 
 /// One instance record: it replaces what the table holds unless that got further.

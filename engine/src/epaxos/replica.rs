@@ -8,6 +8,7 @@
 
 use super::config::EpaxosConfig;
 use super::execution::{Executed, Executor};
+use super::fence::Fence;
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
 use super::messages::{Message, Record};
 use super::table::InstanceTable;
@@ -49,6 +50,8 @@ pub(super) struct Replica {
     pub(super) config: EpaxosConfig,
     pub(super) table: InstanceTable,
     pub(super) executor: Executor,
+    /// What this replica may vote on and propose after a lost disk (`rejoin.rs`).
+    pub(super) fence: Fence,
     pub(super) outbox: Outbox<Message, Record>,
     pub(super) metrics: Metrics,
 }
@@ -71,6 +74,7 @@ impl Replica {
             slow_quorum: majority(n),
             table: InstanceTable::default(),
             executor: Executor::new(config.record_execution),
+            fence: Fence::default(),
             config,
             outbox: Outbox::new(),
             metrics: Metrics::new(),
@@ -168,6 +172,10 @@ impl Replica {
             then.extend(self.sends_to_others(&message));
         }
         self.outbox.persist(vec![record], then);
+        if !self.fence.executes() {
+            // A lost disk: the commit waits in the table for a peer's state (`rejoin.rs`).
+            return;
+        }
         let executed = self.executor.commit(now, id, payload, attributes);
         self.answer(executed);
     }
@@ -219,6 +227,7 @@ impl Replica {
             config: _,
             table,
             executor,
+            fence,
             // Empty between moves: the host drains it after every input.
             outbox,
             // Counters only: nothing reads them back.
@@ -227,5 +236,6 @@ impl Replica {
         debug_assert!(outbox.is_empty(), "fingerprint of an undrained core");
         table.hash(state);
         executor.hash(state);
+        fence.hash(state);
     }
 }

@@ -228,3 +228,25 @@ pub(super) fn assert_same_order(pump: &Pump) {
         panic!("seed {}: {divergence}", pump.seed);
     }
 }
+
+/// Submit `count` writes from `first`, `step` at a time, each batch answered before the
+/// next; every request id.
+pub(super) fn run_writes(pump: &mut Pump, first: u64, count: u64, step: u64) -> Vec<RequestId> {
+    let mut ids = Vec::new();
+    for from in (first..first + count).step_by(step as usize) {
+        let batch = submit(pump, from, step.min(first + count - from));
+        assert!(
+            pump.run_until(STEPS, |p| answered(p, &batch)),
+            "seed {}: writes from {from} not answered",
+            pump.seed
+        );
+        ids.extend(batch);
+    }
+    ids
+}
+
+/// Let `duration` pass (timers fire: reports, collection, compaction).
+pub(super) fn idle(pump: &mut Pump, duration: Duration) {
+    let end = pump.now + duration;
+    pump.run_until(STEPS, |p| p.now >= end);
+}

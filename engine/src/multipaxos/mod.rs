@@ -504,6 +504,9 @@ impl Protocol for MultiPaxos {
         metrics.set("compacted_to", self.log.floor());
         metrics.set("session_entries", self.log.sessions() as u64);
         metrics.set("rejoining", u64::from(self.rejoining));
+        // The leader this replica knows, for operators (`meridian_multipaxos_leader`).
+        metrics.set("leader_known", u64::from(self.leader_hint.is_some()));
+        metrics.set("leader", self.leader_hint.map_or(0, |l| u64::from(l.0)));
         metrics
     }
 

@@ -333,7 +333,13 @@ impl Node {
 
     /// The metrics page as the endpoint would serve it.
     pub async fn metrics_text(&self) -> String {
-        (self.render_fn())().await
+        (self.render_fn())().await.metrics
+    }
+
+    /// Each keyspace that cannot serve through this node, with the reason (what
+    /// `GET /health` answers 503 with; empty when healthy).
+    pub async fn unready(&self) -> Vec<String> {
+        (self.render_fn())().await.unready
     }
 
     fn render_fn(&self) -> RenderFn {
@@ -353,27 +359,19 @@ impl Node {
                         snapshots.push(snapshot);
                     }
                 }
-                let mut text = metrics::render(
-                    id,
-                    &snapshots,
-                    Some(transport.stats()),
-                    transport.wan_stats(),
-                );
-                text.push_str(&format!(
-                    "# HELP meridian_router_dropped_total Peer messages dropped by the router.\n\
-                     # TYPE meridian_router_dropped_total counter\n\
-                     meridian_router_dropped_total{{node=\"{}\"}} {drops}\n",
-                    id.0
-                ));
-                if let Some(incarnation) = incarnation {
-                    text.push_str(&format!(
-                        "# HELP meridian_incarnation When this node's data directory state began (ms since the Unix epoch; raised by --rejoin).\n\
-                         # TYPE meridian_incarnation gauge\n\
-                         meridian_incarnation{{node=\"{}\"}} {incarnation}\n",
-                        id.0
-                    ));
+                let links = transport.peer_links();
+                let view = metrics::NodeView {
+                    node: id,
+                    links: &links,
+                    transport: Some(transport.stats()),
+                    wan: transport.wan_stats(),
+                    router_dropped: drops,
+                    incarnation,
+                };
+                metrics::Page {
+                    metrics: metrics::render(&view, &snapshots),
+                    unready: metrics::unready(&view, &snapshots),
                 }
-                text
             })
         })
     }

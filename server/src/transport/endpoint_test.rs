@@ -2,6 +2,7 @@ use super::*;
 use crate::test_support::{bound_sockets, TestCa};
 use crate::transport::wan::LinkDelay;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::time::timeout;
 
@@ -245,6 +246,16 @@ async fn raw_peer_connection(
     endpoint.connect(addr, server_name).unwrap().await.unwrap()
 }
 
+/// A hello of `version` from a made-up instance.
+fn hello_bytes(version: u32) -> [u8; crate::transport::hello::HELLO_LEN] {
+    Hello {
+        version,
+        instance: 7,
+        started_ms: 0,
+    }
+    .encode()
+}
+
 async fn close_code(conn: &Connection) -> Option<u64> {
     match timeout(Duration::from_secs(5), conn.closed()).await {
         Ok(quinn::ConnectionError::ApplicationClosed(close)) => Some(close.error_code.into_inner()),
@@ -266,7 +277,7 @@ async fn a_malformed_frame_closes_only_the_connection_it_came_on() {
     )
     .await;
     let mut send = rogue.open_uni().await.unwrap();
-    send.write_all(&hello::hello(WIRE_VERSION)).await.unwrap();
+    send.write_all(&hello_bytes(WIRE_VERSION)).await.unwrap();
     // A length prefix of 3 and three bytes that are not a PeerFrame (a string length
     // far past the end).
     send.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0x7f])
@@ -340,7 +351,7 @@ async fn a_mixed_version_peer_learns_why_it_was_closed() {
     let rogue =
         raw_peer_connection(&ca.node(NodeId(0)), addr, &tls::node_server_name(NodeId(1))).await;
     let mut send = rogue.open_uni().await.unwrap();
-    send.write_all(&hello::hello(WIRE_VERSION + 7))
+    send.write_all(&hello_bytes(WIRE_VERSION + 7))
         .await
         .unwrap();
     match timeout(Duration::from_secs(5), rogue.closed()).await {
@@ -354,4 +365,97 @@ async fn a_mixed_version_peer_learns_why_it_was_closed() {
         }
         other => panic!("expected a version close, got {other:?}"),
     }
+}
+
+/// Start node `id` of `addrs` on `socket` (its own instance).
+fn node_on(
+    id: u16,
+    addrs: &BTreeMap<NodeId, SocketAddr>,
+    socket: std::net::UdpSocket,
+    identity: TlsIdentity,
+) -> (Transport, mpsc::Receiver<Inbound>) {
+    let addr = socket.local_addr().unwrap();
+    let config = TransportConfig::new(NodeId(id), addr, addrs.clone(), identity);
+    Transport::start_with_socket(config, socket).unwrap()
+}
+
+/// Frames from `a` to node `to` reach `rx` within `within`.
+async fn delivered(
+    a: &Transport,
+    to: u16,
+    rx: &mut mpsc::Receiver<Inbound>,
+    within: Duration,
+) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        a.send(NodeId(to), frame("ks", b"ping"));
+        if let Ok(Some(Inbound::Peer { .. })) = timeout(Duration::from_millis(100), rx.recv()).await
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// A second process with node 1's id and certificate (other port, other instance)
+/// dials node 0 while node 1 is alive: refused and counted; node 0 keeps sending to the
+/// real node 1, before and after the duplicate goes away. (Before instances, node 0's
+/// writer moved to the duplicate, and when it died nothing redialed the real node.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_node_is_refused_and_the_real_link_outlives_it() {
+    let ca = TestCa::new();
+    let mut sockets = bound_sockets(3).into_iter();
+    let (s0, addr0) = sockets.next().unwrap();
+    let (s1, addr1) = sockets.next().unwrap();
+    let (s_dup, addr_dup) = sockets.next().unwrap();
+    let addrs: BTreeMap<NodeId, SocketAddr> = [(NodeId(0), addr0), (NodeId(1), addr1)]
+        .into_iter()
+        .collect();
+    let (a, _a_rx) = node_on(0, &addrs, s0, ca.node(NodeId(0)));
+    let (b, mut b_rx) = node_on(1, &addrs, s1, ca.node(NodeId(1)));
+    assert!(delivered(&a, 1, &mut b_rx, Duration::from_secs(5)).await);
+    let dup_addrs: BTreeMap<NodeId, SocketAddr> = [(NodeId(0), addr0), (NodeId(1), addr_dup)]
+        .into_iter()
+        .collect();
+    let (dup, mut dup_rx) = node_on(1, &dup_addrs, s_dup, ca.node(NodeId(1)));
+    assert_ne!(dup.instance(), b.instance());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.stats().duplicate_refused.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the duplicate was not refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(delivered(&a, 1, &mut b_rx, Duration::from_secs(2)).await);
+    assert!(dup_rx.try_recv().is_err(), "the duplicate got a frame");
+    assert_eq!(dup.peer_links().get(&NodeId(0)), Some(&false));
+    assert!(b.stats().dial_failures.load(Ordering::Relaxed) == 0);
+    // The duplicate dies without closing anything (its runtime is this one, so drop it).
+    drop(dup);
+    drop(dup_rx);
+    assert!(delivered(&a, 1, &mut b_rx, Duration::from_secs(2)).await);
+    assert_eq!(a.peer_links().get(&NodeId(1)), Some(&true));
+}
+
+/// A process presenting a CA-signed client certificate as its node certificate is
+/// refused after every TLS handshake; it must back off, not redial at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_refused_after_its_handshake_backs_off() {
+    let ca = TestCa::new();
+    let mut sockets = bound_sockets(2).into_iter();
+    let (s0, addr0) = sockets.next().unwrap();
+    let (s1, addr1) = sockets.next().unwrap();
+    let addrs: BTreeMap<NodeId, SocketAddr> = [(NodeId(0), addr0), (NodeId(1), addr1)]
+        .into_iter()
+        .collect();
+    let (a, _a_rx) = node_on(0, &addrs, s0, ca.node(NodeId(0)));
+    let (bad, _bad_rx) = node_on(1, &addrs, s1, ca.client());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let refused = a.stats().refused_connections.load(Ordering::Relaxed);
+    let failures = bad.stats().dial_failures.load(Ordering::Relaxed);
+    assert!(refused >= 1, "refused: {refused}");
+    // 50 ms doubling to 3 s, each pause jittered to half at least: at most ~9 in 4 s.
+    assert!(refused <= 12, "{refused} refusals in 4 s: no backoff");
+    assert!(
+        failures <= 12,
+        "{failures} dial failures in 4 s: no backoff"
+    );
 }

@@ -2,12 +2,16 @@
 //!
 //! ```text
 //!  frame     length-delimited postcard frames with a size limit
-//!  hello     magic + wire version opening every peer stream
+//!  hello     magic + wire version + instance opening every peer stream
 //!  wan       WanSocket: in-process WAN delay emulation under quinn
-//!  endpoint  one QUIC connection per peer pair; client request streams
+//!  link      peer links: dial, hello handshake (instances), redial with backoff, read
+//!  throttle  refusals logged once per interval
+//!  endpoint  the endpoint, accept loop, per-peer queues, client request streams
 //! ```
 
 pub mod endpoint;
 pub mod frame;
 pub mod hello;
+pub mod link;
+pub mod throttle;
 pub mod wan;

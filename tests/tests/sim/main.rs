@@ -5,6 +5,7 @@ mod t10_epaxos;
 mod t11_epaxos_restart;
 mod t12_epaxos_catch_up;
 mod t13_epaxos_bounded;
+mod t14_epaxos_amnesia;
 mod t20_multipaxos;
 mod t22_multipaxos_bounded;
 mod t23_multipaxos_reads;

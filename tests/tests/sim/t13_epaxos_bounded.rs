@@ -1,11 +1,10 @@
 //! EPaxos with bounded state in the simulator: compaction every few instances under
 //! storage faults (crashes between a snapshot's write and the log swap, long outages).
 
-use meridian_engine::check::check_execution_order;
 use meridian_engine::epaxos::{Epaxos, EpaxosConfig, Record};
 use meridian_engine::sim::FaultProfile;
-use meridian_engine::{Command, Membership, NodeId};
-use meridian_tests::{run_fault_seed, seeds, FaultOutcome, FaultRun};
+use meridian_engine::{Membership, NodeId};
+use meridian_tests::{epaxos_same_order, run_fault_seed, seeds, FaultRun};
 
 fn factory(
     cluster: Membership,
@@ -26,21 +25,6 @@ fn run(profile: FaultProfile) -> FaultRun {
     }
 }
 
-/// Interfering commands ran in the same order on every replica that ran both.
-fn check_order(outcome: &FaultOutcome<Epaxos>) -> Result<(), String> {
-    let sequences: Vec<Vec<_>> = outcome
-        .sim
-        .live_nodes()
-        .map(|(_, node)| {
-            node.executed()
-                .iter()
-                .map(|e| (e.instance, e.payload.command.clone()))
-                .collect::<Vec<(_, Command)>>()
-        })
-        .collect();
-    check_execution_order(&sequences)
-}
-
 /// Chaos plus crashes in the middle of a compaction and long outages, 150 seeds: every
 /// history is linearizable, interfering commands run in one order, every client
 /// finishes; compactions and crashes in them really happened.
@@ -55,7 +39,7 @@ fn survives_storage_faults_with_frequent_compaction() {
             &run,
             factory(run.topology.membership(), compacting()),
         );
-        if let Err(divergence) = check_order(&outcome) {
+        if let Err(divergence) = epaxos_same_order(&outcome.sim) {
             panic!("seed {seed}: {divergence}");
         }
         let metrics = outcome.sim.metrics();

@@ -1,0 +1,70 @@
+use super::render;
+use crate::report::{RegionReport, RunReport};
+
+fn region(name: &str, reads: u64) -> RegionReport {
+    RegionReport {
+        region: name.to_string(),
+        ops: 100,
+        errors: 0,
+        p50_ms: 71.0,
+        p90_ms: 71.0,
+        p99_ms: 71.0,
+        p999_ms: 71.0,
+        exec_p50_ms: 71.0,
+        exec_p99_ms: 71.0,
+        reads,
+        read_p50_ms: if reads > 0 { 0.14 } else { 0.0 },
+        read_p99_ms: if reads > 0 { 0.2 } else { 0.0 },
+        write_p50_ms: 71.0,
+        write_p99_ms: 71.0,
+        optimal_ms: 70.8,
+        ratio: 1.003,
+        cdf: Vec::new(),
+    }
+}
+
+fn report(regions: Vec<RegionReport>) -> RunReport {
+    RunReport {
+        protocol: "epaxos".to_string(),
+        backend: "sim".to_string(),
+        topology: "epaxos-5".to_string(),
+        conflict_pct: Some(0.0),
+        throughput_ops: 610.0,
+        fast_path_ratio: Some(1.0),
+        measured_conflict_rate: None,
+        regions,
+        seed: 1,
+        verdict: None,
+        counters: Default::default(),
+    }
+}
+
+#[test]
+fn a_run_without_reads_has_no_read_write_columns() {
+    let text = render(&[report(vec![region("VA", 0), region("CA", 0)])]);
+    assert!(!text.contains("read p50"), "{text}");
+    let va = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("VA"))
+        .unwrap();
+    assert!(va.trim_end().ends_with("1.003"), "{va}");
+}
+
+#[test]
+fn a_run_with_reads_in_any_region_splits_reads_from_writes_everywhere() {
+    let text = render(&[report(vec![region("VA", 0), region("CA", 5)])]);
+    assert!(
+        text.contains("read p50") && text.contains("write p99"),
+        "{text}"
+    );
+    let ca = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("CA"))
+        .unwrap();
+    assert!(ca.contains("0.14"), "{ca}");
+    let va = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("VA"))
+        .unwrap();
+    assert!(va.trim_end().ends_with("71.00"), "{va}");
+}

@@ -1,0 +1,443 @@
+//! A replica that lost its disk (docs/design.md#epaxos-rejoin-rule).
+//!
+//! Its former self may have pre-accepted, accepted and promised things it no longer
+//! remembers, and used own slots it no longer knows of; voting or proposing as if it had
+//! not could let a possibly fast-committed instance be recovered differently, or two
+//! interfering commands commit without depending on each other.
+//!
+//! ```text
+//!  rejoin ─▶ persist Fence{Querying} (a restart resumes it); vote on nothing, propose nothing
+//!        ─▶ RejoinQuery ─▶ every peer (retried; the answer comes in chunks)
+//!  peer L: RejoinState{its next slot s_L, a bound u_L on the asker's own slots, its
+//!          executed state and key index}, taken when it handles the query, sent behind
+//!          its durable records
+//!  first answer: install its executed state (compact: durable), execute what was learned
+//!  every peer answered: merge every key index; bounds s_L; own start S = max u_L +
+//!          max_in_flight; persist Fence{Announcing}: vote on (L, i) only if i >= s_L
+//!        ─▶ RejoinStart{S} ─▶ every peer: persist S, RejoinStarted
+//!  every peer recorded S: persist Fence{Rejoined}; propose from S
+//! ```
+//! The peer first in id order after the rejoined replica recovers its own slots below
+//! S it did not see committed (never-used ones become no-ops), so every replica's
+//! executed prefix passes them and collection does not stall. The rejoined replica itself
+//! recovers nothing it may not vote on (its former self may have used any ballot for it).
+
+use super::execution::Executor;
+use super::fence::Stage;
+use super::instance::InstanceId;
+use super::messages::{Message, Record, RejoinState};
+use super::{Epaxos, EpaxosTimer};
+use crate::id::NodeId;
+use crate::time::Time;
+use crate::transfer::{self, Incoming, Outgoing, Received};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Recoveries of a rejoined peer's skipped slots running at once.
+const GAP_RECOVERIES: usize = 32;
+
+/// A rejoin in progress here, and the answers served to peers that rejoin.
+#[derive(Clone, Default)]
+pub(super) struct Rejoin {
+    /// Answers being fetched, per peer.
+    incoming: BTreeMap<NodeId, Incoming>,
+    /// Answers received: the peer's next slot and its bound on our own slots.
+    answers: BTreeMap<NodeId, (u64, u64)>,
+    /// Peers that recorded our start.
+    acks: BTreeSet<NodeId>,
+    /// Answers encoded for rejoining peers (source side).
+    outgoing: BTreeMap<NodeId, Outgoing>,
+    /// The last encoding's id.
+    encodings: u64,
+}
+
+impl Epaxos {
+    /// The host rebuilt us without records because the disk was lost.
+    pub(super) fn begin_rejoin(&mut self, now: Time) {
+        let replica = &mut self.replica;
+        if replica.config.unsafe_rejoin_without_fence {
+            replica.metrics.incr("rejoin_rule_skipped");
+            return;
+        }
+        replica.fence.stage = Stage::Querying;
+        replica.fence.lost_state = true;
+        replica.fence.bounds.clear();
+        replica.executor = Executor::new(replica.config.record_execution);
+        replica.metrics.incr("rejoins");
+        self.resume.clear();
+        self.rejoin = Rejoin::default();
+        self.persist_fence();
+        self.query_peers(now);
+    }
+
+    /// A restart found a rejoin under way: pick it up at once.
+    pub(super) fn resume_rejoin(&mut self) {
+        if matches!(
+            self.replica.fence.stage,
+            Stage::Querying | Stage::Announcing
+        ) {
+            self.timers.set(EpaxosTimer::Rejoin, Time::ZERO);
+        }
+    }
+
+    /// The rejoin timer: ask the peers that have not answered again, or announce the
+    /// start again to those that have not recorded it.
+    pub(super) fn on_rejoin_timer(&mut self, now: Time) {
+        match self.replica.fence.stage {
+            Stage::Querying => self.query_peers(now),
+            Stage::Announcing => self.announce(now),
+            Stage::Voter | Stage::Rejoined => {}
+        }
+    }
+
+    fn persist_fence(&mut self) {
+        let record = Record::Fence(Box::new(self.replica.fence.clone()));
+        self.replica.outbox.persist(vec![record], Vec::new());
+    }
+
+    /// Ask every peer that has not answered for (the next chunk of) its answer.
+    fn query_peers(&mut self, now: Time) {
+        let patience = self.replica.config.retry_timeout;
+        for peer in self.replica.others() {
+            if self.rejoin.answers.contains_key(&peer) {
+                continue;
+            }
+            let (at, offset) = match self.rejoin.incoming.get(&peer) {
+                Some(incoming) if now < incoming.last_progress() + patience * 4 => {
+                    incoming.request()
+                }
+                _ => {
+                    self.rejoin.incoming.insert(peer, Incoming::new(peer, now));
+                    (0, 0)
+                }
+            };
+            self.replica
+                .outbox
+                .send(peer, Message::RejoinQuery { at, offset });
+        }
+        self.timers.set(EpaxosTimer::Rejoin, now + patience);
+    }
+
+    /// Source side: serve a chunk of our answer to a rejoining peer (a new answer for a
+    /// new query). Chunks leave behind every record persisted so far: the answer tells
+    /// only durable state.
+    pub(super) fn on_rejoin_query(&mut self, now: Time, from: NodeId, at: u64, offset: u64) {
+        if !self.replica.fence.may_propose() {
+            // Rejoining ourselves: we know too little to answer.
+            self.replica.metrics.incr("votes_withheld");
+            return;
+        }
+        let held = self
+            .rejoin
+            .outgoing
+            .get(&from)
+            .is_some_and(|o| at != 0 && o.at() == at);
+        let (at, offset) = if held {
+            (at, offset)
+        } else {
+            let fresh = (self.rejoin.encodings + 1).max(now.as_micros());
+            self.rejoin.encodings = fresh;
+            let bytes = transfer::encode(&self.rejoin_state(from));
+            self.replica.metrics.incr("rejoin_answers_encoded");
+            let outgoing = Outgoing::new(fresh, bytes, now);
+            self.rejoin.outgoing.insert(from, outgoing);
+            (fresh, 0)
+        };
+        let max = self.replica.config.snapshot_chunk_bytes;
+        let Some(outgoing) = self.rejoin.outgoing.get_mut(&from) else {
+            return;
+        };
+        let total = outgoing.len();
+        let Some(bytes) = outgoing.chunk(offset, max, now) else {
+            return;
+        };
+        let replica = &mut self.replica;
+        replica
+            .metrics
+            .add("state_transfer_bytes_sent", bytes.len() as u64);
+        let chunk = Message::RejoinChunk {
+            at,
+            offset,
+            total,
+            bytes,
+        };
+        let send = crate::protocol::Effect::Send {
+            to: from,
+            message: chunk,
+        };
+        replica.outbox.persist(Vec::new(), vec![send]);
+    }
+
+    /// What we tell a peer that lost its disk (see [`RejoinState`]).
+    fn rejoin_state(&self, asker: NodeId) -> RejoinState {
+        let replica = &self.replica;
+        let executed = replica.executor.executed_state();
+        let table = &replica.table;
+        let own_bound = [
+            replica.fence.starts.get(&asker).copied().unwrap_or(0),
+            above(
+                table
+                    .instances
+                    .range(of(asker))
+                    .next_back()
+                    .map(|(id, _)| id),
+            ),
+            above(
+                table
+                    .promises
+                    .range(of(asker))
+                    .next_back()
+                    .map(|(id, _)| id),
+            ),
+            above(
+                table
+                    .seen_ballots
+                    .range(of(asker))
+                    .next_back()
+                    .map(|(id, _)| id),
+            ),
+            above(executed.above.range(of(asker)).next_back()),
+            executed.prefix.get(&asker).copied().unwrap_or(0),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        RejoinState {
+            next_slot: self.leader.next_slot(),
+            own_bound,
+            starts: replica.fence.starts.clone(),
+            executed,
+            index: replica.table.index.clone(),
+        }
+    }
+
+    /// A chunk of a peer's answer.
+    pub(super) fn on_rejoin_chunk(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        at: u64,
+        offset: u64,
+        total: u64,
+        bytes: Vec<u8>,
+    ) {
+        if self.replica.fence.stage != Stage::Querying || self.rejoin.answers.contains_key(&from) {
+            return;
+        }
+        let Some(incoming) = self.rejoin.incoming.get_mut(&from) else {
+            return;
+        };
+        let len = bytes.len() as u64;
+        match incoming.receive(from, at, offset, total, bytes, now) {
+            Received::Ignored => {}
+            Received::Next { at, offset } => {
+                self.replica
+                    .metrics
+                    .add("state_transfer_bytes_received", len);
+                self.replica
+                    .outbox
+                    .send(from, Message::RejoinQuery { at, offset });
+            }
+            Received::Complete(encoded) => {
+                self.replica
+                    .metrics
+                    .add("state_transfer_bytes_received", len);
+                self.rejoin.incoming.remove(&from);
+                if let Some(state) = transfer::decode::<RejoinState>(&encoded) {
+                    self.take_answer(now, from, state);
+                }
+            }
+        }
+    }
+
+    /// A peer's complete answer.
+    fn take_answer(&mut self, now: Time, from: NodeId, state: RejoinState) {
+        let RejoinState {
+            next_slot,
+            own_bound,
+            starts,
+            executed,
+            index,
+        } = state;
+        self.rejoin.answers.insert(from, (next_slot, own_bound));
+        let replica = &mut self.replica;
+        for (node, start) in starts {
+            let known = replica.fence.starts.entry(node).or_default();
+            *known = (*known).max(start);
+        }
+        replica.table.index.merge(&index);
+        replica.metrics.incr("rejoin_answers");
+        if replica.fence.lost_state {
+            replica.executor.restore(executed);
+            replica.fence.lost_state = false;
+            replica.metrics.incr("state_transfers_completed");
+            // What was learned meanwhile runs now (what the state executed is skipped).
+            let committed: Vec<_> = replica
+                .table
+                .instances
+                .iter()
+                .filter(|(_, i)| i.status == super::instance::Status::Committed)
+                .map(|(&id, i)| (id, i.payload.clone(), i.attributes.clone()))
+                .collect();
+            for (id, payload, attributes) in committed {
+                let ran = replica.executor.commit(now, id, payload, attributes);
+                replica.metrics.add("executed", ran.len() as u64);
+            }
+            // Durable at once: a restart does not need another transfer.
+            self.compact();
+        }
+        if self.rejoin.answers.len() == self.replica.others().len() {
+            self.fence_up(now);
+        }
+    }
+
+    /// Every peer answered: fix the bounds and our own start, then announce the start.
+    fn fence_up(&mut self, now: Time) {
+        let replica = &mut self.replica;
+        let me = replica.id;
+        let learned = above(
+            replica
+                .table
+                .instances
+                .range(of(me))
+                .next_back()
+                .map(|(id, _)| id),
+        );
+        let bound = self
+            .rejoin
+            .answers
+            .values()
+            .map(|&(_, bound)| bound)
+            .chain([learned, replica.fence.starts.get(&me).copied().unwrap_or(0)])
+            .max()
+            .unwrap_or(0);
+        let start = bound.saturating_add(replica.config.max_in_flight as u64);
+        let mut bounds: BTreeMap<NodeId, u64> = self
+            .rejoin
+            .answers
+            .iter()
+            .map(|(&node, &(next, _))| (node, next))
+            .collect();
+        bounds.insert(me, start);
+        replica.fence.bounds = bounds;
+        replica.fence.stage = Stage::Announcing;
+        replica.metrics.set("rejoin_start", start);
+        self.leader.raise_next_slot(start);
+        self.persist_fence();
+        self.announce(now);
+    }
+
+    /// Tell every peer that has not recorded it where our own instances start.
+    fn announce(&mut self, now: Time) {
+        let me = self.replica.id;
+        let start = self.replica.fence.own_start(me);
+        for peer in self.replica.others() {
+            if !self.rejoin.acks.contains(&peer) {
+                self.replica
+                    .outbox
+                    .send(peer, Message::RejoinStart { start });
+            }
+        }
+        let retry = self.replica.config.retry_timeout;
+        self.timers.set(EpaxosTimer::Rejoin, now + retry);
+    }
+
+    /// A peer that lost its disk starts its own instances at `start`: durable here before
+    /// we say so (its next rejoin starts above it).
+    pub(super) fn on_rejoin_start(&mut self, from: NodeId, start: u64) {
+        self.rejoin.outgoing.remove(&from);
+        let known = self.replica.fence.starts.get(&from).copied().unwrap_or(0);
+        let record = (start > known).then(|| {
+            self.replica.fence.starts.insert(from, start);
+            Record::Fence(Box::new(self.replica.fence.clone()))
+        });
+        let reply = crate::protocol::Effect::Send {
+            to: from,
+            message: Message::RejoinStarted { start },
+        };
+        self.replica
+            .outbox
+            .persist(record.into_iter().collect(), vec![reply]);
+    }
+
+    /// A peer recorded our start; with every peer, we have rejoined.
+    pub(super) fn on_rejoin_started(&mut self, from: NodeId, start: u64) {
+        let me = self.replica.id;
+        if self.replica.fence.stage != Stage::Announcing
+            || start != self.replica.fence.own_start(me)
+        {
+            return;
+        }
+        self.rejoin.acks.insert(from);
+        if self.rejoin.acks.len() < self.replica.others().len() {
+            return;
+        }
+        self.replica.fence.stage = Stage::Rejoined;
+        self.replica.metrics.incr("rejoins_completed");
+        self.timers.cancel(EpaxosTimer::Rejoin);
+        self.persist_fence();
+    }
+
+    /// On the GC timer: recover a rejoined peer's own slots below its start that we
+    /// never saw committed, if we are the peer first in id order after it (one replica
+    /// does it, so recoveries do not duel). Slots its former self never used become
+    /// no-ops: every executed prefix passes them and collection goes on.
+    pub(super) fn recover_gaps(&mut self, now: Time) {
+        if !self.replica.fence.executes() || !self.replica.fence.may_propose() {
+            return;
+        }
+        let me = self.replica.id;
+        let starts: Vec<(NodeId, u64)> = self
+            .replica
+            .fence
+            .starts
+            .iter()
+            .map(|(&n, &s)| (n, s))
+            .collect();
+        for (node, start) in starts {
+            let members = &self.replica.members;
+            let after = members.iter().copied().find(|&m| m > node);
+            let designated = after.or_else(|| members.iter().copied().find(|&m| m != node));
+            if node == me || designated != Some(me) {
+                continue;
+            }
+            let prefix = self.replica.executor.executed_prefix().get(&node).copied();
+            let mut slot = prefix.unwrap_or(0);
+            while slot < start && self.recoveries.len() < GAP_RECOVERIES {
+                let id = InstanceId { leader: node, slot };
+                slot += 1;
+                let replica = &self.replica;
+                if replica.is_committed(id)
+                    || replica.executor.is_executed(id)
+                    || self.leader.is_leading(id)
+                    || self.recoveries.is_recovering(id)
+                {
+                    continue;
+                }
+                self.replica.metrics.incr("rejoin_gap_recoveries");
+                self.recoveries
+                    .start(&mut self.replica, &mut self.leader, now, id);
+            }
+        }
+    }
+
+    /// A vote asked of a replica that may not give it (see the module doc): a decision
+    /// known here is still told.
+    pub(super) fn withhold_vote(&mut self, from: NodeId, id: InstanceId) {
+        if !self.replica.reveal_commit(from, id) {
+            self.replica.metrics.incr("votes_withheld");
+        }
+    }
+}
+
+/// Every instance id of `leader`.
+fn of(leader: NodeId) -> std::ops::RangeInclusive<InstanceId> {
+    InstanceId { leader, slot: 0 }..=InstanceId {
+        leader,
+        slot: u64::MAX,
+    }
+}
+
+/// The slot after `id` (0 for none).
+fn above(id: Option<&InstanceId>) -> u64 {
+    id.map_or(0, |id| id.slot.saturating_add(1))
+}

@@ -1,0 +1,190 @@
+//! A replica that lost its disk: it votes on no instance its former self could have
+//! voted on, proposes above every slot its former self could have used, executes in the
+//! same order as the others from a peer's state, and a restart in the middle of the
+//! rejoin picks it up again.
+
+use super::fence::Stage;
+use super::test_support::*;
+use super::*;
+use std::time::Duration;
+
+/// A window of 8 own instances (the rejoin bound's margin), compaction every 20.
+fn config() -> EpaxosConfig {
+    fast()
+        .with_batching(1, 8)
+        .with_snapshot_interval(20)
+        .with_snapshot_chunk_bytes(64)
+}
+
+const LOST: NodeId = NodeId(2);
+
+fn rejoined(pump: &Pump) -> bool {
+    pump.is_up(LOST) && pump.up(LOST).fence().stage == Stage::Rejoined
+}
+
+/// The highest own slot `node` used, as the live replicas know it.
+fn highest_own_slot(pump: &Pump, node: NodeId) -> Option<u64> {
+    pump.live()
+        .flat_map(|core| core.replica.table.instances.keys().copied())
+        .chain(pump.live().flat_map(|core| {
+            let prefix = core.replica.executor.executed_prefix().get(&node).copied();
+            prefix
+                .and_then(|p| p.checked_sub(1))
+                .map(|slot| InstanceId { leader: node, slot })
+        }))
+        .filter(|id| id.leader == node)
+        .map(|id| id.slot)
+        .max()
+}
+
+#[test]
+fn a_lost_disk_rejoins_above_its_bound_and_executes_in_the_same_order() {
+    for seed in 0..4 {
+        let mut pump = new_pump(3, seed, config());
+        run_writes(&mut pump, 0, 60, 12);
+        let used = highest_own_slot(&pump, LOST).expect("the lost replica led instances");
+        pump.crash(LOST);
+        pump.wipe(LOST);
+        pump.restart_rejoining(LOST);
+        assert_eq!(pump.up(LOST).fence().stage, Stage::Querying);
+        assert!(
+            pump.run_until(STEPS, rejoined),
+            "seed {seed}: the replica did not rejoin"
+        );
+        let fence = pump.up(LOST).fence().clone();
+        let start = fence.bounds[&LOST];
+        assert!(
+            start > used,
+            "seed {seed}: start {start} not above slot {used}"
+        );
+        for peer in [NodeId(0), NodeId(1)] {
+            assert!(
+                fence.bounds[&peer] > 0,
+                "seed {seed}: no bound for {peer:?}"
+            );
+        }
+        // It serves again: its own new instances start at the bound (below it are its
+        // former self's instances, recovered by peers, and no-ops for skipped slots).
+        run_writes(&mut pump, 60, 60, 12);
+        let (mut new, mut old) = (0, 0);
+        for e in pump.up(LOST).executed() {
+            if e.instance.leader != LOST || e.payload.is_noop() {
+                continue;
+            }
+            if e.payload.request.seq >= 60 {
+                assert!(
+                    e.instance.slot >= start,
+                    "seed {seed}: {} below {start}",
+                    e.instance
+                );
+                new += 1;
+            } else {
+                assert!(
+                    e.instance.slot <= used,
+                    "seed {seed}: {} above {used}",
+                    e.instance
+                );
+                old += 1;
+            }
+        }
+        assert!(
+            new > 0,
+            "seed {seed}: the rejoined replica led nothing ({old} old)"
+        );
+        assert_same_order(&pump);
+        // Every replica ends in the same state, and collection passes the skipped slots.
+        idle(&mut pump, Duration::from_secs(5));
+        let kv = pump.up(NodeId(0)).kv().clone();
+        assert!(
+            pump.live().all(|core| *core.kv() == kv),
+            "seed {seed}: states differ"
+        );
+        for core in pump.live() {
+            let prefix = core.replica.executor.executed_prefix().get(&LOST).copied();
+            assert!(
+                prefix.unwrap_or(0) > start,
+                "seed {seed}: prefix {prefix:?} stuck"
+            );
+        }
+        let metrics = pump.up(LOST).metrics();
+        assert!(metrics.get("state_transfers_completed") == 1, "seed {seed}");
+        assert!(
+            metrics.get("state_transfer_bytes_received") > 64,
+            "seed {seed}: one chunk"
+        );
+    }
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_rejoin_resumes_it() {
+    for seed in 0..4 {
+        let mut pump = new_pump(3, seed, config());
+        run_writes(&mut pump, 0, 30, 12);
+        pump.crash(LOST);
+        pump.wipe(LOST);
+        // Replica 1 cannot hear it: the rejoin stops after replica 0's answer.
+        pump.block(LOST, NodeId(1));
+        pump.restart_rejoining(LOST);
+        idle(&mut pump, Duration::from_secs(2));
+        assert_eq!(pump.up(LOST).fence().stage, Stage::Querying, "seed {seed}");
+        // A crash now (disk intact): the restart picks the rejoin up, it does not vote.
+        pump.crash(LOST);
+        pump.restart(LOST);
+        assert_eq!(pump.up(LOST).fence().stage, Stage::Querying, "seed {seed}");
+        pump.heal();
+        assert!(
+            pump.run_until(STEPS, rejoined),
+            "seed {seed}: no rejoin after restart"
+        );
+        run_writes(&mut pump, 30, 30, 12);
+        assert_same_order(&pump);
+    }
+}
+
+/// A replica fresh from a lost disk answers no PreAccept, Accept, Prepare or
+/// TryPreAccept; once fenced, it answers those at or above a leader's bound only.
+#[test]
+fn no_vote_on_instances_the_former_self_could_have_voted_on() {
+    let mut core = replica(3, 2, Vec::new());
+    core.rejoin(Time::ZERO);
+    let _ = outputs(&mut core);
+    for message in [
+        preaccept(initial()),
+        accept(initial()),
+        prepare(),
+        Message::TryPreAccept {
+            ballot: recovery_ballot(),
+            instance: instance(),
+            payload: batch(1, "k"),
+            attributes: attrs(1, &[]),
+        },
+    ] {
+        core.handle_message(Time::ZERO, NodeId(0), message);
+    }
+    let (_, sent) = synced(&mut core);
+    assert!(sent.is_empty(), "voted while rejoining: {sent:?}");
+    assert_eq!(core.metrics().get("votes_withheld"), 4);
+    // Fenced at slot 5 for replica 0: slot 4 is refused, slot 5 answered.
+    core.replica.fence.stage = Stage::Rejoined;
+    core.replica.fence.bounds.insert(NodeId(0), 5);
+    let preaccept_at = |slot| Message::PreAccept {
+        ballot: Ballot::initial(id(0, slot)),
+        instance: id(0, slot),
+        payload: batch(slot, "k"),
+        attributes: attrs(1, &[]),
+    };
+    core.handle_message(Time::ZERO, NodeId(0), preaccept_at(4));
+    core.handle_message(Time::ZERO, NodeId(0), preaccept_at(5));
+    let (_, sent) = synced(&mut core);
+    let answered: Vec<InstanceId> = sent
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::PreAcceptOk { instance, .. } => Some(*instance),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered, vec![id(0, 5)]);
+    // Nor does it take over what it may not vote on.
+    core.start_recovery(Time::ZERO, id(0, 4));
+    assert_eq!(core.metrics().get("recoveries_started"), 0);
+}

@@ -1,0 +1,142 @@
+//! Per-key clocks and promises: this replica's own clocks (what it proposes from), and
+//! the promises every replica announced (what stability is computed from).
+//!
+//! A replica's clock on a key promises every timestamp up to it: it will never propose
+//! one of them again. A timestamp it proposed for a command is *attached* to that
+//! command; the rest are *detached*. A receiver may count a replica's promises up to `s`
+//! only if every attached promise up to `s` is for a command it knows committed
+//! (docs/design.md#tempo).
+
+use super::messages::{Dot, KeyPromise};
+use crate::command::Key;
+use crate::id::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// This replica's clocks, its attached promises and which clocks moved since they were
+/// last announced.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Clocks {
+    clock: BTreeMap<Key, u64>,
+    attached: BTreeMap<Key, BTreeMap<u64, Dot>>,
+    dirty: BTreeSet<Key>,
+}
+
+impl Clocks {
+    /// The clock on `key`.
+    pub(super) fn get(&self, key: &[u8]) -> u64 {
+        self.clock.get(key).copied().unwrap_or(0)
+    }
+
+    /// Propose for `dot` on `key`: `max(at_least, clock + 1)`, attached to `dot`.
+    pub(super) fn propose(&mut self, key: &Key, dot: Dot, at_least: u64) -> u64 {
+        let ts = at_least.max(self.get(key) + 1);
+        self.attach(key, dot, ts);
+        ts
+    }
+
+    /// Remember an attached promise (a proposal) and raise the clock to it.
+    pub(super) fn attach(&mut self, key: &Key, dot: Dot, ts: u64) {
+        self.attached
+            .entry(key.clone())
+            .or_default()
+            .insert(ts, dot);
+        self.bump(key, ts);
+    }
+
+    /// Raise the clock on `key` to `ts` (detached promises up to it).
+    pub(super) fn bump(&mut self, key: &Key, ts: u64) {
+        let clock = self.clock.entry(key.clone()).or_insert(0);
+        if ts > *clock {
+            *clock = ts;
+            self.dirty.insert(key.clone());
+        }
+    }
+
+    /// The promises on `key`.
+    pub(super) fn promise(&self, key: &Key) -> KeyPromise {
+        KeyPromise {
+            key: key.clone(),
+            clock: self.get(key),
+            attached: self
+                .attached
+                .get(key)
+                .map(|a| a.iter().map(|(&t, &d)| (t, d)).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Keys whose clock moved since the last call.
+    pub(super) fn take_dirty(&mut self) -> BTreeSet<Key> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Forget attached promises for commands `gone` says were executed everywhere.
+    pub(super) fn forget(&mut self, gone: impl Fn(Dot) -> bool) {
+        self.attached.retain(|_, by_ts| {
+            by_ts.retain(|_, dot| !gone(*dot));
+            !by_ts.is_empty()
+        });
+    }
+
+    /// Keys with attached promises.
+    pub(super) fn attached_keys(&self) -> impl Iterator<Item = &Key> {
+        self.attached.keys()
+    }
+}
+
+/// One replica's announced promises on one key: its clock and attached promises.
+type Announced = (u64, BTreeMap<u64, Dot>);
+
+/// The promises each replica announced, per key (this replica's own included, once
+/// durable).
+#[derive(Clone, Debug, Default)]
+pub(super) struct PromiseTable {
+    by_key: BTreeMap<Key, BTreeMap<NodeId, Announced>>,
+}
+
+impl PromiseTable {
+    /// Take `from`'s announcement, unless an announcement with a higher clock is known
+    /// (an older one with the same clock lists at least as many attached promises, so
+    /// taking it is only more cautious). Returns whether anything changed.
+    pub(super) fn update(&mut self, from: NodeId, promise: KeyPromise) -> bool {
+        let entry = self.by_key.entry(promise.key).or_default();
+        match entry.get(&from) {
+            Some((clock, _)) if *clock > promise.clock => false,
+            _ => {
+                entry.insert(
+                    from,
+                    (promise.clock, promise.attached.into_iter().collect()),
+                );
+                true
+            }
+        }
+    }
+
+    /// The highest timestamp on `key` a majority (`majority` replicas) promised up to,
+    /// counting attached promises only for commands `committed` says are committed here.
+    pub(super) fn stable(
+        &self,
+        key: &[u8],
+        majority: usize,
+        committed: impl Fn(Dot) -> bool,
+    ) -> u64 {
+        let Some(by_node) = self.by_key.get(key) else {
+            return 0;
+        };
+        let mut frontiers: Vec<u64> = by_node
+            .values()
+            .map(|(clock, attached)| {
+                let blocked = attached
+                    .iter()
+                    .find(|(_, dot)| !committed(**dot))
+                    .map(|(&t, _)| t.saturating_sub(1));
+                blocked.map_or(*clock, |b| b.min(*clock))
+            })
+            .collect();
+        if frontiers.len() < majority || majority == 0 {
+            return 0;
+        }
+        frontiers.sort_unstable_by(|a, b| b.cmp(a));
+        frontiers[majority - 1]
+    }
+}

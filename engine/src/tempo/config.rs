@@ -1,0 +1,89 @@
+//! Tempo configuration.
+
+use std::time::Duration;
+
+/// How a Tempo keyspace runs. Defaults are documented per field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TempoConfig {
+    /// Failures tolerated, `1 <= f < n/2` (default 1). The fast quorum has
+    /// `floor(n/2) + f` replicas, the slow path needs `f + 1` accepts and recovery `n - f`
+    /// answers.
+    pub f: usize,
+    /// How often a replica announces the clocks that changed (its detached promises)
+    /// (default 5 ms). Execution waits for a majority's promises, so this bounds part of
+    /// the stability delay.
+    pub promise_interval: Duration,
+    /// How often a replica announces again every key with commands not yet executed
+    /// everywhere, so a lost announcement is repaired (default 100 ms).
+    pub promise_resend: Duration,
+    /// Time a coordinator or recoverer waits for answers before sending again (default
+    /// 300 ms).
+    pub retry_timeout: Duration,
+    /// Time a command may stay uncommitted here before this replica recovers it (default
+    /// 1 s), times one plus the replica's distance from the coordinator in id order, so
+    /// recoverers do not start together.
+    pub recovery_timeout: Duration,
+    /// How often timers are checked for retransmissions and recoveries (default 50 ms).
+    pub tick: Duration,
+    /// How often a replica reports how far it executed (collection of commands executed
+    /// everywhere, catch-up of lost commits) (default 1 s).
+    pub gc_interval: Duration,
+    /// Keep every executed command in memory for inspection (default true).
+    pub record_execution: bool,
+}
+
+impl Default for TempoConfig {
+    fn default() -> Self {
+        Self {
+            f: 1,
+            promise_interval: Duration::from_millis(5),
+            promise_resend: Duration::from_millis(100),
+            retry_timeout: Duration::from_millis(300),
+            recovery_timeout: Duration::from_secs(1),
+            tick: Duration::from_millis(50),
+            gc_interval: Duration::from_secs(1),
+            record_execution: true,
+        }
+    }
+}
+
+impl TempoConfig {
+    /// Tolerate `f` failures.
+    pub fn with_f(mut self, f: usize) -> Self {
+        self.f = f;
+        self
+    }
+
+    /// Keep (or not) the executed-command log.
+    pub fn with_record_execution(mut self, record: bool) -> Self {
+        self.record_execution = record;
+        self
+    }
+
+    /// Whether `f` suits a cluster of `n` replicas (`1 <= f < n/2`, i.e. `2f < n`).
+    pub fn check(&self, n: usize) -> Result<(), String> {
+        if self.f >= 1 && 2 * self.f < n {
+            Ok(())
+        } else {
+            Err(format!(
+                "tempo: f = {} does not suit {n} replicas (need 1 <= f and 2f < n)",
+                self.f
+            ))
+        }
+    }
+
+    /// Fast quorum size `floor(n/2) + f`, at most `n`.
+    pub fn fast_quorum(&self, n: usize) -> usize {
+        (n / 2 + self.f).min(n)
+    }
+
+    /// Recovery quorum size `n - f`.
+    pub fn recovery_quorum(&self, n: usize) -> usize {
+        n.saturating_sub(self.f).max(1)
+    }
+
+    /// Slow-path (accept) quorum size `f + 1`.
+    pub fn slow_quorum(&self, n: usize) -> usize {
+        (self.f + 1).min(n)
+    }
+}

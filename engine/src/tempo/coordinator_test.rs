@@ -1,0 +1,178 @@
+//! The coordinator's paths, handler by handler: with f = 1 the fast path is always
+//! taken; with f = 2 it needs the highest proposal from two fast-quorum members, else
+//! consensus (the slow path) on that highest proposal.
+
+use super::test_support::*;
+use super::*;
+use crate::id::NodeId;
+
+/// Replica 0 of 5 coordinates one put; returns it with its command's dot and proposal.
+fn coordinate(f: usize) -> (Tempo, Dot, KeyPromise) {
+    let mut core = replica(5, 0, f);
+    core.handle_request(Time::ZERO, request(1, "k"));
+    let (records, sent) = synced(&mut core);
+    assert!(matches!(records[..], [Record::Proposed { ts: 1, .. }]));
+    // The Propose goes to everyone, the own proposal to itself behind the record.
+    assert_eq!(
+        sent.iter()
+            .filter(|(_, m)| matches!(m, Message::Propose { ts: 1, .. }))
+            .count(),
+        4
+    );
+    let Some((_, Message::ProposeAck { dot, promise, .. })) = sent
+        .iter()
+        .find(|(to, m)| *to == NodeId(0) && matches!(m, Message::ProposeAck { .. }))
+        .cloned()
+    else {
+        panic!("no own proposal in {sent:?}");
+    };
+    (core, dot, promise)
+}
+
+fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
+    let promise = KeyPromise {
+        key: b"k".to_vec(),
+        clock: ts,
+        attached: vec![(ts, dot)],
+    };
+    let message = Message::ProposeAck { dot, ts, promise };
+    core.handle_message(Time::ZERO, NodeId(from), message);
+}
+
+fn committed_with(sent: &[(NodeId, Message)]) -> Option<u64> {
+    sent.iter().find_map(|(_, m)| match m {
+        Message::Commit { ts, .. } => Some(*ts),
+        _ => None,
+    })
+}
+
+#[test]
+fn f1_commits_on_the_fast_path_with_the_highest_proposal_even_if_one_member_made_it() {
+    let (mut core, dot, promise) = coordinate(1);
+    assert_eq!(core.fast_quorum(), &[NodeId(0), NodeId(1), NodeId(2)]);
+    let own = Message::ProposeAck {
+        dot,
+        ts: 1,
+        promise,
+    };
+    core.handle_message(Time::ZERO, NodeId(0), own);
+    ack(&mut core, 1, dot, 1);
+    ack(&mut core, 2, dot, 7);
+    let (records, sent) = synced(&mut core);
+    assert!(matches!(records[..], [Record::Committed { ts: 7, .. }]));
+    assert_eq!(committed_with(&sent), Some(7));
+    assert_eq!(core.metrics().get("fast_path"), 1);
+}
+
+#[test]
+fn f2_takes_the_slow_path_when_the_highest_proposal_has_one_reporter() {
+    let (mut core, dot, promise) = coordinate(2);
+    assert_eq!(core.fast_quorum().len(), 4);
+    core.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::ProposeAck {
+            dot,
+            ts: 1,
+            promise,
+        },
+    );
+    ack(&mut core, 1, dot, 1);
+    ack(&mut core, 2, dot, 3);
+    ack(&mut core, 3, dot, 5);
+    let (records, sent) = synced(&mut core);
+    assert_eq!(
+        committed_with(&sent),
+        None,
+        "no fast commit: 5 was reported once"
+    );
+    let ballot = Ballot {
+        round: 1,
+        node: NodeId(0),
+    };
+    assert!(matches!(records[..], [Record::Accepted { ts: 5, ballot: b, .. }] if b == ballot));
+    let consensus = sent
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Consensus { ts: 5, .. }))
+        .count();
+    assert_eq!(consensus, 4);
+    // f + 1 = 3 accepts (its own included) commit it.
+    for from in [0, 1, 4] {
+        let message = Message::ConsensusAck { dot, ballot };
+        core.handle_message(Time::ZERO, NodeId(from), message);
+    }
+    let (records, sent) = synced(&mut core);
+    assert!(matches!(records[..], [Record::Committed { ts: 5, .. }]));
+    assert_eq!(committed_with(&sent), Some(5));
+    assert_eq!(core.metrics().get("slow_path"), 1);
+    assert_eq!(core.metrics().get("fast_path"), 0);
+}
+
+#[test]
+fn f2_commits_fast_when_two_members_report_the_highest_proposal() {
+    let (mut core, dot, promise) = coordinate(2);
+    core.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::ProposeAck {
+            dot,
+            ts: 1,
+            promise,
+        },
+    );
+    ack(&mut core, 1, dot, 1);
+    ack(&mut core, 2, dot, 5);
+    ack(&mut core, 3, dot, 5);
+    let (_, sent) = synced(&mut core);
+    assert_eq!(committed_with(&sent), Some(5));
+    assert_eq!(core.metrics().get("fast_path"), 1);
+}
+
+#[test]
+fn a_member_proposes_above_its_clock_durably_before_answering() {
+    let mut member = replica(5, 1, 1);
+    let (mut coordinator, dot, _) = coordinate(1);
+    let _ = synced(&mut coordinator);
+    // The member already has clock 4 on the key from an earlier command.
+    let earlier = Dot {
+        node: NodeId(2),
+        seq: 1,
+    };
+    let payload = Payload {
+        request: request(9, "k").id,
+        command: request(9, "k").command,
+        quorum: vec![NodeId(2), NodeId(1), NodeId(3)],
+    };
+    member.handle_message(
+        Time::ZERO,
+        NodeId(2),
+        Message::Propose {
+            dot: earlier,
+            payload,
+            ts: 4,
+        },
+    );
+    let _ = synced(&mut member);
+    let payload = Payload {
+        request: request(1, "k").id,
+        command: request(1, "k").command,
+        quorum: vec![NodeId(0), NodeId(1), NodeId(2)],
+    };
+    member.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::Propose {
+            dot,
+            payload,
+            ts: 1,
+        },
+    );
+    let (records, sent) = synced(&mut member);
+    assert!(matches!(records[..], [Record::Proposed { ts: 5, .. }]));
+    let Some((_, Message::ProposeAck { ts, promise, .. })) = sent.first() else {
+        panic!("no answer: {sent:?}");
+    };
+    assert_eq!(*ts, 5);
+    assert_eq!(promise.clock, 5);
+    assert_eq!(promise.attached, vec![(4, earlier), (5, dot)]);
+}

@@ -1,0 +1,160 @@
+//! Execution: committed commands run per key in `(timestamp, dot)` order once their
+//! timestamp is stable (a majority promised every timestamp up to it), through a per-key
+//! session table so a request ordered twice runs once.
+
+use super::dots::DotSet;
+use super::messages::{Dot, Payload};
+use crate::command::{Command, CommandResult, Key};
+use crate::id::RequestId;
+use crate::session::{Admission, KeySessions};
+use crate::state_machine::{KvStore, StateMachine};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One executed command, for inspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutedEntry {
+    /// The command's id.
+    pub dot: Dot,
+    /// Its timestamp.
+    pub ts: u64,
+    /// The request it came from.
+    pub request: RequestId,
+    /// The command.
+    pub command: Command,
+}
+
+/// What one execution produced.
+pub(super) struct Ran {
+    /// The command.
+    pub dot: Dot,
+    /// Its request.
+    pub request: RequestId,
+    /// Its result (`None`: a repeat the session table no longer judges).
+    pub result: Option<CommandResult>,
+}
+
+/// The state machine, the session table and the committed commands waiting for
+/// stability.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Executor {
+    state: State,
+    waiting: BTreeMap<Key, BTreeSet<(u64, Dot)>>,
+    pub(super) executed: DotSet,
+    /// Executed since the last `Executed` record.
+    pub(super) unrecorded: Vec<Dot>,
+}
+
+impl Executor {
+    pub(super) fn new(record: bool) -> Self {
+        Self {
+            state: State {
+                record,
+                ..State::default()
+            },
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn kv(&self) -> &KvStore {
+        &self.state.kv
+    }
+
+    pub(super) fn order(&self) -> &[ExecutedEntry] {
+        &self.state.order
+    }
+
+    /// Commands committed here and not executed yet.
+    pub(super) fn backlog(&self) -> usize {
+        self.waiting.values().map(BTreeSet::len).sum()
+    }
+
+    /// `dot`, committed with `ts` on `key`, waits for stability.
+    pub(super) fn add(&mut self, key: &Key, ts: u64, dot: Dot) {
+        if !self.executed.contains(dot) {
+            self.waiting
+                .entry(key.clone())
+                .or_default()
+                .insert((ts, dot));
+        }
+    }
+
+    /// Run every command on `key` with a timestamp up to `stable`, in order.
+    pub(super) fn run<'a>(
+        &mut self,
+        key: &[u8],
+        stable: u64,
+        payload: impl Fn(Dot) -> Option<&'a Payload>,
+    ) -> Vec<Ran> {
+        let mut ran = Vec::new();
+        let Some(queue) = self.waiting.get_mut(key) else {
+            return ran;
+        };
+        while let Some(&(ts, dot)) = queue.first() {
+            if ts > stable {
+                break;
+            }
+            queue.pop_first();
+            let Some(payload) = payload(dot) else {
+                continue;
+            };
+            ran.push(self.state.apply(dot, ts, payload));
+            self.executed.insert(dot);
+            self.unrecorded.push(dot);
+        }
+        if queue.is_empty() {
+            self.waiting.remove(key);
+        }
+        ran
+    }
+
+    /// Replay: run `dot` again (it was executed before a restart, in this order).
+    pub(super) fn rerun(&mut self, dot: Dot, ts: u64, payload: &Payload) {
+        if let Some(queue) = self.waiting.get_mut(payload.key()) {
+            queue.remove(&(ts, dot));
+        }
+        self.state.apply(dot, ts, payload);
+        self.executed.insert(dot);
+    }
+}
+
+/// The state machine, the session table and the execution log.
+#[derive(Clone, Debug, Default)]
+struct State {
+    kv: KvStore,
+    sessions: KeySessions,
+    order: Vec<ExecutedEntry>,
+    record: bool,
+}
+
+impl State {
+    fn apply(&mut self, dot: Dot, ts: u64, payload: &Payload) -> Ran {
+        let Self {
+            kv,
+            sessions,
+            order,
+            record,
+        } = self;
+        let result = match sessions.admit(payload.request, &payload.command) {
+            Admission::Execute => {
+                let result = kv.apply(&payload.command);
+                sessions.record(payload.request, &payload.command, result.clone());
+                Some(result)
+            }
+            Admission::Duplicate(result) => Some(result),
+            Admission::Expired => None,
+        };
+        if *record {
+            order.push(ExecutedEntry {
+                dot,
+                ts,
+                request: payload.request,
+                command: payload.command.clone(),
+            });
+        }
+        Ran {
+            dot,
+            request: payload.request,
+            result,
+        }
+    }
+}

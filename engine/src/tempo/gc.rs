@@ -1,0 +1,139 @@
+//! Announcing promises, reporting execution, collecting what every replica executed,
+//! and catching up replicas that missed commits.
+
+use super::acceptor::send;
+use super::coordinator::Drives;
+use super::messages::{Message, Record};
+use super::replica::Replica;
+use crate::command::Key;
+use crate::id::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Commits sent to a lagging replica per report at most.
+const CATCH_UP_BATCH: u64 = 64;
+
+/// Announce promises: the keys whose clock moved (their clocks made durable first), and,
+/// when `resend`, every key with commands not yet executed everywhere. The announcement
+/// reaches this replica too (its own promises count once durable).
+pub(super) fn announce(r: &mut Replica, resend: bool) {
+    let dirty = r.clocks.take_dirty();
+    let mut keys: BTreeSet<Key> = dirty.clone();
+    if resend {
+        keys.extend(r.clocks.attached_keys().cloned());
+        keys.extend(
+            r.cmds
+                .values()
+                .filter_map(|c| c.payload.as_ref().map(|p| p.key().clone())),
+        );
+    }
+    if keys.is_empty() {
+        return;
+    }
+    let promises: Vec<_> = keys.iter().map(|k| r.clocks.promise(k)).collect();
+    let records = if dirty.is_empty() {
+        Vec::new()
+    } else {
+        let keys = dirty.iter().map(|k| (k.clone(), r.clocks.get(k))).collect();
+        vec![Record::Clocks { keys }]
+    };
+    let then = r
+        .members
+        .iter()
+        .map(|&m| {
+            let message = Message::Promises {
+                keys: promises.clone(),
+            };
+            send(m, message)
+        })
+        .collect();
+    r.metrics.incr("promise_rounds");
+    r.outbox.persist(records, then);
+}
+
+/// Everyone's executed prefixes.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Collector {
+    reports: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+}
+
+/// Report how far this replica executed, once its execution marks are durable.
+pub(super) fn report(r: &mut Replica) {
+    let dots = std::mem::take(&mut r.executor.unrecorded);
+    let records = if dots.is_empty() {
+        Vec::new()
+    } else {
+        vec![Record::Executed { dots }]
+    };
+    let prefix = r.executor.executed.prefixes();
+    let then = r
+        .members
+        .iter()
+        .map(|&m| {
+            let message = Message::Executed {
+                prefix: prefix.clone(),
+            };
+            send(m, message)
+        })
+        .collect();
+    r.outbox.persist(records, then);
+}
+
+/// A replica's executed prefixes: forget what everyone executed; send a lagging replica
+/// the commits it misses.
+pub(super) fn on_executed(
+    r: &mut Replica,
+    drives: &mut Drives,
+    collector: &mut Collector,
+    from: NodeId,
+    prefix: Vec<(NodeId, u64)>,
+) {
+    let theirs: BTreeMap<NodeId, u64> = prefix.into_iter().collect();
+    if from != r.id {
+        catch_up(r, from, &theirs);
+    }
+    collector.reports.insert(from, theirs);
+    let coordinators: BTreeSet<NodeId> = collector
+        .reports
+        .values()
+        .flat_map(|p| p.keys().copied())
+        .collect();
+    for node in coordinators {
+        let everywhere = r
+            .members
+            .iter()
+            .map(|m| {
+                collector
+                    .reports
+                    .get(m)
+                    .and_then(|p| p.get(&node))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0);
+        r.collected.extend_prefix(node, everywhere);
+    }
+    let collected = &r.collected;
+    let before = r.cmds.len();
+    r.cmds.retain(|dot, _| !collected.contains(*dot));
+    drives.map.retain(|dot, _| !collected.contains(*dot));
+    drives.heard.retain(|dot, _| !collected.contains(*dot));
+    r.clocks.forget(|dot| collected.contains(dot));
+    r.metrics.add("collected", (before - r.cmds.len()) as u64);
+}
+
+fn catch_up(r: &mut Replica, to: NodeId, theirs: &BTreeMap<NodeId, u64>) {
+    for (node, mine) in r.executor.executed.prefixes() {
+        let from = theirs.get(&node).copied().unwrap_or(0);
+        for seq in (from + 1)..=mine.min(from + CATCH_UP_BATCH) {
+            let dot = super::messages::Dot { node, seq };
+            let Some(cmd) = r.cmds.get(&dot) else {
+                continue;
+            };
+            if let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.clone()) {
+                r.metrics.incr("catch_up_sent");
+                r.outbox.send(to, Message::Commit { dot, payload, ts });
+            }
+        }
+    }
+}

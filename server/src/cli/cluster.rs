@@ -1,0 +1,374 @@
+//! `meridian cluster up|down`: a local cluster of replica processes in one directory.
+//!
+//! ```text
+//!  up:   every QUIC (UDP) and metrics (TCP) port free? ── no ─▶ fail at once naming the port
+//!          │ yes
+//!        generate certs/configs ─▶ start replicas (dir/node-<i>.pid, .log)
+//!          ─▶ wait until every replica serves every keyspace, watching for exits
+//!               ├─ a replica exits or the wait times out ─▶ kill what was started,
+//!               │    remove its pid files, report that replica's last log lines
+//!               └─ ready ─▶ print the addresses (a closed stdout is not an error)
+//!  down: SIGTERM each replica of the pid files (SIGKILL after 20 s), remove the files
+//! ```
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use meridian_engine::topology::Topology;
+use meridian_server::launcher::{self, ServerCommand};
+use meridian_server::local_cluster::{self as cluster, ClusterSpec, Manifest, PROTOCOLS};
+use meridian_server::tls::{TlsIdentity, TlsPaths};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// How long `cluster up` waits for every replica to serve.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `meridian cluster ...`
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Generate certificates and configs in DIR and start one process per replica.
+    Up {
+        /// Builtin topology name (e.g. lan-3, epaxos-5) or topology file.
+        #[arg(long)]
+        topology: String,
+        /// Directory for certificates, configs, data, logs and pid files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Emulate the topology's WAN latency between replicas.
+        #[arg(long)]
+        wan: bool,
+        /// Protocols to serve, one keyspace each (default: all of multipaxos, epaxos,
+        /// dynamo).
+        #[arg(long = "protocol", value_delimiter = ',')]
+        protocols: Vec<String>,
+        /// First QUIC port (replica i listens on base + i).
+        #[arg(long, default_value_t = 7_000)]
+        base_port: u16,
+        /// First metrics port (replica i serves metrics on base + i).
+        #[arg(long, default_value_t = 9_100)]
+        metrics_base_port: u16,
+    },
+    /// Stop the processes of a cluster started with `cluster up`.
+    Down {
+        /// The directory given to `cluster up`.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Run a `cluster` command.
+pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Down { dir } => down(&dir),
+        ClusterCommand::Up {
+            topology,
+            dir,
+            wan,
+            protocols,
+            base_port,
+            metrics_base_port,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let lines = runtime.block_on(up(
+                &topology,
+                &dir,
+                wan,
+                protocols,
+                base_port,
+                metrics_base_port,
+            ))?;
+            print_lines(&lines);
+            Ok(())
+        }
+    }
+}
+
+/// Print to stdout; a reader that went away (`cluster up | head -1`) is not an error:
+/// the cluster is up either way.
+fn print_lines(lines: &[String]) {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+fn pid_path(dir: &Path, id: u16) -> PathBuf {
+    dir.join(format!("node-{id}.pid"))
+}
+
+/// Why `addr` cannot be used, if it cannot: bound by another process, or not bindable.
+fn port_problem(addr: SocketAddr, udp: bool) -> Option<String> {
+    let bound = if udp {
+        std::net::UdpSocket::bind(addr).map(drop)
+    } else {
+        std::net::TcpListener::bind(addr).map(drop)
+    };
+    match bound {
+        Ok(()) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Some("port in use".to_owned()),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Every address the cluster needs, checked before anything is written or started.
+fn check_ports(spec: &ClusterSpec) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (i, &addr) in spec.addresses.iter().enumerate() {
+        if let Some(problem) = port_problem(addr, true) {
+            problems.push(format!("{addr} (UDP, QUIC of replica {i}): {problem}"));
+        }
+    }
+    for (i, &addr) in spec.metrics.iter().flatten().enumerate() {
+        if let Some(problem) = port_problem(addr, false) {
+            problems.push(format!("{addr} (TCP, metrics of replica {i}): {problem}"));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot start the cluster: {} (another cluster or program holds them; stop it, \
+             or pick other ports with --base-port and --metrics-base-port)",
+            problems.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Replicas started by `up`, killed and their pid files removed unless `up` succeeds.
+struct Started<'a> {
+    dir: &'a Path,
+    children: Vec<(u16, Child)>,
+    keep: bool,
+}
+
+impl Started<'_> {
+    /// The first replica that has exited, with its status.
+    fn exited(&mut self) -> Option<(u16, String)> {
+        self.children
+            .iter_mut()
+            .find_map(|(id, child)| match child.try_wait() {
+                Ok(Some(status)) => Some((*id, status.to_string())),
+                _ => None,
+            })
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        for (id, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(pid_path(self.dir, *id));
+        }
+    }
+}
+
+/// The last lines of replica `id`'s log that say what went wrong, for an error message.
+fn log_excerpt(dir: &Path, id: u16) -> String {
+    let path = launcher::log_path(dir, id);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join("\n    ");
+    format!("{}:\n    {tail}", path.display())
+}
+
+/// `cluster up`; returns what to print.
+async fn up(
+    topology_name: &str,
+    dir: &Path,
+    wan: bool,
+    protocols: Vec<String>,
+    base_port: u16,
+    metrics_base_port: u16,
+) -> anyhow::Result<Vec<String>> {
+    let topology = Topology::resolve(topology_name)?;
+    let topology_ref = if Topology::builtin(topology_name).is_some() {
+        topology_name.to_owned()
+    } else {
+        std::fs::canonicalize(topology_name)?
+            .to_string_lossy()
+            .into_owned()
+    };
+    let n = topology.replicas().len();
+    let port = |base: u16, i: usize| -> anyhow::Result<SocketAddr> {
+        let port = u16::try_from(usize::from(base) + i).context("port out of range")?;
+        Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    for i in 0..n {
+        if pid_path(dir, i as u16).exists() {
+            bail!(
+                "{} exists: a cluster may already run in {}; run `meridian cluster down --dir {}` first",
+                pid_path(dir, i as u16).display(),
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    let protocols = if protocols.is_empty() {
+        PROTOCOLS.iter().map(|p| p.to_string()).collect()
+    } else {
+        protocols
+    };
+    let keyspaces = cluster::default_keyspaces(&protocols, n)?;
+    let spec = ClusterSpec {
+        topology,
+        topology_ref,
+        addresses: (0..n)
+            .map(|i| port(base_port, i))
+            .collect::<anyhow::Result<_>>()?,
+        metrics: Some(
+            (0..n)
+                .map(|i| port(metrics_base_port, i))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        keyspaces,
+        wan,
+    };
+    check_ports(&spec)?;
+    let manifest = cluster::generate(dir, &spec)?;
+    let exe = std::env::current_exe().context("locating the meridian binary")?;
+    let command = ServerCommand::meridian(exe);
+    let mut started = Started {
+        dir,
+        children: Vec::new(),
+        keep: false,
+    };
+    for node in &manifest.nodes {
+        let log = launcher::log_path(dir, node.id);
+        let child = launcher::spawn_replica(&command, &node.config, &log, true)
+            .with_context(|| format!("starting replica {}", node.id))?;
+        let pid = child.id();
+        started.children.push((node.id, child));
+        std::fs::write(pid_path(dir, node.id), format!("{pid}\n"))?;
+    }
+    // Ready when every replica accepts clients and serves every keyspace; a replica that
+    // exits meanwhile (a port taken since the check, a bad config) fails at once.
+    let tls = TlsIdentity::load(&TlsPaths::client(&dir.join("certs")))?;
+    let ready = launcher::wait_ready(
+        dir,
+        &manifest,
+        manifest.nodes.iter().map(|n| n.id),
+        &manifest.keyspaces,
+        &tls,
+        READY_TIMEOUT,
+    );
+    tokio::pin!(ready);
+    let deadline = Instant::now() + READY_TIMEOUT + Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            result = &mut ready => {
+                if let Err(e) = result {
+                    // Name the replica that actually failed if one exited meanwhile.
+                    if let Some((id, status)) = started.exited() {
+                        bail!("replica {id} exited ({status}); {}", log_excerpt(dir, id));
+                    }
+                    bail!("{e}; stopped the replicas this command started");
+                }
+                break;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if let Some((id, status)) = started.exited() {
+                    bail!(
+                        "replica {id} exited ({status}); stopped the others. {}",
+                        log_excerpt(dir, id)
+                    );
+                }
+                if Instant::now() > deadline {
+                    bail!("the replicas did not become ready in {READY_TIMEOUT:?}");
+                }
+            }
+        }
+    }
+    started.keep = true;
+    let mut lines = vec![format!(
+        "cluster up: {} replicas of {}{} serving {} in {}",
+        manifest.nodes.len(),
+        manifest.topology,
+        if wan { " (WAN emulated)" } else { "" },
+        manifest.keyspaces.join(", "),
+        dir.display()
+    )];
+    for node in &manifest.nodes {
+        lines.push(format!(
+            "  node {} {:<16} quic {}  metrics http://{}/metrics",
+            node.id,
+            node.region,
+            node.address,
+            node.metrics.map_or("-".to_owned(), |m| m.to_string())
+        ));
+    }
+    lines.push(format!(
+        "try: meridian put --addr {} --keyspace {} --key k --value v --certs {}",
+        manifest.nodes[0].address,
+        manifest.keyspaces[0],
+        dir.join("certs").display()
+    ));
+    Ok(lines)
+}
+
+/// Whether `pid` is a running `meridian serve` (guards against a recycled pid).
+fn is_our_replica(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        args.iter().any(|a| a.ends_with(b"meridian")) && args.contains(&&b"serve"[..])
+    })
+}
+
+fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed");
+    }
+    Ok(())
+}
+
+fn down(dir: &Path) -> anyhow::Result<()> {
+    let manifest = Manifest::load(dir)?;
+    let mut stopped = 0;
+    for node in &manifest.nodes {
+        let path = pid_path(dir, node.id);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let pid: u32 = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{}", path.display()))?;
+        if is_our_replica(pid) {
+            signal(pid, "TERM")?;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while is_our_replica(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if is_our_replica(pid) {
+                eprintln!(
+                    "replica {} (pid {pid}) ignored SIGTERM; killing it",
+                    node.id
+                );
+                signal(pid, "KILL")?;
+            }
+            stopped += 1;
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    print_lines(&[format!(
+        "cluster down: stopped {stopped} replicas in {}",
+        dir.display()
+    )]);
+    Ok(())
+}
