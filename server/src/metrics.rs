@@ -232,10 +232,18 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "recovered",
     "recoveries_deferred",
     "recoveries_started",
+    "rejoin_answers",
+    "rejoin_answers_encoded",
+    "rejoin_gap_recoveries",
+    "rejoin_rule_skipped",
+    "rejoins",
+    "rejoins_completed",
     "requests_rejected",
     "retransmissions",
     "slow_path",
     "stale_messages",
+    "state_transfers_completed",
+    "votes_withheld",
 ];
 const EPAXOS_GAUGES: &[&str] = &[
     "dependencies_missing",
@@ -243,6 +251,7 @@ const EPAXOS_GAUGES: &[&str] = &[
     "instances_live",
     "key_index_entries",
     "recoveries_in_progress",
+    "rejoin_start",
     "session_entries",
 ];
 const DYNAMO_COUNTERS: &[&str] = &[
