@@ -397,6 +397,8 @@ fn first_identity(
                 dir: dir.clone(),
                 what: if exists {
                     "holds no replica state (no identity.toml)"
+                } else if dir.exists() {
+                    "is not a directory"
                 } else {
                     "does not exist"
                 },

@@ -277,12 +277,14 @@ fn unique_u64() -> u64 {
 /// without one (its data directory was lost) is left to refuse to start until it is told
 /// `--rejoin`.
 fn init_identities(configs: &[NodeConfig]) -> Result<(), ClusterError> {
+    // A data directory path taken by something else is left for its replica to refuse.
+    let usable = |c: &&NodeConfig| c.data_dir.is_dir() || !c.data_dir.exists();
     let mut existing = false;
-    for config in configs {
+    for config in configs.iter().filter(usable) {
         existing |= identity::read(&config.data_dir)?.is_some();
     }
     if !existing {
-        for config in configs {
+        for config in configs.iter().filter(usable) {
             identity::init_new(config)?;
         }
     }
