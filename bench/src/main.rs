@@ -41,7 +41,10 @@ fn serve_replica(args: &[String]) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    Ok(runtime.block_on(meridian_server::serve::serve(&config))?)
+    Ok(runtime.block_on(meridian_server::serve::serve(
+        &config,
+        meridian_server::identity::StartMode::Normal,
+    ))?)
 }
 
 /// One finished run: its report and, when kept, every client operation.

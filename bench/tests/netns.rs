@@ -256,6 +256,7 @@ fn three_replicas_in_network_namespaces_catch_up_after_a_partition_without_furth
             .arg(&m)
             .args([
                 "serve",
+                "--init",
                 "--config",
                 config,
                 "--log-format",

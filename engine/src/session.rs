@@ -230,6 +230,11 @@ impl KeySessions {
         }
     }
 
+    /// Keys with remembered writes.
+    pub fn keys(&self) -> usize {
+        self.writes.len()
+    }
+
     /// Remember the result of an executed command.
     pub fn record(&mut self, request: RequestId, command: &Command, result: CommandResult) {
         if command.is_read() {

@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! id = 0
+//! cluster_id = "prod-eu"            # optional; recorded in the data dir's identity
 //! region = "us-east-1"
 //! listen = "127.0.0.1:7000"
 //! data_dir = "data/n0"              # relative paths are relative to this file
@@ -86,6 +87,10 @@ pub enum ConfigError {
 pub struct NodeConfig {
     /// This node's id.
     pub id: NodeId,
+    /// The cluster's name: recorded in the data directory's identity, so a node started
+    /// on another cluster's data directory refuses to start (optional).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
     /// The region it runs in (a topology region name or alias when WAN emulation is on).
     pub region: String,
     /// UDP address for peers and clients.
@@ -646,6 +651,14 @@ impl NodeConfig {
                         ),
                     ));
                 }
+            }
+        }
+        if let Some(cluster) = &self.cluster_id {
+            if cluster.is_empty() || cluster.chars().any(char::is_control) {
+                return Err((
+                    "cluster_id".into(),
+                    "must be a non-empty name without control characters".into(),
+                ));
             }
         }
         if self.max_frame_bytes == Some(0) {

@@ -6,6 +6,7 @@
 //!  peers      node a's entry for node b has b's region and b's listen port (and address,
 //!             unless b listens on a wildcard address)
 //!  keyspaces  the same keyspaces with the same protocols and options everywhere
+//!  cluster_id the same everywhere (or nowhere)
 //!  wan        emulation on everywhere with one topology, or nowhere
 //!  tls        where the files are readable from here: one CA certificate, and each
 //!             node's certificate names that node (node-<id>.meridian)
@@ -57,6 +58,15 @@ pub fn check_cluster(configs: &[(PathBuf, NodeConfig)]) -> Vec<String> {
         check_peers(path, config, &by_id, &mut problems);
         if config.keyspaces != first.keyspaces {
             problems.push(keyspace_difference(first_path, first, path, config));
+        }
+        if config.cluster_id != first.cluster_id {
+            problems.push(format!(
+                "{}: cluster_id {:?}, but {}: {:?}",
+                path.display(),
+                config.cluster_id,
+                first_path.display(),
+                first.cluster_id
+            ));
         }
         let topology = |c: &NodeConfig| c.wan.as_ref().map(|w| w.topology.clone());
         if topology(config) != topology(first) {

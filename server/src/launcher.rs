@@ -305,13 +305,23 @@ impl LocalCluster {
     /// (Re)start node `id` from its config and data directory (killing it first if it
     /// runs).
     pub fn restart(&mut self, id: u16) -> Result<(), LaunchError> {
+        self.restart_with(id, &[])
+    }
+
+    /// [`LocalCluster::restart`] with extra arguments before `--config` (e.g.
+    /// `--rejoin`).
+    pub fn restart_with(&mut self, id: u16, extra: &[&str]) -> Result<(), LaunchError> {
         self.kill(id)?;
         let slot = self.slot(id)?;
         let config = self.manifest.nodes[slot].config.clone();
-        let child = spawn_replica(&self.command, &config, &log_path(&self.dir, id), false)
-            .map_err(|e| LaunchError::Process {
-                node: id,
-                message: format!("starting {}: {e}", self.command.program.display()),
+        let mut command = self.command.clone();
+        command.args.extend(extra.iter().map(OsString::from));
+        let child =
+            spawn_replica(&command, &config, &log_path(&self.dir, id), false).map_err(|e| {
+                LaunchError::Process {
+                    node: id,
+                    message: format!("starting {}: {e}", self.command.program.display()),
+                }
             })?;
         self.children[slot] = Some(child);
         Ok(())

@@ -15,6 +15,7 @@
 //! | `wire`      | what travels in frames |
 //! | `config`    | node TOML config |
 //! | `config_check` | a cluster's node configs checked against each other (`meridian config check`) |
+//! | `identity`  | the data directory's identity (cluster, node, incarnation): `--init`, `--rejoin` |
 //! | `node`      | keyspace host loop and the replica process |
 //! | `client`    | client library |
 //! | `local_cluster` | local cluster generation (`meridian cluster up`) |
@@ -26,6 +27,7 @@ pub mod certs;
 pub mod client;
 pub mod config;
 pub mod config_check;
+pub mod identity;
 pub mod launcher;
 pub mod local_cluster;
 pub mod metrics;

@@ -4,7 +4,8 @@
 //! ```text
 //!  generate(dir, spec) ─▶ dir/certs/{ca,node-<i>,client}.{pem,key}
 //!                         dir/node-<i>.toml      (one replica per topology slot)
-//!                         dir/cluster.toml       (manifest: nodes, regions, addresses, keyspaces)
+//!                         dir/cluster.toml       (manifest: cluster id, nodes, regions, addresses, keyspaces)
+//!                         dir/data/n<i>/identity.toml  (new cluster only: see `identity`)
 //!  `meridian cluster up` then starts one process per replica (dir/node-<i>.pid, .log)
 //! ```
 //!
@@ -17,6 +18,7 @@ use crate::config::{
     ConfigError, DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace, NodeConfig,
     TempoKeyspace,
 };
+use crate::identity::{self, IdentityError};
 use crate::tls::{CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS};
 use meridian_engine::topology::Topology;
 use meridian_engine::NodeId;
@@ -49,6 +51,10 @@ pub struct ClusterSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The cluster's id (every node config's `cluster_id`), kept across `cluster up`
+    /// runs in the same directory.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
     /// The topology (name or path).
     pub topology: String,
     /// Whether replicas emulate WAN latency.
@@ -96,6 +102,9 @@ pub enum ClusterError {
     /// A generated config does not load (a bug here).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A data directory's identity could not be read or written.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// A new CA with node and client certificates in `dir`; a directory that already holds a
@@ -201,13 +210,25 @@ pub fn generate(dir: &Path, spec: &ClusterSpec) -> Result<Manifest, ClusterError
     let n = u16::try_from(replicas.len())
         .map_err(|_| ClusterError::Spec("too many replicas".into()))?;
     write_certs(&dir.join("certs"), n)?;
+    let cluster_id = Manifest::load(&dir)
+        .ok()
+        .and_then(|m| m.cluster_id)
+        .unwrap_or_else(|| format!("local-{:016x}", unique_u64()));
     let region_name = |index: usize| spec.topology.regions()[index].name.clone();
     let mut nodes = Vec::new();
+    let mut configs = Vec::new();
     for &(id, region) in &replicas {
-        let text = node_config_text(spec, id, &region_name(region), &replicas, &region_name);
+        let text = node_config_text(
+            spec,
+            &cluster_id,
+            id,
+            &region_name(region),
+            &replicas,
+            &region_name,
+        );
         let path = node_config_path(&dir, id);
         write(&path, &text)?;
-        NodeConfig::load(&path)?;
+        configs.push(NodeConfig::load(&path)?);
         nodes.push(ManifestNode {
             id: id.0,
             region: region_name(region),
@@ -216,7 +237,9 @@ pub fn generate(dir: &Path, spec: &ClusterSpec) -> Result<Manifest, ClusterError
             config: path,
         });
     }
+    init_identities(&configs)?;
     let manifest = Manifest {
+        cluster_id: Some(cluster_id),
         topology: spec.topology_ref.clone(),
         wan: spec.wan,
         keyspaces: spec.keyspaces.iter().map(|k| k.name().to_owned()).collect(),
@@ -240,8 +263,42 @@ impl Manifest {
     }
 }
 
+/// A number no other cluster generated here is likely to draw (std's per-process random
+/// hash keys, the time and the process id).
+fn unique_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// A new cluster's data directories get their identities here, so its replicas start
+/// with a plain `serve`. Once any node has an identity the cluster exists, and a node
+/// without one (its data directory was lost) is left to refuse to start until it is told
+/// `--rejoin`.
+fn init_identities(configs: &[NodeConfig]) -> Result<(), ClusterError> {
+    // A data directory path taken by something else is left for its replica to refuse.
+    let usable = |c: &&NodeConfig| c.data_dir.is_dir() || !c.data_dir.exists();
+    let mut existing = false;
+    for config in configs.iter().filter(usable) {
+        existing |= identity::read(&config.data_dir)?.is_some();
+    }
+    if !existing {
+        for config in configs.iter().filter(usable) {
+            identity::init_new(config)?;
+        }
+    }
+    Ok(())
+}
+
 fn node_config_text(
     spec: &ClusterSpec,
+    cluster_id: &str,
     id: NodeId,
     region: &str,
     replicas: &[(NodeId, usize)],
@@ -250,6 +307,7 @@ fn node_config_text(
     let mut text = String::new();
     let _ = writeln!(text, "# Generated by `meridian cluster up`.");
     let _ = writeln!(text, "id = {}", id.0);
+    let _ = writeln!(text, "cluster_id = {cluster_id:?}");
     let _ = writeln!(text, "region = {:?}", region);
     let _ = writeln!(text, "listen = \"{}\"", spec.addresses[id.index()]);
     let _ = writeln!(text, "data_dir = \"data/n{}\"", id.0);

@@ -1,7 +1,7 @@
 //! `meridian`: replica server, client CLI and local cluster launcher.
 //!
 //! ```text
-//!  meridian serve --config node.toml [--log-file PATH] [--log-format text|json]
+//!  meridian serve --config node.toml [--init | --rejoin] [--log-file PATH] [--log-format text|json]
 //!  meridian certs init --out DIR --nodes N | issue --ca DIR --node ID|--client NAME | show PATH
 //!  meridian config check node-0.toml node-1.toml ...
 //!  meridian get|put|delete|cas --addr HOST:PORT --keyspace K --key KEY [--consistency C] --certs DIR
@@ -23,6 +23,7 @@ use admin::{CertsCommand, ConfigCommand, LogOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cluster_cmd::ClusterCommand;
+use meridian_server::identity::StartMode;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -43,6 +44,14 @@ enum Command {
         /// Node config file (TOML).
         #[arg(long)]
         config: PathBuf,
+        /// First start of a new cluster's node: create the data directory (its parent
+        /// must exist) and its identity. Refused if the data directory has one.
+        #[arg(long, conflicts_with = "rejoin")]
+        init: bool,
+        /// This node lost its data directory: start a new incarnation that recovers from
+        /// its peers before it votes (see docs/deployment.md, "Data and logs").
+        #[arg(long)]
+        rejoin: bool,
         #[command(flatten)]
         log: LogOptions,
     },
@@ -89,7 +98,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config, .. } => Ok(meridian_server::serve::serve(&config).await?),
+        Command::Serve {
+            config,
+            init,
+            rejoin,
+            ..
+        } => {
+            let mode = match (init, rejoin) {
+                (true, _) => StartMode::Init,
+                (_, true) => StartMode::Rejoin,
+                _ => StartMode::Normal,
+            };
+            let served = meridian_server::serve::serve(&config, mode).await;
+            if let Err(e) = &served {
+                // Also into the log file, where an operator watching it looks.
+                tracing::error!("{e}");
+            }
+            Ok(served?)
+        }
         Command::Kv(command) => {
             let code = kv::run(command).await;
             use std::io::Write;

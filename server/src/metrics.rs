@@ -113,6 +113,9 @@ pub struct KeyspaceMetrics {
     pub fsync_latency: Histogram,
     /// Requests waiting for a reply.
     pub pending_requests: u64,
+    /// The keyspace's log on disk: `log_bytes` (file size now), `snapshot_bytes` and
+    /// `snapshot_records` (what the last compaction wrote), `seconds_since_compaction`.
+    pub storage: BTreeMap<&'static str, u64>,
 }
 
 /// Client operations, reported from zero.
@@ -266,9 +269,11 @@ const EPAXOS_GAUGES: &[&str] = &[
     "dependencies_missing",
     "execution_waiting",
     "instances_live",
+    "key_index_entries",
     "recoveries_in_progress",
     "rejoin_start",
     "rejoining",
+    "session_entries",
 ];
 const DYNAMO_COUNTERS: &[&str] = &[
     "anti_entropy_abandoned",
@@ -328,6 +333,8 @@ pub struct NodeView<'a> {
     pub wan: Option<&'a WanStats>,
     /// Peer messages the router dropped.
     pub router_dropped: u64,
+    /// The data directory's incarnation, if the node was started through its identity.
+    pub incarnation: Option<u64>,
 }
 
 /// Whether keyspace `ks` can serve through this node: a majority of the cluster (this
@@ -499,6 +506,30 @@ pub fn render(view: &NodeView<'_>, keyspaces: &[KeyspaceMetrics]) -> String {
             labels(ks),
             ks.pending_requests
         );
+    }
+    family(
+        &mut out,
+        "meridian_storage_state",
+        "gauge",
+        "The keyspace's log: log_bytes, snapshot_bytes, snapshot_records, seconds_since_compaction.",
+    );
+    for ks in keyspaces {
+        for (name, value) in &ks.storage {
+            let _ = writeln!(
+                out,
+                "meridian_storage_state{{{},name=\"{name}\"}} {value}",
+                labels(ks)
+            );
+        }
+    }
+    if let Some(incarnation) = view.incarnation {
+        family(
+            &mut out,
+            "meridian_incarnation",
+            "gauge",
+            "When this node's data directory state began (ms since the Unix epoch; raised by --rejoin).",
+        );
+        let _ = writeln!(out, "meridian_incarnation{{node=\"{node}\"}} {incarnation}");
     }
     family(
         &mut out,

@@ -31,6 +31,7 @@ fn view<'a>(links: &'a BTreeMap<NodeId, bool>, transport: &'a TransportStats) ->
         transport: Some(transport),
         wan: None,
         router_dropped: 0,
+        incarnation: Some(7),
     }
 }
 
@@ -50,6 +51,7 @@ fn render_names_every_family_with_node_and_keyspace_labels() {
     ks.protocol_counters.add("elections_started", 2);
     ks.protocol_counters.set("live_slots", 7);
     ks.fsync_latency.observe(Duration::from_micros(800));
+    ks.storage.insert("log_bytes", 4096);
     let transport = TransportStats::default();
     let peers = links(&[(0, true), (1, false)]);
     let text = render(&view(&peers, &transport), &[ks]);
@@ -68,6 +70,8 @@ fn render_names_every_family_with_node_and_keyspace_labels() {
         "meridian_multipaxos_leader{node=\"2\",keyspace=\"kv\"} -1",
         "meridian_keyspace_ready{node=\"2\",keyspace=\"kv\"} 0",
         "meridian_router_dropped_total{node=\"2\"} 0",
+        "meridian_storage_state{node=\"2\",keyspace=\"kv\",name=\"log_bytes\"} 4096",
+        "meridian_incarnation{node=\"2\"} 7",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }

@@ -3,7 +3,8 @@
 //! cluster backend) can run replicas from their own executable.
 
 use crate::config::{ConfigError, NodeConfig};
-use crate::node::{Node, NodeError};
+use crate::identity::{self, IdentityError, StartMode};
+use crate::node::{Node, NodeError, StartOptions};
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,6 +22,15 @@ pub enum ServeError {
         /// What failed.
         source: NodeError,
     },
+    /// The data directory is not this node's (or holds no state and the operator did not
+    /// say `--init` or `--rejoin`).
+    #[error("{config}: {source}")]
+    Identity {
+        /// The config file.
+        config: String,
+        /// What is wrong.
+        source: IdentityError,
+    },
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signal(std::io::Error),
@@ -30,18 +40,36 @@ pub enum ServeError {
 /// `Timeout` (`meridian cluster down` and the systemd unit wait longer than this).
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Load `config_path`, start the node and serve until it fails or a SIGTERM/SIGINT
-/// arrives. A signal drains the node first ([`Node::drain`]: refuse new requests, hand
+/// Load `config_path`, check the data directory's identity for a start in `mode`
+/// ([`identity::prepare`]: a directory without state needs `--init` or `--rejoin`), start
+/// the node and serve until it fails or a SIGTERM/SIGINT arrives. A signal drains the node first ([`Node::drain`]: refuse new requests, hand
 /// off leadership, finish requests in flight, at most [`DRAIN_DEADLINE`]; a second
 /// signal cuts the drain short); then shut down, letting storage threads finish the
 /// syncs they hold.
-pub async fn serve(config_path: &Path) -> Result<(), ServeError> {
+pub async fn serve(config_path: &Path, mode: StartMode) -> Result<(), ServeError> {
     let config = NodeConfig::load(config_path)?;
+    let prepared = identity::prepare(&config, mode).map_err(|source| ServeError::Identity {
+        config: config_path.display().to_string(),
+        source,
+    })?;
+    tracing::info!(
+        node = %config.id,
+        cluster_id = prepared.identity.cluster_id.as_deref().unwrap_or(""),
+        incarnation = prepared.identity.incarnation,
+        data_dir = %config.data_dir.display(),
+        "data directory {}", prepared.action
+    );
     let node_error = |source| ServeError::Node {
         config: config_path.display().to_string(),
         source,
     };
-    let mut node = Node::start(config).await.map_err(node_error)?;
+    let options = StartOptions {
+        rejoin: prepared.rejoin,
+        incarnation: Some(prepared.identity.incarnation),
+    };
+    let mut node = Node::start_with(config, options)
+        .await
+        .map_err(node_error)?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signal)?;
     let outcome = tokio::select! {

@@ -148,7 +148,7 @@ fn serve_logs_json_lines_to_a_file_and_a_sigterm_drains_then_exits_cleanly() {
     .unwrap();
     let log = dir.path().join("node-0.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(["serve", "--init", "--config", config.to_str().unwrap()])
         .args(["--log-format", "json", "--log-file", log.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

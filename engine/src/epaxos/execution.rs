@@ -111,6 +111,11 @@ impl Executor {
         &self.executed_prefix
     }
 
+    /// Keys the exactly-once table remembers writes for.
+    pub(super) fn session_keys(&self) -> usize {
+        self.sessions.keys()
+    }
+
     /// Instances executed by this incarnation.
     pub(super) fn executed_count(&self) -> u64 {
         self.executed_count

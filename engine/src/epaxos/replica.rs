@@ -204,6 +204,8 @@ impl Replica {
     pub(super) fn counters_and_gauges(&self) -> Metrics {
         let mut metrics = self.metrics.clone();
         metrics.set("instances_live", self.table.instances.len() as u64);
+        metrics.set("key_index_entries", self.table.index.len() as u64);
+        metrics.set("session_entries", self.executor.session_keys() as u64);
         metrics.set("execution_waiting", self.executor.waiting() as u64);
         metrics.set("dependencies_missing", self.executor.missing() as u64);
         metrics

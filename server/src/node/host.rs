@@ -55,6 +55,11 @@ pub struct HostConfig {
     pub queue_max: usize,
     /// Requests waiting for replies before new ones are rejected.
     pub pending_requests_max: usize,
+    /// The node lost this keyspace's state (`serve --rejoin`): the core is told
+    /// [`Protocol::rejoin`] right after it is built.
+    pub rejoin: bool,
+    /// The log file, whose size the metrics report.
+    pub log_path: Option<std::path::PathBuf>,
 }
 
 impl HostConfig {
@@ -67,6 +72,8 @@ impl HostConfig {
             epoch: Instant::now(),
             queue_max: 65_536,
             pending_requests_max: 100_000,
+            rejoin: false,
+            log_path: None,
         }
     }
 }
@@ -192,8 +199,15 @@ where
         })
         .collect::<Result<Vec<_>, _>>()?;
     let recovered = records.len();
-    let core = make(records);
-    tracing::info!(keyspace = %config.keyspace, protocol = %config.protocol, node = %config.id, recovered, "keyspace starting");
+    let mut core = make(records);
+    if config.rejoin {
+        let now = Time::from_micros(
+            u64::try_from(config.epoch.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+        core.rejoin(now);
+        tracing::warn!(keyspace = %config.keyspace, protocol = %config.protocol, node = %config.id, "keyspace rejoining after a lost disk: no votes until it has recovered from its peers");
+    }
+    tracing::info!(keyspace = %config.keyspace, protocol = %config.protocol, node = %config.id, recovered, rejoin = config.rejoin, "keyspace starting");
     let (jobs, reports) =
         storage_thread::spawn(storage, &config.keyspace).map_err(|e| NodeError::Storage {
             keyspace: config.keyspace.clone(),
@@ -216,6 +230,7 @@ where
             protocol: config.protocol.clone(),
             ..KeyspaceMetrics::default()
         },
+        last_compaction: None,
         config,
     };
     host.count("records_recovered", recovered as u64);
@@ -250,6 +265,8 @@ struct Host<P: Protocol> {
     local: VecDeque<P::Message>,
     pending: HashMap<RequestId, Pending>,
     stats: KeyspaceMetrics,
+    /// When the storage thread last reported a compaction.
+    last_compaction: Option<Instant>,
 }
 
 impl<P: Protocol> Host<P> {
@@ -278,9 +295,12 @@ impl<P: Protocol> Host<P> {
                         self.count("records_synced", records);
                         self.release(through);
                     }
-                    Some(StorageReport::Compacted { records }) => {
+                    Some(StorageReport::Compacted { records, bytes }) => {
                         self.count("compactions", 1);
                         self.count("records_after_compaction", records);
+                        self.stats.storage.insert("snapshot_records", records);
+                        self.stats.storage.insert("snapshot_bytes", bytes);
+                        self.last_compaction = Some(Instant::now());
                         continue;
                     }
                     Some(StorageReport::Failed(message)) => {
@@ -537,10 +557,19 @@ impl<P: Protocol> Host<P> {
     }
 
     fn snapshot(&self) -> KeyspaceMetrics {
+        let mut stats = self.stats.clone();
+        if let Some(len) = (self.config.log_path.as_ref()).and_then(|p| std::fs::metadata(p).ok()) {
+            stats.storage.insert("log_bytes", len.len());
+        }
+        if let Some(at) = self.last_compaction {
+            stats
+                .storage
+                .insert("seconds_since_compaction", at.elapsed().as_secs());
+        }
         KeyspaceMetrics {
             protocol_counters: self.core.metrics(),
             pending_requests: self.pending.len() as u64,
-            ..self.stats.clone()
+            ..stats
         }
     }
 }

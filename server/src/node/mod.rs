@@ -141,6 +141,16 @@ pub fn wan_links(config: &NodeConfig) -> Result<Option<WanConfig>, NodeError> {
     }))
 }
 
+/// What the data directory's identity (`crate::identity`) tells a starting node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Keyspaces whose core is told it lost its state
+    /// ([`meridian_engine::Protocol::rejoin`]).
+    pub rejoin: Vec<String>,
+    /// The data directory's incarnation (reported as `meridian_incarnation`).
+    pub incarnation: Option<u64>,
+}
+
 /// A running replica.
 pub struct Node {
     id: NodeId,
@@ -154,6 +164,7 @@ pub struct Node {
     /// Set by [`Node::drain`]: the router refuses new client requests.
     draining: Arc<AtomicBool>,
     metrics: Option<(SocketAddr, JoinHandle<()>)>,
+    incarnation: Option<u64>,
 }
 
 /// How long a drain waits after the last request finished, so the last messages
@@ -174,6 +185,12 @@ pub struct DrainReport {
 impl Node {
     /// Start a replica from its configuration. Must run inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        Self::start_with(config, StartOptions::default()).await
+    }
+
+    /// [`Node::start`] with what the data directory's identity decided.
+    pub async fn start_with(config: NodeConfig, options: StartOptions) -> Result<Self, NodeError> {
+        let rejoin = &options.rejoin;
         let tls = TlsIdentity::load(&config.tls.paths())?;
         let peers = config.peers.iter().map(|p| (p.id, p.address)).collect();
         let mut transport_config = TransportConfig::new(config.id, config.listen, peers, tls);
@@ -202,6 +219,8 @@ impl Node {
             }
             let host = HostConfig {
                 epoch,
+                rejoin: rejoin.contains(&name),
+                log_path: Some(storage.path().to_owned()),
                 ..HostConfig::new(&name, keyspace.protocol(), config.id)
             };
             let id = config.id;
@@ -294,6 +313,7 @@ impl Node {
             router_drops,
             draining,
             metrics: None,
+            incarnation: options.incarnation,
         };
         if let Some(addr) = config.metrics {
             let render = node.render_fn();
@@ -342,6 +362,7 @@ impl Node {
         let handles: Vec<KeyspaceHandle> = self.keyspaces.values().cloned().collect();
         let transport = self.transport.clone();
         let drops = self.router_drops.clone();
+        let incarnation = self.incarnation;
         Arc::new(move || {
             let handles = handles.clone();
             let transport = transport.clone();
@@ -360,6 +381,7 @@ impl Node {
                     transport: Some(transport.stats()),
                     wan: transport.wan_stats(),
                     router_dropped: drops,
+                    incarnation,
                 };
                 metrics::Page {
                     metrics: metrics::render(&view, &snapshots),

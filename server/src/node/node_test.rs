@@ -471,6 +471,16 @@ async fn compaction_replaces_the_log_and_a_restart_sees_the_same_state() {
         assert!(Instant::now() < deadline, "compactions not applied");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let storage = handle.metrics().await.unwrap().storage;
+    assert_eq!(storage.get("snapshot_records"), Some(&1), "{storage:?}");
+    assert!(
+        storage.get("snapshot_bytes").is_some_and(|&b| b > 0),
+        "{storage:?}"
+    );
+    assert!(
+        storage.contains_key("seconds_since_compaction"),
+        "{storage:?}"
+    );
     task.abort();
     let _ = task.await;
     let mut storage = FileStorage::open(dir.path()).unwrap();

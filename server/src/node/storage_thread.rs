@@ -37,8 +37,9 @@ pub(crate) enum StorageReport {
         fsync: Duration,
         records: u64,
     },
-    /// A compaction completed; the log now holds `records` records.
-    Compacted { records: u64 },
+    /// A compaction completed; the log now holds `records` records of `bytes` bytes
+    /// (payloads, before framing).
+    Compacted { records: u64, bytes: u64 },
     /// Storage failed; nothing more will be synced.
     Failed(String),
 }
@@ -91,6 +92,7 @@ fn run<S: Storage>(
                     storage.compact(&snapshot).map_err(|e| e.to_string())?;
                     let _ = reports.send(StorageReport::Compacted {
                         records: snapshot.len() as u64,
+                        bytes: snapshot.iter().map(|r| r.len() as u64).sum(),
                     });
                 }
             }
