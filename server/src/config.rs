@@ -111,7 +111,8 @@ pub struct NodeConfig {
     /// WAN emulation (testing only).
     #[serde(default)]
     pub wan: Option<WanEmulationConfig>,
-    /// Largest frame accepted from a peer or client, in bytes (default 16 MiB).
+    /// Largest frame accepted from a peer or client, in bytes (default 16 MiB, at least
+    /// 128 KiB). Dynamo objects are limited to [`dynamo_object_limit`] of it.
     #[serde(default)]
     pub max_frame_bytes: Option<usize>,
 }
@@ -661,8 +662,18 @@ impl NodeConfig {
                 ));
             }
         }
-        if self.max_frame_bytes == Some(0) {
-            return Err(("max_frame_bytes".into(), "must be positive".into()));
+        if self
+            .max_frame_bytes
+            .is_some_and(|b| b < 2 * FRAME_OVERHEAD_BYTES)
+        {
+            return Err((
+                "max_frame_bytes".into(),
+                format!(
+                    "must be at least {} (128 KiB): a frame keeps {} bytes for framing",
+                    2 * FRAME_OVERHEAD_BYTES,
+                    FRAME_OVERHEAD_BYTES
+                ),
+            ));
         }
         Ok(())
     }
@@ -789,6 +800,20 @@ impl NodeConfig {
         self.max_frame_bytes
             .unwrap_or(crate::transport::frame::DEFAULT_MAX_FRAME_BYTES)
     }
+}
+
+/// Room in a peer frame for what surrounds one Dynamo object: the keyspace name, the
+/// message's other fields and postcard's lengths and tags.
+pub const FRAME_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// The Dynamo object size limit for a peer frame limit of `max_frame_bytes`: a quarter of
+/// what a frame holds after [`FRAME_OVERHEAD_BYTES`] (4 MiB less 16 KiB at the default
+/// 16 MiB). A coordinator refuses a write whose object would exceed it, so every object a
+/// write produces, and every message carrying one, fits one frame, with room for the
+/// merge of up to four concurrent writes made at different coordinators
+/// (docs/design.md#object-size).
+pub fn dynamo_object_limit(max_frame_bytes: usize) -> usize {
+    (max_frame_bytes.saturating_sub(FRAME_OVERHEAD_BYTES) / 4).max(1)
 }
 
 pub use crate::config_check::check_cluster;

@@ -319,3 +319,23 @@ fn multipaxos_keyspaces_take_leases_below_the_election_timeout() {
         .unwrap_err()
         .contains("not a replica"));
 }
+
+#[test]
+fn the_dynamo_object_limit_leaves_a_frame_room_for_four_objects_and_framing() {
+    let frame = crate::transport::frame::DEFAULT_MAX_FRAME_BYTES;
+    assert_eq!(dynamo_object_limit(frame), (4 << 20) - (16 << 10));
+    for frame in [128 << 10, 1 << 20, frame, 64 << 20] {
+        assert!(4 * dynamo_object_limit(frame) + FRAME_OVERHEAD_BYTES <= frame);
+    }
+    let small = GOOD.replace(
+        "metrics = \"127.0.0.1:9101\"",
+        "metrics = \"127.0.0.1:9101\"\nmax_frame_bytes = 65536",
+    );
+    let e = error(&small);
+    assert!(e.contains("max_frame_bytes") && e.contains("131072"), "{e}");
+    let enough = GOOD.replace(
+        "metrics = \"127.0.0.1:9101\"",
+        "metrics = \"127.0.0.1:9101\"\nmax_frame_bytes = 131072",
+    );
+    assert_eq!(parse(&enough).unwrap().max_frame_bytes(), 131_072);
+}

@@ -309,6 +309,7 @@ const DYNAMO_COUNTERS: &[&str] = &[
     "session_retries",
     "sibling_rejections",
     "sibling_warnings",
+    "size_rejections",
     "tombstones_collected",
     "unavailable",
 ];

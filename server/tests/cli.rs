@@ -107,6 +107,7 @@ async fn a_new_users_script_gets_what_the_readme_promises() {
         dynamo_overwrite_and_delete_leave_no_sibling(&cli);
         exit_codes_and_json_are_as_documented(&cli, spec.addresses[1].port());
         big_values_and_binary_keys_round_trip(&cli, dir.path());
+        oversized_dynamo_objects_are_refused_at_write_time(&cli, dir.path());
     })
     .await
     .expect("script");
@@ -339,6 +340,57 @@ fn big_values_and_binary_keys_round_trip(cli: &Cli, dir: &Path) {
             &[&["get", "--encoding", "hex", "--key", "0g"], &k[..]].concat(),
         );
     }
+}
+
+/// Defect 2: two 9 MiB puts to one key used to make an object no peer frame could carry,
+/// wedging the key. Objects are limited to a quarter of the frame limit less framing
+/// (4 MiB - 16 KiB by default), every sibling counted: a write over it is refused (exit 4)
+/// and stores nothing; the key stays readable, writable and deletable.
+fn oversized_dynamo_objects_are_refused_at_write_time(cli: &Cli, dir: &Path) {
+    let ks = ["--keyspace", "dynamo", "--timeout-ms", "20000"];
+    let file = |name: &str, byte: u8, len: usize| {
+        let path = dir.join(name);
+        std::fs::write(&path, vec![byte; len]).expect("write value file");
+        path.to_string_lossy().into_owned()
+    };
+    let (huge, a, b) = (
+        file("huge", b'h', 5 << 20),
+        file("a", b'a', 3 << 20),
+        file("b", b'b', 3 << 20),
+    );
+    fn put<'a>(path: &'a str, ks: &[&'a str]) -> Vec<&'a str> {
+        [&["put", "--key", "big", "--value-file", path][..], ks].concat()
+    }
+    let error = cli.json(REFUSED, &put(&huge, &ks));
+    assert_eq!(error["error"]["kind"], "rejected", "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("object limit of 4177920"), "{message}");
+    cli.expect(OK, &put(&a, &ks));
+    let blind = [&put(&b, &ks)[..], &["--blind"]].concat();
+    let error = cli.json(REFUSED, &blind);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every sibling counts"),
+        "{error}"
+    );
+    let get = [&["get", "--key", "big", "--output", "json"][..], &ks[..]].concat();
+    let read: Json = serde_json::from_slice(&cli.expect(OK, &get)).expect("json");
+    assert_eq!(siblings(&read).len(), 1, "the refused write stored nothing");
+    assert!(read["value"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("aaaa")));
+    cli.expect(OK, &put(&b, &ks));
+    let read: Json = serde_json::from_slice(&cli.expect(OK, &get)).expect("json");
+    assert!(
+        read["value"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("bbbb")),
+        "overwritten"
+    );
+    cli.expect(OK, &[&["delete", "--key", "big"][..], &ks[..]].concat());
+    cli.expect(NOT_FOUND, &get);
 }
 
 /// Defect 5: `get` to an address nobody answers ends within its timeout.

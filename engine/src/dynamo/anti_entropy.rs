@@ -268,15 +268,29 @@ impl Dynamo {
         self.metrics.incr("anti_entropy_completed");
     }
 
-    /// This node's objects in `leaves` of `range`, at most `anti_entropy_max_keys`.
-    fn objects_in_leaves(&self, range: RangeId, leaves: &[u32]) -> Vec<(Key, Object)> {
+    /// This node's objects in `leaves` of `range`: at most `anti_entropy_max_keys` of them
+    /// and, past the first, at most `max_object_bytes` in all, so one message carries no
+    /// more than one object's worth (the rest goes in later rounds).
+    pub(super) fn objects_in_leaves(&self, range: RangeId, leaves: &[u32]) -> Vec<(Key, Object)> {
         let leaves: BTreeSet<u32> = leaves.iter().copied().collect();
-        self.store
+        let mut budget = self.config.max_object_bytes;
+        let mut objects = Vec::new();
+        let keys = self
+            .store
             .keys_in(range)
-            .filter(|key| leaves.contains(&self.merkle.leaf_of(key)))
-            .take(self.config.anti_entropy_max_keys)
-            .filter_map(|key| self.store.get(key).map(|e| (key.clone(), e.object.clone())))
-            .collect()
+            .filter(|key| leaves.contains(&self.merkle.leaf_of(key)));
+        for key in keys.take(self.config.anti_entropy_max_keys) {
+            let Some(entry) = self.store.get(key) else {
+                continue;
+            };
+            let bytes = key.len() + entry.object.approx_bytes();
+            if bytes > budget && !objects.is_empty() {
+                break;
+            }
+            budget = budget.saturating_sub(bytes);
+            objects.push((key.clone(), entry.object.clone()));
+        }
+        objects
     }
 
     /// A peer says hints for `range` were dropped: exchange it with priority.

@@ -760,3 +760,86 @@ fn answered_reads_lingering_for_repair_do_not_count_as_pending() {
     pump.run_for(3 * SECOND);
     assert_eq!(pump.up(owners[0]).metrics().get("reads_lingering"), 0);
 }
+
+/// Object size limit (docs/design.md#object-size): a write whose object, every sibling
+/// counted, would exceed `max_object_bytes` is refused with a clear error and stores
+/// nothing; the key stays writable (a write with the read's context replaces the sibling,
+/// a delete works). A value alone over the limit is refused by the node it reaches, owner
+/// or not, before it is forwarded.
+#[test]
+fn an_object_over_the_size_limit_is_refused_and_the_key_stays_writable() {
+    let mut pump = pump(5, config().with_max_object_bytes(10_000));
+    let (owners, others) = placement(&pump, "k");
+    let refused = |reply: ClientReply, what: &str| match reply.outcome {
+        Err(RequestError::Rejected(reason)) => {
+            assert!(reason.contains("limit of 10000"), "{what}: {reason}")
+        }
+        other => panic!("{what}: expected Rejected, got {other:?}"),
+    };
+    let huge = "h".repeat(10_001);
+    for at in [others[0], owners[0]] {
+        let id = pump.kv(at, put("k", &huge), Level::Quorum, Vec::new(), None);
+        refused(pump.run_until_reply(id, SECOND), "a value over the limit");
+    }
+    let big = "a".repeat(6_000);
+    let id = pump.kv(owners[0], put("k", &big), Level::All, Vec::new(), None);
+    ok(&pump.run_until_reply(id, SECOND));
+    // Two values under the limit whose siblings together exceed it: the blind second write
+    // is refused, nothing stored.
+    let other = "b".repeat(6_000);
+    let id = pump.kv(owners[0], put("k", &other), Level::All, Vec::new(), None);
+    refused(pump.run_until_reply(id, SECOND), "a second sibling");
+    for &owner in &owners {
+        assert_eq!(stored_values(&pump, owner, "k"), vec![big.clone()]);
+    }
+    let read = pump.kv(others[1], get("k"), Level::All, Vec::new(), None);
+    let context = ok(&pump.run_until_reply(read, SECOND)).context.clone();
+    let id = pump.kv(owners[1], put("k", &other), Level::All, context, None);
+    let written = ok(&pump.run_until_reply(id, SECOND)).clone();
+    pump.run_for(SECOND);
+    for &owner in &owners {
+        assert_eq!(stored_values(&pump, owner, "k"), vec![other.clone()]);
+    }
+    let delete = Command::Delete { key: b"k".to_vec() };
+    let id = pump.kv(owners[2], delete, Level::All, written.context, None);
+    ok(&pump.run_until_reply(id, SECOND));
+    let rejections: u64 = (0..5)
+        .map(|n| pump.up(NodeId(n)).metrics().get("size_rejections"))
+        .sum();
+    assert_eq!(rejections, 3);
+}
+
+/// An anti-entropy batch stops at `max_object_bytes` (past its first object), so a
+/// message carrying objects is never much larger than one object.
+#[test]
+fn anti_entropy_batches_stop_at_the_object_size_limit() {
+    let mut pump = pump(3, config().with_max_object_bytes(2_500));
+    let value = "v".repeat(1_000);
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    for key in &keys {
+        let id = pump.kv(NodeId(0), put(key, &value), Level::All, Vec::new(), None);
+        ok(&pump.run_until_reply(id, SECOND));
+    }
+    let node = pump.up(NodeId(0));
+    let mut ranges: Vec<_> = keys
+        .iter()
+        .map(|k| node.ring.range_of(k.as_bytes()))
+        .collect();
+    ranges.sort();
+    let leaves: Vec<u32> = (0..1 << 16).collect();
+    let batch = |range| node.objects_in_leaves(range, &leaves);
+    let (mut largest, mut total) = (0, 0);
+    ranges.dedup();
+    for range in ranges {
+        let objects = batch(range);
+        let bytes: usize = objects
+            .iter()
+            .map(|(k, o)| k.len() + o.approx_bytes())
+            .sum();
+        assert!(bytes <= 2_500, "{} objects, {bytes} bytes", objects.len());
+        largest = largest.max(objects.len());
+        total += objects.len();
+    }
+    assert_eq!(largest, 2, "a range holds several keys; a batch takes two");
+    assert!(total < keys.len());
+}

@@ -53,6 +53,12 @@ pub struct DynamoConfig {
     /// Siblings a write may not exceed: such a write is rejected, never pruned
     /// (default 64). Resolve siblings by writing with the context of a read.
     pub sibling_hard_limit: usize,
+    /// Largest object a write may produce, in bytes: the key plus every sibling's value and
+    /// version metadata and the causal context (`Object::approx_bytes`) (default 4 MiB). A
+    /// write above it is rejected, never stored, so every object fits one message; the
+    /// server derives it from its frame limit (docs/design.md#object-size). Anti-entropy
+    /// batches stop at this many bytes too.
+    pub max_object_bytes: usize,
     /// Coordinator-side deadline of a request (default 1 s). At the deadline a request
     /// whose level is unmet fails with `Unavailable`.
     pub request_timeout: Duration,
@@ -106,6 +112,7 @@ impl Default for DynamoConfig {
             lww: false,
             sibling_soft_limit: 8,
             sibling_hard_limit: 64,
+            max_object_bytes: 4 << 20,
             request_timeout: Duration::from_secs(1),
             session_retry: Duration::from_millis(50),
             heartbeat_interval: Duration::from_millis(100),
@@ -150,6 +157,12 @@ impl DynamoConfig {
     pub fn with_sibling_limits(mut self, soft: usize, hard: usize) -> Self {
         self.sibling_soft_limit = soft;
         self.sibling_hard_limit = hard.max(1);
+        self
+    }
+
+    /// Object size limit (see [`DynamoConfig::max_object_bytes`]).
+    pub fn with_max_object_bytes(mut self, bytes: usize) -> Self {
+        self.max_object_bytes = bytes.max(1);
         self
     }
 

@@ -281,6 +281,16 @@ impl Dynamo {
         };
         let context = VersionVector::decode(&request.context)
             .map_err(|e| RequestError::Invalid(format!("bad causal context: {e}")))?;
+        // Refused here, before it is forwarded: the object would hold at least this much.
+        let bytes = request.command.key().len() + value.as_ref().map_or(0, Vec::len);
+        if bytes > self.config.max_object_bytes {
+            self.metrics.incr("size_rejections");
+            return Err(RequestError::Rejected(format!(
+                "key and value are {bytes} bytes, over this keyspace's object limit of {} \
+                 bytes (every sibling counts toward it)",
+                self.config.max_object_bytes
+            )));
+        }
         if self.coordinator.active() >= self.config.max_pending_requests {
             self.metrics.incr("requests_rejected");
             return Err(RequestError::Rejected(format!(

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  owner coordinator: object' = local.update(client ctx, fresh dot, value)
-//!                     reject above the sibling hard limit (never prune)
+//!                     reject above the size or sibling hard limit (never prune)
 //!                     Persist{Object(object')} then: Stored→self  ‖  Store→other targets
 //!  non-owner (no live owner to forward to): one-shot actor, Store→targets
 //!  Stored from targets ─▶ count owners (fallbacks only if sloppy) ─▶ reply when met
@@ -142,6 +142,16 @@ impl Dynamo {
         if self.config.lww {
             let discarded = object.keep_last_writer();
             self.metrics.add("lww_discarded", discarded as u64);
+        }
+        let bytes = key.len() + object.approx_bytes();
+        if bytes > self.config.max_object_bytes {
+            self.metrics.incr("size_rejections");
+            return Err(RequestError::Rejected(format!(
+                "this write would make the key's object {bytes} bytes, over this keyspace's \
+                 limit of {} (every sibling counts); store a smaller value, or read the key \
+                 and write with the read's context to replace its siblings",
+                self.config.max_object_bytes
+            )));
         }
         let siblings = object.sibling_count();
         if siblings > self.config.sibling_hard_limit {

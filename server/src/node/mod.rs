@@ -264,7 +264,8 @@ impl Node {
                     )?
                 }
                 KeyspaceConfig::Dynamo(k) => {
-                    let options = k.engine_config();
+                    let limit = crate::config::dynamo_object_limit(config.max_frame_bytes());
+                    let options = k.engine_config().with_max_object_bytes(limit);
                     spawn_keyspace(
                         host,
                         storage,
