@@ -37,27 +37,74 @@ pub enum Command {
         /// Value written when the comparison succeeds.
         new: Value,
     },
+    /// Read the keys that start with `prefix` and their values, in key order: at most
+    /// `limit` entries, fewer if their bytes would pass
+    /// [`SCAN_MAX_BYTES`](crate::state_machine::SCAN_MAX_BYTES). Only protocols that
+    /// order it against every write under the prefix take it (Multi-Paxos, whose log
+    /// orders everything); the others refuse it.
+    Scan {
+        /// Keys that start with it (empty: every key).
+        prefix: Key,
+        /// Only keys after this one (to continue a scan that stopped early).
+        after: Option<Key>,
+        /// Entries returned at most.
+        limit: u32,
+    },
+    /// Count the keys that start with `prefix` (taken where [`Command::Scan`] is).
+    Count {
+        /// Keys that start with it (empty: every key).
+        prefix: Key,
+    },
 }
 
 impl Command {
-    /// The key the command touches.
+    /// The key the command touches; for [`Command::Scan`] and [`Command::Count`], which
+    /// touch every key under it, their prefix (see [`Command::prefix`]): code that indexes
+    /// commands by key must refuse those two.
     pub fn key(&self) -> &Key {
         match self {
             Self::Get { key } | Self::Put { key, .. } | Self::Delete { key } => key,
             Self::Cas { key, .. } => key,
+            Self::Scan { prefix, .. } | Self::Count { prefix } => prefix,
+        }
+    }
+
+    /// For a range read ([`Command::Scan`], [`Command::Count`]), its prefix.
+    pub fn prefix(&self) -> Option<&Key> {
+        match self {
+            Self::Scan { prefix, .. } | Self::Count { prefix } => Some(prefix),
+            _ => None,
         }
     }
 
     /// Whether the command only reads.
     pub fn is_read(&self) -> bool {
-        matches!(self, Self::Get { .. })
+        matches!(
+            self,
+            Self::Get { .. } | Self::Scan { .. } | Self::Count { .. }
+        )
+    }
+
+    /// Whether the command touches `key`.
+    pub fn touches(&self, key: &[u8]) -> bool {
+        match self.prefix() {
+            Some(prefix) => key.starts_with(prefix),
+            None => self.key().as_slice() == key,
+        }
     }
 
     /// Whether executing `self` and `other` in different orders can produce different
-    /// results: they touch the same key and at least one of them writes.
-    /// Reads never interfere with reads.
+    /// results: they touch a common key and at least one of them writes. Reads never
+    /// interfere with reads; a range read interferes with every write under its prefix.
     pub fn interferes(&self, other: &Self) -> bool {
-        self.key() == other.key() && !(self.is_read() && other.is_read())
+        if self.is_read() && other.is_read() {
+            return false;
+        }
+        // At most one of the two is a range read (range reads are reads).
+        match (self.prefix(), other.prefix()) {
+            (Some(_), _) => self.touches(other.key()),
+            (None, _) => other.touches(self.key()),
+        }
     }
 
     /// Short name of the operation, as used in histories and metrics.
@@ -67,6 +114,8 @@ impl Command {
             Self::Put { .. } => "put",
             Self::Delete { .. } => "delete",
             Self::Cas { .. } => "cas",
+            Self::Scan { .. } => "scan",
+            Self::Count { .. } => "count",
         }
     }
 }
@@ -85,6 +134,16 @@ pub enum CommandResult {
         /// The value before the command (equals `expected` when applied).
         previous: Option<Value>,
     },
+    /// Result of a `Scan`: entries in key order.
+    Entries {
+        /// The keys under the prefix with their values, from the first.
+        entries: Vec<(Key, Value)>,
+        /// Whether more keys are under the prefix than were returned (the limit or the
+        /// byte budget stopped the scan).
+        more: bool,
+    },
+    /// Result of a `Count`: how many keys are under the prefix.
+    Count(u64),
 }
 
 #[cfg(test)]

@@ -34,3 +34,24 @@ fn commands_on_different_keys_never_interfere() {
     assert!(!put("a").interferes(&put("b")));
     assert!(!put("a").interferes(&get("b")));
 }
+
+#[test]
+fn a_range_read_interferes_with_writes_under_its_prefix_only() {
+    let scan = Command::Scan {
+        prefix: b"a/".to_vec(),
+        after: None,
+        limit: 10,
+    };
+    let count = Command::Count {
+        prefix: b"a/".to_vec(),
+    };
+    for range in [&scan, &count] {
+        assert!(range.is_read());
+        assert!(range.interferes(&put("a/x")) && put("a/x").interferes(range));
+        assert!(range.interferes(&put("a/")));
+        assert!(!range.interferes(&put("a")) && !put("b/x").interferes(range));
+        assert!(!range.interferes(&get("a/x")) && !range.interferes(&scan));
+    }
+    let everything = Command::Count { prefix: Vec::new() };
+    assert!(everything.interferes(&put("")) && everything.interferes(&put("z")));
+}

@@ -437,6 +437,17 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// Why a keyspace of `protocol` (EPaxos, Tempo), which orders only commands that
+    /// share a key, refuses a linearizable range read (docs/design.md#range-reads).
+    pub fn range_read_unordered(protocol: &str) -> Self {
+        Self::Invalid(format!(
+            "scan and keys are linearizable only on Multi-Paxos keyspaces: {protocol} orders \
+             commands only against commands on the same key, so a range read would not be \
+             ordered against writes to the keys under its prefix; use a Multi-Paxos keyspace, \
+             or --consistency local for a possibly stale range read of this replica"
+        ))
+    }
+
     /// Whether the command certainly did not take effect. A timed-out request may still
     /// apply, and so may a write that reached fewer replicas than its level needed: both are
     /// *unknown* outcomes in a history, never failures.

@@ -45,3 +45,109 @@ fn delete_makes_the_key_absent() {
         CommandResult::Value(None)
     );
 }
+
+fn store(keys: &[&str]) -> KvStore {
+    let mut kv = KvStore::new();
+    for key in keys {
+        kv.apply(&Command::Put {
+            key: key.as_bytes().to_vec(),
+            value: format!("v{key}").into_bytes(),
+        });
+    }
+    kv
+}
+
+fn keys(result: &CommandResult) -> (Vec<String>, bool) {
+    match result {
+        CommandResult::Entries { entries, more } => (
+            entries
+                .iter()
+                .map(|(k, _)| String::from_utf8(k.clone()).unwrap())
+                .collect(),
+            *more,
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_scan_returns_exactly_the_keys_under_its_prefix_in_order() {
+    let kv = store(&["a", "a/", "a/2", "a/1", "a0", "a/1/x", "b/1", "`"]);
+    let scan = |prefix: &str, after: Option<&str>, limit| {
+        keys(
+            &kv.read_only(&Command::Scan {
+                prefix: prefix.into(),
+                after: after.map(Into::into),
+                limit,
+            })
+            .expect("a read"),
+        )
+    };
+    let all_a = ["a/", "a/1", "a/1/x", "a/2"];
+    assert_eq!(
+        scan("a/", None, 10),
+        (all_a.iter().map(|s| s.to_string()).collect(), false)
+    );
+    assert_eq!(scan("a/", None, 2), (vec!["a/".into(), "a/1".into()], true));
+    assert_eq!(
+        scan("a/", Some("a/1"), 10),
+        (vec!["a/1/x".into(), "a/2".into()], false)
+    );
+    // An `after` before the prefix starts at the prefix; one past it finds nothing.
+    assert_eq!(scan("a/", Some("0"), 1), (vec!["a/".into()], true));
+    assert_eq!(scan("a/", Some("b"), 10), (vec![], false));
+    assert_eq!(scan("", None, 100).0.len(), 8);
+    assert_eq!(scan("c", None, 10), (vec![], false));
+    assert_eq!(scan("a/", None, 0), (vec![], true));
+    let value = kv.scan(b"a/2", None, 1);
+    assert_eq!(
+        value,
+        CommandResult::Entries {
+            entries: vec![(b"a/2".to_vec(), b"va/2".to_vec())],
+            more: false
+        }
+    );
+    assert_eq!(kv.count(b"a/"), CommandResult::Count(4));
+    assert_eq!(
+        kv.read_only(&Command::Count { prefix: Vec::new() }),
+        Some(CommandResult::Count(8))
+    );
+}
+
+/// The reply fits a frame: a scan stops before the entry that would pass the byte
+/// budget, but always returns its first entry.
+#[test]
+fn a_scan_stops_at_its_byte_budget() {
+    let mut kv = KvStore::new();
+    let big = vec![7u8; SCAN_MAX_BYTES / 3];
+    for key in ["k1", "k2", "k3", "k4"] {
+        kv.apply(&Command::Put {
+            key: key.into(),
+            value: big.clone(),
+        });
+    }
+    let (found, more) = keys(&kv.scan(b"k", None, 100));
+    assert_eq!(found, vec!["k1", "k2"], "three values pass the budget");
+    assert!(more);
+    let huge = vec![1u8; SCAN_MAX_BYTES + 1];
+    kv.apply(&Command::Put {
+        key: b"h".to_vec(),
+        value: huge,
+    });
+    let (found, more) = keys(&kv.scan(b"h", None, 100));
+    assert_eq!((found, more), (vec!["h".to_owned()], false));
+}
+
+#[test]
+fn range_reads_change_nothing_and_writes_are_not_read_only() {
+    let mut kv = store(&["a", "b"]);
+    let before = kv.clone();
+    kv.apply(&Command::Count { prefix: Vec::new() });
+    kv.apply(&Command::Scan {
+        prefix: Vec::new(),
+        after: None,
+        limit: 5,
+    });
+    assert_eq!(kv, before);
+    assert_eq!(kv.read_only(&Command::Delete { key: b"a".to_vec() }), None);
+}

@@ -73,9 +73,18 @@ pub struct Report {
 }
 
 /// Check a whole history key by key.
+///
+/// Scans are judged through [`project_scans`](super::scans::project_scans): each reads the
+/// keys it covers (operation ids past the history's own are those projected reads);
+/// counts are not judged.
 pub fn check_kv(history: &History, config: &CheckConfig) -> Report {
+    let projected = super::scans::project_scans(history);
+    let history = projected.as_ref().unwrap_or(history);
     let mut by_key: BTreeMap<&Key, Vec<OpId>> = BTreeMap::new();
     for (id, op) in history.ops().iter().enumerate() {
+        if op.command.prefix().is_some() {
+            continue;
+        }
         let keep = match op.outcome {
             Outcome::Ok(_) => true,
             Outcome::Fail(_) => false,
@@ -137,6 +146,8 @@ fn apply(
             None | Some(CommandResult::Written) => Some(None),
             Some(_) => None,
         },
+        // Never grouped by key (see `check_kv`).
+        Command::Scan { .. } | Command::Count { .. } => None,
         Command::Cas { expected, new, .. } => {
             let applied = state == expected;
             let matches = match result {

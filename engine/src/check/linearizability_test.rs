@@ -260,6 +260,7 @@ fn generated_history(
                 }
                 CommandResult::Cas { applied, previous }
             }
+            Command::Scan { .. } | Command::Count { .. } => unreachable!("not generated"),
         };
         let call = point - u64::from(before % 60);
         let ret = point + u64::from(after % 60);

@@ -10,6 +10,7 @@
 //! - [`execution_order`]: interfering commands execute in the same order everywhere.
 //! - [`read_your_writes`]: in versioned (Dynamo) histories, a client's reads reflect its
 //!   own acknowledged writes.
+//! - [`scans`]: range reads projected onto the keys they cover, for the per-key check.
 //! - [`staleness`]: bounded-staleness reads never return a state older than their bound
 //!   (linearizability with each stale read's call moved back by its bound).
 
@@ -17,6 +18,7 @@ pub mod execution_order;
 pub mod history;
 pub mod linearizability;
 pub mod read_your_writes;
+pub mod scans;
 pub mod staleness;
 
 pub use execution_order::check_execution_order;

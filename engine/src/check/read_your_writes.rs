@@ -100,7 +100,7 @@ pub fn versioned_ops(records: &[OpRecord]) -> Vec<VersionedOp> {
                     value: None,
                     context,
                 },
-                Command::Cas { .. } => return None,
+                Command::Cas { .. } | Command::Scan { .. } | Command::Count { .. } => return None,
             };
             Some(VersionedOp {
                 client: record.client,

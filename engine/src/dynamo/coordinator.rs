@@ -270,6 +270,14 @@ impl Dynamo {
             Command::Get { .. } => (Op::Read, None),
             Command::Put { value, .. } => (Op::Write, Some(value.clone())),
             Command::Delete { .. } => (Op::Write, None),
+            Command::Scan { .. } | Command::Count { .. } => {
+                return Err(RequestError::Invalid(
+                    "scan and keys are not served by Dynamo keyspaces yet: a range read at a \
+                     level would have to reach enough owners of every ring range \
+                     (docs/design.md#range-reads); use a Multi-Paxos keyspace"
+                        .to_owned(),
+                ));
+            }
             Command::Cas { .. } => {
                 return Err(RequestError::Invalid(
                     "compare-and-set needs consensus and Dynamo keyspaces have none: read, \

@@ -425,13 +425,23 @@ fn consensus_only_requests_are_invalid_on_a_dynamo_keyspace() {
     let mut garbage = request(4, put(b"v"), Level::One);
     garbage.context = vec![7, 7];
     coordinator.handle_request(T0, garbage);
+    let scan = Command::Scan {
+        prefix: Vec::new(),
+        after: None,
+        limit: 10,
+    };
+    coordinator.handle_request(T0, request(5, scan, Level::Quorum));
+    let count = Command::Count { prefix: Vec::new() };
+    coordinator.handle_request(T0, request(6, count, Level::One));
     let outputs = drain(&mut coordinator);
-    assert_eq!(outputs.len(), 4);
+    assert_eq!(outputs.len(), 6);
     for (output, needle) in outputs.iter().zip([
         "compare-and-set needs consensus",
         "linearizable consistency need a consensus keyspace",
         "local reads need a consensus keyspace",
         "bad causal context",
+        "scan and keys are not served by Dynamo",
+        "scan and keys are not served by Dynamo",
     ]) {
         match output {
             Output::Now(Effect::Reply(ClientReply {

@@ -64,11 +64,13 @@ impl Intake {
                     )))))
             }
             Consistency::LocalRead if request.command.is_read() => {
-                let value = replica.executor.kv().read(request.command.key()).cloned();
-                replica
-                    .outbox
-                    .reply(reply(Ok(Response::Kv(CommandResult::Value(value)))));
+                let result = replica.executor.kv().read_only(&request.command);
+                let result = result.unwrap_or(CommandResult::Value(None));
+                replica.outbox.reply(reply(Ok(Response::Kv(result))));
             }
+            Consistency::Linearizable if request.command.prefix().is_some() => replica
+                .outbox
+                .reply(reply(Err(RequestError::range_read_unordered("EPaxos")))),
             Consistency::LocalRead | Consistency::Linearizable => {
                 let payload = Payload {
                     request: request.id,

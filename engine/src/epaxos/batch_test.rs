@@ -217,3 +217,38 @@ fn a_batch_interferes_through_any_of_its_commands() {
     assert!(batch.interferes(&Batch::single(on("b"))));
     assert!(!batch.interferes(&Batch::single(on("c"))));
 }
+
+/// EPaxos orders a command only against commands on its key, so a linearizable range
+/// read is refused (saying why); a local one reads this replica's state.
+#[test]
+fn range_reads_are_refused_unless_local() {
+    let mut core = leader(EpaxosConfig::default());
+    let scan = Command::Scan {
+        prefix: Vec::new(),
+        after: None,
+        limit: 10,
+    };
+    core.handle_request(Time::ZERO, request(1, scan.clone()));
+    core.handle_request(
+        Time::ZERO,
+        request(2, scan).with_consistency(crate::request::Consistency::LocalRead),
+    );
+    let replies: Vec<_> = released(&mut core)
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Reply(reply) => Some(reply.outcome),
+            _ => None,
+        })
+        .collect();
+    match replies.as_slice() {
+        [Err(crate::request::RequestError::Invalid(text)), Ok(local)] => {
+            assert!(text.contains("linearizable only on Multi-Paxos"), "{text}");
+            let empty = CommandResult::Entries {
+                entries: Vec::new(),
+                more: false,
+            };
+            assert_eq!(*local, Response::Kv(empty));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -74,6 +74,8 @@ mod rejoin_test;
 #[cfg(test)]
 mod requests_test;
 #[cfg(test)]
+mod scan_test;
+#[cfg(test)]
 mod test_support;
 
 pub use config::MultiPaxosConfig;

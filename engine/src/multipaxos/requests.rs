@@ -50,9 +50,20 @@ impl MultiPaxos {
             }
             Consistency::LocalRead if request.command.is_read() => {
                 self.metrics.incr("local_reads");
-                let value = self.log.kv().read(request.command.key()).cloned();
-                self.outbox
-                    .reply(reply(Ok(Response::Kv(CommandResult::Value(value)))));
+                let result = self.log.kv().read_only(&request.command);
+                let result = result.unwrap_or(CommandResult::Value(None));
+                self.outbox.reply(reply(Ok(Response::Kv(result))));
+            }
+            level @ (Consistency::Lease
+            | Consistency::ReadIndex
+            | Consistency::Follower
+            | Consistency::Stale { .. })
+                if request.command.prefix().is_some() =>
+            {
+                self.outbox.reply(reply(Err(RequestError::Invalid(format!(
+                    "scan and keys take linearizable (ordered in the log) or local on \
+                     Multi-Paxos keyspaces, not {level}"
+                )))));
             }
             Consistency::Lease
             | Consistency::ReadIndex

@@ -176,3 +176,30 @@ fn a_member_proposes_above_its_clock_durably_before_answering() {
     assert_eq!(promise.clock, 5);
     assert_eq!(promise.attached, vec![(4, earlier), (5, dot)]);
 }
+
+/// Tempo orders a command only by its key's clock, so a linearizable range read is
+/// refused (saying why); a local one reads this replica's state.
+#[test]
+fn range_reads_are_refused_unless_local() {
+    use crate::command::Command;
+    use crate::protocol::Effect;
+    use crate::request::{ClientReply, Consistency, RequestError, Response};
+    let mut core = replica(3, 0, 1);
+    let mut count = request(1, "k");
+    count.command = Command::Count { prefix: Vec::new() };
+    core.handle_request(Time::ZERO, count.clone());
+    count.id.seq = 2;
+    core.handle_request(Time::ZERO, count.with_consistency(Consistency::LocalRead));
+    let mut replies = Vec::new();
+    while let Some(output) = core.poll_output() {
+        if let Output::Now(Effect::Reply(ClientReply { outcome, .. })) = output {
+            replies.push(outcome);
+        }
+    }
+    match replies.as_slice() {
+        [Err(RequestError::Invalid(text)), Ok(Response::Kv(CommandResult::Count(0)))] => {
+            assert!(text.contains("linearizable only on Multi-Paxos"), "{text}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

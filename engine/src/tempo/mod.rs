@@ -211,11 +211,17 @@ impl Protocol for Tempo {
                  Tempo (use linearizable or local reads)"
             ))),
             Consistency::LocalRead if request.command.is_read() => {
-                let value = r.executor.kv().read(request.command.key()).cloned();
+                let result = r.executor.kv().read_only(&request.command);
                 r.outbox.reply(ClientReply {
                     id,
-                    outcome: Ok(Response::Kv(CommandResult::Value(value))),
+                    outcome: Ok(Response::Kv(result.unwrap_or(CommandResult::Value(None)))),
                 });
+            }
+            Consistency::Linearizable if request.command.prefix().is_some() => {
+                r.outbox.reply(ClientReply {
+                    id,
+                    outcome: Err(RequestError::range_read_unordered("Tempo")),
+                })
             }
             Consistency::LocalRead | Consistency::Linearizable => {
                 coordinator::submit(r, &mut self.drives, now, request)
