@@ -6,6 +6,7 @@
 //!  meridian config check node-0.toml node-1.toml ...
 //!  meridian get|put|delete|cas --addr HOST:PORT --keyspace K --key KEY [--consistency C] --certs DIR
 //!      [--output text|json] [--encoding utf8|hex|base64] [--value-file F|-] [--blind|--context T]
+//!  meridian scan [--prefix P] [--after K] [--limit N] | keys [--prefix P]  (same options)
 //!  meridian cluster up --topology NAME|FILE --dir DIR [--wan] [--protocol P]...
 //!  meridian cluster restart --dir DIR --id N
 //!  meridian cluster down --dir DIR
@@ -19,6 +20,8 @@ mod cluster_cmd;
 mod encoding;
 #[path = "cli/kv.rs"]
 mod kv;
+#[path = "cli/scan.rs"]
+mod scan;
 
 use admin::{CertsCommand, ConfigCommand, LogOptions};
 use anyhow::Context;
@@ -68,6 +71,8 @@ enum Command {
     },
     #[command(flatten)]
     Kv(kv::KvCommand),
+    #[command(flatten)]
+    Range(scan::RangeCommand),
     /// Start or stop a local cluster.
     Cluster {
         #[command(subcommand)]
@@ -117,14 +122,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(served?)
         }
-        Command::Kv(command) => {
-            let code = kv::run(command).await;
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
-            std::process::exit(code)
-        }
+        Command::Kv(command) => exit(kv::run(command).await),
+        Command::Range(command) => exit(scan::run(command).await),
         Command::Certs { .. } | Command::Config { .. } | Command::Cluster { .. } => {
             unreachable!("handled without a runtime")
         }
     }
+}
+
+/// Exit with a client command's code once its output is out.
+fn exit(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
 }

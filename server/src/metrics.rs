@@ -119,7 +119,7 @@ pub struct KeyspaceMetrics {
 }
 
 /// Client operations, reported from zero.
-const OPS: &[&str] = &["get", "put", "delete", "cas"];
+const OPS: &[&str] = &["get", "put", "delete", "cas", "scan", "count"];
 /// Reply outcomes, reported from zero.
 const OUTCOMES: &[&str] = &[
     "ok",

@@ -1,7 +1,8 @@
 //! The client CLI as a new user's script drives it, against a local 3-replica cluster
 //! serving every protocol: overwrite and delete on Dynamo leave no sibling, a 1 MiB value
 //! from a file and a binary key round-trip, exit codes and `--output json` are as the
-//! README documents them. Also: `--timeout-ms` covers connecting, and the CLI closes its
+//! README documents them; `scan` and `keys` read ranges where they can be linearizable
+//! and say why where they cannot. Also: `--timeout-ms` covers connecting, and the CLI closes its
 //! connection when it is done.
 
 mod common;
@@ -108,6 +109,7 @@ async fn a_new_users_script_gets_what_the_readme_promises() {
         exit_codes_and_json_are_as_documented(&cli, spec.addresses[1].port());
         big_values_and_binary_keys_round_trip(&cli, dir.path());
         oversized_dynamo_objects_are_refused_at_write_time(&cli, dir.path());
+        scan_and_keys(&cli);
     })
     .await
     .expect("script");
@@ -485,4 +487,105 @@ async fn the_cli_closes_its_connection_when_done() {
         "{closed:?}"
     );
     assert_eq!(run.await.expect("cli"), "v\n");
+}
+
+/// `scan` and `keys`: linearizable on Multi-Paxos (continued with `--after`, binary
+/// prefixes in hex, JSON), local on EPaxos, refused with exit 4 where a linearizable
+/// range read is not served (EPaxos, Tempo, Dynamo) and at levels outside the log.
+fn scan_and_keys(cli: &Cli) {
+    let mp = ["--keyspace", "multipaxos"];
+    for (key, value) in [
+        ("scan/b", "2"),
+        ("scan/a", "1"),
+        ("scan/c", "3"),
+        ("scan", "0"),
+    ] {
+        let put = ["put", "--key", key, "--value", value];
+        cli.expect(OK, &[&put[..], &mp[..]].concat());
+    }
+    let scan = ["scan", "--prefix", "scan/"];
+    assert_eq!(
+        cli.text(OK, &[&scan[..], &mp[..]].concat()),
+        "scan/a\t1\nscan/b\t2\nscan/c\t3\n"
+    );
+    let out = cli.run(&[&scan[..], &mp[..], &["--limit", "2"]].concat(), None);
+    assert_eq!(out.status.code(), Some(OK));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "scan/a\t1\nscan/b\t2\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--after scan/b"), "{stderr}");
+    let page = cli.json(OK, &[&scan[..], &mp[..], &["--limit", "2"]].concat());
+    assert_eq!(page["more"], true, "{page}");
+    assert_eq!(page["next_after"], "scan/b");
+    assert_eq!(
+        page["entries"][1],
+        serde_json::json!({"key": "scan/b", "value": "2"})
+    );
+    let rest = [&scan[..], &mp[..], &["--after", "scan/b"]].concat();
+    assert_eq!(cli.text(OK, &rest), "scan/c\t3\n");
+    let all = cli.json(OK, &[&scan[..], &mp[..]].concat());
+    assert_eq!(all["more"], false, "{all}");
+    assert_eq!(all["next_after"], Json::Null);
+    let keys = ["keys", "--prefix", "scan/"];
+    assert_eq!(cli.text(OK, &[&keys[..], &mp[..]].concat()), "3\n");
+    cli.expect(OK, &[&["delete", "--key", "scan/b"], &mp[..]].concat());
+    assert_eq!(cli.json(OK, &[&keys[..], &mp[..]].concat())["count"], 2);
+    let none = ["scan", "--prefix", "nothing/"];
+    assert_eq!(cli.text(OK, &[&none[..], &mp[..]].concat()), "");
+    let everything: u64 = cli
+        .text(OK, &[&["keys"], &mp[..]].concat())
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(everything >= 3, "{everything}");
+    // Binary keys: the prefix in hex (00ff... keys were written above).
+    let hex = ["--encoding", "hex"];
+    let put = ["put", "--key", "00fe01", "--value", "aa"];
+    cli.expect(OK, &[&put[..], &mp[..], &hex[..]].concat());
+    let binary = ["scan", "--prefix", "00fe"];
+    assert_eq!(
+        cli.text(OK, &[&binary[..], &mp[..], &hex[..]].concat()),
+        "00fe01\taa\n"
+    );
+    // Misuse and levels served outside the log.
+    cli.expect(USAGE, &[&scan[..], &mp[..], &["--limit", "0"]].concat());
+    let lease = cli.json(
+        REFUSED,
+        &[&scan[..], &mp[..], &["--consistency", "lease"]].concat(),
+    );
+    assert_eq!(lease["error"]["kind"], "invalid", "{lease}");
+
+    // EPaxos and Tempo order per key: a linearizable range read is refused, saying why;
+    // a local one reads the contacted replica (which coordinated the write).
+    for ks in ["epaxos", "tempo"] {
+        let k = ["--keyspace", ks];
+        cli.expect(
+            OK,
+            &[&["put", "--key", "scan/e", "--value", "1"], &k[..]].concat(),
+        );
+        let refused = cli.json(REFUSED, &[&scan[..], &k[..]].concat());
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("linearizable only on Multi-Paxos"),
+            "{refused}"
+        );
+        cli.expect(REFUSED, &[&["keys"], &k[..]].concat());
+        let local = ["--consistency", "local"];
+        assert_eq!(
+            cli.text(OK, &[&scan[..], &k[..], &local[..]].concat()),
+            "scan/e\t1\n"
+        );
+        assert_eq!(
+            cli.text(OK, &[&keys[..], &k[..], &local[..]].concat()),
+            "1\n"
+        );
+    }
+    let dynamo = cli.json(
+        REFUSED,
+        &["scan", "--keyspace", "dynamo", "--consistency", "ONE"],
+    );
+    let message = dynamo["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("not served by Dynamo"), "{dynamo}");
 }

@@ -1,4 +1,4 @@
-//! Client commands: `get`, `put`, `delete`, `cas`.
+//! Client commands: `get`, `put`, `delete`, `cas` (`scan` and `keys`: see `scan.rs`).
 //!
 //! ```text
 //!  parse + validate options (exit 2 on misuse) ─▶ resolve --addr ─▶ connect (within the
@@ -105,7 +105,7 @@ pub struct Target {
     addr: String,
     /// Keyspace name.
     #[arg(long)]
-    keyspace: String,
+    pub(crate) keyspace: String,
     /// `linearizable`, a read level (`local`, `lease`, `read-index`, `follower`,
     /// `stale:DUR`; reads only) or a Dynamo level (ONE, QUORUM, LOCAL_QUORUM, SESSION,
     /// R=2,W=2, ...). Default: the keyspace's configured default.
@@ -124,7 +124,7 @@ pub struct Target {
     output: OutputFormat,
     /// How keys and values are spelled on the command line and in the output.
     #[arg(long, value_enum, default_value_t)]
-    encoding: Encoding,
+    pub(crate) encoding: Encoding,
 }
 
 /// The key argument.
@@ -160,14 +160,14 @@ pub enum OutputFormat {
 
 /// A command that did not succeed: its exit code and why.
 #[derive(Debug)]
-struct Failure {
+pub(crate) struct Failure {
     code: i32,
     kind: &'static str,
     message: String,
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             code: EXIT_USAGE,
             kind: "usage",
@@ -188,7 +188,7 @@ impl Failure {
         }
     }
 
-    fn request(error: &RequestError) -> Self {
+    pub(crate) fn request(error: &RequestError) -> Self {
         let (code, kind) = match error {
             RequestError::Unavailable { .. } => (EXIT_UNAVAILABLE, "unavailable"),
             RequestError::Timeout => (EXIT_UNAVAILABLE, "timeout"),
@@ -207,7 +207,7 @@ impl Failure {
 
 /// What the command runs for.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     Read,
     Write,
     Cas,
@@ -221,12 +221,19 @@ pub async fn run(command: KvCommand) -> i32 {
         | KvCommand::Delete { target, .. }
         | KvCommand::Cas { target, .. } => target,
     };
-    let printer = Printer {
-        format: target.output,
-        encoding: target.encoding,
-    };
+    let printer = Printer::new(target);
+    finish(target, &printer, execute(&command, &printer)).await
+}
+
+/// Run a command's `body` within `target`'s deadline and print its failure; returns the
+/// exit code.
+pub(crate) async fn finish(
+    target: &Target,
+    printer: &Printer,
+    body: impl std::future::Future<Output = Result<i32, Failure>>,
+) -> i32 {
     let deadline = Duration::from_millis(target.timeout_ms);
-    let outcome = match tokio::time::timeout(deadline, execute(&command, &printer)).await {
+    let outcome = match tokio::time::timeout(deadline, body).await {
         Ok(outcome) => outcome,
         Err(_) => Err(Failure {
             code: EXIT_UNAVAILABLE,
@@ -341,7 +348,7 @@ impl WriteContext {
     }
 }
 
-fn decode(encoding: Encoding, text: &str, option: &str) -> Result<Vec<u8>, Failure> {
+pub(crate) fn decode(encoding: Encoding, text: &str, option: &str) -> Result<Vec<u8>, Failure> {
     encoding
         .decode(text)
         .map_err(|e| Failure::usage(format!("{option}: {e} (--encoding {})", encoding.name())))
@@ -373,7 +380,7 @@ fn bytes_from(
 }
 
 /// The `--consistency` for `op`, refusing levels that do not apply to it.
-fn consistency(target: &Target, op: Op) -> Result<Option<Consistency>, Failure> {
+pub(crate) fn consistency(target: &Target, op: Op) -> Result<Option<Consistency>, Failure> {
     let Some(text) = target.consistency.as_deref() else {
         return Ok(None);
     };
@@ -432,7 +439,7 @@ async fn prepare_context(
 }
 
 /// Connect, run `body`, close the connection whatever happened.
-async fn with_client<F, Fut>(target: &Target, body: F) -> Result<i32, Failure>
+pub(crate) async fn with_client<F, Fut>(target: &Target, body: F) -> Result<i32, Failure>
 where
     F: FnOnce(std::sync::Arc<Client>) -> Fut,
     Fut: std::future::Future<Output = Result<i32, Failure>>,
@@ -488,12 +495,19 @@ async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Failure> {
 }
 
 /// Prints results in the chosen format.
-struct Printer {
-    format: OutputFormat,
-    encoding: Encoding,
+pub(crate) struct Printer {
+    pub(crate) format: OutputFormat,
+    pub(crate) encoding: Encoding,
 }
 
 impl Printer {
+    pub(crate) fn new(target: &Target) -> Self {
+        Self {
+            format: target.output,
+            encoding: target.encoding,
+        }
+    }
+
     fn get(&self, reply: ClientReply, show_context: bool) -> Result<i32, Failure> {
         match reply.outcome.map_err(|e| Failure::request(&e))? {
             Response::Kv(CommandResult::Value(value)) => Ok(self.consensus_value(value, None)),
@@ -674,7 +688,10 @@ impl Printer {
 
     /// The encoding of JSON output: `--encoding`, except that UTF-8 becomes base64 when
     /// some value is not UTF-8 (JSON strings cannot hold arbitrary bytes).
-    fn output_encoding<'a>(&self, mut values: impl Iterator<Item = &'a [u8]>) -> Encoding {
+    pub(crate) fn output_encoding<'a>(
+        &self,
+        mut values: impl Iterator<Item = &'a [u8]>,
+    ) -> Encoding {
         match self.encoding {
             Encoding::Utf8 if values.any(|v| std::str::from_utf8(v).is_err()) => Encoding::Base64,
             encoding => encoding,
@@ -695,11 +712,11 @@ impl Printer {
 }
 
 /// Text on stdout; a closed pipe (`| head`) is not an error of the command.
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn emit_json(value: &Json) {
+pub(crate) fn emit_json(value: &Json) {
     emit(&format!("{value}\n"));
 }
 
