@@ -40,6 +40,9 @@ pub struct FaultRun {
     pub clocks: ClockConfig,
     /// Reads at this level, with this share of gets (`None`: the default workload).
     pub reads: Option<(Consistency, f64)>,
+    /// This share of the reads are range reads (scans of every key, some cut short by
+    /// their limit, and counts) at this level (`None`: none).
+    pub scans: Option<(Consistency, f64)>,
 }
 
 impl Default for FaultRun {
@@ -56,6 +59,7 @@ impl Default for FaultRun {
             permanent_crashes: 0,
             clocks: ClockConfig::default(),
             reads: None,
+            scans: None,
         }
     }
 }
@@ -101,12 +105,16 @@ pub fn run_fault_seed<P: Protocol + 'static>(
         heal_at,
     ));
     let (ops, keys) = (run.ops_per_client, run.keys);
-    let reads = run.reads;
+    let (reads, scans) = (run.reads, run.scans);
     sim.add_topology_clients(
         move |_, _| {
             let workload = RandomKv::new(keys).with_max_ops(ops);
-            Box::new(match reads {
+            let workload = match reads {
                 Some((level, ratio)) => workload.with_reads(level, ratio),
+                None => workload,
+            };
+            Box::new(match scans {
+                Some((level, ratio)) => workload.with_scans(level, ratio),
                 None => workload,
             })
         },

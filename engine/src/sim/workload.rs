@@ -26,6 +26,11 @@ pub struct RandomKv {
     pub consistency: Consistency,
     /// Consistency of reads, if not `consistency`.
     pub read_consistency: Option<Consistency>,
+    /// Share of the reads that are range reads: scans of every key (limits from 1 to
+    /// `keys + 1`, so some stop early) and, one in five, counts.
+    pub scan_ratio: f64,
+    /// Consistency of range reads, if not `consistency`.
+    pub scan_consistency: Option<Consistency>,
     issued: u64,
     last_written: Option<Vec<u8>>,
 }
@@ -41,6 +46,8 @@ impl RandomKv {
             max_ops: None,
             consistency: Consistency::Linearizable,
             read_consistency: None,
+            scan_ratio: 0.0,
+            scan_consistency: None,
             issued: 0,
             last_written: None,
         }
@@ -56,6 +63,13 @@ impl RandomKv {
     pub fn with_reads(mut self, level: Consistency, read_ratio: f64) -> Self {
         self.read_consistency = Some(level);
         self.read_ratio = read_ratio.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Range reads at `level` for `ratio` of the reads.
+    pub fn with_scans(mut self, level: Consistency, ratio: f64) -> Self {
+        self.scan_consistency = Some(level);
+        self.scan_ratio = ratio.clamp(0.0, 1.0);
         self
     }
 
@@ -75,7 +89,22 @@ impl Workload for RandomKv {
         let key = format!("k{}", rng.gen_range(0..self.keys)).into_bytes();
         let value = format!("c{}-{}", client.0, self.issued).into_bytes();
         let command = if rng.gen_bool(self.read_ratio) {
-            Command::Get { key }
+            // No draw without scans: workloads without them replay as before.
+            if self.scan_ratio > 0.0 && rng.gen_bool(self.scan_ratio) {
+                if rng.gen_bool(0.2) {
+                    Command::Count {
+                        prefix: b"k".to_vec(),
+                    }
+                } else {
+                    Command::Scan {
+                        prefix: b"k".to_vec(),
+                        after: None,
+                        limit: rng.gen_range(1..=self.keys + 1),
+                    }
+                }
+            } else {
+                Command::Get { key }
+            }
         } else if rng.gen_bool(self.cas_ratio) {
             // Expect what this client last wrote (often stale: exercises both outcomes).
             Command::Cas {
@@ -91,6 +120,9 @@ impl Workload for RandomKv {
         };
         let consistency = match (&command, self.read_consistency) {
             (Command::Get { .. }, Some(level)) => level,
+            (Command::Scan { .. } | Command::Count { .. }, _) => {
+                self.scan_consistency.unwrap_or(self.consistency)
+            }
             _ => self.consistency,
         };
         Some(ClientOp {
