@@ -389,11 +389,34 @@ async fn serve_request(
         let _ = send.reset(VarInt::from_u32(0));
         return;
     };
-    if frame::write(&mut send, &reply, shared.max_frame_bytes)
-        .await
-        .is_ok()
-    {
+    let Ok(bytes) = reply_frame(&reply, shared.max_frame_bytes) else {
+        let _ = send.reset(VarInt::from_u32(0));
+        return;
+    };
+    if send.write_all(&bytes).await.is_ok() {
         let _ = send.finish();
+    }
+}
+
+/// `reply` as a frame; a reply over the frame limit (a scan's entries, with a small
+/// `max_frame_bytes`) becomes a `Rejected` reply saying so, so the client learns why
+/// instead of seeing its stream closed.
+pub(crate) fn reply_frame(
+    reply: &meridian_engine::ClientReply,
+    max_bytes: usize,
+) -> Result<Vec<u8>, FrameError> {
+    match frame::encode(reply, max_bytes) {
+        Err(FrameError::Oversized { len, max }) => {
+            let refused = meridian_engine::ClientReply {
+                id: reply.id,
+                outcome: Err(meridian_engine::RequestError::Rejected(format!(
+                    "the reply is {len} bytes, over this replica's max_frame_bytes of {max}; \
+                     ask for less (e.g. scan --limit)"
+                ))),
+            };
+            frame::encode(&refused, max_bytes)
+        }
+        other => other,
     }
 }
 

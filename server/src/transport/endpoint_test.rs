@@ -459,3 +459,41 @@ async fn a_peer_refused_after_its_handshake_backs_off() {
         "{failures} dial failures in 4 s: no backoff"
     );
 }
+
+/// A reply over the frame limit is replaced by a `Rejected` reply that says so; one
+/// within it is sent as it is.
+#[test]
+fn an_oversized_reply_becomes_a_rejection() {
+    use meridian_engine::{
+        ClientId, ClientReply, CommandResult, RequestError, RequestId, Response,
+    };
+    let id = RequestId {
+        client: ClientId(1),
+        seq: 2,
+    };
+    let reply = ClientReply {
+        id,
+        outcome: Ok(Response::Kv(CommandResult::Entries {
+            entries: vec![(b"k".to_vec(), vec![7; 10_000])],
+            more: false,
+        })),
+    };
+    let decode = |bytes: Vec<u8>| {
+        frame::decode::<ClientReply>(&bytes, 1 << 20)
+            .expect("a frame")
+            .expect("complete")
+            .0
+    };
+    assert_eq!(decode(reply_frame(&reply, 1 << 20).expect("fits")), reply);
+    let refused = decode(reply_frame(&reply, 1_000).expect("the rejection fits"));
+    assert_eq!(refused.id, id);
+    match refused.outcome {
+        Err(RequestError::Rejected(text)) => {
+            assert!(
+                text.contains("over this replica's max_frame_bytes of 1000"),
+                "{text}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
