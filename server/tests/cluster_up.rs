@@ -223,8 +223,9 @@ fn kill_9(dir: &Path, id: u16) -> u32 {
 
 /// `cluster up`, writes, kill -9 of replica 1, `cluster restart` of it: the earlier
 /// writes read back through it and new writes through it succeed. Restarting it again
-/// while it runs is refused; a replica that cannot start is reported with its log and
-/// left without a pid file; an unknown id and a directory without a cluster are refused.
+/// while it runs is refused; a replica that cannot start (its data directory lost) is
+/// reported with its log and left without a pid file, and comes back with `--rejoin`; an
+/// unknown id and a directory without a cluster are refused.
 #[test]
 fn cluster_restart_brings_a_killed_replica_back_and_refuses_a_live_one() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -300,6 +301,17 @@ fn cluster_restart_brings_a_killed_replica_back_and_refuses_a_live_one() {
         "the log's reason is shown: {failed}"
     );
     assert!(!dir.path().join("node-2.pid").exists());
+    // Told --rejoin, it starts a new incarnation that recovers from its peers.
+    let rejoin = meridian()
+        .args(["cluster", "restart", "--id", "2", "--rejoin", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    ok(&rejoin);
+    assert_eq!(get(base + 2, "multipaxos", "before"), "1\n");
+    assert_eq!(get(base + 2, "epaxos", "after"), "e2\n");
+    put(base + 2, "multipaxos", "rejoined", "3");
+    assert_eq!(get(base, "multipaxos", "rejoined"), "3\n");
 
     let unknown = refused(&restart(dir.path(), "7"));
     assert!(unknown.contains("no replica 7"), "{unknown}");

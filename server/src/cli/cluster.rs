@@ -10,7 +10,8 @@
 //!               └─ ready ─▶ print the addresses (a closed stdout is not an error)
 //!  restart --id N: a cluster dir (cluster.toml)? node N in it? not running (its pid file
 //!          names no live replica, its ports are free)? ── no ─▶ refuse, saying which
-//!        start it from its config and data directory (its identity: no --init/--rejoin),
+//!        start it from its config and data directory (its identity: no --init; --rejoin
+//!          if told, for a replica that lost its data directory),
 //!          write its pid file, wait until it serves every keyspace as `up` does
 //!  down: SIGTERM each replica of the pid files (SIGKILL after 20 s), remove the files
 //! ```
@@ -66,6 +67,10 @@ pub enum ClusterCommand {
         /// The replica's node id.
         #[arg(long)]
         id: u16,
+        /// The replica lost its data directory: start it with `serve --rejoin` (a new
+        /// incarnation that recovers from its peers before it votes).
+        #[arg(long)]
+        rejoin: bool,
     },
     /// Stop the processes of a cluster started with `cluster up`.
     Down {
@@ -79,8 +84,8 @@ pub enum ClusterCommand {
 pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Down { dir } => down(&dir),
-        ClusterCommand::Restart { dir, id } => {
-            let lines = runtime()?.block_on(restart(&dir, id))?;
+        ClusterCommand::Restart { dir, id, rejoin } => {
+            let lines = runtime()?.block_on(restart(&dir, id, rejoin))?;
             print_lines(&lines);
             Ok(())
         }
@@ -395,7 +400,7 @@ fn running_pid(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
 }
 
 /// `cluster restart`; returns what to print.
-async fn restart(dir: &Path, id: u16) -> anyhow::Result<Vec<String>> {
+async fn restart(dir: &Path, id: u16, rejoin: bool) -> anyhow::Result<Vec<String>> {
     if !cluster::manifest_path(dir).is_file() {
         bail!(
             "{} is not a cluster directory (it has no cluster.toml); give the --dir that \
@@ -443,7 +448,11 @@ async fn restart(dir: &Path, id: u16) -> anyhow::Result<Vec<String>> {
         children: Vec::new(),
         keep: false,
     };
-    let pid = started.spawn(&ServerCommand::meridian(exe), node)?;
+    let mut command = ServerCommand::meridian(exe);
+    if rejoin {
+        command.args.push("--rejoin".into());
+    }
+    let pid = started.spawn(&command, node)?;
     wait_started(&manifest, &mut started).await?;
     started.keep = true;
     Ok(vec![format!(
