@@ -38,8 +38,8 @@ pub enum Command {
         new: Value,
     },
     /// Read the keys that start with `prefix` and their values, in key order: at most
-    /// `limit` entries, fewer if their bytes would pass
-    /// [`SCAN_MAX_BYTES`](crate::state_machine::SCAN_MAX_BYTES). Only protocols that
+    /// `limit` entries, fewer if their bytes would pass the state machine's reply
+    /// budget (`SCAN_MAX_BYTES`, 4 MiB). Only protocols that
     /// order it against every write under the prefix take it (Multi-Paxos, whose log
     /// orders everything); the others refuse it.
     Scan {
