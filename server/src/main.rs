@@ -7,6 +7,7 @@
 //!  meridian get|put|delete|cas --addr HOST:PORT --keyspace K --key KEY [--consistency C] --certs DIR
 //!      [--output text|json] [--encoding utf8|hex|base64] [--value-file F|-] [--blind|--context T]
 //!  meridian cluster up --topology NAME|FILE --dir DIR [--wan] [--protocol P]...
+//!  meridian cluster restart --dir DIR --id N
 //!  meridian cluster down --dir DIR
 //! ```
 

@@ -1,6 +1,8 @@
 //! `meridian cluster up` when things go wrong: a port already taken fails at once naming
 //! it and leaves nothing running (no replica, no pid file); a closed stdout (as with
 //! `cluster up | head -1`) does not make it panic, and the cluster it started serves.
+//! `meridian cluster restart` brings a killed replica back, and refuses a live one, an
+//! unknown id and a directory that holds no cluster.
 
 mod common;
 
@@ -159,4 +161,153 @@ fn a_closed_stdout_does_not_panic_and_the_cluster_serves() {
     assert_eq!(running, 3, "the cluster came up");
     assert!(down.status.success(), "{down:?}");
     assert!(replicas_of(dir.path()).is_empty());
+}
+
+/// Runs `cluster down` on drop, so a failed test leaves no replica behind.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = meridian()
+            .args(["cluster", "down", "--dir"])
+            .arg(self.0)
+            .output();
+    }
+}
+
+fn restart(dir: &Path, id: &str) -> std::process::Output {
+    meridian()
+        .args(["cluster", "restart", "--id", id, "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn refused(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "succeeded: {stderr}");
+    stderr
+}
+
+fn pid_of(dir: &Path, id: u16) -> u32 {
+    let text = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
+    text.trim().parse().unwrap()
+}
+
+/// kill -9 replica `id` of `dir` and wait until it is gone; returns its pid.
+fn kill_9(dir: &Path, id: u16) -> u32 {
+    let pid = pid_of(dir, id);
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replicas_of(dir).contains(&pid) {
+        assert!(Instant::now() < deadline, "replica {id} survived kill -9");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pid
+}
+
+/// `cluster up`, writes, kill -9 of replica 1, `cluster restart` of it: the earlier
+/// writes read back through it and new writes through it succeed. Restarting it again
+/// while it runs is refused; a replica that cannot start is reported with its log and
+/// left without a pid file; an unknown id and a directory without a cluster are refused.
+#[test]
+fn cluster_restart_brings_a_killed_replica_back_and_refuses_a_live_one() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("restart");
+    let base = free_base(6);
+    let up = meridian()
+        .args(["cluster", "up", "--topology", "lan-3", "--dir"])
+        .arg(dir.path())
+        .args(["--protocol", "multipaxos,epaxos"])
+        .args(["--base-port", &base.to_string()])
+        .args(["--metrics-base-port", &(base + 3).to_string()])
+        .output()
+        .unwrap();
+    let _down = Down(dir.path());
+    ok(&up);
+    let kv = |port: u16, args: &[&str]| {
+        let out = meridian()
+            .args(args)
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .arg("--certs")
+            .arg(dir.path().join("certs"))
+            .output()
+            .unwrap();
+        ok(&out)
+    };
+    let put = |port: u16, keyspace: &str, key: &str, value: &str| {
+        let args = [
+            "put",
+            "--keyspace",
+            keyspace,
+            "--key",
+            key,
+            "--value",
+            value,
+        ];
+        assert_eq!(kv(port, &args), "OK\n");
+    };
+    let get = |port: u16, keyspace: &str, key: &str| {
+        kv(port, &["get", "--keyspace", keyspace, "--key", key])
+    };
+    put(base + 1, "multipaxos", "before", "1");
+    put(base + 1, "epaxos", "before", "e1");
+
+    let pid = kill_9(dir.path(), 1);
+    assert_eq!(replicas_of(dir.path()).len(), 2);
+    let said = ok(&restart(dir.path(), "1"));
+    assert!(said.contains("replica 1"), "{said}");
+    let new_pid = pid_of(dir.path(), 1);
+    assert_ne!(new_pid, pid, "the pid file names the new process");
+    assert!(replicas_of(dir.path()).contains(&new_pid));
+
+    assert_eq!(get(base + 1, "multipaxos", "before"), "1\n");
+    assert_eq!(get(base + 1, "epaxos", "before"), "e1\n");
+    put(base + 1, "multipaxos", "after", "2");
+    put(base + 1, "epaxos", "after", "e2");
+    assert_eq!(get(base + 1, "multipaxos", "after"), "2\n");
+    assert_eq!(get(base, "epaxos", "after"), "e2\n");
+
+    let live = refused(&restart(dir.path(), "1"));
+    assert!(live.contains("still running"), "{live}");
+    assert!(live.contains(&new_pid.to_string()), "names the pid: {live}");
+    assert_eq!(replicas_of(dir.path()).len(), 3, "nothing else started");
+
+    // A replica that cannot start (its data directory is gone, so it wants --rejoin) is
+    // reported with its log, and no pid file is left for it.
+    kill_9(dir.path(), 2);
+    std::fs::rename(dir.path().join("data/n2"), dir.path().join("data/n2.lost")).unwrap();
+    let failed = refused(&restart(dir.path(), "2"));
+    assert!(failed.contains("replica 2 exited"), "{failed}");
+    assert!(failed.contains("node-2.log"), "{failed}");
+    assert!(
+        failed.contains("--rejoin"),
+        "the log's reason is shown: {failed}"
+    );
+    assert!(!dir.path().join("node-2.pid").exists());
+
+    let unknown = refused(&restart(dir.path(), "7"));
+    assert!(unknown.contains("no replica 7"), "{unknown}");
+    let empty = TempDir::new("restart-not-a-cluster");
+    std::fs::create_dir_all(empty.path()).unwrap();
+    let not_cluster = refused(&restart(empty.path(), "0"));
+    assert!(
+        not_cluster.contains("not a cluster directory"),
+        "{not_cluster}"
+    );
 }

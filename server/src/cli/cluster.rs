@@ -8,6 +8,10 @@
 //!               ├─ a replica exits or the wait times out ─▶ kill what was started,
 //!               │    remove its pid files, report that replica's last log lines
 //!               └─ ready ─▶ print the addresses (a closed stdout is not an error)
+//!  restart --id N: a cluster dir (cluster.toml)? node N in it? not running (its pid file
+//!          names no live replica, its ports are free)? ── no ─▶ refuse, saying which
+//!        start it from its config and data directory (its identity: no --init/--rejoin),
+//!          write its pid file, wait until it serves every keyspace as `up` does
 //!  down: SIGTERM each replica of the pid files (SIGKILL after 20 s), remove the files
 //! ```
 
@@ -15,7 +19,9 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use meridian_engine::topology::Topology;
 use meridian_server::launcher::{self, ServerCommand};
-use meridian_server::local_cluster::{self as cluster, ClusterSpec, Manifest, PROTOCOLS};
+use meridian_server::local_cluster::{
+    self as cluster, ClusterSpec, Manifest, ManifestNode, PROTOCOLS,
+};
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -51,6 +57,16 @@ pub enum ClusterCommand {
         #[arg(long, default_value_t = 9_100)]
         metrics_base_port: u16,
     },
+    /// Start one replica of a cluster made by `cluster up` again (after it crashed or
+    /// was killed), from its config and data directory; refused while it runs.
+    Restart {
+        /// The directory given to `cluster up`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The replica's node id.
+        #[arg(long)]
+        id: u16,
+    },
     /// Stop the processes of a cluster started with `cluster up`.
     Down {
         /// The directory given to `cluster up`.
@@ -63,6 +79,11 @@ pub enum ClusterCommand {
 pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Down { dir } => down(&dir),
+        ClusterCommand::Restart { dir, id } => {
+            let lines = runtime()?.block_on(restart(&dir, id))?;
+            print_lines(&lines);
+            Ok(())
+        }
         ClusterCommand::Up {
             topology,
             dir,
@@ -71,11 +92,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
             base_port,
             metrics_base_port,
         } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            let lines = runtime.block_on(up(
+            let lines = runtime()?.block_on(up(
                 &topology,
                 &dir,
                 wan,
@@ -87,6 +104,13 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Print to stdout; a reader that went away (`cluster up | head -1`) is not an error:
@@ -161,6 +185,76 @@ impl Started<'_> {
     }
 }
 
+impl Started<'_> {
+    /// Start `node` detached from this terminal and write its pid file.
+    fn spawn(&mut self, command: &ServerCommand, node: &ManifestNode) -> anyhow::Result<u32> {
+        let log = launcher::log_path(self.dir, node.id);
+        let child = launcher::spawn_replica(command, &node.config, &log, true)
+            .with_context(|| format!("starting replica {}", node.id))?;
+        let pid = child.id();
+        self.children.push((node.id, child));
+        let path = pid_path(self.dir, node.id);
+        std::fs::write(&path, format!("{pid}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(pid)
+    }
+}
+
+/// Wait until every replica of `started` accepts clients and serves every keyspace; a
+/// replica that exits meanwhile (a port taken since the check, a bad config, a data
+/// directory it refuses) fails at once, named with its log.
+async fn wait_started(manifest: &Manifest, started: &mut Started<'_>) -> anyhow::Result<()> {
+    let dir = started.dir;
+    let tls = TlsIdentity::load(&TlsPaths::client(&dir.join("certs")))?;
+    let ready = launcher::wait_ready(
+        dir,
+        manifest,
+        started
+            .children
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        &manifest.keyspaces,
+        &tls,
+        READY_TIMEOUT,
+    );
+    tokio::pin!(ready);
+    let deadline = Instant::now() + READY_TIMEOUT + Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            result = &mut ready => {
+                if let Err(e) = result {
+                    // Name the replica that actually failed if one exited meanwhile.
+                    if let Some((id, status)) = started.exited() {
+                        bail!("replica {id} exited ({status}); {}", log_excerpt(dir, id));
+                    }
+                    let log = match &e {
+                        launcher::LaunchError::NotReady { node, .. } => log_excerpt(dir, *node),
+                        _ => String::new(),
+                    };
+                    bail!("{e}; stopped the replicas this command started. {log}");
+                }
+                return Ok(());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if let Some((id, status)) = started.exited() {
+                    bail!(
+                        "replica {id} exited ({status}); stopped the replicas this command \
+                         started. {}",
+                        log_excerpt(dir, id)
+                    );
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "the replicas did not become ready in {READY_TIMEOUT:?}; stopped the \
+                         replicas this command started"
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Started<'_> {
     fn drop(&mut self) {
         if self.keep {
@@ -178,6 +272,10 @@ impl Drop for Started<'_> {
 fn log_excerpt(dir: &Path, id: u16) -> String {
     let path = launcher::log_path(dir, id);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
+    // With RUST_BACKTRACE set, the error is followed by its backtrace: show the error.
+    let text = text
+        .rfind("\nStack backtrace:")
+        .map_or(text.as_str(), |end| &text[..end]);
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(5)..].join("\n    ");
     format!("{}:\n    {tail}", path.display())
@@ -245,51 +343,9 @@ async fn up(
         keep: false,
     };
     for node in &manifest.nodes {
-        let log = launcher::log_path(dir, node.id);
-        let child = launcher::spawn_replica(&command, &node.config, &log, true)
-            .with_context(|| format!("starting replica {}", node.id))?;
-        let pid = child.id();
-        started.children.push((node.id, child));
-        std::fs::write(pid_path(dir, node.id), format!("{pid}\n"))?;
+        started.spawn(&command, node)?;
     }
-    // Ready when every replica accepts clients and serves every keyspace; a replica that
-    // exits meanwhile (a port taken since the check, a bad config) fails at once.
-    let tls = TlsIdentity::load(&TlsPaths::client(&dir.join("certs")))?;
-    let ready = launcher::wait_ready(
-        dir,
-        &manifest,
-        manifest.nodes.iter().map(|n| n.id),
-        &manifest.keyspaces,
-        &tls,
-        READY_TIMEOUT,
-    );
-    tokio::pin!(ready);
-    let deadline = Instant::now() + READY_TIMEOUT + Duration::from_secs(5);
-    loop {
-        tokio::select! {
-            result = &mut ready => {
-                if let Err(e) = result {
-                    // Name the replica that actually failed if one exited meanwhile.
-                    if let Some((id, status)) = started.exited() {
-                        bail!("replica {id} exited ({status}); {}", log_excerpt(dir, id));
-                    }
-                    bail!("{e}; stopped the replicas this command started");
-                }
-                break;
-            }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if let Some((id, status)) = started.exited() {
-                    bail!(
-                        "replica {id} exited ({status}); stopped the others. {}",
-                        log_excerpt(dir, id)
-                    );
-                }
-                if Instant::now() > deadline {
-                    bail!("the replicas did not become ready in {READY_TIMEOUT:?}");
-                }
-            }
-        }
-    }
+    wait_started(&manifest, &mut started).await?;
     started.keep = true;
     let mut lines = vec![format!(
         "cluster up: {} replicas of {}{} serving {} in {}",
@@ -323,6 +379,78 @@ fn is_our_replica(pid: u32) -> bool {
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
         args.iter().any(|a| a.ends_with(b"meridian")) && args.contains(&&b"serve"[..])
     })
+}
+
+/// The pid in replica `id`'s pid file if that process is still a running replica.
+fn running_pid(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
+    let path = pid_path(dir, id);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: not a pid", path.display()))?;
+    Ok(is_our_replica(pid).then_some(pid))
+}
+
+/// `cluster restart`; returns what to print.
+async fn restart(dir: &Path, id: u16) -> anyhow::Result<Vec<String>> {
+    if !cluster::manifest_path(dir).is_file() {
+        bail!(
+            "{} is not a cluster directory (it has no cluster.toml); give the --dir that \
+             `meridian cluster up` was run with",
+            dir.display()
+        );
+    }
+    let manifest = Manifest::load(dir)?;
+    let Some(node) = manifest.nodes.iter().find(|n| n.id == id) else {
+        let ids: Vec<String> = manifest.nodes.iter().map(|n| n.id.to_string()).collect();
+        bail!(
+            "no replica {id} in the cluster in {} (its replicas: {})",
+            dir.display(),
+            ids.join(", ")
+        );
+    };
+    if let Some(pid) = running_pid(dir, id)? {
+        bail!(
+            "replica {id} is still running (pid {pid}, {}); stop it first (e.g. kill {pid}) \
+             or leave it be",
+            pid_path(dir, id).display()
+        );
+    }
+    // Not ours by the pid file, but something may hold its ports (a replica started by
+    // hand, another program).
+    let mut problems = Vec::new();
+    if let Some(problem) = port_problem(node.address, true) {
+        problems.push(format!("{} (UDP, QUIC): {problem}", node.address));
+    }
+    if let Some(metrics) = node.metrics {
+        if let Some(problem) = port_problem(metrics, false) {
+            problems.push(format!("{metrics} (TCP, metrics): {problem}"));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot restart replica {id}: {} (is it running without a pid file?)",
+            problems.join("; ")
+        );
+    }
+    let _ = std::fs::remove_file(pid_path(dir, id)); // stale: its process is gone
+    let exe = std::env::current_exe().context("locating the meridian binary")?;
+    let mut started = Started {
+        dir,
+        children: Vec::new(),
+        keep: false,
+    };
+    let pid = started.spawn(&ServerCommand::meridian(exe), node)?;
+    wait_started(&manifest, &mut started).await?;
+    started.keep = true;
+    Ok(vec![format!(
+        "cluster restart: replica {id} (pid {pid}) serving {} at {}",
+        manifest.keyspaces.join(", "),
+        node.address
+    )])
 }
 
 fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
