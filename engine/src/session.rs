@@ -240,7 +240,16 @@ impl KeySessions {
         if command.is_read() {
             return;
         }
-        let recent = self.writes.entry(command.key().clone()).or_default();
+        // Most keys are written once (unique-key loads): a key's window starts with room
+        // for one write, not the four a default `VecDeque` grows to, and the key is
+        // copied only when it is new.
+        let recent = match self.writes.get_mut(command.key()) {
+            Some(recent) => recent,
+            None => self
+                .writes
+                .entry(command.key().clone())
+                .or_insert_with(|| VecDeque::with_capacity(1)),
+        };
         recent.push_back((request, result));
         if recent.len() > KEY_SESSION_WINDOW {
             recent.pop_front();

@@ -210,4 +210,16 @@ mod key_sessions {
             Admission::Duplicate(_)
         ));
     }
+
+    /// A key written once (unique-key loads: most keys) holds room for that one write,
+    /// not the four a default `VecDeque` grows to: in a long run this table has an entry
+    /// per key ever written.
+    #[test]
+    fn a_key_written_once_holds_room_for_one_write() {
+        let mut table = KeySessions::new();
+        table.record(id(1, 0), &put("once"), CommandResult::Written);
+        assert_eq!(table.writes[&b"once".to_vec()].capacity(), 1);
+        table.record(id(2, 0), &put("once"), CommandResult::Written);
+        assert_eq!(table.writes[&b"once".to_vec()].len(), 2);
+    }
 }

@@ -1,4 +1,6 @@
 use super::*;
+use meridian_engine::Level;
+use std::time::Duration;
 
 const GOOD: &str = r#"
 id = 1

@@ -129,6 +129,18 @@ pub enum IdentityError {
         /// Its log file.
         log: PathBuf,
     },
+    /// `--rejoin` with an empty log in a keyspace whose protocol has no rejoin rule.
+    #[error(
+        "keyspace {keyspace} ({protocol}) has no state and {protocol} cannot yet rejoin a \
+         replica that lost its disk (it would forget promises it made): refusing to start. \
+         Remove the keyspace from this replica's config, or restore its data directory"
+    )]
+    CannotRejoin {
+        /// The keyspace.
+        keyspace: String,
+        /// Its protocol.
+        protocol: &'static str,
+    },
     /// `--init` or `--rejoin` where the data directory's parent does not exist.
     #[error(
         "{parent} does not exist: not creating data directory {dir} (mistyped data_dir?)",
@@ -335,11 +347,7 @@ pub fn prepare(config: &NodeConfig, mode: StartMode) -> Result<Prepared, Identit
     let mut action = "checked";
     if mode == StartMode::Rejoin {
         identity.incarnation = now_ms().max(identity.incarnation + 1);
-        identity.rejoin = keyspaces
-            .iter()
-            .filter(|k| !has_records(dir, k))
-            .cloned()
-            .collect();
+        identity.rejoin = rejoin_set(config, &keyspaces)?;
         action = "rejoining";
     } else {
         for keyspace in &identity.keyspaces {
@@ -381,6 +389,35 @@ pub fn prepare(config: &NodeConfig, mode: StartMode) -> Result<Prepared, Identit
 }
 
 /// A data directory without an identity file.
+/// The keyspaces of a `--rejoin` start that must rejoin: those whose log is empty. A
+/// protocol without a rejoin rule is refused rather than let vote with amnesia.
+fn rejoin_set(config: &NodeConfig, keyspaces: &[String]) -> Result<Vec<String>, IdentityError> {
+    let dir = &config.data_dir;
+    let empty: Vec<String> = keyspaces
+        .iter()
+        .filter(|k| !has_records(dir, k))
+        .cloned()
+        .collect();
+    let unsupported = config
+        .keyspaces
+        .iter()
+        .find(|k| empty.iter().any(|e| e == k.name()) && !can_rejoin(k.protocol()));
+    match unsupported {
+        Some(keyspace) => Err(IdentityError::CannotRejoin {
+            keyspace: keyspace.name().to_owned(),
+            protocol: keyspace.protocol(),
+        }),
+        None => Ok(empty),
+    }
+}
+
+/// Whether a protocol's core implements a rejoin rule (docs/design.md#rejoin-rule). Tempo
+/// does not yet: a replica that forgot its clock promises and fast-path proposals could
+/// let recovery pick another timestamp for a command already committed.
+fn can_rejoin(protocol: &str) -> bool {
+    protocol != "tempo"
+}
+
 fn first_identity(
     config: &NodeConfig,
     mode: StartMode,
@@ -405,14 +442,7 @@ fn first_identity(
             })
         }
         StartMode::Init => ("initialised", Vec::new()),
-        StartMode::Rejoin => (
-            "rejoining",
-            keyspaces
-                .iter()
-                .filter(|k| !has_records(dir, k))
-                .cloned()
-                .collect(),
-        ),
+        StartMode::Rejoin => ("rejoining", rejoin_set(config, &keyspaces)?),
     };
     if !exists {
         create_dir(dir)?;

@@ -220,3 +220,34 @@ fn a_malformed_identity_is_an_error_naming_the_file() {
         "{e}"
     );
 }
+
+/// Tempo has no rejoin rule yet: a `--rejoin` that would rejoin a Tempo keyspace with an
+/// empty log is refused, naming it, and writes nothing; once its log holds state (only
+/// another keyspace lost its log) the rejoin goes ahead without it.
+#[test]
+fn rejoin_is_refused_for_a_keyspace_whose_protocol_cannot_rejoin() {
+    let tmp = TempDir::new("id-tempo-rejoin");
+    fs::create_dir_all(tmp.path()).unwrap();
+    let text = "id = 0\nregion = \"r\"\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"data\"\n\
+        [tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n\
+        [[peers]]\nid = 1\nregion = \"r\"\naddress = \"127.0.0.1:7001\"\n\
+        [[peers]]\nid = 2\nregion = \"r\"\naddress = \"127.0.0.1:7002\"\n\
+        [[keyspaces]]\nname = \"ev\"\nprotocol = \"epaxos\"\n\
+        [[keyspaces]]\nname = \"tv\"\nprotocol = \"tempo\"\n";
+    let mut c = NodeConfig::parse(text, &tmp.path().join("node.toml")).expect("config");
+    c.data_dir = tmp.path().join("data");
+    let e = prepare(&c, StartMode::Rejoin).unwrap_err();
+    assert!(
+        matches!(&e, IdentityError::CannotRejoin { keyspace, .. } if keyspace == "tv"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("tempo cannot yet rejoin"), "{e}");
+    assert!(!c.data_dir.exists(), "a refused rejoin wrote nothing");
+
+    prepare(&c, StartMode::Init).unwrap();
+    write_log(&c, "tv");
+    let before = snapshot(&c.data_dir);
+    let p = prepare(&c, StartMode::Rejoin).unwrap();
+    assert_eq!(p.rejoin, ["ev"]);
+    assert_ne!(snapshot(&c.data_dir), before);
+}

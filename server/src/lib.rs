@@ -28,6 +28,7 @@ pub mod client;
 pub mod config;
 pub mod config_check;
 pub mod identity;
+pub mod keyspace_config;
 pub mod launcher;
 pub mod local_cluster;
 pub mod metrics;

@@ -101,9 +101,13 @@ impl Drop for Spawned {
     }
 }
 
+/// The copy has a data directory of its own, so it starts with `--init` (else the data
+/// directory identity check refuses it before it reaches the peers).
 fn spawn(dir: &TempDir, config: &Path, name: &str) -> Spawned {
+    let mut command = meridian();
+    command.args.push("--init".into());
     let child = launcher::spawn_replica(
-        &meridian(),
+        &command,
         config,
         &dir.path().join(format!("{name}.log")),
         false,

@@ -4,8 +4,16 @@
 //! A compaction is two steps, as on a real disk: write the snapshot beside the log, then
 //! swap it in. A crash between the two ([`SimDisk::finish_sync`] with `crash_in_compaction`)
 //! leaves the old log whole: the snapshot is dropped with the rest of the unsynced work.
+//!
+//! Records are kept encoded (postcard, as [`crate::transfer`] moves snapshots), as a
+//! real disk keeps bytes: a snapshot holds the whole state machine, and a decoded copy
+//! per replica doubled a long run's memory (every compaction cloned the key-value map,
+//! the exactly-once table and the key index into the disk). A restart decodes them.
 
 use crate::protocol::Effect;
+use crate::transfer;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::VecDeque;
 
 /// What a finished sync did.
@@ -22,31 +30,54 @@ pub(crate) enum SyncOutcome<M> {
     CrashedInCompaction,
 }
 
+/// One record as the disk holds it.
+pub(crate) type Encoded = Box<[u8]>;
+
+/// Encode records for the disk.
+pub(crate) fn encode<R: Serialize>(records: &[R]) -> Vec<Encoded> {
+    records
+        .iter()
+        .map(|r| transfer::encode(r).into_boxed_slice())
+        .collect()
+}
+
+/// Decode what [`encode`] wrote.
+///
+/// # Panics
+/// If a record does not decode: the simulator wrote it from a `P::Record`, so that is a
+/// bug in the record's `Serialize`/`Deserialize` pair, which a restart must not hide.
+pub(crate) fn decode<R: DeserializeOwned>(records: &[Encoded]) -> Vec<R> {
+    records
+        .iter()
+        .map(|bytes| transfer::decode(bytes).expect("a record the simulator encoded decodes"))
+        .collect()
+}
+
 /// One queued disk operation.
 #[derive(Clone, Debug)]
-pub(crate) enum DiskOp<R> {
-    Append(Vec<R>),
-    Replace(Vec<R>),
+pub(crate) enum DiskOp {
+    Append(Vec<Encoded>),
+    Replace(Vec<Encoded>),
 }
 
 /// A batch of disk operations with the effects released once they are durable.
-pub(crate) struct PendingWrite<M, R> {
-    pub(crate) op: DiskOp<R>,
+pub(crate) struct PendingWrite<M> {
+    pub(crate) op: DiskOp,
     pub(crate) then: Vec<Effect<M>>,
 }
 
-pub(crate) struct SimDisk<M, R> {
+pub(crate) struct SimDisk<M> {
     /// What survives a crash.
-    pub(crate) synced: Vec<R>,
+    pub(crate) synced: Vec<Encoded>,
     /// Writes not yet part of a sync.
-    pub(crate) queued: VecDeque<PendingWrite<M, R>>,
+    pub(crate) queued: VecDeque<PendingWrite<M>>,
     /// Writes in the sync currently running.
-    pub(crate) syncing: Vec<PendingWrite<M, R>>,
+    pub(crate) syncing: Vec<PendingWrite<M>>,
     pub(crate) sync_running: bool,
     pub(crate) syncs: u64,
 }
 
-impl<M, R> SimDisk<M, R> {
+impl<M> SimDisk<M> {
     pub(crate) fn new() -> Self {
         Self {
             synced: Vec::new(),
@@ -58,7 +89,7 @@ impl<M, R> SimDisk<M, R> {
     }
 
     /// Queue a write; returns true if a sync must be started.
-    pub(crate) fn enqueue(&mut self, write: PendingWrite<M, R>) -> bool {
+    pub(crate) fn enqueue(&mut self, write: PendingWrite<M>) -> bool {
         self.queued.push_back(write);
         !self.sync_running
     }

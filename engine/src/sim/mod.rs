@@ -87,7 +87,7 @@ enum Event<M> {
 struct SimNode<P: Protocol> {
     core: Option<P>,
     incarnation: u32,
-    disk: SimDisk<P::Message, P::Record>,
+    disk: SimDisk<P::Message>,
     timer: Option<Time>,
     /// Counters of the incarnations that crashed, so totals survive restarts.
     past_metrics: Metrics,
@@ -490,10 +490,10 @@ impl<P: Protocol> Sim<P> {
             match output {
                 Output::Now(effect) => self.perform(node, effect),
                 Output::Persist { records, then } => {
-                    self.persist(node, DiskOp::Append(records), then)
+                    self.persist(node, DiskOp::Append(disk::encode(&records)), then)
                 }
                 Output::Compact { snapshot } => {
-                    self.persist(node, DiskOp::Replace(snapshot), Vec::new())
+                    self.persist(node, DiskOp::Replace(disk::encode(&snapshot)), Vec::new())
                 }
             }
         }
@@ -513,7 +513,7 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
-    fn persist(&mut self, node: NodeId, op: DiskOp<P::Record>, then: Vec<Effect<P::Message>>) {
+    fn persist(&mut self, node: NodeId, op: DiskOp, then: Vec<Effect<P::Message>>) {
         if self.nodes[node.index()]
             .disk
             .enqueue(PendingWrite { op, then })
@@ -694,11 +694,11 @@ impl<P: Protocol> Sim<P> {
             .filter_map(|(i, n)| n.core.as_ref().map(|c| (NodeId(i as u16), c)))
     }
 
-    /// Durable records of `node` (what a restart would replay).
-    pub fn durable_records(&self, node: NodeId) -> &[P::Record] {
+    /// Durable records of `node` (what a restart would replay), decoded.
+    pub fn durable_records(&self, node: NodeId) -> Vec<P::Record> {
         self.nodes
             .get(node.index())
-            .map_or(&[], |n| n.disk.synced.as_slice())
+            .map_or_else(Vec::new, |n| disk::decode(&n.disk.synced))
     }
 
     /// Every finished request (if `record_ops`), in completion order.

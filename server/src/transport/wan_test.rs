@@ -47,8 +47,11 @@ async fn datagrams_are_released_after_the_configured_one_way_delay() {
     }
     let median = median(samples.clone());
     eprintln!("one-way configured {one_way:?}, measured median {median:?}");
+    // Never early; the upper bound leaves room for a loaded machine (other test binaries
+    // and builds share its 2 cores; a 1.5 ms bound failed there) yet catches a delay
+    // applied twice.
     assert!(
-        median >= one_way && median <= one_way + Duration::from_micros(1_500),
+        median >= one_way && median < one_way + one_way / 2,
         "median one-way {median:?} for {one_way:?} configured; samples {samples:?}"
     );
     // The pump counts a datagram just after the kernel took it: allow it to catch up.
