@@ -205,7 +205,80 @@ pub const KEY_SESSION_WINDOW: usize = 1_024;
 /// decision. Reads change nothing, so a repeated read simply runs again.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeySessions {
-    writes: BTreeMap<Key, VecDeque<(RequestId, CommandResult)>>,
+    writes: BTreeMap<Key, Window>,
+}
+
+/// One remembered write and its result.
+type Remembered = (RequestId, CommandResult);
+
+/// A key's recent writes, oldest first. Most keys are written once (a unique-key load
+/// writes every key once), so one write is held inline: a deque per key cost a heap
+/// block more per key ever written, in every replica. Encoded as the sequence of its
+/// writes, as the deque it replaces was (snapshots keep their format).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "VecDeque<Remembered>")]
+enum Window {
+    One(Remembered),
+    Many(VecDeque<Remembered>),
+}
+
+impl Window {
+    fn iter(&self) -> impl Iterator<Item = &Remembered> {
+        let (one, many) = match self {
+            Window::One(write) => (Some(write), None),
+            Window::Many(writes) => (None, Some(writes.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Window::One(_) => 1,
+            Window::Many(writes) => writes.len(),
+        }
+    }
+
+    /// Remember one more write, forgetting the oldest beyond [`KEY_SESSION_WINDOW`].
+    fn push(&mut self, write: Remembered) {
+        match self {
+            Window::One(first) => {
+                let mut writes = VecDeque::with_capacity(2);
+                writes.push_back(first.clone());
+                writes.push_back(write);
+                *self = Window::Many(writes);
+            }
+            Window::Many(writes) => {
+                writes.push_back(write);
+                if writes.len() > KEY_SESSION_WINDOW {
+                    writes.pop_front();
+                }
+            }
+        }
+    }
+}
+
+impl From<VecDeque<Remembered>> for Window {
+    fn from(mut writes: VecDeque<Remembered>) -> Self {
+        if writes.len() == 1 {
+            if let Some(write) = writes.pop_front() {
+                return Window::One(write);
+            }
+        }
+        Window::Many(writes)
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The length up front: postcard cannot encode a sequence of unknown length (and
+        // the chained iterator does not tell it).
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for write in self.iter() {
+            seq.serialize_element(write)?;
+        }
+        seq.end()
+    }
 }
 
 impl KeySessions {
@@ -240,19 +313,13 @@ impl KeySessions {
         if command.is_read() {
             return;
         }
-        // Most keys are written once (unique-key loads): a key's window starts with room
-        // for one write, not the four a default `VecDeque` grows to, and the key is
-        // copied only when it is new.
-        let recent = match self.writes.get_mut(command.key()) {
-            Some(recent) => recent,
-            None => self
-                .writes
-                .entry(command.key().clone())
-                .or_insert_with(|| VecDeque::with_capacity(1)),
-        };
-        recent.push_back((request, result));
-        if recent.len() > KEY_SESSION_WINDOW {
-            recent.pop_front();
+        // The key is copied only when it is new.
+        match self.writes.get_mut(command.key()) {
+            Some(recent) => recent.push((request, result)),
+            None => {
+                self.writes
+                    .insert(command.key().clone(), Window::One((request, result)));
+            }
         }
     }
 }
