@@ -1,0 +1,84 @@
+use super::*;
+use crate::id::NodeId;
+
+fn put(key: &str) -> Command {
+    Command::Put {
+        key: key.into(),
+        value: b"v".to_vec(),
+    }
+}
+
+fn get(key: &str) -> Command {
+    Command::Get { key: key.into() }
+}
+
+fn at(leader: u16, slot: u64) -> InstanceId {
+    InstanceId {
+        leader: NodeId(leader),
+        slot,
+    }
+}
+
+/// A key named by one leader holds one entry with room for one, not a map node with
+/// room for eleven (every replica indexes every key written in the last seconds).
+#[test]
+fn a_key_of_one_leader_holds_one_entry() {
+    let mut index = KeyIndex::default();
+    index.insert(at(3, 7), &put("k"), 1);
+    let leaders = &index.keys[&b"k".to_vec()];
+    assert_eq!(leaders.0.len(), 1);
+    assert_eq!(leaders.0.capacity(), 1);
+}
+
+/// Entries stay sorted by leader whatever the insertion order, so attributes and
+/// encodings do not depend on the order instances arrived in.
+#[test]
+fn entries_of_several_leaders_stay_sorted_and_all_count() {
+    let mut index = KeyIndex::default();
+    index.insert(at(4, 1), &put("k"), 3);
+    index.insert(at(0, 2), &put("k"), 1);
+    index.insert(at(2, 5), &get("k"), 2);
+    index.insert(at(0, 3), &put("k"), 4);
+    let leaders: Vec<NodeId> = index.keys[&b"k".to_vec()].0.iter().map(|e| e.0).collect();
+    assert_eq!(leaders, [NodeId(0), NodeId(2), NodeId(4)]);
+    let attributes = index.attributes_for(at(1, 0), &put("k"));
+    let deps: Vec<InstanceId> = attributes.deps.iter().copied().collect();
+    assert_eq!(deps, [at(0, 3), at(2, 5), at(4, 1)]);
+    assert_eq!(attributes.seq, 5);
+}
+
+/// Snapshots keep their format: the index encodes as the map of maps it replaced, and
+/// decodes to the same index.
+#[test]
+fn the_index_encodes_as_the_maps_it_replaced() {
+    let mut index = KeyIndex::default();
+    index.insert(at(1, 4), &put("a"), 2);
+    index.insert(at(0, 9), &get("a"), 3);
+    index.insert(at(2, 1), &put("b"), 1);
+    let mut old: BTreeMap<Key, BTreeMap<NodeId, KeyEntry>> = BTreeMap::new();
+    for (key, leaders) in &index.keys {
+        let map = old.entry(key.clone()).or_default();
+        for (leader, entry) in &leaders.0 {
+            map.insert(*leader, entry.clone());
+        }
+    }
+    assert_eq!(old[&b"a".to_vec()].len(), 2);
+    let bytes = crate::transfer::encode(&index);
+    assert_eq!(bytes, crate::transfer::encode(&old));
+    let decoded: KeyIndex = crate::transfer::decode(&bytes).expect("decodes");
+    assert_eq!(decoded, index);
+}
+
+/// Pruning drops the leaders whose instances all ran everywhere, then empty keys.
+#[test]
+fn prune_drops_collected_leaders_then_empty_keys() {
+    let mut index = KeyIndex::default();
+    index.insert(at(0, 1), &put("a"), 1);
+    index.insert(at(1, 8), &put("a"), 2);
+    index.insert(at(0, 2), &put("b"), 1);
+    let floor: BTreeMap<NodeId, u64> = [(NodeId(0), 5), (NodeId(1), 5)].into();
+    assert_eq!(index.prune(&floor), 1);
+    let leaders: Vec<NodeId> = index.keys[&b"a".to_vec()].0.iter().map(|e| e.0).collect();
+    assert_eq!(leaders, [NodeId(1)]);
+    assert!(!index.keys.contains_key(b"b".as_slice()));
+}
