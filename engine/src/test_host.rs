@@ -13,6 +13,7 @@
 //! - [`Order::Timed`]: every message takes a fixed latency, every `Persist` a fixed sync
 //!   delay; events run in time order. Good for scenarios that reason about time.
 
+use crate::command::Command;
 use crate::id::{ClientId, NodeId, RequestId};
 use crate::protocol::{Effect, Output, Protocol};
 use crate::request::{ClientReply, ClientRequest};
@@ -21,6 +22,21 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+/// A put of `key` by one of seven clients (by `seq`), its value `seq`'s bytes.
+pub(crate) fn put_request(seq: u64, key: &str) -> ClientRequest {
+    let id = RequestId {
+        client: ClientId(1 + seq % 7),
+        seq,
+    };
+    ClientRequest::new(
+        id,
+        Command::Put {
+            key: key.as_bytes().to_vec(),
+            value: seq.to_le_bytes().to_vec(),
+        },
+    )
+}
 
 /// Builds a core: `(id, incarnation, durable records)`. Incarnation 0 is the first boot
 /// and each restart adds one, so a core can draw a fresh seed per boot.
@@ -163,6 +179,30 @@ impl<P: Protocol> Pump<P> {
             core.handle_request(now, request);
         }
         self.drain(at);
+    }
+
+    /// `count` puts ([`put_request`]) from sequence `first`, round-robin over the live
+    /// replicas; every `hot_every`-th on one hot key, the rest on keys of their own.
+    pub(crate) fn submit_puts(&mut self, first: u64, count: u64, hot_every: u64) -> Vec<RequestId> {
+        let live: Vec<NodeId> = self.ids().filter(|&id| self.is_up(id)).collect();
+        (first..first + count)
+            .map(|seq| {
+                let key = if seq % hot_every == 0 {
+                    "hot".to_owned()
+                } else {
+                    format!("k{seq}")
+                };
+                let request = put_request(seq, &key);
+                let id = request.id;
+                self.request(live[seq as usize % live.len()], request);
+                id
+            })
+            .collect()
+    }
+
+    /// Whether every request of `ids` has its reply.
+    pub(crate) fn answered(&self, ids: &[RequestId]) -> bool {
+        ids.iter().all(|id| self.replies.contains_key(id))
     }
 
     /// Tell `id` it is about to stop on purpose ([`Protocol::hand_off`]).

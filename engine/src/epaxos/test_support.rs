@@ -8,7 +8,7 @@ use crate::check::check_execution_order;
 use crate::command::Command;
 use crate::id::{ClientId, NodeId, RequestId};
 use crate::protocol::{Effect, Membership, Output};
-use crate::request::ClientRequest;
+pub(super) use crate::test_host::put_request as request;
 use crate::test_host::{self, Order};
 use crate::time::Time;
 use std::time::Duration;
@@ -177,41 +177,14 @@ pub(super) fn fast() -> EpaxosConfig {
     }
 }
 
-pub(super) fn request(seq: u64, key: &str) -> ClientRequest {
-    let id = RequestId {
-        client: ClientId(1 + seq % 7),
-        seq,
-    };
-    ClientRequest::new(
-        id,
-        Command::Put {
-            key: key.as_bytes().to_vec(),
-            value: seq.to_le_bytes().to_vec(),
-        },
-    )
-}
-
 /// `count` writes from `first`, round-robin over the live replicas, a third of them on
 /// one hot key and the rest on keys of their own.
 pub(super) fn submit(pump: &mut Pump, first: u64, count: u64) -> Vec<RequestId> {
-    let live: Vec<NodeId> = pump.ids().filter(|&id| pump.is_up(id)).collect();
-    (first..first + count)
-        .map(|seq| {
-            let key = if seq % 3 == 0 {
-                "hot".to_owned()
-            } else {
-                format!("k{seq}")
-            };
-            let request = request(seq, &key);
-            let id = request.id;
-            pump.request(live[seq as usize % live.len()], request);
-            id
-        })
-        .collect()
+    pump.submit_puts(first, count, 3)
 }
 
 pub(super) fn answered(pump: &Pump, ids: &[RequestId]) -> bool {
-    ids.iter().all(|id| pump.replies.contains_key(id))
+    pump.answered(ids)
 }
 
 pub(super) fn assert_same_order(pump: &Pump) {

@@ -4,9 +4,9 @@
 use super::{Dot, Message, Protocol, Record, Tempo, TempoConfig};
 use crate::check::check_execution_order;
 use crate::command::Command;
-use crate::id::{ClientId, NodeId, RequestId};
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{Effect, Membership, Output};
-use crate::request::ClientRequest;
+pub(super) use crate::test_host::put_request as request;
 use crate::test_host::{self, Order};
 use std::time::Duration;
 
@@ -48,41 +48,14 @@ pub(super) fn replica(n: u16, me: u16, f: usize) -> Tempo {
     Tempo::new(NodeId(me), &Membership::local(n), config(f), 0, Vec::new())
 }
 
-pub(super) fn request(seq: u64, key: &str) -> ClientRequest {
-    let id = RequestId {
-        client: ClientId(1 + seq % 7),
-        seq,
-    };
-    ClientRequest::new(
-        id,
-        Command::Put {
-            key: key.as_bytes().to_vec(),
-            value: seq.to_le_bytes().to_vec(),
-        },
-    )
-}
-
 /// `count` writes from `first`, round-robin over the live replicas; every `hot_every`-th
 /// on one hot key, the rest on keys of their own.
 pub(super) fn submit(pump: &mut Pump, first: u64, count: u64, hot_every: u64) -> Vec<RequestId> {
-    let live: Vec<NodeId> = pump.ids().filter(|&id| pump.is_up(id)).collect();
-    (first..first + count)
-        .map(|seq| {
-            let key = if seq % hot_every == 0 {
-                "hot".to_owned()
-            } else {
-                format!("k{seq}")
-            };
-            let request = request(seq, &key);
-            let id = request.id;
-            pump.request(live[seq as usize % live.len()], request);
-            id
-        })
-        .collect()
+    pump.submit_puts(first, count, hot_every)
 }
 
 pub(super) fn answered(pump: &Pump, ids: &[RequestId]) -> bool {
-    ids.iter().all(|id| pump.replies.contains_key(id))
+    pump.answered(ids)
 }
 
 pub(super) fn assert_same_order(pump: &Pump) {

@@ -225,14 +225,14 @@ impl Node {
             };
             let id = config.id;
             let seed = fresh_seed(id);
+            // A keyspace whose options the engine refuses cannot start.
+            let invalid = |message: String| NodeError::Storage {
+                keyspace: name.clone(),
+                message,
+            };
             let spawned = match keyspace {
                 KeyspaceConfig::Multipaxos(k) => {
-                    let options =
-                        k.engine_config(cluster.len())
-                            .map_err(|message| NodeError::Storage {
-                                keyspace: name.clone(),
-                                message,
-                            })?;
+                    let options = k.engine_config(cluster.len()).map_err(invalid)?;
                     spawn_keyspace(
                         host,
                         storage,
@@ -250,12 +250,7 @@ impl Node {
                     )?
                 }
                 KeyspaceConfig::Tempo(k) => {
-                    let options =
-                        k.engine_config(cluster.len())
-                            .map_err(|message| NodeError::Storage {
-                                keyspace: name.clone(),
-                                message,
-                            })?;
+                    let options = k.engine_config(cluster.len()).map_err(invalid)?;
                     spawn_keyspace(
                         host,
                         storage,
