@@ -401,7 +401,7 @@ fn rejoin_set(config: &NodeConfig, keyspaces: &[String]) -> Result<Vec<String>, 
     let unsupported = config
         .keyspaces
         .iter()
-        .find(|k| empty.iter().any(|e| e == k.name()) && !can_rejoin(k.protocol()));
+        .find(|k| empty.iter().any(|e| e == k.name()) && !k.can_rejoin());
     match unsupported {
         Some(keyspace) => Err(IdentityError::CannotRejoin {
             keyspace: keyspace.name().to_owned(),
@@ -409,13 +409,6 @@ fn rejoin_set(config: &NodeConfig, keyspaces: &[String]) -> Result<Vec<String>, 
         }),
         None => Ok(empty),
     }
-}
-
-/// Whether a protocol's core implements a rejoin rule (docs/design.md#rejoin-rule). Tempo
-/// does not yet: a replica that forgot its clock promises and fast-path proposals could
-/// let recovery pick another timestamp for a command already committed.
-fn can_rejoin(protocol: &str) -> bool {
-    protocol != "tempo"
 }
 
 fn first_identity(

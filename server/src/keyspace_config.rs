@@ -201,6 +201,17 @@ impl KeyspaceConfig {
         }
     }
 
+    /// Whether this keyspace's core implements a rejoin rule for a replica that lost its
+    /// disk (docs/design.md#rejoin-rule). Tempo does not yet: a replica that forgot its
+    /// clock promises and fast-path proposals could let recovery pick another timestamp
+    /// for a command already committed.
+    pub fn can_rejoin(&self) -> bool {
+        match self {
+            Self::Multipaxos(_) | Self::Epaxos(_) | Self::Dynamo(_) => true,
+            Self::Tempo(_) => false,
+        }
+    }
+
     /// The consistency used for requests that do not name one.
     pub fn default_consistency(&self) -> Consistency {
         let (text, fallback) = match self {
