@@ -4,6 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use meridian_engine::epaxos::{Attributes, Batch, Executor, InstanceId, KeyIndex, Payload};
+use meridian_engine::session::KEY_SESSION_WINDOW;
 use meridian_engine::{ClientId, Command, NodeId, RequestId, Time};
 use std::collections::BTreeSet;
 
@@ -20,6 +21,7 @@ fn payload(i: u64, key: u64) -> Payload {
             client: ClientId(i % 64),
             seq: i,
         },
+        resend: false,
         command: Command::Put {
             key: format!("k{key}").into_bytes(),
             value: b"v".to_vec(),
@@ -103,7 +105,7 @@ fn bench_commits(
         b.iter_batched(
             || graph.clone(),
             |graph| {
-                let mut executor = Executor::new(true);
+                let mut executor = Executor::new(true, KEY_SESSION_WINDOW);
                 for (id, p, a) in graph {
                     executor.commit(Time::ZERO, id, Batch::single(p), a);
                 }

@@ -25,6 +25,11 @@ pub struct ClientRequest {
     /// Dynamo: allow fallback replicas (sloppy quorum) for this request; `None` = the
     /// keyspace default.
     pub sloppy: Option<bool>,
+    /// The client may have sent this request before (a retry of the same id). A client
+    /// sends a request id once with `false`; every later send of it must say `true`:
+    /// EPaxos and Tempo never run a resend whose original their key no longer remembers,
+    /// they answer it `SessionExpired` (docs/design.md#sessions).
+    pub resend: bool,
 }
 
 impl ClientRequest {
@@ -36,7 +41,14 @@ impl ClientRequest {
             consistency: Consistency::Linearizable,
             context: Vec::new(),
             sloppy: None,
+            resend: false,
         }
+    }
+
+    /// The same request marked as a resend (a retry of its id).
+    pub fn resent(mut self) -> Self {
+        self.resend = true;
+        self
     }
 
     /// The same request at another consistency.

@@ -192,113 +192,139 @@ impl SessionTable {
     }
 }
 
-/// Writes remembered per key by [`KeySessions`].
-pub const KEY_SESSION_WINDOW: usize = 1_024;
+/// Writes each key remembers by default ([`KeySessions::with_window`]).
+pub const KEY_SESSION_WINDOW: usize = 8;
 
 /// Exactly-once execution where only commands on the same key are ordered the same way
-/// everywhere (EPaxos). A per-client window would decide by the order of unrelated
+/// everywhere (EPaxos, Tempo). A per-client window would decide by the order of unrelated
 /// commands, which replicas execute in different orders: a replica catching up after a
 /// restart ran a client's new requests before its missed old ones, slid the window past
 /// them and skipped them as duplicates, losing acknowledged writes. Two instances of one
 /// request carry the same command, so they interfere and every replica orders them the
-/// same way; remembering recent writes per key therefore gives every replica the same
-/// decision. Reads change nothing, so a repeated read simply runs again.
+/// same way; what a key remembers is therefore the same everywhere when a command on it
+/// runs.
+///
+/// The rule (docs/design.md#sessions): each key remembers its last `window` writes (the
+/// request and its result), in the key's own execution order. A write found there is
+/// answered with its first result. A write not found runs if it is a first send, and is
+/// answered `SessionExpired` (never run) if it is a resend: its original may have run
+/// and been forgotten, or may still be ordered later. A client sends a first send once
+/// and a replica proposes what it received once, so a first send is ordered once and
+/// only a resend can meet a forgotten original. Reads change nothing, so they always run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeySessions {
     writes: BTreeMap<Key, Window>,
+    /// Not replicated state: set from the keyspace's configuration (every replica must
+    /// use the same; 0 means [`KEY_SESSION_WINDOW`]).
+    #[serde(skip)]
+    window: usize,
 }
 
 /// One remembered write and its result.
 type Remembered = (RequestId, CommandResult);
 
-/// A key's recent writes, oldest first. Most keys are written once (a unique-key load
-/// writes every key once), so one write is held inline: a deque per key cost a heap
-/// block more per key ever written, in every replica. Encoded as the sequence of its
-/// writes, as the deque it replaces was (snapshots keep their format).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
-#[serde(from = "VecDeque<Remembered>")]
+/// A key's recent writes, oldest first. Most keys are written once by a put (a
+/// unique-key load writes every key once), so such a key holds only the request id:
+/// its result is `Written`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum Window {
-    One(Remembered),
-    Many(VecDeque<Remembered>),
+    /// One put or delete (result `Written`).
+    Written(RequestId),
+    /// Any other window, at most the table's window long (a boxed slice: two words).
+    Many(Box<[Remembered]>),
 }
 
 impl Window {
-    fn iter(&self) -> impl Iterator<Item = &Remembered> {
-        let (one, many) = match self {
-            Window::One(write) => (Some(write), None),
-            Window::Many(writes) => (None, Some(writes.iter())),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
+    fn result_of(&self, request: RequestId) -> Option<CommandResult> {
+        match self {
+            Window::Written(id) => (*id == request).then_some(CommandResult::Written),
+            Window::Many(writes) => writes
+                .iter()
+                .find(|(id, _)| *id == request)
+                .map(|(_, result)| result.clone()),
+        }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         match self {
-            Window::One(_) => 1,
+            Window::Written(_) => 1,
             Window::Many(writes) => writes.len(),
         }
     }
 
-    /// Remember one more write, forgetting the oldest beyond [`KEY_SESSION_WINDOW`].
-    fn push(&mut self, write: Remembered) {
+    fn first(request: RequestId, result: CommandResult) -> Window {
+        if result == CommandResult::Written {
+            return Window::Written(request);
+        }
+        Window::Many(Box::new([(request, result)]))
+    }
+
+    /// Remember one more write, forgetting the oldest beyond `window`.
+    fn push(&mut self, write: Remembered, window: usize) {
+        let window = window.max(1);
         match self {
-            Window::One(first) => {
-                let mut writes = VecDeque::with_capacity(2);
-                writes.push_back(first.clone());
-                writes.push_back(write);
-                *self = Window::Many(writes);
+            Window::Many(writes) if writes.len() == window => {
+                // Full: the oldest makes room in place.
+                writes.rotate_left(1);
+                writes[window - 1] = write;
             }
-            Window::Many(writes) => {
-                writes.push_back(write);
-                if writes.len() > KEY_SESSION_WINDOW {
-                    writes.pop_front();
-                }
-            }
-        }
-    }
-}
-
-impl From<VecDeque<Remembered>> for Window {
-    fn from(mut writes: VecDeque<Remembered>) -> Self {
-        if writes.len() == 1 {
-            if let Some(write) = writes.pop_front() {
-                return Window::One(write);
+            _ => {
+                let mut writes = match std::mem::replace(self, Window::Many(Box::new([]))) {
+                    Window::Written(first) => vec![(first, CommandResult::Written)],
+                    Window::Many(writes) => writes.into_vec(),
+                };
+                writes.push(write);
+                let excess = writes.len().saturating_sub(window);
+                writes.drain(..excess);
+                *self = Window::Many(writes.into_boxed_slice());
             }
         }
-        Window::Many(writes)
-    }
-}
-
-impl Serialize for Window {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // The length up front: postcard cannot encode a sequence of unknown length (and
-        // the chained iterator does not tell it).
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.len()))?;
-        for write in self.iter() {
-            seq.serialize_element(write)?;
-        }
-        seq.end()
     }
 }
 
 impl KeySessions {
-    /// An empty table.
+    /// An empty table remembering [`KEY_SESSION_WINDOW`] writes per key.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Whether `command` of `request` must be executed or was already (a repeat of a
-    /// write that fell out of its key's window runs again).
-    pub fn admit(&self, request: RequestId, command: &Command) -> Admission {
+    /// An empty table remembering `window` writes per key (at least 1).
+    pub fn with_window(window: usize) -> Self {
+        Self {
+            window: window.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// Remember `window` writes per key from now on (after a table was restored from a
+    /// snapshot).
+    pub fn set_window(&mut self, window: usize) {
+        self.window = window.max(1);
+    }
+
+    /// Writes remembered per key.
+    pub fn window(&self) -> usize {
+        if self.window == 0 {
+            KEY_SESSION_WINDOW
+        } else {
+            self.window
+        }
+    }
+
+    /// Whether `command` of `request` must be executed, was already, or can no longer be
+    /// judged (`resend`: the client may have sent this request before).
+    pub fn admit(&self, request: RequestId, command: &Command, resend: bool) -> Admission {
         if command.is_read() {
             return Admission::Execute;
         }
         let seen = self
             .writes
             .get(command.key())
-            .and_then(|recent| recent.iter().find(|(id, _)| *id == request));
+            .and_then(|recent| recent.result_of(request));
         match seen {
-            Some((_, result)) => Admission::Duplicate(result.clone()),
+            Some(result) => Admission::Duplicate(result),
+            None if resend => Admission::Expired,
             None => Admission::Execute,
         }
     }
@@ -313,12 +339,13 @@ impl KeySessions {
         if command.is_read() {
             return;
         }
+        let window = self.window();
         // The key is copied only when it is new.
         match self.writes.get_mut(command.key()) {
-            Some(recent) => recent.push((request, result)),
+            Some(recent) => recent.push((request, result), window),
             None => {
-                self.writes
-                    .insert(command.key().clone(), Window::One((request, result)));
+                let first = Window::first(request, result);
+                self.writes.insert(command.key().clone(), first);
             }
         }
     }

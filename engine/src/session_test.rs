@@ -156,6 +156,7 @@ fn a_table_survives_a_snapshot_round_trip_and_decides_alike() {
 /// `KeySessions`: exactly-once per key.
 mod key_sessions {
     use super::*;
+    use rand::{Rng, SeedableRng};
 
     fn id(client: u64, seq: u64) -> RequestId {
         RequestId {
@@ -171,18 +172,23 @@ mod key_sessions {
         }
     }
 
+    const FIRST: bool = false;
+    const RESEND: bool = true;
+
     #[test]
     fn a_repeated_write_gets_the_first_result_and_reads_run_again() {
         let mut table = KeySessions::new();
-        assert_eq!(table.admit(id(1, 3), &put("k")), Admission::Execute);
+        assert_eq!(table.admit(id(1, 3), &put("k"), FIRST), Admission::Execute);
         table.record(id(1, 3), &put("k"), CommandResult::Written);
-        assert_eq!(
-            table.admit(id(1, 3), &put("k")),
-            Admission::Duplicate(CommandResult::Written)
-        );
+        for resend in [FIRST, RESEND] {
+            assert_eq!(
+                table.admit(id(1, 3), &put("k"), resend),
+                Admission::Duplicate(CommandResult::Written)
+            );
+        }
         let get = Command::Get { key: "k".into() };
         table.record(id(1, 4), &get, CommandResult::Value(None));
-        assert_eq!(table.admit(id(1, 4), &get), Admission::Execute);
+        assert_eq!(table.admit(id(1, 4), &get, RESEND), Admission::Execute);
     }
 
     /// The regression: the decision for an old request must not depend on how many of
@@ -194,64 +200,119 @@ mod key_sessions {
             let key = format!("k{seq}");
             table.record(id(1, seq), &put(&key), CommandResult::Written);
         }
-        assert_eq!(table.admit(id(1, 7), &put("k7")), Admission::Execute);
+        assert_eq!(table.admit(id(1, 7), &put("k7"), FIRST), Admission::Execute);
     }
 
+    /// A key remembers its last `window` writes: a resend of one of them gets its
+    /// result, a resend of an older one `SessionExpired`; a first send always runs.
     #[test]
     fn each_key_remembers_a_bounded_window() {
-        let mut table = KeySessions::new();
-        for seq in 0..(KEY_SESSION_WINDOW as u64 + 5) {
+        let mut table = KeySessions::with_window(4);
+        for seq in 0..9 {
             table.record(id(seq, 0), &put("hot"), CommandResult::Written);
         }
-        assert_eq!(table.writes[&b"hot".to_vec()].len(), KEY_SESSION_WINDOW);
-        assert_eq!(table.admit(id(0, 0), &put("hot")), Admission::Execute);
-        assert!(matches!(
-            table.admit(id(KEY_SESSION_WINDOW as u64 + 4, 0), &put("hot")),
-            Admission::Duplicate(_)
-        ));
+        assert_eq!(table.writes[&b"hot".to_vec()].len(), 4);
+        assert_eq!(
+            table.admit(id(4, 0), &put("hot"), RESEND),
+            Admission::Expired
+        );
+        assert_eq!(
+            table.admit(id(5, 0), &put("hot"), RESEND),
+            Admission::Duplicate(CommandResult::Written)
+        );
+        assert_eq!(
+            table.admit(id(9, 0), &put("hot"), FIRST),
+            Admission::Execute
+        );
+        assert_eq!(KeySessions::new().window(), KEY_SESSION_WINDOW);
     }
 
-    /// A key written once (unique-key loads: most keys) holds its write inline, with no
-    /// heap block of its own: in a long run this table has an entry per key ever written.
+    /// A resend the key never saw may still have its original ordered later (it was
+    /// sent before, and may be in flight): it is not run.
     #[test]
-    fn a_key_written_once_holds_its_write_inline() {
+    fn a_resend_the_key_never_saw_is_not_run() {
+        let table = KeySessions::new();
+        assert_eq!(table.admit(id(1, 0), &put("k"), RESEND), Admission::Expired);
+        assert_eq!(table.admit(id(1, 0), &put("k"), FIRST), Admission::Execute);
+    }
+
+    /// A key written once by a put holds only the request id (a unique-key load writes
+    /// every key once); other results are kept whole.
+    #[test]
+    fn a_key_written_once_by_a_put_holds_only_its_request() {
         let mut table = KeySessions::new();
         table.record(id(1, 0), &put("once"), CommandResult::Written);
-        assert!(matches!(table.writes[&b"once".to_vec()], Window::One(_)));
-        table.record(id(2, 0), &put("once"), CommandResult::Written);
+        assert!(matches!(
+            table.writes[&b"once".to_vec()],
+            Window::Written(_)
+        ));
+        let cas = Command::Cas {
+            key: "cas".into(),
+            expected: None,
+            new: b"v".to_vec(),
+        };
+        let result = CommandResult::Cas {
+            applied: true,
+            previous: None,
+        };
+        table.record(id(2, 0), &cas, result.clone());
+        assert_eq!(
+            table.admit(id(2, 0), &cas, RESEND),
+            Admission::Duplicate(result)
+        );
+        table.record(id(3, 0), &put("once"), CommandResult::Written);
         assert!(matches!(&table.writes[&b"once".to_vec()], Window::Many(w) if w.len() == 2));
-        assert!(matches!(
-            table.admit(id(1, 0), &put("once")),
-            Admission::Duplicate(_)
-        ));
+        assert_eq!(
+            table.admit(id(1, 0), &put("once"), RESEND),
+            Admission::Duplicate(CommandResult::Written)
+        );
     }
 
-    /// Snapshots keep their format: a window encodes as the deque of writes it replaced,
-    /// and decodes to the same table.
+    /// Snapshots: a table decodes to the same table (its window comes from the
+    /// configuration, not the snapshot).
     #[test]
-    fn windows_encode_as_the_deques_they_replaced() {
-        let mut table = KeySessions::new();
-        table.record(id(1, 0), &put("once"), CommandResult::Written);
-        table.record(id(2, 0), &put("twice"), CommandResult::Written);
-        table.record(id(3, 0), &put("twice"), CommandResult::Written);
-        let old_format: BTreeMap<Vec<u8>, VecDeque<(RequestId, CommandResult)>> = [
-            (
-                b"once".to_vec(),
-                VecDeque::from([(id(1, 0), CommandResult::Written)]),
-            ),
-            (
-                b"twice".to_vec(),
-                VecDeque::from([
-                    (id(2, 0), CommandResult::Written),
-                    (id(3, 0), CommandResult::Written),
-                ]),
-            ),
-        ]
-        .into_iter()
-        .collect();
+    fn a_table_survives_encoding() {
+        let mut table = KeySessions::with_window(3);
+        for seq in 0..5 {
+            table.record(id(seq, 0), &put("hot"), CommandResult::Written);
+        }
+        table.record(id(9, 0), &put("once"), CommandResult::Written);
         let bytes = crate::transfer::encode(&table);
-        assert_eq!(bytes, crate::transfer::encode(&old_format));
-        let decoded: KeySessions = crate::transfer::decode(&bytes).expect("decodes");
+        let mut decoded: KeySessions = crate::transfer::decode(&bytes).expect("decodes");
+        decoded.set_window(3);
         assert_eq!(decoded, table);
+    }
+
+    /// The rule over random histories of one key: every request sent once as a first
+    /// send and resent any number of times, in any order (the key's execution order,
+    /// the same on every replica): no request runs twice, a first send is never refused,
+    /// and a resend runs never.
+    #[test]
+    fn no_request_runs_twice_and_no_first_send_is_refused() {
+        for seed in 0..200u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut table = KeySessions::with_window(rng.gen_range(1..6));
+            let requests = rng.gen_range(1..40u64);
+            let mut sends: Vec<(u64, bool)> = (0..requests).map(|r| (r, FIRST)).collect();
+            for _ in 0..rng.gen_range(0..60) {
+                sends.push((rng.gen_range(0..requests), RESEND));
+            }
+            for i in (1..sends.len()).rev() {
+                sends.swap(i, rng.gen_range(0..=i));
+            }
+            let mut ran = vec![0u32; requests as usize];
+            for (request, resend) in sends {
+                match table.admit(id(request, 1), &put("k"), resend) {
+                    Admission::Execute => {
+                        assert!(!resend, "seed {seed}: a resend ran");
+                        ran[request as usize] += 1;
+                        table.record(id(request, 1), &put("k"), CommandResult::Written);
+                    }
+                    Admission::Duplicate(_) => assert!(ran[request as usize] > 0),
+                    Admission::Expired => assert!(resend, "seed {seed}: a first send refused"),
+                }
+            }
+            assert!(ran.iter().all(|&n| n == 1), "seed {seed}: {ran:?}");
+        }
     }
 }

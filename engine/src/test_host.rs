@@ -13,10 +13,11 @@
 //! - [`Order::Timed`]: every message takes a fixed latency, every `Persist` a fixed sync
 //!   delay; events run in time order. Good for scenarios that reason about time.
 
-use crate::command::Command;
+use crate::command::{Command, CommandResult};
 use crate::id::{ClientId, NodeId, RequestId};
 use crate::protocol::{Effect, Output, Protocol};
-use crate::request::{ClientReply, ClientRequest};
+use crate::request::{ClientReply, ClientRequest, RequestError, Response};
+use crate::state_machine::KvStore;
 use crate::time::Time;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -36,6 +37,52 @@ pub(crate) fn put_request(seq: u64, key: &str) -> ClientRequest {
             value: seq.to_le_bytes().to_vec(),
         },
     )
+}
+
+/// Exactly-once over resends with a key window of `window` writes
+/// (docs/design.md#per-key-sessions-epaxos-tempo; EPaxos and Tempo): a resend while its
+/// write is among the key's last `window` gets the first result; a resend older than
+/// that, and one never sent before, are answered `SessionExpired` and run nowhere. `kv`
+/// reads a core's key-value map.
+pub(crate) fn check_key_resends<P: Protocol>(
+    pump: &mut Pump<P>,
+    window: u64,
+    kv: impl Fn(&P) -> &KvStore,
+) {
+    const STEPS: usize = 400_000;
+    let nodes: Vec<NodeId> = pump.ids().collect();
+    let ask = |pump: &mut Pump<P>, at: usize, request: ClientRequest| {
+        let id = request.id;
+        pump.replies.remove(&id);
+        pump.request(nodes[at % nodes.len()], request);
+        assert!(
+            pump.run_until(STEPS, |p| p.answered(&[id])),
+            "{id} unanswered"
+        );
+        pump.replies[&id].outcome.clone()
+    };
+    let written = Ok(Response::Kv(CommandResult::Written));
+    let first = put_request(1, "k");
+    assert_eq!(ask(pump, 0, first.clone()), written);
+    assert_eq!(
+        ask(pump, 1, first.clone().resent()),
+        written,
+        "in the window"
+    );
+    for seq in 2..=window + 1 {
+        assert_eq!(ask(pump, seq as usize, put_request(seq, "k")), written);
+    }
+    let expired = Err(RequestError::SessionExpired { request: first.id });
+    assert_eq!(ask(pump, 2, first.resent()), expired, "out of the window");
+    let never = put_request(1_000, "never").resent();
+    let never_expired = Err(RequestError::SessionExpired { request: never.id });
+    assert_eq!(ask(pump, 0, never), never_expired, "never sent before");
+    pump.run_for(Duration::from_secs(2));
+    let last = (window + 1).to_le_bytes().to_vec();
+    for core in pump.live() {
+        assert_eq!(kv(core).read(b"k"), Some(&last), "a resend ran");
+        assert_eq!(kv(core).read(b"never"), None, "a resend ran");
+    }
 }
 
 /// Builds a core: `(id, incarnation, durable records)`. Incarnation 0 is the first boot

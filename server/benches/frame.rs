@@ -34,6 +34,7 @@ fn preaccept(value_size: usize) -> PeerFrame {
         },
         payload: Batch::single(Payload {
             request: request(value_size).id,
+            resend: false,
             command: request(value_size).command,
         }),
         attributes: Attributes {

@@ -46,6 +46,7 @@ fn request(seq: u64, command: Command, level: Level) -> ClientRequest {
         consistency: Consistency::Dynamo(level),
         context: Vec::new(),
         sloppy: None,
+        resend: false,
     }
 }
 

@@ -57,6 +57,7 @@ impl DynamoPump for Pump {
             consistency: Consistency::Dynamo(level),
             context,
             sloppy,
+            resend: false,
         };
         self.request(node, request);
         id

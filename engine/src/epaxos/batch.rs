@@ -74,6 +74,7 @@ impl Intake {
             Consistency::LocalRead | Consistency::Linearizable => {
                 let payload = Payload {
                     request: request.id,
+                    resend: request.resend,
                     command: request.command,
                 };
                 if !self.submit(leader, replica, now, payload) {

@@ -193,6 +193,7 @@ fn a_batch_interferes_through_any_of_its_commands() {
             client: ClientId(1),
             seq: 1,
         },
+        resend: false,
         command: Command::Put {
             key: key.as_bytes().to_vec(),
             value: Vec::new(),

@@ -62,3 +62,15 @@ fn a_crashed_replica_rebuilt_from_its_records_agrees_and_the_rest_finish() {
         assert_same_order(&pump);
     }
 }
+
+#[test]
+fn a_resend_gets_its_first_result_within_the_key_window_and_never_runs_again() {
+    for seed in 0..4 {
+        let config = EpaxosConfig {
+            key_session_window: 3,
+            ..fast()
+        };
+        let mut pump = new_pump(3, seed, config);
+        crate::test_host::check_key_resends(&mut pump, 3, Epaxos::kv);
+    }
+}

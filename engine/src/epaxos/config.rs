@@ -1,5 +1,6 @@
 //! EPaxos configuration.
 
+use crate::session::KEY_SESSION_WINDOW;
 use std::time::Duration;
 
 /// How an EPaxos keyspace runs. Defaults are documented per field.
@@ -33,6 +34,11 @@ pub struct EpaxosConfig {
     /// leader (default 10,000). Requests only queue, and so only batch, when this window
     /// is full.
     pub max_in_flight: usize,
+    /// Writes each key remembers for exactly-once execution (default
+    /// [`KEY_SESSION_WINDOW`], 8): a resent request still gets its first result while
+    /// fewer than this many writes on its key ran after it, and `SessionExpired` later
+    /// (docs/design.md#sessions). Every replica of a keyspace must use the same.
+    pub key_session_window: usize,
     /// Largest chunk of a rejoin answer (a peer's state) sent in one message (default
     /// 1 MiB).
     pub snapshot_chunk_bytes: usize,
@@ -53,6 +59,7 @@ impl Default for EpaxosConfig {
             record_execution: true,
             max_batch: 1,
             max_in_flight: 10_000,
+            key_session_window: KEY_SESSION_WINDOW,
             snapshot_chunk_bytes: 1 << 20,
             unsafe_rejoin_without_fence: false,
         }

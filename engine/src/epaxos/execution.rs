@@ -35,8 +35,8 @@ pub struct ExecutedEntry {
     pub payload: Payload,
 }
 
-/// An executed command and its result (or `None` for a repeat forgotten by the session
-/// table: nothing to answer).
+/// An executed command and its result (or `None` for a resend its key no longer
+/// remembers: answered `SessionExpired`, not run).
 pub type Executed = (InstanceId, Payload, Option<CommandResult>);
 
 /// Runs committed instances in dependency order (see the module doc).
@@ -98,10 +98,12 @@ impl Executor {
         &self.kv
     }
 
-    /// An executor that keeps (`true`) or skips the execution-order log.
-    pub fn new(record_order: bool) -> Self {
+    /// An executor that keeps (`true`) or skips the execution-order log, remembering
+    /// `key_window` writes per key (sessions).
+    pub fn new(record_order: bool, key_window: usize) -> Self {
         Self {
             record_order,
+            sessions: KeySessions::with_window(key_window),
             ..Self::default()
         }
     }
@@ -145,7 +147,9 @@ impl Executor {
         self.executed_prefix = state.prefix;
         self.executed_above = state.above;
         self.kv = state.kv;
+        let window = self.sessions.window();
         self.sessions = state.sessions;
+        self.sessions.set_window(window);
         self.committed.clear();
         self.missing.clear();
         self.dependents.clear();
@@ -376,7 +380,10 @@ impl Executor {
 
     /// Run one command once (a repeat gets the first result, if remembered).
     fn execute(&mut self, id: InstanceId, payload: &Payload) -> Option<CommandResult> {
-        match self.sessions.admit(payload.request, &payload.command) {
+        match self
+            .sessions
+            .admit(payload.request, &payload.command, payload.resend)
+        {
             Admission::Execute => {
                 let result = self.kv.apply(&payload.command);
                 self.sessions

@@ -5,6 +5,7 @@ use super::test_support::{attrs, batch, id};
 use super::{Batch, InstanceId, Payload};
 use crate::command::Command;
 use crate::id::{ClientId, RequestId};
+use crate::session::KEY_SESSION_WINDOW;
 use crate::time::Time;
 
 fn order(executor: &Executor) -> Vec<InstanceId> {
@@ -14,7 +15,7 @@ fn order(executor: &Executor) -> Vec<InstanceId> {
 /// §4.4: a cycle runs as one component, ordered by sequence number.
 #[test]
 fn a_dependency_cycle_executes_by_sequence_number() {
-    let mut executor = Executor::new(true);
+    let mut executor = Executor::new(true, KEY_SESSION_WINDOW);
     let (a, b) = (id(0, 0), id(1, 0));
     assert!(
         executor
@@ -34,7 +35,7 @@ fn a_dependency_cycle_executes_by_sequence_number() {
 /// A commit that arrives before its dependency waits; unrelated instances do not.
 #[test]
 fn an_uncommitted_dependency_blocks_only_its_dependents() {
-    let mut executor = Executor::new(true);
+    let mut executor = Executor::new(true, KEY_SESSION_WINDOW);
     let (missing, blocked, independent) = (id(2, 0), id(0, 0), id(1, 0));
     executor.commit(Time::ZERO, blocked, batch(1, "k"), attrs(2, &[missing]));
     executor.commit(Time::ZERO, independent, batch(2, "other"), attrs(1, &[]));
@@ -48,7 +49,7 @@ fn an_uncommitted_dependency_blocks_only_its_dependents() {
 /// Dependencies always run first, through long chains (iterative Tarjan, no recursion).
 #[test]
 fn a_long_chain_committed_in_reverse_executes_in_dependency_order() {
-    let mut executor = Executor::new(true);
+    let mut executor = Executor::new(true, KEY_SESSION_WINDOW);
     let n = 5_000;
     for slot in (0..n).rev() {
         let deps: Vec<InstanceId> = if slot == 0 {
@@ -71,12 +72,13 @@ fn a_long_chain_committed_in_reverse_executes_in_dependency_order() {
 /// ones; the older ones must still run (a per-client dedup window skipped them).
 #[test]
 fn old_requests_committed_after_thousands_of_newer_ones_still_execute() {
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, KEY_SESSION_WINDOW);
     let request = |seq: u64| Payload {
         request: RequestId {
             client: ClientId(9),
             seq,
         },
+        resend: false,
         command: Command::Put {
             key: format!("k{seq}").into_bytes(),
             value: b"v".to_vec(),

@@ -79,6 +79,8 @@ pub enum Status {
 pub struct Payload {
     /// The client request (for exactly-once execution and the reply).
     pub request: RequestId,
+    /// The client may have sent it before (`ClientRequest::resend`; sessions).
+    pub resend: bool,
     /// What to execute.
     pub command: Command,
 }
@@ -95,6 +97,7 @@ impl Payload {
                 client: NOOP_CLIENT,
                 seq: 0,
             },
+            resend: false,
             command: Command::Get { key: Vec::new() },
         }
     }

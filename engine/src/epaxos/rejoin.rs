@@ -77,7 +77,10 @@ impl Epaxos {
         replica.fence.stage = Stage::Querying;
         replica.fence.lost_state = true;
         replica.fence.bounds.clear();
-        replica.executor = Executor::new(replica.config.record_execution);
+        replica.executor = Executor::new(
+            replica.config.record_execution,
+            replica.config.key_session_window,
+        );
         replica.metrics.incr("rejoins");
         self.resume.clear();
         self.rejoin = Rejoin::new(self.rejoin.nonce.wrapping_add(2));

@@ -15,7 +15,7 @@ use super::table::InstanceTable;
 use crate::id::NodeId;
 use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
 use crate::quorum::{epaxos_fast_quorum, majority};
-use crate::request::{ClientReply, Response};
+use crate::request::{ClientReply, RequestError, Response};
 use crate::time::Time;
 
 /// Who hears of a commit decided or learned here, once its record is durable.
@@ -73,7 +73,7 @@ impl Replica {
             fast_quorum: epaxos_fast_quorum(n),
             slow_quorum: majority(n),
             table: InstanceTable::default(),
-            executor: Executor::new(config.record_execution),
+            executor: Executor::new(config.record_execution, config.key_session_window),
             fence: Fence::default(),
             config,
             outbox: Outbox::new(),
@@ -188,12 +188,16 @@ impl Replica {
             if id.leader != self.id || payload.is_noop() {
                 continue;
             }
-            if let Some(result) = result {
-                replies.push(Effect::Reply(ClientReply {
-                    id: payload.request,
-                    outcome: Ok(Response::Kv(result)),
-                }));
-            }
+            let outcome = match result {
+                Some(result) => Ok(Response::Kv(result)),
+                None => Err(RequestError::SessionExpired {
+                    request: payload.request,
+                }),
+            };
+            replies.push(Effect::Reply(ClientReply {
+                id: payload.request,
+                outcome,
+            }));
         }
         if !replies.is_empty() {
             self.outbox.persist(Vec::new(), replies);

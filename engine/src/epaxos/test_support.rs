@@ -27,6 +27,7 @@ pub(super) fn payload(seq: u64, key: &str) -> Payload {
             client: ClientId(1),
             seq,
         },
+        resend: false,
         command: Command::Put {
             key: key.into(),
             value: vec![seq as u8],

@@ -609,6 +609,7 @@ impl<P: Protocol> Sim<P> {
             consistency: op.consistency,
             context: op.context,
             sloppy: op.sloppy,
+            resend: false,
         };
         let region = client.region;
         client.outstanding.insert(seq);

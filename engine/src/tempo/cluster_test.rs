@@ -163,3 +163,15 @@ fn a_coordinator_that_crashed_mid_proposal_does_not_block_the_key() {
     }
     assert!(recovered > 0, "no seed needed a recovery");
 }
+
+#[test]
+fn a_resend_gets_its_first_result_within_the_key_window_and_never_runs_again() {
+    for seed in 0..4 {
+        let config = TempoConfig {
+            key_session_window: 3,
+            ..config(1)
+        };
+        let mut pump = new_pump(3, seed, Order::Shuffled, config);
+        crate::test_host::check_key_resends(&mut pump, 3, Tempo::kv);
+    }
+}

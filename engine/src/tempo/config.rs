@@ -1,5 +1,6 @@
 //! Tempo configuration.
 
+use crate::session::KEY_SESSION_WINDOW;
 use std::time::Duration;
 
 /// How a Tempo keyspace runs. Defaults are documented per field.
@@ -30,6 +31,10 @@ pub struct TempoConfig {
     pub gc_interval: Duration,
     /// Keep every executed command in memory for inspection (default true).
     pub record_execution: bool,
+    /// Writes each key remembers for exactly-once execution (default
+    /// [`KEY_SESSION_WINDOW`], 8; docs/design.md#sessions). Every replica of a keyspace
+    /// must use the same.
+    pub key_session_window: usize,
 }
 
 impl Default for TempoConfig {
@@ -43,6 +48,7 @@ impl Default for TempoConfig {
             tick: Duration::from_millis(50),
             gc_interval: Duration::from_secs(1),
             record_execution: true,
+            key_session_window: KEY_SESSION_WINDOW,
         }
     }
 }

@@ -73,6 +73,7 @@ pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: C
     };
     let payload = Payload {
         request: request.id,
+        resend: request.resend,
         command: request.command,
         quorum: r.fast_quorum.clone(),
     };

@@ -140,6 +140,7 @@ fn a_member_proposes_above_its_clock_durably_before_answering() {
     };
     let payload = Payload {
         request: request(9, "k").id,
+        resend: false,
         command: request(9, "k").command,
         quorum: vec![NodeId(2), NodeId(1), NodeId(3)],
     };
@@ -155,6 +156,7 @@ fn a_member_proposes_above_its_clock_durably_before_answering() {
     let _ = synced(&mut member);
     let payload = Payload {
         request: request(1, "k").id,
+        resend: false,
         command: request(1, "k").command,
         quorum: vec![NodeId(0), NodeId(1), NodeId(2)],
     };

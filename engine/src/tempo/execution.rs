@@ -45,10 +45,13 @@ pub(super) struct Executor {
 }
 
 impl Executor {
-    pub(super) fn new(record: bool) -> Self {
+    /// An executor that keeps (`record`) or skips the execution log, remembering
+    /// `key_window` writes per key (sessions).
+    pub(super) fn new(record: bool, key_window: usize) -> Self {
         Self {
             state: State {
                 record,
+                sessions: KeySessions::with_window(key_window),
                 ..State::default()
             },
             ..Self::default()
@@ -134,7 +137,7 @@ impl State {
             order,
             record,
         } = self;
-        let result = match sessions.admit(payload.request, &payload.command) {
+        let result = match sessions.admit(payload.request, &payload.command, payload.resend) {
             Admission::Execute => {
                 let result = kv.apply(&payload.command);
                 sessions.record(payload.request, &payload.command, result.clone());

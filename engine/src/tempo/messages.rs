@@ -43,6 +43,8 @@ impl Ballot {
 pub struct Payload {
     /// The client's request id (sessions).
     pub request: RequestId,
+    /// The client may have sent it before (`ClientRequest::resend`; sessions).
+    pub resend: bool,
     /// The command.
     pub command: Command,
     /// The coordinator's fast quorum (the coordinator included).

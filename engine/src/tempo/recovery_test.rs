@@ -13,6 +13,7 @@ fn payload() -> Payload {
             client: ClientId(1),
             seq: 1,
         },
+        resend: false,
         command: Command::Get { key: b"k".to_vec() },
         // Coordinator 0, fast quorum {0, 1, 2} (n = 5, f = 1).
         quorum: vec![NodeId(0), NodeId(1), NodeId(2)],

@@ -79,6 +79,7 @@ impl Replica {
         let size = config.fast_quorum(members.len());
         let fast_quorum = cluster.by_distance(id).into_iter().take(size).collect();
         let record = config.record_execution;
+        let window = config.key_session_window;
         Self {
             id,
             members,
@@ -87,7 +88,7 @@ impl Replica {
             cmds: BTreeMap::new(),
             clocks: Clocks::default(),
             promises: PromiseTable::default(),
-            executor: Executor::new(record),
+            executor: Executor::new(record, window),
             clients: BTreeMap::new(),
             committed_at: BTreeMap::new(),
             touched: BTreeSet::new(),
