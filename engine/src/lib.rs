@@ -24,6 +24,8 @@ pub mod command;
 pub mod dynamo;
 pub mod epaxos;
 pub mod id;
+#[cfg(test)]
+pub(crate) mod model_check;
 pub mod multipaxos;
 pub mod protocol;
 pub mod quorum;
