@@ -158,12 +158,15 @@ pub enum CommitPath {
 #[derive(Clone, Debug)]
 pub struct Outbox<M, R> {
     queue: VecDeque<Output<M, R>>,
+    /// Encoded bytes of the records queued for persisting so far, if counted.
+    persisted_bytes: Option<u64>,
 }
 
 impl<M, R> Default for Outbox<M, R> {
     fn default() -> Self {
         Self {
             queue: VecDeque::new(),
+            persisted_bytes: None,
         }
     }
 }
@@ -172,6 +175,21 @@ impl<M, R> Outbox<M, R> {
     /// An empty outbox.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty outbox that counts the encoded bytes of the records it queues for
+    /// persisting (compaction compares the log written since the last snapshot with the
+    /// snapshot).
+    pub fn counting() -> Self {
+        Self {
+            persisted_bytes: Some(0),
+            ..Self::default()
+        }
+    }
+
+    /// Encoded bytes of the records queued for persisting so far (0 if not counting).
+    pub fn persisted_bytes(&self) -> u64 {
+        self.persisted_bytes.unwrap_or(0)
     }
 
     /// Queue a message that needs no durability.
@@ -191,7 +209,16 @@ impl<M, R> Outbox<M, R> {
     }
 
     /// Queue records and the effects to release once they are durable.
-    pub fn persist(&mut self, records: Vec<R>, then: Vec<Effect<M>>) {
+    pub fn persist(&mut self, records: Vec<R>, then: Vec<Effect<M>>)
+    where
+        R: Serialize,
+    {
+        if let Some(bytes) = self.persisted_bytes.as_mut() {
+            *bytes += records
+                .iter()
+                .map(crate::transfer::encoded_len)
+                .sum::<u64>();
+        }
         self.queue.push_back(Output::Persist { records, then });
     }
 

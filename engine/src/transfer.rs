@@ -27,6 +27,11 @@ pub fn encode<T: Serialize>(snapshot: &T) -> Vec<u8> {
     postcard::to_allocvec(snapshot).unwrap_or_default()
 }
 
+/// The length of `value`'s encoding, without encoding it.
+pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
+    postcard::experimental::serialized_size(value).map_or(0, |n| n as u64)
+}
+
 /// Decode a transferred snapshot; `None` if the bytes are not one.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     postcard::from_bytes(bytes).ok()

@@ -20,8 +20,9 @@ pub struct EpaxosConfig {
     /// timer of its own, busy or idle (default 1 s). Zero turns reports and collection
     /// off (hosts that leave collection out of scope, like the model checker).
     pub gc_interval: Duration,
-    /// Instances executed between two compactions, checked on the GC timer (default
-    /// 4,096; zero: never compact): the durable log is then replaced by a snapshot and
+    /// Instances executed between two compactions at least, checked on the GC timer
+    /// (default 4,096; zero: never compact); a compaction also waits for as many bytes
+    /// of log as the last snapshot: the durable log is then replaced by a snapshot and
     /// the live instances (docs/design.md#epaxos-compaction).
     pub snapshot_interval: u64,
     /// Keep every executed command in memory for inspection (default true; benchmarks

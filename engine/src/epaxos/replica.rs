@@ -76,7 +76,7 @@ impl Replica {
             executor: Executor::new(config.record_execution, config.key_session_window),
             fence: Fence::default(),
             config,
-            outbox: Outbox::new(),
+            outbox: Outbox::counting(),
             metrics: Metrics::new(),
         }
     }

@@ -1,9 +1,12 @@
 //! Snapshots, log compaction and state transfer (docs/design.md#multi-paxos-compaction).
 //!
 //! ```text
-//!  execute ─▶ every snapshot_interval slots: Compact[Promised, Fence*, (Rejoining),
-//!             Snapshot{executed, kv, sessions}, Accepted for each slot >= executed]
-//!             memory keeps retained_slots executed slots; below them: the floor
+//!  execute ─▶ once snapshot_interval slots executed and the log written since the last
+//!             compaction is as long as its snapshot, in encoded bytes: Compact[Promised, Fence*,
+//!             (Rejoining), Snapshot{executed, kv, sessions}, Accepted for each slot >=
+//!             executed]
+//!          ─▶ every snapshot_interval slots: memory keeps retained_slots executed slots;
+//!             below them: the floor
 //!  a peer asks below our floor (phase 1, catch-up) ─▶ Compacted{floor}
 //!  Compacted{floor > our executed} ─▶ SnapshotRequest ⇄ SnapshotChunk ... ─▶ install,
 //!             compact, catch up the tail from the leader
@@ -18,12 +21,45 @@ use crate::id::NodeId;
 use crate::time::Time;
 use crate::transfer::{self, Incoming, Outgoing, Received};
 
+/// What the last compaction left (when the next one is due).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct LastSnapshot {
+    /// Its executed frontier.
+    pub(super) executed: Slot,
+    /// Encoded bytes of its records.
+    snapshot_bytes: u64,
+    /// Encoded bytes persisted by this incarnation then.
+    log_bytes: u64,
+}
+
+impl LastSnapshot {
+    /// A snapshot of unknown size at `executed` (the one a restart recovered).
+    pub(super) fn at(executed: Slot) -> Self {
+        Self {
+            executed,
+            ..Self::default()
+        }
+    }
+}
+
 impl MultiPaxos {
-    /// Compact once `snapshot_interval` slots were executed since the last compaction.
+    /// Compact once `snapshot_interval` slots executed since the last compaction and
+    /// the records persisted since are at least as many encoded bytes as its snapshot: a
+    /// snapshot costs in proportion to the state, so the cost per executed slot stays
+    /// constant however long the history, and the durable log within twice the snapshot. Executed slots are forgotten in memory every `snapshot_interval`
+    /// slots whether or not a compaction is due (the durable log still holds them until
+    /// the next one; a peer asking below the floor is sent a snapshot).
     pub(super) fn maybe_compact(&mut self, now: Time) {
         let executed = self.log.next_execute();
-        if executed >= self.last_snapshot + self.config.snapshot_interval {
+        let interval = self.config.snapshot_interval;
+        let logged = self.outbox.persisted_bytes() - self.last_snapshot.log_bytes;
+        if executed >= self.last_snapshot.executed + interval
+            && logged >= self.last_snapshot.snapshot_bytes
+        {
             self.compact(now);
+        } else if executed >= self.log.floor() + self.config.retained_slots + interval {
+            self.log
+                .trim(executed.saturating_sub(self.config.retained_slots));
         }
     }
 
@@ -31,8 +67,15 @@ impl MultiPaxos {
     /// slots, and forget executed slots but the last `retained_slots`.
     pub(super) fn compact(&mut self, now: Time) {
         let executed = self.log.next_execute();
-        self.last_snapshot = executed;
-        self.outbox.compact(self.snapshot_records());
+        let records = self.snapshot_records();
+        let snapshot_bytes = records.iter().map(transfer::encoded_len).sum();
+        self.last_snapshot = LastSnapshot {
+            executed,
+            snapshot_bytes,
+            log_bytes: self.outbox.persisted_bytes(),
+        };
+        self.outbox.compact(records);
+        self.metrics.set("snapshot_bytes", snapshot_bytes);
         self.log
             .trim(executed.saturating_sub(self.config.retained_slots));
         self.metrics.incr("compactions");

@@ -43,7 +43,9 @@ fn a_long_run_compacts_and_holds_a_bounded_log_in_memory_and_on_disk() {
         assert!(pump.run_until(STEPS, converged), "seed {seed}");
         pump.assert_agreement();
         for node in pump.live() {
-            assert!(node.metrics().get("compactions") >= 10, "seed {seed}");
+            // A compaction waits for as many bytes of log as the last snapshot, which grows
+            // with the 300 keys: fewer than one per 20 slots.
+            assert!(node.metrics().get("compactions") >= 5, "seed {seed}");
             assert!(
                 node.compacted_to() >= 300 - 20 - 5,
                 "seed {seed}: {} compacted to {}",
@@ -62,7 +64,20 @@ fn a_long_run_compacts_and_holds_a_bounded_log_in_memory_and_on_disk() {
                 .iter()
                 .filter(|r| matches!(r, Record::Accepted { .. }))
                 .count();
-            assert!(accepted <= 40, "seed {seed}: {accepted} accepted records");
+            // The log after the snapshot stays about as long as the snapshot, in bytes.
+            let at = disk
+                .iter()
+                .rposition(|r| matches!(r, Record::Snapshot(_)))
+                .unwrap_or(0);
+            let log: u64 = disk[at + 1..]
+                .iter()
+                .map(crate::transfer::encoded_len)
+                .sum();
+            let snapshot: u64 = disk[..=at].iter().map(crate::transfer::encoded_len).sum();
+            assert!(
+                log <= 2 * snapshot,
+                "seed {seed}: {accepted} accepted records, {log} bytes after a snapshot of {snapshot}"
+            );
             assert!(
                 disk.iter().any(|r| matches!(r, Record::Snapshot(_))),
                 "seed {seed}: no snapshot on disk"
@@ -86,7 +101,7 @@ fn a_restart_rebuilds_the_state_from_the_snapshot_plus_the_tail() {
     pump.restart(follower);
     let rebuilt = pump.up(follower);
     // Before any message: the snapshot alone gives the state at its frontier.
-    assert!(rebuilt.executed_up_to() >= 100);
+    assert!(rebuilt.executed_up_to() >= 60);
     assert_eq!(rebuilt.compacted_to(), rebuilt.executed_up_to());
     assert!(pump.run_until(STEPS, converged));
     assert_eq!(pump.up(follower).kv(), &before);

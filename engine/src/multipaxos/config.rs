@@ -35,9 +35,10 @@ pub struct MultiPaxosConfig {
     /// Forward attempts after which a replica gives up on a request and answers
     /// [`RequestError::Timeout`](crate::request::RequestError::Timeout) (default 8).
     pub max_forward_attempts: u32,
-    /// Executed slots between two compactions (default 4,096): the log is then replaced by
-    /// a snapshot of the state plus the accepted slots above it
-    /// (docs/design.md#multi-paxos-compaction).
+    /// Executed slots between two compactions at least (default 4,096), which also wait
+    /// for as many bytes of log as the last snapshot: the log is then replaced by a
+    /// snapshot of the state plus the accepted slots above it. Executed slots are
+    /// forgotten in memory every this many (docs/design.md#multi-paxos-compaction).
     pub snapshot_interval: u64,
     /// Executed slots kept one by one after a compaction (default 1,024), so a follower a
     /// little behind catches up from the log instead of by state transfer.

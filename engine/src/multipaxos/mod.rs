@@ -162,7 +162,7 @@ pub struct MultiPaxos {
     /// Built with no durable records (first boot).
     fresh: bool,
     /// The executed frontier of the last compaction.
-    last_snapshot: Slot,
+    last_snapshot: compaction::LastSnapshot,
     /// The snapshot this replica serves to a peer behind its compaction point.
     outgoing: Option<Outgoing>,
     /// The snapshot this replica is fetching.
@@ -194,7 +194,7 @@ impl MultiPaxos {
         let members: Vec<NodeId> = cluster.ids().collect();
         let quorums = config.quorums_for(members.len());
         let recovered = replay::recover(id, recovered, config.sessions);
-        let last_snapshot = recovered.log.floor();
+        let last_snapshot = compaction::LastSnapshot::at(recovered.log.floor());
         let mut timers = Timers::new();
         // Until the first input tells the core what time it is.
         timers.set(Timer::Start, Time::ZERO);
@@ -222,7 +222,7 @@ impl MultiPaxos {
             fences: recovered.fences,
             rejoining: recovered.rejoining,
             retiring: false,
-            outbox: Outbox::new(),
+            outbox: Outbox::counting(),
             metrics: Metrics::new(),
         }
     }
