@@ -7,6 +7,7 @@
 //!            storage (trait, in-memory model, record framing)
 //!            topology                               regions, RTT matrix, placement
 //!            transfer                               chunked snapshot transfer between replicas
+//!            configuration                          epochs, voters and learners, slot schedule
 //!   layer 2  multipaxos · epaxos · tempo · dynamo  protocol cores (import layers 0-1 only)
 //!   layer 3  sim · check                            deterministic simulator, history checkers
 //!            test_host (tests only)                 a minimal host for the cores' unit tests
@@ -21,9 +22,12 @@
 
 pub mod check;
 pub mod command;
+pub mod configuration;
 pub mod dynamo;
 pub mod epaxos;
 pub mod id;
+#[cfg(test)]
+pub(crate) mod model_check;
 pub mod multipaxos;
 pub mod protocol;
 pub mod quorum;

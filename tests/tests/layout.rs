@@ -198,6 +198,7 @@ fn engine_modules_import_only_their_layer_or_lower() {
         ("storage", 1),
         ("topology", 1),
         ("transfer", 1),
+        ("configuration", 1),
         ("multipaxos", 2),
         ("epaxos", 2),
         ("dynamo", 2),

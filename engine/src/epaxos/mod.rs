@@ -138,7 +138,7 @@ pub struct Epaxos {
 
 impl Epaxos {
     /// Hash what can influence this replica's next moves: the model checker's state
-    /// fingerprint (`model_check/world.rs`). Every field is named, so a new one does not
+    /// fingerprint (`crate::model_check`). Every field is named, so a new one does not
     /// compile until its place here is decided; the parts derive `Hash`.
     #[cfg(test)]
     fn hash_state(&self, state: &mut impl std::hash::Hasher) {
@@ -409,6 +409,17 @@ impl Protocol for Epaxos {
         self.now = now;
         self.intake
             .on_request(&mut self.leader, &mut self.replica, now, request);
+        self.arm_tick(now);
+    }
+
+    fn begin_burst(&mut self) {
+        self.intake.begin_burst();
+    }
+
+    fn end_burst(&mut self, now: Time) {
+        self.now = now;
+        self.intake
+            .end_burst(&mut self.leader, &mut self.replica, now);
         self.arm_tick(now);
     }
 
