@@ -232,6 +232,8 @@ const TEMPO_COUNTERS: &[&str] = &[
     "recoveries",
     "retransmissions",
     "slow_path",
+    "stability_order_wait_us",
+    "stability_promise_wait_us",
     "stability_wait_us",
     "stability_waits",
 ];

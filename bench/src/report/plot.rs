@@ -1,5 +1,6 @@
 //! `--plot DIR`: SVG charts — commit-latency CDF per region for each (protocol, workload),
-//! and median / p99 commit latency against conflict rate per region and protocol.
+//! median / p99 commit latency against conflict rate per region and protocol, and p99
+//! commit against p99 execution latency per region and protocol.
 
 use super::RunReport;
 use anyhow::{anyhow, Context};
@@ -98,11 +99,36 @@ fn cdf_chart(dir: &Path, report: &RunReport) -> anyhow::Result<PathBuf> {
 }
 
 /// `(conflict %, p50 ms, p99 ms)` of one region under one protocol.
-type ConflictPoint = (f64, f64, f64);
+/// (conflict %, commit p50, commit p99, execution p99), ms.
+type ConflictPoint = (f64, f64, f64, f64);
 
-/// One chart per region: p50 and p99 commit latency vs conflict % for each protocol.
+/// A line's label and the value it draws.
+type ChartLine = (&'static str, fn(&ConflictPoint) -> f64);
+
+/// One kind of conflict chart: its file prefix, title and the two lines drawn per
+/// protocol (label, value; the first thick, the second thin).
+struct ConflictChart {
+    prefix: &'static str,
+    title: &'static str,
+    lines: [ChartLine; 2],
+}
+
+const CONFLICT_CHARTS: [ConflictChart; 2] = [
+    ConflictChart {
+        prefix: "conflicts",
+        title: "commit latency vs conflict rate",
+        lines: [("p50", |p| p.1), ("p99", |p| p.2)],
+    },
+    ConflictChart {
+        prefix: "conflicts-p99",
+        title: "p99 commit and execution latency vs conflict rate",
+        lines: [("commit p99", |p| p.2), ("exec p99", |p| p.3)],
+    },
+];
+
+/// One chart per region and kind ([`CONFLICT_CHARTS`]) with a line pair per protocol.
 fn conflict_charts(dir: &Path, reports: &[RunReport]) -> anyhow::Result<Vec<PathBuf>> {
-    // protocol → region → [(conflict, p50, p99)]
+    // protocol → region → points
     let mut series: BTreeMap<String, BTreeMap<String, Vec<ConflictPoint>>> = BTreeMap::new();
     for report in reports {
         let Some(conflict) = report.conflict_pct else {
@@ -114,7 +140,7 @@ fn conflict_charts(dir: &Path, reports: &[RunReport]) -> anyhow::Result<Vec<Path
                 .or_default()
                 .entry(region.region.clone())
                 .or_default()
-                .push((conflict, region.p50_ms, region.p99_ms));
+                .push((conflict, region.p50_ms, region.p99_ms, region.exec_p99_ms));
         }
     }
     let distinct_conflicts = {
@@ -131,71 +157,80 @@ fn conflict_charts(dir: &Path, reports: &[RunReport]) -> anyhow::Result<Vec<Path
         .map(|r| r.regions.iter().map(|x| x.region.clone()).collect())
         .unwrap_or_default();
     let mut written = Vec::new();
-    for region in regions {
-        let path = dir.join(format!("conflicts-{}.svg", file_name(&region)));
-        let max_ms = series
-            .values()
-            .filter_map(|by_region| by_region.get(&region))
-            .flatten()
-            .map(|p| p.2)
-            .fold(1.0, f64::max)
-            * 1.1;
-        let target = path.clone();
-        let root = SVGBackend::new(&target, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("{region}: commit latency vs conflict rate"),
-                ("sans-serif", 20),
-            )
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..100f64, 0f64..max_ms)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("conflicts (%)")
-            .y_desc("latency (ms)")
-            .draw()
-            .map_err(plot_err)?;
-        for (i, (protocol, by_region)) in series.iter().enumerate() {
-            let Some(points) = by_region.get(&region) else {
-                continue;
-            };
-            let mut points = points.clone();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().map(|p| (p.0, p.1)),
-                    color.stroke_width(2),
-                ))
-                .map_err(plot_err)?
-                .label(format!("{protocol} p50"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().map(|p| (p.0, p.2)),
-                    color.stroke_width(1),
-                ))
-                .map_err(plot_err)?
-                .label(format!("{protocol} p99"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
-                });
+    for kind in &CONFLICT_CHARTS {
+        for region in &regions {
+            written.push(conflict_chart(dir, kind, region, &series)?);
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)?;
-        written.push(path);
     }
     Ok(written)
+}
+
+fn conflict_chart(
+    dir: &Path,
+    kind: &ConflictChart,
+    region: &str,
+    series: &BTreeMap<String, BTreeMap<String, Vec<ConflictPoint>>>,
+) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("{}-{}.svg", kind.prefix, file_name(region)));
+    let [(first_label, first), (second_label, second)] = kind.lines;
+    let max_ms = series
+        .values()
+        .filter_map(|by_region| by_region.get(region))
+        .flatten()
+        .map(|p| first(p).max(second(p)))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let target = path.clone();
+    let root = SVGBackend::new(&target, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{region}: {}", kind.title), ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..100f64, 0f64..max_ms)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("conflicts (%)")
+        .y_desc("latency (ms)")
+        .draw()
+        .map_err(plot_err)?;
+    for (i, (protocol, by_region)) in series.iter().enumerate() {
+        let Some(points) = by_region.get(region) else {
+            continue;
+        };
+        let mut points = points.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, first(p))),
+                color.stroke_width(2),
+            ))
+            .map_err(plot_err)?
+            .label(format!("{protocol} {first_label}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, second(p))),
+                color.stroke_width(1),
+            ))
+            .map_err(plot_err)?
+            .label(format!("{protocol} {second_label}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(path)
 }

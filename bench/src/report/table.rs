@@ -23,6 +23,18 @@ pub fn render(reports: &[RunReport]) -> String {
         if let Some(conflict) = report.measured_conflict_rate {
             let _ = write!(summary, ", measured conflicts {:.1}%", conflict * 100.0);
         }
+        let counter = |name: &str| report.counters.get(name).copied().unwrap_or(0);
+        let waits = counter("stability_waits");
+        if waits > 0 {
+            let mean = |name: &str| counter(name) as f64 / waits as f64 / 1000.0;
+            let _ = write!(
+                summary,
+                ", stability wait mean {:.1} ms (promises {:.1}, lower proposals {:.1})",
+                mean("stability_wait_us"),
+                mean("stability_promise_wait_us"),
+                mean("stability_order_wait_us")
+            );
+        }
         if let Some(verdict) = &report.verdict {
             let _ = write!(summary, ", verdict: {verdict}");
         }

@@ -86,3 +86,23 @@ fn efficiency_figures_are_printed_when_measured() {
         "{text}"
     );
 }
+
+#[test]
+fn tempo_runs_split_the_mean_stability_wait() {
+    let mut run = report(vec![region("VA", 0)]);
+    let text = render(std::slice::from_ref(&run));
+    assert!(!text.contains("stability"), "{text}");
+    for (name, value) in [
+        ("stability_waits", 4),
+        ("stability_wait_us", 100_000),
+        ("stability_promise_wait_us", 20_000),
+        ("stability_order_wait_us", 80_000),
+    ] {
+        run.counters.insert(name.to_string(), value);
+    }
+    let text = render(&[run]);
+    assert!(
+        text.contains("stability wait mean 25.0 ms (promises 5.0, lower proposals 20.0)"),
+        "{text}"
+    );
+}

@@ -112,6 +112,14 @@ impl PromiseTable {
         }
     }
 
+    /// The highest clock on `key` any replica announced.
+    pub(super) fn highest(&self, key: &[u8]) -> u64 {
+        self.by_key
+            .get(key)
+            .and_then(|by_node| by_node.values().map(|(clock, _)| *clock).max())
+            .unwrap_or(0)
+    }
+
     /// The highest timestamp on `key` a majority (`majority` replicas) promised up to,
     /// counting attached promises only for commands `committed` says are committed here.
     pub(super) fn stable(

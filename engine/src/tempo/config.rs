@@ -31,6 +31,11 @@ pub struct TempoConfig {
     pub gc_interval: Duration,
     /// Keep every executed command in memory for inspection (default true).
     pub record_execution: bool,
+    /// Answer a put or delete once a majority's clocks cover its committed timestamp,
+    /// before the commands with lower proposals commit and it executes (default true;
+    /// its result, `Written`, does not depend on them). Off: every command is answered
+    /// when it executes.
+    pub answer_promised_writes: bool,
     /// Writes each key remembers for exactly-once execution (default
     /// [`KEY_SESSION_WINDOW`], 8; docs/design.md#sessions). Every replica of a keyspace
     /// must use the same.
@@ -48,6 +53,7 @@ impl Default for TempoConfig {
             tick: Duration::from_millis(50),
             gc_interval: Duration::from_secs(1),
             record_execution: true,
+            answer_promised_writes: true,
             key_session_window: KEY_SESSION_WINDOW,
         }
     }

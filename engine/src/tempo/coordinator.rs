@@ -63,8 +63,8 @@ impl Drives {
     }
 }
 
-/// A client's request: a new command with this replica's proposal, durable before the
-/// `Propose` leaves.
+/// A client's request: a new command with this replica's proposal (above its clock and
+/// every clock announced on the key), durable before the `Propose` leaves.
 pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: ClientRequest) {
     drives.last_seq += 1;
     let dot = Dot {
@@ -78,7 +78,10 @@ pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: C
         quorum: r.fast_quorum.clone(),
     };
     let key = payload.key().clone();
-    let ts = r.clocks.propose(&key, dot, 0);
+    // Above every clock announced on the key: the members' clocks are most likely below
+    // it, so they propose the same timestamp and their answers already promise it.
+    let floor = r.promises.highest(&key) + 1;
+    let ts = r.clocks.propose(&key, dot, floor);
     let mut cmd = Cmd::new(now);
     cmd.payload = Some(payload.clone());
     cmd.proposal = Some(ts);

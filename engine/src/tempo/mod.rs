@@ -41,6 +41,8 @@ mod replay;
 mod replica;
 
 #[cfg(test)]
+mod answer_test;
+#[cfg(test)]
 mod cluster_test;
 #[cfg(test)]
 mod coordinator_test;

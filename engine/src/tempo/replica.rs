@@ -6,7 +6,7 @@ use super::clocks::{Clocks, PromiseTable};
 use super::config::TempoConfig;
 use super::execution::{ExecutedEntry, Executor};
 use super::messages::{Ballot, Dot, Message, Payload, Record};
-use crate::command::Key;
+use crate::command::{Command, CommandResult, Key};
 use crate::id::NodeId;
 use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
 use crate::request::{ClientReply, RequestError, Response};
@@ -50,6 +50,20 @@ impl Cmd {
     }
 }
 
+/// An own command between its commit and its execution: where the stability delay goes.
+#[derive(Clone, Debug)]
+pub(super) struct OwnWait {
+    pub key: Key,
+    pub ts: u64,
+    pub committed: Time,
+    /// When a majority's clocks first covered `ts` (attached promises aside); from then
+    /// on it waits only for commands with lower proposals to commit here.
+    pub promised: Option<Time>,
+    /// A first send of a put or delete: its result (`Written`) depends on nothing ordered
+    /// before it, so its client may be answered once its timestamp is promised.
+    pub blind: bool,
+}
+
 /// The shared state of a replica.
 #[derive(Clone)]
 pub(super) struct Replica {
@@ -64,8 +78,8 @@ pub(super) struct Replica {
     pub executor: Executor,
     /// Own commands whose client waits here, with when they were submitted.
     pub clients: BTreeMap<Dot, Time>,
-    /// When own commands committed (stability delay).
-    pub committed_at: BTreeMap<Dot, Time>,
+    /// Own commands committed and not executed yet (stability delay).
+    pub committed_at: BTreeMap<Dot, OwnWait>,
     /// Keys whose stability must be checked again.
     pub touched: BTreeSet<Key>,
     /// Commands executed everywhere (forgotten).
@@ -177,7 +191,22 @@ impl Replica {
                     request: payload.request,
                     path,
                 });
-                self.committed_at.insert(dot, now);
+                let key = payload.key().clone();
+                // A first send is ordered once and runs; a resend may be refused, so it
+                // waits for its execution (docs/design.md#per-key-sessions-epaxos-tempo).
+                let blind = !payload.resend
+                    && matches!(
+                        payload.command,
+                        Command::Put { .. } | Command::Delete { .. }
+                    );
+                let wait = OwnWait {
+                    key,
+                    ts,
+                    committed: now,
+                    promised: None,
+                    blind,
+                };
+                self.committed_at.insert(dot, wait);
             }
         }
         let record = Record::Committed { dot, payload, ts };
@@ -208,19 +237,28 @@ impl Replica {
             let stable = self
                 .promises
                 .stable(&key, self.majority(), |dot| self.is_committed(dot));
+            self.on_promised(now, &key);
             let Self { executor, cmds, .. } = self;
             let ran = executor.run(&key, stable, |dot| {
                 cmds.get(&dot).and_then(|c| c.payload.as_ref())
             });
             for ran in ran {
                 self.metrics.incr("executed");
+                if let Some(wait) = self.committed_at.remove(&ran.dot) {
+                    let micros =
+                        |from: Time, to: Time| to.saturating_since(from).as_micros() as u64;
+                    let promised = wait.promised.unwrap_or(now);
+                    let metrics = &mut self.metrics;
+                    metrics.add("stability_wait_us", micros(wait.committed, now));
+                    metrics.add(
+                        "stability_promise_wait_us",
+                        micros(wait.committed, promised),
+                    );
+                    metrics.add("stability_order_wait_us", micros(promised, now));
+                    metrics.incr("stability_waits");
+                }
                 if self.clients.remove(&ran.dot).is_none() {
                     continue;
-                }
-                if let Some(at) = self.committed_at.remove(&ran.dot) {
-                    let waited = now.saturating_since(at).as_micros() as u64;
-                    self.metrics.add("stability_wait_us", waited);
-                    self.metrics.incr("stability_waits");
                 }
                 let outcome = match ran.result {
                     Some(result) => Ok(Response::Kv(result)),
@@ -231,6 +269,48 @@ impl Replica {
                 self.outbox.reply(ClientReply {
                     id: ran.request,
                     outcome,
+                });
+            }
+        }
+    }
+
+    /// The own commands on `key` whose timestamp a majority's clocks now cover, whatever
+    /// their attached promises: note when (the stability delay splits into the wait for
+    /// promises and the wait for lower proposals to commit), and answer the blind writes
+    /// among them whose commit is durable here. Every command invoked later gets a higher
+    /// timestamp, so answering is linearizable before the lower commands commit
+    /// (docs/design.md#tempo, rule 3).
+    fn on_promised(&mut self, now: Time, key: &Key) {
+        if self.committed_at.is_empty() {
+            return;
+        }
+        let covered = self.promises.stable(key, self.majority(), |_| true);
+        let early = self.config.answer_promised_writes;
+        let Self {
+            committed_at,
+            cmds,
+            clients,
+            outbox,
+            metrics,
+            ..
+        } = self;
+        for (dot, wait) in committed_at.iter_mut() {
+            if wait.key != *key || wait.ts > covered {
+                continue;
+            }
+            wait.promised.get_or_insert(now);
+            let durable = cmds.get(dot).is_some_and(|c| c.durable);
+            if !(early && wait.blind && durable) {
+                continue;
+            }
+            let Some(payload) = cmds.get(dot).and_then(|c| c.payload.as_ref()) else {
+                continue;
+            };
+            if clients.remove(dot).is_some() {
+                metrics.incr("answered_when_promised");
+                outbox.reply(ClientReply {
+                    id: payload.request,
+                    outcome: Ok(Response::Kv(CommandResult::Written)),
                 });
             }
         }
