@@ -26,6 +26,8 @@ pub mod configuration;
 pub mod dynamo;
 pub mod epaxos;
 pub mod id;
+#[cfg(test)]
+pub(crate) mod model_check;
 pub mod multipaxos;
 pub mod protocol;
 pub mod quorum;

@@ -138,7 +138,7 @@ pub struct Epaxos {
 
 impl Epaxos {
     /// Hash what can influence this replica's next moves: the model checker's state
-    /// fingerprint (`model_check/world.rs`). Every field is named, so a new one does not
+    /// fingerprint (`crate::model_check`). Every field is named, so a new one does not
     /// compile until its place here is decided; the parts derive `Hash`.
     #[cfg(test)]
     fn hash_state(&self, state: &mut impl std::hash::Hasher) {

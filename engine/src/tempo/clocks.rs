@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// This replica's clocks, its attached promises and which clocks moved since they were
 /// last announced.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Clocks {
     clock: BTreeMap<Key, u64>,
     attached: BTreeMap<Key, BTreeMap<u64, Dot>>,
@@ -89,7 +89,7 @@ type Announced = (u64, BTreeMap<u64, Dot>);
 
 /// The promises each replica announced, per key (this replica's own included, once
 /// durable).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub(super) struct PromiseTable {
     by_key: BTreeMap<Key, BTreeMap<NodeId, Announced>>,
 }

@@ -12,7 +12,7 @@ use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a command driven here stands.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) enum Stage {
     /// Waiting for every fast-quorum member's proposal.
     Propose { acks: BTreeMap<NodeId, u64> },
@@ -30,7 +30,7 @@ pub(super) enum Stage {
 }
 
 /// One command driven here.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct Drive {
     pub stage: Stage,
     pub payload: Payload,
@@ -41,7 +41,7 @@ pub(super) struct Drive {
 }
 
 /// Commands this replica drives (its own, and others' it recovers).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Drives {
     pub map: BTreeMap<Dot, Drive>,
     /// Own sequence numbers used so far.

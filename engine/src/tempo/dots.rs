@@ -6,7 +6,7 @@ use crate::id::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A set of [`Dot`]s kept as per-coordinator prefixes and the dots above them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DotSet {
     prefix: BTreeMap<NodeId, u64>,
     above: BTreeSet<Dot>,

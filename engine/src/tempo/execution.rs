@@ -11,7 +11,7 @@ use crate::state_machine::{KvStore, StateMachine};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One executed command, for inspection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ExecutedEntry {
     /// The command's id.
     pub dot: Dot,
@@ -35,7 +35,7 @@ pub(super) struct Ran {
 
 /// The state machine, the session table and the committed commands waiting for
 /// stability.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Executor {
     state: State,
     waiting: BTreeMap<Key, BTreeSet<(u64, Dot)>>,
@@ -121,7 +121,7 @@ impl Executor {
 }
 
 /// The state machine, the session table and the execution log.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 struct State {
     kv: KvStore,
     sessions: KeySessions,

@@ -51,7 +51,7 @@ pub(super) fn announce(r: &mut Replica, resend: bool) {
 }
 
 /// Everyone's executed prefixes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Collector {
     reports: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
 }

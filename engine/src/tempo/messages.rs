@@ -87,7 +87,7 @@ pub struct RecReport {
 }
 
 /// Peer-to-peer messages.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Message {
     /// Coordinator → everyone: the command and the coordinator's proposal; fast-quorum
     /// members propose, the others only keep the payload.
@@ -180,7 +180,7 @@ pub enum Message {
 }
 
 /// What survives a crash, replayed in order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Record {
     /// This replica proposed `ts` for the command (its clock on the key is at least `ts`;
     /// an attached promise).

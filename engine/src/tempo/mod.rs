@@ -45,6 +45,8 @@ mod cluster_test;
 #[cfg(test)]
 mod coordinator_test;
 #[cfg(test)]
+mod model_check;
+#[cfg(test)]
 mod recovery_test;
 #[cfg(test)]
 mod test_support;
@@ -76,6 +78,7 @@ enum TempoTimer {
 }
 
 /// One Tempo replica.
+#[derive(Clone)]
 pub struct Tempo {
     replica: Replica,
     drives: Drives,

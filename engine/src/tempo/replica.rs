@@ -14,7 +14,7 @@ use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What this replica knows of one command.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct Cmd {
     pub payload: Option<Payload>,
     /// This replica's proposal, if it made one.
@@ -51,6 +51,7 @@ impl Cmd {
 }
 
 /// The shared state of a replica.
+#[derive(Clone)]
 pub(super) struct Replica {
     pub id: NodeId,
     pub members: Vec<NodeId>,

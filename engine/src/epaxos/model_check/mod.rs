@@ -10,53 +10,28 @@
 //!   after every move: safety invariants (observations.rs)
 //!   at every leaf: a fair run on a reliable network with every timer, then liveness
 //! ```
-//! The cores are driven only through [`Protocol`](crate::protocol::Protocol). The search
-//! (explore.rs) walks every schedule within a bound: a budget of reorderings, drops,
-//! crashes and timer moves. Messages to one replica otherwise arrive in send order, and
-//! replicas interleave freely. States are deduplicated by fingerprint.
-//!
-//! Why budgets and not just depth: a recovery needs some 15 moves, and the number of
-//! states grows about 4.5 times per move of depth, but only 10 to 30 times per unit of
-//! budget, and a unit is spent at any depth. The tests below are the bounds that fit in
+//! The explorer, the world and the budgets are shared (`crate::model_check`); EPaxos
+//! brings its subject (subject.rs) and its invariants (observations.rs). The tests below are the bounds that fit in
 //! CI; the `#[ignore]`d one is the larger bound that found the restarted-leader bug
 //! (`recovery_test.rs`). Each test prints what it covered and asserts floors, so a
 //! change that makes the search explore nothing fails. The negative control breaks
 //! recovery on the wire and must be caught.
 
-mod explore;
 mod observations;
-mod scenario;
-mod world;
+mod subject;
 
-use crate::command::Command;
-use crate::epaxos::{EpaxosConfig, Message};
-use crate::id::{ClientId, NodeId, RequestId};
+use crate::epaxos::{Epaxos, EpaxosConfig, Message};
+use crate::id::NodeId;
+use crate::model_check::{check, conflicting_cas, explore, Bounds, Budget, Mutation, Scenario};
 use crate::protocol::Membership;
-use crate::request::ClientRequest;
-use explore::{explore, Bounds, Report};
-use scenario::{Budget, Mutation, Scenario};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LEADER_A: NodeId = NodeId(0);
 const LEADER_B: NodeId = NodeId(1);
 
 /// Both clients compare-and-set the same absent key at their own replica, before
-/// anything else happens: whichever runs first wins, so a disagreement on their order
-/// shows in the results too.
-fn scenario() -> Scenario {
-    let cas = |client: u64, value: &str| {
-        ClientRequest::new(
-            RequestId {
-                client: ClientId(client),
-                seq: 1,
-            },
-            Command::Cas {
-                key: b"k".to_vec(),
-                expected: None,
-                new: value.as_bytes().to_vec(),
-            },
-        )
-    };
+/// anything else happens ([`conflicting_cas`]).
+fn scenario() -> Scenario<Epaxos> {
     let config = EpaxosConfig {
         retry_timeout: Duration::from_millis(100),
         tick: Duration::from_millis(100),
@@ -67,7 +42,7 @@ fn scenario() -> Scenario {
     Scenario {
         cluster: Membership::local(3),
         config,
-        requests: vec![(LEADER_A, cas(1, "a")), (LEADER_B, cas(2, "b"))],
+        requests: conflicting_cas(LEADER_A, LEADER_B),
         concurrent_start: true,
         crashable: vec![LEADER_A, LEADER_B],
         restart: None,
@@ -77,12 +52,7 @@ fn scenario() -> Scenario {
 }
 
 fn budget(reorders: u8, drops: u8, crashes: u8, timers: u8) -> Budget {
-    Budget {
-        reorders,
-        drops,
-        crashes,
-        timers,
-    }
+    Budget::new(reorders, drops, crashes, timers)
 }
 
 fn bounds(budget: Budget) -> Bounds {
@@ -91,31 +61,6 @@ fn bounds(budget: Budget) -> Bounds {
         budget,
         liveness: true,
     }
-}
-
-/// Explore, print the coverage, and fail with the counterexample if there is one.
-fn check(name: &str, scenario: &Scenario, bounds: &Bounds) -> Report {
-    let started = Instant::now();
-    let (report, counterexample) = explore(scenario, bounds);
-    println!(
-        "{name}: {:?}: {} states, {} transitions, {} schedules ({} with a recovery, {} with \
-         competing recoveries), {} liveness runs, {:.1?}",
-        bounds.budget,
-        report.states,
-        report.transitions,
-        report.schedules,
-        report.recovering_schedules,
-        report.competing_schedules,
-        report.liveness_runs,
-        started.elapsed()
-    );
-    if let Some(counterexample) = counterexample {
-        panic!("{name}: {counterexample}");
-    }
-    if bounds.liveness {
-        assert_eq!(report.liveness_runs, report.schedules, "{report:?}");
-    }
-    report
 }
 
 /// Every interleaving of the two commands at three replicas, with one replica's timer
@@ -215,7 +160,7 @@ fn a_recovery_that_ignores_the_accepted_ballot_is_caught() {
         }
     }
     let scenario = Scenario {
-        mutation: Some(report_promised_as_accepted as Mutation),
+        mutation: Some(report_promised_as_accepted as Mutation<Epaxos>),
         ..scenario()
     };
     let (report, counterexample) = explore(&scenario, &bounds(budget(0, 1, 0, 1)));

@@ -17,44 +17,38 @@
 //! executed; a live command leader has committed its command, and answered its client
 //! unless it crashed meanwhile.
 
-use super::scenario::Scenario;
-use crate::command::CommandResult;
-use crate::epaxos::{Attributes, Batch, Epaxos, InstanceId, Record, Status};
+use crate::epaxos::{Attributes, Batch, Epaxos, InstanceId, Message, Record, Status};
 use crate::id::{NodeId, RequestId};
+use crate::model_check::{Observe, PairOrder, Replies, Scenario};
 use crate::protocol::Protocol;
 use crate::request::{ClientReply, Response};
 use crate::state_machine::{KvStore, StateMachine};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Hash)]
-pub(super) struct Observations {
-    /// The explored requests, in scenario order.
-    requests: Vec<RequestId>,
+pub(crate) struct Observations {
     /// The first commit decision seen per instance.
     committed: BTreeMap<InstanceId, (Batch, Attributes)>,
-    /// Answers clients received.
-    replies: BTreeMap<RequestId, CommandResult>,
-    /// Whether the first request ran before the second, once a replica ran both.
-    first_runs_first: Option<bool>,
+    replies: Replies,
+    /// The explored requests, and their relative order once a replica ran both.
+    order: PairOrder,
 }
 
-impl Observations {
-    pub(super) fn new(scenario: &Scenario) -> Self {
+impl Observe<Epaxos> for Observations {
+    fn new(scenario: &Scenario<Epaxos>) -> Self {
         Self {
-            requests: scenario.requests.iter().map(|(_, r)| r.id).collect(),
             committed: BTreeMap::new(),
-            replies: BTreeMap::new(),
-            first_runs_first: None,
+            replies: Replies::default(),
+            order: PairOrder::new(&scenario.requests),
         }
     }
 
-    /// Number of client answers so far.
-    pub(super) fn replies(&self) -> usize {
+    fn replies(&self) -> usize {
         self.replies.len()
     }
 
-    /// Records of `at` became durable: every commit among them must agree.
-    pub(super) fn on_durable(&mut self, at: NodeId, records: &[Record]) -> Result<(), String> {
+    /// Every commit among the records must agree.
+    fn on_durable(&mut self, at: NodeId, records: &[Record]) -> Result<(), String> {
         for record in records {
             if let Record::Instance(r) = record {
                 if r.status == Status::Committed {
@@ -65,35 +59,27 @@ impl Observations {
         Ok(())
     }
 
-    /// `at` made durable or revealed this decision on `instance`.
-    pub(super) fn on_decision(
-        &mut self,
-        at: NodeId,
-        instance: InstanceId,
-        payload: &Batch,
-        attributes: &Attributes,
-    ) -> Result<(), String> {
-        match self.committed.get(&instance) {
-            Some((p, a)) if p != payload || a != attributes => Err(format!(
-                "agreement: {at} commits {instance} as {payload:?} {attributes:?}, \
-                 already committed as {p:?} {a:?}"
-            )),
-            Some(_) => Ok(()),
-            None => {
-                self.committed
-                    .insert(instance, (payload.clone(), attributes.clone()));
-                Ok(())
-            }
+    /// A Commit message reveals a decision.
+    fn on_send(&mut self, from: NodeId, message: &Message) -> Result<(), String> {
+        match message {
+            Message::Commit {
+                instance,
+                payload,
+                attributes,
+            } => self.on_decision(from, *instance, payload, attributes),
+            _ => Ok(()),
         }
     }
 
-    /// A client got an answer from `from`, whose durable log is `durable`.
-    pub(super) fn on_reply<'a>(
+    fn on_reply<'a>(
         &mut self,
         from: NodeId,
         reply: &ClientReply,
         mut durable: impl Iterator<Item = &'a Record>,
-    ) -> Result<(), String> {
+    ) -> Result<(), String>
+    where
+        Record: 'a,
+    {
         let Ok(Response::Kv(result)) = &reply.outcome else {
             return Err(format!("{from} answered {} with {reply:?}", reply.id));
         };
@@ -112,25 +98,15 @@ impl Observations {
                 reply.id
             ));
         }
-        match self.replies.get(&reply.id) {
-            Some(earlier) if earlier != result => Err(format!(
-                "{} answered twice, differently: {earlier:?} then {result:?}",
-                reply.id
-            )),
-            Some(_) => Ok(()),
-            None => {
-                self.replies.insert(reply.id, result.clone());
-                Ok(())
-            }
-        }
+        self.replies.record(reply.id, result)
     }
 
     /// Execution invariants over every live replica.
-    pub(super) fn check_state(&mut self, cores: &[(NodeId, &Epaxos, bool)]) -> Result<(), String> {
+    fn check_state(&mut self, cores: &[(NodeId, &Epaxos, bool)]) -> Result<(), String> {
         for &(node, core, _) in cores {
             let mut kv = KvStore::new();
             let mut seen = BTreeSet::new();
-            let mut positions = vec![None; self.requests.len()];
+            let mut positions = self.order.positions();
             for (position, entry) in core.executed().iter().enumerate() {
                 let request = entry.payload.request;
                 if !entry.payload.is_noop() && !seen.insert(request) {
@@ -155,35 +131,19 @@ impl Observations {
                         ));
                     }
                 }
-                if let Some(i) = self.requests.iter().position(|r| *r == request) {
-                    positions[i] = Some(position);
-                }
+                self.order.note(&mut positions, request, position);
             }
-            if let [Some(first), Some(second)] = positions[..] {
-                let order = first < second;
-                match self.first_runs_first {
-                    Some(agreed) if agreed != order => {
-                        return Err(format!(
-                            "execution order: {node} runs {} {} {}, another replica the other way",
-                            self.requests[0],
-                            if order { "before" } else { "after" },
-                            self.requests[1]
-                        ))
-                    }
-                    Some(_) => {}
-                    None => self.first_runs_first = Some(order),
-                }
-            }
+            self.order.check(node, &positions)?;
         }
         Ok(())
     }
 
     /// Liveness after a fair run: see the module doc.
-    pub(super) fn check_outcome(
+    fn check_outcome(
         &self,
-        scenario: &Scenario,
+        scenario: &Scenario<Epaxos>,
         cores: &[(NodeId, &Epaxos, bool)],
-        submitted: impl Fn(usize) -> bool,
+        submitted: &dyn Fn(usize) -> bool,
     ) -> Result<(), String> {
         for &(node, core, crashed) in cores {
             if let Some(at) = core.poll_timeout() {
@@ -209,7 +169,7 @@ impl Observations {
                         return Err(format!("liveness: {node} never committed its {id}"));
                     }
                 }
-                if !crashed && !self.replies.contains_key(&request.id) {
+                if !crashed && self.replies.get(&request.id).is_none() {
                     return Err(format!(
                         "liveness: {node} never answered {} although it never crashed",
                         request.id
@@ -218,6 +178,30 @@ impl Observations {
             }
         }
         Ok(())
+    }
+}
+
+impl Observations {
+    /// `at` made durable or revealed this decision on `instance`.
+    fn on_decision(
+        &mut self,
+        at: NodeId,
+        instance: InstanceId,
+        payload: &Batch,
+        attributes: &Attributes,
+    ) -> Result<(), String> {
+        match self.committed.get(&instance) {
+            Some((p, a)) if p != payload || a != attributes => Err(format!(
+                "agreement: {at} commits {instance} as {payload:?} {attributes:?}, \
+                 already committed as {p:?} {a:?}"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.committed
+                    .insert(instance, (payload.clone(), attributes.clone()));
+                Ok(())
+            }
+        }
     }
 }
 

@@ -8,40 +8,42 @@
 
 use super::scenario::{Budget, Scenario};
 use super::world::{Step, World};
+use super::{Observe, Subject};
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 
 /// How far to search.
-pub(super) struct Bounds {
+pub(crate) struct Bounds {
     /// Moves per schedule (forced syncs excluded).
-    pub(super) depth: usize,
+    pub(crate) depth: usize,
     /// Drops, crashes and timer moves per schedule.
-    pub(super) budget: Budget,
+    pub(crate) budget: Budget,
     /// Run every leaf to quiescence and check liveness.
-    pub(super) liveness: bool,
+    pub(crate) liveness: bool,
 }
 
 /// What a search covered.
 #[derive(Debug, Default)]
-pub(super) struct Report {
+pub(crate) struct Report {
     /// Distinct states reached.
-    pub(super) states: usize,
+    pub(crate) states: usize,
     /// Moves made (states reached, counted with repeats).
-    pub(super) transitions: u64,
+    pub(crate) transitions: u64,
     /// Schedules explored to their end: leaves of the search tree.
-    pub(super) schedules: u64,
+    pub(crate) schedules: u64,
     /// Leaves where some replica started a recovery.
-    pub(super) recovering_schedules: u64,
+    pub(crate) recovering_schedules: u64,
     /// Leaves where two replicas started recovering the same instance.
-    pub(super) competing_schedules: u64,
+    pub(crate) competing_schedules: u64,
     /// Leaves driven to quiescence for the liveness check.
-    pub(super) liveness_runs: u64,
+    pub(crate) liveness_runs: u64,
 }
 
 /// A schedule that broke an invariant.
-pub(super) struct Counterexample {
-    pub(super) trace: Vec<String>,
-    pub(super) violation: String,
+pub(crate) struct Counterexample {
+    pub(crate) trace: Vec<String>,
+    pub(crate) violation: String,
 }
 
 impl fmt::Display for Counterexample {
@@ -59,7 +61,14 @@ impl fmt::Display for Counterexample {
 const FAIR_RUN_STEPS: usize = 3_000;
 
 /// Explore every schedule of `scenario` within `bounds`; stops at the first violation.
-pub(super) fn explore(scenario: &Scenario, bounds: &Bounds) -> (Report, Option<Counterexample>) {
+pub(crate) fn explore<P: Subject>(
+    scenario: &Scenario<P>,
+    bounds: &Bounds,
+) -> (Report, Option<Counterexample>)
+where
+    P::Message: Hash,
+    P::Record: Hash,
+{
     let mut search = Search {
         scenario,
         bounds,
@@ -73,8 +82,8 @@ pub(super) fn explore(scenario: &Scenario, bounds: &Bounds) -> (Report, Option<C
     (search.report, outcome)
 }
 
-struct Search<'a> {
-    scenario: &'a Scenario,
+struct Search<'a, P: Subject> {
+    scenario: &'a Scenario<P>,
     bounds: &'a Bounds,
     /// Fingerprint → most moves left with which the state was explored.
     visited: HashMap<u64, usize>,
@@ -83,8 +92,12 @@ struct Search<'a> {
     path: Vec<Step>,
 }
 
-impl Search<'_> {
-    fn visit(&mut self, world: &World, moves_left: usize) -> Result<(), Counterexample> {
+impl<P: Subject> Search<'_, P>
+where
+    P::Message: Hash,
+    P::Record: Hash,
+{
+    fn visit(&mut self, world: &World<P>, moves_left: usize) -> Result<(), Counterexample> {
         let fingerprint = world.fingerprint();
         if self
             .visited
@@ -116,7 +129,7 @@ impl Search<'_> {
         Ok(())
     }
 
-    fn leaf(&mut self, world: &World) -> Result<(), Counterexample> {
+    fn leaf(&mut self, world: &World<P>) -> Result<(), Counterexample> {
         self.report.schedules += 1;
         if !world.recoverers.is_empty() {
             self.report.recovering_schedules += 1;
@@ -142,7 +155,7 @@ impl Search<'_> {
             })
             .and_then(|()| {
                 fair.observations
-                    .check_outcome(self.scenario, &fair.cores(), |i| fair.was_submitted(i))
+                    .check_outcome(self.scenario, &fair.cores(), &|i| fair.was_submitted(i))
             });
         match outcome {
             Ok(()) => Ok(()),
@@ -154,7 +167,7 @@ impl Search<'_> {
 
     /// Describe the moves of the current path by replaying them from the start.
     fn counterexample(&self, violation: String, last: Option<&str>) -> Counterexample {
-        let mut world = World::new(self.scenario, self.bounds.budget);
+        let mut world = World::<P>::new(self.scenario, self.bounds.budget);
         let mut trace = Vec::new();
         for &step in &self.path {
             trace.push(world.describe(self.scenario, step));

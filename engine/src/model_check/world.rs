@@ -1,4 +1,4 @@
-//! The explored world: EPaxos cores behind a host whose every move the explorer picks.
+//! The explored world: protocol cores behind a host whose every move the explorer picks.
 //!
 //! The host keeps the contract of `protocol.rs`: records of a `Persist` reach the durable
 //! log before its effects are released, self-sends are delivered once released, and a
@@ -9,9 +9,8 @@
 //! States are cloned at every branch, so cores are shared until written
 //! (copy-on-write) and the durable log is a shared persistent list.
 
-use super::observations::Observations;
 use super::scenario::{Budget, Scenario};
-use crate::epaxos::{Epaxos, InstanceId, Message, Record};
+use super::{Observe, Subject};
 use crate::id::NodeId;
 use crate::protocol::{Effect, Output, Protocol};
 use crate::time::Time;
@@ -25,7 +24,7 @@ const SILENT_FIRINGS: usize = 8;
 
 /// One move of the explorer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// The client of request `i` sends it.
     Submit(usize),
     /// Deliver the in-flight message at this position (a reordering unless it is the
@@ -51,35 +50,60 @@ pub(super) enum Step {
     },
 }
 
-#[derive(Clone)]
-struct Envelope {
+struct Envelope<M> {
     digest: u64,
     from: NodeId,
     to: NodeId,
-    message: Rc<Message>,
+    message: Rc<M>,
+}
+
+impl<M> Clone for Envelope<M> {
+    fn clone(&self) -> Self {
+        Self {
+            message: Rc::clone(&self.message),
+            ..*self
+        }
+    }
 }
 
 #[derive(Clone)]
-struct Pending {
+struct Pending<M, R> {
     digest: u64,
-    records: Vec<Record>,
-    then: Vec<Effect<Message>>,
+    records: Vec<R>,
+    then: Vec<Effect<M>>,
 }
 
 /// An append-only log shared between the states that have it in common.
-#[derive(Clone, Default)]
-struct DurableLog {
-    last: Option<Rc<Link>>,
+struct DurableLog<R> {
+    last: Option<Rc<Link<R>>>,
     digest: u64,
 }
 
-struct Link {
-    record: Record,
-    previous: Option<Rc<Link>>,
+impl<R> Clone for DurableLog<R> {
+    fn clone(&self) -> Self {
+        Self {
+            last: self.last.clone(),
+            digest: self.digest,
+        }
+    }
 }
 
-impl DurableLog {
-    fn push(&mut self, record: Record) {
+impl<R> Default for DurableLog<R> {
+    fn default() -> Self {
+        Self {
+            last: None,
+            digest: 0,
+        }
+    }
+}
+
+struct Link<R> {
+    record: R,
+    previous: Option<Rc<Link<R>>>,
+}
+
+impl<R: Clone + Hash> DurableLog<R> {
+    fn push(&mut self, record: R) {
         self.digest = mix(self.digest, hash_of(&record));
         self.last = Some(Rc::new(Link {
             record,
@@ -88,58 +112,68 @@ impl DurableLog {
     }
 
     /// Newest record first.
-    fn iter(&self) -> impl Iterator<Item = &Record> {
+    fn iter(&self) -> impl Iterator<Item = &R> {
         std::iter::successors(self.last.as_deref(), |link| link.previous.as_deref())
             .map(|link| &link.record)
     }
 
-    fn to_vec(&self) -> Vec<Record> {
-        let mut records: Vec<Record> = self.iter().cloned().collect();
+    fn to_vec(&self) -> Vec<R> {
+        let mut records: Vec<R> = self.iter().cloned().collect();
         records.reverse();
         records
     }
 }
 
-#[derive(Clone)]
-struct Host {
+struct Host<P: Protocol> {
     /// `None`: crashed for good.
-    core: Option<Rc<Epaxos>>,
+    core: Option<Rc<P>>,
     core_digest: u64,
-    durable: DurableLog,
-    pending: Vec<Pending>,
+    durable: DurableLog<P::Record>,
+    pending: Vec<Pending<P::Message, P::Record>>,
     crashed: bool,
+}
+
+impl<P: Protocol> Clone for Host<P> {
+    fn clone(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+            core_digest: self.core_digest,
+            durable: self.durable.clone(),
+            pending: self.pending.clone(),
+            crashed: self.crashed,
+        }
+    }
 }
 
 /// Everything the explorer branches over.
 #[derive(Clone)]
-pub(super) struct World {
+pub(crate) struct World<P: Subject> {
     now: Time,
-    hosts: Vec<Host>,
+    hosts: Vec<Host<P>>,
     /// In-flight messages in send order, one copy of each (a resend of an undelivered
     /// message adds nothing).
-    network: Vec<Envelope>,
+    network: Vec<Envelope<P::Message>>,
     submitted: Vec<bool>,
     /// In a fair run (liveness): inquiries reach their leader.
     fair: bool,
-    pub(super) budget: Budget,
-    pub(super) observations: Observations,
-    /// Who sent a Prepare for each instance: statistics only, not part of the state.
-    pub(super) recoverers: BTreeMap<InstanceId, BTreeSet<NodeId>>,
+    pub(crate) budget: Budget,
+    pub(crate) observations: P::Observations,
+    /// Who started or drove a recovery of each instance: statistics only, not part of
+    /// the state.
+    pub(crate) recoverers: BTreeMap<P::Instance, BTreeSet<NodeId>>,
 }
 
-impl World {
-    pub(super) fn new(scenario: &Scenario, budget: Budget) -> Self {
+impl<P: Subject> World<P>
+where
+    P::Message: Hash,
+    P::Record: Hash,
+{
+    pub(crate) fn new(scenario: &Scenario<P>, budget: Budget) -> Self {
         let hosts = scenario
             .cluster
             .ids()
             .map(|id| {
-                let core = Epaxos::new(
-                    id,
-                    &scenario.cluster,
-                    scenario.config.clone(),
-                    0,
-                    Vec::new(),
-                );
+                let core = P::boot(id, &scenario.cluster, &scenario.config, Vec::new());
                 Host {
                     core_digest: core_digest(&core),
                     core: Some(Rc::new(core)),
@@ -156,13 +190,13 @@ impl World {
             submitted: vec![false; scenario.requests.len()],
             fair: false,
             budget,
-            observations: Observations::new(scenario),
+            observations: P::Observations::new(scenario),
             recoverers: BTreeMap::new(),
         }
     }
 
     /// The moves available here. A replica with unsynced records blocks every other move.
-    pub(super) fn steps(&self, scenario: &Scenario) -> Vec<Step> {
+    pub(crate) fn steps(&self, scenario: &Scenario<P>) -> Vec<Step> {
         let mut steps = Vec::new();
         if let Some((i, host)) = self
             .hosts
@@ -216,7 +250,7 @@ impl World {
         let timers_allowed = !(scenario.crash_first && self.budget.crashes > 0);
         if self.budget.timers > 0 && timers_allowed {
             for (i, host) in self.hosts.iter().enumerate() {
-                if host.core.as_deref().is_some_and(may_recover) {
+                if host.core.as_deref().is_some_and(P::may_recover) {
                     steps.push(Step::Timer(node(i)));
                 }
             }
@@ -228,7 +262,7 @@ impl World {
     }
 
     /// A line for counterexample traces (call before [`apply`](Self::apply)).
-    pub(super) fn describe(&self, scenario: &Scenario, step: Step) -> String {
+    pub(crate) fn describe(&self, scenario: &Scenario<P>, step: Step) -> String {
         match step {
             Step::Submit(i) => {
                 let (at, request) = &scenario.requests[i];
@@ -264,7 +298,7 @@ impl World {
     }
 
     /// Make a move; `Err` names the invariant it broke.
-    pub(super) fn apply(&mut self, scenario: &Scenario, step: Step) -> Result<(), String> {
+    pub(crate) fn apply(&mut self, scenario: &Scenario<P>, step: Step) -> Result<(), String> {
         match step {
             Step::Submit(i) => {
                 self.submitted[i] = true;
@@ -315,7 +349,7 @@ impl World {
     }
 
     /// Syncing is the only move after an input of a replica that cannot crash: do it now.
-    fn settle(&mut self, scenario: &Scenario) -> Result<(), String> {
+    fn settle(&mut self, scenario: &Scenario<P>) -> Result<(), String> {
         while let Some(i) = (0..self.hosts.len())
             .find(|&i| !self.hosts[i].pending.is_empty() && !self.may_crash(scenario, node(i)))
         {
@@ -324,16 +358,16 @@ impl World {
         Ok(())
     }
 
-    fn may_crash(&self, scenario: &Scenario, at: NodeId) -> bool {
+    fn may_crash(&self, scenario: &Scenario<P>, at: NodeId) -> bool {
         self.budget.crashes > 0 && scenario.crashable.contains(&at)
     }
 
     /// Feed one input to `at`, then drain its outputs and deliver its self-sends.
     fn input(
         &mut self,
-        scenario: &Scenario,
+        scenario: &Scenario<P>,
         at: NodeId,
-        input: impl FnOnce(&mut Epaxos),
+        input: impl FnOnce(&mut P),
     ) -> Result<(), String> {
         let Some(core) = self.hosts[at.index()].core.as_mut() else {
             return Ok(());
@@ -348,9 +382,9 @@ impl World {
 
     fn deliver_local(
         &mut self,
-        scenario: &Scenario,
+        scenario: &Scenario<P>,
         at: NodeId,
-        mut local: VecDeque<Message>,
+        mut local: VecDeque<P::Message>,
     ) -> Result<(), String> {
         let now = self.now;
         while let Some(message) = local.pop_front() {
@@ -366,9 +400,9 @@ impl World {
     /// Take every output of `at`: records wait for a sync, effects of `Now` go out.
     fn drain(
         &mut self,
-        scenario: &Scenario,
+        scenario: &Scenario<P>,
         at: NodeId,
-        local: &mut VecDeque<Message>,
+        local: &mut VecDeque<P::Message>,
     ) -> Result<(), String> {
         loop {
             let Some(core) = self.hosts[at.index()].core.as_mut() else {
@@ -394,39 +428,21 @@ impl World {
 
     fn release(
         &mut self,
-        scenario: &Scenario,
+        scenario: &Scenario<P>,
         from: NodeId,
-        effect: Effect<Message>,
-        local: &mut VecDeque<Message>,
+        effect: Effect<P::Message>,
+        local: &mut VecDeque<P::Message>,
     ) -> Result<(), String> {
         match effect {
             Effect::Send { to, message } if to == from => local.push_back(message),
             Effect::Send { to, mut message } => {
-                // Garbage collection is out of scope; its reports are lost on the way.
-                // Outside fair runs inquiries are lost too: the answer is the commit the
-                // leader (or whoever recovered the instance) broadcasts anyway.
-                let lost = match message {
-                    Message::Executed { .. } => true,
-                    Message::Inquire { .. } => !self.fair,
-                    _ => false,
-                };
-                if lost || !self.is_alive(to) {
+                if P::lost(&message, self.fair) || !self.is_alive(to) {
                     return Ok(());
                 }
-                match &message {
-                    Message::Prepare { instance, .. } => {
-                        self.recoverers.entry(*instance).or_default().insert(from);
-                    }
-                    Message::Commit {
-                        instance,
-                        payload,
-                        attributes,
-                    } => {
-                        self.observations
-                            .on_decision(from, *instance, payload, attributes)?;
-                    }
-                    _ => {}
+                if let Some(instance) = P::recovers(&message) {
+                    self.recoverers.entry(instance).or_default().insert(from);
                 }
+                self.observations.on_send(from, &message)?;
                 if let Some(mutate) = scenario.mutation {
                     mutate(&mut message);
                 }
@@ -449,7 +465,7 @@ impl World {
         Ok(())
     }
 
-    fn sync(&mut self, scenario: &Scenario, at: NodeId) -> Result<(), String> {
+    fn sync(&mut self, scenario: &Scenario<P>, at: NodeId) -> Result<(), String> {
         let host = &mut self.hosts[at.index()];
         let batch = std::mem::take(&mut host.pending);
         for pending in &batch {
@@ -472,7 +488,7 @@ impl World {
     /// A restarted core resumes its unfinished instances at once (its timer is due).
     fn crash(
         &mut self,
-        scenario: &Scenario,
+        scenario: &Scenario<P>,
         at: NodeId,
         synced: usize,
         restart: bool,
@@ -487,11 +503,10 @@ impl World {
         }
         host.crashed = true;
         host.core = restart.then(|| {
-            Rc::new(Epaxos::new(
+            Rc::new(P::boot(
                 at,
                 &scenario.cluster,
-                scenario.config.clone(),
-                0,
+                &scenario.config,
                 host.durable.to_vec(),
             ))
         });
@@ -505,7 +520,7 @@ impl World {
     }
 
     /// Fire `at`'s timer, and again while the firings produce nothing new.
-    fn fire_timer(&mut self, scenario: &Scenario, at: NodeId) -> Result<(), String> {
+    fn fire_timer(&mut self, scenario: &Scenario<P>, at: NodeId) -> Result<(), String> {
         for _ in 0..SILENT_FIRINGS {
             let Some(core) = self.hosts[at.index()].core.as_ref() else {
                 return Ok(());
@@ -527,10 +542,11 @@ impl World {
     }
 
     /// Deliver everything, sync everything and fire timers in a fixed fair order until
-    /// nothing is left to do; false if that takes more than `max_steps`.
-    pub(super) fn run_fairly(
+    /// every core is idle; false if that takes more than `max_steps`, or a core that is
+    /// not idle has no timer set.
+    pub(crate) fn run_fairly(
         &mut self,
-        scenario: &Scenario,
+        scenario: &Scenario<P>,
         max_steps: usize,
     ) -> Result<bool, String> {
         self.budget = Budget::NONE;
@@ -544,6 +560,10 @@ impl World {
             } else if !self.network.is_empty() {
                 Step::Deliver(0)
             } else {
+                let cores = || self.hosts.iter().filter_map(|h| h.core.as_deref());
+                if cores().all(P::idle) {
+                    return Ok(true);
+                }
                 let next_timer = self
                     .hosts
                     .iter()
@@ -551,7 +571,7 @@ impl World {
                     .filter_map(|(i, h)| Some((h.core.as_ref()?.poll_timeout()?, i)))
                     .min();
                 let Some((deadline, i)) = next_timer else {
-                    return Ok(true);
+                    return Ok(false);
                 };
                 self.now = self.now.max(deadline);
                 let now = self.now;
@@ -581,17 +601,17 @@ impl World {
     }
 
     /// Live cores by id, and whether each one's host ever crashed.
-    pub(super) fn cores(&self) -> Vec<(NodeId, &Epaxos, bool)> {
+    pub(crate) fn cores(&self) -> Vec<(NodeId, &P, bool)> {
         live_cores(&self.hosts)
     }
 
     /// Whether a client request was sent.
-    pub(super) fn was_submitted(&self, i: usize) -> bool {
+    pub(crate) fn was_submitted(&self, i: usize) -> bool {
         self.submitted[i]
     }
 
     /// Identifies the state: equal fingerprints behave the same from here on.
-    pub(super) fn fingerprint(&self) -> u64 {
+    pub(crate) fn fingerprint(&self) -> u64 {
         let mut hasher = FastHasher::default();
         self.now.hash(&mut hasher);
         self.budget.hash(&mut hasher);
@@ -616,14 +636,7 @@ impl World {
     }
 }
 
-/// Whether a timer of `core` can start or drive a recovery.
-fn may_recover(core: &Epaxos) -> bool {
-    core.replica.executor.has_blocked()
-        || !core.recoveries.is_empty()
-        || core.leader.drives_a_recovery()
-}
-
-fn live_cores(hosts: &[Host]) -> Vec<(NodeId, &Epaxos, bool)> {
+fn live_cores<P: Subject>(hosts: &[Host<P>]) -> Vec<(NodeId, &P, bool)> {
     hosts
         .iter()
         .enumerate()
@@ -635,8 +648,8 @@ fn node(index: usize) -> NodeId {
     NodeId(u16::try_from(index).unwrap_or(u16::MAX))
 }
 
-/// Every field of a core that can influence what it does next (`Epaxos::hash_state`).
-fn core_digest(core: &Epaxos) -> u64 {
+/// Every field of a core that can influence what it does next.
+fn core_digest<P: Subject>(core: &P) -> u64 {
     let mut hasher = FastHasher::default();
     core.hash_state(&mut hasher);
     hasher.finish()
@@ -658,7 +671,7 @@ fn mix(a: u64, b: u64) -> u64 {
 /// Multiply-rotate hashing (the Fx scheme): fingerprints are computed for every state,
 /// and 64 bits make a collision among a few million states unlikely.
 #[derive(Default)]
-struct FastHasher(u64);
+pub(crate) struct FastHasher(u64);
 
 impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
