@@ -93,13 +93,14 @@ pub(crate) struct Args {
     /// fsync latency of every simulated replica, in microseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) fsync_us: u64,
-    /// Batching: commands per Multi-Paxos slot and per EPaxos instance (1 = off, the
-    /// latency default). For throughput runs, e.g. `--backend cluster --topology lan-3
-    /// --clients 32 --batch 16 --epaxos-in-flight 2`.
+    /// Batching: most commands per Multi-Paxos slot and per EPaxos instance (1 = off, the
+    /// default). A replica packs the requests it finds waiting together (adaptive: a lone
+    /// request is never held back), and those queued while its window is full; e.g.
+    /// `--batch 256` for throughput runs.
     #[arg(long, default_value_t = 1)]
     pub(crate) batch: usize,
-    /// EPaxos: uncommitted own instances per replica before requests queue; queued
-    /// requests are what a batch packs, so batching needs a small window.
+    /// EPaxos: uncommitted own instances per replica before requests queue (and are
+    /// packed when room frees).
     #[arg(long, default_value_t = DEFAULT_EPAXOS_IN_FLIGHT)]
     pub(crate) epaxos_in_flight: usize,
     /// Client request timeout in seconds.
@@ -134,6 +135,11 @@ pub(crate) struct Args {
     /// logs (default: a fresh temporary directory, removed afterwards).
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
+    /// Cluster backend: start the local replicas from this `meridian-bench` binary
+    /// (`PROGRAM serve-replica`) instead of this one, e.g. an earlier build to compare
+    /// replica costs under the same clients.
+    #[arg(long)]
+    pub(crate) replica_program: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
@@ -189,6 +195,11 @@ impl Args {
                 self.dir.is_some(),
                 "--dir",
                 "it holds replicas the bench starts itself",
+            ),
+            (
+                self.replica_program.is_some(),
+                "--replica-program",
+                "it names how the bench starts replicas itself",
             ),
         ] {
             if given {

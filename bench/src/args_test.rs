@@ -20,6 +20,7 @@ fn with_nodes_replica_tuning_options_are_refused_not_ignored() {
         ("--batch 16", "--batch"),
         ("--epaxos-in-flight 2", "--epaxos-in-flight"),
         ("--dir /tmp/x", "--dir"),
+        ("--replica-program /tmp/old", "--replica-program"),
     ] {
         let err = refusal(&format!("{NODES} {extra}"));
         assert!(

@@ -154,7 +154,10 @@ fn run_on_cluster(
         let deployment = if local {
             progress.bar.set_prefix("starting replicas");
             let keyspaces = runner::keyspaces_for(&plan.protocols, &plan.topology, plan.tuning)?;
-            let exe = std::env::current_exe().context("locating meridian-bench")?;
+            let exe = match &args.replica_program {
+                Some(program) => program.clone(),
+                None => std::env::current_exe().context("locating meridian-bench")?,
+            };
             let command = ServerCommand {
                 program: exe,
                 args: vec![SERVE_REPLICA.into()],

@@ -2,6 +2,7 @@
 //! [`RunReport`].
 
 use crate::backend::cluster::{self, ClusterRun, Deployment};
+use crate::backend::efficiency::Efficiency;
 use crate::backend::sim::{self, SimOutcome, SimRun};
 use crate::backend::verdict_text;
 use crate::optimum;
@@ -24,8 +25,8 @@ use meridian_server::config::{
 /// Protocol settings a run varies besides the protocol itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// Commands per Multi-Paxos slot and per EPaxos instance (1 = no batching, the
-    /// latency default).
+    /// Most commands per Multi-Paxos slot and per EPaxos instance (1 = no batching, the
+    /// default; above 1 the replicas batch adaptively).
     pub batch: usize,
     /// Uncommitted own EPaxos instances per replica before requests queue (and so
     /// batch).
@@ -154,6 +155,7 @@ pub fn run_sim(
         regions: region_reports(stats, optimal),
         seed: run.seed,
         verdict: outcome.verdict,
+        efficiency: Efficiency::of(0, None, topology.replicas().len(), &outcome.metrics),
         counters,
     };
     Ok((report, outcome.ops))
@@ -348,6 +350,7 @@ pub async fn run_cluster(
         seed: run.seed,
         verdict,
         counters,
+        efficiency: outcome.efficiency,
     };
     Ok((report, outcome.ops))
 }

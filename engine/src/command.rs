@@ -57,7 +57,44 @@ pub enum Command {
     },
 }
 
+/// Default bytes of keys and values past which a batch stops growing (well below the
+/// 4 MiB default peer frame).
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 256 << 10;
+
+/// How many of `commands` (queued in order) one batch takes: at least one, at most
+/// `max_count`, and no more once their [`Command::payload_bytes`] would pass `max_bytes`
+/// (so a batch of large values still fits a peer frame).
+pub(crate) fn batch_len<'a>(
+    commands: impl Iterator<Item = &'a Command>,
+    max_count: usize,
+    max_bytes: usize,
+) -> usize {
+    let mut bytes = 0usize;
+    let mut taken = 0usize;
+    for command in commands.take(max_count.max(1)) {
+        bytes = bytes.saturating_add(command.payload_bytes());
+        if taken > 0 && bytes > max_bytes {
+            break;
+        }
+        taken += 1;
+    }
+    taken
+}
+
 impl Command {
+    /// Bytes of keys and values the command carries (what a batch's size is bounded by).
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Self::Get { key } | Self::Delete { key } => key.len(),
+            Self::Put { key, value } => key.len() + value.len(),
+            Self::Cas { key, expected, new } => {
+                key.len() + expected.as_ref().map_or(0, Vec::len) + new.len()
+            }
+            Self::Scan { prefix, after, .. } => prefix.len() + after.as_ref().map_or(0, Vec::len),
+            Self::Count { prefix } => prefix.len(),
+        }
+    }
+
     /// The key the command touches; for [`Command::Scan`] and [`Command::Count`], which
     /// touch every key under it, their prefix (see [`Command::prefix`]): code that indexes
     /// commands by key must refuse those two.

@@ -55,3 +55,23 @@ fn a_range_read_interferes_with_writes_under_its_prefix_only() {
     let everything = Command::Count { prefix: Vec::new() };
     assert!(everything.interferes(&put("")) && everything.interferes(&put("z")));
 }
+
+#[test]
+fn batch_len_stops_at_the_count_or_the_bytes_but_takes_one_always() {
+    let put = |value_len: usize| Command::Put {
+        key: b"k".to_vec(),
+        value: vec![0; value_len],
+    };
+    let commands = [put(9), put(9), put(9), put(9)];
+    assert_eq!(put(9).payload_bytes(), 10);
+    assert_eq!(batch_len(commands.iter(), 3, 1_000), 3);
+    assert_eq!(batch_len(commands.iter(), 10, 1_000), 4);
+    assert_eq!(batch_len(commands.iter(), 10, 25), 2);
+    assert_eq!(
+        batch_len(commands.iter(), 10, 1),
+        1,
+        "the first goes in alone"
+    );
+    assert_eq!(batch_len(commands.iter(), 0, 1_000), 1);
+    assert_eq!(batch_len(std::iter::empty(), 10, 1_000), 0);
+}

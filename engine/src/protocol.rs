@@ -94,6 +94,20 @@ pub trait Protocol {
     fn hand_off(&mut self, now: Time) {
         let _ = now;
     }
+
+    /// The host is about to hand over several inputs that were already waiting (a
+    /// burst): the core may hold new proposals back until [`end_burst`](Self::end_burst)
+    /// so that requests of the burst share an instance or slot (adaptive batching: only
+    /// requests that already wait are packed, a lone request is never held back). Every
+    /// `begin_burst` is followed by `end_burst` before the host polls for a timeout.
+    /// The default does nothing.
+    fn begin_burst(&mut self) {}
+
+    /// The burst announced by [`begin_burst`](Self::begin_burst) is over: propose what it
+    /// brought. The default does nothing.
+    fn end_burst(&mut self, now: Time) {
+        let _ = now;
+    }
 }
 
 /// One output of a protocol core.

@@ -220,6 +220,11 @@ impl LocalCluster {
         &self.manifest
     }
 
+    /// Process ids of the replicas that run (started by this value), in node order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().flatten().map(Child::id).collect()
+    }
+
     /// Node ids.
     pub fn ids(&self) -> Vec<u16> {
         self.manifest.nodes.iter().map(|n| n.id).collect()

@@ -132,6 +132,8 @@ const OUTCOMES: &[&str] = &[
 ];
 /// Keyspace host events, reported from zero.
 const HOST_EVENTS: &[&str] = &[
+    "burst_inputs",
+    "bursts",
     "commits",
     "compactions",
     "fsyncs",
@@ -161,6 +163,7 @@ pub fn protocol_names(protocol: &str) -> (&'static [&'static str], &'static [&'s
 const MULTIPAXOS_COUNTERS: &[&str] = &[
     "accepts_resent",
     "catch_up_requests",
+    "commands_proposed",
     "commits",
     "commits_held_for_lease_holders",
     "compactions",
@@ -196,6 +199,7 @@ const MULTIPAXOS_COUNTERS: &[&str] = &[
     "requests_rejected",
     "requests_timed_out",
     "sessions_expired",
+    "slots_proposed",
     "snapshots_encoded",
     "state_transfer_bytes_received",
     "state_transfers_abandoned",
@@ -236,6 +240,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "batched_commands",
     "batches",
     "catch_up_inquiries",
+    "commands_led",
     "compactions",
     "conflicts",
     "dropped_messages",
@@ -244,6 +249,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "index_keys_pruned",
     "inquiries",
     "instances_collected",
+    "instances_led",
     "nacks",
     "own_recoveries",
     "preaccept_attributes_changed",

@@ -15,6 +15,7 @@
 //! link to it), so request latency includes the client's RTT as in the simulator. Path
 //! counters (fast/slow) come from the replicas' Prometheus endpoints, before and after.
 
+use super::efficiency::{total_cpu_seconds, Efficiency};
 use crate::runner::RequestOptimum;
 use crate::stats::RunStats;
 use crate::workload::WorkloadSpec;
@@ -35,6 +36,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,6 +70,8 @@ pub struct ClusterOutcome {
     pub metrics: Metrics,
     /// Every operation (when `keep_ops`).
     pub ops: Vec<OpRecord>,
+    /// Replica CPU per operation, operations per fsync, commands per instance.
+    pub efficiency: Efficiency,
 }
 
 /// Replicas to benchmark.
@@ -80,6 +84,8 @@ pub struct Deployment {
     pub regions: Vec<usize>,
     /// Whether the replicas emulate the topology's WAN (so clients do too).
     pub wan: bool,
+    /// Process ids of the replicas a local deployment started (empty otherwise).
+    pub pids: Vec<u32>,
     tls: TlsIdentity,
     _local: Option<LocalCluster>,
 }
@@ -114,6 +120,7 @@ impl Deployment {
             metrics: manifest.nodes.iter().map(|n| n.metrics).collect(),
             regions: topology.replicas().into_iter().map(|(_, r)| r).collect(),
             wan,
+            pids: cluster.pids(),
             tls,
             _local: Some(cluster),
         })
@@ -151,6 +158,7 @@ impl Deployment {
             addresses,
             regions,
             wan: false,
+            pids: Vec::new(),
             tls,
             _local: None,
         })
@@ -179,15 +187,20 @@ impl Deployment {
 
 /// The protocol counters and gauges of one keyspace: the
 /// `meridian_protocol_events_total{...keyspace="K"...,name="N"} V` and
-/// `meridian_protocol_state{...}` samples.
+/// `meridian_protocol_state{...}` samples, and its host events
+/// (`meridian_host_events_total{...,event="E"}`) as `host_E`.
 pub fn protocol_counters(text: &str, keyspace: &str) -> Metrics {
     let mut metrics = Metrics::new();
     let wanted = format!("keyspace=\"{keyspace}\"");
     for line in text.lines() {
-        let Some(rest) = line
+        let (rest, host) = if let Some(rest) = line
             .strip_prefix("meridian_protocol_events_total{")
             .or_else(|| line.strip_prefix("meridian_protocol_state{"))
-        else {
+        {
+            (rest, false)
+        } else if let Some(rest) = line.strip_prefix("meridian_host_events_total{") {
+            (rest, true)
+        } else {
             continue;
         };
         let Some((labels, value)) = rest.split_once("} ") else {
@@ -196,12 +209,17 @@ pub fn protocol_counters(text: &str, keyspace: &str) -> Metrics {
         if !labels.split(',').any(|l| l == wanted) {
             continue;
         }
+        let label = if host { "event=\"" } else { "name=\"" };
         let name = labels
             .split(',')
-            .find_map(|l| l.strip_prefix("name=\""))
+            .find_map(|l| l.strip_prefix(label))
             .and_then(|n| n.strip_suffix('"'));
         if let (Some(name), Ok(value)) = (name, value.trim().parse::<u64>()) {
-            metrics.add(name, value);
+            if host {
+                metrics.add(&format!("host_{name}"), value);
+            } else {
+                metrics.add(name, value);
+            }
         }
     }
     metrics
@@ -222,6 +240,9 @@ struct Shared {
     stats: Mutex<RunStats>,
     ops: Mutex<Vec<OpRecord>>,
     keep_ops: bool,
+    /// Successful operations over the whole run (warm-up and tail included: the span
+    /// the replicas' CPU and counters are measured over).
+    succeeded: AtomicU64,
 }
 
 impl Shared {
@@ -230,6 +251,9 @@ impl Shared {
     }
 
     fn finish(&self, record: OpRecord) {
+        if record.reply.as_ref().is_some_and(|r| r.outcome.is_ok()) {
+            self.succeeded.fetch_add(1, Ordering::Relaxed);
+        }
         self.stats
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -319,8 +343,10 @@ pub async fn run(
         stats: Mutex::new(RunStats::new(regions, measure_from, measure_to)),
         ops: Mutex::new(Vec::new()),
         keep_ops: run.keep_ops,
+        succeeded: AtomicU64::new(0),
     });
     let before = deployment.scrape(keyspace);
+    let cpu_before = total_cpu_seconds(&deployment.pids);
     let clients = connect_clients(deployment, run).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for (client, id, region, node) in clients {
@@ -352,6 +378,15 @@ pub async fn run(
         }
     }
     let metrics = delta(&before, &deployment.scrape(keyspace));
+    let cpu = total_cpu_seconds(&deployment.pids)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let efficiency = Efficiency::of(
+        shared.succeeded.load(Ordering::Relaxed),
+        cpu,
+        deployment.addresses.len(),
+        &metrics,
+    );
     let stats = shared
         .stats
         .lock()
@@ -362,6 +397,7 @@ pub async fn run(
         stats,
         metrics,
         ops,
+        efficiency,
     })
 }
 

@@ -2,6 +2,7 @@
 //! (`cluster`).
 
 pub mod cluster;
+pub mod efficiency;
 pub mod sim;
 
 use meridian_engine::check::{check_kv, CheckConfig, History, Verdict};

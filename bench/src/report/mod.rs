@@ -76,6 +76,10 @@ pub struct RunReport {
     pub verdict: Option<String>,
     /// Protocol and simulator counters.
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// Replica CPU per 1,000 operations, operations per fsync, commands per instance
+    /// (the first two on the cluster backend only).
+    #[serde(flatten)]
+    pub efficiency: crate::backend::efficiency::Efficiency,
 }
 
 /// Empirical CDF as a staircase over every recorded value (ms, fraction), so mixed

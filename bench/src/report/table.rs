@@ -1,6 +1,7 @@
 //! Plain-text tables for stdout.
 
 use super::RunReport;
+use crate::backend::efficiency::Efficiency;
 use std::fmt::Write;
 
 /// Render reports as one table per (protocol, workload).
@@ -26,6 +27,9 @@ pub fn render(reports: &[RunReport]) -> String {
             let _ = write!(summary, ", verdict: {verdict}");
         }
         let _ = writeln!(out, "{summary}");
+        if let Some(line) = efficiency_line(&report.efficiency) {
+            let _ = writeln!(out, "  {line}");
+        }
         // The read/write split only says something when the run had reads.
         let split = report.regions.iter().any(|region| region.reads > 0);
         let mut header = format!(
@@ -77,6 +81,25 @@ pub fn render(reports: &[RunReport]) -> String {
         }
     }
     out
+}
+
+/// `replica CPU 0.290 s per 1k ops (290 us/op), 1.9 ops per fsync, 1.0 commands per
+/// instance`, leaving out what was not measured; `None` if nothing was.
+fn efficiency_line(figures: &Efficiency) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(cpu) = figures.replica_cpu_s_per_kop {
+        parts.push(format!(
+            "replica CPU {cpu:.3} s per 1k ops ({:.0} us/op)",
+            cpu * 1_000.0
+        ));
+    }
+    if let Some(ops) = figures.ops_per_fsync {
+        parts.push(format!("{ops:.1} ops per fsync"));
+    }
+    if let Some(commands) = figures.commands_per_instance {
+        parts.push(format!("{commands:.1} commands per instance"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 #[cfg(test)]

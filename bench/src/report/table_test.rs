@@ -1,4 +1,5 @@
 use super::render;
+use crate::backend::efficiency::Efficiency;
 use crate::report::{RegionReport, RunReport};
 
 fn region(name: &str, reads: u64) -> RegionReport {
@@ -36,6 +37,7 @@ fn report(regions: Vec<RegionReport>) -> RunReport {
         seed: 1,
         verdict: None,
         counters: Default::default(),
+        efficiency: Default::default(),
     }
 }
 
@@ -67,4 +69,20 @@ fn a_run_with_reads_in_any_region_splits_reads_from_writes_everywhere() {
         .find(|line| line.trim_start().starts_with("VA"))
         .unwrap();
     assert!(va.trim_end().ends_with("71.00"), "{va}");
+}
+
+#[test]
+fn efficiency_figures_are_printed_when_measured() {
+    let mut measured = report(vec![region("VA", 0)]);
+    assert!(!render(std::slice::from_ref(&measured)).contains("per fsync"));
+    measured.efficiency = Efficiency {
+        replica_cpu_s_per_kop: Some(0.29),
+        ops_per_fsync: Some(1.94),
+        commands_per_instance: Some(3.0),
+    };
+    let text = render(&[measured]);
+    assert!(
+        text.contains("replica CPU 0.290 s per 1k ops (290 us/op), 1.9 ops per fsync, 3.0 commands per instance"),
+        "{text}"
+    );
 }

@@ -13,7 +13,7 @@
 use super::instance::{Batch, Payload};
 use super::leader::Leadership;
 use super::replica::Replica;
-use crate::command::CommandResult;
+use crate::command::{batch_len, CommandResult};
 use crate::request::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::time::Time;
 use std::collections::VecDeque;
@@ -26,9 +26,22 @@ const MAX_QUEUE: usize = 100_000;
 #[derive(Clone, Default, Hash)]
 pub(super) struct Intake {
     queued: VecDeque<Payload>,
+    /// The host is handing over a burst of waiting inputs: propose at its end.
+    burst: bool,
 }
 
 impl Intake {
+    /// A burst of waiting inputs begins: requests queue until [`Self::end_burst`].
+    pub(super) fn begin_burst(&mut self) {
+        self.burst = true;
+    }
+
+    /// The burst is over: propose what queued during it, packed.
+    pub(super) fn end_burst(&mut self, leader: &mut Leadership, replica: &mut Replica, now: Time) {
+        self.burst = false;
+        self.propose(leader, replica, now);
+    }
+
     /// A client request at this replica: answered at once (a local read, a request this
     /// keyspace cannot serve, an overload), or proposed, or queued.
     pub(super) fn on_request(
@@ -109,13 +122,22 @@ impl Intake {
 
     /// Fill free places of the window with batches of queued requests.
     pub(super) fn propose(&mut self, leader: &mut Leadership, replica: &mut Replica, now: Time) {
+        if self.burst {
+            return;
+        }
         while !self.queued.is_empty() && has_room(leader, replica) {
-            let take = self.queued.len().min(replica.config.max_batch.max(1));
+            let take = batch_len(
+                self.queued.iter().map(|p| &p.command),
+                replica.config.max_batch,
+                replica.config.max_batch_bytes,
+            );
             let batch: Vec<Payload> = self.queued.drain(..take).collect();
             if batch.len() > 1 {
                 replica.metrics.incr("batches");
                 replica.metrics.add("batched_commands", batch.len() as u64);
             }
+            replica.metrics.incr("instances_led");
+            replica.metrics.add("commands_led", batch.len() as u64);
             leader.lead(replica, now, Batch::from(batch));
         }
     }

@@ -253,3 +253,47 @@ fn range_reads_are_refused_unless_local() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Adaptive batching (`max_batch` above 1): the requests of one burst share an instance, each
+/// answered on its own; a burst of one is proposed at the burst's end, and nothing is
+/// proposed before it.
+#[test]
+fn a_burst_shares_an_instance_and_a_lone_request_goes_at_once() {
+    let mut core = leader(EpaxosConfig::default().with_batching(256, 10_000));
+    core.begin_burst();
+    core.handle_request(Time::ZERO, request(1, put("1")));
+    core.handle_request(Time::ZERO, request(2, cas("1", "2")));
+    core.handle_request(Time::ZERO, request(3, Command::Get { key: b"k".to_vec() }));
+    assert!(released(&mut core).is_empty(), "held to the burst's end");
+    core.end_burst(Time::ZERO);
+    let first = released(&mut core);
+    let sent = preaccepts(&first);
+    let [(instance, requests, attributes)] = &sent[..] else {
+        panic!("one instance for the burst: {sent:?}");
+    };
+    let clients: Vec<u64> = requests.iter().map(|r| r.client.0).collect();
+    assert_eq!(clients, vec![1, 2, 3]);
+    let after = fast_commit(&mut core, first.clone(), *instance, attributes.clone());
+    assert_eq!(
+        replies(&after),
+        vec![
+            (1, CommandResult::Written),
+            (
+                2,
+                CommandResult::Cas {
+                    applied: true,
+                    previous: Some(b"1".to_vec())
+                }
+            ),
+            (3, CommandResult::Value(Some(b"2".to_vec()))),
+        ]
+    );
+    core.begin_burst();
+    core.handle_request(Time::ZERO, request(4, put("4")));
+    core.end_burst(Time::ZERO);
+    let lone = preaccepts(&released(&mut core));
+    assert_eq!(lone.len(), 1);
+    assert_eq!(lone[0].1.len(), 1);
+    assert_eq!(core.metrics().get("instances_led"), 2);
+    assert_eq!(core.metrics().get("commands_led"), 4);
+}

@@ -1,5 +1,6 @@
 //! EPaxos configuration.
 
+use crate::command::DEFAULT_MAX_BATCH_BYTES;
 use crate::session::KEY_SESSION_WINDOW;
 use std::time::Duration;
 
@@ -28,12 +29,17 @@ pub struct EpaxosConfig {
     /// Keep every executed command in memory for inspection (default true; benchmarks
     /// and long runs turn it off).
     pub record_execution: bool,
-    /// Commands per instance (default 1 = no batching). A leader only packs requests
-    /// that are already queued: there is no waiting gate on the latency path.
+    /// Most commands per instance (default 1 = no batching; e.g. 256 turns adaptive batching on). A
+    /// leader only packs requests that are already queued: those of one burst (inputs
+    /// the host found waiting, [`Protocol::begin_burst`](crate::Protocol::begin_burst)) or
+    /// those that queued while the window was full. There is no waiting gate on the
+    /// latency path.
     pub max_batch: usize,
+    /// A batch stops growing once its keys and values pass this many bytes (default
+    /// [`DEFAULT_MAX_BATCH_BYTES`]; its first command always goes in).
+    pub max_batch_bytes: usize,
     /// Own instances proposed but not committed before new requests queue at their
-    /// leader (default 10,000). Requests only queue, and so only batch, when this window
-    /// is full.
+    /// leader (default 10,000).
     pub max_in_flight: usize,
     /// Writes each key remembers for exactly-once execution (default
     /// [`KEY_SESSION_WINDOW`], 8): a resent request still gets its first result while
@@ -59,6 +65,7 @@ impl Default for EpaxosConfig {
             snapshot_interval: 4_096,
             record_execution: true,
             max_batch: 1,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_in_flight: 10_000,
             key_session_window: KEY_SESSION_WINDOW,
             snapshot_chunk_bytes: 1 << 20,

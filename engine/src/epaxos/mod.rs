@@ -412,6 +412,17 @@ impl Protocol for Epaxos {
         self.arm_tick(now);
     }
 
+    fn begin_burst(&mut self) {
+        self.intake.begin_burst();
+    }
+
+    fn end_burst(&mut self, now: Time) {
+        self.now = now;
+        self.intake
+            .end_burst(&mut self.leader, &mut self.replica, now);
+        self.arm_tick(now);
+    }
+
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
         self.now = now;
         if !self.replica.members.contains(&from) {

@@ -1,5 +1,6 @@
 //! Multi-Paxos configuration.
 
+use crate::command::DEFAULT_MAX_BATCH_BYTES;
 use crate::id::NodeId;
 use crate::quorum::PaxosQuorums;
 use crate::session::SessionLimits;
@@ -14,11 +15,17 @@ pub struct MultiPaxosConfig {
     /// Phase-1 and phase-2 quorum sizes (default `None` = majorities of the cluster;
     /// flexible quorums need `phase1 + phase2 > n`).
     pub quorums: Option<PaxosQuorums>,
-    /// Commands per slot (default 1 = no batching). The leader only packs requests that
-    /// are already queued: there is no waiting gate on the latency path.
+    /// Most commands per slot (default 1 = no batching; e.g. 256 turns adaptive batching on). The
+    /// leader only packs requests that are already queued: those of one burst (inputs the
+    /// host found waiting, [`Protocol::begin_burst`](crate::Protocol::begin_burst)) or
+    /// those that queued while the window was full. There is no waiting gate on the
+    /// latency path.
     pub max_batch: usize,
+    /// A batch stops growing once its keys and values pass this many bytes (default
+    /// [`DEFAULT_MAX_BATCH_BYTES`]; its first command always goes in).
+    pub max_batch_bytes: usize,
     /// Slots proposed but not yet committed before new requests queue at the leader
-    /// (default 10,000). Requests only queue, and so only batch, when this window is full.
+    /// (default 10,000).
     pub max_in_flight: usize,
     /// How often the leader tells followers it is alive (default 50 ms).
     pub heartbeat_interval: Duration,
@@ -77,6 +84,7 @@ impl Default for MultiPaxosConfig {
             initial_leader: NodeId(0),
             quorums: None,
             max_batch: 1,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_in_flight: 10_000,
             heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(500),

@@ -9,6 +9,7 @@
 use super::lease::{Rounds, Waiter};
 use super::messages::{Ballot, Batch, Message, Proposal, Record, Slot};
 use super::{MultiPaxos, Role, Timer};
+use crate::command::batch_len;
 use crate::id::{NodeId, RequestId};
 use crate::protocol::{CommitPath, Effect};
 use crate::quorum::VoteSet;
@@ -87,6 +88,9 @@ impl MultiPaxos {
     /// Put queued proposals into new slots while the pipeline window has room; a slot
     /// takes up to `max_batch` of the proposals already queued.
     pub(super) fn propose(&mut self, now: Time) {
+        if self.burst {
+            return;
+        }
         loop {
             let Role::Leader(leadership) = &mut self.role else {
                 return;
@@ -94,8 +98,14 @@ impl MultiPaxos {
             if leadership.queue.is_empty() || leadership.votes.len() >= self.config.max_in_flight {
                 return;
             }
-            let take = leadership.queue.len().min(self.config.max_batch.max(1));
+            let take = batch_len(
+                leadership.queue.iter().map(|p| &p.command),
+                self.config.max_batch,
+                self.config.max_batch_bytes,
+            );
             let batch: Batch = leadership.queue.drain(..take).collect();
+            self.metrics.incr("slots_proposed");
+            self.metrics.add("commands_proposed", batch.len() as u64);
             let slot = leadership.next_slot;
             self.propose_in(now, slot, batch);
         }

@@ -118,6 +118,20 @@ fn leader_pipelines_slots_and_executes_them_in_order() {
     assert_eq!(order, vec![0, 1, 2]);
 }
 
+/// The Accepts sent to replica 1, as `(slot, request seqs)`.
+fn accepts(outputs: Vec<Output<Message, Record>>) -> Vec<(Slot, Vec<u64>)> {
+    sent_now(&outputs)
+        .into_iter()
+        .filter(|(to, _)| *to == NodeId(1))
+        .filter_map(|(_, m)| match m {
+            Message::Accept { slot, value, .. } => {
+                Some((slot, value.iter().map(|p| p.request.seq).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Batching packs only what is already queued: with a full window (1 slot in flight) the
 /// first request goes alone, the next four wait, then fill slots of up to 3 commands.
 #[test]
@@ -126,30 +140,77 @@ fn batching_packs_only_already_queued_requests() {
     for seq in 0..5 {
         leader.handle_request(Time::ZERO, ClientRequest::new(request_id(seq), put(seq)));
     }
-    let batches = |outputs: Vec<Output<Message, Record>>| -> Vec<(Slot, Vec<u64>)> {
-        sent_now(&outputs)
-            .into_iter()
-            .filter(|(to, _)| *to == NodeId(1))
-            .filter_map(|(_, m)| match m {
-                Message::Accept { slot, value, .. } => {
-                    Some((slot, value.iter().map(|p| p.request.seq).collect()))
-                }
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(batches(drain(&mut leader)), vec![(0, vec![0])]);
+    assert_eq!(accepts(drain(&mut leader)), vec![(0, vec![0])]);
     for from in [0, 1] {
         let (from, message) = accepted(from, 0);
         leader.handle_message(Time::ZERO, from, message);
     }
-    assert_eq!(batches(drain(&mut leader)), vec![(1, vec![1, 2, 3])]);
+    assert_eq!(accepts(drain(&mut leader)), vec![(1, vec![1, 2, 3])]);
     for from in [0, 1] {
         let (from, message) = accepted(from, 1);
         leader.handle_message(Time::ZERO, from, message);
     }
-    assert_eq!(batches(drain(&mut leader)), vec![(2, vec![4])]);
+    assert_eq!(accepts(drain(&mut leader)), vec![(2, vec![4])]);
     assert_eq!(leader.applied().len(), 4);
+}
+
+/// Adaptive batching (`max_batch` above 1): requests handed over in one burst share a slot,
+/// up to `max_batch` commands and `max_batch_bytes`; a burst of one is proposed at its
+/// end, in the same input, and nothing is proposed before the burst ends.
+#[test]
+fn a_burst_of_requests_shares_slots_and_a_lone_request_goes_at_once() {
+    let mut leader = elected_leader(3, MultiPaxosConfig::default().with_max_batch(256));
+    leader.begin_burst();
+    for seq in 0..5 {
+        leader.handle_request(Time::ZERO, ClientRequest::new(request_id(seq), put(seq)));
+    }
+    assert!(
+        accepts(drain(&mut leader)).is_empty(),
+        "held to the burst's end"
+    );
+    leader.end_burst(Time::ZERO);
+    assert_eq!(accepts(drain(&mut leader)), vec![(0, vec![0, 1, 2, 3, 4])]);
+    leader.begin_burst();
+    leader.handle_request(Time::ZERO, ClientRequest::new(request_id(5), put(5)));
+    leader.end_burst(Time::ZERO);
+    assert_eq!(accepts(drain(&mut leader)), vec![(1, vec![5])]);
+    for slot in [0, 1] {
+        for from in [0, 1] {
+            let (from, message) = accepted(from, slot);
+            leader.handle_message(Time::ZERO, from, message);
+        }
+    }
+    assert_eq!(
+        leader.applied().len(),
+        6,
+        "two slots, six commands, each applied"
+    );
+    assert_eq!(leader.metrics().get("slots_proposed"), 2);
+    assert_eq!(leader.metrics().get("commands_proposed"), 6);
+
+    let mut config = MultiPaxosConfig::default().with_max_batch(2);
+    config.max_batch_bytes = 1;
+    let mut small = elected_leader(3, config);
+    small.begin_burst();
+    for seq in 0..3 {
+        small.handle_request(Time::ZERO, ClientRequest::new(request_id(seq), put(seq)));
+    }
+    small.end_burst(Time::ZERO);
+    assert_eq!(
+        accepts(drain(&mut small)),
+        vec![(0, vec![0]), (1, vec![1]), (2, vec![2])],
+        "each command alone passes max_batch_bytes"
+    );
+    let mut pairs = elected_leader(3, MultiPaxosConfig::default().with_max_batch(2));
+    pairs.begin_burst();
+    for seq in 0..5 {
+        pairs.handle_request(Time::ZERO, ClientRequest::new(request_id(seq), put(seq)));
+    }
+    pairs.end_burst(Time::ZERO);
+    assert_eq!(
+        accepts(drain(&mut pairs)),
+        vec![(0, vec![0, 1]), (1, vec![2, 3]), (2, vec![4])]
+    );
 }
 
 /// A slot that waits too long for a quorum has its Accept resent to the acceptors that

@@ -179,6 +179,9 @@ pub struct MultiPaxos {
     rejoining: bool,
     /// Shutting down on purpose ([`Protocol::hand_off`]): never stands for election again.
     retiring: bool,
+    /// The host is handing over a burst of waiting inputs: proposals wait for its end
+    /// ([`Protocol::begin_burst`]).
+    burst: bool,
     outbox: Outbox<Message, Record>,
     metrics: Metrics,
 }
@@ -229,6 +232,7 @@ impl MultiPaxos {
             fences: recovered.fences,
             rejoining: recovered.rejoining,
             retiring: false,
+            burst: false,
             outbox: Outbox::counting(),
             metrics: Metrics::new(),
         }
@@ -451,6 +455,15 @@ impl Protocol for MultiPaxos {
         self.start(now);
         self.on_client_request(now, request);
         self.serve_reads(now);
+    }
+
+    fn begin_burst(&mut self) {
+        self.burst = true;
+    }
+
+    fn end_burst(&mut self, now: Time) {
+        self.burst = false;
+        self.propose(now);
     }
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {

@@ -246,6 +246,10 @@ where
     ))
 }
 
+/// Most inputs one burst hands the core before it proposes (bounds the time between two
+/// drains, so replies and peer messages are not held back behind a long queue).
+const BURST_MAX: u64 = 512;
+
 /// A request waiting for its reply.
 struct Pending {
     arrived: Instant,
@@ -314,8 +318,16 @@ impl<P: Protocol> Host<P> {
                         });
                     }
                 },
-                Some((from, payload)) = peer_rx.recv() => self.on_peer(from, &payload),
-                Some(call) = client_rx.recv() => self.on_client(call),
+                Some((from, payload)) = peer_rx.recv() => {
+                    self.core.begin_burst();
+                    self.on_peer(from, &payload);
+                    self.absorb(&mut peer_rx, &mut client_rx);
+                }
+                Some(call) = client_rx.recv() => {
+                    self.core.begin_burst();
+                    self.on_client(call);
+                    self.absorb(&mut peer_rx, &mut client_rx);
+                }
                 () = timer, if deadline.is_some() => {
                     let now = self.now();
                     self.core.handle_timeout(now);
@@ -345,6 +357,38 @@ impl<P: Protocol> Host<P> {
             }
             self.drain()?;
         }
+    }
+
+    /// The rest of a burst: every peer message and client request already waiting (up
+    /// to [`BURST_MAX`] inputs) goes to the core before it proposes, so requests that
+    /// arrived together share an instance or slot; then the burst ends. Nothing waits
+    /// for more input: a lone request is proposed at once.
+    fn absorb(
+        &mut self,
+        peer_rx: &mut mpsc::Receiver<(NodeId, Vec<u8>)>,
+        client_rx: &mut mpsc::Receiver<ClientCall>,
+    ) {
+        let mut inputs = 1u64;
+        while inputs < BURST_MAX {
+            let mut took = false;
+            if let Ok(call) = client_rx.try_recv() {
+                self.on_client(call);
+                inputs += 1;
+                took = true;
+            }
+            if let Ok((from, payload)) = peer_rx.try_recv() {
+                self.on_peer(from, &payload);
+                inputs += 1;
+                took = true;
+            }
+            if !took {
+                break;
+            }
+        }
+        let now = self.now();
+        self.core.end_burst(now);
+        self.count("bursts", 1);
+        self.count("burst_inputs", inputs);
     }
 
     fn now(&self) -> Time {

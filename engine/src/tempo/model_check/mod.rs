@@ -128,6 +128,22 @@ fn a_coordinator_that_crashes_and_restarts_stays_consistent() {
     assert!(report.states > 400, "{report:?}");
 }
 
+/// The same crash with a recovery timer anywhere: a recovery races the restarted
+/// coordinator (2,384,022 states, 4,358 schedules with competing recoveries; about a
+/// minute at the test profile's opt-level 1, so not in CI):
+/// `cargo test -p meridian-engine deep_restart -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn deep_restart_with_a_recovery_timer() {
+    let scenario = Scenario {
+        restart: Some(true),
+        ..scenario()
+    };
+    let report = check("deep restart", &scenario, &bounds(Budget::new(0, 0, 1, 1)));
+    assert!(report.states > 2_000_000, "{report:?}");
+    assert!(report.competing_schedules > 1_000, "{report:?}");
+}
+
 /// Negative control: fast-quorum members report every proposal as made for a recovery
 /// (docs/design.md#tempo, the recovery rule). Recovery then believes the fast path was
 /// ruled out and takes the highest proposal of any `n - f` replicas, which can exceed a

@@ -1,0 +1,77 @@
+//! What a run cost the replicas: CPU per 1,000 operations (from the replica processes
+//! a local deployment started), operations per fsync and commands per instance or slot
+//! (from the replicas' counters).
+
+use meridian_engine::Metrics;
+use serde::Serialize;
+
+/// Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A run's efficiency figures; `None` where the run could not measure one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Efficiency {
+    /// Replica CPU seconds (user + system, summed over the replicas) per 1,000
+    /// successful operations; numerically, CPU milliseconds per operation.
+    pub replica_cpu_s_per_kop: Option<f64>,
+    /// Successful operations per fsync of the average replica (every replica syncs each
+    /// write at least once, so this is how many writes one fsync covers).
+    pub ops_per_fsync: Option<f64>,
+    /// Client commands per EPaxos instance or Multi-Paxos slot proposed.
+    pub commands_per_instance: Option<f64>,
+}
+
+impl Efficiency {
+    /// The figures of a run of `ops` successful operations that cost the `replicas`
+    /// replicas `cpu_seconds` and grew their counters by `counters` (see
+    /// [`super::cluster::protocol_counters`]: host events are prefixed `host_`).
+    pub fn of(ops: u64, cpu_seconds: Option<f64>, replicas: usize, counters: &Metrics) -> Self {
+        let ratio = |a: f64, b: u64| (b > 0 && a > 0.0).then(|| a / b as f64);
+        let per_instance = if counters.get("instances_led") > 0 {
+            ratio(
+                counters.get("commands_led") as f64,
+                counters.get("instances_led"),
+            )
+        } else {
+            ratio(
+                counters.get("commands_proposed") as f64,
+                counters.get("slots_proposed"),
+            )
+        };
+        Self {
+            replica_cpu_s_per_kop: cpu_seconds.and_then(|cpu| ratio(cpu * 1_000.0, ops)),
+            ops_per_fsync: ratio(ops as f64 * replicas as f64, counters.get("host_fsyncs")),
+            commands_per_instance: per_instance,
+        }
+    }
+}
+
+/// CPU seconds (user + system, every thread) process `pid` used so far; `None` if its
+/// `/proc` entry cannot be read (the process is gone, or not Linux).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_ticks(&text).map(|ticks| ticks as f64 / TICKS_PER_SECOND)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line. The command name (field 2) may hold
+/// spaces and parentheses, so fields are counted after its last `)`.
+pub fn stat_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    // After the name: state (3), ppid (4), ..., utime (14), stime (15).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU seconds of every process in `pids` so far; `None` if any cannot be read.
+pub fn total_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
+}
+
+#[cfg(test)]
+#[path = "efficiency_test.rs"]
+mod tests;

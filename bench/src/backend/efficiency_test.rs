@@ -1,0 +1,39 @@
+use super::*;
+
+#[test]
+fn stat_ticks_counts_user_and_system_after_the_name() {
+    // Fields from a real /proc/PID/stat, with a name holding a space and a ')'.
+    let line =
+        "4242 (meridian bench)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+    assert_eq!(stat_ticks(line), Some(325));
+    assert_eq!(stat_ticks("4242 (x) S 1"), None);
+    assert_eq!(stat_ticks("no parenthesis"), None);
+}
+
+#[test]
+fn own_process_cpu_is_readable() {
+    let pid = std::process::id();
+    let cpu = cpu_seconds(pid).expect("own /proc stat");
+    assert!(cpu >= 0.0);
+    assert_eq!(total_cpu_seconds(&[]), None);
+}
+
+#[test]
+fn figures_divide_by_ops_fsyncs_and_instances() {
+    let mut counters = Metrics::new();
+    counters.add("host_fsyncs", 300);
+    counters.add("instances_led", 50);
+    counters.add("commands_led", 400);
+    let figures = Efficiency::of(1_000, Some(0.29), 3, &counters);
+    assert_eq!(figures.replica_cpu_s_per_kop, Some(0.29));
+    assert_eq!(figures.ops_per_fsync, Some(10.0));
+    assert_eq!(figures.commands_per_instance, Some(8.0));
+
+    let mut paxos = Metrics::new();
+    paxos.add("slots_proposed", 10);
+    paxos.add("commands_proposed", 25);
+    let figures = Efficiency::of(0, None, 3, &paxos);
+    assert_eq!(figures.replica_cpu_s_per_kop, None);
+    assert_eq!(figures.ops_per_fsync, None);
+    assert_eq!(figures.commands_per_instance, Some(2.5));
+}
