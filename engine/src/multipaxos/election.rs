@@ -162,9 +162,10 @@ impl MultiPaxos {
         self.metrics.incr("hand_offs");
         if let Role::Leader(leadership) = &self.role {
             let ballot = leadership.ballot;
-            let position = self.members.iter().position(|&m| m == self.id);
+            let voters: Vec<NodeId> = self.configuration.voters().collect();
+            let position = voters.iter().position(|&m| m == self.id);
             let successor = position
-                .map(|i| self.members[(i + 1) % self.members.len()])
+                .map(|i| voters[(i + 1) % voters.len()])
                 .filter(|&s| s != self.id);
             if let Some(successor) = successor {
                 self.outbox.send(successor, Message::TakeOver { ballot });

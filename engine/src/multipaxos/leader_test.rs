@@ -284,3 +284,41 @@ fn flexible_phase_2_quorum_commits_with_two_votes_of_five() {
     }
     assert_eq!(leader.metrics().get("commits"), 1);
 }
+
+/// A learner's vote does not count (docs/design.md#membership): with node 3 a learner of
+/// a three-voter configuration, the leader's durable vote and the learner's Accepted are
+/// no quorum; a voter's Accepted makes one.
+#[test]
+fn a_learners_accepted_is_not_counted_toward_a_quorum() {
+    use crate::configuration::{Change, ProposedChange};
+    let mut leader = elected_leader(3, MultiPaxosConfig::default());
+    let learner = crate::protocol::Member {
+        id: NodeId(3),
+        region: "local".to_owned(),
+    };
+    leader.configuration = leader
+        .configuration
+        .apply(&ProposedChange {
+            from_epoch: 0,
+            change: Change::AddLearner(learner),
+        })
+        .expect("add a learner");
+    leader.members.push(NodeId(3));
+    leader.handle_request(Time::ZERO, ClientRequest::new(request_id(1), put(1)));
+    drain(&mut leader);
+    for from in [0, 3] {
+        let (from, message) = accepted(from, 0);
+        leader.handle_message(Time::ZERO, from, message);
+    }
+    assert_eq!(drain(&mut leader), vec![], "a learner's vote made a quorum");
+    let (from, message) = accepted(1, 0);
+    leader.handle_message(Time::ZERO, from, message);
+    let outputs = drain(&mut leader);
+    assert!(
+        outputs.iter().any(|o| matches!(
+            o,
+            Output::Now(Effect::Committed { request, .. }) if *request == request_id(1)
+        )),
+        "a voter's vote did not commit: {outputs:?}"
+    );
+}

@@ -232,6 +232,21 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// Whether the message is a vote counted toward a quorum (a promise, an accept, a
+    /// heartbeat or lease acknowledgement): counted only from a voter of the
+    /// configuration (docs/design.md#membership).
+    pub fn is_vote(&self) -> bool {
+        matches!(
+            self,
+            Self::Promise { .. }
+                | Self::Accepted { .. }
+                | Self::HeartbeatAck { .. }
+                | Self::LeaseGrant { .. }
+        )
+    }
+}
+
 /// The replicated state at an executed frontier: the state machine and the session table
 /// after every slot below `executed`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

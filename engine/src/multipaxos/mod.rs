@@ -82,6 +82,7 @@ pub use config::MultiPaxosConfig;
 pub use log::{AppliedEntry, APPLIED_HISTORY};
 pub use messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot, Snapshot};
 
+use crate::configuration::Configuration;
 use crate::id::{NodeId, RequestId};
 use crate::protocol::{Membership, Metrics, Outbox, Output, Protocol};
 use crate::quorum::PaxosQuorums;
@@ -135,7 +136,11 @@ enum Role {
 /// [`handle_timeout`](Protocol::handle_timeout) at [`poll_timeout`](Protocol::poll_timeout).
 pub struct MultiPaxos {
     id: NodeId,
+    /// Every member id, voters and learners: who this replica talks to.
     members: Vec<NodeId>,
+    /// Who votes (docs/design.md#membership). Epoch 0, every member a voter, until
+    /// configuration changes go through the log.
+    configuration: Configuration,
     config: MultiPaxosConfig,
     quorums: PaxosQuorums,
     rng: ChaCha8Rng,
@@ -194,8 +199,9 @@ impl MultiPaxos {
         seed: u64,
         recovered: Vec<Record>,
     ) -> Self {
-        let members: Vec<NodeId> = cluster.ids().collect();
-        let quorums = config.quorums_for(members.len());
+        let configuration = Configuration::initial(cluster);
+        let members: Vec<NodeId> = configuration.members().iter().map(|m| m.id).collect();
+        let quorums = config.quorums_for(configuration.voter_count());
         let recovered = replay::recover(id, recovered, config.sessions);
         let last_snapshot = compaction::LastSnapshot::at(recovered.log.floor());
         let mut timers = Timers::new();
@@ -204,6 +210,7 @@ impl MultiPaxos {
         Self {
             id,
             members,
+            configuration,
             config,
             quorums,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -286,6 +293,11 @@ impl MultiPaxos {
     /// The replicated map as applied here.
     pub fn kv(&self) -> &crate::state_machine::KvStore {
         self.log.kv()
+    }
+
+    /// The configuration this replica knows: its epoch, voters and learners.
+    pub fn configuration(&self) -> &Configuration {
+        &self.configuration
     }
 
     /// Client requests this replica took and has not answered yet.
@@ -456,7 +468,9 @@ impl Protocol for MultiPaxos {
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
         self.start(now);
-        if !self.members.contains(&from) {
+        if !self.members.contains(&from)
+            || (message.is_vote() && !self.configuration.counts_vote(from))
+        {
             self.drop_message(true);
             return;
         }
