@@ -219,8 +219,10 @@ const MULTIPAXOS_GAUGES: &[&str] = &[
     "pending_requests",
     "rejoining",
     "session_entries",
+    "snapshot_bytes",
 ];
 const TEMPO_COUNTERS: &[&str] = &[
+    "answered_when_promised",
     "catch_up_sent",
     "collected",
     "dropped_messages",
@@ -282,6 +284,7 @@ const EPAXOS_GAUGES: &[&str] = &[
     "rejoin_start",
     "rejoining",
     "session_entries",
+    "snapshot_bytes",
 ];
 const DYNAMO_COUNTERS: &[&str] = &[
     "anti_entropy_abandoned",
