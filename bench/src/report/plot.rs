@@ -76,26 +76,52 @@ fn cdf_chart(dir: &Path, report: &RunReport) -> anyhow::Result<PathBuf> {
         .map_err(plot_err)?;
     for (i, region) in report.regions.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                region.cdf.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(plot_err)?
-            .label(region.region.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+        draw_line(
+            &mut chart,
+            region.cdf.iter().copied(),
+            color.stroke_width(2),
+            region.region.clone(),
+        )?;
     }
+    finish(chart, &root, SeriesLabelPosition::LowerRight)?;
+    Ok(path)
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One labelled line, its legend entry drawn in the same style.
+fn draw_line(
+    chart: &mut Chart<'_, '_>,
+    points: impl IntoIterator<Item = (f64, f64)>,
+    style: ShapeStyle,
+    label: String,
+) -> anyhow::Result<()> {
+    chart
+        .draw_series(LineSeries::new(points, style))
+        .map_err(plot_err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    Ok(())
+}
+
+/// The legend box, then the file.
+fn finish<'a>(
+    mut chart: Chart<'a, 'a>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
         .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(path)
+    root.present().map_err(plot_err)
 }
 
 /// `(conflict %, p50 ms, p99 ms)` of one region under one protocol.
@@ -203,34 +229,19 @@ fn conflict_chart(
         let mut points = points.clone();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, first(p))),
-                color.stroke_width(2),
-            ))
-            .map_err(plot_err)?
-            .label(format!("{protocol} {first_label}"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, second(p))),
-                color.stroke_width(1),
-            ))
-            .map_err(plot_err)?
-            .label(format!("{protocol} {second_label}"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
-            });
+        draw_line(
+            &mut chart,
+            points.iter().map(|p| (p.0, first(p))),
+            color.stroke_width(2),
+            format!("{protocol} {first_label}"),
+        )?;
+        draw_line(
+            &mut chart,
+            points.iter().map(|p| (p.0, second(p))),
+            color.stroke_width(1),
+            format!("{protocol} {second_label}"),
+        )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
+    finish(chart, &root, SeriesLabelPosition::UpperLeft)?;
     Ok(path)
 }
