@@ -199,6 +199,7 @@ const MULTIPAXOS_COUNTERS: &[&str] = &[
     "requests_rejected",
     "requests_timed_out",
     "sessions_expired",
+    "slots_covered_by_snapshot",
     "slots_proposed",
     "snapshots_encoded",
     "state_transfer_bytes_received",

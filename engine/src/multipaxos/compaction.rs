@@ -235,6 +235,9 @@ impl MultiPaxos {
 
     /// Take a transferred snapshot, make it durable by a compaction, and catch up the tail.
     fn install_snapshot(&mut self, now: Time, from: NodeId, snapshot: Snapshot) {
+        if snapshot.executed > self.log.next_execute() {
+            self.release_covered_slots(snapshot.executed);
+        }
         if !self.log.install(snapshot) {
             // We caught up another way meanwhile.
             return;
@@ -242,6 +245,7 @@ impl MultiPaxos {
         self.metrics.incr("state_transfers_completed");
         self.compact(now);
         self.execute(now);
+        self.propose(now);
         let source = self.leader_hint.filter(|&l| l != self.id).unwrap_or(from);
         self.request_catch_up(now, source, true);
     }

@@ -216,3 +216,96 @@ fn an_old_retry_of_an_expired_session_is_answered_session_expired() {
     );
     pump.assert_agreement();
 }
+
+/// Seed 141 of `t22_multipaxos_bounded` with batching on: a leader installed a
+/// transferred snapshot while its own slot awaited votes; the quorum then completed and
+/// the leader committed the slot with the empty value its log now gave back (the slot had
+/// left the log), so followers that had not learnt the slot executed nothing there while
+/// one that had executed the chosen request. A covered slot leaves the pipeline instead:
+/// no Commit for it, and the request it carried is proposed again and answered from the
+/// session table.
+#[test]
+fn a_leader_never_commits_a_slot_that_an_installed_snapshot_covers() {
+    use crate::state_machine::{KvStore, StateMachine};
+    let mut leader = elected_leader(3, fast());
+    let own = ballot(1, 0);
+    leader.handle_request(Time::ZERO, ClientRequest::new(request_id(1), put(1)));
+    let proposed = drain(&mut leader);
+    // Meanwhile the chosen value of slot 0 (this very request) reached a peer, which
+    // compacted past it; we fetch its snapshot.
+    let mut kv = KvStore::default();
+    kv.apply(&put(1));
+    let mut sessions = crate::session::SessionTable::new();
+    sessions.record(request_id(1), CommandResult::Written);
+    let bytes = crate::transfer::encode(&Snapshot {
+        executed: 1,
+        kv,
+        sessions,
+    });
+    leader.handle_message(Time::ZERO, NodeId(1), Message::Compacted { floor: 1 });
+    drain(&mut leader);
+    let total = bytes.len() as u64;
+    leader.handle_message(
+        Time::ZERO,
+        NodeId(1),
+        Message::SnapshotChunk {
+            at: 1,
+            offset: 0,
+            total,
+            bytes,
+        },
+    );
+    assert_eq!(leader.metrics().get("state_transfers_completed"), 1);
+    assert_eq!(leader.metrics().get("slots_covered_by_snapshot"), 1);
+    let mut outputs = drain(&mut leader);
+    // Slot 0's quorum completes only now: our durable vote and a peer's.
+    sync_self(&mut leader, Time::ZERO, &proposed);
+    leader.handle_message(
+        Time::ZERO,
+        NodeId(1),
+        Message::Accepted {
+            ballot: own,
+            slot: 0,
+        },
+    );
+    outputs.extend(drain(&mut leader));
+    let commits: Vec<_> = sent_now(&outputs)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::Commit { slot: 0, .. }))
+        .collect();
+    assert_eq!(commits, vec![], "committed a slot the snapshot covers");
+    // The request went into slot 1; once chosen it is answered from the session table.
+    let again = vec![proposal(1, 0)];
+    assert!(sent_now(&outputs).contains(&(
+        NodeId(1),
+        Message::Accept {
+            ballot: own,
+            slot: 1,
+            value: again,
+        }
+    )));
+    sync_self(&mut leader, Time::ZERO, &outputs);
+    leader.handle_message(
+        Time::ZERO,
+        NodeId(2),
+        Message::Accepted {
+            ballot: own,
+            slot: 1,
+        },
+    );
+    let replies: Vec<_> = drain(&mut leader)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Now(crate::protocol::Effect::Reply(reply)) => Some(reply),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        vec![crate::request::ClientReply {
+            id: request_id(1),
+            outcome: Ok(Response::Kv(CommandResult::Written)),
+        }]
+    );
+    assert_eq!(leader.applied().len(), 0, "the repeat must not run again");
+}

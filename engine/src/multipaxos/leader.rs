@@ -143,6 +143,38 @@ impl MultiPaxos {
         });
     }
 
+    /// A snapshot executed up to `frontier` is about to replace our log below it. Our
+    /// uncommitted slots there are chosen and executed in it, so they leave the pipeline
+    /// now, while their values are still at hand: otherwise their quorum, once complete,
+    /// would commit a slot whose value the log no longer holds. Their requests leave
+    /// `in_flight` (a retry is proposed again, and answered from the session table), and
+    /// ours still waiting for an answer queue again for the same reason: the snapshot
+    /// executed them without a reply.
+    pub(super) fn release_covered_slots(&mut self, frontier: Slot) {
+        let Role::Leader(leadership) = &mut self.role else {
+            return;
+        };
+        let covered: Vec<Slot> = leadership
+            .votes
+            .range(..frontier)
+            .map(|(&s, _)| s)
+            .collect();
+        for slot in covered {
+            leadership.votes.remove(&slot);
+            leadership.sent_at.remove(&slot);
+            let Some(state) = self.log.get(slot) else {
+                continue;
+            };
+            for proposal in &state.value {
+                leadership.in_flight.remove(&proposal.request);
+                if proposal.origin == self.id && self.pending.contains_key(&proposal.request) {
+                    leadership.queue.push_back(proposal.clone());
+                }
+            }
+            self.metrics.incr("slots_covered_by_snapshot");
+        }
+    }
+
     /// Phase 2b arrived: commit once a phase-2 quorum accepted durably.
     pub(super) fn on_accepted(&mut self, now: Time, from: NodeId, ballot: Ballot, slot: Slot) {
         let Role::Leader(leadership) = &mut self.role else {
@@ -187,11 +219,12 @@ impl MultiPaxos {
         }
         leadership.votes.remove(&slot);
         leadership.sent_at.remove(&slot);
-        let value = self
-            .log
-            .get(slot)
-            .map(|s| s.value.clone())
-            .unwrap_or_default();
+        let Some(value) = self.log.get(slot).map(|s| s.value.clone()) else {
+            // The slot left our log (a snapshot covers it: it is chosen and executed
+            // here, see `release_covered_slots`). Its value is gone with it, and a
+            // Commit must carry the chosen value, never a stand-in.
+            return;
+        };
         for proposal in &value {
             leadership.in_flight.remove(&proposal.request);
         }

@@ -93,6 +93,33 @@ fn replicas_that_lose_their_disk_rejoin_safely() {
     assert!(lost > 0 && rejoined > 0);
 }
 
+/// Regression, seed 141 with batching on (issue 13): the rejoined replica led, and
+/// installed a transferred snapshot while its own slot 9 waited for votes; the quorum then
+/// completed and it committed slot 9 with the empty value its log gave back once the slot
+/// had left it. Replicas that had not learnt slot 9 executed nothing there, one that had
+/// executed the chosen request, and two of them later skipped its retry (slot 12) as a
+/// duplicate the others ran. Pinned to batching on (256) whatever the default.
+#[test]
+fn a_leader_that_installs_a_snapshot_commits_no_slot_it_covers() {
+    let run = run(FaultProfile::Amnesia);
+    let seed = 141;
+    let outcome = run_fault_seed(
+        "t22_multipaxos_bounded::a_leader_that_installs_a_snapshot_commits_no_slot_it_covers",
+        seed,
+        &run,
+        factory(run.topology.membership(), compacting().with_max_batch(256)),
+    );
+    if let Err(divergence) = check_agreement(&outcome) {
+        panic!("seed {seed}: {divergence}");
+    }
+    let metrics = outcome.sim.metrics();
+    assert!(metrics.get("state_transfers_completed") > 0 && metrics.get("rejoins_completed") > 0);
+    assert!(
+        metrics.get("slots_covered_by_snapshot") > 0,
+        "the seed no longer has a leader install a snapshot over its own slots"
+    );
+}
+
 /// Negative control: a replica that lost its disk and votes at once (the rule switched
 /// off) lets some seed's history fail the checker or the replicas diverge.
 #[test]
