@@ -6,6 +6,7 @@ use meridian_bench::backend::sim::SimRun;
 use meridian_bench::protocols::ProtocolSpec;
 use meridian_bench::runner;
 use meridian_bench::workload::{KeyChoice, WorkloadSpec};
+use meridian_engine::command::DEFAULT_MAX_BATCH;
 use meridian_engine::sim::{ClientMode, FaultProfile};
 use meridian_engine::topology::Topology;
 use meridian_engine::Consistency;
@@ -93,11 +94,11 @@ pub(crate) struct Args {
     /// fsync latency of every simulated replica, in microseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) fsync_us: u64,
-    /// Batching: most commands per Multi-Paxos slot and per EPaxos instance (1 = off, the
-    /// default). A replica packs the requests it finds waiting together (adaptive: a lone
-    /// request is never held back), and those queued while its window is full; e.g.
-    /// `--batch 256` for throughput runs.
-    #[arg(long, default_value_t = 1)]
+    /// Batching: most commands per Multi-Paxos slot and per EPaxos instance (default 256,
+    /// the engine's; 1 = off). A replica packs the requests it finds waiting together
+    /// (adaptive: a lone request is never held back), and those queued while its window
+    /// is full.
+    #[arg(long, default_value_t = DEFAULT_MAX_BATCH)]
     pub(crate) batch: usize,
     /// EPaxos: uncommitted own instances per replica before requests queue (and are
     /// packed when room frees).
@@ -185,7 +186,7 @@ impl Args {
         }
         let set_by_configs = "with --nodes the deployment's node configs decide it";
         for (given, option, why) in [
-            (self.batch != 1, "--batch", set_by_configs),
+            (self.batch != DEFAULT_MAX_BATCH, "--batch", set_by_configs),
             (
                 self.epaxos_in_flight != DEFAULT_EPAXOS_IN_FLIGHT,
                 "--epaxos-in-flight",

@@ -25,8 +25,8 @@ use meridian_server::config::{
 /// Protocol settings a run varies besides the protocol itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// Most commands per Multi-Paxos slot and per EPaxos instance (1 = no batching, the
-    /// default; above 1 the replicas batch adaptively).
+    /// Most commands per Multi-Paxos slot and per EPaxos instance (default the engine's,
+    /// 256: the replicas batch adaptively; 1 = no batching).
     pub batch: usize,
     /// Uncommitted own EPaxos instances per replica before requests queue (and so
     /// batch).
@@ -41,7 +41,7 @@ impl Default for Tuning {
     fn default() -> Self {
         let epaxos = EpaxosConfig::default();
         Self {
-            batch: 1,
+            batch: epaxos.max_batch,
             epaxos_in_flight: epaxos.max_in_flight,
             lease: None,
             quorum_leases: false,

@@ -57,6 +57,11 @@ pub enum Command {
     },
 }
 
+/// Default most commands per EPaxos instance and Multi-Paxos slot: batching is on, and
+/// adaptive (a replica packs only the requests it finds waiting together; a lone request
+/// is proposed at once).
+pub const DEFAULT_MAX_BATCH: usize = 256;
+
 /// Default bytes of keys and values past which a batch stops growing (well below the
 /// 4 MiB default peer frame).
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 256 << 10;

@@ -124,21 +124,31 @@ fn an_unknown_top_level_field_is_named() {
 }
 
 #[test]
-fn epaxos_batching_is_off_unless_configured() {
-    let engine = |text: &str| {
+fn batching_is_on_by_default_and_max_batch_1_turns_it_off() {
+    let epaxos = |text: &str| {
         let config = parse(text).unwrap();
         let KeyspaceConfig::Epaxos(fast) = &config.keyspaces[1] else {
             panic!("epaxos keyspace expected")
         };
         fast.engine_config()
     };
-    let default = engine(GOOD);
-    assert_eq!((default.max_batch, default.max_in_flight), (1, 10_000));
-    let batched = engine(&GOOD.replace(
+    let multipaxos = |text: &str| {
+        let config = parse(text).unwrap();
+        let KeyspaceConfig::Multipaxos(kv) = &config.keyspaces[0] else {
+            panic!("multipaxos keyspace expected")
+        };
+        kv.engine_config(3).unwrap()
+    };
+    let default = epaxos(GOOD);
+    assert_eq!((default.max_batch, default.max_in_flight), (256, 10_000));
+    assert_eq!(multipaxos(GOOD).max_batch, 256);
+    let tuned = epaxos(&GOOD.replace(
         "thrifty = true",
         "thrifty = true\nmax_batch = 16\nmax_in_flight = 4",
     ));
-    assert_eq!((batched.max_batch, batched.max_in_flight), (16, 4));
+    assert_eq!((tuned.max_batch, tuned.max_in_flight), (16, 4));
+    let off = GOOD.replace("heartbeat_ms = 20", "heartbeat_ms = 20\nmax_batch = 1");
+    assert_eq!(multipaxos(&off).max_batch, 1);
 }
 
 #[test]

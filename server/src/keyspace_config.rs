@@ -43,7 +43,8 @@ pub struct MultiPaxosKeyspace {
     /// Flexible quorums: phase-2 size (with `phase1_quorum`).
     #[serde(default)]
     pub phase2_quorum: Option<usize>,
-    /// Commands per slot.
+    /// Most commands per slot (default 256: requests waiting together share a slot; 1 =
+    /// no batching).
     #[serde(default)]
     pub max_batch: Option<usize>,
     /// Uncommitted slots in flight.
@@ -88,7 +89,8 @@ pub struct EpaxosKeyspace {
     /// Executed-prefix exchange period (garbage collection).
     #[serde(default)]
     pub gc_interval_ms: Option<u64>,
-    /// Commands per instance (1 = no batching).
+    /// Most commands per instance (default 256: requests waiting together share an
+    /// instance; 1 = no batching).
     #[serde(default)]
     pub max_batch: Option<usize>,
     /// Uncommitted own instances per replica before requests queue (and batch).

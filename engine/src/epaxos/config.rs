@@ -1,6 +1,6 @@
 //! EPaxos configuration.
 
-use crate::command::DEFAULT_MAX_BATCH_BYTES;
+use crate::command::{DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES};
 use crate::session::KEY_SESSION_WINDOW;
 use std::time::Duration;
 
@@ -29,8 +29,8 @@ pub struct EpaxosConfig {
     /// Keep every executed command in memory for inspection (default true; benchmarks
     /// and long runs turn it off).
     pub record_execution: bool,
-    /// Most commands per instance (default 1 = no batching; e.g. 256 turns adaptive batching on). A
-    /// leader only packs requests that are already queued: those of one burst (inputs
+    /// Most commands per instance (default [`DEFAULT_MAX_BATCH`], 256; 1 turns batching
+    /// off). A leader only packs requests that are already queued: those of one burst (inputs
     /// the host found waiting, [`Protocol::begin_burst`](crate::Protocol::begin_burst)) or
     /// those that queued while the window was full. There is no waiting gate on the
     /// latency path.
@@ -64,7 +64,7 @@ impl Default for EpaxosConfig {
             gc_interval: Duration::from_secs(1),
             snapshot_interval: 4_096,
             record_execution: true,
-            max_batch: 1,
+            max_batch: DEFAULT_MAX_BATCH,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_in_flight: 10_000,
             key_session_window: KEY_SESSION_WINDOW,

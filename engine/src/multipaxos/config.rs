@@ -1,6 +1,6 @@
 //! Multi-Paxos configuration.
 
-use crate::command::DEFAULT_MAX_BATCH_BYTES;
+use crate::command::{DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES};
 use crate::id::NodeId;
 use crate::quorum::PaxosQuorums;
 use crate::session::SessionLimits;
@@ -15,8 +15,8 @@ pub struct MultiPaxosConfig {
     /// Phase-1 and phase-2 quorum sizes (default `None` = majorities of the cluster;
     /// flexible quorums need `phase1 + phase2 > n`).
     pub quorums: Option<PaxosQuorums>,
-    /// Most commands per slot (default 1 = no batching; e.g. 256 turns adaptive batching on). The
-    /// leader only packs requests that are already queued: those of one burst (inputs the
+    /// Most commands per slot (default [`DEFAULT_MAX_BATCH`], 256; 1 turns batching off).
+    /// The leader only packs requests that are already queued: those of one burst (inputs the
     /// host found waiting, [`Protocol::begin_burst`](crate::Protocol::begin_burst)) or
     /// those that queued while the window was full. There is no waiting gate on the
     /// latency path.
@@ -83,7 +83,7 @@ impl Default for MultiPaxosConfig {
         Self {
             initial_leader: NodeId(0),
             quorums: None,
-            max_batch: 1,
+            max_batch: DEFAULT_MAX_BATCH,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_in_flight: 10_000,
             heartbeat_interval: Duration::from_millis(50),
