@@ -269,6 +269,9 @@ pub struct KeyspaceStatus {
     pub newest_known: Reported<u64>,
     /// Committed commands waiting to execute (dependencies or order not yet settled).
     pub waiting_execution: Reported<u64>,
+    /// `None` if the keyspace serves through this replica, else why not (what
+    /// `GET /health` answers 503 with).
+    pub not_serving: Option<String>,
     /// Client requests waiting for replies.
     pub pending_requests: u64,
     /// The log file's size now.

@@ -36,6 +36,7 @@ fn sample_status() -> NodeStatus {
             next_to_execute: Reported::Value(42),
             newest_known: Reported::omitted("not reported"),
             waiting_execution: Reported::omitted("not reported"),
+            not_serving: Some("keyspace kv: no leader known".into()),
             pending_requests: 2,
             log_bytes: Reported::Value(4_096),
             snapshot: Reported::Value(SnapshotStatus {

@@ -128,6 +128,7 @@ fn status_and_member_list_match_a_real_lan_3_cluster() {
         let mp = keyspace(&status, "multipaxos");
         assert_eq!(mp["protocol"], "multipaxos");
         assert!(mp["leader"].is_u64(), "{mp}");
+        assert_eq!(mp["serving"], true, "{mp}");
         leaders.push(mp["leader"].as_u64().unwrap());
         let ep = keyspace(&status, "epaxos");
         assert_eq!(ep["leader"], Json::Null, "{ep}");

@@ -195,6 +195,13 @@ fn keyspace_text(out: &mut String, keyspace: &KeyspaceStatus) {
             "waiting execution",
             text(&keyspace.waiting_execution, number),
         ),
+        (
+            "serving",
+            keyspace
+                .not_serving
+                .as_ref()
+                .map_or_else(|| "yes".to_owned(), |why| format!("no ({why})")),
+        ),
         ("pending requests", keyspace.pending_requests.to_string()),
         ("log bytes", text(&keyspace.log_bytes, number)),
         ("last snapshot", text(&keyspace.snapshot, snapshot_text)),
@@ -349,6 +356,8 @@ fn keyspace_json(keyspace: &KeyspaceStatus) -> Json {
         .reported("next_to_execute", &keyspace.next_to_execute, number)
         .reported("newest_known", &keyspace.newest_known, number)
         .reported("waiting_execution", &keyspace.waiting_execution, number)
+        .put("serving", keyspace.not_serving.is_none())
+        .put("not_serving_reason", keyspace.not_serving.clone())
         .put("pending_requests", keyspace.pending_requests)
         .reported("log_bytes", &keyspace.log_bytes, number)
         .reported("snapshot", &keyspace.snapshot, snapshot)

@@ -27,6 +27,7 @@ fn keyspace(name: &str, protocol: &str, epoch: u64, members: Vec<MemberStatus>) 
         next_to_execute: Reported::omitted("no log"),
         newest_known: Reported::omitted("no log"),
         waiting_execution: Reported::Value(0),
+        not_serving: None,
         pending_requests: 0,
         log_bytes: Reported::Value(100),
         snapshot: Reported::omitted("no compaction since this replica started"),
@@ -44,6 +45,7 @@ fn status() -> NodeStatus {
         ],
     );
     mp.leader = Reported::Value(NodeId(0));
+    mp.not_serving = Some("keyspace mp: leader 0 unreachable".into());
     mp.next_to_execute = Reported::Value(17);
     mp.snapshot = Reported::Value(SnapshotStatus {
         position: Reported::Value(12),
@@ -125,6 +127,8 @@ fn status_text_shows_values_and_reasons_for_what_is_not_tracked() {
         "  last snapshot: position 12, 300 bytes, 2 records, 5 s ago\n",
         "keyspace ep (epaxos), configuration epoch 0 (static)\n",
         "  leader: n/a (epaxos is leaderless)\n",
+        "  serving: yes\n",
+        "  serving: no (keyspace mp: leader 0 unreachable)\n",
         "  last snapshot: n/a (no compaction since this replica started)\n",
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
@@ -147,4 +151,11 @@ fn status_json_reports_nulls_with_reasons() {
     assert_eq!(ep["leader"], Json::Null);
     assert_eq!(ep["omitted"]["leader"], "epaxos is leaderless");
     assert_eq!(ep["waiting_execution"], 0);
+    assert_eq!(ep["serving"], true);
+    assert_eq!(ep["not_serving_reason"], Json::Null);
+    assert_eq!(mp["serving"], false);
+    assert_eq!(
+        mp["not_serving_reason"],
+        "keyspace mp: leader 0 unreachable"
+    );
 }

@@ -225,7 +225,21 @@ pub(crate) fn keyspace_status(view: &View<'_>, metrics: &KeyspaceMetrics) -> Key
             Reported::omitted(format!("{protocol} applies writes as they arrive")),
         ),
     };
+    let up: BTreeMap<NodeId, bool> = view
+        .links
+        .iter()
+        .map(|(&peer, link)| (peer, link.connected))
+        .collect();
+    let node = crate::metrics::NodeView {
+        node: view.me,
+        links: &up,
+        transport: None,
+        wan: None,
+        router_dropped: 0,
+        incarnation: None,
+    };
     KeyspaceStatus {
+        not_serving: crate::metrics::readiness(&node, metrics).err(),
         name: metrics.keyspace.clone(),
         protocol: protocol.to_owned(),
         epoch: configuration.epoch(),

@@ -155,6 +155,26 @@ fn an_unknown_leader_or_snapshot_is_omitted_with_a_reason_never_zero() {
     assert!(matches!(&status.leader, Reported::Omitted(r) if r.contains("no leader")));
     assert!(matches!(&status.snapshot, Reported::Omitted(r) if r.contains("no compaction")));
     assert!(matches!(status.log_bytes, Reported::Omitted(_)));
+    assert_eq!(
+        status.not_serving.as_deref(),
+        Some("keyspace ks-multipaxos: no leader known")
+    );
+}
+
+#[test]
+fn serving_follows_the_health_rule_on_this_replicas_links() {
+    let led_by_2 = metrics("multipaxos", &[("leader_known", 1), ("leader", 2)]);
+    let status = Fixture::new().status(&led_by_2);
+    assert_eq!(
+        status.not_serving.as_deref(),
+        Some("keyspace ks-multipaxos: leader 2 unreachable")
+    );
+    let led_by_1 = metrics("multipaxos", &[("leader_known", 1), ("leader", 1)]);
+    assert_eq!(Fixture::new().status(&led_by_1).not_serving, None);
+    assert_eq!(
+        Fixture::new().status(&metrics("epaxos", &[])).not_serving,
+        None
+    );
 }
 
 #[test]
