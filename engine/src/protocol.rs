@@ -23,6 +23,7 @@
 //! A crash loses every record not yet synced and every effect not yet released; the host
 //! rebuilds the core from the synced records, in order, with the protocol's constructor.
 
+use crate::configuration::Configuration;
 use crate::id::{NodeId, RequestId};
 use crate::request::{ClientReply, ClientRequest};
 use crate::time::Time;
@@ -71,6 +72,15 @@ pub trait Protocol {
 
     /// Counters for observability and benchmarks.
     fn metrics(&self) -> Metrics;
+
+    /// The configuration this replica currently works under, for operators (`meridian
+    /// status`, `meridian member list`). `None`, the default, means the core runs the
+    /// static membership it was built with: the host reports that as
+    /// [`Configuration::initial`], epoch 0. A core that changes membership returns its
+    /// newest configuration.
+    fn configuration(&self) -> Option<Configuration> {
+        None
+    }
 
     /// The host built this core with no records because the node lost its disk (an
     /// "amnesia" restart) or the operator said so (`meridian serve --rejoin`). Called once,

@@ -110,6 +110,7 @@ pub struct Incoming {
     at: u64,
     total: u64,
     bytes: Vec<u8>,
+    started: Time,
     last_progress: Time,
 }
 
@@ -121,8 +122,15 @@ impl Incoming {
             at: 0,
             total: 0,
             bytes: Vec::new(),
+            started: now,
             last_progress: now,
         }
+    }
+
+    /// Time since the transfer started, in whole milliseconds (the `last_state_transfer_ms`
+    /// gauge an operator reads to see how long catching up by snapshot took).
+    pub fn elapsed_ms(&self, now: Time) -> u64 {
+        u64::try_from(now.saturating_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The source.

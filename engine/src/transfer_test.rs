@@ -95,3 +95,11 @@ fn garbage_never_decodes_into_a_snapshot_and_past_the_end_is_none() {
     assert_eq!(outgoing.chunk(u64::MAX, 10, t(1)), None);
     assert_eq!(outgoing.chunk(1, 10, t(1)), Some(vec![2, 3]));
 }
+
+#[test]
+fn elapsed_counts_from_the_start_not_from_the_last_chunk() {
+    let mut incoming = Incoming::new(NodeId(1), t(100));
+    incoming.receive(NodeId(1), 5, 0, 8, vec![1; 4], t(300));
+    assert_eq!(incoming.elapsed_ms(t(350)), 250);
+    assert_eq!(incoming.elapsed_ms(t(50)), 0, "a clock before the start");
+}

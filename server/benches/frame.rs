@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use meridian_engine::epaxos::{Attributes, Ballot, Batch, InstanceId, Message, Payload};
 use meridian_engine::{ClientId, ClientRequest, Command, NodeId, RequestId};
 use meridian_server::transport::frame::{decode, encode, DEFAULT_MAX_FRAME_BYTES};
-use meridian_server::wire::{ClientFrame, PeerFrame};
+use meridian_server::wire::{ClientFrame, PeerFrame, RequestFrame};
 use std::collections::BTreeSet;
 
 fn request(value_size: usize) -> ClientRequest {
@@ -56,11 +56,11 @@ fn preaccept(value_size: usize) -> PeerFrame {
 fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame");
     for value_size in [16usize, 1024] {
-        let client = ClientFrame {
+        let client = ClientFrame::Request(RequestFrame {
             keyspace: "epaxos".into(),
             request: request(value_size),
             default_consistency: true,
-        };
+        });
         let peer = preaccept(value_size);
         let client_bytes = encode(&client, DEFAULT_MAX_FRAME_BYTES).expect("encodes");
         let peer_bytes = encode(&peer, DEFAULT_MAX_FRAME_BYTES).expect("encodes");

@@ -14,11 +14,14 @@
 //! A request that gets no reply within the timeout is returned as
 //! [`RequestError::Timeout`]: its outcome is unknown, never a failure.
 
+use crate::admin::{
+    self, AdminDecodeError, AdminError, AdminReplyFrame, AdminRequest, AdminResponse,
+};
 use crate::tls::{TlsError, TlsIdentity, ALPN_CLIENT, CLUSTER_SERVER_NAME};
 use crate::transport::endpoint::{bind_endpoint, quic_transport_config};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::wan::WanConfig;
-use crate::wire::ClientFrame;
+use crate::wire::{ClientFrame, RequestFrame};
 use meridian_engine::{
     ClientId, ClientReply, ClientRequest, Command, Consistency, Key, Level, RequestError,
     RequestId, Response, Value,
@@ -54,6 +57,14 @@ pub enum ClientError {
         addr: SocketAddr,
         /// Why.
         message: String,
+    },
+    /// The replica's admin answer could not be read (it speaks another admin version).
+    #[error("admin answer from {addr}: {source}")]
+    Admin {
+        /// The replica.
+        addr: SocketAddr,
+        /// Why.
+        source: AdminDecodeError,
     },
     /// The replica's answer could not be decoded: the outcome is unknown.
     #[error("bad reply from {addr}: {source}")]
@@ -263,13 +274,12 @@ impl Client {
     ) -> Result<ClientReply, ClientError> {
         let key = request.command.key().clone();
         let id = request.id;
-        let frame = ClientFrame {
+        let frame = RequestFrame {
             keyspace: keyspace.to_owned(),
             request,
             default_consistency,
         };
-        let reply = match tokio::time::timeout(self.options.timeout, self.round_trip(&frame)).await
-        {
+        let reply = match tokio::time::timeout(self.options.timeout, self.round_trip(frame)).await {
             Ok(reply) => reply?,
             Err(_) => ClientReply {
                 id,
@@ -349,7 +359,48 @@ impl Client {
             .clear();
     }
 
-    async fn round_trip(&self, frame: &ClientFrame) -> Result<ClientReply, ClientError> {
+    /// Ask the replica an operator question ([`crate::admin`]). The outer error is the
+    /// connection's (or an answer this client cannot read); the inner one the replica's.
+    pub async fn admin(
+        &self,
+        request: &AdminRequest,
+    ) -> Result<Result<AdminResponse, AdminError>, ClientError> {
+        let frame = admin::encode_request(request).map_err(|e| ClientError::Connection {
+            addr: self.addr,
+            message: format!("encoding the admin request: {e}"),
+        })?;
+        let frame = ClientFrame::Admin(frame);
+        let exchange = self.exchange::<AdminReplyFrame>(&frame);
+        let reply = tokio::time::timeout(self.options.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Connection {
+                addr: self.addr,
+                message: format!("no answer within {:?}", self.options.timeout),
+            })??;
+        admin::decode_reply(&reply).map_err(|source| ClientError::Admin {
+            addr: self.addr,
+            source,
+        })
+    }
+
+    async fn round_trip(&self, frame: RequestFrame) -> Result<ClientReply, ClientError> {
+        let id = frame.request.id;
+        let reply: ClientReply = self.exchange(&ClientFrame::Request(frame)).await?;
+        if reply.id == id {
+            Ok(reply)
+        } else {
+            Err(ClientError::Connection {
+                addr: self.addr,
+                message: format!("reply for {} on the stream of {id}", reply.id),
+            })
+        }
+    }
+
+    /// Send `frame` on a new stream and read one `T` back.
+    async fn exchange<T: serde::de::DeserializeOwned>(
+        &self,
+        frame: &ClientFrame,
+    ) -> Result<T, ClientError> {
         let connection = self.live_connection().await?;
         let connection_error = |e: &dyn std::fmt::Display| ClientError::Connection {
             addr: self.addr,
@@ -363,15 +414,8 @@ impl Client {
             .await
             .map_err(|e| connection_error(&e))?;
         send.finish().map_err(|e| connection_error(&e))?;
-        match frame::read::<ClientReply, _>(&mut recv, self.options.max_frame_bytes).await {
-            Ok(Some(reply)) if reply.id == frame.request.id => Ok(reply),
-            Ok(Some(reply)) => Err(ClientError::Connection {
-                addr: self.addr,
-                message: format!(
-                    "reply for {} on the stream of {}",
-                    reply.id, frame.request.id
-                ),
-            }),
+        match frame::read::<T, _>(&mut recv, self.options.max_frame_bytes).await {
+            Ok(Some(reply)) => Ok(reply),
             Ok(None) => Err(ClientError::Connection {
                 addr: self.addr,
                 message: "the replica closed the stream without a reply".into(),

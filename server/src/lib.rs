@@ -13,6 +13,7 @@
 //! | `certs`     | the CA on disk: `certs init`, `issue` (nodes added later, rotation), `show` |
 //! | `transport` | frames, `WanSocket` (WAN emulation), QUIC peer mesh and client streams |
 //! | `wire`      | what travels in frames |
+//! | `admin`     | operator requests on the client wire (`meridian status`, `member list`) |
 //! | `config`    | node TOML config |
 //! | `config_check` | a cluster's node configs checked against each other (`meridian config check`) |
 //! | `identity`  | the data directory's identity (cluster, node, incarnation): `--init`, `--rejoin` |
@@ -23,6 +24,7 @@
 //! | `serve`     | run one replica until it fails or is told to stop |
 //! | `metrics`   | histograms and the Prometheus endpoint |
 
+pub mod admin;
 pub mod certs;
 pub mod client;
 pub mod config;

@@ -7,6 +7,8 @@
 //!  meridian get|put|delete|cas --addr HOST:PORT --keyspace K --key KEY [--consistency C] --certs DIR
 //!      [--output text|json] [--encoding utf8|hex|base64] [--value-file F|-] [--blind|--context T]
 //!  meridian scan [--prefix P] [--after K] [--limit N] | keys [--prefix P]  (same options)
+//!  meridian status --addr HOST:PORT --certs DIR [--json]
+//!  meridian member list --addr HOST:PORT --certs DIR [--json]
 //!  meridian cluster up --topology NAME|FILE --dir DIR [--wan] [--protocol P]...
 //!  meridian cluster restart --dir DIR --id N
 //!  meridian cluster down --dir DIR
@@ -22,6 +24,8 @@ mod encoding;
 mod kv;
 #[path = "cli/scan.rs"]
 mod scan;
+#[path = "cli/status.rs"]
+mod status;
 
 use admin::{CertsCommand, ConfigCommand, LogOptions};
 use anyhow::Context;
@@ -73,6 +77,17 @@ enum Command {
     Kv(kv::KvCommand),
     #[command(flatten)]
     Range(scan::RangeCommand),
+    /// A replica's view: per keyspace its members, links to peers, the Multi-Paxos
+    /// leader, execution lag and last snapshot.
+    Status {
+        #[command(flatten)]
+        target: status::AdminTarget,
+    },
+    /// Cluster membership as a replica sees it.
+    Member {
+        #[command(subcommand)]
+        command: status::MemberCommand,
+    },
     /// Start or stop a local cluster.
     Cluster {
         #[command(subcommand)]
@@ -124,6 +139,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Kv(command) => exit(kv::run(command).await),
         Command::Range(command) => exit(scan::run(command).await),
+        Command::Status { target } => exit(status::run(target, status::View::Status).await),
+        Command::Member {
+            command: status::MemberCommand::List { target },
+        } => exit(status::run(target, status::View::Members).await),
         Command::Certs { .. } | Command::Config { .. } | Command::Cluster { .. } => {
             unreachable!("handled without a runtime")
         }

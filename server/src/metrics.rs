@@ -15,6 +15,7 @@
 
 use crate::transport::endpoint::TransportStats;
 use crate::transport::wan::WanStats;
+use meridian_engine::configuration::Configuration;
 use meridian_engine::{Metrics, NodeId};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -116,6 +117,8 @@ pub struct KeyspaceMetrics {
     /// The keyspace's log on disk: `log_bytes` (file size now), `snapshot_bytes` and
     /// `snapshot_records` (what the last compaction wrote), `seconds_since_compaction`.
     pub storage: BTreeMap<&'static str, u64>,
+    /// The core's configuration (`None`: the static membership, epoch 0).
+    pub configuration: Option<Configuration>,
 }
 
 /// Client operations, reported from zero.
@@ -213,6 +216,7 @@ const MULTIPAXOS_GAUGES: &[&str] = &[
     "compacted_to",
     "executed_up_to",
     "last_compaction_slot",
+    "last_state_transfer_ms",
     "leader",
     "leader_known",
     "live_slots",
@@ -225,6 +229,7 @@ const TEMPO_COUNTERS: &[&str] = &[
     "answered_when_promised",
     "catch_up_sent",
     "collected",
+    "compactions",
     "dropped_messages",
     "executed",
     "fast_path",
@@ -232,14 +237,31 @@ const TEMPO_COUNTERS: &[&str] = &[
     "proposed",
     "recovered",
     "recoveries",
+    "rejoin_answers",
+    "rejoin_answers_encoded",
+    "rejoin_rule_skipped",
+    "rejoins",
+    "rejoins_completed",
     "retransmissions",
     "slow_path",
     "stability_order_wait_us",
     "stability_promise_wait_us",
     "stability_wait_us",
     "stability_waits",
+    "stale_messages",
+    "state_transfer_bytes_received",
+    "state_transfer_bytes_sent",
+    "state_transfers_completed",
+    "votes_withheld",
 ];
-const TEMPO_GAUGES: &[&str] = &["commands_live", "execution_waiting"];
+const TEMPO_GAUGES: &[&str] = &[
+    "commands_live",
+    "execution_waiting",
+    "rejoin_epoch",
+    "rejoining",
+    "snapshot_bytes",
+    "snapshot_records",
+];
 const EPAXOS_COUNTERS: &[&str] = &[
     "batched_commands",
     "batches",
@@ -280,6 +302,7 @@ const EPAXOS_GAUGES: &[&str] = &[
     "execution_waiting",
     "instances_live",
     "key_index_entries",
+    "last_state_transfer_ms",
     "recoveries_in_progress",
     "rejoin_start",
     "rejoining",

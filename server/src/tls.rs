@@ -29,7 +29,7 @@ use std::sync::Arc;
 /// ALPN of node-to-node connections.
 pub const ALPN_PEER: &[u8] = b"meridian-peer/1";
 /// ALPN of client connections.
-pub const ALPN_CLIENT: &[u8] = b"meridian-client/1";
+pub const ALPN_CLIENT: &[u8] = b"meridian-client/2";
 /// A name every node certificate carries: what clients verify when they do not know
 /// which node they reach.
 pub const CLUSTER_SERVER_NAME: &str = "meridian";

@@ -3,9 +3,11 @@
 //!
 //! ```text
 //!  node ──uni stream──▶ node     PeerFrame* (keyspace + postcard of that keyspace's Message)
-//!  client ──bidi stream──▶ node  ClientFrame, then ◀── ClientReply; one stream per request
+//!  client ──bidi stream──▶ node  ClientFrame::Request, then ◀── ClientReply; one stream per request
+//!                                ClientFrame::Admin,   then ◀── AdminReplyFrame (crate::admin)
 //! ```
 
+use crate::admin::AdminFrame;
 use meridian_engine::ClientRequest;
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +21,19 @@ pub struct PeerFrame {
     pub payload: Vec<u8>,
 }
 
-/// One client request.
+/// What a client sends on a request stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientFrame {
+pub enum ClientFrame {
+    /// A key-value request, answered by a `ClientReply`.
+    Request(RequestFrame),
+    /// An operator request ([`crate::admin`]), answered by an
+    /// [`AdminReplyFrame`](crate::admin::AdminReplyFrame).
+    Admin(AdminFrame),
+}
+
+/// One key-value request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFrame {
     /// The keyspace the request is for.
     pub keyspace: String,
     /// The request.

@@ -466,10 +466,13 @@ async fn the_cli_closes_its_connection_when_done() {
         .await
         .expect("handshake");
     let (mut send, mut recv) = conn.accept_bi().await.expect("a request stream");
-    let request: ClientFrame = frame::read(&mut recv, DEFAULT_MAX_FRAME_BYTES)
+    let ClientFrame::Request(request) = frame::read(&mut recv, DEFAULT_MAX_FRAME_BYTES)
         .await
         .expect("a frame")
-        .expect("a request");
+        .expect("a request")
+    else {
+        panic!("a key-value request was expected");
+    };
     let reply = ClientReply {
         id: request.request.id,
         outcome: Ok(Response::Kv(CommandResult::Value(Some(b"v".to_vec())))),

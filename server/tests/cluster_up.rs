@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::TempDir;
+use common::{cluster_up_lan_3, free_base, Down, TempDir};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,20 +17,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn meridian() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meridian"))
-}
-
-/// A base port with `n` free UDP and `n` free TCP ports from it.
-fn free_base(n: u16) -> u16 {
-    for base in (20_000u16..60_000).step_by(37) {
-        let free = (0..n).all(|i| {
-            std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
-        });
-        if free {
-            return base;
-        }
-    }
-    panic!("no free port range");
 }
 
 /// `meridian serve` processes whose config lies in `dir`.
@@ -163,18 +149,6 @@ fn a_closed_stdout_does_not_panic_and_the_cluster_serves() {
     assert!(replicas_of(dir.path()).is_empty());
 }
 
-/// Runs `cluster down` on drop, so a failed test leaves no replica behind.
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = meridian()
-            .args(["cluster", "down", "--dir"])
-            .arg(self.0)
-            .output();
-    }
-}
-
 fn restart(dir: &Path, id: &str) -> std::process::Output {
     meridian()
         .args(["cluster", "restart", "--id", id, "--dir"])
@@ -231,14 +205,7 @@ fn cluster_restart_brings_a_killed_replica_back_and_refuses_a_live_one() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("restart");
     let base = free_base(6);
-    let up = meridian()
-        .args(["cluster", "up", "--topology", "lan-3", "--dir"])
-        .arg(dir.path())
-        .args(["--protocol", "multipaxos,epaxos"])
-        .args(["--base-port", &base.to_string()])
-        .args(["--metrics-base-port", &(base + 3).to_string()])
-        .output()
-        .unwrap();
+    let up = cluster_up_lan_3(dir.path(), base, "multipaxos,epaxos");
     let _down = Down(dir.path());
     ok(&up);
     let kv = |port: u16, args: &[&str]| {

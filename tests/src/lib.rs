@@ -9,6 +9,7 @@ use meridian_engine::epaxos::{Epaxos, InstanceId};
 use meridian_engine::sim::{
     ClientConfig, ClockConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
 };
+use meridian_engine::tempo::{Dot, Tempo};
 use meridian_engine::topology::Topology;
 use meridian_engine::{Command, Consistency};
 use meridian_engine::{NodeId, Protocol, Time};
@@ -204,6 +205,20 @@ pub fn epaxos_same_order(sim: &Sim<Epaxos>) -> Result<(), String> {
             node.executed()
                 .iter()
                 .map(|e| (e.instance, e.payload.command.clone()))
+                .collect()
+        })
+        .collect();
+    check_execution_order(&sequences)
+}
+
+/// Commands on one key ran in the same order on every live Tempo replica that ran both.
+pub fn tempo_same_order(sim: &Sim<Tempo>) -> Result<(), String> {
+    let sequences: Vec<Vec<(Dot, Command)>> = sim
+        .live_nodes()
+        .map(|(_, node)| {
+            node.executed()
+                .iter()
+                .map(|e| (e.dot, e.command.clone()))
                 .collect()
         })
         .collect();

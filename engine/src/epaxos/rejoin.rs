@@ -273,6 +273,8 @@ impl Epaxos {
                 self.replica
                     .metrics
                     .add("state_transfer_bytes_received", len);
+                let elapsed = incoming.elapsed_ms(now);
+                self.replica.metrics.set("last_state_transfer_ms", elapsed);
                 self.rejoin.incoming.remove(&from);
                 if let Some(state) = transfer::decode::<RejoinState>(&encoded) {
                     self.take_answer(now, from, state);

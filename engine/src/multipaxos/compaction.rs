@@ -221,6 +221,8 @@ impl MultiPaxos {
             }
             Received::Complete(encoded) => {
                 self.metrics.add("state_transfer_bytes_received", len);
+                let elapsed = incoming.elapsed_ms(now);
+                self.metrics.set("last_state_transfer_ms", elapsed);
                 self.incoming = None;
                 self.timers.cancel(Timer::Transfer);
                 match transfer::decode::<Snapshot>(&encoded) {

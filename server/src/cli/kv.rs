@@ -161,9 +161,9 @@ pub enum OutputFormat {
 /// A command that did not succeed: its exit code and why.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    code: i32,
-    kind: &'static str,
-    message: String,
+    pub(crate) code: i32,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
 }
 
 impl Failure {
@@ -175,7 +175,7 @@ impl Failure {
         }
     }
 
-    fn client(error: ClientError) -> Self {
+    pub(crate) fn client(error: ClientError) -> Self {
         let (code, kind) = match error {
             ClientError::Tls(_) => (EXIT_USAGE, "certificates"),
             ClientError::Connect { .. } => (EXIT_UNAVAILABLE, "connect"),
@@ -444,18 +444,34 @@ where
     F: FnOnce(std::sync::Arc<Client>) -> Fut,
     Fut: std::future::Future<Output = Result<i32, Failure>>,
 {
-    let tls = TlsIdentity::load(&TlsPaths::client(&target.certs)).map_err(|e| {
+    let timeout = Duration::from_millis(target.timeout_ms);
+    with_client_at(&target.addr, &target.certs, timeout, body).await
+}
+
+/// [`with_client`] for commands without a [`Target`]: the replica at `addr`, the client
+/// certificates in `certs`, `timeout` per request (connecting included).
+pub(crate) async fn with_client_at<F, Fut>(
+    addr: &str,
+    certs: &std::path::Path,
+    timeout: Duration,
+    body: F,
+) -> Result<i32, Failure>
+where
+    F: FnOnce(std::sync::Arc<Client>) -> Fut,
+    Fut: std::future::Future<Output = Result<i32, Failure>>,
+{
+    let tls = TlsIdentity::load(&TlsPaths::client(certs)).map_err(|e| {
         Failure::usage(format!(
             "loading client certificates from {}: {e}",
-            target.certs.display()
+            certs.display()
         ))
     })?;
     let options = ClientOptions {
-        timeout: Duration::from_millis(target.timeout_ms),
+        timeout,
         ..ClientOptions::default()
     };
     let mut last = None;
-    for addr in resolve(&target.addr).await? {
+    for addr in resolve(addr).await? {
         match Client::connect_with(addr, &tls, options.clone()).await {
             Ok(client) => {
                 let client = std::sync::Arc::new(client);
@@ -467,7 +483,7 @@ where
         }
     }
     Err(last.map_or_else(
-        || Failure::usage(format!("--addr {}: no address", target.addr)),
+        || Failure::usage(format!("--addr {addr}: no address")),
         Failure::client,
     ))
 }

@@ -613,6 +613,7 @@ impl<P: Protocol> Host<P> {
         KeyspaceMetrics {
             protocol_counters: self.core.metrics(),
             pending_requests: self.pending.len() as u64,
+            configuration: self.core.configuration(),
             ..stats
         }
     }

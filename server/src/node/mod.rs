@@ -21,6 +21,7 @@
 //! for the last messages to leave, the node shuts down.
 
 mod host;
+mod status;
 mod storage_thread;
 #[cfg(test)]
 #[path = "node_test.rs"]
@@ -202,6 +203,8 @@ impl Node {
 
         let cluster = config.cluster();
         let epoch = Instant::now();
+        let router_drops = Arc::new(AtomicU64::new(0));
+        let draining = Arc::new(AtomicBool::new(false));
         let (exit_tx, exits) = mpsc::unbounded_channel();
         let mut keyspaces = BTreeMap::new();
         let mut routes = BTreeMap::new();
@@ -290,12 +293,25 @@ impl Node {
             );
             keyspaces.insert(name, handle);
         }
-        let router_drops = Arc::new(AtomicU64::new(0));
-        let draining = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(status::StatusSource {
+            id: config.id,
+            region: config.region.clone(),
+            address: config.listen,
+            peers: config.peers.clone(),
+            membership: cluster.clone(),
+            incarnation: options.incarnation,
+            started: epoch,
+            draining: draining.clone(),
+            handles: keyspaces.values().cloned().collect(),
+            transport: transport.clone(),
+        });
         let router = tokio::spawn(route(
             config.id,
             inbound,
-            routes,
+            Routes {
+                keyspaces: routes,
+                status,
+            },
             router_drops.clone(),
             draining.clone(),
         ));
@@ -465,16 +481,32 @@ impl Drop for Node {
     }
 }
 
-/// Dispatch inbound frames to keyspace hosts by name.
+/// Where the router sends what arrives.
+struct Routes {
+    /// Each keyspace's host and default consistency.
+    keyspaces: BTreeMap<String, (KeyspaceHandle, Consistency)>,
+    /// What answers operator requests.
+    status: Arc<status::StatusSource>,
+}
+
+/// Dispatch inbound frames to keyspace hosts by name, and operator requests to the
+/// status source (each in its own task: it waits on every keyspace host).
 async fn route(
     id: NodeId,
     mut inbound: mpsc::Receiver<Inbound>,
-    keyspaces: BTreeMap<String, (KeyspaceHandle, Consistency)>,
+    routes: Routes,
     drops: Arc<AtomicU64>,
     draining: Arc<AtomicBool>,
 ) {
+    let Routes { keyspaces, status } = routes;
     while let Some(message) = inbound.recv().await {
         match message {
+            Inbound::Admin { frame, reply } => {
+                let status = status.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(status.answer(frame).await);
+                });
+            }
             Inbound::Peer { from, frame } => {
                 let delivered = keyspaces
                     .get(&frame.keyspace)

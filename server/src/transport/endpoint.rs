@@ -4,7 +4,8 @@
 //!                       ┌─ dialer (any peer not connected) ─┐
 //!  Transport::send ─▶ per-peer queue ─▶ writer ─▶ uni stream ─▶ [peer] reader ─▶ Inbound::Peer
 //!                       └─ accept loop (peers dialing us) ──┘   (both sides, any connection)
-//!  client: bidi stream ─▶ ClientFrame ─▶ Inbound::Client{reply} ─▶ ClientReply ─▶ same stream
+//!  client: bidi stream ─▶ ClientFrame::Request ─▶ Inbound::Client{reply} ─▶ ClientReply ─▶ same stream
+//!                         ClientFrame::Admin   ─▶ Inbound::Admin{reply}  ─▶ AdminReplyFrame
 //! ```
 //!
 //! Peer links (dialing, the hello handshake that tells instances of a node apart,
@@ -19,7 +20,7 @@
 use crate::tls::{self, TlsError, TlsIdentity, ALPN_CLIENT, ALPN_PEER};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::hello::{Hello, WIRE_VERSION};
-use crate::transport::link::{self, bump, Shared};
+use crate::transport::link::{self, bump, live, Shared};
 pub use crate::transport::link::{
     Inbound, TransportStats, CLOSE_DUPLICATE, CLOSE_MALFORMED, CLOSE_NOT_A_PEER, CLOSE_SHUTDOWN,
     CLOSE_SUPERSEDED, CLOSE_UNKNOWN_ALPN, CLOSE_VERSION,
@@ -31,6 +32,7 @@ use quinn::crypto::rustls::HandshakeData;
 use quinn::{Connection, Endpoint, VarInt};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -150,6 +152,22 @@ pub fn bind_endpoint(
             None,
         )),
     }
+}
+
+/// One peer's link as [`Transport::peer_states`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerLinkState {
+    /// The address the transport dials.
+    pub address: Option<SocketAddr>,
+    /// A link is up now.
+    pub connected: bool,
+    /// How long ago the link came up (connected) or last went down (not connected);
+    /// `None` if it never did.
+    pub since: Option<Duration>,
+    /// How long ago the last frame from the peer arrived; `None` if none ever did.
+    pub last_heard: Option<Duration>,
+    /// The connection's RTT estimate, when connected.
+    pub rtt: Option<Duration>,
 }
 
 /// A running node transport. Dropping it stops its tasks; [`Transport::shutdown`] also
@@ -277,6 +295,33 @@ impl Transport {
             .collect()
     }
 
+    /// Every peer's link: up or not, since when, when last heard from, its RTT.
+    pub fn peer_states(&self) -> BTreeMap<NodeId, PeerLinkState> {
+        let now = link::unix_ms();
+        let ago = |ms: u64| (ms != 0).then(|| Duration::from_millis(now.saturating_sub(ms)));
+        self.shared
+            .links
+            .iter()
+            .map(|(&peer, link)| {
+                let conn = live(&link.current.borrow());
+                let times = &link.times;
+                let since = if conn.is_some() {
+                    times.up_ms.load(Ordering::Relaxed)
+                } else {
+                    times.down_ms.load(Ordering::Relaxed)
+                };
+                let state = PeerLinkState {
+                    address: self.shared.peers.get(&peer).copied(),
+                    connected: conn.is_some(),
+                    since: ago(since),
+                    last_heard: ago(times.heard_ms.load(Ordering::Relaxed)),
+                    rtt: conn.map(|c| c.rtt()),
+                };
+                (peer, state)
+            })
+            .collect()
+    }
+
     /// The random instance this transport announces in its hellos.
     pub fn instance(&self) -> u64 {
         self.shared.hello.instance
@@ -377,25 +422,32 @@ async fn serve_request(
         }
     };
     bump(&shared.stats.client_requests);
-    let (reply_tx, reply_rx) = oneshot::channel();
-    let request = Inbound::Client {
-        frame,
-        reply: reply_tx,
+    let bytes = match frame {
+        ClientFrame::Request(frame) => ask_node(&shared, |reply| Inbound::Client { frame, reply })
+            .await
+            .and_then(|reply| reply_frame(&reply, shared.max_frame_bytes).ok()),
+        ClientFrame::Admin(frame) => ask_node(&shared, |reply| Inbound::Admin { frame, reply })
+            .await
+            .and_then(|reply| frame::encode(&reply, shared.max_frame_bytes).ok()),
     };
-    if shared.inbound.send(request).await.is_err() {
-        return;
-    }
-    let Ok(reply) = reply_rx.await else {
-        let _ = send.reset(VarInt::from_u32(0));
-        return;
-    };
-    let Ok(bytes) = reply_frame(&reply, shared.max_frame_bytes) else {
+    let Some(bytes) = bytes else {
         let _ = send.reset(VarInt::from_u32(0));
         return;
     };
     if send.write_all(&bytes).await.is_ok() {
         let _ = send.finish();
     }
+}
+
+/// Hand `make(reply)` to the node and wait for the answer (`None`: the node is gone or
+/// dropped the reply).
+async fn ask_node<T>(
+    shared: &Shared,
+    make: impl FnOnce(oneshot::Sender<T>) -> Inbound,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    shared.inbound.send(make(reply)).await.ok()?;
+    answer.await.ok()
 }
 
 /// `reply` as a frame; a reply over the frame limit (a scan's entries, with a small

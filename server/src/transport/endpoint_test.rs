@@ -58,7 +58,9 @@ fn cluster_of_versions(
 async fn next_peer_frame(rx: &mut mpsc::Receiver<Inbound>) -> (NodeId, PeerFrame) {
     match timeout(Duration::from_secs(10), rx.recv()).await {
         Ok(Some(Inbound::Peer { from, frame })) => (from, frame),
-        Ok(Some(Inbound::Client { .. })) => panic!("unexpected client request"),
+        Ok(Some(Inbound::Client { .. } | Inbound::Admin { .. })) => {
+            panic!("unexpected client request")
+        }
         Ok(None) => panic!("transport stopped"),
         Err(_) => panic!("no frame within 10 s"),
     }

@@ -25,11 +25,12 @@
 //! seconds, and each kind of refusal is logged at WARN once per
 //! [`LOG_INTERVAL`](crate::transport::throttle::LOG_INTERVAL).
 
+use crate::admin::{AdminFrame, AdminReplyFrame};
 use crate::tls;
 use crate::transport::frame::{self, FrameError};
 use crate::transport::hello::{self, Hello, HelloError};
 use crate::transport::throttle::LogThrottle;
-use crate::wire::{ClientFrame, PeerFrame};
+use crate::wire::{PeerFrame, RequestFrame};
 use meridian_engine::{ClientReply, NodeId};
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 use rand::{Rng, SeedableRng};
@@ -88,9 +89,16 @@ pub enum Inbound {
     /// A client request; answer on `reply` (dropping it resets the client's stream).
     Client {
         /// The request.
-        frame: ClientFrame,
+        frame: RequestFrame,
         /// Where the answer goes.
         reply: oneshot::Sender<ClientReply>,
+    },
+    /// An operator request ([`crate::admin`]); answer on `reply`.
+    Admin {
+        /// The request's envelope, not yet decoded.
+        frame: AdminFrame,
+        /// Where the answer goes.
+        reply: oneshot::Sender<AdminReplyFrame>,
     },
 }
 
@@ -142,6 +150,26 @@ pub(crate) struct PeerLink {
     pub(crate) current: watch::Sender<Option<Connection>>,
     /// Who holds the link; decisions about it are taken one at a time.
     established: tokio::sync::Mutex<Option<Established>>,
+    /// When the link last came up or went down, and when the peer was last heard from.
+    pub(crate) times: LinkTimes,
+}
+
+/// Moments in a link's life, in milliseconds since the Unix epoch (0: never).
+#[derive(Debug, Default)]
+pub(crate) struct LinkTimes {
+    /// The current connection was adopted (the link came up).
+    pub(crate) up_ms: AtomicU64,
+    /// The link went down.
+    pub(crate) down_ms: AtomicU64,
+    /// The last frame from the peer arrived.
+    pub(crate) heard_ms: AtomicU64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// State the transport's tasks share.
@@ -158,7 +186,7 @@ pub(crate) struct Shared {
     pub(crate) throttle: LogThrottle,
 }
 
-fn live(conn: &Option<Connection>) -> Option<Connection> {
+pub(crate) fn live(conn: &Option<Connection>) -> Option<Connection> {
     conn.clone().filter(|c| c.close_reason().is_none())
 }
 
@@ -176,6 +204,7 @@ impl Shared {
                 let link = PeerLink {
                     current: watch::channel(None).0,
                     established: tokio::sync::Mutex::new(None),
+                    times: LinkTimes::default(),
                 };
                 (peer, link)
             })
@@ -375,6 +404,9 @@ async fn adopt(
         conn: conn.clone(),
     });
     link.current.send_replace(Some(conn.clone()));
+    if !was_connected {
+        link.times.up_ms.store(unix_ms(), Ordering::Relaxed);
+    }
     drop(established);
     bump(&shared.stats.peer_connections);
     if was_connected {
@@ -440,6 +472,9 @@ async fn read_streams(
     });
     let reason = closed_by_peer(&shared, peer, &error);
     if was_current {
+        if let Some(link) = shared.links.get(&peer) {
+            link.times.down_ms.store(unix_ms(), Ordering::Relaxed);
+        }
         tracing::info!(node = %shared.id, %peer, %reason, "peer disconnected");
     } else {
         tracing::debug!(node = %shared.id, %peer, %reason, "a superseded peer connection closed");
@@ -484,6 +519,9 @@ async fn read_frames(
         match frame::read::<PeerFrame, _>(&mut recv, shared.max_frame_bytes).await {
             Ok(Some(frame)) => {
                 bump(&shared.stats.frames_received);
+                if let Some(link) = shared.links.get(&peer) {
+                    link.times.heard_ms.store(unix_ms(), Ordering::Relaxed);
+                }
                 let inbound = Inbound::Peer { from: peer, frame };
                 if shared.inbound.send(inbound).await.is_err() {
                     return; // the node is gone

@@ -46,3 +46,42 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 pub fn meridian() -> ServerCommand {
     ServerCommand::meridian(env!("CARGO_BIN_EXE_meridian"))
 }
+
+/// A base port with `n` free UDP and `n` free TCP ports from it.
+pub fn free_base(n: u16) -> u16 {
+    for base in (20_000u16..60_000).step_by(37) {
+        let free = (0..n).all(|i| {
+            std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+/// Runs `cluster down` on drop, so a failed test leaves no replica behind.
+pub struct Down<'a>(pub &'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(["cluster", "down", "--dir"])
+            .arg(self.0)
+            .output();
+    }
+}
+
+/// `meridian cluster up --topology lan-3` of `protocols` in `dir`, QUIC ports from `base`,
+/// metrics ports from `base + 3`.
+pub fn cluster_up_lan_3(dir: &Path, base: u16, protocols: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["cluster", "up", "--topology", "lan-3", "--dir"])
+        .arg(dir)
+        .args(["--protocol", protocols])
+        .args(["--base-port", &base.to_string()])
+        .args(["--metrics-base-port", &(base + 3).to_string()])
+        .output()
+        .unwrap()
+}

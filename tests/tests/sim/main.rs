@@ -7,6 +7,8 @@ mod t12_epaxos_catch_up;
 mod t13_epaxos_bounded;
 mod t14_epaxos_amnesia;
 mod t15_tempo;
+mod t16_tempo_bounded;
+mod t17_tempo_amnesia;
 mod t20_multipaxos;
 mod t22_multipaxos_bounded;
 mod t23_multipaxos_reads;
