@@ -4,16 +4,10 @@
 //! catch a lost disk.
 
 use meridian_engine::sim::FaultProfile;
-use meridian_engine::tempo::{Record, Tempo, TempoConfig};
-use meridian_engine::{Membership, NodeId};
-use meridian_tests::{first_unsafe_seed, run_fault_seed, seeds, tempo_same_order, FaultRun};
-
-fn factory(
-    cluster: Membership,
-    config: TempoConfig,
-) -> impl FnMut(NodeId, u64, Vec<Record>) -> Tempo {
-    move |id, seed, records| Tempo::new(id, &cluster, config.clone(), seed, records)
-}
+use meridian_engine::tempo::TempoConfig;
+use meridian_tests::{
+    first_unsafe_seed, run_fault_seed, seeds, tempo_factory, tempo_same_order, FaultRun,
+};
 
 /// Compact every 10 executed commands, answers in 256-byte chunks.
 fn config() -> TempoConfig {
@@ -42,7 +36,7 @@ fn replicas_that_lose_their_disk_rejoin_safely() {
             "t17_tempo_amnesia::replicas_that_lose_their_disk_rejoin_safely",
             seed,
             &run,
-            factory(run.topology.membership(), config()),
+            tempo_factory(run.topology.membership(), config()),
         );
         if let Err(divergence) = tempo_same_order(&outcome.sim) {
             panic!("seed {seed}: {divergence}");
@@ -78,7 +72,7 @@ fn voting_right_after_losing_the_disk_is_caught() {
             "voting_right_after_losing_the_disk_is_caught",
             seed,
             &run,
-            factory(cluster.clone(), config.clone()),
+            tempo_factory(cluster.clone(), config.clone()),
         );
         tempo_same_order(&outcome.sim)
     });
