@@ -143,6 +143,5 @@ fn answers_serve_one_encoding_per_attempt_and_a_new_one_for_a_new_attempt() {
     assert_eq!(fresh.bytes, b"xyz".to_vec());
     answers.forget(to);
     assert!(!answers.holds(to, 9));
-    drop(encode);
     assert_eq!(encoded, 2);
 }
