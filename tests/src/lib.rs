@@ -9,10 +9,10 @@ use meridian_engine::epaxos::{Epaxos, InstanceId};
 use meridian_engine::sim::{
     ClientConfig, ClockConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
 };
-use meridian_engine::tempo::{Dot, Tempo};
+use meridian_engine::tempo::{Dot, Record as TempoRecord, Tempo, TempoConfig};
 use meridian_engine::topology::Topology;
 use meridian_engine::{Command, Consistency};
-use meridian_engine::{NodeId, Protocol, Time};
+use meridian_engine::{Membership, NodeId, Protocol, Time};
 use std::time::Duration;
 
 /// Parameters of one seeded fault run.
@@ -209,6 +209,14 @@ pub fn epaxos_same_order(sim: &Sim<Epaxos>) -> Result<(), String> {
         })
         .collect();
     check_execution_order(&sequences)
+}
+
+/// Tempo replicas of `cluster` with `config`, as the simulator builds them.
+pub fn tempo_factory(
+    cluster: Membership,
+    config: TempoConfig,
+) -> impl FnMut(NodeId, u64, Vec<TempoRecord>) -> Tempo {
+    move |id, seed, records| Tempo::new(id, &cluster, config.clone(), seed, records)
 }
 
 /// Commands on one key ran in the same order on every live Tempo replica that ran both.

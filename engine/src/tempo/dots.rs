@@ -112,10 +112,13 @@ impl DotSet {
     fn advance(&mut self, node: NodeId, epoch: u64) {
         let mut next = Dot {
             node,
-            seq: self.prefix_at(node, epoch) + 1,
+            seq: self.prefix_at(node, epoch).saturating_add(1),
         };
         while epoch_of(next.seq) == epoch && self.above.remove(&next) {
             self.prefix.insert((node, epoch), next.seq);
+            if next.seq == u64::MAX {
+                break;
+            }
             next.seq += 1;
         }
     }

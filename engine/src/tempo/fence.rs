@@ -71,6 +71,6 @@ impl Fence {
 
     /// The first own sequence number of this epoch.
     pub fn own_start(&self) -> u64 {
-        epoch_base(self.epoch) + 1
+        epoch_base(self.epoch).saturating_add(1)
     }
 }

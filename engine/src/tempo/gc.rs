@@ -148,7 +148,7 @@ fn catch_up(r: &mut Replica, to: NodeId, theirs: &BTreeMap<(NodeId, u64), u64>) 
             .get(&(node, epoch))
             .copied()
             .unwrap_or_else(|| epoch_base(epoch));
-        for seq in (from + 1)..=mine.min(from + CATCH_UP_BATCH) {
+        for seq in from.saturating_add(1)..=mine.min(from.saturating_add(CATCH_UP_BATCH)) {
             let dot = super::messages::Dot { node, seq };
             let Some(cmd) = r.cmds.get(&dot) else {
                 continue;

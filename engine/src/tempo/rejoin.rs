@@ -31,7 +31,7 @@ use crate::id::NodeId;
 use crate::protocol::Effect;
 use crate::request::ClientRequest;
 use crate::time::Time;
-use crate::transfer::{self, Incoming, Outgoing, Received};
+use crate::transfer::{self, Answers, Incoming, Received};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A rejoin in progress here, and the answers served to peers that rejoin.
@@ -47,10 +47,8 @@ pub(super) struct Rejoin {
     answered: BTreeSet<NodeId>,
     /// Client requests that came while rejoining.
     queued: Vec<ClientRequest>,
-    /// Answers encoded for rejoining peers, with the nonce of the attempt (source side).
-    outgoing: BTreeMap<NodeId, (u64, Outgoing)>,
-    /// The last encoding's id.
-    encodings: u64,
+    /// Answers encoded for rejoining peers (source side).
+    served: Answers,
 }
 
 impl Rejoin {
@@ -65,6 +63,16 @@ impl Rejoin {
 
 fn send(to: NodeId, message: Message) -> Effect<Message> {
     Effect::Send { to, message }
+}
+
+/// Ask for the chunk at `offset` of answer `at` (`at == 0`: a new answer) in `epoch`.
+fn fetch(nonce: u64, epoch: u64, (at, offset): (u64, u64)) -> Message {
+    Message::RejoinFetch {
+        nonce,
+        epoch,
+        at,
+        offset,
+    }
 }
 
 fn persist_fence(r: &mut Replica) {
@@ -123,14 +131,7 @@ impl Tempo {
                     if incoming.received() > 0 && !quiet {
                         continue;
                     }
-                    let (at, offset) = incoming.request();
-                    let fetch = Message::RejoinFetch {
-                        nonce,
-                        epoch,
-                        at,
-                        offset,
-                    };
-                    r.outbox.send(peer, fetch);
+                    r.outbox.send(peer, fetch(nonce, epoch, incoming.request()));
                 }
             }
             Stage::Voter | Stage::Rejoined => return,
@@ -201,48 +202,34 @@ impl Tempo {
             r.metrics.incr("stale_messages");
             return;
         }
-        let held = self
-            .rejoin
-            .outgoing
-            .get(&from)
-            .filter(|(held_nonce, _)| *held_nonce == nonce)
-            .map(|(_, o)| o.at());
-        let (at, offset) = match held {
-            Some(held) if held == at => (at, offset),
-            Some(held) => (held, 0),
-            None => {
-                if r.fence.starts.get(&from) != Some(&epoch) {
-                    r.fence.starts.insert(from, epoch);
-                    persist_fence(r);
-                }
-                let state = rejoin_state(r, self.drives.last_seq);
-                r.promises.forget_node(from);
-                self.collector.forget(from);
-                let fresh = (self.rejoin.encodings + 1).max(now.as_micros());
-                self.rejoin.encodings = fresh;
-                let bytes = transfer::encode(&state);
-                r.metrics.incr("rejoin_answers_encoded");
-                let outgoing = Outgoing::new(fresh, bytes, now);
-                self.rejoin.outgoing.insert(from, (nonce, outgoing));
-                (fresh, 0)
+        // One answer per attempt, taken once the former selves are fenced (see
+        // `transfer::Answers`).
+        let fresh = !self.rejoin.served.holds(from, nonce);
+        let encoded = fresh.then(|| {
+            if r.fence.starts.get(&from) != Some(&epoch) {
+                r.fence.starts.insert(from, epoch);
+                persist_fence(r);
             }
-        };
+            let state = rejoin_state(r, self.drives.last_seq);
+            r.promises.forget_node(from);
+            self.collector.forget(from);
+            r.metrics.incr("rejoin_answers_encoded");
+            transfer::encode(&state)
+        });
         let max = r.config.snapshot_chunk_bytes;
-        let Some((_, outgoing)) = self.rejoin.outgoing.get_mut(&from) else {
-            return;
-        };
-        let total = outgoing.len();
-        let Some(bytes) = outgoing.chunk(offset, max, now) else {
+        let encoded = || encoded.unwrap_or_default();
+        let answers = &mut self.rejoin.served;
+        let Some(chunk) = answers.serve(from, nonce, (at, offset), max, now, encoded) else {
             return;
         };
         r.metrics
-            .add("state_transfer_bytes_sent", bytes.len() as u64);
+            .add("state_transfer_bytes_sent", chunk.bytes.len() as u64);
         let chunk = Message::RejoinChunk {
             nonce,
-            at,
-            offset,
-            total,
-            bytes,
+            at: chunk.at,
+            offset: chunk.offset,
+            total: chunk.total,
+            bytes: chunk.bytes,
         };
         r.outbox.persist(Vec::new(), vec![send(from, chunk)]);
     }
@@ -269,13 +256,7 @@ impl Tempo {
             Received::Next { at, offset } => {
                 let r = &mut self.replica;
                 r.metrics.add("state_transfer_bytes_received", len);
-                let fetch = Message::RejoinFetch {
-                    nonce,
-                    epoch,
-                    at,
-                    offset,
-                };
-                r.outbox.send(from, fetch);
+                r.outbox.send(from, fetch(nonce, epoch, (at, offset)));
             }
             Received::Complete(encoded) => {
                 let r = &mut self.replica;

@@ -5,18 +5,11 @@
 //! it), so state transfer is exercised by the lost disks of `t17_tempo_amnesia.rs`.
 
 use meridian_engine::sim::FaultProfile;
-use meridian_engine::tempo::{Record, Tempo, TempoConfig};
+use meridian_engine::tempo::TempoConfig;
 use meridian_engine::topology::Topology;
-use meridian_engine::NodeId;
-use meridian_tests::{run_fault_seed, seeds, tempo_same_order, uniform_topology, FaultRun};
-
-fn factory(
-    topology: &Topology,
-    config: TempoConfig,
-) -> impl FnMut(NodeId, u64, Vec<Record>) -> Tempo {
-    let cluster = topology.membership();
-    move |id, seed, records| Tempo::new(id, &cluster, config.clone(), seed, records)
-}
+use meridian_tests::{
+    run_fault_seed, seeds, tempo_factory, tempo_same_order, uniform_topology, FaultRun,
+};
 
 /// Compact every 10 executed commands: a short run compacts many times.
 fn compacting(f: usize) -> TempoConfig {
@@ -42,7 +35,12 @@ fn survives_storage_faults_with_frequent_compaction() {
             ..FaultRun::default()
         };
         for seed in seeds(count) {
-            let outcome = run_fault_seed(test, seed, &run, factory(&topology, compacting(f)));
+            let outcome = run_fault_seed(
+                test,
+                seed,
+                &run,
+                tempo_factory(topology.membership(), compacting(f)),
+            );
             if let Err(divergence) = tempo_same_order(&outcome.sim) {
                 panic!(
                     "seed {seed} (n = {}, f = {f}): {divergence}",

@@ -4,16 +4,12 @@
 //! catch a lost disk.
 
 use meridian_engine::sim::FaultProfile;
-use meridian_engine::tempo::{Record, Tempo, TempoConfig};
-use meridian_engine::{Membership, NodeId};
-use meridian_tests::{first_unsafe_seed, run_fault_seed, seeds, tempo_same_order, FaultRun};
-
-fn factory(
-    cluster: Membership,
-    config: TempoConfig,
-) -> impl FnMut(NodeId, u64, Vec<Record>) -> Tempo {
-    move |id, seed, records| Tempo::new(id, &cluster, config.clone(), seed, records)
-}
+use meridian_engine::tempo::TempoConfig;
+use meridian_engine::topology::Topology;
+use meridian_tests::{
+    first_unsafe_seed, run_fault_seed, seeds, tempo_factory, tempo_same_order, uniform_topology,
+    FaultRun,
+};
 
 /// Compact every 10 executed commands, answers in 256-byte chunks.
 fn config() -> TempoConfig {
@@ -42,7 +38,7 @@ fn replicas_that_lose_their_disk_rejoin_safely() {
             "t17_tempo_amnesia::replicas_that_lose_their_disk_rejoin_safely",
             seed,
             &run,
-            factory(run.topology.membership(), config()),
+            tempo_factory(run.topology.membership(), config()),
         );
         if let Err(divergence) = tempo_same_order(&outcome.sim) {
             panic!("seed {seed}: {divergence}");
@@ -62,6 +58,42 @@ fn replicas_that_lose_their_disk_rejoin_safely() {
     assert_eq!(rejoined, lost, "every replica that lost its disk rejoined");
 }
 
+/// The same with three replicas (f = 1: the lost disk and one more replica down at a
+/// time) and with seven (f = 2).
+#[test]
+fn three_and_seven_replicas_that_lose_their_disk_rejoin_safely() {
+    let test = "t17_tempo_amnesia::three_and_seven_replicas_that_lose_their_disk_rejoin_safely";
+    let (mut lost, mut rejoined, mut snapshot_bytes) = (0, 0, 0);
+    for (topology, f, count) in [
+        (Topology::builtin("epaxos-3").expect("builtin"), 1, 60),
+        (uniform_topology(7, 20.0), 2, 20),
+    ] {
+        let run = FaultRun {
+            topology: topology.clone(),
+            ..run()
+        };
+        for seed in seeds(count) {
+            let config = config().with_f(f);
+            let outcome = run_fault_seed(
+                test,
+                seed,
+                &run,
+                tempo_factory(topology.membership(), config),
+            );
+            if let Err(divergence) = tempo_same_order(&outcome.sim) {
+                panic!("seed {seed}: {divergence}");
+            }
+            let metrics = outcome.sim.metrics();
+            lost += outcome.sim.stats().disks_lost;
+            rejoined += metrics.get("rejoins_completed");
+            snapshot_bytes = snapshot_bytes.max(metrics.get("snapshot_bytes"));
+        }
+    }
+    println!("{lost} disks lost, {rejoined} rejoins completed, largest sum of last snapshot bytes over a run's replicas {snapshot_bytes}");
+    assert!(lost > 0);
+    assert_eq!(rejoined, lost, "every replica that lost its disk rejoined");
+}
+
 /// Negative control: a replica that lost its disk and votes and proposes at once (the
 /// rule switched off) lets some seed's history fail the checker or the replicas run
 /// commands on a key in different orders.
@@ -78,7 +110,7 @@ fn voting_right_after_losing_the_disk_is_caught() {
             "voting_right_after_losing_the_disk_is_caught",
             seed,
             &run,
-            factory(cluster.clone(), config.clone()),
+            tempo_factory(cluster.clone(), config.clone()),
         );
         tempo_same_order(&outcome.sim)
     });
