@@ -45,11 +45,11 @@ impl MultiPaxos {
                     }
                 }
                 Executed::Change(result) => {
-                    self.metrics.incr(if result.is_ok() {
-                        "changes_applied"
+                    if result.is_ok() {
+                        self.metrics.incr("changes_applied");
                     } else {
-                        "changes_not_applied"
-                    });
+                        self.metrics.incr("changes_not_applied");
+                    }
                     if ours {
                         self.answer_change(proposal.request, result.map_err(Into::into));
                     }
