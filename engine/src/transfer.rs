@@ -16,6 +16,7 @@ use crate::id::NodeId;
 use crate::time::Time;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Largest encoding a receiver accepts (a larger `total` is malformed).
 pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 34;
@@ -84,6 +85,77 @@ impl Outgoing {
         self.last_used = now;
         let end = start.saturating_add(max.max(1)).min(self.bytes.len());
         Some(self.bytes[start..end].to_vec())
+    }
+}
+
+/// One chunk as served: `(at, offset, total, bytes)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// The encoding's id.
+    pub at: u64,
+    /// Byte offset.
+    pub offset: u64,
+    /// Encoded length.
+    pub total: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Answers a source encoded for receivers that rejoin after a lost disk, one per
+/// receiver, named by the receiver's attempt (a nonce drawn at its boot). Retries and
+/// duplicated requests of one attempt are served from the same encoding (from the start
+/// if another encoding was asked for), so they never make the source encode anew; an
+/// answer taken for an earlier attempt is never served to a later one.
+#[derive(Clone, Debug, Default)]
+pub struct Answers {
+    held: BTreeMap<NodeId, (u64, Outgoing)>,
+    /// The last encoding's id.
+    encodings: u64,
+}
+
+impl Answers {
+    /// Whether an answer for `to`'s attempt `nonce` is held (no new encoding needed).
+    pub fn holds(&self, to: NodeId, nonce: u64) -> bool {
+        self.held.get(&to).is_some_and(|(held, _)| *held == nonce)
+    }
+
+    /// The chunk (at most `max` bytes) at `offset` of answer `at` for `to`'s attempt
+    /// `nonce`; the held answer's first chunk if it is another, and a new answer from
+    /// `encode` if none is held for this attempt. `None` past the end.
+    pub fn serve(
+        &mut self,
+        to: NodeId,
+        nonce: u64,
+        (at, offset): (u64, u64),
+        max: usize,
+        now: Time,
+        encode: impl FnOnce() -> Vec<u8>,
+    ) -> Option<Chunk> {
+        let (at, offset) = match self.held.get(&to) {
+            Some((held, outgoing)) if *held == nonce && outgoing.at() == at => (at, offset),
+            Some((held, outgoing)) if *held == nonce => (outgoing.at(), 0),
+            _ => {
+                let fresh = (self.encodings + 1).max(now.as_micros());
+                self.encodings = fresh;
+                let outgoing = Outgoing::new(fresh, encode(), now);
+                self.held.insert(to, (nonce, outgoing));
+                (fresh, 0)
+            }
+        };
+        let (_, outgoing) = self.held.get_mut(&to)?;
+        let total = outgoing.len();
+        let bytes = outgoing.chunk(offset, max, now)?;
+        Some(Chunk {
+            at,
+            offset,
+            total,
+            bytes,
+        })
+    }
+
+    /// Forget the answer held for `to` (it rejoined).
+    pub fn forget(&mut self, to: NodeId) {
+        self.held.remove(&to);
     }
 }
 

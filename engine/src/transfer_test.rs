@@ -103,3 +103,45 @@ fn elapsed_counts_from_the_start_not_from_the_last_chunk() {
     assert_eq!(incoming.elapsed_ms(t(350)), 250);
     assert_eq!(incoming.elapsed_ms(t(50)), 0, "a clock before the start");
 }
+
+#[test]
+fn answers_serve_one_encoding_per_attempt_and_a_new_one_for_a_new_attempt() {
+    let mut answers = Answers::default();
+    let to = NodeId(2);
+    let now = Time::from_millis(5);
+    let mut encoded = 0;
+    let mut encode = |bytes: &[u8]| {
+        encoded += 1;
+        bytes.to_vec()
+    };
+    let first = answers
+        .serve(to, 7, (0, 0), 2, now, || encode(b"abcde"))
+        .expect("a chunk");
+    assert_eq!(
+        (first.offset, first.total, first.bytes.clone()),
+        (0, 5, b"ab".to_vec())
+    );
+    assert!(answers.holds(to, 7) && !answers.holds(to, 9));
+    // The same attempt: the held encoding, never encoded again.
+    let next = answers
+        .serve(to, 7, (first.at, 2), 2, now, || encode(b"other"))
+        .expect("a chunk");
+    assert_eq!((next.at, next.bytes), (first.at, b"cd".to_vec()));
+    // The same attempt asking for another encoding: the held one from its start.
+    let restart = answers
+        .serve(to, 7, (first.at + 1, 4), 2, now, || encode(b"other"))
+        .expect("a chunk");
+    assert_eq!((restart.at, restart.offset), (first.at, 0));
+    assert!(answers
+        .serve(to, 7, (first.at, 5), 2, now, || encode(b"other"))
+        .is_none());
+    // A new attempt gets a new encoding.
+    let fresh = answers
+        .serve(to, 9, (first.at, 0), 8, now, || encode(b"xyz"))
+        .expect("a chunk");
+    assert!(fresh.at > first.at);
+    assert_eq!(fresh.bytes, b"xyz".to_vec());
+    answers.forget(to);
+    assert!(!answers.holds(to, 9));
+    assert_eq!(encoded, 2);
+}

@@ -204,13 +204,11 @@ impl KeyspaceConfig {
     }
 
     /// Whether this keyspace's core implements a rejoin rule for a replica that lost its
-    /// disk (docs/design.md#rejoin-rule). Tempo does not yet: a replica that forgot its
-    /// clock promises and fast-path proposals could let recovery pick another timestamp
-    /// for a command already committed.
+    /// disk (docs/design.md#rejoin-rule; Tempo: docs/design.md#tempo-rejoin-rule). Every
+    /// protocol does.
     pub fn can_rejoin(&self) -> bool {
         match self {
-            Self::Multipaxos(_) | Self::Epaxos(_) | Self::Dynamo(_) => true,
-            Self::Tempo(_) => false,
+            Self::Multipaxos(_) | Self::Epaxos(_) | Self::Dynamo(_) | Self::Tempo(_) => true,
         }
     }
 

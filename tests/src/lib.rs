@@ -9,9 +9,10 @@ use meridian_engine::epaxos::{Epaxos, InstanceId};
 use meridian_engine::sim::{
     ClientConfig, ClockConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
 };
+use meridian_engine::tempo::{Dot, Record as TempoRecord, Tempo, TempoConfig};
 use meridian_engine::topology::Topology;
 use meridian_engine::{Command, Consistency};
-use meridian_engine::{NodeId, Protocol, Time};
+use meridian_engine::{Membership, NodeId, Protocol, Time};
 use std::time::Duration;
 
 /// Parameters of one seeded fault run.
@@ -83,6 +84,20 @@ pub fn run_fault_seed<P: Protocol + 'static>(
     run: &FaultRun,
     factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
 ) -> FaultOutcome<P> {
+    run_fault_seed_driven(test_name, seed, run, factory, None, |_| {})
+}
+
+/// [`run_fault_seed`] with an operator: every `tick` (if given) of the chaos and recovery
+/// phases, `operator` acts on the running simulation (e.g. membership changes drawn from
+/// the seed). Without a tick it is never called and the run is [`run_fault_seed`]'s.
+pub fn run_fault_seed_driven<P: Protocol + 'static>(
+    test_name: &str,
+    seed: u64,
+    run: &FaultRun,
+    factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
+    tick: Option<Duration>,
+    mut operator: impl FnMut(&mut Sim<P>),
+) -> FaultOutcome<P> {
     let replay = format!(
         "MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test_name} --exact"
     );
@@ -120,7 +135,17 @@ pub fn run_fault_seed<P: Protocol + 'static>(
         },
         Time::ZERO,
     );
-    sim.run_until(heal_at + run.recovery);
+    let end = heal_at + run.recovery;
+    match tick {
+        Some(tick) => {
+            while sim.now() < end {
+                let next = (sim.now() + tick).min(end);
+                sim.run_until(next);
+                operator(&mut sim);
+            }
+        }
+        None => sim.run_until(end),
+    }
 
     assert!(
         sim.clients_idle(),
@@ -180,6 +205,28 @@ pub fn epaxos_same_order(sim: &Sim<Epaxos>) -> Result<(), String> {
             node.executed()
                 .iter()
                 .map(|e| (e.instance, e.payload.command.clone()))
+                .collect()
+        })
+        .collect();
+    check_execution_order(&sequences)
+}
+
+/// Tempo replicas of `cluster` with `config`, as the simulator builds them.
+pub fn tempo_factory(
+    cluster: Membership,
+    config: TempoConfig,
+) -> impl FnMut(NodeId, u64, Vec<TempoRecord>) -> Tempo {
+    move |id, seed, records| Tempo::new(id, &cluster, config.clone(), seed, records)
+}
+
+/// Commands on one key ran in the same order on every live Tempo replica that ran both.
+pub fn tempo_same_order(sim: &Sim<Tempo>) -> Result<(), String> {
+    let sequences: Vec<Vec<(Dot, Command)>> = sim
+        .live_nodes()
+        .map(|(_, node)| {
+            node.executed()
+                .iter()
+                .map(|e| (e.dot, e.command.clone()))
                 .collect()
         })
         .collect();

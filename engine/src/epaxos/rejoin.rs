@@ -30,7 +30,7 @@ use super::messages::{Message, Record, RejoinState};
 use super::{Epaxos, EpaxosTimer};
 use crate::id::NodeId;
 use crate::time::Time;
-use crate::transfer::{self, Incoming, Outgoing, Received};
+use crate::transfer::{self, Answers, Incoming, Received};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Recoveries of a rejoined peer's skipped slots running at once.
@@ -47,10 +47,8 @@ pub(super) struct Rejoin {
     acks: BTreeSet<NodeId>,
     /// This attempt's nonce (from the core's seed: each boot draws a new one).
     nonce: u64,
-    /// Answers encoded for rejoining peers, with the nonce of the attempt (source side).
-    outgoing: BTreeMap<NodeId, (u64, Outgoing)>,
-    /// The last encoding's id.
-    encodings: u64,
+    /// Answers encoded for rejoining peers (source side).
+    served: Answers,
     /// The first own slot not committed here, if nothing here drove it at the last GC
     /// tick (see [`Epaxos::unstick_own`]).
     stuck: Option<u64>,
@@ -155,43 +153,27 @@ impl Epaxos {
         // An answer encoded for this attempt was taken after the asker's former self
         // died: serve it (from the start if another encoding was asked for). Another
         // attempt's may be older than the last incarnation that voted: encode anew.
-        let held = self
-            .rejoin
-            .outgoing
-            .get(&from)
-            .filter(|(held_nonce, _)| *held_nonce == nonce)
-            .map(|(_, o)| o.at());
-        let (at, offset) = match held {
-            Some(held) if held == at => (at, offset),
-            Some(held) => (held, 0),
-            None => {
-                let fresh = (self.rejoin.encodings + 1).max(now.as_micros());
-                self.rejoin.encodings = fresh;
-                let bytes = transfer::encode(&self.rejoin_state(from));
-                self.replica.metrics.incr("rejoin_answers_encoded");
-                let outgoing = Outgoing::new(fresh, bytes, now);
-                self.rejoin.outgoing.insert(from, (nonce, outgoing));
-                (fresh, 0)
-            }
-        };
+        let fresh = !self.rejoin.served.holds(from, nonce);
+        let encoded = fresh.then(|| transfer::encode(&self.rejoin_state(from)));
+        if fresh {
+            self.replica.metrics.incr("rejoin_answers_encoded");
+        }
         let max = self.replica.config.snapshot_chunk_bytes;
-        let Some((_, outgoing)) = self.rejoin.outgoing.get_mut(&from) else {
-            return;
-        };
-        let total = outgoing.len();
-        let Some(bytes) = outgoing.chunk(offset, max, now) else {
+        let answers = &mut self.rejoin.served;
+        let encoded = || encoded.unwrap_or_default();
+        let Some(chunk) = answers.serve(from, nonce, (at, offset), max, now, encoded) else {
             return;
         };
         let replica = &mut self.replica;
         replica
             .metrics
-            .add("state_transfer_bytes_sent", bytes.len() as u64);
+            .add("state_transfer_bytes_sent", chunk.bytes.len() as u64);
         let chunk = Message::RejoinChunk {
             nonce,
-            at,
-            offset,
-            total,
-            bytes,
+            at: chunk.at,
+            offset: chunk.offset,
+            total: chunk.total,
+            bytes: chunk.bytes,
         };
         let send = crate::protocol::Effect::Send {
             to: from,
@@ -378,7 +360,7 @@ impl Epaxos {
     /// A peer that lost its disk starts its own instances at `start`: durable here before
     /// we say so (its next rejoin starts above it).
     pub(super) fn on_rejoin_start(&mut self, from: NodeId, start: u64) {
-        self.rejoin.outgoing.remove(&from);
+        self.rejoin.served.forget(from);
         let known = self.replica.fence.starts.get(&from).copied().unwrap_or(0);
         let record = (start > known).then(|| {
             self.replica.fence.starts.insert(from, start);

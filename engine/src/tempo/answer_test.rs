@@ -49,6 +49,7 @@ fn promise(clock: u64, attached: Vec<(u64, Dot)>) -> KeyPromise {
         key: b"k".to_vec(),
         clock,
         attached,
+        epoch: 0,
     }
 }
 

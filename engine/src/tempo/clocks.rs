@@ -17,11 +17,25 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Clocks {
     clock: BTreeMap<Key, u64>,
-    attached: BTreeMap<Key, BTreeMap<u64, Dot>>,
+    /// Per key, `(timestamp, command)`: a set, since a rejoined replica attaches every
+    /// command its former self may have proposed for at timestamp 0 (`rejoin.rs`).
+    attached: BTreeMap<Key, BTreeSet<(u64, Dot)>>,
     dirty: BTreeSet<Key>,
+    /// This replica's epoch, stamped on its announcements (`fence.rs`).
+    epoch: u64,
 }
 
 impl Clocks {
+    /// This replica's epoch.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Announce in `epoch` from now on.
+    pub(super) fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
     /// The clock on `key`.
     pub(super) fn get(&self, key: &[u8]) -> u64 {
         self.clock.get(key).copied().unwrap_or(0)
@@ -39,7 +53,7 @@ impl Clocks {
         self.attached
             .entry(key.clone())
             .or_default()
-            .insert(ts, dot);
+            .insert((ts, dot));
         self.bump(key, ts);
     }
 
@@ -60,8 +74,9 @@ impl Clocks {
             attached: self
                 .attached
                 .get(key)
-                .map(|a| a.iter().map(|(&t, &d)| (t, d)).collect())
+                .map(|a| a.iter().copied().collect())
                 .unwrap_or_default(),
+            epoch: self.epoch,
         }
     }
 
@@ -73,9 +88,22 @@ impl Clocks {
     /// Forget attached promises for commands `gone` says were executed everywhere.
     pub(super) fn forget(&mut self, gone: impl Fn(Dot) -> bool) {
         self.attached.retain(|_, by_ts| {
-            by_ts.retain(|_, dot| !gone(*dot));
+            by_ts.retain(|(_, dot)| !gone(*dot));
             !by_ts.is_empty()
         });
+    }
+
+    /// Every clock `(key, clock)` (snapshots).
+    pub(super) fn clocks(&self) -> Vec<(Key, u64)> {
+        self.clock.iter().map(|(k, &c)| (k.clone(), c)).collect()
+    }
+
+    /// Every attached promise `(key, timestamp, command)` (snapshots).
+    pub(super) fn attached(&self) -> Vec<(Key, u64, Dot)> {
+        self.attached
+            .iter()
+            .flat_map(|(k, set)| set.iter().map(move |&(t, d)| (k.clone(), t, d)))
+            .collect()
     }
 
     /// Keys with attached promises.
@@ -85,7 +113,7 @@ impl Clocks {
 }
 
 /// One replica's announced promises on one key: its clock and attached promises.
-type Announced = (u64, BTreeMap<u64, Dot>);
+type Announced = (u64, BTreeSet<(u64, Dot)>);
 
 /// The promises each replica announced, per key (this replica's own included, once
 /// durable).
@@ -112,6 +140,22 @@ impl PromiseTable {
         }
     }
 
+    /// Forget what `node` announced (its former self's, when it rejoins after a lost
+    /// disk: `rejoin.rs`).
+    pub(super) fn forget_node(&mut self, node: NodeId) {
+        self.by_key.retain(|_, by_node| {
+            by_node.remove(&node);
+            !by_node.is_empty()
+        });
+    }
+
+    /// Per key, the highest clock any replica announced.
+    pub(super) fn highest_all(&self) -> impl Iterator<Item = (&Key, u64)> {
+        self.by_key
+            .iter()
+            .map(|(k, by_node)| (k, by_node.values().map(|(c, _)| *c).max().unwrap_or(0)))
+    }
+
     /// The highest clock on `key` any replica announced.
     pub(super) fn highest(&self, key: &[u8]) -> u64 {
         self.by_key
@@ -136,8 +180,8 @@ impl PromiseTable {
             .map(|(clock, attached)| {
                 let blocked = attached
                     .iter()
-                    .find(|(_, dot)| !committed(**dot))
-                    .map(|(&t, _)| t.saturating_sub(1));
+                    .find(|(_, dot)| !committed(*dot))
+                    .map(|&(t, _)| t.saturating_sub(1));
                 blocked.map_or(*clock, |b| b.min(*clock))
             })
             .collect();

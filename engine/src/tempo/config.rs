@@ -40,6 +40,15 @@ pub struct TempoConfig {
     /// [`KEY_SESSION_WINDOW`], 8; docs/design.md#sessions). Every replica of a keyspace
     /// must use the same.
     pub key_session_window: usize,
+    /// Compact once this many commands executed since the last compaction and the
+    /// records persisted since are at least as many encoded bytes as its snapshot
+    /// (default 4,096; 0: never; docs/design.md#tempo-compaction).
+    pub snapshot_interval: u64,
+    /// Bytes per chunk of state sent to a replica that lost its disk (default 1 MiB).
+    pub snapshot_chunk_bytes: usize,
+    /// Tests only: a replica that lost its disk votes and proposes at once, without the
+    /// rejoin rule (docs/design.md#tempo-rejoin-rule). Never set it in production.
+    pub unsafe_rejoin_without_fence: bool,
 }
 
 impl Default for TempoConfig {
@@ -55,6 +64,9 @@ impl Default for TempoConfig {
             record_execution: true,
             answer_promised_writes: true,
             key_session_window: KEY_SESSION_WINDOW,
+            snapshot_interval: 4_096,
+            snapshot_chunk_bytes: 1 << 20,
+            unsafe_rejoin_without_fence: false,
         }
     }
 }
@@ -69,6 +81,18 @@ impl TempoConfig {
     /// Keep (or not) the executed-command log.
     pub fn with_record_execution(mut self, record: bool) -> Self {
         self.record_execution = record;
+        self
+    }
+
+    /// Compact every `interval` executed commands (at the soonest; 0: never).
+    pub fn with_snapshot_interval(mut self, interval: u64) -> Self {
+        self.snapshot_interval = interval;
+        self
+    }
+
+    /// Send state to a rejoining replica in chunks of `bytes`.
+    pub fn with_snapshot_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.snapshot_chunk_bytes = bytes.max(1);
         self
     }
 

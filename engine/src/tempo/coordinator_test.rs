@@ -34,6 +34,7 @@ fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
         key: b"k".to_vec(),
         clock: ts,
         attached: vec![(ts, dot)],
+        epoch: 0,
     };
     let message = Message::ProposeAck { dot, ts, promise };
     core.handle_message(Time::ZERO, NodeId(from), message);

@@ -42,6 +42,8 @@ pub(super) struct Executor {
     pub(super) executed: DotSet,
     /// Executed since the last `Executed` record.
     pub(super) unrecorded: Vec<Dot>,
+    /// Commands executed by this incarnation (the compaction trigger).
+    pub(super) ran: u64,
 }
 
 impl Executor {
@@ -103,11 +105,30 @@ impl Executor {
             ran.push(self.state.apply(dot, ts, payload));
             self.executed.insert(dot);
             self.unrecorded.push(dot);
+            self.ran += 1;
         }
         if queue.is_empty() {
             self.waiting.remove(key);
         }
         ran
+    }
+
+    /// The state machine and the session table (snapshots).
+    pub(super) fn state(&self) -> (&KvStore, &KeySessions) {
+        (&self.state.kv, &self.state.sessions)
+    }
+
+    /// Take a snapshot's (or a peer's) executed set, state machine and session table;
+    /// what waits and was executed there stops waiting.
+    pub(super) fn restore(&mut self, executed: DotSet, kv: KvStore, sessions: KeySessions) {
+        self.executed = executed;
+        self.state.kv = kv;
+        self.state.sessions = sessions;
+        let done = &self.executed;
+        self.waiting.retain(|_, queue| {
+            queue.retain(|(_, dot)| !done.contains(*dot));
+            !queue.is_empty()
+        });
     }
 
     /// Replay: run `dot` again (it was executed before a restart, in this order).

@@ -3,6 +3,7 @@
 
 use super::acceptor::send;
 use super::coordinator::Drives;
+use super::dots::{epoch_base, epoch_of};
 use super::messages::{Message, Record};
 use super::replica::Replica;
 use crate::command::Key;
@@ -53,11 +54,24 @@ pub(super) fn announce(r: &mut Replica, resend: bool) {
 /// Everyone's executed prefixes.
 #[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Collector {
-    reports: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+    /// Per replica, per `(coordinator, epoch)`, the prefix it executed.
+    reports: BTreeMap<NodeId, BTreeMap<(NodeId, u64), u64>>,
+}
+
+impl Collector {
+    /// Forget `node`'s report (its former self's, when it rejoins after a lost disk):
+    /// nothing more is collected until it reports again.
+    pub(super) fn forget(&mut self, node: NodeId) {
+        self.reports.remove(&node);
+    }
 }
 
 /// Report how far this replica executed, once its execution marks are durable.
 pub(super) fn report(r: &mut Replica) {
+    if !r.fence.executes() {
+        // A lost disk: nothing executed to report until a peer's state is installed.
+        return;
+    }
     let dots = std::mem::take(&mut r.executor.unrecorded);
     let records = if dots.is_empty() {
         Vec::new()
@@ -71,6 +85,7 @@ pub(super) fn report(r: &mut Replica) {
         .map(|&m| {
             let message = Message::Executed {
                 prefix: prefix.clone(),
+                epoch: r.clocks.epoch(),
             };
             send(m, message)
         })
@@ -87,17 +102,21 @@ pub(super) fn on_executed(
     from: NodeId,
     prefix: Vec<(NodeId, u64)>,
 ) {
-    let theirs: BTreeMap<NodeId, u64> = prefix.into_iter().collect();
-    if from != r.id {
+    let mut theirs: BTreeMap<(NodeId, u64), u64> = BTreeMap::new();
+    for (node, seq) in prefix {
+        let entry = theirs.entry((node, epoch_of(seq))).or_default();
+        *entry = (*entry).max(seq);
+    }
+    if from != r.id && r.fence.executes() {
         catch_up(r, from, &theirs);
     }
     collector.reports.insert(from, theirs);
-    let coordinators: BTreeSet<NodeId> = collector
+    let coordinators: BTreeSet<(NodeId, u64)> = collector
         .reports
         .values()
         .flat_map(|p| p.keys().copied())
         .collect();
-    for node in coordinators {
+    for (node, epoch) in coordinators {
         let everywhere = r
             .members
             .iter()
@@ -105,12 +124,12 @@ pub(super) fn on_executed(
                 collector
                     .reports
                     .get(m)
-                    .and_then(|p| p.get(&node))
+                    .and_then(|p| p.get(&(node, epoch)))
                     .copied()
-                    .unwrap_or(0)
+                    .unwrap_or_else(|| epoch_base(epoch))
             })
             .min()
-            .unwrap_or(0);
+            .unwrap_or_else(|| epoch_base(epoch));
         r.collected.extend_prefix(node, everywhere);
     }
     let collected = &r.collected;
@@ -122,10 +141,14 @@ pub(super) fn on_executed(
     r.metrics.add("collected", (before - r.cmds.len()) as u64);
 }
 
-fn catch_up(r: &mut Replica, to: NodeId, theirs: &BTreeMap<NodeId, u64>) {
+fn catch_up(r: &mut Replica, to: NodeId, theirs: &BTreeMap<(NodeId, u64), u64>) {
     for (node, mine) in r.executor.executed.prefixes() {
-        let from = theirs.get(&node).copied().unwrap_or(0);
-        for seq in (from + 1)..=mine.min(from + CATCH_UP_BATCH) {
+        let epoch = epoch_of(mine);
+        let from = theirs
+            .get(&(node, epoch))
+            .copied()
+            .unwrap_or_else(|| epoch_base(epoch));
+        for seq in from.saturating_add(1)..=mine.min(from.saturating_add(CATCH_UP_BATCH)) {
             let dot = super::messages::Dot { node, seq };
             let Some(cmd) = r.cmds.get(&dot) else {
                 continue;

@@ -1,17 +1,13 @@
 //! Tempo's wire messages and durable records, and the values they carry.
 
+pub use super::dots::Dot;
+use super::dots::DotSet;
+use super::fence::Fence;
 use crate::command::{Command, Key};
 use crate::id::{NodeId, RequestId};
+use crate::session::KeySessions;
+use crate::state_machine::KvStore;
 use serde::{Deserialize, Serialize};
-
-/// A command's identity: its coordinator and the coordinator's sequence number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Dot {
-    /// The replica that coordinates it (received it from a client).
-    pub node: NodeId,
-    /// The coordinator's sequence number, from 1.
-    pub seq: u64,
-}
 
 /// A consensus ballot for one command: round first, then the node that owns it. Round 0
 /// is "none"; round 1 is the coordinator's slow path; recoveries take rounds from 2.
@@ -70,6 +66,10 @@ pub struct KeyPromise {
     pub clock: u64,
     /// Its proposals on the key not yet executed everywhere, by timestamp.
     pub attached: Vec<(u64, Dot)>,
+    /// The announcer's epoch (docs/design.md#tempo-rejoin-rule): a replica that
+    /// rejoined after a lost disk ignores nothing, its peers ignore what its former
+    /// selves announced once they fenced it.
+    pub epoch: u64,
 }
 
 /// A replica's answer to a recovery.
@@ -174,9 +174,95 @@ pub enum Message {
     /// Garbage collection: per coordinator, the prefix of its commands the sender
     /// executed (durably).
     Executed {
-        /// `(coordinator, highest seq with every lower one executed)`.
+        /// `(coordinator, highest seq with every lower one of its epoch executed)`.
         prefix: Vec<(NodeId, u64)>,
+        /// The sender's epoch (a former self's report is ignored once fenced).
+        epoch: u64,
     },
+    /// A replica that lost its disk asks for a peer's bound on its epochs (phase 1 of
+    /// the rejoin rule).
+    RejoinQuery {
+        /// The attempt.
+        nonce: u64,
+    },
+    /// Answer to `RejoinQuery`: the highest epoch of the asker the peer knows of.
+    RejoinBound {
+        /// The attempt.
+        nonce: u64,
+        /// The highest epoch (fenced, or of a command of the asker's it knows).
+        epoch: u64,
+    },
+    /// Phase 2: fence my former selves (`epoch` is mine from now on) and send me the
+    /// chunk at `offset` of your answer `at` (`at == 0`: a new answer).
+    RejoinFetch {
+        /// The attempt.
+        nonce: u64,
+        /// The asker's new epoch.
+        epoch: u64,
+        /// The answer's id.
+        at: u64,
+        /// Byte offset.
+        offset: u64,
+    },
+    /// A chunk of a [`RejoinState`], sent behind the durable fence.
+    RejoinChunk {
+        /// The attempt.
+        nonce: u64,
+        /// The answer's id.
+        at: u64,
+        /// Byte offset.
+        offset: u64,
+        /// The answer's encoded length.
+        total: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// What a replica keeps of everything it executed and collected
+/// (docs/design.md#tempo-compaction): with the records of its live commands after it,
+/// it rebuilds the replica.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Commands executed here.
+    pub executed: DotSet,
+    /// The state machine.
+    pub kv: KvStore,
+    /// The exactly-once table.
+    pub sessions: KeySessions,
+    /// Commands executed everywhere (forgotten).
+    pub collected: DotSet,
+    /// Per key, the clock (every timestamp up to it promised).
+    pub clocks: Vec<(Key, u64)>,
+    /// Attached promises `(key, timestamp, command)`.
+    pub attached: Vec<(Key, u64, Dot)>,
+    /// The highest own sequence number used (collected commands leave no record).
+    pub last_seq: u64,
+}
+
+/// A peer's answer to a replica that lost its disk, taken once the peer fenced the
+/// asker's former selves (docs/design.md#tempo-rejoin-rule).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RejoinState {
+    /// The peer's highest own sequence number: the asker's former self voted on none of
+    /// its commands above.
+    pub last_seq: u64,
+    /// Per key, the highest clock the peer has or heard announced (its former self's
+    /// included).
+    pub clocks: Vec<(Key, u64)>,
+    /// Per key, the commands the peer holds that are not executed everywhere: the asker
+    /// attaches a promise to each (its former self may have proposed for it).
+    pub pending: Vec<(Key, Dot)>,
+    /// The peer's executed set, state machine and session table.
+    pub executed: DotSet,
+    /// The state machine.
+    pub kv: KvStore,
+    /// The exactly-once table.
+    pub sessions: KeySessions,
+    /// Commands executed everywhere.
+    pub collected: DotSet,
+    /// The epochs of rejoined replicas the peer fenced.
+    pub starts: Vec<(NodeId, u64)>,
 }
 
 /// What survives a crash, replayed in order.
@@ -231,4 +317,8 @@ pub enum Record {
         /// The commands.
         dots: Vec<Dot>,
     },
+    /// Everything executed and collected (the first record of a compacted log).
+    Snapshot(Box<Snapshot>),
+    /// The rejoin fence (docs/design.md#tempo-rejoin-rule).
+    Fence(Box<Fence>),
 }

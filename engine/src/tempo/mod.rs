@@ -24,19 +24,24 @@
 //! | `clocks.rs` | own clocks and attached promises; the promise table and stability |
 //! | `execution.rs` | per-key execution in timestamp order, sessions |
 //! | `gc.rs` | announcements, executed reports, collection, catch-up |
+//! | `compaction.rs` | snapshots and log compaction |
+//! | `rejoin.rs` | a replica that lost its disk: epochs, fences, state transfer (`fence.rs`: its value type) |
 //! | `replay.rs` | rebuilding from durable records |
-//! | `dots.rs` | command-id sets |
+//! | `dots.rs` | command ids, epochs, command-id sets |
 //! | `messages.rs`, `config.rs` | wire messages and records; options |
 
 mod acceptor;
 mod clocks;
+mod compaction;
 mod config;
 mod coordinator;
 mod dots;
 mod execution;
+mod fence;
 mod gc;
 mod messages;
 mod recovery;
+mod rejoin;
 mod replay;
 mod replica;
 
@@ -45,18 +50,25 @@ mod answer_test;
 #[cfg(test)]
 mod cluster_test;
 #[cfg(test)]
+mod compaction_test;
+#[cfg(test)]
 mod coordinator_test;
 #[cfg(test)]
 mod model_check;
 #[cfg(test)]
 mod recovery_test;
 #[cfg(test)]
+mod rejoin_test;
+#[cfg(test)]
 mod test_support;
 
 pub use config::TempoConfig;
-pub use dots::DotSet;
+pub use dots::{DotSet, EPOCH_BITS};
 pub use execution::ExecutedEntry;
-pub use messages::{Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record};
+pub use fence::{Fence, Stage};
+pub use messages::{
+    Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record, RejoinState, Snapshot,
+};
 
 use crate::command::CommandResult;
 use crate::id::NodeId;
@@ -64,8 +76,10 @@ use crate::protocol::{Membership, Metrics, Output, Protocol};
 use crate::request::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::time::Time;
 use crate::timer::Timers;
+use compaction::LastCompaction;
 use coordinator::Drives;
 use gc::Collector;
+use rejoin::Rejoin;
 use replica::Replica;
 
 /// Tempo duties on the clock (docs/design.md#timers).
@@ -75,8 +89,10 @@ enum TempoTimer {
     Tick,
     /// Promise announcements.
     Promises,
-    /// Executed reports and collection.
+    /// Executed reports, collection and compaction.
     Gc,
+    /// A rejoin after a lost disk: queries and fetches retried (`rejoin.rs`).
+    Rejoin,
 }
 
 /// One Tempo replica.
@@ -88,6 +104,10 @@ pub struct Tempo {
     timers: Timers<TempoTimer>,
     /// When every live key was last announced.
     last_resend: Time,
+    /// When the last compaction ran (when the next is due).
+    last_compaction: LastCompaction,
+    /// A rejoin after a lost disk, and answers served to peers that rejoin.
+    rejoin: Rejoin,
 }
 
 impl Tempo {
@@ -98,7 +118,7 @@ impl Tempo {
         id: NodeId,
         cluster: &Membership,
         mut config: TempoConfig,
-        _seed: u64,
+        seed: u64,
         recovered: Vec<Record>,
     ) -> Self {
         let n = cluster.len();
@@ -108,12 +128,16 @@ impl Tempo {
         }
         let mut replica = Replica::new(id, cluster, config);
         let last_seq = replay::replay(&mut replica, recovered);
+        let last_seq = match replica.fence.stage {
+            Stage::Voter => last_seq,
+            _ => last_seq.max(dots::epoch_base(replica.fence.epoch)),
+        };
         let mut timers = Timers::new();
         let config = &replica.config;
         timers.set(TempoTimer::Tick, Time::ZERO + config.tick);
         timers.set(TempoTimer::Promises, Time::ZERO + config.promise_interval);
         timers.set(TempoTimer::Gc, Time::ZERO + config.gc_interval);
-        Self {
+        let mut tempo = Self {
             replica,
             drives: Drives {
                 last_seq,
@@ -122,7 +146,16 @@ impl Tempo {
             collector: Collector::default(),
             timers,
             last_resend: Time::ZERO,
-        }
+            last_compaction: LastCompaction::default(),
+            rejoin: Rejoin::new(seed),
+        };
+        tempo.resume_rejoin();
+        tempo
+    }
+
+    /// The rejoin fence: what this replica may vote on after a lost disk.
+    pub fn fence(&self) -> &Fence {
+        &self.replica.fence
     }
 
     /// Every command executed here, in order.
@@ -148,8 +181,16 @@ impl Tempo {
     fn dispatch(&mut self, now: Time, from: NodeId, message: Message) {
         let (r, drives) = (&mut self.replica, &mut self.drives);
         match message {
+            Message::Propose { dot, .. } if r.is_stale(dot) => r.metrics.incr("stale_messages"),
+            Message::Propose { dot, .. }
+            | Message::Consensus { dot, .. }
+            | Message::Rec { dot, .. }
+                if !rejoin::may_vote(r, from, dot) => {}
             Message::Propose { dot, payload, ts } => {
                 acceptor::on_propose(r, now, from, dot, payload, ts)
+            }
+            Message::ProposeAck { promise, .. } if !r.fence.current(from, promise.epoch) => {
+                r.metrics.incr("stale_messages")
             }
             Message::ProposeAck { dot, ts, promise } => {
                 coordinator::on_propose_ack(r, drives, now, from, dot, ts, promise)
@@ -167,7 +208,10 @@ impl Tempo {
                 drives.map.remove(&dot);
                 r.commit(now, dot, payload, ts, None);
             }
-            Message::Promises { keys } => acceptor::on_promises(r, from, keys),
+            Message::Promises { mut keys } => {
+                keys.retain(|p| r.fence.current(from, p.epoch));
+                acceptor::on_promises(r, from, keys)
+            }
             Message::Rec {
                 dot,
                 ballot,
@@ -181,9 +225,27 @@ impl Tempo {
             Message::Nack { dot, promised } => coordinator::on_nack(r, drives, now, dot, promised),
             Message::Durable { dot } if from == r.id => r.on_durable(dot),
             Message::Durable { .. } => r.metrics.incr("dropped_messages"),
-            Message::Executed { prefix } => {
+            Message::Executed { epoch, .. } if !r.fence.current(from, epoch) => {
+                r.metrics.incr("stale_messages")
+            }
+            Message::Executed { prefix, .. } => {
                 gc::on_executed(r, drives, &mut self.collector, from, prefix)
             }
+            Message::RejoinQuery { nonce } => self.on_rejoin_query(from, nonce),
+            Message::RejoinBound { nonce, epoch } => self.on_rejoin_bound(now, from, nonce, epoch),
+            Message::RejoinFetch {
+                nonce,
+                epoch,
+                at,
+                offset,
+            } => self.on_rejoin_fetch(now, from, nonce, epoch, (at, offset)),
+            Message::RejoinChunk {
+                nonce,
+                at,
+                offset,
+                total,
+                bytes,
+            } => self.on_rejoin_chunk(now, from, nonce, (at, offset, total, bytes)),
         }
     }
 }
@@ -215,7 +277,7 @@ impl Protocol for Tempo {
                 "read level {level} needs a leader (Multi-Paxos keyspaces); this keyspace runs \
                  Tempo (use linearizable or local reads)"
             ))),
-            Consistency::LocalRead if request.command.is_read() => {
+            Consistency::LocalRead if request.command.is_read() && r.fence.executes() => {
                 let result = r.executor.kv().read_only(&request.command);
                 r.outbox.reply(ClientReply {
                     id,
@@ -227,6 +289,9 @@ impl Protocol for Tempo {
                     id,
                     outcome: Err(RequestError::range_read_unordered("Tempo")),
                 })
+            }
+            Consistency::LocalRead | Consistency::Linearizable if !r.fence.may_propose() => {
+                self.queue_request(request)
             }
             Consistency::LocalRead | Consistency::Linearizable => {
                 coordinator::submit(r, &mut self.drives, now, request)
@@ -251,7 +316,9 @@ impl Protocol for Tempo {
             if resend {
                 self.last_resend = now;
             }
-            gc::announce(&mut self.replica, resend);
+            if self.replica.fence.may_propose() {
+                gc::announce(&mut self.replica, resend);
+            }
             self.timers
                 .set(TempoTimer::Promises, now + config.promise_interval);
         }
@@ -266,7 +333,12 @@ impl Protocol for Tempo {
         }
         if self.timers.take_if_due(TempoTimer::Gc, now) {
             gc::report(&mut self.replica);
+            let last_seq = self.drives.last_seq;
+            compaction::maybe_compact(&mut self.replica, &mut self.last_compaction, last_seq);
             self.timers.set(TempoTimer::Gc, now + config.gc_interval);
+        }
+        if self.timers.take_if_due(TempoTimer::Rejoin, now) {
+            self.on_rejoin_timer(now);
         }
         self.replica.execute(now);
     }
@@ -283,6 +355,11 @@ impl Protocol for Tempo {
         let mut metrics = self.replica.metrics.clone();
         metrics.set("commands_live", self.replica.cmds.len() as u64);
         metrics.set("execution_waiting", self.replica.executor.backlog() as u64);
+        metrics.set("rejoining", u64::from(!self.replica.fence.may_propose()));
         metrics
+    }
+
+    fn rejoin(&mut self, now: Time) {
+        self.begin_rejoin(now);
     }
 }

@@ -15,6 +15,10 @@ pub(super) fn start(r: &mut Replica, drives: &mut Drives, now: Time, dot: Dot) {
     let Some(cmd) = r.cmds.get(&dot) else {
         return;
     };
+    if !r.fence.may_vote(dot) {
+        // Its former self may have used any ballot for it (docs/design.md#tempo-rejoin-rule).
+        return;
+    }
     let (Some(payload), None) = (cmd.payload.clone(), cmd.decided) else {
         return;
     };
@@ -113,7 +117,10 @@ pub(super) fn due(r: &Replica, drives: &Drives, now: Time) -> Vec<Dot> {
     r.cmds
         .iter()
         .filter(|(dot, cmd)| {
-            cmd.decided.is_none() && cmd.payload.is_some() && !drives.map.contains_key(dot)
+            cmd.decided.is_none()
+                && cmd.payload.is_some()
+                && !drives.map.contains_key(dot)
+                && r.fence.may_vote(**dot)
         })
         .filter(|(dot, cmd)| {
             let rank = (u64::from(r.id.0) + n - u64::from(dot.node.0) % n) % n;

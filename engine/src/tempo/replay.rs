@@ -1,7 +1,7 @@
 //! Rebuilding a replica from its durable records: commands, ballots, clocks and
 //! attached promises; commands it executed before run again, in the same order.
 
-use super::messages::{Dot, Record};
+use super::messages::{Dot, Record, Snapshot};
 use super::replica::{Cmd, Replica};
 use crate::time::Time;
 use std::collections::BTreeSet;
@@ -66,8 +66,36 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
                 }
             }
             Record::Executed { dots } => executed.extend(dots),
+            Record::Snapshot(snapshot) => {
+                let Snapshot {
+                    executed: done,
+                    kv,
+                    sessions,
+                    collected,
+                    clocks,
+                    attached,
+                    last_seq: seq,
+                } = *snapshot;
+                last_seq = last_seq.max(seq);
+                r.executor.restore(done, kv, sessions);
+                r.collected = collected;
+                for (key, clock) in clocks {
+                    r.clocks.bump(&key, clock);
+                }
+                for (key, ts, dot) in attached {
+                    r.clocks.attach(&key, dot, ts);
+                }
+            }
+            Record::Fence(fence) => {
+                r.clocks.set_epoch(fence.epoch);
+                r.fence = *fence;
+            }
         }
     }
+    // What a snapshot holds ran already; what it collected is forgotten.
+    executed.retain(|dot| !r.executor.executed.contains(*dot));
+    let collected = &r.collected;
+    r.cmds.retain(|dot, _| !collected.contains(*dot));
     // What ran before runs again in (timestamp, dot) order: per key that is the order it
     // ran in. The rest waits for stability as usual.
     let mut rerun = Vec::new();

@@ -84,6 +84,8 @@ pub(super) struct Replica {
     pub touched: BTreeSet<Key>,
     /// Commands executed everywhere (forgotten).
     pub collected: super::dots::DotSet,
+    /// What this replica may vote on after a lost disk (`fence.rs`).
+    pub fence: super::fence::Fence,
     pub outbox: Outbox<Message, Record>,
     pub metrics: Metrics,
 }
@@ -108,7 +110,8 @@ impl Replica {
             committed_at: BTreeMap::new(),
             touched: BTreeSet::new(),
             collected: super::dots::DotSet::default(),
-            outbox: Outbox::new(),
+            fence: super::fence::Fence::default(),
+            outbox: Outbox::counting(),
             metrics: Metrics::new(),
         }
     }
@@ -136,6 +139,14 @@ impl Replica {
             return None;
         }
         Some(self.cmds.entry(dot).or_insert_with(|| Cmd::new(now)))
+    }
+
+    /// A `Propose` for a command of an epoch of its coordinator fenced here that this
+    /// replica does not know: its former self sent it before losing its disk; only a
+    /// command some peer knew when it fenced may still be decided (by recovery).
+    pub(super) fn is_stale(&self, dot: Dot) -> bool {
+        !self.cmds.contains_key(&dot)
+            && !self.fence.current(dot.node, super::dots::epoch_of(dot.seq))
     }
 
     /// Whether `dot`'s commit is durable here (or it executed).
@@ -232,6 +243,10 @@ impl Replica {
 
     /// Run whatever became stable on the touched keys; answer own clients.
     pub(super) fn execute(&mut self, now: Time) {
+        if !self.fence.executes() {
+            // A lost disk: commits wait for a peer's state (`rejoin.rs`).
+            return;
+        }
         let keys = std::mem::take(&mut self.touched);
         for key in keys {
             let stable = self

@@ -94,3 +94,9 @@ pub(super) fn synced(core: &mut Tempo) -> (Vec<Record>, Vec<(NodeId, Message)>) 
     }
     (records, sent)
 }
+
+/// Run until every replica executed and forgot every command.
+pub(super) fn settle(pump: &mut Pump, seed: u64) {
+    let idle = pump.run_until(STEPS, |p| p.live().all(|c| c.live_commands() == 0));
+    assert!(idle, "seed {seed}: commands still live");
+}

@@ -7,21 +7,13 @@
 use meridian_bench::backend::sim::{run, SimRun};
 use meridian_bench::optimum;
 use meridian_bench::workload::WorkloadSpec;
-use meridian_engine::check::check_execution_order;
-use meridian_engine::sim::{ClientMode, FaultProfile, Sim};
-use meridian_engine::tempo::{Dot, Record, Tempo, TempoConfig};
+use meridian_engine::sim::{ClientMode, FaultProfile};
+use meridian_engine::tempo::TempoConfig;
 use meridian_engine::topology::Topology;
-use meridian_engine::{Command, NodeId};
-use meridian_tests::{run_fault_seed, seeds, uniform_topology, FaultRun};
+use meridian_tests::{
+    run_fault_seed, seeds, tempo_factory, tempo_same_order, uniform_topology, FaultRun,
+};
 use std::time::Duration;
-
-fn factory(
-    topology: &Topology,
-    config: TempoConfig,
-) -> impl FnMut(NodeId, u64, Vec<Record>) -> Tempo {
-    let cluster = topology.membership();
-    move |id, seed, records| Tempo::new(id, &cluster, config.clone(), seed, records)
-}
 
 /// With f = 1 every command commits on the fast path, at 0% and at 100% conflicts, and
 /// each region's median commit latency is within 5% of the round trip to its nearest
@@ -46,7 +38,7 @@ fn f1_commits_fast_within_5_percent_of_the_optimum_whatever_the_conflicts() {
         let topology = spec.topology.clone();
         let outcome = run(
             &spec,
-            factory(&topology, TempoConfig::default()),
+            tempo_factory(topology.membership(), TempoConfig::default()),
             |_| None,
             true,
             None,
@@ -83,24 +75,18 @@ fn f1_commits_fast_within_5_percent_of_the_optimum_whatever_the_conflicts() {
     }
 }
 
-fn executed_sequences(sim: &Sim<Tempo>) -> Vec<Vec<(Dot, Command)>> {
-    sim.live_nodes()
-        .map(|(_, node)| {
-            node.executed()
-                .iter()
-                .map(|e| (e.dot, e.command.clone()))
-                .collect()
-        })
-        .collect()
-}
-
 /// Run `count` seeds; returns (requests ok, commands committed by recovery, slow paths).
 fn suite(test: &str, run: FaultRun, count: u64, config: &TempoConfig) -> (usize, u64, u64) {
     let topology = run.topology.clone();
     let (mut ok, mut recovered, mut slow) = (0, 0, 0);
     for seed in seeds(count) {
-        let outcome = run_fault_seed(test, seed, &run, factory(&topology, config.clone()));
-        if let Err(disagreement) = check_execution_order(&executed_sequences(&outcome.sim)) {
+        let outcome = run_fault_seed(
+            test,
+            seed,
+            &run,
+            tempo_factory(topology.membership(), config.clone()),
+        );
+        if let Err(disagreement) = tempo_same_order(&outcome.sim) {
             panic!("seed {seed}: {disagreement}\n  replay: MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test}");
         }
         ok += outcome.ok;

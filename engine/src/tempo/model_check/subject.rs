@@ -33,6 +33,9 @@ impl Subject for Tempo {
             collector,
             timers,
             last_resend,
+            last_compaction,
+            // Empty unless a disk was lost (out of the model checker's scope).
+            rejoin: _,
         } = self;
         let Replica {
             // Fixed at construction: the same in every state of a given replica.
@@ -49,6 +52,7 @@ impl Subject for Tempo {
             committed_at: _,
             touched,
             collected,
+            fence,
             // Empty between moves: the host drains it after every input.
             outbox,
             // Counters only: nothing reads them back.
@@ -56,10 +60,10 @@ impl Subject for Tempo {
         } = replica;
         debug_assert!(outbox.is_empty(), "fingerprint of an undrained core");
         (
-            cmds, clocks, promises, executor, clients, touched, collected,
+            cmds, clocks, promises, executor, clients, touched, collected, fence,
         )
             .hash(state);
-        (drives, collector, timers, last_resend).hash(state);
+        (drives, collector, timers, last_resend, last_compaction).hash(state);
     }
 
     /// A command known here and not committed that is not driven here, or driven by a

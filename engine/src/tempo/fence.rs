@@ -1,0 +1,76 @@
+//! The rejoin fence (docs/design.md#tempo-rejoin-rule): what a replica that lost its
+//! disk may vote on, its own epoch, and the epochs of peers that rejoined. A value
+//! type: it imports nothing of the folder but `dots.rs`.
+
+use super::dots::{epoch_base, Dot};
+use crate::id::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How far a replica got in rejoining after a lost disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    /// Never lost its disk (or the rule is switched off): votes and proposes.
+    #[default]
+    Voter,
+    /// Lost its disk: asks every peer for the epochs it knows of; votes on nothing.
+    Querying,
+    /// Chose its epoch: every peer fences the former selves and answers with its
+    /// state; votes on nothing, proposes nothing.
+    Fetching,
+    /// Every peer answered: votes per the bounds, proposes in its epoch.
+    Rejoined,
+}
+
+/// The durable fence of a replica (see the module doc).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fence {
+    /// Where this replica is in rejoining.
+    pub stage: Stage,
+    /// This replica's epoch (0 if it never rejoined): its commands are numbered above
+    /// `epoch << EPOCH_BITS`, and peers ignore promises and reports of earlier epochs.
+    pub epoch: u64,
+    /// Whether the executor lacks a complete state (from a lost disk until a peer's
+    /// state is installed; commits are recorded, not executed, meanwhile).
+    pub lost_state: bool,
+    /// Per coordinator, the first sequence number this replica votes on.
+    pub bounds: BTreeMap<NodeId, u64>,
+    /// Per peer that rejoined, the epoch fenced here: its promises and reports of
+    /// earlier epochs are ignored.
+    pub starts: BTreeMap<NodeId, u64>,
+}
+
+impl Fence {
+    /// Whether this replica may vote on `dot` (propose for it, accept, promise a
+    /// ballot), its own answers as coordinator or recoverer included.
+    pub fn may_vote(&self, dot: Dot) -> bool {
+        match self.stage {
+            Stage::Voter => true,
+            Stage::Querying | Stage::Fetching => false,
+            Stage::Rejoined => self
+                .bounds
+                .get(&dot.node)
+                .is_some_and(|&bound| dot.seq >= bound),
+        }
+    }
+
+    /// Whether this replica may take new commands and announce promises.
+    pub fn may_propose(&self) -> bool {
+        matches!(self.stage, Stage::Voter | Stage::Rejoined)
+    }
+
+    /// Whether the executor holds a complete state (commits execute).
+    pub fn executes(&self) -> bool {
+        !self.lost_state
+    }
+
+    /// Whether promises or reports of `node` in `epoch` count here.
+    pub fn current(&self, node: NodeId, epoch: u64) -> bool {
+        epoch >= self.starts.get(&node).copied().unwrap_or(0)
+    }
+
+    /// The first own sequence number of this epoch.
+    pub fn own_start(&self) -> u64 {
+        epoch_base(self.epoch).saturating_add(1)
+    }
+}

@@ -1,0 +1,393 @@
+//! A replica that lost its disk (docs/design.md#tempo-rejoin-rule), and state transfer.
+//!
+//! Its former self may have proposed timestamps (attached promises) and accepted and
+//! promised ballots for commands it no longer remembers, announced clocks (detached
+//! promises) that others counted for stability, and used own sequence numbers.
+//!
+//! ```text
+//!  rejoin ─▶ persist Fence{Querying}; vote on nothing, propose nothing, execute nothing
+//!        ─▶ RejoinQuery ─▶ every peer ─▶ RejoinBound{highest epoch of ours it knows}
+//!  every peer answered: epoch E = max + 1; persist Fence{Fetching, E}
+//!        ─▶ RejoinFetch{E, at, offset} ─▶ every peer P: persist starts[R] = E (from now
+//!           on P ignores promises and reports of R's earlier epochs, and Proposes of
+//!           commands of R's earlier epochs it does not know), then, behind that record,
+//!           in chunks: RejoinState{P's last own seq, per key max(P's clock, every clock
+//!           announced to P), the commands P holds, P's executed state}; P forgets what
+//!           R's former selves announced and reported
+//!  first answer: install its executed state; commits learned meanwhile run
+//!  every answer: clocks raised to its clocks; a promise at timestamp 0 attached to each
+//!           command it holds; bound on P's commands = its last seq + 1
+//!  every peer answered: Fence{Rejoined}; compact (durable); vote on (P, s) only if s is
+//!           at or above P's bound; propose in epoch E
+//! ```
+
+use super::coordinator;
+use super::dots::{epoch_base, epoch_of, Dot};
+use super::fence::Stage;
+use super::messages::{Message, Record, RejoinState};
+use super::replica::Replica;
+use super::{compaction, gc, Tempo, TempoTimer};
+use crate::id::NodeId;
+use crate::protocol::Effect;
+use crate::request::ClientRequest;
+use crate::time::Time;
+use crate::transfer::{self, Answers, Incoming, Received};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A rejoin in progress here, and the answers served to peers that rejoin.
+#[derive(Clone, Default)]
+pub(super) struct Rejoin {
+    /// This attempt's nonce (from the core's seed: each boot draws a new one).
+    nonce: u64,
+    /// Phase 1: the highest epoch of ours each peer knows of.
+    epochs: BTreeMap<NodeId, u64>,
+    /// Phase 2: answers being fetched, per peer.
+    incoming: BTreeMap<NodeId, Incoming>,
+    /// Peers whose answer is in.
+    answered: BTreeSet<NodeId>,
+    /// Client requests that came while rejoining.
+    queued: Vec<ClientRequest>,
+    /// Answers encoded for rejoining peers (source side).
+    served: Answers,
+}
+
+impl Rejoin {
+    /// A rejoin whose attempts are named from `seed`.
+    pub(super) fn new(seed: u64) -> Self {
+        Self {
+            nonce: seed | 1,
+            ..Self::default()
+        }
+    }
+}
+
+fn send(to: NodeId, message: Message) -> Effect<Message> {
+    Effect::Send { to, message }
+}
+
+/// Ask for the chunk at `offset` of answer `at` (`at == 0`: a new answer) in `epoch`.
+fn fetch(nonce: u64, epoch: u64, (at, offset): (u64, u64)) -> Message {
+    Message::RejoinFetch {
+        nonce,
+        epoch,
+        at,
+        offset,
+    }
+}
+
+fn persist_fence(r: &mut Replica) {
+    let record = Record::Fence(Box::new(r.fence.clone()));
+    r.outbox.persist(vec![record], Vec::new());
+}
+
+impl Tempo {
+    /// The host rebuilt us without records because the disk was lost.
+    pub(super) fn begin_rejoin(&mut self, now: Time) {
+        let r = &mut self.replica;
+        if r.config.unsafe_rejoin_without_fence {
+            r.metrics.incr("rejoin_rule_skipped");
+            return;
+        }
+        r.fence.stage = Stage::Querying;
+        r.fence.lost_state = true;
+        r.metrics.incr("rejoins");
+        persist_fence(r);
+        self.rejoin = Rejoin::new(self.rejoin.nonce.wrapping_add(2));
+        self.on_rejoin_timer(now);
+    }
+
+    /// A restart found a rejoin under way: pick it up at once.
+    pub(super) fn resume_rejoin(&mut self) {
+        if matches!(self.replica.fence.stage, Stage::Querying | Stage::Fetching) {
+            self.timers.set(TempoTimer::Rejoin, Time::ZERO);
+        }
+    }
+
+    /// Ask again whoever has not answered (a fetch only once it went quiet).
+    pub(super) fn on_rejoin_timer(&mut self, now: Time) {
+        let patience = self.replica.config.retry_timeout;
+        let nonce = self.rejoin.nonce;
+        let r = &mut self.replica;
+        match r.fence.stage {
+            Stage::Querying => {
+                for peer in r.peers() {
+                    if !self.rejoin.epochs.contains_key(&peer) {
+                        r.outbox.send(peer, Message::RejoinQuery { nonce });
+                    }
+                }
+            }
+            Stage::Fetching => {
+                let epoch = r.fence.epoch;
+                for peer in r.peers() {
+                    if self.rejoin.answered.contains(&peer) {
+                        continue;
+                    }
+                    let incoming = self
+                        .rejoin
+                        .incoming
+                        .entry(peer)
+                        .or_insert_with(|| Incoming::new(peer, now));
+                    let quiet = now.saturating_since(incoming.last_progress()) >= patience;
+                    if incoming.received() > 0 && !quiet {
+                        continue;
+                    }
+                    r.outbox.send(peer, fetch(nonce, epoch, incoming.request()));
+                }
+            }
+            Stage::Voter | Stage::Rejoined => return,
+        }
+        self.timers.set(TempoTimer::Rejoin, now + patience);
+    }
+
+    /// Source side, phase 1: the highest epoch of `from` known here.
+    pub(super) fn on_rejoin_query(&mut self, from: NodeId, nonce: u64) {
+        let r = &mut self.replica;
+        if !r.fence.may_propose() {
+            r.metrics.incr("votes_withheld");
+            return;
+        }
+        let own = r
+            .cmds
+            .range(
+                Dot { node: from, seq: 0 }..=Dot {
+                    node: from,
+                    seq: u64::MAX,
+                },
+            )
+            .next_back()
+            .map_or(0, |(d, _)| d.seq);
+        let highest = own
+            .max(r.executor.executed.highest(from))
+            .max(r.collected.highest(from));
+        let fenced = r.fence.starts.get(&from).copied().unwrap_or(0);
+        let epoch = epoch_of(highest).max(fenced);
+        let answer = Message::RejoinBound { nonce, epoch };
+        r.outbox.persist(Vec::new(), vec![send(from, answer)]);
+    }
+
+    /// Phase 1 answer: with every peer's, choose our epoch and fetch.
+    pub(super) fn on_rejoin_bound(&mut self, now: Time, from: NodeId, nonce: u64, epoch: u64) {
+        if self.replica.fence.stage != Stage::Querying || nonce != self.rejoin.nonce {
+            return;
+        }
+        self.rejoin.epochs.insert(from, epoch);
+        if self.rejoin.epochs.len() < self.replica.peers().len() {
+            return;
+        }
+        let highest = self.rejoin.epochs.values().copied().max().unwrap_or(0);
+        let r = &mut self.replica;
+        r.fence.epoch = highest.saturating_add(1).max(r.fence.epoch);
+        r.fence.stage = Stage::Fetching;
+        r.metrics.set("rejoin_epoch", r.fence.epoch);
+        persist_fence(r);
+        self.on_rejoin_timer(now);
+    }
+
+    /// Source side, phase 2: fence `from`'s former selves (durably), then serve a chunk
+    /// of our answer (a new answer for a new attempt).
+    pub(super) fn on_rejoin_fetch(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        nonce: u64,
+        epoch: u64,
+        (at, offset): (u64, u64),
+    ) {
+        let r = &mut self.replica;
+        if !r.fence.may_propose() {
+            r.metrics.incr("votes_withheld");
+            return;
+        }
+        if !r.fence.current(from, epoch) {
+            r.metrics.incr("stale_messages");
+            return;
+        }
+        // One answer per attempt, taken once the former selves are fenced (see
+        // `transfer::Answers`).
+        let fresh = !self.rejoin.served.holds(from, nonce);
+        let encoded = fresh.then(|| {
+            if r.fence.starts.get(&from) != Some(&epoch) {
+                r.fence.starts.insert(from, epoch);
+                persist_fence(r);
+            }
+            let state = rejoin_state(r, self.drives.last_seq);
+            r.promises.forget_node(from);
+            self.collector.forget(from);
+            r.metrics.incr("rejoin_answers_encoded");
+            transfer::encode(&state)
+        });
+        let max = r.config.snapshot_chunk_bytes;
+        let encoded = || encoded.unwrap_or_default();
+        let answers = &mut self.rejoin.served;
+        let Some(chunk) = answers.serve(from, nonce, (at, offset), max, now, encoded) else {
+            return;
+        };
+        r.metrics
+            .add("state_transfer_bytes_sent", chunk.bytes.len() as u64);
+        let chunk = Message::RejoinChunk {
+            nonce,
+            at: chunk.at,
+            offset: chunk.offset,
+            total: chunk.total,
+            bytes: chunk.bytes,
+        };
+        r.outbox.persist(Vec::new(), vec![send(from, chunk)]);
+    }
+
+    /// A chunk `(at, offset, total, bytes)` of a peer's answer.
+    pub(super) fn on_rejoin_chunk(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        nonce: u64,
+        (at, offset, total, bytes): (u64, u64, u64, Vec<u8>),
+    ) {
+        let stale = nonce != self.rejoin.nonce || self.rejoin.answered.contains(&from);
+        if self.replica.fence.stage != Stage::Fetching || stale {
+            return;
+        }
+        let Some(incoming) = self.rejoin.incoming.get_mut(&from) else {
+            return;
+        };
+        let len = bytes.len() as u64;
+        let epoch = self.replica.fence.epoch;
+        match incoming.receive(from, at, offset, total, bytes, now) {
+            Received::Ignored => {}
+            Received::Next { at, offset } => {
+                let r = &mut self.replica;
+                r.metrics.add("state_transfer_bytes_received", len);
+                r.outbox.send(from, fetch(nonce, epoch, (at, offset)));
+            }
+            Received::Complete(encoded) => {
+                let r = &mut self.replica;
+                r.metrics.add("state_transfer_bytes_received", len);
+                self.rejoin.incoming.remove(&from);
+                match transfer::decode::<RejoinState>(&encoded) {
+                    Some(state) => self.take_answer(now, from, state),
+                    None => self.replica.metrics.incr("dropped_messages"),
+                }
+            }
+        }
+    }
+
+    /// A peer's complete answer.
+    fn take_answer(&mut self, now: Time, from: NodeId, state: RejoinState) {
+        let RejoinState {
+            last_seq,
+            clocks,
+            pending,
+            executed,
+            kv,
+            sessions,
+            collected,
+            starts,
+        } = state;
+        self.rejoin.answered.insert(from);
+        let r = &mut self.replica;
+        r.fence.bounds.insert(from, last_seq.saturating_add(1));
+        for (node, epoch) in starts {
+            if node != r.id {
+                let known = r.fence.starts.entry(node).or_default();
+                *known = (*known).max(epoch);
+            }
+        }
+        for (key, clock) in clocks {
+            r.clocks.bump(&key, clock);
+        }
+        if r.fence.lost_state {
+            r.executor.restore(executed, kv, sessions);
+            r.collected = collected;
+            r.fence.lost_state = false;
+            r.metrics.incr("state_transfers_completed");
+            // What was learned meanwhile runs now (what the state executed is skipped).
+            let learned: Vec<_> = r
+                .cmds
+                .iter()
+                .filter(|(_, c)| c.durable)
+                .filter_map(|(&d, c)| Some((d, c.decided?, c.payload.as_ref()?.key().clone())))
+                .collect();
+            for (dot, ts, key) in learned {
+                r.executor.add(&key, ts, dot);
+                r.touched.insert(key);
+            }
+            let collected = &r.collected;
+            r.cmds.retain(|dot, _| !collected.contains(*dot));
+        }
+        for (key, dot) in pending {
+            // Our former self may have proposed any timestamp for it: our promises on
+            // the key count nowhere until it is committed there.
+            if !r.collected.contains(dot) {
+                r.clocks.attach(&key, dot, 0);
+            }
+        }
+        r.metrics.incr("rejoin_answers");
+        if self.rejoin.answered.len() == self.replica.peers().len() {
+            self.finish_rejoin(now);
+        }
+    }
+
+    /// Every peer answered: vote per the bounds, propose in our epoch, durably.
+    fn finish_rejoin(&mut self, now: Time) {
+        let r = &mut self.replica;
+        let start = r.fence.own_start();
+        r.fence.bounds.insert(r.id, start);
+        r.fence.stage = Stage::Rejoined;
+        r.clocks.set_epoch(r.fence.epoch);
+        r.metrics.incr("rejoins_completed");
+        self.drives.last_seq = self.drives.last_seq.max(epoch_base(r.fence.epoch));
+        self.timers.cancel(TempoTimer::Rejoin);
+        let last_seq = self.drives.last_seq;
+        compaction::compact(&mut self.replica, &mut self.last_compaction, last_seq);
+        gc::announce(&mut self.replica, true);
+        for request in std::mem::take(&mut self.rejoin.queued) {
+            coordinator::submit(&mut self.replica, &mut self.drives, now, request);
+        }
+    }
+
+    /// A client request while rejoining waits for the end of it.
+    pub(super) fn queue_request(&mut self, request: ClientRequest) {
+        self.rejoin.queued.push(request);
+    }
+}
+
+/// What we tell a peer that lost its disk (see [`RejoinState`]).
+fn rejoin_state(r: &Replica, last_seq: u64) -> RejoinState {
+    let (kv, sessions) = r.executor.state();
+    let mut clocks: BTreeMap<_, u64> = r.clocks.clocks().into_iter().collect();
+    for (key, clock) in r.promises.highest_all() {
+        let entry = clocks.entry(key.clone()).or_default();
+        *entry = (*entry).max(clock);
+    }
+    let pending = r
+        .cmds
+        .iter()
+        .filter_map(|(&dot, c)| Some((c.payload.as_ref()?.key().clone(), dot)))
+        .collect();
+    RejoinState {
+        last_seq,
+        clocks: clocks.into_iter().collect(),
+        pending,
+        executed: r.executor.executed.clone(),
+        kv: kv.clone(),
+        sessions: sessions.clone(),
+        collected: r.collected.clone(),
+        starts: r.fence.starts.iter().map(|(&n, &e)| (n, e)).collect(),
+    }
+}
+
+/// Whether a vote on `dot` may be given here; if not, a decision known here is still
+/// told to `from`.
+pub(super) fn may_vote(r: &mut Replica, from: NodeId, dot: Dot) -> bool {
+    if r.fence.may_vote(dot) {
+        return true;
+    }
+    match r.cmds.get(&dot) {
+        Some(cmd) if cmd.decided.is_some() && cmd.payload.is_some() => {
+            if let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.clone()) {
+                r.outbox.send(from, Message::Commit { dot, payload, ts });
+            }
+        }
+        _ => r.metrics.incr("votes_withheld"),
+    }
+    false
+}
