@@ -241,6 +241,7 @@ fn a_leader_never_commits_a_slot_that_an_installed_snapshot_covers() {
         executed: 1,
         kv,
         sessions,
+        configuration: Configuration::initial(&cluster(3)),
     });
     leader.handle_message(Time::ZERO, NodeId(1), Message::Compacted { floor: 1 });
     drain(&mut leader);
