@@ -7,8 +7,8 @@
 //! consecutive configurations intersect; [`Configuration::apply`] refuses anything else.
 //! [`ConfigSchedule`] records the rule "a change chosen in slot `i` governs slots `> i`".
 //!
-//! Pure values: no core uses them yet (every core still runs the static
-//! [`Membership`](crate::protocol::Membership)).
+//! Multi-Paxos runs them (`multipaxos/membership.rs`); EPaxos, Tempo and Dynamo still
+//! run the static [`Membership`](crate::protocol::Membership).
 
 use crate::id::NodeId;
 use crate::protocol::{Member, Membership};
@@ -46,7 +46,7 @@ pub struct ConfigMember {
 }
 
 /// One change of membership; each yields the configuration of the next epoch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Change {
     /// A new replica joins as a learner (no vote yet).
     AddLearner(Member),
@@ -57,7 +57,7 @@ pub enum Change {
 }
 
 /// A change and the epoch it was proposed against.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ProposedChange {
     /// The epoch of the configuration the change starts from.
     pub from_epoch: u64,

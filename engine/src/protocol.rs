@@ -318,7 +318,7 @@ impl Metrics {
 }
 
 /// One replica of a cluster and where it runs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Member {
     /// Its id.
     pub id: NodeId,

@@ -231,6 +231,19 @@ impl<P: Protocol> Pump<P> {
         self.drain(at);
     }
 
+    /// Call `f` on the core of `at` now (a protocol-specific input, e.g. an operator's
+    /// request), then drain it; `None` if `at` is down.
+    pub(crate) fn with_core<R>(
+        &mut self,
+        at: NodeId,
+        f: impl FnOnce(&mut P, Time) -> R,
+    ) -> Option<R> {
+        let now = self.now;
+        let result = self.nodes[at.index()].as_mut().map(|core| f(core, now));
+        self.drain(at);
+        result
+    }
+
     /// `count` puts ([`put_request`]) from sequence `first`, round-robin over the live
     /// replicas; every `hot_every`-th on one hot key, the rest on keys of their own.
     pub(crate) fn submit_puts(&mut self, first: u64, count: u64, hot_every: u64) -> Vec<RequestId> {

@@ -84,6 +84,20 @@ pub fn run_fault_seed<P: Protocol + 'static>(
     run: &FaultRun,
     factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
 ) -> FaultOutcome<P> {
+    run_fault_seed_driven(test_name, seed, run, factory, None, |_| {})
+}
+
+/// [`run_fault_seed`] with an operator: every `tick` (if given) of the chaos and recovery
+/// phases, `operator` acts on the running simulation (e.g. membership changes drawn from
+/// the seed). Without a tick it is never called and the run is [`run_fault_seed`]'s.
+pub fn run_fault_seed_driven<P: Protocol + 'static>(
+    test_name: &str,
+    seed: u64,
+    run: &FaultRun,
+    factory: impl FnMut(NodeId, u64, Vec<P::Record>) -> P + 'static,
+    tick: Option<Duration>,
+    mut operator: impl FnMut(&mut Sim<P>),
+) -> FaultOutcome<P> {
     let replay = format!(
         "MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test_name} --exact"
     );
@@ -121,7 +135,17 @@ pub fn run_fault_seed<P: Protocol + 'static>(
         },
         Time::ZERO,
     );
-    sim.run_until(heal_at + run.recovery);
+    let end = heal_at + run.recovery;
+    match tick {
+        Some(tick) => {
+            while sim.now() < end {
+                let next = (sim.now() + tick).min(end);
+                sim.run_until(next);
+                operator(&mut sim);
+            }
+        }
+        None => sim.run_until(end),
+    }
 
     assert!(
         sim.clients_idle(),

@@ -66,6 +66,15 @@ pub struct MultiPaxosConfig {
     /// `lease`). Writes then commit only once every holder whose lease may be live has
     /// accepted them (docs/design.md#quorum-leases).
     pub quorum_lease_holders: Vec<NodeId>,
+    /// The replicas that form the configuration of epoch 0, all voters (default `None`:
+    /// every replica of the cluster). The others are spares: they vote for nothing and
+    /// never stand until a membership change adds them (docs/design.md#membership).
+    pub initial_members: Option<Vec<NodeId>>,
+    /// TEST ONLY, deliberately unsafe: votes (promises, accepts, acks) from learners and
+    /// from replicas outside the configuration are counted like a voter's. Exists to show
+    /// that the membership suite and the linearizability checker catch it.
+    #[doc(hidden)]
+    pub unsafe_count_learner_votes: bool,
     /// TEST ONLY, deliberately unsafe: a replica that lost its disk votes at once, as on a
     /// first boot, instead of rejoining through the fence rule. Exists to show that the
     /// amnesia suite and the linearizability checker catch it.
@@ -98,6 +107,8 @@ impl Default for MultiPaxosConfig {
             lease: None,
             clock_drift_ppm: 1_000,
             quorum_lease_holders: Vec::new(),
+            initial_members: None,
+            unsafe_count_learner_votes: false,
             unsafe_rejoin_without_fence: false,
             unsafe_skip_phase1: false,
         }
@@ -105,6 +116,13 @@ impl Default for MultiPaxosConfig {
 }
 
 impl MultiPaxosConfig {
+    /// Start with only `members` in the configuration (epoch 0, all voters); the rest of
+    /// the cluster are spares a membership change can add.
+    pub fn with_initial_members(mut self, members: Vec<NodeId>) -> Self {
+        self.initial_members = Some(members);
+        self
+    }
+
     /// Start with `leader` leading.
     pub fn with_initial_leader(mut self, leader: NodeId) -> Self {
         self.initial_leader = leader;
@@ -205,6 +223,15 @@ impl MultiPaxosConfig {
     /// # Panics
     /// If configured quorums do not intersect for `n` replicas (`phase1 + phase2 <= n`
     /// or a size outside `1..=n`): an operator error, caught at construction.
+    /// Quorums for `n` voters after a membership change: the configured flexible sizes
+    /// if they are valid for `n`, else majorities (changes are refused while flexible
+    /// quorums are configured, so only a mixed-up cluster lands here; never a panic).
+    pub(super) fn quorums_after_change(&self, n: usize) -> PaxosQuorums {
+        self.quorums
+            .and_then(|q| PaxosQuorums::flexible(n, q.phase1, q.phase2).ok())
+            .unwrap_or_else(|| PaxosQuorums::majority(n))
+    }
+
     pub(super) fn quorums_for(&self, n: usize) -> PaxosQuorums {
         match self.quorums {
             None => PaxosQuorums::majority(n),

@@ -143,6 +143,7 @@ impl MultiPaxos {
                 ballot,
                 round,
                 at: now,
+                executed: self.log.next_execute(),
             },
         );
         if let Some((index, at)) = fresh {
@@ -162,7 +163,7 @@ impl MultiPaxos {
         self.metrics.incr("hand_offs");
         if let Role::Leader(leadership) = &self.role {
             let ballot = leadership.ballot;
-            let voters: Vec<NodeId> = self.configuration.voters().collect();
+            let voters: Vec<NodeId> = self.configuration().voters().collect();
             let position = voters.iter().position(|&m| m == self.id);
             let successor = position
                 .map(|i| voters[(i + 1) % voters.len()])
@@ -191,18 +192,31 @@ impl MultiPaxos {
         self.start_election(now);
     }
 
-    /// Stand for election with a ballot above anything seen.
+    /// Stand for election with a ballot above anything seen; only a voter of the
+    /// configuration that governs our next slot stands (docs/design.md#membership).
     pub(super) fn start_election(&mut self, now: Time) {
+        if !self.configuration().counts_vote(self.id) {
+            self.metrics.incr("elections_not_a_voter");
+            if !matches!(self.role, Role::Follower) {
+                self.step_down(now);
+            }
+            self.reset_election_deadline(now);
+            return;
+        }
         let ballot = Ballot {
             round: self.promised.max(self.highest_seen).round + 1,
             node: self.id,
         };
         self.promised = ballot;
         self.highest_seen = ballot;
+        // A leader running phase 1 again after a change stops heartbeating meanwhile.
+        self.timers.cancel(Timer::Heartbeat);
         self.metrics.incr("elections_started");
         self.reset_election_deadline(now);
         self.set_leader(now, None);
-        let from_slot = self.log.commit_point();
+        // Every slot below is executed, so its configuration is the one whose quorum
+        // phase 1 needs.
+        let from_slot = self.log.next_execute();
         self.role = Role::Candidate(Candidacy::new(
             ballot,
             from_slot,
@@ -335,8 +349,25 @@ impl MultiPaxos {
         if self.config.unsafe_skip_phase1 {
             end = end.max(self.log.end());
         }
+        // Our phase-1 quorum is of the configuration of `from_slot`: it covers slots up
+        // to the first change, no further. Re-propose up to it; once it is executed,
+        // phase 1 runs again under the new configuration (docs/design.md#membership).
+        let log = &self.log;
+        let change = Self::first_change(candidacy.from_slot, end, |slot| {
+            let holds = |value: &Batch| value.iter().any(Proposal::is_change);
+            match candidacy.best.get(&slot) {
+                Some((_, _, value)) => holds(value),
+                None => log
+                    .get(slot)
+                    .is_some_and(|s| s.committed && holds(&s.value)),
+            }
+        });
+        if let Some(change) = change {
+            end = end.min(change + 1);
+        }
         let mut leadership = Leadership::new(candidacy.ballot, end);
         leadership.queue = candidacy.queue;
+        leadership.change_slot = change;
         self.role = Role::Leader(leadership);
         self.timers.cancel(Timer::Election);
         self.metrics.incr("elections_won");
@@ -352,6 +383,10 @@ impl MultiPaxos {
             }
         }
         self.execute(now);
+        if !self.is_leader() {
+            // A change known chosen was executed: phase 1 runs again (or we handed off).
+            return;
+        }
         self.send_heartbeats(now);
         self.set_leader(now, Some(self.id));
         self.propose(now);

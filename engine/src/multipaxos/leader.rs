@@ -44,6 +44,11 @@ pub(super) struct Leadership {
     pub(super) acks_at: BTreeMap<NodeId, Time>,
     /// Quorum-lease holders and until when (own clock) their lease may be live.
     pub(super) holders: BTreeMap<NodeId, Time>,
+    /// The slot of a membership change proposed and not yet executed here: nothing is
+    /// proposed above it until it is (docs/design.md#membership).
+    pub(super) change_slot: Option<Slot>,
+    /// Per peer (voters and learners), its executed frontier at its latest ack.
+    pub(super) progress: BTreeMap<NodeId, Slot>,
 }
 
 impl Leadership {
@@ -61,6 +66,8 @@ impl Leadership {
             lease_until: Time::ZERO,
             acks_at: BTreeMap::new(),
             holders: BTreeMap::new(),
+            change_slot: None,
+            progress: BTreeMap::new(),
         }
     }
 
@@ -95,19 +102,56 @@ impl MultiPaxos {
             let Role::Leader(leadership) = &mut self.role else {
                 return;
             };
-            if leadership.queue.is_empty() || leadership.votes.len() >= self.config.max_in_flight {
+            if leadership.queue.is_empty()
+                || leadership.votes.len() >= self.config.max_in_flight
+                || leadership.change_slot.is_some()
+            {
+                // The stall: nothing above an unexecuted change.
                 return;
             }
-            let take = batch_len(
-                leadership.queue.iter().map(|p| &p.command),
-                self.config.max_batch,
-                self.config.max_batch_bytes,
-            );
+            let change = leadership.queue.front().and_then(|p| p.change.clone());
+            if let Some(change) = change {
+                if let Err(reason) = self.vet_change(&change) {
+                    if let Some(proposal) = self.take_front() {
+                        self.refuse_change(proposal, reason);
+                    }
+                    continue;
+                }
+            }
+            let Role::Leader(leadership) = &mut self.role else {
+                return;
+            };
+            // A change has a slot of its own; a batch of commands stops before one.
+            let commands = leadership
+                .queue
+                .iter()
+                .take_while(|p| !p.is_change())
+                .count();
+            let take = if commands == 0 {
+                1
+            } else {
+                batch_len(
+                    leadership.queue.iter().take(commands).map(|p| &p.command),
+                    self.config.max_batch,
+                    self.config.max_batch_bytes,
+                )
+            };
             let batch: Batch = leadership.queue.drain(..take).collect();
+            if batch.iter().any(Proposal::is_change) {
+                leadership.change_slot = Some(leadership.next_slot);
+                self.metrics.incr("changes_proposed");
+            }
             self.metrics.incr("slots_proposed");
             self.metrics.add("commands_proposed", batch.len() as u64);
             let slot = leadership.next_slot;
             self.propose_in(now, slot, batch);
+        }
+    }
+
+    fn take_front(&mut self) -> Option<Proposal> {
+        match &mut self.role {
+            Role::Leader(leadership) => leadership.queue.pop_front(),
+            _ => None,
         }
     }
 
@@ -295,7 +339,14 @@ impl MultiPaxos {
     }
 
     /// A follower acknowledged a heartbeat round.
-    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, at: Time) {
+    pub(super) fn on_heartbeat_ack(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        round: u64,
+        at: Time,
+        executed: Slot,
+    ) {
         let Role::Leader(leadership) = &mut self.role else {
             self.drop_message(false);
             return;
@@ -304,6 +355,7 @@ impl MultiPaxos {
             self.drop_message(false);
             return;
         }
+        leadership.progress.insert(from, executed);
         let last = leadership.acks_at.entry(from).or_default();
         *last = (*last).max(at);
         let needed = self.quorums.phase2;

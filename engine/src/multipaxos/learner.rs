@@ -6,8 +6,9 @@
 //! asks the leader for the committed slots it misses, a bounded batch at a time, and asks
 //! for the next batch as soon as one arrives.
 
+use super::log::Executed;
 use super::messages::{Batch, Message, Slot};
-use super::MultiPaxos;
+use super::{MultiPaxos, Role};
 use crate::id::NodeId;
 use crate::request::{ClientReply, Response};
 use crate::time::Time;
@@ -27,16 +28,41 @@ impl MultiPaxos {
     /// Execute newly committed slots in order; answer the clients this replica took the
     /// requests from; compact when due.
     pub(super) fn execute(&mut self, now: Time) {
-        for (_, proposal, outcome) in self.log.execute() {
-            match &outcome {
-                Ok(_) => self.metrics.incr("executed"),
-                Err(_) => self.metrics.incr("sessions_expired"),
+        for (_, proposal, executed) in self.log.execute() {
+            let ours =
+                proposal.origin == self.id && self.pending.remove(&proposal.request).is_some();
+            match executed {
+                Executed::Command(outcome) => {
+                    match &outcome {
+                        Ok(_) => self.metrics.incr("executed"),
+                        Err(_) => self.metrics.incr("sessions_expired"),
+                    }
+                    if ours {
+                        self.outbox.reply(ClientReply {
+                            id: proposal.request,
+                            outcome: outcome.map(Response::Kv),
+                        });
+                    }
+                }
+                Executed::Change(result) => {
+                    if result.is_ok() {
+                        self.metrics.incr("changes_applied");
+                    } else {
+                        self.metrics.incr("changes_not_applied");
+                    }
+                    if ours {
+                        self.answer_change(proposal.request, result.map_err(Into::into));
+                    }
+                }
             }
-            if proposal.origin == self.id && self.pending.remove(&proposal.request).is_some() {
-                self.outbox.reply(ClientReply {
-                    id: proposal.request,
-                    outcome: outcome.map(Response::Kv),
-                });
+        }
+        self.sync_configuration(now);
+        let next = self.log.next_execute();
+        if let Role::Leader(leadership) = &mut self.role {
+            if leadership.change_slot.is_some_and(|slot| slot < next) {
+                // The change did not apply (the configuration is the same): go on.
+                leadership.change_slot = None;
+                self.propose(now);
             }
         }
         self.maybe_compact(now);

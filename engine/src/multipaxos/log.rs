@@ -8,6 +8,7 @@
 
 use super::messages::{AcceptedEntry, Ballot, Batch, Proposal, Record, Slot, Snapshot};
 use crate::command::{Command, CommandResult};
+use crate::configuration::{ConfigSchedule, Configuration, ScheduleError};
 use crate::id::RequestId;
 use crate::request::RequestError;
 use crate::session::{Admission, SessionLimits, SessionTable};
@@ -39,7 +40,17 @@ pub struct AppliedEntry {
 /// What executing one proposal produced: its result, or why it was not run.
 pub(crate) type Outcome = Result<CommandResult, RequestError>;
 
-#[derive(Debug, Default)]
+/// What executing one proposal did: a command's outcome, or a membership change's (the
+/// configuration it made, or why it did not apply).
+#[derive(Clone, Debug)]
+pub(crate) enum Executed {
+    /// A client command.
+    Command(Outcome),
+    /// A membership change.
+    Change(Result<Configuration, ScheduleError>),
+}
+
+#[derive(Debug)]
 pub(crate) struct ReplicaLog {
     slots: BTreeMap<Slot, SlotState>,
     /// Slots below are compacted: executed, and held only as state (`floor <= next_execute`).
@@ -50,15 +61,29 @@ pub(crate) struct ReplicaLog {
     sessions: SessionTable,
     /// The most recent applied commands, at most [`APPLIED_HISTORY`].
     applied: VecDeque<AppliedEntry>,
+    /// Which configuration governs which slots: changes enter it as they execute
+    /// (docs/design.md#membership).
+    schedule: ConfigSchedule,
 }
 
 impl ReplicaLog {
-    /// An empty log whose session table keeps to `limits`.
-    pub(crate) fn new(limits: SessionLimits) -> Self {
+    /// An empty log whose session table keeps to `limits`, starting in `initial`.
+    pub(crate) fn new(limits: SessionLimits, initial: Configuration) -> Self {
         Self {
+            slots: BTreeMap::new(),
+            floor: 0,
+            next_execute: 0,
+            kv: KvStore::default(),
             sessions: SessionTable::with_limits(limits),
-            ..Self::default()
+            applied: VecDeque::new(),
+            schedule: ConfigSchedule::new(initial),
         }
+    }
+
+    /// The configuration that governs the next slot to execute (and every later one
+    /// until a change executes).
+    pub(crate) fn configuration(&self) -> &Configuration {
+        self.schedule.current()
     }
 
     /// Record an accepted value (a later ballot replaces an earlier one; a committed slot
@@ -149,6 +174,7 @@ impl ReplicaLog {
             executed: self.next_execute,
             kv: self.kv.clone(),
             sessions: self.sessions.clone(),
+            configuration: self.schedule.current().clone(),
         }
     }
 
@@ -174,6 +200,7 @@ impl ReplicaLog {
         }
         self.slots = self.slots.split_off(&slot);
         self.floor = slot;
+        self.schedule.forget_below(slot);
     }
 
     /// Take `snapshot` as the state if it is ahead of ours: every slot below its frontier
@@ -186,6 +213,7 @@ impl ReplicaLog {
         self.kv = snapshot.kv;
         self.sessions = snapshot.sessions;
         self.sessions.set_limits(limits);
+        self.schedule = ConfigSchedule::new(snapshot.configuration);
         self.next_execute = snapshot.executed;
         self.slots = self.slots.split_off(&snapshot.executed);
         self.floor = snapshot.executed;
@@ -222,11 +250,18 @@ impl ReplicaLog {
     /// Execute every committed slot in order; returns what ran, with outcomes. A request
     /// ordered twice runs once; its repeat yields the first result, or `SessionExpired`
     /// when the session table no longer remembers it.
-    pub(crate) fn execute(&mut self) -> Vec<(Slot, Proposal, Outcome)> {
+    pub(crate) fn execute(&mut self) -> Vec<(Slot, Proposal, Executed)> {
         let mut done = Vec::new();
         while let Some(state) = self.slots.get(&self.next_execute).filter(|s| s.committed) {
             let slot = self.next_execute;
             for proposal in state.value.clone() {
+                if let Some(change) = &proposal.change {
+                    // Not in the session table: a change ordered twice names an epoch
+                    // that is gone by its second slot, so it is refused there.
+                    let result = self.schedule.record(slot, change).cloned();
+                    done.push((slot, proposal, Executed::Change(result)));
+                    continue;
+                }
                 // A range read's result may be megabytes: the session table keeps a
                 // stand-in, and a repeat (a retry ordered twice, or one the table
                 // forgot) runs again: it changes nothing, and answers the state at its
@@ -241,7 +276,7 @@ impl ReplicaLog {
                     }
                     Admission::Duplicate(_) | Admission::Expired if range_read => {
                         let result = self.kv.apply(&proposal.command);
-                        done.push((slot, proposal, Ok(result)));
+                        done.push((slot, proposal, Executed::Command(Ok(result))));
                         continue;
                     }
                     Admission::Execute => {
@@ -250,16 +285,13 @@ impl ReplicaLog {
                         result
                     }
                     Admission::Duplicate(result) => {
-                        done.push((slot, proposal, Ok(result)));
+                        done.push((slot, proposal, Executed::Command(Ok(result))));
                         continue;
                     }
                     Admission::Expired => {
                         let request = proposal.request;
-                        done.push((
-                            slot,
-                            proposal,
-                            Err(RequestError::SessionExpired { request }),
-                        ));
+                        let expired = Err(RequestError::SessionExpired { request });
+                        done.push((slot, proposal, Executed::Command(expired)));
                         continue;
                     }
                 };
@@ -271,7 +303,7 @@ impl ReplicaLog {
                     request: proposal.request,
                     command: proposal.command.clone(),
                 });
-                done.push((slot, proposal, Ok(result)));
+                done.push((slot, proposal, Executed::Command(Ok(result))));
             }
             self.next_execute += 1;
         }

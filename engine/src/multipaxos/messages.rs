@@ -1,6 +1,7 @@
 //! Multi-Paxos messages and durable records.
 
 use crate::command::Command;
+use crate::configuration::{Configuration, ProposedChange};
 use crate::id::{NodeId, RequestId};
 use crate::session::SessionTable;
 use crate::state_machine::KvStore;
@@ -37,6 +38,38 @@ pub struct Proposal {
     pub origin: NodeId,
     /// What to execute.
     pub command: Command,
+    /// A membership change instead of a command (docs/design.md#membership): when set,
+    /// `command` is not executed, the change is applied to the configuration, and it
+    /// governs the slots after this one. A change always has a slot of its own.
+    pub change: Option<ProposedChange>,
+}
+
+impl Proposal {
+    /// A client command.
+    pub fn command(request: RequestId, origin: NodeId, command: Command) -> Self {
+        Self {
+            request,
+            origin,
+            command,
+            change: None,
+        }
+    }
+
+    /// A membership change; its `command` is an inert placeholder (an empty-prefix
+    /// count, never executed).
+    pub fn change(request: RequestId, origin: NodeId, change: ProposedChange) -> Self {
+        Self {
+            request,
+            origin,
+            command: Command::Count { prefix: Vec::new() },
+            change: Some(change),
+        }
+    }
+
+    /// Whether this proposal is a membership change.
+    pub fn is_change(&self) -> bool {
+        self.change.is_some()
+    }
 }
 
 /// What a slot holds: a batch of proposals (empty = no-op filling a gap).
@@ -135,6 +168,9 @@ pub enum Message {
         round: u64,
         /// The acknowledger's clock when it acknowledged.
         at: Time,
+        /// The acknowledger's executed frontier (how far a learner has caught up: a
+        /// learner is promoted only once it is close behind the leader).
+        executed: Slot,
     },
     /// A replica serving a follower read asks the leader for its read index.
     ReadIndexRequest {
@@ -225,6 +261,14 @@ pub enum Message {
         /// First slot the rejoining replica does not hold.
         from_slot: Slot,
     },
+    /// The leader refused a membership change forwarded to it (e.g. promoting a learner
+    /// that has not caught up): the origin answers its operator with `reason`.
+    ChangeRefused {
+        /// The operator's request.
+        request: RequestId,
+        /// Why, for the operator.
+        reason: String,
+    },
     /// Self-addressed after a sync: this replica's own promise is durable.
     OwnPromiseDurable {
         /// The ballot.
@@ -257,6 +301,8 @@ pub struct Snapshot {
     pub kv: KvStore,
     /// The exactly-once table.
     pub sessions: SessionTable,
+    /// The configuration that governs the slots from `executed` on.
+    pub configuration: Configuration,
 }
 
 /// What an acceptor must not forget across a crash.

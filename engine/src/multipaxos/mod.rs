@@ -47,6 +47,7 @@ mod leader;
 mod learner;
 mod lease;
 mod log;
+mod membership;
 mod messages;
 mod reads;
 mod rejoin;
@@ -68,6 +69,8 @@ mod learner_test;
 #[cfg(test)]
 mod lease_test;
 #[cfg(test)]
+mod membership_test;
+#[cfg(test)]
 mod reads_test;
 #[cfg(test)]
 mod rejoin_test;
@@ -80,6 +83,8 @@ mod test_support;
 
 pub use config::MultiPaxosConfig;
 pub use log::{AppliedEntry, APPLIED_HISTORY};
+pub use membership::ChangeFailure;
+pub use membership::ChangeOutcome;
 pub use messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot, Snapshot};
 
 use crate::configuration::Configuration;
@@ -123,6 +128,8 @@ enum Timer {
     QuorumLease,
 }
 
+// One per replica: the size of the leader's variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Role {
     Follower,
     Candidate(Candidacy),
@@ -136,11 +143,14 @@ enum Role {
 /// [`handle_timeout`](Protocol::handle_timeout) at [`poll_timeout`](Protocol::poll_timeout).
 pub struct MultiPaxos {
     id: NodeId,
-    /// Every member id, voters and learners: who this replica talks to.
+    /// Every replica the host knows (the static membership): messages from anyone else
+    /// are dropped.
+    cluster: Vec<NodeId>,
+    /// Every member of the current configuration, voters and learners: who this replica
+    /// talks to. Who votes is `log.configuration()` (docs/design.md#membership).
     members: Vec<NodeId>,
-    /// Who votes (docs/design.md#membership). Epoch 0, every member a voter, until
-    /// configuration changes go through the log.
-    configuration: Configuration,
+    /// The epoch of the configuration `members` and `quorums` were computed from.
+    epoch: u64,
     config: MultiPaxosConfig,
     quorums: PaxosQuorums,
     rng: ChaCha8Rng,
@@ -179,6 +189,9 @@ pub struct MultiPaxos {
     rejoining: bool,
     /// Shutting down on purpose ([`Protocol::hand_off`]): never stands for election again.
     retiring: bool,
+    /// Membership changes this replica took from its operator that have ended, for
+    /// [`MultiPaxos::poll_change_outcome`].
+    change_outcomes: std::collections::VecDeque<ChangeOutcome>,
     /// The host is handing over a burst of waiting inputs: proposals wait for its end
     /// ([`Protocol::begin_burst`]).
     burst: bool,
@@ -199,18 +212,25 @@ impl MultiPaxos {
         seed: u64,
         recovered: Vec<Record>,
     ) -> Self {
-        let configuration = Configuration::initial(cluster);
+        let initial = membership::initial_configuration(cluster, &config);
+        let recovered = replay::recover(id, recovered, config.sessions, initial);
+        let configuration = recovered.log.configuration();
         let members: Vec<NodeId> = configuration.members().iter().map(|m| m.id).collect();
-        let quorums = config.quorums_for(configuration.voter_count());
-        let recovered = replay::recover(id, recovered, config.sessions);
+        let epoch = configuration.epoch();
+        let quorums = if epoch == 0 {
+            config.quorums_for(configuration.voter_count())
+        } else {
+            config.quorums_after_change(configuration.voter_count().max(1))
+        };
         let last_snapshot = compaction::LastSnapshot::at(recovered.log.floor());
         let mut timers = Timers::new();
         // Until the first input tells the core what time it is.
         timers.set(Timer::Start, Time::ZERO);
         Self {
             id,
+            cluster: cluster.ids().collect(),
             members,
-            configuration,
+            epoch,
             config,
             quorums,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -232,6 +252,7 @@ impl MultiPaxos {
             fences: recovered.fences,
             rejoining: recovered.rejoining,
             retiring: false,
+            change_outcomes: std::collections::VecDeque::new(),
             burst: false,
             outbox: Outbox::counting(),
             metrics: Metrics::new(),
@@ -297,7 +318,7 @@ impl MultiPaxos {
 
     /// The configuration this replica knows: its epoch, voters and learners.
     pub fn configuration(&self) -> &Configuration {
-        &self.configuration
+        self.log.configuration()
     }
 
     /// Client requests this replica took and has not answered yet.
@@ -405,9 +426,13 @@ impl MultiPaxos {
                 round,
                 fresh,
             } => self.on_heartbeat(now, from, ballot, commit_point, round, fresh),
-            Message::HeartbeatAck { ballot, round, at } => {
-                self.on_heartbeat_ack(from, ballot, round, at)
-            }
+            Message::HeartbeatAck {
+                ballot,
+                round,
+                at,
+                executed,
+            } => self.on_heartbeat_ack(from, ballot, round, at, executed),
+            Message::ChangeRefused { request, reason } => self.on_change_refused(request, reason),
             Message::ReadIndexRequest { request } => self.on_read_index_request(now, from, request),
             Message::ReadIndexReply {
                 request,
@@ -468,9 +493,15 @@ impl Protocol for MultiPaxos {
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
         self.start(now);
-        if !self.members.contains(&from)
-            || (message.is_vote() && !self.configuration.counts_vote(from))
+        if !self.cluster.contains(&from) {
+            self.drop_message(true);
+            return;
+        }
+        if message.is_vote()
+            && !self.configuration().counts_vote(from)
+            && !self.config.unsafe_count_learner_votes
         {
+            self.note_learner_progress(from, &message);
             self.drop_message(true);
             return;
         }

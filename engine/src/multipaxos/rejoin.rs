@@ -46,7 +46,7 @@ impl MultiPaxos {
     /// phase-1 quorum in a replica other than us (with flexible quorums, two phase-1
     /// quorums need not meet).
     fn rejoin_quorum(&self) -> usize {
-        let n = self.configuration.voter_count();
+        let n = self.configuration().voter_count();
         let q1 = self.quorums.phase1;
         q1.max(n + 1 - q1).min(n.saturating_sub(1)).max(1)
     }

@@ -23,12 +23,13 @@
 
 use super::log::ReplicaLog;
 use super::messages::{Ballot, Record};
+use crate::configuration::Configuration;
 use crate::id::NodeId;
 use crate::session::SessionLimits;
 use std::collections::BTreeMap;
 
 /// A replica's durable state folded from its records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Recovered {
     /// Highest ballot promised.
     pub(super) promised: Ballot,
@@ -42,12 +43,20 @@ pub(super) struct Recovered {
     pub(super) fresh: bool,
 }
 
-/// Replay `records` of replica `id` in order.
-pub(super) fn recover(id: NodeId, records: Vec<Record>, limits: SessionLimits) -> Recovered {
+/// Replay `records` of replica `id` in order; `initial` is the configuration of epoch 0
+/// (a snapshot among the records brings its own).
+pub(super) fn recover(
+    id: NodeId,
+    records: Vec<Record>,
+    limits: SessionLimits,
+    initial: Configuration,
+) -> Recovered {
     let mut recovered = Recovered {
+        promised: Ballot::default(),
         fresh: records.is_empty(),
-        log: ReplicaLog::new(limits),
-        ..Recovered::default()
+        log: ReplicaLog::new(limits, initial),
+        fences: BTreeMap::new(),
+        rejoining: false,
     };
     for record in records {
         match record {

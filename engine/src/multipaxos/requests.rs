@@ -80,34 +80,43 @@ impl MultiPaxos {
             | Consistency::ReadIndex
             | Consistency::Follower
             | Consistency::Stale { .. } => {
-                if self.pending.contains_key(&request.id) {
-                    // A client retry of a request we already hold: it is answered once.
-                    return;
-                }
-                if self.pending.len() >= MAX_PENDING {
-                    self.metrics.incr("requests_rejected");
+                let proposal = Proposal::command(request.id, self.id, request.command);
+                if !self.take_proposal(now, proposal) {
                     self.outbox.reply(reply(Err(RequestError::Rejected(
                         "too many requests pending at this replica".to_owned(),
                     ))));
-                    return;
                 }
-                let proposal = Proposal {
-                    request: request.id,
-                    origin: self.id,
-                    command: request.command,
-                };
-                self.pending.insert(
-                    request.id,
-                    Pending {
-                        proposal,
-                        sent_to: None,
-                        last_sent: now,
-                        attempts: 0,
-                    },
-                );
-                self.dispatch(now, request.id);
             }
         }
+    }
+
+    /// Hold `proposal` (ours) until it is executed, and send it to whoever leads; false
+    /// if too many are pending. A retry of a request we already hold is taken once.
+    pub(super) fn take_proposal(&mut self, now: Time, proposal: Proposal) -> bool {
+        let id = proposal.request;
+        if self.pending.contains_key(&id) {
+            return true;
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.metrics.incr("requests_rejected");
+            return false;
+        }
+        self.pending.insert(
+            id,
+            Pending {
+                proposal,
+                sent_to: None,
+                last_sent: now,
+                attempts: 0,
+            },
+        );
+        self.dispatch(now, id);
+        true
+    }
+
+    /// Stop holding a pending request (answered another way); whether it was held.
+    pub(super) fn forget_pending(&mut self, id: RequestId) -> bool {
+        self.pending.remove(&id).is_some()
     }
 
     /// Send a pending request to whoever leads, or keep it until a leader is known.
@@ -118,9 +127,14 @@ impl MultiPaxos {
         pending.last_sent = now;
         pending.attempts += 1;
         if pending.attempts > self.config.max_forward_attempts {
+            let change = pending.proposal.is_change();
             self.pending.remove(&id);
             self.metrics.incr("requests_timed_out");
-            self.outbox.reply(timed_out(id));
+            if change {
+                self.answer_change(id, Err(super::ChangeFailure::Timeout));
+            } else {
+                self.outbox.reply(timed_out(id));
+            }
             return;
         }
         let proposal = pending.proposal.clone();
@@ -183,7 +197,7 @@ impl MultiPaxos {
 
     /// A peer forwarded a client's proposal to us.
     pub(super) fn on_forward(&mut self, now: Time, proposal: Proposal, hops: u8) {
-        if !self.members.contains(&proposal.origin) {
+        if !self.cluster.contains(&proposal.origin) {
             self.drop_message(true);
             return;
         }

@@ -46,11 +46,7 @@ pub(super) fn put(seq: u64) -> Command {
 }
 
 pub(super) fn proposal(seq: u64, origin: u16) -> Proposal {
-    Proposal {
-        request: request_id(seq),
-        origin: NodeId(origin),
-        command: put(seq),
-    }
+    Proposal::command(request_id(seq), NodeId(origin), put(seq))
 }
 
 pub(super) fn send(to: u16, message: Message) -> Effect<Message> {

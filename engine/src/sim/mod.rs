@@ -22,6 +22,7 @@ mod event;
 mod fault;
 mod network;
 mod node_faults;
+mod operator;
 mod workload;
 
 pub use crate::check::OpRecord;

@@ -12,4 +12,5 @@ mod t17_tempo_amnesia;
 mod t20_multipaxos;
 mod t22_multipaxos_bounded;
 mod t23_multipaxos_reads;
+mod t24_multipaxos_membership;
 mod t30_dynamo;

@@ -1,0 +1,247 @@
+//! Membership changes through the log (docs/design.md#membership): on a seeded pump, a
+//! spare joins as a learner, catches up, is promoted, and the leader removes itself; and
+//! on one core, the stall and the refusals.
+
+use super::test_support::*;
+use super::*;
+use crate::configuration::{Change, ChangeError, Role as ConfigRole, ScheduleError};
+use crate::protocol::Member;
+
+fn three_of_four() -> MultiPaxosConfig {
+    fast().with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)])
+}
+
+fn spare(id: u16) -> Member {
+    cluster(4).members[usize::from(id)].clone()
+}
+
+fn change_id(seq: u64) -> RequestId {
+    RequestId {
+        client: crate::id::ClientId(77),
+        seq,
+    }
+}
+
+/// Propose `change` at `at` and run until `at` answers it.
+fn change(
+    pump: &mut Pump,
+    at: u16,
+    seq: u64,
+    change: Change,
+) -> Result<Configuration, ChangeFailure> {
+    let at = NodeId(at);
+    pump.with_core(at, |core, now| {
+        core.propose_change(now, change_id(seq), change)
+    });
+    for _ in 0..STEPS {
+        if let Some(Some(outcome)) = pump.with_core(at, |core, _| core.poll_change_outcome()) {
+            assert_eq!(outcome.request, change_id(seq));
+            return outcome.result;
+        }
+        pump.step();
+    }
+    panic!("seed {}: change {seq} not answered", pump.seed);
+}
+
+/// Promote `id`, retrying while the leader says it has not caught up (or `at` has not
+/// executed the change that added it yet).
+fn promote(pump: &mut Pump, at: u16, first_seq: u64, id: u16) -> Configuration {
+    for seq in first_seq..first_seq + 50 {
+        match change(pump, at, seq, Change::Promote(NodeId(id))) {
+            Ok(configuration) => return configuration,
+            Err(ChangeFailure::RefusedByLeader(_) | ChangeFailure::Refused(_)) => {
+                pump.run_until(2_000, |_| false);
+            }
+            Err(other) => panic!("seed {}: promote failed: {other}", pump.seed),
+        }
+    }
+    panic!("seed {}: learner {id} never caught up", pump.seed);
+}
+
+/// Replace as an operator does it: a spare joins as a learner, catches up (by the log or a
+/// snapshot), is promoted, and the leader then removes itself; it hands off, the others
+/// go on with the new configuration, and every replica applied the same slots.
+#[test]
+fn a_spare_joins_is_promoted_and_the_removed_leader_hands_off() {
+    for seed in 0..8 {
+        let config = three_of_four().with_compaction(16, 4);
+        let mut pump = new_pump(4, config, seed);
+        assert!(pump.run_until(STEPS, |p| p.leader() == Some(NodeId(0))));
+        submit(&mut pump, 0, 40);
+        assert!(pump.run_until(STEPS, |p| answered(p, 0..40)), "seed {seed}");
+        assert_eq!(
+            pump.up(NodeId(3)).executed_up_to(),
+            0,
+            "a spare executes nothing"
+        );
+
+        let added = change(&mut pump, 1, 1, Change::AddLearner(spare(3))).expect("add");
+        assert_eq!(added.epoch(), 1);
+        assert_eq!(added.role_of(NodeId(3)), Some(ConfigRole::Learner));
+        let promoted = promote(&mut pump, 2, 10, 3);
+        assert_eq!(promoted.voter_count(), 4);
+        // Promoted only once within `retained_slots` (4) of the leader.
+        let caught_up = pump.up(NodeId(3)).executed_up_to();
+        let leader = pump.up(NodeId(0)).executed_up_to();
+        assert!(
+            caught_up > 30 && caught_up + 4 >= leader,
+            "seed {seed}: the learner is at {caught_up} of {leader} when promoted"
+        );
+
+        let removed = change(&mut pump, 0, 100, Change::Remove(NodeId(0))).expect("remove");
+        assert_eq!(removed.role_of(NodeId(0)), None);
+        assert!(
+            pump.run_until(STEPS, |p| p.leader().is_some_and(|l| l != NodeId(0))),
+            "seed {seed}: nobody took over from the removed leader"
+        );
+        assert!(!pump.up(NodeId(0)).is_leader());
+        submit(&mut pump, 40, 40);
+        assert!(
+            pump.run_until(STEPS, |p| answered(p, 40..80)),
+            "seed {seed}"
+        );
+        let voters: Vec<NodeId> = pump.up(NodeId(3)).configuration().voters().collect();
+        assert_eq!(voters, vec![NodeId(1), NodeId(2), NodeId(3)], "seed {seed}");
+        assert!(pump.up(NodeId(0)).metrics().get("hand_offs") >= 1);
+        pump.assert_agreement();
+    }
+}
+
+/// One change at a time: two changes proposed against epoch 0 at two replicas are both
+/// ordered; the second names an epoch that is gone by its slot and is not applied.
+#[test]
+fn a_second_change_from_the_same_epoch_is_not_applied() {
+    let mut pump = new_pump(4, three_of_four(), 3);
+    assert!(pump.run_until(STEPS, |p| p.leader().is_some()));
+    let (first, second) = (change_id(1), change_id(2));
+    pump.with_core(NodeId(1), |core, now| {
+        core.propose_change(now, first, Change::AddLearner(spare(3)))
+    });
+    pump.with_core(NodeId(2), |core, now| {
+        core.propose_change(now, second, Change::Remove(NodeId(1)))
+    });
+    let mut outcomes = Vec::new();
+    for _ in 0..STEPS {
+        for at in [1, 2] {
+            if let Some(Some(o)) = pump.with_core(NodeId(at), |c, _| c.poll_change_outcome()) {
+                outcomes.push(o);
+            }
+        }
+        if outcomes.len() == 2 {
+            break;
+        }
+        pump.step();
+    }
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    let applied = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    let stale = outcomes.iter().any(|o| {
+        matches!(
+            o.result,
+            Err(ChangeFailure::NotApplied(ScheduleError::Change(
+                ChangeError::StaleEpoch {
+                    proposed: 0,
+                    current: 1
+                }
+            ))) | Err(ChangeFailure::RefusedByLeader(_))
+        )
+    });
+    assert_eq!(applied, 1, "{outcomes:?}");
+    assert!(stale, "{outcomes:?}");
+    assert_eq!(pump.up(NodeId(0)).configuration().epoch(), 1);
+}
+
+/// A learner cut off from everyone cannot catch up: the leader refuses its promotion
+/// with a reason, and nothing changes.
+#[test]
+fn promoting_a_learner_that_has_not_caught_up_is_refused() {
+    let mut pump = new_pump(4, three_of_four(), 5);
+    assert!(pump.run_until(STEPS, |p| p.leader() == Some(NodeId(0))));
+    change(&mut pump, 0, 1, Change::AddLearner(spare(3))).expect("add");
+    pump.isolate(NodeId(3));
+    submit(&mut pump, 0, 10);
+    assert!(pump.run_until(STEPS, |p| answered(p, 0..10)));
+    // Acks it sent before the cut may be known; enough slots later it is behind.
+    let config = pump.up(NodeId(0)).config.clone();
+    assert!(config.retained_slots > 10);
+    match change(&mut pump, 0, 2, Change::Promote(NodeId(3))) {
+        Err(ChangeFailure::RefusedByLeader(reason)) => {
+            assert!(reason.contains("has not"), "{reason}")
+        }
+        Ok(configuration) => {
+            // Within retained_slots of the leader it may be promoted: the rule is
+            // "close behind", which 10 slots are.
+            assert_eq!(configuration.voter_count(), 4);
+        }
+        Err(other) => panic!("{other}"),
+    }
+    match change(&mut pump, 0, 3, Change::Promote(NodeId(2))) {
+        Err(ChangeFailure::Refused(reason)) => assert!(reason.contains("not a learner")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The stall: while a change's slot is not executed, the leader proposes nothing above
+/// it; once it is, phase 1 runs again under the new configuration before anything else.
+#[test]
+fn nothing_is_proposed_above_an_unexecuted_change() {
+    let mut leader = elected_leader(
+        4,
+        MultiPaxosConfig::default().with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]),
+    );
+    leader.propose_change(Time::ZERO, change_id(1), Change::AddLearner(spare(3)));
+    let outputs = drain(&mut leader);
+    let accepts: Vec<Slot> = sent_now(&outputs)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Accept { slot, value, .. } if value.iter().any(Proposal::is_change) => {
+                Some(slot)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        accepts,
+        vec![0, 0],
+        "the change goes to both voters, in slot 0"
+    );
+    leader.handle_request(Time::ZERO, ClientRequest::new(request_id(1), put(1)));
+    let outputs = drain(&mut leader);
+    assert!(
+        !sent_now(&outputs)
+            .iter()
+            .any(|(_, m)| matches!(m, Message::Accept { .. })),
+        "a command was proposed above the unexecuted change: {outputs:?}"
+    );
+    sync_self(&mut leader, Time::ZERO, &outputs);
+    leader.handle_message(
+        Time::ZERO,
+        NodeId(1),
+        Message::Accepted {
+            ballot: ballot(1, 0),
+            slot: 0,
+        },
+    );
+    // Our own vote was released with the change's Accept; deliver it too.
+    leader.handle_message(
+        Time::ZERO,
+        NodeId(0),
+        Message::Accepted {
+            ballot: ballot(1, 0),
+            slot: 0,
+        },
+    );
+    assert_eq!(leader.configuration().epoch(), 1);
+    assert_eq!(leader.metrics().get("phase1_after_change"), 1);
+    assert!(!leader.is_leader(), "phase 1 runs again before slot 1");
+    let prepares = sent_now(&drain(&mut leader))
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::Prepare { .. }))
+        .count();
+    assert_eq!(prepares, 0, "the prepare waits for our promise's sync");
+    assert_eq!(
+        leader
+            .poll_change_outcome()
+            .map(|o| o.result.map(|c| c.epoch())),
+        Some(Ok(1))
+    );
+}
