@@ -73,6 +73,8 @@ struct Operator {
     done: Vec<String>,
     /// Negative control: joiners stay learners (never promoted).
     learners_only: bool,
+    /// Client requests of the run answered `Ok`, and with an unknown outcome.
+    requests: (usize, usize),
 }
 
 impl Operator {
@@ -104,6 +106,7 @@ impl Operator {
             failed: 0,
             done: Vec::new(),
             learners_only,
+            requests: (0, 0),
         }
     }
 
@@ -276,6 +279,7 @@ fn run_seed(
         Some(TICK),
         |sim| operator.tick(sim),
     );
+    operator.requests = (outcome.ok, outcome.unknown);
     let sim = outcome.sim;
     let applied: Vec<Vec<_>> = sim
         .live_nodes()
@@ -311,14 +315,17 @@ fn run_seed(
 #[test]
 fn membership_changes_under_random_faults_over_200_seeds() {
     let test = "t24_multipaxos_membership::membership_changes_under_random_faults_over_200_seeds";
-    let (mut goals, mut applied, mut failed) = (0, 0, 0);
+    let (mut goals, mut applied, mut failed, mut ok, mut unknown) = (0, 0, 0, 0, 0);
     for seed in seeds(200) {
         let operator = run_seed(test, seed, config(), false).unwrap_or_else(|e| panic!("{e}"));
         goals += operator.planned;
         applied += operator.applied;
         failed += operator.failed;
+        ok += operator.requests.0;
+        unknown += operator.requests.1;
     }
     println!("{goals} membership goals, {applied} changes applied, {failed} answered otherwise");
+    println!("{ok} client requests completed, {unknown} with unknown outcome");
     assert!(
         applied >= goals,
         "{applied} changes applied for {goals} goals"
