@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{free_addrs, meridian, TempDir};
+use common::{free_addrs, meridian, put_until_written, TempDir};
 use meridian_engine::topology::Topology;
 use meridian_engine::{CommandResult, Response};
 use meridian_server::client::{Client, ClientOptions};
@@ -163,24 +163,9 @@ async fn a_replica_without_its_data_dir_refuses_to_start_until_told_to_rejoin() 
     let client1 = Client::connect_with(address(1), &tls, options.clone())
         .await
         .expect("connect");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for i in 0..20 {
-        let key = format!("after-{i}");
-        loop {
-            match client1.put(KEYSPACE, key.as_bytes(), b"v", None).await {
-                Ok(reply) if reply.outcome.is_ok() => break,
-                other => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "{key}: {other:?}\n{}\n{}",
-                        cluster.log_tail(1, 20),
-                        cluster.log_tail(2, 20)
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-    }
+    let keys = (0..20).map(|i| format!("after-{i}"));
+    let patience = Duration::from_secs(60);
+    put_until_written(&client1, KEYSPACE, keys, patience, &cluster, &[1, 2]).await;
     // Nothing acknowledged before the loss is gone: read through the rejoined replica.
     let client2 = Client::connect_with(address(2), &tls, options)
         .await

@@ -85,3 +85,34 @@ pub fn cluster_up_lan_3(dir: &Path, base: u16, protocols: &str) -> std::process:
         .output()
         .unwrap()
 }
+
+/// Put `keys` (value `v`) into `keyspace` through `client`, asking each again until it
+/// is written (the cluster may still be settling after a fault); panics after `patience`
+/// with the log tails of `nodes`.
+pub async fn put_until_written(
+    client: &meridian_server::client::Client,
+    keyspace: &str,
+    keys: impl IntoIterator<Item = String>,
+    patience: std::time::Duration,
+    cluster: &meridian_server::launcher::LocalCluster,
+    nodes: &[u16],
+) {
+    let deadline = std::time::Instant::now() + patience;
+    for key in keys {
+        loop {
+            match client.put(keyspace, key.as_bytes(), b"v", None).await {
+                Ok(reply) if reply.outcome.is_ok() => break,
+                other => {
+                    let tails: Vec<String> =
+                        nodes.iter().map(|&n| cluster.log_tail(n, 20)).collect();
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{key}: {other:?}\n{}",
+                        tails.join("\n")
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
