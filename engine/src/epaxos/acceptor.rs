@@ -44,11 +44,15 @@ impl Replica {
         }
         let mut attributes = self.table.attributes_for(id, &payload);
         attributes.merge(&leader_attributes);
-        if attributes != leader_attributes {
+        let unchanged = attributes == leader_attributes;
+        if !unchanged {
             self.metrics.incr("preaccept_attributes_changed");
         }
         self.table
             .store(id, payload, attributes.clone(), Status::PreAccepted, ballot);
+        if unchanged && ballot == Ballot::initial(id) {
+            self.table.mark_witness(id);
+        }
         let Some(record) = self.table.record_of(id) else {
             return;
         };

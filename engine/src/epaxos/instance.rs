@@ -157,6 +157,9 @@ pub(super) struct Instance {
     pub(super) promised: Ballot,
     /// Ballot the current attributes were recorded in (kept apart from `promised`).
     pub(super) accepted_in: Ballot,
+    /// The attributes are the command leader's own initial-ballot ones (a fast-path
+    /// witness: docs/design.md#epaxos, rule 2).
+    pub(super) witness: bool,
 }
 
 impl Instance {
@@ -172,6 +175,7 @@ impl Instance {
             status,
             promised: ballot,
             accepted_in: ballot,
+            witness: false,
         }
     }
 }

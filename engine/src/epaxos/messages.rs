@@ -20,6 +20,9 @@ pub struct InstanceReport {
     pub status: Status,
     /// Ballot the attributes were recorded in.
     pub accepted_in: Ballot,
+    /// The attributes are the command leader's initial-ballot ones: pre-accepted from it
+    /// unchanged, or set by a recovery's TryPreAccept (docs/design.md#epaxos, rule 2).
+    pub witness: bool,
 }
 
 /// Peer messages.
@@ -233,6 +236,8 @@ pub struct InstanceRecord {
     /// Highest ballot promised for the instance (kept apart from `ballot`:
     /// docs/design.md#epaxos, rule 1).
     pub promised: Ballot,
+    /// See [`InstanceReport::witness`].
+    pub witness: bool,
 }
 
 impl Message {

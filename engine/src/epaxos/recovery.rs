@@ -7,9 +7,10 @@
 //! replies for the highest ballot into account:
 //! 1. someone saw it committed → commit that;
 //! 2. someone accepted it (slow path) → Accept the highest-ballot accepted attributes;
-//! 3. at least ⌊(F+1)/2⌋ replicas other than the leader pre-accepted the same attributes
-//!    at the leader's initial ballot (a fast-path commit with them may have happened, and
-//!    the leader did not answer) → TryPreAccept those attributes with everyone else: once
+//! 3. at least ⌊(F+1)/2⌋ replicas other than the leader are witnesses of the same
+//!    attributes: they pre-accepted them from the leader at its initial ballot without
+//!    adding anything, or took them from an earlier recovery's TryPreAccept (a fast-path
+//!    commit with them may have happened, and the leader did not answer) → TryPreAccept those attributes with everyone else: once
 //!    they and the replicas that agree form a majority with no conflicting instance found,
 //!    Accept them (any command that committed without depending on this one would have
 //!    been reported by a member of its quorum; when they already form a majority, Accept
@@ -441,15 +442,16 @@ fn prepare_ok(id: InstanceId, ballot: Ballot, report: Option<InstanceReport>) ->
 }
 
 /// Case 3 of the module doc: the command, attributes and replicas of a fast-path commit
-/// that may have happened, if at least ⌊(F+1)/2⌋ replicas other than the leader
-/// pre-accepted the leader's original attributes at its initial ballot (and the leader
-/// did not answer).
+/// that may have happened, if at least ⌊(F+1)/2⌋ replicas other than the leader are
+/// witnesses of the same attributes (and the leader did not answer). A witness holds the
+/// leader's initial-ballot attributes unchanged: a replica that added dependencies to
+/// them cannot have been part of a fast commit, whatever its attributes look like
+/// (docs/design.md#epaxos, rule 2).
 fn possible_fast_commit(
     reports: &[(NodeId, InstanceReport)],
     id: InstanceId,
     members: usize,
 ) -> Option<(Batch, Attributes, Vec<NodeId>)> {
-    let initial = Ballot::initial(id);
     let leader_answered_preaccepted = reports
         .iter()
         .any(|(n, r)| *n == id.leader && r.status == Status::PreAccepted);
@@ -460,25 +462,12 @@ fn possible_fast_commit(
     let needed = f.div_ceil(2).max(1);
     let mut groups: BTreeMap<&Attributes, Vec<NodeId>> = BTreeMap::new();
     for (node, report) in reports {
-        if report.status == Status::PreAccepted
-            && report.accepted_in == initial
-            && *node != id.leader
-        {
+        if report.status == Status::PreAccepted && report.witness && *node != id.leader {
             groups.entry(&report.attributes).or_default().push(*node);
         }
     }
-    // Every reply extends the leader's original attributes, so only a group whose
-    // attributes are contained in every other report can be the original (the one a
-    // fast-path commit would have used).
-    let contained = |small: &Attributes, big: &Attributes| {
-        small.seq <= big.seq && small.deps.is_subset(&big.deps)
-    };
-    let (attributes, nodes) = groups.iter().find(|(attributes, _)| {
-        reports
-            .iter()
-            .filter(|(_, r)| r.accepted_in == initial)
-            .all(|(_, r)| contained(attributes, &r.attributes))
-    })?;
+    // Witnesses all hold the leader's one proposal; the largest group stands for it.
+    let (attributes, nodes) = groups.into_iter().max_by_key(|(_, nodes)| nodes.len())?;
     if nodes.len() < needed {
         return None;
     }
@@ -487,7 +476,7 @@ fn possible_fast_commit(
         .find(|(n, _)| *n == nodes[0])
         .map(|(_, r)| r.payload.clone())
         .unwrap_or_else(Batch::noop);
-    Some((payload, (*attributes).clone(), nodes.clone()))
+    Some((payload, attributes.clone(), nodes))
 }
 
 impl Replica {
@@ -528,6 +517,10 @@ impl Replica {
         }
         let status = Status::PreAccepted;
         self.table.store(id, payload, attributes, status, ballot);
+        // A witness of the leader's attributes, as if pre-accepted from it: a later
+        // recovery whose majority meets this replica instead of the fast-quorum member
+        // this TryPreAccept overwrote must still see them (docs/design.md#epaxos, rule 2).
+        self.table.mark_witness(id);
         let Some(record) = self.table.record_of(id) else {
             return;
         };
@@ -562,8 +555,10 @@ fn find_conflict(
         .find_map(|(&other, instance)| {
             // Ordered either way through recorded dependencies (which are transitively
             // reduced) is fine; only a complete walk proves they are unordered.
-            let before = reaches_any(table, attributes.deps.iter().copied(), other);
-            let after = reaches_any(table, instance.attributes.deps.iter().copied(), id);
+            // Never through `id` itself: what this replica recorded for it is not what
+            // the recovery proposes.
+            let before = reaches_any(table, attributes.deps.iter().copied(), other, id);
+            let after = reaches_any(table, instance.attributes.deps.iter().copied(), id, id);
             match (before, after) {
                 (Reach::Yes, _) | (_, Reach::Yes) => None,
                 (Reach::No, Reach::No) => Some((other, instance.status == Status::Committed)),
@@ -573,12 +568,14 @@ fn find_conflict(
 }
 
 /// Whether `target` is reachable from any of `starts` (included) through the
-/// dependencies recorded here. Dependencies are transitively reduced (a leader's later
-/// instance stands for its earlier ones), so membership alone is not enough.
+/// dependencies recorded here, never walking out of `avoid`. Dependencies are
+/// transitively reduced (a leader's later instance stands for its earlier ones), so
+/// membership alone is not enough.
 fn reaches_any(
     table: &InstanceTable,
     starts: impl Iterator<Item = InstanceId>,
     target: InstanceId,
+    avoid: InstanceId,
 ) -> Reach {
     let mut seen = BTreeSet::new();
     let mut queue: Vec<InstanceId> = Vec::new();
@@ -594,6 +591,9 @@ fn reaches_any(
     while let Some(node) = queue.pop() {
         if seen.len() > 100_000 {
             return Reach::Unknown;
+        }
+        if node == avoid {
+            continue;
         }
         let Some(instance) = table.get(node) else {
             complete = false;

@@ -117,12 +117,13 @@ fn replay_instance(table: &mut InstanceTable, record: InstanceRecord) {
         table
             .index
             .insert_batch(id, &record.payload, record.attributes.seq);
-        let instance = Instance::new(
+        let mut instance = Instance::new(
             record.payload,
             record.attributes,
             record.status,
             record.ballot,
         );
+        instance.witness = record.witness;
         table.instances.insert(id, instance);
     }
     if let Some(instance) = table.instances.get_mut(&id) {

@@ -42,6 +42,7 @@ impl InstanceTable {
             status: i.status,
             ballot: i.accepted_in,
             promised: i.promised,
+            witness: i.witness,
         })
     }
 
@@ -89,6 +90,7 @@ impl InstanceTable {
                 instance.status = status;
                 instance.promised = instance.promised.max(ballot);
                 instance.accepted_in = ballot;
+                instance.witness = false;
             }
             None => {
                 let mut instance = Instance::new(payload, attributes, status, ballot);
@@ -98,6 +100,14 @@ impl InstanceTable {
                 }
                 self.instances.insert(id, instance);
             }
+        }
+    }
+
+    /// Mark the attributes just stored for `id` as its command leader's initial-ballot ones
+    /// (docs/design.md#epaxos, rule 2).
+    pub(super) fn mark_witness(&mut self, id: InstanceId) {
+        if let Some(instance) = self.instances.get_mut(&id) {
+            instance.witness = true;
         }
     }
 
@@ -116,6 +126,7 @@ impl InstanceTable {
                     attributes: instance.attributes.clone(),
                     status: instance.status,
                     accepted_in: instance.accepted_in,
+                    witness: instance.witness,
                 })
             }
             None => {

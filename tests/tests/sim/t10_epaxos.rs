@@ -130,10 +130,20 @@ struct SuiteOutcome {
 }
 
 fn fault_suite_with(test: &str, run: FaultRun, count: u64, config: &EpaxosConfig) -> SuiteOutcome {
+    fault_seeds_with(test, run, seeds(count), config)
+}
+
+fn fault_seeds_with(
+    test: &str,
+    run: FaultRun,
+    seeds: Vec<u64>,
+    config: &EpaxosConfig,
+) -> SuiteOutcome {
     let topology = run.topology.clone();
+    let count = seeds.len();
     let (mut recovered, mut batches) = (0, 0);
     let (mut ok, mut unknown) = (0, 0);
-    for seed in seeds(count) {
+    for seed in seeds {
         let outcome = run_fault_seed(test, seed, &run, factory(&topology, config.clone()));
         if let Err(disagreement) = check_execution_order(&executed_sequences(&outcome.sim)) {
             panic!("seed {seed}: {disagreement}\n  replay: MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test}");
@@ -239,6 +249,28 @@ fn batching_survives_chaos_over_40_seeds() {
     assert!(
         outcome.batches > 0,
         "no instance carried more than one command"
+    );
+}
+
+/// Seeds of the 5-replica chaos run that once broke recovery (docs/design.md#epaxos,
+/// rule 2): seed 1295 made a TryPreAccept overwrite a fast-quorum member's evidence, and a
+/// later recovery committed different dependencies than the fast path had.
+#[test]
+fn seeds_that_once_broke_recovery_stay_safe() {
+    let run = FaultRun {
+        topology: Topology::builtin("epaxos-5").expect("builtin"),
+        profile: FaultProfile::Chaos,
+        ..FaultRun::default()
+    };
+    let outcome = fault_seeds_with(
+        "t10_epaxos::seeds_that_once_broke_recovery_stay_safe",
+        run,
+        vec![1295],
+        &EpaxosConfig::default(),
+    );
+    assert!(
+        outcome.recovered > 0,
+        "seed 1295 no longer recovers anything"
     );
 }
 

@@ -64,6 +64,24 @@ fn replicas_that_lose_their_disk_rejoin_safely() {
     assert_eq!(rejoined, lost, "every replica that lost its disk rejoined");
 }
 
+/// A seed that once broke recovery (docs/design.md#epaxos, rule 2): a replica that had
+/// added dependencies to the leader's attributes passed for a fast-path witness, and the
+/// TryPreAccept conflict check walked through the recovered instance's own attributes.
+#[test]
+fn a_seed_that_once_broke_recovery_stays_safe() {
+    let run = run();
+    let outcome = run_fault_seed(
+        "t14_epaxos_amnesia::a_seed_that_once_broke_recovery_stays_safe",
+        1176,
+        &run,
+        factory(run.topology.membership(), config()),
+    );
+    if let Err(divergence) = epaxos_same_order(&outcome.sim) {
+        panic!("seed 1176: {divergence}");
+    }
+    assert!(outcome.sim.metrics().get("recovered") > 0);
+}
+
 /// Negative control: a replica that lost its disk and votes and proposes at once (the
 /// rule switched off) lets some seed's history fail the checker or the replicas
 /// execute interfering commands in different orders.

@@ -142,25 +142,23 @@ fn deep_recovery_with_a_reordering_and_a_crash() {
     assert!(report.states > 1_000_000, "{report:?}");
 }
 
-/// Negative control: replicas that keep one ballot per instance and report it as the
-/// ballot their attributes were accepted in (docs/design.md#epaxos, rule 1). Recovery
-/// then no longer recognises a possible fast-path commit and re-runs phase 1 with
-/// different dependencies: the explorer must find two replicas committing different
-/// attributes.
+/// Negative control: replicas that do not tell a recovery which attributes they hold as
+/// the leader's own initial-ballot ones (docs/design.md#epaxos, rule 2). Recovery then no
+/// longer recognises a possible fast-path commit and re-runs phase 1 with different
+/// dependencies: the explorer must find two replicas committing different attributes.
 #[test]
-fn a_recovery_that_ignores_the_accepted_ballot_is_caught() {
-    fn report_promised_as_accepted(message: &mut Message) {
+fn a_recovery_blind_to_fast_path_witnesses_is_caught() {
+    fn hide_witnesses(message: &mut Message) {
         if let Message::PrepareOk {
-            ballot,
             report: Some(report),
             ..
         } = message
         {
-            report.accepted_in = *ballot;
+            report.witness = false;
         }
     }
     let scenario = Scenario {
-        mutation: Some(report_promised_as_accepted as Mutation<Epaxos>),
+        mutation: Some(hide_witnesses as Mutation<Epaxos>),
         ..scenario()
     };
     let (report, counterexample) = explore(&scenario, &bounds(budget(0, 1, 0, 1)));
