@@ -53,21 +53,12 @@ impl Replica {
         if unchanged && ballot == Ballot::initial(id) {
             self.table.mark_witness(id);
         }
-        let Some(record) = self.table.record_of(id) else {
-            return;
-        };
         let reply = Message::PreAcceptOk {
             ballot,
             instance: id,
             attributes,
         };
-        self.outbox.persist(
-            vec![record],
-            vec![Effect::Send {
-                to: from,
-                message: reply,
-            }],
-        );
+        self.record_and_reply(id, from, reply);
     }
 
     pub(super) fn on_accept(
@@ -85,20 +76,21 @@ impl Replica {
         }
         self.table
             .store(id, payload, attributes, Status::Accepted, ballot);
-        let Some(record) = self.table.record_of(id) else {
-            return;
-        };
         let reply = Message::AcceptOk {
             ballot,
             instance: id,
         };
-        self.outbox.persist(
-            vec![record],
-            vec![Effect::Send {
-                to: from,
-                message: reply,
-            }],
-        );
+        self.record_and_reply(id, from, reply);
+    }
+
+    /// Persist `id`'s record, then send `reply` to `to` (a vote never goes out before
+    /// the state it depends on is durable: docs/design.md#epaxos, rule 5).
+    pub(super) fn record_and_reply(&mut self, id: InstanceId, to: NodeId, reply: Message) {
+        let Some(record) = self.table.record_of(id) else {
+            return;
+        };
+        self.outbox
+            .persist(vec![record], vec![Effect::Send { to, message: reply }]);
     }
 
     pub(super) fn on_inquire(&mut self, from: NodeId, id: InstanceId) {

@@ -521,21 +521,12 @@ impl Replica {
         // recovery whose majority meets this replica instead of the fast-quorum member
         // this TryPreAccept overwrote must still see them (docs/design.md#epaxos, rule 2).
         self.table.mark_witness(id);
-        let Some(record) = self.table.record_of(id) else {
-            return;
-        };
         let reply = Message::TryPreAcceptReply {
             ballot,
             instance: id,
             conflict: None,
         };
-        self.outbox.persist(
-            vec![record],
-            vec![Effect::Send {
-                to: from,
-                message: reply,
-            }],
-        );
+        self.record_and_reply(id, from, reply);
     }
 }
 
