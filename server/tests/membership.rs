@@ -2,9 +2,12 @@
 //! `cluster up --topology lan-3` (Multi-Paxos and EPaxos keyspaces), 1,000 puts,
 //! `cluster add --region rack-2`: `member list` shows 4 Multi-Paxos voters;
 //! `cluster remove --id 0` (the first leader): 3 voters, node 0 stopped; every key reads
-//! back through the new replica; then replica 1 is killed with -9 and every key still
-//! reads back through replicas 2 and 3. EPaxos keyspaces are named as skipped, and a
-//! change asked of one fails with exit 4, naming the protocol.
+//! back through the new replica. Writers keep putting new keys through replicas 1 and 2
+//! during the add and the remove. Then replica 1 is killed with -9, and every key put
+//! before and every write acknowledged during the changes reads back through replicas 2
+//! and 3 with its value (each key is written once, so a read that returns the written
+//! value is the only linearizable answer for an acknowledged write). EPaxos keyspaces are
+//! named as skipped, and a change asked of one fails with exit 4, naming the protocol.
 
 mod common;
 
@@ -16,17 +19,18 @@ use meridian_server::tls::{TlsIdentity, TlsPaths};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const KEYS: usize = 1_000;
 
-fn cluster(args: &[&str], dir: &Path) -> Output {
-    cli()
-        .arg("cluster")
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .output()
+/// `meridian cluster ARGS --dir DIR`, off the async workers (the writers keep running).
+async fn cluster(args: &[&str], dir: &Path) -> Output {
+    let mut command = cli();
+    command.arg("cluster").args(args).arg("--dir").arg(dir);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
         .unwrap()
 }
 
@@ -68,19 +72,64 @@ fn key(i: usize) -> String {
     format!("member/{i:04}")
 }
 
-/// Every key reads back through the replica on `port` with the value it was put with.
-async fn every_key_reads_back(port: u16, tls: &TlsIdentity) {
-    let client = client(port, tls).await;
-    for i in 0..KEYS {
-        let reply = client.get("multipaxos", key(i).as_bytes(), None).await;
-        match reply.map(|r| r.outcome) {
-            Ok(Ok(Response::Kv(CommandResult::Value(Some(value))))) => {
-                assert_eq!(value, format!("v{i}").into_bytes(), "{} at {port}", key(i))
+/// The 1,000 keys of the script and their values.
+fn script_writes() -> Vec<(String, String)> {
+    (0..KEYS).map(|i| (key(i), format!("v{i}"))).collect()
+}
+
+/// Every `(key, value)` reads back through the replica on `port` (linearizable reads,
+/// eight at a time).
+async fn reads_back(port: u16, tls: &TlsIdentity, writes: &[(String, String)]) {
+    let client = Arc::new(client(port, tls).await);
+    let mut readers = Vec::new();
+    for part in writes.chunks(writes.len().div_ceil(8).max(1)) {
+        let (client, part) = (client.clone(), part.to_vec());
+        readers.push(tokio::spawn(async move {
+            for (key, value) in part {
+                let reply = client.get("multipaxos", key.as_bytes(), None).await;
+                match reply.map(|r| r.outcome) {
+                    Ok(Ok(Response::Kv(CommandResult::Value(Some(read))))) => {
+                        assert_eq!(read, value.as_bytes(), "{key} at {port}")
+                    }
+                    other => panic!("{key} at {port}: {other:?}"),
+                }
             }
-            other => panic!("{} at {port}: {other:?}", key(i)),
-        }
+        }));
+    }
+    for reader in readers {
+        reader.await.unwrap();
     }
     client.close().await;
+}
+
+/// A writer of [`load`]: the writes acknowledged, and how many had another outcome.
+type Writer = tokio::task::JoinHandle<(Vec<(String, String)>, usize)>;
+
+/// Four writers putting new keys through the replicas on `ports`, each about every 5 ms,
+/// until told to stop.
+fn load(ports: &[u16], tls: &TlsIdentity, stop: &Arc<AtomicBool>) -> Vec<Writer> {
+    let mut writers = Vec::new();
+    for (w, &port) in ports.iter().cycle().take(4).enumerate() {
+        let (tls, stop) = (tls.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let client = client(port, &tls).await;
+            let (mut acked, mut other) = (Vec::new(), 0);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let (key, value) = (format!("load/{w}/{n}"), format!("l{w}.{n}"));
+                n += 1;
+                let reply = client.put("multipaxos", key.as_bytes(), value.as_bytes(), None);
+                match reply.await.map(|r| r.outcome) {
+                    Ok(Ok(_)) => acked.push((key, value)),
+                    _ => other += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            client.close().await;
+            (acked, other)
+        }));
+    }
+    writers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +143,7 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     let tls = TlsIdentity::load(&TlsPaths::client(&certs)).unwrap();
 
     // 1,000 puts, ten writers at a time, through replica 0 (the first leader).
-    let first = std::sync::Arc::new(client(base, &tls).await);
+    let first = Arc::new(client(base, &tls).await);
     let mut writers = Vec::new();
     for w in 0..10 {
         let first = first.clone();
@@ -111,8 +160,12 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
         writer.await.unwrap();
     }
 
+    // Load through replicas 1 and 2 during the changes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&[base + 1, base + 2], &tls, &stop);
+
     // cluster add: replica 3, a voter of the Multi-Paxos keyspace; EPaxos is skipped.
-    let added = stdout(&cluster(&["add", "--region", "rack-2"], dir.path()));
+    let added = stdout(&cluster(&["add", "--region", "rack-2"], dir.path()).await);
     assert!(added.contains("cluster add: replica 3"), "{added}");
     assert!(added.contains("multipaxos changed epoch 2"), "{added}");
     assert!(
@@ -132,7 +185,7 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     assert_eq!(new[3], format!("127.0.0.1:{}", base + 3));
 
     // cluster remove --id 0: three voters, replica 0 stopped.
-    let removed = stdout(&cluster(&["remove", "--id", "0"], dir.path()));
+    let removed = stdout(&cluster(&["remove", "--id", "0"], dir.path()).await);
     assert!(removed.contains("multipaxos changed epoch 3"), "{removed}");
     assert!(removed.contains("stopped replica 0"), "{removed}");
     assert!(!dir.path().join("node-0.pid").exists());
@@ -145,7 +198,23 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
             "{members:?}"
         );
     }
-    every_key_reads_back(base + 3, &tls).await;
+    reads_back(base + 3, &tls, &script_writes()).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut acked, mut other) = (Vec::new(), 0);
+    for writer in writers {
+        let (a, o) = writer.await.unwrap();
+        acked.extend(a);
+        other += o;
+    }
+    assert!(
+        acked.len() >= 20,
+        "too few writes during the changes: {}",
+        acked.len()
+    );
+    println!(
+        "during cluster add and cluster remove: {} writes acknowledged, {other} not",
+        acked.len()
+    );
 
     // A change asked of an EPaxos keyspace fails, naming the protocol; nothing changes.
     let refused = cli()
@@ -182,6 +251,8 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
         .status()
         .unwrap();
     assert!(killed.success());
-    every_key_reads_back(base + 3, &tls).await;
-    every_key_reads_back(base + 2, &tls).await;
+    for port in [base + 3, base + 2] {
+        reads_back(port, &tls, &script_writes()).await;
+        reads_back(port, &tls, &acked).await;
+    }
 }
