@@ -10,7 +10,7 @@
 //! Multi-Paxos runs them (`multipaxos/membership.rs`); EPaxos, Tempo and Dynamo still
 //! run the static [`Membership`](crate::protocol::Membership).
 
-use crate::id::NodeId;
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{Member, Membership};
 use crate::quorum;
 use serde::{Deserialize, Serialize};
@@ -201,6 +201,41 @@ impl Configuration {
 
     fn member(&self, id: NodeId) -> Option<&ConfigMember> {
         self.members.iter().find(|m| m.id == id)
+    }
+}
+
+/// How an operator's membership change ended, from the replica it was given to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeOutcome {
+    /// The operator's request.
+    pub request: RequestId,
+    /// The configuration the change made (committed and executed), or why not.
+    pub result: Result<Configuration, ChangeFailure>,
+}
+
+/// Why a membership change did not take effect (or may not have).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeFailure {
+    /// Refused before anything was ordered: it does not apply to this replica's
+    /// configuration, or this keyspace cannot change membership.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Ordered in the log, but it did not apply to the configuration of its slot (for
+    /// example another change was ordered first: one change at a time).
+    #[error("ordered but not applied: {0}")]
+    NotApplied(#[from] ScheduleError),
+    /// The leader would not propose it (e.g. the learner has not caught up yet).
+    #[error("refused by the leader: {0}")]
+    RefusedByLeader(String),
+    /// No outcome in time: the change may or may not take effect; read the configuration
+    /// (its epoch) to know.
+    #[error("timed out; the change may or may not take effect (check the configuration epoch)")]
+    Timeout,
+}
+
+impl From<ChangeError> for ChangeFailure {
+    fn from(error: ChangeError) -> Self {
+        Self::Refused(error.to_string())
     }
 }
 

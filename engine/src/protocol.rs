@@ -23,7 +23,7 @@
 //! A crash loses every record not yet synced and every effect not yet released; the host
 //! rebuilds the core from the synced records, in order, with the protocol's constructor.
 
-use crate::configuration::Configuration;
+use crate::configuration::{Change, ChangeOutcome, Configuration};
 use crate::id::{NodeId, RequestId};
 use crate::request::{ClientReply, ClientRequest};
 use crate::time::Time;
@@ -79,6 +79,26 @@ pub trait Protocol {
     /// [`Configuration::initial`], epoch 0. A core that changes membership returns its
     /// newest configuration.
     fn configuration(&self) -> Option<Configuration> {
+        None
+    }
+
+    /// Whether [`propose_change`](Self::propose_change) can change this core's
+    /// membership. The default, `false`: the core runs the static membership it was built
+    /// with.
+    fn changes_membership(&self) -> bool {
+        false
+    }
+
+    /// An operator asks for a membership change; its end is reported by
+    /// [`poll_change_outcome`](Self::poll_change_outcome). Hosts ask only cores whose
+    /// [`changes_membership`](Self::changes_membership) is true; the default ignores it.
+    fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
+        let _ = (now, request, change);
+    }
+
+    /// The next membership change taken by [`propose_change`](Self::propose_change) that
+    /// ended (committed and executed here, or failed).
+    fn poll_change_outcome(&mut self) -> Option<ChangeOutcome> {
         None
     }
 

@@ -15,7 +15,9 @@
 //! answers are added as new enum variants at the end, under a new [`ADMIN_VERSION`].
 //!
 //! Who may ask: any client whose certificate the cluster CA signed (mutual TLS), as for
-//! key-value requests. The requests here only read.
+//! key-value requests. `Status` only reads; `MemberAdd` and `MemberRemove` (version 2)
+//! change the membership of the keyspaces whose protocol can
+//! (docs/design.md#membership).
 //!
 //! Every value in a [`NodeStatus`] is one the replica tracks; a value it does not track is
 //! [`Reported::Omitted`] with the reason, never made up.
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// The admin protocol version this build speaks (requests `1..=ADMIN_VERSION`).
-pub const ADMIN_VERSION: u32 = 1;
+pub const ADMIN_VERSION: u32 = 2;
 
 /// An admin request's envelope (inside [`ClientFrame::Admin`](crate::wire::ClientFrame)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,30 @@ pub struct AdminReplyFrame {
 pub enum AdminRequest {
     /// This replica's view of itself, its peers and every keyspace's members.
     Status,
+    /// Add node `id` (a learner, promoted to voter once it has caught up) to `keyspace`,
+    /// or to every keyspace whose protocol changes membership. (Version 2.)
+    MemberAdd {
+        /// The new member's id.
+        id: NodeId,
+        /// Its region.
+        region: String,
+        /// The address its peers dial.
+        address: SocketAddr,
+        /// One keyspace, or all.
+        keyspace: Option<String>,
+        /// How long to wait for the change (the learner's catch-up included).
+        timeout_ms: u64,
+    },
+    /// Remove node `id` from `keyspace`, or from every keyspace whose protocol changes
+    /// membership. (Version 2.)
+    MemberRemove {
+        /// The member's id.
+        id: NodeId,
+        /// One keyspace, or all.
+        keyspace: Option<String>,
+        /// How long to wait for the change.
+        timeout_ms: u64,
+    },
 }
 
 /// A replica's answer.
@@ -58,6 +84,36 @@ pub enum AdminRequest {
 pub enum AdminResponse {
     /// The answer to [`AdminRequest::Status`].
     Status(NodeStatus),
+    /// The answer to [`AdminRequest::MemberAdd`] and [`AdminRequest::MemberRemove`]: what
+    /// happened in each keyspace, in name order.
+    MemberChange(Vec<KeyspaceChange>),
+}
+
+/// What a membership change did in one keyspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyspaceChange {
+    /// Keyspace name.
+    pub keyspace: String,
+    /// Protocol name.
+    pub protocol: String,
+    /// The outcome.
+    pub outcome: ChangeReport,
+}
+
+/// The outcome of a membership change in one keyspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeReport {
+    /// Committed and executed at the replica asked: the configuration's new epoch.
+    Changed {
+        /// The epoch of the configuration the change made.
+        epoch: u64,
+    },
+    /// Not attempted: the keyspace's protocol does not change membership (the reason).
+    Skipped(String),
+    /// Attempted and refused or failed: it did not take effect.
+    Failed(String),
+    /// No outcome in time: it may or may not take effect (`member list` shows which).
+    TimedOut(String),
 }
 
 /// Why a replica did not carry out an admin request.

@@ -66,6 +66,12 @@ pub struct MultiPaxosKeyspace {
     /// Replicas holding quorum leases on the keyspace (needs `lease_ms`).
     #[serde(default)]
     pub quorum_lease_holders: Vec<NodeId>,
+    /// The replicas of the configuration of epoch 0, all voters (default: every node the
+    /// config names). A replica added later by `member add` names the cluster's first
+    /// members here, without itself: it starts outside the configuration and votes only
+    /// once it was added and promoted (docs/design.md#membership).
+    #[serde(default)]
+    pub initial_members: Option<Vec<NodeId>>,
 }
 
 /// EPaxos keyspace options (defaults: the engine's [`EpaxosConfig`]).
@@ -290,6 +296,12 @@ impl MultiPaxosKeyspace {
                 return Err(format!("quorum lease holder {bad} is not a replica"));
             }
             config = config.with_quorum_lease_holders(self.quorum_lease_holders.clone());
+        }
+        if let Some(members) = &self.initial_members {
+            if members.is_empty() {
+                return Err("initial_members must name at least one replica".into());
+            }
+            config = config.with_initial_members(members.clone());
         }
         Ok(config)
     }

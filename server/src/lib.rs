@@ -13,13 +13,14 @@
 //! | `certs`     | the CA on disk: `certs init`, `issue` (nodes added later, rotation), `show` |
 //! | `transport` | frames, `WanSocket` (WAN emulation), QUIC peer mesh and client streams |
 //! | `wire`      | what travels in frames |
-//! | `admin`     | operator requests on the client wire (`meridian status`, `member list`) |
+//! | `admin`     | operator requests on the client wire (`meridian status`, `member list`, `member add`, `member remove`) |
 //! | `config`    | node TOML config |
 //! | `config_check` | a cluster's node configs checked against each other (`meridian config check`) |
 //! | `identity`  | the data directory's identity (cluster, node, incarnation): `--init`, `--rejoin` |
 //! | `node`      | keyspace host loop and the replica process |
 //! | `client`    | client library |
 //! | `local_cluster` | local cluster generation (`meridian cluster up`) |
+//! | `cluster_join` | a replica added to or removed from a local cluster (`cluster add`, `cluster remove`) |
 //! | `launcher`  | replica processes: start, kill -9, restart, wait until serving |
 //! | `serve`     | run one replica until it fails or is told to stop |
 //! | `metrics`   | histograms and the Prometheus endpoint |
@@ -27,6 +28,7 @@
 pub mod admin;
 pub mod certs;
 pub mod client;
+pub mod cluster_join;
 pub mod config;
 pub mod config_check;
 pub mod identity;

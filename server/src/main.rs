@@ -16,12 +16,16 @@
 
 #[path = "cli/admin.rs"]
 mod admin;
+#[path = "cli/cluster_change.rs"]
+mod cluster_change;
 #[path = "cli/cluster.rs"]
 mod cluster_cmd;
 #[path = "cli/encoding.rs"]
 mod encoding;
 #[path = "cli/kv.rs"]
 mod kv;
+#[path = "cli/member.rs"]
+mod member;
 #[path = "cli/scan.rs"]
 mod scan;
 #[path = "cli/status.rs"]
@@ -143,6 +147,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Member {
             command: status::MemberCommand::List { target },
         } => exit(status::run(target, status::View::Members).await),
+        Command::Member {
+            command: status::MemberCommand::Add { target, change },
+        } => exit(member::add(target, change).await),
+        Command::Member {
+            command: status::MemberCommand::Remove { target, change },
+        } => exit(member::remove(target, change).await),
         Command::Certs { .. } | Command::Config { .. } | Command::Cluster { .. } => {
             unreachable!("handled without a runtime")
         }

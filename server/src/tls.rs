@@ -17,7 +17,7 @@ use meridian_engine::NodeId;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -371,6 +371,24 @@ pub fn peer_node_id(
     candidates.into_iter().find(|&id| {
         ServerName::try_from(node_server_name(id))
             .is_ok_and(|name| rustls::client::verify_server_name(&leaf, &name).is_ok())
+    })
+}
+
+/// The node an (already CA-verified) certificate chain speaks for, whichever it is: the
+/// id in its `node-<id>.meridian` name. `None` for client certificates.
+pub fn named_node(chain: &[CertificateDer<'static>]) -> Option<NodeId> {
+    let params = CertificateParams::from_ca_cert_der(chain.first()?).ok()?;
+    params.subject_alt_names.iter().find_map(|name| match name {
+        SanType::DnsName(dns) => {
+            let id = dns
+                .as_str()
+                .strip_prefix("node-")?
+                .strip_suffix(".meridian")?;
+            let id = NodeId(id.parse().ok()?);
+            // The name must also verify as that node's (as for configured peers).
+            peer_node_id(chain, [id])
+        }
+        _ => None,
     })
 }
 

@@ -6,30 +6,15 @@
 
 mod common;
 
-use common::{cluster_up_lan_3, free_base, scrape, Down, TempDir};
+use common::{cli, cluster_up_lan_3, free_base, scrape, stdout, Down, TempDir};
 use serde_json::Value as Json;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn meridian() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_meridian"))
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `meridian ARGS --addr 127.0.0.1:PORT --certs CERTS`.
 fn ask(args: &[&str], port: u16, certs: &Path) -> Output {
-    meridian()
+    cli()
         .args(args)
         .args(["--addr", &format!("127.0.0.1:{port}"), "--certs"])
         .arg(certs)
@@ -166,7 +151,8 @@ fn status_and_member_list_match_a_real_lan_3_cluster() {
 
     let text = stdout(&ask(&["status"], base + 2, &certs));
     for expected in [
-        "keyspace multipaxos (multipaxos), configuration epoch 0 (static)",
+        "keyspace multipaxos (multipaxos), configuration epoch 0 (core)",
+        "keyspace epaxos (epaxos), configuration epoch 0 (static)",
         &format!("  leader: {}", leaders[0]),
         "  leader: n/a (epaxos is leaderless)",
     ] {
@@ -201,7 +187,7 @@ fn status_and_member_list_match_a_real_lan_3_cluster() {
 
     let other = TempDir::new("status-other-ca");
     let other_dir = other.path().to_str().unwrap();
-    let init = meridian()
+    let init = cli()
         .args(["certs", "init", "--out", other_dir, "--nodes", "1"])
         .output()
         .unwrap();

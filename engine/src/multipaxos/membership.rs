@@ -17,45 +17,10 @@
 
 use super::messages::{Message, Proposal, Slot};
 use super::{MultiPaxos, Role};
-use crate::configuration::{Change, ChangeError, Configuration, ProposedChange, ScheduleError};
+use crate::configuration::{Change, ChangeFailure, ChangeOutcome, Configuration, ProposedChange};
 use crate::id::{NodeId, RequestId};
 use crate::protocol::Membership;
 use crate::time::Time;
-
-/// How an operator's membership change ended, from the replica it was given to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangeOutcome {
-    /// The operator's request.
-    pub request: RequestId,
-    /// The configuration the change made (committed and executed), or why not.
-    pub result: Result<Configuration, ChangeFailure>,
-}
-
-/// Why a membership change did not take effect (or may not have).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ChangeFailure {
-    /// Refused before anything was ordered: it does not apply to this replica's
-    /// configuration, or this keyspace cannot change membership.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// Ordered in the log, but it did not apply to the configuration of its slot (for
-    /// example another change was ordered first: one change at a time).
-    #[error("ordered but not applied: {0}")]
-    NotApplied(#[from] ScheduleError),
-    /// The leader would not propose it (e.g. the learner has not caught up yet).
-    #[error("refused by the leader: {0}")]
-    RefusedByLeader(String),
-    /// No outcome in time: the change may or may not take effect; read the configuration
-    /// (its epoch) to know.
-    #[error("timed out; the change may or may not take effect (check the configuration epoch)")]
-    Timeout,
-}
-
-impl From<ChangeError> for ChangeFailure {
-    fn from(error: ChangeError) -> Self {
-        Self::Refused(error.to_string())
-    }
-}
 
 /// The configuration of epoch 0: the replicas of `cluster` that `config` names as initial
 /// members (all of them by default), every one a voter.

@@ -4,7 +4,9 @@
 
 use super::test_support::*;
 use super::*;
-use crate::configuration::{Change, ChangeError, Role as ConfigRole, ScheduleError};
+use crate::configuration::{
+    Change, ChangeError, ProposedChange, Role as ConfigRole, ScheduleError,
+};
 use crate::protocol::Member;
 
 fn three_of_four() -> MultiPaxosConfig {
@@ -244,4 +246,40 @@ fn nothing_is_proposed_above_an_unexecuted_change() {
             .map(|o| o.result.map(|c| c.epoch())),
         Some(Ok(1))
     );
+}
+
+/// A replica built with a static cluster that lacks node 3 (a server replica started
+/// before node 3 joined) drops node 3's messages until its configuration names node 3,
+/// and answers them afterwards.
+#[test]
+fn a_member_outside_the_static_cluster_is_heard_once_the_configuration_names_it() {
+    let ask = Message::CatchUpRequest { from_slot: 0 };
+    let now = Time::from_micros(1_000);
+    let mut before = node(1, 3, fast());
+    before.handle_message(now, NodeId(3), ask.clone());
+    let sent = sent_now(&drain(&mut before));
+    assert!(sent.iter().all(|(to, _)| *to != NodeId(3)), "{sent:?}");
+    assert_eq!(before.metrics().get("dropped_messages"), 1);
+
+    let added = ProposedChange {
+        from_epoch: 0,
+        change: Change::AddLearner(spare(3)),
+    };
+    let configuration = Configuration::initial(&cluster(3)).apply(&added).unwrap();
+    let snapshot = Snapshot {
+        executed: 5,
+        kv: Default::default(),
+        sessions: Default::default(),
+        configuration,
+    };
+    let records = vec![Record::Snapshot(Box::new(snapshot))];
+    let mut after = MultiPaxos::new(NodeId(1), &cluster(3), fast(), 7, records);
+    after.handle_message(now, NodeId(3), ask);
+    let sent = sent_now(&drain(&mut after));
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == NodeId(3) && matches!(m, Message::Compacted { .. })),
+        "{sent:?}"
+    );
+    assert_eq!(after.metrics().get("dropped_messages"), 0);
 }

@@ -81,13 +81,12 @@ mod scan_test;
 #[cfg(test)]
 mod test_support;
 
+pub use crate::configuration::{ChangeFailure, ChangeOutcome};
 pub use config::MultiPaxosConfig;
 pub use log::{AppliedEntry, APPLIED_HISTORY};
-pub use membership::ChangeFailure;
-pub use membership::ChangeOutcome;
 pub use messages::{AcceptedEntry, Ballot, Batch, Message, Proposal, Record, Slot, Snapshot};
 
-use crate::configuration::Configuration;
+use crate::configuration::{Change, Configuration};
 use crate::id::{NodeId, RequestId};
 use crate::protocol::{Membership, Metrics, Outbox, Output, Protocol};
 use crate::quorum::PaxosQuorums;
@@ -326,6 +325,12 @@ impl MultiPaxos {
         self.pending.len()
     }
 
+    /// Whether `node` may talk to this replica: a replica of the static cluster, or a
+    /// member of the current configuration (one a membership change added).
+    fn knows(&self, node: NodeId) -> bool {
+        self.cluster.contains(&node) || self.members.contains(&node)
+    }
+
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members.iter().copied().filter(move |&n| n != self.id)
     }
@@ -476,6 +481,22 @@ impl Protocol for MultiPaxos {
         self.id
     }
 
+    fn configuration(&self) -> Option<Configuration> {
+        Some(MultiPaxos::configuration(self).clone())
+    }
+
+    fn changes_membership(&self) -> bool {
+        true
+    }
+
+    fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
+        MultiPaxos::propose_change(self, now, request, change);
+    }
+
+    fn poll_change_outcome(&mut self) -> Option<ChangeOutcome> {
+        MultiPaxos::poll_change_outcome(self)
+    }
+
     fn handle_request(&mut self, now: Time, request: ClientRequest) {
         self.start(now);
         self.on_client_request(now, request);
@@ -493,7 +514,7 @@ impl Protocol for MultiPaxos {
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
         self.start(now);
-        if !self.cluster.contains(&from) {
+        if !self.knows(from) {
             self.drop_message(true);
             return;
         }

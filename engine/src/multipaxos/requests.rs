@@ -197,7 +197,7 @@ impl MultiPaxos {
 
     /// A peer forwarded a client's proposal to us.
     pub(super) fn on_forward(&mut self, now: Time, proposal: Proposal, hops: u8) {
-        if !self.cluster.contains(&proposal.origin) {
+        if !self.knows(proposal.origin) {
             self.drop_message(true);
             return;
         }

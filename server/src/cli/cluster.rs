@@ -13,6 +13,7 @@
 //!        start it from its config and data directory (its identity: no --init; --rejoin
 //!          if told, for a replica that lost its data directory),
 //!          write its pid file, wait until it serves every keyspace as `up` does
+//!  add --region R, remove --id N: see cli/cluster_change.rs
 //!  down: SIGTERM each replica of the pid files (SIGKILL after 20 s), remove the files
 //! ```
 
@@ -72,6 +73,26 @@ pub enum ClusterCommand {
         #[arg(long)]
         rejoin: bool,
     },
+    /// Start one more replica (next free id and ports, a certificate from the cluster
+    /// CA in DIR) and add it to every Multi-Paxos keyspace (`member add`): it joins as a
+    /// learner, catches up and is promoted to voter.
+    Add {
+        /// The directory given to `cluster up`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The new replica's region (one of the topology's).
+        #[arg(long)]
+        region: String,
+    },
+    /// Remove a replica from every Multi-Paxos keyspace (`member remove`), then stop it.
+    Remove {
+        /// The directory given to `cluster up`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The replica's node id.
+        #[arg(long)]
+        id: u16,
+    },
     /// Stop the processes of a cluster started with `cluster up`.
     Down {
         /// The directory given to `cluster up`.
@@ -84,6 +105,16 @@ pub enum ClusterCommand {
 pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Down { dir } => down(&dir),
+        ClusterCommand::Add { dir, region } => {
+            let lines = runtime()?.block_on(crate::cluster_change::add(&dir, &region))?;
+            print_lines(&lines);
+            Ok(())
+        }
+        ClusterCommand::Remove { dir, id } => {
+            let lines = runtime()?.block_on(crate::cluster_change::remove(&dir, id))?;
+            print_lines(&lines);
+            Ok(())
+        }
         ClusterCommand::Restart { dir, id, rejoin } => {
             let lines = runtime()?.block_on(restart(&dir, id, rejoin))?;
             print_lines(&lines);
@@ -120,7 +151,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Print to stdout; a reader that went away (`cluster up | head -1`) is not an error:
 /// the cluster is up either way.
-fn print_lines(lines: &[String]) {
+pub(crate) fn print_lines(lines: &[String]) {
     let mut out = std::io::stdout().lock();
     for line in lines {
         if writeln!(out, "{line}").is_err() {
@@ -130,12 +161,12 @@ fn print_lines(lines: &[String]) {
     let _ = out.flush();
 }
 
-fn pid_path(dir: &Path, id: u16) -> PathBuf {
+pub(crate) fn pid_path(dir: &Path, id: u16) -> PathBuf {
     dir.join(format!("node-{id}.pid"))
 }
 
 /// Why `addr` cannot be used, if it cannot: bound by another process, or not bindable.
-fn port_problem(addr: SocketAddr, udp: bool) -> Option<String> {
+pub(crate) fn port_problem(addr: SocketAddr, udp: bool) -> Option<String> {
     let bound = if udp {
         std::net::UdpSocket::bind(addr).map(drop)
     } else {
@@ -172,15 +203,15 @@ fn check_ports(spec: &ClusterSpec) -> anyhow::Result<()> {
 }
 
 /// Replicas started by `up`, killed and their pid files removed unless `up` succeeds.
-struct Started<'a> {
-    dir: &'a Path,
-    children: Vec<(u16, Child)>,
-    keep: bool,
+pub(crate) struct Started<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) children: Vec<(u16, Child)>,
+    pub(crate) keep: bool,
 }
 
 impl Started<'_> {
     /// The first replica that has exited, with its status.
-    fn exited(&mut self) -> Option<(u16, String)> {
+    pub(crate) fn exited(&mut self) -> Option<(u16, String)> {
         self.children
             .iter_mut()
             .find_map(|(id, child)| match child.try_wait() {
@@ -192,7 +223,11 @@ impl Started<'_> {
 
 impl Started<'_> {
     /// Start `node` detached from this terminal and write its pid file.
-    fn spawn(&mut self, command: &ServerCommand, node: &ManifestNode) -> anyhow::Result<u32> {
+    pub(crate) fn spawn(
+        &mut self,
+        command: &ServerCommand,
+        node: &ManifestNode,
+    ) -> anyhow::Result<u32> {
         let log = launcher::log_path(self.dir, node.id);
         let child = launcher::spawn_replica(command, &node.config, &log, true)
             .with_context(|| format!("starting replica {}", node.id))?;
@@ -208,7 +243,11 @@ impl Started<'_> {
 /// Wait until every replica of `started` accepts clients and serves every keyspace; a
 /// replica that exits meanwhile (a port taken since the check, a bad config, a data
 /// directory it refuses) fails at once, named with its log.
-async fn wait_started(manifest: &Manifest, started: &mut Started<'_>) -> anyhow::Result<()> {
+pub(crate) async fn wait_started(
+    manifest: &Manifest,
+    keyspaces: &[String],
+    started: &mut Started<'_>,
+) -> anyhow::Result<()> {
     let dir = started.dir;
     let tls = TlsIdentity::load(&TlsPaths::client(&dir.join("certs")))?;
     let ready = launcher::wait_ready(
@@ -219,7 +258,7 @@ async fn wait_started(manifest: &Manifest, started: &mut Started<'_>) -> anyhow:
             .iter()
             .map(|(id, _)| *id)
             .collect::<Vec<_>>(),
-        &manifest.keyspaces,
+        keyspaces,
         &tls,
         READY_TIMEOUT,
     );
@@ -274,7 +313,7 @@ impl Drop for Started<'_> {
 }
 
 /// The last lines of replica `id`'s log that say what went wrong, for an error message.
-fn log_excerpt(dir: &Path, id: u16) -> String {
+pub(crate) fn log_excerpt(dir: &Path, id: u16) -> String {
     let path = launcher::log_path(dir, id);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     // With RUST_BACKTRACE set, the error is followed by its backtrace: show the error.
@@ -350,7 +389,7 @@ async fn up(
     for node in &manifest.nodes {
         started.spawn(&command, node)?;
     }
-    wait_started(&manifest, &mut started).await?;
+    wait_started(&manifest, &manifest.keyspaces, &mut started).await?;
     started.keep = true;
     let mut lines = vec![format!(
         "cluster up: {} replicas of {}{} serving {} in {}",
@@ -378,6 +417,23 @@ async fn up(
     Ok(lines)
 }
 
+/// The keyspaces `node` serves: its config's (a replica added by `cluster add` serves
+/// only those whose membership changes), the cluster's for the others.
+pub(crate) fn served_keyspaces(
+    manifest: &Manifest,
+    node: &ManifestNode,
+) -> anyhow::Result<Vec<String>> {
+    if !node.joined {
+        return Ok(manifest.keyspaces.clone());
+    }
+    let config = meridian_server::config::NodeConfig::load(&node.config)?;
+    Ok(config
+        .keyspaces
+        .iter()
+        .map(|k| k.name().to_owned())
+        .collect())
+}
+
 /// Whether `pid` is a running `meridian serve` (guards against a recycled pid).
 fn is_our_replica(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
@@ -387,7 +443,7 @@ fn is_our_replica(pid: u32) -> bool {
 }
 
 /// The pid in replica `id`'s pid file if that process is still a running replica.
-fn running_pid(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
+pub(crate) fn running_pid(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
     let path = pid_path(dir, id);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
@@ -409,7 +465,7 @@ async fn restart(dir: &Path, id: u16, rejoin: bool) -> anyhow::Result<Vec<String
         );
     }
     let manifest = Manifest::load(dir)?;
-    let Some(node) = manifest.nodes.iter().find(|n| n.id == id) else {
+    let Some(node) = manifest.nodes.iter().find(|n| n.id == id && !n.removed) else {
         let ids: Vec<String> = manifest.nodes.iter().map(|n| n.id.to_string()).collect();
         bail!(
             "no replica {id} in the cluster in {} (its replicas: {})",
@@ -453,7 +509,8 @@ async fn restart(dir: &Path, id: u16, rejoin: bool) -> anyhow::Result<Vec<String
         command.args.push("--rejoin".into());
     }
     let pid = started.spawn(&command, node)?;
-    wait_started(&manifest, &mut started).await?;
+    let keyspaces = served_keyspaces(&manifest, node)?;
+    wait_started(&manifest, &keyspaces, &mut started).await?;
     started.keep = true;
     Ok(vec![format!(
         "cluster restart: replica {id} (pid {pid}) serving {} at {}",
@@ -462,7 +519,7 @@ async fn restart(dir: &Path, id: u16, rejoin: bool) -> anyhow::Result<Vec<String
     )])
 }
 
-fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+pub(crate) fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
     let status = std::process::Command::new("kill")
         .arg(format!("-{name}"))
         .arg(pid.to_string())
@@ -470,6 +527,20 @@ fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
         .context("running kill")?;
     if !status.success() {
         bail!("kill -{name} {pid} failed");
+    }
+    Ok(())
+}
+
+/// SIGTERM replica `id` (pid `pid`), SIGKILL after 20 s; returns once it is gone.
+pub(crate) fn stop(pid: u32, id: u16) -> anyhow::Result<()> {
+    signal(pid, "TERM")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_our_replica(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if is_our_replica(pid) {
+        eprintln!("replica {id} (pid {pid}) ignored SIGTERM; killing it");
+        signal(pid, "KILL")?;
     }
     Ok(())
 }
@@ -487,18 +558,7 @@ fn down(dir: &Path) -> anyhow::Result<()> {
             .parse()
             .with_context(|| format!("{}", path.display()))?;
         if is_our_replica(pid) {
-            signal(pid, "TERM")?;
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while is_our_replica(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if is_our_replica(pid) {
-                eprintln!(
-                    "replica {} (pid {pid}) ignored SIGTERM; killing it",
-                    node.id
-                );
-                signal(pid, "KILL")?;
-            }
+            stop(pid, node.id)?;
             stopped += 1;
         }
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;

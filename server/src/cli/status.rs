@@ -32,17 +32,18 @@ use std::time::Duration;
 pub struct AdminTarget {
     /// Replica address, host:port (host names are resolved; IPv4 addresses first).
     #[arg(long)]
-    addr: String,
+    pub(crate) addr: String,
     /// Directory with ca.pem, client.pem and client.key (`cluster up` puts them in
     /// DIR/certs).
     #[arg(long)]
-    certs: PathBuf,
-    /// Deadline for the whole command in milliseconds, connecting included.
-    #[arg(long, default_value_t = 5_000)]
-    timeout_ms: u64,
+    pub(crate) certs: PathBuf,
+    /// Deadline for the whole command in milliseconds, connecting included (default
+    /// 5000; 60000 for `member add` and `member remove`).
+    #[arg(long)]
+    pub(crate) timeout_ms: Option<u64>,
     /// One JSON object on stdout (errors included) instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// `meridian member ...`
@@ -53,6 +54,23 @@ pub enum MemberCommand {
     List {
         #[command(flatten)]
         target: AdminTarget,
+    },
+    /// Add a replica to every keyspace whose protocol changes membership (or to one): it
+    /// joins as a learner, catches up, and is promoted to voter. Returns once that is
+    /// committed (exit 0) or failed.
+    Add {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(flatten)]
+        change: crate::member::AddArgs,
+    },
+    /// Remove a replica from every keyspace whose protocol changes membership (or from
+    /// one). Returns once that is committed (exit 0) or failed.
+    Remove {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(flatten)]
+        change: crate::member::RemoveArgs,
     },
 }
 
@@ -67,18 +85,11 @@ pub enum View {
 
 /// Ask the replica and print `view`; returns the exit code.
 pub async fn run(target: AdminTarget, view: View) -> i32 {
-    let deadline = Duration::from_millis(target.timeout_ms);
     let json = target.json;
-    let ask = kv::with_client_at(&target.addr, &target.certs, deadline, |client| async move {
-        let answer = client
-            .admin(&AdminRequest::Status)
-            .await
-            .map_err(Failure::client)?;
-        let AdminResponse::Status(status) = answer.map_err(|e| Failure {
-            code: EXIT_REFUSED,
-            kind: "refused",
-            message: e.to_string(),
-        })?;
+    ask(target, 5_000, AdminRequest::Status, |answer| {
+        let AdminResponse::Status(status) = answer else {
+            return Err(unexpected());
+        };
         let printed = match (view, json) {
             (View::Status, false) => status_text(&status),
             (View::Status, true) => format!("{}\n", status_json(&status)),
@@ -87,6 +98,36 @@ pub async fn run(target: AdminTarget, view: View) -> i32 {
         };
         kv::emit(&printed);
         Ok(EXIT_OK)
+    })
+    .await
+}
+
+/// The failure of an answer that does not fit the request.
+pub(crate) fn unexpected() -> Failure {
+    Failure {
+        code: EXIT_REFUSED,
+        kind: "refused",
+        message: "the replica answered another request".to_owned(),
+    }
+}
+
+/// Ask the replica `target` names `request` (deadline: `--timeout-ms`, else
+/// `default_ms`), hand the answer to `show`, and print any failure; returns the exit code.
+pub(crate) async fn ask(
+    target: AdminTarget,
+    default_ms: u64,
+    request: AdminRequest,
+    show: impl FnOnce(AdminResponse) -> Result<i32, Failure>,
+) -> i32 {
+    let deadline = Duration::from_millis(target.timeout_ms.unwrap_or(default_ms));
+    let json = target.json;
+    let ask = kv::with_client_at(&target.addr, &target.certs, deadline, |client| async move {
+        let answer = client.admin(&request).await.map_err(Failure::client)?;
+        show(answer.map_err(|e| Failure {
+            code: EXIT_REFUSED,
+            kind: "refused",
+            message: e.to_string(),
+        })?)
     });
     let outcome = tokio::time::timeout(deadline, ask)
         .await
@@ -99,18 +140,21 @@ pub async fn run(target: AdminTarget, view: View) -> i32 {
         });
     match outcome {
         Ok(code) => code,
-        Err(failure) => {
-            if json {
-                kv::emit_json(&json!({
-                    "error": { "kind": failure.kind, "message": failure.message },
-                    "exit_code": failure.code,
-                }));
-            } else {
-                eprintln!("error: {}", failure.message);
-            }
-            failure.code
-        }
+        Err(failure) => report(&failure, json),
     }
+}
+
+/// Print `failure` (to stderr, or as a JSON object on stdout); returns its exit code.
+pub(crate) fn report(failure: &Failure, json: bool) -> i32 {
+    if json {
+        kv::emit_json(&json!({
+            "error": { "kind": failure.kind, "message": failure.message },
+            "exit_code": failure.code,
+        }));
+    } else {
+        eprintln!("error: {}", failure.message);
+    }
+    failure.code
 }
 
 /// `value` as text, or `n/a (reason)`.

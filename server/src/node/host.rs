@@ -18,9 +18,11 @@ use super::storage_thread::{self, StorageJob, StorageReport};
 use super::NodeError;
 use crate::metrics::KeyspaceMetrics;
 use crate::wire::PeerFrame;
+use meridian_engine::configuration::{Change, ChangeFailure, Configuration};
 use meridian_engine::storage::Storage;
 use meridian_engine::{
-    ClientReply, ClientRequest, Effect, NodeId, Output, Protocol, RequestError, RequestId, Time,
+    ClientId, ClientReply, ClientRequest, Effect, NodeId, Output, Protocol, RequestError,
+    RequestId, Time,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -98,7 +100,17 @@ enum Control {
     /// [`RequestError::Timeout`] (its outcome is unknown; a retry with the same request
     /// id, at any replica, runs it at most once).
     GiveUp(oneshot::Sender<u64>),
+    /// An operator's membership change ([`Protocol::propose_change`]); answered when it
+    /// ends.
+    Change(Change, oneshot::Sender<ChangeResult>),
 }
+
+/// How a membership change ended: the configuration it made, or why not.
+pub type ChangeResult = Result<Configuration, ChangeFailure>;
+
+/// The client id of the operator's membership changes at this host (no client library
+/// draws ids this high).
+const OPERATOR_CLIENT: ClientId = ClientId(u64::MAX);
 
 /// The node's side of a running keyspace host (cheap to clone).
 #[derive(Clone, Debug)]
@@ -107,6 +119,7 @@ pub struct KeyspaceHandle {
     peer_tx: mpsc::Sender<(NodeId, Vec<u8>)>,
     client_tx: mpsc::Sender<ClientCall>,
     control_tx: mpsc::Sender<Control>,
+    changes_membership: bool,
 }
 
 /// The host task: ends only on a storage failure (an error) or when aborted.
@@ -161,6 +174,27 @@ impl KeyspaceHandle {
         rx.await.is_ok()
     }
 
+    /// Whether the core changes membership ([`Protocol::changes_membership`]).
+    pub fn changes_membership(&self) -> bool {
+        self.changes_membership
+    }
+
+    /// Propose a membership change and wait until it ends (committed and executed here,
+    /// or failed).
+    pub async fn change(&self, change: Change) -> ChangeResult {
+        let stopped = || ChangeFailure::Refused(format!("keyspace {} stopped", self.keyspace));
+        let (tx, rx) = oneshot::channel();
+        if self
+            .control_tx
+            .send(Control::Change(change, tx))
+            .await
+            .is_err()
+        {
+            return Err(stopped());
+        }
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
     /// Answer every request still in flight with [`RequestError::Timeout`]; returns how
     /// many were answered so (`None` if the host stopped).
     pub async fn give_up_pending(&self) -> Option<u64> {
@@ -200,6 +234,7 @@ where
         .collect::<Result<Vec<_>, _>>()?;
     let recovered = records.len();
     let mut core = make(records);
+    let changes_membership = core.changes_membership();
     if config.rejoin {
         let now = Time::from_micros(
             u64::try_from(config.epoch.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -231,6 +266,8 @@ where
             ..KeyspaceMetrics::default()
         },
         last_compaction: None,
+        changes: HashMap::new(),
+        next_change: 0,
         config,
     };
     host.count("records_recovered", recovered as u64);
@@ -241,6 +278,7 @@ where
             peer_tx,
             client_tx,
             control_tx,
+            changes_membership,
         },
         task,
     ))
@@ -271,6 +309,15 @@ struct Host<P: Protocol> {
     stats: KeyspaceMetrics,
     /// When the storage thread last reported a compaction.
     last_compaction: Option<Instant>,
+    /// Membership changes proposed and not ended yet.
+    changes: HashMap<RequestId, oneshot::Sender<ChangeResult>>,
+    /// Sequence number of the last membership change proposed.
+    next_change: u64,
+}
+
+/// Why a keyspace of `protocol` refuses membership changes.
+pub fn unsupported(protocol: &str) -> String {
+    format!("membership change is not supported for {protocol} keyspaces yet")
 }
 
 impl<P: Protocol> Host<P> {
@@ -349,6 +396,7 @@ impl<P: Protocol> Host<P> {
                         let _ = done.send(given_up);
                         continue;
                     }
+                    Control::Change(change, done) => self.propose_change(change, done),
                 },
                 _ = sweep.tick() => {
                     self.sweep();
@@ -475,6 +523,11 @@ impl<P: Protocol> Host<P> {
                     }
                 }
             }
+            while let Some(outcome) = self.core.poll_change_outcome() {
+                if let Some(waiter) = self.changes.remove(&outcome.request) {
+                    let _ = waiter.send(outcome.result);
+                }
+            }
             let Some(message) = self.local.pop_front() else {
                 return Ok(());
             };
@@ -585,6 +638,26 @@ impl<P: Protocol> Host<P> {
         }
         self.count("requests_given_up_at_shutdown", count);
         count
+    }
+
+    /// Hand an operator's membership change to the core (refused at once by a core
+    /// that does not change membership).
+    fn propose_change(&mut self, change: Change, done: oneshot::Sender<ChangeResult>) {
+        if !self.core.changes_membership() {
+            let _ = done.send(Err(ChangeFailure::Refused(unsupported(
+                &self.config.protocol,
+            ))));
+            return;
+        }
+        self.next_change += 1;
+        let request = RequestId {
+            client: OPERATOR_CLIENT,
+            seq: self.next_change,
+        };
+        self.changes.insert(request, done);
+        self.count("membership_changes_proposed", 1);
+        let now = self.now();
+        self.core.propose_change(now, request, change);
     }
 
     /// Forget requests whose clients have gone away.

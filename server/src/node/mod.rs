@@ -21,6 +21,7 @@
 //! for the last messages to leave, the node shuts down.
 
 mod host;
+mod members;
 mod status;
 mod storage_thread;
 #[cfg(test)]
@@ -293,6 +294,13 @@ impl Node {
             );
             keyspaces.insert(name, handle);
         }
+        let watcher = tokio::spawn(members::watch_peers(
+            config.id,
+            keyspaces.values().cloned().collect(),
+            cluster.clone(),
+            transport.clone(),
+        ));
+        aborts.push(watcher.abort_handle());
         let status = Arc::new(status::StatusSource {
             id: config.id,
             region: config.region.clone(),
@@ -311,6 +319,7 @@ impl Node {
             Routes {
                 keyspaces: routes,
                 status,
+                cluster: cluster.clone(),
             },
             router_drops.clone(),
             draining.clone(),
@@ -487,6 +496,8 @@ struct Routes {
     keyspaces: BTreeMap<String, (KeyspaceHandle, Consistency)>,
     /// What answers operator requests.
     status: Arc<status::StatusSource>,
+    /// The static membership of the node config.
+    cluster: meridian_engine::Membership,
 }
 
 /// Dispatch inbound frames to keyspace hosts by name, and operator requests to the
@@ -498,7 +509,11 @@ async fn route(
     drops: Arc<AtomicU64>,
     draining: Arc<AtomicBool>,
 ) {
-    let Routes { keyspaces, status } = routes;
+    let Routes {
+        keyspaces,
+        status,
+        cluster,
+    } = routes;
     while let Some(message) = inbound.recv().await {
         match message {
             Inbound::Admin { frame, reply } => {
@@ -508,9 +523,12 @@ async fn route(
                 });
             }
             Inbound::Peer { from, frame } => {
-                let delivered = keyspaces
-                    .get(&frame.keyspace)
-                    .is_some_and(|(handle, _)| handle.deliver(from, frame.payload));
+                // A node outside the static membership (one a membership change added)
+                // reaches only cores that change membership: they check who it is.
+                let delivered = keyspaces.get(&frame.keyspace).is_some_and(|(handle, _)| {
+                    (handle.changes_membership() || cluster.contains(from))
+                        && handle.deliver(from, frame.payload)
+                });
                 if !delivered {
                     drops.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%from, keyspace = %frame.keyspace, "peer message dropped (unknown keyspace or full queue)");

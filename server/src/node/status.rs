@@ -12,6 +12,7 @@
 //! Values come from what the node already tracks; what it does not track is reported as
 //! [`Reported::Omitted`] with the reason.
 
+use super::members::{self, Goal};
 use super::KeyspaceHandle;
 use crate::admin::{
     self, AdminFrame, AdminReplyFrame, AdminRequest, AdminResponse, ConfigSource, KeyspaceStatus,
@@ -21,7 +22,7 @@ use crate::config::PeerConfig;
 use crate::metrics::KeyspaceMetrics;
 use crate::transport::endpoint::{PeerLinkState, Transport};
 use meridian_engine::configuration::Configuration;
-use meridian_engine::{Membership, NodeId};
+use meridian_engine::{Member, Membership, NodeId};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,8 +46,46 @@ pub(crate) struct StatusSource {
 impl StatusSource {
     /// The answer to the request in `frame` (an error answer if it is not understood).
     pub(crate) async fn answer(&self, frame: AdminFrame) -> AdminReplyFrame {
+        let ms = Duration::from_millis;
         let outcome = match admin::decode_request(&frame) {
             Ok(AdminRequest::Status) => Ok(AdminResponse::Status(self.status().await)),
+            Ok(AdminRequest::MemberAdd {
+                id,
+                region,
+                address,
+                keyspace,
+                timeout_ms,
+            }) => {
+                let goal = Goal::Add(Member { id, region });
+                let timeout = ms(timeout_ms);
+                members::change(
+                    &self.handles,
+                    &self.transport,
+                    goal,
+                    Some(address),
+                    keyspace,
+                    timeout,
+                )
+                .await
+                .map(AdminResponse::MemberChange)
+            }
+            Ok(AdminRequest::MemberRemove {
+                id,
+                keyspace,
+                timeout_ms,
+            }) => {
+                let goal = Goal::Remove(id);
+                members::change(
+                    &self.handles,
+                    &self.transport,
+                    goal,
+                    None,
+                    keyspace,
+                    ms(timeout_ms),
+                )
+                .await
+                .map(AdminResponse::MemberChange)
+            }
             Err(e) => Err(e),
         };
         admin::encode_reply(&outcome)
@@ -58,6 +97,11 @@ impl StatusSource {
         let mut addresses: BTreeMap<NodeId, SocketAddr> =
             self.peers.iter().map(|p| (p.id, p.address)).collect();
         addresses.insert(self.id, address);
+        for (&peer, link) in &links {
+            if let Some(peer_address) = link.address {
+                addresses.entry(peer).or_insert(peer_address);
+            }
+        }
         let view = View {
             me: self.id,
             membership: &self.membership,

@@ -22,9 +22,10 @@ use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::hello::{Hello, WIRE_VERSION};
 use crate::transport::link::{self, bump, live, Shared};
 pub use crate::transport::link::{
-    Inbound, TransportStats, CLOSE_DUPLICATE, CLOSE_MALFORMED, CLOSE_NOT_A_PEER, CLOSE_SHUTDOWN,
-    CLOSE_SUPERSEDED, CLOSE_UNKNOWN_ALPN, CLOSE_VERSION,
+    Inbound, TransportStats, CLOSE_DUPLICATE, CLOSE_MALFORMED, CLOSE_NOT_A_PEER, CLOSE_REMOVED,
+    CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, CLOSE_UNKNOWN_ALPN, CLOSE_VERSION,
 };
+use crate::transport::peers::Dialing;
 use crate::transport::wan::{WanConfig, WanSocket, WanStats};
 use crate::wire::{ClientFrame, PeerFrame};
 use meridian_engine::NodeId;
@@ -174,7 +175,7 @@ pub struct PeerLinkState {
 /// closes every connection at once.
 pub struct Transport {
     endpoint: Endpoint,
-    queues: BTreeMap<NodeId, mpsc::Sender<PeerFrame>>,
+    dialing: Arc<Dialing>,
     stats: Arc<TransportStats>,
     wan: Option<Arc<WanStats>>,
     tasks: Vec<JoinHandle<()>>,
@@ -232,25 +233,24 @@ impl Transport {
         ));
         let stats = shared.stats.clone();
 
-        let mut tasks = vec![tokio::spawn(accept_loop(shared.clone(), endpoint.clone()))];
-        let mut queues = BTreeMap::new();
+        let dialing = Arc::new(Dialing {
+            endpoint: endpoint.clone(),
+            client: peer_client,
+            queue_max: config.peer_queue_frames_max,
+        });
         for (&peer, &addr) in &peers {
-            let (tx, rx) = mpsc::channel(config.peer_queue_frames_max.max(1));
-            queues.insert(peer, tx);
-            tasks.push(tokio::spawn(link::writer(shared.clone(), peer, rx)));
-            tasks.push(tokio::spawn(link::dialer(
-                shared.clone(),
-                endpoint.clone(),
-                peer_client.clone(),
-                peer,
-                addr,
-            )));
+            shared.start_peer(&dialing, peer, addr);
         }
+        let tasks = vec![tokio::spawn(accept_loop(
+            shared.clone(),
+            dialing.clone(),
+            endpoint.clone(),
+        ))];
         tracing::info!(node = %config.id, %addr, peers = peers.len(), wan = wan.is_some(), "transport listening");
         Ok((
             Self {
                 endpoint,
-                queues,
+                dialing,
                 stats,
                 wan,
                 tasks,
@@ -262,7 +262,7 @@ impl Transport {
 
     /// Queue a frame for `to`. Never waits: a full queue drops the frame (counted).
     pub fn send(&self, to: NodeId, frame: PeerFrame) {
-        let Some(queue) = self.queues.get(&to) else {
+        let Some(queue) = self.shared.queue(to) else {
             bump(&self.stats.frames_dropped_unknown_peer);
             return;
         };
@@ -289,10 +289,28 @@ impl Transport {
     /// Every peer and whether it has a live link now.
     pub fn peer_links(&self) -> BTreeMap<NodeId, bool> {
         self.shared
-            .peers
-            .keys()
-            .map(|&peer| (peer, self.shared.connected(peer)))
+            .peer_ids()
+            .into_iter()
+            .map(|peer| (peer, self.shared.connected(peer)))
             .collect()
+    }
+
+    /// Start talking to `peer` at `addr` (a member a membership change adds). A running
+    /// peer keeps its address.
+    pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) {
+        self.shared.start_peer(&self.dialing, peer, addr);
+    }
+
+    /// Stop talking to `peer` (a member a membership change removed): its link is
+    /// closed and its dials are refused until it is added again. `false` if it was not
+    /// a peer.
+    pub fn remove_peer(&self, peer: NodeId) -> bool {
+        self.shared.stop_peer(peer)
+    }
+
+    /// Let a removed peer's dials in again (it became a member again).
+    pub fn allow_peer(&self, peer: NodeId) {
+        self.shared.allow(peer);
     }
 
     /// Every peer's link: up or not, since when, when last heard from, its RTT.
@@ -300,9 +318,9 @@ impl Transport {
         let now = link::unix_ms();
         let ago = |ms: u64| (ms != 0).then(|| Duration::from_millis(now.saturating_sub(ms)));
         self.shared
-            .links
-            .iter()
-            .map(|(&peer, link)| {
+            .links()
+            .into_iter()
+            .map(|(peer, link)| {
                 let conn = live(&link.current.borrow());
                 let times = &link.times;
                 let since = if conn.is_some() {
@@ -311,7 +329,7 @@ impl Transport {
                     times.down_ms.load(Ordering::Relaxed)
                 };
                 let state = PeerLinkState {
-                    address: self.shared.peers.get(&peer).copied(),
+                    address: self.shared.address(peer),
                     connected: conn.is_some(),
                     since: ago(since),
                     last_heard: ago(times.heard_ms.load(Ordering::Relaxed)),
@@ -332,6 +350,7 @@ impl Transport {
         for task in &self.tasks {
             task.abort();
         }
+        self.shared.stop_all();
         self.endpoint
             .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
     }
@@ -343,13 +362,26 @@ impl Drop for Transport {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, endpoint: Endpoint) {
+async fn accept_loop(shared: Arc<Shared>, dialing: Arc<Dialing>, endpoint: Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
-        tokio::spawn(handle_incoming(shared.clone(), incoming));
+        tokio::spawn(handle_incoming(shared.clone(), dialing.clone(), incoming));
     }
 }
 
-async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
+/// The peer a node certificate names: a configured peer, or another node of the cluster
+/// let in as a new peer (`transport/peers.rs`).
+fn incoming_peer(shared: &Arc<Shared>, dialing: &Dialing, conn: &Connection) -> Option<NodeId> {
+    let chain = tls::peer_chain(conn)?;
+    if let Some(peer) = tls::peer_node_id(&chain, shared.peer_ids()) {
+        return Some(peer);
+    }
+    let peer = tls::named_node(&chain)?;
+    shared
+        .admit_peer(dialing, peer, conn.remote_address())
+        .then_some(peer)
+}
+
+async fn handle_incoming(shared: Arc<Shared>, dialing: Arc<Dialing>, incoming: quinn::Incoming) {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -367,23 +399,19 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
         .and_then(|data| data.downcast::<HandshakeData>().ok())
         .and_then(|data| data.protocol);
     match alpn.as_deref() {
-        Some(ALPN_PEER) => {
-            let peer = tls::peer_chain(&conn)
-                .and_then(|chain| tls::peer_node_id(&chain, shared.peers.keys().copied()));
-            match peer {
-                Some(peer) => link::serve_incoming(shared, peer, conn).await,
-                None => {
-                    bump(&shared.stats.refused_connections);
-                    if let Some(suppressed) = shared.admit(&format!("not a peer {remote}")) {
-                        tracing::warn!(node = %shared.id, %remote, suppressed, "refused a peer connection whose certificate names no peer of this node");
-                    }
-                    conn.close(
-                        VarInt::from_u32(CLOSE_NOT_A_PEER),
-                        b"certificate names no peer",
-                    );
+        Some(ALPN_PEER) => match incoming_peer(&shared, &dialing, &conn) {
+            Some(peer) => link::serve_incoming(shared, peer, conn).await,
+            None => {
+                bump(&shared.stats.refused_connections);
+                if let Some(suppressed) = shared.admit(&format!("not a peer {remote}")) {
+                    tracing::warn!(node = %shared.id, %remote, suppressed, "refused a peer connection whose certificate names no peer of this node");
                 }
+                conn.close(
+                    VarInt::from_u32(CLOSE_NOT_A_PEER),
+                    b"certificate names no peer",
+                );
             }
-        }
+        },
         Some(ALPN_CLIENT) => serve_client(shared, conn).await,
         _ => {
             bump(&shared.stats.refused_connections);

@@ -58,6 +58,8 @@ pub const CLOSE_VERSION: u32 = 4;
 pub const CLOSE_DUPLICATE: u32 = 5;
 /// Close code: a newer instance of the node took the link over.
 pub const CLOSE_SUPERSEDED: u32 = 6;
+/// Close code: the peer was removed from the membership.
+pub const CLOSE_REMOVED: u32 = 7;
 
 /// First redial pause.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -154,6 +156,17 @@ pub(crate) struct PeerLink {
     pub(crate) times: LinkTimes,
 }
 
+impl PeerLink {
+    /// A link that never came up.
+    pub(crate) fn new() -> Self {
+        Self {
+            current: watch::channel(None).0,
+            established: tokio::sync::Mutex::new(None),
+            times: LinkTimes::default(),
+        }
+    }
+}
+
 /// Moments in a link's life, in milliseconds since the Unix epoch (0: never).
 #[derive(Debug, Default)]
 pub(crate) struct LinkTimes {
@@ -175,8 +188,8 @@ pub(crate) fn unix_ms() -> u64 {
 /// State the transport's tasks share.
 pub(crate) struct Shared {
     pub(crate) id: NodeId,
-    pub(crate) peers: BTreeMap<NodeId, SocketAddr>,
-    pub(crate) links: BTreeMap<NodeId, PeerLink>,
+    /// The peer set, which membership changes move (`transport/peers.rs`).
+    pub(crate) peers: std::sync::RwLock<super::peers::PeerSet>,
     pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) stats: Arc<TransportStats>,
     pub(crate) max_frame_bytes: usize,
@@ -198,21 +211,9 @@ impl Shared {
         max_frame_bytes: usize,
         hello: Hello,
     ) -> Self {
-        let links = peers
-            .keys()
-            .map(|&peer| {
-                let link = PeerLink {
-                    current: watch::channel(None).0,
-                    established: tokio::sync::Mutex::new(None),
-                    times: LinkTimes::default(),
-                };
-                (peer, link)
-            })
-            .collect();
         Self {
             id,
-            peers,
-            links,
+            peers: std::sync::RwLock::new(super::peers::PeerSet::new(peers)),
             inbound,
             stats: Arc::new(TransportStats::default()),
             max_frame_bytes,
@@ -224,8 +225,7 @@ impl Shared {
 
     /// Whether `peer` has a live link.
     pub(crate) fn connected(&self, peer: NodeId) -> bool {
-        self.links
-            .get(&peer)
+        self.link(peer)
             .is_some_and(|link| live(&link.current.borrow()).is_some())
     }
 
@@ -359,7 +359,7 @@ async fn adopt(
     theirs: Hello,
     answer: bool,
 ) -> bool {
-    let Some(link) = shared.links.get(&peer) else {
+    let Some(link) = shared.link(peer) else {
         return false;
     };
     let remote = conn.remote_address();
@@ -464,7 +464,7 @@ async fn read_streams(
             },
         }
     };
-    let was_current = shared.links.get(&peer).is_some_and(|link| {
+    let was_current = shared.link(peer).is_some_and(|link| {
         link.current
             .borrow()
             .as_ref()
@@ -472,7 +472,7 @@ async fn read_streams(
     });
     let reason = closed_by_peer(&shared, peer, &error);
     if was_current {
-        if let Some(link) = shared.links.get(&peer) {
+        if let Some(link) = shared.link(peer) {
             link.times.down_ms.store(unix_ms(), Ordering::Relaxed);
         }
         tracing::info!(node = %shared.id, %peer, %reason, "peer disconnected");
@@ -519,7 +519,7 @@ async fn read_frames(
         match frame::read::<PeerFrame, _>(&mut recv, shared.max_frame_bytes).await {
             Ok(Some(frame)) => {
                 bump(&shared.stats.frames_received);
-                if let Some(link) = shared.links.get(&peer) {
+                if let Some(link) = shared.link(peer) {
                     link.times.heard_ms.store(unix_ms(), Ordering::Relaxed);
                 }
                 let inbound = Inbound::Peer { from: peer, frame };
@@ -551,7 +551,7 @@ pub(crate) async fn dialer(
     peer: NodeId,
     addr: SocketAddr,
 ) {
-    let Some(link) = shared.links.get(&peer) else {
+    let Some(link) = shared.link(peer) else {
         return;
     };
     let mut current = link.current.subscribe();
@@ -619,7 +619,7 @@ pub(crate) async fn writer(
     peer: NodeId,
     mut queue: mpsc::Receiver<PeerFrame>,
 ) {
-    let Some(link) = shared.links.get(&peer) else {
+    let Some(link) = shared.link(peer) else {
         return;
     };
     let mut current = link.current.subscribe();

@@ -47,6 +47,24 @@ pub fn meridian() -> ServerCommand {
     ServerCommand::meridian(env!("CARGO_BIN_EXE_meridian"))
 }
 
+/// The `meridian` binary as a command (CLI invocations).
+pub fn cli() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+}
+
+/// The standard output of a command that must have succeeded (else a panic showing both
+/// streams).
+pub fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A base port with `n` free UDP and `n` free TCP ports from it.
 pub fn free_base(n: u16) -> u16 {
     for base in (20_000u16..60_000).step_by(37) {

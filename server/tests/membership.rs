@@ -1,0 +1,258 @@
+//! Membership change on real processes, as an operator would script it (issue 14):
+//! `cluster up --topology lan-3` (Multi-Paxos and EPaxos keyspaces), 1,000 puts,
+//! `cluster add --region rack-2`: `member list` shows 4 Multi-Paxos voters;
+//! `cluster remove --id 0` (the first leader): 3 voters, node 0 stopped; every key reads
+//! back through the new replica. Writers keep putting new keys through replicas 1 and 2
+//! during the add and the remove. Then replica 1 is killed with -9, and every key put
+//! before and every write acknowledged during the changes reads back through replicas 2
+//! and 3 with its value (each key is written once, so a read that returns the written
+//! value is the only linearizable answer for an acknowledged write). EPaxos keyspaces are
+//! named as skipped, and a change asked of one fails with exit 4, naming the protocol.
+
+mod common;
+
+use common::{cli, cluster_up_lan_3, free_base, stdout, Down, TempDir};
+use meridian_engine::command::CommandResult;
+use meridian_engine::Response;
+use meridian_server::client::{Client, ClientOptions};
+use meridian_server::tls::{TlsIdentity, TlsPaths};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const KEYS: usize = 1_000;
+
+/// `meridian cluster ARGS --dir DIR`, off the async workers (the writers keep running).
+async fn cluster(args: &[&str], dir: &Path) -> Output {
+    let mut command = cli();
+    command.arg("cluster").args(args).arg("--dir").arg(dir);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The Multi-Paxos lines of `member list` asked of the replica on `port`.
+fn multipaxos_members(port: u16, certs: &Path) -> Vec<Vec<String>> {
+    let out = cli()
+        .args([
+            "member",
+            "list",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--certs",
+        ])
+        .arg(certs)
+        .output()
+        .unwrap();
+    stdout(&out)
+        .lines()
+        .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>())
+        .filter(|fields| fields[0] == "multipaxos")
+        .collect()
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+async fn client(port: u16, tls: &TlsIdentity) -> Client {
+    let options = ClientOptions {
+        timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
+    };
+    Client::connect_with(addr(port), tls, options)
+        .await
+        .unwrap()
+}
+
+fn key(i: usize) -> String {
+    format!("member/{i:04}")
+}
+
+/// The 1,000 keys of the script and their values.
+fn script_writes() -> Vec<(String, String)> {
+    (0..KEYS).map(|i| (key(i), format!("v{i}"))).collect()
+}
+
+/// Every `(key, value)` reads back through the replica on `port` (linearizable reads,
+/// eight at a time).
+async fn reads_back(port: u16, tls: &TlsIdentity, writes: &[(String, String)]) {
+    let client = Arc::new(client(port, tls).await);
+    let mut readers = Vec::new();
+    for part in writes.chunks(writes.len().div_ceil(8).max(1)) {
+        let (client, part) = (client.clone(), part.to_vec());
+        readers.push(tokio::spawn(async move {
+            for (key, value) in part {
+                let reply = client.get("multipaxos", key.as_bytes(), None).await;
+                match reply.map(|r| r.outcome) {
+                    Ok(Ok(Response::Kv(CommandResult::Value(Some(read))))) => {
+                        assert_eq!(read, value.as_bytes(), "{key} at {port}")
+                    }
+                    other => panic!("{key} at {port}: {other:?}"),
+                }
+            }
+        }));
+    }
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    client.close().await;
+}
+
+/// A writer of [`load`]: the writes acknowledged, and how many had another outcome.
+type Writer = tokio::task::JoinHandle<(Vec<(String, String)>, usize)>;
+
+/// Four writers putting new keys through the replicas on `ports`, each about every 5 ms,
+/// until told to stop.
+fn load(ports: &[u16], tls: &TlsIdentity, stop: &Arc<AtomicBool>) -> Vec<Writer> {
+    let mut writers = Vec::new();
+    for (w, &port) in ports.iter().cycle().take(4).enumerate() {
+        let (tls, stop) = (tls.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let client = client(port, &tls).await;
+            let (mut acked, mut other) = (Vec::new(), 0);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let (key, value) = (format!("load/{w}/{n}"), format!("l{w}.{n}"));
+                n += 1;
+                let reply = client.put("multipaxos", key.as_bytes(), value.as_bytes(), None);
+                match reply.await.map(|r| r.outcome) {
+                    Ok(Ok(_)) => acked.push((key, value)),
+                    _ => other += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            client.close().await;
+            (acked, other)
+        }));
+    }
+    writers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
+    let dir = TempDir::new("membership");
+    let base = free_base(7);
+    let up = cluster_up_lan_3(dir.path(), base, "multipaxos,epaxos");
+    let _down = Down(dir.path());
+    stdout(&up);
+    let certs = dir.path().join("certs");
+    let tls = TlsIdentity::load(&TlsPaths::client(&certs)).unwrap();
+
+    // 1,000 puts, ten writers at a time, through replica 0 (the first leader).
+    let first = Arc::new(client(base, &tls).await);
+    let mut writers = Vec::new();
+    for w in 0..10 {
+        let first = first.clone();
+        writers.push(tokio::spawn(async move {
+            for i in (w..KEYS).step_by(10) {
+                let (key, value) = (key(i), format!("v{i}"));
+                let reply = first.put("multipaxos", key.as_bytes(), value.as_bytes(), None);
+                let outcome = reply.await.map(|r| r.outcome);
+                assert!(matches!(outcome, Ok(Ok(_))), "{key}: {outcome:?}");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    // Load through replicas 1 and 2 during the changes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&[base + 1, base + 2], &tls, &stop);
+
+    // cluster add: replica 3, a voter of the Multi-Paxos keyspace; EPaxos is skipped.
+    let added = stdout(&cluster(&["add", "--region", "rack-2"], dir.path()).await);
+    assert!(added.contains("cluster add: replica 3"), "{added}");
+    assert!(added.contains("multipaxos changed epoch 2"), "{added}");
+    assert!(
+        added.contains(
+            "epaxos skipped: membership change is not supported for epaxos keyspaces yet"
+        ),
+        "{added}"
+    );
+    let members = multipaxos_members(base + 1, &certs);
+    assert_eq!(members.len(), 4, "{members:?}");
+    assert!(
+        members.iter().all(|m| m[4] == "voter" && m[6] == "2"),
+        "{members:?}"
+    );
+    let new = members.iter().find(|m| m[1] == "3").unwrap();
+    assert_eq!(new[2], "rack-2");
+    assert_eq!(new[3], format!("127.0.0.1:{}", base + 3));
+
+    // cluster remove --id 0: three voters, replica 0 stopped.
+    let removed = stdout(&cluster(&["remove", "--id", "0"], dir.path()).await);
+    assert!(removed.contains("multipaxos changed epoch 3"), "{removed}");
+    assert!(removed.contains("stopped replica 0"), "{removed}");
+    assert!(!dir.path().join("node-0.pid").exists());
+    for port in [base + 1, base + 2, base + 3] {
+        let members = multipaxos_members(port, &certs);
+        let ids: Vec<&str> = members.iter().map(|m| m[1].as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3"], "asked {port}: {members:?}");
+        assert!(
+            members.iter().all(|m| m[4] == "voter" && m[6] == "3"),
+            "{members:?}"
+        );
+    }
+    reads_back(base + 3, &tls, &script_writes()).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut acked, mut other) = (Vec::new(), 0);
+    for writer in writers {
+        let (a, o) = writer.await.unwrap();
+        acked.extend(a);
+        other += o;
+    }
+    assert!(
+        acked.len() >= 20,
+        "too few writes during the changes: {}",
+        acked.len()
+    );
+    println!(
+        "during cluster add and cluster remove: {} writes acknowledged, {other} not",
+        acked.len()
+    );
+
+    // A change asked of an EPaxos keyspace fails, naming the protocol; nothing changes.
+    let refused = cli()
+        .args([
+            "member",
+            "add",
+            "--addr",
+            &format!("127.0.0.1:{}", base + 1),
+            "--certs",
+        ])
+        .arg(&certs)
+        .args([
+            "--id",
+            "9",
+            "--region",
+            "rack-1",
+            "--peer-addr",
+            "127.0.0.1:9",
+        ])
+        .args(["--keyspace", "epaxos"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(4), "{refused:?}");
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        text.contains("epaxos failed: membership change is not supported for epaxos keyspaces yet"),
+        "{text}"
+    );
+
+    // kill -9 of another original replica: replicas 2 and 3 still have every key.
+    let pid = std::fs::read_to_string(dir.path().join("node-1.pid")).unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for port in [base + 3, base + 2] {
+        reads_back(port, &tls, &script_writes()).await;
+        reads_back(port, &tls, &acked).await;
+    }
+}
