@@ -29,6 +29,8 @@ pub mod id;
 #[cfg(test)]
 pub(crate) mod model_check;
 pub mod multipaxos;
+#[cfg(test)]
+mod peer_input_test;
 pub mod protocol;
 pub mod quorum;
 pub mod request;

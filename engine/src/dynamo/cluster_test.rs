@@ -3,7 +3,7 @@
 //! sloppy quorum and hinted handoff, §4.7 Merkle anti-entropy; Riak kv679 (epochs).
 
 use super::test_support::{new_pump, DynamoPump, Pump};
-use super::{DynamoConfig, HintLimits, VersionVector};
+use super::{Actor, Dot, DynamoConfig, HintLimits, VersionVector};
 use crate::command::{Command, Value};
 use crate::id::NodeId;
 use crate::protocol::{Member, Membership, Protocol};
@@ -842,4 +842,31 @@ fn anti_entropy_batches_stop_at_the_object_size_limit() {
     }
     assert_eq!(largest, 2, "a range holds several keys; a batch takes two");
     assert!(total < keys.len());
+}
+
+/// A causal context naming versions the coordinator never issued (a corrupt client)
+/// must not make its writes count as already seen: the forged write and a later one
+/// without context both survive at every owner.
+#[test]
+fn a_context_from_the_future_does_not_swallow_writes() {
+    let mut pump = pump(3, config());
+    let node = NodeId(0);
+    let first = pump.kv(node, put("k", "one"), Level::All, Vec::new(), None);
+    let context = ok(&pump.run_until_reply(first, SECOND)).context.clone();
+    let mut forged = VersionVector::decode(&context).expect("a context");
+    let actors: Vec<Actor> = forged.iter().map(|(actor, _)| *actor).collect();
+    for actor in actors {
+        forged.add(&Dot {
+            actor,
+            counter: 1_000,
+        });
+    }
+    let write = pump.kv(node, put("k", "two"), Level::All, forged.encode(), None);
+    ok(&pump.run_until_reply(write, SECOND));
+    let later = pump.kv(node, put("k", "three"), Level::All, Vec::new(), None);
+    ok(&pump.run_until_reply(later, SECOND));
+    pump.run_for(SECOND);
+    let read = pump.kv(NodeId(1), get("k"), Level::All, Vec::new(), None);
+    let response = ok(&pump.run_until_reply(read, SECOND)).clone();
+    assert_eq!(strings(&response.siblings), vec!["three", "two"]);
 }

@@ -119,25 +119,33 @@ impl Dynamo {
         };
         // An owner issues the dot from its local object; anyone else uses a one-shot
         // actor that has no earlier dots (see the prefix property in `dvv`).
-        let (base, dot) = if owner {
+        let (base, actor, first) = if owner {
             let base = self.store.get(key).map(|e| e.object.clone());
             let actor = Actor {
                 node: self.id,
                 epoch: self.epoch,
             };
-            let dot = Dot {
-                actor,
-                counter: self.next_counter,
-            };
-            (base.unwrap_or_default(), dot)
+            (base.unwrap_or_default(), actor, self.next_counter)
         } else {
             // Unique per (boot epoch, counter): never issued twice.
             let actor = Actor {
                 node: self.id,
                 epoch: mix2(self.epoch, self.next_counter),
             };
-            (Object::new(), Dot { actor, counter: 1 })
+            (Object::new(), actor, 1)
         };
+        // A context that already names this actor's later dots can only come from a
+        // corrupt client or peer: step past them, so the new version is never taken for
+        // one already seen (and superseded).
+        let seen = base.context().get(&actor).max(context.get(&actor));
+        let Some(counter) = seen.checked_add(1).map(|next| next.max(first)) else {
+            self.metrics.incr("context_rejections");
+            return Err(RequestError::Rejected(
+                "the causal context names every possible version of this replica: it was                  not made by Meridian; write without it"
+                    .into(),
+            ));
+        };
+        let dot = Dot { actor, counter };
         let mut object = base.update(context, dot, sibling);
         if self.config.lww {
             let discarded = object.keep_last_writer();
@@ -166,7 +174,7 @@ impl Dynamo {
         if siblings > self.config.sibling_soft_limit {
             self.metrics.incr("sibling_warnings");
         }
-        self.next_counter += 1;
+        self.next_counter = self.next_counter.max(counter).saturating_add(1);
         Ok(object)
     }
 

@@ -126,10 +126,14 @@ async fn emulated_wan_rtt_matches_the_configuration() {
         samples[0],
         samples[samples.len() - 1]
     );
-    let error = median.as_secs_f64() / configured.as_secs_f64() - 1.0;
+    // The fastest echo is the emulated delay plus the least scheduling noise: it must
+    // be within 10% of the configuration. (The median also carries the machine's load:
+    // it broke the 10% bound on a 2-core host at load average 10.)
+    let fastest = samples[0];
+    let error = fastest.as_secs_f64() / configured.as_secs_f64() - 1.0;
     assert!(
         error.abs() <= 0.10,
-        "measured {median:?} vs configured {configured:?}"
+        "fastest echo {fastest:?} vs configured {configured:?} (median {median:?})"
     );
     let wan = a.wan_stats().expect("emulation on");
     assert!(wan.sent.load(Ordering::Relaxed) > 25);
