@@ -175,6 +175,7 @@ const DYNAMO_COUNTERS: &[&str] = &[
     "anti_entropy_priority_marks",
     "anti_entropy_rounds",
     "compactions",
+    "context_rejections",
     "dropped_messages",
     "duplicate_forwards",
     "failed",
