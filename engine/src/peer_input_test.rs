@@ -1,5 +1,6 @@
-//! Peer input never panics a core. A peer message crosses a process boundary: the server
-//! decodes whatever bytes a peer sent and hands the message to the core. Peers are
+//! Peer and client input never panic a core. A peer message crosses a process boundary:
+//! the server decodes whatever bytes a peer sent and hands the message to the core (and
+//! a client's request likewise). Peers are
 //! authenticated, and safety assumes they follow the protocol, so a core may drop,
 //! refuse or even misjudge a message that makes no sense; it must never panic (a panic
 //! would take down every keyspace the process hosts).
@@ -8,7 +9,8 @@
 //! they send is kept (encoded); then, round after round, one kept message with a few
 //! bytes changed is decoded as the server decodes a peer frame and, when it decodes,
 //! delivered to a core from a member or from a node outside the cluster, while the cores
-//! keep exchanging their own messages, taking requests and firing timers. Debug builds
+//! keep exchanging their own messages, taking requests (some of them mutated the same
+//! way) and firing timers. Debug builds
 //! check arithmetic, so an overflow on a nonsensical ballot, slot or counter panics here.
 
 use crate::dynamo::{Dynamo, DynamoConfig};
@@ -142,7 +144,7 @@ fn fuzz<P: Protocol>(
         net.sent.len()
     );
     let corpus = net.sent.clone();
-    let mut delivered = 0;
+    let (mut delivered, mut requests) = (0, 0);
     for round in 0..FUZZ_ROUNDS {
         let original = &corpus[rng.gen_range(0..corpus.len())];
         let bytes = mutate(original, &mut rng);
@@ -158,11 +160,23 @@ fn fuzz<P: Protocol>(
             let seq = 1_000 + round as u64;
             net.request(rng.gen_range(0..net.cores.len()), request(seq));
         }
+        // A client's request crosses a process boundary too.
+        if round % 4 == 0 {
+            let valid = postcard::to_stdvec(&request(2_000_000 + round as u64)).unwrap_or_default();
+            if let Ok(odd) = postcard::from_bytes::<ClientRequest>(&mutate(&valid, &mut rng)) {
+                net.request(rng.gen_range(0..net.cores.len()), odd);
+                requests += 1;
+            }
+        }
         net.deliver(8);
         net.tick();
         // Answers to nonsense may multiply: keep the backlog bounded.
         net.in_flight.truncate(10_000);
     }
+    assert!(
+        requests > FUZZ_ROUNDS / 40,
+        "only {requests} mutated client requests decoded"
+    );
     delivered
 }
 
