@@ -3,7 +3,8 @@
 //! `cluster add --region rack-2`: `member list` shows 4 Multi-Paxos voters;
 //! `cluster remove --id 0` (the first leader): 3 voters, node 0 stopped; every key reads
 //! back through the new replica. Writers keep putting new keys through replicas 1 and 2
-//! during the add and the remove. Then replica 1 is killed with -9, and every key put
+//! during the add and the remove; between them replica 2 is killed with -9 and restarted
+//! (it dials replica 3 from its address book). Then replica 1 is killed with -9, and every key put
 //! before and every write acknowledged during the changes reads back through replicas 2
 //! and 3 with its value (each key is written once, so a read that returns the written
 //! value is the only linearizable answer for an acknowledged write). EPaxos keyspaces are
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const KEYS: usize = 1_000;
 
@@ -52,6 +53,13 @@ fn multipaxos_members(port: u16, certs: &Path) -> Vec<Vec<String>> {
         .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>())
         .filter(|fields| fields[0] == "multipaxos")
         .collect()
+}
+
+/// `kill -9` replica `id` of the cluster in `dir` (its pid file).
+fn kill_9(dir: &Path, id: u16) {
+    let pid = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
+    let killed = Command::new("kill").args(["-9", pid.trim()]).status();
+    assert!(killed.unwrap().success());
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -162,7 +170,7 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
 
     // Load through replicas 1 and 2 during the changes.
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = load(&[base + 1, base + 2], &tls, &stop);
+    let writers = load(&[base + 1, base + 1, base + 2, base + 2], &tls, &stop);
 
     // cluster add: replica 3, a voter of the Multi-Paxos keyspace; EPaxos is skipped.
     let added = stdout(&cluster(&["add", "--region", "rack-2"], dir.path()).await);
@@ -183,6 +191,30 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     let new = members.iter().find(|m| m[1] == "3").unwrap();
     assert_eq!(new[2], "rack-2");
     assert_eq!(new[3], format!("127.0.0.1:{}", base + 3));
+
+    // Replica 2 remembers replica 3's address (it is in no config file), so after a
+    // kill -9 and a restart it dials replica 3 itself.
+    let book = dir.path().join("data/n2/peers.toml");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&book).is_ok_and(|b| b.contains("id = 3")) {
+        assert!(
+            Instant::now() < deadline,
+            "{} never named node 3",
+            book.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill_9(dir.path(), 2);
+    stdout(&cluster(&["restart", "--id", "2"], dir.path()).await);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let members = multipaxos_members(base + 2, &certs);
+        if members.iter().any(|m| m[1] == "3" && m[5] == "connected") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{members:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // cluster remove --id 0: three voters, replica 0 stopped.
     let removed = stdout(&cluster(&["remove", "--id", "0"], dir.path()).await);
@@ -245,12 +277,7 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     );
 
     // kill -9 of another original replica: replicas 2 and 3 still have every key.
-    let pid = std::fs::read_to_string(dir.path().join("node-1.pid")).unwrap();
-    let killed = Command::new("kill")
-        .args(["-9", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    kill_9(dir.path(), 1);
     for port in [base + 3, base + 2] {
         reads_back(port, &tls, &script_writes()).await;
         reads_back(port, &tls, &acked).await;

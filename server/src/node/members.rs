@@ -1,5 +1,5 @@
 //! Membership changes a replica carries out for its operator (`meridian member add` /
-//! `member remove`), and the transport's peer set following the committed configurations.
+//! `member remove`).
 //!
 //! ```text
 //!  AdminRequest::MemberAdd{id, region, address, keyspace?}
@@ -9,11 +9,8 @@
 //!         AddLearner(id) ─▶ committed ─▶ Promote(id), again every RETRY while the leader
 //!         says the learner has not caught up ─▶ committed: Changed{epoch} ─▶ or Failed(reason)
 //!  AdminRequest::MemberRemove{id, keyspace?} ─▶ Remove(id) per keyspace, the same way
-//!
-//!  watch_peers (every WATCH): a node that was a member of some keyspace and is now a
-//!  member of none (core configurations; the static membership for the other
-//!  keyspaces) is removed from the transport: link closed, its dials refused
 //! ```
+//! The transport's peers then follow the configurations (`node/peer_watch.rs`).
 //! A learner that is already a member (an earlier `member add` that timed out) is
 //! promoted without being added again, so repeating the command resumes it.
 
@@ -21,16 +18,12 @@ use super::host::{unsupported, ChangeResult, KeyspaceHandle};
 use crate::admin::{AdminError, ChangeReport, KeyspaceChange};
 use crate::transport::endpoint::Transport;
 use meridian_engine::configuration::{Change, ChangeFailure, Role};
-use meridian_engine::{Member, Membership, NodeId};
-use std::collections::BTreeSet;
+use meridian_engine::{Member, NodeId};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Pause between promotion attempts while the learner catches up.
 const RETRY: Duration = Duration::from_millis(250);
-/// How often the peer set is compared with the configurations.
-const WATCH: Duration = Duration::from_millis(500);
 
 /// What a change asks of one keyspace.
 #[derive(Clone, Debug)]
@@ -215,41 +208,4 @@ fn timed_out(what: String) -> ChangeReport {
     ChangeReport::TimedOut(format!(
         "timed out {what}; the change may or may not take effect (see member list)"
     ))
-}
-
-/// Keep the transport's peer set to the members: a node that was a member of some
-/// keyspace and is a member of none now is removed from the transport; one that becomes
-/// a member again is let in again. Runs until the node stops.
-pub(crate) async fn watch_peers(
-    me: NodeId,
-    handles: Vec<KeyspaceHandle>,
-    cluster: Membership,
-    transport: Arc<Transport>,
-) {
-    let mut members_before: BTreeSet<NodeId> = cluster.ids().collect();
-    let mut interval = tokio::time::interval(WATCH);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let mut members = BTreeSet::new();
-        for handle in &handles {
-            let Some(metrics) = handle.metrics().await else {
-                continue;
-            };
-            match metrics.configuration {
-                Some(configuration) => members.extend(configuration.members().iter().map(|m| m.id)),
-                None => members.extend(cluster.ids()),
-            }
-        }
-        members.remove(&me);
-        for &gone in members_before.difference(&members) {
-            if gone != me && transport.remove_peer(gone) {
-                tracing::info!(node = %me, peer = %gone, "disconnected a node that is no longer a member of any keyspace");
-            }
-        }
-        for &back in members.difference(&members_before) {
-            transport.allow_peer(back);
-        }
-        members_before = members;
-    }
 }

@@ -22,6 +22,7 @@
 
 mod host;
 mod members;
+pub mod peer_watch;
 mod status;
 mod storage_thread;
 #[cfg(test)]
@@ -294,12 +295,13 @@ impl Node {
             );
             keyspaces.insert(name, handle);
         }
-        let watcher = tokio::spawn(members::watch_peers(
-            config.id,
-            keyspaces.values().cloned().collect(),
-            cluster.clone(),
-            transport.clone(),
-        ));
+        let watcher = tokio::spawn(peer_watch::watch_peers(peer_watch::Watch {
+            me: config.id,
+            handles: keyspaces.values().cloned().collect(),
+            cluster: cluster.clone(),
+            transport: transport.clone(),
+            book: config.data_dir.join(peer_watch::ADDRESS_BOOK),
+        }));
         aborts.push(watcher.abort_handle());
         let status = Arc::new(status::StatusSource {
             id: config.id,
