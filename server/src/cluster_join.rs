@@ -70,18 +70,7 @@ pub fn join(dir: &Path, region: &str) -> Result<(Manifest, ManifestNode), Cluste
         .filter(|n| !n.joined)
         .map(|n| NodeId(n.id))
         .collect();
-    let keyspaces: Vec<KeyspaceConfig> = template
-        .keyspaces
-        .iter()
-        .filter_map(|keyspace| match keyspace {
-            KeyspaceConfig::Multipaxos(k) => {
-                let mut k = k.clone();
-                k.initial_members.get_or_insert_with(|| initial.clone());
-                Some(KeyspaceConfig::Multipaxos(k))
-            }
-            _ => None,
-        })
-        .collect();
+    let keyspaces = KeyspaceConfig::for_joining_node(&template.keyspaces, &initial);
     if keyspaces.is_empty() {
         return Err(spec(format!(
             "the cluster in {} serves no keyspace whose protocol changes membership \

@@ -6,13 +6,17 @@
 //!  peers      node a's entry for node b has b's region and b's listen port (and address,
 //!             unless b listens on a wildcard address)
 //!  keyspaces  the same keyspaces with the same protocols and options everywhere
+//!  joining    a node added by `member add` (its Multi-Paxos keyspaces name the first
+//!             members as `initial_members`, without it): it counts every node, serves
+//!             the others' Multi-Paxos keyspaces only, and its `initial_members` are
+//!             exactly the other configs' ids
 //!  cluster_id the same everywhere (or nowhere)
 //!  wan        emulation on everywhere with one topology, or nowhere
 //!  tls        where the files are readable from here: one CA certificate, and each
 //!             node's certificate names that node (node-<id>.meridian)
 //! ```
 
-use crate::config::NodeConfig;
+use crate::config::{KeyspaceConfig, NodeConfig};
 use crate::tls::{self, TlsIdentity};
 use meridian_engine::NodeId;
 use rustls::pki_types::pem::PemObject;
@@ -35,11 +39,24 @@ pub fn check_cluster(configs: &[(PathBuf, NodeConfig)]) -> Vec<String> {
             ));
         }
     }
-    let Some((first_path, first)) = configs.first() else {
-        return vec!["no configs given".into()];
+    let (joining, first_members): (Vec<_>, Vec<_>) =
+        configs.iter().partition(|(_, c)| is_joining(c));
+    let Some(&(first_path, first)) = first_members.first().map(|e| (&e.0, &e.1)).as_ref() else {
+        return vec!["no configs given (or only configs of joining nodes)".into()];
     };
     let n = first.peers.len() + 1;
-    for (path, config) in configs {
+    for (path, config) in &joining {
+        check_joining(
+            path,
+            config,
+            first_path,
+            first,
+            &first_members,
+            &mut problems,
+        );
+        check_peers(path, config, &by_id, &mut problems);
+    }
+    for (path, config) in first_members.iter().copied() {
         if config.peers.len() + 1 != n {
             problems.push(format!(
                 "{} counts {} nodes, {} counts {n}",
@@ -54,7 +71,7 @@ pub fn check_cluster(configs: &[(PathBuf, NodeConfig)]) -> Vec<String> {
             problems.push(format!("no config for node {} (ids run 0..{n})", id.0));
         }
     }
-    for (path, config) in configs {
+    for (path, config) in first_members.iter().copied() {
         check_peers(path, config, &by_id, &mut problems);
         if config.keyspaces != first.keyspaces {
             problems.push(keyspace_difference(first_path, first, path, config));
@@ -81,6 +98,43 @@ pub fn check_cluster(configs: &[(PathBuf, NodeConfig)]) -> Vec<String> {
     }
     check_tls(configs, &mut problems);
     problems
+}
+
+/// Whether `config` is a node added after the cluster started: a Multi-Paxos keyspace of
+/// it names initial members without it.
+fn is_joining(config: &NodeConfig) -> bool {
+    config.keyspaces.iter().any(|k| match k {
+        KeyspaceConfig::Multipaxos(k) => k
+            .initial_members
+            .as_ref()
+            .is_some_and(|members| !members.contains(&config.id)),
+        _ => false,
+    })
+}
+
+/// A joining node: the first members' Multi-Paxos keyspaces, with their ids as
+/// `initial_members`.
+fn check_joining(
+    path: &std::path::Path,
+    config: &NodeConfig,
+    first_path: &std::path::Path,
+    first: &NodeConfig,
+    first_members: &[&(PathBuf, NodeConfig)],
+    problems: &mut Vec<String>,
+) {
+    let mut ids: Vec<NodeId> = first_members.iter().map(|(_, c)| c.id).collect();
+    ids.sort();
+    let expected = KeyspaceConfig::for_joining_node(&first.keyspaces, &ids);
+    if config.keyspaces != expected {
+        problems.push(format!(
+            "{} is a joining node (its initial_members leave it out): it must serve exactly \
+             the Multi-Paxos keyspaces of {}, each with initial_members = {:?} (the other \
+             configs' ids)",
+            path.display(),
+            first_path.display(),
+            ids.iter().map(|id| id.0).collect::<Vec<_>>()
+        ));
+    }
 }
 
 fn check_peers(

@@ -107,3 +107,53 @@ fn the_example_deployment_in_the_repository_is_consistent() {
     }
     assert_eq!(check_cluster(&configs), Vec::<String>::new());
 }
+
+/// Node 3, added by `member add`: every node a peer, the Multi-Paxos keyspace only.
+fn joining_text(certs: &Path, keyspaces: &str) -> String {
+    let mut text = format!(
+        "id = 3\nregion = \"r3\"\nlisten = \"0.0.0.0:7000\"\ndata_dir = \"/var/lib/meridian\"\n\
+         [tls]\nca = \"{c}/ca.pem\"\ncert = \"{c}/node-3.pem\"\nkey = \"{c}/node-3.key\"\n",
+        c = certs.display()
+    );
+    for peer in 0..3 {
+        text.push_str(&format!(
+            "[[peers]]\nid = {peer}\nregion = \"r{peer}\"\naddress = \"10.0.0.{}:7000\"\n",
+            peer + 1
+        ));
+    }
+    text + keyspaces
+}
+
+#[test]
+fn a_joining_node_serves_the_multipaxos_keyspaces_with_the_first_members() {
+    let dir = certs_dir();
+    let node_3 = certs::Subject::Node(NodeId(3));
+    certs::issue(dir.path(), None, &node_3, 30, false).unwrap();
+    let mut texts: Vec<String> = (0..3).map(|i| text(i, dir.path())).collect();
+    let kv = "[[keyspaces]]\nname = \"kv\"\nprotocol = \"multipaxos\"\n";
+    texts.push(joining_text(
+        dir.path(),
+        &format!("{kv}initial_members = [0, 1, 2]\n"),
+    ));
+    assert_eq!(check_cluster(&load(&texts)), Vec::<String>::new());
+
+    // Serving the EPaxos keyspace too, or naming other first members, is reported.
+    let epaxos = "[[keyspaces]]\nname = \"fast\"\nprotocol = \"epaxos\"\n";
+    texts[3] = joining_text(
+        dir.path(),
+        &format!("{kv}initial_members = [0, 1, 2]\n{epaxos}"),
+    );
+    let problems = check_cluster(&load(&texts));
+    assert!(
+        problems.len() == 1 && problems[0].contains("is a joining node"),
+        "{problems:#?}"
+    );
+    texts[3] = joining_text(dir.path(), &format!("{kv}initial_members = [0, 1]\n"));
+    let problems = check_cluster(&load(&texts));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("initial_members = [0, 1, 2]")),
+        "{problems:#?}"
+    );
+}

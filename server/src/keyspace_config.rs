@@ -189,6 +189,23 @@ pub struct DynamoKeyspace {
 }
 
 impl KeyspaceConfig {
+    /// What a node added after the cluster started serves of `keyspaces`: the Multi-Paxos
+    /// keyspaces (the protocol that changes membership), each naming `initial` as its
+    /// initial members unless it already names some (docs/design.md#membership).
+    pub fn for_joining_node(keyspaces: &[Self], initial: &[NodeId]) -> Vec<Self> {
+        keyspaces
+            .iter()
+            .filter_map(|keyspace| match keyspace {
+                Self::Multipaxos(k) => {
+                    let mut k = k.clone();
+                    k.initial_members.get_or_insert_with(|| initial.to_vec());
+                    Some(Self::Multipaxos(k))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The keyspace name.
     pub fn name(&self) -> &str {
         match self {

@@ -21,7 +21,7 @@ impl Replica {
         payload: Batch,
         leader_attributes: Attributes,
     ) {
-        if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
+        if self.reveal_commit(from, id) || self.refuse_below_promise(from, ballot, id) {
             return;
         }
         if let Some(existing) = self.table.get(id) {
@@ -70,8 +70,8 @@ impl Replica {
         attributes: Attributes,
     ) {
         // A committed instance answers with its decision, never with a vote for other
-        // attributes.
-        if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
+        // attributes, nor with a refusal: a stale driver learns the outcome at once.
+        if self.reveal_commit(from, id) || self.refuse_below_promise(from, ballot, id) {
             return;
         }
         self.table

@@ -220,7 +220,11 @@ impl Executor {
         if self.is_known(id) {
             return false;
         }
-        self.missing.remove(&id);
+        // Execution has waited for whatever this instance waits for since it started
+        // waiting for the instance itself: a replica catching up after an outage asks
+        // for the next link of a chain of missed commits at the next tick, not after
+        // another retry timeout per link.
+        let waited_since = self.missing.remove(&id).unwrap_or(now);
         let mut all_known = true;
         for &dep in attributes.deps.iter().filter(|&&d| d != id) {
             if self.is_executed(dep) {
@@ -228,7 +232,7 @@ impl Executor {
             }
             self.dependents.entry(dep).or_default().insert(id);
             if !self.committed.contains_key(&dep) {
-                self.missing.entry(dep).or_insert(now);
+                self.missing.entry(dep).or_insert(waited_since);
                 all_known = false;
             }
         }

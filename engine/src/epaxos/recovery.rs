@@ -134,6 +134,15 @@ impl Recoveries {
                 replica
                     .outbox
                     .send(dep.leader, Message::Inquire { instance: dep });
+            } else if !leader.is_leading(dep) {
+                // Our own instance, taken over by a recovery while we were cut off: any
+                // peer may know the outcome.
+                replica.metrics.incr("inquiries");
+                for peer in replica.others() {
+                    replica
+                        .outbox
+                        .send(peer, Message::Inquire { instance: dep });
+                }
             }
         }
     }
@@ -490,7 +499,7 @@ impl Replica {
         payload: Batch,
         attributes: Attributes,
     ) {
-        if self.refuse_below_promise(from, ballot, id) || self.reveal_commit(from, id) {
+        if self.reveal_commit(from, id) || self.refuse_below_promise(from, ballot, id) {
             return;
         }
         if let Some(existing) = self.table.get(id) {

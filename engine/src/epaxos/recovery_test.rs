@@ -201,3 +201,32 @@ fn a_recovery_that_meets_one_witness_tries_its_attributes() {
         "Phase 1 again: {sent:?}"
     );
 }
+
+/// A leader cut off while a recovery committed its instance keeps retransmitting at its
+/// old ballot: a replica that knows the decision answers with it, not with a refusal, so
+/// the leader learns the outcome at once instead of after its own recovery.
+#[test]
+fn a_stale_driver_of_a_committed_instance_learns_the_decision() {
+    let mut acceptor = replica(3, 2, Vec::new());
+    // A recovery at a higher ballot decided the instance here.
+    acceptor.handle_message(Time::ZERO, NodeId(1), prepare());
+    acceptor.handle_message(
+        Time::ZERO,
+        NodeId(1),
+        Message::Commit {
+            instance: instance(),
+            payload: batch(1, "k"),
+            attributes: attrs(1, &[]),
+        },
+    );
+    synced(&mut acceptor);
+    for late in [preaccept(initial()), accept(initial())] {
+        acceptor.handle_message(Time::ZERO, NodeId(0), late.clone());
+        let (_, sent) = synced(&mut acceptor);
+        assert!(
+            matches!(sent.as_slice(), [(to, Message::Commit { instance: i, .. })]
+                if *to == NodeId(0) && *i == instance()),
+            "{late:?} answered {sent:?}"
+        );
+    }
+}
