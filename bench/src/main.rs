@@ -4,6 +4,11 @@
 
 mod args;
 
+/// mimalloc instead of glibc malloc: a million-command simulation allocates and frees
+/// per message, per event and per key (docs/design.md#simulator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context};
 use args::{Args, Backend, Plan};
 use clap::Parser;

@@ -1,37 +1,20 @@
 //! The event queue: ordered by `(time, seq)` where `seq` is a global insertion counter, so
 //! simultaneous events run in the order they were scheduled and every run is reproducible.
+//!
+//! The heap orders small keys (time, seq, slot); the events themselves (messages inline,
+//! hundreds of bytes) stay put in a slab whose freed slots are reused, so a push or pop
+//! moves 24-byte keys up and down the heap instead of whole events.
 
 use crate::time::Time;
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-
-struct Scheduled<E> {
-    at: Time,
-    seq: u64,
-    event: E,
-}
-
-impl<E> PartialEq for Scheduled<E> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<E> Eq for Scheduled<E> {}
-impl<E> PartialOrd for Scheduled<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Scheduled<E> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: reverse so the earliest (time, seq) pops first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
 
 /// A min-queue of events by `(time, insertion order)`.
 pub(crate) struct EventQueue<E> {
-    heap: BinaryHeap<Scheduled<E>>,
+    /// `(time, seq, slot)`, earliest first.
+    heap: BinaryHeap<Reverse<(Time, u64, u32)>>,
+    slots: Vec<Option<E>>,
+    free: Vec<u32>,
     next_seq: u64,
 }
 
@@ -39,6 +22,8 @@ impl<E> EventQueue<E> {
     pub(crate) fn new() -> Self {
         Self {
             heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             next_seq: 0,
         }
     }
@@ -46,15 +31,31 @@ impl<E> EventQueue<E> {
     pub(crate) fn push(&mut self, at: Time, event: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Scheduled { at, seq, event });
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 pending events");
+                self.slots.push(Some(event));
+                slot
+            }
+        };
+        self.heap.push(Reverse((at, seq, slot)));
     }
 
     pub(crate) fn peek_time(&self) -> Option<Time> {
-        self.heap.peek().map(|s| s.at)
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     pub(crate) fn pop(&mut self) -> Option<(Time, E)> {
-        self.heap.pop().map(|s| (s.at, s.event))
+        let Reverse((at, _, slot)) = self.heap.pop()?;
+        let event = self.slots[slot as usize]
+            .take()
+            .expect("a queued slot holds its event");
+        self.free.push(slot);
+        Some((at, event))
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -89,7 +89,7 @@ pub(super) fn on_consensus(
     if cmd.payload.is_none() {
         cmd.payload = Some(payload.clone());
     }
-    r.clocks.bump(payload.key(), ts);
+    r.clocks.raise(payload.key(), ts);
     let record = Record::Accepted {
         dot,
         ballot,

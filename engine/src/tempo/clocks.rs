@@ -21,6 +21,10 @@ pub(super) struct Clocks {
     /// command its former self may have proposed for at timestamp 0 (`rejoin.rs`).
     attached: BTreeMap<Key, BTreeSet<(u64, Dot)>>,
     dirty: BTreeSet<Key>,
+    /// Keys whose clock was raised by no record that restores it on replay (a `Proposed`,
+    /// `Accepted` or `Committed` record does): an announcement persists their clocks
+    /// first (`Record::Clocks`).
+    unrecorded: BTreeSet<Key>,
     /// This replica's epoch, stamped on its announcements (`fence.rs`).
     epoch: u64,
 }
@@ -54,16 +58,32 @@ impl Clocks {
             .entry(key.clone())
             .or_default()
             .insert((ts, dot));
-        self.bump(key, ts);
+        self.raise(key, ts);
     }
 
-    /// Raise the clock on `key` to `ts` (detached promises up to it).
+    /// Raise the clock on `key` to `ts` (detached promises up to it), with no record
+    /// that restores it: the next announcement persists it.
     pub(super) fn bump(&mut self, key: &Key, ts: u64) {
+        if self.raise(key, ts) {
+            self.unrecorded.insert(key.clone());
+        }
+    }
+
+    /// Raise the clock on `key` to `ts` for a record queued in the same step that
+    /// raises it again on replay (`Proposed`, `Accepted`, `Committed`). Whether it rose.
+    pub(super) fn raise(&mut self, key: &Key, ts: u64) -> bool {
         let clock = self.clock.entry(key.clone()).or_insert(0);
         if ts > *clock {
             *clock = ts;
             self.dirty.insert(key.clone());
+            return true;
         }
+        false
+    }
+
+    /// Keys whose clock rose without a record since the last call.
+    pub(super) fn take_unrecorded(&mut self) -> BTreeSet<Key> {
+        std::mem::take(&mut self.unrecorded)
     }
 
     /// The promises on `key`.

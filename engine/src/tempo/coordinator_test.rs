@@ -29,7 +29,8 @@ fn coordinate(f: usize) -> (Tempo, Dot, KeyPromise) {
     (core, dot, promise)
 }
 
-fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
+/// Member `from`'s proposal `ts` for `dot` on `k`, with its promise at `ts`.
+pub(super) fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
     let promise = KeyPromise {
         key: b"k".to_vec(),
         clock: ts,

@@ -13,12 +13,14 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Commits sent to a lagging replica per report at most.
 const CATCH_UP_BATCH: u64 = 64;
 
-/// Announce promises: the keys whose clock moved (their clocks made durable first), and,
-/// when `resend`, every key with commands not yet executed everywhere. The announcement
-/// reaches this replica too (its own promises count once durable).
+/// Announce promises: the keys whose clock moved, and, when `resend`, every key with
+/// commands not yet executed everywhere. The announcement reaches this replica too (its
+/// own promises count once durable). It leaves behind every record queued before it (hosts
+/// make persists durable in order), so a clock raised with a `Proposed`, `Accepted` or
+/// `Committed` record is durable by then; only clocks raised without one are persisted
+/// here (`Record::Clocks`; docs/design.md#tempo, rule 1).
 pub(super) fn announce(r: &mut Replica, resend: bool) {
-    let dirty = r.clocks.take_dirty();
-    let mut keys: BTreeSet<Key> = dirty.clone();
+    let mut keys: BTreeSet<Key> = r.clocks.take_dirty();
     if resend {
         keys.extend(r.clocks.attached_keys().cloned());
         keys.extend(
@@ -31,10 +33,14 @@ pub(super) fn announce(r: &mut Replica, resend: bool) {
         return;
     }
     let promises: Vec<_> = keys.iter().map(|k| r.clocks.promise(k)).collect();
-    let records = if dirty.is_empty() {
+    let unrecorded = r.clocks.take_unrecorded();
+    let records = if unrecorded.is_empty() {
         Vec::new()
     } else {
-        let keys = dirty.iter().map(|k| (k.clone(), r.clocks.get(k))).collect();
+        let keys = unrecorded
+            .iter()
+            .map(|k| (k.clone(), r.clocks.get(k)))
+            .collect();
         vec![Record::Clocks { keys }]
     };
     let then = r

@@ -46,6 +46,8 @@ mod replay;
 mod replica;
 
 #[cfg(test)]
+mod announce_test;
+#[cfg(test)]
 mod answer_test;
 #[cfg(test)]
 mod cluster_test;

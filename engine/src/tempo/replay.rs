@@ -110,6 +110,8 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
             r.touched.insert(payload.key().clone());
         }
     }
+    // Every clock so far was raised by a durable record.
+    r.clocks.take_unrecorded();
     rerun.sort_by_key(|(ts, dot, _)| (*ts, *dot));
     for (ts, dot, payload) in rerun {
         r.executor.rerun(dot, ts, &payload);

@@ -174,7 +174,7 @@ impl Replica {
         }
         cmd.decided = Some(ts);
         cmd.payload = Some(payload.clone());
-        self.clocks.bump(payload.key(), ts);
+        self.clocks.raise(payload.key(), ts);
         let mut then = vec![Effect::Send {
             to: self.id,
             message: Message::Durable { dot },
