@@ -85,13 +85,46 @@ fn free_ports<S>(
     sockets.iter().map(addr).collect()
 }
 
-/// Free loopback UDP ports (QUIC addresses for replicas).
+/// Where replica UDP ports are picked: below the kernel's ephemeral range (Linux:
+/// 32768-60999), so a socket bound to port 0 (a client, a readiness probe) cannot be
+/// handed a replica's port between this check and the replica's own bind. (It happened:
+/// a 5-replica test cluster lost a node to a probe's socket on the node's port.)
+const REPLICA_UDP_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// Free loopback UDP ports (QUIC addresses for replicas), bound then released, from
+/// [`REPLICA_UDP_PORTS`], starting at a point drawn from the process id and the clock
+/// so that two callers at once rarely probe the same ports.
 pub fn free_udp_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
-    free_ports(
-        n,
-        || std::net::UdpSocket::bind(("127.0.0.1", 0)),
-        std::net::UdpSocket::local_addr,
-    )
+    let span = u32::from(REPLICA_UDP_PORTS.end - REPLICA_UDP_PORTS.start);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = (std::process::id().wrapping_mul(7_919) ^ nanos) % span;
+    let mut sockets = Vec::with_capacity(n);
+    for step in 0..span {
+        if sockets.len() == n {
+            break;
+        }
+        let offset = u16::try_from((start + step) % span).unwrap_or(0);
+        if let Ok(socket) =
+            std::net::UdpSocket::bind(("127.0.0.1", REPLICA_UDP_PORTS.start + offset))
+        {
+            sockets.push(socket);
+        }
+    }
+    if sockets.len() < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "fewer than {n} free loopback UDP ports in {}..{}",
+                REPLICA_UDP_PORTS.start, REPLICA_UDP_PORTS.end
+            ),
+        ));
+    }
+    sockets
+        .iter()
+        .map(std::net::UdpSocket::local_addr)
+        .collect()
 }
 
 /// Free loopback TCP ports (metrics endpoints).
