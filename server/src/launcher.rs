@@ -87,8 +87,8 @@ fn free_ports<S>(
 
 /// Where replica UDP ports are picked: below the kernel's ephemeral range (Linux:
 /// 32768-60999), so a socket bound to port 0 (a client, a readiness probe) cannot be
-/// handed a replica's port between this check and the replica's own bind. (It happened:
-/// a 5-replica test cluster lost a node to a probe's socket on the node's port.)
+/// handed a replica's port between this check and the replica's own bind (the likely
+/// cause of a 5-replica test cluster whose node stayed unreachable for 60 s).
 const REPLICA_UDP_PORTS: std::ops::Range<u16> = 20_000..32_768;
 
 /// Free loopback UDP ports (QUIC addresses for replicas), bound then released, from
