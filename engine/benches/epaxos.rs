@@ -3,7 +3,9 @@
 //! committed in reverse order, a restart's replay in log order).
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use meridian_engine::epaxos::{Attributes, Batch, Executor, InstanceId, KeyIndex, Payload};
+use meridian_engine::epaxos::{
+    Attributes, Batch, Executor, InstanceId, KeyIndex, Payload, RanEverywhere,
+};
 use meridian_engine::session::KEY_SESSION_WINDOW;
 use meridian_engine::{ClientId, Command, NodeId, RequestId, Time};
 use std::collections::BTreeSet;
@@ -44,7 +46,7 @@ fn dependency_computation(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 let p = payload(i, i % keys);
-                index.attributes_for(instance(i, 5), &p.command)
+                index.attributes_for(instance(i, 5), &p.command, &RanEverywhere::new())
             });
         });
     }

@@ -46,6 +46,7 @@ fn preaccept(value_size: usize) -> PeerFrame {
                 })
                 .collect::<BTreeSet<_>>(),
         },
+        ran_everywhere: (0..5).map(|leader| (NodeId(leader), 998_000)).collect(),
     };
     PeerFrame {
         keyspace: "epaxos".into(),

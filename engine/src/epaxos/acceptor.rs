@@ -7,6 +7,7 @@
 //! decision is revealed only once its commit record is durable.
 
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use super::key_index::RanEverywhere;
 use super::messages::Message;
 use super::replica::Replica;
 use crate::id::NodeId;
@@ -20,6 +21,7 @@ impl Replica {
         id: InstanceId,
         payload: Batch,
         leader_attributes: Attributes,
+        ran_everywhere: &RanEverywhere,
     ) {
         if self.reveal_commit(from, id) || self.refuse_below_promise(from, ballot, id) {
             return;
@@ -42,7 +44,7 @@ impl Replica {
                 return;
             }
         }
-        let mut attributes = self.table.attributes_for(id, &payload);
+        let mut attributes = self.table.attributes_for(id, &payload, ran_everywhere);
         attributes.merge(&leader_attributes);
         let unchanged = attributes == leader_attributes;
         if !unchanged {

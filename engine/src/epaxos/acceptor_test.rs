@@ -1,7 +1,7 @@
 //! Acceptor handler tests: replies are persisted first and extend the leader's attributes.
 
 use super::test_support::{attrs, batch, id, outputs};
-use super::{Ballot, Message, Record};
+use super::{Attributes, Ballot, Message, Record};
 use crate::id::NodeId;
 use crate::protocol::{Effect, Output, Protocol};
 use crate::time::Time;
@@ -26,6 +26,7 @@ fn preaccept_reply_is_persisted_before_it_is_sent() {
             instance: id(0, 0),
             payload: batch(1, "k"),
             attributes: attrs(1, &[]),
+            ran_everywhere: Default::default(),
         },
     );
     let outputs = outputs(&mut acceptor);
@@ -50,9 +51,9 @@ fn preaccept_reply_is_persisted_before_it_is_sent() {
     );
 }
 
-/// A replica that already knows an interfering instance adds it to the dependencies.
-#[test]
-fn preaccept_adds_known_interfering_instances() {
+/// What the acceptor replies to leader 0's PreAccept of a second command on `k` after it
+/// pre-accepted 2.0 on `k`, when the leader says `ran_everywhere`.
+fn reply_after_an_earlier_write(ran_everywhere: super::RanEverywhere) -> Option<Attributes> {
     let mut acceptor = replica(3, 1);
     let ballot = |n| Ballot {
         round: 0,
@@ -66,6 +67,7 @@ fn preaccept_adds_known_interfering_instances() {
             instance: id(2, 0),
             payload: batch(1, "k"),
             attributes: attrs(1, &[]),
+            ran_everywhere: Default::default(),
         },
     );
     outputs(&mut acceptor);
@@ -77,10 +79,11 @@ fn preaccept_adds_known_interfering_instances() {
             instance: id(0, 0),
             payload: batch(2, "k"),
             attributes: attrs(1, &[]),
+            ran_everywhere,
         },
     );
     let outputs = outputs(&mut acceptor);
-    let replied = outputs.iter().find_map(|o| match o {
+    outputs.iter().find_map(|o| match o {
         Output::Persist { then, .. } => then.iter().find_map(|e| match e {
             Effect::Send {
                 message: Message::PreAcceptOk { attributes, .. },
@@ -89,6 +92,33 @@ fn preaccept_adds_known_interfering_instances() {
             _ => None,
         }),
         _ => None,
-    });
-    assert_eq!(replied, Some(attrs(2, &[id(2, 0)])));
+    })
+}
+
+/// A replica that already knows an interfering instance adds it to the dependencies.
+#[test]
+fn preaccept_adds_known_interfering_instances() {
+    assert_eq!(
+        reply_after_an_earlier_write(Default::default()),
+        Some(attrs(2, &[id(2, 0)]))
+    );
+}
+
+/// ...unless the leader knows it ran on every replica: the leader left it out (its own
+/// index may have pruned it already), and adding it back would cost the fast path of
+/// every command on a key rewritten after a while.
+#[test]
+fn preaccept_leaves_out_what_the_leader_knows_ran_everywhere() {
+    let ran_everywhere = [(NodeId(2), 1)].into_iter().collect();
+    assert_eq!(
+        reply_after_an_earlier_write(ran_everywhere),
+        Some(attrs(1, &[]))
+    );
+    // A floor of another leader, or below the instance, leaves it in.
+    for ran_everywhere in [[(NodeId(0), 5)], [(NodeId(2), 0)]] {
+        assert_eq!(
+            reply_after_an_earlier_write(ran_everywhere.into_iter().collect()),
+            Some(attrs(2, &[id(2, 0)]))
+        );
+    }
 }

@@ -212,6 +212,7 @@ fn a_batch_interferes_through_any_of_its_commands() {
             slot: 0,
         },
         &batch,
+        &Default::default(),
     );
     assert_eq!(attributes.seq, 5);
     assert!(attributes.deps.contains(&earlier));

@@ -70,7 +70,8 @@ impl Collector {
     /// Forget instances every replica executed: a later command that names one finds it
     /// executed.
     fn collect_garbage(&self, replica: &mut Replica) {
-        for (leader, slot) in self.floor(replica) {
+        replica.ran_everywhere = self.floor(replica);
+        for (&leader, &slot) in &replica.ran_everywhere {
             let forgotten = replica.table.forget_below(leader, slot);
             if forgotten > 0 {
                 let forgotten = forgotten as u64;

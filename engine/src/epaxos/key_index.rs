@@ -8,6 +8,10 @@ use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Per command leader, the first slot some replica has not reported executed: every
+/// instance below ran on every replica (`gc.rs`).
+pub type RanEverywhere = BTreeMap<NodeId, u64>;
+
 /// Per key: the latest interfering instances of each leader, so a new command's
 /// dependencies are found without scanning every instance. Earlier instances of the same
 /// leader are reached transitively (a leader always includes its own earlier interfering
@@ -51,8 +55,16 @@ struct KeyEntry {
 }
 
 impl KeyIndex {
-    /// Attributes for `command` given everything indexed (excluding `this` instance).
-    pub fn attributes_for(&self, this: InstanceId, command: &Command) -> Attributes {
+    /// Attributes for `command` given everything indexed (excluding `this` instance and,
+    /// per leader, instances below `ran_everywhere`: every replica executed them, so
+    /// naming them orders nothing, and leaving them out whatever this replica's last
+    /// pruning kept keeps leader and acceptors agreeing on a rewritten key).
+    pub fn attributes_for(
+        &self,
+        this: InstanceId,
+        command: &Command,
+        ran_everywhere: &RanEverywhere,
+    ) -> Attributes {
         let mut attributes = Attributes::default();
         let Some(entries) = self.keys.get(command.key()) else {
             attributes.seq = 1;
@@ -60,9 +72,10 @@ impl KeyIndex {
         };
         let mut max_seq = 0;
         for &(leader, ref entry) in &entries.0 {
+            let floor = ran_everywhere.get(&leader).copied().unwrap_or(0);
             let mut add = |slot: u64, seq: u64| {
                 let id = InstanceId { leader, slot };
-                if id != this {
+                if id != this && slot >= floor {
                     attributes.deps.insert(id);
                     max_seq = max_seq.max(seq);
                 }
@@ -97,10 +110,15 @@ impl KeyIndex {
 
     /// Attributes for a batch: the union over its commands (excluding `this` instance).
     /// A batch interferes with every command that interferes with one of its commands.
-    pub fn attributes_for_batch(&self, this: InstanceId, batch: &Batch) -> Attributes {
+    pub fn attributes_for_batch(
+        &self,
+        this: InstanceId,
+        batch: &Batch,
+        ran_everywhere: &RanEverywhere,
+    ) -> Attributes {
         let mut attributes = Attributes::default();
         for payload in batch.commands() {
-            attributes.merge(&self.attributes_for(this, &payload.command));
+            attributes.merge(&self.attributes_for(this, &payload.command, ran_everywhere));
         }
         attributes
     }

@@ -41,7 +41,7 @@ fn entries_of_several_leaders_stay_sorted_and_all_count() {
     index.insert(at(0, 3), &put("k"), 4);
     let leaders: Vec<NodeId> = index.keys[&b"k".to_vec()].0.iter().map(|e| e.0).collect();
     assert_eq!(leaders, [NodeId(0), NodeId(2), NodeId(4)]);
-    let attributes = index.attributes_for(at(1, 0), &put("k"));
+    let attributes = index.attributes_for(at(1, 0), &put("k"), &RanEverywhere::new());
     let deps: Vec<InstanceId> = attributes.deps.iter().copied().collect();
     assert_eq!(deps, [at(0, 3), at(2, 5), at(4, 1)]);
     assert_eq!(attributes.seq, 5);
@@ -81,4 +81,18 @@ fn prune_drops_collected_leaders_then_empty_keys() {
     let leaders: Vec<NodeId> = index.keys[&b"a".to_vec()].0.iter().map(|e| e.0).collect();
     assert_eq!(leaders, [NodeId(1)]);
     assert!(!index.keys.contains_key(b"b".as_slice()));
+}
+
+/// Instances below a leader's ran-everywhere floor are neither dependencies nor counted
+/// in the sequence number; the other leaders' entries still are.
+#[test]
+fn what_ran_everywhere_is_left_out() {
+    let mut index = KeyIndex::default();
+    index.insert(at(0, 2), &put("k"), 7);
+    index.insert(at(2, 5), &put("k"), 3);
+    let floor: RanEverywhere = [(NodeId(0), 3), (NodeId(2), 5)].into_iter().collect();
+    let attributes = index.attributes_for(at(1, 0), &put("k"), &floor);
+    let deps: Vec<InstanceId> = attributes.deps.iter().copied().collect();
+    assert_eq!(deps, [at(2, 5)]);
+    assert_eq!(attributes.seq, 4);
 }

@@ -145,7 +145,9 @@ impl Leadership {
             slot: self.next_slot,
         };
         self.next_slot += 1;
-        let attributes = replica.table.attributes_for(id, &payload);
+        let attributes = replica
+            .table
+            .attributes_for(id, &payload, &replica.ran_everywhere);
         let proposal = Proposal {
             instance: id,
             ballot: Ballot::initial(id),
@@ -235,6 +237,7 @@ impl Leadership {
             instance: id,
             payload: record.payload.clone(),
             attributes: leading.original.clone(),
+            ran_everywhere: replica.ran_everywhere.clone(),
         };
         let own_reply = Message::PreAcceptOk {
             ballot: leading.ballot,
@@ -468,7 +471,10 @@ impl Leadership {
         known: Proposal,
     ) {
         let id = known.instance;
-        let mut attributes = replica.table.attributes_for(id, &known.payload);
+        let mut attributes =
+            replica
+                .table
+                .attributes_for(id, &known.payload, &replica.ran_everywhere);
         attributes.merge(&known.attributes);
         attributes.deps.remove(&id);
         let proposal = Proposal {

@@ -4,7 +4,7 @@
 use super::execution::ExecutedState;
 use super::fence::Fence;
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, RanEverywhere};
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +38,9 @@ pub enum Message {
         payload: Batch,
         /// Leader's attributes.
         attributes: Attributes,
+        /// What the leader knows ran on every replica: the acceptor leaves it out of
+        /// its attributes as the leader did (`KeyIndex::attributes_for`).
+        ran_everywhere: RanEverywhere,
     },
     /// Phase 1 reply with the replica's (possibly extended) attributes.
     PreAcceptOk {

@@ -79,7 +79,7 @@ pub use config::EpaxosConfig;
 pub use execution::{ExecutedEntry, ExecutedState, Executor};
 pub use fence::{Fence, Stage};
 pub use instance::{Attributes, Ballot, Batch, InstanceId, Payload, Status};
-pub use key_index::KeyIndex;
+pub use key_index::{KeyIndex, RanEverywhere};
 pub use messages::{InstanceRecord, InstanceReport, Message, Record, RejoinState, Snapshot};
 
 use crate::id::NodeId;
@@ -276,7 +276,8 @@ impl Epaxos {
                 instance,
                 payload,
                 attributes,
-            } => replica.on_preaccept(from, ballot, instance, payload, attributes),
+                ran_everywhere,
+            } => replica.on_preaccept(from, ballot, instance, payload, attributes, &ran_everywhere),
             Message::PreAcceptOk {
                 ballot,
                 instance,

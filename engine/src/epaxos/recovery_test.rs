@@ -98,6 +98,7 @@ fn only_an_unchanged_initial_preaccept_is_a_witness() {
             instance: id(3, 0),
             payload: batch(7, "k"),
             attributes: attrs(1, &[]),
+            ran_everywhere: Default::default(),
         },
     );
     extended.handle_message(Time::ZERO, NodeId(0), preaccept(initial()));

@@ -172,6 +172,7 @@ fn no_vote_on_instances_the_former_self_could_have_voted_on() {
         instance: id(0, slot),
         payload: batch(slot, "k"),
         attributes: attrs(1, &[]),
+        ran_everywhere: Default::default(),
     };
     core.handle_message(Time::ZERO, NodeId(0), preaccept_at(4));
     core.handle_message(Time::ZERO, NodeId(0), preaccept_at(5));

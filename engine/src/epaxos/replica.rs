@@ -10,6 +10,7 @@ use super::config::EpaxosConfig;
 use super::execution::{Executed, Executor};
 use super::fence::Fence;
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
+use super::key_index::RanEverywhere;
 use super::messages::{Message, Record};
 use super::table::InstanceTable;
 use crate::id::NodeId;
@@ -52,6 +53,8 @@ pub(super) struct Replica {
     pub(super) executor: Executor,
     /// What this replica may vote on and propose after a lost disk (`rejoin.rs`).
     pub(super) fence: Fence,
+    /// Per leader, the slot below which every replica executed (from the GC reports).
+    pub(super) ran_everywhere: RanEverywhere,
     pub(super) outbox: Outbox<Message, Record>,
     pub(super) metrics: Metrics,
 }
@@ -75,6 +78,7 @@ impl Replica {
             table: InstanceTable::default(),
             executor: Executor::new(config.record_execution, config.key_session_window),
             fence: Fence::default(),
+            ran_everywhere: RanEverywhere::new(),
             config,
             outbox: Outbox::counting(),
             metrics: Metrics::new(),
@@ -232,6 +236,7 @@ impl Replica {
             table,
             executor,
             fence,
+            ran_everywhere,
             // Empty between moves: the host drains it after every input.
             outbox,
             // Counters only: nothing reads them back.
@@ -241,5 +246,6 @@ impl Replica {
         table.hash(state);
         executor.hash(state);
         fence.hash(state);
+        ran_everywhere.hash(state);
     }
 }

@@ -7,7 +7,7 @@
 //! was seen stays binding once it is.
 
 use super::instance::{Attributes, Ballot, Batch, Instance, InstanceId, Status};
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, RanEverywhere};
 use super::messages::{InstanceRecord, InstanceReport, Record};
 use crate::id::NodeId;
 use std::collections::BTreeMap;
@@ -68,9 +68,15 @@ impl InstanceTable {
         *seen = (*seen).max(ballot);
     }
 
-    /// Attributes a new proposal of `payload` as `id` gets from what is indexed here.
-    pub(super) fn attributes_for(&self, id: InstanceId, payload: &Batch) -> Attributes {
-        self.index.attributes_for_batch(id, payload)
+    /// Attributes a new proposal of `payload` as `id` gets from what is indexed here,
+    /// leaving out what ran everywhere.
+    pub(super) fn attributes_for(
+        &self,
+        id: InstanceId,
+        payload: &Batch,
+        ran_everywhere: &RanEverywhere,
+    ) -> Attributes {
+        self.index.attributes_for_batch(id, payload, ran_everywhere)
     }
 
     /// Store attributes for an instance at `ballot` and index them.

@@ -119,6 +119,7 @@ pub(super) fn preaccept(ballot: Ballot) -> Message {
         instance: instance(),
         payload: batch(1, "k"),
         attributes: attrs(1, &[]),
+        ran_everywhere: Default::default(),
     }
 }
 
