@@ -46,6 +46,10 @@ pub(crate) struct Args {
     /// Conflict percentages to sweep (share of commands on one hot key).
     #[arg(long, value_delimiter = ',', default_value = "0,100")]
     pub(crate) conflicts: Vec<f64>,
+    /// Keys of its own each client writes off the hot key, in turn (0: a new key every
+    /// request, so the stored data grows with the run).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) client_keys: u64,
     /// Use a YCSB Zipf key distribution with this skew instead of conflict percentages.
     #[arg(long)]
     pub(crate) zipf: Option<f64>,
@@ -315,6 +319,10 @@ impl Args {
                         bail!("conflict percentage {c} is outside 0..=100");
                     }
                     Ok(WorkloadSpec {
+                        keys: KeyChoice::Conflict {
+                            conflict_pct: c,
+                            client_keys: self.client_keys,
+                        },
                         read_ratio: self.reads,
                         value_size: self.value_size,
                         ..WorkloadSpec::conflicts(c)

@@ -1,23 +1,31 @@
-//! Benchmark workloads: conflict rate (a hot key vs per-request unique keys) or YCSB-style
+//! Benchmark workloads: conflict rate (a hot key vs keys of the client's own) or YCSB-style
 //! Zipf popularity over K keys, read ratio and value size. Every client draws from its own
 //! RNG, seeded by the simulator from the run seed and the client id.
+//!
+//! Dynamo requests carry the causal context of the client's last answer for the key (as an
+//! application doing read-modify-write would), so a client rewriting a key supersedes its
+//! own version instead of piling up siblings; keys never reused carry none.
 
 use meridian_engine::command::Command;
-use meridian_engine::sim::{ClientOp, Workload};
-use meridian_engine::{ClientId, Consistency, Time};
+use meridian_engine::sim::{ClientOp, OpRecord, Workload};
+use meridian_engine::{ClientId, ClientReply, Consistency, Response, Time};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// How keys are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub enum KeyChoice {
-    /// `conflict_pct`% of commands hit one shared hot key; the rest use a key unique to
-    /// the (client, request), so they interfere with nothing.
+    /// `conflict_pct`% of commands hit one shared hot key; the rest use keys of the
+    /// client's own, so they never interfere with another client's command.
     Conflict {
         /// Share of commands on the hot key, 0..=100.
         conflict_pct: f64,
+        /// How many keys of its own each client cycles through; 0: a new key for every
+        /// request (the data then grows with the run, as every replica keeps every key).
+        client_keys: u64,
     },
     /// Zipf(θ) over `keys` keys (YCSB); θ = 0 is uniform.
     Zipf {
@@ -46,10 +54,14 @@ pub struct WorkloadSpec {
 }
 
 impl WorkloadSpec {
-    /// Writes only, at `conflict_pct`% conflicts, 16-byte values.
+    /// Writes only, at `conflict_pct`% conflicts, 16-byte values, a new key for every
+    /// request off the hot key (the simulator suites' workload: their seeds replay it).
     pub fn conflicts(conflict_pct: f64) -> Self {
         Self {
-            keys: KeyChoice::Conflict { conflict_pct },
+            keys: KeyChoice::Conflict {
+                conflict_pct,
+                client_keys: 0,
+            },
             read_ratio: 0.0,
             value_size: 16,
             read_level: None,
@@ -60,7 +72,7 @@ impl WorkloadSpec {
     /// The conflict percentage, if this is a conflict workload.
     pub fn conflict_pct(&self) -> Option<f64> {
         match self.keys {
-            KeyChoice::Conflict { conflict_pct } => Some(conflict_pct),
+            KeyChoice::Conflict { conflict_pct, .. } => Some(conflict_pct),
             KeyChoice::Zipf { .. } => None,
         }
     }
@@ -75,6 +87,15 @@ impl WorkloadSpec {
             spec: self.clone(),
             zipf,
             issued: 0,
+            contexts: HashMap::new(),
+        }
+    }
+
+    /// Whether a client may use `key` again (so its Dynamo context is worth keeping).
+    fn reuses(&self, key: &[u8]) -> bool {
+        match self.keys {
+            KeyChoice::Conflict { client_keys: 0, .. } => key == HOT_KEY,
+            KeyChoice::Conflict { .. } | KeyChoice::Zipf { .. } => true,
         }
     }
 }
@@ -84,6 +105,8 @@ pub struct Generator {
     spec: WorkloadSpec,
     zipf: Option<Zipf<f64>>,
     issued: u64,
+    /// The Dynamo causal context of the last answer per reused key.
+    contexts: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 /// The shared hot key of conflict workloads.
@@ -94,11 +117,16 @@ impl Generator {
     pub fn next_command(&mut self, client: ClientId, rng: &mut ChaCha8Rng) -> Command {
         self.issued += 1;
         let key = match self.spec.keys {
-            KeyChoice::Conflict { conflict_pct } => {
+            KeyChoice::Conflict {
+                conflict_pct,
+                client_keys,
+            } => {
                 if rng.gen_range(0.0..100.0) < conflict_pct {
                     HOT_KEY.to_vec()
-                } else {
+                } else if client_keys == 0 {
                     format!("c{}-{}", client.0, self.issued).into_bytes()
+                } else {
+                    format!("c{}-k{}", client.0, self.issued % client_keys).into_bytes()
                 }
             }
             KeyChoice::Zipf { keys, .. } => {
@@ -140,12 +168,30 @@ impl Workload for Generator {
             (Command::Get { .. }, Some(level)) => level,
             _ => self.spec.consistency,
         };
+        let context = match consistency {
+            Consistency::Dynamo(_) => self.contexts.get(command.key()).cloned(),
+            _ => None,
+        };
         Some(ClientOp {
             command,
             consistency,
-            context: Vec::new(),
+            context: context.unwrap_or_default(),
             sloppy: None,
         })
+    }
+
+    fn observe(&mut self, record: &OpRecord) {
+        let key = record.request.command.key();
+        if !self.spec.reuses(key) {
+            return;
+        }
+        if let Some(ClientReply {
+            outcome: Ok(Response::Versioned(answer)),
+            ..
+        }) = &record.reply
+        {
+            self.contexts.insert(key.clone(), answer.context.clone());
+        }
     }
 }
 

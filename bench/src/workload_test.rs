@@ -24,6 +24,104 @@ fn non_hot_keys_are_unique_per_client_and_request() {
 }
 
 #[test]
+fn client_keys_cycle_and_are_the_clients_own() {
+    let spec = WorkloadSpec {
+        keys: KeyChoice::Conflict {
+            conflict_pct: 0.0,
+            client_keys: 3,
+        },
+        ..WorkloadSpec::conflicts(0.0)
+    };
+    let mut a = spec.generator();
+    let mut b = spec.generator();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let keys_a: Vec<_> = (0..6)
+        .map(|_| a.next_command(ClientId(1), &mut rng).key().clone())
+        .collect();
+    let keys_b: Vec<_> = (0..6)
+        .map(|_| b.next_command(ClientId(2), &mut rng).key().clone())
+        .collect();
+    assert_eq!(keys_a[..3], keys_a[3..], "three keys in turn");
+    assert_eq!(
+        keys_a[..3]
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3
+    );
+    assert!(keys_a.iter().all(|k| !keys_b.contains(k)), "own keys");
+}
+
+fn dynamo_write_answer(op: &ClientOp, context: &[u8]) -> OpRecord {
+    use meridian_engine::request::{Receipt, VersionedResponse};
+    use meridian_engine::{ClientRequest, NodeId, RequestId};
+
+    let id = RequestId {
+        client: ClientId(1),
+        seq: 1,
+    };
+    OpRecord {
+        client: ClientId(1),
+        region: 0,
+        node: NodeId(0),
+        request: ClientRequest {
+            consistency: op.consistency,
+            context: op.context.clone(),
+            ..ClientRequest::new(id, op.command.clone())
+        },
+        call: Time::ZERO,
+        commit: None,
+        ret: Some(Time::ZERO),
+        reply: Some(ClientReply {
+            id,
+            outcome: Ok(Response::Versioned(VersionedResponse {
+                siblings: Vec::new(),
+                context: context.to_vec(),
+                receipt: Receipt::default(),
+            })),
+        }),
+        timed_out: false,
+    }
+}
+
+#[test]
+fn dynamo_rewrites_of_a_key_carry_the_last_answers_context() {
+    let dynamo = Consistency::Dynamo(meridian_engine::Level::Quorum);
+    let reused = WorkloadSpec {
+        keys: KeyChoice::Conflict {
+            conflict_pct: 0.0,
+            client_keys: 1,
+        },
+        consistency: dynamo,
+        ..WorkloadSpec::conflicts(0.0)
+    };
+    let mut generator = reused.generator();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let first = generator
+        .next_op(ClientId(1), &mut rng, Time::ZERO)
+        .unwrap();
+    assert!(first.context.is_empty());
+    generator.observe(&dynamo_write_answer(&first, b"ctx-1"));
+    let second = generator
+        .next_op(ClientId(1), &mut rng, Time::ZERO)
+        .unwrap();
+    assert_eq!(second.command.key(), first.command.key());
+    assert_eq!(second.context, b"ctx-1");
+
+    // A key used once is never remembered.
+    let unique = WorkloadSpec {
+        consistency: dynamo,
+        ..WorkloadSpec::conflicts(0.0)
+    };
+    let mut generator = unique.generator();
+    let op = generator
+        .next_op(ClientId(1), &mut rng, Time::ZERO)
+        .unwrap();
+    generator.observe(&dynamo_write_answer(&op, b"ctx-1"));
+    assert!(generator.contexts.is_empty());
+}
+
+#[test]
 fn values_have_the_requested_size_and_are_printable() {
     let mut spec = WorkloadSpec::conflicts(100.0);
     spec.value_size = 64;
