@@ -5,7 +5,9 @@
 //! The instance table is rebuilt record by record: the last record of an instance wins
 //! unless it would move its status backwards, and promises only grow, whichever record
 //! wins. Committed instances are executed again (their clients belonged to the previous
-//! incarnation: nobody is answered). An own instance that was not committed is resumed
+//! incarnation: nobody is answered), in the order their commits were first recorded: a
+//! command may leave out an instance every replica had executed (`RanEverywhere`), so
+//! nothing but that order puts the older one first. An own instance that was not committed is resumed
 //! at the first input, at its own ballot, unless this replica promised a recovery a
 //! higher one or last recorded a recovery's attributes for it: then it is no longer ours
 //! (docs/design.md#epaxos, rule 1).
@@ -17,6 +19,7 @@ use super::messages::{InstanceRecord, Record, Snapshot};
 use super::table::InstanceTable;
 use crate::id::NodeId;
 use crate::time::Time;
+use std::collections::BTreeSet;
 
 /// What replay leaves for the roles to pick up.
 pub(super) struct Replayed {
@@ -38,12 +41,17 @@ pub(super) fn replay(
 ) -> Replayed {
     let mut next_slot = 0;
     let mut fence = Fence::default();
+    let mut commit_order = Vec::new();
+    let mut seen_committed = BTreeSet::new();
     for record in records {
         match record {
             Record::Fence(last) => fence = *last,
             Record::Instance(record) => {
                 if record.instance.leader == me {
                     next_slot = u64::max(next_slot, record.instance.slot + 1);
+                }
+                if record.status == Status::Committed && seen_committed.insert(record.instance) {
+                    commit_order.push(record.instance);
                 }
                 replay_instance(table, record);
             }
@@ -69,11 +77,12 @@ pub(super) fn replay(
             instance.promised = instance.promised.max(bare);
         }
     }
-    let committed: Vec<(InstanceId, Batch, Attributes)> = table
-        .instances
-        .iter()
-        .filter(|(_, i)| i.status == Status::Committed)
-        .map(|(&id, i)| (id, i.payload.clone(), i.attributes.clone()))
+    let committed: Vec<(InstanceId, Batch, Attributes)> = commit_order
+        .into_iter()
+        .filter_map(|id| {
+            let instance = table.instances.get(&id)?;
+            Some((id, instance.payload.clone(), instance.attributes.clone()))
+        })
         .collect();
     for (id, payload, attributes) in committed.into_iter().filter(|_| fence.executes()) {
         // Replies to clients of a previous incarnation are gone: just re-apply.

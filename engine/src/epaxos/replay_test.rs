@@ -2,8 +2,8 @@
 //! its own to drive.
 
 use super::test_support::{
-    accept, attrs, batch, initial, instance, payload, preaccept, prepare, recovery_ballot, refused,
-    replica, synced,
+    accept, attrs, batch, id, initial, instance, payload, preaccept, prepare, recovery_ballot,
+    refused, replica, synced,
 };
 use super::Message;
 use crate::id::NodeId;
@@ -78,4 +78,27 @@ fn a_restarted_leader_does_not_resume_at_a_recovery_ballot() {
         !drives_a_phase(&sent),
         "resumed at the recovery's ballot: {sent:?}"
     );
+}
+
+/// Replay executes committed instances in the order their commits were recorded, not in
+/// instance order: a command may leave out of its dependencies an instance that every
+/// replica had executed (`RanEverywhere`), so the log order alone puts that one first.
+#[test]
+fn replay_executes_in_the_order_commits_were_recorded() {
+    use super::{InstanceRecord, Record, Status};
+    let committed = |id: super::InstanceId, seq: u64| {
+        Record::Instance(InstanceRecord {
+            instance: id,
+            payload: batch(seq, "k"),
+            attributes: attrs(1, &[]),
+            status: Status::Committed,
+            ballot: super::Ballot::initial(id),
+            promised: super::Ballot::initial(id),
+            witness: false,
+        })
+    };
+    // 2.0 (value [1]) ran first; 0.0 (value [2]) came later without naming it.
+    let records = vec![committed(id(2, 0), 1), committed(id(0, 0), 2)];
+    let restarted = replica(3, 1, records);
+    assert_eq!(restarted.kv().read(b"k"), Some(&vec![2]));
 }
