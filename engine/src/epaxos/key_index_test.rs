@@ -1,5 +1,6 @@
 use super::*;
 use crate::id::NodeId;
+use crate::command::Key;
 
 fn put(key: &str) -> Command {
     Command::Put {
