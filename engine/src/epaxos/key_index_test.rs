@@ -1,6 +1,6 @@
 use super::*;
-use crate::id::NodeId;
 use crate::command::Key;
+use crate::id::NodeId;
 
 fn put(key: &str) -> Command {
     Command::Put {
