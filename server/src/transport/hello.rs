@@ -29,8 +29,9 @@ pub const WIRE_MAGIC: [u8; 4] = *b"MRDN";
 /// The peer wire format this binary speaks: the hello after the version, the frame
 /// layout and every protocol's `Message` encoding. Bump it whenever any changes meaning;
 /// see docs/deployment.md, "Upgrades". (2: the hello carries the instance; 3: EPaxos
-/// recovery reports say whether they witness the leader's initial-ballot attributes.)
-pub const WIRE_VERSION: u32 = 3;
+/// recovery reports say whether they witness the leader's initial-ballot attributes; 4:
+/// Tempo's rejoin answer carries the floor of forgotten clocks.)
+pub const WIRE_VERSION: u32 = 4;
 /// Bytes every release reads: the magic and the wire version.
 pub const PREFIX_LEN: usize = WIRE_MAGIC.len() + 4;
 /// Bytes of a hello of this wire version.
