@@ -7,8 +7,9 @@
 //! consecutive configurations intersect; [`Configuration::apply`] refuses anything else.
 //! [`ConfigSchedule`] records the rule "a change chosen in slot `i` governs slots `> i`".
 //!
-//! Multi-Paxos runs them (`multipaxos/membership.rs`); EPaxos, Tempo and Dynamo still
-//! run the static [`Membership`](crate::protocol::Membership).
+//! Multi-Paxos runs them (`multipaxos/membership.rs`); Dynamo reports its versioned ring
+//! as one (`dynamo/ring_state.rs`); EPaxos and Tempo still run the static
+//! [`Membership`](crate::protocol::Membership).
 
 use crate::id::{NodeId, RequestId};
 use crate::protocol::{Member, Membership};
@@ -112,6 +113,14 @@ impl Configuration {
         members.sort_by_key(|m| m.id);
         members.dedup_by_key(|m| m.id);
         Self { epoch: 0, members }
+    }
+
+    /// A configuration with these members (sorted by id; later duplicates dropped), for
+    /// cores that version membership their own way (Dynamo's ring).
+    pub fn from_parts(epoch: u64, mut members: Vec<ConfigMember>) -> Self {
+        members.sort_by_key(|m| m.id);
+        members.dedup_by_key(|m| m.id);
+        Self { epoch, members }
     }
 
     /// This configuration's epoch.

@@ -62,6 +62,16 @@ impl AntiEntropy {
         }
     }
 
+    /// A new ring: its `(range, peer)` pairs replace the old ones, and everything keyed
+    /// by the old ring's ranges is forgotten (exchange ids keep counting up).
+    pub(crate) fn reset(&mut self, pairs: Vec<(RangeId, NodeId)>) {
+        *self = Self {
+            pairs,
+            next_id: self.next_id,
+            ..Self::default()
+        };
+    }
+
     /// The next pair to exchange: a priority range first, else round-robin; only peers
     /// `alive` accepts.
     fn pick(&mut self, alive: impl Fn(NodeId) -> bool) -> Option<(RangeId, NodeId)> {
@@ -111,6 +121,7 @@ impl Dynamo {
         self.outbox.send(
             peer,
             Message::AeCompare {
+                ring: self.state.epoch(),
                 exchange: id,
                 range,
                 level: 0,
@@ -120,23 +131,26 @@ impl Dynamo {
     }
 
     /// Whether an anti-entropy message about `range` from `from` concerns this node.
-    fn shares_range(&self, from: NodeId, range: RangeId, exchange: ExchangeId) -> bool {
-        from != self.id
+    fn shares_range(&self, from: NodeId, ring: u64, range: RangeId, exchange: ExchangeId) -> bool {
+        ring == self.state.epoch()
+            && from != self.id
             && self.ring.is_primary(self.id, range)
             && self.ring.is_primary(from, range)
             && (exchange.initiator == from || exchange.initiator == self.id)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_ae_compare(
         &mut self,
         now: Time,
         from: NodeId,
+        ring: u64,
         exchange: ExchangeId,
         range: RangeId,
         level: u8,
         nodes: Vec<(u32, u64)>,
     ) {
-        if !self.shares_range(from, range, exchange) || level > self.merkle.depth() {
+        if !self.shares_range(from, ring, range, exchange) || level > self.merkle.depth() {
             return self.metrics.incr("dropped_messages");
         }
         let differing = self.merkle.differing(range, level, &nodes);
@@ -148,6 +162,7 @@ impl Dynamo {
             self.outbox.send(
                 from,
                 Message::AeObjects {
+                    ring,
                     exchange,
                     range,
                     leaves: differing,
@@ -165,6 +180,7 @@ impl Dynamo {
         self.outbox.send(
             from,
             Message::AeCompare {
+                ring,
                 exchange,
                 range,
                 level: level + 1,
@@ -178,13 +194,14 @@ impl Dynamo {
         &mut self,
         now: Time,
         from: NodeId,
+        ring: u64,
         exchange: ExchangeId,
         range: RangeId,
         leaves: Vec<u32>,
         objects: Vec<(Key, Object)>,
         reply: bool,
     ) {
-        if !self.shares_range(from, range, exchange) {
+        if !self.shares_range(from, ring, range, exchange) {
             return self.metrics.incr("dropped_messages");
         }
         let leaf_set: BTreeSet<u32> = leaves.iter().copied().collect();
@@ -206,6 +223,7 @@ impl Dynamo {
         let next = if reply {
             let objects = self.objects_in_leaves(range, &leaves);
             Some(Message::AeObjects {
+                ring,
                 exchange,
                 range,
                 leaves,
@@ -215,7 +233,11 @@ impl Dynamo {
         } else if exchange.initiator == self.id {
             None
         } else {
-            Some(Message::AeDone { exchange, range })
+            Some(Message::AeDone {
+                ring,
+                exchange,
+                range,
+            })
         };
         let then: Vec<Effect<Message>> = next
             .map(|message| Effect::Send { to: from, message })
@@ -233,8 +255,14 @@ impl Dynamo {
         }
     }
 
-    pub(crate) fn on_ae_done(&mut self, from: NodeId, exchange: ExchangeId, range: RangeId) {
-        if exchange.initiator != self.id {
+    pub(crate) fn on_ae_done(
+        &mut self,
+        from: NodeId,
+        ring: u64,
+        exchange: ExchangeId,
+        range: RangeId,
+    ) {
+        if exchange.initiator != self.id || ring != self.state.epoch() {
             return self.metrics.incr("dropped_messages");
         }
         self.complete_exchange(exchange, range, from);
@@ -245,7 +273,15 @@ impl Dynamo {
         if exchange.initiator == self.id {
             self.complete_exchange(exchange, range, from);
         } else {
-            self.outbox.send(from, Message::AeDone { exchange, range });
+            let ring = self.state.epoch();
+            self.outbox.send(
+                from,
+                Message::AeDone {
+                    ring,
+                    exchange,
+                    range,
+                },
+            );
         }
     }
 
@@ -294,8 +330,8 @@ impl Dynamo {
     }
 
     /// A peer says hints for `range` were dropped: exchange it with priority.
-    pub(crate) fn on_priority_range(&mut self, range: RangeId) {
-        if !self.ring.is_primary(self.id, range) {
+    pub(crate) fn on_priority_range(&mut self, ring: u64, range: RangeId) {
+        if ring != self.state.epoch() || !self.ring.is_primary(self.id, range) {
             return self.metrics.incr("dropped_messages");
         }
         let peers: BTreeSet<NodeId> = self
@@ -319,10 +355,12 @@ impl Dynamo {
         for range in ranges {
             let owners = self.ring.preference(range).to_vec();
             for owner in owners {
+                let ring = self.state.epoch();
                 if owner == self.id {
-                    self.on_priority_range(range);
+                    self.on_priority_range(ring, range);
                 } else {
-                    self.outbox.send(owner, Message::PriorityRange { range });
+                    self.outbox
+                        .send(owner, Message::PriorityRange { ring, range });
                 }
             }
         }

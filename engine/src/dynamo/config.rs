@@ -1,5 +1,6 @@
 //! Dynamo keyspace configuration. Defaults are documented per field.
 
+use crate::id::NodeId;
 use std::time::Duration;
 
 /// Bounds on the hints a fallback node keeps. A hint that would exceed them is refused
@@ -101,6 +102,9 @@ pub struct DynamoConfig {
     pub compact_after_records: usize,
     /// Requests a node coordinates at once; more are rejected (default 10,000).
     pub max_pending_requests: usize,
+    /// The members of the ring at epoch 0 (default empty: every member of the cluster).
+    /// The others are spares a membership change can add.
+    pub initial_members: Vec<NodeId>,
 }
 
 impl Default for DynamoConfig {
@@ -130,6 +134,7 @@ impl Default for DynamoConfig {
             gc_interval: Duration::from_secs(1),
             compact_after_records: 20_000,
             max_pending_requests: 10_000,
+            initial_members: Vec::new(),
         }
     }
 }
@@ -182,6 +187,12 @@ impl DynamoConfig {
     /// Merkle exchange period.
     pub fn with_anti_entropy_interval(mut self, interval: Duration) -> Self {
         self.anti_entropy_interval = interval;
+        self
+    }
+
+    /// Ring members at epoch 0 (see [`DynamoConfig::initial_members`]).
+    pub fn with_initial_members(mut self, members: Vec<NodeId>) -> Self {
+        self.initial_members = members;
         self
     }
 

@@ -28,6 +28,7 @@ use crate::dynamo::level::{Op, Requirement};
 use crate::dynamo::messages::{Message, OpId};
 use crate::dynamo::plan::{names, Plan, ReplyTo, Target};
 use crate::dynamo::read::ReadOp;
+use crate::dynamo::ring::Ring;
 use crate::dynamo::write::WriteOp;
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
@@ -213,11 +214,26 @@ impl Dynamo {
             Ok(r) => r,
             Err(e) => return self.fail(request.id, reply_to, e),
         };
+        let next = match (op, &self.next_ring) {
+            (Op::Write, Some(next_ring)) => {
+                let next_preference = next_ring.preference_for(&key).to_vec();
+                let region_of = |n: NodeId| next_ring.region_of(n).to_owned();
+                // A level the next owners cannot meet at all (LOCAL_* where no next owner
+                // is local) still needs one of them: the write must survive the move.
+                Requirement::new(level, op, &next_preference, region_of, region)
+                    .or_else(|_| {
+                        Requirement::new(Level::One, op, &next_preference, region_of, region)
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
         let plan = Plan {
             request: request.id,
             reply_to,
             key,
             requirement,
+            next,
             sloppy: request.sloppy.unwrap_or(self.config.sloppy),
             deadline,
         };
@@ -388,40 +404,47 @@ impl Dynamo {
         self.outbox.reply(reply);
     }
 
-    /// Who a request goes to: every owner, plus (if sloppy) a live fallback for each
-    /// owner the failure detector suspects.
+    /// Who a request goes to: every owner (of both rings while ranges move, if
+    /// `with_next`), plus (if sloppy) a live fallback for each owner the failure detector
+    /// suspects.
     pub(crate) fn plan_targets(
         &self,
         now: Time,
         key: &Key,
         sloppy: bool,
+        with_next: bool,
     ) -> BTreeMap<NodeId, Target> {
-        let range = self.ring.range_of(key);
-        let preference = self.ring.preference(range);
-        let mut targets: BTreeMap<NodeId, Target> = preference
-            .iter()
-            .map(|&owner| {
+        let rings: Vec<&Ring> = std::iter::once(&self.ring)
+            .chain(self.next_ring.as_ref().filter(|_| with_next))
+            .collect();
+        let mut targets: BTreeMap<NodeId, Target> = BTreeMap::new();
+        for ring in &rings {
+            for &owner in ring.preference_for(key) {
                 let target = Target {
                     owner,
                     fallback: false,
                 };
-                (owner, target)
-            })
-            .collect();
+                targets.insert(owner, target);
+            }
+        }
         if sloppy {
-            let mut taken: BTreeSet<NodeId> = preference.iter().copied().collect();
-            for &owner in preference {
-                if self.detector.is_alive(owner, now) {
-                    continue;
-                }
-                let usable = |n: NodeId| self.detector.is_alive(n, now);
-                if let Some(fallback) = self.ring.fallback_for(range, owner, &taken, usable) {
-                    taken.insert(fallback);
-                    let target = Target {
-                        owner,
-                        fallback: true,
-                    };
-                    targets.insert(fallback, target);
+            let mut taken: BTreeSet<NodeId> = targets.keys().copied().collect();
+            for ring in &rings {
+                let range = ring.range_of(key);
+                for &owner in ring.preference(range) {
+                    let covered = targets.values().any(|t| t.owner == owner && t.fallback);
+                    if covered || self.detector.is_alive(owner, now) {
+                        continue;
+                    }
+                    let usable = |n: NodeId| self.detector.is_alive(n, now);
+                    if let Some(fallback) = ring.fallback_for(range, owner, &taken, usable) {
+                        taken.insert(fallback);
+                        let target = Target {
+                            owner,
+                            fallback: true,
+                        };
+                        targets.insert(fallback, target);
+                    }
                 }
             }
         }
@@ -440,7 +463,11 @@ impl Dynamo {
             .filter(|(node, t)| self.detector.is_alive(**node, now) && (!t.fallback || plan.sloppy))
             .map(|(_, t)| t.owner)
             .collect();
-        if plan.requirement.is_met(&reachable) {
+        let requirement = match &plan.next {
+            Some(next) if plan.requirement.is_met(&reachable) && !next.is_met(&reachable) => next,
+            _ => &plan.requirement,
+        };
+        if requirement.is_met(&reachable) {
             return Ok(());
         }
         let down: Vec<NodeId> = targets
@@ -448,7 +475,7 @@ impl Dynamo {
             .filter(|(node, t)| !t.fallback && !self.detector.is_alive(**node, now))
             .map(|(n, _)| *n)
             .collect();
-        let (_, needed) = plan.requirement.progress(&BTreeSet::new());
+        let (_, needed) = requirement.progress(&BTreeSet::new());
         let sloppy_note = if plan.sloppy {
             "no live fallback could stand in for them"
         } else {
@@ -459,7 +486,7 @@ impl Dynamo {
             needed,
             detail: format!(
                 "{}; owners down per the failure detector: {}; {sloppy_note}; nothing was sent",
-                plan.requirement.shortfall(&reachable),
+                requirement.shortfall(&reachable),
                 names(&down)
             ),
         })

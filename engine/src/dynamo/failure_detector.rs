@@ -39,6 +39,14 @@ impl FailureDetector {
         }
     }
 
+    /// Start watching `peer` (a new ring member), presumed alive at `now`; no change if
+    /// it is watched already.
+    pub fn watch(&mut self, peer: NodeId, now: Time) {
+        if peer != self.me {
+            self.last_heard.entry(peer).or_insert(now);
+        }
+    }
+
     /// `from` sent something at `now`. Returns true if it was considered down.
     pub fn heard(&mut self, from: NodeId, now: Time) -> bool {
         let was_down = !self.is_alive(from, now);

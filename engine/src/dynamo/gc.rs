@@ -19,6 +19,12 @@
 //! classic `gc_grace` caveat of Cassandra and Riak), and then shows up as a sibling next
 //! to later writes, never as a lost write. A range whose leader is down collects nothing
 //! until it returns.
+//!
+//! While ranges move (a member joining or leaving) nothing is collected, and a new ring
+//! restarts the anti-entropy coverage (it is per range of one ring): a tombstone is
+//! collected only once every owner of the new ring is known to hold it. Tombstones move
+//! with the data (streams and handoffs carry whole objects), so a move never resurrects
+//! a delete unless a handoff is delayed past the grace period (the same caveat).
 
 use crate::command::Key;
 use crate::dynamo::dvv::VersionVector;
@@ -33,6 +39,10 @@ const MAX_PER_ROUND: usize = 1_000;
 impl Dynamo {
     /// Collect the tombstones this node leads that every owner is known to hold.
     pub(crate) fn collect_tombstones(&mut self, now: Time) {
+        if self.next_ring.is_some() {
+            // Ranges are moving: anti-entropy coverage is restarted for the new ring.
+            return;
+        }
         let mut collectable = Vec::new();
         for key in self.store.tombstones() {
             if collectable.len() >= MAX_PER_ROUND {
@@ -113,6 +123,11 @@ impl Dynamo {
         }
         let mut snapshot = Vec::with_capacity(live);
         snapshot.push(Record::Epoch { epoch: self.epoch });
+        if self.state.epoch() > 0 {
+            snapshot.push(Record::Ring {
+                state: self.state.clone(),
+            });
+        }
         for (key, entry) in self.store.iter() {
             snapshot.push(Record::Object {
                 key: key.clone(),

@@ -3,6 +3,7 @@
 use crate::command::Key;
 use crate::dynamo::dvv::{Object, VersionVector};
 use crate::dynamo::ring::RangeId;
+use crate::dynamo::ring_state::RingState;
 use crate::id::NodeId;
 use crate::request::{ClientReply, ClientRequest};
 use serde::{Deserialize, Serialize};
@@ -133,11 +134,15 @@ pub enum Message {
     },
     /// Hints for this range were dropped: exchange it with priority.
     PriorityRange {
+        /// The ring epoch `range` belongs to (range ids are per ring).
+        ring: u64,
         /// The range.
         range: RangeId,
     },
     /// Merkle exchange: the sender's hashes of these nodes at `level` (0 = root).
     AeCompare {
+        /// The ring epoch `range` belongs to (range ids are per ring).
+        ring: u64,
         /// Exchange.
         exchange: ExchangeId,
         /// Range compared.
@@ -149,6 +154,8 @@ pub enum Message {
     },
     /// Merkle exchange: the sender's objects in the differing leaves.
     AeObjects {
+        /// The ring epoch `range` belongs to (range ids are per ring).
+        ring: u64,
         /// Exchange.
         exchange: ExchangeId,
         /// Range.
@@ -169,10 +176,60 @@ pub enum Message {
     },
     /// Merkle exchange finished (sent to the initiator when it is not the last receiver).
     AeDone {
+        /// The ring epoch `range` belongs to (range ids are per ring).
+        ring: u64,
         /// Exchange.
         exchange: ExchangeId,
         /// Range.
         range: RangeId,
+    },
+    /// The sender's ring state (the heartbeat once the ring has changed).
+    Ring {
+        /// The state.
+        state: RingState,
+    },
+    /// A joining node asks a member for the keys it will own, after `after`.
+    StreamRequest {
+        /// The ring epoch of the bootstrap.
+        ring: u64,
+        /// Resume after this key (`None`: from the start).
+        after: Option<Key>,
+    },
+    /// One page of a bootstrap stream.
+    StreamPage {
+        /// As requested.
+        ring: u64,
+        /// As requested.
+        after: Option<Key>,
+        /// The sender's objects of keys the joining node will own.
+        objects: Vec<(Key, Object)>,
+        /// Ask again after this key; `None`: the stream is complete.
+        next: Option<Key>,
+    },
+    /// A stream page is durable (sent by a node to itself).
+    StreamSynced {
+        /// The ring epoch of the bootstrap.
+        ring: u64,
+        /// The member that sent the page.
+        source: NodeId,
+        /// The page's `after`.
+        after: Option<Key>,
+        /// The page's `next`.
+        next: Option<Key>,
+    },
+    /// A key the sender holds but does not own after the move, for one of its owners.
+    Handoff {
+        /// Key.
+        key: Key,
+        /// The sender's object.
+        object: Object,
+    },
+    /// The handed-off object (of this digest) is durable at the sender.
+    HandoffAck {
+        /// Key.
+        key: Key,
+        /// Digest of the object handed off.
+        digest: u64,
     },
 }
 
@@ -215,5 +272,10 @@ pub enum Record {
         key: Key,
         /// Sequence removed (a newer version of the hint stays).
         seq: u64,
+    },
+    /// The ring state this node adopted (the latest record wins).
+    Ring {
+        /// The state.
+        state: RingState,
     },
 }

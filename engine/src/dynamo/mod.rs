@@ -55,6 +55,7 @@ mod gc;
 mod hash;
 mod hints;
 mod level;
+mod membership;
 mod merkle;
 mod messages;
 mod plan;
@@ -63,6 +64,8 @@ mod read_repair;
 mod replay;
 mod replica;
 mod ring;
+mod ring_state;
+mod streaming;
 mod write;
 
 #[cfg(test)]
@@ -75,6 +78,8 @@ mod dvv_test;
 mod hints_test;
 #[cfg(test)]
 mod level_test;
+#[cfg(test)]
+mod ring_change_test;
 #[cfg(test)]
 mod ring_test;
 #[cfg(test)]
@@ -89,9 +94,11 @@ pub use merkle::MerkleIndex;
 pub use messages::{ExchangeId, Message, OpId, Record};
 pub use replica::{Entry, Store};
 pub use ring::{key_position, RangeId, Ring};
+pub use ring_state::{MemberStatus, RingMember, RingState};
 
 use crate::command::Key;
-use crate::id::NodeId;
+use crate::configuration::{Change, ChangeOutcome, Configuration};
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{Effect, Membership, Metrics, Outbox, Output, Protocol};
 use crate::request::ClientRequest;
 use crate::time::Time;
@@ -103,7 +110,8 @@ use plan::ReplyTo;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replay::Replayed;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use streaming::Moves;
 
 /// Dynamo's background duties on the clock (docs/design.md#timers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -118,6 +126,8 @@ enum Timer {
     AntiEntropy,
     /// Collect tombstones every owner is known to hold.
     TombstoneGc,
+    /// Move ranges: bootstrap pages, handoffs, promotion and leaving (`streaming`).
+    Moves,
 }
 
 /// One Dynamo node: storage replica and coordinator.
@@ -129,7 +139,16 @@ pub struct Dynamo {
     id: NodeId,
     cluster: Membership,
     config: DynamoConfig,
+    /// The versioned ring membership (`ring_state`).
+    state: RingState,
+    /// The read ring: owners before the move in progress (the only ring when none is).
     ring: Ring,
+    /// The write ring while ranges move: owners after the move.
+    next_ring: Option<Ring>,
+    moves: Moves,
+    /// Operator changes waiting for their outcome, and outcomes not yet polled.
+    changes: Vec<(RequestId, Change)>,
+    outcomes: VecDeque<ChangeOutcome>,
     region: String,
     boot: u32,
     /// This boot's epoch: with the id, the actor of the dots this node issues.
@@ -165,38 +184,38 @@ impl Dynamo {
         recovered: Vec<Record>,
     ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let ring = Ring::new(cluster, config.vnodes, config.replicas);
+        let initial = RingState::initial(cluster, &config.initial_members);
+        let ring = Ring::new(&initial.read_membership(), config.vnodes, config.replicas);
         let Replayed {
             store,
             merkle,
             hints,
             previous_epoch,
             records,
+            ring_state,
         } = replay::replay(&ring, &config, recovered);
+        let state = ring_state.unwrap_or(initial);
         // A new random 64-bit epoch per boot: unique without coordination. Mixing in the
         // previous one keeps epochs distinct even if a host reused a seed with its log.
         let epoch = mix2(rng.gen(), previous_epoch);
-        let region = ring.region_of(id).to_owned();
+        let region = state
+            .region_of(id)
+            .or_else(|| cluster.region_of(id))
+            .unwrap_or_default()
+            .to_owned();
         let boot: u32 = rng.gen();
-        let pairs = ring
-            .ranges_of(id)
-            .into_iter()
-            .flat_map(|range| {
-                ring.preference(range)
-                    .iter()
-                    .copied()
-                    .filter(move |&p| p != id)
-                    .map(move |p| (range, p))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
         let detector = FailureDetector::new(id, cluster.ids(), config.failure_timeout, Time::ZERO);
         let mut timers = Timers::new();
         timers.set(Timer::Start, Time::ZERO);
-        Self {
+        let mut node = Self {
             id,
             cluster: cluster.clone(),
+            state,
             ring,
+            next_ring: None,
+            moves: Moves::default(),
+            changes: Vec::new(),
+            outcomes: VecDeque::new(),
             region,
             boot,
             epoch,
@@ -206,12 +225,22 @@ impl Dynamo {
             hints,
             detector,
             coordinator: Coordinator::default(),
-            anti_entropy: AntiEntropy::new(pairs, u64::from(boot) << 32),
+            anti_entropy: AntiEntropy::new(Vec::new(), u64::from(boot) << 32),
             timers,
             records_since_compaction: records,
             outbox: Outbox::new(),
             metrics: Metrics::new(),
             config,
+        };
+        node.rebuild_rings();
+        node
+    }
+
+    /// The actor of the dots this node issues as an owner.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor {
+            node: self.id,
+            epoch: self.epoch,
         }
     }
 
@@ -278,6 +307,9 @@ impl Dynamo {
             self.config.failure_timeout,
             now,
         );
+        for member in self.state.members() {
+            self.detector.watch(member.id, now);
+        }
         self.hints.reset_ages(now);
         self.store.reset_tombstone_ages(now);
         // Ordered before every record this boot writes, so the next boot derives a
@@ -290,19 +322,19 @@ impl Dynamo {
             .set(Timer::AntiEntropy, now + self.config.anti_entropy_interval);
         self.timers
             .set(Timer::TombstoneGc, now + self.config.gc_interval);
+        self.timers
+            .set(Timer::Moves, now + self.config.hint_replay_interval);
     }
 
     fn send_heartbeats(&mut self, now: Time) {
-        let peers: Vec<NodeId> = self.cluster.ids().filter(|&p| p != self.id).collect();
-        for peer in peers {
-            self.outbox.send(peer, Message::Ping);
-        }
+        self.gossip();
         self.timers
             .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
     }
 
     /// Drop expired hints (marking their ranges) and send due hints to live owners.
     fn replay_hints(&mut self, now: Time) {
+        self.absorb_stale_hints(now);
         let expired = self.hints.expired(now);
         let mut ranges = BTreeSet::new();
         let mut removed = Vec::new();
@@ -339,6 +371,39 @@ impl Dynamo {
     }
 }
 
+impl Dynamo {
+    /// Hints whose owner no longer owns the key after the move, and every hint of a node
+    /// that is not a normal member, become local objects: the handoff then carries them to
+    /// the key's owners, so a move never strands a hinted write.
+    fn absorb_stale_hints(&mut self, now: Time) {
+        let normal = self.state.status_of(self.id) == Some(MemberStatus::Normal);
+        let ring = self.write_ring();
+        let stale: Vec<(NodeId, Key, u64, Object)> = self
+            .hints
+            .iter()
+            .filter(|((owner, key), _)| !normal || !ring.is_primary(*owner, ring.range_of(key)))
+            .map(|((owner, key), hint)| (*owner, key.clone(), hint.seq, hint.object.clone()))
+            .collect();
+        for (owner, key, seq, object) in stale {
+            if !self.hints.remove_exact(owner, &key, seq) {
+                continue;
+            }
+            let (merged, _) = self.merge_local(now, &key, &object);
+            self.metrics.incr("hints_absorbed");
+            self.persist(
+                vec![
+                    Record::Object {
+                        key: key.clone(),
+                        object: merged,
+                    },
+                    Record::HintRemoved { owner, key, seq },
+                ],
+                Vec::new(),
+            );
+        }
+    }
+}
+
 impl Protocol for Dynamo {
     type Message = Message;
     type Record = Record;
@@ -357,7 +422,7 @@ impl Protocol for Dynamo {
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
         self.start(now);
-        if !self.cluster.contains(from) {
+        if !self.cluster.contains(from) && !self.state.contains(from) {
             self.metrics.incr("dropped_messages");
             return;
         }
@@ -391,21 +456,43 @@ impl Protocol for Dynamo {
                 self.on_hint_delivery(now, from, key, object, seq)
             }
             Message::HintAck { key, seq } => self.on_hint_ack(from, key, seq),
-            Message::PriorityRange { range } => self.on_priority_range(range),
+            Message::PriorityRange { ring, range } => self.on_priority_range(ring, range),
             Message::AeCompare {
+                ring,
                 exchange,
                 range,
                 level,
                 nodes,
-            } => self.on_ae_compare(now, from, exchange, range, level, nodes),
+            } => self.on_ae_compare(now, from, ring, exchange, range, level, nodes),
             Message::AeObjects {
+                ring,
                 exchange,
                 range,
                 leaves,
                 objects,
                 reply,
-            } => self.on_ae_objects(now, from, exchange, range, leaves, objects, reply),
-            Message::AeDone { exchange, range } => self.on_ae_done(from, exchange, range),
+            } => self.on_ae_objects(now, from, ring, exchange, range, leaves, objects, reply),
+            Message::AeDone {
+                ring,
+                exchange,
+                range,
+            } => self.on_ae_done(from, ring, exchange, range),
+            Message::Ring { state } => self.on_ring(now, state),
+            Message::StreamRequest { ring, after } => self.on_stream_request(from, ring, after),
+            Message::StreamPage {
+                ring,
+                after,
+                objects,
+                next,
+            } => self.on_stream_page(now, from, ring, after, objects, next),
+            Message::StreamSynced {
+                ring,
+                source,
+                after,
+                next,
+            } => self.on_stream_synced(now, from, ring, source, after, next),
+            Message::Handoff { key, object } => self.on_handoff(now, from, key, object),
+            Message::HandoffAck { key, digest } => self.on_handoff_ack(from, key, digest),
             Message::Forget { key, context } => self.on_forget(from, key, context),
         }
         self.maybe_compact();
@@ -433,6 +520,11 @@ impl Protocol for Dynamo {
             self.timers
                 .set(Timer::TombstoneGc, now + self.config.gc_interval);
         }
+        if self.timers.is_due(Timer::Moves, now) {
+            self.moves_tick(now);
+            self.timers
+                .set(Timer::Moves, now + self.config.hint_replay_interval);
+        }
         self.maybe_compact();
     }
 
@@ -455,6 +547,26 @@ impl Protocol for Dynamo {
         metrics.set("hint_bytes", self.hints.bytes() as u64);
         metrics.set("requests_in_flight", self.coordinator.active() as u64);
         metrics.set("reads_lingering", self.coordinator.lingering as u64);
+        metrics.set("ring_epoch", self.state.epoch());
+        metrics.set("foreign_keys", self.moves.foreign.len() as u64);
         metrics
+    }
+
+    fn configuration(&self) -> Option<Configuration> {
+        Some(self.state.to_configuration())
+    }
+
+    fn changes_membership(&self) -> bool {
+        true
+    }
+
+    fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
+        self.start(now);
+        self.propose_ring_change(now, request, change);
+        self.maybe_compact();
+    }
+
+    fn poll_change_outcome(&mut self) -> Option<ChangeOutcome> {
+        self.outcomes.pop_front()
     }
 }

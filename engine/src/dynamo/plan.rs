@@ -34,6 +34,8 @@ pub(crate) struct Plan {
     pub(crate) reply_to: ReplyTo,
     pub(crate) key: Key,
     pub(crate) requirement: Requirement,
+    /// While ranges move, what a write needs from the owners after the move too.
+    pub(crate) next: Option<Requirement>,
     pub(crate) sloppy: bool,
     pub(crate) deadline: Time,
 }

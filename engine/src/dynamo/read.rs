@@ -62,7 +62,7 @@ pub(crate) struct ReadOp {
 
 impl Dynamo {
     pub(crate) fn start_read(&mut self, now: Time, plan: Plan, session: Option<VersionVector>) {
-        let targets = self.plan_targets(now, &plan.key, plan.sloppy);
+        let targets = self.plan_targets(now, &plan.key, plan.sloppy, false);
         if let Err(e) = self.check_reachable(now, &plan, &targets) {
             return self.fail(plan.request, plan.reply_to, e);
         }

@@ -1,10 +1,11 @@
 //! Rebuilding a Dynamo node from its durable records, in order: the last
 //! `Record::Object` of a key is its state, `ObjectRemoved` forgets it (tombstone
 //! collection), hints come and go with `Hint`/`HintRemoved`, and the last `Epoch` is the
-//! previous boot's (the next epoch is derived from it). Compaction (`Dynamo::maybe_compact`)
+//! previous boot's (the next epoch is derived from it), the last `Ring` the ring state
+//! (ranges are re-indexed for it afterwards). Compaction (`Dynamo::maybe_compact`)
 //! writes the same records for the live state only.
 
-use super::{DynamoConfig, HintStore, MerkleIndex, Record, Ring, Store};
+use super::{DynamoConfig, HintStore, MerkleIndex, Record, Ring, RingState, Store};
 use crate::time::Time;
 
 /// A node's durable state folded from its records.
@@ -16,6 +17,8 @@ pub(super) struct Replayed {
     pub(super) previous_epoch: u64,
     /// How many records the log held (compaction compares it with the live state).
     pub(super) records: usize,
+    /// The last ring state adopted (`None`: the initial one).
+    pub(super) ring_state: Option<RingState>,
 }
 
 /// Fold `recovered` into the state it describes.
@@ -24,6 +27,7 @@ pub(super) fn replay(ring: &Ring, config: &DynamoConfig, recovered: Vec<Record>)
     let mut merkle = MerkleIndex::new(config.merkle_fanout, config.merkle_depth);
     let mut hints = HintStore::new(config.hints.clone());
     let mut previous_epoch = 0u64;
+    let mut ring_state = None;
     let records = recovered.len();
     for record in recovered {
         match record {
@@ -48,6 +52,7 @@ pub(super) fn replay(ring: &Ring, config: &DynamoConfig, recovered: Vec<Record>)
             Record::HintRemoved { owner, key, seq } => {
                 hints.remove_exact(owner, &key, seq);
             }
+            Record::Ring { state } => ring_state = Some(state),
         }
     }
     Replayed {
@@ -56,5 +61,6 @@ pub(super) fn replay(ring: &Ring, config: &DynamoConfig, recovered: Vec<Record>)
         hints,
         previous_epoch,
         records,
+        ring_state,
     }
 }

@@ -70,6 +70,25 @@ impl Store {
         self.by_range.get(&range).into_iter().flatten()
     }
 
+    /// Every entry after `after` (all when `None`), in key order.
+    pub fn entries_after(&self, after: Option<&Key>) -> impl Iterator<Item = (&Key, &Entry)> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.entries.range::<Key, _>((from, Bound::Unbounded))
+    }
+
+    /// Recompute every entry's range (the ring changed).
+    pub fn reindex(&mut self, range_of: impl Fn(&[u8]) -> RangeId) {
+        self.by_range.clear();
+        for (key, entry) in self.entries.iter_mut() {
+            entry.range = range_of(key);
+            self.by_range
+                .entry(entry.range)
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+
     /// Keys whose object is a tombstone.
     pub fn tombstones(&self) -> impl Iterator<Item = &Key> {
         self.tombstones.iter()
@@ -159,6 +178,14 @@ impl Dynamo {
         let digest = object.digest();
         let old = self.store.put(key.clone(), object, range, now);
         self.merkle.update(range, &key, old, Some(digest));
+        self.track_foreign(&key);
+    }
+
+    /// Whether `node` owns `range`'s keys before or after the move in progress.
+    fn owns_either(&self, node: NodeId, key: &[u8]) -> bool {
+        let ring = self.write_ring();
+        self.ring.is_primary(node, self.ring.range_of(key))
+            || ring.is_primary(node, ring.range_of(key))
     }
 
     pub(crate) fn on_store(
@@ -181,9 +208,15 @@ impl Dynamo {
         };
         match hint_for {
             None => {
-                if !self.ring.is_primary(self.id, range) {
+                // A member takes any key: one it does not own (from a coordinator with
+                // another ring) is handed off to the owners (`streaming`). A node that
+                // left the ring takes nothing, so it is never counted.
+                if !self.state.contains(self.id) {
                     self.metrics.incr("dropped_messages");
                     return;
+                }
+                if !self.owns_either(self.id, &key) {
+                    self.metrics.incr("stores_not_owned");
                 }
                 let (merged, _) = self.merge_local(now, &key, &object);
                 self.persist(
@@ -195,7 +228,10 @@ impl Dynamo {
                 );
             }
             Some(owner) => {
-                if !self.ring.is_primary(owner, range) || self.ring.is_primary(self.id, range) {
+                if !self.owns_either(owner, &key)
+                    || self.owns_either(self.id, &key)
+                    || !self.state.contains(self.id)
+                {
                     self.metrics.incr("dropped_messages");
                     return;
                 }
@@ -246,7 +282,7 @@ impl Dynamo {
         key: Key,
         object: Object,
     ) {
-        if !self.ring.is_primary(self.id, self.ring.range_of(&key)) {
+        if !self.owns_either(self.id, &key) {
             self.metrics.incr("dropped_messages");
             return;
         }
@@ -285,12 +321,15 @@ impl Dynamo {
                 seq,
             },
         };
-        if !self.ring.is_primary(self.id, self.ring.range_of(&key)) {
-            // Not ours (cannot happen with one static ring): acknowledge so the fallback
-            // stops resending, and count it.
-            self.metrics.incr("hints_misrouted");
-            self.outbox.now(ack);
+        if !self.state.contains(self.id) {
+            // Left the ring: no ack, the fallback absorbs the hint and hands it off.
+            self.metrics.incr("dropped_messages");
             return;
+        }
+        if !self.owns_either(self.id, &key) {
+            // The ring moved since the hint was written: keep it; the handoff carries
+            // it on to the key's owners.
+            self.metrics.incr("hints_misrouted");
         }
         let (merged, _) = self.merge_local(now, &key, &object);
         self.metrics.incr("hints_received");

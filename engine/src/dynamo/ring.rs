@@ -165,6 +165,11 @@ impl Ring {
             .collect()
     }
 
+    /// Every member of the ring, in id order.
+    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.regions.keys().copied()
+    }
+
     /// A member's region ("" for a non-member).
     pub fn region_of(&self, node: NodeId) -> &str {
         self.regions.get(&node).map_or("", String::as_str)

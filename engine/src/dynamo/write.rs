@@ -31,6 +31,8 @@ pub(crate) struct WriteOp {
     reply_to: ReplyTo,
     key: Key,
     requirement: Requirement,
+    /// While ranges move: the level among the owners after the move.
+    next: Option<Requirement>,
     sloppy: bool,
     /// The object the coordinator wrote (returned to the client).
     object: Object,
@@ -48,13 +50,15 @@ impl Dynamo {
         value: Option<Value>,
         context: VersionVector,
     ) {
-        let targets = self.plan_targets(now, &plan.key, plan.sloppy);
+        let targets = self.plan_targets(now, &plan.key, plan.sloppy, true);
         if let Err(e) = self.check_reachable(now, &plan, &targets) {
             return self.fail(plan.request, plan.reply_to, e);
         }
         let key = plan.key.clone();
         let range = self.ring.range_of(&key);
-        let owner = self.ring.is_primary(self.id, range);
+        // The owners of either ring issue dots from their local object; while ranges
+        // move, both rings' owners hold (or are getting) the key.
+        let owner = self.owns_now(&key) || self.owns_next(&key);
         let object = match self.new_version(now, &key, owner, value, &context) {
             Ok(object) => object,
             Err(error) => return self.fail(plan.request, plan.reply_to, error),
@@ -94,6 +98,7 @@ impl Dynamo {
             reply_to: plan.reply_to,
             key,
             requirement: plan.requirement,
+            next: plan.next,
             sloppy: plan.sloppy,
             object,
             targets,
@@ -191,7 +196,8 @@ impl Dynamo {
         }
         write.acked.push(from);
         let counted = counted_owners(&write.targets, &write.acked, write.sloppy);
-        if !write.requirement.is_met(&counted) {
+        let next_met = write.next.as_ref().is_none_or(|r| r.is_met(&counted));
+        if !write.requirement.is_met(&counted) || !next_met {
             return;
         }
         let Some(write) = self.coordinator.remove_write(op) else {
@@ -224,10 +230,19 @@ impl Dynamo {
             return;
         };
         let counted = counted_owners(&write.targets, &write.acked, write.sloppy);
-        let (replied, needed) = write.requirement.progress(&counted);
+        let requirement = match &write.next {
+            Some(next) if write.requirement.is_met(&counted) => next,
+            _ => &write.requirement,
+        };
+        let (replied, needed) = requirement.progress(&counted);
+        let moving = if write.next.is_some() {
+            " (ranges are moving: a write needs its level among the owners before and after the move)"
+        } else {
+            ""
+        };
         let mut detail = format!(
-            "{}; durable at: {}; the write may still reach the others",
-            write.requirement.shortfall(&counted),
+            "{}{moving}; durable at: {}; the write may still reach the others",
+            requirement.shortfall(&counted),
             names(&write.acked)
         );
         for (node, reason) in &write.refused {

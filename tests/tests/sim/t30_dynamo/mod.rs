@@ -6,9 +6,12 @@
 //! - `read_your_writes`: strict quorums give read-your-writes under faults; sloppy ones
 //!   trade it away during a partition and get it back after hinted handoff.
 //! - `latency`: ONE, QUORUM and LOCAL_QUORUM latency against the per-key optimum.
+//! - `membership`: joins, leaves and replaces under chaos: no acknowledged write lost,
+//!   every change completes, owners converge.
 
 mod convergence;
 mod latency;
+mod membership;
 mod read_your_writes;
 
 use meridian_engine::dynamo::{Dynamo, DynamoConfig, Record};
