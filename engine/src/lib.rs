@@ -26,6 +26,7 @@ pub mod configuration;
 pub mod dynamo;
 pub mod epaxos;
 pub mod id;
+pub mod key_map;
 #[cfg(test)]
 pub(crate) mod model_check;
 pub mod multipaxos;

@@ -14,8 +14,9 @@
 //! [`RequestError::SessionExpired`](crate::request::RequestError::SessionExpired), never
 //! executed.
 
-use crate::command::{Command, CommandResult, Key};
+use crate::command::{Command, CommandResult};
 use crate::id::{ClientId, RequestId};
+use crate::key_map::KeyMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -213,7 +214,8 @@ pub const KEY_SESSION_WINDOW: usize = 8;
 /// only a resend can meet a forgotten original. Reads change nothing, so they always run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeySessions {
-    writes: BTreeMap<Key, Window>,
+    /// Keys are hashed, not compared ([`KeyMap`]); encoded in key order.
+    writes: KeyMap<Window>,
     /// Not replicated state: set from the keyspace's configuration (every replica must
     /// use the same; 0 means [`KEY_SESSION_WINDOW`]).
     #[serde(skip)]

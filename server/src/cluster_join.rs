@@ -5,13 +5,13 @@
 //!  join(dir, region) ─▶ next free id (highest + 1), QUIC and metrics ports (highest + 1)
 //!                   ─▶ certs/node-<id>.{pem,key} issued by the cluster CA in certs/ca
 //!                   ─▶ node-<id>.toml: every node of the manifest as a peer, and only the
-//!                      keyspaces whose protocol changes membership (Multi-Paxos), each
-//!                      naming the cluster's first members as `initial_members`
+//!                      keyspaces whose protocol changes membership (Multi-Paxos, Dynamo),
+//!                      each naming the cluster's first members as `initial_members`
 //!                   ─▶ cluster.toml: the node, `joined = true`
 //!  mark_removed(dir, id) ─▶ cluster.toml: `removed = true`
 //! ```
 //!
-//! Why only Multi-Paxos keyspaces: EPaxos, Tempo and Dynamo run the static membership
+//! Why only Multi-Paxos and Dynamo keyspaces: EPaxos and Tempo run the static membership
 //! their nodes were started with; a node they do not count would break their quorums.
 //! Why every node, removed ones included, as a peer and `initial_members`: the new
 //! replica replays the log from the configuration of epoch 0, which needs those members
@@ -74,7 +74,7 @@ pub fn join(dir: &Path, region: &str) -> Result<(Manifest, ManifestNode), Cluste
     if keyspaces.is_empty() {
         return Err(spec(format!(
             "the cluster in {} serves no keyspace whose protocol changes membership \
-             (multipaxos); membership change is not supported for {} keyspaces yet",
+             (multipaxos, dynamo); membership change is not supported for {} keyspaces yet",
             dir.display(),
             manifest.keyspaces.join(", ")
         )));

@@ -23,7 +23,7 @@ fn lan3(dir: &Path) -> Manifest {
 }
 
 #[test]
-fn a_joining_node_gets_the_next_id_and_ports_and_only_multipaxos_keyspaces() {
+fn a_joining_node_gets_the_next_id_and_ports_and_only_the_keyspaces_that_change_membership() {
     let dir = TempDir::new("join");
     lan3(dir.path());
     let (manifest, node) = join(dir.path(), "rack-2").unwrap();
@@ -40,9 +40,11 @@ fn a_joining_node_gets_the_next_id_and_ports_and_only_multipaxos_keyspaces() {
     assert_eq!(config.region, "rack-2");
     assert_eq!(config.peers.len(), 3);
     assert!(config.tls.cert.exists());
-    let [KeyspaceConfig::Multipaxos(keyspace)] = config.keyspaces.as_slice() else {
+    let [KeyspaceConfig::Multipaxos(keyspace), KeyspaceConfig::Dynamo(ring)] =
+        config.keyspaces.as_slice()
+    else {
         panic!(
-            "expected only the multipaxos keyspace: {:?}",
+            "expected the multipaxos and dynamo keyspaces: {:?}",
             config.keyspaces
         );
     };
@@ -50,6 +52,7 @@ fn a_joining_node_gets_the_next_id_and_ports_and_only_multipaxos_keyspaces() {
         keyspace.initial_members,
         Some(vec![NodeId(0), NodeId(1), NodeId(2)])
     );
+    assert_eq!(ring.initial_members, keyspace.initial_members);
     // A second join counts the first: id 4, and epoch 0 is still nodes 0..3.
     let (_, fifth) = join(dir.path(), "rack-1").unwrap();
     assert_eq!(fifth.id, 4);

@@ -6,10 +6,10 @@
 //!  peers      node a's entry for node b has b's region and b's listen port (and address,
 //!             unless b listens on a wildcard address)
 //!  keyspaces  the same keyspaces with the same protocols and options everywhere
-//!  joining    a node added by `member add` (its Multi-Paxos keyspaces name the first
-//!             members as `initial_members`, without it): it counts every node, serves
-//!             the others' Multi-Paxos keyspaces only, and its `initial_members` are
-//!             exactly the other configs' ids
+//!  joining    a node added by `member add` (its Multi-Paxos and Dynamo keyspaces name
+//!             the first members as `initial_members`, without it): it counts every node,
+//!             serves the others' Multi-Paxos and Dynamo keyspaces only, and its
+//!             `initial_members` are exactly the other configs' ids
 //!  cluster_id the same everywhere (or nowhere)
 //!  wan        emulation on everywhere with one topology, or nowhere
 //!  tls        where the files are readable from here: one CA certificate, and each
@@ -100,19 +100,16 @@ pub fn check_cluster(configs: &[(PathBuf, NodeConfig)]) -> Vec<String> {
     problems
 }
 
-/// Whether `config` is a node added after the cluster started: a Multi-Paxos keyspace of
-/// it names initial members without it.
+/// Whether `config` is a node added after the cluster started: a Multi-Paxos or Dynamo
+/// keyspace of it names initial members without it.
 fn is_joining(config: &NodeConfig) -> bool {
-    config.keyspaces.iter().any(|k| match k {
-        KeyspaceConfig::Multipaxos(k) => k
-            .initial_members
-            .as_ref()
-            .is_some_and(|members| !members.contains(&config.id)),
-        _ => false,
+    config.keyspaces.iter().any(|k| {
+        k.initial_members()
+            .is_some_and(|members| !members.contains(&config.id))
     })
 }
 
-/// A joining node: the first members' Multi-Paxos keyspaces, with their ids as
+/// A joining node: the first members' Multi-Paxos and Dynamo keyspaces, with their ids as
 /// `initial_members`.
 fn check_joining(
     path: &std::path::Path,
@@ -128,7 +125,7 @@ fn check_joining(
     if config.keyspaces != expected {
         problems.push(format!(
             "{} is a joining node (its initial_members leave it out): it must serve exactly \
-             the Multi-Paxos keyspaces of {}, each with initial_members = {:?} (the other \
+             the Multi-Paxos and Dynamo keyspaces of {}, each with initial_members = {:?} (the other \
              configs' ids)",
             path.display(),
             first_path.display(),

@@ -186,12 +186,18 @@ pub struct DynamoKeyspace {
     /// Merkle anti-entropy period.
     #[serde(default)]
     pub anti_entropy_interval_ms: Option<u64>,
+    /// The ring's members at epoch 0 (default: every node the config names). A replica
+    /// added later by `member add` names the cluster's first members here, without
+    /// itself: it starts outside the ring and owns ranges only once it was added and has
+    /// streamed them (docs/design.md#dynamo-ring-ownership-with-streaming).
+    #[serde(default)]
+    pub initial_members: Option<Vec<NodeId>>,
 }
 
 impl KeyspaceConfig {
     /// What a node added after the cluster started serves of `keyspaces`: the Multi-Paxos
-    /// keyspaces (the protocol that changes membership), each naming `initial` as its
-    /// initial members unless it already names some (docs/design.md#membership).
+    /// and Dynamo keyspaces (the protocols that change membership), each naming `initial`
+    /// as its initial members unless it already names some (docs/design.md#membership).
     pub fn for_joining_node(keyspaces: &[Self], initial: &[NodeId]) -> Vec<Self> {
         keyspaces
             .iter()
@@ -201,9 +207,23 @@ impl KeyspaceConfig {
                     k.initial_members.get_or_insert_with(|| initial.to_vec());
                     Some(Self::Multipaxos(k))
                 }
+                Self::Dynamo(k) => {
+                    let mut k = k.clone();
+                    k.initial_members.get_or_insert_with(|| initial.to_vec());
+                    Some(Self::Dynamo(k))
+                }
                 _ => None,
             })
             .collect()
+    }
+
+    /// The initial members a keyspace names, if any (Multi-Paxos and Dynamo).
+    pub fn initial_members(&self) -> Option<&[NodeId]> {
+        match self {
+            Self::Multipaxos(k) => k.initial_members.as_deref(),
+            Self::Dynamo(k) => k.initial_members.as_deref(),
+            _ => None,
+        }
     }
 
     /// The keyspace name.
@@ -360,6 +380,9 @@ impl DynamoKeyspace {
             )
             .with_anti_entropy_interval(ms(self.anti_entropy_interval_ms, d.anti_entropy_interval));
         config.vnodes = self.vnodes.unwrap_or(d.vnodes).max(1);
+        if let Some(members) = &self.initial_members {
+            config = config.with_initial_members(members.clone());
+        }
         config
     }
 }

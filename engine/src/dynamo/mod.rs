@@ -18,6 +18,9 @@
 //!              Merkle anti-entropy per (range, peer) ─▶ repair differing keys
 //!              tombstone GC by each range's first owner once anti-entropy covered
 //!              every owner, then Forget to the others
+//!  membership: a versioned ring (`ring_state`) gossiped with the heartbeat; a joining
+//!              node streams its ranges in, every node hands off keys it no longer owns,
+//!              a leaving node leaves once drained (`membership`, `streaming`)
 //! ```
 //! Every node is both a storage replica (`replica`) and a coordinator (`coordinator`).
 //! Versions are dotted version vectors (`dvv`): concurrent writes become siblings that a

@@ -17,6 +17,7 @@ use crate::command::Key;
 use crate::dynamo::dvv::Object;
 use crate::dynamo::messages::{Message, OpId, Record};
 use crate::dynamo::ring::RangeId;
+use crate::dynamo::ring_state::MemberStatus;
 use crate::dynamo::Dynamo;
 use crate::id::NodeId;
 use crate::protocol::Effect;
@@ -211,7 +212,11 @@ impl Dynamo {
                 // A member takes any key: one it does not own (from a coordinator with
                 // another ring) is handed off to the owners (`streaming`). A node that
                 // left the ring takes nothing, so it is never counted.
-                if !self.state.contains(self.id) {
+                // A leaving node takes no new write either: what it takes it must hand
+                // off before it may leave, and under steady load that would never end.
+                // Writes made during the move meet their level among the next owners.
+                let status = self.state.status_of(self.id);
+                if !matches!(status, Some(MemberStatus::Normal | MemberStatus::Joining)) {
                     self.metrics.incr("dropped_messages");
                     return;
                 }

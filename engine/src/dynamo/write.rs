@@ -19,6 +19,7 @@ use crate::dynamo::hash::mix2;
 use crate::dynamo::level::Requirement;
 use crate::dynamo::messages::{Message, OpId, Record};
 use crate::dynamo::plan::{counted_owners, names, receipt, versioned, Plan, ReplyTo, Target};
+use crate::dynamo::ring_state::MemberStatus;
 use crate::dynamo::Dynamo;
 use crate::id::{NodeId, RequestId};
 use crate::protocol::Effect;
@@ -50,7 +51,12 @@ impl Dynamo {
         value: Option<Value>,
         context: VersionVector,
     ) {
-        let targets = self.plan_targets(now, &plan.key, plan.sloppy, true);
+        let mut targets = self.plan_targets(now, &plan.key, plan.sloppy, true);
+        let leaving = self.state.status_of(self.id) == Some(MemberStatus::Leaving);
+        if leaving {
+            // A leaving node stores no new write (see `on_store`).
+            targets.remove(&self.id);
+        }
         if let Err(e) = self.check_reachable(now, &plan, &targets) {
             return self.fail(plan.request, plan.reply_to, e);
         }
@@ -58,7 +64,7 @@ impl Dynamo {
         let range = self.ring.range_of(&key);
         // The owners of either ring issue dots from their local object; while ranges
         // move, both rings' owners hold (or are getting) the key.
-        let owner = self.owns_now(&key) || self.owns_next(&key);
+        let owner = !leaving && (self.owns_now(&key) || self.owns_next(&key));
         let object = match self.new_version(now, &key, owner, value, &context) {
             Ok(object) => object,
             Err(error) => return self.fail(plan.request, plan.reply_to, error),

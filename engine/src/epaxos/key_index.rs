@@ -3,18 +3,19 @@
 //! (docs/design.md#epaxos, rule 3).
 
 use super::instance::{Attributes, Batch, InstanceId};
-use crate::command::{Command, Key};
+use crate::command::Command;
 use crate::id::NodeId;
+use crate::key_map::KeyMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Per key: the latest interfering instances of each leader, so a new command's
 /// dependencies are found without scanning every instance. Earlier instances of the same
 /// leader are reached transitively (a leader always includes its own earlier interfering
-/// instances).
+/// instances). Keys are hashed, not compared ([`KeyMap`]); encoded in key order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeyIndex {
-    keys: BTreeMap<Key, Leaders>,
+    keys: KeyMap<Leaders>,
 }
 
 /// A key's entries by leader, sorted by leader. Most keys are named by one leader (a
@@ -85,7 +86,7 @@ impl KeyIndex {
         // The key is copied only when it is new.
         let leaders = match self.keys.get_mut(command.key()) {
             Some(leaders) => leaders,
-            None => self.keys.entry(command.key().clone()).or_default(),
+            None => self.keys.entry_or_default(command.key().clone()),
         };
         let entry = leaders.entry(id.leader);
         if command.is_read() {
@@ -114,8 +115,8 @@ impl KeyIndex {
 
     /// Forget what every replica executed and collected: per leader, entries whose
     /// instances all lie below `floor` (a later command need not depend on them: they
-    /// ran everywhere before it existed), and keys left with no entry. Returns the keys
-    /// dropped.
+    /// ran everywhere before it existed), and keys left with no entry (whatever the
+    /// order they are visited in). Returns the keys dropped.
     pub fn prune(&mut self, floor: &BTreeMap<NodeId, u64>) -> usize {
         let before = self.keys.len();
         self.keys.retain(|_, leaders| {
@@ -137,8 +138,9 @@ impl KeyIndex {
     /// Every instance of `other` this index does not name yet is named (a snapshot
     /// received by state transfer).
     pub fn merge(&mut self, other: &KeyIndex) {
-        for (key, leaders) in &other.keys {
-            let mine = self.keys.entry(key.clone()).or_default();
+        // The result does not depend on the order keys are visited in.
+        for (key, leaders) in other.keys.iter_unordered() {
+            let mine = self.keys.entry_or_default(key.clone());
             for (leader, entry) in &leaders.0 {
                 let target = mine.entry(*leader);
                 if let Some((slot, seq)) = entry.last_write {

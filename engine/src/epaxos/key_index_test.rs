@@ -1,4 +1,5 @@
 use super::*;
+use crate::command::Key;
 use crate::id::NodeId;
 
 fn put(key: &str) -> Command {
@@ -56,7 +57,7 @@ fn the_index_encodes_as_the_maps_it_replaced() {
     index.insert(at(0, 9), &get("a"), 3);
     index.insert(at(2, 1), &put("b"), 1);
     let mut old: BTreeMap<Key, BTreeMap<NodeId, KeyEntry>> = BTreeMap::new();
-    for (key, leaders) in &index.keys {
+    for (key, leaders) in index.keys.iter_unordered() {
         let map = old.entry(key.clone()).or_default();
         for (leader, entry) in &leaders.0 {
             map.insert(*leader, entry.clone());

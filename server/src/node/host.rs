@@ -368,11 +368,19 @@ impl<P: Protocol> Host<P> {
                 Some((from, payload)) = peer_rx.recv() => {
                     self.core.begin_burst();
                     self.on_peer(from, &payload);
+                    // Let tasks already runnable (other streams' requests, peer
+                    // readers) hand in their inputs first, so they join this burst;
+                    // this never waits for input that has not arrived.
+                    tokio::task::yield_now().await;
                     self.absorb(&mut peer_rx, &mut client_rx);
                 }
                 Some(call) = client_rx.recv() => {
                     self.core.begin_burst();
                     self.on_client(call);
+                    // Let tasks already runnable (other streams' requests, peer
+                    // readers) hand in their inputs first, so they join this burst;
+                    // this never waits for input that has not arrived.
+                    tokio::task::yield_now().await;
                     self.absorb(&mut peer_rx, &mut client_rx);
                 }
                 () = timer, if deadline.is_some() => {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!              ┌──────────── Transport (QUIC, mTLS, optional WanSocket) ─────────────┐
-//!  Inbound ──▶ router ──keyspace name──▶ KeyspaceHandle ──▶ host task (owns a core)   │
+//!  Inbound ──▶ Router ──keyspace name──▶ KeyspaceHandle ──▶ host task (owns a core)   │
 //!                │ unknown keyspace: Invalid reply          │  ▲ storage thread      │
 //!                │ full queue: Rejected reply / drop        └──┴──▶ PeerSender ───────┘
 //! ```
@@ -35,7 +35,9 @@ use crate::config::{KeyspaceConfig, NodeConfig};
 use crate::metrics::{self, RenderFn};
 use crate::storage::FileStorage;
 use crate::tls::{TlsError, TlsIdentity};
-use crate::transport::endpoint::{Inbound, Transport, TransportConfig, TransportError};
+use crate::transport::endpoint::{
+    Inbound, InboundSink, Transport, TransportConfig, TransportError,
+};
 use crate::transport::wan::{LinkDelay, WanConfig};
 use meridian_engine::dynamo::Dynamo;
 use meridian_engine::epaxos::Epaxos;
@@ -315,17 +317,15 @@ impl Node {
             handles: keyspaces.values().cloned().collect(),
             transport: transport.clone(),
         });
-        let router = tokio::spawn(route(
-            config.id,
-            inbound,
-            Routes {
-                keyspaces: routes,
-                status,
-                cluster: cluster.clone(),
-            },
-            router_drops.clone(),
-            draining.clone(),
-        ));
+        let direct = Arc::new(Router {
+            id: config.id,
+            keyspaces: routes,
+            cluster: cluster.clone(),
+            drops: router_drops.clone(),
+            draining: draining.clone(),
+        });
+        transport.set_sink(direct.clone());
+        let router = tokio::spawn(route(inbound, direct, status));
         let mut node = Self {
             id: config.id,
             transport,
@@ -492,64 +492,57 @@ impl Drop for Node {
     }
 }
 
-/// Where the router sends what arrives.
-struct Routes {
+/// Where inbound peer messages and client requests go: each keyspace's host, found by
+/// name. The transport's readers call it directly ([`InboundSink`]), so a message
+/// reaches its host without passing through another task.
+struct Router {
+    id: NodeId,
     /// Each keyspace's host and default consistency.
     keyspaces: BTreeMap<String, (KeyspaceHandle, Consistency)>,
-    /// What answers operator requests.
-    status: Arc<status::StatusSource>,
     /// The static membership of the node config.
     cluster: meridian_engine::Membership,
+    /// Peer messages dropped (unknown keyspace or full keyspace queue).
+    drops: Arc<AtomicU64>,
+    /// Set by [`Node::drain`]: new client requests are refused.
+    draining: Arc<AtomicBool>,
 }
 
-/// Dispatch inbound frames to keyspace hosts by name, and operator requests to the
-/// status source (each in its own task: it waits on every keyspace host).
-async fn route(
-    id: NodeId,
-    mut inbound: mpsc::Receiver<Inbound>,
-    routes: Routes,
-    drops: Arc<AtomicU64>,
-    draining: Arc<AtomicBool>,
-) {
-    let Routes {
-        keyspaces,
-        status,
-        cluster,
-    } = routes;
-    while let Some(message) = inbound.recv().await {
+impl InboundSink for Router {
+    /// Peer messages and client requests are handed to their host at once (never
+    /// waiting: a full queue drops or rejects); operator requests are given back.
+    fn offer(&self, message: Inbound) -> Option<Inbound> {
         match message {
-            Inbound::Admin { frame, reply } => {
-                let status = status.clone();
-                tokio::spawn(async move {
-                    let _ = reply.send(status.answer(frame).await);
-                });
-            }
+            Inbound::Admin { .. } => return Some(message),
             Inbound::Peer { from, frame } => {
                 // A node outside the static membership (one a membership change added)
                 // reaches only cores that change membership: they check who it is.
-                let delivered = keyspaces.get(&frame.keyspace).is_some_and(|(handle, _)| {
-                    (handle.changes_membership() || cluster.contains(from))
-                        && handle.deliver(from, frame.payload)
-                });
+                let delivered = self
+                    .keyspaces
+                    .get(&frame.keyspace)
+                    .is_some_and(|(handle, _)| {
+                        (handle.changes_membership() || self.cluster.contains(from))
+                            && handle.deliver(from, frame.payload)
+                    });
                 if !delivered {
-                    drops.fetch_add(1, Ordering::Relaxed);
+                    self.drops.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%from, keyspace = %frame.keyspace, "peer message dropped (unknown keyspace or full queue)");
                 }
             }
             Inbound::Client { frame, reply } => {
                 let mut request = frame.request;
-                if draining.load(Ordering::SeqCst) {
+                if self.draining.load(Ordering::SeqCst) {
                     let _ = reply.send(ClientReply {
                         id: request.id,
                         outcome: Err(RequestError::Rejected(format!(
-                            "replica {id} is shutting down; the request was not started: \
-                             retry it at another replica"
+                            "replica {} is shutting down; the request was not started: \
+                             retry it at another replica",
+                            self.id
                         ))),
                     });
-                    continue;
+                    return None;
                 }
-                let Some((handle, default)) = keyspaces.get(&frame.keyspace) else {
-                    let known: Vec<&str> = keyspaces.keys().map(String::as_str).collect();
+                let Some((handle, default)) = self.keyspaces.get(&frame.keyspace) else {
+                    let known: Vec<&str> = self.keyspaces.keys().map(String::as_str).collect();
                     let _ = reply.send(ClientReply {
                         id: request.id,
                         outcome: Err(RequestError::Invalid(format!(
@@ -558,13 +551,32 @@ async fn route(
                             known.join(", ")
                         ))),
                     });
-                    continue;
+                    return None;
                 };
                 if frame.default_consistency {
                     request.consistency = *default;
                 }
                 handle.submit(ClientCall { request, reply });
             }
+        }
+        None
+    }
+}
+
+/// What the inbound channel still carries: operator requests (each answered in its own
+/// task: it waits on every keyspace host) and whatever arrived before the router was
+/// handed to the transport.
+async fn route(
+    mut inbound: mpsc::Receiver<Inbound>,
+    router: Arc<Router>,
+    status: Arc<status::StatusSource>,
+) {
+    while let Some(message) = inbound.recv().await {
+        if let Some(Inbound::Admin { frame, reply }) = router.offer(message) {
+            let status = status.clone();
+            tokio::spawn(async move {
+                let _ = reply.send(status.answer(frame).await);
+            });
         }
     }
 }

@@ -22,8 +22,8 @@ use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::hello::{Hello, WIRE_VERSION};
 use crate::transport::link::{self, bump, live, Shared};
 pub use crate::transport::link::{
-    Inbound, TransportStats, CLOSE_DUPLICATE, CLOSE_MALFORMED, CLOSE_NOT_A_PEER, CLOSE_REMOVED,
-    CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, CLOSE_UNKNOWN_ALPN, CLOSE_VERSION,
+    Inbound, InboundSink, TransportStats, CLOSE_DUPLICATE, CLOSE_MALFORMED, CLOSE_NOT_A_PEER,
+    CLOSE_REMOVED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, CLOSE_UNKNOWN_ALPN, CLOSE_VERSION,
 };
 use crate::transport::peers::Dialing;
 use crate::transport::wan::{WanConfig, WanSocket, WanStats};
@@ -271,6 +271,12 @@ impl Transport {
         }
     }
 
+    /// From now on, hand inbound messages to `sink` in the task that read them (what it
+    /// gives back still goes to the inbound channel). Only the first sink set counts.
+    pub fn set_sink(&self, sink: Arc<dyn InboundSink>) {
+        let _ = self.shared.sink.set(sink);
+    }
+
     /// The address the endpoint listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
@@ -474,7 +480,9 @@ async fn ask_node<T>(
     make: impl FnOnce(oneshot::Sender<T>) -> Inbound,
 ) -> Option<T> {
     let (reply, answer) = oneshot::channel();
-    shared.inbound.send(make(reply)).await.ok()?;
+    if !shared.hand_in(make(reply)).await {
+        return None;
+    }
     answer.await.ok()
 }
 

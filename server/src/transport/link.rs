@@ -104,6 +104,14 @@ pub enum Inbound {
     },
 }
 
+/// Takes inbound messages in the task that read them, saving the hop through the
+/// inbound channel and a router task (one task wake-up per message).
+pub trait InboundSink: Send + Sync + 'static {
+    /// Handle `message` now without waiting; give it back to have it queued on the
+    /// inbound channel instead.
+    fn offer(&self, message: Inbound) -> Option<Inbound>;
+}
+
 /// Transport counters.
 #[derive(Debug, Default)]
 pub struct TransportStats {
@@ -191,6 +199,8 @@ pub(crate) struct Shared {
     /// The peer set, which membership changes move (`transport/peers.rs`).
     pub(crate) peers: std::sync::RwLock<super::peers::PeerSet>,
     pub(crate) inbound: mpsc::Sender<Inbound>,
+    /// Set once the node can take messages directly ([`InboundSink`]).
+    pub(crate) sink: std::sync::OnceLock<Arc<dyn InboundSink>>,
     pub(crate) stats: Arc<TransportStats>,
     pub(crate) max_frame_bytes: usize,
     pub(crate) wire_version: u32,
@@ -215,6 +225,7 @@ impl Shared {
             id,
             peers: std::sync::RwLock::new(super::peers::PeerSet::new(peers)),
             inbound,
+            sink: std::sync::OnceLock::new(),
             stats: Arc::new(TransportStats::default()),
             max_frame_bytes,
             wire_version: hello.version,
@@ -227,6 +238,19 @@ impl Shared {
     pub(crate) fn connected(&self, peer: NodeId) -> bool {
         self.link(peer)
             .is_some_and(|link| live(&link.current.borrow()).is_some())
+    }
+
+    /// Hand `message` to the sink if one is set, else (or if it gives the message back)
+    /// to the inbound channel. `false` if the node is gone.
+    pub(crate) async fn hand_in(&self, message: Inbound) -> bool {
+        let message = match self.sink.get() {
+            Some(sink) => match sink.offer(message) {
+                None => return true,
+                Some(message) => message,
+            },
+            None => message,
+        };
+        self.inbound.send(message).await.is_ok()
     }
 
     /// `Some(left out since the last one)` if an event of `key` is to be logged now.
@@ -523,7 +547,7 @@ async fn read_frames(
                     link.times.heard_ms.store(unix_ms(), Ordering::Relaxed);
                 }
                 let inbound = Inbound::Peer { from: peer, frame };
-                if shared.inbound.send(inbound).await.is_err() {
+                if !shared.hand_in(inbound).await {
                     return; // the node is gone
                 }
             }
