@@ -6,6 +6,10 @@
 //! command; the rest are *detached*. A receiver may count a replica's promises up to `s`
 //! only if every attached promise up to `s` is for a command it knows committed
 //! (docs/design.md#tempo).
+//!
+//! Both tables forget a key once it goes idle here (rule 6): its own clock is folded into
+//! one durable floor, every key's clock is at least the floor, so no promise goes back;
+//! what others announced on it is dropped, which only understates their promises.
 
 use super::messages::{Dot, KeyPromise};
 use crate::command::Key;
@@ -27,6 +31,13 @@ pub(super) struct Clocks {
     unrecorded: BTreeSet<Key>,
     /// This replica's epoch, stamped on its announcements (`fence.rs`).
     epoch: u64,
+    /// Every key's clock is at least this: the highest clock of a key forgotten here
+    /// (`Record::Floor`, `Snapshot::floor`).
+    floor: u64,
+    /// The highest clock this replica ever had on any key (not durable; rebuilt on
+    /// replay): a coordinator proposes above it, so its proposal is above every floor a
+    /// member may have raised from keys it forgot.
+    high: u64,
 }
 
 impl Clocks {
@@ -40,9 +51,57 @@ impl Clocks {
         self.epoch = epoch;
     }
 
-    /// The clock on `key`.
+    /// The clock on `key` (the floor if it was forgotten or never seen).
     pub(super) fn get(&self, key: &[u8]) -> u64 {
-        self.clock.get(key).copied().unwrap_or(0)
+        self.clock.get(key).copied().unwrap_or(0).max(self.floor)
+    }
+
+    /// The highest clock on any key.
+    pub(super) fn high(&self) -> u64 {
+        self.high
+    }
+
+    /// The floor every clock is at least.
+    pub(super) fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// Raise the floor (a snapshot, a `Floor` record, a rejoin answer).
+    pub(super) fn raise_floor(&mut self, floor: u64) {
+        self.floor = self.floor.max(floor);
+        self.high = self.high.max(floor);
+    }
+
+    /// Keys with a clock of their own.
+    pub(super) fn key_count(&self) -> usize {
+        self.clock.len()
+    }
+
+    /// Forget the clocks of keys `busy` does not name that have no attached promise and
+    /// no announcement or record pending, raising the floor to the highest of them.
+    /// Returns the new floor if it rose: it must be persisted (`Record::Floor`) before
+    /// anything that depends on it leaves.
+    pub(super) fn forget_idle(&mut self, busy: impl Fn(&Key) -> bool) -> Option<u64> {
+        let before = self.floor;
+        let Self {
+            clock,
+            attached,
+            dirty,
+            unrecorded,
+            floor,
+            ..
+        } = self;
+        clock.retain(|key, c| {
+            let keep = busy(key)
+                || attached.contains_key(key)
+                || dirty.contains(key)
+                || unrecorded.contains(key);
+            if !keep {
+                *floor = (*floor).max(*c);
+            }
+            keep
+        });
+        (self.floor > before).then_some(self.floor)
     }
 
     /// Propose for `dot` on `key`: `max(at_least, clock + 1)`, attached to `dot`.
@@ -72,13 +131,13 @@ impl Clocks {
     /// Raise the clock on `key` to `ts` for a record queued in the same step that
     /// raises it again on replay (`Proposed`, `Accepted`, `Committed`). Whether it rose.
     pub(super) fn raise(&mut self, key: &Key, ts: u64) -> bool {
-        let clock = self.clock.entry(key.clone()).or_insert(0);
-        if ts > *clock {
-            *clock = ts;
-            self.dirty.insert(key.clone());
-            return true;
+        if ts <= self.get(key) {
+            return false;
         }
-        false
+        self.clock.insert(key.clone(), ts);
+        self.dirty.insert(key.clone());
+        self.high = self.high.max(ts);
+        true
     }
 
     /// Keys whose clock rose without a record since the last call.
@@ -140,6 +199,9 @@ type Announced = (u64, BTreeSet<(u64, Dot)>);
 #[derive(Clone, Debug, Default, Hash)]
 pub(super) struct PromiseTable {
     by_key: BTreeMap<Key, BTreeMap<NodeId, Announced>>,
+    /// The highest clock announced on a key forgotten here (told to a replica that
+    /// rejoins after a lost disk, as the clocks of the keys still here are).
+    forgotten: u64,
 }
 
 impl PromiseTable {
@@ -167,6 +229,30 @@ impl PromiseTable {
             by_node.remove(&node);
             !by_node.is_empty()
         });
+    }
+
+    /// Forget what was announced on the keys `busy` does not name (the missing entries
+    /// read as no promise, which only delays stability until new announcements come).
+    pub(super) fn forget_idle(&mut self, busy: impl Fn(&Key) -> bool) {
+        let forgotten = &mut self.forgotten;
+        self.by_key.retain(|key, by_node| {
+            let keep = busy(key);
+            if !keep {
+                let highest = by_node.values().map(|(c, _)| *c).max().unwrap_or(0);
+                *forgotten = (*forgotten).max(highest);
+            }
+            keep
+        });
+    }
+
+    /// Keys with announcements.
+    pub(super) fn key_count(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// The highest clock announced on a forgotten key.
+    pub(super) fn forgotten(&self) -> u64 {
+        self.forgotten
     }
 
     /// Per key, the highest clock any replica announced.

@@ -77,6 +77,7 @@ fn snapshot_records(r: &Replica, last_seq: u64) -> Vec<Record> {
         clocks: r.clocks.clocks(),
         attached: r.clocks.attached(),
         last_seq,
+        floor: r.clocks.floor(),
     };
     let mut records = Vec::new();
     if r.fence != Default::default() {

@@ -78,9 +78,11 @@ pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: C
         quorum: r.fast_quorum.clone(),
     };
     let key = payload.key().clone();
-    // Above every clock announced on the key: the members' clocks are most likely below
-    // it, so they propose the same timestamp and their answers already promise it.
-    let floor = r.promises.highest(&key) + 1;
+    // Above every clock announced on the key and every clock this replica had on any
+    // key (so above every member's floor: a member forgets only keys whose commands ran
+    // everywhere, here too): the members' clocks are most likely below it, so they
+    // propose the same timestamp and their answers already promise it.
+    let floor = r.promises.highest(&key).max(r.clocks.high()) + 1;
     let ts = r.clocks.propose(&key, dot, floor);
     let mut cmd = Cmd::new(now);
     cmd.payload = Some(payload.clone());

@@ -57,6 +57,32 @@ pub(super) fn announce(r: &mut Replica, resend: bool) {
     r.outbox.persist(records, then);
 }
 
+/// Forget the keys that went idle here: no command on them in the table (every command
+/// on them was executed everywhere) and nothing left to announce or execute. Their own
+/// clocks fold into the floor, persisted before anything that depends on it leaves
+/// (docs/design.md#tempo, rule 6); what others announced on them is dropped.
+pub(super) fn forget_idle_keys(r: &mut Replica) {
+    if !r.fence.may_propose() {
+        // Rejoining: the clocks from the peers' answers are kept until it is done.
+        return;
+    }
+    let busy: BTreeSet<&Key> = r
+        .cmds
+        .values()
+        .filter_map(|c| c.payload.as_ref().map(|p| p.key()))
+        .chain(r.touched.iter())
+        .collect();
+    let before = r.clocks.key_count() + r.promises.key_count();
+    let floor = r.clocks.forget_idle(|k| busy.contains(k));
+    r.promises.forget_idle(|k| busy.contains(k));
+    let after = r.clocks.key_count() + r.promises.key_count();
+    r.metrics
+        .add("promise_keys_forgotten", (before - after) as u64);
+    if let Some(clock) = floor {
+        r.outbox.persist(vec![Record::Floor { clock }], Vec::new());
+    }
+}
+
 /// Everyone's executed prefixes.
 #[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Collector {

@@ -238,6 +238,8 @@ pub struct Snapshot {
     pub attached: Vec<(Key, u64, Dot)>,
     /// The highest own sequence number used (collected commands leave no record).
     pub last_seq: u64,
+    /// Every key's clock is at least this (the clocks of keys forgotten when idle).
+    pub floor: u64,
 }
 
 /// A peer's answer to a replica that lost its disk, taken once the peer fenced the
@@ -250,6 +252,9 @@ pub struct RejoinState {
     /// Per key, the highest clock the peer has or heard announced (its former self's
     /// included).
     pub clocks: Vec<(Key, u64)>,
+    /// Every other key's clock, at most this (the peer's floor and the clocks announced
+    /// on keys it forgot).
+    pub floor: u64,
     /// Per key, the commands the peer holds that are not executed everywhere: the asker
     /// attaches a promise to each (its former self may have proposed for it).
     pub pending: Vec<(Key, Dot)>,
@@ -321,4 +326,9 @@ pub enum Record {
     Snapshot(Box<Snapshot>),
     /// The rejoin fence (docs/design.md#tempo-rejoin-rule).
     Fence(Box<Fence>),
+    /// Clocks of idle keys forgotten: every key's clock is at least this.
+    Floor {
+        /// The floor.
+        clock: u64,
+    },
 }

@@ -23,7 +23,7 @@
 //! | `recovery.rs` | recovery ballots and the timestamp rule |
 //! | `clocks.rs` | own clocks and attached promises; the promise table and stability |
 //! | `execution.rs` | per-key execution in timestamp order, sessions |
-//! | `gc.rs` | announcements, executed reports, collection, catch-up |
+//! | `gc.rs` | announcements, executed reports, collection, catch-up, forgetting idle keys |
 //! | `compaction.rs` | snapshots and log compaction |
 //! | `rejoin.rs` | a replica that lost its disk: epochs, fences, state transfer (`fence.rs`: its value type) |
 //! | `replay.rs` | rebuilding from durable records |
@@ -55,6 +55,8 @@ mod cluster_test;
 mod compaction_test;
 #[cfg(test)]
 mod coordinator_test;
+#[cfg(test)]
+mod forget_test;
 #[cfg(test)]
 mod model_check;
 #[cfg(test)]
@@ -335,6 +337,7 @@ impl Protocol for Tempo {
         }
         if self.timers.take_if_due(TempoTimer::Gc, now) {
             gc::report(&mut self.replica);
+            gc::forget_idle_keys(&mut self.replica);
             let last_seq = self.drives.last_seq;
             compaction::maybe_compact(&mut self.replica, &mut self.last_compaction, last_seq);
             self.timers.set(TempoTimer::Gc, now + config.gc_interval);
@@ -358,6 +361,8 @@ impl Protocol for Tempo {
         metrics.set("commands_live", self.replica.cmds.len() as u64);
         metrics.set("execution_waiting", self.replica.executor.backlog() as u64);
         metrics.set("rejoining", u64::from(!self.replica.fence.may_propose()));
+        metrics.set("clock_keys", self.replica.clocks.key_count() as u64);
+        metrics.set("promise_keys", self.replica.promises.key_count() as u64);
         metrics
     }
 

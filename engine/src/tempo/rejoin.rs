@@ -275,6 +275,7 @@ impl Tempo {
         let RejoinState {
             last_seq,
             clocks,
+            floor,
             pending,
             executed,
             kv,
@@ -291,6 +292,7 @@ impl Tempo {
                 *known = (*known).max(epoch);
             }
         }
+        r.clocks.raise_floor(floor);
         for (key, clock) in clocks {
             r.clocks.bump(&key, clock);
         }
@@ -366,6 +368,7 @@ fn rejoin_state(r: &Replica, last_seq: u64) -> RejoinState {
     RejoinState {
         last_seq,
         clocks: clocks.into_iter().collect(),
+        floor: r.clocks.floor().max(r.promises.forgotten()),
         pending,
         executed: r.executor.executed.clone(),
         kv: kv.clone(),

@@ -65,6 +65,7 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
                     r.clocks.bump(&key, clock);
                 }
             }
+            Record::Floor { clock } => r.clocks.raise_floor(clock),
             Record::Executed { dots } => executed.extend(dots),
             Record::Snapshot(snapshot) => {
                 let Snapshot {
@@ -75,7 +76,9 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
                     clocks,
                     attached,
                     last_seq: seq,
+                    floor,
                 } = *snapshot;
+                r.clocks.raise_floor(floor);
                 last_seq = last_seq.max(seq);
                 r.executor.restore(done, kv, sessions);
                 r.collected = collected;

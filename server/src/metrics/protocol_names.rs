@@ -92,6 +92,7 @@ const TEMPO_COUNTERS: &[&str] = &[
     "dropped_messages",
     "executed",
     "fast_path",
+    "promise_keys_forgotten",
     "promise_rounds",
     "proposed",
     "recovered",
@@ -114,8 +115,10 @@ const TEMPO_COUNTERS: &[&str] = &[
     "votes_withheld",
 ];
 const TEMPO_GAUGES: &[&str] = &[
+    "clock_keys",
     "commands_live",
     "execution_waiting",
+    "promise_keys",
     "rejoin_epoch",
     "rejoining",
     "snapshot_bytes",
