@@ -7,48 +7,18 @@
 //! value (no lost write). The hint stores are checked against their limits after every
 //! simulator event, with limits small enough that writes do hit them.
 
-use super::{chaos_sim, owners, stored_values, HandoffTotals, CHAOS_FSYNC};
+use super::{chaos_sim, key, owners, stored_values, BlindWrites, HandoffTotals, CHAOS_FSYNC};
 use meridian_engine::dynamo::{Dynamo, DynamoConfig, HintLimits};
-use meridian_engine::sim::{ClientOp, Sim, Workload};
+use meridian_engine::sim::Sim;
 use meridian_engine::topology::Topology;
-use meridian_engine::{ClientId, Command, Consistency, Level, NodeId, Response, Time};
+use meridian_engine::{Command, NodeId, Response, Time};
 use meridian_tests::seeds;
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const KEYS: u32 = 8;
 /// How often convergence is sampled after the heal (the resolution of the figures).
 const SAMPLE: Duration = Duration::from_millis(50);
-
-/// Blind writes of unique values at random levels, sloppy or strict.
-struct BlindWrites {
-    left: u32,
-}
-
-impl Workload for BlindWrites {
-    fn next_op(&mut self, client: ClientId, rng: &mut ChaCha8Rng, _now: Time) -> Option<ClientOp> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let level = [Level::One, Level::Two, Level::Quorum, Level::All][rng.gen_range(0..4)];
-        Some(ClientOp {
-            command: Command::Put {
-                key: key(rng.gen_range(0..KEYS)),
-                value: format!("c{}-{}", client.0, self.left).into_bytes(),
-            },
-            consistency: Consistency::Dynamo(level),
-            context: Vec::new(),
-            sloppy: Some(rng.gen_bool(0.5)),
-        })
-    }
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("k{i}").into_bytes()
-}
 
 fn config() -> DynamoConfig {
     DynamoConfig {
@@ -150,7 +120,15 @@ fn no_acknowledged_write_is_lost_and_owners_converge_in_bounded_time_over_100_se
         let heal_at = Time::from_millis(4_000);
         let mut sim = chaos_sim(seed, &topology, config.clone(), heal_at, true);
         bound = convergence_bound(&topology, &sim, &config);
-        sim.add_topology_clients(|_, _| Box::new(BlindWrites { left: 30 }), Time::ZERO);
+        sim.add_topology_clients(
+            |_, _| {
+                Box::new(BlindWrites {
+                    left: 30,
+                    keys: KEYS,
+                })
+            },
+            Time::ZERO,
+        );
 
         let end = heal_at + bound;
         let mut next_sample = heal_at;

@@ -7,14 +7,12 @@
 //! (blind writes: each survives as a sibling) and the owners of a key hold the same
 //! values.
 
-use super::chaos_sim;
+use super::{chaos_sim, key, BlindWrites};
 use meridian_engine::configuration::Change;
 use meridian_engine::dynamo::{Dynamo, DynamoConfig, RingState};
-use meridian_engine::sim::{ClientOp, Sim, Workload};
+use meridian_engine::sim::Sim;
 use meridian_engine::topology::Topology;
-use meridian_engine::{
-    ClientId, Command, Consistency, Level, NodeId, Protocol, RequestId, Response, Time,
-};
+use meridian_engine::{ClientId, Command, NodeId, Protocol, RequestId, Response, Time};
 use meridian_tests::seeds;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,34 +27,6 @@ const PATIENCE: Duration = Duration::from_secs(3);
 const HEAL: Time = Time::from_millis(4_000);
 /// After the heal, every change must be done and the owners converged by then.
 const SETTLE: Duration = Duration::from_secs(40);
-
-/// Blind writes of unique values at random levels, sloppy or strict.
-struct BlindWrites {
-    left: u32,
-}
-
-impl Workload for BlindWrites {
-    fn next_op(&mut self, client: ClientId, rng: &mut ChaCha8Rng, _now: Time) -> Option<ClientOp> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let level = [Level::One, Level::Two, Level::Quorum, Level::All][rng.gen_range(0..4)];
-        Some(ClientOp {
-            command: Command::Put {
-                key: key(rng.gen_range(0..KEYS)),
-                value: format!("c{}-{}", client.0, self.left).into_bytes(),
-            },
-            consistency: Consistency::Dynamo(level),
-            context: Vec::new(),
-            sloppy: Some(rng.gen_bool(0.5)),
-        })
-    }
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("k{i}").into_bytes()
-}
 
 fn config() -> DynamoConfig {
     DynamoConfig {
@@ -274,7 +244,15 @@ fn ring_changes_under_chaos_lose_no_acknowledged_write_over_300_seeds() {
             "MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- t30_dynamo::membership"
         );
         let mut sim = chaos_sim(seed, &topology, config(), HEAL, true);
-        sim.add_topology_clients(|_, _| Box::new(BlindWrites { left: 25 }), Time::ZERO);
+        sim.add_topology_clients(
+            |_, _| {
+                Box::new(BlindWrites {
+                    left: 25,
+                    keys: KEYS,
+                })
+            },
+            Time::ZERO,
+        );
         let mut operator = Operator::new(seed);
         let end = HEAL + SETTLE;
         let mut next_tick = Time::ZERO;

@@ -15,11 +15,44 @@ mod membership;
 mod read_your_writes;
 
 use meridian_engine::dynamo::{Dynamo, DynamoConfig, Record};
-use meridian_engine::sim::{ClientConfig, DiskModel, FaultPlan, FaultProfile, Sim, SimConfig};
+use meridian_engine::sim::{
+    ClientConfig, ClientOp, DiskModel, FaultPlan, FaultProfile, Sim, SimConfig, Workload,
+};
 use meridian_engine::topology::Topology;
-use meridian_engine::{Metrics, NodeId, Time};
+use meridian_engine::{ClientId, Command, Consistency, Level, Metrics, NodeId, Time};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::time::Duration;
+
+/// Blind writes of unique values over `keys` keys at random levels, sloppy or strict.
+struct BlindWrites {
+    left: u32,
+    keys: u32,
+}
+
+impl Workload for BlindWrites {
+    fn next_op(&mut self, client: ClientId, rng: &mut ChaCha8Rng, _now: Time) -> Option<ClientOp> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let level = [Level::One, Level::Two, Level::Quorum, Level::All][rng.gen_range(0..4)];
+        Some(ClientOp {
+            command: Command::Put {
+                key: key(rng.gen_range(0..self.keys)),
+                value: format!("c{}-{}", client.0, self.left).into_bytes(),
+            },
+            consistency: Consistency::Dynamo(level),
+            context: Vec::new(),
+            sloppy: Some(rng.gen_bool(0.5)),
+        })
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("k{i}").into_bytes()
+}
 
 /// fsync latency in the chaos runs (so crashes can catch records mid-sync).
 const CHAOS_FSYNC: Duration = Duration::from_micros(500);
