@@ -160,10 +160,7 @@ pub(super) fn on_rec(
 /// Someone's promises: remember them and look at those keys again.
 pub(super) fn on_promises(r: &mut Replica, from: NodeId, keys: Vec<KeyPromise>) {
     for promise in keys {
-        let key = promise.key.clone();
-        if r.promises.update(from, promise) {
-            r.touched.insert(key);
-        }
+        r.take_promise(from, promise);
     }
 }
 

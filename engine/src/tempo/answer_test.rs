@@ -44,15 +44,6 @@ fn deliver_own(
     drain(core)
 }
 
-fn promise(clock: u64, attached: Vec<(u64, Dot)>) -> KeyPromise {
-    KeyPromise {
-        key: b"k".to_vec(),
-        clock,
-        attached,
-        epoch: 0,
-    }
-}
-
 /// Replica 0 of 5 (fast quorum 0, 1, 2) coordinates `command` (a `resend` or not) on key
 /// `k`; members 1 and
 /// 2 propose 5, and member 2 also proposed 3 for replica 4's command `other`, which has

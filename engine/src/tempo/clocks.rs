@@ -14,7 +14,7 @@
 use super::messages::{Dot, KeyPromise};
 use crate::command::Key;
 use crate::id::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// This replica's clocks, its attached promises and which clocks moved since they were
 /// last announced.
@@ -191,8 +191,15 @@ impl Clocks {
     }
 }
 
-/// One replica's announced promises on one key: its clock and attached promises.
-type Announced = (u64, BTreeSet<(u64, Dot)>);
+/// One replica's announced promises on one key: its clock and the attached promises
+/// for commands not known committed here when announced, in timestamp order (the
+/// *holes*: a committed command's promise never holds stability back, and commits here
+/// are never undone, so the rest need not be kept).
+#[derive(Clone, Debug, Default, Hash)]
+struct Announced {
+    clock: u64,
+    holes: VecDeque<(u64, Dot)>,
+}
 
 /// The promises each replica announced, per key (this replica's own included, once
 /// durable).
@@ -207,19 +214,31 @@ pub(super) struct PromiseTable {
 impl PromiseTable {
     /// Take `from`'s announcement, unless an announcement with a higher clock is known
     /// (an older one with the same clock lists at least as many attached promises, so
-    /// taking it is only more cautious). Returns whether anything changed.
-    pub(super) fn update(&mut self, from: NodeId, promise: KeyPromise) -> bool {
+    /// taking it is only more cautious), keeping the attached promises of commands
+    /// `committed` does not know. Returns whether anything changed.
+    pub(super) fn update(
+        &mut self,
+        from: NodeId,
+        promise: KeyPromise,
+        committed: impl Fn(Dot) -> bool,
+    ) -> bool {
         let entry = self.by_key.entry(promise.key).or_default();
-        match entry.get(&from) {
-            Some((clock, _)) if *clock > promise.clock => false,
-            _ => {
-                entry.insert(
-                    from,
-                    (promise.clock, promise.attached.into_iter().collect()),
-                );
-                true
-            }
+        if entry.get(&from).is_some_and(|a| a.clock > promise.clock) {
+            return false;
         }
+        let mut holes: Vec<(u64, Dot)> = promise
+            .attached
+            .into_iter()
+            .filter(|&(_, dot)| !committed(dot))
+            .collect();
+        // Announcers send them in order; a peer's bytes are not trusted to be.
+        holes.sort_unstable();
+        let announced = Announced {
+            clock: promise.clock,
+            holes: holes.into(),
+        };
+        entry.insert(from, announced);
+        true
     }
 
     /// Forget what `node` announced (its former self's, when it rejoins after a lost
@@ -238,7 +257,7 @@ impl PromiseTable {
         self.by_key.retain(|key, by_node| {
             let keep = busy(key);
             if !keep {
-                let highest = by_node.values().map(|(c, _)| *c).max().unwrap_or(0);
+                let highest = by_node.values().map(|a| a.clock).max().unwrap_or(0);
                 *forgotten = (*forgotten).max(highest);
             }
             keep
@@ -259,42 +278,69 @@ impl PromiseTable {
     pub(super) fn highest_all(&self) -> impl Iterator<Item = (&Key, u64)> {
         self.by_key
             .iter()
-            .map(|(k, by_node)| (k, by_node.values().map(|(c, _)| *c).max().unwrap_or(0)))
+            .map(|(k, by_node)| (k, by_node.values().map(|a| a.clock).max().unwrap_or(0)))
+    }
+
+    /// The clock `node` announced on `key`, if any is known.
+    pub(super) fn clock_of(&self, key: &[u8], node: NodeId) -> Option<u64> {
+        self.by_key.get(key)?.get(&node).map(|a| a.clock)
     }
 
     /// The highest clock on `key` any replica announced.
     pub(super) fn highest(&self, key: &[u8]) -> u64 {
         self.by_key
             .get(key)
-            .and_then(|by_node| by_node.values().map(|(clock, _)| *clock).max())
+            .and_then(|by_node| by_node.values().map(|a| a.clock).max())
             .unwrap_or(0)
     }
 
     /// The highest timestamp on `key` a majority (`majority` replicas) promised up to,
     /// counting attached promises only for commands `committed` says are committed here.
+    /// Holes found committed are dropped, so each is passed over once.
     pub(super) fn stable(
-        &self,
+        &mut self,
         key: &[u8],
         majority: usize,
         committed: impl Fn(Dot) -> bool,
     ) -> u64 {
+        let Some(by_node) = self.by_key.get_mut(key) else {
+            return 0;
+        };
+        let frontiers = by_node.values_mut().map(|announced| {
+            while announced
+                .holes
+                .front()
+                .is_some_and(|&(_, dot)| committed(dot))
+            {
+                announced.holes.pop_front();
+            }
+            match announced.holes.front() {
+                Some(&(ts, _)) => announced.clock.min(ts.saturating_sub(1)),
+                None => announced.clock,
+            }
+        });
+        Self::kth_highest(frontiers.collect(), majority)
+    }
+
+    /// The highest timestamp on `key` a majority's clocks cover, whatever their attached
+    /// promises.
+    pub(super) fn covered(&self, key: &[u8], majority: usize) -> u64 {
         let Some(by_node) = self.by_key.get(key) else {
             return 0;
         };
-        let mut frontiers: Vec<u64> = by_node
-            .values()
-            .map(|(clock, attached)| {
-                let blocked = attached
-                    .iter()
-                    .find(|(_, dot)| !committed(*dot))
-                    .map(|&(t, _)| t.saturating_sub(1));
-                blocked.map_or(*clock, |b| b.min(*clock))
-            })
-            .collect();
-        if frontiers.len() < majority || majority == 0 {
+        Self::kth_highest(by_node.values().map(|a| a.clock).collect(), majority)
+    }
+
+    /// The `k`-th highest of `frontiers` (0 if there are fewer, or `k` is 0).
+    fn kth_highest(mut frontiers: Vec<u64>, k: usize) -> u64 {
+        if frontiers.len() < k || k == 0 {
             return 0;
         }
         frontiers.sort_unstable_by(|a, b| b.cmp(a));
-        frontiers[majority - 1]
+        frontiers[k - 1]
     }
 }
+
+#[cfg(test)]
+#[path = "clocks_test.rs"]
+mod tests;

@@ -14,8 +14,9 @@ pub struct TempoConfig {
     /// (default 5 ms). Execution waits for a majority's promises, so this bounds part of
     /// the stability delay.
     pub promise_interval: Duration,
-    /// How often a replica announces again every key with commands not yet executed
-    /// everywhere, so a lost announcement is repaired (default 100 ms).
+    /// How often a replica looks for commands waiting for stability since the previous
+    /// look and asks the members whose promises it lacks to announce them again, so a
+    /// lost announcement is repaired (default 100 ms).
     pub promise_resend: Duration,
     /// Time a coordinator or recoverer waits for answers before sending again (default
     /// 300 ms).

@@ -131,10 +131,7 @@ pub(super) fn on_propose_ack(
     ts: u64,
     promise: KeyPromise,
 ) {
-    let key = promise.key.clone();
-    if r.promises.update(from, promise) {
-        r.touched.insert(key);
-    }
+    r.take_promise(from, promise);
     let Some(drive) = drives.map.get_mut(&dot) else {
         return;
     };

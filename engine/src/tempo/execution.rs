@@ -73,6 +73,13 @@ impl Executor {
         self.waiting.values().map(BTreeSet::len).sum()
     }
 
+    /// Per key, the first command waiting for stability `(timestamp, command)`.
+    pub(super) fn heads(&self) -> impl Iterator<Item = (&Key, (u64, Dot))> {
+        self.waiting
+            .iter()
+            .filter_map(|(key, queue)| queue.first().map(|&head| (key, head)))
+    }
+
     /// `dot`, committed with `ts` on `key`, waits for stability.
     pub(super) fn add(&mut self, key: &Key, ts: u64, dot: Dot) {
         if !self.executed.contains(dot) {

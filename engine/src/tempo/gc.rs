@@ -4,7 +4,7 @@
 use super::acceptor::send;
 use super::coordinator::Drives;
 use super::dots::{epoch_base, epoch_of};
-use super::messages::{Message, Record};
+use super::messages::{Dot, Message, Record};
 use super::replica::Replica;
 use crate::command::Key;
 use crate::id::NodeId;
@@ -13,15 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Commits sent to a lagging replica per report at most.
 const CATCH_UP_BATCH: u64 = 64;
 
-/// Announce promises: the keys whose clock moved, and, when `resend`, every key with
-/// commands not yet executed everywhere. The announcement reaches this replica too (its
-/// own promises count once durable). It leaves behind every record queued before it (hosts
-/// make persists durable in order), so a clock raised with a `Proposed`, `Accepted` or
-/// `Committed` record is durable by then; only clocks raised without one are persisted
-/// here (`Record::Clocks`; docs/design.md#tempo, rule 1).
-pub(super) fn announce(r: &mut Replica, resend: bool) {
-    let mut keys: BTreeSet<Key> = r.clocks.take_dirty();
-    if resend {
+/// Announce promises on the keys whose clock moved, and, when `every_live_key`, on every
+/// key with commands not yet executed everywhere (a rejoined replica's attached
+/// promises). The announcement reaches this replica too (its own promises count once
+/// durable).
+pub(super) fn announce(r: &mut Replica, every_live_key: bool) {
+    let mut keys = r.clocks.take_dirty();
+    if every_live_key {
         keys.extend(r.clocks.attached_keys().cloned());
         keys.extend(
             r.cmds
@@ -29,6 +27,23 @@ pub(super) fn announce(r: &mut Replica, resend: bool) {
                 .filter_map(|c| c.payload.as_ref().map(|p| p.key().clone())),
         );
     }
+    let members = r.members.clone();
+    send_promises(r, keys, &members);
+}
+
+/// A peer's commands on `keys` wait for promises it lacks from this replica (a lost
+/// announcement): announce them to it again.
+pub(super) fn on_ask_promises(r: &mut Replica, from: NodeId, keys: Vec<Key>) {
+    if r.fence.may_propose() {
+        send_promises(r, keys.into_iter().collect(), &[from]);
+    }
+}
+
+/// Send this replica's promises on `keys` to `to`. It leaves behind every record queued
+/// before it (hosts make persists durable in order), so a clock raised with a
+/// `Proposed`, `Accepted` or `Committed` record is durable by then; only clocks raised
+/// without one are persisted here (`Record::Clocks`; docs/design.md#tempo, rule 1).
+fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) {
     if keys.is_empty() {
         return;
     }
@@ -43,8 +58,7 @@ pub(super) fn announce(r: &mut Replica, resend: bool) {
             .collect();
         vec![Record::Clocks { keys }]
     };
-    let then = r
-        .members
+    let then = to
         .iter()
         .map(|&m| {
             let message = Message::Promises {
@@ -55,6 +69,38 @@ pub(super) fn announce(r: &mut Replica, resend: bool) {
         .collect();
     r.metrics.incr("promise_rounds");
     r.outbox.persist(records, then);
+}
+
+/// Repair lost announcements (called every `promise_resend`): for each key whose first
+/// waiting command has waited since the previous call, ask the members whose announced
+/// clock on it is below that command's timestamp to announce again. Without losses
+/// nothing waits that long for promises, so nothing is asked.
+pub(super) fn ask_for_lost_promises(r: &mut Replica) {
+    let heads: BTreeMap<Key, (u64, Dot)> = r
+        .executor
+        .heads()
+        .map(|(key, head)| (key.clone(), head))
+        .collect();
+    let previous = std::mem::replace(&mut r.waiting_heads, heads);
+    let mut asks: BTreeMap<NodeId, Vec<Key>> = BTreeMap::new();
+    for (key, head) in &r.waiting_heads {
+        if previous.get(key) != Some(head) {
+            continue;
+        }
+        let (ts, _) = *head;
+        for &member in &r.members {
+            if r.promises
+                .clock_of(key, member)
+                .is_none_or(|clock| clock < ts)
+            {
+                asks.entry(member).or_default().push(key.clone());
+            }
+        }
+    }
+    for (member, keys) in asks {
+        r.metrics.incr("promise_asks");
+        r.outbox.send(member, Message::AskPromises { keys });
+    }
 }
 
 /// Forget the keys that went idle here: no command on them in the table (every command
@@ -181,7 +227,7 @@ fn catch_up(r: &mut Replica, to: NodeId, theirs: &BTreeMap<(NodeId, u64), u64>) 
             .copied()
             .unwrap_or_else(|| epoch_base(epoch));
         for seq in from.saturating_add(1)..=mine.min(from.saturating_add(CATCH_UP_BATCH)) {
-            let dot = super::messages::Dot { node, seq };
+            let dot = Dot { node, seq };
             let Some(cmd) = r.cmds.get(&dot) else {
                 continue;
             };

@@ -136,10 +136,17 @@ pub enum Message {
         /// Its timestamp.
         ts: u64,
     },
-    /// Periodic announcement of promises (detached and attached) per key.
+    /// Announcement of promises (detached and attached) per key: of the keys whose
+    /// clock moved, or of the keys an `AskPromises` named.
     Promises {
         /// Per key.
         keys: Vec<KeyPromise>,
+    },
+    /// The sender's commands on these keys have waited a `promise_resend` for promises
+    /// it has not heard from the receiver (a lost announcement): announce them again.
+    AskPromises {
+        /// The keys.
+        keys: Vec<Key>,
     },
     /// Recoverer → everyone: take ballot `ballot` for the command.
     Rec {

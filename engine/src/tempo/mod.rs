@@ -106,7 +106,7 @@ pub struct Tempo {
     drives: Drives,
     collector: Collector,
     timers: Timers<TempoTimer>,
-    /// When every live key was last announced.
+    /// When lost announcements were last looked for.
     last_resend: Time,
     /// When the last compaction ran (when the next is due).
     last_compaction: LastCompaction,
@@ -216,6 +216,7 @@ impl Tempo {
                 keys.retain(|p| r.fence.current(from, p.epoch));
                 acceptor::on_promises(r, from, keys)
             }
+            Message::AskPromises { keys } => gc::on_ask_promises(r, from, keys),
             Message::Rec {
                 dot,
                 ballot,
@@ -321,7 +322,10 @@ impl Protocol for Tempo {
                 self.last_resend = now;
             }
             if self.replica.fence.may_propose() {
-                gc::announce(&mut self.replica, resend);
+                gc::announce(&mut self.replica, false);
+            }
+            if resend && self.replica.fence.executes() {
+                gc::ask_for_lost_promises(&mut self.replica);
             }
             self.timers
                 .set(TempoTimer::Promises, now + config.promise_interval);

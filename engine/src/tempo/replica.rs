@@ -5,7 +5,7 @@
 use super::clocks::{Clocks, PromiseTable};
 use super::config::TempoConfig;
 use super::execution::{ExecutedEntry, Executor};
-use super::messages::{Ballot, Dot, Message, Payload, Record};
+use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, Record};
 use crate::command::{Command, CommandResult, Key};
 use crate::id::NodeId;
 use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
@@ -82,6 +82,9 @@ pub(super) struct Replica {
     pub committed_at: BTreeMap<Dot, OwnWait>,
     /// Keys whose stability must be checked again.
     pub touched: BTreeSet<Key>,
+    /// Per key, the first command waiting for stability when lost announcements were
+    /// last looked for (`gc.rs::ask_for_lost_promises`).
+    pub waiting_heads: BTreeMap<Key, (u64, Dot)>,
     /// Commands executed everywhere (forgotten).
     pub collected: super::dots::DotSet,
     /// What this replica may vote on after a lost disk (`fence.rs`).
@@ -109,6 +112,7 @@ impl Replica {
             clients: BTreeMap::new(),
             committed_at: BTreeMap::new(),
             touched: BTreeSet::new(),
+            waiting_heads: BTreeMap::new(),
             collected: super::dots::DotSet::default(),
             fence: super::fence::Fence::default(),
             outbox: Outbox::counting(),
@@ -149,11 +153,32 @@ impl Replica {
             && !self.fence.current(dot.node, super::dots::epoch_of(dot.seq))
     }
 
-    /// Whether `dot`'s commit is durable here (or it executed).
-    pub(super) fn is_committed(&self, dot: Dot) -> bool {
-        self.executor.executed.contains(dot)
-            || self.collected.contains(dot)
-            || self.cmds.get(&dot).is_some_and(|c| c.durable)
+    /// The promise table, and whether a command's commit is durable here (or it
+    /// executed), borrowed apart so the table can change while commits are looked up.
+    fn promises_and_commits(&mut self) -> (&mut PromiseTable, impl Fn(Dot) -> bool + '_) {
+        let Self {
+            promises,
+            executor,
+            collected,
+            cmds,
+            ..
+        } = self;
+        let committed = |dot: Dot| {
+            executor.executed.contains(dot)
+                || collected.contains(dot)
+                || cmds.get(&dot).is_some_and(|c| c.durable)
+        };
+        (promises, committed)
+    }
+
+    /// Take `from`'s announced promise on a key, and look at that key again if it
+    /// changed anything.
+    pub(super) fn take_promise(&mut self, from: NodeId, promise: KeyPromise) {
+        let key = promise.key.clone();
+        let (promises, committed) = self.promises_and_commits();
+        if promises.update(from, promise, committed) {
+            self.touched.insert(key);
+        }
     }
 
     /// Learn that `dot` committed with `ts`: persist it, tell the others if `announce`,
@@ -249,9 +274,9 @@ impl Replica {
         }
         let keys = std::mem::take(&mut self.touched);
         for key in keys {
-            let stable = self
-                .promises
-                .stable(&key, self.majority(), |dot| self.is_committed(dot));
+            let majority = self.majority();
+            let (promises, committed) = self.promises_and_commits();
+            let stable = promises.stable(&key, majority, committed);
             self.on_promised(now, &key);
             let Self { executor, cmds, .. } = self;
             let ran = executor.run(&key, stable, |dot| {
@@ -299,7 +324,7 @@ impl Replica {
         if self.committed_at.is_empty() {
             return;
         }
-        let covered = self.promises.stable(key, self.majority(), |_| true);
+        let covered = self.promises.covered(key, self.majority());
         let early = self.config.answer_promised_writes;
         let Self {
             committed_at,

@@ -1,6 +1,7 @@
 //! Helpers shared by Tempo's handler tests and whole-cluster tests on the generic test
 //! host (`crate::test_host`).
 
+use super::messages::KeyPromise;
 use super::{Dot, Message, Protocol, Record, Tempo, TempoConfig};
 use crate::check::check_execution_order;
 use crate::command::Command;
@@ -99,4 +100,14 @@ pub(super) fn synced(core: &mut Tempo) -> (Vec<Record>, Vec<(NodeId, Message)>) 
 pub(super) fn settle(pump: &mut Pump, seed: u64) {
     let idle = pump.run_until(STEPS, |p| p.live().all(|c| c.live_commands() == 0));
     assert!(idle, "seed {seed}: commands still live");
+}
+
+/// A replica's promise on key `k`: its clock and attached promises.
+pub(super) fn promise(clock: u64, attached: Vec<(u64, Dot)>) -> KeyPromise {
+    KeyPromise {
+        key: b"k".to_vec(),
+        clock,
+        attached,
+        epoch: 0,
+    }
 }

@@ -51,6 +51,7 @@ impl Subject for Tempo {
             // When own commands committed: metrics only.
             committed_at: _,
             touched,
+            waiting_heads,
             collected,
             fence,
             // Empty between moves: the host drains it after every input.
@@ -60,7 +61,15 @@ impl Subject for Tempo {
         } = replica;
         debug_assert!(outbox.is_empty(), "fingerprint of an undrained core");
         (
-            cmds, clocks, promises, executor, clients, touched, collected, fence,
+            cmds,
+            clocks,
+            promises,
+            executor,
+            clients,
+            touched,
+            waiting_heads,
+            collected,
+            fence,
         )
             .hash(state);
         (drives, collector, timers, last_resend, last_compaction).hash(state);
@@ -87,7 +96,7 @@ impl Subject for Tempo {
     fn lost(message: &Message, fair: bool) -> bool {
         match message {
             Message::Executed { .. } => true,
-            Message::Promises { .. } => !fair,
+            Message::Promises { .. } | Message::AskPromises { .. } => !fair,
             _ => false,
         }
     }
