@@ -1,5 +1,5 @@
 //! Which protocols a run compares, parsed from the command line:
-//! `epaxos`, `epaxos-thrifty`, `tempo` (f = 1) or `tempo:f=F`, `multipaxos` (leader in the `--leader` region) or
+//! `epaxos`, `epaxos-thrifty`, `epaxos-ordered`, `tempo` (f = 1) or `tempo:f=F`, `multipaxos` (leader in the `--leader` region) or
 //! `multipaxos:REGION`, `dynamo` (QUORUM) or `dynamo:LEVEL`.
 
 use meridian_engine::Level;
@@ -8,10 +8,13 @@ use std::fmt;
 /// One protocol configuration to measure.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProtocolSpec {
-    /// EPaxos; `thrifty` sends PreAccepts to the nearest fast quorum only.
+    /// EPaxos; `thrifty` sends PreAccepts to the nearest fast quorum only, `ordered`
+    /// processes them at their release time (ordered delivery).
     Epaxos {
         /// Thrifty mode.
         thrifty: bool,
+        /// Ordered delivery.
+        ordered: bool,
     },
     /// Tempo tolerating `f` failures (fast quorum `floor(n/2) + f`).
     Tempo {
@@ -38,8 +41,18 @@ impl ProtocolSpec {
             None => (text, None),
         };
         match (name.to_ascii_lowercase().as_str(), arg) {
-            ("epaxos", None) => Ok(Self::Epaxos { thrifty: false }),
-            ("epaxos-thrifty", None) => Ok(Self::Epaxos { thrifty: true }),
+            ("epaxos", None) => Ok(Self::Epaxos {
+                thrifty: false,
+                ordered: false,
+            }),
+            ("epaxos-thrifty", None) => Ok(Self::Epaxos {
+                thrifty: true,
+                ordered: false,
+            }),
+            ("epaxos-ordered", None) => Ok(Self::Epaxos {
+                thrifty: false,
+                ordered: true,
+            }),
             ("tempo", None) => Ok(Self::Tempo { f: 1 }),
             ("tempo", Some(arg)) => {
                 let f = arg
@@ -58,7 +71,7 @@ impl ProtocolSpec {
                 level: level.unwrap_or("QUORUM").parse()?,
             }),
             _ => Err(format!(
-                "unknown protocol {text:?}: expected epaxos, epaxos-thrifty, tempo[:f=F], multipaxos[:REGION] or dynamo[:LEVEL]"
+                "unknown protocol {text:?}: expected epaxos, epaxos-thrifty, epaxos-ordered, tempo[:f=F], multipaxos[:REGION] or dynamo[:LEVEL]"
             )),
         }
     }
@@ -72,8 +85,12 @@ impl ProtocolSpec {
 impl fmt::Display for ProtocolSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Epaxos { thrifty: false } => f.write_str("epaxos"),
-            Self::Epaxos { thrifty: true } => f.write_str("epaxos-thrifty"),
+            Self::Epaxos {
+                thrifty: false,
+                ordered: false,
+            } => f.write_str("epaxos"),
+            Self::Epaxos { thrifty: true, .. } => f.write_str("epaxos-thrifty"),
+            Self::Epaxos { ordered: true, .. } => f.write_str("epaxos-ordered"),
             Self::Tempo { f: faults } => write!(f, "tempo(f={faults})"),
             Self::MultiPaxos { leader_region } => write!(f, "multipaxos(leader={leader_region})"),
             Self::Dynamo { level } => write!(f, "dynamo({level})"),

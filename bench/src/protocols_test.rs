@@ -4,8 +4,20 @@ use super::*;
 fn parses_every_form_and_rejects_unknown_names() {
     assert_eq!(
         ProtocolSpec::parse("epaxos", "CA"),
-        Ok(ProtocolSpec::Epaxos { thrifty: false })
+        Ok(ProtocolSpec::Epaxos {
+            thrifty: false,
+            ordered: false
+        })
     );
+    let ordered = ProtocolSpec::parse("epaxos-ordered", "CA").unwrap();
+    assert_eq!(
+        ordered,
+        ProtocolSpec::Epaxos {
+            thrifty: false,
+            ordered: true
+        }
+    );
+    assert_eq!(ordered.to_string(), "epaxos-ordered");
     assert_eq!(
         ProtocolSpec::parse("multipaxos", "CA"),
         Ok(ProtocolSpec::MultiPaxos {

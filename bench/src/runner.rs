@@ -62,11 +62,12 @@ impl Tuning {
         config
     }
 
-    fn epaxos(&self, thrifty: bool) -> EpaxosConfig {
+    fn epaxos(&self, thrifty: bool, ordered: bool) -> EpaxosConfig {
         // The executed-command log is for tests: a run keeps only statistics (kept, it
         // grew by one entry per command and replica).
         EpaxosConfig::default()
             .with_thrifty(thrifty)
+            .with_ordered_delivery(ordered)
             .with_batching(self.batch, self.epaxos_in_flight)
             .with_record_execution(false)
     }
@@ -99,8 +100,8 @@ pub fn run_sim(
                 progress,
             )
         }
-        ProtocolSpec::Epaxos { thrifty } => {
-            let config = tuning.epaxos(*thrifty);
+        ProtocolSpec::Epaxos { thrifty, ordered } => {
+            let config = tuning.epaxos(*thrifty, *ordered);
             sim::run(
                 run,
                 move |id, seed, records| Epaxos::new(id, &cluster, config.clone(), seed, records),
@@ -240,7 +241,8 @@ fn leader_node(topology: &Topology, region: &str) -> anyhow::Result<NodeId> {
 /// `dynamo` as `meridian cluster up` generates them.
 pub fn keyspace_name(spec: &ProtocolSpec, local: bool) -> String {
     match (spec, local) {
-        (ProtocolSpec::Epaxos { thrifty: true }, true) => "epaxos-thrifty".to_owned(),
+        (ProtocolSpec::Epaxos { thrifty: true, .. }, true) => "epaxos-thrifty".to_owned(),
+        (ProtocolSpec::Epaxos { ordered: true, .. }, true) => "epaxos-ordered".to_owned(),
         (ProtocolSpec::Epaxos { .. }, _) => "epaxos".to_owned(),
         (ProtocolSpec::Tempo { f: 1 }, _) => "tempo".to_owned(),
         (ProtocolSpec::Tempo { f }, true) => format!("tempo-f{f}"),
@@ -266,9 +268,10 @@ pub fn keyspaces_for(
             continue;
         }
         keyspaces.push(match spec {
-            ProtocolSpec::Epaxos { thrifty } => KeyspaceConfig::Epaxos(EpaxosKeyspace {
+            ProtocolSpec::Epaxos { thrifty, ordered } => KeyspaceConfig::Epaxos(EpaxosKeyspace {
                 name,
                 thrifty: Some(*thrifty),
+                ordered_delivery: Some(*ordered),
                 max_batch: Some(tuning.batch),
                 max_in_flight: Some(tuning.epaxos_in_flight),
                 ..Default::default()

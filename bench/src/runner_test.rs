@@ -6,6 +6,12 @@ use super::*;
 fn benchmark_epaxos_keeps_no_execution_log() {
     let tuning = Tuning::default();
     assert!(EpaxosConfig::default().record_execution);
-    assert!(!tuning.epaxos(false).record_execution);
-    assert!(!tuning.epaxos(true).record_execution);
+    for (thrifty, ordered) in [(false, false), (true, false), (false, true)] {
+        let config = tuning.epaxos(thrifty, ordered);
+        assert!(!config.record_execution);
+        assert_eq!(
+            (config.thrifty, config.ordered_delivery),
+            (thrifty, ordered)
+        );
+    }
 }

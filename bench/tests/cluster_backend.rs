@@ -17,7 +17,10 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
         .expect("builtin")
         .with_clients_per_region(2);
     let protocols = [
-        ProtocolSpec::Epaxos { thrifty: false },
+        ProtocolSpec::Epaxos {
+            thrifty: false,
+            ordered: false,
+        },
         ProtocolSpec::MultiPaxos {
             leader_region: "rack-2".into(),
         },

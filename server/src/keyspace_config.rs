@@ -86,6 +86,10 @@ pub struct EpaxosKeyspace {
     /// PreAccept only the nearest fast quorum.
     #[serde(default)]
     pub thrifty: Option<bool>,
+    /// Ordered delivery: process each first PreAccept at its release time (from the
+    /// topology's RTTs; docs/design.md#epaxos, "Ordered delivery").
+    #[serde(default)]
+    pub ordered_delivery: Option<bool>,
     /// Command-leader retry timeout.
     #[serde(default)]
     pub retry_timeout_ms: Option<u64>,
@@ -351,6 +355,7 @@ impl EpaxosKeyspace {
         let defaults = EpaxosConfig::default();
         EpaxosConfig {
             thrifty: self.thrifty.unwrap_or(defaults.thrifty),
+            ordered_delivery: self.ordered_delivery.unwrap_or(defaults.ordered_delivery),
             retry_timeout: ms(self.retry_timeout_ms, defaults.retry_timeout),
             tick: ms(self.tick_ms, defaults.tick),
             gc_interval: ms(self.gc_interval_ms, defaults.gc_interval),

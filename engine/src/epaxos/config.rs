@@ -53,6 +53,12 @@ pub struct EpaxosConfig {
     /// rejoin rule (docs/design.md#epaxos-rejoin-rule), so the checkers can show what the
     /// rule prevents. Never set it in a deployment.
     pub unsafe_rejoin_without_fence: bool,
+    /// Ordered delivery: every replica, the leader included, processes a leader's first
+    /// PreAccept of an instance about when its farthest fast-quorum member receives it
+    /// (by the cluster's RTT estimates), so conflicting instances are ordered alike
+    /// everywhere and their dependencies form no cycles (default false;
+    /// docs/design.md#epaxos, "Ordered delivery").
+    pub ordered_delivery: bool,
 }
 
 impl Default for EpaxosConfig {
@@ -70,6 +76,7 @@ impl Default for EpaxosConfig {
             key_session_window: KEY_SESSION_WINDOW,
             snapshot_chunk_bytes: 1 << 20,
             unsafe_rejoin_without_fence: false,
+            ordered_delivery: false,
         }
     }
 }
@@ -104,6 +111,12 @@ impl EpaxosConfig {
     /// Thrifty PreAccepts.
     pub fn with_thrifty(mut self, thrifty: bool) -> Self {
         self.thrifty = thrifty;
+        self
+    }
+
+    /// Process first PreAccepts at their release time (ordered delivery) or not.
+    pub fn with_ordered_delivery(mut self, ordered: bool) -> Self {
+        self.ordered_delivery = ordered;
         self
     }
 }

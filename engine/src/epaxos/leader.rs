@@ -19,7 +19,8 @@ use crate::id::NodeId;
 use crate::protocol::{CommitPath, Effect};
 use crate::quorum::VoteSet;
 use crate::time::Time;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 #[derive(Clone, Hash)]
 enum Phase {
@@ -61,6 +62,11 @@ pub(super) struct Leadership {
     /// [`Leadership::own_prefix`]).
     committed_below: u64,
     leading: BTreeMap<InstanceId, Leading>,
+    /// Ordered delivery (`hold.rs`): how long after proposing an own instance its own
+    /// vote is cast (zero: at once), and the own instances waiting for it, by release
+    /// time; they are stored but not indexed here until then.
+    own_delay: Duration,
+    own_votes: BTreeSet<(Time, InstanceId)>,
 }
 
 impl Leadership {
@@ -70,6 +76,95 @@ impl Leadership {
             next_slot,
             committed_below: 0,
             leading: BTreeMap::new(),
+            own_delay: Duration::ZERO,
+            own_votes: BTreeSet::new(),
+        }
+    }
+
+    /// Cast own votes `delay` after proposing (ordered delivery; zero: at once).
+    pub(super) fn set_own_delay(&mut self, delay: Duration) {
+        self.own_delay = delay;
+    }
+
+    /// When the next own vote is due.
+    pub(super) fn next_own_vote(&self) -> Option<Time> {
+        self.own_votes.first().map(|&(at, _)| at)
+    }
+
+    /// Cast the first own vote if it is due at `now`; whether one was.
+    pub(super) fn cast_due_own_vote(&mut self, replica: &mut Replica, now: Time) -> bool {
+        match self.own_votes.first() {
+            Some(&(at, id)) if at <= now => {
+                self.own_votes.pop_first();
+                self.cast_own_vote(replica, id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ordered delivery: index an own instance at its release time and, while it still
+    /// waits for PreAccept replies at its initial ballot, vote on it as an acceptor
+    /// would, from what is indexed here by now (its record is persisted again first if
+    /// that adds anything). Whatever happened to it meanwhile, it is indexed.
+    fn cast_own_vote(&mut self, replica: &mut Replica, id: InstanceId) {
+        let initial = Ballot::initial(id);
+        let waiting = self.leading.get(&id).is_some_and(|l| {
+            l.ballot == initial && !l.recovery && matches!(l.phase, Phase::PreAccept { .. })
+        });
+        let instance = replica.table.get(id);
+        let pre_accepted =
+            instance.is_some_and(|i| i.status == Status::PreAccepted && i.accepted_in == initial);
+        let (Some(instance), true, true) = (instance, waiting, pre_accepted) else {
+            replica.table.index_stored(id);
+            return;
+        };
+        let payload = instance.payload.clone();
+        let stored = instance.attributes.clone();
+        let mut attributes = replica
+            .table
+            .attributes_for(id, &payload, &replica.ran_everywhere);
+        attributes.merge(&stored);
+        attributes.deps.remove(&id);
+        let changed = attributes != stored;
+        replica.table.store(
+            id,
+            payload,
+            attributes.clone(),
+            Status::PreAccepted,
+            initial,
+        );
+        let records = match (changed, replica.table.instance_record(id)) {
+            (true, Some(record)) => vec![Record::Instance(record)],
+            _ => Vec::new(),
+        };
+        if changed {
+            replica.metrics.incr("own_vote_attributes_changed");
+        }
+        let own_reply = Message::PreAcceptOk {
+            ballot: initial,
+            instance: id,
+            attributes,
+        };
+        let to_self = Effect::Send {
+            to: replica.id,
+            message: own_reply,
+        };
+        replica.outbox.persist(records, vec![to_self]);
+    }
+
+    /// Ordered delivery: `attributes` of a new own instance proposing `payload` also name
+    /// the own instances still waiting for their release time that it interferes with
+    /// (every replica processes those first; they are not indexed here yet).
+    fn add_own_waiting(&self, replica: &Replica, payload: &Batch, attributes: &mut Attributes) {
+        for &(_, waiting) in &self.own_votes {
+            let Some(instance) = replica.table.get(waiting) else {
+                continue;
+            };
+            if instance.payload.interferes(payload) {
+                attributes.deps.insert(waiting);
+                attributes.seq = attributes.seq.max(instance.attributes.seq + 1);
+            }
         }
     }
 
@@ -145,9 +240,10 @@ impl Leadership {
             slot: self.next_slot,
         };
         self.next_slot += 1;
-        let attributes = replica
+        let mut attributes = replica
             .table
             .attributes_for(id, &payload, &replica.ran_everywhere);
+        self.add_own_waiting(replica, &payload, &mut attributes);
         let proposal = Proposal {
             instance: id,
             ballot: Ballot::initial(id),
@@ -155,6 +251,9 @@ impl Leadership {
             attributes,
         };
         self.preaccept(replica, now, proposal, false);
+        if !self.own_delay.is_zero() {
+            self.own_votes.insert((now + self.own_delay, id));
+        }
     }
 
     /// Phase 1 for `proposal`: record it, then PreAccept.
@@ -189,9 +288,15 @@ impl Leadership {
             Phase::PreAccept { .. } => Status::PreAccepted,
             Phase::Accept { .. } => Status::Accepted,
         };
-        replica
-            .table
-            .store(id, payload, attributes.clone(), status, ballot);
+        if self.defers_own_vote(id, ballot, recovery) {
+            replica
+                .table
+                .store_unindexed(id, payload, attributes.clone(), status, ballot);
+        } else {
+            replica
+                .table
+                .store(id, payload, attributes.clone(), status, ballot);
+        }
         let leading = Leading {
             recovery,
             ballot,
@@ -206,8 +311,14 @@ impl Leadership {
         }
     }
 
+    /// Whether the own vote on `id` is cast at its release time (ordered delivery): a new
+    /// own instance's first round.
+    fn defers_own_vote(&self, id: InstanceId, ballot: Ballot, recovery: bool) -> bool {
+        !self.own_delay.is_zero() && !recovery && ballot == Ballot::initial(id)
+    }
+
     /// Persist the instance, then PreAccept to the fast quorum (thrifty) or everyone, and
-    /// count our own reply.
+    /// count our own reply (at the release time under ordered delivery).
     fn send_preaccepts(&mut self, replica: &mut Replica, id: InstanceId, first: bool) {
         let (Some(record), Some(leading)) =
             (replica.table.instance_record(id), self.leading.get(&id))
@@ -239,11 +350,13 @@ impl Leadership {
             attributes: leading.original.clone(),
             ran_everywhere: replica.ran_everywhere.clone(),
         };
-        let own_reply = Message::PreAcceptOk {
-            ballot: leading.ballot,
-            instance: id,
-            attributes: leading.original.clone(),
-        };
+        let own_reply = (!self.defers_own_vote(id, leading.ballot, leading.recovery)).then(|| {
+            Message::PreAcceptOk {
+                ballot: leading.ballot,
+                instance: id,
+                attributes: leading.original.clone(),
+            }
+        });
         send(
             replica,
             targets,
@@ -338,7 +451,7 @@ impl Leadership {
             replica,
             targets,
             &message,
-            first.then_some((record, own_reply)),
+            first.then_some((record, Some(own_reply))),
         );
     }
 
@@ -422,11 +535,17 @@ impl Leadership {
         };
         let ballot = instance.accepted_in;
         let original = instance.attributes.clone();
+        // Under ordered delivery the own vote is cast again from what is indexed now: the
+        // one cast before the restart (if any) may be missing instances this replica
+        // processed while its own was not indexed.
+        let vote_again = !self.own_delay.is_zero() && ballot == Ballot::initial(id);
         let phase = match instance.status {
             Status::Committed => return,
             Status::PreAccepted => {
                 let mut replies = BTreeMap::new();
-                replies.insert(replica.id, original.clone());
+                if !vote_again {
+                    replies.insert(replica.id, original.clone());
+                }
                 Phase::PreAccept { replies }
             }
             Status::Accepted => {
@@ -448,6 +567,9 @@ impl Leadership {
             self.send_accepts(replica, id, false);
         } else {
             self.send_preaccepts(replica, id, false);
+            if vote_again {
+                self.cast_own_vote(replica, id);
+            }
         }
     }
 
@@ -486,14 +608,14 @@ impl Leadership {
 }
 
 /// Send a phase message to `targets`. The first time (`first` holds the instance's record
-/// and the leader's own reply), the record is persisted before anything leaves and the
-/// reply comes back as a self-send released by the sync; a resend writes nothing and
-/// only keeps the release order behind earlier writes.
+/// and the leader's own reply, unless it is cast later), the record is persisted before
+/// anything leaves and the reply comes back as a self-send released by the sync; a
+/// resend writes nothing and only keeps the release order behind earlier writes.
 fn send(
     replica: &mut Replica,
     targets: Vec<NodeId>,
     message: &Message,
-    first: Option<(InstanceRecord, Message)>,
+    first: Option<(InstanceRecord, Option<Message>)>,
 ) {
     let mut then: Vec<Effect<Message>> = targets
         .into_iter()
@@ -504,10 +626,10 @@ fn send(
         .collect();
     match first {
         Some((record, own_reply)) => {
-            then.push(Effect::Send {
+            then.extend(own_reply.map(|message| Effect::Send {
                 to: replica.id,
-                message: own_reply,
-            });
+                message,
+            }));
             replica.outbox.persist(vec![Record::Instance(record)], then);
         }
         None => replica.outbox.persist(Vec::new(), then),

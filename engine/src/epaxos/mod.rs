@@ -40,6 +40,7 @@ mod config;
 mod execution;
 mod fence;
 mod gc;
+mod hold;
 mod instance;
 mod key_index;
 mod leader;
@@ -62,6 +63,8 @@ mod compaction_test;
 mod execution_test;
 #[cfg(test)]
 mod gc_test;
+#[cfg(test)]
+mod hold_test;
 #[cfg(test)]
 mod leader_test;
 #[cfg(test)]
@@ -90,6 +93,7 @@ use crate::timer::Timers;
 use batch::Intake;
 use compaction::LastCompaction;
 use gc::Collector;
+use hold::Holds;
 use leader::Leadership;
 use recovery::{Outcome, Recoveries};
 use rejoin::Rejoin;
@@ -134,6 +138,8 @@ pub struct Epaxos {
     last_compaction: LastCompaction,
     /// A rejoin after a lost disk, and answers served to peers that rejoin.
     rejoin: Rejoin,
+    /// PreAccepts held for ordered delivery (`hold.rs`).
+    holds: Holds,
 }
 
 impl Epaxos {
@@ -155,8 +161,10 @@ impl Epaxos {
             last_compaction,
             // Empty unless a disk was lost (out of the model checker's scope).
             rejoin: _,
+            holds,
         } = self;
         replica.hash_state(state);
+        holds.hash(state);
         (
             intake,
             leader,
@@ -181,7 +189,9 @@ impl Epaxos {
         seed: u64,
         recovered: Vec<Record>,
     ) -> Self {
+        let ordered = config.ordered_delivery;
         let mut replica = Replica::new(id, cluster, config);
+        let holds = Holds::new(id, cluster, replica.fast_quorum, ordered);
         let Replayed {
             next_slot,
             resume,
@@ -194,10 +204,12 @@ impl Epaxos {
             // in the simulator, whose clock does not restart).
             timers.set(EpaxosTimer::Gc, Time::ZERO + replica.config.gc_interval);
         }
+        let mut leader = Leadership::new(next_slot);
+        leader.set_own_delay(holds.own_delay(id));
         let mut epaxos = Self {
             replica,
             intake: Intake::default(),
-            leader: Leadership::new(next_slot),
+            leader,
             recoveries: Recoveries::default(),
             gc: Collector::default(),
             timers,
@@ -205,6 +217,7 @@ impl Epaxos {
             resume,
             last_compaction: LastCompaction::default(),
             rejoin: Rejoin::new(seed),
+            holds,
         };
         epaxos.resume_rejoin();
         epaxos
@@ -264,6 +277,45 @@ impl Epaxos {
             Some(Outcome::Phase1(proposal)) => {
                 self.leader.take_over_with_phase1(replica, now, proposal)
             }
+        }
+    }
+
+    /// Ordered delivery: process what is due, held PreAccepts and own votes, in release
+    /// order (`hold.rs`).
+    fn release_held(&mut self, now: Time) {
+        loop {
+            let held = self.holds.next().filter(|&at| at <= now);
+            let own = self.leader.next_own_vote().filter(|&at| at <= now);
+            match (held, own) {
+                (Some(h), Some(o)) if o <= h => {
+                    self.leader.cast_due_own_vote(&mut self.replica, now);
+                }
+                (Some(_), _) => {
+                    if let Some((from, message)) = self.holds.pop_due(now) {
+                        self.deliver(now, from, message);
+                    }
+                }
+                (None, Some(_)) => {
+                    self.leader.cast_due_own_vote(&mut self.replica, now);
+                }
+                (None, None) => return,
+            }
+        }
+    }
+
+    /// A peer message from a member, held or not: to the role it is for, unless it is
+    /// about a collected instance or asks a vote this replica must withhold.
+    fn deliver(&mut self, now: Time, from: NodeId, message: Message) {
+        if message
+            .recorded_instance()
+            .is_some_and(|id| self.replica.is_collected(id))
+        {
+            self.replica.metrics.incr("stale_messages");
+            return;
+        }
+        match message.vote_asked() {
+            Some(id) if !self.replica.fence.may_vote(id) => self.withhold_vote(from, id),
+            _ => self.dispatch(now, from, message),
         }
     }
 
@@ -430,22 +482,19 @@ impl Protocol for Epaxos {
             self.replica.metrics.incr("dropped_messages");
             return;
         }
-        if message
-            .recorded_instance()
-            .is_some_and(|id| self.replica.is_collected(id))
-        {
-            self.replica.metrics.incr("stale_messages");
-            return;
-        }
-        match message.vote_asked() {
-            Some(id) if !self.replica.fence.may_vote(id) => self.withhold_vote(from, id),
-            _ => self.dispatch(now, from, message),
+        let hold = self.holds.delay_for(from, &message);
+        if hold.is_zero() {
+            self.deliver(now, from, message);
+        } else {
+            self.replica.metrics.incr("preaccepts_held");
+            self.holds.hold(now + hold, from, message);
         }
         self.settle(now);
     }
 
     fn handle_timeout(&mut self, now: Time) {
         self.now = now;
+        self.release_held(now);
         if self.timers.take_if_due(EpaxosTimer::Gc, now) {
             self.gc.report_executed(&mut self.replica);
             self.maybe_compact();
@@ -475,7 +524,12 @@ impl Protocol for Epaxos {
             // Instances recovered from disk are resumed at once.
             return Some(self.now);
         }
-        self.timers.next()
+        let ordered = [self.holds.next(), self.leader.next_own_vote()];
+        self.timers
+            .next()
+            .into_iter()
+            .chain(ordered.into_iter().flatten())
+            .min()
     }
 
     fn metrics(&self) -> Metrics {

@@ -89,6 +89,28 @@ impl InstanceTable {
         ballot: Ballot,
     ) {
         self.index.insert_batch(id, &payload, attributes.seq);
+        self.store_unindexed(id, payload, attributes, status, ballot);
+    }
+
+    /// Index what is stored for `id` (a leader's own instance under ordered delivery,
+    /// stored when proposed and indexed at its release time: `hold.rs`).
+    pub(super) fn index_stored(&mut self, id: InstanceId) {
+        if let Some(instance) = self.instances.get(&id) {
+            let seq = instance.attributes.seq;
+            self.index.insert_batch(id, &instance.payload, seq);
+        }
+    }
+
+    /// Store attributes for an instance at `ballot` without indexing them: later
+    /// proposals here do not see it until [`Self::index_stored`].
+    pub(super) fn store_unindexed(
+        &mut self,
+        id: InstanceId,
+        payload: Batch,
+        attributes: Attributes,
+        status: Status,
+        ballot: Ballot,
+    ) {
         match self.instances.get_mut(&id) {
             Some(instance) => {
                 instance.payload = payload;
