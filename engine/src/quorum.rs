@@ -21,6 +21,15 @@ pub fn epaxos_fast_quorum(n: usize) -> usize {
     f + f.div_ceil(2)
 }
 
+/// The EPaxos fast quorum of `n` voters, or `None` when `n` is even: the optimized size
+/// `F + ⌊(F + 1) / 2⌋` holds for `n = 2F + 1` only. For `n = 4` (F = 1) it would be 2, and
+/// two disjoint fast quorums could commit interfering commands that do not depend on each
+/// other; for `n = 2` it would be 0. An even voter count therefore uses only the slow path
+/// (docs/design.md#epaxos, "Even voter counts").
+pub fn epaxos_fast_path_quorum(n: usize) -> Option<usize> {
+    (n % 2 == 1).then(|| epaxos_fast_quorum(n))
+}
+
 /// Phase-1 and phase-2 quorum sizes for (flexible) Paxos.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PaxosQuorums {

@@ -10,6 +10,14 @@ fn fast_quorum_sizes_match_the_paper_for_n_3_to_9() {
 }
 
 #[test]
+fn an_even_voter_count_has_no_fast_path() {
+    assert_eq!(
+        [1, 2, 3, 4, 5, 6, 7].map(epaxos_fast_path_quorum),
+        [Some(0), None, Some(2), None, Some(3), None, Some(5)]
+    );
+}
+
+#[test]
 fn majority_of_odd_and_even_sizes() {
     assert_eq!([1, 2, 3, 4, 5].map(majority), [1, 2, 2, 3, 3]);
 }

@@ -8,25 +8,31 @@ use super::test_support::*;
 use super::*;
 use crate::id::RequestId;
 
+/// `n` replicas, 60 puts on one key under 5 % loss and duplication, then a reliable
+/// network: every request is answered and the puts ran in one order everywhere.
+fn one_order_under_loss_and_duplication(n: u16, seed: u64) {
+    let mut pump = new_pump(n, seed, fast());
+    pump.loss = 0.05;
+    pump.duplicate = 0.05;
+    let ids = submit(&mut pump, 0, 60);
+    pump.run_until(STEPS, |p| answered(p, &ids));
+    pump.loss = 0.0;
+    pump.duplicate = 0.0;
+    assert!(
+        pump.run_until(STEPS, |p| answered(p, &ids)),
+        "n {n} seed {seed}: {} of {} answered",
+        ids.iter()
+            .filter(|id| pump.replies.contains_key(id))
+            .count(),
+        ids.len()
+    );
+    assert_same_order(&pump);
+}
+
 #[test]
 fn interfering_commands_execute_in_one_order_under_loss_and_duplication() {
     for seed in 0..12 {
-        let mut pump = new_pump(5, seed, fast());
-        pump.loss = 0.05;
-        pump.duplicate = 0.05;
-        let ids = submit(&mut pump, 0, 60);
-        pump.run_until(STEPS, |p| answered(p, &ids));
-        pump.loss = 0.0;
-        pump.duplicate = 0.0;
-        assert!(
-            pump.run_until(STEPS, |p| answered(p, &ids)),
-            "seed {seed}: {} of {} answered",
-            ids.iter()
-                .filter(|id| pump.replies.contains_key(id))
-                .count(),
-            ids.len()
-        );
-        assert_same_order(&pump);
+        one_order_under_loss_and_duplication(5, seed);
     }
 }
 
@@ -72,5 +78,16 @@ fn a_resend_gets_its_first_result_within_the_key_window_and_never_runs_again() {
         };
         let mut pump = new_pump(3, seed, config);
         crate::test_host::check_key_resends(&mut pump, 3, Epaxos::kv);
+    }
+}
+
+/// Two and four replicas have no fast path (`quorum::epaxos_fast_path_quorum`); with the
+/// formula's 0 and 2 this failed at seed 0 (two puts executed in opposite orders).
+#[test]
+fn an_even_voter_count_keeps_interfering_commands_in_one_order() {
+    for n in [2, 4] {
+        for seed in 0..12 {
+            one_order_under_loss_and_duplication(n, seed);
+        }
     }
 }

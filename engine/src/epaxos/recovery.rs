@@ -307,9 +307,9 @@ impl Recoveries {
             let accept = proposal(report.payload.clone(), report.attributes.clone());
             return Some(self.hand_over(Outcome::Accept(accept)));
         }
-        // 3. A possible fast-path commit.
+        // 3. A possible fast-path commit (none without a fast path: even replica count).
         if let Some((payload, attributes, agreed)) =
-            possible_fast_commit(&reports, id, replica.members.len())
+            possible_fast_commit(&reports, id, replica.members.len()).filter(|_| replica.fast_path)
         {
             return self.try_preaccept(replica, now, proposal(payload, attributes), agreed);
         }
