@@ -376,6 +376,26 @@ fn seven_and_nine_replicas_survive_chaos_over_50_seeds_each() {
     }
 }
 
+/// Even replica counts have no fast path (`quorum::epaxos_fast_path_quorum`; the formula
+/// gave fast quorums of 0 of 2 and 2 of 4, and this suite found a non-linearizable history
+/// at seed 0): slow path and recovery without the TryPreAccept case, under chaos, 50
+/// seeds with thrifty PreAccepts and 50 without, per replica count.
+#[test]
+fn two_and_four_replicas_survive_chaos_over_100_seeds_each() {
+    for n in [2, 4] {
+        for thrifty in [false, true] {
+            let (ok, _) = fault_suite(
+                "t10_epaxos::two_and_four_replicas_survive_chaos_over_100_seeds_each",
+                uniform_topology(n, 20.0),
+                FaultProfile::Chaos,
+                50,
+                thrifty,
+            );
+            assert!(ok > 0, "n {n}: no request completed");
+        }
+    }
+}
+
 /// Issue 3: executed instances are garbage-collected, so memory stays flat over a long
 /// run (60 s of simulated load at 2% conflicts on epaxos-5, execution log off). The
 /// dependency index keeps one entry per key, like the key-value map.
