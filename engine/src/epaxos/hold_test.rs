@@ -142,3 +142,40 @@ fn the_leader_orders_its_own_instance_at_its_release_time_like_everyone() {
     // does not name Y.
     assert_eq!(x_then_y(false), (vec![id(0, 0)], vec![]));
 }
+
+#[test]
+fn a_leader_that_promised_a_recovery_before_the_release_time_does_not_vote() {
+    let config = EpaxosConfig::default().with_ordered_delivery(true);
+    let mut core = Epaxos::new(NodeId(0), &line(), config, 0, Vec::new());
+    let x = super::test_support::payload(1, "k");
+    core.handle_request(Time::ZERO, ClientRequest::new(x.request, x.command));
+    synced(&mut core);
+    let ballot = Ballot {
+        round: 1,
+        node: NodeId(2),
+    };
+    let prepare = Message::Prepare {
+        ballot,
+        instance: id(0, 0),
+    };
+    core.handle_message(Time::ZERO + ms(5), NodeId(2), prepare);
+    core.handle_timeout(Time::ZERO + ms(40));
+    let (_, sent) = synced(&mut core);
+    assert_eq!(answered_deps(&sent, id(0, 0)), None, "{sent:?}");
+    // Its instance is indexed all the same: a later command depends on it.
+    let y = super::test_support::payload(2, "k");
+    core.handle_request(
+        Time::ZERO + ms(50),
+        ClientRequest::new(y.request, y.command),
+    );
+    let (_, sent) = synced(&mut core);
+    let deps = sent.iter().find_map(|(_, m)| match m {
+        Message::PreAccept {
+            instance,
+            attributes,
+            ..
+        } if *instance == id(0, 1) => Some(attributes.deps.clone()),
+        _ => None,
+    });
+    assert!(deps.is_some_and(|d| d.contains(&id(0, 0))));
+}

@@ -112,9 +112,12 @@ impl Leadership {
         let waiting = self.leading.get(&id).is_some_and(|l| {
             l.ballot == initial && !l.recovery && matches!(l.phase, Phase::PreAccept { .. })
         });
+        // A recovery's higher ballot promised here meanwhile: no vote in the initial one.
+        let promised_higher = replica.table.promised_for(id) > initial;
         let instance = replica.table.get(id);
-        let pre_accepted =
-            instance.is_some_and(|i| i.status == Status::PreAccepted && i.accepted_in == initial);
+        let pre_accepted = !promised_higher
+            && instance
+                .is_some_and(|i| i.status == Status::PreAccepted && i.accepted_in == initial);
         let (Some(instance), true, true, false) =
             (instance, waiting, pre_accepted, Self::votes_early(replica))
         else {
