@@ -59,6 +59,11 @@ pub struct EpaxosConfig {
     /// everywhere and their dependencies form no cycles (default false;
     /// docs/design.md#epaxos, "Ordered delivery").
     pub ordered_delivery: bool,
+    /// Tests only: under ordered delivery the leader votes on its own instance when it
+    /// proposes it while still keeping it out of its index until the release time, so
+    /// the checkers can show why the vote waits (docs/design.md#epaxos, "Ordered
+    /// delivery"). Never set it in a deployment.
+    pub unsafe_vote_before_release: bool,
 }
 
 impl Default for EpaxosConfig {
@@ -77,6 +82,7 @@ impl Default for EpaxosConfig {
             snapshot_chunk_bytes: 1 << 20,
             unsafe_rejoin_without_fence: false,
             ordered_delivery: false,
+            unsafe_vote_before_release: false,
         }
     }
 }

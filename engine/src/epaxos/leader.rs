@@ -115,7 +115,9 @@ impl Leadership {
         let instance = replica.table.get(id);
         let pre_accepted =
             instance.is_some_and(|i| i.status == Status::PreAccepted && i.accepted_in == initial);
-        let (Some(instance), true, true) = (instance, waiting, pre_accepted) else {
+        let (Some(instance), true, true, false) =
+            (instance, waiting, pre_accepted, Self::votes_early(replica))
+        else {
             replica.table.index_stored(id);
             return;
         };
@@ -317,6 +319,12 @@ impl Leadership {
         !self.own_delay.is_zero() && !recovery && ballot == Ballot::initial(id)
     }
 
+    /// Whether the own vote is cast when proposing, whatever ordered delivery says (the
+    /// unsafe test variant: the instance still waits for its release time to be indexed).
+    fn votes_early(replica: &Replica) -> bool {
+        replica.config.unsafe_vote_before_release
+    }
+
     /// Persist the instance, then PreAccept to the fast quorum (thrifty) or everyone, and
     /// count our own reply (at the release time under ordered delivery).
     fn send_preaccepts(&mut self, replica: &mut Replica, id: InstanceId, first: bool) {
@@ -350,13 +358,13 @@ impl Leadership {
             attributes: leading.original.clone(),
             ran_everywhere: replica.ran_everywhere.clone(),
         };
-        let own_reply = (!self.defers_own_vote(id, leading.ballot, leading.recovery)).then(|| {
-            Message::PreAcceptOk {
+        let early = Self::votes_early(replica);
+        let own_reply = (early || !self.defers_own_vote(id, leading.ballot, leading.recovery))
+            .then(|| Message::PreAcceptOk {
                 ballot: leading.ballot,
                 instance: id,
                 attributes: leading.original.clone(),
-            }
-        });
+            });
         send(
             replica,
             targets,

@@ -9,7 +9,7 @@ use meridian_engine::epaxos::{Epaxos, EpaxosConfig, InstanceId, Record};
 use meridian_engine::sim::{ClientMode, FaultProfile, Sim};
 use meridian_engine::topology::Topology;
 use meridian_engine::{Command, NodeId};
-use meridian_tests::{run_fault_seed, seeds, uniform_topology, FaultRun};
+use meridian_tests::{first_unsafe_seed, run_fault_seed, seeds, uniform_topology, FaultRun};
 use std::time::Duration;
 
 fn factory(
@@ -278,6 +278,30 @@ fn ordered_delivery_survives_chaos_and_permanently_crashed_leaders() {
             "no PreAccept was held: ordered delivery is off"
         );
     }
+}
+
+/// Negative control: a leader that votes on its own instance when it proposes it but
+/// indexes it only at the release time lets some seed's replicas execute interfering
+/// commands in different orders (docs/design.md#epaxos, "Ordered delivery").
+#[test]
+fn voting_before_the_release_time_is_caught() {
+    let config = EpaxosConfig {
+        unsafe_vote_before_release: true,
+        ..EpaxosConfig::default().with_ordered_delivery(true)
+    };
+    let run = FaultRun {
+        topology: Topology::builtin("epaxos-5").expect("builtin"),
+        profile: FaultProfile::Chaos,
+        ..FaultRun::default()
+    };
+    let topology = run.topology.clone();
+    let caught = first_unsafe_seed(0..200, |seed| {
+        let test = "t10_epaxos::voting_before_the_release_time_is_caught";
+        let outcome = run_fault_seed(test, seed, &run, factory(&topology, config.clone()));
+        check_execution_order(&executed_sequences(&outcome.sim))
+    });
+    let caught = caught.expect("no seed exposed a leader voting before the release time");
+    println!("broken variant caught: {caught}");
 }
 
 /// The same for 3 replicas, with thrifty PreAccepts.
