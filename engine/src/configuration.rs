@@ -161,10 +161,9 @@ impl Configuration {
         quorum::majority(self.voter_count())
     }
 
-    /// EPaxos fast quorum of the voters; `None` with an even voter count (slow path only,
-    /// see [`quorum::epaxos_fast_path_quorum`]).
-    pub fn epaxos_fast_quorum(&self) -> Option<usize> {
-        quorum::epaxos_fast_path_quorum(self.voter_count())
+    /// EPaxos fast quorum of the voters.
+    pub fn epaxos_fast_quorum(&self) -> usize {
+        quorum::epaxos_fast_quorum(self.voter_count())
     }
 
     /// The configuration of the next epoch, or why `proposed` does not apply to this one.

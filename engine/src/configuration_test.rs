@@ -30,7 +30,7 @@ fn initial_configuration_is_epoch_zero_with_every_member_a_voter() {
     assert_eq!(config.epoch(), 0);
     assert_eq!(config.voters().collect::<Vec<_>>(), [0, 1, 2].map(NodeId));
     assert_eq!(config.majority(), 2);
-    assert_eq!(config.epaxos_fast_quorum(), Some(2));
+    assert_eq!(config.epaxos_fast_quorum(), 2);
     assert_eq!(config.role_of(NodeId(1)).map(Role::as_str), Some("voter"));
 }
 

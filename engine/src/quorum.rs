@@ -13,21 +13,23 @@ pub fn max_failures(n: usize) -> usize {
     n.saturating_sub(1) / 2
 }
 
-/// EPaxos optimized fast quorum for `n = 2F + 1`: `F + ⌊(F + 1) / 2⌋`, command leader
-/// included (Moraru et al., SOSP'13, §4.3). 3→2, 5→3, 7→5, 9→6.
-pub fn epaxos_fast_quorum(n: usize) -> usize {
-    let f = max_failures(n);
-    // ⌊(F + 1) / 2⌋ = ⌈F / 2⌉
-    f + f.div_ceil(2)
+/// The `F` EPaxos sizes its fast quorum and recovery from: `⌊n/2⌋`, that of `n = 2F + 1`
+/// replicas, and for an even `n` that of `n + 1` (an even cluster runs as the odd one
+/// above it with one replica that never answers; majorities of `n` and `n + 1` are equal,
+/// so every quorum count, and every safety argument, is that of `n + 1`).
+pub fn epaxos_f(n: usize) -> usize {
+    n / 2
 }
 
-/// The EPaxos fast quorum of `n` voters, or `None` when `n` is even: the optimized size
-/// `F + ⌊(F + 1) / 2⌋` holds for `n = 2F + 1` only. For `n = 4` (F = 1) it would be 2, and
-/// two disjoint fast quorums could commit interfering commands that do not depend on each
-/// other; for `n = 2` it would be 0. An even voter count therefore uses only the slow path
-/// (docs/design.md#epaxos, "Even voter counts").
-pub fn epaxos_fast_path_quorum(n: usize) -> Option<usize> {
-    (n % 2 == 1).then(|| epaxos_fast_quorum(n))
+/// EPaxos optimized fast quorum `F + ⌊(F + 1) / 2⌋` with `F = epaxos_f(n)`, command
+/// leader included (Moraru et al., SOSP'13, §4.3): 3→2, 5→3, 7→5, 9→6, and for an even
+/// count that of the next odd one: 2→2, 4→3, 6→5, 20→15. (The paper's formula is for
+/// `n = 2F + 1`; taken with `F = max_failures(n)` it gave 2 of 4 and 0 of 2, disjoint
+/// fast quorums: docs/design.md#epaxos, rule 2.)
+pub fn epaxos_fast_quorum(n: usize) -> usize {
+    let f = epaxos_f(n);
+    // ⌊(F + 1) / 2⌋ = ⌈F / 2⌉
+    f + f.div_ceil(2)
 }
 
 /// Phase-1 and phase-2 quorum sizes for (flexible) Paxos.

@@ -10,11 +10,15 @@ fn fast_quorum_sizes_match_the_paper_for_n_3_to_9() {
 }
 
 #[test]
-fn an_even_voter_count_has_no_fast_path() {
-    assert_eq!(
-        [1, 2, 3, 4, 5, 6, 7].map(epaxos_fast_path_quorum),
-        [Some(0), None, Some(2), None, Some(3), None, Some(5)]
-    );
+fn an_even_count_takes_the_fast_quorum_of_the_next_odd_one() {
+    assert_eq!([2, 4, 6, 20].map(epaxos_fast_quorum), [2, 3, 5, 15]);
+    for n in [2, 4, 6, 20] {
+        assert_eq!(epaxos_fast_quorum(n), epaxos_fast_quorum(n + 1));
+        assert_eq!(majority(n), majority(n + 1));
+        // Any two fast quorums meet, and a fast quorum meets every majority.
+        assert!(2 * epaxos_fast_quorum(n) > n);
+        assert!(epaxos_fast_quorum(n) + majority(n) > n);
+    }
 }
 
 #[test]

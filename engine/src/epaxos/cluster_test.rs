@@ -81,8 +81,9 @@ fn a_resend_gets_its_first_result_within_the_key_window_and_never_runs_again() {
     }
 }
 
-/// Two and four replicas have no fast path (`quorum::epaxos_fast_path_quorum`); with the
-/// formula's 0 and 2 this failed at seed 0 (two puts executed in opposite orders).
+/// Two and four replicas take the fast quorums of three and five (2 and 3,
+/// `quorum::epaxos_fast_quorum`); with the N = 2F + 1 formula's 0 and 2 this failed at
+/// seed 0 (two puts executed in opposite orders).
 #[test]
 fn an_even_voter_count_keeps_interfering_commands_in_one_order() {
     for n in [2, 4] {

@@ -395,13 +395,12 @@ impl Leadership {
         }
         replies.insert(from, attributes);
         let unchanged = replies.values().all(|a| *a == leading.original);
-        let fast = replica.fast_path && !leading.recovery;
-        if unchanged && fast && replies.len() >= replica.fast_quorum {
+        if unchanged && replies.len() >= replica.fast_quorum && !leading.recovery {
             replica.metrics.incr("fast_path");
             let attributes = leading.original.clone();
             return self.decided(replica, id, attributes, CommitPath::Fast);
         }
-        if (!unchanged || !fast) && replies.len() >= replica.slow_quorum {
+        if (!unchanged || leading.recovery) && replies.len() >= replica.slow_quorum {
             self.start_accept(replica, now, id);
         }
         None

@@ -307,9 +307,9 @@ impl Recoveries {
             let accept = proposal(report.payload.clone(), report.attributes.clone());
             return Some(self.hand_over(Outcome::Accept(accept)));
         }
-        // 3. A possible fast-path commit (none without a fast path: even replica count).
+        // 3. A possible fast-path commit.
         if let Some((payload, attributes, agreed)) =
-            possible_fast_commit(&reports, id, replica.members.len()).filter(|_| replica.fast_path)
+            possible_fast_commit(&reports, id, replica.members.len())
         {
             return self.try_preaccept(replica, now, proposal(payload, attributes), agreed);
         }
@@ -467,7 +467,8 @@ fn possible_fast_commit(
     if leader_answered_preaccepted {
         return None;
     }
-    let f = members.saturating_sub(1) / 2;
+    // F of `members`, or of `members + 1` when even (`quorum::epaxos_f`).
+    let f = crate::quorum::epaxos_f(members);
     let needed = f.div_ceil(2).max(1);
     let mut groups: BTreeMap<&Attributes, Vec<NodeId>> = BTreeMap::new();
     for (node, report) in reports {

@@ -15,7 +15,7 @@ use super::messages::{Message, Record};
 use super::table::InstanceTable;
 use crate::id::NodeId;
 use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
-use crate::quorum::{epaxos_fast_path_quorum, majority};
+use crate::quorum::{epaxos_fast_quorum, majority};
 use crate::request::{ClientReply, RequestError, Response};
 use crate::time::Time;
 
@@ -46,12 +46,7 @@ pub(super) struct Replica {
     pub(super) members: Vec<NodeId>,
     /// Other replicas nearest first (thrifty PreAccept targets).
     pub(super) peers_by_distance: Vec<NodeId>,
-    /// Replicas (the leader included) a first PreAccept must reach: the fast quorum, or a
-    /// majority when there is no fast path.
     pub(super) fast_quorum: usize,
-    /// Whether unchanged PreAccept replies from a fast quorum commit (false with an even
-    /// number of replicas: slow path only, `quorum::epaxos_fast_path_quorum`).
-    pub(super) fast_path: bool,
     pub(super) slow_quorum: usize,
     pub(super) config: EpaxosConfig,
     pub(super) table: InstanceTable,
@@ -78,8 +73,7 @@ impl Replica {
             id,
             members,
             peers_by_distance,
-            fast_quorum: epaxos_fast_path_quorum(n).unwrap_or(majority(n)),
-            fast_path: epaxos_fast_path_quorum(n).is_some(),
+            fast_quorum: epaxos_fast_quorum(n),
             slow_quorum: majority(n),
             table: InstanceTable::default(),
             executor: Executor::new(config.record_execution, config.key_session_window),
@@ -237,7 +231,6 @@ impl Replica {
             members: _,
             peers_by_distance: _,
             fast_quorum: _,
-            fast_path: _,
             slow_quorum: _,
             config: _,
             table,
