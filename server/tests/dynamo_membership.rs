@@ -3,12 +3,13 @@
 //! `member list` shows 4 ring members (the new one joined by streaming its ranges);
 //! `cluster remove --id 0`: node 0 hands its ranges off, leaves the ring and is stopped,
 //! `member list` shows 3. Writers keep putting new keys through replicas 1 and 2 during
-//! both changes; afterwards every key put before and every write acknowledged during the
-//! changes reads back through the new replica (QUORUM, its only value).
+//! both changes. Then replica 1 is killed with -9: every key put before and every write
+//! acknowledged during the changes reads back through each live member, replicas 2 and 3
+//! (QUORUM, its only value: each key is written once).
 
 mod common;
 
-use common::{cli, cluster_up_lan_3, free_base, stdout, Down, TempDir};
+use common::{cli, cluster_up_lan_3, free_base, kill_9, stdout, Down, TempDir};
 use meridian_engine::Response;
 use meridian_server::client::{Client, ClientOptions};
 use meridian_server::tls::{TlsIdentity, TlsPaths};
@@ -87,7 +88,7 @@ fn load(ports: &[u16], tls: &TlsIdentity, stop: &Arc<AtomicBool>) -> Vec<Writer>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_joins_and_the_first_leaves_the_ring_and_every_key_survives() {
+async fn a_replica_joins_the_first_leaves_another_is_killed_and_every_key_survives() {
     let dir = TempDir::new("dynamo-membership");
     let base = free_base(7);
     let up = cluster_up_lan_3(dir.path(), base, "dynamo");
@@ -134,21 +135,26 @@ async fn a_replica_joins_and_the_first_leaves_the_ring_and_every_key_survives() 
         writes.extend(acked);
     }
     assert!(during >= 20, "too few writes during the changes: {during}");
-    let new = client(base + 3, &tls).await;
-    for (key, value) in &writes {
-        let reply = new.get("dynamo", key.as_bytes(), None).await;
-        match reply.map(|r| r.outcome) {
-            Ok(Ok(Response::Versioned(v))) => assert_eq!(
-                v.siblings,
-                vec![Some(value.as_bytes().to_vec())],
-                "{key} at replica 3"
-            ),
-            other => panic!("{key} at replica 3: {other:?}"),
+
+    // kill -9 of another original replica: the two live members still serve every key.
+    kill_9(dir.path(), 1);
+    for (id, port) in [(2, base + 2), (3, base + 3)] {
+        let member = client(port, &tls).await;
+        for (key, value) in &writes {
+            let reply = member.get("dynamo", key.as_bytes(), None).await;
+            match reply.map(|r| r.outcome) {
+                Ok(Ok(Response::Versioned(v))) => assert_eq!(
+                    v.siblings,
+                    vec![Some(value.as_bytes().to_vec())],
+                    "{key} at replica {id}"
+                ),
+                other => panic!("{key} at replica {id}: {other:?}"),
+            }
         }
+        member.close().await;
     }
-    new.close().await;
     println!(
-        "{} keys read back through the new replica, {during} written during the changes",
+        "{} keys read back through replicas 2 and 3 after kill -9 of replica 1, {during} written during the changes",
         writes.len()
     );
 }

@@ -12,14 +12,14 @@
 
 mod common;
 
-use common::{cli, cluster_up_lan_3, free_base, stdout, Down, TempDir};
+use common::{cli, cluster_up_lan_3, free_base, kill_9, stdout, Down, TempDir};
 use meridian_engine::command::CommandResult;
 use meridian_engine::Response;
 use meridian_server::client::{Client, ClientOptions};
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,13 +53,6 @@ fn multipaxos_members(port: u16, certs: &Path) -> Vec<Vec<String>> {
         .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>())
         .filter(|fields| fields[0] == "multipaxos")
         .collect()
-}
-
-/// `kill -9` replica `id` of the cluster in `dir` (its pid file).
-fn kill_9(dir: &Path, id: u16) {
-    let pid = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
-    let killed = Command::new("kill").args(["-9", pid.trim()]).status();
-    assert!(killed.unwrap().success());
 }
 
 fn addr(port: u16) -> SocketAddr {

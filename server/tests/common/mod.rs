@@ -134,3 +134,12 @@ pub async fn put_until_written(
         }
     }
 }
+
+/// `kill -9` replica `id` of the cluster in `dir` (its pid file).
+pub fn kill_9(dir: &Path, id: u16) {
+    let pid = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status();
+    assert!(killed.unwrap().success());
+}
