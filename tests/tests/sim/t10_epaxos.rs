@@ -202,6 +202,18 @@ fn fault_seeds_with(
     }
 }
 
+/// Partitions, loss and reordering while two command leaders crash for good, with time
+/// for the survivors to recover their instances.
+fn leaders_crash_for_good(topology: Topology) -> FaultRun {
+    FaultRun {
+        topology,
+        profile: FaultProfile::Partitions,
+        permanent_crashes: 2,
+        recovery: Duration::from_secs(40),
+        ..FaultRun::default()
+    }
+}
+
 /// Issue 3: command leaders that crash for good (F of N, at random points, including
 /// between PreAccept and Commit) under partitions, loss and reordering: the survivors
 /// recover their instances (explicit prepare, TryPreAccept for possible fast commits,
@@ -213,13 +225,7 @@ fn survivors_recover_instances_of_permanently_crashed_leaders() {
         (Topology::builtin("epaxos-5").expect("builtin"), 150),
         (Topology::builtin("epaxos-3").expect("builtin"), 100),
     ] {
-        let run = FaultRun {
-            topology,
-            profile: FaultProfile::Partitions,
-            permanent_crashes: 2,
-            recovery: Duration::from_secs(40),
-            ..FaultRun::default()
-        };
+        let run = leaders_crash_for_good(topology);
         let outcome = fault_suite_with(
             "t10_epaxos::survivors_recover_instances_of_permanently_crashed_leaders",
             run,
@@ -263,13 +269,7 @@ fn ordered_delivery_survives_chaos_and_permanently_crashed_leaders() {
         profile: FaultProfile::Chaos,
         ..FaultRun::default()
     };
-    let crashes = FaultRun {
-        topology: epaxos5(),
-        profile: FaultProfile::Partitions,
-        permanent_crashes: 2,
-        recovery: Duration::from_secs(40),
-        ..FaultRun::default()
-    };
+    let crashes = leaders_crash_for_good(epaxos5());
     for (run, count) in [(chaos, 200), (crashes, 100)] {
         let outcome = fault_suite_with(test, run, count, &config);
         assert!(outcome.ok > 0);
