@@ -21,7 +21,7 @@ use crate::tls::{TlsError, TlsIdentity, ALPN_CLIENT, CLUSTER_SERVER_NAME};
 use crate::transport::endpoint::{bind_endpoint, quic_transport_config};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::wan::WanConfig;
-use crate::wire::{ClientFrame, RequestFrame};
+use crate::wire::{ClientFrame, ReplyFrame, RequestFrame};
 use meridian_engine::{
     ClientId, ClientReply, ClientRequest, Command, Consistency, Key, Level, RequestError,
     RequestId, Response, Value,
@@ -250,6 +250,20 @@ impl Client {
         command: Command,
         consistency: Option<Consistency>,
     ) -> Result<ClientReply, ClientError> {
+        Ok(self
+            .execute_noted(keyspace, command, consistency)
+            .await?
+            .reply)
+    }
+
+    /// [`execute`](Self::execute), keeping the replica's note of when the request
+    /// committed (the bench tells commit latency from execution latency with it).
+    pub async fn execute_noted(
+        &self,
+        keyspace: &str,
+        command: Command,
+        consistency: Option<Consistency>,
+    ) -> Result<ReplyFrame, ClientError> {
         let id = RequestId {
             client: self.id,
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
@@ -261,7 +275,8 @@ impl Client {
         if let Some(consistency) = consistency {
             request.consistency = consistency;
         }
-        self.send(keyspace, request, consistency.is_none()).await
+        self.send_noted(keyspace, request, consistency.is_none())
+            .await
     }
 
     /// Send a prepared request (retries reuse its id). With `default_consistency` the
@@ -272,6 +287,19 @@ impl Client {
         request: ClientRequest,
         default_consistency: bool,
     ) -> Result<ClientReply, ClientError> {
+        Ok(self
+            .send_noted(keyspace, request, default_consistency)
+            .await?
+            .reply)
+    }
+
+    /// [`send`](Self::send), keeping the replica's commit note.
+    pub async fn send_noted(
+        &self,
+        keyspace: &str,
+        request: ClientRequest,
+        default_consistency: bool,
+    ) -> Result<ReplyFrame, ClientError> {
         let key = request.command.key().clone();
         let id = request.id;
         let frame = RequestFrame {
@@ -279,14 +307,15 @@ impl Client {
             request,
             default_consistency,
         };
-        let reply = match tokio::time::timeout(self.options.timeout, self.round_trip(frame)).await {
-            Ok(reply) => reply?,
-            Err(_) => ClientReply {
+        let answer = match tokio::time::timeout(self.options.timeout, self.round_trip(frame)).await
+        {
+            Ok(answer) => answer?,
+            Err(_) => ReplyFrame::from(ClientReply {
                 id,
                 outcome: Err(RequestError::Timeout),
-            },
+            }),
         };
-        if let Ok(Response::Versioned(versioned)) = &reply.outcome {
+        if let Ok(Response::Versioned(versioned)) = &answer.reply.outcome {
             if !versioned.context.is_empty() {
                 self.contexts
                     .lock()
@@ -294,7 +323,7 @@ impl Client {
                     .insert((keyspace.to_owned(), key), versioned.context.clone());
             }
         }
-        Ok(reply)
+        Ok(answer)
     }
 
     /// Wait until `keyspace` serves requests through this replica: a read at the
@@ -383,15 +412,15 @@ impl Client {
         })
     }
 
-    async fn round_trip(&self, frame: RequestFrame) -> Result<ClientReply, ClientError> {
+    async fn round_trip(&self, frame: RequestFrame) -> Result<ReplyFrame, ClientError> {
         let id = frame.request.id;
-        let reply: ClientReply = self.exchange(&ClientFrame::Request(frame)).await?;
-        if reply.id == id {
-            Ok(reply)
+        let answer: ReplyFrame = self.exchange(&ClientFrame::Request(frame)).await?;
+        if answer.reply.id == id {
+            Ok(answer)
         } else {
             Err(ClientError::Connection {
                 addr: self.addr,
-                message: format!("reply for {} on the stream of {id}", reply.id),
+                message: format!("reply for {} on the stream of {id}", answer.reply.id),
             })
         }
     }

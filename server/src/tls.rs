@@ -28,8 +28,11 @@ use std::sync::Arc;
 
 /// ALPN of node-to-node connections.
 pub const ALPN_PEER: &[u8] = b"meridian-peer/1";
-/// ALPN of client connections.
-pub const ALPN_CLIENT: &[u8] = b"meridian-client/2";
+/// ALPN of client connections (version 3: replies say when the request committed).
+pub const ALPN_CLIENT: &[u8] = b"meridian-client/3";
+/// ALPN of the previous client protocol, still served: its replies are bare
+/// `ClientReply`s.
+pub const ALPN_CLIENT_V2: &[u8] = b"meridian-client/2";
 /// A name every node certificate carries: what clients verify when they do not know
 /// which node they reach.
 pub const CLUSTER_SERVER_NAME: &str = "meridian";
@@ -344,7 +347,11 @@ impl TlsIdentity {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
-        config.alpn_protocols = vec![ALPN_PEER.to_vec(), ALPN_CLIENT.to_vec()];
+        config.alpn_protocols = vec![
+            ALPN_PEER.to_vec(),
+            ALPN_CLIENT.to_vec(),
+            ALPN_CLIENT_V2.to_vec(),
+        ];
         Ok(Arc::new(QuicServerConfig::try_from(config)?))
     }
 

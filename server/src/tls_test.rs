@@ -148,4 +148,20 @@ async fn a_client_of_another_protocol_version_fails_the_handshake() {
     let accept = async { server.accept().await.expect("attempt").await.map(|_| ()) };
     let (dialed, accepted) = tokio::join!(connect, accept);
     assert!(dialed.is_ok() && accepted.is_ok());
+    // The previous version (bare replies) is still served, and says which it speaks.
+    endpoint.set_default_client_config(quinn::ClientConfig::new(
+        client.quic_client(ALPN_CLIENT_V2).unwrap(),
+    ));
+    let connect = endpoint
+        .connect(server.local_addr().unwrap(), CLUSTER_SERVER_NAME)
+        .unwrap();
+    let accept = async { server.accept().await.expect("attempt").await };
+    let (dialed, accepted) = tokio::join!(connect, accept);
+    assert!(dialed.is_ok());
+    let protocol = accepted
+        .expect("accepted")
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    assert_eq!(protocol.as_deref(), Some(ALPN_CLIENT_V2));
 }

@@ -3,12 +3,14 @@
 //!
 //! ```text
 //!  node ──uni stream──▶ node     PeerFrame* (keyspace + postcard of that keyspace's Message)
-//!  client ──bidi stream──▶ node  ClientFrame::Request, then ◀── ClientReply; one stream per request
+//!  client ──bidi stream──▶ node  ClientFrame::Request, then ◀── ReplyFrame (client protocol 3)
+//!                                                     or ◀── ClientReply (client protocol 2)
+//!                                one stream per request
 //!                                ClientFrame::Admin,   then ◀── AdminReplyFrame (crate::admin)
 //! ```
 
 use crate::admin::AdminFrame;
-use meridian_engine::ClientRequest;
+use meridian_engine::{ClientReply, ClientRequest, CommitPath};
 use serde::{Deserialize, Serialize};
 
 /// One protocol message between two nodes.
@@ -41,4 +43,36 @@ pub struct RequestFrame {
     /// Replace `request.consistency` by the keyspace's configured default (the client
     /// did not choose one).
     pub default_consistency: bool,
+}
+
+/// A replica's answer to a [`ClientFrame::Request`] (client protocol 3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyFrame {
+    /// The outcome.
+    pub reply: ClientReply,
+    /// How the request committed at this replica, if it did here; `None` for requests
+    /// another replica decided (a forwarded Multi-Paxos request) and for protocols
+    /// without a commit (Dynamo).
+    pub commit: Option<CommitNote>,
+}
+
+/// When a replica saw a request commit, relative to its reply: the client learns its
+/// commit latency (reply latency minus `before_reply_us`) apart from the wait for
+/// execution, as the simulator reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitNote {
+    /// Fast path, slow path, the leader's phase 2, or recovery.
+    pub path: CommitPath,
+    /// Microseconds between the commit (its record synced) and the reply leaving the
+    /// core: the wait for execution.
+    pub before_reply_us: u64,
+}
+
+impl From<ClientReply> for ReplyFrame {
+    fn from(reply: ClientReply) -> Self {
+        Self {
+            reply,
+            commit: None,
+        }
+    }
 }

@@ -436,7 +436,7 @@ async fn the_cli_closes_its_connection_when_done() {
     use meridian_engine::{ClientReply, CommandResult, NodeId, Response};
     use meridian_server::tls::{TlsIdentity, TlsPaths};
     use meridian_server::transport::frame::{self, DEFAULT_MAX_FRAME_BYTES};
-    use meridian_server::wire::ClientFrame;
+    use meridian_server::wire::{ClientFrame, ReplyFrame};
 
     let dir = TempDir::new("cli-close");
     let d = dir.path().to_string_lossy().into_owned();
@@ -473,10 +473,10 @@ async fn the_cli_closes_its_connection_when_done() {
     else {
         panic!("a key-value request was expected");
     };
-    let reply = ClientReply {
+    let reply = ReplyFrame::from(ClientReply {
         id: request.request.id,
         outcome: Ok(Response::Kv(CommandResult::Value(Some(b"v".to_vec())))),
-    };
+    });
     frame::write(&mut send, &reply, DEFAULT_MAX_FRAME_BYTES)
         .await
         .expect("reply");

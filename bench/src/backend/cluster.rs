@@ -14,6 +14,10 @@
 //! its outgoing datagrams are held for the whole round trip (the replica's socket has no
 //! link to it), so request latency includes the client's RTT as in the simulator. Path
 //! counters (fast/slow) come from the replicas' Prometheus endpoints, before and after.
+//! Commit latency: the reply says how long the replica held it after the request
+//! committed there (the wait for execution), so the request's commit is recorded at its
+//! return minus that hold, as if the replica had told the client at commit time; requests
+//! without a note (forwarded Multi-Paxos requests, Dynamo) commit at their return.
 
 use super::efficiency::{total_cpu_seconds, Efficiency};
 use crate::runner::RequestOptimum;
@@ -24,7 +28,8 @@ use indicatif::ProgressBar;
 use meridian_engine::sim::{ClientMode, OpRecord, Workload};
 use meridian_engine::topology::Topology;
 use meridian_engine::{
-    ClientId, ClientReply, ClientRequest, Metrics, NodeId, RequestError, RequestId, Time,
+    ClientId, ClientReply, ClientRequest, CommitPath, Metrics, NodeId, RequestError, RequestId,
+    Time,
 };
 use meridian_server::client::{Client, ClientOptions};
 use meridian_server::config::KeyspaceConfig;
@@ -32,6 +37,7 @@ use meridian_server::launcher::{self, LocalCluster, ServerCommand};
 use meridian_server::local_cluster::ClusterSpec;
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use meridian_server::transport::wan::{LinkDelay, WanConfig};
+use meridian_server::wire::CommitNote;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
@@ -290,22 +296,27 @@ impl ClientTask {
         );
         request.consistency = op.consistency;
         let call = self.shared.now();
-        let reply = self
+        let answer = self
             .client
-            .execute(&self.keyspace, op.command, Some(op.consistency))
+            .execute_noted(&self.keyspace, op.command, Some(op.consistency))
             .await;
         let ret = self.shared.now();
         // A transport failure leaves the outcome unknown, like a timeout.
-        let reply = reply
+        let answer = answer
             .ok()
-            .filter(|r| !matches!(r.outcome, Err(RequestError::Timeout)));
-        let timed_out = reply.is_none();
+            .filter(|a| !matches!(a.reply.outcome, Err(RequestError::Timeout)));
+        let timed_out = answer.is_none();
+        let commit = answer
+            .as_ref()
+            .and_then(|a| a.commit)
+            .map(|note| commit_of(call, ret, note));
+        let reply = answer.map(|a| a.reply);
         let record = OpRecord {
             client: self.id,
             region: self.region,
             node: self.node,
             call,
-            commit: None,
+            commit,
             ret: reply.is_some().then_some(ret),
             reply: reply.map(|r| ClientReply {
                 id: request.id,
@@ -320,6 +331,13 @@ impl ClientTask {
             .observe(&record);
         self.shared.finish(record);
     }
+}
+
+/// When the client could have learnt of its request's commit: its return minus the time
+/// the replica held the reply after the commit, never before the call.
+pub fn commit_of(call: Time, ret: Time, note: CommitNote) -> (Time, CommitPath) {
+    let at = (ret - Duration::from_micros(note.before_reply_us)).max(call);
+    (at, note.path)
 }
 
 /// Run one workload against `keyspace` of `deployment`.

@@ -20,3 +20,22 @@ meridian_protocol_state{node=\"0\",keyspace=\"epaxos\",protocol=\"epaxos\",name=
     let later = protocol_counters(&text.replace("} 12", "} 20"), "epaxos");
     assert_eq!(delta(&counters, &later).get("fast_path"), 8);
 }
+
+/// The commit is placed at the return minus the replica's hold after commit, with its
+/// path; a hold longer than the whole request (clocks of two machines never mix here,
+/// but a note is data from the wire) is clamped to the call.
+#[test]
+fn a_commit_note_places_the_commit_before_the_return() {
+    let call = Time::from_micros(1_000);
+    let ret = Time::from_micros(81_000);
+    let note = |held| CommitNote {
+        path: CommitPath::Fast,
+        before_reply_us: held,
+    };
+    assert_eq!(
+        commit_of(call, ret, note(15_000)),
+        (Time::from_micros(66_000), CommitPath::Fast)
+    );
+    assert_eq!(commit_of(call, ret, note(0)).0, ret);
+    assert_eq!(commit_of(call, ret, note(500_000)).0, call);
+}

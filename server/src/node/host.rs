@@ -17,12 +17,12 @@
 use super::storage_thread::{self, StorageJob, StorageReport};
 use super::NodeError;
 use crate::metrics::KeyspaceMetrics;
-use crate::wire::PeerFrame;
+use crate::wire::{CommitNote, PeerFrame, ReplyFrame};
 use meridian_engine::configuration::{Change, ChangeFailure, Configuration};
 use meridian_engine::storage::Storage;
 use meridian_engine::{
-    ClientId, ClientReply, ClientRequest, Effect, NodeId, Output, Protocol, RequestError,
-    RequestId, Time,
+    ClientId, ClientReply, ClientRequest, CommitPath, Effect, NodeId, Output, Protocol,
+    RequestError, RequestId, Time,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub struct ClientCall {
     /// The request.
     pub request: ClientRequest,
     /// The reply channel; dropping it tells the client nothing was decided.
-    pub reply: oneshot::Sender<ClientReply>,
+    pub reply: oneshot::Sender<ReplyFrame>,
 }
 
 /// What the node asks of a host besides peer messages and client requests.
@@ -145,13 +145,13 @@ impl KeyspaceHandle {
             Err(
                 mpsc::error::TrySendError::Full(call) | mpsc::error::TrySendError::Closed(call),
             ) => {
-                let _ = call.reply.send(ClientReply {
+                let _ = call.reply.send(ReplyFrame::from(ClientReply {
                     id: call.request.id,
                     outcome: Err(RequestError::Rejected(format!(
                         "keyspace {} is overloaded or stopped on this replica",
                         self.keyspace
                     ))),
-                });
+                }));
                 false
             }
         }
@@ -291,7 +291,9 @@ const BURST_MAX: u64 = 512;
 /// A request waiting for its reply.
 struct Pending {
     arrived: Instant,
-    waiters: Vec<oneshot::Sender<ClientReply>>,
+    /// When and how it committed here (the core said so), if it did.
+    committed: Option<(Instant, CommitPath)>,
+    waiters: Vec<oneshot::Sender<ReplyFrame>>,
 }
 
 struct Host<P: Protocol> {
@@ -488,18 +490,19 @@ impl<P: Protocol> Host<P> {
             pending.waiters.push(reply);
         } else if self.pending.len() >= self.config.pending_requests_max {
             self.count_reply("rejected");
-            let _ = reply.send(ClientReply {
+            let _ = reply.send(ReplyFrame::from(ClientReply {
                 id: request.id,
                 outcome: Err(RequestError::Rejected(
                     "too many requests in flight on this replica".into(),
                 )),
-            });
+            }));
             return;
         } else {
             self.pending.insert(
                 request.id,
                 Pending {
                     arrived: Instant::now(),
+                    committed: None,
                     waiters: vec![reply],
                 },
             );
@@ -595,9 +598,10 @@ impl<P: Protocol> Host<P> {
                 }
             },
             Effect::Reply(reply) => self.reply(reply),
-            Effect::Committed { request, .. } => {
-                if let Some(pending) = self.pending.get(&request) {
+            Effect::Committed { request, path } => {
+                if let Some(pending) = self.pending.get_mut(&request) {
                     self.stats.commit_latency.observe(pending.arrived.elapsed());
+                    pending.committed.get_or_insert((Instant::now(), path));
                 }
                 self.count("commits", 1);
             }
@@ -622,8 +626,15 @@ impl<P: Protocol> Host<P> {
             Err(RequestError::SessionExpired { .. }) => "session_expired",
             Err(RequestError::TooStale { .. }) => "too_stale",
         });
+        let frame = ReplyFrame {
+            reply,
+            commit: pending.committed.map(|(at, path)| CommitNote {
+                path,
+                before_reply_us: u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX),
+            }),
+        };
         for waiter in pending.waiters {
-            let _ = waiter.send(reply.clone());
+            let _ = waiter.send(frame.clone());
         }
     }
 
@@ -638,10 +649,13 @@ impl<P: Protocol> Host<P> {
         for (id, pending) in pending {
             self.count_reply("timeout");
             for waiter in pending.waiters {
-                let _ = waiter.send(ClientReply {
-                    id,
-                    outcome: Err(RequestError::Timeout),
-                });
+                let _ = waiter.send(
+                    ClientReply {
+                        id,
+                        outcome: Err(RequestError::Timeout),
+                    }
+                    .into(),
+                );
             }
         }
         self.count("requests_given_up_at_shutdown", count);

@@ -39,6 +39,7 @@ use crate::transport::endpoint::{
     Inbound, InboundSink, Transport, TransportConfig, TransportError,
 };
 use crate::transport::wan::{LinkDelay, WanConfig};
+use crate::wire::ReplyFrame;
 use meridian_engine::dynamo::Dynamo;
 use meridian_engine::epaxos::Epaxos;
 use meridian_engine::multipaxos::MultiPaxos;
@@ -531,26 +532,26 @@ impl InboundSink for Router {
             Inbound::Client { frame, reply } => {
                 let mut request = frame.request;
                 if self.draining.load(Ordering::SeqCst) {
-                    let _ = reply.send(ClientReply {
+                    let _ = reply.send(ReplyFrame::from(ClientReply {
                         id: request.id,
                         outcome: Err(RequestError::Rejected(format!(
                             "replica {} is shutting down; the request was not started: \
                              retry it at another replica",
                             self.id
                         ))),
-                    });
+                    }));
                     return None;
                 }
                 let Some((handle, default)) = self.keyspaces.get(&frame.keyspace) else {
                     let known: Vec<&str> = self.keyspaces.keys().map(String::as_str).collect();
-                    let _ = reply.send(ClientReply {
+                    let _ = reply.send(ReplyFrame::from(ClientReply {
                         id: request.id,
                         outcome: Err(RequestError::Invalid(format!(
                             "unknown keyspace {:?}; this cluster serves {}",
                             frame.keyspace,
                             known.join(", ")
                         ))),
-                    });
+                    }));
                     return None;
                 };
                 if frame.default_consistency {

@@ -4,11 +4,11 @@
 use super::*;
 use crate::storage::FileStorage;
 use crate::test_support::TempDir;
-use crate::wire::PeerFrame;
+use crate::wire::{PeerFrame, ReplyFrame};
 use meridian_engine::storage::Storage;
 use meridian_engine::{
-    ClientId, ClientRequest, Command, CommandResult, Effect, Metrics, Outbox, Output, Protocol,
-    RequestId, Response, Time,
+    ClientId, ClientRequest, Command, CommandResult, CommitPath, Effect, Metrics, Outbox, Output,
+    Protocol, RequestId, Response, Time,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -94,6 +94,10 @@ impl Counter {
             .is_some_and(|(own, acks)| *own && acks.len() + 1 >= majority);
         if done {
             self.waiting.remove(&req);
+            self.outbox.now(Effect::Committed {
+                request: req,
+                path: CommitPath::Leader,
+            });
             self.outbox.reply(ClientReply {
                 id: req,
                 outcome: Ok(Response::Kv(CommandResult::Written)),
@@ -309,17 +313,21 @@ fn put(seq: u64) -> ClientRequest {
     )
 }
 
-fn call(handle: &KeyspaceHandle, request: ClientRequest) -> oneshot::Receiver<ClientReply> {
+fn call(handle: &KeyspaceHandle, request: ClientRequest) -> oneshot::Receiver<ReplyFrame> {
     let (reply, rx) = oneshot::channel();
     assert!(handle.submit(ClientCall { request, reply }), "submitted");
     rx
 }
 
-async fn reply_of(rx: oneshot::Receiver<ClientReply>) -> ClientReply {
+async fn answer_of(rx: oneshot::Receiver<ReplyFrame>) -> ReplyFrame {
     timeout(Duration::from_secs(5), rx)
         .await
         .expect("reply within 5 s")
         .expect("reply sent")
+}
+
+async fn reply_of(rx: oneshot::Receiver<ReplyFrame>) -> ClientReply {
+    answer_of(rx).await.reply
 }
 
 async fn total(handle: &KeyspaceHandle, seq: u64) -> u64 {
@@ -369,6 +377,27 @@ async fn a_reply_waits_for_the_sync_of_its_record() {
     assert_eq!(metrics.protocol_counters.get("own_durable"), 1);
     assert_eq!(metrics.replies.get("ok"), Some(&1));
     assert_eq!(metrics.request_latency.count(), 1);
+}
+
+/// A reply carries the note of its request's commit here (path, and how long after the
+/// commit the reply left); a request the core answered without a commit has none.
+#[tokio::test]
+async fn a_reply_notes_when_its_request_committed() {
+    let disk = GatedStorage::closed();
+    disk.open_gate();
+    let (handle, _task) = spawn_counter(NodeId(0), 1, 0, disk, Arc::new(NoNet));
+    let write = answer_of(call(&handle, put(1))).await;
+    assert_eq!(write.reply.outcome, written());
+    let note = write.commit.expect("a committed write is noted");
+    assert_eq!(note.path, CommitPath::Leader);
+    assert!(note.before_reply_us < 1_000_000, "{note:?}");
+    let read = answer_of(call(
+        &handle,
+        request(2, Command::Get { key: b"k".to_vec() }),
+    ))
+    .await;
+    assert!(read.reply.outcome.is_ok());
+    assert_eq!(read.commit, None, "a local read did not commit");
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //!                       ┌─ dialer (any peer not connected) ─┐
 //!  Transport::send ─▶ per-peer queue ─▶ writer ─▶ uni stream ─▶ [peer] reader ─▶ Inbound::Peer
 //!                       └─ accept loop (peers dialing us) ──┘   (both sides, any connection)
-//!  client: bidi stream ─▶ ClientFrame::Request ─▶ Inbound::Client{reply} ─▶ ClientReply ─▶ same stream
+//!  client: bidi stream ─▶ ClientFrame::Request ─▶ Inbound::Client{reply} ─▶ ReplyFrame ─▶ same stream
 //!                         ClientFrame::Admin   ─▶ Inbound::Admin{reply}  ─▶ AdminReplyFrame
 //! ```
 //!
@@ -17,7 +17,7 @@
 //! connections are untouched. Refused connections are logged at WARN, each kind at most
 //! once per [`LOG_INTERVAL`](crate::transport::throttle::LOG_INTERVAL).
 
-use crate::tls::{self, TlsError, TlsIdentity, ALPN_CLIENT, ALPN_PEER};
+use crate::tls::{self, TlsError, TlsIdentity, ALPN_CLIENT, ALPN_CLIENT_V2, ALPN_PEER};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::hello::{Hello, WIRE_VERSION};
 use crate::transport::link::{self, bump, live, Shared};
@@ -27,7 +27,7 @@ pub use crate::transport::link::{
 };
 use crate::transport::peers::Dialing;
 use crate::transport::wan::{WanConfig, WanSocket, WanStats};
-use crate::wire::{ClientFrame, PeerFrame};
+use crate::wire::{ClientFrame, PeerFrame, ReplyFrame};
 use meridian_engine::NodeId;
 use quinn::crypto::rustls::HandshakeData;
 use quinn::{Connection, Endpoint, VarInt};
@@ -418,7 +418,8 @@ async fn handle_incoming(shared: Arc<Shared>, dialing: Arc<Dialing>, incoming: q
                 );
             }
         },
-        Some(ALPN_CLIENT) => serve_client(shared, conn).await,
+        Some(ALPN_CLIENT) => serve_client(shared, conn, ClientVersion::Notes).await,
+        Some(ALPN_CLIENT_V2) => serve_client(shared, conn, ClientVersion::BareReplies).await,
         _ => {
             bump(&shared.stats.refused_connections);
             conn.close(VarInt::from_u32(CLOSE_UNKNOWN_ALPN), b"unknown protocol");
@@ -426,18 +427,34 @@ async fn handle_incoming(shared: Arc<Shared>, dialing: Arc<Dialing>, incoming: q
     }
 }
 
+/// The client protocol a connection speaks (its ALPN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientVersion {
+    /// `meridian-client/3`: a [`ReplyFrame`], with the commit note.
+    Notes,
+    /// `meridian-client/2`: the bare `ClientReply`.
+    BareReplies,
+}
+
 /// Serve a client connection: one request per bidirectional stream.
-async fn serve_client(shared: Arc<Shared>, conn: Connection) {
+async fn serve_client(shared: Arc<Shared>, conn: Connection, version: ClientVersion) {
     bump(&shared.stats.client_connections);
-    tracing::debug!(remote = %conn.remote_address(), "client connected");
+    tracing::debug!(remote = %conn.remote_address(), ?version, "client connected");
     while let Ok((send, recv)) = conn.accept_bi().await {
-        tokio::spawn(serve_request(shared.clone(), conn.clone(), send, recv));
+        tokio::spawn(serve_request(
+            shared.clone(),
+            conn.clone(),
+            version,
+            send,
+            recv,
+        ));
     }
 }
 
 async fn serve_request(
     shared: Arc<Shared>,
     conn: Connection,
+    version: ClientVersion,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
@@ -459,7 +476,7 @@ async fn serve_request(
     let bytes = match frame {
         ClientFrame::Request(frame) => ask_node(&shared, |reply| Inbound::Client { frame, reply })
             .await
-            .and_then(|reply| reply_frame(&reply, shared.max_frame_bytes).ok()),
+            .and_then(|reply| encode_reply(reply, version, shared.max_frame_bytes).ok()),
         ClientFrame::Admin(frame) => ask_node(&shared, |reply| Inbound::Admin { frame, reply })
             .await
             .and_then(|reply| frame::encode(&reply, shared.max_frame_bytes).ok()),
@@ -486,23 +503,31 @@ async fn ask_node<T>(
     answer.await.ok()
 }
 
-/// `reply` as a frame; a reply over the frame limit (a scan's entries, with a small
-/// `max_frame_bytes`) becomes a `Rejected` reply saying so, so the client learns why
-/// instead of seeing its stream closed.
-pub(crate) fn reply_frame(
-    reply: &meridian_engine::ClientReply,
+/// `reply` as a frame of the connection's client protocol; a reply over the frame limit
+/// (a scan's entries, with a small `max_frame_bytes`) becomes a `Rejected` reply saying
+/// so, so the client learns why instead of seeing its stream closed.
+fn encode_reply(
+    reply: ReplyFrame,
+    version: ClientVersion,
     max_bytes: usize,
 ) -> Result<Vec<u8>, FrameError> {
-    match frame::encode(reply, max_bytes) {
+    let encode = |reply: &ReplyFrame| match version {
+        ClientVersion::Notes => frame::encode(reply, max_bytes),
+        ClientVersion::BareReplies => frame::encode(&reply.reply, max_bytes),
+    };
+    match encode(&reply) {
         Err(FrameError::Oversized { len, max }) => {
             let refused = meridian_engine::ClientReply {
-                id: reply.id,
+                id: reply.reply.id,
                 outcome: Err(meridian_engine::RequestError::Rejected(format!(
                     "the reply is {len} bytes, over this replica's max_frame_bytes of {max}; \
                      ask for less (e.g. scan --limit)"
                 ))),
             };
-            frame::encode(&refused, max_bytes)
+            encode(&ReplyFrame {
+                reply: refused,
+                commit: reply.commit,
+            })
         }
         other => other,
     }

@@ -466,12 +466,13 @@ async fn a_peer_refused_after_its_handshake_backs_off() {
     );
 }
 
-/// A reply over the frame limit is replaced by a `Rejected` reply that says so; one
-/// within it is sent as it is.
+/// A reply over the frame limit is replaced by a `Rejected` reply that says so (keeping
+/// its commit note); one within it is sent as it is. Protocol 2 gets the bare reply.
 #[test]
 fn an_oversized_reply_becomes_a_rejection() {
+    use crate::wire::CommitNote;
     use meridian_engine::{
-        ClientId, ClientReply, CommandResult, RequestError, RequestId, Response,
+        ClientId, ClientReply, CommandResult, CommitPath, RequestError, RequestId, Response,
     };
     let id = RequestId {
         client: ClientId(1),
@@ -484,16 +485,39 @@ fn an_oversized_reply_becomes_a_rejection() {
             more: false,
         })),
     };
-    let decode = |bytes: Vec<u8>| {
-        frame::decode::<ClientReply>(&bytes, 1 << 20)
+    let note = CommitNote {
+        path: CommitPath::Slow,
+        before_reply_us: 1_234,
+    };
+    let noted = ReplyFrame {
+        reply: reply.clone(),
+        commit: Some(note),
+    };
+    fn decode<T: serde::de::DeserializeOwned>(bytes: Vec<u8>) -> T {
+        frame::decode::<T>(&bytes, 1 << 20)
             .expect("a frame")
             .expect("complete")
             .0
-    };
-    assert_eq!(decode(reply_frame(&reply, 1 << 20).expect("fits")), reply);
-    let refused = decode(reply_frame(&reply, 1_000).expect("the rejection fits"));
-    assert_eq!(refused.id, id);
-    match refused.outcome {
+    }
+    let fits = |version| encode_reply(noted.clone(), version, 1 << 20).expect("fits");
+    assert_eq!(decode::<ReplyFrame>(fits(ClientVersion::Notes)), noted);
+    assert_eq!(
+        decode::<ClientReply>(fits(ClientVersion::BareReplies)),
+        reply
+    );
+    let refused: ReplyFrame = decode(
+        encode_reply(noted.clone(), ClientVersion::Notes, 1_000).expect("the rejection fits"),
+    );
+    assert_eq!(refused.commit, Some(note));
+    let bare: ClientReply =
+        decode(encode_reply(noted, ClientVersion::BareReplies, 1_000).expect("the rejection fits"));
+    assert_eq!(bare.id, id);
+    assert!(
+        matches!(bare.outcome, Err(RequestError::Rejected(_))),
+        "{bare:?}"
+    );
+    assert_eq!(refused.reply.id, id);
+    match refused.reply.outcome {
         Err(RequestError::Rejected(text)) => {
             assert!(
                 text.contains("over this replica's max_frame_bytes of 1000"),

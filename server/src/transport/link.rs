@@ -30,8 +30,8 @@ use crate::tls;
 use crate::transport::frame::{self, FrameError};
 use crate::transport::hello::{self, Hello, HelloError};
 use crate::transport::throttle::LogThrottle;
-use crate::wire::{PeerFrame, RequestFrame};
-use meridian_engine::{ClientReply, NodeId};
+use crate::wire::{PeerFrame, ReplyFrame, RequestFrame};
+use meridian_engine::NodeId;
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -93,7 +93,7 @@ pub enum Inbound {
         /// The request.
         frame: RequestFrame,
         /// Where the answer goes.
-        reply: oneshot::Sender<ClientReply>,
+        reply: oneshot::Sender<ReplyFrame>,
     },
     /// An operator request ([`crate::admin`]); answer on `reply`.
     Admin {
