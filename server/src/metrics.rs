@@ -482,6 +482,19 @@ pub fn render(view: &NodeView<'_>, keyspaces: &[KeyspaceMetrics]) -> String {
         ] {
             let _ = writeln!(out, "{name}{{node=\"{node}\",event=\"{event}\"}} {value}");
         }
+        let name = "meridian_wan_release_offset_us_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "Microseconds emulated WAN datagrams were sent after (late) or before (early) their release time, summed.",
+        );
+        for (side, value) in [
+            ("late", w.late_us.load(Ordering::Relaxed)),
+            ("early", w.early_us.load(Ordering::Relaxed)),
+        ] {
+            let _ = writeln!(out, "{name}{{node=\"{node}\",side=\"{side}\"}} {value}");
+        }
     }
     out
 }

@@ -263,3 +263,29 @@ async fn the_endpoint_answers_metrics_and_health_and_404s_the_rest() {
     }
     task.abort();
 }
+
+/// With WAN emulation the page carries its datagram counters and how far off their
+/// release times the datagrams left, late and early apart.
+#[test]
+fn wan_emulation_reports_datagrams_and_release_offsets() {
+    let wan = WanStats::default();
+    wan.sent.store(40, Ordering::Relaxed);
+    wan.late_us.store(2_000, Ordering::Relaxed);
+    wan.early_us.store(100, Ordering::Relaxed);
+    let transport = TransportStats::default();
+    let peers = links(&[]);
+    let text = render(
+        &NodeView {
+            wan: Some(&wan),
+            ..view(&peers, &transport)
+        },
+        &[],
+    );
+    for needle in [
+        "meridian_wan_datagrams_total{node=\"2\",event=\"sent\"} 40",
+        "meridian_wan_release_offset_us_total{node=\"2\",side=\"late\"} 2000",
+        "meridian_wan_release_offset_us_total{node=\"2\",side=\"early\"} 100",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+}

@@ -93,6 +93,11 @@ pub struct WanStats {
     pub send_errors: AtomicU64,
     /// Datagrams held right now.
     pub queued: AtomicUsize,
+    /// Microseconds past their release time at which released datagrams reached the
+    /// kernel, summed (divided by `sent`: the emulation's mean lateness per hop).
+    pub late_us: AtomicU64,
+    /// The same for datagrams sent before their release time (at most the timer slack).
+    pub early_us: AtomicU64,
 }
 
 /// One datagram waiting for its release time.
@@ -287,6 +292,11 @@ impl UdpPoller for AlwaysWritable {
 /// Longest a datagram waits for a busy kernel socket before it is dropped.
 const SEND_WAIT_MAX: Duration = Duration::from_millis(50);
 
+/// How early the pump releases a datagram: a sleeping thread wakes this much after its
+/// deadline at best (Linux's default timer slack), so waking this much before it
+/// centres the release on the emulated delay instead of always after it.
+const TIMER_SLACK: Duration = Duration::from_micros(50);
+
 /// Wakes the pump thread when the inner socket becomes writable.
 struct ThreadWaker(std::thread::Thread);
 
@@ -303,17 +313,31 @@ fn pump(rx: mpsc::Receiver<Held>, inner: Arc<dyn AsyncUdpSocket>, stats: Arc<Wan
     let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     loop {
         let now = Instant::now();
-        while heap.peek().is_some_and(|Reverse(h)| h.release <= now) {
+        while heap
+            .peek()
+            .is_some_and(|Reverse(h)| h.release <= now + TIMER_SLACK)
+        {
             let Some(Reverse(held)) = heap.pop() else {
                 break;
             };
+            let sent_at = Instant::now();
+            let (counter, off) = if sent_at >= held.release {
+                (&stats.late_us, sent_at - held.release)
+            } else {
+                (&stats.early_us, held.release - sent_at)
+            };
+            counter.fetch_add(
+                u64::try_from(off.as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
             send(&*inner, poller.as_mut(), &waker, &held, &stats);
             stats.queued.fetch_sub(1, Ordering::Relaxed);
         }
         let received = match heap.peek() {
-            Some(Reverse(next)) => {
-                rx.recv_timeout(next.release.saturating_duration_since(Instant::now()))
-            }
+            Some(Reverse(next)) => rx.recv_timeout(
+                next.release
+                    .saturating_duration_since(Instant::now() + TIMER_SLACK),
+            ),
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
         match received {
