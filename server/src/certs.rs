@@ -7,10 +7,13 @@
 //!                             reads it; keep it off the replica hosts
 //!  DIR/node-<id>.pem / .key   node certificate and key (key 0600)
 //!  DIR/<name>.pem / .key      client certificate and key (`client` by default)
+//!  DIR/operator.pem / .key    operator certificate: a client that may change the membership
 //!
-//!  certs init  --out DIR --nodes N    new CA + N node certs + a client cert; refuses an existing CA
+//!  certs init  --out DIR --nodes N    new CA + N node certs + a client and an operator cert;
+//!                                     refuses an existing CA
 //!  certs issue --ca DIR --node ID     one more node certificate from DIR's CA
 //!  certs issue --ca DIR --client NAME one more client certificate
+//!  certs issue --ca DIR --operator NAME  an operator certificate (operator.pem, names NAME)
 //!  certs show  FILE|DIR...            subject, names, validity, days left
 //! ```
 //!
@@ -42,6 +45,9 @@ pub enum Subject {
     Node(NodeId),
     /// A client: `<name>.pem`, client auth only.
     Client(String),
+    /// An operator named `name` (`operator.pem`): a client that may also change the
+    /// membership.
+    Operator(String),
 }
 
 impl Subject {
@@ -50,6 +56,7 @@ impl Subject {
         match self {
             Self::Node(id) => format!("node-{}", id.0),
             Self::Client(name) => name.clone(),
+            Self::Operator(_) => "operator".to_owned(),
         }
     }
 }
@@ -75,7 +82,7 @@ pub enum CertsError {
         dir: String,
     },
     /// A client name that cannot be a file name and certificate name.
-    #[error("client name {0:?}: use letters, digits, '-' and '_' only, not starting with \"node-\" or \"ca\"")]
+    #[error("client name {0:?}: use letters, digits, '-' and '_' only, not starting with \"node-\", and neither \"ca\" nor \"operator\" (the operator's files)")]
     ClientName(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
@@ -118,8 +125,8 @@ pub fn has_ca(dir: &Path) -> bool {
     dir.join(CA_CERT_FILE).exists() || ca_key_path(dir).exists()
 }
 
-/// Make a new CA in `dir` with `nodes` node certificates (ids `0..nodes`) and a client
-/// certificate named `client`. Refuses if `dir` already holds a CA or any of the files.
+/// Make a new CA in `dir` with `nodes` node certificates (ids `0..nodes`), a client
+/// certificate named `client` and an operator certificate named `operator`. Refuses if `dir` already holds a CA or any of the files.
 /// Returns the files written.
 pub fn init(
     dir: &Path,
@@ -140,7 +147,10 @@ pub fn init(
     }
     let subjects: Vec<Subject> = (0..nodes)
         .map(|i| Subject::Node(NodeId(i)))
-        .chain([Subject::Client("client".into())])
+        .chain([
+            Subject::Client("client".into()),
+            Subject::Operator("operator".into()),
+        ])
         .collect();
     for subject in &subjects {
         refuse_existing(dir, subject)?;
@@ -182,8 +192,12 @@ pub fn issue(
     days: u32,
     replace: bool,
 ) -> Result<(PathBuf, PathBuf), CertsError> {
-    if let Subject::Client(name) = subject {
-        check_client_name(name)?;
+    match subject {
+        Subject::Client(name) if name == "operator" => {
+            return Err(CertsError::ClientName(name.clone()));
+        }
+        Subject::Client(name) | Subject::Operator(name) => check_client_name(name)?,
+        Subject::Node(_) => {}
     }
     let ca = load_ca(ca_dir)?;
     let out = out.unwrap_or(ca_dir);
@@ -222,6 +236,7 @@ fn write_subject(
     let pair: PemPair = match subject {
         Subject::Node(id) => ca.issue_node_for(*id, days)?,
         Subject::Client(name) => ca.issue_client_for(name, days)?,
+        Subject::Operator(name) => ca.issue_operator_for(name, days)?,
     };
     let stem = subject.file_stem();
     let (cert, key) = (

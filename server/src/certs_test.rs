@@ -21,7 +21,7 @@ fn init_keeps_the_ca_key_apart_and_private_keys_owner_only() {
     );
     assert_eq!(mode(&ca_key_path(dir.path())), 0o600);
     assert_eq!(mode(&dir.path().join(CA_KEY_DIR)), 0o700);
-    for stem in ["node-0", "node-1", "node-2", "client"] {
+    for stem in ["node-0", "node-1", "node-2", "client", "operator"] {
         assert_eq!(
             mode(&dir.path().join(format!("{stem}.key"))),
             0o600,
@@ -32,6 +32,11 @@ fn init_keeps_the_ca_key_apart_and_private_keys_owner_only() {
         TlsIdentity::load(&TlsPaths::node(dir.path(), NodeId(id))).unwrap();
     }
     TlsIdentity::load(&TlsPaths::client(dir.path())).unwrap();
+    TlsIdentity::load(&TlsPaths::operator(dir.path())).unwrap();
+    assert_eq!(
+        TlsPaths::operator_or_client(dir.path()),
+        TlsPaths::operator(dir.path())
+    );
 }
 
 #[test]
@@ -87,12 +92,36 @@ fn issue_refuses_to_overwrite_unless_replacing_and_checks_client_names() {
     issue(dir.path(), None, &Subject::Node(NodeId(1)), 30, true).unwrap();
     assert_ne!(std::fs::read(&node1).unwrap(), old);
     TlsIdentity::load(&TlsPaths::node(dir.path(), NodeId(1))).unwrap();
-    for bad in ["", "node-7", "ca", "a/b", "x y"] {
+    for bad in ["", "node-7", "ca", "a/b", "x y", "operator", "x.operator"] {
         assert!(matches!(
             issue(dir.path(), None, &Subject::Client(bad.into()), 30, false),
             Err(CertsError::ClientName(_))
         ));
     }
+    // An operator certificate for another person, elsewhere: operator.pem there, its
+    // name in the certificate; names with dots are refused as for clients.
+    let elsewhere = TempDir::new("certs-operator");
+    let (cert, _) = issue(
+        dir.path(),
+        Some(elsewhere.path()),
+        &Subject::Operator("alice".into()),
+        30,
+        false,
+    )
+    .unwrap();
+    assert_eq!(cert, elsewhere.path().join("operator.pem"));
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    assert!(
+        describe(&pem).unwrap()[0]
+            .names
+            .contains(&"alice.operator.meridian".to_owned()),
+        "{:?}",
+        describe(&pem).unwrap()
+    );
+    assert!(matches!(
+        issue(dir.path(), None, &Subject::Operator("a.b".into()), 30, true),
+        Err(CertsError::ClientName(_))
+    ));
     let empty = TempDir::new("certs-no-ca");
     assert!(matches!(
         issue(empty.path(), None, &Subject::Node(NodeId(0)), 30, false),

@@ -117,16 +117,18 @@ pub enum ClusterError {
     Identity(#[from] IdentityError),
 }
 
-/// A new CA with node and client certificates in `dir`; a directory that already holds a
-/// CA (a cluster brought up there before) keeps it and gets only the missing files.
+/// A new CA with node, client and operator certificates in `dir`; a directory that
+/// already holds a CA (a cluster brought up there before) keeps it and gets only the
+/// missing files.
 fn write_certs(dir: &Path, n: u16) -> Result<(), ClusterError> {
     if !certs::has_ca(dir) {
         certs::init(dir, n, CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS)?;
         return Ok(());
     }
-    let subjects = (0..n)
-        .map(|i| Subject::Node(NodeId(i)))
-        .chain([Subject::Client("client".into())]);
+    let subjects = (0..n).map(|i| Subject::Node(NodeId(i))).chain([
+        Subject::Client("client".into()),
+        Subject::Operator("operator".into()),
+    ]);
     for subject in subjects {
         if !dir.join(format!("{}.pem", subject.file_stem())).exists() {
             certs::issue(dir, None, &subject, LEAF_VALIDITY_DAYS, false)?;

@@ -33,6 +33,10 @@ pub const ALPN_CLIENT: &[u8] = b"meridian-client/3";
 /// ALPN of the previous client protocol, still served: its replies are bare
 /// `ClientReply`s.
 pub const ALPN_CLIENT_V2: &[u8] = b"meridian-client/2";
+/// The end of an operator certificate's name (`NAME.operator.meridian`): such a
+/// certificate may change the membership (`member add`/`remove`); a client certificate
+/// (`NAME.meridian`, names without dots) may not.
+pub const OPERATOR_NAME_SUFFIX: &str = ".operator.meridian";
 /// A name every node certificate carries: what clients verify when they do not know
 /// which node they reach.
 pub const CLUSTER_SERVER_NAME: &str = "meridian";
@@ -202,6 +206,17 @@ impl CertAuthority {
         )
     }
 
+    /// An operator certificate for `name`, valid for `days`: a client certificate that
+    /// may also change the membership.
+    pub fn issue_operator_for(&self, name: &str, days: u32) -> Result<PemPair, TlsError> {
+        self.issue(
+            name,
+            vec![format!("{name}{OPERATOR_NAME_SUFFIX}")],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+            days,
+        )
+    }
+
     fn issue(
         &self,
         common_name: &str,
@@ -254,6 +269,26 @@ impl TlsPaths {
             ca: dir.join("ca.pem"),
             cert: dir.join("client.pem"),
             key: dir.join("client.key"),
+        }
+    }
+
+    /// The operator files `meridian certs` wrote in `dir`.
+    pub fn operator(dir: &Path) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("operator.pem"),
+            key: dir.join("operator.key"),
+        }
+    }
+
+    /// What operator commands present: the operator files of `dir` when it has them,
+    /// else its client files (whose membership changes replicas refuse).
+    pub fn operator_or_client(dir: &Path) -> Self {
+        let operator = Self::operator(dir);
+        if operator.cert.is_file() && operator.key.is_file() {
+            operator
+        } else {
+            Self::client(dir)
         }
     }
 }
@@ -396,6 +431,23 @@ pub fn named_node(chain: &[CertificateDer<'static>]) -> Option<NodeId> {
             peer_node_id(chain, [id])
         }
         _ => None,
+    })
+}
+
+/// Whether an (already CA-verified) certificate chain is an operator's: its leaf names
+/// `NAME.operator.meridian`.
+pub fn is_operator(chain: &[CertificateDer<'static>]) -> bool {
+    let Some(params) = chain
+        .first()
+        .and_then(|leaf| CertificateParams::from_ca_cert_der(leaf).ok())
+    else {
+        return false;
+    };
+    params.subject_alt_names.iter().any(|name| {
+        matches!(name, SanType::DnsName(dns) if dns
+            .as_str()
+            .strip_suffix(OPERATOR_NAME_SUFFIX)
+            .is_some_and(|who| !who.is_empty() && !who.contains('.')))
     })
 }
 

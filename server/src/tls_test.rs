@@ -72,6 +72,22 @@ async fn a_client_signed_by_the_cluster_ca_is_accepted_and_told_apart_from_nodes
     assert_eq!(dialed, Ok(()));
 }
 
+/// Only a certificate naming `NAME.operator.meridian` is an operator's: not a client's,
+/// not a node's.
+#[test]
+fn operators_are_told_apart_from_clients_and_nodes() {
+    let ca = CertAuthority::generate("test CA").unwrap();
+    let chain =
+        |pair: &PemPair| vec![CertificateDer::from_pem_slice(pair.cert.as_bytes()).unwrap()];
+    assert!(is_operator(&chain(
+        &ca.issue_operator_for("alice", 30).unwrap()
+    )));
+    assert!(!is_operator(&chain(&ca.issue_client("alice").unwrap())));
+    assert!(!is_operator(&chain(&ca.issue_client("operator").unwrap())));
+    assert!(!is_operator(&chain(&ca.issue_node(NodeId(0)).unwrap())));
+    assert!(!is_operator(&[]));
+}
+
 #[tokio::test]
 async fn a_client_with_a_certificate_from_another_ca_is_refused() {
     let ca = CertAuthority::generate("test CA").unwrap();

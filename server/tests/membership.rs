@@ -165,6 +165,28 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&[base + 1, base + 1, base + 2, base + 2], &tls, &stop);
 
+    // A client certificate cannot change the membership: only the operator's can.
+    let clients_only = TempDir::new("membership-client-certs");
+    std::fs::create_dir_all(clients_only.path()).unwrap();
+    for file in ["ca.pem", "client.pem", "client.key"] {
+        std::fs::copy(certs.join(file), clients_only.path().join(file)).unwrap();
+    }
+    let refused = cli()
+        .args(["member", "remove", "--id", "2", "--addr"])
+        .arg(format!("127.0.0.1:{}", base + 1))
+        .arg("--certs")
+        .arg(clients_only.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("need an operator certificate"), "{said}");
+    assert_eq!(multipaxos_members(base + 1, &certs).len(), 3);
+
     // cluster add: replica 3, a voter of the Multi-Paxos keyspace; EPaxos is skipped.
     let added = stdout(&cluster(&["add", "--region", "rack-2"], dir.path()).await);
     assert!(added.contains("cluster add: replica 3"), "{added}");

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 /// `meridian certs ...`
 #[derive(Subcommand)]
 pub enum CertsCommand {
-    /// Make a new cluster CA, N node certificates and a client certificate. Refuses a
-    /// directory that already holds a CA.
+    /// Make a new cluster CA, N node certificates, a client and an operator certificate.
+    /// Refuses a directory that already holds a CA.
     Init {
-        /// Directory to write ca.pem, ca/ca.key, node-<id>.pem/key and client.pem/key into.
+        /// Directory to write ca.pem, ca/ca.key, node-<id>.pem/key, client.pem/key and
+        /// operator.pem/key into.
         #[arg(long)]
         out: PathBuf,
         /// Number of node certificates (ids 0..N).
@@ -28,9 +29,9 @@ pub enum CertsCommand {
         #[arg(long, default_value_t = LEAF_VALIDITY_DAYS)]
         days: u32,
     },
-    /// Issue one node or client certificate from an existing CA (a node added later, a
+    /// Issue one node, client or operator certificate from an existing CA (a node added later, a
     /// new client, or a rotation with --replace).
-    #[command(group(ArgGroup::new("subject").required(true).args(["node", "client"])))]
+    #[command(group(ArgGroup::new("subject").required(true).args(["node", "client", "operator"])))]
     Issue {
         /// The directory `certs init` wrote (holds ca.pem and ca/ca.key).
         #[arg(long)]
@@ -41,6 +42,10 @@ pub enum CertsCommand {
         /// Client name to issue for (<name>.pem/key).
         #[arg(long)]
         client: Option<String>,
+        /// Operator name to issue for (operator.pem/key, naming NAME): a client
+        /// certificate that replicas also accept for `member add` and `member remove`.
+        #[arg(long)]
+        operator: Option<String>,
         /// Where to write (default: the CA directory); ca.pem is copied there, never the
         /// CA key.
         #[arg(long)]
@@ -72,8 +77,8 @@ pub fn certs(command: CertsCommand) -> anyhow::Result<()> {
         } => {
             let written = certs::init(&out, nodes, ca_days, days)?;
             println!(
-                "wrote a CA (valid {ca_days} days), {nodes} node certificates and a client \
-                 certificate (valid {days} days) to {}:",
+                "wrote a CA (valid {ca_days} days), {nodes} node certificates, a client and an \
+                 operator certificate (valid {days} days) to {}:",
                 out.display()
             );
             for path in written {
@@ -89,14 +94,16 @@ pub fn certs(command: CertsCommand) -> anyhow::Result<()> {
             ca,
             node,
             client,
+            operator,
             out,
             days,
             replace,
         } => {
-            let subject = match (node, client) {
-                (Some(id), None) => Subject::Node(NodeId(id)),
-                (None, Some(name)) => Subject::Client(name),
-                _ => bail!("give exactly one of --node and --client"),
+            let subject = match (node, client, operator) {
+                (Some(id), None, None) => Subject::Node(NodeId(id)),
+                (None, Some(name), None) => Subject::Client(name),
+                (None, None, Some(name)) => Subject::Operator(name),
+                _ => bail!("give exactly one of --node, --client and --operator"),
             };
             let (cert, key) = certs::issue(&ca, out.as_deref(), &subject, days, replace)?;
             println!(
@@ -104,6 +111,7 @@ pub fn certs(command: CertsCommand) -> anyhow::Result<()> {
                 match &subject {
                     Subject::Node(id) => format!("node {}", id.0),
                     Subject::Client(name) => format!("client {name}"),
+                    Subject::Operator(name) => format!("operator {name}"),
                 },
                 ca.display(),
                 cert.display(),

@@ -37,8 +37,12 @@ const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a started replica may take to accept clients.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The identity `cluster add`/`remove` present: the operator's (membership changes need
+/// it), or the client's in a directory made before operator certificates.
 fn client_tls(dir: &Path) -> anyhow::Result<TlsIdentity> {
-    Ok(TlsIdentity::load(&TlsPaths::client(&dir.join("certs")))?)
+    Ok(TlsIdentity::load(&TlsPaths::operator_or_client(
+        &dir.join("certs"),
+    ))?)
 }
 
 fn cluster_dir(dir: &Path) -> anyhow::Result<Manifest> {

@@ -445,14 +445,16 @@ where
     Fut: std::future::Future<Output = Result<i32, Failure>>,
 {
     let timeout = Duration::from_millis(target.timeout_ms);
-    with_client_at(&target.addr, &target.certs, timeout, body).await
+    let paths = TlsPaths::client(&target.certs);
+    with_client_at(&target.addr, &paths, timeout, body).await
 }
 
-/// [`with_client`] for commands without a [`Target`]: the replica at `addr`, the client
-/// certificates in `certs`, `timeout` per request (connecting included).
+/// [`with_client`] for commands without a [`Target`]: the replica at `addr`, the
+/// certificate files `paths` (a client's, or an operator's for operator commands),
+/// `timeout` per request (connecting included).
 pub(crate) async fn with_client_at<F, Fut>(
     addr: &str,
-    certs: &std::path::Path,
+    paths: &TlsPaths,
     timeout: Duration,
     body: F,
 ) -> Result<i32, Failure>
@@ -460,10 +462,10 @@ where
     F: FnOnce(std::sync::Arc<Client>) -> Fut,
     Fut: std::future::Future<Output = Result<i32, Failure>>,
 {
-    let tls = TlsIdentity::load(&TlsPaths::client(certs)).map_err(|e| {
+    let tls = TlsIdentity::load(paths).map_err(|e| {
         Failure::usage(format!(
-            "loading client certificates from {}: {e}",
-            certs.display()
+            "loading client certificates {}: {e}",
+            paths.cert.display()
         ))
     })?;
     let options = ClientOptions {

@@ -21,6 +21,7 @@ use meridian_server::admin::{
     AdminRequest, AdminResponse, KeyspaceStatus, MemberStatus, NodeStatus, PeerStatus, Reported,
     SnapshotStatus,
 };
+use meridian_server::tls::TlsPaths;
 use serde_json::{json, Map, Value as Json};
 use std::fmt::Display;
 use std::fmt::Write as _;
@@ -121,7 +122,9 @@ pub(crate) async fn ask(
 ) -> i32 {
     let deadline = Duration::from_millis(target.timeout_ms.unwrap_or(default_ms));
     let json = target.json;
-    let ask = kv::with_client_at(&target.addr, &target.certs, deadline, |client| async move {
+    // Operator commands present the operator certificate when the directory has one.
+    let paths = TlsPaths::operator_or_client(&target.certs);
+    let ask = kv::with_client_at(&target.addr, &paths, deadline, |client| async move {
         let answer = client.admin(&request).await.map_err(Failure::client)?;
         show(answer.map_err(|e| Failure {
             code: EXIT_REFUSED,

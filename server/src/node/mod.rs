@@ -573,10 +573,15 @@ async fn route(
     status: Arc<status::StatusSource>,
 ) {
     while let Some(message) = inbound.recv().await {
-        if let Some(Inbound::Admin { frame, reply }) = router.offer(message) {
+        if let Some(Inbound::Admin {
+            frame,
+            operator,
+            reply,
+        }) = router.offer(message)
+        {
             let status = status.clone();
             tokio::spawn(async move {
-                let _ = reply.send(status.answer(frame).await);
+                let _ = reply.send(status.answer(frame, operator).await);
             });
         }
     }

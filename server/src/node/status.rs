@@ -15,8 +15,8 @@
 use super::members::{self, Goal};
 use super::KeyspaceHandle;
 use crate::admin::{
-    self, AdminFrame, AdminReplyFrame, AdminRequest, AdminResponse, ConfigSource, KeyspaceStatus,
-    MemberState, MemberStatus, NodeStatus, PeerStatus, Reported, SnapshotStatus,
+    self, AdminError, AdminFrame, AdminReplyFrame, AdminRequest, AdminResponse, ConfigSource,
+    KeyspaceStatus, MemberState, MemberStatus, NodeStatus, PeerStatus, Reported, SnapshotStatus,
 };
 use crate::config::PeerConfig;
 use crate::metrics::KeyspaceMetrics;
@@ -28,6 +28,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Why a membership change from a connection without an operator certificate is refused.
+const NOT_AN_OPERATOR: &str = "member add and member remove need an operator certificate \
+     (operator.pem in the --certs directory; `meridian certs issue --ca DIR --operator NAME` \
+     makes one); this connection presented a client certificate";
 
 /// What a status answer is made from.
 pub(crate) struct StatusSource {
@@ -45,10 +50,15 @@ pub(crate) struct StatusSource {
 
 impl StatusSource {
     /// The answer to the request in `frame` (an error answer if it is not understood).
-    pub(crate) async fn answer(&self, frame: AdminFrame) -> AdminReplyFrame {
+    /// Membership changes are refused unless the caller presented an `operator`
+    /// certificate.
+    pub(crate) async fn answer(&self, frame: AdminFrame, operator: bool) -> AdminReplyFrame {
         let ms = Duration::from_millis;
         let outcome = match admin::decode_request(&frame) {
             Ok(AdminRequest::Status) => Ok(AdminResponse::Status(self.status().await)),
+            Ok(AdminRequest::MemberAdd { .. } | AdminRequest::MemberRemove { .. }) if !operator => {
+                Err(AdminError::Failed(NOT_AN_OPERATOR.to_owned()))
+            }
             Ok(AdminRequest::MemberAdd {
                 id,
                 region,

@@ -477,9 +477,16 @@ async fn serve_request(
         ClientFrame::Request(frame) => ask_node(&shared, |reply| Inbound::Client { frame, reply })
             .await
             .and_then(|reply| encode_reply(reply, version, shared.max_frame_bytes).ok()),
-        ClientFrame::Admin(frame) => ask_node(&shared, |reply| Inbound::Admin { frame, reply })
+        ClientFrame::Admin(frame) => {
+            let operator = tls::peer_chain(&conn).is_some_and(|chain| tls::is_operator(&chain));
+            ask_node(&shared, |reply| Inbound::Admin {
+                frame,
+                operator,
+                reply,
+            })
             .await
-            .and_then(|reply| frame::encode(&reply, shared.max_frame_bytes).ok()),
+            .and_then(|reply| frame::encode(&reply, shared.max_frame_bytes).ok())
+        }
     };
     let Some(bytes) = bytes else {
         let _ = send.reset(VarInt::from_u32(0));

@@ -99,6 +99,8 @@ pub enum Inbound {
     Admin {
         /// The request's envelope, not yet decoded.
         frame: AdminFrame,
+        /// The connection presented an operator certificate (may change the membership).
+        operator: bool,
         /// Where the answer goes.
         reply: oneshot::Sender<AdminReplyFrame>,
     },
