@@ -145,6 +145,11 @@ pub(crate) struct Args {
     /// replica costs under the same clients.
     #[arg(long)]
     pub(crate) replica_program: Option<PathBuf>,
+    /// Cluster backend, local replicas: no WAN emulation; replicas and clients talk over
+    /// plain loopback (LAN throughput runs: the emulator's thread costs replica CPU that a
+    /// real LAN does not).
+    #[arg(long)]
+    pub(crate) no_wan: bool,
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
@@ -174,6 +179,9 @@ impl Args {
     /// Options that only apply to replicas the bench starts itself (or only to an
     /// existing deployment) are refused rather than silently ignored.
     fn check_deployment_options(&self) -> anyhow::Result<()> {
+        if self.no_wan && self.backend != Backend::Cluster {
+            bail!("--no-wan applies to --backend cluster only (the simulator has no sockets)");
+        }
         if self.nodes.is_empty() {
             for (given, option) in [
                 (!self.metrics.is_empty(), "--metrics"),
@@ -205,6 +213,11 @@ impl Args {
                 self.replica_program.is_some(),
                 "--replica-program",
                 "it names how the bench starts replicas itself",
+            ),
+            (
+                self.no_wan,
+                "--no-wan",
+                "the deployment's node configs decide WAN emulation",
             ),
         ] {
             if given {

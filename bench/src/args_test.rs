@@ -21,6 +21,7 @@ fn with_nodes_replica_tuning_options_are_refused_not_ignored() {
         ("--epaxos-in-flight 2", "--epaxos-in-flight"),
         ("--dir /tmp/x", "--dir"),
         ("--replica-program /tmp/old", "--replica-program"),
+        ("--no-wan", "--no-wan"),
     ] {
         let err = refusal(&format!("{NODES} {extra}"));
         assert!(
@@ -29,9 +30,10 @@ fn with_nodes_replica_tuning_options_are_refused_not_ignored() {
         );
     }
     // The same options are fine when the bench starts the replicas.
-    args("--backend cluster --topology lan-3 --protocols epaxos --batch 16 --epaxos-in-flight 2")
+    args("--backend cluster --topology lan-3 --protocols epaxos --batch 16 --epaxos-in-flight 2 --no-wan")
         .plan()
         .unwrap();
+    assert!(refusal("--protocols epaxos --no-wan").contains("--backend cluster only"));
 }
 
 #[test]
