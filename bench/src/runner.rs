@@ -156,7 +156,7 @@ pub fn run_sim(
         regions: region_reports(stats, optimal),
         seed: run.seed,
         verdict: outcome.verdict,
-        efficiency: Efficiency::of(0, None, topology.replicas().len(), &outcome.metrics),
+        efficiency: Efficiency::of(0, None, None, topology.replicas().len(), &outcome.metrics),
         counters,
     };
     Ok((report, outcome.ops))

@@ -19,7 +19,7 @@
 //! return minus that hold, as if the replica had told the client at commit time; requests
 //! without a note (forwarded Multi-Paxos requests, Dynamo) commit at their return.
 
-use super::efficiency::{total_cpu_seconds, Efficiency};
+use super::efficiency::{cpu_seconds, total_cpu_seconds, Efficiency};
 use crate::runner::RequestOptimum;
 use crate::stats::RunStats;
 use crate::workload::WorkloadSpec;
@@ -365,6 +365,7 @@ pub async fn run(
     });
     let before = deployment.scrape(keyspace);
     let cpu_before = total_cpu_seconds(&deployment.pids);
+    let client_cpu_before = cpu_seconds(std::process::id());
     let clients = connect_clients(deployment, run).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for (client, id, region, node) in clients {
@@ -399,9 +400,13 @@ pub async fn run(
     let cpu = total_cpu_seconds(&deployment.pids)
         .zip(cpu_before)
         .map(|(after, before)| after - before);
+    let client_cpu = cpu_seconds(std::process::id())
+        .zip(client_cpu_before)
+        .map(|(after, before)| after - before);
     let efficiency = Efficiency::of(
         shared.succeeded.load(Ordering::Relaxed),
         cpu,
+        client_cpu,
         deployment.addresses.len(),
         &metrics,
     );

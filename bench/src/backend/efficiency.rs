@@ -14,6 +14,9 @@ pub struct Efficiency {
     /// Replica CPU seconds (user + system, summed over the replicas) per 1,000
     /// successful operations; numerically, CPU milliseconds per operation.
     pub replica_cpu_s_per_kop: Option<f64>,
+    /// The same for the bench's own process (its clients: on one machine they share the
+    /// CPU with the replicas, so replica and client cost together bound throughput).
+    pub client_cpu_s_per_kop: Option<f64>,
     /// Successful operations per fsync of the average replica (every replica syncs each
     /// write at least once, so this is how many writes one fsync covers).
     pub ops_per_fsync: Option<f64>,
@@ -23,9 +26,16 @@ pub struct Efficiency {
 
 impl Efficiency {
     /// The figures of a run of `ops` successful operations that cost the `replicas`
-    /// replicas `cpu_seconds` and grew their counters by `counters` (see
-    /// [`super::cluster::protocol_counters`]: host events are prefixed `host_`).
-    pub fn of(ops: u64, cpu_seconds: Option<f64>, replicas: usize, counters: &Metrics) -> Self {
+    /// replicas `cpu_seconds` and the clients `client_cpu_seconds`, and grew the replicas'
+    /// counters by `counters` (see [`super::cluster::protocol_counters`]: host events are
+    /// prefixed `host_`).
+    pub fn of(
+        ops: u64,
+        cpu_seconds: Option<f64>,
+        client_cpu_seconds: Option<f64>,
+        replicas: usize,
+        counters: &Metrics,
+    ) -> Self {
         let ratio = |a: f64, b: u64| (b > 0 && a > 0.0).then(|| a / b as f64);
         let per_instance = if counters.get("instances_led") > 0 {
             ratio(
@@ -40,6 +50,7 @@ impl Efficiency {
         };
         Self {
             replica_cpu_s_per_kop: cpu_seconds.and_then(|cpu| ratio(cpu * 1_000.0, ops)),
+            client_cpu_s_per_kop: client_cpu_seconds.and_then(|cpu| ratio(cpu * 1_000.0, ops)),
             ops_per_fsync: ratio(ops as f64 * replicas as f64, counters.get("host_fsyncs")),
             commands_per_instance: per_instance,
         }

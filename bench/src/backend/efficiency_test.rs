@@ -24,16 +24,21 @@ fn figures_divide_by_ops_fsyncs_and_instances() {
     counters.add("host_fsyncs", 300);
     counters.add("instances_led", 50);
     counters.add("commands_led", 400);
-    let figures = Efficiency::of(1_000, Some(0.29), 3, &counters);
+    let figures = Efficiency::of(1_000, Some(0.29), Some(0.5), 3, &counters);
     assert_eq!(figures.replica_cpu_s_per_kop, Some(0.29));
+    assert_eq!(figures.client_cpu_s_per_kop, Some(0.5));
     assert_eq!(figures.ops_per_fsync, Some(10.0));
     assert_eq!(figures.commands_per_instance, Some(8.0));
 
     let mut paxos = Metrics::new();
     paxos.add("slots_proposed", 10);
     paxos.add("commands_proposed", 25);
-    let figures = Efficiency::of(0, None, 3, &paxos);
+    let figures = Efficiency::of(0, None, Some(1.0), 3, &paxos);
     assert_eq!(figures.replica_cpu_s_per_kop, None);
+    assert_eq!(
+        figures.client_cpu_s_per_kop, None,
+        "no operations: no figure"
+    );
     assert_eq!(figures.ops_per_fsync, None);
     assert_eq!(figures.commands_per_instance, Some(2.5));
 }

@@ -95,8 +95,8 @@ pub fn render(reports: &[RunReport]) -> String {
     out
 }
 
-/// `replica CPU 0.290 s per 1k ops (290 us/op), 1.9 ops per fsync, 1.0 commands per
-/// instance`, leaving out what was not measured; `None` if nothing was.
+/// `replica CPU 0.290 s per 1k ops (290 us/op), client CPU 150 us/op, 1.9 ops per fsync,
+/// 1.0 commands per instance`, leaving out what was not measured; `None` if nothing was.
 fn efficiency_line(figures: &Efficiency) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(cpu) = figures.replica_cpu_s_per_kop {
@@ -104,6 +104,9 @@ fn efficiency_line(figures: &Efficiency) -> Option<String> {
             "replica CPU {cpu:.3} s per 1k ops ({:.0} us/op)",
             cpu * 1_000.0
         ));
+    }
+    if let Some(cpu) = figures.client_cpu_s_per_kop {
+        parts.push(format!("client CPU {:.0} us/op", cpu * 1_000.0));
     }
     if let Some(ops) = figures.ops_per_fsync {
         parts.push(format!("{ops:.1} ops per fsync"));

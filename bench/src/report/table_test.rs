@@ -77,12 +77,13 @@ fn efficiency_figures_are_printed_when_measured() {
     assert!(!render(std::slice::from_ref(&measured)).contains("per fsync"));
     measured.efficiency = Efficiency {
         replica_cpu_s_per_kop: Some(0.29),
+        client_cpu_s_per_kop: Some(0.151),
         ops_per_fsync: Some(1.94),
         commands_per_instance: Some(3.0),
     };
     let text = render(&[measured]);
     assert!(
-        text.contains("replica CPU 0.290 s per 1k ops (290 us/op), 1.9 ops per fsync, 3.0 commands per instance"),
+        text.contains("replica CPU 0.290 s per 1k ops (290 us/op), client CPU 151 us/op, 1.9 ops per fsync, 3.0 commands per instance"),
         "{text}"
     );
 }
