@@ -134,6 +134,9 @@ pub(super) fn forget_idle_keys(r: &mut Replica) {
 pub(super) struct Collector {
     /// Per replica, per `(coordinator, epoch)`, the prefix it executed.
     reports: BTreeMap<NodeId, BTreeMap<(NodeId, u64), u64>>,
+    /// Per lagging replica and `(coordinator, epoch)`, the last seq the previous catch-up
+    /// batch sent it: the next batch continues from there (see [`catch_up`]).
+    catch_up_sent: BTreeMap<(NodeId, NodeId, u64), u64>,
 }
 
 impl Collector {
@@ -141,6 +144,7 @@ impl Collector {
     /// nothing more is collected until it reports again.
     pub(super) fn forget(&mut self, node: NodeId) {
         self.reports.remove(&node);
+        self.catch_up_sent.retain(|&(to, _, _), _| to != node);
     }
 }
 
@@ -186,7 +190,7 @@ pub(super) fn on_executed(
         *entry = (*entry).max(seq);
     }
     if from != r.id && r.fence.executes() {
-        catch_up(r, from, &theirs);
+        catch_up(r, from, &theirs, &mut collector.catch_up_sent);
     }
     collector.reports.insert(from, theirs);
     let coordinators: BTreeSet<(NodeId, u64)> = collector
@@ -219,14 +223,37 @@ pub(super) fn on_executed(
     r.metrics.add("collected", (before - r.cmds.len()) as u64);
 }
 
-fn catch_up(r: &mut Replica, to: NodeId, theirs: &BTreeMap<(NodeId, u64), u64>) {
+/// Send `to` the commits it lacks below this replica's executed prefixes, at most
+/// [`CATCH_UP_BATCH`] per `(coordinator, epoch)` per report. Each batch continues after
+/// the previous one (`sent`) and wraps back to the peer's prefix at the end: a peer's
+/// prefix can be held by a command that waits for a commit further up (another
+/// coordinator's, itself waiting for one of this coordinator's beyond the first batch),
+/// so always sending the batch right above its prefix could resend the same commits
+/// for good while the ones it lacks never leave.
+fn catch_up(
+    r: &mut Replica,
+    to: NodeId,
+    theirs: &BTreeMap<(NodeId, u64), u64>,
+    sent: &mut BTreeMap<(NodeId, NodeId, u64), u64>,
+) {
     for (node, mine) in r.executor.executed.prefixes() {
         let epoch = epoch_of(mine);
         let from = theirs
             .get(&(node, epoch))
             .copied()
             .unwrap_or_else(|| epoch_base(epoch));
-        for seq in from.saturating_add(1)..=mine.min(from.saturating_add(CATCH_UP_BATCH)) {
+        let cursor = (to, node, epoch);
+        if from >= mine {
+            sent.remove(&cursor);
+            continue;
+        }
+        let start = match sent.get(&cursor) {
+            Some(&last) if last > from && last < mine => last,
+            _ => from,
+        };
+        let end = mine.min(start.saturating_add(CATCH_UP_BATCH));
+        sent.insert(cursor, end);
+        for seq in start.saturating_add(1)..=end {
             let dot = Dot { node, seq };
             let Some(cmd) = r.cmds.get(&dot) else {
                 continue;
@@ -238,3 +265,7 @@ fn catch_up(r: &mut Replica, to: NodeId, theirs: &BTreeMap<(NodeId, u64), u64>) 
         }
     }
 }
+
+#[cfg(test)]
+#[path = "gc_test.rs"]
+mod tests;
