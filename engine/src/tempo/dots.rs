@@ -53,7 +53,7 @@ impl DotSet {
     }
 
     /// Every seq of `node`'s epoch `epoch` up to this one is in the set.
-    fn prefix_at(&self, node: NodeId, epoch: u64) -> u64 {
+    pub fn prefix_at(&self, node: NodeId, epoch: u64) -> u64 {
         self.prefix
             .get(&(node, epoch))
             .copied()

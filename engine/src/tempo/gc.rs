@@ -10,8 +10,8 @@ use crate::command::Key;
 use crate::id::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Commits sent to a lagging replica per report at most.
-const CATCH_UP_BATCH: u64 = 64;
+/// Commits a lagging replica asks one peer for per report at most.
+const CATCH_UP_BATCH: usize = 256;
 
 /// Announce promises on the keys whose clock moved, and, when `every_live_key`, on every
 /// key with commands not yet executed everywhere (a rejoined replica's attached
@@ -134,9 +134,6 @@ pub(super) fn forget_idle_keys(r: &mut Replica) {
 pub(super) struct Collector {
     /// Per replica, per `(coordinator, epoch)`, the prefix it executed.
     reports: BTreeMap<NodeId, BTreeMap<(NodeId, u64), u64>>,
-    /// Per lagging replica and `(coordinator, epoch)`, the last seq the previous catch-up
-    /// batch sent it: the next batch continues from there (see [`catch_up`]).
-    catch_up_sent: BTreeMap<(NodeId, NodeId, u64), u64>,
 }
 
 impl Collector {
@@ -144,7 +141,6 @@ impl Collector {
     /// nothing more is collected until it reports again.
     pub(super) fn forget(&mut self, node: NodeId) {
         self.reports.remove(&node);
-        self.catch_up_sent.retain(|&(to, _, _), _| to != node);
     }
 }
 
@@ -190,7 +186,7 @@ pub(super) fn on_executed(
         *entry = (*entry).max(seq);
     }
     if from != r.id && r.fence.executes() {
-        catch_up(r, from, &theirs, &mut collector.catch_up_sent);
+        inquire(r, from, &theirs);
     }
     collector.reports.insert(from, theirs);
     let coordinators: BTreeSet<(NodeId, u64)> = collector
@@ -223,45 +219,47 @@ pub(super) fn on_executed(
     r.metrics.add("collected", (before - r.cmds.len()) as u64);
 }
 
-/// Send `to` the commits it lacks below this replica's executed prefixes, at most
-/// [`CATCH_UP_BATCH`] per `(coordinator, epoch)` per report. Each batch continues after
-/// the previous one (`sent`) and wraps back to the peer's prefix at the end: a peer's
-/// prefix can be held by a command that waits for a commit further up (another
-/// coordinator's, itself waiting for one of this coordinator's beyond the first batch),
-/// so always sending the batch right above its prefix could resend the same commits
-/// for good while the ones it lacks never leave.
-fn catch_up(
-    r: &mut Replica,
-    to: NodeId,
-    theirs: &BTreeMap<(NodeId, u64), u64>,
-    sent: &mut BTreeMap<(NodeId, NodeId, u64), u64>,
-) {
-    for (node, mine) in r.executor.executed.prefixes() {
-        let epoch = epoch_of(mine);
-        let from = theirs
-            .get(&(node, epoch))
-            .copied()
-            .unwrap_or_else(|| epoch_base(epoch));
-        let cursor = (to, node, epoch);
-        if from >= mine {
-            sent.remove(&cursor);
-            continue;
-        }
-        let start = match sent.get(&cursor) {
-            Some(&last) if last > from && last < mine => last,
-            _ => from,
-        };
-        let end = mine.min(start.saturating_add(CATCH_UP_BATCH));
-        sent.insert(cursor, end);
-        for seq in start.saturating_add(1)..=end {
+/// Ask `from` for the commits this replica lacks below `from`'s executed prefixes, at
+/// most [`CATCH_UP_BATCH`]. A coordinator numbers its commands without gaps within an
+/// epoch, so every seq between this replica's prefix and the peer's is a command the
+/// peer executed; those not committed here were missed (this replica was down, or the
+/// commit was lost). Asking for exactly those matters: this replica's prefix can be
+/// held by a command waiting for a commit far above it (another coordinator's, itself
+/// waiting for one of this coordinator's), so commits pushed in order from its prefix
+/// could take many reports to reach the one it waits for.
+fn inquire(r: &mut Replica, from: NodeId, theirs: &BTreeMap<(NodeId, u64), u64>) {
+    let mut dots = Vec::new();
+    'coordinators: for (&(node, epoch), &their_seq) in theirs {
+        let own = r.executor.executed.prefix_at(node, epoch);
+        for seq in own.saturating_add(1)..=their_seq {
             let dot = Dot { node, seq };
-            let Some(cmd) = r.cmds.get(&dot) else {
+            let known = r.executor.executed.contains(dot)
+                || r.collected.contains(dot)
+                || r.cmds.get(&dot).is_some_and(|c| c.decided.is_some());
+            if known {
                 continue;
-            };
-            if let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.clone()) {
-                r.metrics.incr("catch_up_sent");
-                r.outbox.send(to, Message::Commit { dot, payload, ts });
             }
+            if dots.len() == CATCH_UP_BATCH {
+                break 'coordinators;
+            }
+            dots.push(dot);
+        }
+    }
+    if !dots.is_empty() {
+        r.metrics.add("catch_up_inquiries", dots.len() as u64);
+        r.outbox.send(from, Message::Inquire { dots });
+    }
+}
+
+/// A lagging peer asks for commits: send those known committed here.
+pub(super) fn on_inquire(r: &mut Replica, from: NodeId, dots: Vec<Dot>) {
+    for dot in dots.into_iter().take(CATCH_UP_BATCH) {
+        let Some(cmd) = r.cmds.get(&dot) else {
+            continue;
+        };
+        if let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.clone()) {
+            r.metrics.incr("catch_up_sent");
+            r.outbox.send(from, Message::Commit { dot, payload, ts });
         }
     }
 }

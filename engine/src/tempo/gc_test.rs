@@ -1,58 +1,79 @@
 //! Catching up a replica that missed commits.
 
 use super::*;
-use crate::tempo::test_support::{config, new_pump, request, synced, timed};
+use crate::tempo::test_support::{config, new_pump, request, synced, timed, Pump};
 use crate::tempo::Tempo;
 use crate::Protocol;
 use std::time::Duration;
 
-/// The seqs of the commits node 0 sends node 2 for one report of node 2's (which
-/// executed nothing).
-fn catch_up_batch(pump: &mut crate::tempo::test_support::Pump) -> Vec<u64> {
-    let report = Message::Executed {
-        prefix: Vec::new(),
-        epoch: 0,
-    };
-    pump.with_core(NodeId(0), |core: &mut Tempo, now| {
-        core.handle_message(now, NodeId(2), report);
-        synced(core)
-            .1
-            .into_iter()
-            .filter_map(|(to, message)| match message {
-                Message::Commit { dot, .. } if to == NodeId(2) => Some(dot.seq),
-                _ => None,
-            })
-            .collect()
+/// Hand `to` a message from `from` and return what `to` sends, by destination.
+fn exchange(pump: &mut Pump, from: NodeId, to: NodeId, message: Message) -> Vec<(NodeId, Message)> {
+    pump.with_core(to, |core: &mut Tempo, now| {
+        core.handle_message(now, from, message);
+        synced(core).1
     })
-    .expect("node 0 is up")
+    .expect("up")
 }
 
-/// A lagging replica's prefix can be held by a command waiting for a commit far above
-/// it; successive reports must therefore reach every commit it lacks, batch after batch,
-/// and start over once past the end, instead of resending the batch above its prefix.
+/// A replica that missed commits asks a peer that reported them executed for exactly
+/// those it lacks (at most a batch), and the peer answers each with its commit.
 #[test]
-fn catch_up_batches_move_on_past_a_held_prefix_and_wrap_around() {
+fn a_lagging_replica_asks_for_exactly_the_commits_it_lacks() {
     let mut pump = new_pump(3, 7, timed(), config(1));
     pump.isolate(NodeId(2));
-    let total = CATCH_UP_BATCH * 2 + 10;
+    let total = CATCH_UP_BATCH as u64 + 40;
     for seq in 1..=total {
         pump.request(NodeId(0), request(seq, &format!("k{seq}")));
     }
-    pump.run_for(Duration::from_secs(2));
-    let batches: Vec<Vec<u64>> = (0..4).map(|_| catch_up_batch(&mut pump)).collect();
-    let first = batches[0].first().copied().expect("a first batch");
-    let offsets = |batch: &Vec<u64>| -> Vec<u64> { batch.iter().map(|s| s - first).collect() };
+    pump.run_for(Duration::from_secs(3));
+    let executed: Vec<Dot> = pump
+        .up(NodeId(0))
+        .executed()
+        .iter()
+        .map(|e| e.dot)
+        .collect();
     assert_eq!(
-        offsets(&batches[0]),
-        (0..CATCH_UP_BATCH).collect::<Vec<_>>()
+        executed.len() as u64,
+        total,
+        "node 0 executed every command"
     );
+    let highest = executed.iter().map(|d| d.seq).max().unwrap();
+    let report = Message::Executed {
+        prefix: vec![(NodeId(0), highest)],
+        epoch: 0,
+    };
+    let asked: Vec<Dot> = exchange(&mut pump, NodeId(0), NodeId(2), report)
+        .into_iter()
+        .flat_map(|(to, message)| match message {
+            Message::Inquire { dots } if to == NodeId(0) => dots,
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut lacking = executed.clone();
+    lacking.sort();
     assert_eq!(
-        offsets(&batches[1]),
-        (CATCH_UP_BATCH..2 * CATCH_UP_BATCH).collect::<Vec<_>>()
+        asked,
+        lacking[..CATCH_UP_BATCH],
+        "the first batch, in seq order"
     );
-    assert_eq!(
-        offsets(&batches[2]),
-        (2 * CATCH_UP_BATCH..total).collect::<Vec<_>>()
+    let answers = exchange(
+        &mut pump,
+        NodeId(2),
+        NodeId(0),
+        Message::Inquire {
+            dots: asked.clone(),
+        },
     );
-    assert_eq!(batches[3], batches[0], "past the end it starts over");
+    let committed: Vec<Dot> = answers
+        .into_iter()
+        .filter_map(|(to, message)| match message {
+            Message::Commit { dot, .. } if to == NodeId(2) => Some(dot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(committed, asked);
+    // Once reconnected, the reports bring the rest: node 2 executes everything.
+    pump.heal();
+    pump.run_for(Duration::from_secs(5));
+    assert_eq!(pump.up(NodeId(2)).executed().len() as u64, total);
 }

@@ -224,6 +224,13 @@ pub enum Message {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// Catch-up: the sender lacks the commits of `dots`, which the receiver reported
+    /// executed (their coordinators' seqs are contiguous, so the sender knows which it
+    /// lacks); the receiver answers with a `Commit` for each it knows committed.
+    Inquire {
+        /// The commands.
+        dots: Vec<Dot>,
+    },
 }
 
 /// What a replica keeps of everything it executed and collected

@@ -217,6 +217,7 @@ impl Tempo {
                 acceptor::on_promises(r, from, keys)
             }
             Message::AskPromises { keys } => gc::on_ask_promises(r, from, keys),
+            Message::Inquire { dots } => gc::on_inquire(r, from, dots),
             Message::Rec {
                 dot,
                 ballot,

@@ -31,8 +31,9 @@ pub const WIRE_MAGIC: [u8; 4] = *b"MRDN";
 /// see docs/deployment.md, "Upgrades". (2: the hello carries the instance; 3: EPaxos
 /// recovery reports say whether they witness the leader's initial-ballot attributes; 4:
 /// EPaxos PreAccepts carry what ran everywhere, Dynamo messages the ring version, Tempo's
-/// rejoin answer the floor of forgotten clocks; 5: Tempo's `AskPromises`.)
-pub const WIRE_VERSION: u32 = 5;
+/// rejoin answer the floor of forgotten clocks; 5: Tempo's `AskPromises`; 6: Tempo's
+/// `Inquire`, catch-up by asking.)
+pub const WIRE_VERSION: u32 = 6;
 /// Bytes every release reads: the magic and the wire version.
 pub const PREFIX_LEN: usize = WIRE_MAGIC.len() + 4;
 /// Bytes of a hello of this wire version.
