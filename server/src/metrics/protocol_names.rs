@@ -86,6 +86,7 @@ const MULTIPAXOS_GAUGES: &[&str] = &[
 ];
 const TEMPO_COUNTERS: &[&str] = &[
     "answered_when_promised",
+    "catch_up_inquiries",
     "catch_up_sent",
     "collected",
     "compactions",
