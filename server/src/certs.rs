@@ -125,9 +125,20 @@ pub fn has_ca(dir: &Path) -> bool {
     dir.join(CA_CERT_FILE).exists() || ca_key_path(dir).exists()
 }
 
-/// Make a new CA in `dir` with `nodes` node certificates (ids `0..nodes`), a client
-/// certificate named `client` and an operator certificate named `operator`. Refuses if `dir` already holds a CA or any of the files.
-/// Returns the files written.
+/// The certificates a cluster of `nodes` replicas starts with: one per node (ids
+/// `0..nodes`), a client named `client` and an operator named `operator`.
+pub fn cluster_subjects(nodes: u16) -> Vec<Subject> {
+    (0..nodes)
+        .map(|i| Subject::Node(NodeId(i)))
+        .chain([
+            Subject::Client("client".into()),
+            Subject::Operator("operator".into()),
+        ])
+        .collect()
+}
+
+/// Make a new CA in `dir` with the [`cluster_subjects`] of `nodes` replicas. Refuses if
+/// `dir` already holds a CA or any of the files. Returns the files written.
 pub fn init(
     dir: &Path,
     nodes: u16,
@@ -145,13 +156,7 @@ pub fn init(
             ),
         });
     }
-    let subjects: Vec<Subject> = (0..nodes)
-        .map(|i| Subject::Node(NodeId(i)))
-        .chain([
-            Subject::Client("client".into()),
-            Subject::Operator("operator".into()),
-        ])
-        .collect();
+    let subjects = cluster_subjects(nodes);
     for subject in &subjects {
         refuse_existing(dir, subject)?;
     }

@@ -13,7 +13,7 @@
 //! emulation each node delays datagrams to its peers by the topology's one-way delay.
 //! Keyspaces are named after their protocol (`multipaxos`, `epaxos`, `dynamo`).
 
-use crate::certs::{self, CertsError, Subject};
+use crate::certs::{self, CertsError};
 use crate::config::{
     ConfigError, DynamoKeyspace, EpaxosKeyspace, KeyspaceConfig, MultiPaxosKeyspace, NodeConfig,
     TempoKeyspace,
@@ -125,11 +125,7 @@ fn write_certs(dir: &Path, n: u16) -> Result<(), ClusterError> {
         certs::init(dir, n, CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS)?;
         return Ok(());
     }
-    let subjects = (0..n).map(|i| Subject::Node(NodeId(i))).chain([
-        Subject::Client("client".into()),
-        Subject::Operator("operator".into()),
-    ]);
-    for subject in subjects {
+    for subject in certs::cluster_subjects(n) {
         if !dir.join(format!("{}.pem", subject.file_stem())).exists() {
             certs::issue(dir, None, &subject, LEAF_VALIDITY_DAYS, false)?;
         }

@@ -419,35 +419,38 @@ pub fn peer_node_id(
 /// The node an (already CA-verified) certificate chain speaks for, whichever it is: the
 /// id in its `node-<id>.meridian` name. `None` for client certificates.
 pub fn named_node(chain: &[CertificateDer<'static>]) -> Option<NodeId> {
-    let params = CertificateParams::from_ca_cert_der(chain.first()?).ok()?;
-    params.subject_alt_names.iter().find_map(|name| match name {
-        SanType::DnsName(dns) => {
-            let id = dns
-                .as_str()
-                .strip_prefix("node-")?
-                .strip_suffix(".meridian")?;
-            let id = NodeId(id.parse().ok()?);
-            // The name must also verify as that node's (as for configured peers).
-            peer_node_id(chain, [id])
-        }
-        _ => None,
+    leaf_dns_names(chain).iter().find_map(|dns| {
+        let id = dns.strip_prefix("node-")?.strip_suffix(".meridian")?;
+        let id = NodeId(id.parse().ok()?);
+        // The name must also verify as that node's (as for configured peers).
+        peer_node_id(chain, [id])
     })
+}
+
+/// The DNS names of a chain's leaf certificate (none if it does not parse).
+fn leaf_dns_names(chain: &[CertificateDer<'static>]) -> Vec<String> {
+    let Some(params) = chain
+        .first()
+        .and_then(|leaf| CertificateParams::from_ca_cert_der(leaf).ok())
+    else {
+        return Vec::new();
+    };
+    params
+        .subject_alt_names
+        .iter()
+        .filter_map(|name| match name {
+            SanType::DnsName(dns) => Some(dns.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether an (already CA-verified) certificate chain is an operator's: its leaf names
 /// `NAME.operator.meridian`.
 pub fn is_operator(chain: &[CertificateDer<'static>]) -> bool {
-    let Some(params) = chain
-        .first()
-        .and_then(|leaf| CertificateParams::from_ca_cert_der(leaf).ok())
-    else {
-        return false;
-    };
-    params.subject_alt_names.iter().any(|name| {
-        matches!(name, SanType::DnsName(dns) if dns
-            .as_str()
-            .strip_suffix(OPERATOR_NAME_SUFFIX)
-            .is_some_and(|who| !who.is_empty() && !who.contains('.')))
+    leaf_dns_names(chain).iter().any(|dns| {
+        dns.strip_suffix(OPERATOR_NAME_SUFFIX)
+            .is_some_and(|who| !who.is_empty() && !who.contains('.'))
     })
 }
 
