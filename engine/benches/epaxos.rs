@@ -53,6 +53,21 @@ fn dependency_computation(c: &mut Criterion) {
     group.finish();
 }
 
+/// Instance `id`, the `i`-th committed: a put on `key` after `deps`, in epoch 0.
+fn committed(
+    id: InstanceId,
+    i: u64,
+    key: u64,
+    deps: BTreeSet<InstanceId>,
+) -> (InstanceId, Payload, Attributes) {
+    let attributes = Attributes {
+        seq: i + 1,
+        deps,
+        epoch: 0,
+    };
+    (id, payload(i, key), attributes)
+}
+
 /// Committed instances where each depends on the previous instance on its key (plus, for
 /// a fraction, on an instance of another key, forming cross-key cycles).
 fn committed_graph(n: u64, keys: u64) -> Graph {
@@ -66,7 +81,7 @@ fn committed_graph(n: u64, keys: u64) -> Graph {
             deps.insert(prev);
         }
         last_on_key[key as usize] = Some(id);
-        out.push((id, payload(i, key), Attributes { seq: i + 1, deps }));
+        out.push(committed(id, i, key, deps));
     }
     out
 }
@@ -89,7 +104,7 @@ fn hot_and_unique_graph(n: u64) -> Graph {
         } else {
             11 + i
         };
-        out.push((id, payload(i, key), Attributes { seq: i + 1, deps }));
+        out.push(committed(id, i, key, deps));
     }
     out
 }

@@ -8,7 +8,8 @@
 //! [`ConfigSchedule`] records the rule "a change chosen in slot `i` governs slots `> i`".
 //!
 //! Multi-Paxos runs them (`multipaxos/membership.rs`); Dynamo reports its versioned ring
-//! as one (`dynamo/ring_state.rs`); EPaxos and Tempo still run the static
+//! as one (`dynamo/ring_state.rs`); EPaxos counts quorums by epoch (`epaxos/epochs.rs`)
+//! with epoch 0 only, and Tempo still runs the static
 //! [`Membership`](crate::protocol::Membership).
 
 use crate::id::{NodeId, RequestId};
@@ -36,7 +37,7 @@ impl Role {
 }
 
 /// One member of a configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConfigMember {
     /// Its id.
     pub id: NodeId,
@@ -92,7 +93,7 @@ pub enum ChangeError {
 }
 
 /// One epoch's members, in id order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Configuration {
     epoch: u64,
     members: Vec<ConfigMember>,

@@ -45,6 +45,7 @@ fn preaccept(value_size: usize) -> PeerFrame {
                     slot: 999_000 + u64::from(leader),
                 })
                 .collect::<BTreeSet<_>>(),
+            epoch: 0,
         },
         ran_everywhere: (0..5).map(|leader| (NodeId(leader), 998_000)).collect(),
     };

@@ -85,9 +85,10 @@ impl Collector {
     pub(super) fn floor(&self, replica: &Replica) -> BTreeMap<NodeId, u64> {
         let own = replica.executor.executed_prefix();
         let mut below: BTreeMap<NodeId, u64> = BTreeMap::new();
-        for &leader in &replica.members {
+        let members = replica.epochs.members();
+        for &leader in members {
             let mut min = own.get(&leader).copied().unwrap_or(0);
-            for &member in replica.members.iter().filter(|&&m| m != replica.id) {
+            for &member in members.iter().filter(|&&m| m != replica.id) {
                 let reported = self
                     .peer_prefixes
                     .get(&member)

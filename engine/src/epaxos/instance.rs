@@ -45,20 +45,28 @@ impl Ballot {
     }
 }
 
-/// Ordering attributes: a sequence number and the instances it depends on.
+/// Ordering attributes: a sequence number and the instances it depends on, and the
+/// configuration epoch the instance belongs to.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Attributes {
     /// Orders commands inside a strongly connected component.
     pub seq: u64,
     /// Interfering instances that must execute first (or in the same component).
     pub deps: BTreeSet<InstanceId>,
+    /// The epoch its leader started it in: the configuration whose voters size and count
+    /// its quorums for its whole life (`epochs.rs`). Fixed by the leader; every replica
+    /// reports the same one, so it rides along wherever attributes go (PreAccept, Accept,
+    /// TryPreAccept, Commit, recovery reports, durable records).
+    pub epoch: u64,
 }
 
 impl Attributes {
-    /// Union of dependencies and maximum sequence number (slow-path merge).
+    /// Union of dependencies and maximum sequence number (slow-path merge). Attributes
+    /// computed here from the key index carry no epoch (0) and take the other's.
     pub fn merge(&mut self, other: &Self) {
         self.seq = self.seq.max(other.seq);
         self.deps.extend(other.deps.iter().copied());
+        self.epoch = self.epoch.max(other.epoch);
     }
 }
 

@@ -248,6 +248,7 @@ impl Leadership {
         let mut attributes = replica
             .table
             .attributes_for(id, &payload, &replica.ran_everywhere);
+        attributes.epoch = replica.epochs.current();
         self.add_own_waiting(replica, &payload, &mut attributes);
         let proposal = Proposal {
             instance: id,
@@ -336,12 +337,14 @@ impl Leadership {
         else {
             return;
         };
+        let epoch = leading.original.epoch;
         let targets: Vec<NodeId> = if replica.config.thrifty && first && !leading.recovery {
             replica
                 .peers_by_distance
                 .iter()
                 .copied()
-                .take(replica.fast_quorum - 1)
+                .filter(|&n| replica.epochs.counts_vote(epoch, n))
+                .take(replica.epochs.fast_quorum(epoch).saturating_sub(1))
                 .collect()
         } else {
             let replied: Vec<NodeId> = match &leading.phase {
@@ -349,7 +352,8 @@ impl Leadership {
                 Phase::Accept { .. } => Vec::new(),
             };
             replica
-                .others()
+                .epochs
+                .other_voters(epoch)
                 .into_iter()
                 .filter(|n| !replied.contains(n))
                 .collect()
@@ -390,17 +394,20 @@ impl Leadership {
         let Phase::PreAccept { replies } = &mut leading.phase else {
             return None;
         };
-        if leading.ballot != ballot {
+        let epoch = leading.original.epoch;
+        if leading.ballot != ballot || !replica.epochs.counts_vote(epoch, from) {
             return None;
         }
         replies.insert(from, attributes);
         let unchanged = replies.values().all(|a| *a == leading.original);
-        if unchanged && replies.len() >= replica.fast_quorum && !leading.recovery {
+        let fast_quorum = replica.epochs.fast_quorum(epoch);
+        if unchanged && replies.len() >= fast_quorum && !leading.recovery {
             replica.metrics.incr("fast_path");
             let attributes = leading.original.clone();
             return self.decided(replica, id, attributes, CommitPath::Fast);
         }
-        if (!unchanged || leading.recovery) && replies.len() >= replica.slow_quorum {
+        let slow_quorum = replica.epochs.slow_quorum(epoch);
+        if (!unchanged || leading.recovery) && replies.len() >= slow_quorum {
             self.start_accept(replica, now, id);
         }
         None
@@ -423,7 +430,7 @@ impl Leadership {
         }
         let ballot = leading.ballot;
         leading.phase = Phase::Accept {
-            votes: VoteSet::new(replica.slow_quorum),
+            votes: VoteSet::new(replica.epochs.slow_quorum(attributes.epoch)),
         };
         leading.sent_at = now;
         let Some(payload) = replica.table.get(id).map(|i| i.payload.clone()) else {
@@ -454,7 +461,8 @@ impl Leadership {
             instance: id,
         };
         let targets: Vec<NodeId> = replica
-            .others()
+            .epochs
+            .other_voters(record.attributes.epoch)
             .into_iter()
             .filter(|n| !votes.voters().contains(n))
             .collect();
@@ -478,7 +486,8 @@ impl Leadership {
         let Phase::Accept { votes } = &mut leading.phase else {
             return None;
         };
-        if leading.ballot != ballot || !votes.add(from) {
+        let counts = replica.epochs.counts_vote(leading.original.epoch, from);
+        if leading.ballot != ballot || !counts || !votes.add(from) {
             return None;
         }
         if !leading.recovery {
@@ -529,8 +538,9 @@ impl Leadership {
             };
             leading.sent_at = now;
             replica.metrics.incr("retransmissions");
+            let slow_quorum = replica.epochs.slow_quorum(leading.original.epoch);
             match &leading.phase {
-                Phase::PreAccept { replies } if replies.len() >= replica.slow_quorum => {
+                Phase::PreAccept { replies } if replies.len() >= slow_quorum => {
                     self.start_accept(replica, now, id)
                 }
                 Phase::PreAccept { .. } => self.send_preaccepts(replica, id, false),
@@ -560,7 +570,7 @@ impl Leadership {
                 Phase::PreAccept { replies }
             }
             Status::Accepted => {
-                let mut votes = VoteSet::new(replica.slow_quorum);
+                let mut votes = VoteSet::new(replica.epochs.slow_quorum(original.epoch));
                 votes.add(replica.id);
                 Phase::Accept { votes }
             }
@@ -591,7 +601,7 @@ impl Leadership {
         now: Time,
         proposal: Proposal,
     ) {
-        let votes = VoteSet::new(replica.slow_quorum);
+        let votes = VoteSet::new(replica.epochs.slow_quorum(proposal.attributes.epoch));
         self.begin(replica, now, proposal, Phase::Accept { votes }, true);
     }
 

@@ -1,9 +1,8 @@
 //! Command-leader tests. Reference: Moraru et al., SOSP'13 — §4.3 (fast quorum, Figure 2
 //! phases).
 
-use super::test_support::{attrs, id, outputs, payload, replica};
-use super::{Attributes, Ballot, Epaxos, Message};
-use crate::id::NodeId;
+use super::test_support::{attrs, id, outputs, payload, preaccept_ok as reply, replica};
+use super::{Epaxos, Message};
 use crate::protocol::{Effect, Output, Protocol};
 use crate::request::ClientRequest;
 use crate::time::Time;
@@ -17,16 +16,6 @@ fn proposing(n: u16) -> Epaxos {
         ClientRequest::new(request.request, request.command),
     );
     leader
-}
-
-/// Replica `from`'s PreAccept reply for instance 0.0.
-fn reply(leader: &mut Epaxos, from: u16, attributes: Attributes) {
-    let reply = Message::PreAcceptOk {
-        ballot: Ballot::initial(id(0, 0)),
-        instance: id(0, 0),
-        attributes,
-    };
-    leader.handle_message(Time::ZERO, NodeId(from), reply);
 }
 
 /// §4.3: with N = 5 the fast quorum is 3 (leader included): two unchanged replies plus

@@ -37,6 +37,7 @@ mod acceptor;
 mod batch;
 mod compaction;
 mod config;
+mod epochs;
 mod execution;
 mod fence;
 mod gc;
@@ -59,6 +60,8 @@ mod batch_test;
 mod cluster_test;
 #[cfg(test)]
 mod compaction_test;
+#[cfg(test)]
+mod epochs_test;
 #[cfg(test)]
 mod execution_test;
 #[cfg(test)]
@@ -191,7 +194,8 @@ impl Epaxos {
     ) -> Self {
         let ordered = config.ordered_delivery;
         let mut replica = Replica::new(id, cluster, config);
-        let holds = Holds::new(id, cluster, replica.fast_quorum, ordered);
+        let epoch = replica.epochs.current();
+        let holds = Holds::new(id, cluster, replica.epochs.fast_quorum(epoch), ordered);
         let Replayed {
             next_slot,
             resume,
@@ -478,7 +482,7 @@ impl Protocol for Epaxos {
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
         self.now = now;
-        if !self.replica.members.contains(&from) {
+        if !self.replica.epochs.is_member(from) {
             self.replica.metrics.incr("dropped_messages");
             return;
         }

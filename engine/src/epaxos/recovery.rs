@@ -66,6 +66,10 @@ enum Reach {
 #[derive(Clone, Hash)]
 struct Recovery {
     ballot: Ballot,
+    /// The instance's epoch, whose voters the replies are counted among: the one known
+    /// here when the recovery starts (the current epoch if none), replaced by the one a
+    /// report names (every replica that knows the instance reports the same).
+    epoch: u64,
     phase: RecoveryPhase,
     started: Time,
 }
@@ -170,8 +174,13 @@ impl Recoveries {
         let phase = RecoveryPhase::Prepare {
             replies: BTreeMap::new(),
         };
+        let epoch = replica
+            .table
+            .get(id)
+            .map_or(replica.epochs.current(), |i| i.attributes.epoch);
         let recovery = Recovery {
             ballot,
+            epoch,
             phase,
             started: now,
         };
@@ -260,12 +269,22 @@ impl Recoveries {
         if recovery.ballot != ballot {
             return None;
         }
+        if let Some(named) = report.as_ref().map(|r| r.attributes.epoch) {
+            if named != recovery.epoch {
+                recovery.epoch = named;
+                replies.retain(|&n, _| replica.epochs.counts_vote(named, n));
+            }
+        }
+        let epoch = recovery.epoch;
+        if !replica.epochs.counts_vote(epoch, from) {
+            return None;
+        }
         replies.insert(from, report);
-        if replies.len() < replica.slow_quorum {
+        if replies.len() < replica.epochs.slow_quorum(epoch) {
             return None;
         }
         let replies = std::mem::take(replies);
-        self.decide(replica, now, id, ballot, replies)
+        self.decide(replica, now, id, ballot, epoch, replies)
     }
 
     /// The cases of the module doc, in order.
@@ -275,6 +294,7 @@ impl Recoveries {
         now: Time,
         id: InstanceId,
         ballot: Ballot,
+        epoch: u64,
         replies: BTreeMap<NodeId, Option<InstanceReport>>,
     ) -> Option<Outcome> {
         let reports: Vec<(NodeId, InstanceReport)> = replies
@@ -309,12 +329,15 @@ impl Recoveries {
         }
         // 3. A possible fast-path commit.
         if let Some((payload, attributes, agreed)) =
-            possible_fast_commit(&reports, id, replica.members.len())
+            possible_fast_commit(&reports, id, replica.epochs.voter_count(epoch))
         {
             return self.try_preaccept(replica, now, proposal(payload, attributes), agreed);
         }
         // 4./5. Phase 1 again (never the fast path), with the command if anyone saw it.
-        let mut attributes = Attributes::default();
+        let mut attributes = Attributes {
+            epoch,
+            ..Attributes::default()
+        };
         let payload = match reports.first() {
             Some((_, report)) => report.payload.clone(),
             None => Batch::noop(),
@@ -336,7 +359,8 @@ impl Recoveries {
         agreed: Vec<NodeId>,
     ) -> Option<Outcome> {
         let agreed: BTreeSet<NodeId> = agreed.into_iter().collect();
-        if agreed.len() >= replica.slow_quorum {
+        let epoch = proposal.attributes.epoch;
+        if agreed.len() >= replica.epochs.slow_quorum(epoch) {
             // A majority already pre-accepted these attributes for the leader: the union
             // its own slow path would accept. Nobody else's answer is needed (they may be
             // the failed leader alone).
@@ -348,11 +372,13 @@ impl Recoveries {
             payload,
             attributes,
         } = proposal;
+        // Every voter of its epoch, this replica included, that did not report them.
         let asked: BTreeSet<NodeId> = replica
-            .members
-            .iter()
-            .copied()
-            .filter(|n| !agreed.contains(n))
+            .epochs
+            .other_voters(epoch)
+            .into_iter()
+            .chain(std::iter::once(replica.id))
+            .filter(|&n| replica.epochs.counts_vote(epoch, n) && !agreed.contains(&n))
             .collect();
         let message = Message::TryPreAccept {
             ballot,
@@ -401,6 +427,9 @@ impl Recoveries {
         else {
             return None;
         };
+        if !asked.contains(&from) {
+            return None;
+        }
         answered.insert(from);
         let proposal = |payload: &Batch, attributes: &Attributes| Proposal {
             instance: id,
@@ -411,7 +440,7 @@ impl Recoveries {
         match conflict {
             None => {
                 agreed.insert(from);
-                if agreed.len() >= replica.slow_quorum {
+                if agreed.len() >= replica.epochs.slow_quorum(attributes.epoch) {
                     let accept = Outcome::Accept(proposal(payload, attributes));
                     return Some(self.hand_over(accept));
                 }

@@ -410,7 +410,7 @@ impl Epaxos {
             .map(|(&n, &s)| (n, s))
             .collect();
         for (node, start) in starts {
-            let members = &self.replica.members;
+            let members = self.replica.epochs.members();
             let after = members.iter().copied().find(|&m| m > node);
             let designated = after.or_else(|| members.iter().copied().find(|&m| m != node));
             if node == me || designated != Some(me) {

@@ -7,6 +7,7 @@
 //! (docs/design.md#epaxos, rule 5).
 
 use super::config::EpaxosConfig;
+use super::epochs::Epochs;
 use super::execution::{Executed, Executor};
 use super::fence::Fence;
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
@@ -15,7 +16,6 @@ use super::messages::{Message, Record};
 use super::table::InstanceTable;
 use crate::id::NodeId;
 use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
-use crate::quorum::{epaxos_fast_quorum, majority};
 use crate::request::{ClientReply, RequestError, Response};
 use crate::time::Time;
 
@@ -43,11 +43,11 @@ pub(super) struct Decision {
 #[derive(Clone)]
 pub(super) struct Replica {
     pub(super) id: NodeId,
-    pub(super) members: Vec<NodeId>,
+    /// Configurations by epoch: who votes on an instance, its quorum sizes, who hears
+    /// commits.
+    pub(super) epochs: Epochs,
     /// Other replicas nearest first (thrifty PreAccept targets).
     pub(super) peers_by_distance: Vec<NodeId>,
-    pub(super) fast_quorum: usize,
-    pub(super) slow_quorum: usize,
     pub(super) config: EpaxosConfig,
     pub(super) table: InstanceTable,
     pub(super) executor: Executor,
@@ -62,8 +62,6 @@ pub(super) struct Replica {
 impl Replica {
     /// A replica of `cluster` that knows nothing yet.
     pub(super) fn new(id: NodeId, cluster: &Membership, config: EpaxosConfig) -> Self {
-        let members: Vec<NodeId> = cluster.ids().collect();
-        let n = members.len();
         let peers_by_distance = cluster
             .by_distance(id)
             .into_iter()
@@ -71,10 +69,8 @@ impl Replica {
             .collect();
         Self {
             id,
-            members,
+            epochs: Epochs::initial(id, cluster),
             peers_by_distance,
-            fast_quorum: epaxos_fast_quorum(n),
-            slow_quorum: majority(n),
             table: InstanceTable::default(),
             executor: Executor::new(config.record_execution, config.key_session_window),
             fence: Fence::default(),
@@ -85,9 +81,10 @@ impl Replica {
         }
     }
 
-    /// Every member but this replica.
+    /// Every member of a kept configuration but this replica.
     pub(super) fn others(&self) -> Vec<NodeId> {
-        self.members
+        self.epochs
+            .members()
             .iter()
             .copied()
             .filter(|&n| n != self.id)
@@ -228,10 +225,8 @@ impl Replica {
         let Self {
             // Fixed at construction: the same in every state of a given replica.
             id: _,
-            members: _,
+            epochs,
             peers_by_distance: _,
-            fast_quorum: _,
-            slow_quorum: _,
             config: _,
             table,
             executor,
@@ -243,6 +238,7 @@ impl Replica {
             metrics: _,
         } = self;
         debug_assert!(outbox.is_empty(), "fingerprint of an undrained core");
+        epochs.hash(state);
         table.hash(state);
         executor.hash(state);
         fence.hash(state);

@@ -43,7 +43,18 @@ pub(super) fn attrs(seq: u64, deps: &[InstanceId]) -> Attributes {
     Attributes {
         seq,
         deps: deps.iter().copied().collect(),
+        epoch: 0,
     }
+}
+
+/// Replica `from`'s PreAccept reply for instance 0.0 at its initial ballot.
+pub(super) fn preaccept_ok(leader: &mut Epaxos, from: u16, attributes: Attributes) {
+    let reply = Message::PreAcceptOk {
+        ballot: Ballot::initial(id(0, 0)),
+        instance: id(0, 0),
+        attributes,
+    };
+    leader.handle_message(Time::ZERO, NodeId(from), reply);
 }
 
 /// Replica `me` of `n`, rebuilt from `records`, with the default options.

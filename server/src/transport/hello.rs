@@ -32,8 +32,9 @@ pub const WIRE_MAGIC: [u8; 4] = *b"MRDN";
 /// recovery reports say whether they witness the leader's initial-ballot attributes; 4:
 /// EPaxos PreAccepts carry what ran everywhere, Dynamo messages the ring version, Tempo's
 /// rejoin answer the floor of forgotten clocks; 5: Tempo's `AskPromises`; 6: Tempo's
-/// `Inquire`, catch-up by asking.)
-pub const WIRE_VERSION: u32 = 6;
+/// `Inquire`, catch-up by asking; 7: EPaxos attributes carry the instance's configuration
+/// epoch.)
+pub const WIRE_VERSION: u32 = 7;
 /// Bytes every release reads: the magic and the wire version.
 pub const PREFIX_LEN: usize = WIRE_MAGIC.len() + 4;
 /// Bytes of a hello of this wire version.
