@@ -28,6 +28,7 @@ fn payload(i: u64, key: u64) -> Payload {
             key: format!("k{key}").into_bytes(),
             value: b"v".to_vec(),
         },
+        change: None,
     }
 }
 

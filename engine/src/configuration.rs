@@ -8,8 +8,9 @@
 //! [`ConfigSchedule`] records the rule "a change chosen in slot `i` governs slots `> i`".
 //!
 //! Multi-Paxos runs them (`multipaxos/membership.rs`); Dynamo reports its versioned ring
-//! as one (`dynamo/ring_state.rs`); EPaxos counts quorums by epoch (`epaxos/epochs.rs`)
-//! with epoch 0 only, and Tempo still runs the static
+//! as one (`dynamo/ring_state.rs`); EPaxos keeps them in its executor and counts quorums by
+//! epoch (`epaxos/epochs.rs`), its switches not offered on the server yet,
+//! and Tempo still runs the static
 //! [`Membership`](crate::protocol::Membership).
 
 use crate::id::{NodeId, RequestId};
@@ -68,7 +69,7 @@ pub struct ProposedChange {
 }
 
 /// Why a change cannot be applied to a configuration.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ChangeError {
     /// The change was proposed against another epoch (a concurrent change won).
     #[error("change proposed against epoch {proposed}, but the configuration is at epoch {current}: one change at a time")]
@@ -114,6 +115,16 @@ impl Configuration {
         members.sort_by_key(|m| m.id);
         members.dedup_by_key(|m| m.id);
         Self { epoch: 0, members }
+    }
+
+    /// Epoch 0 of the replicas of `cluster` that `initial` names (all of them when
+    /// `None`), every one a voter; the rest of the cluster are spares a change can add.
+    pub fn initial_of(cluster: &Membership, initial: Option<&[NodeId]>) -> Self {
+        let mut members = cluster.clone();
+        if let Some(initial) = initial {
+            members.members.retain(|m| initial.contains(&m.id));
+        }
+        Self::initial(&members)
     }
 
     /// A configuration with these members (sorted by id; later duplicates dropped), for
@@ -215,7 +226,7 @@ impl Configuration {
 }
 
 /// How an operator's membership change ended, from the replica it was given to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChangeOutcome {
     /// The operator's request.
     pub request: RequestId,
@@ -224,7 +235,7 @@ pub struct ChangeOutcome {
 }
 
 /// Why a membership change did not take effect (or may not have).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ChangeFailure {
     /// Refused before anything was ordered: it does not apply to this replica's
     /// configuration, or this keyspace cannot change membership.
@@ -250,7 +261,7 @@ impl From<ChangeError> for ChangeFailure {
 }
 
 /// Why a chosen change cannot enter a [`ConfigSchedule`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ScheduleError {
     /// A change in a slot at or below the slot of the change already in effect.
     #[error(

@@ -36,6 +36,7 @@ fn preaccept(value_size: usize) -> PeerFrame {
             request: request(value_size).id,
             resend: false,
             command: request(value_size).command,
+            change: None,
         }),
         attributes: Attributes {
             seq: 123_456,

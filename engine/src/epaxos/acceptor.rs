@@ -44,6 +44,9 @@ impl Replica {
                 return;
             }
         }
+        if !self.admits(from, id, leader_attributes.epoch) {
+            return;
+        }
         let mut attributes = self.table.attributes_for(id, &payload, ran_everywhere);
         attributes.merge(&leader_attributes);
         let unchanged = attributes == leader_attributes;
@@ -83,6 +86,26 @@ impl Replica {
             instance: id,
         };
         self.record_and_reply(id, from, reply);
+    }
+
+    /// Whether this replica computes attributes for an instance of `epoch` (docs/design.md,
+    /// "EPaxos epochs", rule 3): only in that epoch and as its voter. Past it, the sender
+    /// is told the epoch moved (its leader restarts the commands in the new one); before
+    /// it, or not a voter of it, nothing is said (it learns the switch by commits).
+    pub(super) fn admits(&mut self, from: NodeId, id: InstanceId, epoch: u64) -> bool {
+        let current = self.epochs.current();
+        if self.epochs.votes_in_current(epoch, self.id) {
+            return true;
+        }
+        self.metrics.incr("preaccepts_refused_epoch");
+        if epoch < current {
+            let moved = Message::EpochMoved {
+                instance: id,
+                epoch: current,
+            };
+            self.outbox.send(from, moved);
+        }
+        false
     }
 
     /// Persist `id`'s record, then send `reply` to `to` (a vote never goes out before

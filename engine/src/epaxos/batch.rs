@@ -89,6 +89,7 @@ impl Intake {
                     request: request.id,
                     resend: request.resend,
                     command: request.command,
+                    change: None,
                 };
                 if !self.submit(leader, replica, now, payload) {
                     replica.metrics.incr("requests_rejected");

@@ -198,6 +198,7 @@ fn a_batch_interferes_through_any_of_its_commands() {
             key: key.as_bytes().to_vec(),
             value: Vec::new(),
         },
+        change: None,
     };
     let mut index = KeyIndex::default();
     let earlier = InstanceId {

@@ -1,6 +1,7 @@
 //! EPaxos configuration.
 
 use crate::command::{DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES};
+use crate::id::NodeId;
 use crate::session::KEY_SESSION_WINDOW;
 use std::time::Duration;
 
@@ -64,6 +65,10 @@ pub struct EpaxosConfig {
     /// the checkers can show why the vote waits (docs/design.md#epaxos, "Ordered
     /// delivery"). Never set it in a deployment.
     pub unsafe_vote_before_release: bool,
+    /// The replicas that form the configuration of epoch 0, all voters (default `None`:
+    /// every replica of the cluster). The others are spares until a membership switch
+    /// adds them (docs/design.md, "EPaxos epochs").
+    pub initial_members: Option<Vec<NodeId>>,
 }
 
 impl Default for EpaxosConfig {
@@ -83,6 +88,7 @@ impl Default for EpaxosConfig {
             unsafe_rejoin_without_fence: false,
             ordered_delivery: false,
             unsafe_vote_before_release: false,
+            initial_members: None,
         }
     }
 }
@@ -117,6 +123,12 @@ impl EpaxosConfig {
     /// Thrifty PreAccepts.
     pub fn with_thrifty(mut self, thrifty: bool) -> Self {
         self.thrifty = thrifty;
+        self
+    }
+
+    /// Start with only `members` in the configuration (epoch 0, all voters).
+    pub fn with_initial_members(mut self, members: Vec<NodeId>) -> Self {
+        self.initial_members = Some(members);
         self
     }
 

@@ -4,12 +4,12 @@
 //! included. A vote from anyone else is dropped, and an epoch this replica does not know
 //! has quorums nobody can reach (it decides nothing there).
 //!
-//! Until membership changes run through EPaxos (issue 14) every replica holds one epoch,
-//! 0, with every member of the static cluster a voter.
+//! The history comes from the executor (`execution.rs`): epoch 0 is the static cluster
+//! with every member a voter, and each executed switch adds the next epoch. It is
+//! replicated state, so snapshots and state transfers carry it.
 
 use crate::configuration::Configuration;
 use crate::id::NodeId;
-use crate::protocol::Membership;
 use std::collections::BTreeMap;
 
 /// The configurations of the epochs that may still have live instances, and the epoch
@@ -25,15 +25,22 @@ pub(super) struct Epochs {
 
 impl Epochs {
     /// Epoch 0 of `cluster`: every member a voter.
-    pub(super) fn initial(me: NodeId, cluster: &Membership) -> Self {
-        let initial = Configuration::initial(cluster);
+    #[cfg(test)]
+    pub(super) fn initial(me: NodeId, cluster: &crate::protocol::Membership) -> Self {
+        Self::from_history(me, &[Configuration::initial(cluster)])
+    }
+
+    /// The configurations the executor holds (oldest first), the newest current.
+    pub(super) fn from_history(me: NodeId, history: &[Configuration]) -> Self {
         let mut epochs = Self {
             me,
-            current: initial.epoch(),
-            configurations: BTreeMap::from([(initial.epoch(), initial)]),
+            current: 0,
+            configurations: BTreeMap::new(),
             members: Vec::new(),
         };
-        epochs.refresh_members();
+        for configuration in history {
+            epochs.enter(configuration.clone());
+        }
         epochs
     }
 
@@ -65,6 +72,12 @@ impl Epochs {
             .map_or(0, Configuration::voter_count)
     }
 
+    /// Whether `id` computes attributes for an instance of `epoch`: it is the current
+    /// epoch here and `id` votes in it.
+    pub(super) fn votes_in_current(&self, epoch: u64, id: NodeId) -> bool {
+        epoch == self.current && self.counts_vote(epoch, id)
+    }
+
     /// Whether a vote from `from` counts for an instance of `epoch`.
     pub(super) fn counts_vote(&self, epoch: u64, from: NodeId) -> bool {
         self.configurations
@@ -92,7 +105,6 @@ impl Epochs {
 
     /// Take `next`, the configuration a switch made, as the epoch new own instances start
     /// in; earlier epochs stay known until their instances are done.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn enter(&mut self, next: Configuration) {
         self.current = self.current.max(next.epoch());
         self.configurations.insert(next.epoch(), next);

@@ -18,7 +18,8 @@
 
 use super::instance::{Attributes, Batch, InstanceId, Payload};
 use crate::command::CommandResult;
-use crate::id::NodeId;
+use crate::configuration::{ChangeError, Configuration, ProposedChange};
+use crate::id::{NodeId, RequestId};
 use crate::session::{Admission, KeySessions};
 use crate::state_machine::{KvStore, StateMachine};
 use crate::time::Time;
@@ -36,8 +37,12 @@ pub struct ExecutedEntry {
 }
 
 /// An executed command and its result (or `None` for a resend its key no longer
-/// remembers: answered `SessionExpired`, not run).
+/// remembers: answered `SessionExpired`, not run; and for a membership switch).
 pub type Executed = (InstanceId, Payload, Option<CommandResult>);
+
+/// A membership switch executed here: the operator's request and the configuration it
+/// made, or why it did not apply (another switch from its epoch ran first).
+pub type Switched = (RequestId, Result<Configuration, ChangeError>);
 
 /// Runs committed instances in dependency order (see the module doc).
 #[derive(Clone, Default, Hash)]
@@ -60,6 +65,12 @@ pub struct Executor {
     kv: KvStore,
     sessions: KeySessions,
     order: Vec<ExecutedEntry>,
+    /// Configurations by epoch, oldest first: the initial one, then one per switch that
+    /// applied (docs/design.md, "EPaxos epochs"). Replicated state: snapshots and state
+    /// transfers carry it. Empty for an executor that runs no switches (tests, benches).
+    configurations: Vec<Configuration>,
+    /// Switches executed since the replica last took them.
+    switched: Vec<Switched>,
 }
 
 /// The execution a snapshot keeps (see [`Executor::executed_state`]).
@@ -73,6 +84,8 @@ pub struct ExecutedState {
     pub kv: KvStore,
     /// The exactly-once table.
     pub sessions: KeySessions,
+    /// Configurations by epoch, oldest first (empty: the replica's initial one).
+    pub configurations: Vec<Configuration>,
 }
 
 struct Frame {
@@ -137,7 +150,23 @@ impl Executor {
             above: self.executed_above.clone(),
             kv: self.kv.clone(),
             sessions: self.sessions.clone(),
+            configurations: self.configurations.clone(),
         }
+    }
+
+    /// Start from `initial`, the configuration of epoch 0 (before replay).
+    pub(super) fn start_from(&mut self, initial: Configuration) {
+        self.configurations = vec![initial];
+    }
+
+    /// Configurations by epoch, oldest first.
+    pub fn configurations(&self) -> &[Configuration] {
+        &self.configurations
+    }
+
+    /// The switches executed since the last call.
+    pub(super) fn take_switched(&mut self) -> Vec<Switched> {
+        std::mem::take(&mut self.switched)
     }
 
     /// Start from a snapshot's execution (replay or state transfer). What was committed
@@ -150,6 +179,9 @@ impl Executor {
         let window = self.sessions.window();
         self.sessions = state.sessions;
         self.sessions.set_window(window);
+        if !state.configurations.is_empty() {
+            self.configurations = state.configurations;
+        }
         self.committed.clear();
         self.missing.clear();
         self.dependents.clear();
@@ -351,6 +383,12 @@ impl Executor {
             };
             self.mark_executed(id);
             for payload in batch.commands() {
+                if let Some(change) = &payload.change {
+                    self.switch(payload.request, change);
+                    self.note_order(id, payload);
+                    done.push((id, payload.clone(), None));
+                    continue;
+                }
                 let result = self.execute(id, payload);
                 done.push((id, payload.clone(), result));
             }
@@ -378,6 +416,28 @@ impl Executor {
         }
     }
 
+    /// Apply a membership switch to the newest configuration (executors without one run
+    /// no switches).
+    fn switch(&mut self, request: RequestId, change: &ProposedChange) {
+        let Some(current) = self.configurations.last() else {
+            return;
+        };
+        let result = current.apply(change);
+        if let Ok(next) = &result {
+            self.configurations.push(next.clone());
+        }
+        self.switched.push((request, result));
+    }
+
+    fn note_order(&mut self, id: InstanceId, payload: &Payload) {
+        if self.record_order {
+            self.order.push(ExecutedEntry {
+                instance: id,
+                payload: payload.clone(),
+            });
+        }
+    }
+
     /// Run one command once (a repeat gets the first result, if remembered).
     fn execute(&mut self, id: InstanceId, payload: &Payload) -> Option<CommandResult> {
         match self
@@ -388,12 +448,7 @@ impl Executor {
                 let result = self.kv.apply(&payload.command);
                 self.sessions
                     .record(payload.request, &payload.command, result.clone());
-                if self.record_order {
-                    self.order.push(ExecutedEntry {
-                        instance: id,
-                        payload: payload.clone(),
-                    });
-                }
+                self.note_order(id, payload);
                 Some(result)
             }
             Admission::Duplicate(result) => Some(result),

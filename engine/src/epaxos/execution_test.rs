@@ -83,6 +83,7 @@ fn old_requests_committed_after_thousands_of_newer_ones_still_execute() {
             key: format!("k{seq}").into_bytes(),
             value: b"v".to_vec(),
         },
+        change: None,
     };
     for seq in (0..3_000).rev() {
         executor.commit(

@@ -3,6 +3,7 @@
 //! knows it ([`Instance`]). Nothing here imports another file of the folder.
 
 use crate::command::Command;
+use crate::configuration::ProposedChange;
 use crate::id::{ClientId, NodeId, RequestId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -91,6 +92,10 @@ pub struct Payload {
     pub resend: bool,
     /// What to execute.
     pub command: Command,
+    /// A membership switch (docs/design.md, "EPaxos epochs", rule 2): executing it makes
+    /// the next epoch's configuration. Its command is the no-op read; it interferes with
+    /// every command and travels alone in its instance.
+    pub change: Option<ProposedChange>,
 }
 
 /// Client id reserved for no-ops that recovery commits when no replica saw the command.
@@ -107,12 +112,27 @@ impl Payload {
             },
             resend: false,
             command: Command::Get { key: Vec::new() },
+            change: None,
+        }
+    }
+
+    /// The switch that applies `change`, proposed for the operator's `request`.
+    pub fn switch(request: RequestId, change: ProposedChange) -> Self {
+        Self {
+            request,
+            change: Some(change),
+            ..Self::noop()
         }
     }
 
     /// Whether this is a recovery no-op.
     pub fn is_noop(&self) -> bool {
-        self.request.client == NOOP_CLIENT
+        self.request.client == NOOP_CLIENT && self.change.is_none()
+    }
+
+    /// Whether this is a membership switch.
+    pub fn is_switch(&self) -> bool {
+        self.change.is_some()
     }
 }
 
@@ -141,8 +161,16 @@ impl Batch {
         &self.0
     }
 
-    /// Whether running `self` and `other` in either order can differ.
+    /// Whether it holds a membership switch.
+    pub fn is_switch(&self) -> bool {
+        self.0.iter().any(Payload::is_switch)
+    }
+
+    /// Whether running `self` and `other` in either order can differ (a switch: always).
     pub fn interferes(&self, other: &Self) -> bool {
+        if self.is_switch() || other.is_switch() {
+            return true;
+        }
         self.0
             .iter()
             .any(|a| other.0.iter().any(|b| a.command.interferes(&b.command)))

@@ -17,9 +17,15 @@ pub type RanEverywhere = BTreeMap<NodeId, u64>;
 /// dependencies are found without scanning every instance. Earlier instances of the same
 /// leader are reached transitively (a leader always includes its own earlier interfering
 /// instances). Keys are hashed, not compared ([`KeyMap`]); encoded in key order.
+///
+/// A membership switch interferes with every command (docs/design.md, "EPaxos epochs",
+/// rule 2): it depends on the latest instances of every key, and every later command
+/// depends on the latest switch of each leader (`barriers`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeyIndex {
     keys: KeyMap<Leaders>,
+    /// Per leader, its latest switch (as a write).
+    barriers: Leaders,
 }
 
 /// A key's entries by leader, sorted by leader. Most keys are named by one leader (a
@@ -45,6 +51,63 @@ impl Leaders {
         };
         &mut self.0[at].1
     }
+
+    /// Add to `attributes` the instances a command other than `this` must follow here
+    /// (a write follows the reads after the latest write too), leaving out those below
+    /// `ran_everywhere`; `attributes.seq` becomes the highest of their sequence numbers.
+    fn add_to(
+        &self,
+        attributes: &mut Attributes,
+        this: InstanceId,
+        write: bool,
+        ran_everywhere: &RanEverywhere,
+    ) {
+        for &(leader, ref entry) in &self.0 {
+            let floor = ran_everywhere.get(&leader).copied().unwrap_or(0);
+            let mut add = |slot: u64, seq: u64| {
+                let id = InstanceId { leader, slot };
+                if id != this && slot >= floor {
+                    attributes.deps.insert(id);
+                    attributes.seq = attributes.seq.max(seq);
+                }
+            };
+            if let Some((slot, seq)) = entry.last_write {
+                add(slot, seq);
+            }
+            if write {
+                for &(slot, seq) in &entry.reads_after {
+                    add(slot, seq);
+                }
+            }
+        }
+    }
+
+    /// Drop the entries whose instances all lie below `floor` (they ran everywhere).
+    fn prune(&mut self, floor: &BTreeMap<NodeId, u64>) {
+        self.0.retain(|(leader, entry)| {
+            let below = floor.get(leader).copied().unwrap_or(0);
+            let newest = entry
+                .reads_after
+                .iter()
+                .map(|&(slot, _)| slot)
+                .chain(entry.last_write.map(|(slot, _)| slot))
+                .max();
+            newest.is_some_and(|slot| slot >= below)
+        });
+    }
+
+    /// Name every instance `other` names.
+    fn merge(&mut self, other: &Leaders) {
+        for (leader, entry) in &other.0 {
+            let target = self.entry(*leader);
+            if let Some((slot, seq)) = entry.last_write {
+                target.note_write(slot, seq);
+            }
+            for &(slot, seq) in &entry.reads_after {
+                target.note_read(slot, seq);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,30 +130,28 @@ impl KeyIndex {
         ran_everywhere: &RanEverywhere,
     ) -> Attributes {
         let mut attributes = Attributes::default();
-        let Some(entries) = self.keys.get(command.key()) else {
-            attributes.seq = 1;
-            return attributes;
-        };
-        let mut max_seq = 0;
-        for &(leader, ref entry) in &entries.0 {
-            let floor = ran_everywhere.get(&leader).copied().unwrap_or(0);
-            let mut add = |slot: u64, seq: u64| {
-                let id = InstanceId { leader, slot };
-                if id != this && slot >= floor {
-                    attributes.deps.insert(id);
-                    max_seq = max_seq.max(seq);
-                }
-            };
-            if let Some((slot, seq)) = entry.last_write {
-                add(slot, seq);
-            }
-            if !command.is_read() {
-                for &(slot, seq) in &entry.reads_after {
-                    add(slot, seq);
-                }
-            }
+        // Every command follows the latest switches (a barrier is a write).
+        let key_entries = self.keys.get(command.key());
+        for entries in [Some(&self.barriers), key_entries].into_iter().flatten() {
+            entries.add_to(&mut attributes, this, !command.is_read(), ran_everywhere);
         }
-        attributes.seq = max_seq + 1;
+        attributes.seq += 1;
+        attributes
+    }
+
+    /// Attributes for a membership switch: it follows the latest instances of every
+    /// key and every earlier switch, as a write on every key would.
+    fn attributes_for_switch(
+        &self,
+        this: InstanceId,
+        ran_everywhere: &RanEverywhere,
+    ) -> Attributes {
+        let mut attributes = Attributes::default();
+        let every_key = self.keys.iter_unordered().map(|(_, leaders)| leaders);
+        for entries in std::iter::once(&self.barriers).chain(every_key) {
+            entries.add_to(&mut attributes, this, true, ran_everywhere);
+        }
+        attributes.seq += 1;
         attributes
     }
 
@@ -117,6 +178,9 @@ impl KeyIndex {
         batch: &Batch,
         ran_everywhere: &RanEverywhere,
     ) -> Attributes {
+        if batch.is_switch() {
+            return self.attributes_for_switch(this, ran_everywhere);
+        }
         let mut attributes = Attributes::default();
         for payload in batch.commands() {
             attributes.merge(&self.attributes_for(this, &payload.command, ran_everywhere));
@@ -126,6 +190,10 @@ impl KeyIndex {
 
     /// Remember every command of a batch.
     pub fn insert_batch(&mut self, id: InstanceId, batch: &Batch, seq: u64) {
+        if batch.is_switch() {
+            self.barriers.entry(id.leader).note_write(id.slot, seq);
+            return;
+        }
         for payload in batch.commands() {
             self.insert(id, &payload.command, seq);
         }
@@ -138,18 +206,10 @@ impl KeyIndex {
     pub fn prune(&mut self, floor: &BTreeMap<NodeId, u64>) -> usize {
         let before = self.keys.len();
         self.keys.retain(|_, leaders| {
-            leaders.0.retain(|(leader, entry)| {
-                let below = floor.get(leader).copied().unwrap_or(0);
-                let newest = entry
-                    .reads_after
-                    .iter()
-                    .map(|&(slot, _)| slot)
-                    .chain(entry.last_write.map(|(slot, _)| slot))
-                    .max();
-                newest.is_some_and(|slot| slot >= below)
-            });
+            leaders.prune(floor);
             !leaders.0.is_empty()
         });
+        self.barriers.prune(floor);
         before - self.keys.len()
     }
 
@@ -158,17 +218,9 @@ impl KeyIndex {
     pub fn merge(&mut self, other: &KeyIndex) {
         // The result does not depend on the order keys are visited in.
         for (key, leaders) in other.keys.iter_unordered() {
-            let mine = self.keys.entry_or_default(key.clone());
-            for (leader, entry) in &leaders.0 {
-                let target = mine.entry(*leader);
-                if let Some((slot, seq)) = entry.last_write {
-                    target.note_write(slot, seq);
-                }
-                for &(slot, seq) in &entry.reads_after {
-                    target.note_read(slot, seq);
-                }
-            }
+            self.keys.entry_or_default(key.clone()).merge(leaders);
         }
+        self.barriers.merge(&other.barriers);
     }
 
     /// Keys indexed.

@@ -48,8 +48,8 @@ fn entries_of_several_leaders_stay_sorted_and_all_count() {
     assert_eq!(attributes.seq, 5);
 }
 
-/// Snapshots keep their format: the index encodes as the map of maps it replaced, and
-/// decodes to the same index.
+/// The keys encode as the map of maps the sorted vectors replaced, followed by the
+/// barriers in the same shape; the index decodes to itself.
 #[test]
 fn the_index_encodes_as_the_maps_it_replaced() {
     let mut index = KeyIndex::default();
@@ -65,7 +65,8 @@ fn the_index_encodes_as_the_maps_it_replaced() {
     }
     assert_eq!(old[&b"a".to_vec()].len(), 2);
     let bytes = crate::transfer::encode(&index);
-    assert_eq!(bytes, crate::transfer::encode(&old));
+    let no_barriers: BTreeMap<NodeId, KeyEntry> = BTreeMap::new();
+    assert_eq!(bytes, crate::transfer::encode(&(old, no_barriers)));
     let decoded: KeyIndex = crate::transfer::decode(&bytes).expect("decodes");
     assert_eq!(decoded, index);
 }
@@ -96,4 +97,69 @@ fn what_ran_everywhere_is_left_out() {
     let deps: Vec<InstanceId> = attributes.deps.iter().copied().collect();
     assert_eq!(deps, [at(2, 5)]);
     assert_eq!(attributes.seq, 4);
+}
+
+fn switch() -> Batch {
+    use crate::configuration::{Change, ProposedChange};
+    let change = ProposedChange {
+        from_epoch: 0,
+        change: Change::Remove(NodeId(9)),
+    };
+    Batch::single(super::super::Payload::switch(
+        crate::id::RequestId {
+            client: crate::id::ClientId(u64::MAX),
+            seq: 1,
+        },
+        change,
+    ))
+}
+
+/// A switch is a barrier (docs/design.md, "EPaxos epochs", rule 2): it follows the
+/// latest write and the reads after it of every key, and every later command, read or
+/// write, on any key follows it.
+#[test]
+fn a_switch_follows_every_key_and_everything_follows_it() {
+    let mut index = KeyIndex::default();
+    index.insert(at(0, 1), &put("a"), 1);
+    index.insert(at(1, 1), &get("a"), 2);
+    index.insert(at(2, 4), &put("b"), 5);
+    let none = RanEverywhere::new();
+    let attributes = index.attributes_for_batch(at(1, 2), &switch(), &none);
+    let deps: Vec<InstanceId> = attributes.deps.iter().copied().collect();
+    assert_eq!(deps, [at(0, 1), at(1, 1), at(2, 4)]);
+    assert_eq!(attributes.seq, 6);
+    index.insert_batch(at(1, 2), &switch(), attributes.seq);
+    for command in [get("a"), put("c")] {
+        let later = index.attributes_for(at(0, 2), &command, &none);
+        assert!(
+            later.deps.contains(&at(1, 2)),
+            "{command:?} follows the switch"
+        );
+        assert!(later.seq > 6);
+    }
+    let next_switch = index.attributes_for_batch(at(0, 3), &switch(), &none);
+    assert!(
+        next_switch.deps.contains(&at(1, 2)),
+        "switches are ordered too"
+    );
+    assert!(
+        !index.keys.contains_key(b"".as_slice()),
+        "a switch names no key"
+    );
+}
+
+/// A switch every replica executed is pruned like any entry.
+#[test]
+fn a_switch_that_ran_everywhere_is_pruned() {
+    let mut index = KeyIndex::default();
+    index.insert_batch(at(1, 2), &switch(), 1);
+    index.prune(&[(NodeId(1), 2)].into());
+    assert!(
+        !index.barriers.0.is_empty(),
+        "slot 2 is not below the floor"
+    );
+    index.prune(&[(NodeId(1), 3)].into());
+    assert!(index.barriers.0.is_empty());
+    let later = index.attributes_for(at(0, 0), &put("a"), &RanEverywhere::new());
+    assert!(later.deps.is_empty());
 }

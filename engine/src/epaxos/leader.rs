@@ -67,6 +67,12 @@ pub(super) struct Leadership {
     /// time; they are stored but not indexed here until then.
     own_delay: Duration,
     own_votes: BTreeSet<(Time, InstanceId)>,
+    /// Own instances abandoned for a no-op, with the commands they held: proposed again
+    /// once the no-op commits (then the commands cannot run through them).
+    abandoned: BTreeMap<InstanceId, Batch>,
+    /// Commands of abandoned instances decided as no-ops, to propose again in the current
+    /// epoch (`take_restarts`).
+    restarts: Vec<Batch>,
 }
 
 impl Leadership {
@@ -78,6 +84,8 @@ impl Leadership {
             leading: BTreeMap::new(),
             own_delay: Duration::ZERO,
             own_votes: BTreeSet::new(),
+            abandoned: BTreeMap::new(),
+            restarts: Vec::new(),
         }
     }
 
@@ -96,7 +104,7 @@ impl Leadership {
         match self.own_votes.first() {
             Some(&(at, id)) if at <= now => {
                 self.own_votes.pop_first();
-                self.cast_own_vote(replica, id);
+                self.cast_own_vote(replica, now, id);
                 true
             }
             _ => false,
@@ -107,11 +115,19 @@ impl Leadership {
     /// waits for PreAccept replies at its initial ballot, vote on it as an acceptor
     /// would, from what is indexed here by now (its record is persisted again first if
     /// that adds anything). Whatever happened to it meanwhile, it is indexed.
-    fn cast_own_vote(&mut self, replica: &mut Replica, id: InstanceId) {
+    fn cast_own_vote(&mut self, replica: &mut Replica, now: Time, id: InstanceId) {
         let initial = Ballot::initial(id);
         let waiting = self.leading.get(&id).is_some_and(|l| {
             l.ballot == initial && !l.recovery && matches!(l.phase, Phase::PreAccept { .. })
         });
+        let epoch = replica.table.get(id).map(|i| i.attributes.epoch);
+        if waiting && epoch.is_some_and(|e| !replica.epochs.votes_in_current(e, replica.id)) {
+            // A switch ran here since it was proposed: no attributes for its old epoch
+            // (rule 3 of "EPaxos epochs"), as from any other replica.
+            replica.table.index_stored(id);
+            self.on_epoch_moved(replica, now, id);
+            return;
+        }
         // A recovery's higher ballot promised here meanwhile: no vote in the initial one.
         let promised_higher = replica.table.promised_for(id) > initial;
         let instance = replica.table.get(id);
@@ -522,6 +538,66 @@ impl Leadership {
         })
     }
 
+    /// Rule 4 of "EPaxos epochs": a PreAccept of `id` was refused because its epoch
+    /// ended there. With a majority of its epoch's replies in hand the slow path goes on
+    /// (Accept is answered whatever the epoch); otherwise the instance commits a no-op
+    /// (with the instance's own attributes) through Accept at its ballot (nothing can have
+    /// been chosen for it: only this
+    /// driver could have decided at this ballot, and it did not), and once it committed
+    /// as a no-op an own instance's commands are proposed again in the current epoch
+    /// (`on_committed`, `take_restarts`). Should a recovery commit the commands instead,
+    /// they are not proposed again.
+    pub(super) fn on_epoch_moved(&mut self, replica: &mut Replica, now: Time, id: InstanceId) {
+        let Some(leading) = self.leading.get_mut(&id) else {
+            return;
+        };
+        let Phase::PreAccept { replies } = &leading.phase else {
+            return;
+        };
+        let epoch = leading.original.epoch;
+        if replies.len() >= replica.epochs.slow_quorum(epoch) {
+            self.start_accept(replica, now, id);
+            return;
+        }
+        let own = id.leader == replica.id && !leading.recovery;
+        // The no-op keeps the instance's attributes: the key index names only each
+        // leader's latest instance on a key and reaches its earlier ones through their
+        // dependencies, so a no-op that dropped them would cut that chain.
+        let noop = leading.original.clone();
+        leading.phase = Phase::Accept {
+            votes: VoteSet::new(replica.epochs.slow_quorum(epoch)),
+        };
+        leading.sent_at = now;
+        let ballot = leading.ballot;
+        let abandoned = replica
+            .table
+            .get(id)
+            .map(|i| i.payload.clone())
+            .filter(|_| own);
+        if let Some(batch) = abandoned.filter(|b| !b.is_noop()) {
+            self.abandoned.insert(id, batch);
+        }
+        replica.metrics.incr("instances_abandoned");
+        let status = Status::Accepted;
+        replica.table.store(id, Batch::noop(), noop, status, ballot);
+        self.send_accepts(replica, id, true);
+    }
+
+    /// `id` committed with `payload`: an abandoned instance decided as the no-op gives
+    /// its commands back to propose again.
+    pub(super) fn on_committed(&mut self, id: InstanceId, payload: &Batch) {
+        if let Some(batch) = self.abandoned.remove(&id) {
+            if payload.is_noop() {
+                self.restarts.push(batch);
+            }
+        }
+    }
+
+    /// Own commands of abandoned instances, to propose again.
+    pub(super) fn take_restarts(&mut self) -> Vec<Batch> {
+        std::mem::take(&mut self.restarts)
+    }
+
     /// Resend what went unanswered for a retry timeout: PreAccepts to everyone not heard
     /// from (settling for the slow path once a majority replied), Accepts likewise.
     pub(super) fn retransmit(&mut self, replica: &mut Replica, now: Time) {
@@ -589,7 +665,7 @@ impl Leadership {
         } else {
             self.send_preaccepts(replica, id, false);
             if vote_again {
-                self.cast_own_vote(replica, id);
+                self.cast_own_vote(replica, now, id);
             }
         }
     }

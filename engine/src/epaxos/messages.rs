@@ -76,6 +76,15 @@ pub enum Message {
         /// The higher ballot.
         promised: Ballot,
     },
+    /// A PreAccept was refused because the replica executed the switch that ends the
+    /// instance's epoch: it computes no new attributes for it (docs/design.md, "EPaxos
+    /// epochs", rule 3).
+    EpochMoved {
+        /// Instance.
+        instance: InstanceId,
+        /// The epoch the replica is in.
+        epoch: u64,
+    },
     /// Recovery phase 1: promise `ballot` for `instance` and report what you know.
     Prepare {
         /// The recovering replica's ballot.

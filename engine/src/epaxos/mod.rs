@@ -71,6 +71,8 @@ mod hold_test;
 #[cfg(test)]
 mod leader_test;
 #[cfg(test)]
+mod membership_test;
+#[cfg(test)]
 mod model_check;
 #[cfg(test)]
 mod recovery_test;
@@ -88,7 +90,8 @@ pub use instance::{Attributes, Ballot, Batch, InstanceId, Payload, Status};
 pub use key_index::{KeyIndex, RanEverywhere};
 pub use messages::{InstanceRecord, InstanceReport, Message, Record, RejoinState, Snapshot};
 
-use crate::id::NodeId;
+use crate::configuration::{Change, ChangeFailure, ChangeOutcome, Configuration, ProposedChange};
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{Membership, Metrics, Output, Protocol};
 use crate::request::ClientRequest;
 use crate::time::Time;
@@ -102,6 +105,10 @@ use recovery::{Outcome, Recoveries};
 use rejoin::Rejoin;
 use replay::{replay, Replayed};
 use replica::{Decision, Replica};
+
+/// Retry timeouts a membership change may take before it is answered `Timeout` (its
+/// switch may still execute later: the operator reads the epoch).
+const CHANGE_TIMEOUT_ROUNDS: u32 = 20;
 
 /// EPaxos duties on the clock (docs/design.md#timers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -202,6 +209,9 @@ impl Epaxos {
             fence,
         } = replay(id, recovered, &mut replica.table, &mut replica.executor);
         replica.fence = fence;
+        // The epochs of the snapshot and of the switches replay executed.
+        replica.take_switches();
+        replica.follow_configurations();
         let mut timers = Timers::new();
         if !replica.config.gc_interval.is_zero() {
             // The first report goes out one interval after start (at once after a restart
@@ -265,6 +275,7 @@ impl Epaxos {
             return;
         }
         self.leader.stop(id);
+        self.leader.on_committed(id, &decision.payload);
         self.recoveries.stop(id);
         self.replica.commit(now, decision);
     }
@@ -353,6 +364,10 @@ impl Epaxos {
             Message::AcceptOk { ballot, instance } => {
                 let decided = self.leader.on_accept_ok(replica, from, ballot, instance);
                 self.follow(now, decided.map(Outcome::Commit));
+            }
+            Message::EpochMoved { instance, epoch: _ } => {
+                replica.metrics.incr("epoch_refusals");
+                self.leader.on_epoch_moved(replica, now, instance)
             }
             Message::Nack { instance, promised } => {
                 self.recoveries
@@ -448,9 +463,62 @@ impl Epaxos {
     /// After every input: a commit may have freed room for queued requests, and the tick
     /// follows whether work is left.
     fn settle(&mut self, now: Time) {
+        for batch in self.leader.take_restarts() {
+            self.leader.lead(&mut self.replica, now, batch);
+        }
         self.intake
             .propose(&mut self.leader, &mut self.replica, now);
         self.arm_tick(now);
+    }
+
+    /// The configuration new own instances start in.
+    pub fn configuration(&self) -> Configuration {
+        let history = self.replica.executor.configurations();
+        // The executor always holds the initial configuration (`Replica::new`).
+        history
+            .last()
+            .cloned()
+            .unwrap_or_else(|| Configuration::from_parts(0, Vec::new()))
+    }
+
+    /// An operator asks this replica to change the membership (docs/design.md, "EPaxos
+    /// epochs"): a switch from its current epoch, proposed as an instance of its own; the
+    /// outcome comes from [`poll_change_outcome`](Self::poll_change_outcome) once the
+    /// switch executed here (the next configuration, or `NotApplied` when another switch
+    /// from the same epoch ran first), or `Timeout` when it has not within
+    /// `CHANGE_TIMEOUT_ROUNDS` retry timeouts.
+    pub fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
+        self.now = now;
+        let current = self.configuration();
+        let proposed = ProposedChange {
+            from_epoch: current.epoch(),
+            change,
+        };
+        let refusal = if !self.replica.fence.may_propose() {
+            Some(ChangeFailure::Refused(
+                "this replica is rejoining after a lost disk".to_owned(),
+            ))
+        } else {
+            current.apply(&proposed).err().map(ChangeFailure::from)
+        };
+        if let Some(failure) = refusal {
+            let outcome = ChangeOutcome {
+                request,
+                result: Err(failure),
+            };
+            self.replica.change_outcomes.push_back(outcome);
+            return;
+        }
+        let deadline = now + self.replica.config.retry_timeout * CHANGE_TIMEOUT_ROUNDS;
+        self.replica.pending_changes.insert(request, deadline);
+        let switch = Batch::single(Payload::switch(request, proposed));
+        self.leader.lead(&mut self.replica, now, switch);
+        self.settle(now);
+    }
+
+    /// The next membership change proposed here that ended.
+    pub fn poll_change_outcome(&mut self) -> Option<ChangeOutcome> {
+        self.replica.change_outcomes.pop_front()
     }
 }
 
@@ -504,6 +572,7 @@ impl Protocol for Epaxos {
             self.maybe_compact();
             self.recover_gaps(now);
             self.unstick_own(now);
+            self.replica.expire_changes(now);
             let next = now + self.replica.config.gc_interval;
             self.timers.set(EpaxosTimer::Gc, next);
         }
@@ -547,5 +616,16 @@ impl Protocol for Epaxos {
     fn rejoin(&mut self, now: Time) {
         self.now = now;
         self.begin_rejoin(now);
+    }
+
+    // `changes_membership` stays false (the host asks nothing) until a learner that joins
+    // a running keyspace can fetch the state the others collected; the sans-IO entry
+    // points work on the test host and the simulator.
+    fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
+        Epaxos::propose_change(self, now, request, change);
+    }
+
+    fn poll_change_outcome(&mut self) -> Option<ChangeOutcome> {
+        Epaxos::poll_change_outcome(self)
     }
 }

@@ -298,6 +298,8 @@ impl Epaxos {
                 let ran = replica.executor.commit(now, id, payload, attributes);
                 replica.metrics.add("executed", ran.len() as u64);
             }
+            replica.take_switches();
+            replica.follow_configurations();
             // Durable at once: a restart does not need another transfer.
             self.compact();
         }

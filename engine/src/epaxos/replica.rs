@@ -14,10 +14,12 @@ use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
 use super::key_index::RanEverywhere;
 use super::messages::{Message, Record};
 use super::table::InstanceTable;
-use crate::id::NodeId;
+use crate::configuration::{ChangeFailure, ChangeOutcome, Configuration};
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
 use crate::request::{ClientReply, RequestError, Response};
 use crate::time::Time;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Who hears of a commit decided or learned here, once its record is durable.
 #[derive(Clone, Copy)]
@@ -57,11 +59,19 @@ pub(super) struct Replica {
     pub(super) ran_everywhere: RanEverywhere,
     pub(super) outbox: Outbox<Message, Record>,
     pub(super) metrics: Metrics,
+    /// Membership changes proposed here whose switch has not executed here yet, and
+    /// when they time out.
+    pub(super) pending_changes: BTreeMap<RequestId, Time>,
+    /// Ended membership changes proposed here, for the host.
+    pub(super) change_outcomes: VecDeque<ChangeOutcome>,
 }
 
 impl Replica {
     /// A replica of `cluster` that knows nothing yet.
     pub(super) fn new(id: NodeId, cluster: &Membership, config: EpaxosConfig) -> Self {
+        let mut executor = Executor::new(config.record_execution, config.key_session_window);
+        let initial = config.initial_members.as_deref();
+        executor.start_from(Configuration::initial_of(cluster, initial));
         let peers_by_distance = cluster
             .by_distance(id)
             .into_iter()
@@ -69,15 +79,35 @@ impl Replica {
             .collect();
         Self {
             id,
-            epochs: Epochs::initial(id, cluster),
+            epochs: Epochs::from_history(id, executor.configurations()),
             peers_by_distance,
             table: InstanceTable::default(),
-            executor: Executor::new(config.record_execution, config.key_session_window),
+            executor,
             fence: Fence::default(),
             ran_everywhere: RanEverywhere::new(),
             config,
             outbox: Outbox::counting(),
             metrics: Metrics::new(),
+            pending_changes: BTreeMap::new(),
+            change_outcomes: VecDeque::new(),
+        }
+    }
+
+    /// After execution: the epochs follow the switches that ran, and the changes proposed
+    /// here among them end.
+    pub(super) fn take_switches(&mut self) {
+        let switched = self.executor.take_switched();
+        if switched.is_empty() {
+            return;
+        }
+        self.follow_configurations();
+        for (request, result) in switched {
+            self.metrics.incr("switches_executed");
+            if self.pending_changes.remove(&request).is_some() {
+                let result = result.map_err(|e| ChangeFailure::NotApplied(e.into()));
+                self.change_outcomes
+                    .push_back(ChangeOutcome { request, result });
+            }
         }
     }
 
@@ -134,6 +164,30 @@ impl Replica {
         }
     }
 
+    /// Changes proposed here whose switch has not executed by their deadline end as
+    /// `Timeout` (unknown: the switch may still run).
+    pub(super) fn expire_changes(&mut self, now: Time) {
+        let expired: Vec<RequestId> = self
+            .pending_changes
+            .iter()
+            .filter(|(_, &deadline)| deadline <= now)
+            .map(|(&request, _)| request)
+            .collect();
+        for request in expired {
+            self.pending_changes.remove(&request);
+            self.change_outcomes.push_back(ChangeOutcome {
+                request,
+                result: Err(ChangeFailure::Timeout),
+            });
+        }
+    }
+
+    /// The epochs as the executor's configurations say (after a switch, a snapshot or a
+    /// state transfer).
+    pub(super) fn follow_configurations(&mut self) {
+        self.epochs = Epochs::from_history(self.id, self.executor.configurations());
+    }
+
     /// Record a commit (ours or learned), announce it behind its record, and execute.
     /// Replies wait behind the commit record too (a reply reveals the decision). The
     /// caller checked the instance is not committed yet and stopped driving it.
@@ -178,6 +232,7 @@ impl Replica {
             return;
         }
         let executed = self.executor.commit(now, id, payload, attributes);
+        self.take_switches();
         self.answer(executed);
     }
 
@@ -186,7 +241,7 @@ impl Replica {
         let mut replies = Vec::new();
         for (id, payload, result) in executed {
             self.metrics.incr("executed");
-            if id.leader != self.id || payload.is_noop() {
+            if id.leader != self.id || payload.is_noop() || payload.is_switch() {
                 continue;
             }
             let outcome = match result {
@@ -236,7 +291,10 @@ impl Replica {
             outbox,
             // Counters only: nothing reads them back.
             metrics: _,
+            pending_changes,
+            change_outcomes,
         } = self;
+        (pending_changes, change_outcomes).hash(state);
         debug_assert!(outbox.is_empty(), "fingerprint of an undrained core");
         epochs.hash(state);
         table.hash(state);

@@ -32,6 +32,7 @@ pub(super) fn payload(seq: u64, key: &str) -> Payload {
             key: key.into(),
             value: vec![seq as u8],
         },
+        change: None,
     }
 }
 

@@ -28,11 +28,7 @@ pub(super) fn initial_configuration(
     cluster: &Membership,
     config: &super::MultiPaxosConfig,
 ) -> Configuration {
-    let mut members = cluster.clone();
-    if let Some(initial) = &config.initial_members {
-        members.members.retain(|m| initial.contains(&m.id));
-    }
-    Configuration::initial(&members)
+    Configuration::initial_of(cluster, config.initial_members.as_deref())
 }
 
 impl MultiPaxos {

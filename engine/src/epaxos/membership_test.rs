@@ -1,0 +1,342 @@
+//! Membership switches (docs/design.md, "EPaxos epochs"): a switch is a barrier whose
+//! execution makes the next epoch; replicas past an instance's epoch refuse to compute
+//! its attributes, and its leader restarts the commands in the new epoch.
+
+use super::test_support::{
+    assert_same_order, attrs, fast, id, outputs, payload, replica, Pump, STEPS,
+};
+use super::{Batch, Epaxos, Message};
+use crate::configuration::{Change, ChangeFailure, Configuration, ProposedChange};
+use crate::id::{NodeId, RequestId};
+use crate::protocol::{Effect, Member, Membership, Output, Protocol};
+use crate::request::ClientRequest;
+use crate::test_host::{self, put_request, Order};
+use crate::time::Time;
+
+/// Four replicas of which 0, 1 and 2 form epoch 0 and 3 is a spare.
+fn pump_with_spare(seed: u64) -> Pump {
+    let members = Membership::local(4);
+    let config = fast().with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]);
+    let build: test_host::Build<Epaxos> = Box::new(move |id, incarnation, records| {
+        let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
+        Epaxos::new(id, &members, config.clone(), node_seed, records)
+    });
+    Pump::new(4, seed, Order::Shuffled, build)
+}
+
+fn operator(seq: u64) -> RequestId {
+    RequestId {
+        client: crate::id::ClientId(u64::MAX),
+        seq,
+    }
+}
+
+fn learner(id: u16) -> Change {
+    Change::AddLearner(Member {
+        id: NodeId(id),
+        region: "local".into(),
+    })
+}
+
+/// Propose `change` at `at` (operator request `seq`).
+fn propose(pump: &mut Pump, at: u16, seq: u64, change: Change) {
+    pump.with_core(NodeId(at), |core, now| {
+        core.propose_change(now, operator(seq), change)
+    });
+}
+
+/// Run until `nodes` all executed the switch to `epoch` (an operator asks the next
+/// change of a replica that knows the last one).
+fn reach_epoch(pump: &mut Pump, nodes: &[u16], epoch: u64) {
+    let reached = |p: &Pump| {
+        nodes
+            .iter()
+            .all(|&n| p.up(NodeId(n)).configuration().epoch() >= epoch)
+    };
+    assert!(
+        pump.run_until(STEPS, reached),
+        "seed {}: epoch {epoch}",
+        pump.seed
+    );
+}
+
+/// Run until `at` reports how its change ended.
+fn outcome(pump: &mut Pump, at: u16) -> Result<Configuration, ChangeFailure> {
+    let node = NodeId(at);
+    let ended = pump.run_until(STEPS, |p| !p.up(node).replica.change_outcomes.is_empty());
+    assert!(ended, "seed {}: the change at {at} never ended", pump.seed);
+    let ended = pump.with_core(node, |core, _| core.poll_change_outcome());
+    ended.flatten().expect("an outcome").result
+}
+
+/// Puts `first..first + count` through `nodes` in turn, a third on one hot key.
+fn puts(pump: &mut Pump, nodes: &[u16], first: u64, count: u64) -> Vec<(RequestId, String)> {
+    (first..first + count)
+        .map(|seq| {
+            let key = if seq % 3 == 0 {
+                "hot".to_owned()
+            } else {
+                format!("k{seq}")
+            };
+            let request = put_request(seq, &key);
+            let id = request.id;
+            pump.request(NodeId(nodes[seq as usize % nodes.len()]), request);
+            (id, key)
+        })
+        .collect()
+}
+
+fn all_answered(pump: &mut Pump, writes: &[(RequestId, String)]) {
+    let ids: Vec<RequestId> = writes.iter().map(|(id, _)| *id).collect();
+    assert!(
+        pump.run_until(STEPS, |p| p.answered(&ids)),
+        "seed {}: writes not answered",
+        pump.seed
+    );
+    let failed: Vec<_> = ids
+        .iter()
+        .filter_map(|id| pump.replies[id].outcome.clone().err().map(|e| (*id, e)))
+        .collect();
+    assert!(failed.is_empty(), "seed {}: {failed:?}", pump.seed);
+}
+
+/// Every live replica executed interfering commands in one order and holds the same
+/// configurations.
+fn assert_agreement(pump: &Pump) {
+    assert_same_order(pump);
+    // Replicas may lag (a spare never added holds epoch 0 only); none may disagree.
+    let histories: Vec<&[Configuration]> = pump
+        .live()
+        .map(|core| core.replica.executor.configurations())
+        .collect();
+    let longest = histories
+        .iter()
+        .max_by_key(|h| h.len())
+        .copied()
+        .unwrap_or(&[]);
+    assert!(
+        histories.iter().all(|h| longest.starts_with(h)),
+        "seed {}: configurations differ: {histories:?}",
+        pump.seed
+    );
+}
+
+/// Replace as the design says: add 3 as a learner, promote it while writes run, remove
+/// voter 0 while writes run. Every write is answered, every replica (the removed one
+/// and the new one included) executes interfering writes in one order and ends in epoch
+/// 3, and the new voter holds every key.
+#[test]
+fn a_replace_adds_promotes_and_removes_under_load() {
+    for seed in 0..40 {
+        let mut pump = pump_with_spare(seed);
+        propose(&mut pump, 0, 1, learner(3));
+        let added = outcome(&mut pump, 0).expect("learner added");
+        assert_eq!(added.epoch(), 1);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
+        propose(&mut pump, 1, 2, Change::Promote(NodeId(3)));
+        writes.extend(puts(&mut pump, &[0, 1, 2], 31, 30));
+        let promoted = outcome(&mut pump, 1).expect("learner promoted");
+        assert_eq!(promoted.voter_count(), 4);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
+        writes.extend(puts(&mut pump, &[1, 2, 3], 61, 30));
+        propose(&mut pump, 2, 3, Change::Remove(NodeId(0)));
+        writes.extend(puts(&mut pump, &[1, 2, 3], 91, 30));
+        let removed = outcome(&mut pump, 2).expect("voter removed");
+        assert_eq!(removed.voters().collect::<Vec<_>>(), [1, 2, 3].map(NodeId));
+        writes.extend(puts(&mut pump, &[1, 2, 3], 121, 30));
+        all_answered(&mut pump, &writes);
+        let done = |p: &Pump| {
+            p.live()
+                .all(|c| c.configuration().epoch() == 3 && c.kv().len() == writes_keys(&writes))
+        };
+        let finished = pump.run_until(STEPS, done);
+        let states: Vec<(u64, usize, u64, u64)> = pump
+            .live()
+            .map(|c| {
+                let m = c.metrics();
+                let epoch = c.configuration().epoch();
+                (
+                    epoch,
+                    c.kv().len(),
+                    m.get("execution_waiting"),
+                    m.get("dependencies_missing"),
+                )
+            })
+            .collect();
+        assert!(
+            finished,
+            "seed {}: not every replica executed all {} keys: (epoch, keys, waiting, missing) {states:?}",
+            pump.seed,
+            writes_keys(&writes)
+        );
+        assert_agreement(&pump);
+        assert!(pump.up(NodeId(1)).metrics().get("switches_executed") >= 3);
+    }
+}
+
+fn writes_keys(writes: &[(RequestId, String)]) -> usize {
+    let keys: std::collections::BTreeSet<&String> = writes.iter().map(|(_, k)| k).collect();
+    keys.len()
+}
+
+/// Two switches from the same epoch: both execute, in one order everywhere; the first
+/// applies and the second is answered `NotApplied` (one change at a time).
+#[test]
+fn of_two_switches_from_one_epoch_one_applies() {
+    for seed in 0..40 {
+        let mut pump = pump_with_spare(seed);
+        let writes = puts(&mut pump, &[0, 1, 2], 1, 10);
+        propose(&mut pump, 0, 1, learner(3));
+        propose(&mut pump, 1, 2, Change::Remove(NodeId(2)));
+        let first = outcome(&mut pump, 0);
+        let second = outcome(&mut pump, 1);
+        let applied = [&first, &second].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(applied, 1, "seed {seed}: {first:?} {second:?}");
+        let failed = [first, second].into_iter().find_map(Result::err);
+        assert!(
+            matches!(failed, Some(ChangeFailure::NotApplied(_))),
+            "seed {seed}: {failed:?}"
+        );
+        all_answered(&mut pump, &writes);
+        let members: Vec<u16> = pump
+            .up(NodeId(0))
+            .configuration()
+            .members()
+            .iter()
+            .map(|m| m.id.0)
+            .collect();
+        reach_epoch(&mut pump, &members, 1);
+        assert_agreement(&pump);
+    }
+}
+
+/// A change that does not apply to the current configuration is refused at once.
+#[test]
+fn a_change_that_does_not_apply_is_refused() {
+    let mut core = replica(3, 0, Vec::new());
+    core.propose_change(Time::ZERO, operator(1), Change::Promote(NodeId(1)));
+    let refused = core.poll_change_outcome().expect("answered").result;
+    assert!(
+        matches!(refused, Err(ChangeFailure::Refused(_))),
+        "{refused:?}"
+    );
+    assert_eq!(core.configuration().epoch(), 0);
+}
+
+/// Replica 0 of 3 after it executed a switch to epoch 1 (its own voters unchanged but
+/// one learner more).
+fn in_epoch_one(me: u16) -> Epaxos {
+    let mut core = replica(3, me, Vec::new());
+    let next = core
+        .configuration()
+        .apply(&ProposedChange {
+            from_epoch: 0,
+            change: learner(3),
+        })
+        .unwrap();
+    core.replica.epochs.enter(next);
+    core
+}
+
+fn sends(core: &mut Epaxos) -> Vec<(NodeId, Message)> {
+    outputs(core)
+        .into_iter()
+        .flat_map(|o| match o {
+            Output::Persist { then, .. } => then,
+            Output::Now(effect) => vec![effect],
+            _ => Vec::new(),
+        })
+        .filter_map(|e| match e {
+            Effect::Send { to, message } => Some((to, message)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Rule 3: a replica past an instance's epoch computes no attributes for it (at any
+/// ballot) and says the epoch moved.
+#[test]
+fn a_preaccept_of_an_ended_epoch_is_refused_naming_the_new_one() {
+    let mut acceptor = in_epoch_one(1);
+    let preaccept = Message::PreAccept {
+        ballot: super::Ballot::initial(id(0, 0)),
+        instance: id(0, 0),
+        payload: Batch::single(payload(1, "k")),
+        attributes: attrs(1, &[]),
+        ran_everywhere: Default::default(),
+    };
+    acceptor.handle_message(Time::ZERO, NodeId(0), preaccept);
+    let sent = sends(&mut acceptor);
+    assert_eq!(
+        sent,
+        [(
+            NodeId(0),
+            Message::EpochMoved {
+                instance: id(0, 0),
+                epoch: 1
+            }
+        )]
+    );
+    assert!(
+        acceptor.replica.table.get(id(0, 0)).is_none(),
+        "nothing recorded"
+    );
+}
+
+/// Rule 4: refused before a majority of its epoch answered, the leader commits its
+/// instance as a no-op through Accept and, once that committed, proposes the command
+/// again in the epoch it is in now.
+#[test]
+fn a_refused_leader_accepts_a_noop_and_restarts_the_command() {
+    let mut leader = replica(3, 0, Vec::new());
+    let request = payload(1, "k");
+    leader.handle_request(
+        Time::ZERO,
+        ClientRequest::new(request.request, request.command.clone()),
+    );
+    outputs(&mut leader);
+    let next = leader
+        .configuration()
+        .apply(&ProposedChange {
+            from_epoch: 0,
+            change: learner(3),
+        })
+        .unwrap();
+    leader.replica.epochs.enter(next);
+    let moved = Message::EpochMoved {
+        instance: id(0, 0),
+        epoch: 1,
+    };
+    leader.handle_message(Time::ZERO, NodeId(1), moved);
+    let sent = sends(&mut leader);
+    let noop_accepted = sent.iter().any(|(_, m)| {
+        matches!(m, Message::Accept { instance, payload, attributes, .. }
+            if *instance == id(0, 0) && payload.is_noop() && *attributes == attrs(1, &[]))
+    });
+    assert!(noop_accepted, "{sent:?}");
+    assert!(
+        !sent
+            .iter()
+            .any(|(_, m)| matches!(m, Message::PreAccept { .. })),
+        "nothing proposed again before the no-op commits: {sent:?}"
+    );
+    let accept_ok = Message::AcceptOk {
+        ballot: super::Ballot::initial(id(0, 0)),
+        instance: id(0, 0),
+    };
+    leader.handle_message(Time::ZERO, NodeId(0), accept_ok.clone());
+    leader.handle_message(Time::ZERO, NodeId(1), accept_ok);
+    assert!(leader.is_committed(id(0, 0)));
+    let sent = sends(&mut leader);
+    let restarted = sent.iter().find_map(|(_, m)| match m {
+        Message::PreAccept {
+            instance,
+            payload,
+            attributes,
+            ..
+        } if *instance == id(0, 1) => Some((payload.clone(), attributes.epoch)),
+        _ => None,
+    });
+    assert_eq!(restarted, Some((Batch::single(request), 1)));
+}
