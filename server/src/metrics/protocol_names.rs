@@ -134,10 +134,12 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "compactions",
     "conflicts",
     "dropped_messages",
+    "epoch_refusals",
     "executed",
     "fast_path",
     "index_keys_pruned",
     "inquiries",
+    "instances_abandoned",
     "instances_collected",
     "instances_led",
     "nacks",
@@ -145,6 +147,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "own_vote_attributes_changed",
     "preaccept_attributes_changed",
     "preaccepts_held",
+    "preaccepts_refused_epoch",
     "recovered",
     "recoveries_deferred",
     "recoveries_started",
@@ -161,6 +164,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "state_transfer_bytes_received",
     "state_transfer_bytes_sent",
     "state_transfers_completed",
+    "switches_executed",
     "votes_withheld",
 ];
 const EPAXOS_GAUGES: &[&str] = &[
