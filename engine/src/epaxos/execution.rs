@@ -154,9 +154,9 @@ impl Executor {
         }
     }
 
-    /// Start from `initial`, the configuration of epoch 0 (before replay).
-    pub(super) fn start_from(&mut self, initial: Configuration) {
-        self.configurations = vec![initial];
+    /// Start from these configurations (oldest first; before replay, the one of epoch 0).
+    pub(super) fn start_from(&mut self, configurations: Vec<Configuration>) {
+        self.configurations = configurations;
     }
 
     /// Configurations by epoch, oldest first.

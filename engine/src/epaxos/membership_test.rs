@@ -340,3 +340,48 @@ fn a_refused_leader_accepts_a_noop_and_restarts_the_command() {
     });
     assert_eq!(restarted, Some((Batch::single(request), 1)));
 }
+
+/// A spare boots as a replica that lost its disk does (rejoining: it votes on nothing
+/// and executes nothing until a peer's state arrives). Added after its peers ran and
+/// collected writes, its queries are answered once it is a member, it executes from
+/// their state, and after a promote and the removal of voter 0 every replica holds every
+/// key.
+#[test]
+fn a_rejoining_spare_added_after_collection_catches_up() {
+    for seed in 0..10 {
+        let mut pump = pump_with_spare(seed);
+        assert!(pump.up(NodeId(3)).metrics().get("rejoining") == 1);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 60);
+        all_answered(&mut pump, &writes);
+        let collected = |p: &Pump| p.up(NodeId(0)).metrics().get("instances_collected") > 0;
+        assert!(
+            pump.run_until(STEPS, collected),
+            "seed {seed}: nothing collected before the add"
+        );
+        propose(&mut pump, 0, 1, learner(3));
+        outcome(&mut pump, 0).expect("learner added");
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
+        writes.extend(puts(&mut pump, &[0, 1, 2], 61, 30));
+        propose(&mut pump, 1, 2, Change::Promote(NodeId(3)));
+        outcome(&mut pump, 1).expect("learner promoted");
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
+        writes.extend(puts(&mut pump, &[1, 2, 3], 91, 30));
+        propose(&mut pump, 2, 3, Change::Remove(NodeId(0)));
+        outcome(&mut pump, 2).expect("voter removed");
+        writes.extend(puts(&mut pump, &[1, 2, 3], 121, 30));
+        all_answered(&mut pump, &writes);
+        let keys = writes_keys(&writes);
+        let done = |p: &Pump| {
+            p.live()
+                .all(|c| c.configuration().epoch() == 3 && c.kv().len() == keys)
+        };
+        assert!(pump.run_until(STEPS, done), "seed {seed}: not caught up");
+        assert!(
+            pump.up(NodeId(3))
+                .metrics()
+                .get("state_transfers_completed")
+                >= 1
+        );
+        assert_agreement(&pump);
+    }
+}

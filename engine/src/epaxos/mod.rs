@@ -200,6 +200,7 @@ impl Epaxos {
         recovered: Vec<Record>,
     ) -> Self {
         let ordered = config.ordered_delivery;
+        let fresh = recovered.is_empty();
         let mut replica = Replica::new(id, cluster, config);
         let epoch = replica.epochs.current();
         let holds = Holds::new(id, cluster, replica.epochs.fast_quorum(epoch), ordered);
@@ -234,6 +235,12 @@ impl Epaxos {
             holds,
         };
         epaxos.resume_rejoin();
+        if fresh && !epaxos.replica.epochs.is_member(id) {
+            // A spare holds nothing of what its peers executed and may have collected:
+            // it fetches their state (as after a lost disk) once a switch adds it, and
+            // executes and votes only then (docs/design.md, "EPaxos epochs", rule 5).
+            epaxos.begin_rejoin(Time::ZERO);
+        }
         epaxos
     }
 

@@ -75,10 +75,13 @@ impl Epaxos {
         replica.fence.stage = Stage::Querying;
         replica.fence.lost_state = true;
         replica.fence.bounds.clear();
+        // The configurations known so far stay until a peer's state replaces them.
+        let configurations = replica.executor.configurations().to_vec();
         replica.executor = Executor::new(
             replica.config.record_execution,
             replica.config.key_session_window,
         );
+        replica.executor.start_from(configurations);
         replica.metrics.incr("rejoins");
         self.resume.clear();
         self.rejoin = Rejoin::new(self.rejoin.nonce.wrapping_add(2));

@@ -71,7 +71,7 @@ impl Replica {
     pub(super) fn new(id: NodeId, cluster: &Membership, config: EpaxosConfig) -> Self {
         let mut executor = Executor::new(config.record_execution, config.key_session_window);
         let initial = config.initial_members.as_deref();
-        executor.start_from(Configuration::initial_of(cluster, initial));
+        executor.start_from(vec![Configuration::initial_of(cluster, initial)]);
         let peers_by_distance = cluster
             .by_distance(id)
             .into_iter()
