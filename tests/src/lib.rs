@@ -2,10 +2,12 @@
 //! simulator (swarm testing: every fault parameter derives from the seed; a chaos phase
 //! then a reliable phase for liveness), with the command that replays a failing seed.
 
+pub mod membership_plan;
+
 use meridian_engine::check::{
     bounded_staleness_history_of, check_execution_order, check_kv, CheckConfig, Verdict,
 };
-use meridian_engine::epaxos::{Epaxos, InstanceId};
+use meridian_engine::epaxos::{Epaxos, EpaxosConfig, InstanceId, Record as EpaxosRecord};
 use meridian_engine::sim::{
     ClientConfig, ClockConfig, DiskModel, FaultPlan, FaultProfile, RandomKv, Sim, SimConfig,
 };
@@ -209,6 +211,14 @@ pub fn epaxos_same_order(sim: &Sim<Epaxos>) -> Result<(), String> {
         })
         .collect();
     check_execution_order(&sequences)
+}
+
+/// EPaxos replicas of `cluster` with `config`, as the simulator builds them.
+pub fn epaxos_factory(
+    cluster: Membership,
+    config: EpaxosConfig,
+) -> impl FnMut(NodeId, u64, Vec<EpaxosRecord>) -> Epaxos {
+    move |id, seed, records| Epaxos::new(id, &cluster, config.clone(), seed, records)
 }
 
 /// Tempo replicas of `cluster` with `config`, as the simulator builds them.

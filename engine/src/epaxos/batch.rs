@@ -149,9 +149,17 @@ impl Intake {
 /// less than `max_in_flight` above the first own slot not known committed (or above the
 /// start of a rejoined replica's own instances): a replica that loses its disk starts
 /// its new instances above every slot it could have used (docs/design.md#epaxos-rejoin-rule).
-/// Nothing is proposed while a replica that lost its disk has not rejoined.
+/// Nothing is proposed while a replica that lost its disk has not rejoined, nor by a
+/// replica that is not a voter of its current epoch (a spare, a learner, a removed
+/// replica: its requests wait; docs/design.md, "EPaxos epochs", rule 5).
 fn has_room(leader: &mut Leadership, replica: &Replica) -> bool {
     if !replica.fence.may_propose() {
+        return false;
+    }
+    if !replica
+        .epochs
+        .counts_vote(replica.epochs.current(), replica.id)
+    {
         return false;
     }
     let limit = replica.config.max_in_flight;

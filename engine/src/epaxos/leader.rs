@@ -73,6 +73,9 @@ pub(super) struct Leadership {
     /// Commands of abandoned instances decided as no-ops, to propose again in the current
     /// epoch (`take_restarts`).
     restarts: Vec<Batch>,
+    /// The newest epoch a refusal named: restarts wait until this replica executed the
+    /// switches up to it (proposed earlier they would be refused again).
+    refused_up_to: u64,
 }
 
 impl Leadership {
@@ -86,6 +89,7 @@ impl Leadership {
             own_votes: BTreeSet::new(),
             abandoned: BTreeMap::new(),
             restarts: Vec::new(),
+            refused_up_to: 0,
         }
     }
 
@@ -125,7 +129,7 @@ impl Leadership {
             // A switch ran here since it was proposed: no attributes for its old epoch
             // (rule 3 of "EPaxos epochs"), as from any other replica.
             replica.table.index_stored(id);
-            self.on_epoch_moved(replica, now, id);
+            self.on_epoch_moved(replica, now, id, replica.epochs.current());
             return;
         }
         // A recovery's higher ballot promised here meanwhile: no vote in the initial one.
@@ -547,7 +551,14 @@ impl Leadership {
     /// as a no-op an own instance's commands are proposed again in the current epoch
     /// (`on_committed`, `take_restarts`). Should a recovery commit the commands instead,
     /// they are not proposed again.
-    pub(super) fn on_epoch_moved(&mut self, replica: &mut Replica, now: Time, id: InstanceId) {
+    pub(super) fn on_epoch_moved(
+        &mut self,
+        replica: &mut Replica,
+        now: Time,
+        id: InstanceId,
+        moved_to: u64,
+    ) {
+        self.refused_up_to = self.refused_up_to.max(moved_to);
         let Some(leading) = self.leading.get_mut(&id) else {
             return;
         };
@@ -593,8 +604,15 @@ impl Leadership {
         }
     }
 
-    /// Own commands of abandoned instances, to propose again.
-    pub(super) fn take_restarts(&mut self) -> Vec<Batch> {
+    /// Own commands of abandoned instances, to propose again once this replica is in the
+    /// newest epoch a refusal named.
+    pub(super) fn take_restarts(&mut self, replica: &Replica) -> Vec<Batch> {
+        let current = replica.epochs.current();
+        // Only voters lead (`batch.rs`, `has_room`): a replica removed meanwhile keeps
+        // them, and their clients time out.
+        if current < self.refused_up_to || !replica.epochs.counts_vote(current, replica.id) {
+            return Vec::new();
+        }
         std::mem::take(&mut self.restarts)
     }
 

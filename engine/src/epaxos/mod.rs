@@ -372,9 +372,9 @@ impl Epaxos {
                 let decided = self.leader.on_accept_ok(replica, from, ballot, instance);
                 self.follow(now, decided.map(Outcome::Commit));
             }
-            Message::EpochMoved { instance, epoch: _ } => {
+            Message::EpochMoved { instance, epoch } => {
                 replica.metrics.incr("epoch_refusals");
-                self.leader.on_epoch_moved(replica, now, instance)
+                self.leader.on_epoch_moved(replica, now, instance, epoch)
             }
             Message::Nack { instance, promised } => {
                 self.recoveries
@@ -470,12 +470,17 @@ impl Epaxos {
     /// After every input: a commit may have freed room for queued requests, and the tick
     /// follows whether work is left.
     fn settle(&mut self, now: Time) {
-        for batch in self.leader.take_restarts() {
+        for batch in self.leader.take_restarts(&self.replica) {
             self.leader.lead(&mut self.replica, now, batch);
         }
         self.intake
             .propose(&mut self.leader, &mut self.replica, now);
         self.arm_tick(now);
+    }
+
+    /// Every configuration executed here, oldest first (epoch 0, then one per switch).
+    pub fn configurations(&self) -> &[Configuration] {
+        self.replica.executor.configurations()
     }
 
     /// The configuration new own instances start in.
@@ -501,10 +506,19 @@ impl Epaxos {
             from_epoch: current.epoch(),
             change,
         };
+        let voter = self
+            .replica
+            .epochs
+            .counts_vote(current.epoch(), self.replica.id);
         let refusal = if !self.replica.fence.may_propose() {
             Some(ChangeFailure::Refused(
                 "this replica is rejoining after a lost disk".to_owned(),
             ))
+        } else if !voter {
+            Some(ChangeFailure::Refused(format!(
+                "this replica is not a voter of epoch {}: ask a voter",
+                current.epoch()
+            )))
         } else {
             current.apply(&proposed).err().map(ChangeFailure::from)
         };

@@ -9,6 +9,7 @@ mod t14_epaxos_amnesia;
 mod t15_tempo;
 mod t16_tempo_bounded;
 mod t17_tempo_amnesia;
+mod t18_epaxos_membership;
 mod t20_multipaxos;
 mod t22_multipaxos_bounded;
 mod t23_multipaxos_reads;

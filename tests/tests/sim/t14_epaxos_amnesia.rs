@@ -2,17 +2,11 @@
 //! (docs/design.md#epaxos-rejoin-rule), under storage faults around them, and the negative
 //! control: without the rule the checkers catch a lost disk.
 
-use meridian_engine::epaxos::{Epaxos, EpaxosConfig, Record};
+use meridian_engine::epaxos::EpaxosConfig;
 use meridian_engine::sim::FaultProfile;
-use meridian_engine::{Membership, NodeId};
-use meridian_tests::{epaxos_same_order, first_unsafe_seed, run_fault_seed, seeds, FaultRun};
-
-fn factory(
-    cluster: Membership,
-    config: EpaxosConfig,
-) -> impl FnMut(NodeId, u64, Vec<Record>) -> Epaxos {
-    move |id, seed, records| Epaxos::new(id, &cluster, config.clone(), seed, records)
-}
+use meridian_tests::{
+    epaxos_factory, epaxos_same_order, first_unsafe_seed, run_fault_seed, seeds, FaultRun,
+};
 
 /// Compact every 10 executed instances (peers collect and compact while a replica is
 /// away, so it needs their state), answers in 256-byte chunks, and a window of 32 own
@@ -45,7 +39,7 @@ fn replicas_that_lose_their_disk_rejoin_safely() {
             "t14_epaxos_amnesia::replicas_that_lose_their_disk_rejoin_safely",
             seed,
             &run,
-            factory(run.topology.membership(), config()),
+            epaxos_factory(run.topology.membership(), config()),
         );
         if let Err(divergence) = epaxos_same_order(&outcome.sim) {
             panic!("seed {seed}: {divergence}");
@@ -74,7 +68,7 @@ fn a_seed_that_once_broke_recovery_stays_safe() {
         "t14_epaxos_amnesia::a_seed_that_once_broke_recovery_stays_safe",
         1176,
         &run,
-        factory(run.topology.membership(), config()),
+        epaxos_factory(run.topology.membership(), config()),
     );
     if let Err(divergence) = epaxos_same_order(&outcome.sim) {
         panic!("seed 1176: {divergence}");
@@ -98,7 +92,7 @@ fn voting_right_after_losing_the_disk_is_caught() {
             "voting_right_after_losing_the_disk_is_caught",
             seed,
             &run,
-            factory(cluster.clone(), config.clone()),
+            epaxos_factory(cluster.clone(), config.clone()),
         );
         epaxos_same_order(&outcome.sim)
     });

@@ -7,9 +7,10 @@
 //! drawn completes after the heal, and every voter of the final configuration reaches it.
 
 use meridian_engine::configuration::{Change, Configuration, Role};
-use meridian_engine::multipaxos::{ChangeOutcome, MultiPaxos, MultiPaxosConfig, Record};
+use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig, Record};
 use meridian_engine::sim::{FaultProfile, Sim};
 use meridian_engine::{ClientId, Membership, NodeId, RequestId, Time};
+use meridian_tests::membership_plan::Tally;
 use meridian_tests::{agree_by_slot, first_unsafe_seed, run_fault_seed_driven, seeds, FaultRun};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,11 +65,9 @@ struct Operator {
     goals: VecDeque<(Time, Goal)>,
     planned: usize,
     active: Option<Active>,
-    asked: Option<(NodeId, RequestId, Time)>,
+    /// The change last asked, and how the changes asked ended.
+    tally: Tally,
     next_seq: u64,
-    /// Changes answered as applied, and answered otherwise.
-    applied: usize,
-    failed: usize,
     /// Goals carried out, as `(goal, who joined, who left)`.
     done: Vec<String>,
     /// Negative control: joiners stay learners (never promoted).
@@ -100,10 +99,8 @@ impl Operator {
             planned: goals.len(),
             goals: goals.into(),
             active: None,
-            asked: None,
+            tally: Tally::default(),
             next_seq: 0,
-            applied: 0,
-            failed: 0,
             done: Vec::new(),
             learners_only,
             requests: (0, 0),
@@ -129,18 +126,8 @@ impl Operator {
     }
 
     fn tick(&mut self, sim: &mut Sim<MultiPaxos>) {
-        if let Some((node, request, since)) = self.asked {
-            match sim.with_node(node, |core, _| core.poll_change_outcome()) {
-                Some(Some(ChangeOutcome { request: r, result })) if r == request => {
-                    match result {
-                        Ok(_) => self.applied += 1,
-                        Err(_) => self.failed += 1,
-                    }
-                    self.asked = None;
-                }
-                Some(None) if sim.now() < since + PATIENCE => return,
-                _ => self.asked = None,
-            }
+        if self.tally.waiting(sim, PATIENCE) {
+            return;
         }
         let Some(configuration) = Self::configuration(sim) else {
             return;
@@ -195,13 +182,7 @@ impl Operator {
             client: ClientId(1_000_000),
             seq: self.next_seq,
         };
-        let now = sim.now();
-        if sim
-            .with_node(target, |core, at| core.propose_change(at, request, change))
-            .is_some()
-        {
-            self.asked = Some((target, request, now));
-        }
+        self.tally.ask(sim, target, request, change);
     }
 
     /// Pick who joins and who leaves, keeping three or four voters.
@@ -319,8 +300,8 @@ fn membership_changes_under_random_faults_over_200_seeds() {
     for seed in seeds(200) {
         let operator = run_seed(test, seed, config(), false).unwrap_or_else(|e| panic!("{e}"));
         goals += operator.planned;
-        applied += operator.applied;
-        failed += operator.failed;
+        applied += operator.tally.applied;
+        failed += operator.tally.failed;
         ok += operator.requests.0;
         unknown += operator.requests.1;
     }

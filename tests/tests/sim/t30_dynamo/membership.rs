@@ -13,10 +13,10 @@ use meridian_engine::dynamo::{Dynamo, DynamoConfig, RingState};
 use meridian_engine::sim::Sim;
 use meridian_engine::topology::Topology;
 use meridian_engine::{ClientId, Command, NodeId, Protocol, RequestId, Response, Time};
+use meridian_tests::membership_plan::Plan;
 use meridian_tests::seeds;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const KEYS: u32 = 24;
@@ -38,33 +38,14 @@ fn config() -> DynamoConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Goal {
-    /// A spare joins (with four members already: a removal instead).
-    Add,
-    /// A member leaves (with three members: a replace instead).
-    Remove,
-    /// A spare joins, then a member leaves.
-    Replace,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Active {
-    add: Option<NodeId>,
-    remove: Option<NodeId>,
-}
-
-/// Goals drawn from the seed, carried out one change at a time against the newest ring.
+/// The plan drawn from the seed, carried out one change at a time against the newest
+/// ring.
 struct Operator {
-    rng: ChaCha8Rng,
-    goals: VecDeque<(Time, Goal)>,
-    planned: usize,
-    active: Option<Active>,
+    plan: Plan,
     /// When it last asked, and the ring epoch it asked at.
     asked: Option<(Time, u64)>,
     next_seq: u64,
     proposals: usize,
-    done: Vec<String>,
 }
 
 /// The newest ring state among the live nodes.
@@ -81,30 +62,12 @@ fn newest(sim: &Sim<Dynamo>) -> Option<RingState> {
 
 impl Operator {
     fn new(seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7269_6e67);
-        let count = rng.gen_range(1..=3);
-        let mut goals: Vec<(Time, Goal)> = (0..count)
-            .map(|_| {
-                let at = Time::from_micros(rng.gen_range(0..HEAL.as_micros()));
-                let goal = [Goal::Add, Goal::Remove, Goal::Replace][rng.gen_range(0..3)];
-                (at, goal)
-            })
-            .collect();
-        goals.sort_by_key(|(at, _)| *at);
         Self {
-            rng,
-            planned: goals.len(),
-            goals: goals.into(),
-            active: None,
+            plan: Plan::draw(seed, 0x7269_6e67, 1..=3, HEAL),
             asked: None,
             next_seq: 0,
             proposals: 0,
-            done: Vec::new(),
         }
-    }
-
-    fn finished(&self) -> bool {
-        self.goals.is_empty() && self.active.is_none()
     }
 
     fn tick(&mut self, sim: &mut Sim<Dynamo>) {
@@ -114,16 +77,13 @@ impl Operator {
         if state.in_transition() {
             return;
         }
-        if self.active.is_none() {
-            match self.goals.front() {
-                Some(&(at, goal)) if sim.now() >= at => {
-                    self.goals.pop_front();
-                    self.active = Some(self.resolve(sim, &state, goal));
-                }
-                _ => return,
-            }
-        }
-        let Some(active) = self.active.as_mut() else {
+        let members: Vec<NodeId> = state.members().iter().map(|m| m.id).collect();
+        let spares: Vec<NodeId> = sim
+            .cluster()
+            .ids()
+            .filter(|id| !state.contains(*id))
+            .collect();
+        let Some(active) = self.plan.current(sim.now(), &members, &spares) else {
             return;
         };
         let change = match (active.add, active.remove) {
@@ -138,8 +98,7 @@ impl Operator {
             }
             (None, Some(y)) => Change::Remove(y),
             (None, None) => {
-                self.done.push(format!("{active:?}"));
-                self.active = None;
+                self.plan.finish();
                 self.asked = None;
                 return;
             }
@@ -150,15 +109,15 @@ impl Operator {
             }
         }
         // Ask a live member that has the newest ring.
-        let members: Vec<NodeId> = sim
+        let live: Vec<NodeId> = sim
             .live_nodes()
             .filter(|(id, node)| state.contains(*id) && node.ring_state() == &state)
             .map(|(id, _)| id)
             .collect();
-        if members.is_empty() {
+        if live.is_empty() {
             return;
         }
-        let target = members[self.rng.gen_range(0..members.len())];
+        let target = live[self.plan.rng.gen_range(0..live.len())];
         self.next_seq += 1;
         let request = RequestId {
             client: ClientId(1_000_000),
@@ -170,37 +129,6 @@ impl Operator {
             core.propose_change(now, request, change);
             while core.poll_change_outcome().is_some() {}
         });
-    }
-
-    /// Who joins and who leaves, keeping three or four members.
-    fn resolve(&mut self, sim: &Sim<Dynamo>, state: &RingState, goal: Goal) -> Active {
-        let members: Vec<NodeId> = state.members().iter().map(|m| m.id).collect();
-        let spares: Vec<NodeId> = sim
-            .cluster()
-            .ids()
-            .filter(|id| !state.contains(*id))
-            .collect();
-        let goal = match goal {
-            Goal::Add if members.len() >= 4 => Goal::Remove,
-            Goal::Remove if members.len() <= 3 => Goal::Replace,
-            other => other,
-        };
-        let mut pick =
-            |from: &[NodeId]| (!from.is_empty()).then(|| from[self.rng.gen_range(0..from.len())]);
-        match goal {
-            Goal::Add => Active {
-                add: pick(&spares),
-                remove: None,
-            },
-            Goal::Remove => Active {
-                add: None,
-                remove: pick(&members),
-            },
-            Goal::Replace => Active {
-                add: pick(&spares),
-                remove: pick(&members),
-            },
-        }
     }
 }
 
@@ -261,7 +189,7 @@ fn ring_changes_under_chaos_lose_no_acknowledged_write_over_300_seeds() {
             if sim.now() >= next_tick {
                 operator.tick(&mut sim);
                 next_tick = sim.now() + TICK;
-                if sim.now() >= HEAL && operator.finished() && sim.clients_idle() {
+                if sim.now() >= HEAL && operator.plan.finished() && sim.clients_idle() {
                     let state = newest(&sim).expect("a live node");
                     if settled(&sim, &state) {
                         settled_at = Some(sim.now());
@@ -275,17 +203,17 @@ fn ring_changes_under_chaos_lose_no_acknowledged_write_over_300_seeds() {
         }
         let state = newest(&sim).expect("a live node");
         assert!(
-            operator.finished(),
+            operator.plan.finished(),
             "seed {seed}: changes left {SETTLE:?} after the heal: {:?} (active {:?}, done {:?}, ring {state:?})\n  replay: {replay}",
-            operator.goals,
-            operator.active,
-            operator.done
+            operator.plan.goals,
+            operator.plan.active,
+            operator.plan.done
         );
         let settled_at = settled_at.unwrap_or_else(|| {
             panic!("seed {seed}: ring or owners not settled {SETTLE:?} after the heal (ring {state:?})\n  replay: {replay}")
         });
         settle_times.push(settled_at.saturating_since(HEAL));
-        planned += operator.planned;
+        planned += operator.plan.planned;
         proposals += operator.proposals;
 
         let mut expected: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();

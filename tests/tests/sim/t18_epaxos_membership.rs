@@ -1,0 +1,230 @@
+//! EPaxos membership switches in the chaos suite (issue 14, docs/design.md, "EPaxos
+//! epochs"): three of the five `epaxos-5` replicas start as the configuration, the other
+//! two are spares (they boot rejoining and fetch their peers' state once added); an
+//! operator drawn from the seed adds spares (learner, then promote once its state
+//! arrived), removes voters and replaces one by a spare, during partitions, crashes, lossy
+//! links and after the heal. Every history is linearizable, interfering commands ran in
+//! one order everywhere, replicas agree on the configuration history, every client and
+//! every change finishes, and every voter of the final configuration reaches it.
+
+use meridian_engine::configuration::{Change, Configuration, Role};
+use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
+use meridian_engine::sim::{FaultProfile, Sim};
+use meridian_engine::{ClientId, NodeId, Protocol, RequestId, Time};
+use meridian_tests::membership_plan::{Plan, Tally};
+use meridian_tests::{
+    all_prefixes_of_longest, epaxos_factory, epaxos_same_order, run_fault_seed_driven, seeds,
+    FaultRun,
+};
+use rand::Rng;
+use std::time::Duration;
+
+const TICK: Duration = Duration::from_millis(100);
+/// An operator gives up waiting for an answer after this long and asks again (the
+/// replica it asked may have crashed and forgotten the request).
+const PATIENCE: Duration = Duration::from_secs(6);
+
+fn config() -> EpaxosConfig {
+    EpaxosConfig::default()
+        .with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)])
+        .with_snapshot_interval(64)
+}
+
+/// The operator: the plan drawn from the seed, carried out one change at a time from the
+/// newest configuration a live replica executed.
+struct Operator {
+    plan: Plan,
+    tally: Tally,
+    next_seq: u64,
+}
+
+impl Operator {
+    fn new(seed: u64, chaos: Duration) -> Self {
+        Self {
+            plan: Plan::draw(seed, 0x6570_6f63, 2..=4, Time::ZERO + chaos),
+            tally: Tally::default(),
+            next_seq: 0,
+        }
+    }
+
+    /// The newest configuration any live replica has executed.
+    fn configuration(sim: &Sim<Epaxos>) -> Option<Configuration> {
+        sim.live_nodes()
+            .map(|(_, node)| node.configuration())
+            .max_by_key(Configuration::epoch)
+    }
+
+    fn tick(&mut self, sim: &mut Sim<Epaxos>) {
+        if self.tally.waiting(sim, PATIENCE) {
+            return;
+        }
+        let Some(configuration) = Self::configuration(sim) else {
+            return;
+        };
+        let voters: Vec<NodeId> = configuration.voters().collect();
+        let outside: Vec<NodeId> = sim
+            .cluster()
+            .ids()
+            .filter(|&id| configuration.role_of(id) != Some(Role::Voter))
+            .collect();
+        let Some(active) = self.plan.current(sim.now(), &voters, &outside) else {
+            return;
+        };
+        let change = match (active.add, active.remove) {
+            (Some(x), _) => match configuration.role_of(x) {
+                None => Some(Change::AddLearner(sim.cluster().members[x.index()].clone())),
+                // Promote once its peers' state arrived (it votes only then anyway).
+                Some(Role::Learner) => {
+                    let caught_up = sim
+                        .node(x)
+                        .is_some_and(|n| n.metrics().get("rejoining") == 0);
+                    if !caught_up {
+                        return;
+                    }
+                    Some(Change::Promote(x))
+                }
+                Some(Role::Voter) => {
+                    active.add = None;
+                    None
+                }
+            },
+            (None, Some(y)) if configuration.role_of(y).is_some() => Some(Change::Remove(y)),
+            (None, _) => {
+                self.plan.finish();
+                None
+            }
+        };
+        let Some(change) = change else {
+            return;
+        };
+        // Any live voter of the newest configuration that executed it.
+        let epoch = configuration.epoch();
+        let asked: Vec<NodeId> = configuration
+            .voters()
+            .filter(|&id| {
+                sim.node(id)
+                    .is_some_and(|n| n.configuration().epoch() == epoch)
+            })
+            .collect();
+        if asked.is_empty() {
+            return;
+        }
+        let target = asked[self.plan.rng.gen_range(0..asked.len())];
+        self.next_seq += 1;
+        let request = RequestId {
+            client: ClientId(1_000_000),
+            seq: self.next_seq,
+        };
+        self.tally.ask(sim, target, request, change);
+    }
+}
+
+fn fault_run() -> FaultRun {
+    FaultRun {
+        profile: FaultProfile::Chaos,
+        ..FaultRun::default()
+    }
+}
+
+/// One seed: the run, then the membership checks. Returns the operator's summary, or why
+/// replicas diverged.
+/// What one seed saw: the operator, client requests completed and with unknown outcome,
+/// and the switch counters summed over the live replicas (refusals of an ended epoch,
+/// instances abandoned for a no-op, state transfers to spares).
+struct SeedRun {
+    operator: Operator,
+    ok: usize,
+    unknown: usize,
+    counters: [u64; 3],
+}
+
+fn run_seed(test: &str, seed: u64, config: EpaxosConfig) -> Result<SeedRun, String> {
+    let run = fault_run();
+    let cluster = run.topology.membership();
+    let mut operator = Operator::new(seed, run.chaos);
+    let outcome = run_fault_seed_driven(
+        test,
+        seed,
+        &run,
+        epaxos_factory(cluster, config),
+        Some(TICK),
+        |sim| operator.tick(sim),
+    );
+    let sim = outcome.sim;
+    epaxos_same_order(&sim).map_err(|e| format!("seed {seed}: replicas diverged: {e}"))?;
+    let histories: Vec<&[Configuration]> = sim
+        .live_nodes()
+        .map(|(_, node)| node.configurations())
+        .collect();
+    all_prefixes_of_longest(&histories)
+        .map_err(|e| format!("seed {seed}: configuration histories differ: {e}"))?;
+    let replay =
+        format!("MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test} --exact");
+    assert!(
+        operator.plan.finished(),
+        "seed {seed}: liveness: membership goals left after the heal: {:?} (active {:?}, done {:?})\n  replay: {replay}",
+        operator.plan.goals,
+        operator.plan.active,
+        operator.plan.done
+    );
+    let last = Operator::configuration(&sim).expect("a live replica");
+    for voter in last.voters() {
+        let epoch = sim.node(voter).map(|n| n.configuration().epoch());
+        assert_eq!(
+            epoch,
+            Some(last.epoch()),
+            "seed {seed}: voter {voter} of epoch {} is not there\n  replay: {replay}",
+            last.epoch()
+        );
+    }
+    let mut counters = [0; 3];
+    for (_, node) in sim.live_nodes() {
+        let metrics = node.metrics();
+        let names = [
+            "epoch_refusals",
+            "instances_abandoned",
+            "state_transfers_completed",
+        ];
+        for (sum, name) in counters.iter_mut().zip(names) {
+            *sum += metrics.get(name);
+        }
+    }
+    Ok(SeedRun {
+        operator,
+        ok: outcome.ok,
+        unknown: outcome.unknown,
+        counters,
+    })
+}
+
+/// Issue 14: 200 seeds of chaos with membership switches drawn from the seed (adds,
+/// removes, replaces), linearizable, one order per key everywhere, one configuration
+/// history, every client and every change finishes.
+#[test]
+fn membership_switches_under_random_faults_over_200_seeds() {
+    let test = "t18_epaxos_membership::membership_switches_under_random_faults_over_200_seeds";
+    let (mut goals, mut applied, mut failed, mut ok, mut unknown) = (0, 0, 0, 0, 0);
+    let mut counters = [0; 3];
+    for seed in seeds(200) {
+        let run = run_seed(test, seed, config()).unwrap_or_else(|e| panic!("{e}"));
+        goals += run.operator.plan.planned;
+        applied += run.operator.tally.applied;
+        failed += run.operator.tally.failed;
+        ok += run.ok;
+        unknown += run.unknown;
+        for (sum, seen) in counters.iter_mut().zip(run.counters) {
+            *sum += seen;
+        }
+    }
+    let [refusals, abandoned, transfers] = counters;
+    println!("{goals} membership goals, {applied} changes applied, {failed} answered otherwise");
+    println!("{ok} client requests completed, {unknown} with unknown outcome");
+    println!(
+        "{refusals} PreAccepts refused for an ended epoch, {abandoned} instances abandoned, \
+         {transfers} state transfers"
+    );
+    assert!(
+        applied >= goals,
+        "{applied} changes applied for {goals} goals"
+    );
+}
