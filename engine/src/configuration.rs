@@ -9,7 +9,7 @@
 //!
 //! Multi-Paxos runs them (`multipaxos/membership.rs`); Dynamo reports its versioned ring
 //! as one (`dynamo/ring_state.rs`); EPaxos keeps them in its executor and counts quorums by
-//! epoch (`epaxos/epochs.rs`), its switches not offered on the server yet,
+//! epoch (`epaxos/epochs.rs`),
 //! and Tempo still runs the static
 //! [`Membership`](crate::protocol::Membership).
 

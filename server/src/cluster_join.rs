@@ -5,14 +5,15 @@
 //!  join(dir, region) ─▶ next free id (highest + 1), QUIC and metrics ports (highest + 1)
 //!                   ─▶ certs/node-<id>.{pem,key} issued by the cluster CA in certs/ca
 //!                   ─▶ node-<id>.toml: every node of the manifest as a peer, and only the
-//!                      keyspaces whose protocol changes membership (Multi-Paxos, Dynamo),
+//!                      keyspaces whose protocol changes membership (Multi-Paxos, EPaxos,
+//!                      Dynamo),
 //!                      each naming the cluster's first members as `initial_members`
 //!                   ─▶ cluster.toml: the node, `joined = true`
 //!  mark_removed(dir, id) ─▶ cluster.toml: `removed = true`
 //! ```
 //!
-//! Why only Multi-Paxos and Dynamo keyspaces: EPaxos and Tempo run the static membership
-//! their nodes were started with; a node they do not count would break their quorums.
+//! Why not Tempo keyspaces: Tempo runs the static membership its nodes were started with;
+//! a node it does not count would break its quorums.
 //! Why every node, removed ones included, as a peer and `initial_members`: the new
 //! replica replays the log from the configuration of epoch 0, which needs those members
 //! and their regions; once its configuration leaves a node out, it stops dialing it.

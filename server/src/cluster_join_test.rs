@@ -40,11 +40,11 @@ fn a_joining_node_gets_the_next_id_and_ports_and_only_the_keyspaces_that_change_
     assert_eq!(config.region, "rack-2");
     assert_eq!(config.peers.len(), 3);
     assert!(config.tls.cert.exists());
-    let [KeyspaceConfig::Multipaxos(keyspace), KeyspaceConfig::Dynamo(ring)] =
+    let [KeyspaceConfig::Multipaxos(keyspace), KeyspaceConfig::Epaxos(fast), KeyspaceConfig::Dynamo(ring)] =
         config.keyspaces.as_slice()
     else {
         panic!(
-            "expected the multipaxos and dynamo keyspaces: {:?}",
+            "expected the multipaxos, epaxos and dynamo keyspaces (not tempo): {:?}",
             config.keyspaces
         );
     };
@@ -53,6 +53,7 @@ fn a_joining_node_gets_the_next_id_and_ports_and_only_the_keyspaces_that_change_
         Some(vec![NodeId(0), NodeId(1), NodeId(2)])
     );
     assert_eq!(ring.initial_members, keyspace.initial_members);
+    assert_eq!(fast.initial_members, keyspace.initial_members);
     // A second join counts the first: id 4, and epoch 0 is still nodes 0..3.
     let (_, fifth) = join(dir.path(), "rack-1").unwrap();
     assert_eq!(fifth.id, 4);

@@ -6,9 +6,9 @@
 //!  peers      node a's entry for node b has b's region and b's listen port (and address,
 //!             unless b listens on a wildcard address)
 //!  keyspaces  the same keyspaces with the same protocols and options everywhere
-//!  joining    a node added by `member add` (its Multi-Paxos and Dynamo keyspaces name
-//!             the first members as `initial_members`, without it): it counts every node,
-//!             serves the others' Multi-Paxos and Dynamo keyspaces only, and its
+//!  joining    a node added by `member add` (its Multi-Paxos, EPaxos and Dynamo keyspaces
+//!             name the first members as `initial_members`, without it): it counts every
+//!             node, serves the others' keyspaces of those protocols only, and its
 //!             `initial_members` are exactly the other configs' ids
 //!  cluster_id the same everywhere (or nowhere)
 //!  wan        emulation on everywhere with one topology, or nowhere
@@ -109,7 +109,7 @@ fn is_joining(config: &NodeConfig) -> bool {
     })
 }
 
-/// A joining node: the first members' Multi-Paxos and Dynamo keyspaces, with their ids as
+/// A joining node: the first members' Multi-Paxos, EPaxos and Dynamo keyspaces, with their ids as
 /// `initial_members`.
 fn check_joining(
     path: &std::path::Path,
@@ -125,7 +125,7 @@ fn check_joining(
     if config.keyspaces != expected {
         problems.push(format!(
             "{} is a joining node (its initial_members leave it out): it must serve exactly \
-             the Multi-Paxos and Dynamo keyspaces of {}, each with initial_members = {:?} (the other \
+             the Multi-Paxos, EPaxos and Dynamo keyspaces of {}, each with initial_members = {:?} (the other \
              configs' ids)",
             path.display(),
             first_path.display(),

@@ -108,7 +108,7 @@ fn the_example_deployment_in_the_repository_is_consistent() {
     assert_eq!(check_cluster(&configs), Vec::<String>::new());
 }
 
-/// Node 3, added by `member add`: every node a peer, the Multi-Paxos keyspace only.
+/// Node 3, added by `member add`: every node a peer, and `keyspaces`.
 fn joining_text(certs: &Path, keyspaces: &str) -> String {
     let mut text = format!(
         "id = 3\nregion = \"r3\"\nlisten = \"0.0.0.0:7000\"\ndata_dir = \"/var/lib/meridian\"\n\
@@ -125,30 +125,31 @@ fn joining_text(certs: &Path, keyspaces: &str) -> String {
 }
 
 #[test]
-fn a_joining_node_serves_the_multipaxos_keyspaces_with_the_first_members() {
+fn a_joining_node_serves_the_keyspaces_that_change_membership_with_the_first_members() {
     let dir = certs_dir();
     let node_3 = certs::Subject::Node(NodeId(3));
     certs::issue(dir.path(), None, &node_3, 30, false).unwrap();
     let mut texts: Vec<String> = (0..3).map(|i| text(i, dir.path())).collect();
     let kv = "[[keyspaces]]\nname = \"kv\"\nprotocol = \"multipaxos\"\n";
+    let epaxos = "[[keyspaces]]\nname = \"fast\"\nprotocol = \"epaxos\"\n";
+    let first = "initial_members = [0, 1, 2]\n";
     texts.push(joining_text(
         dir.path(),
-        &format!("{kv}initial_members = [0, 1, 2]\n"),
+        &format!("{kv}{first}{epaxos}{first}"),
     ));
     assert_eq!(check_cluster(&load(&texts)), Vec::<String>::new());
 
-    // Serving the EPaxos keyspace too, or naming other first members, is reported.
-    let epaxos = "[[keyspaces]]\nname = \"fast\"\nprotocol = \"epaxos\"\n";
-    texts[3] = joining_text(
-        dir.path(),
-        &format!("{kv}initial_members = [0, 1, 2]\n{epaxos}"),
-    );
+    // Leaving the EPaxos keyspace out, or naming other first members, is reported.
+    texts[3] = joining_text(dir.path(), &format!("{kv}{first}"));
     let problems = check_cluster(&load(&texts));
     assert!(
         problems.len() == 1 && problems[0].contains("is a joining node"),
         "{problems:#?}"
     );
-    texts[3] = joining_text(dir.path(), &format!("{kv}initial_members = [0, 1]\n"));
+    texts[3] = joining_text(
+        dir.path(),
+        &format!("{kv}initial_members = [0, 1]\n{epaxos}{first}"),
+    );
     let problems = check_cluster(&load(&texts));
     assert!(
         problems

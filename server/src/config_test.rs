@@ -72,7 +72,7 @@ fn a_full_config_parses_into_typed_options() {
     let KeyspaceConfig::Epaxos(fast) = &config.keyspaces[1] else {
         panic!("epaxos keyspace expected")
     };
-    assert!(fast.engine_config().thrifty);
+    assert!(fast.engine_config().unwrap().thrifty);
     assert_eq!(
         config.keyspaces[2].default_consistency(),
         Consistency::Dynamo(Level::LocalQuorum)
@@ -130,7 +130,7 @@ fn batching_is_on_by_default_and_max_batch_1_turns_it_off() {
         let KeyspaceConfig::Epaxos(fast) = &config.keyspaces[1] else {
             panic!("epaxos keyspace expected")
         };
-        fast.engine_config()
+        fast.engine_config().unwrap()
     };
     let multipaxos = |text: &str| {
         let config = parse(text).unwrap();

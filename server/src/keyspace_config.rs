@@ -106,6 +106,12 @@ pub struct EpaxosKeyspace {
     /// Uncommitted own instances per replica before requests queue (and batch).
     #[serde(default)]
     pub max_in_flight: Option<usize>,
+    /// The replicas of the configuration of epoch 0, all voters (default: every node the
+    /// config names). A replica added later by `member add` names the cluster's first
+    /// members here, without itself: it starts as a spare, fetches its peers' state once
+    /// added, and votes only once promoted (docs/design.md, "EPaxos epochs").
+    #[serde(default)]
+    pub initial_members: Option<Vec<NodeId>>,
 }
 
 /// Tempo keyspace options (defaults: the engine's [`TempoConfig`]).
@@ -199,9 +205,10 @@ pub struct DynamoKeyspace {
 }
 
 impl KeyspaceConfig {
-    /// What a node added after the cluster started serves of `keyspaces`: the Multi-Paxos
-    /// and Dynamo keyspaces (the protocols that change membership), each naming `initial`
-    /// as its initial members unless it already names some (docs/design.md#membership).
+    /// What a node added after the cluster started serves of `keyspaces`: the Multi-Paxos,
+    /// EPaxos and Dynamo keyspaces (the protocols that change membership), each naming
+    /// `initial` as its initial members unless it already names some
+    /// (docs/design.md#membership).
     pub fn for_joining_node(keyspaces: &[Self], initial: &[NodeId]) -> Vec<Self> {
         keyspaces
             .iter()
@@ -211,20 +218,26 @@ impl KeyspaceConfig {
                     k.initial_members.get_or_insert_with(|| initial.to_vec());
                     Some(Self::Multipaxos(k))
                 }
+                Self::Epaxos(k) => {
+                    let mut k = k.clone();
+                    k.initial_members.get_or_insert_with(|| initial.to_vec());
+                    Some(Self::Epaxos(k))
+                }
                 Self::Dynamo(k) => {
                     let mut k = k.clone();
                     k.initial_members.get_or_insert_with(|| initial.to_vec());
                     Some(Self::Dynamo(k))
                 }
-                _ => None,
+                Self::Tempo(_) => None,
             })
             .collect()
     }
 
-    /// The initial members a keyspace names, if any (Multi-Paxos and Dynamo).
+    /// The initial members a keyspace names, if any (Multi-Paxos, EPaxos and Dynamo).
     pub fn initial_members(&self) -> Option<&[NodeId]> {
         match self {
             Self::Multipaxos(k) => k.initial_members.as_deref(),
+            Self::Epaxos(k) => k.initial_members.as_deref(),
             Self::Dynamo(k) => k.initial_members.as_deref(),
             _ => None,
         }
@@ -349,23 +362,28 @@ impl MultiPaxosKeyspace {
 }
 
 impl EpaxosKeyspace {
-    /// The engine configuration. A server keeps no execution log (it would grow without
-    /// bound).
-    pub fn engine_config(&self) -> EpaxosConfig {
+    /// The engine configuration, or why the engine cannot run it. A server keeps no
+    /// execution log (it would grow without bound).
+    pub fn engine_config(&self) -> Result<EpaxosConfig, String> {
+        if self.initial_members.as_ref().is_some_and(Vec::is_empty) {
+            return Err("initial_members must name at least one replica".into());
+        }
         let defaults = EpaxosConfig::default();
-        EpaxosConfig {
+        let config = EpaxosConfig {
             thrifty: self.thrifty.unwrap_or(defaults.thrifty),
             ordered_delivery: self.ordered_delivery.unwrap_or(defaults.ordered_delivery),
             retry_timeout: ms(self.retry_timeout_ms, defaults.retry_timeout),
             tick: ms(self.tick_ms, defaults.tick),
             gc_interval: ms(self.gc_interval_ms, defaults.gc_interval),
+            initial_members: self.initial_members.clone(),
             ..defaults.clone()
         }
         .with_batching(
             self.max_batch.unwrap_or(defaults.max_batch),
             self.max_in_flight.unwrap_or(defaults.max_in_flight),
         )
-        .with_record_execution(false)
+        .with_record_execution(false);
+        Ok(config)
     }
 }
 

@@ -1,14 +1,17 @@
 //! Membership change on real processes, as an operator would script it (issue 14):
-//! `cluster up --topology lan-3` (Multi-Paxos and EPaxos keyspaces), 1,000 puts,
-//! `cluster add --region rack-2`: `member list` shows 4 Multi-Paxos voters;
+//! `cluster up --topology lan-3` (Multi-Paxos, EPaxos and Tempo keyspaces), 1,000 puts
+//! into each of the Multi-Paxos and EPaxos keyspaces, `cluster add --region rack-2`:
+//! `member list` shows 4 voters of each (the new replica fetched the EPaxos state its
+//! peers had collected before it was promoted);
 //! `cluster remove --id 0` (the first leader): 3 voters, node 0 stopped; every key reads
 //! back through the new replica. Writers keep putting new keys through replicas 1 and 2
 //! during the add and the remove; between them replica 2 is killed with -9 and restarted
 //! (it dials replica 3 from its address book). Then replica 1 is killed with -9, and every key put
 //! before and every write acknowledged during the changes reads back through replicas 2
 //! and 3 with its value (each key is written once, so a read that returns the written
-//! value is the only linearizable answer for an acknowledged write). EPaxos keyspaces are
-//! named as skipped, and a change asked of one fails with exit 4, naming the protocol.
+//! value is the only linearizable answer for an acknowledged write), in both keyspaces.
+//! Tempo keyspaces are named as skipped, and a change asked of one fails with exit 4,
+//! naming the protocol.
 
 mod common;
 
@@ -35,8 +38,11 @@ async fn cluster(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
-/// The Multi-Paxos lines of `member list` asked of the replica on `port`.
-fn multipaxos_members(port: u16, certs: &Path) -> Vec<Vec<String>> {
+/// The keyspaces whose membership the script changes.
+const CHANGED: [&str; 2] = ["multipaxos", "epaxos"];
+
+/// The lines of `member list` about `keyspace`, asked of the replica on `port`.
+fn members_of(keyspace: &str, port: u16, certs: &Path) -> Vec<Vec<String>> {
     let out = cli()
         .args([
             "member",
@@ -51,7 +57,7 @@ fn multipaxos_members(port: u16, certs: &Path) -> Vec<Vec<String>> {
     stdout(&out)
         .lines()
         .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>())
-        .filter(|fields| fields[0] == "multipaxos")
+        .filter(|fields| fields[0] == keyspace)
         .collect()
 }
 
@@ -78,21 +84,21 @@ fn script_writes() -> Vec<(String, String)> {
     (0..KEYS).map(|i| (key(i), format!("v{i}"))).collect()
 }
 
-/// Every `(key, value)` reads back through the replica on `port` (linearizable reads,
-/// eight at a time).
-async fn reads_back(port: u16, tls: &TlsIdentity, writes: &[(String, String)]) {
+/// Every `(key, value)` reads back through the replica on `port` from `keyspace`
+/// (linearizable reads, eight at a time).
+async fn reads_back(keyspace: &str, port: u16, tls: &TlsIdentity, writes: &[(String, String)]) {
     let client = Arc::new(client(port, tls).await);
     let mut readers = Vec::new();
     for part in writes.chunks(writes.len().div_ceil(8).max(1)) {
-        let (client, part) = (client.clone(), part.to_vec());
+        let (client, part, keyspace) = (client.clone(), part.to_vec(), keyspace.to_owned());
         readers.push(tokio::spawn(async move {
             for (key, value) in part {
-                let reply = client.get("multipaxos", key.as_bytes(), None).await;
+                let reply = client.get(&keyspace, key.as_bytes(), None).await;
                 match reply.map(|r| r.outcome) {
                     Ok(Ok(Response::Kv(CommandResult::Value(Some(read))))) => {
-                        assert_eq!(read, value.as_bytes(), "{key} at {port}")
+                        assert_eq!(read, value.as_bytes(), "{keyspace} {key} at {port}")
                     }
-                    other => panic!("{key} at {port}: {other:?}"),
+                    other => panic!("{keyspace} {key} at {port}: {other:?}"),
                 }
             }
         }));
@@ -103,25 +109,27 @@ async fn reads_back(port: u16, tls: &TlsIdentity, writes: &[(String, String)]) {
     client.close().await;
 }
 
-/// A writer of [`load`]: the writes acknowledged, and how many had another outcome.
-type Writer = tokio::task::JoinHandle<(Vec<(String, String)>, usize)>;
+/// A writer of [`load`]: the writes acknowledged per keyspace of [`CHANGED`], and how
+/// many had another outcome.
+type Writer = tokio::task::JoinHandle<([Vec<(String, String)>; 2], usize)>;
 
-/// Four writers putting new keys through the replicas on `ports`, each about every 5 ms,
-/// until told to stop.
+/// Four writers putting new keys through the replicas on `ports` into the keyspaces of
+/// [`CHANGED`] in turn, each about every 5 ms, until told to stop.
 fn load(ports: &[u16], tls: &TlsIdentity, stop: &Arc<AtomicBool>) -> Vec<Writer> {
     let mut writers = Vec::new();
     for (w, &port) in ports.iter().cycle().take(4).enumerate() {
         let (tls, stop) = (tls.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let client = client(port, &tls).await;
-            let (mut acked, mut other) = (Vec::new(), 0);
+            let (mut acked, mut other) = ([Vec::new(), Vec::new()], 0);
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 let (key, value) = (format!("load/{w}/{n}"), format!("l{w}.{n}"));
+                let which = n % 2;
                 n += 1;
-                let reply = client.put("multipaxos", key.as_bytes(), value.as_bytes(), None);
+                let reply = client.put(CHANGED[which], key.as_bytes(), value.as_bytes(), None);
                 match reply.await.map(|r| r.outcome) {
-                    Ok(Ok(_)) => acked.push((key, value)),
+                    Ok(Ok(_)) => acked[which].push((key, value)),
                     _ => other += 1,
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -137,13 +145,14 @@ fn load(ports: &[u16], tls: &TlsIdentity, stop: &Arc<AtomicBool>) -> Vec<Writer>
 async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     let dir = TempDir::new("membership");
     let base = free_base(7);
-    let up = cluster_up_lan_3(dir.path(), base, "multipaxos,epaxos");
+    let up = cluster_up_lan_3(dir.path(), base, "multipaxos,epaxos,tempo");
     let _down = Down(dir.path());
     stdout(&up);
     let certs = dir.path().join("certs");
     let tls = TlsIdentity::load(&TlsPaths::client(&certs)).unwrap();
 
-    // 1,000 puts, ten writers at a time, through replica 0 (the first leader).
+    // 1,000 puts into each keyspace, ten writers at a time, through replica 0 (the
+    // first Multi-Paxos leader).
     let first = Arc::new(client(base, &tls).await);
     let mut writers = Vec::new();
     for w in 0..10 {
@@ -151,9 +160,14 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
         writers.push(tokio::spawn(async move {
             for i in (w..KEYS).step_by(10) {
                 let (key, value) = (key(i), format!("v{i}"));
-                let reply = first.put("multipaxos", key.as_bytes(), value.as_bytes(), None);
-                let outcome = reply.await.map(|r| r.outcome);
-                assert!(matches!(outcome, Ok(Ok(_))), "{key}: {outcome:?}");
+                for keyspace in CHANGED {
+                    let reply = first.put(keyspace, key.as_bytes(), value.as_bytes(), None);
+                    let outcome = reply.await.map(|r| r.outcome);
+                    assert!(
+                        matches!(outcome, Ok(Ok(_))),
+                        "{keyspace} {key}: {outcome:?}"
+                    );
+                }
             }
         }));
     }
@@ -185,27 +199,29 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     );
     assert!(!refused.status.success(), "{said}");
     assert!(said.contains("need an operator certificate"), "{said}");
-    assert_eq!(multipaxos_members(base + 1, &certs).len(), 3);
+    assert_eq!(members_of("multipaxos", base + 1, &certs).len(), 3);
 
-    // cluster add: replica 3, a voter of the Multi-Paxos keyspace; EPaxos is skipped.
+    // cluster add: replica 3, a voter of the Multi-Paxos and EPaxos keyspaces; Tempo is
+    // skipped.
     let added = stdout(&cluster(&["add", "--region", "rack-2"], dir.path()).await);
     assert!(added.contains("cluster add: replica 3"), "{added}");
     assert!(added.contains("multipaxos changed epoch 2"), "{added}");
+    assert!(added.contains("epaxos changed epoch 2"), "{added}");
     assert!(
-        added.contains(
-            "epaxos skipped: membership change is not supported for epaxos keyspaces yet"
-        ),
+        added.contains("tempo skipped: membership change is not supported for tempo keyspaces yet"),
         "{added}"
     );
-    let members = multipaxos_members(base + 1, &certs);
-    assert_eq!(members.len(), 4, "{members:?}");
-    assert!(
-        members.iter().all(|m| m[4] == "voter" && m[6] == "2"),
-        "{members:?}"
-    );
-    let new = members.iter().find(|m| m[1] == "3").unwrap();
-    assert_eq!(new[2], "rack-2");
-    assert_eq!(new[3], format!("127.0.0.1:{}", base + 3));
+    for keyspace in CHANGED {
+        let members = members_of(keyspace, base + 1, &certs);
+        assert_eq!(members.len(), 4, "{members:?}");
+        assert!(
+            members.iter().all(|m| m[4] == "voter" && m[6] == "2"),
+            "{members:?}"
+        );
+        let new = members.iter().find(|m| m[1] == "3").unwrap();
+        assert_eq!(new[2], "rack-2");
+        assert_eq!(new[3], format!("127.0.0.1:{}", base + 3));
+    }
 
     // Replica 2 remembers replica 3's address (it is in no config file), so after a
     // kill -9 and a restart it dials replica 3 itself.
@@ -223,7 +239,7 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     stdout(&cluster(&["restart", "--id", "2"], dir.path()).await);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let members = multipaxos_members(base + 2, &certs);
+        let members = members_of("multipaxos", base + 2, &certs);
         if members.iter().any(|m| m[1] == "3" && m[5] == "connected") {
             break;
         }
@@ -234,36 +250,48 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     // cluster remove --id 0: three voters, replica 0 stopped.
     let removed = stdout(&cluster(&["remove", "--id", "0"], dir.path()).await);
     assert!(removed.contains("multipaxos changed epoch 3"), "{removed}");
+    assert!(removed.contains("epaxos changed epoch 3"), "{removed}");
     assert!(removed.contains("stopped replica 0"), "{removed}");
     assert!(!dir.path().join("node-0.pid").exists());
-    for port in [base + 1, base + 2, base + 3] {
-        let members = multipaxos_members(port, &certs);
+    for (keyspace, port) in CHANGED
+        .iter()
+        .flat_map(|k| [base + 1, base + 2, base + 3].map(|p| (*k, p)))
+    {
+        let members = members_of(keyspace, port, &certs);
         let ids: Vec<&str> = members.iter().map(|m| m[1].as_str()).collect();
-        assert_eq!(ids, ["1", "2", "3"], "asked {port}: {members:?}");
+        assert_eq!(ids, ["1", "2", "3"], "{keyspace} asked {port}: {members:?}");
         assert!(
             members.iter().all(|m| m[4] == "voter" && m[6] == "3"),
             "{members:?}"
         );
     }
-    reads_back(base + 3, &tls, &script_writes()).await;
+    for keyspace in CHANGED {
+        reads_back(keyspace, base + 3, &tls, &script_writes()).await;
+    }
     stop.store(true, Ordering::SeqCst);
-    let (mut acked, mut other) = (Vec::new(), 0);
+    let (mut acked, mut other) = ([Vec::new(), Vec::new()], 0);
     for writer in writers {
         let (a, o) = writer.await.unwrap();
-        acked.extend(a);
+        for (all, some) in acked.iter_mut().zip(a) {
+            all.extend(some);
+        }
         other += o;
     }
-    assert!(
-        acked.len() >= 20,
-        "too few writes during the changes: {}",
-        acked.len()
-    );
+    for (keyspace, acked) in CHANGED.iter().zip(&acked) {
+        assert!(
+            acked.len() >= 10,
+            "too few {keyspace} writes during the changes: {}",
+            acked.len()
+        );
+    }
     println!(
-        "during cluster add and cluster remove: {} writes acknowledged, {other} not",
-        acked.len()
+        "during cluster add and cluster remove: {} Multi-Paxos and {} EPaxos writes \
+         acknowledged, {other} not",
+        acked[0].len(),
+        acked[1].len()
     );
 
-    // A change asked of an EPaxos keyspace fails, naming the protocol; nothing changes.
+    // A change asked of a Tempo keyspace fails, naming the protocol; nothing changes.
     let refused = cli()
         .args([
             "member",
@@ -281,20 +309,22 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
             "--peer-addr",
             "127.0.0.1:9",
         ])
-        .args(["--keyspace", "epaxos"])
+        .args(["--keyspace", "tempo"])
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(4), "{refused:?}");
     let text = String::from_utf8_lossy(&refused.stdout);
     assert!(
-        text.contains("epaxos failed: membership change is not supported for epaxos keyspaces yet"),
+        text.contains("tempo failed: membership change is not supported for tempo keyspaces yet"),
         "{text}"
     );
 
     // kill -9 of another original replica: replicas 2 and 3 still have every key.
     kill_9(dir.path(), 1);
     for port in [base + 3, base + 2] {
-        reads_back(port, &tls, &script_writes()).await;
-        reads_back(port, &tls, &acked).await;
+        for (keyspace, acked) in CHANGED.iter().zip(&acked) {
+            reads_back(keyspace, port, &tls, &script_writes()).await;
+            reads_back(keyspace, port, &tls, acked).await;
+        }
     }
 }

@@ -84,6 +84,21 @@ impl Intake {
             Consistency::Linearizable if request.command.prefix().is_some() => replica
                 .outbox
                 .reply(reply(Err(RequestError::range_read_unordered("EPaxos")))),
+            Consistency::LocalRead | Consistency::Linearizable
+                if !replica
+                    .epochs
+                    .counts_vote(replica.epochs.current(), replica.id) =>
+            {
+                // Only voters lead (`has_room`): a spare, a learner or a removed replica
+                // sends its clients to the voters.
+                let epoch = replica.epochs.current();
+                replica
+                    .outbox
+                    .reply(reply(Err(RequestError::Rejected(format!(
+                    "this replica is not a voter of the keyspace (configuration epoch {epoch}): \
+                     it is joining, catching up or removed; send the request to a voter"
+                )))))
+            }
             Consistency::LocalRead | Consistency::Linearizable => {
                 let payload = Payload {
                     request: request.id,

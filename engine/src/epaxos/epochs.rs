@@ -98,6 +98,16 @@ impl Epochs {
         &self.members
     }
 
+    /// Members of the current configuration, voters and learners, in id order: the
+    /// replicas that must execute an instance before it is collected (a removed replica
+    /// will not execute anything more here that matters).
+    pub(super) fn current_members(&self) -> Vec<NodeId> {
+        self.configurations
+            .get(&self.current)
+            .map(|c| c.members().iter().map(|m| m.id).collect())
+            .unwrap_or_default()
+    }
+
     /// Whether `id` is a member of a kept configuration (its messages are taken).
     pub(super) fn is_member(&self, id: NodeId) -> bool {
         self.members.binary_search(&id).is_ok()

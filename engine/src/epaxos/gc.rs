@@ -22,11 +22,19 @@ use std::collections::BTreeMap;
 /// one burst.
 const MAX_INQUIRIES: usize = 4_096;
 
+/// Report rounds a replica removed from the configuration is still waited for after its
+/// last report: one that keeps running keeps reporting (and can be added again without a
+/// gap), one that was stopped stops holding collection back.
+const REMOVED_PATIENCE_ROUNDS: u64 = 10;
+
 /// What this replica knows of everyone's executed prefix.
 #[derive(Clone, Default, Hash)]
 pub(super) struct Collector {
     /// Latest executed prefix reported by each replica.
     peer_prefixes: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+    /// Own report rounds so far, and the round of each replica's latest report.
+    rounds: u64,
+    heard_in_round: BTreeMap<NodeId, u64>,
 }
 
 impl Collector {
@@ -47,7 +55,21 @@ impl Collector {
             .collect();
         let reports = replica.sends_to_others(&Message::Executed { prefix });
         replica.outbox.persist(Vec::new(), reports);
+        self.rounds += 1;
         self.collect_garbage(replica);
+    }
+
+    /// Whether `id` reported within the last [`REMOVED_PATIENCE_ROUNDS`] own rounds.
+    fn still_reporting(&self, id: NodeId) -> bool {
+        self.heard_in_round
+            .get(&id)
+            .is_some_and(|&round| self.rounds - round <= REMOVED_PATIENCE_ROUNDS)
+    }
+
+    /// Whether `id` reported what it executed (a replica rejoining after a lost disk, or a
+    /// spare fetching its peers' state, does not).
+    pub(super) fn has_report_from(&self, id: NodeId) -> bool {
+        self.peer_prefixes.contains_key(&id)
     }
 
     /// A peer's executed prefix: ask for what it executed and we never saw committed,
@@ -64,6 +86,7 @@ impl Collector {
         }
         self.peer_prefixes
             .insert(from, prefix.into_iter().collect());
+        self.heard_in_round.insert(from, self.rounds);
         self.collect_garbage(replica);
     }
 
@@ -85,10 +108,19 @@ impl Collector {
     pub(super) fn floor(&self, replica: &Replica) -> BTreeMap<NodeId, u64> {
         let own = replica.executor.executed_prefix();
         let mut below: BTreeMap<NodeId, u64> = BTreeMap::new();
-        let members = replica.epochs.members();
-        for &leader in members {
+        // Instances of every member ever (removed ones too), once every member of the
+        // current configuration executed them, and every removed one still reporting.
+        let current = replica.epochs.current_members();
+        let reporters: Vec<NodeId> = replica
+            .epochs
+            .members()
+            .iter()
+            .copied()
+            .filter(|m| current.contains(m) || self.still_reporting(*m))
+            .collect();
+        for &leader in replica.epochs.members() {
             let mut min = own.get(&leader).copied().unwrap_or(0);
-            for &member in members.iter().filter(|&&m| m != replica.id) {
+            for &member in reporters.iter().filter(|&&m| m != replica.id) {
                 let reported = self
                     .peer_prefixes
                     .get(&member)

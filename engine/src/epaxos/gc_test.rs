@@ -71,3 +71,48 @@ fn an_idle_replica_reports_on_its_own_timer() {
         assert_eq!(reports, 2, "round {round}: one report per peer");
     }
 }
+
+/// Collection waits for every member of the current configuration, and for a removed
+/// replica only while it keeps reporting: one that keeps running can be added again
+/// without a gap, one that was stopped no longer holds collection back.
+#[test]
+fn a_removed_replica_holds_collection_back_only_while_it_reports() {
+    use crate::configuration::{Change, ProposedChange};
+    let mut core = replica(3, 0, Vec::new());
+    for slot in 0..5 {
+        let commit = Message::Commit {
+            instance: id(0, slot),
+            payload: batch(slot + 1, &format!("k{slot}")),
+            attributes: attrs(1, &[]),
+        };
+        core.handle_message(Time::ZERO, NodeId(1), commit);
+    }
+    outputs(&mut core);
+    let report = |prefix: u64| Message::Executed {
+        prefix: vec![(NodeId(0), prefix)],
+    };
+    let floor = |core: &super::Epaxos| core.gc.floor(&core.replica).get(&NodeId(0)).copied();
+    core.handle_message(Time::ZERO, NodeId(1), report(5));
+    assert_eq!(floor(&core), None, "replica 2, a member, has not reported");
+    core.handle_message(Time::ZERO, NodeId(2), report(2));
+    assert_eq!(floor(&core), Some(2));
+    let removed = core
+        .configuration()
+        .apply(&ProposedChange {
+            from_epoch: 0,
+            change: Change::Remove(NodeId(2)),
+        })
+        .unwrap();
+    core.replica.epochs.enter(removed);
+    assert_eq!(floor(&core), Some(2), "removed, but still reporting");
+    for _ in 0..11 {
+        core.gc.report_executed(&mut core.replica);
+        core.handle_message(Time::ZERO, NodeId(1), report(5));
+    }
+    outputs(&mut core);
+    assert_eq!(
+        floor(&core),
+        Some(5),
+        "silent for 11 rounds: no longer waited for"
+    );
+}

@@ -3,7 +3,7 @@
 //! its attributes, and its leader restarts the commands in the new epoch.
 
 use super::test_support::{
-    assert_same_order, attrs, fast, id, outputs, payload, replica, Pump, STEPS,
+    assert_same_order, attrs, fast, id, idle, outputs, payload, replica, Pump, STEPS,
 };
 use super::{Batch, Epaxos, Message};
 use crate::configuration::{Change, ChangeFailure, Configuration, ProposedChange};
@@ -12,6 +12,7 @@ use crate::protocol::{Effect, Member, Membership, Output, Protocol};
 use crate::request::ClientRequest;
 use crate::test_host::{self, put_request, Order};
 use crate::time::Time;
+use std::time::Duration;
 
 /// Four replicas of which 0, 1 and 2 form epoch 0 and 3 is a spare.
 fn pump_with_spare(seed: u64) -> Pump {
@@ -58,6 +59,21 @@ fn reach_epoch(pump: &mut Pump, nodes: &[u16], epoch: u64) {
         "seed {}: epoch {epoch}",
         pump.seed
     );
+}
+
+/// Promote `learner` at `at` (operator requests from `seq`), again while it is refused
+/// because the learner has not caught up.
+fn promote(pump: &mut Pump, at: u16, seq: u64, learner: u16) -> Configuration {
+    for attempt in 0..200 {
+        propose(pump, at, seq + attempt, Change::Promote(NodeId(learner)));
+        match outcome(pump, at) {
+            Ok(configuration) => return configuration,
+            // Not caught up yet: let the cluster run (messages too, not only timers).
+            Err(ChangeFailure::RefusedByLeader(_)) => idle(pump, Duration::from_millis(100)),
+            Err(other) => panic!("seed {}: promote failed: {other}", pump.seed),
+        }
+    }
+    panic!("seed {}: learner {learner} never caught up", pump.seed)
 }
 
 /// Run until `at` reports how its change ended.
@@ -134,13 +150,12 @@ fn a_replace_adds_promotes_and_removes_under_load() {
         assert_eq!(added.epoch(), 1);
         reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
         let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
-        propose(&mut pump, 1, 2, Change::Promote(NodeId(3)));
         writes.extend(puts(&mut pump, &[0, 1, 2], 31, 30));
-        let promoted = outcome(&mut pump, 1).expect("learner promoted");
+        let promoted = promote(&mut pump, 1, 2, 3);
         assert_eq!(promoted.voter_count(), 4);
         reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
         writes.extend(puts(&mut pump, &[1, 2, 3], 61, 30));
-        propose(&mut pump, 2, 3, Change::Remove(NodeId(0)));
+        propose(&mut pump, 2, 1_000, Change::Remove(NodeId(0)));
         writes.extend(puts(&mut pump, &[1, 2, 3], 91, 30));
         let removed = outcome(&mut pump, 2).expect("voter removed");
         assert_eq!(removed.voters().collect::<Vec<_>>(), [1, 2, 3].map(NodeId));
@@ -172,6 +187,7 @@ fn a_replace_adds_promotes_and_removes_under_load() {
         );
         assert_agreement(&pump);
         assert!(pump.up(NodeId(1)).metrics().get("switches_executed") >= 3);
+        assert_eq!(pump.up(NodeId(3)).metrics().get("rejoining"), 0);
     }
 }
 
@@ -362,11 +378,10 @@ fn a_rejoining_spare_added_after_collection_catches_up() {
         outcome(&mut pump, 0).expect("learner added");
         reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
         writes.extend(puts(&mut pump, &[0, 1, 2], 61, 30));
-        propose(&mut pump, 1, 2, Change::Promote(NodeId(3)));
-        outcome(&mut pump, 1).expect("learner promoted");
+        promote(&mut pump, 1, 2, 3);
         reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
         writes.extend(puts(&mut pump, &[1, 2, 3], 91, 30));
-        propose(&mut pump, 2, 3, Change::Remove(NodeId(0)));
+        propose(&mut pump, 2, 1_000, Change::Remove(NodeId(0)));
         outcome(&mut pump, 2).expect("voter removed");
         writes.extend(puts(&mut pump, &[1, 2, 3], 121, 30));
         all_answered(&mut pump, &writes);
@@ -376,11 +391,12 @@ fn a_rejoining_spare_added_after_collection_catches_up() {
                 .all(|c| c.configuration().epoch() == 3 && c.kv().len() == keys)
         };
         assert!(pump.run_until(STEPS, done), "seed {seed}: not caught up");
-        assert!(
-            pump.up(NodeId(3))
-                .metrics()
-                .get("state_transfers_completed")
-                >= 1
+        let joined = pump.up(NodeId(3)).metrics();
+        assert!(joined.get("state_transfers_completed") >= 1);
+        assert_eq!(
+            joined.get("rejoining"),
+            0,
+            "seed {seed}: the new voter proposes"
         );
         assert_agreement(&pump);
     }

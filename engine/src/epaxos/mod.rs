@@ -519,8 +519,19 @@ impl Epaxos {
                 "this replica is not a voter of epoch {}: ask a voter",
                 current.epoch()
             )))
+        } else if let Err(error) = current.apply(&proposed) {
+            Some(ChangeFailure::from(error))
+        } else if let Change::Promote(learner) = proposed.change {
+            // Liveness, not safety (rule 5): a learner still fetching its peers' state
+            // would vote on nothing once promoted. It reports what it executed only once
+            // that state is installed.
+            (!self.gc.has_report_from(learner)).then(|| {
+                ChangeFailure::RefusedByLeader(format!(
+                    "learner {learner} has not caught up yet (no executed-prefix report from it)"
+                ))
+            })
         } else {
-            current.apply(&proposed).err().map(ChangeFailure::from)
+            None
         };
         if let Some(failure) = refusal {
             let outcome = ChangeOutcome {
@@ -639,9 +650,14 @@ impl Protocol for Epaxos {
         self.begin_rejoin(now);
     }
 
-    // `changes_membership` stays false (the host asks nothing) until a learner that joins
-    // a running keyspace can fetch the state the others collected; the sans-IO entry
-    // points work on the test host and the simulator.
+    fn configuration(&self) -> Option<Configuration> {
+        Some(Epaxos::configuration(self))
+    }
+
+    fn changes_membership(&self) -> bool {
+        true
+    }
+
     fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
         Epaxos::propose_change(self, now, request, change);
     }

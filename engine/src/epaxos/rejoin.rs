@@ -117,7 +117,7 @@ impl Epaxos {
     /// Ask every peer that has not answered for (the next chunk of) its answer.
     fn query_peers(&mut self, now: Time) {
         let patience = self.replica.config.retry_timeout;
-        for peer in self.replica.others() {
+        for peer in self.replica.rejoin_peers() {
             if self.rejoin.answers.contains_key(&peer) {
                 continue;
             }
@@ -148,9 +148,17 @@ impl Epaxos {
         at: u64,
         offset: u64,
     ) {
-        if !self.replica.fence.may_propose() {
-            // Rejoining ourselves: we know too little to answer.
+        let members = self.replica.epochs.current_members();
+        if !self.replica.fence.may_propose() || !members.contains(&self.replica.id) {
+            // Rejoining ourselves, or removed: we know too little to answer (peers
+            // collect without waiting for a removed replica).
             self.replica.metrics.incr("votes_withheld");
+            return;
+        }
+        if !members.contains(&from) {
+            // Not a member (a spare, or a removed replica that came back): it fetches
+            // state once a switch adds it, or it would fall behind what the members
+            // collect without waiting for it.
             return;
         }
         // An answer encoded for this attempt was taken after the asker's former self
@@ -306,7 +314,8 @@ impl Epaxos {
             // Durable at once: a restart does not need another transfer.
             self.compact();
         }
-        if self.rejoin.answers.len() == self.replica.others().len() {
+        let peers = self.replica.rejoin_peers();
+        if peers.iter().all(|p| self.rejoin.answers.contains_key(p)) {
             self.fence_up(now);
         }
     }
@@ -351,7 +360,7 @@ impl Epaxos {
     fn announce(&mut self, now: Time) {
         let me = self.replica.id;
         let start = self.replica.fence.own_start(me);
-        for peer in self.replica.others() {
+        for peer in self.replica.rejoin_peers() {
             if !self.rejoin.acks.contains(&peer) {
                 self.replica
                     .outbox
@@ -389,7 +398,8 @@ impl Epaxos {
             return;
         }
         self.rejoin.acks.insert(from);
-        if self.rejoin.acks.len() < self.replica.others().len() {
+        let peers = self.replica.rejoin_peers();
+        if !peers.iter().all(|p| self.rejoin.acks.contains(p)) {
             return;
         }
         self.replica.fence.stage = Stage::Rejoined;

@@ -121,6 +121,16 @@ impl Replica {
             .collect()
     }
 
+    /// The peers a rejoin (after a lost disk, or a spare fetching state) asks and
+    /// announces its start to: the other members of the current configuration (the first
+    /// one's, for a spare not added yet). A removed replica is not asked: its peers
+    /// collected instances without waiting for it.
+    pub(super) fn rejoin_peers(&self) -> Vec<NodeId> {
+        let mut peers = self.epochs.current_members();
+        peers.retain(|&p| p != self.id);
+        peers
+    }
+
     /// Whether this replica knows `id` committed.
     pub(super) fn is_committed(&self, id: InstanceId) -> bool {
         self.table.is_committed(id)

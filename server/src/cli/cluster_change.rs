@@ -12,7 +12,7 @@
 //!  remove --id N: member remove through another running replica ─▶ committed?
 //!        ─▶ stop N (SIGTERM, SIGKILL after 20 s) ─▶ manifest: removed
 //! ```
-//! Keyspaces whose protocol runs a static membership (EPaxos, Tempo, Dynamo) are not
+//! Keyspaces whose protocol runs a static membership (Tempo) are not
 //! served by an added replica and lose a replica when one is removed; the output names
 //! them.
 

@@ -249,7 +249,7 @@ impl Node {
                     )?
                 }
                 KeyspaceConfig::Epaxos(k) => {
-                    let options = k.engine_config();
+                    let options = k.engine_config().map_err(invalid)?;
                     spawn_keyspace(
                         host,
                         storage,
