@@ -152,7 +152,7 @@ fn status_and_member_list_match_a_real_lan_3_cluster() {
     let text = stdout(&ask(&["status"], base + 2, &certs));
     for expected in [
         "keyspace multipaxos (multipaxos), configuration epoch 0 (core)",
-        "keyspace epaxos (epaxos), configuration epoch 0 (static)",
+        "keyspace epaxos (epaxos), configuration epoch 0 (core)",
         &format!("  leader: {}", leaders[0]),
         "  leader: n/a (epaxos is leaderless)",
     ] {
