@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Used by bench/scripts/reconfigure.sh (docs/membership-latency.md)."""
-"""Latency over time from a bench --history file, with the operator's events."""
+"""Latency over time from a bench --history file, with the operator's events (used by
+bench/scripts/reconfigure.sh; docs/membership-latency.md)."""
 import json, sys
 hist, ops = sys.argv[1], sys.argv[2]
 BUCKET = float(sys.argv[3]) if len(sys.argv) > 3 else 2.0

@@ -3,7 +3,7 @@
 //! configuration into who joins and who leaves, keeping three or four voting members; and
 //! the tally of the changes an operator asked (the Multi-Paxos suite too).
 
-use meridian_engine::configuration::{Change, ChangeOutcome};
+use meridian_engine::configuration::{Change, ChangeOutcome, Configuration};
 use meridian_engine::sim::Sim;
 use meridian_engine::{NodeId, Protocol, RequestId, Time};
 use rand::{Rng, SeedableRng};
@@ -173,5 +173,23 @@ impl Tally {
         {
             self.asked = Some((node, request, now));
         }
+    }
+}
+
+/// Every voter of `last`, the newest configuration, reached its epoch (`epoch_of`: the
+/// epoch a node is at, `None` if it is down); panics naming the seed and `replay`.
+pub fn assert_voters_reached(
+    last: &Configuration,
+    epoch_of: impl Fn(NodeId) -> Option<u64>,
+    seed: u64,
+    replay: &str,
+) {
+    for voter in last.voters() {
+        assert_eq!(
+            epoch_of(voter),
+            Some(last.epoch()),
+            "seed {seed}: voter {voter} of epoch {} is not there\n  replay: {replay}",
+            last.epoch()
+        );
     }
 }

@@ -11,7 +11,7 @@ use meridian_engine::configuration::{Change, Configuration, Role};
 use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
 use meridian_engine::sim::{FaultProfile, Sim};
 use meridian_engine::{ClientId, NodeId, Protocol, RequestId, Time};
-use meridian_tests::membership_plan::{Plan, Tally};
+use meridian_tests::membership_plan::{assert_voters_reached, Plan, Tally};
 use meridian_tests::{
     all_prefixes_of_longest, epaxos_factory, epaxos_same_order, run_fault_seed_driven, seeds,
     FaultRun,
@@ -168,15 +168,8 @@ fn run_seed(test: &str, seed: u64, config: EpaxosConfig) -> Result<SeedRun, Stri
         operator.plan.done
     );
     let last = Operator::configuration(&sim).expect("a live replica");
-    for voter in last.voters() {
-        let epoch = sim.node(voter).map(|n| n.configuration().epoch());
-        assert_eq!(
-            epoch,
-            Some(last.epoch()),
-            "seed {seed}: voter {voter} of epoch {} is not there\n  replay: {replay}",
-            last.epoch()
-        );
-    }
+    let epoch_of = |id| sim.node(id).map(|n| n.configuration().epoch());
+    assert_voters_reached(&last, epoch_of, seed, &replay);
     let mut counters = [0; 3];
     for (_, node) in sim.live_nodes() {
         let metrics = node.metrics();

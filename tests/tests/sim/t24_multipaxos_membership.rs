@@ -10,7 +10,7 @@ use meridian_engine::configuration::{Change, Configuration, Role};
 use meridian_engine::multipaxos::{MultiPaxos, MultiPaxosConfig, Record};
 use meridian_engine::sim::{FaultProfile, Sim};
 use meridian_engine::{ClientId, Membership, NodeId, RequestId, Time};
-use meridian_tests::membership_plan::Tally;
+use meridian_tests::membership_plan::{assert_voters_reached, Tally};
 use meridian_tests::{agree_by_slot, first_unsafe_seed, run_fault_seed_driven, seeds, FaultRun};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -278,15 +278,8 @@ fn run_seed(
         operator.done
     );
     let last = Operator::configuration(&sim).expect("a live replica");
-    for voter in last.voters() {
-        let epoch = sim.node(voter).map(|n| n.configuration().epoch());
-        assert_eq!(
-            epoch,
-            Some(last.epoch()),
-            "seed {seed}: voter {voter} of epoch {} is not there\n  replay: {replay}",
-            last.epoch()
-        );
-    }
+    let epoch_of = |id| sim.node(id).map(|n| n.configuration().epoch());
+    assert_voters_reached(&last, epoch_of, seed, &replay);
     Ok(operator)
 }
 
