@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
+use meridian_bench::backend::reconfigure::{Action, Change};
 use meridian_bench::backend::sim::SimRun;
 use meridian_bench::protocols::ProtocolSpec;
 use meridian_bench::runner;
@@ -150,6 +151,18 @@ pub(crate) struct Args {
     /// real LAN does not).
     #[arg(long)]
     pub(crate) no_wan: bool,
+    /// Cluster backend, local replicas: membership changes during each run,
+    /// comma-separated: add:REGION@SECONDS (start one more replica in REGION and add it),
+    /// remove:added@SECONDS (remove and stop the replica the run added last) or
+    /// remove:ID@SECONDS, in seconds from the run's start (warm-up included). Only the
+    /// measured keyspace changes (not Tempo's: its membership is static). Implies
+    /// --timeline.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) reconfigure: Vec<Change>,
+    /// Cluster backend: also report latency over time, in buckets of this many seconds
+    /// (1 by default with --reconfigure).
+    #[arg(long)]
+    pub(crate) timeline: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
@@ -166,6 +179,10 @@ pub(crate) struct Plan {
     /// The simulator run every (protocol, workload) pair starts from; the cluster backend
     /// takes its timing and client settings too.
     pub(crate) template: SimRun,
+    /// Cluster backend: bucket length of the latency over time, when wanted.
+    pub(crate) timeline: Option<Duration>,
+    /// Cluster backend: membership changes during each run.
+    pub(crate) reconfigure: Vec<Change>,
 }
 
 impl Plan {
@@ -283,6 +300,8 @@ impl Args {
             keep_ops: check || self.history.is_some(),
             client_timeout: Duration::from_secs_f64(self.timeout.max(0.001)),
         };
+        let timeline = self.timeline()?;
+        self.check_reconfigure(&topology, &protocols, &template)?;
         Ok(Plan {
             topology,
             protocols,
@@ -290,7 +309,69 @@ impl Args {
             check,
             tuning,
             template,
+            timeline,
+            reconfigure: self.reconfigure.clone(),
         })
+    }
+
+    /// `--timeline`, or its default under `--reconfigure`.
+    fn timeline(&self) -> anyhow::Result<Option<Duration>> {
+        let seconds = match (self.timeline, self.reconfigure.is_empty()) {
+            (Some(seconds), _) => seconds,
+            (None, false) => 1.0,
+            (None, true) => return Ok(None),
+        };
+        if self.backend != Backend::Cluster {
+            bail!("--timeline and --reconfigure apply to --backend cluster only");
+        }
+        if !(seconds.is_finite() && seconds >= 0.001) {
+            bail!("--timeline takes a bucket length in seconds (at least 0.001), got {seconds}");
+        }
+        Ok(Some(Duration::from_secs_f64(seconds)))
+    }
+
+    /// `--reconfigure` needs replicas the bench starts, protocols that change membership,
+    /// the topology's regions and times inside the run.
+    fn check_reconfigure(
+        &self,
+        topology: &Topology,
+        protocols: &[ProtocolSpec],
+        template: &SimRun,
+    ) -> anyhow::Result<()> {
+        if self.reconfigure.is_empty() {
+            return Ok(());
+        }
+        if !self.nodes.is_empty() {
+            bail!(
+                "--reconfigure starts and stops replicas, so it needs the replicas the bench \
+                 starts itself (not --nodes; against a deployment use `meridian member add` \
+                 and `member remove` beside the bench)"
+            );
+        }
+        if let Some(tempo) = protocols
+            .iter()
+            .find(|p| matches!(p, ProtocolSpec::Tempo { .. }))
+        {
+            bail!("--reconfigure: {tempo} keyspaces run a static membership; leave it out");
+        }
+        let end = template.warmup + template.duration;
+        for change in &self.reconfigure {
+            if change.at >= end {
+                bail!(
+                    "--reconfigure {change}: the run ends {:.1} s after it starts",
+                    end.as_secs_f64()
+                );
+            }
+            if let Action::Add { region } = &change.action {
+                if topology.region_index(region).is_none() {
+                    bail!(
+                        "--reconfigure {change}: region {region:?} is not in topology {}",
+                        topology.name()
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     fn protocols(&self, topology: &Topology) -> anyhow::Result<Vec<ProtocolSpec>> {

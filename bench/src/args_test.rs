@@ -84,3 +84,49 @@ fn read_levels_apply_to_reads_and_leader_levels_need_multipaxos() {
         .plan()
         .unwrap();
 }
+
+#[test]
+fn reconfigure_is_refused_where_it_cannot_run() {
+    let local = "--backend cluster --topology lan-3 --warmup 1 --duration 9";
+    let plan = args(&format!(
+        "{local} --protocols epaxos,multipaxos:rack-1 --reconfigure add:rack-2@2,remove:added@6"
+    ))
+    .plan()
+    .unwrap();
+    assert_eq!(plan.reconfigure.len(), 2);
+    assert_eq!(plan.timeline, Some(Duration::from_secs(1)), "implied");
+    for (line, expected) in [
+        (format!("{NODES} --reconfigure add:rack-2@2"), "not --nodes"),
+        (
+            "--topology lan-3 --protocols epaxos --reconfigure add:rack-2@2".to_owned(),
+            "--backend cluster only",
+        ),
+        (
+            format!("{local} --protocols tempo --reconfigure add:rack-2@2"),
+            "static membership",
+        ),
+        (
+            format!("{local} --protocols epaxos --reconfigure add:mars@2"),
+            "not in topology",
+        ),
+        (
+            format!("{local} --protocols epaxos --reconfigure remove:added@10"),
+            "the run ends 10.0 s",
+        ),
+        (
+            format!("{local} --protocols epaxos --timeline 0"),
+            "bucket length",
+        ),
+    ] {
+        let err = refusal(&line);
+        assert!(err.contains(expected), "{line}: {err}");
+    }
+    let malformed = Args::try_parse_from(
+        format!("meridian-bench {local} --reconfigure add:rack-2").split_whitespace(),
+    )
+    .unwrap_err();
+    assert!(
+        malformed.to_string().contains("add:REGION@SECONDS"),
+        "{malformed}"
+    );
+}

@@ -14,4 +14,5 @@ pub mod protocols;
 pub mod report;
 pub mod runner;
 pub mod stats;
+pub mod timeline;
 pub mod workload;

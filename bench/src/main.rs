@@ -185,6 +185,8 @@ fn run_on_cluster(
                     mode: template.mode,
                     keep_ops: template.keep_ops,
                     client_timeout: template.client_timeout,
+                    timeline: plan.timeline,
+                    reconfigure: plan.reconfigure.clone(),
                 };
                 let keyspace = runner::keyspace_name(spec, local);
                 let bar = Some(&progress.bar);

@@ -157,6 +157,7 @@ pub fn run_sim(
         seed: run.seed,
         verdict: outcome.verdict,
         efficiency: Efficiency::of(0, None, None, topology.replicas().len(), &outcome.metrics),
+        timeline: None,
         counters,
     };
     Ok((report, outcome.ops))
@@ -354,6 +355,7 @@ pub async fn run_cluster(
         verdict,
         counters,
         efficiency: outcome.efficiency,
+        timeline: outcome.timeline,
     };
     Ok((report, outcome.ops))
 }

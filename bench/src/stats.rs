@@ -6,9 +6,9 @@ use meridian_engine::sim::OpRecord;
 use meridian_engine::{CommitPath, Time};
 
 /// Highest latency recorded exactly; anything slower is clamped (and counted).
-const MAX_LATENCY_US: u64 = 120_000_000;
+pub(crate) const MAX_LATENCY_US: u64 = 120_000_000;
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 3 significant digits over 1 µs ..= 120 s: 0.1% resolution.
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
 }

@@ -4,6 +4,7 @@
 
 use meridian_bench::backend::cluster::{ClusterRun, Deployment};
 use meridian_bench::protocols::ProtocolSpec;
+use meridian_bench::report::RunReport;
 use meridian_bench::runner;
 use meridian_bench::workload::WorkloadSpec;
 use meridian_engine::sim::ClientMode;
@@ -11,8 +12,8 @@ use meridian_engine::topology::Topology;
 use meridian_server::launcher::ServerCommand;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizable() {
+/// `lan-3` with two clients per rack, and EPaxos beside Multi-Paxos led from `leader`.
+fn lan_3(leader: &str) -> (Topology, [ProtocolSpec; 2]) {
     let topology = Topology::builtin("lan-3")
         .expect("builtin")
         .with_clients_per_region(2);
@@ -22,20 +23,48 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
             ordered: false,
         },
         ProtocolSpec::MultiPaxos {
-            leader_region: "rack-2".into(),
+            leader_region: leader.into(),
         },
     ];
-    let dir = std::env::temp_dir().join(format!("meridian-bench-it-{}", std::process::id()));
+    (topology, protocols)
+}
+
+/// Local replicas (this package's `serve-replica`) serving `protocols`, in a fresh
+/// directory named by `tag`.
+async fn start(
+    topology: &Topology,
+    protocols: &[ProtocolSpec],
+    tag: &str,
+) -> (Deployment, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("meridian-bench-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let command = ServerCommand {
         program: env!("CARGO_BIN_EXE_meridian-bench").into(),
         args: vec!["serve-replica".into()],
     };
     let keyspaces =
-        runner::keyspaces_for(&protocols, &topology, runner::Tuning::default()).expect("keyspaces");
-    let deployment = Deployment::local(&topology, keyspaces, &dir, command, true)
+        runner::keyspaces_for(protocols, topology, runner::Tuning::default()).expect("keyspaces");
+    let deployment = Deployment::local(topology, keyspaces, &dir, command, true)
         .await
         .expect("replicas start");
+    (deployment, dir)
+}
+
+fn assert_linearizable(spec: &ProtocolSpec, report: &RunReport) {
+    assert!(
+        report
+            .verdict
+            .as_deref()
+            .is_some_and(|v| v.starts_with("linearizable")),
+        "{spec}: {:?}",
+        report.verdict
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizable() {
+    let (topology, protocols) = lan_3("rack-2");
+    let (deployment, dir) = start(&topology, &protocols, "it").await;
     for spec in &protocols {
         for conflict_pct in [0.0, 100.0] {
             let run = ClusterRun {
@@ -47,6 +76,8 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
                 mode: ClientMode::Closed,
                 keep_ops: true,
                 client_timeout: Duration::from_secs(5),
+                timeline: None,
+                reconfigure: Vec::new(),
             };
             let keyspace = runner::keyspace_name(spec, true);
             let (report, ops) = runner::run_cluster(spec, &run, &deployment, &keyspace, true, None)
@@ -56,14 +87,7 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
                 "{spec} {conflict_pct}%: {:.0} ops/s, fast path {:?}, {:?}",
                 report.throughput_ops, report.fast_path_ratio, report.verdict
             );
-            assert!(
-                report
-                    .verdict
-                    .as_deref()
-                    .is_some_and(|v| v.starts_with("linearizable")),
-                "{spec}: {:?}",
-                report.verdict
-            );
+            assert_linearizable(spec, &report);
             assert!(
                 report.regions.iter().all(|r| r.ops > 0),
                 "{spec}: a region did nothing"
@@ -75,6 +99,68 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
                     assert_eq!(ratio, 1.0, "no conflicts: every commit on the fast path");
                 }
             }
+        }
+    }
+    drop(deployment);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--reconfigure`: a replica added and then removed while the clients run, for a
+/// leaderless and a leader-based keyspace; the changes go through, the history stays
+/// linearizable and the timeline shows the cluster serving before, during and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_added_and_removed_during_a_run_show_in_its_timeline() {
+    use meridian_bench::backend::reconfigure::Change;
+    let (topology, protocols) = lan_3("rack-1");
+    let (deployment, dir) = start(&topology, &protocols, "rc").await;
+    let changes: Vec<Change> = ["add:rack-2@2", "remove:added@5"]
+        .iter()
+        .map(|c| c.parse().expect("change"))
+        .collect();
+    for (run_index, spec) in protocols.iter().enumerate() {
+        let run = ClusterRun {
+            topology: topology.clone(),
+            seed: 11,
+            workload: WorkloadSpec::conflicts(25.0),
+            warmup: Duration::from_millis(500),
+            duration: Duration::from_secs(7),
+            mode: ClientMode::Closed,
+            keep_ops: true,
+            client_timeout: Duration::from_secs(5),
+            timeline: Some(Duration::from_secs(1)),
+            reconfigure: changes.clone(),
+        };
+        let keyspace = runner::keyspace_name(spec, true);
+        let (report, _) = runner::run_cluster(spec, &run, &deployment, &keyspace, true, None)
+            .await
+            .expect("run");
+        let timeline = report.timeline.clone().expect("a timeline");
+        println!("{spec}: {:?}", timeline.changes);
+        // Each run adds the next id: 3, then 4.
+        let added = 3 + run_index as u16;
+        assert_eq!(timeline.changes.len(), 2, "{spec}");
+        for change in &timeline.changes {
+            assert_eq!(change.outcome, "ok", "{spec}: {change:?}");
+            assert_eq!(change.node, Some(added), "{spec}: {change:?}");
+        }
+        assert!(timeline.changes[0].start_s >= 2.0 && timeline.changes[1].start_s >= 5.0);
+        assert_linearizable(spec, &report);
+        // Served before the add, while the added replica votes, and after its removal.
+        let removed_at = timeline.changes[1].end_s;
+        for (what, t) in [
+            ("before", 1.0),
+            ("with it", 4.0),
+            ("after", removed_at + 0.5),
+        ] {
+            let row = timeline
+                .rows
+                .iter()
+                .find(|r| r.start_s <= t && t < r.start_s + timeline.bucket_s)
+                .unwrap_or_else(|| panic!("{spec}: no bucket at {t} s: {:?}", timeline.rows));
+            assert!(
+                row.ops_per_s > 0.0,
+                "{spec}: nothing served {what}: {row:?}"
+            );
         }
     }
     drop(deployment);

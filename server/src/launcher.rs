@@ -7,13 +7,17 @@
 //!     kill(i)      SIGKILL (a crash: nothing flushed, nothing said)
 //!     restart(i)   same config, same data directory
 //!     wait_ready() every replica accepts clients and every keyspace serves through it
+//!     add_node(r)  one more node in region r (`cluster_join`), started outside every
+//!                  configuration until a membership change adds it
 //!     drop         SIGKILL whatever still runs (tests never leak replicas)
 //! ```
 //!
 //! Each child's stdout and stderr go to `dir/node-<id>.log` (appended across restarts).
 
 use crate::client::{Client, ClientError, ClientOptions};
-use crate::local_cluster::{self as cluster, ClusterError, ClusterSpec, Manifest};
+use crate::config::NodeConfig;
+use crate::identity;
+use crate::local_cluster::{self as cluster, ClusterError, ClusterSpec, Manifest, ManifestNode};
 use crate::tls::{TlsError, TlsIdentity, TlsPaths};
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -276,6 +280,35 @@ impl LocalCluster {
             .iter()
             .position(|n| n.id == id)
             .ok_or(LaunchError::UnknownNode(id))
+    }
+
+    /// The operator identity generated with the cluster (membership changes need it).
+    pub fn operator_tls(&self) -> Result<TlsIdentity, LaunchError> {
+        Ok(TlsIdentity::load(&TlsPaths::operator_or_client(
+            &self.dir.join("certs"),
+        ))?)
+    }
+
+    /// Prepare one more node in `region` (next free id and ports, certificate, config:
+    /// [`crate::cluster_join::join`]) and start it. It serves no keyspace as a member
+    /// until a membership change adds it. Returns its manifest entry.
+    pub fn add_node(&mut self, region: &str) -> Result<ManifestNode, LaunchError> {
+        let (manifest, node) = crate::cluster_join::join(&self.dir, region)?;
+        // The ports are the highest in use plus one, which on loopback another process
+        // may hold: say so rather than start a replica that cannot bind.
+        if let Err(e) = std::net::UdpSocket::bind(node.address) {
+            crate::cluster_join::mark_removed(&self.dir, node.id, true)?;
+            return Err(LaunchError::Process {
+                node: node.id,
+                message: format!("its port {} is taken: {e}", node.address),
+            });
+        }
+        let config = NodeConfig::load(&node.config).map_err(ClusterError::from)?;
+        identity::init_new(&config).map_err(ClusterError::from)?;
+        self.manifest = manifest;
+        self.children.push(None);
+        self.restart(node.id)?;
+        Ok(node)
     }
 
     /// Whether node `id`'s process is running.

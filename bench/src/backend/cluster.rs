@@ -18,10 +18,14 @@
 //! committed there (the wait for execution), so the request's commit is recorded at its
 //! return minus that hold, as if the replica had told the client at commit time; requests
 //! without a note (forwarded Multi-Paxos requests, Dynamo) commit at their return.
+//! With `--reconfigure` the run adds and removes replicas of a local deployment while the
+//! clients go on (`reconfigure`), and reports its latency over time (`timeline`).
 
 use super::efficiency::{cpu_seconds, total_cpu_seconds, Efficiency};
+use super::reconfigure::{Change, ChangeRecord, Reconfigurer};
 use crate::runner::RequestOptimum;
 use crate::stats::RunStats;
+use crate::timeline::{Timeline, TimelineReport};
 use crate::workload::WorkloadSpec;
 use anyhow::{anyhow, Context};
 use indicatif::ProgressBar;
@@ -65,6 +69,10 @@ pub struct ClusterRun {
     pub keep_ops: bool,
     /// Client request timeout.
     pub client_timeout: Duration,
+    /// Bucket length of the latency over time, when wanted.
+    pub timeline: Option<Duration>,
+    /// Membership changes to make during the run (local deployments only).
+    pub reconfigure: Vec<Change>,
 }
 
 /// What a cluster run produced.
@@ -78,6 +86,8 @@ pub struct ClusterOutcome {
     pub ops: Vec<OpRecord>,
     /// Replica CPU per operation, operations per fsync, commands per instance.
     pub efficiency: Efficiency,
+    /// Latency over time and the changes made (with `timeline`).
+    pub timeline: Option<TimelineReport>,
 }
 
 /// Replicas to benchmark.
@@ -93,7 +103,9 @@ pub struct Deployment {
     /// Process ids of the replicas a local deployment started (empty otherwise).
     pub pids: Vec<u32>,
     tls: TlsIdentity,
-    _local: Option<LocalCluster>,
+    /// The replica processes a local deployment started (replicas are added and removed
+    /// through it during a run).
+    local: Option<Mutex<LocalCluster>>,
 }
 
 impl Deployment {
@@ -128,7 +140,7 @@ impl Deployment {
             wan,
             pids: cluster.pids(),
             tls,
-            _local: Some(cluster),
+            local: Some(Mutex::new(cluster)),
         })
     }
 
@@ -166,7 +178,7 @@ impl Deployment {
             wan: false,
             pids: Vec::new(),
             tls,
-            _local: None,
+            local: None,
         })
     }
 
@@ -177,6 +189,35 @@ impl Deployment {
             .map(|i| (i, topology.rtt_ms(region, self.regions[i])))
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
             .unwrap_or((0, 0.0))
+    }
+
+    /// What makes `keyspace`'s membership changes: the local cluster, asked through the
+    /// replicas `topology`'s clients talk to.
+    fn reconfigurer(
+        &self,
+        topology: &Topology,
+        keyspace: &str,
+    ) -> anyhow::Result<Reconfigurer<'_>> {
+        let cluster = self.local.as_ref().context(
+            "--reconfigure needs replicas the bench starts itself (it was given --nodes)",
+        )?;
+        let operator = cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .operator_tls()?;
+        let mut serving: Vec<(u16, SocketAddr)> = (0..topology.regions().len())
+            .map(|region| {
+                let replica = self.replica_for(topology, region).0;
+                (replica as u16, self.addresses[replica])
+            })
+            .collect();
+        serving.dedup();
+        Ok(Reconfigurer {
+            cluster,
+            operator,
+            serving,
+            keyspace: keyspace.to_owned(),
+        })
     }
 
     /// Protocol counters of `keyspace` summed over the replicas that expose metrics.
@@ -246,6 +287,7 @@ struct Shared {
     stats: Mutex<RunStats>,
     ops: Mutex<Vec<OpRecord>>,
     keep_ops: bool,
+    timeline: Option<Mutex<Timeline>>,
     /// Successful operations over the whole run (warm-up and tail included: the span
     /// the replicas' CPU and counters are measured over).
     succeeded: AtomicU64,
@@ -264,6 +306,12 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .record(&record, self.optimum.as_ref().and_then(|f| f(&record)));
+        if let Some(timeline) = &self.timeline {
+            timeline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(&record);
+        }
         if self.keep_ops {
             self.ops
                 .lock()
@@ -361,8 +409,14 @@ pub async fn run(
         stats: Mutex::new(RunStats::new(regions, measure_from, measure_to)),
         ops: Mutex::new(Vec::new()),
         keep_ops: run.keep_ops,
+        timeline: run.timeline.map(|width| Mutex::new(Timeline::new(width))),
         succeeded: AtomicU64::new(0),
     });
+    let reconfigurer = if run.reconfigure.is_empty() {
+        None
+    } else {
+        Some(deployment.reconfigurer(topology, keyspace)?)
+    };
     let before = deployment.scrape(keyspace);
     let cpu_before = total_cpu_seconds(&deployment.pids);
     let client_cpu_before = cpu_seconds(std::process::id());
@@ -381,21 +435,32 @@ pub async fn run(
         tasks.spawn(drive_client(task, run.clone(), measure_to));
     }
     let end = measure_to + run.client_timeout;
-    loop {
-        tokio::select! {
-            joined = tasks.join_next() => {
-                match joined {
-                    Some(result) => result.context("a client task failed")?,
-                    None => break,
+    let clients_done = async {
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    match joined {
+                        Some(result) => result.context("a client task failed")?,
+                        None => break,
+                    }
                 }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            if let Some(bar) = progress {
+                let now = shared.now().as_micros();
+                bar.set_position((now * 1000 / end.as_micros().max(1)).min(1000));
+            }
         }
-        if let Some(bar) = progress {
-            let now = shared.now().as_micros();
-            bar.set_position((now * 1000 / end.as_micros().max(1)).min(1000));
+        anyhow::Ok(())
+    };
+    let changes_done = async {
+        match &reconfigurer {
+            Some(reconfigurer) => reconfigurer.run(&run.reconfigure, shared.start).await,
+            None => Vec::<ChangeRecord>::new(),
         }
-    }
+    };
+    let (clients, changes) = tokio::join!(clients_done, changes_done);
+    clients?;
     let metrics = delta(&before, &deployment.scrape(keyspace));
     let cpu = total_cpu_seconds(&deployment.pids)
         .zip(cpu_before)
@@ -416,11 +481,18 @@ pub async fn run(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let ops = std::mem::take(&mut *shared.ops.lock().unwrap_or_else(|e| e.into_inner()));
+    let timeline = shared.timeline.as_ref().map(|timeline| {
+        timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report(changes)
+    });
     Ok(ClusterOutcome {
         stats,
         metrics,
         ops,
         efficiency,
+        timeline,
     })
 }
 

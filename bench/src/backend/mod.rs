@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod efficiency;
+pub mod reconfigure;
 pub mod sim;
 
 use meridian_engine::check::{check_kv, CheckConfig, History, Verdict};

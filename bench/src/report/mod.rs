@@ -80,6 +80,9 @@ pub struct RunReport {
     /// (the first two on the cluster backend only).
     #[serde(flatten)]
     pub efficiency: crate::backend::efficiency::Efficiency,
+    /// Latency over time and membership changes (`--timeline`, `--reconfigure`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::TimelineReport>,
 }
 
 /// Empirical CDF as a staircase over every recorded value (ms, fraction), so mixed

@@ -2,6 +2,7 @@
 
 use super::RunReport;
 use crate::backend::efficiency::Efficiency;
+use crate::timeline::TimelineReport;
 use std::fmt::Write;
 
 /// Render reports as one table per (protocol, workload).
@@ -91,6 +92,51 @@ pub fn render(reports: &[RunReport]) -> String {
             }
             let _ = writeln!(out, "{line}");
         }
+        if let Some(timeline) = &report.timeline {
+            out.push_str(&timeline_text(timeline));
+        }
+    }
+    out
+}
+
+/// The latency over time, one line per bucket, with each membership change named in the
+/// buckets where it began and ended.
+fn timeline_text(timeline: &TimelineReport) -> String {
+    let mut out = format!(
+        "  latency over time (call -> reply, requests by call time, {} s buckets):\n  {:>7} {:>8} \
+         {:>9} {:>9} {:>9} {:>6}  changes\n",
+        timeline.bucket_s, "t s", "ops/s", "p50 ms", "p99 ms", "max ms", "failed"
+    );
+    let within = |t: f64, start: f64| t >= start && t < start + timeline.bucket_s;
+    for row in &timeline.rows {
+        let mut notes = Vec::new();
+        for change in &timeline.changes {
+            let replica = change
+                .node
+                .map_or_else(String::new, |id| format!(" (replica {id})"));
+            if within(change.start_s, row.start_s) {
+                notes.push(format!("{}{replica} begins", change.change));
+            }
+            if within(change.end_s, row.start_s) {
+                notes.push(format!(
+                    "{}{replica} ends after {:.1} s: {}",
+                    change.change,
+                    change.end_s - change.start_s,
+                    change.outcome
+                ));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  {:>7.1} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>6}  {}",
+            row.start_s,
+            row.ops_per_s,
+            row.p50_ms,
+            row.p99_ms,
+            row.max_ms,
+            row.failed,
+            notes.join("; ")
+        );
     }
     out
 }

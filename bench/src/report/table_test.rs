@@ -38,6 +38,7 @@ fn report(regions: Vec<RegionReport>) -> RunReport {
         verdict: None,
         counters: Default::default(),
         efficiency: Default::default(),
+        timeline: None,
     }
 }
 
@@ -104,6 +105,50 @@ fn tempo_runs_split_the_mean_stability_wait() {
     let text = render(&[run]);
     assert!(
         text.contains("stability wait mean 25.0 ms (promises 5.0, lower proposals 20.0)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_timeline_names_each_change_where_it_began_and_ended() {
+    use crate::backend::reconfigure::ChangeRecord;
+    use crate::timeline::{TimelineReport, TimelineRow};
+    let mut run = report(vec![region("VA", 0)]);
+    assert!(!render(std::slice::from_ref(&run)).contains("latency over time"));
+    let row = |start_s: f64, p50_ms: f64| TimelineRow {
+        start_s,
+        ops_per_s: 290.0,
+        p50_ms,
+        p99_ms: 130.0,
+        max_ms: 140.0,
+        failed: 0,
+    };
+    run.timeline = Some(TimelineReport {
+        bucket_s: 2.0,
+        rows: vec![row(0.0, 74.0), row(2.0, 103.5), row(4.0, 74.0)],
+        changes: vec![ChangeRecord {
+            change: "add:CA@2".into(),
+            start_s: 2.0,
+            end_s: 4.6,
+            node: Some(5),
+            outcome: "ok".into(),
+        }],
+    });
+    let text = render(&[run]);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |t: &str| {
+        *lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(t))
+            .unwrap_or_else(|| panic!("no row {t}: {text}"))
+    };
+    assert!(at("0.0").trim_end().ends_with('0'), "{text}");
+    assert!(
+        at("2.0").contains("103.5") && at("2.0").ends_with("add:CA@2 (replica 5) begins"),
+        "{text}"
+    );
+    assert!(
+        at("4.0").ends_with("add:CA@2 (replica 5) ends after 2.6 s: ok"),
         "{text}"
     );
 }
