@@ -110,15 +110,14 @@ impl MultiPaxos {
                 return;
             }
             let change = leadership.queue.front().and_then(|p| p.change.clone());
-            if let Some(change) = &change {
-                if let Err(reason) = self.vet_change(change) {
+            if let Some(change) = change {
+                if let Err(reason) = self.vet_change(&change) {
                     if let Some(proposal) = self.take_front() {
                         self.refuse_change(proposal, reason);
                     }
                     continue;
                 }
             }
-            let stall = change.as_ref().is_some_and(|c| !self.keeps_voters(c));
             let Role::Leader(leadership) = &mut self.role else {
                 return;
             };
@@ -139,9 +138,7 @@ impl MultiPaxos {
             };
             let batch: Batch = leadership.queue.drain(..take).collect();
             if batch.iter().any(Proposal::is_change) {
-                if stall {
-                    leadership.change_slot = Some(leadership.next_slot);
-                }
+                leadership.change_slot = Some(leadership.next_slot);
                 self.metrics.incr("changes_proposed");
             }
             self.metrics.incr("slots_proposed");

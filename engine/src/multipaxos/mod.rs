@@ -148,8 +148,6 @@ pub struct MultiPaxos {
     /// Every member of the current configuration, voters and learners: who this replica
     /// talks to. Who votes is `log.configuration()` (docs/design.md#membership).
     members: Vec<NodeId>,
-    /// The voters among `members` (a change that keeps them needs no stall).
-    voters: Vec<NodeId>,
     /// The epoch of the configuration `members` and `quorums` were computed from.
     epoch: u64,
     config: MultiPaxosConfig,
@@ -217,7 +215,6 @@ impl MultiPaxos {
         let recovered = replay::recover(id, recovered, config.sessions, initial);
         let configuration = recovered.log.configuration();
         let members: Vec<NodeId> = configuration.members().iter().map(|m| m.id).collect();
-        let voters: Vec<NodeId> = configuration.voters().collect();
         let epoch = configuration.epoch();
         let quorums = if epoch == 0 {
             config.quorums_for(configuration.voter_count())
@@ -232,7 +229,6 @@ impl MultiPaxos {
             id,
             cluster: cluster.ids().collect(),
             members,
-            voters,
             epoch,
             config,
             quorums,
