@@ -212,7 +212,6 @@ impl MultiPaxos {
         // A leader running phase 1 again after a change stops heartbeating meanwhile.
         self.timers.cancel(Timer::Heartbeat);
         self.metrics.incr("elections_started");
-        self.reset_election_deadline(now);
         self.set_leader(now, None);
         // Every slot below is executed, so its configuration is the one whose quorum
         // phase 1 needs.
@@ -224,6 +223,9 @@ impl MultiPaxos {
             self.fences.clone(),
             false,
         ));
+        // Armed once we are a candidate: a leader running phase 1 again after a change
+        // had no election deadline, so a lost phase 1 left it a candidate for good.
+        self.reset_election_deadline(now);
         if self.config.unsafe_skip_phase1 {
             // Deliberately broken (tests only): lead with what this replica alone
             // accepted, without learning what a quorum accepted.

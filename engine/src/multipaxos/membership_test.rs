@@ -240,6 +240,22 @@ fn nothing_is_proposed_above_an_unexecuted_change() {
         .filter(|(_, m)| matches!(m, Message::Prepare { .. }))
         .count();
     assert_eq!(prepares, 0, "the prepare waits for our promise's sync");
+    // Its phase 1 may be lost: it has a deadline, and then stands again, higher.
+    let ballot_after_change = leader.promised();
+    let started = leader.metrics().get("elections_started");
+    for _ in 0..100 {
+        if leader.metrics().get("elections_started") > started {
+            break;
+        }
+        let deadline = leader.poll_timeout().expect("a deadline while a candidate");
+        leader.handle_timeout(deadline);
+        drain(&mut leader);
+    }
+    assert!(
+        leader.metrics().get("elections_started") > started,
+        "a candidate whose phase 1 after a change got no answer never stood again"
+    );
+    assert!(leader.promised() > ballot_after_change);
     assert_eq!(
         leader
             .poll_change_outcome()
