@@ -167,7 +167,15 @@ fn run_on_cluster(
                 program: exe,
                 args: vec![SERVE_REPLICA.into()],
             };
-            Deployment::local(&plan.topology, keyspaces, &dir, command, !args.no_wan).await?
+            Deployment::local(
+                &plan.topology,
+                &args.topology,
+                keyspaces,
+                &dir,
+                command,
+                !args.no_wan,
+            )
+            .await?
         } else {
             remote_deployment(args, plan)?
         };

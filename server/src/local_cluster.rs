@@ -140,6 +140,18 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<(), ClusterError> {
     })
 }
 
+/// How a cluster's files name `given` (a `--topology` argument): a builtin by its name,
+/// a topology file by its absolute path, so replica configs and `cluster add` resolve it
+/// from any working directory.
+pub fn topology_ref(given: &str) -> Result<String, ClusterError> {
+    if Topology::builtin(given).is_some() {
+        return Ok(given.to_owned());
+    }
+    let path = std::fs::canonicalize(given)
+        .map_err(|e| ClusterError::Spec(format!("topology {given:?}: {e}")))?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
 /// The manifest file of a cluster directory.
 pub fn manifest_path(dir: &Path) -> PathBuf {
     dir.join("cluster.toml")

@@ -111,8 +111,11 @@ pub struct Deployment {
 impl Deployment {
     /// Start one replica process per topology replica in `dir` (WAN emulated unless the
     /// topology is a LAN) serving `keyspaces`, and wait until every keyspace serves.
+    /// `topology_ref` is how the user named the topology (a builtin name or a file path):
+    /// the replicas' configs and added replicas resolve it again.
     pub async fn local(
         topology: &Topology,
+        topology_ref: &str,
         keyspaces: Vec<KeyspaceConfig>,
         dir: &Path,
         command: ServerCommand,
@@ -120,7 +123,7 @@ impl Deployment {
     ) -> anyhow::Result<Self> {
         let n = topology.replicas().len();
         let spec = ClusterSpec {
-            topology_ref: topology.name().to_owned(),
+            topology_ref: meridian_server::local_cluster::topology_ref(topology_ref)?,
             topology: topology.clone(),
             addresses: launcher::free_udp_addrs(n)?,
             metrics: Some(launcher::free_tcp_addrs(n)?),

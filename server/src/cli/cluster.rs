@@ -335,13 +335,7 @@ async fn up(
     metrics_base_port: u16,
 ) -> anyhow::Result<Vec<String>> {
     let topology = Topology::resolve(topology_name)?;
-    let topology_ref = if Topology::builtin(topology_name).is_some() {
-        topology_name.to_owned()
-    } else {
-        std::fs::canonicalize(topology_name)?
-            .to_string_lossy()
-            .into_owned()
-    };
+    let topology_ref = cluster::topology_ref(topology_name)?;
     let n = topology.replicas().len();
     let port = |base: u16, i: usize| -> anyhow::Result<SocketAddr> {
         let port = u16::try_from(usize::from(base) + i).context("port out of range")?;
