@@ -257,6 +257,11 @@ impl LocalCluster {
         &self.manifest
     }
 
+    /// The cluster directory (certificates, configs, data, logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Process ids of the replicas that run (started by this value), in node order.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().flatten().map(Child::id).collect()

@@ -214,6 +214,7 @@ impl Deployment {
                 (replica as u16, self.addresses[replica])
             })
             .collect();
+        serving.sort_unstable();
         serving.dedup();
         Ok(Reconfigurer {
             cluster,

@@ -19,7 +19,7 @@
 use meridian_engine::NodeId;
 use meridian_server::admin::{AdminRequest, AdminResponse, ChangeReport};
 use meridian_server::client::{Client, ClientOptions};
-use meridian_server::launcher::LocalCluster;
+use meridian_server::launcher::{self, LocalCluster};
 use meridian_server::tls::TlsIdentity;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -187,7 +187,7 @@ impl Reconfigurer<'_> {
             .map_err(|e| (None, format!("starting a replica: {e}")))?;
         let id = node.id;
         let failed = |e: String| (Some(id), e);
-        self.accepting(node.address).await.map_err(failed)?;
+        self.accepting(id).await.map_err(failed)?;
         let request = AdminRequest::MemberAdd {
             id: NodeId(id),
             region: node.region.clone(),
@@ -268,26 +268,15 @@ impl Reconfigurer<'_> {
         Err(last)
     }
 
-    /// Wait until the replica at `addr` accepts a client connection.
-    async fn accepting(&self, addr: SocketAddr) -> Result<(), String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let options = ClientOptions {
-                timeout: Duration::from_secs(1),
-                ..ClientOptions::default()
-            };
-            let attempt = Client::connect_with(addr, &self.operator, options);
-            if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
-                client.close().await;
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the replica at {addr} did not accept clients within {START_TIMEOUT:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// Wait until replica `id` accepts a client connection (it serves no keyspace yet).
+    async fn accepting(&self, id: u16) -> Result<(), String> {
+        let (dir, manifest) = {
+            let cluster = self.lock();
+            (cluster.dir().to_owned(), cluster.manifest().clone())
+        };
+        launcher::wait_ready(&dir, &manifest, [id], &[], &self.operator, START_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
