@@ -118,8 +118,13 @@ impl Replica {
             .persist(vec![record], vec![Effect::Send { to, message: reply }]);
     }
 
-    pub(super) fn on_inquire(&mut self, from: NodeId, id: InstanceId) {
-        self.reveal_commit(from, id);
+    /// A peer asks for the decision on `id`: tell it if we hold one; if we forgot `id`
+    /// because every member executed it (`forgotten`, see `Collector::forgot`), say so:
+    /// the asker fell behind the collection.
+    pub(super) fn on_inquire(&mut self, from: NodeId, id: InstanceId, forgotten: bool) {
+        if !self.reveal_commit(from, id) && forgotten {
+            self.outbox.send(from, Message::Collected { instance: id });
+        }
     }
 
     /// Nack `ballot` if a higher one was promised for `id`; true if refused.

@@ -35,6 +35,9 @@ pub(super) struct Collector {
     /// Own report rounds so far, and the round of each replica's latest report.
     rounds: u64,
     heard_in_round: BTreeMap<NodeId, u64>,
+    /// Per command leader, the highest floor collected here (it can fall back when a
+    /// replica is added again with an old prefix; what was forgotten stays forgotten).
+    collected: BTreeMap<NodeId, u64>,
 }
 
 impl Collector {
@@ -72,6 +75,27 @@ impl Collector {
         self.peer_prefixes.contains_key(&id)
     }
 
+    /// Whether this replica forgot `instance` because every member (of the configuration
+    /// then) executed it. A replica that holds it executed only through a peer's state
+    /// (a spare, a lost disk) did not: its peers may still be waiting for it.
+    pub(super) fn forgot(&self, instance: InstanceId) -> bool {
+        self.collected
+            .get(&instance.leader)
+            .is_some_and(|&floor| instance.slot < floor)
+    }
+
+    /// Whether `id` reported executing everything this replica forgot: one that did not
+    /// cannot learn the forgotten instances one by one, and fetches its peers' state
+    /// first (`on_collected_elsewhere`), voting on nothing meanwhile.
+    pub(super) fn passed_collection(&self, id: NodeId) -> bool {
+        let Some(prefix) = self.peer_prefixes.get(&id) else {
+            return false;
+        };
+        self.collected
+            .iter()
+            .all(|(leader, &floor)| prefix.get(leader).is_some_and(|&slot| slot >= floor))
+    }
+
     /// A peer's executed prefix: ask for what it executed and we never saw committed,
     /// then forget what everyone executed.
     pub(super) fn on_report(
@@ -92,9 +116,11 @@ impl Collector {
 
     /// Forget instances every replica executed: a later command that names one finds it
     /// executed.
-    fn collect_garbage(&self, replica: &mut Replica) {
+    fn collect_garbage(&mut self, replica: &mut Replica) {
         replica.ran_everywhere = self.floor(replica);
         for (&leader, &slot) in &replica.ran_everywhere {
+            let collected = self.collected.entry(leader).or_default();
+            *collected = (*collected).max(slot);
             let forgotten = replica.table.forget_below(leader, slot);
             if forgotten > 0 {
                 let forgotten = forgotten as u64;

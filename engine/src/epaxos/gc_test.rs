@@ -78,16 +78,7 @@ fn an_idle_replica_reports_on_its_own_timer() {
 #[test]
 fn a_removed_replica_holds_collection_back_only_while_it_reports() {
     use crate::configuration::{Change, ProposedChange};
-    let mut core = replica(3, 0, Vec::new());
-    for slot in 0..5 {
-        let commit = Message::Commit {
-            instance: id(0, slot),
-            payload: batch(slot + 1, &format!("k{slot}")),
-            attributes: attrs(1, &[]),
-        };
-        core.handle_message(Time::ZERO, NodeId(1), commit);
-    }
-    outputs(&mut core);
+    let mut core = with_five_commits();
     let report = |prefix: u64| Message::Executed {
         prefix: vec![(NodeId(0), prefix)],
     };
@@ -115,4 +106,78 @@ fn a_removed_replica_holds_collection_back_only_while_it_reports() {
         Some(5),
         "silent for 11 rounds: no longer waited for"
     );
+}
+
+/// An inquiry about an instance this replica forgot because every member executed it is
+/// answered `Collected` (the asker fell behind the collection); one about an instance it
+/// executed but has not collected (its peers may still wait for it: state installed from
+/// a peer holds many such) is not (t18 seed 14138: voters sent into needless rejoins).
+#[test]
+fn only_an_instance_collected_here_is_answered_collected() {
+    let mut core = with_five_commits();
+    let answers = |core: &mut super::Epaxos, slot: u64| -> Vec<Message> {
+        core.handle_message(
+            Time::ZERO,
+            NodeId(2),
+            Message::Inquire {
+                instance: id(0, slot),
+            },
+        );
+        sent(outputs(core))
+    };
+    let report = |prefix: u64| Message::Executed {
+        prefix: vec![(NodeId(0), prefix)],
+    };
+    core.handle_message(Time::ZERO, NodeId(1), report(5));
+    core.handle_message(Time::ZERO, NodeId(2), report(3));
+    outputs(&mut core);
+    assert_eq!(core.gc.floor(&core.replica).get(&NodeId(0)), Some(&3));
+    assert!(
+        matches!(answers(&mut core, 1)[..], [Message::Collected { instance }] if instance == id(0, 1)),
+        "slot 1 was collected"
+    );
+    assert!(
+        matches!(answers(&mut core, 3)[..], [Message::Commit { .. }]),
+        "slot 3 is still held: its decision is told"
+    );
+    core.replica.table.forget_below(NodeId(0), 5);
+    assert!(
+        answers(&mut core, 4).is_empty(),
+        "slot 4 was executed and dropped here, but not collected: no answer"
+    );
+}
+
+/// The messages `outputs` send, at once or behind a sync.
+fn sent(outputs: Vec<Output<Message, super::messages::Record>>) -> Vec<Message> {
+    let mut messages = Vec::new();
+    for output in outputs {
+        match output {
+            Output::Now(crate::protocol::Effect::Send { message, .. }) => messages.push(message),
+            Output::Persist { then, .. } => {
+                for effect in then {
+                    if let crate::protocol::Effect::Send { message, .. } = effect {
+                        messages.push(message);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    messages
+}
+
+/// Replica 0 of three, told by replica 1 of five independent commits of its own slots
+/// 0 to 4 (executed here, nothing reported yet).
+fn with_five_commits() -> super::Epaxos {
+    let mut core = replica(3, 0, Vec::new());
+    for slot in 0..5 {
+        let commit = Message::Commit {
+            instance: id(0, slot),
+            payload: batch(slot + 1, &format!("k{slot}")),
+            attributes: attrs(1, &[]),
+        };
+        core.handle_message(Time::ZERO, NodeId(1), commit);
+    }
+    outputs(&mut core);
+    core
 }

@@ -401,3 +401,59 @@ fn a_rejoining_spare_added_after_collection_catches_up() {
         assert_agreement(&pump);
     }
 }
+
+/// A voter removed and cut off stops holding collection back; its peers forget what
+/// they all executed meanwhile. Added again, it asks for instances its peers forgot,
+/// learns they were collected, and fetches the peers' state instead (found by t18,
+/// seed 5080: such a replica was promoted and never caught up). After the promote it
+/// votes, proposes and holds every key.
+#[test]
+fn a_removed_voter_added_again_behind_collection_fetches_state() {
+    for seed in 0..10 {
+        let mut pump = pump_with_spare(seed);
+        propose(&mut pump, 0, 1, learner(3));
+        outcome(&mut pump, 0).expect("learner added");
+        promote(&mut pump, 0, 2, 3);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
+        propose(&mut pump, 1, 100, Change::Remove(NodeId(0)));
+        outcome(&mut pump, 1).expect("voter removed");
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 3);
+        pump.isolate(NodeId(0));
+        let mut writes = puts(&mut pump, &[1, 2, 3], 1, 90);
+        all_answered(&mut pump, &writes);
+        let collected = |p: &Pump| {
+            let floor = p.up(NodeId(1)).gc.floor(&p.up(NodeId(1)).replica);
+            floor.get(&NodeId(2)).is_some_and(|&slot| slot > 20)
+        };
+        assert!(
+            pump.run_until(STEPS, collected),
+            "seed {seed}: nothing collected without the removed replica"
+        );
+        pump.heal();
+        propose(&mut pump, 1, 101, learner(0));
+        outcome(&mut pump, 1).expect("added again");
+        // Its last report, from before the removal, does not pass for caught up.
+        propose(&mut pump, 1, 102, Change::Promote(NodeId(0)));
+        match outcome(&mut pump, 1) {
+            Err(ChangeFailure::RefusedByLeader(reason)) => {
+                assert!(reason.contains("collected"), "seed {seed}: {reason}")
+            }
+            other => panic!("seed {seed}: promoted before it caught up: {other:?}"),
+        }
+        reach_epoch(&mut pump, &[1, 2, 3], 4);
+        promote(&mut pump, 2, 200, 0);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 5);
+        writes.extend(puts(&mut pump, &[0, 1, 2, 3], 91, 30));
+        all_answered(&mut pump, &writes);
+        let keys = writes_keys(&writes);
+        let done = |p: &Pump| {
+            p.live()
+                .all(|c| c.configuration().epoch() == 5 && c.kv().len() == keys)
+        };
+        assert!(pump.run_until(STEPS, done), "seed {seed}: not caught up");
+        let back = pump.up(NodeId(0)).metrics();
+        assert!(back.get("behind_collection") >= 1, "seed {seed}");
+        assert_eq!(back.get("rejoining"), 0, "seed {seed}: it proposes again");
+        assert_agreement(&pump);
+    }
+}

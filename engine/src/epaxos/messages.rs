@@ -134,6 +134,13 @@ pub enum Message {
         /// Instance.
         instance: InstanceId,
     },
+    /// Answer to an [`Inquire`](Message::Inquire) for an instance the sender forgot
+    /// because every member executed it: the asker fell behind its peers' collection (it
+    /// was removed and stopped reporting, then added again) and needs their state.
+    Collected {
+        /// Instance.
+        instance: InstanceId,
+    },
     /// Rejoin (docs/design.md#epaxos-rejoin-rule): a replica that lost its disk asks for
     /// the chunk at `offset` of the sender's answer ([`RejoinState`]) encoded as `at`
     /// (`at == 0`: encode a new answer now).

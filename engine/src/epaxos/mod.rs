@@ -410,7 +410,10 @@ impl Epaxos {
                     .on_try_preaccept_reply(replica, from, ballot, instance, conflict);
                 self.follow(now, outcome);
             }
-            Message::Inquire { instance } => replica.on_inquire(from, instance),
+            Message::Inquire { instance } => {
+                replica.on_inquire(from, instance, self.gc.forgot(instance))
+            }
+            Message::Collected { instance } => self.on_collected_elsewhere(now, instance),
             Message::Executed { prefix } => self.gc.on_report(replica, from, prefix),
             Message::RejoinQuery { nonce, at, offset } => {
                 self.on_rejoin_query(now, from, nonce, at, offset)
@@ -524,12 +527,20 @@ impl Epaxos {
         } else if let Change::Promote(learner) = proposed.change {
             // Liveness, not safety (rule 5): a learner still fetching its peers' state
             // would vote on nothing once promoted. It reports what it executed only once
-            // that state is installed.
-            (!self.gc.has_report_from(learner)).then(|| {
-                ChangeFailure::RefusedByLeader(format!(
+            // that state is installed; one added again after its peers collected without
+            // it reports an old prefix until it fetched their state.
+            if !self.gc.has_report_from(learner) {
+                Some(ChangeFailure::RefusedByLeader(format!(
                     "learner {learner} has not caught up yet (no executed-prefix report from it)"
-                ))
-            })
+                )))
+            } else if !self.gc.passed_collection(learner) {
+                Some(ChangeFailure::RefusedByLeader(format!(
+                    "learner {learner} has not caught up yet (it reported executing less than \
+                     its peers collected)"
+                )))
+            } else {
+                None
+            }
         } else {
             None
         };

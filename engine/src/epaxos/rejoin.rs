@@ -89,6 +89,21 @@ impl Epaxos {
         self.query_peers(now);
     }
 
+    /// A peer forgot `instance`, which every member executed, before we executed it: we
+    /// fell behind the collection (removed, stopped reporting, added again), and asking
+    /// for instances one by one cannot bring us level. Fetch the peers' state as a
+    /// replica that lost its disk does: more cautious than needed (our records are
+    /// intact), but one path that is already checked, and rare.
+    pub(super) fn on_collected_elsewhere(&mut self, now: Time, instance: InstanceId) {
+        let fence = &self.replica.fence;
+        let rejoining = matches!(fence.stage, Stage::Querying | Stage::Announcing);
+        if rejoining || !fence.executes() || self.replica.executor.is_executed(instance) {
+            return;
+        }
+        self.replica.metrics.incr("behind_collection");
+        self.begin_rejoin(now);
+    }
+
     /// A restart found a rejoin under way: pick it up at once.
     pub(super) fn resume_rejoin(&mut self) {
         if matches!(

@@ -129,6 +129,7 @@ const TEMPO_GAUGES: &[&str] = &[
 const EPAXOS_COUNTERS: &[&str] = &[
     "batched_commands",
     "batches",
+    "behind_collection",
     "catch_up_inquiries",
     "commands_led",
     "compactions",
