@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{cluster_up_lan_3, free_base, Down, TempDir};
+use common::{cluster_up_lan_3, free_base, kill_9, Down, TempDir};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -177,22 +177,6 @@ fn refused(out: &std::process::Output) -> String {
 fn pid_of(dir: &Path, id: u16) -> u32 {
     let text = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
     text.trim().parse().unwrap()
-}
-
-/// kill -9 replica `id` of `dir` and wait until it is gone; returns its pid.
-fn kill_9(dir: &Path, id: u16) -> u32 {
-    let pid = pid_of(dir, id);
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while replicas_of(dir).contains(&pid) {
-        assert!(Instant::now() < deadline, "replica {id} survived kill -9");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    pid
 }
 
 /// `cluster up`, writes, kill -9 of replica 1, `cluster restart` of it: the earlier

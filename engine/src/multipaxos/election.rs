@@ -370,6 +370,7 @@ impl MultiPaxos {
         let mut leadership = Leadership::new(candidacy.ballot, end);
         leadership.queue = candidacy.queue;
         leadership.change_slot = change;
+        leadership.covers_above_change = change.is_none();
         self.role = Role::Leader(leadership);
         self.timers.cancel(Timer::Election);
         self.metrics.incr("elections_won");

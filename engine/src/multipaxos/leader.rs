@@ -47,6 +47,10 @@ pub(super) struct Leadership {
     /// The slot of a membership change proposed and not yet executed here: nothing is
     /// proposed above it until it is (docs/design.md#membership).
     pub(super) change_slot: Option<Slot>,
+    /// Whether this leader's phase 1 covers the slots above `change_slot`: true for a
+    /// change it proposed itself, false for one its phase 1 found (it re-proposed only up
+    /// to it, so it must run phase 1 again once it executes, applied or not).
+    pub(super) covers_above_change: bool,
     /// Per peer (voters and learners), its executed frontier at its latest ack.
     pub(super) progress: BTreeMap<NodeId, Slot>,
 }
@@ -67,6 +71,7 @@ impl Leadership {
             acks_at: BTreeMap::new(),
             holders: BTreeMap::new(),
             change_slot: None,
+            covers_above_change: true,
             progress: BTreeMap::new(),
         }
     }
@@ -110,14 +115,15 @@ impl MultiPaxos {
                 return;
             }
             let change = leadership.queue.front().and_then(|p| p.change.clone());
-            if let Some(change) = change {
-                if let Err(reason) = self.vet_change(&change) {
+            if let Some(change) = &change {
+                if let Err(reason) = self.vet_change(change) {
                     if let Some(proposal) = self.take_front() {
                         self.refuse_change(proposal, reason);
                     }
                     continue;
                 }
             }
+            let stall = change.as_ref().is_some_and(|c| !self.keeps_voters(c));
             let Role::Leader(leadership) = &mut self.role else {
                 return;
             };
@@ -138,7 +144,9 @@ impl MultiPaxos {
             };
             let batch: Batch = leadership.queue.drain(..take).collect();
             if batch.iter().any(Proposal::is_change) {
-                leadership.change_slot = Some(leadership.next_slot);
+                if stall {
+                    leadership.change_slot = Some(leadership.next_slot);
+                }
                 self.metrics.incr("changes_proposed");
             }
             self.metrics.incr("slots_proposed");

@@ -60,9 +60,19 @@ impl MultiPaxos {
         let next = self.log.next_execute();
         if let Role::Leader(leadership) = &mut self.role {
             if leadership.change_slot.is_some_and(|slot| slot < next) {
-                // The change did not apply (the configuration is the same): go on.
-                leadership.change_slot = None;
-                self.propose(now);
+                if leadership.covers_above_change {
+                    // Our own change did not apply (the configuration is the same): go on.
+                    leadership.change_slot = None;
+                    self.propose(now);
+                } else {
+                    // Our phase 1 found the change and re-proposed only up to it: what
+                    // was accepted above it is known only to a phase 1 run now, applied
+                    // or not.
+                    let queue = std::mem::take(&mut leadership.queue);
+                    self.metrics.incr("phase1_after_change");
+                    self.start_election(now);
+                    self.requeue(queue);
+                }
             }
         }
         self.maybe_compact(now);

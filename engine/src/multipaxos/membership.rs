@@ -3,8 +3,9 @@
 //! ```text
 //!  operator ─▶ propose_change(change) at any replica ─▶ pending, forwarded like a command
 //!  leader: a change gets a slot c of its own; nothing is proposed above c until c is
-//!          executed here (the one-slot stall); a Promote of a learner that is not close
-//!          behind is refused (ChangeRefused to the origin)
+//!          executed here (the one-slot stall) if it changes the voters (a learner added
+//!          or removed does not: no stall, no phase 1 again); a Promote of a learner that
+//!          is not close behind is refused (ChangeRefused to the origin)
 //!  execute c: ConfigSchedule.record(c) ─▶ the new configuration governs slots > c
 //!          ─▶ the origin answers its operator (poll_change_outcome)
 //!          ─▶ a leader still a voter runs phase 1 again under the new configuration
@@ -132,6 +133,16 @@ impl MultiPaxos {
         }
     }
 
+    /// Whether `change` keeps the voters as they are (a learner added or removed): the
+    /// slots after it are decided by the same quorums as those before it, so the leader
+    /// neither stalls behind it nor runs phase 1 again once it executes.
+    pub(super) fn keeps_voters(&self, change: &ProposedChange) -> bool {
+        let current = self.configuration();
+        current
+            .apply(change)
+            .map_or(true, |next| next.voters().eq(current.voters()))
+    }
+
     /// Tell the origin of a change the leader will not propose.
     pub(super) fn refuse_change(&mut self, proposal: Proposal, reason: String) {
         self.metrics.incr("changes_refused");
@@ -157,6 +168,9 @@ impl MultiPaxos {
         }
         self.epoch = configuration.epoch();
         self.members = configuration.members().iter().map(|m| m.id).collect();
+        let voters: Vec<NodeId> = configuration.voters().collect();
+        let voters_changed = voters != self.voters;
+        self.voters = voters;
         self.quorums = self
             .config
             .quorums_after_change(configuration.voter_count().max(1));
@@ -165,6 +179,12 @@ impl MultiPaxos {
         self.metrics.incr("configurations_applied");
         self.metrics.set("configuration_epoch", self.epoch);
         match &mut self.role {
+            // A learner added or removed, proposed by this leader without a stall: the
+            // quorums are those phase 1 was run with. A leader that stalled at the change
+            // (its phase 1 found it, and it re-proposed only up to it) runs phase 1 again
+            // all the same: that is how it learns what was accepted above the change.
+            Role::Leader(leadership)
+                if voter && !voters_changed && leadership.change_slot.is_none() => {}
             Role::Leader(leadership) if voter => {
                 // Phase 1 again, of the new configuration, before any slot it governs.
                 let queue = std::mem::take(&mut leadership.queue);
@@ -205,7 +225,7 @@ impl MultiPaxos {
     }
 
     /// Hand proposals a former leadership queued to the new candidacy.
-    fn requeue(&mut self, queue: std::collections::VecDeque<Proposal>) {
+    pub(super) fn requeue(&mut self, queue: std::collections::VecDeque<Proposal>) {
         if let Role::Candidate(candidacy) = &mut self.role {
             for proposal in queue {
                 if !candidacy.enqueue(proposal) {

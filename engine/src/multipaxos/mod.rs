@@ -148,6 +148,8 @@ pub struct MultiPaxos {
     /// Every member of the current configuration, voters and learners: who this replica
     /// talks to. Who votes is `log.configuration()` (docs/design.md#membership).
     members: Vec<NodeId>,
+    /// The voters among `members` (a change that keeps them needs no stall).
+    voters: Vec<NodeId>,
     /// The epoch of the configuration `members` and `quorums` were computed from.
     epoch: u64,
     config: MultiPaxosConfig,
@@ -215,6 +217,7 @@ impl MultiPaxos {
         let recovered = replay::recover(id, recovered, config.sessions, initial);
         let configuration = recovered.log.configuration();
         let members: Vec<NodeId> = configuration.members().iter().map(|m| m.id).collect();
+        let voters: Vec<NodeId> = configuration.voters().collect();
         let epoch = configuration.epoch();
         let quorums = if epoch == 0 {
             config.quorums_for(configuration.voter_count())
@@ -229,6 +232,7 @@ impl MultiPaxos {
             id,
             cluster: cluster.ids().collect(),
             members,
+            voters,
             epoch,
             config,
             quorums,

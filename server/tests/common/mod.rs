@@ -135,11 +135,24 @@ pub async fn put_until_written(
     }
 }
 
-/// `kill -9` replica `id` of the cluster in `dir` (its pid file).
-pub fn kill_9(dir: &Path, id: u16) {
-    let pid = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
+/// `kill -9` replica `id` of the cluster in `dir` (its pid file) and wait until it is
+/// gone (or a zombie: its command line is empty and its sockets are closed), so its ports
+/// are free for a restart; returns its pid.
+pub fn kill_9(dir: &Path, id: u16) -> u32 {
+    let text = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
+    let pid: u32 = text.trim().parse().unwrap();
     let killed = std::process::Command::new("kill")
-        .args(["-9", pid.trim()])
+        .args(["-KILL", &pid.to_string()])
         .status();
     assert!(killed.unwrap().success());
+    let cmdline = format!("/proc/{pid}/cmdline");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read(&cmdline).is_ok_and(|c| !c.is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica {id} survived kill -9"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    pid
 }
