@@ -182,15 +182,16 @@ fn promoting_a_learner_that_has_not_caught_up_is_refused() {
     }
 }
 
-/// The stall: while a change's slot is not executed, the leader proposes nothing above
-/// it; once it is, phase 1 runs again under the new configuration before anything else.
+/// The stall: while a change of the voters is not executed, the leader proposes nothing
+/// above it; once it is, phase 1 runs again under the new configuration before anything
+/// else.
 #[test]
 fn nothing_is_proposed_above_an_unexecuted_change() {
     let mut leader = elected_leader(
         4,
         MultiPaxosConfig::default().with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]),
     );
-    leader.propose_change(Time::ZERO, change_id(1), Change::AddLearner(spare(3)));
+    leader.propose_change(Time::ZERO, change_id(1), Change::Remove(NodeId(2)));
     let outputs = drain(&mut leader);
     let accepts: Vec<Slot> = sent_now(&outputs)
         .into_iter()
@@ -262,6 +263,112 @@ fn nothing_is_proposed_above_an_unexecuted_change() {
             .map(|o| o.result.map(|c| c.epoch())),
         Some(Ok(1))
     );
+}
+
+/// Slots of `Accept`s sent at once, and whether each holds a change.
+fn accepts(outputs: &[Output<Message, Record>]) -> Vec<(Slot, bool)> {
+    sent_now(outputs)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Accept { slot, value, .. } => {
+                Some((slot, value.iter().any(Proposal::is_change)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Deliver the votes of `voters` (the leader's own included) for `slot` at ballot (1, 0).
+fn votes(leader: &mut MultiPaxos, outputs: &[Output<Message, Record>], slot: Slot, voters: &[u16]) {
+    sync_self(leader, Time::ZERO, outputs);
+    for &voter in voters {
+        let accepted = Message::Accepted {
+            ballot: ballot(1, 0),
+            slot,
+        };
+        leader.handle_message(Time::ZERO, NodeId(voter), accepted);
+    }
+}
+
+/// A learner added keeps the voters, so the quorums above it are known: no stall, and
+/// once it executes the leader goes on under its ballot (no phase 1 again).
+#[test]
+fn a_learner_added_does_not_stall_the_leader() {
+    let mut leader = elected_leader(
+        4,
+        MultiPaxosConfig::default().with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]),
+    );
+    leader.propose_change(Time::ZERO, change_id(1), Change::AddLearner(spare(3)));
+    leader.handle_request(Time::ZERO, ClientRequest::new(request_id(1), put(1)));
+    let outputs = drain(&mut leader);
+    let sent = accepts(&outputs);
+    assert!(sent.contains(&(0, true)), "{sent:?}");
+    assert!(
+        sent.contains(&(1, false)),
+        "the command waits for nothing: {sent:?}"
+    );
+    votes(&mut leader, &outputs, 0, &[1, 0]);
+    assert_eq!(leader.configuration().epoch(), 1);
+    assert!(leader.is_leader(), "no phase 1 again for a learner");
+    assert_eq!(leader.metrics().get("phase1_after_change"), 0);
+}
+
+/// A new leader's phase 1 covers slots up to the first change it finds, so it re-proposes
+/// only up to it. If that change then executes without applying (here: it adds a voter as
+/// a learner), the leader still knows nothing of what was accepted above it: it runs
+/// phase 1 again rather than propose over a value that may be chosen (t24 seed 56026 with
+/// the no-stall rule: replicas applied different commands in one slot).
+#[test]
+fn a_change_found_by_phase_1_is_followed_by_phase_1_even_if_it_does_not_apply() {
+    let mut leader = node(0, 3, MultiPaxosConfig::default());
+    leader.handle_timeout(Time::ZERO);
+    let outputs = drain(&mut leader);
+    sync_self(&mut leader, Time::ZERO, &outputs);
+    let stale = ProposedChange {
+        from_epoch: 0,
+        change: Change::AddLearner(cluster(3).members[1].clone()),
+    };
+    let found = vec![
+        AcceptedEntry {
+            slot: 0,
+            ballot: ballot(0, 2),
+            value: vec![Proposal::change(change_id(1), NodeId(2), stale)],
+            committed: false,
+        },
+        AcceptedEntry {
+            slot: 1,
+            ballot: ballot(0, 2),
+            value: vec![proposal(5, 2)],
+            committed: false,
+        },
+    ];
+    let promise = Message::Promise {
+        ballot: ballot(1, 0),
+        accepted: found,
+        lease_remaining_us: 0,
+        fence: Ballot::default(),
+        fences: Vec::new(),
+    };
+    leader.handle_message(Time::ZERO, NodeId(1), promise);
+    assert!(leader.is_leader());
+    leader.handle_request(Time::ZERO, ClientRequest::new(request_id(9), put(9)));
+    let outputs = drain(&mut leader);
+    let sent = accepts(&outputs);
+    assert!(
+        sent.contains(&(0, true)),
+        "the change is re-proposed: {sent:?}"
+    );
+    assert!(sent.iter().all(|&(slot, _)| slot == 0), "{sent:?}");
+    votes(&mut leader, &outputs, 0, &[1, 0]);
+    assert_eq!(leader.metrics().get("changes_not_applied"), 1);
+    assert_eq!(leader.configuration().epoch(), 0);
+    let outputs = drain(&mut leader);
+    assert!(
+        accepts(&outputs).is_empty(),
+        "proposed above the change without phase 1: {outputs:?}"
+    );
+    assert!(!leader.is_leader());
+    assert_eq!(leader.metrics().get("phase1_after_change"), 1);
 }
 
 /// A replica built with a static cluster that lacks node 3 (a server replica started
