@@ -35,6 +35,7 @@ pub mod identity;
 pub mod keyspace_config;
 pub mod launcher;
 pub mod local_cluster;
+pub mod member_change;
 pub mod metrics;
 pub mod node;
 pub mod serve;

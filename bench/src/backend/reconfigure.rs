@@ -17,9 +17,9 @@
 //! cannot be removed; `remove:added` names the replica this run added last.
 
 use meridian_engine::NodeId;
-use meridian_server::admin::{AdminRequest, AdminResponse, ChangeReport};
-use meridian_server::client::{Client, ClientOptions};
+use meridian_server::admin::{AdminRequest, ChangeReport};
 use meridian_server::launcher::{self, LocalCluster};
+use meridian_server::member_change::{self, AskError, CHANGE_TIMEOUT};
 use meridian_server::tls::TlsIdentity;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -27,8 +27,6 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long one membership change may take (a learner's catch-up included).
-const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an added replica may take to accept clients.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a removed replica may take to drain after SIGTERM.
@@ -224,31 +222,18 @@ impl Reconfigurer<'_> {
             .map_err(|e| format!("removed, but stopping it: {e}"))
     }
 
-    /// Ask a serving replica for `request`; `Ok` once the keyspace changed.
+    /// Ask a serving replica for `request` (the next one if it cannot be reached); `Ok`
+    /// once the keyspace changed.
     async fn ask(&self, request: AdminRequest) -> Result<(), String> {
         let mut last = String::from("no replica to ask");
         for (_, addr) in &self.serving {
-            let options = ClientOptions {
-                timeout: CHANGE_TIMEOUT + Duration::from_secs(5),
-                ..ClientOptions::default()
-            };
-            let client = match Client::connect_with(*addr, &self.operator, options).await {
-                Ok(client) => client,
-                Err(e) => {
-                    last = format!("connecting to {addr}: {e}");
+            let changes = match member_change::ask(*addr, &self.operator, &request).await {
+                Ok(changes) => changes,
+                Err(e @ AskError::Unreachable { .. }) => {
+                    last = e.to_string();
                     continue;
                 }
-            };
-            let answer = client.admin(&request).await;
-            client.close().await;
-            let changes = match answer {
-                Ok(Ok(AdminResponse::MemberChange(changes))) => changes,
-                Ok(Ok(_)) => return Err(format!("replica {addr} answered another request")),
-                Ok(Err(e)) => return Err(format!("replica {addr} refused: {e}")),
-                Err(e) => {
-                    last = format!("asking {addr}: {e}");
-                    continue;
-                }
+                Err(e) => return Err(e.to_string()),
             };
             let outcome = changes
                 .iter()

@@ -22,18 +22,16 @@ use crate::cluster_cmd::{
 use crate::member::{changes_text, exit_code};
 use anyhow::{bail, Context};
 use meridian_engine::NodeId;
-use meridian_server::admin::{AdminRequest, AdminResponse, ChangeReport, KeyspaceChange};
+use meridian_server::admin::{AdminRequest, ChangeReport, KeyspaceChange};
 use meridian_server::client::{Client, ClientOptions};
 use meridian_server::cluster_join;
 use meridian_server::launcher::ServerCommand;
 use meridian_server::local_cluster::{self as cluster, Manifest};
+use meridian_server::member_change::{self, CHANGE_TIMEOUT};
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// How long a membership change may take (a learner's catch-up included).
-const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a started replica may take to accept clients.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -67,28 +65,6 @@ fn running_member(dir: &Path, manifest: &Manifest, not: u16) -> anyhow::Result<S
         "no other replica of the cluster in {} is running",
         dir.display()
     )
-}
-
-/// Ask the replica at `addr` for a membership change; its per-keyspace answer.
-async fn ask(
-    addr: SocketAddr,
-    tls: &TlsIdentity,
-    request: AdminRequest,
-) -> anyhow::Result<Vec<KeyspaceChange>> {
-    let options = ClientOptions {
-        timeout: CHANGE_TIMEOUT + Duration::from_secs(5),
-        ..ClientOptions::default()
-    };
-    let client = Client::connect_with(addr, tls, options)
-        .await
-        .with_context(|| format!("connecting to replica {addr}"))?;
-    let answer = client.admin(&request).await;
-    client.close().await;
-    match answer.with_context(|| format!("asking replica {addr}"))? {
-        Ok(AdminResponse::MemberChange(changes)) => Ok(changes),
-        Ok(_) => bail!("replica {addr} answered another request"),
-        Err(e) => bail!("replica {addr} refused: {e}"),
-    }
 }
 
 /// The changes, one line each, and the keyspaces a change skipped with `what` that means
@@ -188,7 +164,7 @@ pub async fn add(dir: &Path, region: &str) -> anyhow::Result<Vec<String>> {
             keyspace: None,
             timeout_ms: u64::try_from(CHANGE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
         };
-        let changes = ask(via, &tls, request).await?;
+        let changes = member_change::ask(via, &tls, &request).await?;
         if exit_code(&changes) != 0 {
             bail!(
                 "member add {} through {via} did not finish:\n{}",
@@ -247,7 +223,7 @@ pub async fn remove(dir: &Path, id: u16) -> anyhow::Result<Vec<String>> {
         keyspace: None,
         timeout_ms: u64::try_from(CHANGE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
     };
-    let changes = ask(via, &tls, request).await?;
+    let changes = member_change::ask(via, &tls, &request).await?;
     if exit_code(&changes) != 0 {
         bail!(
             "member remove {id} through {via} did not finish; replica {id} keeps running:\n{}",
