@@ -199,6 +199,25 @@ pub fn uniform_topology(n: usize, rtt_ms: f64) -> Topology {
     Topology::parse(&text).expect("generated topology is valid")
 }
 
+/// Disks lost and rejoins completed in one seed's run: every replica that lost its disk
+/// rejoined (checked per seed, so a failure names it). A rejoin can complete more than
+/// once per lost disk: a crash before its end was durable resumes it at the restart.
+pub fn lost_and_rejoined<P: Protocol>(seed: u64, sim: &Sim<P>) -> (u64, u64) {
+    let lost = sim.stats().disks_lost;
+    let rejoined = sim.metrics().get("rejoins_completed");
+    let still: Vec<NodeId> = sim
+        .live_nodes()
+        .filter(|(_, node)| node.metrics().get("rejoining") != 0)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        still.is_empty() && rejoined >= lost,
+        "seed {seed}: {lost} disks lost, {rejoined} rejoins completed, still rejoining at \
+         the end: {still:?}"
+    );
+    (lost, rejoined)
+}
+
 /// Interfering commands ran in the same order on every live EPaxos replica that ran both.
 pub fn epaxos_same_order(sim: &Sim<Epaxos>) -> Result<(), String> {
     let sequences: Vec<Vec<(InstanceId, Command)>> = sim
