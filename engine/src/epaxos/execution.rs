@@ -215,6 +215,16 @@ impl Executor {
             .collect()
     }
 
+    /// Uncommitted dependencies and when each was last found missing or asked about.
+    pub(super) fn missing_since(&self) -> impl Iterator<Item = (InstanceId, Time)> + '_ {
+        self.missing.iter().map(|(&id, &since)| (id, since))
+    }
+
+    /// Whether `id` is a dependency waited on and not committed here.
+    pub(super) fn is_missing(&self, id: InstanceId) -> bool {
+        self.missing.contains_key(&id)
+    }
+
     /// Reset the stall clock of a dependency after asking about it.
     pub(super) fn touch(&mut self, id: InstanceId, now: Time) {
         if let Some(since) = self.missing.get_mut(&id) {

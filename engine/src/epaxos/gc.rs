@@ -84,6 +84,15 @@ impl Collector {
             .is_some_and(|&floor| instance.slot < floor)
     }
 
+    /// A peer whose latest report says it executed `instance` (so it holds the commit,
+    /// or collected it).
+    pub(super) fn executed_by(&self, instance: InstanceId) -> Option<NodeId> {
+        self.peer_prefixes.iter().find_map(|(&peer, prefix)| {
+            let executed = prefix.get(&instance.leader).copied().unwrap_or(0);
+            (instance.slot < executed).then_some(peer)
+        })
+    }
+
     /// Whether `id` reported executing everything this replica forgot: one that did not
     /// cannot learn the forgotten instances one by one, and fetches its peers' state
     /// first (`on_collected_elsewhere`), voting on nothing meanwhile.

@@ -460,13 +460,14 @@ impl Epaxos {
             leader,
             recoveries,
             resume,
+            gc,
             ..
         } = self;
         for id in std::mem::take(resume) {
             leader.resume(replica, now, id);
         }
         leader.retransmit(replica, now);
-        recoveries.on_stalled(replica, leader, now);
+        recoveries.on_stalled(replica, leader, gc, now);
         recoveries.expire(replica, now);
     }
 

@@ -30,6 +30,7 @@
 //! A recovery starts from the tick: a replica whose execution waits on an uncommitted
 //! instance asks its leader first and recovers it after a few silent rounds (rule 4).
 
+use super::gc::Collector;
 use super::instance::{Attributes, Ballot, Batch, InstanceId, Status};
 use super::leader::{Leadership, Proposal};
 use super::messages::{InstanceReport, Message};
@@ -121,9 +122,32 @@ impl Recoveries {
 
     /// Tick: dependencies execution waited on for a retry timeout. Ask the leader first;
     /// recover after a few silent rounds (staggered by id so replicas rarely duel for the
-    /// same instance).
-    pub(super) fn on_stalled(&mut self, replica: &mut Replica, leader: &mut Leadership, now: Time) {
+    /// same instance). A dependency a peer reported executing is a commit we missed
+    /// (while cut off, say): ask that peer at once, without waiting a retry timeout, so
+    /// a chain of missed commits is learned at the pace of round trips.
+    pub(super) fn on_stalled(
+        &mut self,
+        replica: &mut Replica,
+        leader: &mut Leadership,
+        gc: &Collector,
+        now: Time,
+    ) {
+        let executor = &replica.executor;
+        self.stalls.retain(|&dep, _| executor.is_missing(dep));
         let deadline = now - replica.config.retry_timeout;
+        let missed: Vec<(InstanceId, NodeId)> = executor
+            .missing_since()
+            .filter(|&(dep, since)| since > deadline && !self.stalls.contains_key(&dep))
+            .filter_map(|(dep, _)| Some((dep, gc.executed_by(dep)?)))
+            .collect();
+        for (dep, peer) in missed {
+            replica.executor.touch(dep, now);
+            self.stalls.insert(dep, 1);
+            replica.metrics.incr("missed_commits_asked");
+            replica
+                .outbox
+                .send(peer, Message::Inquire { instance: dep });
+        }
         for dep in replica.executor.stalled(deadline) {
             replica.executor.touch(dep, now);
             let stalls = self.stalls.entry(dep).or_default();

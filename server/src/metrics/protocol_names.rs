@@ -143,6 +143,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "instances_abandoned",
     "instances_collected",
     "instances_led",
+    "missed_commits_asked",
     "nacks",
     "own_recoveries",
     "own_vote_attributes_changed",
