@@ -162,6 +162,11 @@ async fn replicas_added_and_removed_during_a_run_show_in_its_timeline() {
         }
         assert!(timeline.changes[0].start_s >= 2.0 && timeline.changes[1].start_s >= 5.0);
         assert_linearizable(spec, &report);
+        // The added and removed replica's CPU is counted too (read before its stop).
+        assert!(
+            report.efficiency.replica_cpu_s_per_kop.is_some(),
+            "{spec}: replica CPU unknown"
+        );
         // Served before the add, around the changes, and at the end of the run (the
         // removal may end after it on a loaded machine: a stopped replica drains first).
         let last = timeline.rows.last().expect("rows").start_s;

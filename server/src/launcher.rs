@@ -267,6 +267,12 @@ impl LocalCluster {
         self.children.iter().flatten().map(Child::id).collect()
     }
 
+    /// Process id of node `id`, if this value started it and has not stopped it.
+    pub fn pid(&self, id: u16) -> Option<u32> {
+        let slot = self.slot(id).ok()?;
+        self.children[slot].as_ref().map(Child::id)
+    }
+
     /// Node ids.
     pub fn ids(&self) -> Vec<u16> {
         self.manifest.nodes.iter().map(|n| n.id).collect()

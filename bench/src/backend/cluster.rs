@@ -221,6 +221,7 @@ impl Deployment {
             operator,
             serving,
             keyspace: keyspace.to_owned(),
+            ledger: Mutex::default(),
         })
     }
 
@@ -466,7 +467,12 @@ pub async fn run(
     let (clients, changes) = tokio::join!(clients_done, changes_done);
     clients?;
     let metrics = delta(&before, &deployment.scrape(keyspace));
-    let cpu = total_cpu_seconds(&deployment.pids)
+    let ledger = reconfigurer
+        .as_ref()
+        .map(Reconfigurer::ledger)
+        .unwrap_or_default();
+    let cpu = ledger
+        .total(&deployment.pids, cpu_seconds)
         .zip(cpu_before)
         .map(|(after, before)| after - before);
     let client_cpu = cpu_seconds(std::process::id())

@@ -4,6 +4,7 @@
 
 use meridian_engine::Metrics;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -73,6 +74,41 @@ pub fn stat_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Replica processes started and stopped during a run (by `--reconfigure`), so the
+/// run's replica CPU covers every replica that served it, not only those there at the
+/// start.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessLedger {
+    /// Processes started during the run.
+    pub started: Vec<u32>,
+    /// CPU seconds of processes stopped during the run, read just before the stop (a
+    /// SIGTERM's drain, a few milliseconds, is left out).
+    pub stopped: BTreeMap<u32, f64>,
+}
+
+impl ProcessLedger {
+    /// `pid` is about to be stopped: keep what it used so far.
+    pub fn stopping(&mut self, pid: u32) {
+        if let Some(cpu) = cpu_seconds(pid) {
+            self.stopped.insert(pid, cpu);
+        }
+    }
+
+    /// CPU seconds so far of the `original` processes and of those started since, as
+    /// `read` gives them for running ones, and as last read for stopped ones (whose pid
+    /// may belong to another process by now); `None` if one cannot be had.
+    pub fn total(&self, original: &[u32], read: impl Fn(u32) -> Option<f64>) -> Option<f64> {
+        if original.is_empty() {
+            return None;
+        }
+        original
+            .iter()
+            .chain(&self.started)
+            .map(|pid| self.stopped.get(pid).copied().or_else(|| read(*pid)))
+            .sum()
+    }
 }
 
 /// CPU seconds of every process in `pids` so far; `None` if any cannot be read.

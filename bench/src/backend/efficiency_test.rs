@@ -42,3 +42,23 @@ fn figures_divide_by_ops_fsyncs_and_instances() {
     assert_eq!(figures.ops_per_fsync, None);
     assert_eq!(figures.commands_per_instance, Some(2.5));
 }
+
+/// A run's replica CPU counts the replicas there at its start, those it started, and
+/// those it stopped as last read before the stop (their pids may be reused by then);
+/// one that cannot be had makes the figure unknown rather than low.
+#[test]
+fn the_ledger_counts_started_and_stopped_replicas() {
+    let ledger = ProcessLedger {
+        started: vec![3, 4],
+        stopped: [(2, 5.0), (4, 7.0)].into_iter().collect(),
+    };
+    let read = |pid: u32| match pid {
+        1 => Some(10.0),
+        2 => Some(99.0), // pid 2 was stopped; this is another process now
+        3 => Some(1.5),
+        _ => None,
+    };
+    assert_eq!(ledger.total(&[1, 2], read), Some(23.5));
+    assert_eq!(ledger.total(&[1, 2, 9], read), None, "pid 9 cannot be read");
+    assert_eq!(ledger.total(&[], read), None, "no replica process of ours");
+}

@@ -16,6 +16,7 @@
 //! Clients stay with the replicas they connected to, so a replica that serves clients
 //! cannot be removed; `remove:added` names the replica this run added last.
 
+use super::efficiency::ProcessLedger;
 use meridian_engine::NodeId;
 use meridian_server::admin::{AdminRequest, ChangeReport};
 use meridian_server::launcher::{self, LocalCluster};
@@ -130,6 +131,8 @@ pub struct Reconfigurer<'a> {
     pub serving: Vec<(u16, SocketAddr)>,
     /// The keyspace the run measures.
     pub keyspace: String,
+    /// Replica processes the changes started and stopped (for the run's replica CPU).
+    pub ledger: Mutex<ProcessLedger>,
 }
 
 impl Reconfigurer<'_> {
@@ -176,6 +179,22 @@ impl Reconfigurer<'_> {
         self.cluster.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The processes the changes started and stopped so far.
+    pub fn ledger(&self) -> ProcessLedger {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Note what replica `id` used before it is stopped.
+    fn stopping(&self, cluster: &LocalCluster, id: u16) {
+        if let Some(pid) = cluster.pid(id) {
+            let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            ledger.stopping(pid);
+        }
+    }
+
     /// Start a replica in `region` and add it; its id, or what failed (with the id when
     /// the replica was started).
     async fn add(&self, region: &str) -> Result<u16, (Option<u16>, String)> {
@@ -184,6 +203,10 @@ impl Reconfigurer<'_> {
             .add_node(region)
             .map_err(|e| (None, format!("starting a replica: {e}")))?;
         let id = node.id;
+        if let Some(pid) = self.lock().pid(id) {
+            let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            ledger.started.push(pid);
+        }
         let failed = |e: String| (Some(id), e);
         self.accepting(id).await.map_err(failed)?;
         let request = AdminRequest::MemberAdd {
@@ -198,7 +221,9 @@ impl Reconfigurer<'_> {
             Err(e) => {
                 // Stopped, so a half-added replica does not linger; still a learner
                 // of the keyspace if the change went through after all.
-                let _ = self.lock().kill(id);
+                let mut cluster = self.lock();
+                self.stopping(&cluster, id);
+                let _ = cluster.kill(id);
                 Err(failed(e))
             }
         }
@@ -217,9 +242,13 @@ impl Reconfigurer<'_> {
             timeout_ms: CHANGE_TIMEOUT.as_millis() as u64,
         };
         self.ask(request).await?;
-        tokio::task::block_in_place(|| self.lock().terminate(id, STOP_PATIENCE))
-            .map(|_| ())
-            .map_err(|e| format!("removed, but stopping it: {e}"))
+        tokio::task::block_in_place(|| {
+            let mut cluster = self.lock();
+            self.stopping(&cluster, id);
+            cluster.terminate(id, STOP_PATIENCE)
+        })
+        .map(|_| ())
+        .map_err(|e| format!("removed, but stopping it: {e}"))
     }
 
     /// Ask a serving replica for `request` (the next one if it cannot be reached); `Ok`
