@@ -356,7 +356,7 @@ impl MultiPaxos {
             return 0;
         };
         let ballot = leadership.ballot;
-        let index = commit_point.max(leadership.read_floor);
+        let index = self.log.committed_end().max(leadership.read_floor);
         let round = leadership
             .rounds
             .open(self.id, ballot, now, index, leadership.acks_at.clone());

@@ -141,6 +141,19 @@ impl ReplicaLog {
         slot
     }
 
+    /// One past the highest slot known committed (at least the commit point): a slot
+    /// committed above one that is not yet (a new leader re-proposing what it took over
+    /// while its own proposals commit) may have answered its client already, wherever
+    /// the slots below it were known committed.
+    pub(crate) fn committed_end(&self) -> Slot {
+        let contiguous = self.commit_point();
+        self.slots
+            .range(contiguous..)
+            .rev()
+            .find(|(_, state)| state.committed)
+            .map_or(contiguous, |(&slot, _)| slot + 1)
+    }
+
     /// One past the highest slot with any state.
     pub(crate) fn end(&self) -> Slot {
         self.slots

@@ -9,9 +9,11 @@
 //!                   stale:B                   → freshness proof ≤ B, or TooStale
 //!  every input ─▶ serve every read whose index is executed here
 //! ```
-//! The index of a read is the leader's commit point when the read reached it, and never
-//! below the end of the slots the leader took over (they may hold writes a former leader
-//! already answered). A replica serves once it executed every slot below the index.
+//! The index of a read is one past the highest slot the leader knows committed when the
+//! read reached it (not its contiguous commit point: a slot committed above a gap may
+//! have answered its client at a replica that had the slots below), and never below the
+//! end of the slots the leader took over (they may hold writes a former leader already
+//! answered). A replica serves once it executed every slot below the index.
 
 use super::lease::{HeldLease, Waiter};
 use super::messages::{Ballot, Message, Slot};
@@ -103,7 +105,7 @@ impl MultiPaxos {
         }
         let level = read.level;
         let state = if let Role::Leader(leadership) = &mut self.role {
-            let index = self.log.commit_point().max(leadership.read_floor);
+            let index = self.log.committed_end().max(leadership.read_floor);
             if level == Consistency::Lease && now < leadership.lease_until {
                 ReadState::Ready {
                     index,
@@ -265,7 +267,7 @@ impl MultiPaxos {
             return;
         };
         if self.config.lease.is_some() && now < leadership.lease_until {
-            let index = self.log.commit_point().max(leadership.read_floor);
+            let index = self.log.committed_end().max(leadership.read_floor);
             self.outbox.send(
                 from,
                 Message::ReadIndexReply {

@@ -313,3 +313,49 @@ fn read_levels_order_writes_like_linearizable_ones() {
     let (value, _) = read(&mut pump, 0, Consistency::Lease, 8);
     assert_eq!(value, Some(7));
 }
+
+/// The read index covers a slot the leader committed above one it has not yet (a new
+/// leader re-proposing what it took over while its own proposals commit): a replica that
+/// had the slots below executed that slot and answered its client, so a read served
+/// below it would miss a completed write (t23 seed 111014: a follower read returned the
+/// value before a write that had returned 70 ms earlier).
+#[test]
+fn the_read_index_covers_a_slot_committed_above_a_gap() {
+    let mut leader = elected_leader(3, MultiPaxosConfig::default());
+    leader.log.commit(0, vec![proposal(1, 0)]);
+    leader.log.commit(2, vec![proposal(3, 0)]);
+    assert_eq!(leader.log.commit_point(), 1, "slot 1 is not committed yet");
+    let now = Time::from_millis(1);
+    leader.handle_message(
+        now,
+        NodeId(1),
+        Message::ReadIndexRequest {
+            request: request_id(9),
+        },
+    );
+    let round = sent_now(&drain(&mut leader))
+        .into_iter()
+        .find_map(|(to, m)| match m {
+            Message::Heartbeat { round, .. } if to == NodeId(2) => Some(round),
+            _ => None,
+        })
+        .expect("a confirmation round");
+    let ack = Message::HeartbeatAck {
+        ballot: ballot(1, 0),
+        round,
+        at: now,
+        executed: 0,
+    };
+    leader.handle_message(now, NodeId(2), ack);
+    let index = sent_now(&drain(&mut leader))
+        .into_iter()
+        .find_map(|(to, m)| match m {
+            Message::ReadIndexReply { index, .. } if to == NodeId(1) => Some(index),
+            _ => None,
+        });
+    assert_eq!(
+        index,
+        Some(3),
+        "past slot 2, which may have answered its client"
+    );
+}
