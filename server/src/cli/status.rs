@@ -124,23 +124,27 @@ pub(crate) async fn ask(
     let json = target.json;
     // Operator commands present the operator certificate when the directory has one.
     let paths = TlsPaths::operator_or_client(&target.certs);
-    let ask = kv::with_client_at(&target.addr, &paths, deadline, |client| async move {
-        let answer = client.admin(&request).await.map_err(Failure::client)?;
+    // Connecting has the whole deadline, per address (a dead one fails as "connecting to ..."),
+    // the request what is left of it: one timer for both raced the connect's own, and a
+    // loaded machine then reported a dead address as a request without an answer.
+    let started = tokio::time::Instant::now();
+    let outcome = kv::with_client_at(&target.addr, &paths, deadline, |client| async move {
+        let left = deadline.saturating_sub(started.elapsed());
+        let answer = tokio::time::timeout(left, client.admin(&request))
+            .await
+            .map_err(|_| Failure {
+                code: EXIT_UNAVAILABLE,
+                kind: "timeout",
+                message: format!("no answer within {deadline:?} (--timeout-ms)"),
+            })?
+            .map_err(Failure::client)?;
         show(answer.map_err(|e| Failure {
             code: EXIT_REFUSED,
             kind: "refused",
             message: e.to_string(),
         })?)
-    });
-    let outcome = tokio::time::timeout(deadline, ask)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Failure {
-                code: EXIT_UNAVAILABLE,
-                kind: "timeout",
-                message: format!("no answer within {deadline:?} (--timeout-ms)"),
-            })
-        });
+    })
+    .await;
     match outcome {
         Ok(code) => code,
         Err(failure) => report(&failure, json),
