@@ -13,6 +13,10 @@ use super::replica::Replica;
 use crate::id::NodeId;
 use crate::protocol::Effect;
 
+/// Dependencies asked of a sender per PreAccept of an epoch ahead of ours: the switch
+/// is among the instance's direct dependencies, and a resend asks again.
+const MAX_DEPENDENCIES_ASKED: usize = 64;
+
 impl Replica {
     pub(super) fn on_preaccept(
         &mut self,
@@ -44,7 +48,7 @@ impl Replica {
                 return;
             }
         }
-        if !self.admits(from, id, leader_attributes.epoch) {
+        if !self.admits(from, id, &leader_attributes) {
             return;
         }
         let mut attributes = self.table.attributes_for(id, &payload, ran_everywhere);
@@ -88,12 +92,18 @@ impl Replica {
         self.record_and_reply(id, from, reply);
     }
 
-    /// Whether this replica computes attributes for an instance of `epoch` (docs/design.md,
-    /// "EPaxos epochs", rule 3): only in that epoch and as its voter. Past it, the sender
-    /// is told the epoch moved (its leader restarts the commands in the new one); before
-    /// it, or not a voter of it, nothing is said (it learns the switch by commits).
-    pub(super) fn admits(&mut self, from: NodeId, id: InstanceId, epoch: u64) -> bool {
+    /// Whether this replica computes attributes for an instance of epoch `attributes.epoch`
+    /// (docs/design.md, "EPaxos epochs", rule 3): only in that epoch and as its voter.
+    /// Past it, the sender is told the epoch moved (its leader restarts the commands in
+    /// the new one); before it, or not a voter of it, nothing is said. An epoch ahead of
+    /// ours means we missed a switch: the instance depends on it (a switch is a barrier),
+    /// so its dependencies we never saw committed are asked of the sender, which executed
+    /// the switch. Learning it from commits alone is not enough: a lost commit of a
+    /// switch that executed above a gap in its leader's slots is named by no report
+    /// (t18 seed 137163, a cluster stuck for good one epoch behind).
+    pub(super) fn admits(&mut self, from: NodeId, id: InstanceId, attributes: &Attributes) -> bool {
         let current = self.epochs.current();
+        let epoch = attributes.epoch;
         if self.epochs.votes_in_current(epoch, self.id) {
             return true;
         }
@@ -104,8 +114,26 @@ impl Replica {
                 epoch: current,
             };
             self.outbox.send(from, moved);
+        } else if epoch > current {
+            self.ask_unknown_dependencies(from, attributes);
         }
         false
+    }
+
+    /// Ask `from` for the dependencies in `attributes` this replica never saw committed
+    /// (a few, each time the sender resends).
+    fn ask_unknown_dependencies(&mut self, from: NodeId, attributes: &Attributes) {
+        let unknown: Vec<InstanceId> = attributes
+            .deps
+            .iter()
+            .copied()
+            .filter(|&dep| !self.is_committed(dep) && !self.executor.is_executed(dep))
+            .take(MAX_DEPENDENCIES_ASKED)
+            .collect();
+        for dep in unknown {
+            self.metrics.incr("epoch_behind_inquiries");
+            self.outbox.send(from, Message::Inquire { instance: dep });
+        }
     }
 
     /// Persist `id`'s record, then send `reply` to `to` (a vote never goes out before

@@ -300,6 +300,43 @@ fn a_preaccept_of_an_ended_epoch_is_refused_naming_the_new_one() {
     );
 }
 
+/// A replica one epoch behind (it missed the switch's commit) that is sent a PreAccept
+/// of the next epoch records nothing and asks the sender for the dependencies it never
+/// saw committed, the switch among them: a switch that executed above a gap in its
+/// leader's slots is named by no executed-prefix report (t18 seed 137163).
+#[test]
+fn a_preaccept_of_an_epoch_ahead_asks_the_sender_for_unknown_dependencies() {
+    let mut behind = replica(3, 1, Vec::new());
+    let (switch, other) = (id(2, 7), id(2, 3));
+    let mut attributes = attrs(1, &[switch, other]);
+    attributes.epoch = 1;
+    let preaccept = Message::PreAccept {
+        ballot: super::Ballot::initial(id(0, 0)),
+        instance: id(0, 0),
+        payload: Batch::single(payload(1, "k")),
+        attributes,
+        ran_everywhere: Default::default(),
+    };
+    behind.handle_message(Time::ZERO, NodeId(0), preaccept);
+    let mut sent = sends(&mut behind);
+    sent.sort_by_key(|(_, m)| match m {
+        Message::Inquire { instance } => Some(*instance),
+        _ => None,
+    });
+    assert_eq!(
+        sent,
+        [
+            (NodeId(0), Message::Inquire { instance: other }),
+            (NodeId(0), Message::Inquire { instance: switch }),
+        ]
+    );
+    assert!(
+        behind.replica.table.get(id(0, 0)).is_none(),
+        "nothing recorded"
+    );
+    assert_eq!(behind.metrics().get("epoch_behind_inquiries"), 2);
+}
+
 /// Rule 4: refused before a majority of its epoch answered, the leader commits its
 /// instance as a no-op through Accept and, once that committed, proposes the command
 /// again in the epoch it is in now.

@@ -135,6 +135,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "compactions",
     "conflicts",
     "dropped_messages",
+    "epoch_behind_inquiries",
     "epoch_refusals",
     "executed",
     "fast_path",
