@@ -179,19 +179,19 @@ impl Reconfigurer<'_> {
         self.cluster.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn ledger_mut(&self) -> std::sync::MutexGuard<'_, ProcessLedger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The processes the changes started and stopped so far.
     pub fn ledger(&self) -> ProcessLedger {
-        self.ledger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.ledger_mut().clone()
     }
 
     /// Note what replica `id` used before it is stopped.
     fn stopping(&self, cluster: &LocalCluster, id: u16) {
         if let Some(pid) = cluster.pid(id) {
-            let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
-            ledger.stopping(pid);
+            self.ledger_mut().stopping(pid);
         }
     }
 
@@ -204,8 +204,7 @@ impl Reconfigurer<'_> {
             .map_err(|e| (None, format!("starting a replica: {e}")))?;
         let id = node.id;
         if let Some(pid) = self.lock().pid(id) {
-            let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
-            ledger.started.push(pid);
+            self.ledger_mut().started.push(pid);
         }
         let failed = |e: String| (Some(id), e);
         self.accepting(id).await.map_err(failed)?;
