@@ -57,6 +57,9 @@ pub(crate) struct ReplicaLog {
     floor: Slot,
     /// Every slot below is executed.
     next_execute: Slot,
+    /// One past the highest slot marked committed here (reads ask for it: a field, so a
+    /// read does not walk the uncommitted pipeline above the commit point).
+    committed_end: Slot,
     kv: KvStore,
     sessions: SessionTable,
     /// The most recent applied commands, at most [`APPLIED_HISTORY`].
@@ -73,6 +76,7 @@ impl ReplicaLog {
             slots: BTreeMap::new(),
             floor: 0,
             next_execute: 0,
+            committed_end: 0,
             kv: KvStore::default(),
             sessions: SessionTable::with_limits(limits),
             applied: VecDeque::new(),
@@ -121,6 +125,7 @@ impl ReplicaLog {
         if !entry.committed {
             entry.value = value;
             entry.committed = true;
+            self.committed_end = self.committed_end.max(slot + 1);
         }
     }
 
@@ -146,12 +151,7 @@ impl ReplicaLog {
     /// while its own proposals commit) may have answered its client already, wherever
     /// the slots below it were known committed.
     pub(crate) fn committed_end(&self) -> Slot {
-        let contiguous = self.commit_point();
-        self.slots
-            .range(contiguous..)
-            .rev()
-            .find(|(_, state)| state.committed)
-            .map_or(contiguous, |(&slot, _)| slot + 1)
+        self.commit_point().max(self.committed_end)
     }
 
     /// One past the highest slot with any state.
