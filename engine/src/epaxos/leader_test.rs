@@ -51,6 +51,34 @@ fn fast_path_commits_with_a_fast_quorum_of_unchanged_replies() {
     assert_eq!(leader.metrics().get("fast_path"), 1);
 }
 
+/// The host hears that its client's command committed at the decision, before the
+/// commit record is durable (as a Multi-Paxos leader reports it): the command is chosen
+/// once the quorum's votes are durable, and commit latency should not include one more
+/// fsync for one protocol than for another. The Commit to peers still waits for the
+/// record.
+#[test]
+fn the_host_hears_of_a_commit_at_the_decision() {
+    let mut leader = proposing(3);
+    outputs(&mut leader);
+    reply(&mut leader, 0, attrs(1, &[]));
+    reply(&mut leader, 1, attrs(1, &[]));
+    let after = outputs(&mut leader);
+    let committed = after
+        .iter()
+        .position(|o| matches!(o, Output::Now(Effect::Committed { .. })))
+        .expect("the host hears of the commit");
+    let record = after
+        .iter()
+        .position(|o| {
+            matches!(o, Output::Persist { then, .. } if then.iter().any(|e| matches!(
+                e,
+                Effect::Send { message: Message::Commit { .. }, .. }
+            )))
+        })
+        .expect("the commit record, then the Commit to peers");
+    assert!(committed < record, "{after:?}");
+}
+
 /// Changed attributes force the slow path with their union.
 #[test]
 fn changed_attributes_take_the_slow_path_with_the_union() {

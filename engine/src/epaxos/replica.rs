@@ -221,12 +221,15 @@ impl Replica {
         };
         let mut then = Vec::new();
         if let Announce::PeersAndHost(path) = announce {
-            then.extend(payload.commands().iter().filter(|p| !p.is_noop()).map(|p| {
-                Effect::Committed {
-                    request: p.request,
+            // Observability only, and at the decision: the instance is chosen once a
+            // quorum's votes are durable, as Multi-Paxos reports it; replies still wait
+            // for this record and execution.
+            for request in payload.commands().iter().filter(|p| !p.is_noop()) {
+                self.outbox.now(Effect::Committed {
+                    request: request.request,
                     path,
-                }
-            }));
+                });
+            }
         }
         if !matches!(announce, Announce::Nobody) {
             let message = Message::Commit {

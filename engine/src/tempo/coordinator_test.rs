@@ -5,6 +5,7 @@
 use super::test_support::*;
 use super::*;
 use crate::id::NodeId;
+use crate::protocol::Effect;
 
 /// Replica 0 of 5 coordinates one put; returns it with its command's dot and proposal.
 fn coordinate(f: usize) -> (Tempo, Dot, KeyPromise) {
@@ -64,6 +65,35 @@ fn f1_commits_on_the_fast_path_with_the_highest_proposal_even_if_one_member_made
     assert!(matches!(records[..], [Record::Committed { ts: 7, .. }]));
     assert_eq!(committed_with(&sent), Some(7));
     assert_eq!(core.metrics().get("fast_path"), 1);
+}
+
+/// The host hears that its client's command committed at the decision, before the
+/// commit record is durable (as EPaxos and Multi-Paxos report it); the Commit to peers
+/// still waits for the record.
+#[test]
+fn the_host_hears_of_a_commit_at_the_decision() {
+    let (mut core, dot, promise) = coordinate(1);
+    let own = Message::ProposeAck {
+        dot,
+        ts: 1,
+        promise,
+    };
+    core.handle_message(Time::ZERO, NodeId(0), own);
+    ack(&mut core, 1, dot, 1);
+    ack(&mut core, 2, dot, 1);
+    let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
+    let committed = outputs
+        .iter()
+        .position(|o| matches!(o, Output::Now(Effect::Committed { .. })))
+        .expect("the host hears of the commit");
+    let record = outputs
+        .iter()
+        .position(|o| {
+            matches!(o, Output::Persist { records, .. }
+                if matches!(records[..], [Record::Committed { .. }]))
+        })
+        .expect("the commit record");
+    assert!(committed < record, "{outputs:?}");
 }
 
 #[test]

@@ -223,7 +223,10 @@ impl Replica {
                 _ => "recovered",
             });
             if self.clients.contains_key(&dot) {
-                then.push(Effect::Committed {
+                // Observability only, and at the decision: the command is chosen once a
+                // quorum's votes are durable, as Multi-Paxos reports it; the reply still
+                // waits for this record and execution.
+                self.outbox.now(Effect::Committed {
                     request: payload.request,
                     path,
                 });
