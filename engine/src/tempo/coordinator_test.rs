@@ -42,6 +42,16 @@ pub(super) fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
     core.handle_message(Time::ZERO, NodeId(from), message);
 }
 
+/// The coordinator's own proposal (ts 1, from [`coordinate`]) delivered back to it.
+fn own_ack(core: &mut Tempo, dot: Dot, promise: KeyPromise) {
+    let own = Message::ProposeAck {
+        dot,
+        ts: 1,
+        promise,
+    };
+    core.handle_message(Time::ZERO, NodeId(0), own);
+}
+
 fn committed_with(sent: &[(NodeId, Message)]) -> Option<u64> {
     sent.iter().find_map(|(_, m)| match m {
         Message::Commit { ts, .. } => Some(*ts),
@@ -53,12 +63,7 @@ fn committed_with(sent: &[(NodeId, Message)]) -> Option<u64> {
 fn f1_commits_on_the_fast_path_with_the_highest_proposal_even_if_one_member_made_it() {
     let (mut core, dot, promise) = coordinate(1);
     assert_eq!(core.fast_quorum(), &[NodeId(0), NodeId(1), NodeId(2)]);
-    let own = Message::ProposeAck {
-        dot,
-        ts: 1,
-        promise,
-    };
-    core.handle_message(Time::ZERO, NodeId(0), own);
+    own_ack(&mut core, dot, promise);
     ack(&mut core, 1, dot, 1);
     ack(&mut core, 2, dot, 7);
     let (records, sent) = synced(&mut core);
@@ -73,12 +78,7 @@ fn f1_commits_on_the_fast_path_with_the_highest_proposal_even_if_one_member_made
 #[test]
 fn the_host_hears_of_a_commit_at_the_decision() {
     let (mut core, dot, promise) = coordinate(1);
-    let own = Message::ProposeAck {
-        dot,
-        ts: 1,
-        promise,
-    };
-    core.handle_message(Time::ZERO, NodeId(0), own);
+    own_ack(&mut core, dot, promise);
     ack(&mut core, 1, dot, 1);
     ack(&mut core, 2, dot, 1);
     let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
