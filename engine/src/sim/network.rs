@@ -4,7 +4,7 @@
 use super::fault::{FaultConfig, PartitionMode};
 use crate::id::NodeId;
 use crate::time::Time;
-use crate::topology::Topology;
+use crate::topology::{DelayDraw, Topology};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,9 +22,9 @@ pub(crate) enum Fate {
 pub(crate) struct Network {
     /// Region index of every node, by node index.
     node_region: Vec<usize>,
-    /// One-way base delay and jitter between regions, µs.
+    /// One-way delay draw between regions, and its mean (the base delay), µs.
+    draws: Vec<Vec<DelayDraw>>,
     one_way_us: Vec<Vec<u64>>,
-    jitter_us: Vec<Vec<u64>>,
     use_jitter: bool,
     fifo: bool,
     faults: FaultConfig,
@@ -39,19 +39,14 @@ impl Network {
         let one_way_us = (0..regions)
             .map(|a| (0..regions).map(|b| topology.one_way_us(a, b)).collect())
             .collect();
-        // Jitter is an RTT spread; a one-way hop gets half of it.
-        let jitter_us = (0..regions)
-            .map(|a| {
-                (0..regions)
-                    .map(|b| (topology.jitter_ms(a, b) * 500.0).round().max(0.0) as u64)
-                    .collect()
-            })
+        let draws = (0..regions)
+            .map(|a| (0..regions).map(|b| topology.one_way_draw(a, b)).collect())
             .collect();
         let node_region = topology.replicas().into_iter().map(|(_, r)| r).collect();
         Self {
             node_region,
+            draws,
             one_way_us,
-            jitter_us,
             use_jitter: jitter,
             fifo,
             faults,
@@ -71,12 +66,11 @@ impl Network {
     }
 
     fn draw_delay(&self, rng: &mut ChaCha8Rng, a: usize, b: usize) -> u64 {
-        let base = self.one_way_us[a][b];
-        let jitter = self.jitter_us[a][b];
-        if self.use_jitter && jitter > 0 {
-            base + rng.gen_range(0..=jitter)
+        let draw = self.draws[a][b];
+        if self.use_jitter && draw.spread_us > 0 {
+            draw.low_us + rng.gen_range(0..=draw.spread_us)
         } else {
-            base
+            self.one_way_us[a][b]
         }
     }
 

@@ -9,7 +9,8 @@
 //! A topology is a list of regions (each with a replica count, a client-site count and an
 //! in-region RTT) and a complete, symmetric matrix of round-trip times between regions, in
 //! milliseconds, with a jitter per link. Replicas get ids `NodeId(0..)` region by region,
-//! in file order. Hosts turn RTTs into one-way delays as RTT / 2 ([`Topology::one_way_us`]).
+//! in file order. Hosts turn RTTs into one-way delays as RTT / 2 ([`Topology::one_way_us`]),
+//! with the link's jitter spread evenly around it ([`Topology::one_way_draw`]).
 //! The file format and where the builtin numbers come from are in `topologies/README.md`.
 //!
 //! Loading is the only I/O here ([`Topology::load`] reads a file); protocol cores only ever
@@ -27,6 +28,16 @@ pub use error::TopologyError;
 use crate::id::NodeId;
 use crate::protocol::{Member, Membership};
 use std::path::Path;
+
+/// How a host draws one link's one-way delay: `low_us + uniform[0, spread_us]`
+/// ([`Topology::one_way_draw`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DelayDraw {
+    /// The shortest delay drawn, µs.
+    pub low_us: u64,
+    /// Width of the uniform draw above `low_us`, µs (0: a fixed delay).
+    pub spread_us: u64,
+}
 
 /// A site: a cloud region, a data centre or a rack.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,6 +180,23 @@ impl Topology {
     /// If `a` or `b` is not a region index (a caller bug).
     pub fn one_way_us(&self, a: usize, b: usize) -> u64 {
         ms_to_us(self.rtt_ms(a, b) / 2.0)
+    }
+
+    /// The one-way delays hosts draw for the `a` → `b` link: `low_us` plus a uniform draw
+    /// from `[0, spread_us]`, in microseconds. The jitter is an RTT spread, so each
+    /// direction gets half of it, centred on RTT / 2: the drawn delays keep the measured
+    /// mean RTT, which is what optimum latencies are computed from. (Added on top of
+    /// RTT / 2 instead, every link would be slower than measured by half its jitter.)
+    ///
+    /// # Panics
+    /// If `a` or `b` is not a region index (a caller bug).
+    pub fn one_way_draw(&self, a: usize, b: usize) -> DelayDraw {
+        let mean_us = self.one_way_us(a, b);
+        let spread_us = ms_to_us((self.jitter_ms(a, b) / 2.0).max(0.0)).min(2 * mean_us);
+        DelayDraw {
+            low_us: mean_us - spread_us / 2,
+            spread_us,
+        }
     }
 
     /// Replicas in id order with their region index: `NodeId(0)..` assigned region by

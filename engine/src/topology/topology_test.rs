@@ -511,3 +511,37 @@ fn rejects_negative_nan_and_infinite_latencies_naming_the_field() {
         assert!(matches!(err, TopologyError::InvalidMs { .. }), "{err:?}");
     }
 }
+
+#[test]
+fn delay_draws_keep_the_measured_mean_rtt() {
+    let topology = builtin("epaxos-5");
+    let (va, or) = (
+        topology.region_index("VA").unwrap(),
+        topology.region_index("OR").unwrap(),
+    );
+    // rtt 72.503 ms, jitter 2.433 ms: each direction 36.252 ms ± 0.608 ms.
+    let draw = topology.one_way_draw(va, or);
+    assert_eq!(draw.spread_us, 1_217);
+    assert_eq!(draw.low_us, 36_252 - 608);
+    assert_eq!(draw, topology.one_way_draw(or, va));
+    for a in 0..topology.regions().len() {
+        for b in 0..topology.regions().len() {
+            let draw = topology.one_way_draw(a, b);
+            let mean_x2 = 2 * draw.low_us + draw.spread_us;
+            let expected_x2 = 2 * topology.one_way_us(a, b);
+            assert!(mean_x2.abs_diff(expected_x2) <= 1, "{a}->{b}: {draw:?}");
+        }
+    }
+}
+
+#[test]
+fn a_jitter_wider_than_the_delay_never_draws_below_zero() {
+    let topology = Topology::parse(&two_regions(
+        "",
+        "[[links]]\na = \"a\"\nb = \"b\"\nrtt_ms = 1\njitter_ms = 8\n",
+    ))
+    .unwrap();
+    let draw = topology.one_way_draw(0, 1);
+    assert_eq!(draw.low_us, 0);
+    assert_eq!(draw.spread_us, 1_000);
+}

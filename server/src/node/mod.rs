@@ -126,19 +126,16 @@ pub fn wan_links(config: &NodeConfig) -> Result<Option<WanConfig>, NodeError> {
     let mut links = std::collections::HashMap::new();
     for peer in &config.peers {
         let them = region(&peer.region)?;
-        let jitter = if wan.jitter {
-            // The topology's jitter is for the round trip; each direction gets half.
-            Duration::from_secs_f64((topology.jitter_ms(me, them) / 2.0).max(0.0) / 1e3)
-        } else {
-            Duration::ZERO
-        };
-        links.insert(
-            peer.address,
+        let delay = if wan.jitter {
+            let draw = topology.one_way_draw(me, them);
             LinkDelay {
-                one_way: Duration::from_micros(topology.one_way_us(me, them)),
-                jitter,
-            },
-        );
+                one_way: Duration::from_micros(draw.low_us),
+                jitter: Duration::from_micros(draw.spread_us),
+            }
+        } else {
+            LinkDelay::fixed(Duration::from_micros(topology.one_way_us(me, them)))
+        };
+        links.insert(peer.address, delay);
     }
     Ok(Some(WanConfig {
         links,

@@ -98,26 +98,30 @@ fn replicas_that_lose_their_disk_rejoin_safely() {
 /// completed and it committed slot 9 with the empty value its log gave back once the slot
 /// had left it. Replicas that had not learnt slot 9 executed nothing there, one that had
 /// executed the chosen request, and two of them later skipped its retry (slot 12) as a
-/// duplicate the others ran. Pinned to batching on (256) whatever the default.
+/// duplicate the others ran. Pinned to batching on (256) whatever the default. Seeds are
+/// tried in order until one reaches that case (seed 141 did until the link delays changed
+/// on 2026-12-06), every one of them checked.
 #[test]
 fn a_leader_that_installs_a_snapshot_commits_no_slot_it_covers() {
     let run = run(FaultProfile::Amnesia);
-    let seed = 141;
-    let outcome = run_fault_seed(
-        "t22_multipaxos_bounded::a_leader_that_installs_a_snapshot_commits_no_slot_it_covers",
-        seed,
-        &run,
-        factory(run.topology.membership(), compacting().with_max_batch(256)),
-    );
-    if let Err(divergence) = check_agreement(&outcome) {
-        panic!("seed {seed}: {divergence}");
-    }
-    let metrics = outcome.sim.metrics();
-    assert!(metrics.get("state_transfers_completed") > 0 && metrics.get("rejoins_completed") > 0);
-    assert!(
-        metrics.get("slots_covered_by_snapshot") > 0,
-        "the seed no longer has a leader install a snapshot over its own slots"
-    );
+    let reached = (0..400).find(|&seed| {
+        let outcome = run_fault_seed(
+            "t22_multipaxos_bounded::a_leader_that_installs_a_snapshot_commits_no_slot_it_covers",
+            seed,
+            &run,
+            factory(run.topology.membership(), compacting().with_max_batch(256)),
+        );
+        if let Err(divergence) = check_agreement(&outcome) {
+            panic!("seed {seed}: {divergence}");
+        }
+        let metrics = outcome.sim.metrics();
+        metrics.get("slots_covered_by_snapshot") > 0
+            && metrics.get("state_transfers_completed") > 0
+            && metrics.get("rejoins_completed") > 0
+    });
+    let seed =
+        reached.expect("no seed below 400 has a leader install a snapshot over its own slots");
+    println!("seed {seed} has a leader install a snapshot over its own slots");
 }
 
 /// Negative control: a replica that lost its disk and votes at once (the rule switched
