@@ -115,7 +115,12 @@ impl<M> SimDisk<M> {
                     self.crash();
                     return SyncOutcome::CrashedInCompaction;
                 }
-                DiskOp::Replace(records) => self.synced = records,
+                DiskOp::Replace(records) => {
+                    // Keep the log's allocation: it regrows to the same size before the
+                    // next compaction.
+                    self.synced.clear();
+                    self.synced.extend(records);
+                }
             }
             released.extend(write.then);
         }
