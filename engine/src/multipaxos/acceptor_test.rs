@@ -24,7 +24,7 @@ fn acceptor_refuses_an_accept_below_its_promise() {
         Message::Accept {
             ballot: ballot(3, 0),
             slot: 0,
-            value: vec![proposal(1, 0)],
+            value: [proposal(1, 0)].into(),
         },
     );
     assert_eq!(
@@ -44,7 +44,7 @@ fn acceptor_refuses_an_accept_below_its_promise() {
 #[test]
 fn acceptor_persists_promise_and_value_before_replying_accepted() {
     let mut acceptor = node(1, 3, MultiPaxosConfig::default());
-    let value = vec![proposal(1, 0)];
+    let value: Batch = [proposal(1, 0)].into();
     acceptor.handle_message(
         Time::ZERO,
         NodeId(0),
@@ -91,7 +91,7 @@ fn accept_at_the_promised_ballot_writes_only_the_value() {
         },
     );
     drain(&mut acceptor);
-    let value = vec![proposal(4, 1)];
+    let value: Batch = [proposal(4, 1)].into();
     acceptor.handle_message(
         Time::ZERO,
         NodeId(0),
@@ -132,7 +132,7 @@ fn promise_is_persisted_first_and_reports_entries_above_the_commit_point() {
             Message::Accept {
                 ballot: ballot(1, 0),
                 slot,
-                value: vec![proposal(slot, 0)],
+                value: [proposal(slot, 0)].into(),
             },
         );
     }
@@ -148,7 +148,7 @@ fn promise_is_persisted_first_and_reports_entries_above_the_commit_point() {
     let entry = |slot| AcceptedEntry {
         slot,
         ballot: ballot(1, 0),
-        value: vec![proposal(slot, 0)],
+        value: [proposal(slot, 0)].into(),
         committed: false,
     };
     assert_eq!(
@@ -244,7 +244,7 @@ fn malformed_messages_are_dropped_and_counted() {
         Message::Accept {
             ballot: ballot(9, 2),
             slot: 0,
-            value: vec![],
+            value: Batch::default(),
         },
     );
     acceptor.handle_message(
@@ -303,12 +303,12 @@ fn restart_rebuilds_promise_and_accepted_values_from_records() {
         Record::Accepted {
             slot: 0,
             ballot: ballot(2, 1),
-            value: vec![proposal(1, 1)],
+            value: [proposal(1, 1)].into(),
         },
         Record::Accepted {
             slot: 1,
             ballot: ballot(3, 2),
-            value: vec![proposal(2, 2)],
+            value: [proposal(2, 2)].into(),
         },
     ];
     let acceptor = MultiPaxos::new(
@@ -325,13 +325,13 @@ fn restart_rebuilds_promise_and_accepted_values_from_records() {
             AcceptedEntry {
                 slot: 0,
                 ballot: ballot(2, 1),
-                value: vec![proposal(1, 1)],
+                value: [proposal(1, 1)].into(),
                 committed: false
             },
             AcceptedEntry {
                 slot: 1,
                 ballot: ballot(3, 2),
-                value: vec![proposal(2, 2)],
+                value: [proposal(2, 2)].into(),
                 committed: false
             }
         ]

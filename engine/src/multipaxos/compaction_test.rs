@@ -276,7 +276,7 @@ fn a_leader_never_commits_a_slot_that_an_installed_snapshot_covers() {
         .collect();
     assert_eq!(commits, vec![], "committed a slot the snapshot covers");
     // The request went into slot 1; once chosen it is answered from the session table.
-    let again = vec![proposal(1, 0)];
+    let again: Batch = [proposal(1, 0)].into();
     assert!(sent_now(&outputs).contains(&(
         NodeId(1),
         Message::Accept {

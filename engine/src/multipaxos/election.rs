@@ -382,7 +382,7 @@ impl MultiPaxos {
             match best.remove(&slot) {
                 Some((_, true, value)) => self.commit_known(slot, value),
                 Some((_, false, value)) => self.propose_in(now, slot, value),
-                None => self.propose_in(now, slot, Vec::new()),
+                None => self.propose_in(now, slot, Batch::default()),
             }
         }
         self.execute(now);

@@ -22,7 +22,7 @@ fn entry(slot: Slot, round: u64, node: u16, seq: u64, committed: bool) -> Accept
     AcceptedEntry {
         slot,
         ballot: ballot(round, node),
-        value: vec![proposal(seq, node)],
+        value: [proposal(seq, node)].into(),
         committed,
     }
 }
@@ -77,7 +77,7 @@ fn new_leader_adopts_the_highest_ballot_value_from_promises() {
     }
     assert!(candidate.is_leader());
     let own = ballot(1, 0);
-    let value = vec![proposal(2, 2)];
+    let value: Batch = [proposal(2, 2)].into();
     let accept = Message::Accept {
         ballot: own,
         slot: 0,
@@ -146,9 +146,9 @@ fn new_leader_fills_gaps_with_no_ops() {
     assert_eq!(
         accepts,
         vec![
-            (0, vec![proposal(1, 1)]),
-            (1, vec![]),
-            (2, vec![proposal(3, 1)])
+            (0, [proposal(1, 1)].into()),
+            (1, Batch::default()),
+            (2, [proposal(3, 1)].into())
         ]
     );
     candidate.handle_request(Time::ZERO, ClientRequest::new(request_id(9), put(9)));
@@ -178,7 +178,7 @@ fn a_value_reported_chosen_is_committed_without_phase_2() {
             NodeId(2),
             Message::Commit {
                 slot: 0,
-                value: vec![proposal(1, 1)]
+                value: [proposal(1, 1)].into()
             }
         )),
         "{outputs:?}"

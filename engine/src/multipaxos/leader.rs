@@ -217,7 +217,7 @@ impl MultiPaxos {
             let Some(state) = self.log.get(slot) else {
                 continue;
             };
-            for proposal in &state.value {
+            for proposal in state.value.iter() {
                 leadership.in_flight.remove(&proposal.request);
                 if proposal.origin == self.id && self.pending.contains_key(&proposal.request) {
                     leadership.queue.push_back(proposal.clone());
@@ -277,11 +277,11 @@ impl MultiPaxos {
             // Commit must carry the chosen value, never a stand-in.
             return;
         };
-        for proposal in &value {
+        for proposal in value.iter() {
             leadership.in_flight.remove(&proposal.request);
         }
         self.metrics.incr("commits");
-        for proposal in &value {
+        for proposal in value.iter() {
             self.outbox.now(Effect::Committed {
                 request: proposal.request,
                 path: CommitPath::Leader,

@@ -26,7 +26,7 @@ fn leader_commits_at_a_majority_counting_its_own_durable_vote() {
     let mut leader = elected_leader(3, MultiPaxosConfig::default());
     let own = ballot(1, 0);
     leader.handle_request(Time::ZERO, ClientRequest::new(request_id(1), put(1)));
-    let value = vec![proposal(1, 0)];
+    let value: Batch = [proposal(1, 0)].into();
     let accept = Message::Accept {
         ballot: own,
         slot: 0,

@@ -119,7 +119,7 @@ impl ReplicaLog {
         }
         let entry = self.slots.entry(slot).or_insert(SlotState {
             ballot: Ballot::default(),
-            value: Vec::new(),
+            value: Batch::default(),
             committed: false,
         });
         if !entry.committed {
@@ -267,7 +267,7 @@ impl ReplicaLog {
         let mut done = Vec::new();
         while let Some(state) = self.slots.get(&self.next_execute).filter(|s| s.committed) {
             let slot = self.next_execute;
-            for proposal in state.value.clone() {
+            for proposal in state.value.iter().cloned() {
                 if let Some(change) = &proposal.change {
                     // Not in the session table: a change ordered twice names an epoch
                     // that is gone by its second slot, so it is refused there.

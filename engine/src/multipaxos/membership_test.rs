@@ -332,13 +332,13 @@ fn a_change_found_by_phase_1_is_followed_by_phase_1_even_if_it_does_not_apply() 
         AcceptedEntry {
             slot: 0,
             ballot: ballot(0, 2),
-            value: vec![Proposal::change(change_id(1), NodeId(2), stale)],
+            value: [Proposal::change(change_id(1), NodeId(2), stale)].into(),
             committed: false,
         },
         AcceptedEntry {
             slot: 1,
             ballot: ballot(0, 2),
-            value: vec![proposal(5, 2)],
+            value: [proposal(5, 2)].into(),
             committed: false,
         },
     ];

@@ -8,6 +8,7 @@ use crate::state_machine::KvStore;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Log position.
 pub type Slot = u64;
@@ -72,8 +73,10 @@ impl Proposal {
     }
 }
 
-/// What a slot holds: a batch of proposals (empty = no-op filling a gap).
-pub type Batch = Vec<Proposal>;
+/// What a slot holds: a batch of proposals (empty = no-op filling a gap). Immutable and
+/// shared, so the leader's Accept to each follower, its Commit and each log's copy are
+/// one allocation; encoded as a plain sequence.
+pub type Batch = Arc<[Proposal]>;
 
 /// An accepted value as reported in a promise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

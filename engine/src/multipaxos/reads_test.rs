@@ -322,8 +322,8 @@ fn read_levels_order_writes_like_linearizable_ones() {
 #[test]
 fn the_read_index_covers_a_slot_committed_above_a_gap() {
     let mut leader = elected_leader(3, MultiPaxosConfig::default());
-    leader.log.commit(0, vec![proposal(1, 0)]);
-    leader.log.commit(2, vec![proposal(3, 0)]);
+    leader.log.commit(0, [proposal(1, 0)].into());
+    leader.log.commit(2, [proposal(3, 0)].into());
     assert_eq!(leader.log.commit_point(), 1, "slot 1 is not committed yet");
     let now = Time::from_millis(1);
     leader.handle_message(

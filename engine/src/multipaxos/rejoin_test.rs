@@ -41,7 +41,7 @@ fn a_rejoining_replica_votes_for_nothing_and_a_restart_keeps_it_rejoining() {
     let accept = Message::Accept {
         ballot: ballot(1, 0),
         slot: 0,
-        value: vec![proposal(1, 0)],
+        value: [proposal(1, 0)].into(),
     };
     core.handle_message(Time::ZERO, NodeId(0), accept);
     let outputs = drain(&mut core);

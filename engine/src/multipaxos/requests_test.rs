@@ -46,7 +46,7 @@ fn follower_forwards_and_replies_when_it_executes() {
         NodeId(0),
         Message::Commit {
             slot: 0,
-            value: vec![proposal(1, 1)],
+            value: [proposal(1, 1)].into(),
         },
     );
     assert_eq!(
@@ -68,7 +68,7 @@ fn only_the_contacted_replica_replies() {
         NodeId(0),
         Message::Commit {
             slot: 0,
-            value: vec![proposal(1, 2)],
+            value: [proposal(1, 2)].into(),
         },
     );
     assert_eq!(drain(&mut follower), vec![]);
@@ -85,7 +85,7 @@ fn local_read_answers_from_applied_state() {
         NodeId(0),
         Message::Commit {
             slot: 0,
-            value: vec![proposal(1, 0)],
+            value: [proposal(1, 0)].into(),
         },
     );
     let read = ClientRequest::new(request_id(2), Command::Get { key: b"k".to_vec() })
@@ -251,5 +251,5 @@ fn a_candidate_proposes_forwarded_requests_once_elected() {
             _ => None,
         })
         .collect();
-    assert_eq!(accepts, vec![vec![proposal(5, 2)]]);
+    assert_eq!(accepts, vec![Batch::from([proposal(5, 2)])]);
 }
