@@ -113,6 +113,11 @@ pub fn run_fault_seed_driven<P: Protocol + 'static>(
         })
         .with_clocks(run.clocks.clone());
     let mut sim = Sim::new(config, factory);
+    // `MERIDIAN_TRACE=FILE` with `MERIDIAN_SEED`: the replayed run's event trace.
+    let trace_file = std::env::var_os("MERIDIAN_TRACE");
+    if trace_file.is_some() {
+        sim.enable_trace();
+    }
     let nodes: Vec<NodeId> = sim.cluster().ids().collect();
     sim.apply_plan(&FaultPlan::random(
         seed,
@@ -147,6 +152,9 @@ pub fn run_fault_seed_driven<P: Protocol + 'static>(
             }
         }
         None => sim.run_until(end),
+    }
+    if let Some(file) = trace_file {
+        std::fs::write(&file, sim.trace().join("\n")).expect("the trace file is writable");
     }
 
     assert!(
