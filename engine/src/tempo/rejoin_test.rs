@@ -7,6 +7,7 @@ use super::test_support::*;
 use super::*;
 use crate::id::NodeId;
 use crate::test_host::Order;
+use std::time::Duration;
 
 const LOST: NodeId = NodeId(2);
 
@@ -24,6 +25,18 @@ fn rejoined(pump: &Pump) -> bool {
 fn same_state(pump: &Pump) -> bool {
     let states: Vec<_> = pump.live().map(|n| n.kv().clone()).collect();
     states.windows(2).all(|w| w[0] == w[1])
+}
+
+/// More writes are answered, and every replica executed in one order to one state.
+fn serves_and_agrees(pump: &mut Pump, seed: u64) {
+    let later = submit(pump, 2_000, 30, 3);
+    assert!(
+        pump.run_until(STEPS, |p| answered(p, &later)),
+        "seed {seed}"
+    );
+    settle(pump, seed);
+    assert_same_order(pump);
+    assert!(same_state(pump), "seed {seed}: states differ");
 }
 
 #[test]
@@ -150,13 +163,60 @@ fn a_restart_in_the_middle_of_a_rejoin_picks_it_up() {
         pump.crash(LOST);
         pump.restart(LOST);
         assert!(pump.run_until(STEPS, rejoined), "seed {seed}: no rejoin");
-        let later = submit(&mut pump, 2_000, 30, 3);
+        serves_and_agrees(&mut pump, seed);
+    }
+}
+
+/// Found by t17 seed 163036: a rejoining replica installed the first peer's state in
+/// memory, executed commits on top of it (their `Executed` marks durable), and crashed
+/// before the rejoin finished (its durable fence still said the state was lost). On
+/// restart it ran those commands again on the empty state its records rebuild; the final
+/// state came right once a peer's state was installed again, but the execution log had
+/// them twice, out of order. They now wait for the install, like any commit learned
+/// while the state is lost.
+#[test]
+fn a_restart_before_the_installed_state_is_durable_runs_nothing_on_an_incomplete_state() {
+    const UNREACHABLE: NodeId = NodeId(4);
+    for seed in 0..4 {
+        let no_compaction = config(1)
+            .with_snapshot_interval(10_000)
+            .with_snapshot_chunk_bytes(64);
+        let mut pump = new_pump(5, seed, Order::Shuffled, no_compaction);
+        let ids = submit(&mut pump, 0, 40, 3);
+        assert!(pump.run_until(STEPS, |p| answered(p, &ids)), "seed {seed}");
+        pump.crash(LOST);
+        pump.wipe(LOST);
+        pump.restart_rejoining(LOST);
+        // Once it fetches, one peer no longer answers: the rejoin installs a state but
+        // cannot finish.
+        let fetching = |p: &Pump| p.up(LOST).fence().stage == Stage::Fetching;
+        assert!(pump.run_until(STEPS, fetching), "seed {seed}: no fetch");
+        pump.block(LOST, UNREACHABLE);
+        pump.block(UNREACHABLE, LOST);
+        // Load while it rejoins (what it was sent itself is lost in its crash below).
+        submit(&mut pump, 1_000, 40, 3);
+        let ran_on_installed_state =
+            |p: &Pump| !p.up(LOST).fence().lost_state && p.up(LOST).executed().len() >= 5;
         assert!(
-            pump.run_until(STEPS, |p| answered(p, &later)),
-            "seed {seed}"
+            pump.run_until(STEPS, ran_on_installed_state),
+            "seed {seed}: nothing executed on an installed state"
         );
-        settle(&mut pump, seed);
-        assert_same_order(&pump);
-        assert!(same_state(&pump), "seed {seed}: states differ");
+        pump.run_for(Duration::from_secs(1));
+        assert_eq!(pump.up(LOST).fence().stage, Stage::Fetching, "seed {seed}");
+        pump.crash(LOST);
+        pump.restart(LOST);
+        let lost = pump.up(LOST);
+        assert!(
+            lost.fence().lost_state,
+            "seed {seed}: the install was not durable"
+        );
+        assert!(
+            lost.executed().is_empty(),
+            "seed {seed}: ran again on an incomplete state: {:?}",
+            lost.executed().iter().map(|e| e.dot).collect::<Vec<_>>()
+        );
+        pump.heal();
+        assert!(pump.run_until(STEPS, rejoined), "seed {seed}: no rejoin");
+        serves_and_agrees(&mut pump, seed);
     }
 }

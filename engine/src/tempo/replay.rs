@@ -100,13 +100,18 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
     let collected = &r.collected;
     r.cmds.retain(|dot, _| !collected.contains(*dot));
     // What ran before runs again in (timestamp, dot) order: per key that is the order it
-    // ran in. The rest waits for stability as usual.
+    // ran in. The rest waits for stability as usual. A replica whose durable fence says
+    // its state is lost (it installed a peer's state and ran commits on it, then crashed
+    // before that state was durable) has no base to run them on: they wait, like any
+    // commit learned meanwhile, for the next install (`rejoin.rs`), which skips what the
+    // installed state executed.
+    let base_is_complete = r.fence.executes();
     let mut rerun = Vec::new();
     for (&dot, cmd) in &r.cmds {
         let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.as_ref()) else {
             continue;
         };
-        if executed.contains(&dot) {
+        if executed.contains(&dot) && base_is_complete {
             rerun.push((ts, dot, payload.clone()));
         } else {
             r.executor.add(payload.key(), ts, dot);
