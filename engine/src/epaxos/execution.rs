@@ -71,6 +71,9 @@ pub struct Executor {
     configurations: Vec<Configuration>,
     /// Switches executed since the replica last took them.
     switched: Vec<Switched>,
+    /// The last switch executed here that applied (this incarnation; reported so peers
+    /// that missed it ask for it).
+    last_switch: Option<InstanceId>,
 }
 
 /// The execution a snapshot keeps (see [`Executor::executed_state`]).
@@ -394,7 +397,9 @@ impl Executor {
             self.mark_executed(id);
             for payload in batch.commands() {
                 if let Some(change) = &payload.change {
-                    self.switch(payload.request, change);
+                    if self.switch(payload.request, change) {
+                        self.last_switch = Some(id);
+                    }
                     self.note_order(id, payload);
                     done.push((id, payload.clone(), None));
                     continue;
@@ -428,15 +433,23 @@ impl Executor {
 
     /// Apply a membership switch to the newest configuration (executors without one run
     /// no switches).
-    fn switch(&mut self, request: RequestId, change: &ProposedChange) {
+    /// Apply a switch; whether it applied.
+    fn switch(&mut self, request: RequestId, change: &ProposedChange) -> bool {
         let Some(current) = self.configurations.last() else {
-            return;
+            return false;
         };
         let result = current.apply(change);
+        let applied = result.is_ok();
         if let Ok(next) = &result {
             self.configurations.push(next.clone());
         }
         self.switched.push((request, result));
+        applied
+    }
+
+    /// The last switch executed here that applied, if this incarnation executed one.
+    pub(super) fn last_switch(&self) -> Option<InstanceId> {
+        self.last_switch
     }
 
     fn note_order(&mut self, id: InstanceId, payload: &Payload) {

@@ -56,7 +56,11 @@ impl Collector {
             .iter()
             .map(|(&l, &s)| (l, s))
             .collect();
-        let reports = replica.sends_to_others(&Message::Executed { prefix });
+        let last_switch = replica.executor.last_switch();
+        let reports = replica.sends_to_others(&Message::Executed {
+            prefix,
+            last_switch,
+        });
         replica.outbox.persist(Vec::new(), reports);
         self.rounds += 1;
         self.collect_garbage(replica);
@@ -112,10 +116,17 @@ impl Collector {
         replica: &mut Replica,
         from: NodeId,
         prefix: Vec<(NodeId, u64)>,
+        last_switch: Option<InstanceId>,
     ) {
         if replica.fence.executes() {
             // (With a lost disk, the state installed from a peer comes first.)
             catch_up(replica, from, &prefix);
+            if let Some(switch) = last_switch.filter(|&s| !replica.knows_committed(s)) {
+                replica
+                    .outbox
+                    .send(from, Message::Inquire { instance: switch });
+                replica.metrics.incr("switches_asked");
+            }
         }
         self.peer_prefixes
             .insert(from, prefix.into_iter().collect());

@@ -81,6 +81,7 @@ fn a_removed_replica_holds_collection_back_only_while_it_reports() {
     let mut core = with_five_commits();
     let report = |prefix: u64| Message::Executed {
         prefix: vec![(NodeId(0), prefix)],
+        last_switch: None,
     };
     let floor = |core: &super::Epaxos| core.gc.floor(&core.replica).get(&NodeId(0)).copied();
     core.handle_message(Time::ZERO, NodeId(1), report(5));
@@ -127,6 +128,7 @@ fn only_an_instance_collected_here_is_answered_collected() {
     };
     let report = |prefix: u64| Message::Executed {
         prefix: vec![(NodeId(0), prefix)],
+        last_switch: None,
     };
     core.handle_message(Time::ZERO, NodeId(1), report(5));
     core.handle_message(Time::ZERO, NodeId(2), report(3));

@@ -337,6 +337,40 @@ fn a_preaccept_of_an_epoch_ahead_asks_the_sender_for_unknown_dependencies() {
     assert_eq!(behind.metrics().get("epoch_behind_inquiries"), 2);
 }
 
+/// Found by t18 seed 165143: the switch adding a spare committed while one voter was cut
+/// off, above a gap in the spare's slots (its slots start at 10,000), so no executed
+/// prefix ever named it; idle after the heal, no PreAccept of the new epoch came either,
+/// and the voter never answered the spare's rejoin queries. A peer's report now names the
+/// last switch it executed, and a replica that does not know it committed asks for it.
+#[test]
+fn a_report_naming_an_unknown_switch_asks_the_reporter_for_it() {
+    let mut behind = replica(3, 1, Vec::new());
+    let switch = id(2, 10_000);
+    let report = |last_switch| Message::Executed {
+        prefix: vec![(NodeId(0), 0)],
+        last_switch,
+    };
+    behind.handle_message(Time::ZERO, NodeId(2), report(Some(switch)));
+    assert_eq!(
+        sends(&mut behind),
+        [(NodeId(2), Message::Inquire { instance: switch })]
+    );
+    assert_eq!(behind.metrics().get("switches_asked"), 1);
+    // A report without a switch, or naming one known committed here, asks nothing.
+    behind.handle_message(Time::ZERO, NodeId(2), report(None));
+    assert_eq!(sends(&mut behind), []);
+    let commit = Message::Commit {
+        instance: switch,
+        payload: Batch::single(payload(1, "k")),
+        attributes: attrs(1, &[]),
+    };
+    behind.handle_message(Time::ZERO, NodeId(2), commit);
+    sends(&mut behind);
+    behind.handle_message(Time::ZERO, NodeId(0), report(Some(switch)));
+    assert_eq!(sends(&mut behind), []);
+    assert_eq!(behind.metrics().get("switches_asked"), 1);
+}
+
 /// Rule 4: refused before a majority of its epoch answered, the leader commits its
 /// instance as a no-op through Accept and, once that committed, proposes the command
 /// again in the epoch it is in now.

@@ -128,6 +128,12 @@ pub enum Message {
     Executed {
         /// `(leader, first unexecuted slot)` pairs.
         prefix: Vec<(NodeId, u64)>,
+        /// The last membership switch the sender executed that applied (in this
+        /// incarnation): a replica that does not know it asks for it, so one that missed
+        /// a switch's commit catches up even when no prefix ever names the switch (it
+        /// executed above a gap in its leader's slots) and no PreAccept of the new epoch
+        /// comes (docs/design.md, "EPaxos epochs", rule 3).
+        last_switch: Option<InstanceId>,
     },
     /// A replica waiting on `instance` asks its leader for the outcome.
     Inquire {

@@ -414,7 +414,10 @@ impl Epaxos {
                 replica.on_inquire(from, instance, self.gc.forgot(instance))
             }
             Message::Collected { instance } => self.on_collected_elsewhere(now, instance),
-            Message::Executed { prefix } => self.gc.on_report(replica, from, prefix),
+            Message::Executed {
+                prefix,
+                last_switch,
+            } => self.gc.on_report(replica, from, prefix, last_switch),
             Message::RejoinQuery { nonce, at, offset } => {
                 self.on_rejoin_query(now, from, nonce, at, offset)
             }

@@ -251,6 +251,7 @@ fn a_missed_commit_a_peer_executed_is_asked_for_at_the_next_tick() {
         if reported {
             let report = Message::Executed {
                 prefix: vec![(NodeId(1), 10)],
+                last_switch: None,
             };
             core.handle_message(start, NodeId(2), report);
         }

@@ -136,6 +136,11 @@ impl Replica {
         self.table.is_committed(id)
     }
 
+    /// Whether this replica knows `id` committed (recorded committed, or executed).
+    pub(super) fn knows_committed(&self, id: InstanceId) -> bool {
+        self.table.is_committed(id) || self.executor.is_executed(id)
+    }
+
     /// Whether `id` was executed everywhere and forgotten: late messages about it are
     /// dropped instead of bringing it back.
     pub(super) fn is_collected(&self, id: InstanceId) -> bool {

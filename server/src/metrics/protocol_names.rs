@@ -167,6 +167,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "state_transfer_bytes_received",
     "state_transfer_bytes_sent",
     "state_transfers_completed",
+    "switches_asked",
     "switches_executed",
     "votes_withheld",
 ];
