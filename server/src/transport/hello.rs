@@ -33,8 +33,9 @@ pub const WIRE_MAGIC: [u8; 4] = *b"MRDN";
 /// EPaxos PreAccepts carry what ran everywhere, Dynamo messages the ring version, Tempo's
 /// rejoin answer the floor of forgotten clocks; 5: Tempo's `AskPromises`; 6: Tempo's
 /// `Inquire`, catch-up by asking; 7: EPaxos attributes carry the instance's configuration
-/// epoch, payloads a membership switch, and `EpochMoved` refuses an ended epoch.)
-pub const WIRE_VERSION: u32 = 7;
+/// epoch, payloads a membership switch, and `EpochMoved` refuses an ended epoch; 8: EPaxos
+/// `Executed` reports name the last switch their sender executed.)
+pub const WIRE_VERSION: u32 = 8;
 /// Bytes every release reads: the magic and the wire version.
 pub const PREFIX_LEN: usize = WIRE_MAGIC.len() + 4;
 /// Bytes of a hello of this wire version.
