@@ -127,7 +127,7 @@ impl Replica {
             .deps
             .iter()
             .copied()
-            .filter(|&dep| !self.is_committed(dep) && !self.executor.is_executed(dep))
+            .filter(|&dep| !self.committed_or_executed(dep))
             .take(MAX_DEPENDENCIES_ASKED)
             .collect();
         for dep in unknown {

@@ -121,7 +121,7 @@ impl Collector {
         if replica.fence.executes() {
             // (With a lost disk, the state installed from a peer comes first.)
             catch_up(replica, from, &prefix);
-            if let Some(switch) = last_switch.filter(|&s| !replica.knows_committed(s)) {
+            if let Some(switch) = last_switch.filter(|&s| !replica.committed_or_executed(s)) {
                 replica
                     .outbox
                     .send(from, Message::Inquire { instance: switch });
@@ -198,7 +198,7 @@ fn catch_up(replica: &mut Replica, from: NodeId, prefix: &[(NodeId, u64)]) {
             .unwrap_or(0);
         for slot in own..reported {
             let id = InstanceId { leader, slot };
-            if replica.is_committed(id) || replica.executor.is_executed(id) {
+            if replica.committed_or_executed(id) {
                 continue;
             }
             if asked == MAX_INQUIRIES {

@@ -136,8 +136,9 @@ impl Replica {
         self.table.is_committed(id)
     }
 
-    /// Whether this replica knows `id` committed (recorded committed, or executed).
-    pub(super) fn knows_committed(&self, id: InstanceId) -> bool {
+    /// Whether this replica saw `id` committed: recorded committed, or already executed
+    /// (and maybe collected from the table).
+    pub(super) fn committed_or_executed(&self, id: InstanceId) -> bool {
         self.table.is_committed(id) || self.executor.is_executed(id)
     }
 
