@@ -248,6 +248,20 @@ impl<P: Protocol> Pump<P> {
     /// replicas; every `hot_every`-th on one hot key, the rest on keys of their own.
     pub(crate) fn submit_puts(&mut self, first: u64, count: u64, hot_every: u64) -> Vec<RequestId> {
         let live: Vec<NodeId> = self.ids().filter(|&id| self.is_up(id)).collect();
+        let puts = self.puts_through(&live, first, count, hot_every);
+        puts.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// `count` puts ([`put_request`]) from sequence `first`, sequence `s` to
+    /// `nodes[s % nodes.len()]`; every `hot_every`-th on one hot key, the rest on keys of
+    /// their own. Returns each request with its key.
+    pub(crate) fn puts_through(
+        &mut self,
+        nodes: &[NodeId],
+        first: u64,
+        count: u64,
+        hot_every: u64,
+    ) -> Vec<(RequestId, String)> {
         (first..first + count)
             .map(|seq| {
                 let key = if seq % hot_every == 0 {
@@ -257,8 +271,8 @@ impl<P: Protocol> Pump<P> {
                 };
                 let request = put_request(seq, &key);
                 let id = request.id;
-                self.request(live[seq as usize % live.len()], request);
-                id
+                self.request(nodes[seq as usize % nodes.len()], request);
+                (id, key)
             })
             .collect()
     }

@@ -35,7 +35,7 @@ pub const LOG_MAGIC: [u8; 8] = *b"MERIDLOG";
 /// a `Floor` record raises it; 4: EPaxos attributes, in instance records and snapshots,
 /// carry the instance's configuration epoch, payloads a membership switch, and snapshots
 /// the configurations and the key index's switches.)
-pub const LOG_FORMAT_VERSION: u32 = 4;
+pub const LOG_FORMAT_VERSION: u32 = 5;
 /// Bytes of the file header: magic, then the format version.
 pub const FILE_HEADER_LEN: usize = LOG_MAGIC.len() + 4;
 

@@ -10,7 +10,7 @@ use crate::configuration::{Change, ChangeFailure, Configuration, ProposedChange}
 use crate::id::{NodeId, RequestId};
 use crate::protocol::{Effect, Member, Membership, Output, Protocol};
 use crate::request::ClientRequest;
-use crate::test_host::{self, put_request, Order};
+use crate::test_host::{self, Order};
 use crate::time::Time;
 use std::time::Duration;
 
@@ -87,19 +87,8 @@ fn outcome(pump: &mut Pump, at: u16) -> Result<Configuration, ChangeFailure> {
 
 /// Puts `first..first + count` through `nodes` in turn, a third on one hot key.
 fn puts(pump: &mut Pump, nodes: &[u16], first: u64, count: u64) -> Vec<(RequestId, String)> {
-    (first..first + count)
-        .map(|seq| {
-            let key = if seq % 3 == 0 {
-                "hot".to_owned()
-            } else {
-                format!("k{seq}")
-            };
-            let request = put_request(seq, &key);
-            let id = request.id;
-            pump.request(NodeId(nodes[seq as usize % nodes.len()]), request);
-            (id, key)
-        })
-        .collect()
+    let nodes: Vec<NodeId> = nodes.iter().copied().map(NodeId).collect();
+    pump.puts_through(&nodes, first, count, 3)
 }
 
 fn all_answered(pump: &mut Pump, writes: &[(RequestId, String)]) {

@@ -2,7 +2,7 @@
 //! the slow path or a recovery, learn commits, take promises. Every answer leaves behind
 //! the record it depends on.
 
-use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record};
+use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record, SWITCH_LANE};
 use super::replica::Replica;
 use crate::id::NodeId;
 use crate::protocol::Effect;
@@ -40,11 +40,11 @@ pub(super) fn on_propose(
     if let Some(proposal) = cmd.proposal {
         // A retransmission: answer again (the proposal is durable or about to be, and
         // this answer leaves behind it).
-        let promise = r.clocks.promise(&key);
         let ack = Message::ProposeAck {
             dot,
             ts: proposal,
-            promise,
+            promise: r.clocks.promise(&key),
+            lane: r.clocks.promise(SWITCH_LANE),
         };
         r.outbox.persist(Vec::new(), vec![send(from, ack)]);
         return;
@@ -63,6 +63,7 @@ pub(super) fn on_propose(
         dot,
         ts: proposal,
         promise: r.clocks.promise(&key),
+        lane: r.clocks.promise(SWITCH_LANE),
     };
     r.outbox.persist(vec![record], vec![send(from, ack)]);
 }

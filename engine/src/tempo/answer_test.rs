@@ -78,6 +78,7 @@ fn blocked_by_a_lower_proposal(
             dot,
             ts: 5,
             promise,
+            lane: lane(5),
         };
         core.handle_message(Time::ZERO, NodeId(from), ack);
         let (more, answered) = drain(&mut core);
@@ -113,6 +114,8 @@ fn commit_other(core: &mut Tempo, other: Dot) -> Vec<ClientReply> {
             value: b"other".to_vec(),
         },
         quorum: vec![NodeId(4), NodeId(2), NodeId(3)],
+        config_epoch: 0,
+        change: None,
     };
     let now = Time::ZERO + Duration::from_millis(6);
     let commit = Message::Commit {

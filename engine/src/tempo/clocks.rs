@@ -11,9 +11,10 @@
 //! one durable floor, every key's clock is at least the floor, so no promise goes back;
 //! what others announced on it is dropped, which only understates their promises.
 
-use super::messages::{Dot, KeyPromise};
+use super::messages::{Dot, KeyPromise, SWITCH_LANE};
 use crate::command::Key;
 use crate::id::NodeId;
+use crate::quorum;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// This replica's clocks, its attached promises and which clocks moved since they were
@@ -66,10 +67,18 @@ impl Clocks {
         self.floor
     }
 
-    /// Raise the floor (a snapshot, a `Floor` record, a rejoin answer).
+    /// Raise the floor (a snapshot, a `Floor` record, a rejoin answer, a switch).
     pub(super) fn raise_floor(&mut self, floor: u64) {
         self.floor = self.floor.max(floor);
-        self.high = self.high.max(floor);
+        self.raise_high(floor);
+    }
+
+    /// The highest clock rose: the switch lane's clock is it, so the lane is announced.
+    fn raise_high(&mut self, ts: u64) {
+        if ts > self.high {
+            self.high = ts;
+            self.dirty.insert(SWITCH_LANE.to_vec());
+        }
     }
 
     /// Keys with a clock of their own.
@@ -104,9 +113,17 @@ impl Clocks {
         (self.floor > before).then_some(self.floor)
     }
 
-    /// Propose for `dot` on `key`: `max(at_least, clock + 1)`, attached to `dot`.
+    /// Propose for `dot` on `key`: `max(at_least, clock + 1)`, attached to `dot`. On the
+    /// switch lane the proposal is above every clock this replica ever had, and it
+    /// becomes the floor: a switch proposal promises every key
+    /// (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe, rule 2).
     pub(super) fn propose(&mut self, key: &Key, dot: Dot, at_least: u64) -> u64 {
-        let ts = at_least.max(self.get(key) + 1);
+        let above = if key.as_slice() == SWITCH_LANE {
+            self.high
+        } else {
+            self.get(key)
+        };
+        let ts = at_least.max(above + 1);
         self.attach(key, dot, ts);
         ts
     }
@@ -131,12 +148,19 @@ impl Clocks {
     /// Raise the clock on `key` to `ts` for a record queued in the same step that
     /// raises it again on replay (`Proposed`, `Accepted`, `Committed`). Whether it rose.
     pub(super) fn raise(&mut self, key: &Key, ts: u64) -> bool {
+        if key.as_slice() == SWITCH_LANE {
+            // A switch proposed, accepted or committed at `ts`: every key's clock is at
+            // least it, and so is every later proposal (rule 2 of the epochs).
+            let rose = ts > self.floor;
+            self.raise_floor(ts);
+            return rose;
+        }
         if ts <= self.get(key) {
             return false;
         }
         self.clock.insert(key.clone(), ts);
         self.dirty.insert(key.clone());
-        self.high = self.high.max(ts);
+        self.raise_high(ts);
         true
     }
 
@@ -145,16 +169,25 @@ impl Clocks {
         std::mem::take(&mut self.unrecorded)
     }
 
-    /// The promises on `key`.
-    pub(super) fn promise(&self, key: &Key) -> KeyPromise {
+    /// The promises on `key`. A switch proposal is attached on every key, so every key's
+    /// promises list those not executed everywhere; the lane's clock is the highest
+    /// clock (no switch is ever proposed at or below it).
+    pub(super) fn promise(&self, key: &[u8]) -> KeyPromise {
+        let lane = key == SWITCH_LANE;
+        let own = self.attached.get(key).into_iter().flatten();
+        let switches = match lane {
+            true => None,
+            false => self.attached.get(SWITCH_LANE),
+        };
+        let mut attached: Vec<(u64, Dot)> =
+            own.chain(switches.into_iter().flatten()).copied().collect();
+        if switches.is_some() {
+            attached.sort_unstable();
+        }
         KeyPromise {
-            key: key.clone(),
-            clock: self.get(key),
-            attached: self
-                .attached
-                .get(key)
-                .map(|a| a.iter().copied().collect())
-                .unwrap_or_default(),
+            key: key.to_vec(),
+            clock: if lane { self.high } else { self.get(key) },
+            attached,
             epoch: self.epoch,
         }
     }
@@ -294,19 +327,24 @@ impl PromiseTable {
             .unwrap_or(0)
     }
 
-    /// The highest timestamp on `key` a majority (`majority` replicas) promised up to,
-    /// counting attached promises only for commands `committed` says are committed here.
-    /// Holes found committed are dropped, so each is passed over once.
+    /// The highest timestamp on `key` a majority of `voters` promised up to, counting
+    /// attached promises only for commands `committed` says are committed here. Holes
+    /// found committed are dropped, so each is passed over once.
     pub(super) fn stable(
         &mut self,
         key: &[u8],
-        majority: usize,
+        voters: &[NodeId],
         committed: impl Fn(Dot) -> bool,
     ) -> u64 {
         let Some(by_node) = self.by_key.get_mut(key) else {
             return 0;
         };
-        let frontiers = by_node.values_mut().map(|announced| {
+        let majority = quorum::majority(voters.len());
+        let of_voters = by_node
+            .iter_mut()
+            .filter(|(node, _)| voters.contains(node))
+            .map(|(_, announced)| announced);
+        let frontiers = of_voters.map(|announced| {
             while announced
                 .holes
                 .front()
@@ -322,13 +360,17 @@ impl PromiseTable {
         Self::kth_highest(frontiers.collect(), majority)
     }
 
-    /// The highest timestamp on `key` a majority's clocks cover, whatever their attached
-    /// promises.
-    pub(super) fn covered(&self, key: &[u8], majority: usize) -> u64 {
+    /// The highest timestamp on `key` the clocks of a majority of `voters` cover,
+    /// whatever their attached promises.
+    pub(super) fn covered(&self, key: &[u8], voters: &[NodeId]) -> u64 {
         let Some(by_node) = self.by_key.get(key) else {
             return 0;
         };
-        Self::kth_highest(by_node.values().map(|a| a.clock).collect(), majority)
+        let clocks = by_node
+            .iter()
+            .filter(|(node, _)| voters.contains(node))
+            .map(|(_, a)| a.clock);
+        Self::kth_highest(clocks.collect(), quorum::majority(voters.len()))
     }
 
     /// The `k`-th highest of `frontiers` (0 if there are fewer, or `k` is 0).

@@ -74,6 +74,7 @@ fn snapshot_records(r: &Replica, last_seq: u64) -> Vec<Record> {
         kv: kv.clone(),
         sessions: sessions.clone(),
         collected: r.collected.clone(),
+        epochs: r.executor.epochs().clone(),
         clocks: r.clocks.clocks(),
         attached: r.clocks.attached(),
         last_seq,

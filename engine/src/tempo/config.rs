@@ -1,5 +1,6 @@
 //! Tempo configuration.
 
+use crate::id::NodeId;
 use crate::session::KEY_SESSION_WINDOW;
 use std::time::Duration;
 
@@ -50,6 +51,10 @@ pub struct TempoConfig {
     /// Tests only: a replica that lost its disk votes and proposes at once, without the
     /// rejoin rule (docs/design.md#tempo-rejoin-rule). Never set it in production.
     pub unsafe_rejoin_without_fence: bool,
+    /// The replicas that form the configuration of epoch 0, all voters (default `None`:
+    /// every replica of the cluster). The others are spares until a membership switch
+    /// adds them (docs/design.md, "Tempo epochs").
+    pub initial_members: Option<Vec<NodeId>>,
 }
 
 impl Default for TempoConfig {
@@ -68,6 +73,7 @@ impl Default for TempoConfig {
             snapshot_interval: 4_096,
             snapshot_chunk_bytes: 1 << 20,
             unsafe_rejoin_without_fence: false,
+            initial_members: None,
         }
     }
 }
@@ -88,6 +94,12 @@ impl TempoConfig {
     /// Compact every `interval` executed commands (at the soonest; 0: never).
     pub fn with_snapshot_interval(mut self, interval: u64) -> Self {
         self.snapshot_interval = interval;
+        self
+    }
+
+    /// Start with only `members` in the configuration (epoch 0, all voters).
+    pub fn with_initial_members(mut self, members: Vec<NodeId>) -> Self {
+        self.initial_members = Some(members);
         self
     }
 

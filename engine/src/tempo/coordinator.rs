@@ -3,7 +3,7 @@
 //! path, `f + 1` accepts); retransmission; handing a stuck command to recovery.
 
 use super::acceptor::{on_consensus, send};
-use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record};
+use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record, SWITCH_LANE};
 use super::replica::{Cmd, Replica};
 use crate::id::NodeId;
 use crate::protocol::CommitPath;
@@ -63,19 +63,27 @@ impl Drives {
     }
 }
 
-/// A client's request: a new command with this replica's proposal (above its clock and
-/// every clock announced on the key), durable before the `Propose` leaves.
+/// A client's request: a new command of the current configuration epoch.
 pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: ClientRequest) {
-    drives.last_seq += 1;
-    let dot = Dot {
-        node: r.id,
-        seq: drives.last_seq,
-    };
     let payload = Payload {
         request: request.id,
         resend: request.resend,
         command: request.command,
         quorum: r.fast_quorum.clone(),
+        config_epoch: r.configuration().epoch(),
+        change: None,
+    };
+    let dot = start(r, drives, now, payload);
+    r.clients.insert(dot, now);
+}
+
+/// A new command with this replica's proposal (above its clock and every clock
+/// announced on the key), durable before the `Propose` leaves. Returns its id.
+pub(super) fn start(r: &mut Replica, drives: &mut Drives, now: Time, payload: Payload) -> Dot {
+    drives.last_seq += 1;
+    let dot = Dot {
+        node: r.id,
+        seq: drives.last_seq,
     };
     let key = payload.key().clone();
     // Above every clock announced on the key and every clock this replica had on any
@@ -88,7 +96,6 @@ pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: C
     cmd.payload = Some(payload.clone());
     cmd.proposal = Some(ts);
     r.cmds.insert(dot, cmd);
-    r.clients.insert(dot, now);
     let mut then: Vec<_> = r
         .peers()
         .into_iter()
@@ -105,6 +112,7 @@ pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: C
         dot,
         ts,
         promise: r.clocks.promise(&key),
+        lane: r.clocks.promise(SWITCH_LANE),
     };
     then.push(send(r.id, own));
     let record = Record::Proposed {
@@ -119,6 +127,7 @@ pub(super) fn submit(r: &mut Replica, drives: &mut Drives, now: Time, request: C
     };
     drives.start(dot, stage, payload, now);
     r.metrics.incr("proposed");
+    dot
 }
 
 /// A fast-quorum member's proposal (and promises).
@@ -129,9 +138,10 @@ pub(super) fn on_propose_ack(
     from: NodeId,
     dot: Dot,
     ts: u64,
-    promise: KeyPromise,
+    (promise, lane): (KeyPromise, KeyPromise),
 ) {
     r.take_promise(from, promise);
+    r.take_promise(from, lane);
     let Some(drive) = drives.map.get_mut(&dot) else {
         return;
     };
@@ -176,7 +186,7 @@ pub(super) fn start_consensus(
     ts: u64,
     payload: Payload,
 ) {
-    for peer in r.peers() {
+    for peer in r.audience(payload.config_epoch) {
         let message = Message::Consensus {
             dot,
             ballot,
@@ -217,8 +227,14 @@ pub(super) fn on_consensus_ack(
     if *ours != ballot {
         return;
     }
-    acks.insert(from);
-    if acks.len() < r.config.slow_quorum(r.n()) {
+    // Only the voters of the command's epoch count (rule 1 of the epochs).
+    let Some(voters) = r.voters_of(drive.payload.config_epoch) else {
+        return;
+    };
+    if voters.contains(&from) {
+        acks.insert(from);
+    }
+    if acks.len() < r.config.slow_quorum(voters.len()) {
         return;
     }
     let (ts, payload) = (*ts, drive.payload.clone());
@@ -278,7 +294,7 @@ pub(super) fn retransmit(r: &mut Replica, drives: &mut Drives, now: Time) -> Vec
                 }
             }
             Stage::Consensus { ballot, ts, acks } => {
-                for peer in r.peers() {
+                for peer in r.audience(payload.config_epoch) {
                     if !acks.contains(&peer) {
                         let message = Message::Consensus {
                             dot,
@@ -291,7 +307,7 @@ pub(super) fn retransmit(r: &mut Replica, drives: &mut Drives, now: Time) -> Vec
                 }
             }
             Stage::Recover { ballot, acks } => {
-                for peer in r.peers() {
+                for peer in r.audience(payload.config_epoch) {
                     if !acks.contains_key(&peer) {
                         let message = Message::Rec {
                             dot,

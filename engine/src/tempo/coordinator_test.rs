@@ -38,7 +38,12 @@ pub(super) fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
         attached: vec![(ts, dot)],
         epoch: 0,
     };
-    let message = Message::ProposeAck { dot, ts, promise };
+    let message = Message::ProposeAck {
+        dot,
+        ts,
+        promise,
+        lane: lane(ts),
+    };
     core.handle_message(Time::ZERO, NodeId(from), message);
 }
 
@@ -48,6 +53,7 @@ fn own_ack(core: &mut Tempo, dot: Dot, promise: KeyPromise) {
         dot,
         ts: 1,
         promise,
+        lane: lane(1),
     };
     core.handle_message(Time::ZERO, NodeId(0), own);
 }
@@ -107,6 +113,7 @@ fn f2_takes_the_slow_path_when_the_highest_proposal_has_one_reporter() {
             dot,
             ts: 1,
             promise,
+            lane: lane(1),
         },
     );
     ack(&mut core, 1, dot, 1);
@@ -150,6 +157,7 @@ fn f2_commits_fast_when_two_members_report_the_highest_proposal() {
             dot,
             ts: 1,
             promise,
+            lane: lane(1),
         },
     );
     ack(&mut core, 1, dot, 1);
@@ -175,6 +183,8 @@ fn a_member_proposes_above_its_clock_durably_before_answering() {
         resend: false,
         command: request(9, "k").command,
         quorum: vec![NodeId(2), NodeId(1), NodeId(3)],
+        config_epoch: 0,
+        change: None,
     };
     member.handle_message(
         Time::ZERO,
@@ -191,6 +201,8 @@ fn a_member_proposes_above_its_clock_durably_before_answering() {
         resend: false,
         command: request(1, "k").command,
         quorum: vec![NodeId(0), NodeId(1), NodeId(2)],
+        config_epoch: 0,
+        change: None,
     };
     member.handle_message(
         Time::ZERO,

@@ -1,10 +1,14 @@
 //! Execution: committed commands run per key in `(timestamp, dot)` order once their
 //! timestamp is stable (a majority promised every timestamp up to it), through a per-key
-//! session table so a request ordered twice runs once.
+//! session table so a request ordered twice runs once; a command whose timestamp lies
+//! outside its configuration epoch's range runs nowhere, and a switch in its range makes
+//! the next configuration (`epochs.rs`).
 
 use super::dots::DotSet;
-use super::messages::{Dot, Payload};
+use super::epochs::Epochs;
+use super::messages::{Dot, Payload, SWITCH_LANE};
 use crate::command::{Command, CommandResult, Key};
+use crate::configuration::{ChangeError, Configuration};
 use crate::id::RequestId;
 use crate::session::{Admission, KeySessions};
 use crate::state_machine::{KvStore, StateMachine};
@@ -29,13 +33,26 @@ pub(super) struct Ran {
     pub dot: Dot,
     /// Its request.
     pub request: RequestId,
-    /// Its result (`None`: a repeat the session table no longer judges).
-    pub result: Option<CommandResult>,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+/// What became of an executed command.
+pub(super) enum Outcome {
+    /// It ran (or was a repeat the session table answered).
+    Result(CommandResult),
+    /// A repeat the session table no longer judges.
+    Expired,
+    /// Its timestamp lies outside its epoch's range: it ran nowhere and its coordinator
+    /// proposes it again (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe, rule 5).
+    Abandoned,
+    /// A switch in its epoch's range: the configuration it made, or why it made none.
+    Switched(Result<Configuration, ChangeError>),
 }
 
 /// The state machine, the session table and the committed commands waiting for
 /// stability.
-#[derive(Clone, Debug, Default, Hash)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct Executor {
     state: State,
     waiting: BTreeMap<Key, BTreeSet<(u64, Dot)>>,
@@ -48,15 +65,20 @@ pub(super) struct Executor {
 
 impl Executor {
     /// An executor that keeps (`record`) or skips the execution log, remembering
-    /// `key_window` writes per key (sessions).
-    pub(super) fn new(record: bool, key_window: usize) -> Self {
+    /// `key_window` writes per key (sessions), from the configurations `epochs`.
+    pub(super) fn new(record: bool, key_window: usize, epochs: Epochs) -> Self {
         Self {
             state: State {
-                record,
+                kv: KvStore::default(),
                 sessions: KeySessions::with_window(key_window),
-                ..State::default()
+                epochs,
+                order: Vec::new(),
+                record,
             },
-            ..Self::default()
+            waiting: BTreeMap::new(),
+            executed: DotSet::default(),
+            unrecorded: Vec::new(),
+            ran: 0,
         }
     }
 
@@ -90,7 +112,33 @@ impl Executor {
         }
     }
 
-    /// Run every command on `key` with a timestamp up to `stable`, in order.
+    /// The configurations and their ranges.
+    pub(super) fn epochs(&self) -> &Epochs {
+        &self.state.epochs
+    }
+
+    /// The first switch committed here and not executed yet `(timestamp, command)`: no key
+    /// runs past it before it executed (rule 4 of the epochs).
+    pub(super) fn pending_switch(&self) -> Option<(u64, Dot)> {
+        self.waiting
+            .get(SWITCH_LANE)
+            .and_then(|queue| queue.first().copied())
+    }
+
+    /// The first timestamp waiting on `key`.
+    pub(super) fn head(&self, key: &[u8]) -> Option<u64> {
+        self.waiting
+            .get(key)
+            .and_then(|queue| queue.first().map(|&(ts, _)| ts))
+    }
+
+    /// Keys with commands waiting.
+    pub(super) fn waiting_keys(&self) -> impl Iterator<Item = &Key> {
+        self.waiting.keys()
+    }
+
+    /// Run every command on `key` with a timestamp up to `stable`, in order, stopping
+    /// after a switch that applied (the ranges changed).
     pub(super) fn run<'a>(
         &mut self,
         key: &[u8],
@@ -109,10 +157,15 @@ impl Executor {
             let Some(payload) = payload(dot) else {
                 continue;
             };
-            ran.push(self.state.apply(dot, ts, payload));
+            let done = self.state.apply(dot, ts, payload);
+            let switched = matches!(done.outcome, Outcome::Switched(Ok(_)));
+            ran.push(done);
             self.executed.insert(dot);
             self.unrecorded.push(dot);
             self.ran += 1;
+            if switched {
+                break;
+            }
         }
         if queue.is_empty() {
             self.waiting.remove(key);
@@ -125,12 +178,18 @@ impl Executor {
         (&self.state.kv, &self.state.sessions)
     }
 
-    /// Take a snapshot's (or a peer's) executed set, state machine and session table;
-    /// what waits and was executed there stops waiting.
-    pub(super) fn restore(&mut self, executed: DotSet, kv: KvStore, sessions: KeySessions) {
+    /// Take a snapshot's (or a peer's) executed set, state machine, session table and
+    /// configurations; what waits and was executed there stops waiting.
+    pub(super) fn restore(
+        &mut self,
+        executed: DotSet,
+        (kv, sessions): (KvStore, KeySessions),
+        epochs: Epochs,
+    ) {
         self.executed = executed;
         self.state.kv = kv;
         self.state.sessions = sessions;
+        self.state.epochs = epochs;
         let done = &self.executed;
         self.waiting.retain(|_, queue| {
             queue.retain(|(_, dot)| !done.contains(*dot));
@@ -148,11 +207,12 @@ impl Executor {
     }
 }
 
-/// The state machine, the session table and the execution log.
-#[derive(Clone, Debug, Default, Hash)]
+/// The state machine, the session table, the configurations and the execution log.
+#[derive(Clone, Debug, Hash)]
 struct State {
     kv: KvStore,
     sessions: KeySessions,
+    epochs: Epochs,
     order: Vec<ExecutedEntry>,
     record: bool,
 }
@@ -162,17 +222,29 @@ impl State {
         let Self {
             kv,
             sessions,
+            epochs,
             order,
             record,
         } = self;
-        let result = match sessions.admit(payload.request, &payload.command, payload.resend) {
+        let done = |outcome| Ran {
+            dot,
+            request: payload.request,
+            outcome,
+        };
+        if !epochs.runs(payload.config_epoch, ts) {
+            return done(Outcome::Abandoned);
+        }
+        if let Some(change) = &payload.change {
+            return done(Outcome::Switched(epochs.apply(change, ts).cloned()));
+        }
+        let outcome = match sessions.admit(payload.request, &payload.command, payload.resend) {
             Admission::Execute => {
                 let result = kv.apply(&payload.command);
                 sessions.record(payload.request, &payload.command, result.clone());
-                Some(result)
+                Outcome::Result(result)
             }
-            Admission::Duplicate(result) => Some(result),
-            Admission::Expired => None,
+            Admission::Duplicate(result) => Outcome::Result(result),
+            Admission::Expired => Outcome::Expired,
         };
         if *record {
             order.push(ExecutedEntry {
@@ -182,10 +254,6 @@ impl State {
                 command: payload.command.clone(),
             });
         }
-        Ran {
-            dot,
-            request: payload.request,
-            result,
-        }
+        done(outcome)
     }
 }

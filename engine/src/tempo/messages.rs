@@ -2,8 +2,10 @@
 
 pub use super::dots::Dot;
 use super::dots::DotSet;
+use super::epochs::Epochs;
 use super::fence::Fence;
 use crate::command::{Command, Key};
+use crate::configuration::ProposedChange;
 use crate::id::{NodeId, RequestId};
 use crate::session::KeySessions;
 use crate::state_machine::KvStore;
@@ -34,23 +36,51 @@ impl Ballot {
     }
 }
 
-/// What a command is: the client's request and the fast quorum its coordinator chose.
+/// What a command is: the client's request, the configuration epoch it was started in
+/// and the fast quorum its coordinator chose there.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Payload {
-    /// The client's request id (sessions).
+    /// The client's request id (sessions), or the operator's for a switch.
     pub request: RequestId,
     /// The client may have sent it before (`ClientRequest::resend`; sessions).
     pub resend: bool,
-    /// The command.
+    /// The command (a switch's is a read of [`SWITCH_LANE`]).
     pub command: Command,
-    /// The coordinator's fast quorum (the coordinator included).
+    /// The coordinator's fast quorum (the coordinator included), voters of
+    /// `config_epoch`.
     pub quorum: Vec<NodeId>,
+    /// The configuration epoch the command was started in: its quorums are that epoch's,
+    /// and it runs only if its timestamp falls in that epoch's range
+    /// (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe).
+    pub config_epoch: u64,
+    /// A membership switch: executing it (in its epoch's range) makes the next
+    /// configuration.
+    pub change: Option<ProposedChange>,
 }
+
+/// The key switches are ordered on: a lane of their own, which no client command may use
+/// (Tempo refuses the empty key).
+pub const SWITCH_LANE: &[u8] = b"";
 
 impl Payload {
     /// The key the command touches.
     pub fn key(&self) -> &Key {
         self.command.key()
+    }
+
+    /// The switch that applies `change`, proposed for the operator's `request` to the
+    /// fast quorum `quorum`.
+    pub fn switch(request: RequestId, change: ProposedChange, quorum: Vec<NodeId>) -> Self {
+        Self {
+            request,
+            resend: false,
+            command: Command::Get {
+                key: SWITCH_LANE.to_vec(),
+            },
+            quorum,
+            config_epoch: change.from_epoch,
+            change: Some(change),
+        }
     }
 }
 
@@ -100,7 +130,7 @@ pub enum Message {
         ts: u64,
     },
     /// Fast-quorum member → coordinator: its (durable) proposal and its promises on the
-    /// key.
+    /// key and on the switch lane.
     ProposeAck {
         /// The command.
         dot: Dot,
@@ -108,6 +138,9 @@ pub enum Message {
         ts: u64,
         /// The member's promises on the command's key.
         promise: KeyPromise,
+        /// The member's promises on the switch lane (a put or delete is answered before
+        /// it runs only once no switch can end its epoch below it).
+        lane: KeyPromise,
     },
     /// Slow path or recovery: accept `ts` for the command in `ballot`.
     Consensus {
@@ -192,12 +225,17 @@ pub enum Message {
         /// The attempt.
         nonce: u64,
     },
-    /// Answer to `RejoinQuery`: the highest epoch of the asker the peer knows of.
+    /// Answer to `RejoinQuery`: the highest epoch of the asker the peer knows of, and
+    /// who must answer the asker (the members of the peer's configuration).
     RejoinBound {
         /// The attempt.
         nonce: u64,
         /// The highest epoch (fenced, or of a command of the asker's it knows).
         epoch: u64,
+        /// The peer's configuration epoch.
+        config_epoch: u64,
+        /// The members of that configuration.
+        members: Vec<NodeId>,
     },
     /// Phase 2: fence my former selves (`epoch` is mine from now on) and send me the
     /// chunk at `offset` of your answer `at` (`at == 0`: a new answer).
@@ -246,6 +284,8 @@ pub struct Snapshot {
     pub sessions: KeySessions,
     /// Commands executed everywhere (forgotten).
     pub collected: DotSet,
+    /// The configurations and the timestamp range of each.
+    pub epochs: Epochs,
     /// Per key, the clock (every timestamp up to it promised).
     pub clocks: Vec<(Key, u64)>,
     /// Attached promises `(key, timestamp, command)`.
@@ -278,6 +318,8 @@ pub struct RejoinState {
     pub kv: KvStore,
     /// The exactly-once table.
     pub sessions: KeySessions,
+    /// The configurations and the timestamp range of each.
+    pub epochs: Epochs,
     /// Commands executed everywhere.
     pub collected: DotSet,
     /// The epochs of rejoined replicas the peer fenced.

@@ -28,6 +28,7 @@
 //! | `rejoin.rs` | a replica that lost its disk: epochs, fences, state transfer (`fence.rs`: its value type) |
 //! | `replay.rs` | rebuilding from durable records |
 //! | `dots.rs` | command ids, epochs, command-id sets |
+//! | `epochs.rs`, `membership.rs` | configuration epochs and their timestamp ranges; membership changes |
 //! | `messages.rs`, `config.rs` | wire messages and records; options |
 
 mod acceptor;
@@ -36,9 +37,11 @@ mod compaction;
 mod config;
 mod coordinator;
 mod dots;
+mod epochs;
 mod execution;
 mod fence;
 mod gc;
+mod membership;
 mod messages;
 mod recovery;
 mod rejoin;
@@ -58,6 +61,8 @@ mod coordinator_test;
 #[cfg(test)]
 mod forget_test;
 #[cfg(test)]
+mod membership_test;
+#[cfg(test)]
 mod model_check;
 #[cfg(test)]
 mod recovery_test;
@@ -68,14 +73,17 @@ mod test_support;
 
 pub use config::TempoConfig;
 pub use dots::{DotSet, EPOCH_BITS};
+pub use epochs::Epochs;
 pub use execution::ExecutedEntry;
 pub use fence::{Fence, Stage};
 pub use messages::{
     Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record, RejoinState, Snapshot,
+    SWITCH_LANE,
 };
 
 use crate::command::CommandResult;
-use crate::id::NodeId;
+use crate::configuration::{Change, ChangeOutcome, Configuration};
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{Membership, Metrics, Output, Protocol};
 use crate::request::{ClientReply, ClientRequest, Consistency, RequestError, Response};
 use crate::time::Time;
@@ -125,12 +133,13 @@ impl Tempo {
         seed: u64,
         recovered: Vec<Record>,
     ) -> Self {
-        let n = cluster.len();
+        let n = Configuration::initial_of(cluster, config.initial_members.as_deref()).voter_count();
         if config.check(n).is_err() {
             config.f = n.saturating_sub(1) / 2;
             config.f = config.f.max(1);
         }
         let mut replica = Replica::new(id, cluster, config);
+        let spare = recovered.is_empty() && !replica.members.contains(&id);
         let last_seq = replay::replay(&mut replica, recovered);
         let last_seq = match replica.fence.stage {
             Stage::Voter => last_seq,
@@ -153,6 +162,12 @@ impl Tempo {
             last_compaction: LastCompaction::default(),
             rejoin: Rejoin::new(seed),
         };
+        if spare {
+            // Outside the first configuration and nothing on disk: a spare, or a replica
+            // added later that lost its disk. Either way it fetches the members' state,
+            // fenced, once a switch makes it a member (docs/design.md, "Tempo epochs").
+            tempo.fence_for_rejoin();
+        }
         tempo.resume_rejoin();
         tempo
     }
@@ -182,6 +197,35 @@ impl Tempo {
         &self.replica.fast_quorum
     }
 
+    /// Run what became stable; propose again the own commands that were abandoned
+    /// (their timestamps fell outside their epoch's range).
+    fn settle(&mut self, now: Time) {
+        self.replica.execute(now);
+        for dot in std::mem::take(&mut self.replica.abandoned) {
+            let r = &mut self.replica;
+            let Some(payload) = r.cmds.get(&dot).and_then(|c| c.payload.clone()) else {
+                continue;
+            };
+            if r.clients.remove(&dot).is_none() {
+                continue;
+            }
+            r.metrics.incr("proposed_again");
+            if !r.configuration().counts_vote(r.id) {
+                let epoch = r.configuration().epoch();
+                r.outbox.reply(ClientReply {
+                    id: payload.request,
+                    outcome: Err(not_a_voter(epoch)),
+                });
+                continue;
+            }
+            let request = ClientRequest {
+                resend: payload.resend,
+                ..ClientRequest::new(payload.request, payload.command)
+            };
+            coordinator::submit(r, &mut self.drives, now, request);
+        }
+    }
+
     fn dispatch(&mut self, now: Time, from: NodeId, message: Message) {
         let (r, drives) = (&mut self.replica, &mut self.drives);
         match message {
@@ -196,9 +240,12 @@ impl Tempo {
             Message::ProposeAck { promise, .. } if !r.fence.current(from, promise.epoch) => {
                 r.metrics.incr("stale_messages")
             }
-            Message::ProposeAck { dot, ts, promise } => {
-                coordinator::on_propose_ack(r, drives, now, from, dot, ts, promise)
-            }
+            Message::ProposeAck {
+                dot,
+                ts,
+                promise,
+                lane,
+            } => coordinator::on_propose_ack(r, drives, now, from, dot, ts, (promise, lane)),
             Message::Consensus {
                 dot,
                 ballot,
@@ -238,7 +285,12 @@ impl Tempo {
                 gc::on_executed(r, drives, &mut self.collector, from, prefix)
             }
             Message::RejoinQuery { nonce } => self.on_rejoin_query(from, nonce),
-            Message::RejoinBound { nonce, epoch } => self.on_rejoin_bound(now, from, nonce, epoch),
+            Message::RejoinBound {
+                nonce,
+                epoch,
+                config_epoch,
+                members,
+            } => self.on_rejoin_bound(now, from, nonce, epoch, (config_epoch, members)),
             Message::RejoinFetch {
                 nonce,
                 epoch,
@@ -296,6 +348,25 @@ impl Protocol for Tempo {
                     outcome: Err(RequestError::range_read_unordered("Tempo")),
                 })
             }
+            Consistency::LocalRead | Consistency::Linearizable
+                if request.command.key().as_slice() == SWITCH_LANE =>
+            {
+                r.outbox.reply(refuse(
+                    "Tempo keyspaces reserve the empty key (membership switches are ordered on \
+                     it); use a non-empty key"
+                        .to_owned(),
+                ))
+            }
+            Consistency::LocalRead | Consistency::Linearizable
+                if !r.configuration().counts_vote(r.id) =>
+            {
+                // Only voters coordinate (rule 1 of the epochs).
+                let epoch = r.configuration().epoch();
+                r.outbox.reply(ClientReply {
+                    id,
+                    outcome: Err(not_a_voter(epoch)),
+                })
+            }
             Consistency::LocalRead | Consistency::Linearizable if !r.fence.may_propose() => {
                 self.queue_request(request)
             }
@@ -303,16 +374,18 @@ impl Protocol for Tempo {
                 coordinator::submit(r, &mut self.drives, now, request)
             }
         }
-        self.replica.execute(now);
+        self.settle(now);
     }
 
     fn handle_message(&mut self, now: Time, from: NodeId, message: Message) {
-        if !self.replica.members.contains(&from) {
+        // Spares and removed replicas are heard too: a removed replica stays an acceptor
+        // of its epochs' commands (rule 1 of the epochs).
+        if !self.replica.cluster.contains(from) {
             self.replica.metrics.incr("dropped_messages");
             return;
         }
         self.dispatch(now, from, message);
-        self.replica.execute(now);
+        self.settle(now);
     }
 
     fn handle_timeout(&mut self, now: Time) {
@@ -350,7 +423,8 @@ impl Protocol for Tempo {
         if self.timers.take_if_due(TempoTimer::Rejoin, now) {
             self.on_rejoin_timer(now);
         }
-        self.replica.execute(now);
+        membership::give_up_late_changes(&mut self.replica, now);
+        self.settle(now);
     }
 
     fn poll_output(&mut self) -> Option<Output<Message, Record>> {
@@ -374,4 +448,31 @@ impl Protocol for Tempo {
     fn rejoin(&mut self, now: Time) {
         self.begin_rejoin(now);
     }
+
+    fn configuration(&self) -> Option<Configuration> {
+        Some(self.replica.configuration().clone())
+    }
+
+    fn changes_membership(&self) -> bool {
+        // The core takes changes (`propose_change`); hosts offer them once the simulator
+        // suite with membership changes passes (docs/design.md, "Tempo epochs", status).
+        false
+    }
+
+    fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
+        membership::propose_change(&mut self.replica, &mut self.drives, now, request, change);
+        self.settle(now);
+    }
+
+    fn poll_change_outcome(&mut self) -> Option<ChangeOutcome> {
+        self.replica.change_outcomes.pop_front()
+    }
+}
+
+/// The answer to a client of a replica that is not a voter of `epoch`.
+fn not_a_voter(epoch: u64) -> RequestError {
+    RequestError::Rejected(format!(
+        "this replica is not a voter of the keyspace (configuration epoch {epoch}): it is \
+         joining, a learner or removed; send the request to a voter"
+    ))
 }

@@ -22,6 +22,10 @@ pub(super) fn start(r: &mut Replica, drives: &mut Drives, now: Time, dot: Dot) {
     let (Some(payload), None) = (cmd.payload.clone(), cmd.decided) else {
         return;
     };
+    if r.voters_of(payload.config_epoch).is_none() {
+        // An epoch this replica has not reached: it cannot size the quorums.
+        return;
+    }
     let heard = drives.heard.get(&dot).copied().unwrap_or_default();
     let round = cmd.ballot.round.max(heard.round).max(1) + 1;
     let ballot = Ballot { round, node: r.id };
@@ -30,7 +34,7 @@ pub(super) fn start(r: &mut Replica, drives: &mut Drives, now: Time, dot: Dot) {
     // restart can never reuse it for another value.
     on_rec(r, now, r.id, dot, ballot, payload.clone());
     let sends = r
-        .peers()
+        .audience(payload.config_epoch)
         .into_iter()
         .map(|peer| {
             let message = Message::Rec {
@@ -69,8 +73,14 @@ pub(super) fn on_rec_ack(
     if *ours != ballot {
         return;
     }
-    acks.insert(from, report);
-    if acks.len() < r.config.recovery_quorum(r.n()) {
+    // Only the voters of the command's epoch count (rule 1 of the epochs).
+    let Some(voters) = r.voters_of(drive.payload.config_epoch) else {
+        return;
+    };
+    if voters.contains(&from) {
+        acks.insert(from, report);
+    }
+    if acks.len() < r.config.recovery_quorum(voters.len()) {
         return;
     }
     let ts = choose(acks, &drive.payload, dot);
@@ -113,7 +123,7 @@ pub(super) fn choose(acks: &BTreeMap<NodeId, RecReport>, payload: &Payload, dot:
 /// Commands this replica should recover now: known, uncommitted, not driven here, and
 /// quiet for longer than its patience (longer the further it is from the coordinator).
 pub(super) fn due(r: &Replica, drives: &Drives, now: Time) -> Vec<Dot> {
-    let n = r.n() as u64;
+    let n = r.cluster.len() as u64;
     r.cmds
         .iter()
         .filter(|(dot, cmd)| {

@@ -17,6 +17,8 @@ fn payload() -> Payload {
         command: Command::Get { key: b"k".to_vec() },
         // Coordinator 0, fast quorum {0, 1, 2} (n = 5, f = 1).
         quorum: vec![NodeId(0), NodeId(1), NodeId(2)],
+        config_epoch: 0,
+        change: None,
     }
 }
 

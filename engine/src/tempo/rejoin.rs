@@ -41,6 +41,9 @@ pub(super) struct Rejoin {
     nonce: u64,
     /// Phase 1: the highest epoch of ours each peer knows of.
     epochs: BTreeMap<NodeId, u64>,
+    /// Who must answer: the members of the newest configuration a peer named (the
+    /// asker excluded), with that configuration's epoch.
+    answerers: Option<(u64, Vec<NodeId>)>,
     /// Phase 2: answers being fetched, per peer.
     incoming: BTreeMap<NodeId, Incoming>,
     /// Peers whose answer is in.
@@ -83,17 +86,35 @@ fn persist_fence(r: &mut Replica) {
 impl Tempo {
     /// The host rebuilt us without records because the disk was lost.
     pub(super) fn begin_rejoin(&mut self, now: Time) {
-        let r = &mut self.replica;
-        if r.config.unsafe_rejoin_without_fence {
-            r.metrics.incr("rejoin_rule_skipped");
+        if self.replica.config.unsafe_rejoin_without_fence {
+            self.replica.metrics.incr("rejoin_rule_skipped");
             return;
         }
+        self.fence_for_rejoin();
+        self.on_rejoin_timer(now);
+    }
+
+    /// Vote on nothing, propose nothing, execute nothing until every member answered
+    /// (durably; a restart resumes the rejoin).
+    pub(super) fn fence_for_rejoin(&mut self) {
+        let r = &mut self.replica;
         r.fence.stage = Stage::Querying;
         r.fence.lost_state = true;
         r.metrics.incr("rejoins");
         persist_fence(r);
         self.rejoin = Rejoin::new(self.rejoin.nonce.wrapping_add(2));
-        self.on_rejoin_timer(now);
+    }
+
+    /// Who must answer this rejoin: the members of the newest configuration a peer
+    /// named, else every replica of the cluster (the asker excluded).
+    fn answerers(&self) -> Vec<NodeId> {
+        match &self.rejoin.answerers {
+            Some((_, members)) => members.clone(),
+            None => {
+                let me = self.replica.id;
+                self.replica.cluster.ids().filter(|&n| n != me).collect()
+            }
+        }
     }
 
     /// A restart found a rejoin under way: pick it up at once.
@@ -107,10 +128,11 @@ impl Tempo {
     pub(super) fn on_rejoin_timer(&mut self, now: Time) {
         let patience = self.replica.config.retry_timeout;
         let nonce = self.rejoin.nonce;
+        let answerers = self.answerers();
         let r = &mut self.replica;
         match r.fence.stage {
             Stage::Querying => {
-                for peer in r.peers() {
+                for peer in answerers {
                     if !self.rejoin.epochs.contains_key(&peer) {
                         r.outbox.send(peer, Message::RejoinQuery { nonce });
                     }
@@ -118,7 +140,7 @@ impl Tempo {
             }
             Stage::Fetching => {
                 let epoch = r.fence.epoch;
-                for peer in r.peers() {
+                for peer in answerers {
                     if self.rejoin.answered.contains(&peer) {
                         continue;
                     }
@@ -139,10 +161,10 @@ impl Tempo {
         self.timers.set(TempoTimer::Rejoin, now + patience);
     }
 
-    /// Source side, phase 1: the highest epoch of `from` known here.
+    /// Source side, phase 1: the highest epoch of `from` known here ([`serves_rejoin`]).
     pub(super) fn on_rejoin_query(&mut self, from: NodeId, nonce: u64) {
         let r = &mut self.replica;
-        if !r.fence.may_propose() {
+        if !serves_rejoin(r, from) {
             r.metrics.incr("votes_withheld");
             return;
         }
@@ -161,20 +183,49 @@ impl Tempo {
             .max(r.collected.highest(from));
         let fenced = r.fence.starts.get(&from).copied().unwrap_or(0);
         let epoch = epoch_of(highest).max(fenced);
-        let answer = Message::RejoinBound { nonce, epoch };
+        let answer = Message::RejoinBound {
+            nonce,
+            epoch,
+            config_epoch: r.configuration().epoch(),
+            members: r.members.clone(),
+        };
         r.outbox.persist(Vec::new(), vec![send(from, answer)]);
     }
 
-    /// Phase 1 answer: with every peer's, choose our epoch and fetch.
-    pub(super) fn on_rejoin_bound(&mut self, now: Time, from: NodeId, nonce: u64, epoch: u64) {
+    /// Phase 1 answer: with the answer of every member of the newest configuration named,
+    /// choose our epoch and fetch.
+    pub(super) fn on_rejoin_bound(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        nonce: u64,
+        epoch: u64,
+        (config_epoch, members): (u64, Vec<NodeId>),
+    ) {
         if self.replica.fence.stage != Stage::Querying || nonce != self.rejoin.nonce {
             return;
         }
         self.rejoin.epochs.insert(from, epoch);
-        if self.rejoin.epochs.len() < self.replica.peers().len() {
+        if self
+            .rejoin
+            .answerers
+            .as_ref()
+            .is_none_or(|(known, _)| config_epoch > *known)
+        {
+            let me = self.replica.id;
+            let members = members.into_iter().filter(|&m| m != me).collect();
+            self.rejoin.answerers = Some((config_epoch, members));
+        }
+        let answerers = self.answerers();
+        if !answerers.iter().all(|m| self.rejoin.epochs.contains_key(m)) {
             return;
         }
-        let highest = self.rejoin.epochs.values().copied().max().unwrap_or(0);
+        let highest = answerers
+            .iter()
+            .filter_map(|m| self.rejoin.epochs.get(m))
+            .copied()
+            .max()
+            .unwrap_or(0);
         let r = &mut self.replica;
         r.fence.epoch = highest.saturating_add(1).max(r.fence.epoch);
         r.fence.stage = Stage::Fetching;
@@ -194,7 +245,7 @@ impl Tempo {
         (at, offset): (u64, u64),
     ) {
         let r = &mut self.replica;
-        if !r.fence.may_propose() {
+        if !serves_rejoin(r, from) {
             r.metrics.incr("votes_withheld");
             return;
         }
@@ -280,6 +331,7 @@ impl Tempo {
             executed,
             kv,
             sessions,
+            epochs,
             collected,
             starts,
         } = state;
@@ -297,7 +349,8 @@ impl Tempo {
             r.clocks.bump(&key, clock);
         }
         if r.fence.lost_state {
-            r.executor.restore(executed, kv, sessions);
+            r.executor.restore(executed, (kv, sessions), epochs);
+            r.follow_configuration();
             r.collected = collected;
             r.fence.lost_state = false;
             r.metrics.incr("state_transfers_completed");
@@ -323,7 +376,8 @@ impl Tempo {
             }
         }
         r.metrics.incr("rejoin_answers");
-        if self.rejoin.answered.len() == self.replica.peers().len() {
+        let answerers = self.answerers();
+        if answerers.iter().all(|m| self.rejoin.answered.contains(m)) {
             self.finish_rejoin(now);
         }
     }
@@ -352,6 +406,13 @@ impl Tempo {
     }
 }
 
+/// Whether this replica answers `from`'s rejoin: both are members of its current
+/// configuration and it is not rejoining itself. A spare fetches state once a switch
+/// adds it; a removed replica answers nobody.
+fn serves_rejoin(r: &Replica, from: NodeId) -> bool {
+    r.fence.may_propose() && r.members.contains(&r.id) && r.members.contains(&from)
+}
+
 /// What we tell a peer that lost its disk (see [`RejoinState`]).
 fn rejoin_state(r: &Replica, last_seq: u64) -> RejoinState {
     let (kv, sessions) = r.executor.state();
@@ -373,6 +434,7 @@ fn rejoin_state(r: &Replica, last_seq: u64) -> RejoinState {
         executed: r.executor.executed.clone(),
         kv: kv.clone(),
         sessions: sessions.clone(),
+        epochs: r.executor.epochs().clone(),
         collected: r.collected.clone(),
         starts: r.fence.starts.iter().map(|(&n, &e)| (n, e)).collect(),
     }

@@ -97,7 +97,7 @@ fn a_rejoining_replica_answers_no_vote_and_proposes_nothing() {
         seq: 1,
     };
     let payload = Payload {
-        request: crate::id::RequestId {
+        request: RequestId {
             client: crate::id::ClientId(77),
             seq: 1,
         },
@@ -107,6 +107,8 @@ fn a_rejoining_replica_answers_no_vote_and_proposes_nothing() {
             value: b"v".to_vec(),
         },
         quorum: vec![NodeId(0), LOST],
+        config_epoch: 0,
+        change: None,
     };
     let now = pump.now;
     core.handle_message(

@@ -73,6 +73,7 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
                     kv,
                     sessions,
                     collected,
+                    epochs,
                     clocks,
                     attached,
                     last_seq: seq,
@@ -80,7 +81,7 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
                 } = *snapshot;
                 r.clocks.raise_floor(floor);
                 last_seq = last_seq.max(seq);
-                r.executor.restore(done, kv, sessions);
+                r.executor.restore(done, (kv, sessions), epochs);
                 r.collected = collected;
                 for (key, clock) in clocks {
                     r.clocks.bump(&key, clock);
@@ -124,6 +125,7 @@ pub(super) fn replay(r: &mut Replica, records: Vec<Record>) -> u64 {
     for (ts, dot, payload) in rerun {
         r.executor.rerun(dot, ts, &payload);
     }
+    r.follow_configuration();
     last_seq
 }
 

@@ -4,14 +4,19 @@
 
 use super::clocks::{Clocks, PromiseTable};
 use super::config::TempoConfig;
-use super::execution::{ExecutedEntry, Executor};
-use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, Record};
+use super::dots::DotSet;
+use super::epochs::Epochs;
+use super::execution::{ExecutedEntry, Executor, Outcome, Ran};
+use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, Record, SWITCH_LANE};
 use crate::command::{Command, CommandResult, Key};
-use crate::id::NodeId;
+use crate::configuration::{
+    ChangeError, ChangeFailure, ChangeOutcome, Configuration, ScheduleError,
+};
+use crate::id::{NodeId, RequestId};
 use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
 use crate::request::{ClientReply, RequestError, Response};
 use crate::time::Time;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// What this replica knows of one command.
 #[derive(Clone, Debug, Hash)]
@@ -55,6 +60,8 @@ impl Cmd {
 pub(super) struct OwnWait {
     pub key: Key,
     pub ts: u64,
+    /// Its configuration epoch.
+    pub epoch: u64,
     pub committed: Time,
     /// When a majority's clocks first covered `ts` (attached promises aside); from then
     /// on it waits only for commands with lower proposals to commit here.
@@ -68,10 +75,21 @@ pub(super) struct OwnWait {
 #[derive(Clone)]
 pub(super) struct Replica {
     pub id: NodeId,
+    /// Every replica of the cluster, members or not (spares, removed), with distances.
+    pub cluster: Membership,
+    /// The members of the current configuration, voters and learners.
     pub members: Vec<NodeId>,
     pub config: TempoConfig,
-    /// This replica's fast quorum (itself and the nearest others).
+    /// This replica's fast quorum in the current configuration (itself and the nearest
+    /// other voters; empty if it is not a voter).
     pub fast_quorum: Vec<NodeId>,
+    /// Membership changes proposed here, until they end: the switch and when to give up.
+    pub pending_changes: BTreeMap<RequestId, (Dot, Time)>,
+    /// Membership changes that ended, for the host.
+    pub change_outcomes: VecDeque<ChangeOutcome>,
+    /// Own commands abandoned with their client waiting: proposed again in the current
+    /// epoch (`Tempo::settle`).
+    pub abandoned: Vec<Dot>,
     pub cmds: BTreeMap<Dot, Cmd>,
     pub clocks: Clocks,
     pub promises: PromiseTable,
@@ -86,7 +104,7 @@ pub(super) struct Replica {
     /// last looked for (`gc.rs::ask_for_lost_promises`).
     pub waiting_heads: BTreeMap<Key, (u64, Dot)>,
     /// Commands executed everywhere (forgotten).
-    pub collected: super::dots::DotSet,
+    pub collected: DotSet,
     /// What this replica may vote on after a lost disk (`fence.rs`).
     pub fence: super::fence::Fence,
     pub outbox: Outbox<Message, Record>,
@@ -95,37 +113,58 @@ pub(super) struct Replica {
 
 impl Replica {
     pub(super) fn new(id: NodeId, cluster: &Membership, config: TempoConfig) -> Self {
-        let members: Vec<NodeId> = cluster.ids().collect();
-        let size = config.fast_quorum(members.len());
-        let fast_quorum = cluster.by_distance(id).into_iter().take(size).collect();
+        let initial = Configuration::initial_of(cluster, config.initial_members.as_deref());
         let record = config.record_execution;
         let window = config.key_session_window;
-        Self {
+        let mut replica = Self {
             id,
-            members,
+            cluster: cluster.clone(),
+            members: Vec::new(),
             config,
-            fast_quorum,
+            fast_quorum: Vec::new(),
+            pending_changes: BTreeMap::new(),
+            change_outcomes: VecDeque::new(),
+            abandoned: Vec::new(),
             cmds: BTreeMap::new(),
             clocks: Clocks::default(),
             promises: PromiseTable::default(),
-            executor: Executor::new(record, window),
+            executor: Executor::new(record, window, Epochs::new(initial)),
             clients: BTreeMap::new(),
             committed_at: BTreeMap::new(),
             touched: BTreeSet::new(),
             waiting_heads: BTreeMap::new(),
-            collected: super::dots::DotSet::default(),
+            collected: DotSet::default(),
             fence: super::fence::Fence::default(),
             outbox: Outbox::counting(),
             metrics: Metrics::new(),
-        }
+        };
+        replica.follow_configuration();
+        replica
     }
 
-    pub(super) fn n(&self) -> usize {
-        self.members.len()
+    /// The current configuration.
+    pub(super) fn configuration(&self) -> &Configuration {
+        self.executor.epochs().current()
     }
 
-    pub(super) fn majority(&self) -> usize {
-        self.n() / 2 + 1
+    /// Take the members and this replica's fast quorum from the current configuration.
+    pub(super) fn follow_configuration(&mut self) {
+        let current = self.executor.epochs().current();
+        self.members = current.members().iter().map(|m| m.id).collect();
+        self.fast_quorum = if current.counts_vote(self.id) {
+            let size = self.config.fast_quorum(current.voter_count());
+            let voters: Vec<NodeId> = current.voters().collect();
+            let nearest = self.cluster.by_distance(self.id).into_iter();
+            nearest.filter(|n| voters.contains(n)).take(size).collect()
+        } else {
+            Vec::new()
+        };
+    }
+
+    /// The voters of configuration `epoch`, if known here.
+    pub(super) fn voters_of(&self, epoch: u64) -> Option<Vec<NodeId>> {
+        let configuration = self.executor.epochs().get(epoch)?;
+        Some(configuration.voters().collect())
     }
 
     /// Every member but this one.
@@ -135,6 +174,18 @@ impl Replica {
             .copied()
             .filter(|&m| m != self.id)
             .collect()
+    }
+
+    /// Who hears of a command of configuration `epoch`: every current member and every
+    /// voter of its epoch (a removed replica stays its acceptor), but this replica.
+    pub(super) fn audience(&self, epoch: u64) -> Vec<NodeId> {
+        let mut to = self.peers();
+        for voter in self.voters_of(epoch).unwrap_or_default() {
+            if voter != self.id && !to.contains(&voter) {
+                to.push(voter);
+            }
+        }
+        to
     }
 
     /// The entry of `dot`, created if new (None if it was collected).
@@ -163,12 +214,7 @@ impl Replica {
             cmds,
             ..
         } = self;
-        let committed = |dot: Dot| {
-            executor.executed.contains(dot)
-                || collected.contains(dot)
-                || cmds.get(&dot).is_some_and(|c| c.durable)
-        };
-        (promises, committed)
+        (promises, committed_here(executor, collected, cmds))
     }
 
     /// Take `from`'s announced promise on a key, and look at that key again if it
@@ -176,9 +222,16 @@ impl Replica {
     pub(super) fn take_promise(&mut self, from: NodeId, promise: KeyPromise) {
         let key = promise.key.clone();
         let (promises, committed) = self.promises_and_commits();
-        if promises.update(from, promise, committed) {
-            self.touched.insert(key);
+        if !promises.update(from, promise, committed) {
+            return;
         }
+        if key.as_slice() == SWITCH_LANE {
+            // Own writes may be answered once the lane is stable up to them (rule 5 of
+            // the epochs).
+            let waiting = self.committed_at.values().map(|w| w.key.clone());
+            self.touched.extend(waiting);
+        }
+        self.touched.insert(key);
     }
 
     /// Learn that `dot` committed with `ts`: persist it, tell the others if `announce`,
@@ -207,7 +260,7 @@ impl Replica {
         if let Some(path) = path {
             // The decision leaves only behind its durable record: a coordinator that
             // crashed before it and answers a recovery must not have revealed it.
-            for peer in self.peers() {
+            for peer in self.audience(payload.config_epoch) {
                 then.push(Effect::Send {
                     to: peer,
                     message: Message::Commit {
@@ -241,6 +294,7 @@ impl Replica {
                 let wait = OwnWait {
                     key,
                     ts,
+                    epoch: payload.config_epoch,
                     committed: now,
                     promised: None,
                     blind,
@@ -265,6 +319,11 @@ impl Replica {
         }
         cmd.durable = true;
         let key = payload.key().clone();
+        if key.as_slice() == SWITCH_LANE {
+            // Its proposals are holes on every key: each waiting key looks again.
+            let waiting: Vec<Key> = self.executor.waiting_keys().cloned().collect();
+            self.touched.extend(waiting);
+        }
         self.executor.add(&key, ts, dot);
         self.touched.insert(key);
     }
@@ -275,45 +334,165 @@ impl Replica {
             // A lost disk: commits wait for a peer's state (`rejoin.rs`).
             return;
         }
-        let keys = std::mem::take(&mut self.touched);
-        for key in keys {
-            let majority = self.majority();
-            let (promises, committed) = self.promises_and_commits();
-            let stable = promises.stable(&key, majority, committed);
+        while let Some(key) = self.touched.pop_first() {
+            let Some(head) = self.executor.head(&key) else {
+                self.on_promised(now, &key);
+                continue;
+            };
+            let stable = self.stable_from(&key, head);
             self.on_promised(now, &key);
             let Self { executor, cmds, .. } = self;
             let ran = executor.run(&key, stable, |dot| {
                 cmds.get(&dot).and_then(|c| c.payload.as_ref())
             });
             for ran in ran {
-                self.metrics.incr("executed");
-                if let Some(wait) = self.committed_at.remove(&ran.dot) {
-                    let micros =
-                        |from: Time, to: Time| to.saturating_since(from).as_micros() as u64;
-                    let promised = wait.promised.unwrap_or(now);
-                    let metrics = &mut self.metrics;
-                    metrics.add("stability_wait_us", micros(wait.committed, now));
-                    metrics.add(
-                        "stability_promise_wait_us",
-                        micros(wait.committed, promised),
-                    );
-                    metrics.add("stability_order_wait_us", micros(promised, now));
-                    metrics.incr("stability_waits");
-                }
-                if self.clients.remove(&ran.dot).is_none() {
-                    continue;
-                }
-                let outcome = match ran.result {
-                    Some(result) => Ok(Response::Kv(result)),
-                    None => Err(RequestError::SessionExpired {
-                        request: ran.request,
-                    }),
-                };
-                self.outbox.reply(ClientReply {
-                    id: ran.request,
-                    outcome,
-                });
+                self.finish(now, ran);
             }
+        }
+    }
+
+    /// The highest timestamp on `key` stable here, looking from the range holding `from`
+    /// on: per range, a majority of its voters promised up to it; never past a switch
+    /// committed here and not executed yet
+    /// (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe, rule 4).
+    pub(super) fn stable_from(&mut self, key: &[u8], from: u64) -> u64 {
+        let cap = self
+            .executor
+            .pending_switch()
+            .map_or(u64::MAX, |(ts, _)| ts);
+        let Self {
+            promises,
+            executor,
+            collected,
+            cmds,
+            ..
+        } = self;
+        let committed = committed_here(executor, collected, cmds);
+        let mut stable = 0;
+        for span in executor.epochs().spans_from(from) {
+            let voters: Vec<NodeId> = span.configuration.voters().collect();
+            let promised = promises.stable(key, &voters, &committed).min(cap);
+            if promised <= span.low {
+                break;
+            }
+            match span.high {
+                Some(high) if promised >= high => stable = high,
+                _ => {
+                    stable = promised;
+                    break;
+                }
+            }
+        }
+        stable
+    }
+
+    /// One executed command: answer its client, or propose it again if it was
+    /// abandoned, or follow the configuration a switch made.
+    fn finish(&mut self, now: Time, ran: Ran) {
+        self.metrics.incr("executed");
+        if let Some(wait) = self.committed_at.remove(&ran.dot) {
+            let micros = |from: Time, to: Time| to.saturating_since(from).as_micros() as u64;
+            let promised = wait.promised.unwrap_or(now);
+            let metrics = &mut self.metrics;
+            metrics.add("stability_wait_us", micros(wait.committed, now));
+            metrics.add(
+                "stability_promise_wait_us",
+                micros(wait.committed, promised),
+            );
+            metrics.add("stability_order_wait_us", micros(promised, now));
+            metrics.incr("stability_waits");
+        }
+        let outcome = match ran.outcome {
+            Outcome::Result(result) => Ok(Response::Kv(result)),
+            Outcome::Expired => Err(RequestError::SessionExpired {
+                request: ran.request,
+            }),
+            Outcome::Abandoned => return self.on_abandoned(ran.dot, ran.request),
+            Outcome::Switched(result) => return self.on_switched(ran.dot, ran.request, result),
+        };
+        if self.clients.remove(&ran.dot).is_some() {
+            self.outbox.reply(ClientReply {
+                id: ran.request,
+                outcome,
+            });
+        }
+    }
+
+    /// A command whose timestamp fell outside its epoch's range ran nowhere: an own
+    /// client's is proposed again; an own switch did not apply.
+    fn on_abandoned(&mut self, dot: Dot, request: RequestId) {
+        self.metrics.incr("abandoned");
+        if self.clients.contains_key(&dot) {
+            self.abandoned.push(dot);
+        }
+        if self
+            .pending_changes
+            .get(&request)
+            .is_some_and(|(d, _)| *d == dot)
+        {
+            self.pending_changes.remove(&request);
+            let current = self.configuration().epoch();
+            let proposed = self.cmds.get(&dot).and_then(|c| c.payload.as_ref());
+            let from = proposed.map_or(current, |p| p.config_epoch);
+            let error = ChangeError::StaleEpoch {
+                proposed: from,
+                current,
+            };
+            self.change_outcomes.push_back(ChangeOutcome {
+                request,
+                result: Err(ChangeFailure::NotApplied(ScheduleError::Change(error))),
+            });
+        }
+    }
+
+    /// This replica was removed: it hears no more promises, so it runs nothing more.
+    /// Its clients still waiting are told the outcome is unknown (their commands may
+    /// run at the members); those abandoned later are refused as from any non-voter.
+    fn left_configuration(&mut self) {
+        self.metrics.incr("removed_here");
+        let waiting: Vec<Dot> = self.clients.keys().copied().collect();
+        for dot in waiting {
+            let Some(payload) = self.cmds.get(&dot).and_then(|c| c.payload.as_ref()) else {
+                continue;
+            };
+            let id = payload.request;
+            self.clients.remove(&dot);
+            self.outbox.reply(ClientReply {
+                id,
+                outcome: Err(RequestError::Timeout),
+            });
+        }
+    }
+
+    /// A switch executed in its epoch's range: the next configuration, or none.
+    fn on_switched(
+        &mut self,
+        dot: Dot,
+        request: RequestId,
+        result: Result<Configuration, ChangeError>,
+    ) {
+        match &result {
+            Ok(configuration) => {
+                self.metrics.incr("switches_applied");
+                self.follow_configuration();
+                if !configuration.members().iter().any(|m| m.id == self.id) {
+                    self.left_configuration();
+                }
+                // Every range above the switch now counts the new voters.
+                let waiting: Vec<Key> = self.executor.waiting_keys().cloned().collect();
+                self.touched.extend(waiting);
+            }
+            Err(_) => self.metrics.incr("switches_not_applied"),
+        }
+        if self
+            .pending_changes
+            .get(&request)
+            .is_some_and(|(d, _)| *d == dot)
+        {
+            self.pending_changes.remove(&request);
+            let result = result.map_err(|e| ChangeFailure::NotApplied(ScheduleError::Change(e)));
+            self.change_outcomes
+                .push_back(ChangeOutcome { request, result });
         }
     }
 
@@ -327,25 +506,33 @@ impl Replica {
         if self.committed_at.is_empty() {
             return;
         }
-        let covered = self.promises.covered(key, self.majority());
+        let mine: Vec<(Dot, u64, u64, bool)> = self
+            .committed_at
+            .iter()
+            .filter(|(_, wait)| wait.key == *key)
+            .map(|(&dot, wait)| (dot, wait.ts, wait.epoch, wait.blind))
+            .collect();
         let early = self.config.answer_promised_writes;
-        let Self {
-            committed_at,
-            cmds,
-            clients,
-            outbox,
-            metrics,
-            ..
-        } = self;
-        for (dot, wait) in committed_at.iter_mut() {
-            if wait.key != *key || wait.ts > covered {
+        for (dot, ts, epoch, blind) in mine {
+            let voters = self.voters_of(epoch).unwrap_or_default();
+            if ts > self.promises.covered(key, &voters) {
                 continue;
             }
-            wait.promised.get_or_insert(now);
-            let durable = cmds.get(dot).is_some_and(|c| c.durable);
-            if !(early && wait.blind && durable) {
+            if let Some(wait) = self.committed_at.get_mut(&dot) {
+                wait.promised.get_or_insert(now);
+            }
+            let durable = self.cmds.get(&dot).is_some_and(|c| c.durable);
+            if !(early && blind && durable && self.range_certain(ts, epoch)) {
                 continue;
             }
+            let Self {
+                cmds,
+                clients,
+                outbox,
+                metrics,
+                ..
+            } = self;
+            let dot = &dot;
             let Some(payload) = cmds.get(dot).and_then(|c| c.payload.as_ref()) else {
                 continue;
             };
@@ -359,8 +546,33 @@ impl Replica {
         }
     }
 
+    /// Whether a command of configuration `epoch` committed with `ts` certainly runs: its
+    /// timestamp lies in its epoch's range and no switch this replica does not know yet
+    /// can end that range below it (the switch lane is stable up to it). Only then may a
+    /// write be answered before it runs (rule 5 of the epochs).
+    fn range_certain(&mut self, ts: u64, epoch: u64) -> bool {
+        let span = self.executor.epochs().span_at(ts);
+        if span.configuration.epoch() != epoch {
+            return false;
+        }
+        span.high.is_some() || self.stable_from(SWITCH_LANE, ts) >= ts
+    }
+
     /// Every command executed here, in order.
     pub(super) fn executed(&self) -> &[ExecutedEntry] {
         self.executor.order()
+    }
+}
+
+/// Whether a command's commit is durable here (or it executed, or ran everywhere).
+fn committed_here<'a>(
+    executor: &'a Executor,
+    collected: &'a DotSet,
+    cmds: &'a BTreeMap<Dot, Cmd>,
+) -> impl Fn(Dot) -> bool + 'a {
+    |dot: Dot| {
+        executor.executed.contains(dot)
+            || collected.contains(dot)
+            || cmds.get(&dot).is_some_and(|c| c.durable)
     }
 }

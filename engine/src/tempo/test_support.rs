@@ -111,3 +111,13 @@ pub(super) fn promise(clock: u64, attached: Vec<(u64, Dot)>) -> KeyPromise {
         epoch: 0,
     }
 }
+
+/// A replica's promise on the switch lane: its highest clock, no switch proposed.
+pub(super) fn lane(clock: u64) -> KeyPromise {
+    KeyPromise {
+        key: super::SWITCH_LANE.to_vec(),
+        clock,
+        attached: Vec::new(),
+        epoch: 0,
+    }
+}

@@ -35,7 +35,7 @@ pub const WIRE_MAGIC: [u8; 4] = *b"MRDN";
 /// `Inquire`, catch-up by asking; 7: EPaxos attributes carry the instance's configuration
 /// epoch, payloads a membership switch, and `EpochMoved` refuses an ended epoch; 8: EPaxos
 /// `Executed` reports name the last switch their sender executed.)
-pub const WIRE_VERSION: u32 = 8;
+pub const WIRE_VERSION: u32 = 9;
 /// Bytes every release reads: the magic and the wire version.
 pub const PREFIX_LEN: usize = WIRE_MAGIC.len() + 4;
 /// Bytes of a hello of this wire version.

@@ -40,9 +40,14 @@ impl Subject for Tempo {
         let Replica {
             // Fixed at construction: the same in every state of a given replica.
             id: _,
-            members: _,
+            cluster: _,
             config: _,
+            // Taken from the executor's configurations.
+            members: _,
             fast_quorum: _,
+            pending_changes,
+            change_outcomes,
+            abandoned,
             cmds,
             clocks,
             promises,
@@ -72,6 +77,7 @@ impl Subject for Tempo {
             fence,
         )
             .hash(state);
+        (pending_changes, change_outcomes, abandoned).hash(state);
         (drives, collector, timers, last_resend, last_compaction).hash(state);
     }
 

@@ -1,0 +1,322 @@
+//! Membership switches (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe): a switch
+//! ends its epoch's range of timestamps on every key; a command whose timestamp falls
+//! outside its epoch's range runs nowhere and its coordinator proposes it again.
+
+use super::test_support::{assert_same_order, config, Pump, STEPS};
+use super::{Protocol, Tempo, TempoConfig};
+use crate::configuration::{Change, ChangeFailure, Configuration};
+use crate::id::{ClientId, NodeId, RequestId};
+use crate::protocol::{Member, Membership};
+use crate::request::RequestError;
+use crate::test_host::{self, put_request, Order};
+use std::collections::BTreeSet;
+
+/// `n` replicas of which those in `initial` form epoch 0 (all of them if `None`).
+fn pump(n: u16, initial: Option<Vec<u16>>, seed: u64) -> Pump {
+    let members = Membership::local(n);
+    let mut tempo = config(1);
+    if let Some(initial) = initial {
+        tempo = tempo.with_initial_members(initial.into_iter().map(NodeId).collect());
+    }
+    let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
+        let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
+        Tempo::new(id, &members, tempo.clone(), node_seed, records)
+    });
+    Pump::new(n, seed, Order::Shuffled, build)
+}
+
+/// Whether `puts` sent request `id` (one of `first..`, through `[0, 1, 2]`) to `node`.
+fn id_sent_to(id: RequestId, node: u64) -> bool {
+    id.seq <= 60 && id.seq % 3 == node
+}
+
+fn learner(id: u16) -> Change {
+    Change::AddLearner(Member {
+        id: NodeId(id),
+        region: "local".into(),
+    })
+}
+
+fn operator(seq: u64) -> RequestId {
+    RequestId {
+        client: ClientId(u64::MAX),
+        seq,
+    }
+}
+
+/// Propose `change` at `at` (operator request `seq`).
+fn propose(pump: &mut Pump, at: u16, seq: u64, change: Change) {
+    pump.with_core(NodeId(at), |core, now| {
+        core.propose_change(now, operator(seq), change)
+    });
+}
+
+/// Run until `at` reports how its change ended.
+fn outcome(pump: &mut Pump, at: u16) -> Result<Configuration, ChangeFailure> {
+    let node = NodeId(at);
+    let ended = pump.run_until(STEPS, |p| !p.up(node).replica.change_outcomes.is_empty());
+    assert!(ended, "seed {}: the change at {at} never ended", pump.seed);
+    let ended = pump.with_core(node, |core, _| core.poll_change_outcome());
+    ended.flatten().expect("an outcome").result
+}
+
+/// Puts `first..first + count` through `nodes` in turn, a third on one hot key.
+fn puts(pump: &mut Pump, nodes: &[u16], first: u64, count: u64) -> Vec<(RequestId, String)> {
+    let nodes: Vec<NodeId> = nodes.iter().copied().map(NodeId).collect();
+    pump.puts_through(&nodes, first, count, 3)
+}
+
+/// Run until `nodes` all executed the switch to `epoch` (an operator asks the next
+/// change of a replica that knows the last one).
+fn reach_epoch(pump: &mut Pump, nodes: &[u16], epoch: u64) {
+    let reached = |p: &Pump| {
+        nodes
+            .iter()
+            .all(|&n| p.up(NodeId(n)).replica.configuration().epoch() >= epoch)
+    };
+    assert!(
+        pump.run_until(STEPS, reached),
+        "seed {}: epoch {epoch}",
+        pump.seed
+    );
+}
+
+/// Every write is answered, and answered as written.
+fn all_written(pump: &mut Pump, writes: &[(RequestId, String)]) {
+    let ids: Vec<RequestId> = writes.iter().map(|(id, _)| *id).collect();
+    all_answered(pump, &ids);
+    let failed: Vec<_> = ids
+        .iter()
+        .filter_map(|id| pump.replies[id].outcome.clone().err().map(|e| (*id, e)))
+        .collect();
+    assert!(failed.is_empty(), "seed {}: {failed:?}", pump.seed);
+}
+
+/// Every request of `ids` is answered.
+fn all_answered(pump: &mut Pump, ids: &[RequestId]) {
+    if pump.run_until(STEPS, |p| p.answered(ids)) {
+        return;
+    }
+    let cores: Vec<String> = pump
+        .live()
+        .map(|core| {
+            let m = core.metrics();
+            format!(
+                "{}: epoch {} waiting {} live {} abandoned {} clients {}",
+                core.id(),
+                core.replica.configuration().epoch(),
+                m.get("execution_waiting"),
+                m.get("commands_live"),
+                m.get("abandoned"),
+                core.replica.clients.len(),
+            )
+        })
+        .collect();
+    let missing: Vec<_> = ids
+        .iter()
+        .filter(|id| !pump.replies.contains_key(*id))
+        .collect();
+    panic!(
+        "seed {}: requests not answered {missing:?}; {cores:#?}",
+        pump.seed
+    );
+}
+
+/// Every live replica among `nodes` executed every written key, interfering commands in
+/// one order, and holds the same configurations.
+fn assert_agreement(pump: &mut Pump, nodes: &[u16], writes: &[(RequestId, String)], epoch: u64) {
+    let keys: BTreeSet<&String> = writes.iter().map(|(_, k)| k).collect();
+    let done = |p: &Pump| {
+        let first = p.up(NodeId(nodes[0])).kv();
+        nodes.iter().all(|&n| {
+            let core = p.up(NodeId(n));
+            core.replica.configuration().epoch() == epoch
+                && keys.iter().all(|k| core.kv().read(k.as_bytes()).is_some())
+                && core.kv() == first
+        })
+    };
+    assert!(
+        pump.run_until(STEPS, done),
+        "seed {}: not every replica executed every key in epoch {epoch}",
+        pump.seed
+    );
+    assert_same_order(pump);
+    let epochs: Vec<_> = nodes
+        .iter()
+        .map(|&n| pump.up(NodeId(n)).replica.executor.epochs().clone())
+        .collect();
+    assert!(
+        epochs.windows(2).all(|w| w[0] == w[1]),
+        "seed {}: configurations differ",
+        pump.seed
+    );
+}
+
+/// Two voters removed one after the other from five while writes run at the three that
+/// stay: every write is answered, the three execute every write in one order and hold the
+/// same ranges. Over the seeds some commands land outside their epoch's range and are
+/// proposed again.
+#[test]
+fn removing_voters_under_load_loses_no_write_and_keeps_one_order() {
+    let mut abandoned = 0;
+    for seed in 0..20 {
+        let mut pump = pump(5, None, seed);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
+        propose(&mut pump, 0, 1, Change::Remove(NodeId(4)));
+        writes.extend(puts(&mut pump, &[0, 1, 2], 31, 30));
+        let first = outcome(&mut pump, 0).expect("voter 4 removed");
+        assert_eq!(first.voter_count(), 4);
+        writes.extend(puts(&mut pump, &[0, 1, 2], 61, 30));
+        reach_epoch(&mut pump, &[1], 1);
+        propose(&mut pump, 1, 2, Change::Remove(NodeId(3)));
+        writes.extend(puts(&mut pump, &[0, 1, 2], 91, 30));
+        let second = outcome(&mut pump, 1).expect("voter 3 removed");
+        assert_eq!(second.voters().collect::<Vec<_>>(), [0, 1, 2].map(NodeId));
+        writes.extend(puts(&mut pump, &[0, 1, 2], 121, 30));
+        all_written(&mut pump, &writes);
+        assert_agreement(&mut pump, &[0, 1, 2], &writes, 2);
+        abandoned += pump
+            .live()
+            .map(|c| c.metrics().get("abandoned"))
+            .sum::<u64>();
+    }
+    assert!(
+        abandoned > 0,
+        "no command ever fell outside its epoch's range"
+    );
+}
+
+/// Replace as the design says: spare 3 joins as a learner (fetching the members' state),
+/// is promoted while writes run, and voter 0 is removed while writes run. Every write is
+/// answered; the three voters left, the new one included, execute every write in one
+/// order and hold the same ranges.
+#[test]
+fn a_replace_adds_promotes_and_removes_under_load() {
+    for seed in 0..20 {
+        let mut pump = pump(4, Some(vec![0, 1, 2]), seed);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
+        propose(&mut pump, 0, 1, learner(3));
+        let added = outcome(&mut pump, 0).expect("learner added");
+        assert_eq!(added.epoch(), 1);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
+        writes.extend(puts(&mut pump, &[0, 1, 2], 31, 30));
+        reach_epoch(&mut pump, &[1], 1);
+        propose(&mut pump, 1, 2, Change::Promote(NodeId(3)));
+        let promoted = outcome(&mut pump, 1).expect("learner promoted");
+        assert_eq!(promoted.voter_count(), 4);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
+        writes.extend(puts(&mut pump, &[1, 2, 3], 61, 30));
+        reach_epoch(&mut pump, &[2], 2);
+        propose(&mut pump, 2, 3, Change::Remove(NodeId(0)));
+        writes.extend(puts(&mut pump, &[1, 2, 3], 91, 30));
+        let removed = outcome(&mut pump, 2).expect("voter 0 removed");
+        assert_eq!(removed.voters().collect::<Vec<_>>(), [1, 2, 3].map(NodeId));
+        writes.extend(puts(&mut pump, &[1, 2, 3], 121, 30));
+        // A write voter 0 took and had to propose again after it was removed is refused
+        // ("send the request to a voter"); it ran nowhere, so the client sends it to a
+        // voter under a new id.
+        let ids: Vec<RequestId> = writes.iter().map(|(id, _)| *id).collect();
+        all_answered(&mut pump, &ids);
+        // One voter 0 still drove when it executed its removal is answered with an
+        // unknown outcome (it hears no more promises, so it cannot run it): the client
+        // sends it again the same way.
+        let refused: Vec<String> = writes
+            .iter()
+            .filter(|(id, _)| match &pump.replies[id].outcome {
+                Err(RequestError::Rejected(why)) => why.contains("not a voter"),
+                Err(RequestError::Timeout) => id_sent_to(*id, 0),
+                _ => false,
+            })
+            .map(|(_, key)| key.clone())
+            .collect();
+        writes.retain(|(id, _)| pump.replies[id].outcome.is_ok());
+        for (n, key) in refused.iter().enumerate() {
+            let request = put_request(1_000 + n as u64, key);
+            writes.push((request.id, key.clone()));
+            pump.request(NodeId(1), request);
+        }
+        all_written(&mut pump, &writes);
+        assert_agreement(&mut pump, &[1, 2, 3], &writes, 3);
+        let joined = pump.up(NodeId(3)).metrics();
+        assert_eq!(joined.get("rejoining"), 0);
+        assert_eq!(joined.get("state_transfers_completed"), 1);
+    }
+}
+
+/// A replica removed from a Tempo keyspace is not added again under its old id.
+#[test]
+fn a_removed_id_is_not_added_again() {
+    let mut pump = pump(5, None, 3);
+    propose(&mut pump, 0, 1, Change::Remove(NodeId(4)));
+    outcome(&mut pump, 0).expect("voter 4 removed");
+    propose(&mut pump, 0, 2, learner(4));
+    let refused = outcome(&mut pump, 0).unwrap_err();
+    assert!(refused.to_string().contains("new id"), "{refused}");
+}
+
+/// Two switches from one epoch: one applies, the other is answered `NotApplied`, and
+/// every replica holds the same ranges.
+#[test]
+fn of_two_switches_from_one_epoch_one_applies() {
+    for seed in 0..10 {
+        let mut pump = pump(5, None, seed);
+        let writes = puts(&mut pump, &[0, 1, 2], 1, 20);
+        propose(&mut pump, 0, 1, Change::Remove(NodeId(4)));
+        propose(&mut pump, 1, 2, Change::Remove(NodeId(3)));
+        let outcomes = [outcome(&mut pump, 0), outcome(&mut pump, 1)];
+        let applied = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(applied, 1, "seed {seed}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o, Err(ChangeFailure::NotApplied(_)))),
+            "seed {seed}: {outcomes:?}"
+        );
+        all_written(&mut pump, &writes);
+        assert_agreement(&mut pump, &[0, 1, 2], &writes, 1);
+    }
+}
+
+/// What is refused before anything is ordered: too few voters left for `f`, a change
+/// that does not apply, a change asked of a replica that does not vote; and client
+/// commands on the switch lane or sent to a replica that does not vote.
+#[test]
+fn refusals_are_immediate_and_say_why() {
+    let mut pump = pump(4, Some(vec![0, 1, 2]), 1);
+    propose(&mut pump, 0, 1, Change::Remove(NodeId(2)));
+    let refused = outcome(&mut pump, 0).unwrap_err();
+    assert!(
+        matches!(&refused, ChangeFailure::Refused(why) if why.contains("at least 3 voters")),
+        "{refused:?}"
+    );
+    propose(&mut pump, 0, 2, Change::Promote(NodeId(1)));
+    assert!(matches!(
+        outcome(&mut pump, 0),
+        Err(ChangeFailure::Refused(_))
+    ));
+    propose(&mut pump, 3, 3, Change::Remove(NodeId(0)));
+    let refused = outcome(&mut pump, 3).unwrap_err();
+    assert!(refused.to_string().contains("not a voter"), "{refused}");
+    let lane = put_request(1, "");
+    pump.request(NodeId(0), lane.clone());
+    let spare = put_request(2, "k");
+    pump.request(NodeId(3), spare.clone());
+    pump.run_until(STEPS, |p| p.answered(&[lane.id, spare.id]));
+    let invalid = pump.replies[&lane.id].outcome.clone().unwrap_err();
+    assert!(
+        matches!(&invalid, RequestError::Invalid(why) if why.contains("empty key")),
+        "{invalid:?}"
+    );
+    let rejected = pump.replies[&spare.id].outcome.clone().unwrap_err();
+    assert!(rejected.to_string().contains("not a voter"), "{rejected}");
+}
+
+/// A Tempo keyspace reports its configuration to the host.
+#[test]
+fn a_tempo_core_reports_its_configuration() {
+    let members = Membership::local(3);
+    let core = Tempo::new(NodeId(0), &members, TempoConfig::default(), 0, Vec::new());
+    let configuration = core.configuration().expect("a configuration");
+    assert_eq!(configuration.epoch(), 0);
+    assert_eq!(configuration.voter_count(), 3);
+}
