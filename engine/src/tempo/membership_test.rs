@@ -243,15 +243,38 @@ fn a_replace_adds_promotes_and_removes_under_load() {
     }
 }
 
-/// A replica removed from a Tempo keyspace is not added again under its old id.
+/// A removed replica fences itself as after a lost disk: added again while writes ran
+/// without it, it fetches the members' state, is promoted, and holds every write.
 #[test]
-fn a_removed_id_is_not_added_again() {
-    let mut pump = pump(5, None, 3);
-    propose(&mut pump, 0, 1, Change::Remove(NodeId(4)));
-    outcome(&mut pump, 0).expect("voter 4 removed");
-    propose(&mut pump, 0, 2, learner(4));
-    let refused = outcome(&mut pump, 0).unwrap_err();
-    assert!(refused.to_string().contains("new id"), "{refused}");
+fn a_removed_replica_added_again_fetches_the_members_state() {
+    for seed in 0..10 {
+        let mut pump = pump(5, None, seed);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 20);
+        propose(&mut pump, 0, 1, Change::Remove(NodeId(4)));
+        outcome(&mut pump, 0).expect("voter 4 removed");
+        reach_epoch(&mut pump, &[0, 1, 2, 3, 4], 1);
+        let fenced = |p: &Pump| p.up(NodeId(4)).metrics().get("rejoining") == 1;
+        assert!(
+            pump.run_until(STEPS, fenced),
+            "seed {seed}: 4 never retired"
+        );
+        writes.extend(puts(&mut pump, &[0, 1, 2], 21, 40));
+        all_written(&mut pump, &writes);
+        propose(&mut pump, 0, 2, learner(4));
+        outcome(&mut pump, 0).expect("4 added as a learner");
+        let rejoined = |p: &Pump| p.up(NodeId(4)).metrics().get("rejoining") == 0;
+        assert!(
+            pump.run_until(STEPS, rejoined),
+            "seed {seed}: 4 never fetched state"
+        );
+        reach_epoch(&mut pump, &[0], 2);
+        propose(&mut pump, 0, 3, Change::Promote(NodeId(4)));
+        outcome(&mut pump, 0).expect("4 promoted");
+        reach_epoch(&mut pump, &[4], 3);
+        writes.extend(puts(&mut pump, &[0, 4], 61, 20));
+        all_written(&mut pump, &writes);
+        assert_agreement(&mut pump, &[0, 1, 2, 3, 4], &writes, 3);
+    }
 }
 
 /// Two switches from one epoch: one applies, the other is answered `NotApplied`, and

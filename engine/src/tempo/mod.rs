@@ -414,6 +414,10 @@ impl Protocol for Tempo {
             self.timers.set(TempoTimer::Tick, now + config.tick);
         }
         if self.timers.take_if_due(TempoTimer::Gc, now) {
+            if membership::retire(&mut self.replica) {
+                self.fence_for_rejoin();
+                self.on_rejoin_timer(now);
+            }
             gc::report(&mut self.replica);
             gc::forget_idle_keys(&mut self.replica);
             let last_seq = self.drives.last_seq;

@@ -90,6 +90,8 @@ pub(super) struct Replica {
     /// Own commands abandoned with their client waiting: proposed again in the current
     /// epoch (`Tempo::settle`).
     pub abandoned: Vec<Dot>,
+    /// GC rounds since this replica executed its own removal (`membership.rs`).
+    pub removed_rounds: Option<u32>,
     pub cmds: BTreeMap<Dot, Cmd>,
     pub clocks: Clocks,
     pub promises: PromiseTable,
@@ -125,6 +127,7 @@ impl Replica {
             pending_changes: BTreeMap::new(),
             change_outcomes: VecDeque::new(),
             abandoned: Vec::new(),
+            removed_rounds: None,
             cmds: BTreeMap::new(),
             clocks: Clocks::default(),
             promises: PromiseTable::default(),
@@ -445,11 +448,17 @@ impl Replica {
         }
     }
 
-    /// This replica was removed: it hears no more promises, so it runs nothing more.
-    /// Its clients still waiting are told the outcome is unknown (their commands may
-    /// run at the members); those abandoned later are refused as from any non-voter.
+    /// This replica was removed: it hears no more promises, so it runs nothing more, and
+    /// the members collect without it. Its clients still waiting are told the outcome is
+    /// unknown (their commands may run at the members). It stays an acceptor of the
+    /// commands of its epochs until they are decided, then fences itself as after a lost
+    /// disk (`membership::retire`): added again, it fetches the members' state.
     fn left_configuration(&mut self) {
         self.metrics.incr("removed_here");
+        self.removed_rounds = Some(0);
+        self.fence.lost_state = true;
+        let record = Record::Fence(Box::new(self.fence.clone()));
+        self.outbox.persist(vec![record], Vec::new());
         let waiting: Vec<Dot> = self.clients.keys().copied().collect();
         for dot in waiting {
             let Some(payload) = self.cmds.get(&dot).and_then(|c| c.payload.as_ref()) else {

@@ -48,6 +48,7 @@ impl Subject for Tempo {
             pending_changes,
             change_outcomes,
             abandoned,
+            removed_rounds,
             cmds,
             clocks,
             promises,
@@ -77,7 +78,7 @@ impl Subject for Tempo {
             fence,
         )
             .hash(state);
-        (pending_changes, change_outcomes, abandoned).hash(state);
+        (pending_changes, change_outcomes, abandoned, removed_rounds).hash(state);
         (drives, collector, timers, last_resend, last_compaction).hash(state);
     }
 
