@@ -1,9 +1,10 @@
 //! The operator's plan in the simulator's membership suites (leaderless ones: EPaxos,
-//! Dynamo): goals drawn from the seed, each resolved when it is due against the newest
-//! configuration into who joins and who leaves, keeping three or four voting members; and
-//! the tally of the changes an operator asked (the Multi-Paxos suite too).
+//! Tempo, Dynamo): goals drawn from the seed, each resolved when it is due against the
+//! newest configuration into who joins and who leaves, keeping three or four voting
+//! members; the tally of the changes an operator asked (the Multi-Paxos suite too); and
+//! the operator of the leaderless consensus suites, which carries the plan out.
 
-use meridian_engine::configuration::{Change, ChangeOutcome, Configuration};
+use meridian_engine::configuration::{Change, ChangeOutcome, Configuration, Role};
 use meridian_engine::sim::Sim;
 use meridian_engine::{NodeId, Protocol, RequestId, Time};
 use rand::{Rng, SeedableRng};
@@ -136,6 +137,8 @@ pub struct Tally {
     pub applied: usize,
     /// Changes answered otherwise.
     pub failed: usize,
+    /// Why the last change answered otherwise failed.
+    pub last_failure: Option<String>,
 }
 
 impl Tally {
@@ -149,7 +152,10 @@ impl Tally {
         match sim.with_node(node, |core, _| core.poll_change_outcome()) {
             Some(Some(ChangeOutcome { request: r, result })) if r == request => match result {
                 Ok(_) => self.applied += 1,
-                Err(_) => self.failed += 1,
+                Err(why) => {
+                    self.failed += 1;
+                    self.last_failure = Some(why.to_string());
+                }
             },
             Some(None) if sim.now() < since + patience => return true,
             _ => {}
@@ -191,5 +197,127 @@ pub fn assert_voters_reached(
             "seed {seed}: voter {voter} of epoch {} is not there\n  replay: {replay}",
             last.epoch()
         );
+    }
+}
+
+/// The operator of the leaderless consensus suites (EPaxos, Tempo): the plan drawn from
+/// the seed, carried out one change at a time from the newest configuration a live
+/// replica executed, through a live voter of it. A spare is added as a learner and
+/// promoted once it fetched its peers' state (metric `rejoining` back to 0).
+pub struct Operator {
+    /// The goals.
+    pub plan: Plan,
+    /// How the changes asked ended.
+    pub tally: Tally,
+    next_seq: u64,
+    patience: Duration,
+}
+
+impl Operator {
+    /// Goals drawn from `seed` (salted by `salt`) within `chaos`; an answer not come
+    /// within `patience` is asked again (the replica asked may have crashed and
+    /// forgotten the request).
+    pub fn new(seed: u64, salt: u64, chaos: Duration, patience: Duration) -> Self {
+        Self {
+            plan: Plan::draw(seed, salt, 2..=4, Time::ZERO + chaos),
+            tally: Tally::default(),
+            next_seq: 0,
+            patience,
+        }
+    }
+
+    /// Every goal was carried out by the end of the run (liveness), and every voter of
+    /// the newest configuration reached it; panics naming the seed and `replay`.
+    pub fn assert_done<P: Protocol>(&self, sim: &Sim<P>, seed: u64, replay: &str) {
+        assert!(
+            self.plan.finished(),
+            "seed {seed}: liveness: membership goals left after the heal: {:?} (active {:?}, done {:?}, last failure {:?})\n  replay: {replay}",
+            self.plan.goals,
+            self.plan.active,
+            self.plan.done,
+            self.tally.last_failure
+        );
+        let last = Self::configuration(sim).expect("a live replica");
+        let epoch_of = |id| {
+            sim.node(id)
+                .and_then(|n| n.configuration())
+                .map(|c| c.epoch())
+        };
+        assert_voters_reached(&last, epoch_of, seed, replay);
+    }
+
+    /// The newest configuration any live replica has executed.
+    pub fn configuration<P: Protocol>(sim: &Sim<P>) -> Option<Configuration> {
+        sim.live_nodes()
+            .filter_map(|(_, node)| node.configuration())
+            .max_by_key(Configuration::epoch)
+    }
+
+    /// On the operator's tick: take an answer, or ask the next change.
+    pub fn tick<P: Protocol>(&mut self, sim: &mut Sim<P>) {
+        if self.tally.waiting(sim, self.patience) {
+            return;
+        }
+        let Some(configuration) = Self::configuration(sim) else {
+            return;
+        };
+        let Some(change) = self.next_change(sim, &configuration) else {
+            return;
+        };
+        let epoch = configuration.epoch();
+        let asked: Vec<NodeId> = configuration
+            .voters()
+            .filter(|&id| {
+                sim.node(id)
+                    .and_then(|n| n.configuration())
+                    .is_some_and(|c| c.epoch() == epoch)
+            })
+            .collect();
+        if asked.is_empty() {
+            return;
+        }
+        let target = asked[self.plan.rng.gen_range(0..asked.len())];
+        self.next_seq += 1;
+        let request = RequestId {
+            client: meridian_engine::ClientId(1_000_000),
+            seq: self.next_seq,
+        };
+        self.tally.ask(sim, target, request, change);
+    }
+
+    /// The change the goal in progress needs next in `configuration`, if any now.
+    fn next_change<P: Protocol>(
+        &mut self,
+        sim: &Sim<P>,
+        configuration: &Configuration,
+    ) -> Option<Change> {
+        let voters: Vec<NodeId> = configuration.voters().collect();
+        let outside: Vec<NodeId> = sim
+            .cluster()
+            .ids()
+            .filter(|&id| configuration.role_of(id) != Some(Role::Voter))
+            .collect();
+        let active = self.plan.current(sim.now(), &voters, &outside)?;
+        match (active.add, active.remove) {
+            (Some(x), _) => match configuration.role_of(x) {
+                None => Some(Change::AddLearner(sim.cluster().members[x.index()].clone())),
+                // Promote once its peers' state arrived (it votes only then anyway).
+                Some(Role::Learner) => {
+                    let caught_up = sim
+                        .node(x)
+                        .is_some_and(|n| n.metrics().get("rejoining") == 0);
+                    caught_up.then_some(Change::Promote(x))
+                }
+                Some(Role::Voter) => {
+                    active.add = None;
+                    None
+                }
+            },
+            (None, Some(y)) if configuration.role_of(y).is_some() => Some(Change::Remove(y)),
+            (None, _) => {
+                self.plan.finish();
+                None
+            }
+        }
     }
 }

@@ -74,6 +74,22 @@ impl Epochs {
             .flat_map(|r| r.configuration.members().iter().map(|m| m.id))
     }
 
+    /// Every configuration since epoch 0, in order.
+    pub fn configurations(&self) -> Vec<Configuration> {
+        self.ranges
+            .iter()
+            .map(|r| r.configuration.clone())
+            .collect()
+    }
+
+    /// Every closed range `(epoch, timestamp of the switch that closed it)`, in order.
+    pub fn closed(&self) -> Vec<(u64, u64)> {
+        self.ranges
+            .iter()
+            .filter_map(|r| Some((r.configuration.epoch(), r.closed_at?)))
+            .collect()
+    }
+
     /// The ranges from the one holding `ts` on, in order.
     pub(super) fn spans_from(&self, ts: u64) -> impl Iterator<Item = Span<'_>> {
         let spans = self.ranges.iter().scan(0u64, |low, range| {

@@ -38,6 +38,9 @@ pub struct Fence {
     /// Per peer that rejoined, the epoch fenced here: its promises and reports of
     /// earlier epochs are ignored.
     pub starts: BTreeMap<NodeId, u64>,
+    /// While rejoining, who must answer: the members of the newest configuration a peer
+    /// named, with that configuration's epoch (`None`: every replica of the cluster).
+    pub answerers: Option<(u64, Vec<NodeId>)>,
 }
 
 impl Fence {

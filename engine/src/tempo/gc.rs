@@ -3,7 +3,7 @@
 
 use super::acceptor::send;
 use super::coordinator::Drives;
-use super::dots::{epoch_base, epoch_of};
+use super::dots::{epoch_base, epoch_of, DotSet};
 use super::messages::{Dot, Message, Record};
 use super::replica::Replica;
 use crate::command::Key;
@@ -142,6 +142,20 @@ impl Collector {
     pub(super) fn forget(&mut self, node: NodeId) {
         self.reports.remove(&node);
     }
+
+    /// Whether `node` reported executing at least everything `collected` holds (a
+    /// learner that caught up; one still fetching its peers' state reports nothing, and
+    /// one that left and came back reports what it ran before it left).
+    pub(super) fn caught_up(&self, node: NodeId, collected: &DotSet) -> bool {
+        let Some(report) = self.reports.get(&node) else {
+            return false;
+        };
+        collected.prefixes().into_iter().all(|(coordinator, seq)| {
+            report
+                .get(&(coordinator, epoch_of(seq)))
+                .is_some_and(|&executed| executed >= seq)
+        })
+    }
 }
 
 /// Report how far this replica executed, once its execution marks are durable.
@@ -251,10 +265,15 @@ fn inquire(r: &mut Replica, from: NodeId, theirs: &BTreeMap<(NodeId, u64), u64>)
     }
 }
 
-/// A lagging peer asks for commits: send those known committed here.
+/// A lagging peer asks for commits: send those known committed here, and name those
+/// forgotten here because every member executed them.
 pub(super) fn on_inquire(r: &mut Replica, from: NodeId, dots: Vec<Dot>) {
+    let mut collected = Vec::new();
     for dot in dots.into_iter().take(CATCH_UP_BATCH) {
         let Some(cmd) = r.cmds.get(&dot) else {
+            if r.collected.contains(dot) {
+                collected.push(dot);
+            }
             continue;
         };
         if let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.clone()) {
@@ -262,6 +281,17 @@ pub(super) fn on_inquire(r: &mut Replica, from: NodeId, dots: Vec<Dot>) {
             r.outbox.send(from, Message::Commit { dot, payload, ts });
         }
     }
+    if !collected.is_empty() {
+        r.outbox.send(from, Message::Collected { dots: collected });
+    }
+}
+
+/// A peer forgot commands this replica asked for because every member executed them:
+/// if this replica did not, it was left behind and must fetch the members' state.
+pub(super) fn behind_collection(r: &Replica, dots: &[Dot]) -> bool {
+    r.fence.may_propose()
+        && r.fence.executes()
+        && dots.iter().any(|&d| !r.executor.executed.contains(d))
 }
 
 #[cfg(test)]

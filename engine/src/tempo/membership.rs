@@ -3,6 +3,7 @@
 //! timestamps (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe).
 
 use super::coordinator::{self, Drives};
+use super::gc::Collector;
 use super::messages::Payload;
 use super::replica::Replica;
 use crate::configuration::{Change, ChangeFailure, ChangeOutcome, ProposedChange};
@@ -14,13 +15,12 @@ const CHANGE_TIMEOUT_ROUNDS: u32 = 20;
 
 /// GC rounds a removed replica waits at most for the commands of its epochs to be
 /// decided before it fences itself (a lost commit would hold it forever).
-const REMOVED_PATIENCE_ROUNDS: u32 = 20;
+const REMOVED_PATIENCE_ROUNDS: u32 = 3;
 
 /// Propose `change` from this replica's configuration: refused at once if it does not
 /// apply there, else a switch whose outcome is reported once it executed here.
 pub(super) fn propose_change(
-    r: &mut Replica,
-    drives: &mut Drives,
+    (r, drives, collector): (&mut Replica, &mut Drives, &Collector),
     now: Time,
     request: RequestId,
     change: Change,
@@ -39,8 +39,18 @@ pub(super) fn propose_change(
         Some(ChangeFailure::Refused(
             "this replica is rejoining after a lost disk".to_owned(),
         ))
+    } else if let Some(refusal) = refusal_by_rule(r, &proposed) {
+        Some(refusal)
+    } else if let Change::Promote(learner) = proposed.change {
+        // Liveness, not safety: a learner still fetching state would vote on nothing.
+        (!collector.caught_up(learner, &r.collected)).then(|| {
+            ChangeFailure::RefusedByLeader(format!(
+                "learner {learner} has not caught up yet (no report of executing what its \
+                 peers collected)"
+            ))
+        })
     } else {
-        refusal(r, &proposed)
+        None
     };
     if let Some(failure) = refusal {
         r.change_outcomes.push_back(ChangeOutcome {
@@ -56,8 +66,8 @@ pub(super) fn propose_change(
     r.metrics.incr("switches_proposed");
 }
 
-/// Why `proposed` may not be ordered here, if it may not.
-fn refusal(r: &Replica, proposed: &ProposedChange) -> Option<ChangeFailure> {
+/// Why `proposed` may not be ordered in this replica's configuration, if it may not.
+fn refusal_by_rule(r: &Replica, proposed: &ProposedChange) -> Option<ChangeFailure> {
     let current = r.configuration();
     let next = match current.apply(proposed) {
         Ok(next) => next,

@@ -10,6 +10,7 @@ use crate::protocol::{Member, Membership};
 use crate::request::RequestError;
 use crate::test_host::{self, put_request, Order};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// `n` replicas of which those in `initial` form epoch 0 (all of them if `None`).
 fn pump(n: u16, initial: Option<Vec<u16>>, seed: u64) -> Pump {
@@ -58,6 +59,28 @@ fn outcome(pump: &mut Pump, at: u16) -> Result<Configuration, ChangeFailure> {
     assert!(ended, "seed {}: the change at {at} never ended", pump.seed);
     let ended = pump.with_core(node, |core, _| core.poll_change_outcome());
     ended.flatten().expect("an outcome").result
+}
+
+/// Promote `learner` at `at` (operator requests from `seq`), again while it is refused
+/// because the learner has not caught up.
+fn promote(pump: &mut Pump, at: u16, seq: u64, learner: u16) -> Configuration {
+    for attempt in 0..200 {
+        propose(
+            pump,
+            at,
+            seq + 1_000 * attempt,
+            Change::Promote(NodeId(learner)),
+        );
+        match outcome(pump, at) {
+            Ok(configuration) => return configuration,
+            Err(ChangeFailure::RefusedByLeader(_)) => {
+                let until = pump.now + Duration::from_millis(100);
+                pump.run_until(STEPS, |p| p.now >= until);
+            }
+            Err(other) => panic!("seed {}: promote failed: {other}", pump.seed),
+        }
+    }
+    panic!("seed {}: learner {learner} never caught up", pump.seed)
 }
 
 /// Puts `first..first + count` through `nodes` in turn, a third on one hot key.
@@ -201,8 +224,7 @@ fn a_replace_adds_promotes_and_removes_under_load() {
         reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
         writes.extend(puts(&mut pump, &[0, 1, 2], 31, 30));
         reach_epoch(&mut pump, &[1], 1);
-        propose(&mut pump, 1, 2, Change::Promote(NodeId(3)));
-        let promoted = outcome(&mut pump, 1).expect("learner promoted");
+        let promoted = promote(&mut pump, 1, 2, 3);
         assert_eq!(promoted.voter_count(), 4);
         reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
         writes.extend(puts(&mut pump, &[1, 2, 3], 61, 30));
@@ -268,8 +290,7 @@ fn a_removed_replica_added_again_fetches_the_members_state() {
             "seed {seed}: 4 never fetched state"
         );
         reach_epoch(&mut pump, &[0], 2);
-        propose(&mut pump, 0, 3, Change::Promote(NodeId(4)));
-        outcome(&mut pump, 0).expect("4 promoted");
+        promote(&mut pump, 0, 3, 4);
         reach_epoch(&mut pump, &[4], 3);
         writes.extend(puts(&mut pump, &[0, 4], 61, 20));
         all_written(&mut pump, &writes);

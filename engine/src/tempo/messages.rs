@@ -262,6 +262,13 @@ pub enum Message {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// Answer to `Inquire` for commands the sender executed and forgot because every
+    /// member of its configuration executed them: the receiver, which has not, was left
+    /// behind (removed and added again) and fetches the members' state.
+    Collected {
+        /// The commands.
+        dots: Vec<Dot>,
+    },
     /// Catch-up: the sender lacks the commits of `dots`, which the receiver reported
     /// executed (their coordinators' seqs are contiguous, so the sender knows which it
     /// lacks); the receiver answers with a `Commit` for each it knows committed.

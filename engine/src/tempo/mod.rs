@@ -141,6 +141,10 @@ impl Tempo {
         let mut replica = Replica::new(id, cluster, config);
         let spare = recovered.is_empty() && !replica.members.contains(&id);
         let last_seq = replay::replay(&mut replica, recovered);
+        if replica.fence.stage == Stage::Voter && replica.fence.lost_state {
+            // Removed before this restart (`left_configuration`): retire again.
+            replica.removed_rounds = Some(0);
+        }
         let last_seq = match replica.fence.stage {
             Stage::Voter => last_seq,
             _ => last_seq.max(dots::epoch_base(replica.fence.epoch)),
@@ -180,6 +184,11 @@ impl Tempo {
     /// Every command executed here, in order.
     pub fn executed(&self) -> &[ExecutedEntry] {
         self.replica.executed()
+    }
+
+    /// The configurations and the range of timestamps each owns, as executed here.
+    pub fn epochs(&self) -> &Epochs {
+        self.replica.executor.epochs()
     }
 
     /// The key-value map as executed here.
@@ -265,6 +274,13 @@ impl Tempo {
             }
             Message::AskPromises { keys } => gc::on_ask_promises(r, from, keys),
             Message::Inquire { dots } => gc::on_inquire(r, from, dots),
+            Message::Collected { dots } => {
+                if gc::behind_collection(r, &dots) {
+                    r.metrics.incr("behind_collection");
+                    self.fence_for_rejoin();
+                    self.on_rejoin_timer(now);
+                }
+            }
             Message::Rec {
                 dot,
                 ballot,
@@ -443,7 +459,11 @@ impl Protocol for Tempo {
         let mut metrics = self.replica.metrics.clone();
         metrics.set("commands_live", self.replica.cmds.len() as u64);
         metrics.set("execution_waiting", self.replica.executor.backlog() as u64);
-        metrics.set("rejoining", u64::from(!self.replica.fence.may_propose()));
+        let fence = &self.replica.fence;
+        metrics.set(
+            "rejoining",
+            u64::from(!fence.may_propose() || !fence.executes()),
+        );
         metrics.set("clock_keys", self.replica.clocks.key_count() as u64);
         metrics.set("promise_keys", self.replica.promises.key_count() as u64);
         metrics
@@ -464,7 +484,8 @@ impl Protocol for Tempo {
     }
 
     fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
-        membership::propose_change(&mut self.replica, &mut self.drives, now, request, change);
+        let parts = (&mut self.replica, &mut self.drives, &self.collector);
+        membership::propose_change(parts, now, request, change);
         self.settle(now);
     }
 

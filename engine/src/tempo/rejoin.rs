@@ -41,9 +41,6 @@ pub(super) struct Rejoin {
     nonce: u64,
     /// Phase 1: the highest epoch of ours each peer knows of.
     epochs: BTreeMap<NodeId, u64>,
-    /// Who must answer: the members of the newest configuration a peer named (the
-    /// asker excluded), with that configuration's epoch.
-    answerers: Option<(u64, Vec<NodeId>)>,
     /// Phase 2: answers being fetched, per peer.
     incoming: BTreeMap<NodeId, Incoming>,
     /// Peers whose answer is in.
@@ -99,6 +96,7 @@ impl Tempo {
     pub(super) fn fence_for_rejoin(&mut self) {
         let r = &mut self.replica;
         r.fence.stage = Stage::Querying;
+        r.fence.answerers = None;
         r.fence.lost_state = true;
         r.metrics.incr("rejoins");
         persist_fence(r);
@@ -108,7 +106,7 @@ impl Tempo {
     /// Who must answer this rejoin: the members of the newest configuration a peer
     /// named, else every replica of the cluster (the asker excluded).
     fn answerers(&self) -> Vec<NodeId> {
-        match &self.rejoin.answerers {
+        match &self.replica.fence.answerers {
             Some((_, members)) => members.clone(),
             None => {
                 let me = self.replica.id;
@@ -206,15 +204,16 @@ impl Tempo {
             return;
         }
         self.rejoin.epochs.insert(from, epoch);
-        if self
-            .rejoin
+        let fence = &mut self.replica.fence;
+        if fence
             .answerers
             .as_ref()
             .is_none_or(|(known, _)| config_epoch > *known)
         {
             let me = self.replica.id;
             let members = members.into_iter().filter(|&m| m != me).collect();
-            self.rejoin.answerers = Some((config_epoch, members));
+            // Persisted with the fence of phase 2 (phase 1 starts over after a restart).
+            fence.answerers = Some((config_epoch, members));
         }
         let answerers = self.answerers();
         if !answerers.iter().all(|m| self.rejoin.epochs.contains_key(m)) {
@@ -387,7 +386,17 @@ impl Tempo {
         let r = &mut self.replica;
         let start = r.fence.own_start();
         r.fence.bounds.insert(r.id, start);
+        // A replica that did not answer (not a member now) votes again only in an
+        // incarnation none of the answers knew: our former self, dead before this rejoin
+        // began, saw none of its commands (docs/design.md, "Tempo epochs").
+        let others: Vec<NodeId> = r.cluster.ids().filter(|&n| n != r.id).collect();
+        for node in others {
+            let known = r.fence.starts.get(&node).copied().unwrap_or(0);
+            let first_unknown = epoch_base(known.saturating_add(1)).saturating_add(1);
+            r.fence.bounds.entry(node).or_insert(first_unknown);
+        }
         r.fence.stage = Stage::Rejoined;
+        r.fence.answerers = None;
         r.clocks.set_epoch(r.fence.epoch);
         r.metrics.incr("rejoins_completed");
         self.drives.last_seq = self.drives.last_seq.max(epoch_base(r.fence.epoch));

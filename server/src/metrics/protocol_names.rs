@@ -85,7 +85,9 @@ const MULTIPAXOS_GAUGES: &[&str] = &[
     "snapshot_bytes",
 ];
 const TEMPO_COUNTERS: &[&str] = &[
+    "abandoned",
     "answered_when_promised",
+    "behind_collection",
     "catch_up_inquiries",
     "catch_up_sent",
     "collected",
@@ -97,6 +99,7 @@ const TEMPO_COUNTERS: &[&str] = &[
     "promise_keys_forgotten",
     "promise_rounds",
     "proposed",
+    "proposed_again",
     "recovered",
     "recoveries",
     "rejoin_answers",
@@ -104,6 +107,7 @@ const TEMPO_COUNTERS: &[&str] = &[
     "rejoin_rule_skipped",
     "rejoins",
     "rejoins_completed",
+    "removed_here",
     "retransmissions",
     "slow_path",
     "stability_order_wait_us",
@@ -114,6 +118,9 @@ const TEMPO_COUNTERS: &[&str] = &[
     "state_transfer_bytes_received",
     "state_transfer_bytes_sent",
     "state_transfers_completed",
+    "switches_applied",
+    "switches_not_applied",
+    "switches_proposed",
     "votes_withheld",
 ];
 const TEMPO_GAUGES: &[&str] = &[

@@ -10,6 +10,7 @@ mod t15_tempo;
 mod t16_tempo_bounded;
 mod t17_tempo_amnesia;
 mod t18_epaxos_membership;
+mod t19_tempo_membership;
 mod t20_multipaxos;
 mod t22_multipaxos_bounded;
 mod t23_multipaxos_reads;

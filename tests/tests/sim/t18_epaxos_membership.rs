@@ -7,16 +7,15 @@
 //! one order everywhere, replicas agree on the configuration history, every client and
 //! every change finishes, and every voter of the final configuration reaches it.
 
-use meridian_engine::configuration::{Change, Configuration, Role};
-use meridian_engine::epaxos::{Epaxos, EpaxosConfig};
-use meridian_engine::sim::{FaultProfile, Sim};
-use meridian_engine::{ClientId, NodeId, Protocol, RequestId, Time};
-use meridian_tests::membership_plan::{assert_voters_reached, Plan, Tally};
+use meridian_engine::configuration::Configuration;
+use meridian_engine::epaxos::EpaxosConfig;
+use meridian_engine::sim::FaultProfile;
+use meridian_engine::{NodeId, Protocol};
+use meridian_tests::membership_plan::Operator;
 use meridian_tests::{
     all_prefixes_of_longest, epaxos_factory, epaxos_same_order, run_fault_seed_driven, seeds,
     FaultRun,
 };
-use rand::Rng;
 use std::time::Duration;
 
 const TICK: Duration = Duration::from_millis(100);
@@ -30,94 +29,8 @@ fn config() -> EpaxosConfig {
         .with_snapshot_interval(64)
 }
 
-/// The operator: the plan drawn from the seed, carried out one change at a time from the
-/// newest configuration a live replica executed.
-struct Operator {
-    plan: Plan,
-    tally: Tally,
-    next_seq: u64,
-}
-
-impl Operator {
-    fn new(seed: u64, chaos: Duration) -> Self {
-        Self {
-            plan: Plan::draw(seed, 0x6570_6f63, 2..=4, Time::ZERO + chaos),
-            tally: Tally::default(),
-            next_seq: 0,
-        }
-    }
-
-    /// The newest configuration any live replica has executed.
-    fn configuration(sim: &Sim<Epaxos>) -> Option<Configuration> {
-        sim.live_nodes()
-            .map(|(_, node)| node.configuration())
-            .max_by_key(Configuration::epoch)
-    }
-
-    fn tick(&mut self, sim: &mut Sim<Epaxos>) {
-        if self.tally.waiting(sim, PATIENCE) {
-            return;
-        }
-        let Some(configuration) = Self::configuration(sim) else {
-            return;
-        };
-        let voters: Vec<NodeId> = configuration.voters().collect();
-        let outside: Vec<NodeId> = sim
-            .cluster()
-            .ids()
-            .filter(|&id| configuration.role_of(id) != Some(Role::Voter))
-            .collect();
-        let Some(active) = self.plan.current(sim.now(), &voters, &outside) else {
-            return;
-        };
-        let change = match (active.add, active.remove) {
-            (Some(x), _) => match configuration.role_of(x) {
-                None => Some(Change::AddLearner(sim.cluster().members[x.index()].clone())),
-                // Promote once its peers' state arrived (it votes only then anyway).
-                Some(Role::Learner) => {
-                    let caught_up = sim
-                        .node(x)
-                        .is_some_and(|n| n.metrics().get("rejoining") == 0);
-                    if !caught_up {
-                        return;
-                    }
-                    Some(Change::Promote(x))
-                }
-                Some(Role::Voter) => {
-                    active.add = None;
-                    None
-                }
-            },
-            (None, Some(y)) if configuration.role_of(y).is_some() => Some(Change::Remove(y)),
-            (None, _) => {
-                self.plan.finish();
-                None
-            }
-        };
-        let Some(change) = change else {
-            return;
-        };
-        // Any live voter of the newest configuration that executed it.
-        let epoch = configuration.epoch();
-        let asked: Vec<NodeId> = configuration
-            .voters()
-            .filter(|&id| {
-                sim.node(id)
-                    .is_some_and(|n| n.configuration().epoch() == epoch)
-            })
-            .collect();
-        if asked.is_empty() {
-            return;
-        }
-        let target = asked[self.plan.rng.gen_range(0..asked.len())];
-        self.next_seq += 1;
-        let request = RequestId {
-            client: ClientId(1_000_000),
-            seq: self.next_seq,
-        };
-        self.tally.ask(sim, target, request, change);
-    }
-}
+/// Salt of this suite's plans.
+const PLAN_SALT: u64 = 0x6570_6f63;
 
 fn fault_run() -> FaultRun {
     FaultRun {
@@ -141,7 +54,7 @@ struct SeedRun {
 fn run_seed(test: &str, seed: u64, config: EpaxosConfig) -> Result<SeedRun, String> {
     let run = fault_run();
     let cluster = run.topology.membership();
-    let mut operator = Operator::new(seed, run.chaos);
+    let mut operator = Operator::new(seed, PLAN_SALT, run.chaos, PATIENCE);
     let outcome = run_fault_seed_driven(
         test,
         seed,
@@ -160,16 +73,7 @@ fn run_seed(test: &str, seed: u64, config: EpaxosConfig) -> Result<SeedRun, Stri
         .map_err(|e| format!("seed {seed}: configuration histories differ: {e}"))?;
     let replay =
         format!("MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test} --exact");
-    assert!(
-        operator.plan.finished(),
-        "seed {seed}: liveness: membership goals left after the heal: {:?} (active {:?}, done {:?})\n  replay: {replay}",
-        operator.plan.goals,
-        operator.plan.active,
-        operator.plan.done
-    );
-    let last = Operator::configuration(&sim).expect("a live replica");
-    let epoch_of = |id| sim.node(id).map(|n| n.configuration().epoch());
-    assert_voters_reached(&last, epoch_of, seed, &replay);
+    operator.assert_done(&sim, seed, &replay);
     let mut counters = [0; 3];
     for (_, node) in sim.live_nodes() {
         let metrics = node.metrics();

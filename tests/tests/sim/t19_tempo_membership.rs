@@ -1,0 +1,132 @@
+//! Tempo membership switches in the chaos suite (issue 14, docs/design.md, "Tempo
+//! epochs"): three of the five `epaxos-5` replicas start as the configuration (f = 1), the
+//! other two are spares (they boot fenced and fetch the members' state once added); an
+//! operator drawn from the seed adds spares (learner, then promote once its state
+//! arrived), removes voters and replaces one by a spare, during partitions, crashes, lossy
+//! links and after the heal. Every history is linearizable, commands on one key ran in one
+//! order everywhere, replicas agree on the configurations and on the timestamp each
+//! switch closed its epoch's range at, every client and every change finishes, and every
+//! voter of the final configuration reaches it.
+
+use meridian_engine::configuration::Configuration;
+use meridian_engine::sim::FaultProfile;
+use meridian_engine::tempo::TempoConfig;
+use meridian_engine::{NodeId, Protocol};
+use meridian_tests::membership_plan::Operator;
+use meridian_tests::{
+    all_prefixes_of_longest, run_fault_seed_driven, seeds, tempo_factory, tempo_same_order,
+    FaultRun,
+};
+use std::time::Duration;
+
+const TICK: Duration = Duration::from_millis(100);
+/// An operator gives up waiting for an answer after this long and asks again.
+const PATIENCE: Duration = Duration::from_secs(6);
+/// Salt of this suite's plans.
+const PLAN_SALT: u64 = 0x7465_6d70;
+
+fn config() -> TempoConfig {
+    TempoConfig::default()
+        .with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)])
+        .with_snapshot_interval(64)
+}
+
+/// What one seed saw: the operator, client requests completed and with unknown outcome,
+/// and counters summed over the live replicas (commands abandoned outside their epoch's
+/// range, state transfers).
+struct SeedRun {
+    operator: Operator,
+    ok: usize,
+    unknown: usize,
+    counters: [u64; 2],
+}
+
+fn run_seed(test: &str, seed: u64) -> SeedRun {
+    let run = FaultRun {
+        profile: FaultProfile::Chaos,
+        ..FaultRun::default()
+    };
+    let cluster = run.topology.membership();
+    let mut operator = Operator::new(seed, PLAN_SALT, run.chaos, PATIENCE);
+    let outcome = run_fault_seed_driven(
+        test,
+        seed,
+        &run,
+        tempo_factory(cluster, config()),
+        Some(TICK),
+        |sim| operator.tick(sim),
+    );
+    let sim = outcome.sim;
+    let replay =
+        format!("MERIDIAN_SEED={seed} cargo test -p meridian-tests --test sim -- {test} --exact");
+    if let Err(e) = tempo_same_order(&sim) {
+        panic!("seed {seed}: replicas diverged: {e}\n  replay: {replay}");
+    }
+    let configurations: Vec<Vec<Configuration>> = sim
+        .live_nodes()
+        .map(|(_, node)| node.epochs().configurations())
+        .collect();
+    let slices: Vec<&[Configuration]> = configurations.iter().map(Vec::as_slice).collect();
+    if let Err(e) = all_prefixes_of_longest(&slices) {
+        panic!("seed {seed}: configuration histories differ: {e}\n  replay: {replay}");
+    }
+    let ranges: Vec<Vec<(u64, u64)>> = sim
+        .live_nodes()
+        .map(|(_, node)| node.epochs().closed())
+        .collect();
+    let slices: Vec<&[(u64, u64)]> = ranges.iter().map(Vec::as_slice).collect();
+    if let Err(e) = all_prefixes_of_longest(&slices) {
+        panic!("seed {seed}: epochs closed at different timestamps: {e}\n  replay: {replay}");
+    }
+    operator.assert_done(&sim, seed, &replay);
+    let mut counters = [0; 2];
+    for (_, node) in sim.live_nodes() {
+        let metrics = node.metrics();
+        for (sum, name) in counters
+            .iter_mut()
+            .zip(["abandoned", "state_transfers_completed"])
+        {
+            *sum += metrics.get(name);
+        }
+    }
+    SeedRun {
+        operator,
+        ok: outcome.ok,
+        unknown: outcome.unknown,
+        counters,
+    }
+}
+
+/// Issue 14: 200 seeds of chaos with membership switches drawn from the seed (adds,
+/// removes, replaces), linearizable, one order per key everywhere, one configuration
+/// history, every client and every change finishes. Seeds 0..200 pass; other bases do not
+/// yet (docs/design.md, "Tempo epochs", status: MERIDIAN_SEED=1075 diverges, 2040 stalls),
+/// so it stays out of the default run until they do.
+#[test]
+#[ignore = "Tempo membership is being built: seeds outside 0..200 still fail (docs/design.md, Tempo epochs)"]
+fn membership_switches_under_random_faults_over_200_seeds() {
+    let test = "t19_tempo_membership::membership_switches_under_random_faults_over_200_seeds";
+    let (mut goals, mut applied, mut failed, mut ok, mut unknown) = (0, 0, 0, 0, 0);
+    let mut counters = [0; 2];
+    for seed in seeds(200) {
+        let run = run_seed(test, seed);
+        goals += run.operator.plan.planned;
+        applied += run.operator.tally.applied;
+        failed += run.operator.tally.failed;
+        ok += run.ok;
+        unknown += run.unknown;
+        for (sum, seen) in counters.iter_mut().zip(run.counters) {
+            *sum += seen;
+        }
+    }
+    let [abandoned, transfers] = counters;
+    println!("{goals} membership goals, {applied} changes applied, {failed} answered otherwise");
+    println!("{ok} client requests completed, {unknown} with unknown outcome");
+    println!(
+        "{abandoned} commands abandoned outside their epoch's range, {transfers} state transfers"
+    );
+    assert!(
+        applied >= goals,
+        "{applied} changes applied for {goals} goals"
+    );
+}
