@@ -13,10 +13,6 @@ use crate::time::Time;
 /// Retry timeouts a change may take before its outcome is reported unknown.
 const CHANGE_TIMEOUT_ROUNDS: u32 = 20;
 
-/// GC rounds a removed replica waits at most for the commands of its epochs to be
-/// decided before it fences itself (a lost commit would hold it forever).
-const REMOVED_PATIENCE_ROUNDS: u32 = 3;
-
 /// Propose `change` from this replica's configuration: refused at once if it does not
 /// apply there, else a switch whose outcome is reported once it executed here.
 pub(super) fn propose_change(
@@ -99,29 +95,4 @@ pub(super) fn give_up_late_changes(r: &mut Replica, now: Time) {
             result: Err(ChangeFailure::Timeout),
         });
     }
-}
-
-/// On the GC timer at a removed replica: whether it may stop being an acceptor and fence
-/// itself as after a lost disk (so that, added again, it fetches the members' state).
-/// Not while a command it knows of an epoch it votes in is undecided (recovery may need
-/// its answer), unless that has lasted [`REMOVED_PATIENCE_ROUNDS`].
-pub(super) fn retire(r: &mut Replica) -> bool {
-    let Some(rounds) = r.removed_rounds else {
-        return false;
-    };
-    let me = r.id;
-    let epochs = r.executor.epochs();
-    let needed = r.cmds.values().any(|c| {
-        c.decided.is_none()
-            && c.payload
-                .as_ref()
-                .and_then(|p| epochs.get(p.config_epoch))
-                .is_some_and(|configuration| configuration.counts_vote(me))
-    });
-    if needed && rounds < REMOVED_PATIENCE_ROUNDS {
-        r.removed_rounds = Some(rounds + 1);
-        return false;
-    }
-    r.removed_rounds = None;
-    true
 }

@@ -142,8 +142,8 @@ impl Tempo {
         let spare = recovered.is_empty() && !replica.members.contains(&id);
         let last_seq = replay::replay(&mut replica, recovered);
         if replica.fence.stage == Stage::Voter && replica.fence.lost_state {
-            // Removed before this restart (`left_configuration`): retire again.
-            replica.removed_rounds = Some(0);
+            // Removed before this restart (`left_configuration`).
+            replica.removed = true;
         }
         let last_seq = match replica.fence.stage {
             Stage::Voter => last_seq,
@@ -297,6 +297,14 @@ impl Tempo {
             Message::Executed { epoch, .. } if !r.fence.current(from, epoch) => {
                 r.metrics.incr("stale_messages")
             }
+            Message::Executed { .. } if r.removed && from != r.id => {
+                // Reports go to members only: this replica was added again. Its state is
+                // behind what the members collected without it: fetch theirs.
+                r.removed = false;
+                r.metrics.incr("readded_here");
+                self.fence_for_rejoin();
+                self.on_rejoin_timer(now);
+            }
             Message::Executed { prefix, .. } => {
                 gc::on_executed(r, drives, &mut self.collector, from, prefix)
             }
@@ -430,10 +438,6 @@ impl Protocol for Tempo {
             self.timers.set(TempoTimer::Tick, now + config.tick);
         }
         if self.timers.take_if_due(TempoTimer::Gc, now) {
-            if membership::retire(&mut self.replica) {
-                self.fence_for_rejoin();
-                self.on_rejoin_timer(now);
-            }
             gc::report(&mut self.replica);
             gc::forget_idle_keys(&mut self.replica);
             let last_seq = self.drives.last_seq;

@@ -90,8 +90,10 @@ pub(super) struct Replica {
     /// Own commands abandoned with their client waiting: proposed again in the current
     /// epoch (`Tempo::settle`).
     pub abandoned: Vec<Dot>,
-    /// GC rounds since this replica executed its own removal (`membership.rs`).
-    pub removed_rounds: Option<u32>,
+    /// This replica executed its own removal and has not fenced itself yet: it is an
+    /// acceptor of its epochs' commands until a member's report shows it was added again
+    /// (`Tempo::dispatch`).
+    pub removed: bool,
     pub cmds: BTreeMap<Dot, Cmd>,
     pub clocks: Clocks,
     pub promises: PromiseTable,
@@ -127,7 +129,7 @@ impl Replica {
             pending_changes: BTreeMap::new(),
             change_outcomes: VecDeque::new(),
             abandoned: Vec::new(),
-            removed_rounds: None,
+            removed: false,
             cmds: BTreeMap::new(),
             clocks: Clocks::default(),
             promises: PromiseTable::default(),
@@ -453,11 +455,12 @@ impl Replica {
     /// This replica was removed: it hears no more promises, so it runs nothing more, and
     /// the members collect without it. Its clients still waiting are told the outcome is
     /// unknown (their commands may run at the members). It stays an acceptor of the
-    /// commands of its epochs until they are decided, then fences itself as after a lost
-    /// disk (`membership::retire`): added again, it fetches the members' state.
+    /// commands of its epochs (recoveries may need its answer) until a member's report
+    /// shows it was added again; then it fences itself as after a lost disk and fetches
+    /// the members' state.
     fn left_configuration(&mut self) {
         self.metrics.incr("removed_here");
-        self.removed_rounds = Some(0);
+        self.removed = true;
         self.fence.lost_state = true;
         let record = Record::Fence(Box::new(self.fence.clone()));
         self.outbox.persist(vec![record], Vec::new());

@@ -100,6 +100,7 @@ const TEMPO_COUNTERS: &[&str] = &[
     "promise_rounds",
     "proposed",
     "proposed_again",
+    "readded_here",
     "recovered",
     "recoveries",
     "rejoin_answers",

@@ -99,11 +99,11 @@ fn run_seed(test: &str, seed: u64) -> SeedRun {
 
 /// Issue 14: 200 seeds of chaos with membership switches drawn from the seed (adds,
 /// removes, replaces), linearizable, one order per key everywhere, one configuration
-/// history, every client and every change finishes. Seeds 0..200 pass; other bases do not
-/// yet (docs/design.md, "Tempo epochs", status: MERIDIAN_SEED=1075 diverges, 2040 stalls),
-/// so it stays out of the default run until they do.
+/// history, every client and every change finishes. Not passing yet (docs/design.md,
+/// "Tempo epochs", status: MERIDIAN_SEED=190 diverges, 3031 stalls), so it stays out of the
+/// default run until it does; run it with `--ignored`.
 #[test]
-#[ignore = "Tempo membership is being built: seeds outside 0..200 still fail (docs/design.md, Tempo epochs)"]
+#[ignore = "Tempo membership is being built: some seeds still diverge or stall (docs/design.md, Tempo epochs)"]
 fn membership_switches_under_random_faults_over_200_seeds() {
     let test = "t19_tempo_membership::membership_switches_under_random_faults_over_200_seeds";
     let (mut goals, mut applied, mut failed, mut ok, mut unknown) = (0, 0, 0, 0, 0);

@@ -48,7 +48,7 @@ impl Subject for Tempo {
             pending_changes,
             change_outcomes,
             abandoned,
-            removed_rounds,
+            removed,
             cmds,
             clocks,
             promises,
@@ -78,7 +78,7 @@ impl Subject for Tempo {
             fence,
         )
             .hash(state);
-        (pending_changes, change_outcomes, abandoned, removed_rounds).hash(state);
+        (pending_changes, change_outcomes, abandoned, removed).hash(state);
         (drives, collector, timers, last_resend, last_compaction).hash(state);
     }
 
