@@ -17,8 +17,12 @@
 use crate::command::{Command, CommandResult};
 use crate::id::{ClientId, RequestId};
 use crate::key_map::KeyMap;
+use serde::de::Deserializer;
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::hash::{Hash, Hasher};
 
 /// How much a [`SessionTable`] remembers. Every replica of a keyspace must use the same
 /// limits (they decide what is executed).
@@ -51,11 +55,74 @@ impl Default for SessionLimits {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct ClientSession {
-    results: BTreeMap<u64, CommandResult>,
+    results: Results,
     /// Sequence numbers below this are forgotten.
     floor: u64,
     /// The table's clock when this client last executed a request.
     last_active: u64,
+}
+
+/// A client's remembered results in ascending sequence order. A client's sequence numbers
+/// mostly grow, so results are appended at the back and forgotten at the front: a sorted
+/// deque, where a B-tree per client cost a node walk and often an allocation per command.
+/// Encoded, hashed and printed as the `BTreeMap<u64, CommandResult>` it replaced.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+struct Results(VecDeque<(u64, CommandResult)>);
+
+impl Results {
+    fn find(&self, seq: u64) -> Result<usize, usize> {
+        // The ends first: a new request goes after the last, the oldest is forgotten.
+        match (self.0.front(), self.0.back()) {
+            (_, Some(&(last, _))) if last < seq => Err(self.0.len()),
+            (Some(&(first, _)), _) if first == seq => Ok(0),
+            _ => self.0.binary_search_by_key(&seq, |&(s, _)| s),
+        }
+    }
+
+    fn get(&self, seq: u64) -> Option<&CommandResult> {
+        self.find(seq).ok().map(|i| &self.0[i].1)
+    }
+
+    fn insert(&mut self, seq: u64, result: CommandResult) {
+        match self.find(seq) {
+            Ok(i) => self.0[i].1 = result,
+            Err(i) => self.0.insert(i, (seq, result)),
+        }
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<CommandResult> {
+        let i = self.find(seq).ok()?;
+        self.0.remove(i).map(|(_, result)| result)
+    }
+
+    fn pop_first(&mut self) -> Option<(u64, CommandResult)> {
+        self.0.pop_front()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for Results {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(s, r)| (s, r)))
+            .finish()
+    }
+}
+
+impl Serialize for Results {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(s, r)| (s, r)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Results {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<u64, CommandResult>::deserialize(deserializer)?;
+        Ok(Results(map.into_iter().collect()))
+    }
 }
 
 /// What to do with an ordered request.
@@ -78,11 +145,20 @@ pub enum Admission {
 /// from the clock; the simulator numbers clients in order), so when a session expires the
 /// table keeps only the highest expired id: a request from an unknown client at or below
 /// it belongs to an expired session, one above it to a new client.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Encoded as the struct of B-tree maps it was (`clients`, `by_activity` as a map from
+/// last activity to client, `by_age`, `clock`, `expired_up_to`), so snapshots keep their
+/// bytes.
+#[derive(Clone, Default)]
 pub struct SessionTable {
-    clients: BTreeMap<ClientId, ClientSession>,
-    /// Clients by last activity (the clock is unique per recorded request).
-    by_activity: BTreeMap<u64, ClientId>,
+    /// Looked up by hash (three times per command); encoded, hashed and printed in id
+    /// order, so nothing observable depends on the map's order.
+    clients: HashMap<ClientId, ClientSession>,
+    /// Clients by last activity, oldest first: each record appends `(clock, client)`; an
+    /// entry whose clock is no longer its client's `last_active` is stale, dropped when
+    /// it reaches the front, or all at once when they outnumber the live ones (behind a
+    /// client idle at the front). A B-tree moved every record: a removal and an insertion.
+    by_activity: VecDeque<(u64, ClientId)>,
     /// Every remembered result by the clock it was recorded at, oldest first.
     by_age: VecDeque<(u64, RequestId)>,
     /// Requests recorded so far: the table's clock.
@@ -90,7 +166,6 @@ pub struct SessionTable {
     /// The highest client id whose session expired.
     expired_up_to: Option<ClientId>,
     /// Not replicated state: set from the keyspace's configuration.
-    #[serde(skip)]
     limits: SessionLimits,
 }
 
@@ -133,7 +208,7 @@ impl SessionTable {
         match self.clients.get(&request.client) {
             None if self.expired_up_to >= Some(request.client) => Admission::Expired,
             None => Admission::Execute,
-            Some(session) => match session.results.get(&request.seq) {
+            Some(session) => match session.results.get(request.seq) {
                 Some(result) => Admission::Duplicate(result.clone()),
                 None if request.seq < session.floor => Admission::Expired,
                 None => Admission::Execute,
@@ -148,9 +223,8 @@ impl SessionTable {
         let clock = self.clock;
         let per_client = self.limits.per_client.max(1);
         let session = self.clients.entry(request.client).or_default();
-        self.by_activity.remove(&session.last_active);
         session.last_active = clock;
-        self.by_activity.insert(clock, request.client);
+        self.by_activity.push_back((clock, request.client));
         session.results.insert(request.seq, result);
         while session.results.len() > per_client {
             if let Some((oldest, _)) = session.results.pop_first() {
@@ -160,6 +234,9 @@ impl SessionTable {
         self.by_age.push_back((clock, request));
         self.forget_old_results(clock);
         self.expire(clock);
+        if self.by_activity.len() > 2 * self.clients.len() + 64 {
+            self.drop_stale_activity();
+        }
     }
 
     /// Forget results recorded more than `result_commands` ago: their requests, and any
@@ -171,25 +248,157 @@ impl SessionTable {
             }
             self.by_age.pop_front();
             if let Some(session) = self.clients.get_mut(&request.client) {
-                if session.results.remove(&request.seq).is_some() {
+                if session.results.remove(request.seq).is_some() {
                     session.floor = session.floor.max(request.seq + 1);
                 }
             }
         }
     }
 
+    /// Whether `(active, client)` of `by_activity` is the client's latest activity.
+    fn is_live(&self, active: u64, client: ClientId) -> bool {
+        self.clients
+            .get(&client)
+            .is_some_and(|s| s.last_active == active)
+    }
+
     /// Drop the least recently active sessions while there are too many or they are idle
     /// for too long.
     fn expire(&mut self, clock: u64) {
-        while let Some((&active, &client)) = self.by_activity.first_key_value() {
+        let max_clients = self.limits.max_clients.max(1);
+        while let Some(&(active, client)) = self.by_activity.front() {
+            if !self.is_live(active, client) {
+                self.by_activity.pop_front();
+                continue;
+            }
             let idle = clock - active > self.limits.idle_commands;
-            if !idle && self.clients.len() <= self.limits.max_clients.max(1) {
+            if !idle && self.clients.len() <= max_clients {
                 break;
             }
-            self.by_activity.remove(&active);
+            self.by_activity.pop_front();
             self.clients.remove(&client);
             self.expired_up_to = self.expired_up_to.max(Some(client));
         }
+    }
+
+    fn drop_stale_activity(&mut self) {
+        let mut activity = std::mem::take(&mut self.by_activity);
+        activity.retain(|&(active, client)| self.is_live(active, client));
+        self.by_activity = activity;
+    }
+
+    /// The sessions in client order.
+    fn sorted_clients(&self) -> BTreeMap<ClientId, &ClientSession> {
+        self.clients.iter().map(|(&id, s)| (id, s)).collect()
+    }
+
+    /// Each session's last activity and client, oldest first.
+    fn activity(&self) -> impl Iterator<Item = (u64, ClientId)> + '_ {
+        self.by_activity
+            .iter()
+            .copied()
+            .filter(|&(active, client)| self.is_live(active, client))
+    }
+}
+
+impl PartialEq for SessionTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.clients == other.clients
+            && self.activity().eq(other.activity())
+            && self.by_age == other.by_age
+            && self.clock == other.clock
+            && self.expired_up_to == other.expired_up_to
+            && self.limits == other.limits
+    }
+}
+
+impl Eq for SessionTable {}
+
+impl Hash for SessionTable {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.sorted_clients().hash(state);
+        self.clients.len().hash(state);
+        self.activity().for_each(|entry| entry.hash(state));
+        self.by_age.hash(state);
+        self.clock.hash(state);
+        self.expired_up_to.hash(state);
+        self.limits.hash(state);
+    }
+}
+
+impl fmt::Debug for SessionTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionTable")
+            .field("clients", &self.sorted_clients())
+            .field("by_activity", &BTreeMap::from_iter(self.activity()))
+            .field("by_age", &self.by_age)
+            .field("clock", &self.clock)
+            .field("expired_up_to", &self.expired_up_to)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// The encoded form of [`SessionTable`] (the fields of the struct it was, in order).
+#[derive(Serialize)]
+#[serde(rename = "SessionTable")]
+struct EncodedTable<'a, Activity> {
+    clients: BTreeMap<ClientId, &'a ClientSession>,
+    by_activity: Activity,
+    by_age: &'a VecDeque<(u64, RequestId)>,
+    clock: u64,
+    expired_up_to: Option<ClientId>,
+}
+
+/// The decoded form of [`SessionTable`].
+#[derive(Deserialize)]
+#[serde(rename = "SessionTable")]
+struct DecodedTable {
+    clients: BTreeMap<ClientId, ClientSession>,
+    by_activity: BTreeMap<u64, ClientId>,
+    by_age: VecDeque<(u64, RequestId)>,
+    clock: u64,
+    expired_up_to: Option<ClientId>,
+}
+
+/// Live sessions by last activity, encoded as a map.
+struct ActivityMap<'a>(&'a SessionTable);
+
+impl Serialize for ActivityMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let live = self.0.clients.len();
+        let mut map = serializer.serialize_map(Some(live))?;
+        for (active, client) in self.0.activity() {
+            map.serialize_entry(&active, &client)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for SessionTable {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EncodedTable {
+            clients: self.sorted_clients(),
+            by_activity: ActivityMap(self),
+            by_age: &self.by_age,
+            clock: self.clock,
+            expired_up_to: self.expired_up_to,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionTable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let decoded = DecodedTable::deserialize(deserializer)?;
+        Ok(Self {
+            clients: decoded.clients.into_iter().collect(),
+            by_activity: decoded.by_activity.into_iter().collect(),
+            by_age: decoded.by_age,
+            clock: decoded.clock,
+            expired_up_to: decoded.expired_up_to,
+            limits: SessionLimits::default(),
+        })
     }
 }
 

@@ -153,6 +153,140 @@ fn a_table_survives_a_snapshot_round_trip_and_decides_alike() {
     assert_eq!(restored, table);
 }
 
+/// The table as it was, with B-tree maps (`clients`, `by_activity`, per-client
+/// `results`): the specification of what the table decides and of its encoding.
+mod reference {
+    use crate::command::CommandResult;
+    use crate::id::{ClientId, RequestId};
+    use crate::session::{Admission, SessionLimits};
+    use serde::{Deserialize, Serialize};
+    use std::collections::{BTreeMap, VecDeque};
+
+    #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+    struct ClientSession {
+        results: BTreeMap<u64, CommandResult>,
+        floor: u64,
+        last_active: u64,
+    }
+
+    #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+    pub(super) struct Table {
+        clients: BTreeMap<ClientId, ClientSession>,
+        by_activity: BTreeMap<u64, ClientId>,
+        by_age: VecDeque<(u64, RequestId)>,
+        clock: u64,
+        expired_up_to: Option<ClientId>,
+        #[serde(skip)]
+        pub(super) limits: SessionLimits,
+    }
+
+    impl Table {
+        pub(super) fn admit(&self, request: RequestId) -> Admission {
+            match self.clients.get(&request.client) {
+                None if self.expired_up_to >= Some(request.client) => Admission::Expired,
+                None => Admission::Execute,
+                Some(session) => match session.results.get(&request.seq) {
+                    Some(result) => Admission::Duplicate(result.clone()),
+                    None if request.seq < session.floor => Admission::Expired,
+                    None => Admission::Execute,
+                },
+            }
+        }
+
+        pub(super) fn record(&mut self, request: RequestId, result: CommandResult) {
+            self.clock += 1;
+            let clock = self.clock;
+            let per_client = self.limits.per_client.max(1);
+            let session = self.clients.entry(request.client).or_default();
+            self.by_activity.remove(&session.last_active);
+            session.last_active = clock;
+            self.by_activity.insert(clock, request.client);
+            session.results.insert(request.seq, result);
+            while session.results.len() > per_client {
+                if let Some((oldest, _)) = session.results.pop_first() {
+                    session.floor = session.floor.max(oldest + 1);
+                }
+            }
+            self.by_age.push_back((clock, request));
+            while let Some(&(at, request)) = self.by_age.front() {
+                if clock - at <= self.limits.result_commands {
+                    break;
+                }
+                self.by_age.pop_front();
+                if let Some(session) = self.clients.get_mut(&request.client) {
+                    if session.results.remove(&request.seq).is_some() {
+                        session.floor = session.floor.max(request.seq + 1);
+                    }
+                }
+            }
+            while let Some((&active, &client)) = self.by_activity.first_key_value() {
+                let idle = clock - active > self.limits.idle_commands;
+                if !idle && self.clients.len() <= self.limits.max_clients.max(1) {
+                    break;
+                }
+                self.by_activity.remove(&active);
+                self.clients.remove(&client);
+                self.expired_up_to = self.expired_up_to.max(Some(client));
+            }
+        }
+    }
+}
+
+/// Random histories (repeats, retries out of order, idle and evicted clients): the table
+/// decides as the B-tree table did and encodes to the same bytes, also after a restore.
+#[test]
+fn the_table_decides_and_encodes_as_the_b_tree_table_it_replaced() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..40u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let limits = SessionLimits {
+            per_client: rng.gen_range(1..6),
+            result_commands: rng.gen_range(5..60),
+            max_clients: rng.gen_range(1..8),
+            idle_commands: rng.gen_range(10..80),
+        };
+        let mut table = SessionTable::with_limits(limits);
+        let mut model = reference::Table::default();
+        model.limits = limits;
+        let mut next_seq = [0u64; 10];
+        for step in 0..2_000u32 {
+            // Busy clients 0..3, the rest now and then (idle, evicted, back).
+            let c = if rng.gen_bool(0.8) {
+                rng.gen_range(0..3)
+            } else {
+                rng.gen_range(3..10)
+            };
+            let seq = if rng.gen_bool(0.15) {
+                next_seq[c].saturating_sub(rng.gen_range(0..8))
+            } else {
+                next_seq[c] += 1;
+                next_seq[c]
+            };
+            let request = client(c as u64, seq);
+            let admission = model.admit(request);
+            assert_eq!(table.admit(request), admission, "seed {seed} step {step}");
+            if admission == Admission::Execute {
+                let result = if rng.gen_bool(0.5) {
+                    CommandResult::Written
+                } else {
+                    CommandResult::Count(u64::from(step))
+                };
+                model.record(request, result.clone());
+                table.record(request, result);
+            }
+            if step % 97 == 0 {
+                let bytes = postcard::to_allocvec(&table).expect("serialize");
+                let expected = postcard::to_allocvec(&model).expect("serialize");
+                assert_eq!(bytes, expected, "seed {seed} step {step}");
+                let mut restored: SessionTable = postcard::from_bytes(&bytes).expect("decode");
+                restored.set_limits(limits);
+                assert_eq!(restored, table, "seed {seed} step {step}");
+                table = restored;
+            }
+        }
+    }
+}
+
 /// `KeySessions`: exactly-once per key.
 mod key_sessions {
     use super::*;

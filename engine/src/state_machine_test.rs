@@ -151,3 +151,61 @@ fn range_reads_change_nothing_and_writes_are_not_read_only() {
     assert_eq!(kv, before);
     assert_eq!(kv.read_only(&Command::Delete { key: b"a".to_vec() }), None);
 }
+
+/// Random puts, deletes and compare-and-sets: the map encodes to the bytes of the
+/// `BTreeMap<Key, Value>` it was (the same entries), scans see the same keys, and a
+/// decoded copy equals it.
+#[test]
+fn the_map_encodes_and_scans_as_the_b_tree_map_it_replaced() {
+    use rand::{Rng, SeedableRng};
+    #[derive(serde::Serialize)]
+    struct Reference<'a> {
+        entries: &'a BTreeMap<Key, Value>,
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut kv = KvStore::new();
+    let mut reference = BTreeMap::new();
+    for step in 0..3_000u32 {
+        let key = format!("k{}", rng.gen_range(0..200)).into_bytes();
+        let value = format!("v{step}").into_bytes();
+        let command = match rng.gen_range(0..4) {
+            0 => Command::Delete { key: key.clone() },
+            1 => Command::Cas {
+                key: key.clone(),
+                expected: reference.get(&key).cloned(),
+                new: value.clone(),
+            },
+            _ => Command::Put {
+                key: key.clone(),
+                value: value.clone(),
+            },
+        };
+        kv.apply(&command);
+        match command {
+            Command::Delete { .. } => {
+                reference.remove(&key);
+            }
+            _ => {
+                reference.insert(key, value);
+            }
+        }
+        if step % 101 == 0 {
+            let bytes = postcard::to_allocvec(&kv).expect("encode");
+            let expected = postcard::to_allocvec(&Reference {
+                entries: &reference,
+            })
+            .expect("encode");
+            assert_eq!(bytes, expected, "step {step}");
+            let decoded: KvStore = postcard::from_bytes(&bytes).expect("decode");
+            assert_eq!(decoded, kv);
+            let scanned: Vec<_> = kv.prefixed(b"k1", None).map(|(k, _)| k.clone()).collect();
+            let expected: Vec<_> = reference
+                .keys()
+                .filter(|k| k.starts_with(b"k1"))
+                .cloned()
+                .collect();
+            assert_eq!(scanned, expected, "step {step}");
+            assert_eq!(kv.len(), reference.len());
+        }
+    }
+}

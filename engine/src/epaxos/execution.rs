@@ -36,9 +36,21 @@ pub struct ExecutedEntry {
     pub payload: Payload,
 }
 
-/// An executed command and its result (or `None` for a resend its key no longer
-/// remembers: answered `SessionExpired`, not run; and for a membership switch).
-pub type Executed = (InstanceId, Payload, Option<CommandResult>);
+/// An executed command: its instance, its request, and its result (or `None` for a
+/// resend its key no longer remembers: answered `SessionExpired`, not run; and for a
+/// membership switch). Not the payload: a copy of each command (its key and value) per
+/// replica was a needless allocation on the hot path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// Its instance.
+    pub instance: InstanceId,
+    /// The client request it came from.
+    pub request: RequestId,
+    /// Whether a client waits for it (not a no-op, not a membership switch).
+    pub answers_client: bool,
+    /// Its result.
+    pub result: Option<CommandResult>,
+}
 
 /// A membership switch executed here: the operator's request and the configuration it
 /// made, or why it did not apply (another switch from its epoch ran first).
@@ -291,8 +303,8 @@ impl Executor {
             if self.committed.contains_key(&root) && !pass.index.contains_key(&root) {
                 self.tarjan(now, root, &mut pass, &mut done);
             }
-            for (id, _, _) in &done[dependents_seen..] {
-                if let Some(waiting) = self.dependents.remove(id) {
+            for executed in &done[dependents_seen..] {
+                if let Some(waiting) = self.dependents.remove(&executed.instance) {
                     work.extend(waiting);
                 }
             }
@@ -396,16 +408,22 @@ impl Executor {
             };
             self.mark_executed(id);
             for payload in batch.commands() {
+                let executed = |result| Executed {
+                    instance: id,
+                    request: payload.request,
+                    answers_client: !payload.is_noop() && !payload.is_switch(),
+                    result,
+                };
                 if let Some(change) = &payload.change {
                     if self.switch(payload.request, change) {
                         self.last_switch = Some(id);
                     }
                     self.note_order(id, payload);
-                    done.push((id, payload.clone(), None));
+                    done.push(executed(None));
                     continue;
                 }
                 let result = self.execute(id, payload);
-                done.push((id, payload.clone(), result));
+                done.push(executed(result));
             }
         }
     }

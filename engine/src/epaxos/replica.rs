@@ -258,19 +258,18 @@ impl Replica {
     /// Answer the clients of own instances that just executed.
     fn answer(&mut self, executed: Vec<Executed>) {
         let mut replies = Vec::new();
-        for (id, payload, result) in executed {
+        for executed in executed {
             self.metrics.incr("executed");
-            if id.leader != self.id || payload.is_noop() || payload.is_switch() {
+            if executed.instance.leader != self.id || !executed.answers_client {
                 continue;
             }
-            let outcome = match result {
+            let request = executed.request;
+            let outcome = match executed.result {
                 Some(result) => Ok(Response::Kv(result)),
-                None => Err(RequestError::SessionExpired {
-                    request: payload.request,
-                }),
+                None => Err(RequestError::SessionExpired { request }),
             };
             replies.push(Effect::Reply(ClientReply {
-                id: payload.request,
+                id: request,
                 outcome,
             }));
         }

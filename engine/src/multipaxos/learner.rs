@@ -28,10 +28,9 @@ impl MultiPaxos {
     /// Execute newly committed slots in order; answer the clients this replica took the
     /// requests from; compact when due.
     pub(super) fn execute(&mut self, now: Time) {
-        for (_, proposal, executed) in self.log.execute() {
-            let ours =
-                proposal.origin == self.id && self.pending.remove(&proposal.request).is_some();
-            match executed {
+        for ran in self.log.execute() {
+            let ours = ran.origin == self.id && self.pending.remove(&ran.request).is_some();
+            match ran.executed {
                 Executed::Command(outcome) => {
                     match &outcome {
                         Ok(_) => self.metrics.incr("executed"),
@@ -39,7 +38,7 @@ impl MultiPaxos {
                     }
                     if ours {
                         self.outbox.reply(ClientReply {
-                            id: proposal.request,
+                            id: ran.request,
                             outcome: outcome.map(Response::Kv),
                         });
                     }
@@ -51,7 +50,7 @@ impl MultiPaxos {
                         self.metrics.incr("changes_not_applied");
                     }
                     if ours {
-                        self.answer_change(proposal.request, result.map_err(Into::into));
+                        self.answer_change(ran.request, result.map_err(Into::into));
                     }
                 }
             }

@@ -180,17 +180,18 @@ impl Leases {
         self.claims.push_back((index, at));
     }
 
-    /// Claims now covered by the executed prefix raise the freshness proof.
+    /// Claims now covered by the executed prefix raise the freshness proof. In place:
+    /// it runs after every input, and rebuilding the queue allocated each time.
     pub(super) fn settle(&mut self, executed: Slot) {
-        let mut keep = VecDeque::new();
-        for (index, at) in self.claims.drain(..) {
-            if executed >= index {
-                self.fresh_as_of = Some(self.fresh_as_of.map_or(at, |f| f.max(at)));
-            } else {
-                keep.push_back((index, at));
+        let mut fresh = self.fresh_as_of;
+        self.claims.retain(|&(index, at)| {
+            let covered = executed >= index;
+            if covered {
+                fresh = Some(fresh.map_or(at, |f| f.max(at)));
             }
-        }
-        self.claims = keep;
+            !covered
+        });
+        self.fresh_as_of = fresh;
     }
 }
 

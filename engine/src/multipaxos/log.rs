@@ -6,10 +6,10 @@
 //! in the snapshot a compaction writes); the history of applied commands keeps only the
 //! most recent ones.
 
-use super::messages::{AcceptedEntry, Ballot, Batch, Proposal, Record, Slot, Snapshot};
+use super::messages::{AcceptedEntry, Ballot, Batch, Record, Slot, Snapshot};
 use crate::command::{Command, CommandResult};
 use crate::configuration::{ConfigSchedule, Configuration, ScheduleError};
-use crate::id::RequestId;
+use crate::id::{NodeId, RequestId};
 use crate::request::RequestError;
 use crate::session::{Admission, SessionLimits, SessionTable};
 use crate::state_machine::{KvStore, StateMachine};
@@ -37,6 +37,15 @@ pub struct AppliedEntry {
     pub command: Command,
 }
 
+/// One proposal executed: where, whose, and what it did.
+#[derive(Clone, Debug)]
+pub(crate) struct Ran {
+    pub(crate) request: RequestId,
+    /// The replica that took it from its client (and answers it).
+    pub(crate) origin: NodeId,
+    pub(crate) executed: Executed,
+}
+
 /// What executing one proposal produced: its result, or why it was not run.
 pub(crate) type Outcome = Result<CommandResult, RequestError>;
 
@@ -62,8 +71,10 @@ pub(crate) struct ReplicaLog {
     committed_end: Slot,
     kv: KvStore,
     sessions: SessionTable,
-    /// The most recent applied commands, at most [`APPLIED_HISTORY`].
-    applied: VecDeque<AppliedEntry>,
+    /// The most recent applied commands, at most [`APPLIED_HISTORY`]: slot, batch and
+    /// position in it (sharing the batch, where a copy of each command per replica cost
+    /// an allocation of its key and value).
+    applied: VecDeque<(Slot, Batch, u32)>,
     /// Which configuration governs which slots: changes enter it as they execute
     /// (docs/design.md#membership).
     schedule: ConfigSchedule,
@@ -263,16 +274,22 @@ impl ReplicaLog {
     /// Execute every committed slot in order; returns what ran, with outcomes. A request
     /// ordered twice runs once; its repeat yields the first result, or `SessionExpired`
     /// when the session table no longer remembers it.
-    pub(crate) fn execute(&mut self) -> Vec<(Slot, Proposal, Executed)> {
+    pub(crate) fn execute(&mut self) -> Vec<Ran> {
         let mut done = Vec::new();
         while let Some(state) = self.slots.get(&self.next_execute).filter(|s| s.committed) {
             let slot = self.next_execute;
-            for proposal in state.value.iter().cloned() {
+            let batch = Batch::clone(&state.value);
+            for (position, proposal) in batch.iter().enumerate() {
+                let ran = |executed| Ran {
+                    request: proposal.request,
+                    origin: proposal.origin,
+                    executed,
+                };
                 if let Some(change) = &proposal.change {
                     // Not in the session table: a change ordered twice names an epoch
                     // that is gone by its second slot, so it is refused there.
                     let result = self.schedule.record(slot, change).cloned();
-                    done.push((slot, proposal, Executed::Change(result)));
+                    done.push(ran(Executed::Change(result)));
                     continue;
                 }
                 // A range read's result may be megabytes: the session table keeps a
@@ -289,7 +306,7 @@ impl ReplicaLog {
                     }
                     Admission::Duplicate(_) | Admission::Expired if range_read => {
                         let result = self.kv.apply(&proposal.command);
-                        done.push((slot, proposal, Executed::Command(Ok(result))));
+                        done.push(ran(Executed::Command(Ok(result))));
                         continue;
                     }
                     Admission::Execute => {
@@ -298,25 +315,23 @@ impl ReplicaLog {
                         result
                     }
                     Admission::Duplicate(result) => {
-                        done.push((slot, proposal, Executed::Command(Ok(result))));
+                        done.push(ran(Executed::Command(Ok(result))));
                         continue;
                     }
                     Admission::Expired => {
                         let request = proposal.request;
                         let expired = Err(RequestError::SessionExpired { request });
-                        done.push((slot, proposal, Executed::Command(expired)));
+                        done.push(ran(Executed::Command(expired)));
                         continue;
                     }
                 };
                 if self.applied.len() >= APPLIED_HISTORY {
                     self.applied.pop_front();
                 }
-                self.applied.push_back(AppliedEntry {
-                    slot,
-                    request: proposal.request,
-                    command: proposal.command.clone(),
-                });
-                done.push((slot, proposal, Executed::Command(Ok(result))));
+                let position = u32::try_from(position).expect("a batch of fewer than 2^32");
+                self.applied
+                    .push_back((slot, Batch::clone(&batch), position));
+                done.push(ran(Executed::Command(Ok(result))));
             }
             self.next_execute += 1;
         }
@@ -327,7 +342,17 @@ impl ReplicaLog {
         &self.kv
     }
 
-    pub(crate) fn applied(&self) -> &VecDeque<AppliedEntry> {
-        &self.applied
+    pub(crate) fn applied(&self) -> Vec<AppliedEntry> {
+        self.applied
+            .iter()
+            .map(|(slot, batch, position)| {
+                let proposal = &batch[*position as usize];
+                AppliedEntry {
+                    slot: *slot,
+                    request: proposal.request,
+                    command: proposal.command.clone(),
+                }
+            })
+            .collect()
     }
 }

@@ -284,8 +284,8 @@ impl MultiPaxos {
 
     /// The most recent commands applied here (at most [`APPLIED_HISTORY`]), in execution
     /// order (slot, request, command). A snapshot installed by state transfer leaves a
-    /// gap in slots.
-    pub fn applied(&self) -> &std::collections::VecDeque<AppliedEntry> {
+    /// gap in slots. Built on each call (tests and debugging).
+    pub fn applied(&self) -> Vec<AppliedEntry> {
         self.log.applied()
     }
 

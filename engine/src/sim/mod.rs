@@ -171,6 +171,8 @@ pub struct Sim<P: Protocol> {
     stats: SimStats,
     digest: u64,
     trace: Option<Vec<String>>,
+    /// Where records are encoded before they are copied to a disk (keeps its capacity).
+    encode_buffer: Vec<u8>,
 }
 
 fn mix(a: u64, b: u64) -> u64 {
@@ -209,6 +211,7 @@ impl<P: Protocol> Sim<P> {
             stats: SimStats::default(),
             digest: 0xcbf2_9ce4_8422_2325,
             trace: None,
+            encode_buffer: Vec::new(),
             config,
         };
         let ids: Vec<NodeId> = sim.cluster.ids().collect();
@@ -491,10 +494,12 @@ impl<P: Protocol> Sim<P> {
             match output {
                 Output::Now(effect) => self.perform(node, effect),
                 Output::Persist { records, then } => {
-                    self.persist(node, DiskOp::Append(disk::encode(&records)), then)
+                    let encoded = disk::encode(&records, &mut self.encode_buffer);
+                    self.persist(node, DiskOp::Append(encoded), then)
                 }
                 Output::Compact { snapshot } => {
-                    self.persist(node, DiskOp::Replace(disk::encode(&snapshot)), Vec::new())
+                    let encoded = disk::encode(&snapshot, &mut self.encode_buffer);
+                    self.persist(node, DiskOp::Replace(encoded), Vec::new())
                 }
             }
         }
