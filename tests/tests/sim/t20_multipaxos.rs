@@ -200,7 +200,7 @@ fn batching_stays_linearizable_and_packs_commands() {
         let longest = outcome
             .sim
             .live_nodes()
-            .map(|(_, node)| node.applied().iter().cloned().collect::<Vec<_>>())
+            .map(|(_, node)| node.applied())
             .max_by_key(Vec::len)
             .unwrap_or_default();
         let slots: std::collections::BTreeSet<_> = longest.iter().map(|e| e.slot).collect();
