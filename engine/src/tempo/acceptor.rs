@@ -45,6 +45,7 @@ pub(super) fn on_propose(
             ts: proposal,
             promise: r.clocks.promise(&key),
             lane: r.clocks.promise(SWITCH_LANE),
+            collected: r.collected.prefixes(),
         };
         r.outbox.persist(Vec::new(), vec![send(from, ack)]);
         return;
@@ -64,6 +65,7 @@ pub(super) fn on_propose(
         ts: proposal,
         promise: r.clocks.promise(&key),
         lane: r.clocks.promise(SWITCH_LANE),
+        collected: r.collected.prefixes(),
     };
     r.outbox.persist(vec![record], vec![send(from, ack)]);
 }

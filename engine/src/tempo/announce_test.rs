@@ -11,7 +11,7 @@ use std::time::Duration;
 /// The clock on `k` in the announcements among `sent`, if any.
 fn announced(sent: &[(NodeId, Message)]) -> Option<u64> {
     sent.iter().find_map(|(_, m)| match m {
-        Message::Promises { keys } => keys.iter().find(|p| p.key == b"k").map(|p| p.clock),
+        Message::Promises { keys, .. } => keys.iter().find(|p| p.key == b"k").map(|p| p.clock),
         _ => None,
     })
 }
@@ -105,7 +105,14 @@ fn nothing_is_asked_once_the_promises_arrive() {
     core.handle_timeout(Time::ZERO + Duration::from_millis(100));
     for from in [0, 1, 3] {
         let keys = vec![promise(7, Vec::new())];
-        core.handle_message(Time::ZERO, NodeId(from), Message::Promises { keys });
+        core.handle_message(
+            Time::ZERO,
+            NodeId(from),
+            Message::Promises {
+                keys,
+                collected: Vec::new(),
+            },
+        );
     }
     assert_eq!(
         core.executed().len(),

@@ -79,6 +79,7 @@ fn blocked_by_a_lower_proposal(
             ts: 5,
             promise,
             lane: lane(5),
+            collected: Vec::new(),
         };
         core.handle_message(Time::ZERO, NodeId(from), ack);
         let (more, answered) = drain(&mut core);
@@ -188,6 +189,7 @@ fn a_coordinator_proposes_above_every_clock_announced_on_the_key() {
     let mut core = replica(5, 0, 1);
     let announced = Message::Promises {
         keys: vec![promise(41, Vec::new())],
+        collected: Vec::new(),
     };
     core.handle_message(Time::ZERO, NodeId(3), announced);
     core.handle_request(Time::ZERO, request(1, "k"));

@@ -113,6 +113,7 @@ pub(super) fn start(r: &mut Replica, drives: &mut Drives, now: Time, payload: Pa
         ts,
         promise: r.clocks.promise(&key),
         lane: r.clocks.promise(SWITCH_LANE),
+        collected: Vec::new(),
     };
     then.push(send(r.id, own));
     let record = Record::Proposed {

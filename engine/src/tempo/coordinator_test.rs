@@ -43,6 +43,7 @@ pub(super) fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
         ts,
         promise,
         lane: lane(ts),
+        collected: Vec::new(),
     };
     core.handle_message(Time::ZERO, NodeId(from), message);
 }
@@ -54,6 +55,7 @@ fn own_ack(core: &mut Tempo, dot: Dot, promise: KeyPromise) {
         ts: 1,
         promise,
         lane: lane(1),
+        collected: Vec::new(),
     };
     core.handle_message(Time::ZERO, NodeId(0), own);
 }
@@ -114,6 +116,7 @@ fn f2_takes_the_slow_path_when_the_highest_proposal_has_one_reporter() {
             ts: 1,
             promise,
             lane: lane(1),
+            collected: Vec::new(),
         },
     );
     ack(&mut core, 1, dot, 1);
@@ -158,6 +161,7 @@ fn f2_commits_fast_when_two_members_report_the_highest_proposal() {
             ts: 1,
             promise,
             lane: lane(1),
+            collected: Vec::new(),
         },
     );
     ack(&mut core, 1, dot, 1);

@@ -179,7 +179,9 @@ impl Executor {
     }
 
     /// Take a snapshot's (or a peer's) executed set, state machine, session table and
-    /// configurations; what waits and was executed there stops waiting.
+    /// configurations; what waits and was executed there stops waiting. The execution
+    /// log keeps only what the new state holds: a command run here but not there was
+    /// undone (a replica added again may take a state behind its own) and runs again.
     pub(super) fn restore(
         &mut self,
         executed: DotSet,
@@ -191,6 +193,7 @@ impl Executor {
         self.state.sessions = sessions;
         self.state.epochs = epochs;
         let done = &self.executed;
+        self.state.order.retain(|entry| done.contains(entry.dot));
         self.waiting.retain(|_, queue| {
             queue.retain(|(_, dot)| !done.contains(*dot));
             !queue.is_empty()

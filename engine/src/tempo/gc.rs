@@ -48,6 +48,7 @@ fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) {
         return;
     }
     let promises: Vec<_> = keys.iter().map(|k| r.clocks.promise(k)).collect();
+    let collected = r.collected.prefixes();
     let unrecorded = r.clocks.take_unrecorded();
     let records = if unrecorded.is_empty() {
         Vec::new()
@@ -63,6 +64,7 @@ fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) {
         .map(|&m| {
             let message = Message::Promises {
                 keys: promises.clone(),
+                collected: collected.clone(),
             };
             send(m, message)
         })
@@ -286,12 +288,22 @@ pub(super) fn on_inquire(r: &mut Replica, from: NodeId, dots: Vec<Dot>) {
     }
 }
 
+/// Whether a peer's promises may count here: this replica executed everything the peer
+/// collected. Always so in a fixed configuration (collection waits for every member's
+/// report); not for a replica removed and added again while it was away, which the
+/// members collected without: the peer's promises leave out commands it never ran.
+pub(super) fn executed_all(r: &Replica, collected: &[(NodeId, u64)]) -> bool {
+    collected.iter().all(|&(node, seq)| {
+        let epoch = epoch_of(seq);
+        r.executor.executed.prefix_at(node, epoch) >= seq
+            || r.collected.prefix_at(node, epoch) >= seq
+    })
+}
+
 /// A peer forgot commands this replica asked for because every member executed them:
 /// if this replica did not, it was left behind and must fetch the members' state.
 pub(super) fn behind_collection(r: &Replica, dots: &[Dot]) -> bool {
-    r.fence.may_propose()
-        && r.fence.executes()
-        && dots.iter().any(|&d| !r.executor.executed.contains(d))
+    dots.iter().any(|&d| !r.executor.executed.contains(d))
 }
 
 #[cfg(test)]

@@ -141,6 +141,8 @@ pub enum Message {
         /// The member's promises on the switch lane (a put or delete is answered before
         /// it runs only once no switch can end its epoch below it).
         lane: KeyPromise,
+        /// What the member collected (see [`Message::Promises`]).
+        collected: Vec<(NodeId, u64)>,
     },
     /// Slow path or recovery: accept `ts` for the command in `ballot`.
     Consensus {
@@ -174,6 +176,9 @@ pub enum Message {
     Promises {
         /// Per key.
         keys: Vec<KeyPromise>,
+        /// The sender's collected commands, as per-coordinator prefixes: its promises
+        /// leave them out, so they count only at a replica that executed them all.
+        collected: Vec<(NodeId, u64)>,
     },
     /// The sender's commands on these keys have waited a `promise_resend` for promises
     /// it has not heard from the receiver (a lost announcement): announce them again.
@@ -308,7 +313,8 @@ pub struct Snapshot {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RejoinState {
     /// The peer's highest own sequence number: the asker's former self voted on none of
-    /// its commands above.
+    /// its commands above. A peer rejoining itself gives the base of the epoch it
+    /// fetches for (it proposed nothing there yet).
     pub last_seq: u64,
     /// Per key, the highest clock the peer has or heard announced (its former self's
     /// included).
@@ -319,7 +325,17 @@ pub struct RejoinState {
     /// Per key, the commands the peer holds that are not executed everywhere: the asker
     /// attaches a promise to each (its former self may have proposed for it).
     pub pending: Vec<(Key, Dot)>,
-    /// The peer's executed set, state machine and session table.
+    /// The peer's executed state, unless the peer lost its own (it rejoins too): the
+    /// asker installs the first it gets.
+    pub state: Option<PeerState>,
+    /// The epochs of rejoined replicas the peer fenced.
+    pub starts: Vec<(NodeId, u64)>,
+}
+
+/// A peer's executed state, as a rejoining replica installs it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PeerState {
+    /// The peer's executed set.
     pub executed: DotSet,
     /// The state machine.
     pub kv: KvStore,
@@ -329,8 +345,6 @@ pub struct RejoinState {
     pub epochs: Epochs,
     /// Commands executed everywhere.
     pub collected: DotSet,
-    /// The epochs of rejoined replicas the peer fenced.
-    pub starts: Vec<(NodeId, u64)>,
 }
 
 /// What survives a crash, replayed in order.

@@ -77,7 +77,7 @@ pub use epochs::Epochs;
 pub use execution::ExecutedEntry;
 pub use fence::{Fence, Stage};
 pub use messages::{
-    Ballot, Dot, KeyPromise, Message, Payload, RecReport, Record, RejoinState, Snapshot,
+    Ballot, Dot, KeyPromise, Message, Payload, PeerState, RecReport, Record, RejoinState, Snapshot,
     SWITCH_LANE,
 };
 
@@ -249,11 +249,15 @@ impl Tempo {
             Message::ProposeAck { promise, .. } if !r.fence.current(from, promise.epoch) => {
                 r.metrics.incr("stale_messages")
             }
+            Message::ProposeAck { collected, .. } if !gc::executed_all(r, &collected) => {
+                self.left_behind(now)
+            }
             Message::ProposeAck {
                 dot,
                 ts,
                 promise,
                 lane,
+                collected: _,
             } => coordinator::on_propose_ack(r, drives, now, from, dot, ts, (promise, lane)),
             Message::Consensus {
                 dot,
@@ -268,7 +272,10 @@ impl Tempo {
                 drives.map.remove(&dot);
                 r.commit(now, dot, payload, ts, None);
             }
-            Message::Promises { mut keys } => {
+            Message::Promises { collected, .. } if !gc::executed_all(r, &collected) => {
+                self.left_behind(now)
+            }
+            Message::Promises { mut keys, .. } => {
                 keys.retain(|p| r.fence.current(from, p.epoch));
                 acceptor::on_promises(r, from, keys)
             }
@@ -276,9 +283,7 @@ impl Tempo {
             Message::Inquire { dots } => gc::on_inquire(r, from, dots),
             Message::Collected { dots } => {
                 if gc::behind_collection(r, &dots) {
-                    r.metrics.incr("behind_collection");
-                    self.fence_for_rejoin();
-                    self.on_rejoin_timer(now);
+                    self.left_behind(now);
                 }
             }
             Message::Rec {

@@ -14,9 +14,12 @@
 //!           in chunks: RejoinState{P's last own seq, per key max(P's clock, every clock
 //!           announced to P), the commands P holds, P's executed state}; P forgets what
 //!           R's former selves announced and reported
-//!  first answer: install its executed state; commits learned meanwhile run
+//!  (P rejoining itself answers phase 1 at once and phase 2 once it chose its epoch,
+//!   with that epoch's base as its last seq and no executed state)
+//!  first answer with a state: install it; commits learned meanwhile run
 //!  every answer: clocks raised to its clocks; a promise at timestamp 0 attached to each
 //!           command it holds; bound on P's commands = its last seq + 1
+//!  every peer answered, none with a state: start over
 //!  every peer answered: Fence{Rejoined}; compact (durable); vote on (P, s) only if s is
 //!           at or above P's bound; propose in epoch E
 //! ```
@@ -24,7 +27,7 @@
 use super::coordinator;
 use super::dots::{epoch_base, epoch_of, Dot};
 use super::fence::Stage;
-use super::messages::{Message, Record, RejoinState};
+use super::messages::{Message, PeerState, Record, RejoinState};
 use super::replica::Replica;
 use super::{compaction, gc, Tempo, TempoTimer};
 use crate::id::NodeId;
@@ -87,6 +90,21 @@ impl Tempo {
             self.replica.metrics.incr("rejoin_rule_skipped");
             return;
         }
+        self.fence_for_rejoin();
+        self.on_rejoin_timer(now);
+    }
+
+    /// The members collected commands this replica never ran (it was removed and added
+    /// again while away): their promises leave those out, so count none and fetch the
+    /// members' state. A replica without a state of its own (rejoining, or removed)
+    /// only leaves the promises uncounted.
+    pub(super) fn left_behind(&mut self, now: Time) {
+        let r = &mut self.replica;
+        if !(r.fence.may_propose() && r.fence.executes()) {
+            r.metrics.incr("promises_not_counted");
+            return;
+        }
+        r.metrics.incr("behind_collection");
         self.fence_for_rejoin();
         self.on_rejoin_timer(now);
     }
@@ -252,6 +270,10 @@ impl Tempo {
             r.metrics.incr("stale_messages");
             return;
         }
+        if r.fence.stage == Stage::Querying {
+            // Rejoining ourselves without an epoch yet: no bound on our commands to give.
+            return;
+        }
         // One answer per attempt, taken once the former selves are fenced (see
         // `transfer::Answers`).
         let fresh = !self.rejoin.served.holds(from, nonce);
@@ -321,19 +343,15 @@ impl Tempo {
     }
 
     /// A peer's complete answer.
-    fn take_answer(&mut self, now: Time, from: NodeId, state: RejoinState) {
+    fn take_answer(&mut self, now: Time, from: NodeId, answer: RejoinState) {
         let RejoinState {
             last_seq,
             clocks,
             floor,
             pending,
-            executed,
-            kv,
-            sessions,
-            epochs,
-            collected,
+            state,
             starts,
-        } = state;
+        } = answer;
         self.rejoin.answered.insert(from);
         let r = &mut self.replica;
         r.fence.bounds.insert(from, last_seq.saturating_add(1));
@@ -347,25 +365,8 @@ impl Tempo {
         for (key, clock) in clocks {
             r.clocks.bump(&key, clock);
         }
-        if r.fence.lost_state {
-            r.executor.restore(executed, (kv, sessions), epochs);
-            r.follow_configuration();
-            r.collected = collected;
-            r.fence.lost_state = false;
-            r.metrics.incr("state_transfers_completed");
-            // What was learned meanwhile runs now (what the state executed is skipped).
-            let learned: Vec<_> = r
-                .cmds
-                .iter()
-                .filter(|(_, c)| c.durable)
-                .filter_map(|(&d, c)| Some((d, c.decided?, c.payload.as_ref()?.key().clone())))
-                .collect();
-            for (dot, ts, key) in learned {
-                r.executor.add(&key, ts, dot);
-                r.touched.insert(key);
-            }
-            let collected = &r.collected;
-            r.cmds.retain(|dot, _| !collected.contains(*dot));
+        if let Some(state) = state.filter(|_| r.fence.lost_state) {
+            install(r, state);
         }
         for (key, dot) in pending {
             // Our former self may have proposed any timestamp for it: our promises on
@@ -376,9 +377,18 @@ impl Tempo {
         }
         r.metrics.incr("rejoin_answers");
         let answerers = self.answerers();
-        if answerers.iter().all(|m| self.rejoin.answered.contains(m)) {
-            self.finish_rejoin(now);
+        if !answerers.iter().all(|m| self.rejoin.answered.contains(m)) {
+            return;
         }
+        if self.replica.fence.lost_state {
+            // Every answerer was rejoining too: none had a state to give. Ask again
+            // (their own rejoins end with the others' states).
+            self.replica.metrics.incr("rejoins_without_state");
+            self.fence_for_rejoin();
+            self.on_rejoin_timer(now);
+            return;
+        }
+        self.finish_rejoin(now);
     }
 
     /// Every peer answered: vote per the bounds, propose in our epoch, durably.
@@ -416,15 +426,15 @@ impl Tempo {
 }
 
 /// Whether this replica answers `from`'s rejoin: both are members of its current
-/// configuration and it is not rejoining itself. A spare fetches state once a switch
-/// adds it; a removed replica answers nobody.
+/// configuration, or this replica rejoins itself (its configuration may be stale, and
+/// two members rejoining at once wait for each other). A spare fetches state once a
+/// switch adds it; a removed replica answers nobody.
 fn serves_rejoin(r: &Replica, from: NodeId) -> bool {
-    r.fence.may_propose() && r.members.contains(&r.id) && r.members.contains(&from)
+    !r.fence.may_propose() || (r.members.contains(&r.id) && r.members.contains(&from))
 }
 
 /// What we tell a peer that lost its disk (see [`RejoinState`]).
 fn rejoin_state(r: &Replica, last_seq: u64) -> RejoinState {
-    let (kv, sessions) = r.executor.state();
     let mut clocks: BTreeMap<_, u64> = r.clocks.clocks().into_iter().collect();
     for (key, clock) in r.promises.highest_all() {
         let entry = clocks.entry(key.clone()).or_default();
@@ -435,18 +445,59 @@ fn rejoin_state(r: &Replica, last_seq: u64) -> RejoinState {
         .iter()
         .filter_map(|(&dot, c)| Some((c.payload.as_ref()?.key().clone(), dot)))
         .collect();
+    let state = r.fence.executes().then(|| {
+        let (kv, sessions) = r.executor.state();
+        PeerState {
+            executed: r.executor.executed.clone(),
+            kv: kv.clone(),
+            sessions: sessions.clone(),
+            epochs: r.executor.epochs().clone(),
+            collected: r.collected.clone(),
+        }
+    });
+    // Rejoining ourselves, we propose only above our new epoch's base.
+    let last_seq = if r.fence.may_propose() {
+        last_seq
+    } else {
+        epoch_base(r.fence.epoch)
+    };
     RejoinState {
         last_seq,
         clocks: clocks.into_iter().collect(),
         floor: r.clocks.floor().max(r.promises.forgotten()),
         pending,
-        executed: r.executor.executed.clone(),
-        kv: kv.clone(),
-        sessions: sessions.clone(),
-        epochs: r.executor.epochs().clone(),
-        collected: r.collected.clone(),
+        state,
         starts: r.fence.starts.iter().map(|(&n, &e)| (n, e)).collect(),
     }
+}
+
+/// Take a peer's executed state in place of ours; what was learned meanwhile runs now.
+fn install(r: &mut Replica, state: PeerState) {
+    let PeerState {
+        executed,
+        kv,
+        sessions,
+        epochs,
+        collected,
+    } = state;
+    r.executor.restore(executed, (kv, sessions), epochs);
+    r.follow_configuration();
+    r.collected = collected;
+    r.fence.lost_state = false;
+    r.metrics.incr("state_transfers_completed");
+    // What the state executed is skipped.
+    let learned: Vec<_> = r
+        .cmds
+        .iter()
+        .filter(|(_, c)| c.durable)
+        .filter_map(|(&d, c)| Some((d, c.decided?, c.payload.as_ref()?.key().clone())))
+        .collect();
+    for (dot, ts, key) in learned {
+        r.executor.add(&key, ts, dot);
+        r.touched.insert(key);
+    }
+    let collected = &r.collected;
+    r.cmds.retain(|dot, _| !collected.contains(*dot));
 }
 
 /// Whether a vote on `dot` may be given here; if not, a decision known here is still

@@ -222,3 +222,61 @@ fn a_restart_before_the_installed_state_is_durable_runs_nothing_on_an_incomplete
         serves_and_agrees(&mut pump, seed);
     }
 }
+
+/// Found by t19 seed 3031: two members rejoining at once (a spare just added and a
+/// replica added again) each waited for the other's answer forever. A rejoining replica
+/// answers the query at once and the fetch once it chose its epoch, with no state; each
+/// installs the state of a peer that has one.
+#[test]
+fn two_replicas_that_lost_their_disks_at_once_both_rejoin() {
+    const OTHER: NodeId = NodeId(3);
+    for seed in 0..4 {
+        let mut pump = new_pump(5, seed, Order::Shuffled, rejoining());
+        let ids = submit(&mut pump, 0, 40, 3);
+        assert!(pump.run_until(STEPS, |p| answered(p, &ids)), "seed {seed}");
+        for lost in [LOST, OTHER] {
+            pump.crash(lost);
+            pump.wipe(lost);
+            pump.restart_rejoining(lost);
+        }
+        let both = |p: &Pump| {
+            [LOST, OTHER]
+                .iter()
+                .all(|&n| p.is_up(n) && p.up(n).fence().stage == Stage::Rejoined)
+        };
+        assert!(pump.run_until(STEPS, both), "seed {seed}: no rejoin");
+        for lost in [LOST, OTHER] {
+            let fence = pump.up(lost).fence();
+            assert!(!fence.lost_state, "seed {seed}: {fence:?}");
+        }
+        serves_and_agrees(&mut pump, seed);
+    }
+}
+
+/// Found by t19 seed 4164: a replica removed while it was down came back not knowing it,
+/// was added again, and counted the members' promises, which left out a command they had
+/// collected without it: it ran later commands on the key first. A peer's promises count
+/// only where everything the peer collected was executed; otherwise the replica fetches
+/// the members' state.
+#[test]
+fn promises_of_a_peer_that_collected_what_was_not_run_here_start_a_rejoin() {
+    let mut core = replica(3, 0, 1);
+    let missed = Dot {
+        node: NodeId(1),
+        seq: 3,
+    };
+    let announced = Message::Promises {
+        keys: vec![promise(9, Vec::new())],
+        collected: vec![(missed.node, missed.seq)],
+    };
+    core.handle_message(Time::ZERO, NodeId(1), announced);
+    assert_eq!(core.fence().stage, Stage::Querying);
+    assert!(core.fence().lost_state);
+    assert_eq!(core.metrics().get("behind_collection"), 1);
+    let (_, sent) = synced(&mut core);
+    assert!(
+        sent.iter()
+            .any(|(_, m)| matches!(m, Message::RejoinQuery { .. })),
+        "{sent:?}"
+    );
+}
