@@ -180,6 +180,7 @@ pub(super) fn report(r: &mut Replica) {
             let message = Message::Executed {
                 prefix: prefix.clone(),
                 epoch: r.clocks.epoch(),
+                config_epoch: r.configuration().epoch(),
             };
             send(m, message)
         })

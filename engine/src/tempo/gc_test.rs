@@ -41,6 +41,7 @@ fn a_lagging_replica_asks_for_exactly_the_commits_it_lacks() {
     let report = Message::Executed {
         prefix: vec![(NodeId(0), highest)],
         epoch: 0,
+        config_epoch: 0,
     };
     let asked: Vec<Dot> = exchange(&mut pump, NodeId(0), NodeId(2), report)
         .into_iter()

@@ -3,7 +3,7 @@
 //! outside its epoch's range runs nowhere and its coordinator proposes it again.
 
 use super::test_support::{assert_same_order, config, Pump, STEPS};
-use super::{Protocol, Tempo, TempoConfig};
+use super::{Message, Protocol, Stage, Tempo, TempoConfig};
 use crate::configuration::{Change, ChangeFailure, Configuration};
 use crate::id::{ClientId, NodeId, RequestId};
 use crate::protocol::{Member, Membership};
@@ -363,4 +363,32 @@ fn a_tempo_core_reports_its_configuration() {
     let configuration = core.configuration().expect("a configuration");
     assert_eq!(configuration.epoch(), 0);
     assert_eq!(configuration.voter_count(), 3);
+}
+
+/// Found by t19 seed 5105: a report from a peer that had not executed the removal yet
+/// made a removed replica fetch state as if added again, from the members of the old
+/// configuration, one of which was removed later and never answered. Only a report from
+/// a newer configuration than its own means it was added again.
+#[test]
+fn a_removed_replica_is_added_again_only_by_a_report_from_a_newer_configuration() {
+    let mut pump = pump(5, None, 3);
+    let writes = puts(&mut pump, &[0, 1, 2], 1, 10);
+    all_written(&mut pump, &writes);
+    propose(&mut pump, 0, 1, Change::Remove(NodeId(4)));
+    outcome(&mut pump, 0).expect("voter 4 removed");
+    reach_epoch(&mut pump, &[4], 1);
+    let mut removed = pump.nodes[4].take().expect("up");
+    let report = |config_epoch| Message::Executed {
+        prefix: Vec::new(),
+        epoch: 0,
+        config_epoch,
+    };
+    let now = pump.now;
+    removed.handle_message(now, NodeId(1), report(0));
+    removed.handle_message(now, NodeId(1), report(1));
+    assert_eq!(removed.metrics().get("readded_here"), 0);
+    assert_eq!(removed.fence().stage, Stage::Voter);
+    removed.handle_message(now, NodeId(1), report(2));
+    assert_eq!(removed.metrics().get("readded_here"), 1);
+    assert_eq!(removed.fence().stage, Stage::Querying);
 }

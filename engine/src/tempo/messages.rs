@@ -223,6 +223,9 @@ pub enum Message {
         prefix: Vec<(NodeId, u64)>,
         /// The sender's epoch (a former self's report is ignored once fenced).
         epoch: u64,
+        /// The sender's configuration epoch: reports go to its members, so a removed
+        /// replica that hears from a configuration newer than its own was added again.
+        config_epoch: u64,
     },
     /// A replica that lost its disk asks for a peer's bound on its epochs (phase 1 of
     /// the rejoin rule).

@@ -302,7 +302,9 @@ impl Tempo {
             Message::Executed { epoch, .. } if !r.fence.current(from, epoch) => {
                 r.metrics.incr("stale_messages")
             }
-            Message::Executed { .. } if r.removed && from != r.id => {
+            Message::Executed { config_epoch, .. }
+                if r.removed && from != r.id && config_epoch > r.configuration().epoch() =>
+            {
                 // Reports go to members only: this replica was added again. Its state is
                 // behind what the members collected without it: fetch theirs.
                 r.removed = false;

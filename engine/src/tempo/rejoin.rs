@@ -148,10 +148,11 @@ impl Tempo {
         let r = &mut self.replica;
         match r.fence.stage {
             Stage::Querying => {
-                for peer in answerers {
-                    if !self.rejoin.epochs.contains_key(&peer) {
-                        r.outbox.send(peer, Message::RejoinQuery { nonce });
-                    }
+                // Everyone, answered or not: a member of an older configuration may never
+                // answer (removed since), and a newer configuration names who must.
+                let me = r.id;
+                for peer in r.cluster.ids().filter(|&n| n != me) {
+                    r.outbox.send(peer, Message::RejoinQuery { nonce });
                 }
             }
             Stage::Fetching => {
