@@ -352,6 +352,11 @@ impl Replica {
             let ran = executor.run(&key, stable, |dot| {
                 cmds.get(&dot).and_then(|c| c.payload.as_ref())
             });
+            if key.as_slice() == SWITCH_LANE && !ran.is_empty() {
+                // A switch ran, applied or not: stability on every key was capped at it.
+                let waiting: Vec<Key> = self.executor.waiting_keys().cloned().collect();
+                self.touched.extend(waiting);
+            }
             for ran in ran {
                 self.finish(now, ran);
             }

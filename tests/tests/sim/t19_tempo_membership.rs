@@ -128,3 +128,29 @@ fn membership_switches_under_random_faults_over_200_seeds() {
         "{applied} changes applied for {goals} goals"
     );
 }
+
+/// Seeds beyond the default 200 at which earlier builds diverged or stalled (what each
+/// found: docs/design.md, "Tempo epochs", status). They run on every build.
+const SEEDS_THAT_FOUND_FAULTS: [u64; 15] = [
+    190, 1022, 2008, 3031, 4043, 4164, 5013, 5039, 5105, 7024, 9075, 9117, 9141, 10071, 16003,
+];
+
+#[test]
+fn seeds_that_found_faults_pass() {
+    let test = "t19_tempo_membership::seeds_that_found_faults_pass";
+    let replay = std::env::var("MERIDIAN_SEED").is_ok();
+    let chosen = if replay {
+        seeds(1)
+    } else {
+        SEEDS_THAT_FOUND_FAULTS.to_vec()
+    };
+    for seed in chosen {
+        let run = run_seed(test, seed);
+        assert!(
+            run.operator.tally.applied >= run.operator.plan.planned,
+            "seed {seed}: {} changes applied for {} goals",
+            run.operator.tally.applied,
+            run.operator.plan.planned
+        );
+    }
+}
