@@ -392,3 +392,40 @@ fn a_removed_replica_is_added_again_only_by_a_report_from_a_newer_configuration(
     assert_eq!(removed.metrics().get("readded_here"), 1);
     assert_eq!(removed.fence().stage, Stage::Querying);
 }
+
+/// Found by t19 seed 16028: a spare that joined (its fence says it rejoined), was removed,
+/// and restarted forgot it had been removed; added again, it never learned so (it runs
+/// nothing while removed) and never fetched the members' state.
+#[test]
+fn a_joined_spare_removed_and_restarted_is_added_again_through_a_state_transfer() {
+    for seed in 0..4 {
+        let mut pump = pump(4, Some(vec![0, 1, 2]), seed);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 20);
+        propose(&mut pump, 0, 1, learner(3));
+        outcome(&mut pump, 0).expect("learner added");
+        let joined = |p: &Pump| p.up(NodeId(3)).fence().stage == Stage::Rejoined;
+        assert!(pump.run_until(STEPS, joined), "seed {seed}: 3 never joined");
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
+        propose(&mut pump, 0, 2, Change::Remove(NodeId(3)));
+        outcome(&mut pump, 0).expect("learner removed");
+        reach_epoch(&mut pump, &[3], 2);
+        pump.crash(NodeId(3));
+        pump.restart(NodeId(3));
+        writes.extend(puts(&mut pump, &[0, 1, 2], 21, 20));
+        all_written(&mut pump, &writes);
+        propose(&mut pump, 0, 3, learner(3));
+        outcome(&mut pump, 0).expect("learner added again");
+        let readded = |p: &Pump| p.up(NodeId(3)).metrics().get("readded_here") == 1;
+        assert!(
+            pump.run_until(STEPS, readded),
+            "seed {seed}: 3 never learned it was added again"
+        );
+        let fetched = |p: &Pump| p.up(NodeId(3)).metrics().get("rejoining") == 0;
+        assert!(
+            pump.run_until(STEPS, fetched),
+            "seed {seed}: 3 never fetched state"
+        );
+        reach_epoch(&mut pump, &[3], 3);
+        assert_agreement(&mut pump, &[0, 1, 2, 3], &writes, 3);
+    }
+}

@@ -141,7 +141,7 @@ impl Tempo {
         let mut replica = Replica::new(id, cluster, config);
         let spare = recovered.is_empty() && !replica.members.contains(&id);
         let last_seq = replay::replay(&mut replica, recovered);
-        if replica.fence.stage == Stage::Voter && replica.fence.lost_state {
+        if replica.fence.may_propose() && replica.fence.lost_state {
             // Removed before this restart (`left_configuration`).
             replica.removed = true;
         }
