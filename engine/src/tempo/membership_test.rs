@@ -429,3 +429,36 @@ fn a_joined_spare_removed_and_restarted_is_added_again_through_a_state_transfer(
         assert_agreement(&mut pump, &[0, 1, 2, 3], &writes, 3);
     }
 }
+
+/// Found by t19 seed 23101: a replica cut off while it was removed and added again ran
+/// both switches in one pass once healed: the second made it a member again after it gave
+/// its state up, so no report ever looked newer than its configuration and it never
+/// fetched the members' state. Nothing runs after the switch that removes a replica.
+#[test]
+fn a_replica_removed_and_added_again_while_cut_off_fetches_the_members_state() {
+    for seed in 0..4 {
+        let mut pump = pump(5, None, seed);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 20);
+        all_written(&mut pump, &writes);
+        pump.isolate(NodeId(4));
+        propose(&mut pump, 0, 1, Change::Remove(NodeId(4)));
+        outcome(&mut pump, 0).expect("voter 4 removed");
+        reach_epoch(&mut pump, &[0], 1);
+        propose(&mut pump, 0, 2, learner(4));
+        outcome(&mut pump, 0).expect("4 added again as a learner");
+        writes.extend(puts(&mut pump, &[0, 1, 2], 21, 20));
+        all_written(&mut pump, &writes);
+        pump.heal();
+        let fetched = |p: &Pump| {
+            let metrics = p.up(NodeId(4)).metrics();
+            metrics.get("state_transfers_completed") == 1 && metrics.get("rejoining") == 0
+        };
+        assert!(
+            pump.run_until(STEPS, fetched),
+            "seed {seed}: 4 never fetched the members' state"
+        );
+        reach_epoch(&mut pump, &[4], 2);
+        assert_eq!(pump.up(NodeId(4)).metrics().get("removed_here"), 1);
+        assert_agreement(&mut pump, &[0, 1, 2, 3, 4], &writes, 2);
+    }
+}

@@ -339,7 +339,12 @@ impl Replica {
             // A lost disk: commits wait for a peer's state (`rejoin.rs`).
             return;
         }
-        while let Some(key) = self.touched.pop_first() {
+        // A switch that removes this replica gives its state up: nothing more runs here,
+        // not even a later switch that adds it again (it then fetches the members').
+        while self.fence.executes() {
+            let Some(key) = self.touched.pop_first() else {
+                break;
+            };
             if self.executor.head(&key).is_none() {
                 self.on_promised(now, &key);
                 continue;

@@ -131,9 +131,9 @@ fn membership_switches_under_random_faults_over_200_seeds() {
 
 /// Seeds beyond the default 200 at which earlier builds diverged or stalled (what each
 /// found: docs/design.md, "Tempo epochs", status). They run on every build.
-const SEEDS_THAT_FOUND_FAULTS: [u64; 17] = [
+const SEEDS_THAT_FOUND_FAULTS: [u64; 18] = [
     190, 1022, 2008, 3031, 4043, 4164, 5013, 5039, 5105, 7024, 9075, 9117, 9141, 10071, 16003,
-    16028, 21175,
+    16028, 21175, 23101,
 ];
 
 #[test]
