@@ -51,6 +51,10 @@ pub struct TempoConfig {
     /// Tests only: a replica that lost its disk votes and proposes at once, without the
     /// rejoin rule (docs/design.md#tempo-rejoin-rule). Never set it in production.
     pub unsafe_rejoin_without_fence: bool,
+    /// Tests only: stability on every range is counted among the voters of the current
+    /// configuration, not of the range's own (docs/design.md, "Tempo epochs", rule 4).
+    /// Never set it in production.
+    pub unsafe_stability_among_current_voters: bool,
     /// The replicas that form the configuration of epoch 0, all voters (default `None`:
     /// every replica of the cluster). The others are spares until a membership switch
     /// adds them (docs/design.md, "Tempo epochs").
@@ -73,6 +77,7 @@ impl Default for TempoConfig {
             snapshot_interval: 4_096,
             snapshot_chunk_bytes: 1 << 20,
             unsafe_rejoin_without_fence: false,
+            unsafe_stability_among_current_voters: false,
             initial_members: None,
         }
     }

@@ -377,6 +377,10 @@ impl Replica {
             .executor
             .pending_switch()
             .map_or(u64::MAX, |(ts, _)| ts);
+        let current: Option<Vec<NodeId>> = self
+            .config
+            .unsafe_stability_among_current_voters
+            .then(|| self.configuration().voters().collect());
         let Self {
             promises,
             executor,
@@ -387,7 +391,10 @@ impl Replica {
         let committed = committed_here(executor, collected, cmds);
         let mut stable = 0;
         for span in executor.epochs().spans_from(from) {
-            let voters: Vec<NodeId> = span.configuration.voters().collect();
+            let voters: Vec<NodeId> = match &current {
+                Some(current) => current.clone(),
+                None => span.configuration.voters().collect(),
+            };
             let promised = promises.stable(key, &voters, &committed).min(cap);
             if promised <= span.low {
                 break;

@@ -14,8 +14,8 @@ use meridian_engine::tempo::TempoConfig;
 use meridian_engine::{NodeId, Protocol};
 use meridian_tests::membership_plan::Operator;
 use meridian_tests::{
-    all_prefixes_of_longest, run_fault_seed_driven, seeds, tempo_factory, tempo_same_order,
-    FaultRun,
+    all_prefixes_of_longest, first_unsafe_seed, run_fault_seed_driven, seeds, tempo_factory,
+    tempo_same_order, FaultRun,
 };
 use std::time::Duration;
 
@@ -154,4 +154,35 @@ fn seeds_that_found_faults_pass() {
             run.operator.plan.planned
         );
     }
+}
+
+/// Negative control: stability counted among the current configuration's voters on every
+/// range, not the range's own, lets some seed run commands on a key in different orders
+/// or fail the checker.
+#[test]
+fn stability_among_the_wrong_voters_is_caught() {
+    let test = "t19_tempo_membership::stability_among_the_wrong_voters_is_caught";
+    let run = FaultRun {
+        profile: FaultProfile::Chaos,
+        ..FaultRun::default()
+    };
+    let broken = TempoConfig {
+        unsafe_stability_among_current_voters: true,
+        ..config()
+    };
+    let cluster = run.topology.membership();
+    let caught = first_unsafe_seed(0..300, |seed| {
+        let mut operator = Operator::new(seed, PLAN_SALT, run.chaos, PATIENCE);
+        let outcome = run_fault_seed_driven(
+            test,
+            seed,
+            &run,
+            tempo_factory(cluster.clone(), broken.clone()),
+            Some(TICK),
+            |sim| operator.tick(sim),
+        );
+        tempo_same_order(&outcome.sim)
+    });
+    let caught = caught.expect("no seed exposed stability among the wrong voters");
+    println!("broken variant caught: {caught}");
 }
