@@ -305,8 +305,9 @@ impl Tempo {
             Message::Executed { config_epoch, .. }
                 if r.removed && from != r.id && config_epoch > r.configuration().epoch() =>
             {
-                // Reports go to members only: this replica was added again. Its state is
-                // behind what the members collected without it: fetch theirs.
+                // Reports go to members only: a configuration newer than the one that
+                // removed this replica added it again. Its state is behind what the
+                // members collected without it: fetch theirs.
                 r.removed = false;
                 r.metrics.incr("readded_here");
                 self.fence_for_rejoin();
@@ -489,8 +490,9 @@ impl Protocol for Tempo {
     }
 
     fn changes_membership(&self) -> bool {
-        // The core takes changes (`propose_change`); hosts offer them once the simulator
-        // suite with membership changes passes (docs/design.md, "Tempo epochs", status).
+        // The core takes changes (`propose_change`); hosts offer them once a switch can
+        // add a replica the cores were not started with (docs/design.md, "Tempo epochs",
+        // status).
         false
     }
 
