@@ -490,10 +490,7 @@ impl Protocol for Tempo {
     }
 
     fn changes_membership(&self) -> bool {
-        // The core takes changes (`propose_change`); hosts offer them once a switch can
-        // add a replica the cores were not started with (docs/design.md, "Tempo epochs",
-        // status).
-        false
+        true
     }
 
     fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {
