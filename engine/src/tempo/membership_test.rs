@@ -462,3 +462,38 @@ fn a_replica_removed_and_added_again_while_cut_off_fetches_the_members_state() {
         assert_agreement(&mut pump, &[0, 1, 2, 3, 4], &writes, 2);
     }
 }
+
+/// A replica started after the others (the cores of the first three know only each
+/// other): once added as a learner it is heard, fetches the members' state, is promoted
+/// and holds every write; the others count it in their quorums.
+#[test]
+fn a_replica_the_others_were_not_started_with_joins() {
+    for seed in 0..4 {
+        let tempo = config(1).with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]);
+        let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
+            let known = if id == NodeId(3) { 4 } else { 3 };
+            let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
+            Tempo::new(
+                id,
+                &Membership::local(known),
+                tempo.clone(),
+                node_seed,
+                records,
+            )
+        });
+        let mut pump = Pump::new(4, seed, Order::Shuffled, build);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
+        all_written(&mut pump, &writes);
+        propose(&mut pump, 0, 1, learner(3));
+        outcome(&mut pump, 0).expect("learner added");
+        let joined = |p: &Pump| p.up(NodeId(3)).fence().stage == Stage::Rejoined;
+        assert!(pump.run_until(STEPS, joined), "seed {seed}: 3 never joined");
+        writes.extend(puts(&mut pump, &[0, 1, 2], 31, 30));
+        reach_epoch(&mut pump, &[1], 1);
+        promote(&mut pump, 1, 2, 3);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
+        writes.extend(puts(&mut pump, &[1, 2, 3], 61, 30));
+        all_written(&mut pump, &writes);
+        assert_agreement(&mut pump, &[0, 1, 2, 3], &writes, 2);
+    }
+}

@@ -13,7 +13,7 @@ use crate::configuration::{
     ChangeError, ChangeFailure, ChangeOutcome, Configuration, ScheduleError,
 };
 use crate::id::{NodeId, RequestId};
-use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
+use crate::protocol::{CommitPath, Effect, Member, Membership, Metrics, Outbox};
 use crate::request::{ClientReply, RequestError, Response};
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -155,6 +155,17 @@ impl Replica {
     /// Take the members and this replica's fast quorum from the current configuration.
     pub(super) fn follow_configuration(&mut self) {
         let current = self.executor.epochs().current();
+        // A member this replica was not started with (a replica added to a running
+        // cluster): heard from now on, and a candidate for quorums (at the far end).
+        for member in current.members() {
+            if !self.cluster.contains(member.id) {
+                self.cluster.members.push(Member {
+                    id: member.id,
+                    region: member.region.clone(),
+                });
+                self.cluster.members.sort_by_key(|m| m.id);
+            }
+        }
         self.members = current.members().iter().map(|m| m.id).collect();
         self.fast_quorum = if current.counts_vote(self.id) {
             let size = self.config.fast_quorum(current.voter_count());
