@@ -259,14 +259,31 @@ impl Executor {
         payload: Batch,
         attributes: Attributes,
     ) -> Vec<Executed> {
+        if self.is_known(id) {
+            return Vec::new();
+        }
+        self.missing.remove(&id);
+        if attributes
+            .deps
+            .iter()
+            .all(|&dep| dep == id || self.is_executed(dep))
+        {
+            // Everything it depends on ran (the usual case): it is a component of its
+            // own and runs now, as a pass rooted at it would run it, without the pass's
+            // bookkeeping; the pass goes on at what waited for it.
+            let mut done = Vec::new();
+            self.run_instance(id, &payload, &mut done);
+            let waiting = self.dependents.remove(&id).unwrap_or_default();
+            return self.run_pass(now, waiting.into_iter().collect(), done);
+        }
         if !self.insert(now, id, payload, attributes) {
             return Vec::new();
         }
-        self.run_pass(now, vec![id])
+        self.run_pass(now, vec![id], Vec::new())
     }
 
-    /// Record a commit; whether a pass rooted at it could run something (all its
-    /// dependencies are known).
+    /// Record a commit not known yet; whether a pass rooted at it could run something
+    /// (all its dependencies are known).
     fn insert(
         &mut self,
         now: Time,
@@ -274,10 +291,6 @@ impl Executor {
         payload: Batch,
         attributes: Attributes,
     ) -> bool {
-        if self.is_known(id) {
-            return false;
-        }
-        self.missing.remove(&id);
         let mut all_known = true;
         for &dep in attributes.deps.iter().filter(|&&d| d != id) {
             if self.is_executed(dep) {
@@ -293,12 +306,17 @@ impl Executor {
         all_known
     }
 
-    /// One Tarjan pass from `roots`, continued at the dependents of whatever executes.
-    fn run_pass(&mut self, now: Time, roots: Vec<InstanceId>) -> Vec<Executed> {
-        let mut done = Vec::new();
+    /// One Tarjan pass from `roots`, continued at the dependents of whatever executes,
+    /// after `done` (whose dependents were taken already).
+    fn run_pass(
+        &mut self,
+        now: Time,
+        roots: Vec<InstanceId>,
+        mut done: Vec<Executed>,
+    ) -> Vec<Executed> {
         let mut pass = Pass::default();
         let mut work = roots;
-        let mut dependents_seen = 0;
+        let mut dependents_seen = done.len();
         while let Some(root) = work.pop() {
             if self.committed.contains_key(&root) && !pass.index.contains_key(&root) {
                 self.tarjan(now, root, &mut pass, &mut done);
@@ -406,25 +424,30 @@ impl Executor {
             let Some((batch, _)) = self.committed.remove(&id) else {
                 continue;
             };
-            self.mark_executed(id);
-            for payload in batch.commands() {
-                let executed = |result| Executed {
-                    instance: id,
-                    request: payload.request,
-                    answers_client: !payload.is_noop() && !payload.is_switch(),
-                    result,
-                };
-                if let Some(change) = &payload.change {
-                    if self.switch(payload.request, change) {
-                        self.last_switch = Some(id);
-                    }
-                    self.note_order(id, payload);
-                    done.push(executed(None));
-                    continue;
+            self.run_instance(id, &batch, done);
+        }
+    }
+
+    /// Execute `id`'s commands, in order.
+    fn run_instance(&mut self, id: InstanceId, batch: &Batch, done: &mut Vec<Executed>) {
+        self.mark_executed(id);
+        for payload in batch.commands() {
+            let executed = |result| Executed {
+                instance: id,
+                request: payload.request,
+                answers_client: !payload.is_noop() && !payload.is_switch(),
+                result,
+            };
+            if let Some(change) = &payload.change {
+                if self.switch(payload.request, change) {
+                    self.last_switch = Some(id);
                 }
-                let result = self.execute(id, payload);
-                done.push(executed(result));
+                self.note_order(id, payload);
+                done.push(executed(None));
+                continue;
             }
+            let result = self.execute(id, payload);
+            done.push(executed(result));
         }
     }
 
