@@ -17,6 +17,7 @@
 use super::messages::{Record, Snapshot};
 use super::Epaxos;
 use crate::transfer;
+use std::sync::Arc;
 
 /// What the last compaction left (when the next one is due).
 #[derive(Clone, Copy, Debug, Default, Hash)]
@@ -59,7 +60,7 @@ impl Epaxos {
     /// Replace the durable log with a snapshot and the live table.
     pub(super) fn compact(&mut self) {
         let floor = self.gc.floor(&self.replica);
-        let pruned = self.replica.table.index.prune(&floor);
+        let pruned = Arc::make_mut(&mut self.replica.table.index).prune(&floor);
         let records = self.snapshot_records();
         let snapshot_bytes = records.iter().map(transfer::encoded_len).sum();
         self.last_compaction = LastCompaction {
@@ -83,7 +84,7 @@ impl Epaxos {
         let replica = &self.replica;
         let snapshot = Snapshot {
             executed: replica.executor.executed_state(),
-            index: replica.table.index.clone(),
+            index: Arc::clone(&replica.table.index),
             next_slot: self.leader.next_slot(),
         };
         let mut records = Vec::new();

@@ -25,6 +25,7 @@ use crate::state_machine::{KvStore, StateMachine};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One executed command, in this replica's execution order (the commands of a batch one
 /// after another).
@@ -74,8 +75,11 @@ pub struct Executor {
     missing: BTreeMap<InstanceId, Time>,
     /// Pending instances by a dependency not executed yet (where passes go next).
     dependents: BTreeMap<InstanceId, BTreeSet<InstanceId>>,
-    kv: KvStore,
-    sessions: KeySessions,
+    /// Shared with the snapshots taken of it (copied on the first write while one is
+    /// held): cloning the map and the table at every compaction, then dropping the
+    /// clone once it was encoded, was about a tenth of a simulated `gcp-13` run.
+    kv: Arc<KvStore>,
+    sessions: Arc<KeySessions>,
     order: Vec<ExecutedEntry>,
     /// Configurations by epoch, oldest first: the initial one, then one per switch that
     /// applied (docs/design.md, "EPaxos epochs"). Replicated state: snapshots and state
@@ -95,10 +99,10 @@ pub struct ExecutedState {
     pub prefix: BTreeMap<NodeId, u64>,
     /// Executed instances above their leader's prefix.
     pub above: BTreeSet<InstanceId>,
-    /// The state machine.
-    pub kv: KvStore,
-    /// The exactly-once table.
-    pub sessions: KeySessions,
+    /// The state machine (encoded as the map itself).
+    pub kv: Arc<KvStore>,
+    /// The exactly-once table (encoded as the table itself).
+    pub sessions: Arc<KeySessions>,
     /// Configurations by epoch, oldest first (empty: the replica's initial one).
     pub configurations: Vec<Configuration>,
 }
@@ -131,7 +135,7 @@ impl Executor {
     pub fn new(record_order: bool, key_window: usize) -> Self {
         Self {
             record_order,
-            sessions: KeySessions::with_window(key_window),
+            sessions: Arc::new(KeySessions::with_window(key_window)),
             ..Self::default()
         }
     }
@@ -163,8 +167,8 @@ impl Executor {
         ExecutedState {
             prefix: self.executed_prefix.clone(),
             above: self.executed_above.clone(),
-            kv: self.kv.clone(),
-            sessions: self.sessions.clone(),
+            kv: Arc::clone(&self.kv),
+            sessions: Arc::clone(&self.sessions),
             configurations: self.configurations.clone(),
         }
     }
@@ -193,7 +197,7 @@ impl Executor {
         self.kv = state.kv;
         let window = self.sessions.window();
         self.sessions = state.sessions;
-        self.sessions.set_window(window);
+        Arc::make_mut(&mut self.sessions).set_window(window);
         if !state.configurations.is_empty() {
             self.configurations = state.configurations;
         }
@@ -259,14 +263,31 @@ impl Executor {
         payload: Batch,
         attributes: Attributes,
     ) -> Vec<Executed> {
+        if self.is_known(id) {
+            return Vec::new();
+        }
+        self.missing.remove(&id);
+        if attributes
+            .deps
+            .iter()
+            .all(|&dep| dep == id || self.is_executed(dep))
+        {
+            // Everything it depends on ran (the usual case): it is a component of its
+            // own and runs now, as a pass rooted at it would run it, without the pass's
+            // bookkeeping; the pass goes on at what waited for it.
+            let mut done = Vec::new();
+            self.run_instance(id, &payload, &mut done);
+            let waiting = self.dependents.remove(&id).unwrap_or_default();
+            return self.run_pass(now, waiting.into_iter().collect(), done);
+        }
         if !self.insert(now, id, payload, attributes) {
             return Vec::new();
         }
-        self.run_pass(now, vec![id])
+        self.run_pass(now, vec![id], Vec::new())
     }
 
-    /// Record a commit; whether a pass rooted at it could run something (all its
-    /// dependencies are known).
+    /// Record a commit not known yet; whether a pass rooted at it could run something
+    /// (all its dependencies are known).
     fn insert(
         &mut self,
         now: Time,
@@ -274,10 +295,6 @@ impl Executor {
         payload: Batch,
         attributes: Attributes,
     ) -> bool {
-        if self.is_known(id) {
-            return false;
-        }
-        self.missing.remove(&id);
         let mut all_known = true;
         for &dep in attributes.deps.iter().filter(|&&d| d != id) {
             if self.is_executed(dep) {
@@ -293,12 +310,17 @@ impl Executor {
         all_known
     }
 
-    /// One Tarjan pass from `roots`, continued at the dependents of whatever executes.
-    fn run_pass(&mut self, now: Time, roots: Vec<InstanceId>) -> Vec<Executed> {
-        let mut done = Vec::new();
+    /// One Tarjan pass from `roots`, continued at the dependents of whatever executes,
+    /// after `done` (whose dependents were taken already).
+    fn run_pass(
+        &mut self,
+        now: Time,
+        roots: Vec<InstanceId>,
+        mut done: Vec<Executed>,
+    ) -> Vec<Executed> {
         let mut pass = Pass::default();
         let mut work = roots;
-        let mut dependents_seen = 0;
+        let mut dependents_seen = done.len();
         while let Some(root) = work.pop() {
             if self.committed.contains_key(&root) && !pass.index.contains_key(&root) {
                 self.tarjan(now, root, &mut pass, &mut done);
@@ -406,25 +428,30 @@ impl Executor {
             let Some((batch, _)) = self.committed.remove(&id) else {
                 continue;
             };
-            self.mark_executed(id);
-            for payload in batch.commands() {
-                let executed = |result| Executed {
-                    instance: id,
-                    request: payload.request,
-                    answers_client: !payload.is_noop() && !payload.is_switch(),
-                    result,
-                };
-                if let Some(change) = &payload.change {
-                    if self.switch(payload.request, change) {
-                        self.last_switch = Some(id);
-                    }
-                    self.note_order(id, payload);
-                    done.push(executed(None));
-                    continue;
+            self.run_instance(id, &batch, done);
+        }
+    }
+
+    /// Execute `id`'s commands, in order.
+    fn run_instance(&mut self, id: InstanceId, batch: &Batch, done: &mut Vec<Executed>) {
+        self.mark_executed(id);
+        for payload in batch.commands() {
+            let executed = |result| Executed {
+                instance: id,
+                request: payload.request,
+                answers_client: !payload.is_noop() && !payload.is_switch(),
+                result,
+            };
+            if let Some(change) = &payload.change {
+                if self.switch(payload.request, change) {
+                    self.last_switch = Some(id);
                 }
-                let result = self.execute(id, payload);
-                done.push(executed(result));
+                self.note_order(id, payload);
+                done.push(executed(None));
+                continue;
             }
+            let result = self.execute(id, payload);
+            done.push(executed(result));
         }
     }
 
@@ -486,9 +513,12 @@ impl Executor {
             .admit(payload.request, &payload.command, payload.resend)
         {
             Admission::Execute => {
-                let result = self.kv.apply(&payload.command);
-                self.sessions
-                    .record(payload.request, &payload.command, result.clone());
+                let result = Arc::make_mut(&mut self.kv).apply(&payload.command);
+                Arc::make_mut(&mut self.sessions).record(
+                    payload.request,
+                    &payload.command,
+                    result.clone(),
+                );
                 self.note_order(id, payload);
                 Some(result)
             }

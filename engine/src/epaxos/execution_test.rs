@@ -95,3 +95,29 @@ fn old_requests_committed_after_thousands_of_newer_ones_still_execute() {
     }
     assert_eq!(executor.kv().len(), 3_000, "every write applied");
 }
+
+/// A snapshot shares the executor's map and session table until the next write, which
+/// copies them: the snapshot keeps what it was taken with, and encodes as the plain
+/// map and table did.
+#[test]
+fn a_snapshot_keeps_its_state_while_execution_goes_on() {
+    let mut executor = Executor::new(false, KEY_SESSION_WINDOW);
+    executor.commit(Time::ZERO, id(0, 0), batch(1, "k"), attrs(1, &[]));
+    let taken = executor.executed_state();
+    let bytes = crate::transfer::encode(&taken);
+    executor.commit(
+        Time::ZERO,
+        id(0, 1),
+        batch(2, "other"),
+        attrs(2, &[id(0, 0)]),
+    );
+    assert_eq!(taken.kv.len(), 1);
+    assert_eq!(executor.kv().len(), 2);
+    assert_eq!(crate::transfer::encode(&taken), bytes);
+    let plain = (&taken.prefix, &taken.above, &*taken.kv, &*taken.sessions);
+    let shared = (&taken.prefix, &taken.above, &taken.kv, &taken.sessions);
+    assert_eq!(
+        crate::transfer::encode(&plain),
+        crate::transfer::encode(&shared)
+    );
+}

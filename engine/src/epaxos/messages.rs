@@ -8,6 +8,7 @@ use super::key_index::{KeyIndex, RanEverywhere};
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a replica knows of an instance, reported to a recovering replica.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -220,7 +221,7 @@ pub struct Snapshot {
     pub executed: ExecutedState,
     /// Per key, the latest instances not yet executed and collected everywhere: the
     /// dependencies of new commands.
-    pub index: KeyIndex,
+    pub index: Arc<KeyIndex>,
     /// The slot of this replica's next own instance (its collected instances leave no
     /// record that would say so).
     pub next_slot: u64,

@@ -26,12 +26,14 @@
 use super::execution::Executor;
 use super::fence::Stage;
 use super::instance::InstanceId;
+use super::key_index::KeyIndex;
 use super::messages::{Message, Record, RejoinState};
 use super::{Epaxos, EpaxosTimer};
 use crate::id::NodeId;
 use crate::time::Time;
 use crate::transfer::{self, Answers, Incoming, Received};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Recoveries of a rejoined peer's skipped slots running at once.
 const GAP_RECOVERIES: usize = 32;
@@ -247,7 +249,7 @@ impl Epaxos {
             own_bound,
             starts: replica.fence.starts.clone(),
             executed,
-            index: replica.table.index.clone(),
+            index: KeyIndex::clone(&replica.table.index),
         }
     }
 
@@ -306,7 +308,7 @@ impl Epaxos {
             let known = replica.fence.starts.entry(node).or_default();
             *known = (*known).max(start);
         }
-        replica.table.index.merge(&index);
+        Arc::make_mut(&mut replica.table.index).merge(&index);
         replica.metrics.incr("rejoin_answers");
         if replica.fence.lost_state {
             replica.executor.restore(executed);

@@ -20,6 +20,7 @@ use super::table::InstanceTable;
 use crate::id::NodeId;
 use crate::time::Time;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// What replay leaves for the roles to pick up.
 pub(super) struct Replayed {
@@ -62,7 +63,7 @@ pub(super) fn replay(
                     next_slot: snapshot_next,
                 } = *snapshot;
                 executor.restore(executed);
-                table.index.merge(&index);
+                Arc::make_mut(&mut table.index).merge(&index);
                 next_slot = next_slot.max(snapshot_next);
             }
             Record::Promise { instance, ballot } => {
@@ -123,9 +124,7 @@ fn replay_instance(table: &mut InstanceTable, record: InstanceRecord) {
         i.status > record.status || (i.status == record.status && i.accepted_in > record.ballot)
     });
     if !keep_existing {
-        table
-            .index
-            .insert_batch(id, &record.payload, record.attributes.seq);
+        Arc::make_mut(&mut table.index).insert_batch(id, &record.payload, record.attributes.seq);
         let mut instance = Instance::new(
             record.payload,
             record.attributes,

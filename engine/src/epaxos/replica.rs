@@ -143,9 +143,11 @@ impl Replica {
     }
 
     /// Whether `id` was executed everywhere and forgotten: late messages about it are
-    /// dropped instead of bringing it back.
+    /// dropped instead of bringing it back. (The executed set first: most messages are
+    /// about instances not executed yet, and it is smaller than the instance table, whose
+    /// lookup was 4% of a simulated `gcp-13` run.)
     pub(super) fn is_collected(&self, id: InstanceId) -> bool {
-        self.table.get(id).is_none() && self.executor.is_executed(id)
+        self.executor.is_executed(id) && self.table.get(id).is_none()
     }
 
     /// `message` to every peer.

@@ -11,12 +11,15 @@ use super::key_index::{KeyIndex, RanEverywhere};
 use super::messages::{InstanceRecord, InstanceReport, Record};
 use crate::id::NodeId;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What this replica knows of every instance (see the module doc).
 #[derive(Clone, Default, Hash)]
 pub(super) struct InstanceTable {
     pub(super) instances: BTreeMap<InstanceId, Instance>,
-    pub(super) index: KeyIndex,
+    /// Shared with the snapshot taken of it (copied on the first write while one is
+    /// held, as the executor's map).
+    pub(super) index: Arc<KeyIndex>,
     /// Promises for instances not seen yet.
     pub(super) promises: BTreeMap<InstanceId, Ballot>,
     /// Highest ballot heard of per instance (to outbid it when recovering).
@@ -88,7 +91,7 @@ impl InstanceTable {
         status: Status,
         ballot: Ballot,
     ) {
-        self.index.insert_batch(id, &payload, attributes.seq);
+        Arc::make_mut(&mut self.index).insert_batch(id, &payload, attributes.seq);
         self.store_unindexed(id, payload, attributes, status, ballot);
     }
 
@@ -97,7 +100,7 @@ impl InstanceTable {
     pub(super) fn index_stored(&mut self, id: InstanceId) {
         if let Some(instance) = self.instances.get(&id) {
             let seq = instance.attributes.seq;
-            self.index.insert_batch(id, &instance.payload, seq);
+            Arc::make_mut(&mut self.index).insert_batch(id, &instance.payload, seq);
         }
     }
 

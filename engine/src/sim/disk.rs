@@ -5,10 +5,15 @@
 //! swap it in. A crash between the two ([`SimDisk::finish_sync`] with `crash_in_compaction`)
 //! leaves the old log whole: the snapshot is dropped with the rest of the unsynced work.
 //!
-//! Records are kept encoded (postcard, as [`crate::transfer`] moves snapshots), as a
-//! real disk keeps bytes: a snapshot holds the whole state machine, and a decoded copy
-//! per replica doubled a long run's memory (every compaction cloned the key-value map,
-//! the exactly-once table and the key index into the disk). A restart decodes them.
+//! A compaction's records are kept encoded (postcard, as [`crate::transfer`] moves
+//! snapshots), as a real disk keeps bytes: a snapshot holds the whole state machine, and a
+//! decoded copy per replica doubled a long run's memory (every compaction cloned the
+//! key-value map, the exactly-once table and the key index into the disk). Appended
+//! records are kept as the core wrote them: they are small, their batches are shared with
+//! the core (`Arc`), and encoding each one into a fresh allocation was a tenth of a
+//! simulated Multi-Paxos run's CPU. A restart passes every record through its encoding,
+//! as a real disk would, so a record whose `Serialize`/`Deserialize` pair disagrees still
+//! fails there.
 
 use crate::protocol::Effect;
 use crate::transfer;
@@ -50,43 +55,57 @@ pub(crate) fn encode<R: Serialize>(records: &[R], scratch: &mut Vec<u8>) -> Vec<
         .collect()
 }
 
-/// Decode what [`encode`] wrote.
+/// One durable record: as appended, or encoded by a compaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Stored<R> {
+    Appended(R),
+    Encoded(Encoded),
+}
+
+/// The records a restart reads back: each one decoded from its encoding (an appended
+/// record is encoded first, as a real disk would have written it).
 ///
 /// # Panics
 /// If a record does not decode: the simulator wrote it from a `P::Record`, so that is a
 /// bug in the record's `Serialize`/`Deserialize` pair, which a restart must not hide.
-pub(crate) fn decode<R: DeserializeOwned>(records: &[Encoded]) -> Vec<R> {
+pub(crate) fn read_back<R: Serialize + DeserializeOwned>(records: &[Stored<R>]) -> Vec<R> {
     records
         .iter()
-        .map(|bytes| transfer::decode(bytes).expect("a record the simulator encoded decodes"))
+        .map(|stored| {
+            let decoded = match stored {
+                Stored::Appended(record) => transfer::decode(&transfer::encode(record)),
+                Stored::Encoded(bytes) => transfer::decode(bytes),
+            };
+            decoded.expect("a record the simulator encoded decodes")
+        })
         .collect()
 }
 
 /// One queued disk operation.
 #[derive(Clone, Debug)]
-pub(crate) enum DiskOp {
-    Append(Vec<Encoded>),
+pub(crate) enum DiskOp<R> {
+    Append(Vec<R>),
     Replace(Vec<Encoded>),
 }
 
 /// A batch of disk operations with the effects released once they are durable.
-pub(crate) struct PendingWrite<M> {
-    pub(crate) op: DiskOp,
+pub(crate) struct PendingWrite<M, R> {
+    pub(crate) op: DiskOp<R>,
     pub(crate) then: Vec<Effect<M>>,
 }
 
-pub(crate) struct SimDisk<M> {
+pub(crate) struct SimDisk<M, R> {
     /// What survives a crash.
-    pub(crate) synced: Vec<Encoded>,
+    pub(crate) synced: Vec<Stored<R>>,
     /// Writes not yet part of a sync.
-    pub(crate) queued: VecDeque<PendingWrite<M>>,
+    pub(crate) queued: VecDeque<PendingWrite<M, R>>,
     /// Writes in the sync currently running.
-    pub(crate) syncing: Vec<PendingWrite<M>>,
+    pub(crate) syncing: Vec<PendingWrite<M, R>>,
     pub(crate) sync_running: bool,
     pub(crate) syncs: u64,
 }
 
-impl<M> SimDisk<M> {
+impl<M, R> SimDisk<M, R> {
     pub(crate) fn new() -> Self {
         Self {
             synced: Vec::new(),
@@ -98,7 +117,7 @@ impl<M> SimDisk<M> {
     }
 
     /// Queue a write; returns true if a sync must be started.
-    pub(crate) fn enqueue(&mut self, write: PendingWrite<M>) -> bool {
+    pub(crate) fn enqueue(&mut self, write: PendingWrite<M, R>) -> bool {
         self.queued.push_back(write);
         !self.sync_running
     }
@@ -117,7 +136,9 @@ impl<M> SimDisk<M> {
         let mut released = Vec::new();
         for write in std::mem::take(&mut self.syncing) {
             match write.op {
-                DiskOp::Append(records) => self.synced.extend(records),
+                DiskOp::Append(records) => self
+                    .synced
+                    .extend(records.into_iter().map(Stored::Appended)),
                 DiskOp::Replace(_) if crash_in_compaction => {
                     // Step 1 (the snapshot file) is written; step 2 (the swap) never
                     // happens: the log keeps every record it had.
@@ -128,7 +149,7 @@ impl<M> SimDisk<M> {
                     // Keep the log's allocation: it regrows to the same size before the
                     // next compaction.
                     self.synced.clear();
-                    self.synced.extend(records);
+                    self.synced.extend(records.into_iter().map(Stored::Encoded));
                 }
             }
             released.extend(write.then);

@@ -88,7 +88,7 @@ enum Event<M> {
 struct SimNode<P: Protocol> {
     core: Option<P>,
     incarnation: u32,
-    disk: SimDisk<P::Message>,
+    disk: SimDisk<P::Message, P::Record>,
     timer: Option<Time>,
     /// Counters of the incarnations that crashed, so totals survive restarts.
     past_metrics: Metrics,
@@ -171,7 +171,8 @@ pub struct Sim<P: Protocol> {
     stats: SimStats,
     digest: u64,
     trace: Option<Vec<String>>,
-    /// Where records are encoded before they are copied to a disk (keeps its capacity).
+    /// Where a compaction's records are encoded before they are copied to a disk (keeps its
+    /// capacity).
     encode_buffer: Vec<u8>,
 }
 
@@ -494,8 +495,7 @@ impl<P: Protocol> Sim<P> {
             match output {
                 Output::Now(effect) => self.perform(node, effect),
                 Output::Persist { records, then } => {
-                    let encoded = disk::encode(&records, &mut self.encode_buffer);
-                    self.persist(node, DiskOp::Append(encoded), then)
+                    self.persist(node, DiskOp::Append(records), then)
                 }
                 Output::Compact { snapshot } => {
                     let encoded = disk::encode(&snapshot, &mut self.encode_buffer);
@@ -519,7 +519,7 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
-    fn persist(&mut self, node: NodeId, op: DiskOp, then: Vec<Effect<P::Message>>) {
+    fn persist(&mut self, node: NodeId, op: DiskOp<P::Record>, then: Vec<Effect<P::Message>>) {
         if self.nodes[node.index()]
             .disk
             .enqueue(PendingWrite { op, then })
@@ -705,7 +705,7 @@ impl<P: Protocol> Sim<P> {
     pub fn durable_records(&self, node: NodeId) -> Vec<P::Record> {
         self.nodes
             .get(node.index())
-            .map_or_else(Vec::new, |n| disk::decode(&n.disk.synced))
+            .map_or_else(Vec::new, |n| disk::read_back(&n.disk.synced))
     }
 
     /// Every finished request (if `record_ops`), in completion order.

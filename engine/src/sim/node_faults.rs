@@ -68,7 +68,7 @@ impl<P: Protocol> Sim<P> {
             state.crash_in_compaction = false;
             return;
         }
-        let records = super::disk::decode(&state.disk.synced);
+        let records = super::disk::read_back(&state.disk.synced);
         let rejoin = std::mem::take(&mut state.amnesiac);
         let incarnation = state.incarnation;
         let seed = self.node_seed(node, incarnation);

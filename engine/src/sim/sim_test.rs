@@ -1,6 +1,7 @@
 //! The simulator's host rules, checked with a tiny test-only protocol: a register that
 //! persists a write before acknowledging it, and a ping fan-out to measure link delays.
 
+use super::disk::Stored;
 use super::*;
 use crate::command::{Command, CommandResult};
 use crate::protocol::Outbox;
@@ -317,25 +318,31 @@ fn records(values: &[&str]) -> Vec<Vec<u8>> {
     values.iter().map(|v| v.as_bytes().to_vec()).collect()
 }
 
-/// A disk holds bytes, as a real one does: a decoded copy of every snapshot per replica
-/// doubled a long run's memory. A restart decodes them.
+/// A compaction's records are kept as bytes, as a real disk keeps them: a decoded copy of
+/// every snapshot per replica doubled a long run's memory. Appended records are kept as
+/// written; a restart passes both through their encoding.
 #[test]
-fn the_disk_keeps_records_encoded_and_a_restart_decodes_them() {
+fn the_disk_keeps_snapshots_encoded_and_a_restart_decodes_every_record() {
     let mut sim = sim(4, "lan-3", DiskModel { fsync: ms(10) });
     let node = NodeId(0);
     sim.add_client(0, script(vec![put("a"), put("bb")]), Time::ZERO);
     sim.run_until(Time::from_millis(100));
     let stored = &sim.nodes[node.index()].disk.synced;
-    let expected: Vec<Box<[u8]>> = ["a", "bb"]
+    let expected: Vec<Stored<Vec<u8>>> = ["a", "bb"]
         .iter()
-        .map(|v| crate::transfer::encode(&v.as_bytes().to_vec()).into_boxed_slice())
+        .map(|v| Stored::Appended(v.as_bytes().to_vec()))
         .collect();
     assert_eq!(stored, &expected);
+    sim.add_client(0, script(vec![put("compact")]), Time::from_millis(100));
+    sim.run_until(Time::from_millis(200));
+    let stored = &sim.nodes[node.index()].disk.synced;
+    let snapshot = crate::transfer::encode(&b"snapshot".to_vec()).into_boxed_slice();
+    assert_eq!(stored, &vec![Stored::Encoded(snapshot)]);
     sim.crash(node);
     sim.restart(node);
     assert_eq!(
         sim.node(node).expect("restarted").durable.as_deref(),
-        Some(&b"bb"[..])
+        Some(&b"snapshot"[..])
     );
 }
 
