@@ -321,3 +321,69 @@ impl Operator {
         }
     }
 }
+
+/// A membership suite's sums over its seeds: the operator's goals and changes, client
+/// requests completed and with unknown outcome, and `N` counters of the suite's own.
+pub struct Totals<const N: usize> {
+    /// Membership goals planned.
+    pub goals: usize,
+    /// Changes applied.
+    pub applied: usize,
+    /// Changes answered otherwise.
+    pub failed: usize,
+    /// Client requests completed.
+    pub ok: usize,
+    /// Client requests with unknown outcome.
+    pub unknown: usize,
+    /// The suite's counters.
+    pub counters: [u64; N],
+}
+
+impl<const N: usize> Default for Totals<N> {
+    fn default() -> Self {
+        Self {
+            goals: 0,
+            applied: 0,
+            failed: 0,
+            ok: 0,
+            unknown: 0,
+            counters: [0; N],
+        }
+    }
+}
+
+impl<const N: usize> Totals<N> {
+    /// Add one seed's run: its operator, client outcomes `(completed, unknown)` and
+    /// counters.
+    pub fn add(&mut self, operator: &Operator, (ok, unknown): (usize, usize), counters: [u64; N]) {
+        self.goals += operator.plan.planned;
+        self.applied += operator.tally.applied;
+        self.failed += operator.tally.failed;
+        self.ok += ok;
+        self.unknown += unknown;
+        for (sum, seen) in self.counters.iter_mut().zip(counters) {
+            *sum += seen;
+        }
+    }
+
+    /// Print the sums and check that every goal was met; returns the counters.
+    pub fn report(&self) -> [u64; N] {
+        let Self {
+            goals,
+            applied,
+            failed,
+            ok,
+            unknown,
+            counters,
+        } = self;
+        println!(
+            "{goals} membership goals, {applied} changes applied, {failed} answered otherwise"
+        );
+        println!("{ok} client requests completed, {unknown} with unknown outcome");
+        assert!(
+            applied >= goals,
+            "{applied} changes applied for {goals} goals"
+        );
+        *counters
+    }
+}

@@ -388,29 +388,28 @@ impl Replica {
             .executor
             .pending_switch()
             .map_or(u64::MAX, |(ts, _)| ts);
-        let current: Option<Vec<NodeId>> = self
-            .config
-            .unsafe_stability_among_current_voters
-            .then(|| self.configuration().voters().collect());
-        let Self {
-            promises,
-            executor,
-            collected,
-            cmds,
-            ..
-        } = self;
-        let committed = committed_here(executor, collected, cmds);
+        let current = self.config.unsafe_stability_among_current_voters;
+        let ranges: Vec<(u64, Option<u64>, Vec<NodeId>)> = self
+            .executor
+            .epochs()
+            .spans_from(from)
+            .map(|span| {
+                let voters = if current {
+                    self.configuration().voters().collect()
+                } else {
+                    span.configuration.voters().collect()
+                };
+                (span.low, span.high, voters)
+            })
+            .collect();
+        let (promises, committed) = self.promises_and_commits();
         let mut stable = 0;
-        for span in executor.epochs().spans_from(from) {
-            let voters: Vec<NodeId> = match &current {
-                Some(current) => current.clone(),
-                None => span.configuration.voters().collect(),
-            };
+        for (low, high, voters) in ranges {
             let promised = promises.stable(key, &voters, &committed).min(cap);
-            if promised <= span.low {
+            if promised <= low {
                 break;
             }
-            match span.high {
+            match high {
                 Some(high) if promised >= high => stable = high,
                 _ => {
                     stable = promised;
