@@ -40,6 +40,7 @@ mod dots;
 mod epochs;
 mod execution;
 mod fence;
+mod floors;
 mod gc;
 mod membership;
 mod messages;
@@ -77,8 +78,8 @@ pub use epochs::Epochs;
 pub use execution::ExecutedEntry;
 pub use fence::{Fence, Stage};
 pub use messages::{
-    Ballot, Dot, KeyPromise, Message, Payload, PeerState, RecReport, Record, RejoinState, Snapshot,
-    SWITCH_LANE,
+    Ballot, Dot, FloorPromise, KeyPromise, Message, Payload, PeerState, RecReport, Record,
+    RejoinState, Snapshot, SWITCH_LANE,
 };
 
 use crate::command::CommandResult;
@@ -280,6 +281,8 @@ impl Tempo {
                 acceptor::on_promises(r, from, keys)
             }
             Message::AskPromises { keys } => gc::on_ask_promises(r, from, keys),
+            Message::Floors { promises } => floors::on_floors(r, promises),
+            Message::AskFloors { ts } => floors::on_ask_floors(r, from, ts),
             Message::Inquire { dots } => gc::on_inquire(r, from, dots),
             Message::Collected { dots } => {
                 if gc::behind_collection(r, &dots) {
@@ -432,6 +435,7 @@ impl Protocol for Tempo {
             }
             if resend && self.replica.fence.executes() {
                 gc::ask_for_lost_promises(&mut self.replica);
+                floors::ask_for_missing(&mut self.replica);
             }
             self.timers
                 .set(TempoTimer::Promises, now + config.promise_interval);

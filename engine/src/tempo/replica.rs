@@ -7,6 +7,7 @@ use super::config::TempoConfig;
 use super::dots::DotSet;
 use super::epochs::Epochs;
 use super::execution::{ExecutedEntry, Executor, Outcome, Ran};
+use super::floors::{self, FloorTable};
 use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, Record, SWITCH_LANE};
 use crate::command::{Command, CommandResult, Key};
 use crate::configuration::{
@@ -97,6 +98,8 @@ pub(super) struct Replica {
     pub cmds: BTreeMap<Dot, Cmd>,
     pub clocks: Clocks,
     pub promises: PromiseTable,
+    /// Every replica's promise on every key up to its floor (`floors.rs`).
+    pub floors: FloorTable,
     pub executor: Executor,
     /// Own commands whose client waits here, with when they were submitted.
     pub clients: BTreeMap<Dot, Time>,
@@ -133,6 +136,7 @@ impl Replica {
             cmds: BTreeMap::new(),
             clocks: Clocks::default(),
             promises: PromiseTable::default(),
+            floors: FloorTable::default(),
             executor: Executor::new(record, window, Epochs::new(initial)),
             clients: BTreeMap::new(),
             committed_at: BTreeMap::new(),
@@ -231,6 +235,25 @@ impl Replica {
             ..
         } = self;
         (promises, committed_here(executor, collected, cmds))
+    }
+
+    /// The floor promises, and whether a command is committed here.
+    pub(super) fn floors_and_commits(&mut self) -> (&mut FloorTable, impl Fn(Dot) -> bool + '_) {
+        let Self {
+            floors,
+            executor,
+            collected,
+            cmds,
+            ..
+        } = self;
+        (floors, committed_here(executor, collected, cmds))
+    }
+
+    /// The highest timestamp a majority of `voters` promised every key up to, with every
+    /// command they listed committed here: a switch up to it may run (`floors.rs`).
+    pub(super) fn switch_certified_up_to(&mut self, voters: &[NodeId]) -> u64 {
+        let (floors, committed) = self.floors_and_commits();
+        floors.stable(voters, committed)
     }
 
     /// Take `from`'s announced promise on a key, and look at that key again if it
@@ -336,12 +359,18 @@ impl Replica {
         cmd.durable = true;
         let key = payload.key().clone();
         if key.as_slice() == SWITCH_LANE {
-            // Its proposals are holes on every key: each waiting key looks again.
+            // Its proposals are holes on every key: each waiting key looks again. The
+            // floor is at least its timestamp now: promise every key up to it.
             let waiting: Vec<Key> = self.executor.waiting_keys().cloned().collect();
             self.touched.extend(waiting);
+            floors::on_switch_durable(self, ts);
         }
         self.executor.add(&key, ts, dot);
         self.touched.insert(key);
+        if self.executor.pending_switch().is_some() {
+            // It may be the last command a floor promise the switch waits for listed.
+            self.touched.insert(SWITCH_LANE.to_vec());
+        }
     }
 
     /// Run whatever became stable on the touched keys; answer own clients.
@@ -360,9 +389,13 @@ impl Replica {
                 self.on_promised(now, &key);
                 continue;
             }
-            // Every range from the first: a command below the first one waiting here may
-            // not be committed here yet (docs/design.md, "Tempo epochs", status).
-            let stable = self.stable_from(&key, 0);
+            let mut stable = self.stable(&key);
+            if key.as_slice() == SWITCH_LANE && !self.config.unsafe_switch_without_floor_promises {
+                // A switch closes its range on every key: it runs once a majority of the
+                // epoch's voters promised every key up to it (`floors.rs`).
+                let voters: Vec<NodeId> = self.configuration().voters().collect();
+                stable = stable.min(self.switch_certified_up_to(&voters));
+            }
             self.on_promised(now, &key);
             let Self { executor, cmds, .. } = self;
             let ran = executor.run(&key, stable, |dot| {
@@ -379,45 +412,21 @@ impl Replica {
         }
     }
 
-    /// The highest timestamp on `key` stable here, looking from the range holding `from`
-    /// on: per range, a majority of its voters promised up to it; never past a switch
-    /// committed here and not executed yet
+    /// The highest timestamp on `key` stable here: every closed range is (its switch ran
+    /// only once a majority of its voters promised every key up to it, `floors.rs`);
+    /// above the last switch that ran, a majority of the current voters promised up to
+    /// it; never past a switch committed here and not executed yet
     /// (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe, rule 4).
-    pub(super) fn stable_from(&mut self, key: &[u8], from: u64) -> u64 {
+    pub(super) fn stable(&mut self, key: &[u8]) -> u64 {
         let cap = self
             .executor
             .pending_switch()
             .map_or(u64::MAX, |(ts, _)| ts);
-        let current = self.config.unsafe_stability_among_current_voters;
-        let ranges: Vec<(u64, Option<u64>, Vec<NodeId>)> = self
-            .executor
-            .epochs()
-            .spans_from(from)
-            .map(|span| {
-                let voters = if current {
-                    self.configuration().voters().collect()
-                } else {
-                    span.configuration.voters().collect()
-                };
-                (span.low, span.high, voters)
-            })
-            .collect();
+        let closed = self.executor.epochs().closed_up_to();
+        let voters: Vec<NodeId> = self.configuration().voters().collect();
         let (promises, committed) = self.promises_and_commits();
-        let mut stable = 0;
-        for (low, high, voters) in ranges {
-            let promised = promises.stable(key, &voters, &committed).min(cap);
-            if promised <= low {
-                break;
-            }
-            match high {
-                Some(high) if promised >= high => stable = high,
-                _ => {
-                    stable = promised;
-                    break;
-                }
-            }
-        }
-        stable
+        let promised = promises.stable(key, &voters, &committed).min(cap);
+        promised.max(closed)
     }
 
     /// One executed command: answer its client, or propose it again if it was
@@ -596,7 +605,7 @@ impl Replica {
         if span.configuration.epoch() != epoch {
             return false;
         }
-        span.high.is_some() || self.stable_from(SWITCH_LANE, ts) >= ts
+        span.high.is_some() || self.stable(SWITCH_LANE) >= ts
     }
 
     /// Every command executed here, in order.

@@ -52,6 +52,7 @@ impl Subject for Tempo {
             cmds,
             clocks,
             promises,
+            floors,
             executor,
             clients,
             // When own commands committed: metrics only.
@@ -78,7 +79,7 @@ impl Subject for Tempo {
             fence,
         )
             .hash(state);
-        (pending_changes, change_outcomes, abandoned, removed).hash(state);
+        (pending_changes, change_outcomes, abandoned, removed, floors).hash(state);
         (drives, collector, timers, last_resend, last_compaction).hash(state);
     }
 
