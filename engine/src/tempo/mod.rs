@@ -29,6 +29,7 @@
 //! | `replay.rs` | rebuilding from durable records |
 //! | `dots.rs` | command ids, epochs, command-id sets |
 //! | `epochs.rs`, `membership.rs` | configuration epochs and their timestamp ranges; membership changes |
+//! | `floors.rs` | floor promises: a switch closes its range on every key |
 //! | `messages.rs`, `config.rs` | wire messages and records; options |
 
 mod acceptor;
@@ -419,6 +420,7 @@ impl Protocol for Tempo {
             self.replica.metrics.incr("dropped_messages");
             return;
         }
+        self.replica.heard(from);
         self.dispatch(now, from, message);
         self.settle(now);
     }

@@ -84,6 +84,9 @@ pub(super) struct Replica {
     /// This replica's fast quorum in the current configuration (itself and the nearest
     /// other voters; empty if it is not a voter).
     pub fast_quorum: Vec<NodeId>,
+    /// Voters that left a proposal of this replica unanswered and have not been heard
+    /// since: left out of its fast quorum while enough others are left.
+    pub suspected: BTreeSet<NodeId>,
     /// Membership changes proposed here, until they end: the switch and when to give up.
     pub pending_changes: BTreeMap<RequestId, (Dot, Time)>,
     /// Membership changes that ended, for the host.
@@ -129,6 +132,7 @@ impl Replica {
             members: Vec::new(),
             config,
             fast_quorum: Vec::new(),
+            suspected: BTreeSet::new(),
             pending_changes: BTreeMap::new(),
             change_outcomes: VecDeque::new(),
             abandoned: Vec::new(),
@@ -171,14 +175,45 @@ impl Replica {
             }
         }
         self.members = current.members().iter().map(|m| m.id).collect();
+        self.choose_fast_quorum();
+    }
+
+    /// This replica's fast quorum: itself and the nearest other voters, passing over
+    /// those suspected down while enough others are left (a command proposed to a dead
+    /// member waits for a recovery; its quorum is part of its value and never changes).
+    fn choose_fast_quorum(&mut self) {
+        let current = self.executor.epochs().current();
         self.fast_quorum = if current.counts_vote(self.id) {
             let size = self.config.fast_quorum(current.voter_count());
             let voters: Vec<NodeId> = current.voters().collect();
-            let nearest = self.cluster.by_distance(self.id).into_iter();
-            nearest.filter(|n| voters.contains(n)).take(size).collect()
+            let mut nearest: Vec<NodeId> = self
+                .cluster
+                .by_distance(self.id)
+                .into_iter()
+                .filter(|n| voters.contains(n))
+                .collect();
+            // Stable: by distance among the trusted, then among the suspected.
+            nearest.sort_by_key(|n| self.suspected.contains(n));
+            nearest.truncate(size);
+            nearest
         } else {
             Vec::new()
         };
+    }
+
+    /// `peer` left a proposal unanswered for a `retry_timeout`: propose to others.
+    pub(super) fn suspect(&mut self, peer: NodeId) {
+        if peer != self.id && self.suspected.insert(peer) {
+            self.metrics.incr("peers_suspected");
+            self.choose_fast_quorum();
+        }
+    }
+
+    /// A message from `peer`: it is up.
+    pub(super) fn heard(&mut self, peer: NodeId) {
+        if self.suspected.remove(&peer) {
+            self.choose_fast_quorum();
+        }
     }
 
     /// The voters of configuration `epoch`, if known here.

@@ -98,6 +98,7 @@ const TEMPO_COUNTERS: &[&str] = &[
     "floor_asks",
     "floor_promises_not_counted",
     "floor_rounds",
+    "peers_suspected",
     "promise_asks",
     "promise_keys_forgotten",
     "promise_rounds",

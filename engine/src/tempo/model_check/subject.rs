@@ -45,6 +45,7 @@ impl Subject for Tempo {
             // Taken from the executor's configurations.
             members: _,
             fast_quorum: _,
+            suspected,
             pending_changes,
             change_outcomes,
             abandoned,
@@ -80,6 +81,8 @@ impl Subject for Tempo {
         )
             .hash(state);
         (pending_changes, change_outcomes, abandoned, removed, floors).hash(state);
+        // Who it proposes to next.
+        suspected.hash(state);
         (drives, collector, timers, last_resend, last_compaction).hash(state);
     }
 
