@@ -230,29 +230,23 @@ impl KeyspaceConfig {
     pub fn for_joining_node(keyspaces: &[Self], initial: &[NodeId]) -> Vec<Self> {
         keyspaces
             .iter()
-            .filter_map(|keyspace| match keyspace {
-                Self::Multipaxos(k) => {
-                    let mut k = k.clone();
-                    k.initial_members.get_or_insert_with(|| initial.to_vec());
-                    Some(Self::Multipaxos(k))
-                }
-                Self::Epaxos(k) => {
-                    let mut k = k.clone();
-                    k.initial_members.get_or_insert_with(|| initial.to_vec());
-                    Some(Self::Epaxos(k))
-                }
-                Self::Dynamo(k) => {
-                    let mut k = k.clone();
-                    k.initial_members.get_or_insert_with(|| initial.to_vec());
-                    Some(Self::Dynamo(k))
-                }
-                Self::Tempo(k) => {
-                    let mut k = k.clone();
-                    k.initial_members.get_or_insert_with(|| initial.to_vec());
-                    Some(Self::Tempo(k))
-                }
+            .map(|keyspace| {
+                let mut keyspace = keyspace.clone();
+                keyspace
+                    .initial_members_mut()
+                    .get_or_insert_with(|| initial.to_vec());
+                keyspace
             })
             .collect()
+    }
+
+    fn initial_members_mut(&mut self) -> &mut Option<Vec<NodeId>> {
+        match self {
+            Self::Multipaxos(k) => &mut k.initial_members,
+            Self::Epaxos(k) => &mut k.initial_members,
+            Self::Tempo(k) => &mut k.initial_members,
+            Self::Dynamo(k) => &mut k.initial_members,
+        }
     }
 
     /// The initial members a keyspace names, if any.
