@@ -11,7 +11,7 @@
 //! one durable floor, every key's clock is at least the floor, so no promise goes back;
 //! what others announced on it is dropped, which only understates their promises.
 
-use super::messages::{Dot, KeyPromise, SWITCH_LANE};
+use super::messages::{Dot, FloorPromise, KeyPromise, SWITCH_LANE};
 use crate::command::Key;
 use crate::id::NodeId;
 use crate::quorum;
@@ -243,7 +243,7 @@ impl Clocks {
 /// *holes*: a committed command's promise never holds stability back, and commits here
 /// are never undone, so the rest need not be kept).
 #[derive(Clone, Debug, Default, Hash)]
-pub(super) struct Announced {
+struct Announced {
     clock: u64,
     holes: VecDeque<(u64, Dot)>,
 }
@@ -270,7 +270,7 @@ impl Announced {
     /// How far the promises count: up to the clock, and below the first attached promise
     /// for a command not committed here. Holes found committed are dropped, so each is
     /// passed over once.
-    pub(super) fn frontier(&mut self, committed: impl Fn(Dot) -> bool) -> u64 {
+    fn frontier(&mut self, committed: impl Fn(Dot) -> bool) -> u64 {
         while self.holes.front().is_some_and(|&(_, dot)| committed(dot)) {
             self.holes.pop_front();
         }
@@ -401,8 +401,65 @@ impl PromiseTable {
     }
 }
 
+/// The latest floor promise of each replica (`floors.rs`), as sent (to relay) and as counted here.
+#[derive(Clone, Debug, Default, Hash)]
+pub(super) struct FloorTable {
+    by_node: BTreeMap<NodeId, (FloorPromise, Announced)>,
+}
+
+impl FloorTable {
+    /// Take `promise` unless one with a higher floor is known from its replica. Whether
+    /// it changed anything.
+    pub(super) fn update(
+        &mut self,
+        promise: FloorPromise,
+        committed: impl Fn(Dot) -> bool,
+    ) -> bool {
+        let node = promise.node;
+        let newer_known = self
+            .by_node
+            .get(&node)
+            .is_some_and(|(known, _)| (known.epoch, known.floor) >= (promise.epoch, promise.floor));
+        if newer_known {
+            return false;
+        }
+        let announced = Announced::new(promise.floor, promise.attached.clone(), committed);
+        self.by_node.insert(node, (promise, announced));
+        true
+    }
+
+    /// Forget `node`'s promise (its former self's, when it rejoins after a lost disk).
+    pub(super) fn forget_node(&mut self, node: NodeId) {
+        self.by_node.remove(&node);
+    }
+
+    /// The highest timestamp a majority of `voters` promised every key up to, counting
+    /// attached promises only for commands `committed` says are committed here.
+    pub(super) fn stable(&mut self, voters: &[NodeId], committed: impl Fn(Dot) -> bool) -> u64 {
+        let frontiers = self
+            .by_node
+            .iter_mut()
+            .filter(|(node, _)| voters.contains(node))
+            .map(|(_, (_, announced))| announced.frontier(&committed));
+        kth_highest(frontiers.collect(), quorum::majority(voters.len()))
+    }
+
+    /// The promises known here with a floor of at least `ts`.
+    pub(super) fn at_least(&self, ts: u64) -> impl Iterator<Item = &FloorPromise> {
+        self.by_node
+            .values()
+            .map(|(promise, _)| promise)
+            .filter(move |p| p.floor >= ts)
+    }
+
+    /// The floor `node` promised, if known.
+    pub(super) fn floor_of(&self, node: NodeId) -> Option<u64> {
+        self.by_node.get(&node).map(|(p, _)| p.floor)
+    }
+}
+
 /// The `k`-th highest of `frontiers` (0 if there are fewer, or `k` is 0).
-pub(super) fn kth_highest(mut frontiers: Vec<u64>, k: usize) -> u64 {
+fn kth_highest(mut frontiers: Vec<u64>, k: usize) -> u64 {
     if frontiers.len() < k || k == 0 {
         return 0;
     }

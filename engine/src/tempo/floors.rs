@@ -13,66 +13,12 @@
 //! asked for while a switch waits, relayed by whoever holds them.
 
 use super::acceptor::send;
-use super::clocks::{kth_highest, Announced};
+#[cfg(test)]
+use super::clocks::FloorTable;
 use super::gc;
-use super::messages::{Dot, FloorPromise, Message, Record};
+use super::messages::{FloorPromise, Message, Record};
 use super::replica::Replica;
 use crate::id::NodeId;
-use crate::quorum;
-use std::collections::BTreeMap;
-
-/// The latest floor promise of each replica, as sent (to relay) and as counted here.
-#[derive(Clone, Debug, Default, Hash)]
-pub(super) struct FloorTable {
-    by_node: BTreeMap<NodeId, (FloorPromise, Announced)>,
-}
-
-impl FloorTable {
-    /// Take `promise` unless one with a higher floor is known from its replica. Whether
-    /// it changed anything.
-    fn update(&mut self, promise: FloorPromise, committed: impl Fn(Dot) -> bool) -> bool {
-        let node = promise.node;
-        let newer_known = self
-            .by_node
-            .get(&node)
-            .is_some_and(|(known, _)| (known.epoch, known.floor) >= (promise.epoch, promise.floor));
-        if newer_known {
-            return false;
-        }
-        let announced = Announced::new(promise.floor, promise.attached.clone(), committed);
-        self.by_node.insert(node, (promise, announced));
-        true
-    }
-
-    /// Forget `node`'s promise (its former self's, when it rejoins after a lost disk).
-    pub(super) fn forget_node(&mut self, node: NodeId) {
-        self.by_node.remove(&node);
-    }
-
-    /// The highest timestamp a majority of `voters` promised every key up to, counting
-    /// attached promises only for commands `committed` says are committed here.
-    pub(super) fn stable(&mut self, voters: &[NodeId], committed: impl Fn(Dot) -> bool) -> u64 {
-        let frontiers = self
-            .by_node
-            .iter_mut()
-            .filter(|(node, _)| voters.contains(node))
-            .map(|(_, (_, announced))| announced.frontier(&committed));
-        kth_highest(frontiers.collect(), quorum::majority(voters.len()))
-    }
-
-    /// The promises known here with a floor of at least `ts`.
-    fn at_least(&self, ts: u64) -> impl Iterator<Item = &FloorPromise> {
-        self.by_node
-            .values()
-            .map(|(promise, _)| promise)
-            .filter(move |p| p.floor >= ts)
-    }
-
-    /// The floor `node` promised, if known.
-    fn floor_of(&self, node: NodeId) -> Option<u64> {
-        self.by_node.get(&node).map(|(p, _)| p.floor)
-    }
-}
 
 /// This replica's floor promise. Its floor is durable once the records queued before
 /// it are (a switch's `Proposed`, `Accepted` or `Committed`, a `Floor`); hosts make

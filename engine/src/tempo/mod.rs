@@ -301,7 +301,12 @@ impl Tempo {
                 report,
             } => recovery::on_rec_ack(r, drives, now, from, dot, ballot, report),
             Message::Nack { dot, promised } => coordinator::on_nack(r, drives, now, dot, promised),
-            Message::Durable { dot } if from == r.id => r.on_durable(dot),
+            Message::Durable { dot } if from == r.id => {
+                if let Some(ts) = r.on_durable(dot) {
+                    // A switch's commit: the floor is at least its timestamp now.
+                    floors::on_switch_durable(r, ts);
+                }
+            }
             Message::Durable { .. } => r.metrics.incr("dropped_messages"),
             Message::Executed { epoch, .. } if !r.fence.current(from, epoch) => {
                 r.metrics.incr("stale_messages")

@@ -2,12 +2,11 @@
 //! table, clocks and promises, the executor, the outbox and the counters; learning a
 //! commit and running what became stable.
 
-use super::clocks::{Clocks, PromiseTable};
+use super::clocks::{Clocks, FloorTable, PromiseTable};
 use super::config::TempoConfig;
 use super::dots::DotSet;
 use super::epochs::Epochs;
 use super::execution::{ExecutedEntry, Executor, Outcome, Ran};
-use super::floors::{self, FloorTable};
 use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, Record, SWITCH_LANE};
 use crate::command::{Command, CommandResult, Key};
 use crate::configuration::{
@@ -380,25 +379,26 @@ impl Replica {
         self.outbox.persist(vec![record], then);
     }
 
-    /// The commit of `dot` is durable here: it waits for stability.
-    pub(super) fn on_durable(&mut self, dot: Dot) {
+    /// The commit of `dot` is durable here: it waits for stability. Returns the
+    /// timestamp of a switch whose commit this was (the floor is at least it now: the
+    /// caller sends this replica's floor promise, `floors.rs`).
+    pub(super) fn on_durable(&mut self, dot: Dot) -> Option<u64> {
         let Some(cmd) = self.cmds.get_mut(&dot) else {
-            return;
+            return None;
         };
         let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.as_ref()) else {
-            return;
+            return None;
         };
         if cmd.durable {
-            return;
+            return None;
         }
         cmd.durable = true;
         let key = payload.key().clone();
-        if key.as_slice() == SWITCH_LANE {
-            // Its proposals are holes on every key: each waiting key looks again. The
-            // floor is at least its timestamp now: promise every key up to it.
+        let switch = key.as_slice() == SWITCH_LANE;
+        if switch {
+            // Its proposals are holes on every key: each waiting key looks again.
             let waiting: Vec<Key> = self.executor.waiting_keys().cloned().collect();
             self.touched.extend(waiting);
-            floors::on_switch_durable(self, ts);
         }
         self.executor.add(&key, ts, dot);
         self.touched.insert(key);
@@ -406,6 +406,7 @@ impl Replica {
             // It may be the last command a floor promise the switch waits for listed.
             self.touched.insert(SWITCH_LANE.to_vec());
         }
+        switch.then_some(ts)
     }
 
     /// Run whatever became stable on the touched keys; answer own clients.
