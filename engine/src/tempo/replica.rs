@@ -383,9 +383,7 @@ impl Replica {
     /// timestamp of a switch whose commit this was (the floor is at least it now: the
     /// caller sends this replica's floor promise, `floors.rs`).
     pub(super) fn on_durable(&mut self, dot: Dot) -> Option<u64> {
-        let Some(cmd) = self.cmds.get_mut(&dot) else {
-            return None;
-        };
+        let cmd = self.cmds.get_mut(&dot)?;
         let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.as_ref()) else {
             return None;
         };
