@@ -155,8 +155,7 @@ pub(crate) struct Args {
     /// comma-separated: add:REGION@SECONDS (start one more replica in REGION and add it),
     /// remove:added@SECONDS (remove and stop the replica the run added last) or
     /// remove:ID@SECONDS, in seconds from the run's start (warm-up included). Only the
-    /// measured keyspace changes (not Tempo's: its membership is static). Implies
-    /// --timeline.
+    /// measured keyspace changes. Implies --timeline.
     #[arg(long, value_delimiter = ',')]
     pub(crate) reconfigure: Vec<Change>,
     /// Cluster backend: also report latency over time, in buckets of this many seconds
@@ -301,7 +300,7 @@ impl Args {
             client_timeout: Duration::from_secs_f64(self.timeout.max(0.001)),
         };
         let timeline = self.timeline()?;
-        self.check_reconfigure(&topology, &protocols, &template)?;
+        self.check_reconfigure(&topology, &template)?;
         Ok(Plan {
             topology,
             protocols,
@@ -330,14 +329,9 @@ impl Args {
         Ok(Some(Duration::from_secs_f64(seconds)))
     }
 
-    /// `--reconfigure` needs replicas the bench starts, protocols that change membership,
-    /// the topology's regions and times inside the run.
-    fn check_reconfigure(
-        &self,
-        topology: &Topology,
-        protocols: &[ProtocolSpec],
-        template: &SimRun,
-    ) -> anyhow::Result<()> {
+    /// `--reconfigure` needs replicas the bench starts, the topology's regions and times
+    /// inside the run.
+    fn check_reconfigure(&self, topology: &Topology, template: &SimRun) -> anyhow::Result<()> {
         if self.reconfigure.is_empty() {
             return Ok(());
         }
@@ -347,12 +341,6 @@ impl Args {
                  starts itself (not --nodes; against a deployment use `meridian member add` \
                  and `member remove` beside the bench)"
             );
-        }
-        if let Some(tempo) = protocols
-            .iter()
-            .find(|p| matches!(p, ProtocolSpec::Tempo { .. }))
-        {
-            bail!("--reconfigure: {tempo} keyspaces run a static membership; leave it out");
         }
         let end = template.warmup + template.duration;
         for change in &self.reconfigure {

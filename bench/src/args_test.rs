@@ -102,10 +102,6 @@ fn reconfigure_is_refused_where_it_cannot_run() {
             "--backend cluster only",
         ),
         (
-            format!("{local} --protocols tempo --reconfigure add:rack-2@2"),
-            "static membership",
-        ),
-        (
             format!("{local} --protocols epaxos --reconfigure add:mars@2"),
             "not in topology",
         ),

@@ -4,16 +4,13 @@
 //! ```text
 //!  join(dir, region) ─▶ next free id (highest + 1), QUIC and metrics ports (highest + 1)
 //!                   ─▶ certs/node-<id>.{pem,key} issued by the cluster CA in certs/ca
-//!                   ─▶ node-<id>.toml: every node of the manifest as a peer, and only the
-//!                      keyspaces whose protocol changes membership (Multi-Paxos, EPaxos,
-//!                      Dynamo),
-//!                      each naming the cluster's first members as `initial_members`
+//!                   ─▶ node-<id>.toml: every node of the manifest as a peer, and every
+//!                      keyspace, each naming the cluster's first members as
+//!                      `initial_members`
 //!                   ─▶ cluster.toml: the node, `joined = true`
 //!  mark_removed(dir, id) ─▶ cluster.toml: `removed = true`
 //! ```
 //!
-//! Why not Tempo keyspaces: Tempo runs the static membership its nodes were started with;
-//! a node it does not count would break its quorums.
 //! Why every node, removed ones included, as a peer and `initial_members`: the new
 //! replica replays the log from the configuration of epoch 0, which needs those members
 //! and their regions; once its configuration leaves a node out, it stops dialing it.
@@ -74,10 +71,8 @@ pub fn join(dir: &Path, region: &str) -> Result<(Manifest, ManifestNode), Cluste
     let keyspaces = KeyspaceConfig::for_joining_node(&template.keyspaces, &initial);
     if keyspaces.is_empty() {
         return Err(spec(format!(
-            "the cluster in {} serves no keyspace whose protocol changes membership \
-             (multipaxos, dynamo); membership change is not supported for {} keyspaces yet",
-            dir.display(),
-            manifest.keyspaces.join(", ")
+            "the cluster in {} serves no keyspace",
+            dir.display()
         )));
     }
     let certs_dir = dir.join("certs");

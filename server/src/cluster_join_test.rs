@@ -23,7 +23,7 @@ fn lan3(dir: &Path) -> Manifest {
 }
 
 #[test]
-fn a_joining_node_gets_the_next_id_and_ports_and_only_the_keyspaces_that_change_membership() {
+fn a_joining_node_gets_the_next_id_and_ports_and_every_keyspace_from_the_first_members() {
     let dir = TempDir::new("join");
     lan3(dir.path());
     let (manifest, node) = join(dir.path(), "rack-2").unwrap();
@@ -40,11 +40,11 @@ fn a_joining_node_gets_the_next_id_and_ports_and_only_the_keyspaces_that_change_
     assert_eq!(config.region, "rack-2");
     assert_eq!(config.peers.len(), 3);
     assert!(config.tls.cert.exists());
-    let [KeyspaceConfig::Multipaxos(keyspace), KeyspaceConfig::Epaxos(fast), KeyspaceConfig::Dynamo(ring)] =
+    let [KeyspaceConfig::Multipaxos(keyspace), KeyspaceConfig::Epaxos(fast), KeyspaceConfig::Tempo(tempo), KeyspaceConfig::Dynamo(ring)] =
         config.keyspaces.as_slice()
     else {
         panic!(
-            "expected the multipaxos, epaxos and dynamo keyspaces (not tempo): {:?}",
+            "expected the multipaxos, epaxos, tempo and dynamo keyspaces: {:?}",
             config.keyspaces
         );
     };
@@ -54,6 +54,7 @@ fn a_joining_node_gets_the_next_id_and_ports_and_only_the_keyspaces_that_change_
     );
     assert_eq!(ring.initial_members, keyspace.initial_members);
     assert_eq!(fast.initial_members, keyspace.initial_members);
+    assert_eq!(tempo.initial_members, keyspace.initial_members);
     // A second join counts the first: id 4, and epoch 0 is still nodes 0..3.
     let (_, fifth) = join(dir.path(), "rack-1").unwrap();
     assert_eq!(fifth.id, 4);

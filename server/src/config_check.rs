@@ -6,10 +6,9 @@
 //!  peers      node a's entry for node b has b's region and b's listen port (and address,
 //!             unless b listens on a wildcard address)
 //!  keyspaces  the same keyspaces with the same protocols and options everywhere
-//!  joining    a node added by `member add` (its Multi-Paxos, EPaxos and Dynamo keyspaces
-//!             name the first members as `initial_members`, without it): it counts every
-//!             node, serves the others' keyspaces of those protocols only, and its
-//!             `initial_members` are exactly the other configs' ids
+//!  joining    a node added by `member add` (its keyspaces name the first members as
+//!             `initial_members`, without it): it counts every node, serves the others'
+//!             keyspaces, and its `initial_members` are exactly the other configs' ids
 //!  cluster_id the same everywhere (or nowhere)
 //!  wan        emulation on everywhere with one topology, or nowhere
 //!  tls        where the files are readable from here: one CA certificate, and each
@@ -100,8 +99,8 @@ pub fn check_cluster(configs: &[(PathBuf, NodeConfig)]) -> Vec<String> {
     problems
 }
 
-/// Whether `config` is a node added after the cluster started: a Multi-Paxos or Dynamo
-/// keyspace of it names initial members without it.
+/// Whether `config` is a node added after the cluster started: a keyspace of it names
+/// initial members without it.
 fn is_joining(config: &NodeConfig) -> bool {
     config.keyspaces.iter().any(|k| {
         k.initial_members()
@@ -109,7 +108,7 @@ fn is_joining(config: &NodeConfig) -> bool {
     })
 }
 
-/// A joining node: the first members' Multi-Paxos, EPaxos and Dynamo keyspaces, with their ids as
+/// A joining node: the first members' keyspaces, with their ids as
 /// `initial_members`.
 fn check_joining(
     path: &std::path::Path,
@@ -125,7 +124,7 @@ fn check_joining(
     if config.keyspaces != expected {
         problems.push(format!(
             "{} is a joining node (its initial_members leave it out): it must serve exactly \
-             the Multi-Paxos, EPaxos and Dynamo keyspaces of {}, each with initial_members = {:?} (the other \
+             the keyspaces of {}, each with initial_members = {:?} (the other \
              configs' ids)",
             path.display(),
             first_path.display(),

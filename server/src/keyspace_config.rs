@@ -139,6 +139,12 @@ pub struct TempoKeyspace {
     /// Executed-prefix exchange period (garbage collection).
     #[serde(default)]
     pub gc_interval_ms: Option<u64>,
+    /// The replicas of the configuration of epoch 0, all voters (default: every node the
+    /// config names). A replica added later by `member add` names the cluster's first
+    /// members here, without itself: it starts as a spare, fetches its peers' state once
+    /// added, and votes only once promoted (docs/design.md, "Tempo epochs").
+    #[serde(default)]
+    pub initial_members: Option<Vec<NodeId>>,
 }
 
 impl TempoKeyspace {
@@ -155,7 +161,19 @@ impl TempoKeyspace {
             ..defaults
         }
         .with_record_execution(false);
-        config.check(n)?;
+        let config = match &self.initial_members {
+            Some(members) if members.is_empty() => {
+                return Err("initial_members must name at least one replica".into());
+            }
+            Some(members) => {
+                config.check(members.len())?;
+                config.with_initial_members(members.clone())
+            }
+            None => {
+                config.check(n)?;
+                config
+            }
+        };
         if config.promise_interval.is_zero() {
             return Err("promise_interval_ms must be positive".into());
         }
@@ -205,41 +223,39 @@ pub struct DynamoKeyspace {
 }
 
 impl KeyspaceConfig {
-    /// What a node added after the cluster started serves of `keyspaces`: the Multi-Paxos,
-    /// EPaxos and Dynamo keyspaces (the protocols that change membership), each naming
+    /// What a node added after the cluster started serves of `keyspaces`: every keyspace
+    /// (each protocol changes membership), each naming
     /// `initial` as its initial members unless it already names some
     /// (docs/design.md#membership).
     pub fn for_joining_node(keyspaces: &[Self], initial: &[NodeId]) -> Vec<Self> {
         keyspaces
             .iter()
-            .filter_map(|keyspace| match keyspace {
-                Self::Multipaxos(k) => {
-                    let mut k = k.clone();
-                    k.initial_members.get_or_insert_with(|| initial.to_vec());
-                    Some(Self::Multipaxos(k))
-                }
-                Self::Epaxos(k) => {
-                    let mut k = k.clone();
-                    k.initial_members.get_or_insert_with(|| initial.to_vec());
-                    Some(Self::Epaxos(k))
-                }
-                Self::Dynamo(k) => {
-                    let mut k = k.clone();
-                    k.initial_members.get_or_insert_with(|| initial.to_vec());
-                    Some(Self::Dynamo(k))
-                }
-                Self::Tempo(_) => None,
+            .map(|keyspace| {
+                let mut keyspace = keyspace.clone();
+                keyspace
+                    .initial_members_mut()
+                    .get_or_insert_with(|| initial.to_vec());
+                keyspace
             })
             .collect()
     }
 
-    /// The initial members a keyspace names, if any (Multi-Paxos, EPaxos and Dynamo).
+    fn initial_members_mut(&mut self) -> &mut Option<Vec<NodeId>> {
+        match self {
+            Self::Multipaxos(k) => &mut k.initial_members,
+            Self::Epaxos(k) => &mut k.initial_members,
+            Self::Tempo(k) => &mut k.initial_members,
+            Self::Dynamo(k) => &mut k.initial_members,
+        }
+    }
+
+    /// The initial members a keyspace names, if any.
     pub fn initial_members(&self) -> Option<&[NodeId]> {
         match self {
             Self::Multipaxos(k) => k.initial_members.as_deref(),
             Self::Epaxos(k) => k.initial_members.as_deref(),
+            Self::Tempo(k) => k.initial_members.as_deref(),
             Self::Dynamo(k) => k.initial_members.as_deref(),
-            _ => None,
         }
     }
 

@@ -1,17 +1,15 @@
 //! Membership change on real processes, as an operator would script it (issue 14):
 //! `cluster up --topology lan-3` (Multi-Paxos, EPaxos and Tempo keyspaces), 1,000 puts
-//! into each of the Multi-Paxos and EPaxos keyspaces, `cluster add --region rack-2`:
-//! `member list` shows 4 voters of each (the new replica fetched the EPaxos state its
-//! peers had collected before it was promoted);
+//! into each, `cluster add --region rack-2`: `member list` shows 4 voters of each (the
+//! new replica fetched the state its peers had collected before it was promoted);
 //! `cluster remove --id 0` (the first leader): 3 voters, node 0 stopped; every key reads
 //! back through the new replica. Writers keep putting new keys through replicas 1 and 2
 //! during the add and the remove; between them replica 2 is killed with -9 and restarted
 //! (it dials replica 3 from its address book). Then replica 1 is killed with -9, and every key put
 //! before and every write acknowledged during the changes reads back through replicas 2
 //! and 3 with its value (each key is written once, so a read that returns the written
-//! value is the only linearizable answer for an acknowledged write), in both keyspaces.
-//! Tempo keyspaces are named as skipped, and a change asked of one fails with exit 4,
-//! naming the protocol.
+//! value is the only linearizable answer for an acknowledged write), in every keyspace.
+//! Adding a replica that is already a voter fails with exit 4.
 
 mod common;
 
@@ -39,7 +37,7 @@ async fn cluster(args: &[&str], dir: &Path) -> Output {
 }
 
 /// The keyspaces whose membership the script changes.
-const CHANGED: [&str; 2] = ["multipaxos", "epaxos"];
+const CHANGED: [&str; 3] = ["multipaxos", "epaxos", "tempo"];
 
 /// The lines of `member list` about `keyspace`, asked of the replica on `port`.
 fn members_of(keyspace: &str, port: u16, certs: &Path) -> Vec<Vec<String>> {
@@ -111,7 +109,7 @@ async fn reads_back(keyspace: &str, port: u16, tls: &TlsIdentity, writes: &[(Str
 
 /// A writer of [`load`]: the writes acknowledged per keyspace of [`CHANGED`], and how
 /// many had another outcome.
-type Writer = tokio::task::JoinHandle<([Vec<(String, String)>; 2], usize)>;
+type Writer = tokio::task::JoinHandle<([Vec<(String, String)>; 3], usize)>;
 
 /// Four writers putting new keys through the replicas on `ports` into the keyspaces of
 /// [`CHANGED`] in turn, each about every 5 ms, until told to stop.
@@ -121,11 +119,11 @@ fn load(ports: &[u16], tls: &TlsIdentity, stop: &Arc<AtomicBool>) -> Vec<Writer>
         let (tls, stop) = (tls.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let client = client(port, &tls).await;
-            let (mut acked, mut other) = ([Vec::new(), Vec::new()], 0);
+            let (mut acked, mut other) = ([Vec::new(), Vec::new(), Vec::new()], 0);
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 let (key, value) = (format!("load/{w}/{n}"), format!("l{w}.{n}"));
-                let which = n % 2;
+                let which = n % CHANGED.len();
                 n += 1;
                 let reply = client.put(CHANGED[which], key.as_bytes(), value.as_bytes(), None);
                 match reply.await.map(|r| r.outcome) {
@@ -201,16 +199,13 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
     assert!(said.contains("need an operator certificate"), "{said}");
     assert_eq!(members_of("multipaxos", base + 1, &certs).len(), 3);
 
-    // cluster add: replica 3, a voter of the Multi-Paxos and EPaxos keyspaces; Tempo is
-    // skipped.
+    // cluster add: replica 3, a voter of every keyspace.
     let added = stdout(&cluster(&["add", "--region", "rack-2"], dir.path()).await);
     assert!(added.contains("cluster add: replica 3"), "{added}");
-    assert!(added.contains("multipaxos changed epoch 2"), "{added}");
-    assert!(added.contains("epaxos changed epoch 2"), "{added}");
-    assert!(
-        added.contains("tempo skipped: membership change is not supported for tempo keyspaces yet"),
-        "{added}"
-    );
+    for keyspace in CHANGED {
+        let line = format!("{keyspace} changed epoch 2");
+        assert!(added.lines().any(|l| l.trim() == line), "{added}");
+    }
     for keyspace in CHANGED {
         let members = members_of(keyspace, base + 1, &certs);
         assert_eq!(members.len(), 4, "{members:?}");
@@ -249,8 +244,10 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
 
     // cluster remove --id 0: three voters, replica 0 stopped.
     let removed = stdout(&cluster(&["remove", "--id", "0"], dir.path()).await);
-    assert!(removed.contains("multipaxos changed epoch 3"), "{removed}");
-    assert!(removed.contains("epaxos changed epoch 3"), "{removed}");
+    for keyspace in CHANGED {
+        let line = format!("{keyspace} changed epoch 3");
+        assert!(removed.lines().any(|l| l.trim() == line), "{removed}");
+    }
     assert!(removed.contains("stopped replica 0"), "{removed}");
     assert!(!dir.path().join("node-0.pid").exists());
     for (keyspace, port) in CHANGED
@@ -269,7 +266,7 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
         reads_back(keyspace, base + 3, &tls, &script_writes()).await;
     }
     stop.store(true, Ordering::SeqCst);
-    let (mut acked, mut other) = ([Vec::new(), Vec::new()], 0);
+    let (mut acked, mut other) = ([Vec::new(), Vec::new(), Vec::new()], 0);
     for writer in writers {
         let (a, o) = writer.await.unwrap();
         for (all, some) in acked.iter_mut().zip(a) {
@@ -285,13 +282,14 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
         );
     }
     println!(
-        "during cluster add and cluster remove: {} Multi-Paxos and {} EPaxos writes \
-         acknowledged, {other} not",
+        "during cluster add and cluster remove: {} Multi-Paxos, {} EPaxos and {} Tempo \
+         writes acknowledged, {other} not",
         acked[0].len(),
-        acked[1].len()
+        acked[1].len(),
+        acked[2].len()
     );
 
-    // A change asked of a Tempo keyspace fails, naming the protocol; nothing changes.
+    // Adding a replica that is already a voter fails, naming the keyspace.
     let refused = cli()
         .args([
             "member",
@@ -303,21 +301,18 @@ async fn operator_adds_a_replica_removes_the_first_and_every_key_survives() {
         .arg(&certs)
         .args([
             "--id",
-            "9",
+            "3",
             "--region",
-            "rack-1",
+            "rack-2",
             "--peer-addr",
-            "127.0.0.1:9",
+            &format!("127.0.0.1:{}", base + 3),
         ])
         .args(["--keyspace", "tempo"])
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(4), "{refused:?}");
     let text = String::from_utf8_lossy(&refused.stdout);
-    assert!(
-        text.contains("tempo failed: membership change is not supported for tempo keyspaces yet"),
-        "{text}"
-    );
+    assert!(text.contains("tempo failed"), "{text}");
 
     // kill -9 of another original replica: replicas 2 and 3 still have every key.
     kill_9(dir.path(), 1);

@@ -120,10 +120,16 @@ impl Plan {
                 add: None,
                 remove: pick(members),
             },
-            Goal::Replace => Active {
-                add: pick(outside),
-                remove: pick(members),
-            },
+            Goal::Replace => {
+                let add = pick(outside);
+                // No spare left (the removed ones were retired): leave the members be
+                // rather than drop below three.
+                let remove = match add.is_some() || members.len() >= 4 {
+                    true => pick(members),
+                    false => None,
+                };
+                Active { add, remove }
+            }
         }
     }
 }
@@ -211,6 +217,15 @@ pub struct Operator {
     pub tally: Tally,
     next_seq: u64,
     patience: Duration,
+    /// Stop a removed replica for good once a live replica executed its removal, as an
+    /// operator's `cluster remove` does; it is never added again.
+    retire_removed: bool,
+    /// Removed, to be retired on the next tick.
+    to_retire: Option<NodeId>,
+    /// With `retire_removed`, the newest configuration seen: the replica that executed a
+    /// removal first may be the one retired, and the next goal must not be resolved
+    /// against the older configuration the others still run.
+    newest_seen: Option<Configuration>,
 }
 
 impl Operator {
@@ -223,7 +238,16 @@ impl Operator {
             tally: Tally::default(),
             next_seq: 0,
             patience,
+            retire_removed: false,
+            to_retire: None,
+            newest_seen: None,
         }
+    }
+
+    /// Stop every replica it removes for good (`Sim::retire`), never adding it again.
+    pub fn retiring_removed(mut self) -> Self {
+        self.retire_removed = true;
+        self
     }
 
     /// Every goal was carried out by the end of the run (liveness), and every voter of
@@ -255,12 +279,21 @@ impl Operator {
 
     /// On the operator's tick: take an answer, or ask the next change.
     pub fn tick<P: Protocol>(&mut self, sim: &mut Sim<P>) {
+        if let Some(removed) = self.to_retire.take() {
+            sim.retire(removed);
+        }
         if self.tally.waiting(sim, self.patience) {
             return;
         }
-        let Some(configuration) = Self::configuration(sim) else {
+        let Some(mut configuration) = Self::configuration(sim) else {
             return;
         };
+        if self.retire_removed {
+            match &self.newest_seen {
+                Some(seen) if seen.epoch() > configuration.epoch() => configuration = seen.clone(),
+                _ => self.newest_seen = Some(configuration.clone()),
+            }
+        }
         let Some(change) = self.next_change(sim, &configuration) else {
             return;
         };
@@ -295,7 +328,7 @@ impl Operator {
         let outside: Vec<NodeId> = sim
             .cluster()
             .ids()
-            .filter(|&id| configuration.role_of(id) != Some(Role::Voter))
+            .filter(|&id| configuration.role_of(id) != Some(Role::Voter) && !sim.is_retired(id))
             .collect();
         let active = self.plan.current(sim.now(), &voters, &outside)?;
         match (active.add, active.remove) {
@@ -314,7 +347,10 @@ impl Operator {
                 }
             },
             (None, Some(y)) if configuration.role_of(y).is_some() => Some(Change::Remove(y)),
-            (None, _) => {
+            (None, removed) => {
+                if self.retire_removed {
+                    self.to_retire = removed;
+                }
                 self.plan.finish();
                 None
             }

@@ -96,6 +96,8 @@ struct SimNode<P: Protocol> {
     crash_in_compaction: bool,
     /// The disk was lost: the next restart calls [`Protocol::rejoin`].
     amnesiac: bool,
+    /// Stopped for good ([`Sim::retire`]): never restarted.
+    retired: bool,
     /// Its clock (survives crashes).
     clock: NodeClock,
 }
@@ -229,6 +231,7 @@ impl<P: Protocol> Sim<P> {
                 past_metrics: Metrics::new(),
                 crash_in_compaction: false,
                 amnesiac: false,
+                retired: false,
                 clock,
             });
             sim.drain(id);

@@ -58,12 +58,30 @@ impl<P: Protocol> Sim<P> {
         self.stats.disks_lost += 1;
     }
 
+    /// Stop `node` for good, as an operator stops a replica it removed: it crashes now
+    /// and no restart (the fault schedule's or the heal's) brings it back.
+    pub fn retire(&mut self, node: NodeId) {
+        self.crash(node);
+        if let Some(state) = self.nodes.get_mut(node.index()) {
+            state.retired = true;
+        }
+    }
+
+    /// Whether `node` was stopped for good.
+    pub fn is_retired(&self, node: NodeId) -> bool {
+        self.nodes.get(node.index()).is_some_and(|s| s.retired)
+    }
+
     /// Rebuild a crashed `node` from its synced records, telling it to rejoin if it lost
-    /// its disk. On a node that is up it only disarms a pending crash in compaction.
+    /// its disk. On a node that is up it only disarms a pending crash in compaction. A
+    /// retired node stays down.
     pub fn restart(&mut self, node: NodeId) {
         let Some(state) = self.nodes.get_mut(node.index()) else {
             return;
         };
+        if state.retired {
+            return;
+        }
         if state.core.is_some() {
             state.crash_in_compaction = false;
             return;

@@ -11,7 +11,7 @@
 //! one durable floor, every key's clock is at least the floor, so no promise goes back;
 //! what others announced on it is dropped, which only understates their promises.
 
-use super::messages::{Dot, KeyPromise, SWITCH_LANE};
+use super::messages::{Dot, FloorPromise, KeyPromise, SWITCH_LANE};
 use crate::command::Key;
 use crate::id::NodeId;
 use crate::quorum;
@@ -192,6 +192,20 @@ impl Clocks {
         }
     }
 
+    /// The attached promises at or below the floor, on every key, by timestamp: with
+    /// the floor, a promise on every key (`floors.rs`).
+    pub(super) fn attached_below_floor(&self) -> Vec<(u64, Dot)> {
+        let mut below: Vec<(u64, Dot)> = self
+            .attached
+            .values()
+            .flatten()
+            .filter(|&&(ts, _)| ts <= self.floor)
+            .copied()
+            .collect();
+        below.sort_unstable();
+        below
+    }
+
     /// Keys whose clock moved since the last call.
     pub(super) fn take_dirty(&mut self) -> BTreeSet<Key> {
         std::mem::take(&mut self.dirty)
@@ -234,6 +248,39 @@ struct Announced {
     holes: VecDeque<(u64, Dot)>,
 }
 
+impl Announced {
+    /// Promises up to `clock`, keeping the attached ones `committed` does not know.
+    pub(super) fn new(
+        clock: u64,
+        attached: Vec<(u64, Dot)>,
+        committed: impl Fn(Dot) -> bool,
+    ) -> Self {
+        let mut holes: Vec<(u64, Dot)> = attached
+            .into_iter()
+            .filter(|&(_, dot)| !committed(dot))
+            .collect();
+        // Announcers send them in order; a peer's bytes are not trusted to be.
+        holes.sort_unstable();
+        Self {
+            clock,
+            holes: holes.into(),
+        }
+    }
+
+    /// How far the promises count: up to the clock, and below the first attached promise
+    /// for a command not committed here. Holes found committed are dropped, so each is
+    /// passed over once.
+    fn frontier(&mut self, committed: impl Fn(Dot) -> bool) -> u64 {
+        while self.holes.front().is_some_and(|&(_, dot)| committed(dot)) {
+            self.holes.pop_front();
+        }
+        match self.holes.front() {
+            Some(&(ts, _)) => self.clock.min(ts.saturating_sub(1)),
+            None => self.clock,
+        }
+    }
+}
+
 /// The promises each replica announced, per key (this replica's own included, once
 /// durable).
 #[derive(Clone, Debug, Default, Hash)]
@@ -259,18 +306,10 @@ impl PromiseTable {
         if entry.get(&from).is_some_and(|a| a.clock > promise.clock) {
             return false;
         }
-        let mut holes: Vec<(u64, Dot)> = promise
-            .attached
-            .into_iter()
-            .filter(|&(_, dot)| !committed(dot))
-            .collect();
-        // Announcers send them in order; a peer's bytes are not trusted to be.
-        holes.sort_unstable();
-        let announced = Announced {
-            clock: promise.clock,
-            holes: holes.into(),
-        };
-        entry.insert(from, announced);
+        entry.insert(
+            from,
+            Announced::new(promise.clock, promise.attached, committed),
+        );
         true
     }
 
@@ -344,20 +383,8 @@ impl PromiseTable {
             .iter_mut()
             .filter(|(node, _)| voters.contains(node))
             .map(|(_, announced)| announced);
-        let frontiers = of_voters.map(|announced| {
-            while announced
-                .holes
-                .front()
-                .is_some_and(|&(_, dot)| committed(dot))
-            {
-                announced.holes.pop_front();
-            }
-            match announced.holes.front() {
-                Some(&(ts, _)) => announced.clock.min(ts.saturating_sub(1)),
-                None => announced.clock,
-            }
-        });
-        Self::kth_highest(frontiers.collect(), majority)
+        let frontiers = of_voters.map(|announced| announced.frontier(&committed));
+        kth_highest(frontiers.collect(), majority)
     }
 
     /// The highest timestamp on `key` the clocks of a majority of `voters` cover,
@@ -370,17 +397,74 @@ impl PromiseTable {
             .iter()
             .filter(|(node, _)| voters.contains(node))
             .map(|(_, a)| a.clock);
-        Self::kth_highest(clocks.collect(), quorum::majority(voters.len()))
+        kth_highest(clocks.collect(), quorum::majority(voters.len()))
+    }
+}
+
+/// The latest floor promise of each replica (`floors.rs`), as sent (to relay) and as counted here.
+#[derive(Clone, Debug, Default, Hash)]
+pub(super) struct FloorTable {
+    by_node: BTreeMap<NodeId, (FloorPromise, Announced)>,
+}
+
+impl FloorTable {
+    /// Take `promise` unless one with a higher floor is known from its replica. Whether
+    /// it changed anything.
+    pub(super) fn update(
+        &mut self,
+        promise: FloorPromise,
+        committed: impl Fn(Dot) -> bool,
+    ) -> bool {
+        let node = promise.node;
+        let newer_known = self
+            .by_node
+            .get(&node)
+            .is_some_and(|(known, _)| (known.epoch, known.floor) >= (promise.epoch, promise.floor));
+        if newer_known {
+            return false;
+        }
+        let announced = Announced::new(promise.floor, promise.attached.clone(), committed);
+        self.by_node.insert(node, (promise, announced));
+        true
     }
 
-    /// The `k`-th highest of `frontiers` (0 if there are fewer, or `k` is 0).
-    fn kth_highest(mut frontiers: Vec<u64>, k: usize) -> u64 {
-        if frontiers.len() < k || k == 0 {
-            return 0;
-        }
-        frontiers.sort_unstable_by(|a, b| b.cmp(a));
-        frontiers[k - 1]
+    /// Forget `node`'s promise (its former self's, when it rejoins after a lost disk).
+    pub(super) fn forget_node(&mut self, node: NodeId) {
+        self.by_node.remove(&node);
     }
+
+    /// The highest timestamp a majority of `voters` promised every key up to, counting
+    /// attached promises only for commands `committed` says are committed here.
+    pub(super) fn stable(&mut self, voters: &[NodeId], committed: impl Fn(Dot) -> bool) -> u64 {
+        let frontiers = self
+            .by_node
+            .iter_mut()
+            .filter(|(node, _)| voters.contains(node))
+            .map(|(_, (_, announced))| announced.frontier(&committed));
+        kth_highest(frontiers.collect(), quorum::majority(voters.len()))
+    }
+
+    /// The promises known here with a floor of at least `ts`.
+    pub(super) fn at_least(&self, ts: u64) -> impl Iterator<Item = &FloorPromise> {
+        self.by_node
+            .values()
+            .map(|(promise, _)| promise)
+            .filter(move |p| p.floor >= ts)
+    }
+
+    /// The floor `node` promised, if known.
+    pub(super) fn floor_of(&self, node: NodeId) -> Option<u64> {
+        self.by_node.get(&node).map(|(p, _)| p.floor)
+    }
+}
+
+/// The `k`-th highest of `frontiers` (0 if there are fewer, or `k` is 0).
+fn kth_highest(mut frontiers: Vec<u64>, k: usize) -> u64 {
+    if frontiers.len() < k || k == 0 {
+        return 0;
+    }
+    frontiers.sort_unstable_by(|a, b| b.cmp(a));
+    frontiers[k - 1]
 }
 
 #[cfg(test)]

@@ -175,3 +175,39 @@ fn a_resend_gets_its_first_result_within_the_key_window_and_never_runs_again() {
         crate::test_host::check_key_resends(&mut pump, 3, Tempo::kv);
     }
 }
+
+#[test]
+fn a_coordinator_stops_proposing_to_a_fast_quorum_member_that_went_silent() {
+    let mut pump = new_pump(5, 3, timed(), config(1));
+    let nearest = pump.up(NodeId(0)).fast_quorum().to_vec();
+    let dead = *nearest.iter().find(|&&n| n != NodeId(0)).expect("a peer");
+    pump.crash(dead);
+    let first = request(1, "a");
+    let first_id = first.id;
+    pump.request(NodeId(0), first);
+    let reply = pump.run_until_reply(first_id, Duration::from_secs(5));
+    assert!(reply.outcome.is_ok(), "{reply:?}");
+    let quorum = pump.up(NodeId(0)).fast_quorum().to_vec();
+    assert!(!quorum.contains(&dead), "{dead:?} still in {quorum:?}");
+    assert_eq!(quorum.len(), nearest.len());
+    // Later commands commit in one round trip, without a recovery.
+    let fast_before = pump.up(NodeId(0)).metrics().get("fast_path");
+    let recovered_before: u64 = pump.live().map(|c| c.metrics().get("recovered")).sum();
+    for seq in 2..12 {
+        let put = request(seq, "b");
+        let id = put.id;
+        pump.request(NodeId(0), put);
+        let reply = pump.run_until_reply(id, Duration::from_secs(1));
+        assert!(reply.outcome.is_ok(), "{reply:?}");
+    }
+    assert_eq!(
+        pump.up(NodeId(0)).metrics().get("fast_path") - fast_before,
+        10
+    );
+    let recovered: u64 = pump.live().map(|c| c.metrics().get("recovered")).sum();
+    assert_eq!(recovered, recovered_before);
+    // Heard again once it is back: the nearest quorum returns.
+    pump.restart(dead);
+    pump.run_for(Duration::from_millis(200));
+    assert_eq!(pump.up(NodeId(0)).fast_quorum(), nearest.as_slice());
+}

@@ -51,10 +51,11 @@ pub struct TempoConfig {
     /// Tests only: a replica that lost its disk votes and proposes at once, without the
     /// rejoin rule (docs/design.md#tempo-rejoin-rule). Never set it in production.
     pub unsafe_rejoin_without_fence: bool,
-    /// Tests only: stability on every range is counted among the voters of the current
-    /// configuration, not of the range's own (docs/design.md, "Tempo epochs", rule 4).
-    /// Never set it in production.
-    pub unsafe_stability_among_current_voters: bool,
+    /// Tests only: a switch runs once the switch lane is stable up to it, without floor
+    /// promises from a majority of its epoch's voters, though every closed range still
+    /// counts as stable on every key (docs/design.md, "Tempo epochs", rule 4). Never set
+    /// it in production.
+    pub unsafe_switch_without_floor_promises: bool,
     /// The replicas that form the configuration of epoch 0, all voters (default `None`:
     /// every replica of the cluster). The others are spares until a membership switch
     /// adds them (docs/design.md, "Tempo epochs").
@@ -77,7 +78,7 @@ impl Default for TempoConfig {
             snapshot_interval: 4_096,
             snapshot_chunk_bytes: 1 << 20,
             unsafe_rejoin_without_fence: false,
-            unsafe_stability_among_current_voters: false,
+            unsafe_switch_without_floor_promises: false,
             initial_members: None,
         }
     }

@@ -269,6 +269,7 @@ pub(super) fn on_nack(r: &mut Replica, drives: &mut Drives, now: Time, dot: Dot,
 /// not answer within the recovery timeout (the coordinator recovers them itself).
 pub(super) fn retransmit(r: &mut Replica, drives: &mut Drives, now: Time) -> Vec<Dot> {
     let mut stuck = Vec::new();
+    let mut silent = BTreeSet::new();
     for (&dot, drive) in drives.map.iter_mut() {
         if now.saturating_since(drive.sent) < r.config.retry_timeout {
             continue;
@@ -285,6 +286,7 @@ pub(super) fn retransmit(r: &mut Replica, drives: &mut Drives, now: Time) -> Vec
                 let ts = r.cmds.get(&dot).and_then(|c| c.proposal).unwrap_or(0);
                 for &peer in &payload.quorum {
                     if peer != r.id && !acks.contains_key(&peer) {
+                        silent.insert(peer);
                         let message = Message::Propose {
                             dot,
                             payload: payload.clone(),
@@ -323,6 +325,9 @@ pub(super) fn retransmit(r: &mut Replica, drives: &mut Drives, now: Time) -> Vec
     }
     for dot in &stuck {
         drives.map.remove(dot);
+    }
+    for peer in silent {
+        r.suspect(peer);
     }
     stuck
 }

@@ -90,6 +90,16 @@ impl Epochs {
             .collect()
     }
 
+    /// The timestamp of the last switch that applied (0: none): every range up to it is
+    /// closed.
+    pub(super) fn closed_up_to(&self) -> u64 {
+        self.ranges
+            .iter()
+            .rev()
+            .find_map(|r| r.closed_at)
+            .unwrap_or(0)
+    }
+
     /// The ranges from the one holding `ts` on, in order.
     pub(super) fn spans_from(&self, ts: u64) -> impl Iterator<Item = Span<'_>> {
         let spans = self.ranges.iter().scan(0u64, |low, range| {

@@ -7,7 +7,7 @@ use super::{Message, Protocol, Stage, Tempo, TempoConfig};
 use crate::configuration::{Change, ChangeFailure, Configuration};
 use crate::id::{ClientId, NodeId, RequestId};
 use crate::protocol::{Member, Membership};
-use crate::request::RequestError;
+use crate::request::{ClientRequest, RequestError};
 use crate::test_host::{self, put_request, Order};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -495,5 +495,60 @@ fn a_replica_the_others_were_not_started_with_joins() {
         writes.extend(puts(&mut pump, &[1, 2, 3], 61, 30));
         all_written(&mut pump, &writes);
         assert_agreement(&mut pump, &[0, 1, 2, 3], &writes, 2);
+    }
+}
+
+/// The first voters leave for good; a key written only before the added replica joined
+/// is read through it (and through a first voter that stayed): the closed ranges are
+/// stable on it through the floor promises their switches waited for, not through
+/// announcements on the key from the voters that left (`floors.rs`).
+#[test]
+fn a_key_idle_since_a_replica_joined_is_read_through_it_after_the_first_voters_leave() {
+    for seed in 0..4 {
+        let tempo = config(1).with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]);
+        let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
+            let known = if id == NodeId(3) { 4 } else { 3 };
+            let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
+            Tempo::new(
+                id,
+                &Membership::local(known),
+                tempo.clone(),
+                node_seed,
+                records,
+            )
+        });
+        let mut pump = Pump::new(4, seed, Order::Shuffled, build);
+        let idle = put_request(900, "idle");
+        let idle_id = idle.id;
+        pump.request(NodeId(0), idle);
+        all_answered(&mut pump, &[idle_id]);
+        let writes = puts(&mut pump, &[0, 1, 2], 1, 30);
+        all_written(&mut pump, &writes);
+        propose(&mut pump, 0, 1, learner(3));
+        outcome(&mut pump, 0).expect("learner added");
+        let joined = |p: &Pump| p.up(NodeId(3)).fence().stage == Stage::Rejoined;
+        assert!(pump.run_until(STEPS, joined), "seed {seed}: 3 never joined");
+        reach_epoch(&mut pump, &[1], 1);
+        promote(&mut pump, 1, 2, 3);
+        reach_epoch(&mut pump, &[1], 2);
+        propose(&mut pump, 1, 3, Change::Remove(NodeId(0)));
+        outcome(&mut pump, 1).expect("0 removed");
+        reach_epoch(&mut pump, &[1, 2, 3], 3);
+        pump.crash(NodeId(0));
+        pump.crash(NodeId(1));
+        let read = ClientRequest::new(
+            RequestId {
+                client: ClientId(99),
+                seq: 1,
+            },
+            crate::command::Command::Get {
+                key: b"idle".to_vec(),
+            },
+        );
+        let id = read.id;
+        pump.request(NodeId(3), read);
+        all_answered(&mut pump, &[id]);
+        let outcome = &pump.replies[&id].outcome;
+        assert!(outcome.is_ok(), "seed {seed}: {outcome:?}");
     }
 }

@@ -102,6 +102,28 @@ pub struct KeyPromise {
     pub epoch: u64,
 }
 
+/// A replica's promise on every key up to its floor: its clock on every key is at least
+/// `floor`, and `attached` lists each of its proposals at or below `floor`, on any key,
+/// not yet executed everywhere. A switch runs only once a majority of the closing
+/// epoch's voters promised this up to its timestamp, so the range it closes is stable on
+/// every key, idle ones included, whoever leaves later
+/// (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe, rule 4). Self-contained, so
+/// any replica may relay it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FloorPromise {
+    /// The replica that promised.
+    pub node: NodeId,
+    /// Its floor.
+    pub floor: u64,
+    /// Its proposals at or below the floor not yet executed everywhere, by timestamp.
+    pub attached: Vec<(u64, Dot)>,
+    /// What it collected (see [`Message::Promises`]): the promise counts only at a
+    /// replica that executed all of it.
+    pub collected: Vec<(NodeId, u64)>,
+    /// Its epoch (`fence.rs`): a former self's promise is ignored once fenced.
+    pub epoch: u64,
+}
+
 /// A replica's answer to a recovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RecReport {
@@ -185,6 +207,18 @@ pub enum Message {
     AskPromises {
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// Floor promises, the sender's own and those it holds of others (relayed): sent
+    /// when a switch's commit is durable here, and in answer to `AskFloors`.
+    Floors {
+        /// The promises.
+        promises: Vec<FloorPromise>,
+    },
+    /// A switch committed at `ts` waits here for floor promises up to it from a majority
+    /// of its epoch's voters: send those you have.
+    AskFloors {
+        /// The switch's timestamp.
+        ts: u64,
     },
     /// Recoverer → everyone: take ballot `ballot` for the command.
     Rec {

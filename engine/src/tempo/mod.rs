@@ -29,6 +29,7 @@
 //! | `replay.rs` | rebuilding from durable records |
 //! | `dots.rs` | command ids, epochs, command-id sets |
 //! | `epochs.rs`, `membership.rs` | configuration epochs and their timestamp ranges; membership changes |
+//! | `floors.rs` | floor promises: a switch closes its range on every key |
 //! | `messages.rs`, `config.rs` | wire messages and records; options |
 
 mod acceptor;
@@ -40,6 +41,7 @@ mod dots;
 mod epochs;
 mod execution;
 mod fence;
+mod floors;
 mod gc;
 mod membership;
 mod messages;
@@ -77,8 +79,8 @@ pub use epochs::Epochs;
 pub use execution::ExecutedEntry;
 pub use fence::{Fence, Stage};
 pub use messages::{
-    Ballot, Dot, KeyPromise, Message, Payload, PeerState, RecReport, Record, RejoinState, Snapshot,
-    SWITCH_LANE,
+    Ballot, Dot, FloorPromise, KeyPromise, Message, Payload, PeerState, RecReport, Record,
+    RejoinState, Snapshot, SWITCH_LANE,
 };
 
 use crate::command::CommandResult;
@@ -280,6 +282,8 @@ impl Tempo {
                 acceptor::on_promises(r, from, keys)
             }
             Message::AskPromises { keys } => gc::on_ask_promises(r, from, keys),
+            Message::Floors { promises } => floors::on_floors(r, promises),
+            Message::AskFloors { ts } => floors::on_ask_floors(r, from, ts),
             Message::Inquire { dots } => gc::on_inquire(r, from, dots),
             Message::Collected { dots } => {
                 if gc::behind_collection(r, &dots) {
@@ -297,7 +301,12 @@ impl Tempo {
                 report,
             } => recovery::on_rec_ack(r, drives, now, from, dot, ballot, report),
             Message::Nack { dot, promised } => coordinator::on_nack(r, drives, now, dot, promised),
-            Message::Durable { dot } if from == r.id => r.on_durable(dot),
+            Message::Durable { dot } if from == r.id => {
+                if let Some(ts) = r.on_durable(dot) {
+                    // A switch's commit: the floor is at least its timestamp now.
+                    floors::on_switch_durable(r, ts);
+                }
+            }
             Message::Durable { .. } => r.metrics.incr("dropped_messages"),
             Message::Executed { epoch, .. } if !r.fence.current(from, epoch) => {
                 r.metrics.incr("stale_messages")
@@ -416,6 +425,7 @@ impl Protocol for Tempo {
             self.replica.metrics.incr("dropped_messages");
             return;
         }
+        self.replica.heard(from);
         self.dispatch(now, from, message);
         self.settle(now);
     }
@@ -432,6 +442,7 @@ impl Protocol for Tempo {
             }
             if resend && self.replica.fence.executes() {
                 gc::ask_for_lost_promises(&mut self.replica);
+                floors::ask_for_missing(&mut self.replica);
             }
             self.timers
                 .set(TempoTimer::Promises, now + config.promise_interval);
@@ -490,10 +501,7 @@ impl Protocol for Tempo {
     }
 
     fn changes_membership(&self) -> bool {
-        // The core takes changes (`propose_change`); hosts offer them once a switch can
-        // add a replica the cores were not started with (docs/design.md, "Tempo epochs",
-        // status).
-        false
+        true
     }
 
     fn propose_change(&mut self, now: Time, request: RequestId, change: Change) {

@@ -285,6 +285,7 @@ impl Tempo {
             }
             let state = rejoin_state(r, self.drives.last_seq);
             r.promises.forget_node(from);
+            r.floors.forget_node(from);
             self.collector.forget(from);
             r.metrics.incr("rejoin_answers_encoded");
             transfer::encode(&state)

@@ -2,7 +2,7 @@
 //! table, clocks and promises, the executor, the outbox and the counters; learning a
 //! commit and running what became stable.
 
-use super::clocks::{Clocks, PromiseTable};
+use super::clocks::{Clocks, FloorTable, PromiseTable};
 use super::config::TempoConfig;
 use super::dots::DotSet;
 use super::epochs::Epochs;
@@ -83,6 +83,9 @@ pub(super) struct Replica {
     /// This replica's fast quorum in the current configuration (itself and the nearest
     /// other voters; empty if it is not a voter).
     pub fast_quorum: Vec<NodeId>,
+    /// Voters that left a proposal of this replica unanswered and have not been heard
+    /// since: left out of its fast quorum while enough others are left.
+    pub suspected: BTreeSet<NodeId>,
     /// Membership changes proposed here, until they end: the switch and when to give up.
     pub pending_changes: BTreeMap<RequestId, (Dot, Time)>,
     /// Membership changes that ended, for the host.
@@ -97,6 +100,8 @@ pub(super) struct Replica {
     pub cmds: BTreeMap<Dot, Cmd>,
     pub clocks: Clocks,
     pub promises: PromiseTable,
+    /// Every replica's promise on every key up to its floor (`floors.rs`).
+    pub floors: FloorTable,
     pub executor: Executor,
     /// Own commands whose client waits here, with when they were submitted.
     pub clients: BTreeMap<Dot, Time>,
@@ -126,6 +131,7 @@ impl Replica {
             members: Vec::new(),
             config,
             fast_quorum: Vec::new(),
+            suspected: BTreeSet::new(),
             pending_changes: BTreeMap::new(),
             change_outcomes: VecDeque::new(),
             abandoned: Vec::new(),
@@ -133,6 +139,7 @@ impl Replica {
             cmds: BTreeMap::new(),
             clocks: Clocks::default(),
             promises: PromiseTable::default(),
+            floors: FloorTable::default(),
             executor: Executor::new(record, window, Epochs::new(initial)),
             clients: BTreeMap::new(),
             committed_at: BTreeMap::new(),
@@ -167,14 +174,45 @@ impl Replica {
             }
         }
         self.members = current.members().iter().map(|m| m.id).collect();
+        self.choose_fast_quorum();
+    }
+
+    /// This replica's fast quorum: itself and the nearest other voters, passing over
+    /// those suspected down while enough others are left (a command proposed to a dead
+    /// member waits for a recovery; its quorum is part of its value and never changes).
+    fn choose_fast_quorum(&mut self) {
+        let current = self.executor.epochs().current();
         self.fast_quorum = if current.counts_vote(self.id) {
             let size = self.config.fast_quorum(current.voter_count());
             let voters: Vec<NodeId> = current.voters().collect();
-            let nearest = self.cluster.by_distance(self.id).into_iter();
-            nearest.filter(|n| voters.contains(n)).take(size).collect()
+            let mut nearest: Vec<NodeId> = self
+                .cluster
+                .by_distance(self.id)
+                .into_iter()
+                .filter(|n| voters.contains(n))
+                .collect();
+            // Stable: by distance among the trusted, then among the suspected.
+            nearest.sort_by_key(|n| self.suspected.contains(n));
+            nearest.truncate(size);
+            nearest
         } else {
             Vec::new()
         };
+    }
+
+    /// `peer` left a proposal unanswered for a `retry_timeout`: propose to others.
+    pub(super) fn suspect(&mut self, peer: NodeId) {
+        if peer != self.id && self.suspected.insert(peer) {
+            self.metrics.incr("peers_suspected");
+            self.choose_fast_quorum();
+        }
+    }
+
+    /// A message from `peer`: it is up.
+    pub(super) fn heard(&mut self, peer: NodeId) {
+        if self.suspected.remove(&peer) {
+            self.choose_fast_quorum();
+        }
     }
 
     /// The voters of configuration `epoch`, if known here.
@@ -231,6 +269,25 @@ impl Replica {
             ..
         } = self;
         (promises, committed_here(executor, collected, cmds))
+    }
+
+    /// The floor promises, and whether a command is committed here.
+    pub(super) fn floors_and_commits(&mut self) -> (&mut FloorTable, impl Fn(Dot) -> bool + '_) {
+        let Self {
+            floors,
+            executor,
+            collected,
+            cmds,
+            ..
+        } = self;
+        (floors, committed_here(executor, collected, cmds))
+    }
+
+    /// The highest timestamp a majority of `voters` promised every key up to, with every
+    /// command they listed committed here: a switch up to it may run (`floors.rs`).
+    pub(super) fn switch_certified_up_to(&mut self, voters: &[NodeId]) -> u64 {
+        let (floors, committed) = self.floors_and_commits();
+        floors.stable(voters, committed)
     }
 
     /// Take `from`'s announced promise on a key, and look at that key again if it
@@ -322,26 +379,32 @@ impl Replica {
         self.outbox.persist(vec![record], then);
     }
 
-    /// The commit of `dot` is durable here: it waits for stability.
-    pub(super) fn on_durable(&mut self, dot: Dot) {
-        let Some(cmd) = self.cmds.get_mut(&dot) else {
-            return;
-        };
+    /// The commit of `dot` is durable here: it waits for stability. Returns the
+    /// timestamp of a switch whose commit this was (the floor is at least it now: the
+    /// caller sends this replica's floor promise, `floors.rs`).
+    pub(super) fn on_durable(&mut self, dot: Dot) -> Option<u64> {
+        let cmd = self.cmds.get_mut(&dot)?;
         let (Some(ts), Some(payload)) = (cmd.decided, cmd.payload.as_ref()) else {
-            return;
+            return None;
         };
         if cmd.durable {
-            return;
+            return None;
         }
         cmd.durable = true;
         let key = payload.key().clone();
-        if key.as_slice() == SWITCH_LANE {
+        let switch = key.as_slice() == SWITCH_LANE;
+        if switch {
             // Its proposals are holes on every key: each waiting key looks again.
             let waiting: Vec<Key> = self.executor.waiting_keys().cloned().collect();
             self.touched.extend(waiting);
         }
         self.executor.add(&key, ts, dot);
         self.touched.insert(key);
+        if self.executor.pending_switch().is_some() {
+            // It may be the last command a floor promise the switch waits for listed.
+            self.touched.insert(SWITCH_LANE.to_vec());
+        }
+        switch.then_some(ts)
     }
 
     /// Run whatever became stable on the touched keys; answer own clients.
@@ -360,9 +423,13 @@ impl Replica {
                 self.on_promised(now, &key);
                 continue;
             }
-            // Every range from the first: a command below the first one waiting here may
-            // not be committed here yet (docs/design.md, "Tempo epochs", status).
-            let stable = self.stable_from(&key, 0);
+            let mut stable = self.stable(&key);
+            if key.as_slice() == SWITCH_LANE && !self.config.unsafe_switch_without_floor_promises {
+                // A switch closes its range on every key: it runs once a majority of the
+                // epoch's voters promised every key up to it (`floors.rs`).
+                let voters: Vec<NodeId> = self.configuration().voters().collect();
+                stable = stable.min(self.switch_certified_up_to(&voters));
+            }
             self.on_promised(now, &key);
             let Self { executor, cmds, .. } = self;
             let ran = executor.run(&key, stable, |dot| {
@@ -379,45 +446,21 @@ impl Replica {
         }
     }
 
-    /// The highest timestamp on `key` stable here, looking from the range holding `from`
-    /// on: per range, a majority of its voters promised up to it; never past a switch
-    /// committed here and not executed yet
+    /// The highest timestamp on `key` stable here: every closed range is (its switch ran
+    /// only once a majority of its voters promised every key up to it, `floors.rs`);
+    /// above the last switch that ran, a majority of the current voters promised up to
+    /// it; never past a switch committed here and not executed yet
     /// (docs/design.md#tempo-epochs-the-rule-and-why-it-is-safe, rule 4).
-    pub(super) fn stable_from(&mut self, key: &[u8], from: u64) -> u64 {
+    pub(super) fn stable(&mut self, key: &[u8]) -> u64 {
         let cap = self
             .executor
             .pending_switch()
             .map_or(u64::MAX, |(ts, _)| ts);
-        let current = self.config.unsafe_stability_among_current_voters;
-        let ranges: Vec<(u64, Option<u64>, Vec<NodeId>)> = self
-            .executor
-            .epochs()
-            .spans_from(from)
-            .map(|span| {
-                let voters = if current {
-                    self.configuration().voters().collect()
-                } else {
-                    span.configuration.voters().collect()
-                };
-                (span.low, span.high, voters)
-            })
-            .collect();
+        let closed = self.executor.epochs().closed_up_to();
+        let voters: Vec<NodeId> = self.configuration().voters().collect();
         let (promises, committed) = self.promises_and_commits();
-        let mut stable = 0;
-        for (low, high, voters) in ranges {
-            let promised = promises.stable(key, &voters, &committed).min(cap);
-            if promised <= low {
-                break;
-            }
-            match high {
-                Some(high) if promised >= high => stable = high,
-                _ => {
-                    stable = promised;
-                    break;
-                }
-            }
-        }
-        stable
+        let promised = promises.stable(key, &voters, &committed).min(cap);
+        promised.max(closed)
     }
 
     /// One executed command: answer its client, or propose it again if it was
@@ -596,7 +639,7 @@ impl Replica {
         if span.configuration.epoch() != epoch {
             return false;
         }
-        span.high.is_some() || self.stable_from(SWITCH_LANE, ts) >= ts
+        span.high.is_some() || self.stable(SWITCH_LANE) >= ts
     }
 
     /// Every command executed here, in order.

@@ -12,9 +12,9 @@
 //!  remove --id N: member remove through another running replica ─▶ committed?
 //!        ─▶ stop N (SIGTERM, SIGKILL after 20 s) ─▶ manifest: removed
 //! ```
-//! Keyspaces whose protocol runs a static membership (Tempo) are not
-//! served by an added replica and lose a replica when one is removed; the output names
-//! them.
+//! A keyspace whose protocol ran a static membership would not be served by an added
+//! replica and would lose a replica when one is removed; the output names such keyspaces
+//! (none today: every protocol changes membership).
 
 use crate::cluster_cmd::{
     self, port_problem, running_pid, served_keyspaces, wait_started, Started,

@@ -51,10 +51,19 @@ struct SeedRun {
     counters: [u64; 3],
 }
 
-fn run_seed(test: &str, seed: u64, config: EpaxosConfig) -> Result<SeedRun, String> {
+/// One seed; `retire_removed`: every replica removed is stopped for good.
+fn run_seed(
+    test: &str,
+    seed: u64,
+    config: EpaxosConfig,
+    retire_removed: bool,
+) -> Result<SeedRun, String> {
     let run = fault_run();
     let cluster = run.topology.membership();
     let mut operator = Operator::new(seed, PLAN_SALT, run.chaos, PATIENCE);
+    if retire_removed {
+        operator = operator.retiring_removed();
+    }
     let outcome = run_fault_seed_driven(
         test,
         seed,
@@ -102,7 +111,27 @@ fn membership_switches_under_random_faults_over_200_seeds() {
     let test = "t18_epaxos_membership::membership_switches_under_random_faults_over_200_seeds";
     let mut totals = Totals::default();
     for seed in seeds(200) {
-        let run = run_seed(test, seed, config()).unwrap_or_else(|e| panic!("{e}"));
+        let run = run_seed(test, seed, config(), false).unwrap_or_else(|e| panic!("{e}"));
+        totals.add(&run.operator, (run.ok, run.unknown), run.counters);
+    }
+    let [refusals, abandoned, transfers] = totals.report();
+    println!(
+        "{refusals} PreAccepts refused for an ended epoch, {abandoned} instances abandoned, \
+         {transfers} state transfers"
+    );
+}
+
+/// The same 200 seeds with every removed replica stopped for good once a live replica
+/// executed its removal (as `meridian cluster remove` stops it). Open (issue 14): at seed 6
+/// a learner never catches up while a member recovers another's instances one after
+/// another (`MERIDIAN_SEED=6`).
+#[test]
+#[ignore = "open: seed 6 stalls (a learner never catches up once removed replicas stop for good)"]
+fn removed_replicas_stopped_for_good_over_200_seeds() {
+    let test = "t18_epaxos_membership::removed_replicas_stopped_for_good_over_200_seeds";
+    let mut totals = Totals::default();
+    for seed in seeds(200) {
+        let run = run_seed(test, seed, config(), true).unwrap_or_else(|e| panic!("{e}"));
         totals.add(&run.operator, (run.ok, run.unknown), run.counters);
     }
     let [refusals, abandoned, transfers] = totals.report();

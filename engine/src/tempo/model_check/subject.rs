@@ -45,6 +45,7 @@ impl Subject for Tempo {
             // Taken from the executor's configurations.
             members: _,
             fast_quorum: _,
+            suspected,
             pending_changes,
             change_outcomes,
             abandoned,
@@ -52,6 +53,7 @@ impl Subject for Tempo {
             cmds,
             clocks,
             promises,
+            floors,
             executor,
             clients,
             // When own commands committed: metrics only.
@@ -78,7 +80,9 @@ impl Subject for Tempo {
             fence,
         )
             .hash(state);
-        (pending_changes, change_outcomes, abandoned, removed).hash(state);
+        (pending_changes, change_outcomes, abandoned, removed, floors).hash(state);
+        // Who it proposes to next.
+        suspected.hash(state);
         (drives, collector, timers, last_resend, last_compaction).hash(state);
     }
 
