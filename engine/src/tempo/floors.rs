@@ -13,10 +13,8 @@
 //! asked for while a switch waits, relayed by whoever holds them.
 
 use super::acceptor::send;
-#[cfg(test)]
-use super::clocks::FloorTable;
 use super::gc;
-use super::messages::{FloorPromise, Message, Record};
+use super::messages::{FloorPromise, Message, Record, SWITCH_LANE};
 use super::replica::Replica;
 use crate::id::NodeId;
 
@@ -87,7 +85,7 @@ pub(super) fn on_floors(r: &mut Replica, promises: Vec<FloorPromise>) {
         changed |= floors.update(promise, committed);
     }
     if changed {
-        r.touched.insert(super::messages::SWITCH_LANE.to_vec());
+        r.touched.insert(SWITCH_LANE.to_vec());
     }
 }
 

@@ -1,6 +1,8 @@
-//! Floor promises: the table's counting, and a switch waiting for them.
+//! Floor promises: how the table counts them (a switch waiting for them: the idle-key test
+//! of `membership_test.rs` and t19's negative control).
 
 use super::*;
+use crate::tempo::clocks::FloorTable;
 use crate::tempo::messages::Dot;
 
 fn promise(node: u16, floor: u64, attached: Vec<(u64, Dot)>, epoch: u64) -> FloorPromise {
