@@ -81,7 +81,7 @@ pub(super) fn on_floors(r: &mut Replica, promises: Vec<FloorPromise>) {
             r.metrics.incr("floor_promises_not_counted");
             continue;
         }
-        let (floors, committed) = r.floors_and_commits();
+        let (_, floors, committed) = r.tables_and_commits();
         changed |= floors.update(promise, committed);
     }
     if changed {

@@ -258,35 +258,30 @@ impl Replica {
             && !self.fence.current(dot.node, super::dots::epoch_of(dot.seq))
     }
 
-    /// The promise table, and whether a command's commit is durable here (or it
-    /// executed), borrowed apart so the table can change while commits are looked up.
-    fn promises_and_commits(&mut self) -> (&mut PromiseTable, impl Fn(Dot) -> bool + '_) {
+    /// The promise and floor tables, and whether a command's commit is durable here (or
+    /// it executed), borrowed apart so the tables can change while commits are looked up.
+    pub(super) fn tables_and_commits(
+        &mut self,
+    ) -> (
+        &mut PromiseTable,
+        &mut FloorTable,
+        impl Fn(Dot) -> bool + '_,
+    ) {
         let Self {
             promises,
-            executor,
-            collected,
-            cmds,
-            ..
-        } = self;
-        (promises, committed_here(executor, collected, cmds))
-    }
-
-    /// The floor promises, and whether a command is committed here.
-    pub(super) fn floors_and_commits(&mut self) -> (&mut FloorTable, impl Fn(Dot) -> bool + '_) {
-        let Self {
             floors,
             executor,
             collected,
             cmds,
             ..
         } = self;
-        (floors, committed_here(executor, collected, cmds))
+        (promises, floors, committed_here(executor, collected, cmds))
     }
 
     /// The highest timestamp a majority of `voters` promised every key up to, with every
     /// command they listed committed here: a switch up to it may run (`floors.rs`).
     pub(super) fn switch_certified_up_to(&mut self, voters: &[NodeId]) -> u64 {
-        let (floors, committed) = self.floors_and_commits();
+        let (_, floors, committed) = self.tables_and_commits();
         floors.stable(voters, committed)
     }
 
@@ -294,7 +289,7 @@ impl Replica {
     /// changed anything.
     pub(super) fn take_promise(&mut self, from: NodeId, promise: KeyPromise) {
         let key = promise.key.clone();
-        let (promises, committed) = self.promises_and_commits();
+        let (promises, _, committed) = self.tables_and_commits();
         if !promises.update(from, promise, committed) {
             return;
         }
@@ -458,7 +453,7 @@ impl Replica {
             .map_or(u64::MAX, |(ts, _)| ts);
         let closed = self.executor.epochs().closed_up_to();
         let voters: Vec<NodeId> = self.configuration().voters().collect();
-        let (promises, committed) = self.promises_and_commits();
+        let (promises, _, committed) = self.tables_and_commits();
         let promised = promises.stable(key, &voters, &committed).min(cap);
         promised.max(closed)
     }

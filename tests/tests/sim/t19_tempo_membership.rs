@@ -101,21 +101,26 @@ fn run_seed(test: &str, seed: u64, retire_removed: bool) -> SeedRun {
     }
 }
 
-/// Issue 14: 200 seeds of chaos with membership switches drawn from the seed (adds,
-/// removes, replaces), linearizable, one order per key everywhere, one configuration
-/// history, every client and every change finishes.
-#[test]
-fn membership_switches_under_random_faults_over_200_seeds() {
-    let test = "t19_tempo_membership::membership_switches_under_random_faults_over_200_seeds";
+/// 200 seeds of `test` (removed replicas stopped for good if `retire_removed`), summed.
+fn run_200_seeds(test: &str, retire_removed: bool) {
     let mut totals = Totals::default();
     for seed in seeds(200) {
-        let run = run_seed(test, seed, false);
+        let run = run_seed(test, seed, retire_removed);
         totals.add(&run.operator, (run.ok, run.unknown), run.counters);
     }
     let [abandoned, transfers] = totals.report();
     println!(
         "{abandoned} commands abandoned outside their epoch's range, {transfers} state transfers"
     );
+}
+
+/// Issue 14: 200 seeds of chaos with membership switches drawn from the seed (adds,
+/// removes, replaces), linearizable, one order per key everywhere, one configuration
+/// history, every client and every change finishes.
+#[test]
+fn membership_switches_under_random_faults_over_200_seeds() {
+    let test = "t19_tempo_membership::membership_switches_under_random_faults_over_200_seeds";
+    run_200_seeds(test, false);
 }
 
 /// The same 200 seeds with every removed replica stopped for good once a live replica
@@ -125,15 +130,7 @@ fn membership_switches_under_random_faults_over_200_seeds() {
 #[test]
 fn removed_replicas_stopped_for_good_over_200_seeds() {
     let test = "t19_tempo_membership::removed_replicas_stopped_for_good_over_200_seeds";
-    let mut totals = Totals::default();
-    for seed in seeds(200) {
-        let run = run_seed(test, seed, true);
-        totals.add(&run.operator, (run.ok, run.unknown), run.counters);
-    }
-    let [abandoned, transfers] = totals.report();
-    println!(
-        "{abandoned} commands abandoned outside their epoch's range, {transfers} state transfers"
-    );
+    run_200_seeds(test, true);
 }
 
 /// Seeds beyond the default 200 at which earlier builds diverged or stalled (what each
