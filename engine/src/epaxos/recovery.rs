@@ -568,7 +568,7 @@ impl Replica {
                 return;
             }
         }
-        let conflict = find_conflict(&self.table, id, &payload, &attributes);
+        let conflict = find_conflict(self, id, &payload, &attributes);
         if conflict.is_some() {
             let reply = Message::TryPreAcceptReply {
                 ballot,
@@ -596,16 +596,34 @@ impl Replica {
 /// An interfering instance known here that is ordered neither before nor after `id`
 /// with these attributes, and whether it is committed here (an incomplete walk counts as
 /// an uncommitted conflict).
+///
+/// An instance every replica executed is ordered before `id` without a dependency: its
+/// leader left it out of the attributes if it knew (`ran_everywhere`), and if it did not,
+/// `id` was committed nowhere when it ran everywhere (docs/design.md#epaxos-compaction). So
+/// one below this replica's floor is no conflict, and one executed here but not known to
+/// have run everywhere proves nothing: `id`'s leader may have known more (t18 seed 3467:
+/// a learner's join lowered this replica's floor below the leader's, and the recovery
+/// re-proposed a fast-committed instance with new dependencies).
 fn find_conflict(
-    table: &InstanceTable,
+    replica: &Replica,
     id: InstanceId,
     payload: &Batch,
     attributes: &Attributes,
 ) -> Option<(InstanceId, bool)> {
+    let table = &replica.table;
+    let ran_everywhere = |other: InstanceId| {
+        replica
+            .ran_everywhere
+            .get(&other.leader)
+            .copied()
+            .unwrap_or(0)
+            > other.slot
+    };
     table
         .instances
         .iter()
         .filter(|(other, instance)| **other != id && instance.payload.interferes(payload))
+        .filter(|(&other, _)| !ran_everywhere(other))
         .find_map(|(&other, instance)| {
             // Ordered either way through recorded dependencies (which are transitively
             // reduced) is fine; only a complete walk proves they are unordered.
@@ -613,9 +631,11 @@ fn find_conflict(
             // the recovery proposes.
             let before = reaches_any(table, attributes.deps.iter().copied(), other, id);
             let after = reaches_any(table, instance.attributes.deps.iter().copied(), id, id);
+            let proven =
+                instance.status == Status::Committed && !replica.executor.is_executed(other);
             match (before, after) {
                 (Reach::Yes, _) | (_, Reach::Yes) => None,
-                (Reach::No, Reach::No) => Some((other, instance.status == Status::Committed)),
+                (Reach::No, Reach::No) => Some((other, proven)),
                 _ => Some((other, false)),
             }
         })
