@@ -162,6 +162,23 @@ pub fn run_fault_seed_driven<P: Protocol + 'static>(
         "seed {seed}: liveness: clients still waiting {:?} after faults healed at {heal_at}\n  replay: {replay}",
         run.recovery
     );
+    if let Ok(key) = std::env::var("MERIDIAN_HISTORY") {
+        // Every operation on one key, to read a violation against the trace.
+        for record in sim.ops().iter().chain(sim.in_flight()) {
+            if record.request.command.key().as_slice() == key.as_bytes() {
+                println!(
+                    "{} at {:?} call {} ret {:?} {:?} {:?} -> {:?}",
+                    record.client,
+                    record.node,
+                    record.call,
+                    record.ret,
+                    record.request.consistency,
+                    record.request.command,
+                    record.reply.as_ref().map(|r| &r.outcome)
+                );
+            }
+        }
+    }
     // Linearizable levels as they are, bounded-staleness reads widened by their bound.
     let history =
         bounded_staleness_history_of(sim.ops().iter().chain(sim.in_flight()), run.client_timeout);

@@ -453,6 +453,14 @@ fn a_rejoining_spare_added_after_collection_catches_up() {
         assert!(pump.run_until(STEPS, done), "seed {seed}: not caught up");
         let joined = pump.up(NodeId(3)).metrics();
         assert!(joined.get("state_transfers_completed") >= 1);
+        // Never a voter, it led nothing: no margin, so no peer fills skipped slots.
+        assert_eq!(joined.get("rejoin_margin"), 0, "seed {seed}");
+        assert_eq!(joined.get("rejoin_start"), 0, "seed {seed}");
+        let gaps: u64 = pump
+            .live()
+            .map(|c| c.metrics().get("rejoin_gap_recoveries"))
+            .sum();
+        assert_eq!(gaps, 0, "seed {seed}: gap recoveries of a spare's slots");
         assert_eq!(
             joined.get("rejoining"),
             0,
@@ -516,4 +524,39 @@ fn a_removed_voter_added_again_behind_collection_fetches_state() {
         assert_eq!(back.get("rejoining"), 0, "seed {seed}: it proposes again");
         assert_agreement(&pump);
     }
+}
+
+/// A peer tells a rejoining replica whether its former self may have led instances (and
+/// so whether its start needs a margin): not for a learner, yes once the peer holds a
+/// switch promoting it, even before executing it (the former self may have executed it
+/// and led; the switch was recorded by a quorum of the epoch before, so some peer
+/// asked holds it).
+#[test]
+fn a_held_promotion_tells_a_rejoining_learner_it_may_have_led() {
+    let mut peer = in_epoch_one(1);
+    assert!(
+        !peer.rejoin_state(NodeId(3)).may_have_led,
+        "a learner led nothing"
+    );
+    assert!(
+        peer.rejoin_state(NodeId(0)).may_have_led,
+        "a voter may have led"
+    );
+    let promote = ProposedChange {
+        from_epoch: 1,
+        change: Change::Promote(NodeId(3)),
+    };
+    let mut attributes = attrs(1, &[]);
+    attributes.epoch = 1;
+    let preaccept = Message::PreAccept {
+        ballot: super::Ballot::initial(id(0, 0)),
+        instance: id(0, 0),
+        payload: Batch::single(super::Payload::switch(operator(1), promote)),
+        attributes,
+        ran_everywhere: Default::default(),
+    };
+    peer.handle_message(Time::ZERO, NodeId(0), preaccept);
+    assert!(peer.replica.table.get(id(0, 0)).is_some(), "pre-accepted");
+    assert!(!peer.replica.executor.is_executed(id(0, 0)), "not executed");
+    assert!(peer.rejoin_state(NodeId(3)).may_have_led);
 }

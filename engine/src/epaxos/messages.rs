@@ -183,6 +183,19 @@ pub enum Message {
         /// The start recorded.
         start: u64,
     },
+    /// A rejoined replica holds no bound on the receiver's instances (it became a member
+    /// after the rejoin): it asks for the receiver's next own slot.
+    AskNextSlot {
+        /// The asker's attempt (answers to an earlier boot's asks are dropped).
+        nonce: u64,
+    },
+    /// The sender's next own slot: every instance of it a replica voted on lies below.
+    NextSlot {
+        /// The ask it answers.
+        nonce: u64,
+        /// The slot.
+        slot: u64,
+    },
     /// The instance's attributes are final.
     Commit {
         /// Instance.
@@ -238,6 +251,11 @@ pub struct RejoinState {
     /// Above every slot of the asker's own instances the peer knows of (in its table,
     /// executed, or a start the asker announced after an earlier rejoin).
     pub own_bound: u64,
+    /// Whether the asker may have led instances this peer has not seen: it is a voter of
+    /// a configuration the peer knows, a switch the peer holds promotes it, or the peer
+    /// knows instances of its. Without it (a spare that was never a voter) the asker's
+    /// start needs no margin and leaves no gap to recover.
+    pub may_have_led: bool,
     /// Starts of replicas that rejoined, as the peer recorded them.
     pub starts: BTreeMap<NodeId, u64>,
     /// The executed set, the state machine and the exactly-once table.

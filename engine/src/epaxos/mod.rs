@@ -433,6 +433,8 @@ impl Epaxos {
             }
             Message::RejoinStart { start } => self.on_rejoin_start(from, start),
             Message::RejoinStarted { start } => self.on_rejoin_started(from, start),
+            Message::AskNextSlot { nonce } => self.on_ask_next_slot(from, nonce),
+            Message::NextSlot { nonce, slot } => self.on_next_slot(from, nonce, slot),
             Message::Commit {
                 instance,
                 payload,
@@ -618,6 +620,7 @@ impl Protocol for Epaxos {
             self.gc.report_executed(&mut self.replica);
             self.maybe_compact();
             self.recover_gaps(now);
+            self.ask_missing_bounds();
             self.unstick_own(now);
             self.replica.expire_changes(now);
             let next = now + self.replica.config.gc_interval;

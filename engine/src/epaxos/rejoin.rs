@@ -14,7 +14,8 @@
 //!          its durable records
 //!  first answer: install its executed state (compact: durable), execute what was learned
 //!  every peer answered: merge every key index; bounds s_L; own start S = max u_L +
-//!          max_in_flight; persist Fence{Announcing}: vote on (L, i) only if i >= s_L
+//!          max_in_flight (+ 0 if no answer says the asker may have led: a spare);
+//!          persist Fence{Announcing}: vote on (L, i) only if i >= s_L
 //!        ─▶ RejoinStart{S} ─▶ every peer: persist S, RejoinStarted
 //!  every peer recorded S: persist Fence{Rejoined}; propose from S
 //! ```
@@ -45,6 +46,8 @@ pub(super) struct Rejoin {
     incoming: BTreeMap<NodeId, Incoming>,
     /// Answers received: the peer's next slot and its bound on our own slots.
     answers: BTreeMap<NodeId, (u64, u64)>,
+    /// Whether an answer said our former self may have led instances nobody saw yet.
+    may_have_led: bool,
     /// Peers that recorded our start.
     acks: BTreeSet<NodeId>,
     /// This attempt's nonce (from the core's seed: each boot draws a new one).
@@ -211,7 +214,7 @@ impl Epaxos {
     }
 
     /// What we tell a peer that lost its disk (see [`RejoinState`]).
-    fn rejoin_state(&self, asker: NodeId) -> RejoinState {
+    pub(super) fn rejoin_state(&self, asker: NodeId) -> RejoinState {
         let replica = &self.replica;
         let executed = replica.executor.executed_state();
         let table = &replica.table;
@@ -247,10 +250,36 @@ impl Epaxos {
         RejoinState {
             next_slot: self.leader.next_slot(),
             own_bound,
+            may_have_led: own_bound > 0 || self.may_have_voted(asker),
             starts: replica.fence.starts.clone(),
             executed,
             index: KeyIndex::clone(&replica.table.index),
         }
+    }
+
+    /// Whether `asker` votes in a configuration we know, or a switch we hold (executed or
+    /// not) promotes it. A promotion it executed was recorded durably by a quorum of the
+    /// epoch before; every member of that epoch that has not executed the promotion is
+    /// still a member, hence asked, so one answer at least says so.
+    fn may_have_voted(&self, asker: NodeId) -> bool {
+        let replica = &self.replica;
+        let voted = replica
+            .executor
+            .configurations()
+            .iter()
+            .any(|c| c.counts_vote(asker));
+        let promotes = |payload: &super::instance::Payload| {
+            payload
+                .change
+                .as_ref()
+                .is_some_and(|c| c.change == crate::configuration::Change::Promote(asker))
+        };
+        voted
+            || replica
+                .table
+                .instances
+                .values()
+                .any(|i| i.payload.commands().iter().any(promotes))
     }
 
     /// A chunk `(at, offset, total, bytes)` of a peer's answer.
@@ -298,11 +327,13 @@ impl Epaxos {
         let RejoinState {
             next_slot,
             own_bound,
+            may_have_led,
             starts,
             executed,
             index,
         } = state;
         self.rejoin.answers.insert(from, (next_slot, own_bound));
+        self.rejoin.may_have_led |= may_have_led;
         let replica = &mut self.replica;
         for (node, start) in starts {
             let known = replica.fence.starts.entry(node).or_default();
@@ -357,7 +388,17 @@ impl Epaxos {
             .chain([learned, replica.fence.starts.get(&me).copied().unwrap_or(0)])
             .max()
             .unwrap_or(0);
-        let start = bound.saturating_add(replica.config.max_in_flight as u64);
+        // A former self that led may have instances in flight that no answer counted; a
+        // spare that was never a voter led nothing, and a margin would only leave slots
+        // for a peer to fill with no-ops, one recovery each.
+        let led = self.rejoin.may_have_led || learned > 0;
+        let margin = if led {
+            replica.config.max_in_flight as u64
+        } else {
+            0
+        };
+        replica.metrics.set("rejoin_margin", margin);
+        let start = bound.saturating_add(margin);
         let mut bounds: BTreeMap<NodeId, u64> = self
             .rejoin
             .answers
@@ -404,6 +445,61 @@ impl Epaxos {
         self.replica
             .outbox
             .persist(record.into_iter().collect(), vec![reply]);
+    }
+
+    /// On the GC timer: a member we hold no vote bound for (it joined after our rejoin)
+    /// has instances we would never vote on, so an epoch in which it leads and we are
+    /// needed for a majority would stall (t18 seed 6145). Its next own slot bounds
+    /// every instance of its that our former self could have voted on, since it
+    /// answers after our rejoin began (the nonce is this boot's).
+    pub(super) fn ask_missing_bounds(&mut self) {
+        let fence = &self.replica.fence;
+        if fence.stage != Stage::Rejoined {
+            return;
+        }
+        let me = self.replica.id;
+        let missing: Vec<NodeId> = self
+            .replica
+            .epochs
+            .current_members()
+            .into_iter()
+            .filter(|&m| m != me && !fence.bounds.contains_key(&m))
+            .collect();
+        let nonce = self.rejoin.nonce;
+        for peer in missing {
+            self.replica
+                .outbox
+                .send(peer, Message::AskNextSlot { nonce });
+        }
+    }
+
+    /// A rejoined peer asks for our next own slot: told behind every record persisted so
+    /// far (an instance voted on is durable here first). Not while we rejoin ourselves:
+    /// our start is not fixed yet.
+    pub(super) fn on_ask_next_slot(&mut self, from: NodeId, nonce: u64) {
+        if !self.replica.fence.may_propose() {
+            return;
+        }
+        let slot = self.leader.next_slot();
+        let reply = crate::protocol::Effect::Send {
+            to: from,
+            message: Message::NextSlot { nonce, slot },
+        };
+        self.replica.outbox.persist(Vec::new(), vec![reply]);
+    }
+
+    /// A member's next own slot, asked by this boot: we vote on its instances from there.
+    pub(super) fn on_next_slot(&mut self, from: NodeId, nonce: u64, slot: u64) {
+        let fence = &mut self.replica.fence;
+        if nonce != self.rejoin.nonce
+            || fence.stage != Stage::Rejoined
+            || fence.bounds.contains_key(&from)
+        {
+            return;
+        }
+        fence.bounds.insert(from, slot);
+        self.replica.metrics.incr("vote_bounds_learned");
+        self.persist_fence();
     }
 
     /// A peer recorded our start; with every peer, we have rejoined.

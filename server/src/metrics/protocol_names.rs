@@ -183,6 +183,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "state_transfers_completed",
     "switches_asked",
     "switches_executed",
+    "vote_bounds_learned",
     "votes_withheld",
 ];
 const EPAXOS_GAUGES: &[&str] = &[
@@ -192,6 +193,7 @@ const EPAXOS_GAUGES: &[&str] = &[
     "key_index_entries",
     "last_state_transfer_ms",
     "recoveries_in_progress",
+    "rejoin_margin",
     "rejoin_start",
     "rejoining",
     "session_entries",
