@@ -42,6 +42,21 @@ impl Intake {
         self.propose(leader, replica, now);
     }
 
+    /// This replica was removed: what waits here will not be proposed; each client is
+    /// told so (a definite refusal: nothing was ordered).
+    pub(super) fn refuse_queued(&mut self, replica: &mut Replica) {
+        for payload in self.queued.drain(..) {
+            replica.outbox.reply(ClientReply {
+                id: payload.request,
+                outcome: Err(RequestError::Rejected(
+                    "this replica was removed from the keyspace before it proposed the \
+                     request; send it to a voter"
+                        .into(),
+                )),
+            });
+        }
+    }
+
     /// A client request at this replica: answered at once (a local read, a request this
     /// keyspace cannot serve, an overload), or proposed, or queued.
     pub(super) fn on_request(

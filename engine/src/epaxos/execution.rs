@@ -87,9 +87,17 @@ pub struct Executor {
     configurations: Vec<Configuration>,
     /// Switches executed since the replica last took them.
     switched: Vec<Switched>,
+    /// Committed instances of an epoch whose switch has not run here yet.
+    ahead: BTreeMap<InstanceId, (Batch, Attributes)>,
     /// The last switch executed here that applied (this incarnation; reported so peers
     /// that missed it ask for it).
     last_switch: Option<InstanceId>,
+    /// The replica this executor runs for: once a switch removes it, nothing more runs.
+    owner: Option<NodeId>,
+    /// A switch removed the owner: later commands may leave out dependencies it never
+    /// executed (its peers' floors stop waiting for it), so it executes nothing more
+    /// and fetches its peers' state if it is added again (`rejoin.rs`).
+    halted: bool,
 }
 
 /// The execution a snapshot keeps (see [`Executor::executed_state`]).
@@ -202,13 +210,19 @@ impl Executor {
             self.configurations = state.configurations;
         }
         self.committed.clear();
+        self.ahead.clear();
         self.missing.clear();
         self.dependents.clear();
+        // An order kept from before (`keep_order_of`) keeps what this state executed;
+        // the rest runs again from here (a peer's state may be older than ours).
+        let mut order = std::mem::take(&mut self.order);
+        order.retain(|e| self.is_executed(e.instance));
+        self.order = order;
     }
 
     /// Committed instances waiting for a dependency before they can run.
     pub fn waiting(&self) -> usize {
-        self.committed.len()
+        self.committed.len() + self.ahead.len()
     }
 
     /// Dependencies named by committed instances but not committed here yet.
@@ -263,10 +277,50 @@ impl Executor {
         payload: Batch,
         attributes: Attributes,
     ) -> Vec<Executed> {
-        if self.is_known(id) {
+        if self.is_known(id) || self.ahead.contains_key(&id) {
             return Vec::new();
         }
         self.missing.remove(&id);
+        let epoch = self.epoch();
+        if epoch.is_some_and(|current| attributes.epoch > current) {
+            // Its epoch's switch has not run here: it may leave out, as run everywhere,
+            // what ran before that switch (a replica that was not a member then never
+            // held the collection back), so it waits for the switch.
+            self.ahead.insert(id, (payload, attributes));
+            return Vec::new();
+        }
+        let mut done = self.run_committed(now, id, payload, attributes);
+        let mut reached = epoch;
+        while self.epoch() > reached {
+            reached = self.epoch();
+            let due: Vec<InstanceId> = self
+                .ahead
+                .iter()
+                .filter(|(_, (_, a))| Some(a.epoch) <= reached)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in due {
+                if let Some((payload, attributes)) = self.ahead.remove(&id) {
+                    done.extend(self.run_committed(now, id, payload, attributes));
+                }
+            }
+        }
+        done
+    }
+
+    /// The epoch of the newest configuration (`None`: an executor that runs no switches).
+    fn epoch(&self) -> Option<u64> {
+        self.configurations.last().map(Configuration::epoch)
+    }
+
+    /// A commit of the current epoch or an earlier one: run what became runnable.
+    fn run_committed(
+        &mut self,
+        now: Time,
+        id: InstanceId,
+        payload: Batch,
+        attributes: Attributes,
+    ) -> Vec<Executed> {
         if attributes
             .deps
             .iter()
@@ -434,6 +488,10 @@ impl Executor {
 
     /// Execute `id`'s commands, in order.
     fn run_instance(&mut self, id: InstanceId, batch: &Batch, done: &mut Vec<Executed>) {
+        if self.halted {
+            // Dropped with this executor: the replica fetches its peers' state.
+            return;
+        }
         self.mark_executed(id);
         for payload in batch.commands() {
             let executed = |result| Executed {
@@ -486,10 +544,31 @@ impl Executor {
         let result = current.apply(change);
         let applied = result.is_ok();
         if let Ok(next) = &result {
+            if let Some(owner) = self.owner {
+                self.halted |= current.role_of(owner).is_some() && next.role_of(owner).is_none();
+            }
             self.configurations.push(next.clone());
         }
         self.switched.push((request, result));
         applied
+    }
+
+    /// Halt once a switch removes `owner` (see `halted`).
+    pub(super) fn halt_when_removed(&mut self, owner: NodeId) {
+        self.owner = Some(owner);
+    }
+
+    /// Whether a switch removed the owner (nothing runs any more).
+    pub(super) fn halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Keep `old`'s record of the execution order ahead of this one's (a replica that
+    /// fetches its peers' state executed that much before).
+    pub(super) fn keep_order_of(&mut self, old: &mut Executor) {
+        let mut order = std::mem::take(&mut old.order);
+        order.append(&mut self.order);
+        self.order = order;
     }
 
     /// The last switch executed here that applied, if this incarnation executed one.

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 /// How far a replica got in rejoining after a lost disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Stage {
-    /// Never lost its disk (or the rule is switched off): votes on everything.
+    /// Never lost its disk (or the rule is switched off), or rejoined with nothing to
+    /// fence (a spare that never voted, or its records intact): votes on everything.
     #[default]
     Voter,
     /// Lost its disk: asks every peer for its bound and state; votes on nothing.

@@ -241,6 +241,8 @@ impl Epaxos {
             // executes and votes only then (docs/design.md, "EPaxos epochs", rule 5).
             epaxos.begin_rejoin(Time::ZERO);
         }
+        // Replay may have executed our removal again (a crash before its fetch began).
+        epaxos.leave_when_removed(Time::ZERO);
         epaxos
     }
 
@@ -479,6 +481,7 @@ impl Epaxos {
     /// After every input: a commit may have freed room for queued requests, and the tick
     /// follows whether work is left.
     fn settle(&mut self, now: Time) {
+        self.leave_when_removed(now);
         for batch in self.leader.take_restarts(&self.replica) {
             self.leader.lead(&mut self.replica, now, batch);
         }
@@ -620,6 +623,7 @@ impl Protocol for Epaxos {
             self.gc.report_executed(&mut self.replica);
             self.maybe_compact();
             self.recover_gaps(now);
+            self.leave_when_removed(now);
             self.ask_missing_bounds();
             self.unstick_own(now);
             self.replica.expire_changes(now);

@@ -48,6 +48,13 @@ pub(super) struct Rejoin {
     answers: BTreeMap<NodeId, (u64, u64)>,
     /// Whether an answer said our former self may have led instances nobody saw yet.
     may_have_led: bool,
+    /// Our records are intact (no lost disk): our own slots need no margin.
+    intact: bool,
+    /// When the last fetch of the peers' state began (this boot).
+    fetched_at: Option<Time>,
+    /// No former self voted on what we do not remember (records intact, or a spare
+    /// that never voted): once rejoined, we vote on everything.
+    unfenced: bool,
     /// Peers that recorded our start.
     acks: BTreeSet<NodeId>,
     /// This attempt's nonce (from the core's seed: each boot draws a new one).
@@ -72,26 +79,48 @@ impl Rejoin {
 impl Epaxos {
     /// The host rebuilt us without records because the disk was lost.
     pub(super) fn begin_rejoin(&mut self, now: Time) {
-        let replica = &mut self.replica;
-        if replica.config.unsafe_rejoin_without_fence {
-            replica.metrics.incr("rejoin_rule_skipped");
+        if self.replica.config.unsafe_rejoin_without_fence {
+            self.replica.metrics.incr("rejoin_rule_skipped");
             return;
         }
-        replica.fence.stage = Stage::Querying;
+        self.fetch_state(now, false);
+    }
+
+    /// Fetch the peers' state and fence as after a lost disk; `intact`: our records are
+    /// all here (behind the collection, or removed), so our own slots need no margin.
+    /// With our records intact we keep voting meanwhile: a replica removed still answers
+    /// as an acceptor of the epoch it left until that epoch drains (t18 seed 508 stalled
+    /// when it did not), and nothing of ours needs a fence.
+    fn fetch_state(&mut self, now: Time, intact: bool) {
+        let replica = &mut self.replica;
+        if !intact {
+            replica.fence.stage = Stage::Querying;
+            replica.fence.bounds.clear();
+        }
         replica.fence.lost_state = true;
-        replica.fence.bounds.clear();
         // The configurations known so far stay until a peer's state replaces them.
         let configurations = replica.executor.configurations().to_vec();
-        replica.executor = Executor::new(
+        let fresh = Executor::new(
             replica.config.record_execution,
             replica.config.key_session_window,
         );
+        let mut old = std::mem::replace(&mut replica.executor, fresh);
         replica.executor.start_from(configurations);
+        replica.executor.halt_when_removed(replica.id);
+        replica.executor.keep_order_of(&mut old);
         replica.metrics.incr("rejoins");
         self.resume.clear();
         self.rejoin = Rejoin::new(self.rejoin.nonce.wrapping_add(2));
+        self.rejoin.intact = intact;
+        self.rejoin.fetched_at = Some(now);
         self.persist_fence();
         self.query_peers(now);
+    }
+
+    /// Whether a fetch of the peers' state with our records intact is under way.
+    fn fetching_intact(&self) -> bool {
+        let fence = &self.replica.fence;
+        fence.lost_state && matches!(fence.stage, Stage::Voter | Stage::Rejoined)
     }
 
     /// A peer forgot `instance`, which every member executed, before we executed it: we
@@ -106,15 +135,36 @@ impl Epaxos {
             return;
         }
         self.replica.metrics.incr("behind_collection");
-        self.begin_rejoin(now);
+        self.fetch_state(now, true);
+    }
+
+    /// After every input: a switch that removed us halted execution (commands after it
+    /// may leave out what we never executed). Fetch the peers' state, as a spare does:
+    /// they answer once a switch adds us again.
+    pub(super) fn leave_when_removed(&mut self, now: Time) {
+        let fence = &self.replica.fence;
+        let rejoining = matches!(fence.stage, Stage::Querying | Stage::Announcing);
+        // A peer's state older than our removal ran it again: fetch anew, at most once
+        // a retry timeout (the GC tick comes back), while the peers catch up.
+        let patience = self.replica.config.retry_timeout;
+        let recent = self.rejoin.fetched_at.is_some_and(|at| now < at + patience);
+        if self.replica.executor.halted() && !rejoining && fence.executes() && !recent {
+            self.replica.metrics.incr("removed_here");
+            self.intake.refuse_queued(&mut self.replica);
+            self.give_up_own_requests();
+            self.fetch_state(now, true);
+        }
     }
 
     /// A restart found a rejoin under way: pick it up at once.
     pub(super) fn resume_rejoin(&mut self) {
-        if matches!(
-            self.replica.fence.stage,
-            Stage::Querying | Stage::Announcing
-        ) {
+        self.rejoin.intact = self.fetching_intact();
+        if self.rejoin.intact
+            || matches!(
+                self.replica.fence.stage,
+                Stage::Querying | Stage::Announcing
+            )
+        {
             self.timers.set(EpaxosTimer::Rejoin, Time::ZERO);
         }
     }
@@ -122,6 +172,10 @@ impl Epaxos {
     /// The rejoin timer: ask the peers that have not answered again, or announce the
     /// start again to those that have not recorded it.
     pub(super) fn on_rejoin_timer(&mut self, now: Time) {
+        if self.fetching_intact() {
+            self.query_peers(now);
+            return;
+        }
         match self.replica.fence.stage {
             Stage::Querying => self.query_peers(now),
             Stage::Announcing => self.announce(now),
@@ -169,7 +223,8 @@ impl Epaxos {
         offset: u64,
     ) {
         let members = self.replica.epochs.current_members();
-        if !self.replica.fence.may_propose() || !members.contains(&self.replica.id) {
+        let fence = &self.replica.fence;
+        if !fence.may_propose() || !fence.executes() || !members.contains(&self.replica.id) {
             // Rejoining ourselves, or removed: we know too little to answer (peers
             // collect without waiting for a removed replica).
             self.replica.metrics.incr("votes_withheld");
@@ -292,7 +347,8 @@ impl Epaxos {
     ) {
         let (at, offset, total, bytes) = chunk;
         let stale = nonce != self.rejoin.nonce || self.rejoin.answers.contains_key(&from);
-        if self.replica.fence.stage != Stage::Querying || stale {
+        let fetching = self.replica.fence.stage == Stage::Querying || self.fetching_intact();
+        if !fetching || stale {
             return;
         }
         let Some(incoming) = self.rejoin.incoming.get_mut(&from) else {
@@ -362,10 +418,23 @@ impl Epaxos {
             // Durable at once: a restart does not need another transfer.
             self.compact();
         }
+        if self.rejoin.intact {
+            self.finish_intact();
+            return;
+        }
         let peers = self.replica.rejoin_peers();
         if peers.iter().all(|p| self.rejoin.answers.contains_key(p)) {
             self.fence_up(now);
         }
+    }
+
+    /// With our records intact one peer's state is enough: nothing of ours needs a
+    /// fence or a new start, and waiting for every peer of a configuration we left
+    /// could wait for one that left too (t18 seed 193). A state older than our removal
+    /// runs it again, and `leave_when_removed` fetches anew.
+    fn finish_intact(&mut self) {
+        self.replica.metrics.incr("rejoins_completed");
+        self.timers.cancel(EpaxosTimer::Rejoin);
     }
 
     /// Every peer answered: fix the bounds and our own start, then announce the start.
@@ -390,15 +459,18 @@ impl Epaxos {
             .unwrap_or(0);
         // A former self that led may have instances in flight that no answer counted; a
         // spare that was never a voter led nothing, and a margin would only leave slots
-        // for a peer to fill with no-ops, one recovery each.
-        let led = self.rejoin.may_have_led || learned > 0;
+        // for a peer to fill with no-ops, one recovery each. With our records intact we
+        // know our own slots: the next one is the start.
+        let intact = self.rejoin.intact;
+        let led = !intact && (self.rejoin.may_have_led || learned > 0);
         let margin = if led {
             replica.config.max_in_flight as u64
         } else {
             0
         };
         replica.metrics.set("rejoin_margin", margin);
-        let start = bound.saturating_add(margin);
+        self.rejoin.unfenced = !led;
+        let start = bound.saturating_add(margin).max(self.leader.next_slot());
         let mut bounds: BTreeMap<NodeId, u64> = self
             .rejoin
             .answers
@@ -502,6 +574,29 @@ impl Epaxos {
         self.persist_fence();
     }
 
+    /// Removed: our own commands not executed here run elsewhere (or never), and we
+    /// will not answer them; their clients learn the outcome is unknown.
+    fn give_up_own_requests(&mut self) {
+        let replica = &mut self.replica;
+        let me = replica.id;
+        let executor = &replica.executor;
+        let requests: Vec<crate::id::RequestId> = replica
+            .table
+            .instances
+            .range(of(me))
+            .filter(|(&id, _)| !executor.is_executed(id))
+            .flat_map(|(_, instance)| instance.payload.commands().to_vec())
+            .filter(|p| !p.is_noop() && !p.is_switch())
+            .map(|p| p.request)
+            .collect();
+        for request in requests {
+            replica.outbox.reply(crate::request::ClientReply {
+                id: request,
+                outcome: Err(crate::request::RequestError::Timeout),
+            });
+        }
+    }
+
     /// A peer recorded our start; with every peer, we have rejoined.
     pub(super) fn on_rejoin_started(&mut self, from: NodeId, start: u64) {
         let me = self.replica.id;
@@ -515,7 +610,16 @@ impl Epaxos {
         if !peers.iter().all(|p| self.rejoin.acks.contains(p)) {
             return;
         }
-        self.replica.fence.stage = Stage::Rejoined;
+        // Nothing to fence (a spare that never voted, or our records intact): we vote
+        // on everything, as members that never rejoined do. A fenced replica would
+        // never vote on instances a later member led before it was asked for a bound
+        // (t18 seed 67 stalled on one).
+        let unfenced = self.rejoin.unfenced;
+        self.replica.fence.stage = if unfenced {
+            Stage::Voter
+        } else {
+            Stage::Rejoined
+        };
         self.replica.metrics.incr("rejoins_completed");
         self.timers.cancel(EpaxosTimer::Rejoin);
         self.persist_fence();

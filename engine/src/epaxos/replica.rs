@@ -72,6 +72,7 @@ impl Replica {
         let mut executor = Executor::new(config.record_execution, config.key_session_window);
         let initial = config.initial_members.as_deref();
         executor.start_from(vec![Configuration::initial_of(cluster, initial)]);
+        executor.halt_when_removed(id);
         let peers_by_distance = cluster
             .by_distance(id)
             .into_iter()

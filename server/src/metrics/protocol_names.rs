@@ -174,6 +174,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "rejoin_rule_skipped",
     "rejoins",
     "rejoins_completed",
+    "removed_here",
     "requests_rejected",
     "retransmissions",
     "slow_path",
