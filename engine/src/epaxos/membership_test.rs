@@ -553,6 +553,23 @@ fn a_removed_voter_added_again_behind_collection_fetches_state() {
     }
 }
 
+/// Replica 0's initial PreAccept of instance 0.0: a switch making `change` from `epoch`.
+fn preaccept_switch(epoch: u64, change: Change) -> Message {
+    let mut attributes = attrs(1, &[]);
+    attributes.epoch = epoch;
+    let change = ProposedChange {
+        from_epoch: epoch,
+        change,
+    };
+    Message::PreAccept {
+        ballot: super::Ballot::initial(id(0, 0)),
+        instance: id(0, 0),
+        payload: Batch::single(super::Payload::switch(operator(1), change)),
+        attributes,
+        ran_everywhere: Default::default(),
+    }
+}
+
 /// A peer tells a rejoining replica whether its former self may have led instances (and
 /// so whether its start needs a margin): not for a learner, yes once the peer holds a
 /// switch promoting it, even before executing it (the former self may have executed it
@@ -569,21 +586,32 @@ fn a_held_promotion_tells_a_rejoining_learner_it_may_have_led() {
         peer.rejoin_state(NodeId(0)).may_have_led,
         "a voter may have led"
     );
-    let promote = ProposedChange {
-        from_epoch: 1,
-        change: Change::Promote(NodeId(3)),
-    };
-    let mut attributes = attrs(1, &[]);
-    attributes.epoch = 1;
-    let preaccept = Message::PreAccept {
-        ballot: super::Ballot::initial(id(0, 0)),
-        instance: id(0, 0),
-        payload: Batch::single(super::Payload::switch(operator(1), promote)),
-        attributes,
-        ran_everywhere: Default::default(),
-    };
-    peer.handle_message(Time::ZERO, NodeId(0), preaccept);
+    let promote = preaccept_switch(1, Change::Promote(NodeId(3)));
+    peer.handle_message(Time::ZERO, NodeId(0), promote);
     assert!(peer.replica.table.get(id(0, 0)).is_some(), "pre-accepted");
     assert!(!peer.replica.executor.is_executed(id(0, 0)), "not executed");
     assert!(peer.rejoin_state(NodeId(3)).may_have_led);
+}
+
+/// A switch pre-accepted here whose leader went silent is recovered after two GC ticks
+/// with nothing driving it, even with no command after it to depend on it (t18 retiring
+/// seed 85621: a replica removed itself, executed the switch and was stopped before its
+/// commit reached anyone).
+#[test]
+fn a_stuck_switch_is_recovered_without_a_command_after_it() {
+    let mut peer = replica(3, 1, Vec::new());
+    let remove = preaccept_switch(0, Change::Remove(NodeId(0)));
+    peer.handle_message(Time::ZERO, NodeId(0), remove);
+    let _ = sends(&mut peer);
+    let gc = peer.replica.config.gc_interval;
+    peer.handle_timeout(Time::ZERO + gc);
+    assert_eq!(peer.metrics().get("switch_recoveries"), 0, "one tick only");
+    peer.handle_timeout(Time::ZERO + gc * 2);
+    assert_eq!(peer.metrics().get("switch_recoveries"), 1);
+    let sent = sends(&mut peer);
+    assert!(
+        sent.iter()
+            .any(|(_, m)| matches!(m, Message::Prepare { instance, .. } if *instance == id(0, 0))),
+        "{sent:?}"
+    );
 }

@@ -625,6 +625,7 @@ impl Protocol for Epaxos {
             self.recover_gaps(now);
             self.leave_when_removed(now);
             self.ask_missing_bounds();
+            self.recover_stuck_switches(now);
             self.unstick_own(now);
             self.replica.expire_changes(now);
             let next = now + self.replica.config.gc_interval;

@@ -52,6 +52,8 @@ pub(super) struct Rejoin {
     intact: bool,
     /// When the last fetch of the peers' state began (this boot).
     fetched_at: Option<Time>,
+    /// Other leaders' switches held uncommitted at the last GC tick.
+    stuck_switches: BTreeSet<InstanceId>,
     /// No former self voted on what we do not remember (records intact, or a spare
     /// that never voted): once rejoined, we vote on everything.
     unfenced: bool,
@@ -684,6 +686,39 @@ impl Epaxos {
         self.rejoin.stuck = stuck.then_some(slot);
         if again {
             self.replica.metrics.incr("own_recoveries");
+            self.recoveries
+                .start(&mut self.replica, &mut self.leader, now, id);
+        }
+    }
+
+    /// On the GC timer: a switch of another leader that this replica holds uncommitted
+    /// for two ticks in a row, with nothing here driving it, is recovered. A command
+    /// after it would depend on it (a switch is a barrier) and recover it; with none,
+    /// a switch whose leader committed it, executed it and was stopped before its commit
+    /// reached anyone (a replica that removed itself) stays unexecuted here, and the
+    /// configuration never moves on (t18 retiring seed 85621).
+    pub(super) fn recover_stuck_switches(&mut self, now: Time) {
+        let me = self.replica.id;
+        let stuck: BTreeSet<InstanceId> = self
+            .replica
+            .table
+            .instances
+            .iter()
+            .filter(|(id, instance)| {
+                id.leader != me
+                    && instance.status != super::instance::Status::Committed
+                    && instance.payload.is_switch()
+            })
+            .map(|(&id, _)| id)
+            .filter(|&id| !self.recoveries.is_recovering(id) && !self.leader.is_leading(id))
+            .collect();
+        let again: Vec<InstanceId> = stuck
+            .intersection(&self.rejoin.stuck_switches)
+            .copied()
+            .collect();
+        self.rejoin.stuck_switches = stuck;
+        for id in again {
+            self.replica.metrics.incr("switch_recoveries");
             self.recoveries
                 .start(&mut self.replica, &mut self.leader, now, id);
         }

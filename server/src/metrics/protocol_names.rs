@@ -182,6 +182,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "state_transfer_bytes_received",
     "state_transfer_bytes_sent",
     "state_transfers_completed",
+    "switch_recoveries",
     "switches_asked",
     "switches_executed",
     "vote_bounds_learned",

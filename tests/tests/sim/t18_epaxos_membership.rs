@@ -139,7 +139,7 @@ fn removed_replicas_stopped_for_good_over_200_seeds() {
 /// Seeds beyond the default 200 at which earlier builds broke, with whether removed
 /// replicas were stopped for good (docs/design.md, "EPaxos epochs": 3467 not
 /// linearizable, 53241 diverged, the others stalled). They run on every build.
-const SEEDS_THAT_FOUND_FAULTS: [(u64, bool); 10] = [
+const SEEDS_THAT_FOUND_FAULTS: [(u64, bool); 11] = [
     (508, false),
     (3467, false),
     (53241, false),
@@ -150,6 +150,7 @@ const SEEDS_THAT_FOUND_FAULTS: [(u64, bool); 10] = [
     (40820, true),
     (43591, true),
     (50516, true),
+    (85621, true),
 ];
 
 #[test]
