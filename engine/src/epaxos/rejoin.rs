@@ -48,14 +48,12 @@ pub(super) struct Rejoin {
     answers: BTreeMap<NodeId, (u64, u64)>,
     /// Whether an answer said our former self may have led instances nobody saw yet.
     may_have_led: bool,
-    /// Our records are intact (no lost disk): our own slots need no margin.
-    intact: bool,
     /// When the last fetch of the peers' state began (this boot).
     fetched_at: Option<Time>,
     /// Other leaders' switches held uncommitted at the last GC tick.
     stuck_switches: BTreeSet<InstanceId>,
-    /// No former self voted on what we do not remember (records intact, or a spare
-    /// that never voted): once rejoined, we vote on everything.
+    /// No former self voted on what we do not remember (a spare that never voted):
+    /// once rejoined, we vote on everything.
     unfenced: bool,
     /// Peers that recorded our start.
     acks: BTreeSet<NodeId>,
@@ -113,7 +111,6 @@ impl Epaxos {
         replica.metrics.incr("rejoins");
         self.resume.clear();
         self.rejoin = Rejoin::new(self.rejoin.nonce.wrapping_add(2));
-        self.rejoin.intact = intact;
         self.rejoin.fetched_at = Some(now);
         self.persist_fence();
         self.query_peers(now);
@@ -160,8 +157,7 @@ impl Epaxos {
 
     /// A restart found a rejoin under way: pick it up at once.
     pub(super) fn resume_rejoin(&mut self) {
-        self.rejoin.intact = self.fetching_intact();
-        if self.rejoin.intact
+        if self.fetching_intact()
             || matches!(
                 self.replica.fence.stage,
                 Stage::Querying | Stage::Announcing
@@ -382,6 +378,8 @@ impl Epaxos {
 
     /// A peer's complete answer.
     fn take_answer(&mut self, now: Time, from: NodeId, state: RejoinState) {
+        // Read before the state is installed (which clears `lost_state`).
+        let intact = self.fetching_intact();
         let RejoinState {
             next_slot,
             own_bound,
@@ -420,7 +418,7 @@ impl Epaxos {
             // Durable at once: a restart does not need another transfer.
             self.compact();
         }
-        if self.rejoin.intact {
+        if intact {
             self.finish_intact();
             return;
         }
@@ -461,10 +459,8 @@ impl Epaxos {
             .unwrap_or(0);
         // A former self that led may have instances in flight that no answer counted; a
         // spare that was never a voter led nothing, and a margin would only leave slots
-        // for a peer to fill with no-ops, one recovery each. With our records intact we
-        // know our own slots: the next one is the start.
-        let intact = self.rejoin.intact;
-        let led = !intact && (self.rejoin.may_have_led || learned > 0);
+        // for a peer to fill with no-ops, one recovery each.
+        let led = self.rejoin.may_have_led || learned > 0;
         let margin = if led {
             replica.config.max_in_flight as u64
         } else {
@@ -472,7 +468,7 @@ impl Epaxos {
         };
         replica.metrics.set("rejoin_margin", margin);
         self.rejoin.unfenced = !led;
-        let start = bound.saturating_add(margin).max(self.leader.next_slot());
+        let start = bound.saturating_add(margin);
         let mut bounds: BTreeMap<NodeId, u64> = self
             .rejoin
             .answers
