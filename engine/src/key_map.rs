@@ -13,24 +13,24 @@
 //! [`KeyMap::retain`] are for uses whose result does not depend on the order.
 
 use crate::command::Key;
+use crate::hashed::HashedMap;
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
 /// A map from keys to `V`, looked up by hash; see the module doc for its order.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyMap<V> {
-    map: HashMap<Key, V>,
+    map: HashedMap<Key, V>,
 }
 
 impl<V> Default for KeyMap<V> {
     fn default() -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashedMap::default(),
         }
     }
 }
@@ -153,7 +153,7 @@ impl<V: Serialize> Serialize for KeyMap<V> {
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyMap<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(Self {
-            map: HashMap::deserialize(deserializer)?,
+            map: HashedMap::deserialize(deserializer)?,
         })
     }
 }

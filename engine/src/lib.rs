@@ -25,6 +25,7 @@ pub mod command;
 pub mod configuration;
 pub mod dynamo;
 pub mod epaxos;
+pub(crate) mod hashed;
 pub mod id;
 pub mod key_map;
 #[cfg(test)]

@@ -15,12 +15,13 @@
 //! executed.
 
 use crate::command::{Command, CommandResult};
+use crate::hashed::HashedMap;
 use crate::id::{ClientId, RequestId};
 use crate::key_map::KeyMap;
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
@@ -186,7 +187,7 @@ pub enum Admission {
 pub struct SessionTable {
     /// Looked up by hash (three times per command); encoded, hashed and printed in id
     /// order, so nothing observable depends on the map's order.
-    clients: HashMap<ClientId, ClientSession>,
+    clients: HashedMap<ClientId, ClientSession>,
     /// Clients by last activity, oldest first: each record appends `(clock, client)`; an
     /// entry whose clock is no longer its client's `last_active` is stale, dropped when
     /// it reaches the front, or all at once when they outnumber the live ones (behind a

@@ -1,10 +1,11 @@
 //! Deterministic application of committed commands.
 
 use crate::command::{Command, CommandResult, Key, Value};
+use crate::hashed::HashedMap;
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
@@ -34,7 +35,7 @@ pub trait StateMachine {
 /// keep their bytes.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct KvStore {
-    values: HashMap<Key, Value>,
+    values: HashedMap<Key, Value>,
     /// The keys of `values`, in order.
     order: BTreeSet<Key>,
 }
