@@ -4,11 +4,10 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use meridian_engine::epaxos::{
-    Attributes, Batch, Executor, InstanceId, KeyIndex, Payload, RanEverywhere,
+    Attributes, Batch, Deps, Executor, InstanceId, KeyIndex, Payload, RanEverywhere,
 };
 use meridian_engine::session::KEY_SESSION_WINDOW;
 use meridian_engine::{ClientId, Command, NodeId, RequestId, Time};
-use std::collections::BTreeSet;
 
 fn instance(i: u64, replicas: u16) -> InstanceId {
     InstanceId {
@@ -55,12 +54,7 @@ fn dependency_computation(c: &mut Criterion) {
 }
 
 /// Instance `id`, the `i`-th committed: a put on `key` after `deps`, in epoch 0.
-fn committed(
-    id: InstanceId,
-    i: u64,
-    key: u64,
-    deps: BTreeSet<InstanceId>,
-) -> (InstanceId, Payload, Attributes) {
+fn committed(id: InstanceId, i: u64, key: u64, deps: Deps) -> (InstanceId, Payload, Attributes) {
     let attributes = Attributes {
         seq: i + 1,
         deps,
@@ -77,7 +71,7 @@ fn committed_graph(n: u64, keys: u64) -> Graph {
     for i in 0..n {
         let key = (i * 7_919) % keys;
         let id = instance(i, 5);
-        let mut deps = BTreeSet::new();
+        let mut deps = Deps::new();
         if let Some(prev) = last_on_key[key as usize] {
             deps.insert(prev);
         }
@@ -94,7 +88,7 @@ fn hot_and_unique_graph(n: u64) -> Graph {
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
         let id = instance(i, 5);
-        let mut deps = BTreeSet::new();
+        let mut deps = Deps::new();
         let key = if i % 7 == 0 {
             let hot = ((i / 7) % 11) as usize;
             if let Some(prev) = last_on_key[hot] {

@@ -3,11 +3,10 @@
 //! decoded with 16-byte and 1 KiB values.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use meridian_engine::epaxos::{Attributes, Ballot, Batch, InstanceId, Message, Payload};
+use meridian_engine::epaxos::{Attributes, Ballot, Batch, Deps, InstanceId, Message, Payload};
 use meridian_engine::{ClientId, ClientRequest, Command, NodeId, RequestId};
 use meridian_server::transport::frame::{decode, encode, DEFAULT_MAX_FRAME_BYTES};
 use meridian_server::wire::{ClientFrame, PeerFrame, RequestFrame};
-use std::collections::BTreeSet;
 
 fn request(value_size: usize) -> ClientRequest {
     ClientRequest::new(
@@ -45,7 +44,7 @@ fn preaccept(value_size: usize) -> PeerFrame {
                     leader: NodeId(leader),
                     slot: 999_000 + u64::from(leader),
                 })
-                .collect::<BTreeSet<_>>(),
+                .collect::<Deps>(),
             epoch: 0,
         },
         ran_everywhere: (0..5).map(|leader| (NodeId(leader), 998_000)).collect(),

@@ -5,8 +5,7 @@
 use crate::command::Command;
 use crate::configuration::ProposedChange;
 use crate::id::{ClientId, NodeId, RequestId};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::sync::Arc;
 
@@ -54,7 +53,7 @@ pub struct Attributes {
     /// Orders commands inside a strongly connected component.
     pub seq: u64,
     /// Interfering instances that must execute first (or in the same component).
-    pub deps: BTreeSet<InstanceId>,
+    pub deps: Deps,
     /// The epoch its leader started it in: the configuration whose voters size and count
     /// its quorums for its whole life (`epochs.rs`). Fixed by the leader; every replica
     /// reports the same one, so it rides along wherever attributes go (PreAccept, Accept,
@@ -69,6 +68,112 @@ impl Attributes {
         self.seq = self.seq.max(other.seq);
         self.deps.extend(other.deps.iter().copied());
         self.epoch = self.epoch.max(other.epoch);
+    }
+}
+
+/// The instances a command must follow: sorted, without repeats.
+///
+/// Dependencies are few (per interfering key, the latest write of each leader: usually
+/// none or one, a few per leader on a hot key) and travel in every PreAccept, Accept and
+/// Commit to every peer and in every record. As a `BTreeSet` each set cost a node
+/// allocation, cloned per message and dropped per record (about 5% of a simulated
+/// `gcp-13` EPaxos run). A sorted vector holds the same elements in the same order, so it
+/// compares, hashes, prints and encodes (a sequence) as the set did; decoding sorts and
+/// drops repeats, as decoding into the set did.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Deps(Vec<InstanceId>);
+
+impl Deps {
+    /// No dependency.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add `id`; whether it was new.
+    pub fn insert(&mut self, id: InstanceId) -> bool {
+        match self.0.binary_search(&id) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, id);
+                true
+            }
+        }
+    }
+
+    /// Drop `id`; whether it was there.
+    pub fn remove(&mut self, id: &InstanceId) -> bool {
+        match self.0.binary_search(id) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `id` is one.
+    pub fn contains(&self, id: &InstanceId) -> bool {
+        self.0.binary_search(id).is_ok()
+    }
+
+    /// In order.
+    pub fn iter(&self) -> std::slice::Iter<'_, InstanceId> {
+        self.0.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Extend<InstanceId> for Deps {
+    fn extend<I: IntoIterator<Item = InstanceId>>(&mut self, ids: I) {
+        self.0.extend(ids);
+        self.0.sort_unstable();
+        self.0.dedup();
+    }
+}
+
+impl FromIterator<InstanceId> for Deps {
+    fn from_iter<I: IntoIterator<Item = InstanceId>>(ids: I) -> Self {
+        let mut deps = Self::new();
+        deps.extend(ids);
+        deps
+    }
+}
+
+impl<'a> IntoIterator for &'a Deps {
+    type Item = &'a InstanceId;
+    type IntoIter = std::slice::Iter<'a, InstanceId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Debug for Deps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(&self.0).finish()
+    }
+}
+
+impl Serialize for Deps {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Deps {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<InstanceId>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }
 
@@ -219,3 +324,7 @@ impl Instance {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "instance_test.rs"]
+mod tests;

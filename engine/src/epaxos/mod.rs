@@ -86,7 +86,7 @@ mod test_support;
 pub use config::EpaxosConfig;
 pub use execution::{ExecutedEntry, ExecutedState, Executor};
 pub use fence::{Fence, Stage};
-pub use instance::{Attributes, Ballot, Batch, InstanceId, Payload, Status};
+pub use instance::{Attributes, Ballot, Batch, Deps, InstanceId, Payload, Status};
 pub use key_index::{KeyIndex, RanEverywhere};
 pub use messages::{InstanceRecord, InstanceReport, Message, Record, RejoinState, Snapshot};
 
