@@ -1,5 +1,5 @@
 //! [`HashedMap`]: the hash map of the tables looked up on every command (the key-value
-//! map, the session table, [`KeyMap`](crate::key_map::KeyMap)).
+//! map, the session table, [`KeyMap`](crate::key_map::KeyMap), a core's counters).
 //!
 //! Their keys come from clients (keys, client ids), so the hasher is seeded at random per
 //! map, as std's is, and nothing observable may depend on iteration order (each table
