@@ -47,7 +47,9 @@ fn preaccept(value_size: usize) -> PeerFrame {
                 .collect::<Deps>(),
             epoch: 0,
         },
-        ran_everywhere: (0..5).map(|leader| (NodeId(leader), 998_000)).collect(),
+        ran_everywhere: std::sync::Arc::new(
+            (0..5).map(|leader| (NodeId(leader), 998_000)).collect(),
+        ),
     };
     PeerFrame {
         keyspace: "epaxos".into(),

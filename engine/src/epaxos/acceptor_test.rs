@@ -79,7 +79,7 @@ fn reply_after_an_earlier_write(ran_everywhere: super::RanEverywhere) -> Option<
             instance: id(0, 0),
             payload: batch(2, "k"),
             attributes: attrs(1, &[]),
-            ran_everywhere,
+            ran_everywhere: ran_everywhere.into(),
         },
     );
     let outputs = outputs(&mut acceptor);

@@ -17,6 +17,7 @@ use super::messages::Message;
 use super::replica::Replica;
 use crate::id::NodeId;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Inquiries per report, so a long outage is caught up over a few reports instead of in
 /// one burst.
@@ -137,8 +138,8 @@ impl Collector {
     /// Forget instances every replica executed: a later command that names one finds it
     /// executed.
     fn collect_garbage(&mut self, replica: &mut Replica) {
-        replica.ran_everywhere = self.floor(replica);
-        for (&leader, &slot) in &replica.ran_everywhere {
+        replica.ran_everywhere = Arc::new(self.floor(replica));
+        for (&leader, &slot) in replica.ran_everywhere.iter() {
             let collected = self.collected.entry(leader).or_default();
             *collected = (*collected).max(slot);
             let forgotten = replica.table.forget_below(leader, slot);

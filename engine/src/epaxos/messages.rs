@@ -40,8 +40,9 @@ pub enum Message {
         /// Leader's attributes.
         attributes: Attributes,
         /// What the leader knows ran on every replica: the acceptor leaves it out of
-        /// its attributes as the leader did (`KeyIndex::attributes_for`).
-        ran_everywhere: RanEverywhere,
+        /// its attributes as the leader did (`KeyIndex::attributes_for`). Shared by every
+        /// PreAccept sent until it changes (a map per peer per instance was cloned).
+        ran_everywhere: Arc<RanEverywhere>,
     },
     /// Phase 1 reply with the replica's (possibly extended) attributes.
     PreAcceptOk {

@@ -20,6 +20,7 @@ use crate::protocol::{CommitPath, Effect, Membership, Metrics, Outbox};
 use crate::request::{ClientReply, RequestError, Response};
 use crate::time::Time;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 /// Who hears of a commit decided or learned here, once its record is durable.
 #[derive(Clone, Copy)]
@@ -55,8 +56,9 @@ pub(super) struct Replica {
     pub(super) executor: Executor,
     /// What this replica may vote on and propose after a lost disk (`rejoin.rs`).
     pub(super) fence: Fence,
-    /// Per leader, the slot below which every replica executed (from the GC reports).
-    pub(super) ran_everywhere: RanEverywhere,
+    /// Per leader, the slot below which every replica executed (from the GC reports);
+    /// shared with the PreAccepts that carry it.
+    pub(super) ran_everywhere: Arc<RanEverywhere>,
     pub(super) outbox: Outbox<Message, Record>,
     pub(super) metrics: Metrics,
     /// Membership changes proposed here whose switch has not executed here yet, and
@@ -85,7 +87,7 @@ impl Replica {
             table: InstanceTable::default(),
             executor,
             fence: Fence::default(),
-            ran_everywhere: RanEverywhere::new(),
+            ran_everywhere: Arc::default(),
             config,
             outbox: Outbox::counting(),
             metrics: Metrics::new(),
