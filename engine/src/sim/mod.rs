@@ -549,23 +549,18 @@ impl<P: Protocol> Sim<P> {
                 self.stats.messages_sent += 1;
                 match self.network.route(&mut self.rng, self.now, node, to) {
                     Fate::Lost => self.stats.messages_lost += 1,
-                    Fate::Deliver(times) => {
-                        let last = times.len() - 1;
-                        let mut message = Some(message);
-                        for (i, at) in times.into_iter().enumerate() {
-                            let copy = if i == last {
-                                message.take().expect("taken once, at the last copy")
-                            } else {
-                                message.clone().expect("present until the last copy")
-                            };
-                            self.queue.push(
-                                at,
-                                Event::Deliver {
-                                    to,
-                                    from: node,
-                                    message: copy,
-                                },
-                            );
+                    Fate::Deliver { at, duplicate } => {
+                        let deliver = |message| Event::Deliver {
+                            to,
+                            from: node,
+                            message,
+                        };
+                        match duplicate {
+                            None => self.queue.push(at, deliver(message)),
+                            Some(again) => {
+                                self.queue.push(at, deliver(message.clone()));
+                                self.queue.push(again, deliver(message));
+                            }
                         }
                     }
                 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 /// What the network decided for one message.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Fate {
-    /// Deliver at each listed time (two entries when duplicated).
-    Deliver(Vec<Time>),
+    /// Deliver at `at`, and a copy at `duplicate` (inline: a vector per message was an
+    /// allocation per simulated message).
+    Deliver { at: Time, duplicate: Option<Time> },
     /// Lost (link fault or partition).
     Lost,
 }
@@ -102,20 +103,20 @@ impl Network {
         to: NodeId,
     ) -> Fate {
         if from == to {
-            return Fate::Deliver(vec![now]);
+            return Fate::Deliver {
+                at: now,
+                duplicate: None,
+            };
         }
         if self.is_blocked(from, to) || (self.faults.drop > 0.0 && rng.gen_bool(self.faults.drop)) {
             return Fate::Lost;
         }
-        let copies = if self.faults.duplicate > 0.0 && rng.gen_bool(self.faults.duplicate) {
-            2
-        } else {
-            1
-        };
+        let duplicated = self.faults.duplicate > 0.0 && rng.gen_bool(self.faults.duplicate);
         let factor = self.slow_factor(from).max(self.slow_factor(to));
         let (ra, rb) = (self.region_of(from), self.region_of(to));
-        let mut times = Vec::with_capacity(copies);
-        for _ in 0..copies {
+        let mut times = [Time::ZERO; 2];
+        let copies = if duplicated { 2 } else { 1 };
+        for time in &mut times[..copies] {
             let mut at = now + Duration::from_micros(self.draw_delay(rng, ra, rb) * factor);
             let reordered = self.faults.reorder > 0.0 && rng.gen_bool(self.faults.reorder);
             if reordered {
@@ -126,9 +127,12 @@ impl Network {
                 at = at.max(*last);
                 *last = at;
             }
-            times.push(at);
+            *time = at;
         }
-        Fate::Deliver(times)
+        Fate::Deliver {
+            at: times[0],
+            duplicate: duplicated.then_some(times[1]),
+        }
     }
 
     pub(crate) fn partition(&mut self, a: &[NodeId], b: &[NodeId], mode: PartitionMode) {
