@@ -126,6 +126,16 @@ pub trait Protocol {
         let _ = now;
     }
 
+    /// The host encoded the records of the last [`Output::Compact`] in `bytes` bytes. A
+    /// core that compacts sizes its next compaction from it (the log written since must
+    /// be as long): every host encodes the records anyway, and a count of its own was a
+    /// second encoding of the whole state per compaction. Until told, a core takes the
+    /// snapshot as empty (its next compaction waits only for its instance interval). The
+    /// default does nothing.
+    fn compacted(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
+
     /// The host is about to hand over several inputs that were already waiting (a
     /// burst): the core may hold new proposals back until [`end_burst`](Self::end_burst)
     /// so that requests of the burst share an instance or slot (adaptive batching: only

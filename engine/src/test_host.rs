@@ -521,6 +521,7 @@ impl<P: Protocol> Pump<P> {
                     }
                 }
                 (Output::Compact { snapshot }, Order::Shuffled) => {
+                    core.compacted(encoded_len(&snapshot));
                     self.disks[node.index()] = snapshot;
                 }
                 (Output::Persist { records, then }, Order::Timed { fsync, .. }) => {
@@ -534,6 +535,7 @@ impl<P: Protocol> Pump<P> {
                     self.push(self.now + fsync, event);
                 }
                 (Output::Compact { snapshot }, Order::Timed { fsync, .. }) => {
+                    core.compacted(encoded_len(&snapshot));
                     let event = Event::Synced {
                         node,
                         boot,
@@ -576,4 +578,10 @@ impl<P: Protocol> Pump<P> {
             }
         }
     }
+}
+
+/// The encoded size of a compaction's records, as a host reports it
+/// ([`Protocol::compacted`]).
+fn encoded_len<R: serde::Serialize>(records: &[R]) -> u64 {
+    records.iter().map(crate::transfer::encoded_len).sum()
 }

@@ -16,7 +16,6 @@
 
 use super::messages::{Record, Snapshot};
 use super::Epaxos;
-use crate::transfer;
 use std::sync::Arc;
 
 /// What the last compaction left (when the next one is due).
@@ -62,11 +61,10 @@ impl Epaxos {
         let floor = self.gc.floor(&self.replica);
         let pruned = Arc::make_mut(&mut self.replica.table.index).prune(&floor);
         let records = self.snapshot_records();
-        let snapshot_bytes = records.iter().map(transfer::encoded_len).sum();
         self.last_compaction = LastCompaction {
             executed: self.replica.executor.executed_count(),
             held_instances: !self.replica.table.instances.is_empty(),
-            snapshot_bytes,
+            snapshot_bytes: 0,
             log_bytes: self.replica.outbox.persisted_bytes(),
         };
         let replica = &mut self.replica;
@@ -75,8 +73,14 @@ impl Epaxos {
         replica
             .metrics
             .set("snapshot_records", records.len() as u64);
-        replica.metrics.set("snapshot_bytes", snapshot_bytes);
         replica.outbox.compact(records);
+    }
+
+    /// The host wrote the last compaction's records in `bytes` encoded bytes
+    /// ([`Protocol::compacted`](crate::protocol::Protocol::compacted)).
+    pub(super) fn note_compacted(&mut self, bytes: u64) {
+        self.last_compaction.snapshot_bytes = bytes;
+        self.replica.metrics.set("snapshot_bytes", bytes);
     }
 
     /// The records that alone rebuild this replica as of now.

@@ -593,6 +593,10 @@ impl Protocol for Epaxos {
         self.intake.begin_burst();
     }
 
+    fn compacted(&mut self, bytes: u64) {
+        self.note_compacted(bytes);
+    }
+
     fn end_burst(&mut self, now: Time) {
         self.now = now;
         self.intake

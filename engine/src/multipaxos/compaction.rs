@@ -63,19 +63,24 @@ impl MultiPaxos {
         }
     }
 
+    /// The host wrote the last compaction's records in `bytes` encoded bytes
+    /// ([`Protocol::compacted`](crate::protocol::Protocol::compacted)).
+    pub(super) fn note_compacted(&mut self, bytes: u64) {
+        self.last_snapshot.snapshot_bytes = bytes;
+        self.metrics.set("snapshot_bytes", bytes);
+    }
+
     /// Replace the durable log with a snapshot of the state plus the unexecuted accepted
     /// slots, and forget executed slots but the last `retained_slots`.
     pub(super) fn compact(&mut self, now: Time) {
         let executed = self.log.next_execute();
         let records = self.snapshot_records();
-        let snapshot_bytes = records.iter().map(transfer::encoded_len).sum();
         self.last_snapshot = LastSnapshot {
             executed,
-            snapshot_bytes,
+            snapshot_bytes: 0,
             log_bytes: self.outbox.persisted_bytes(),
         };
         self.outbox.compact(records);
-        self.metrics.set("snapshot_bytes", snapshot_bytes);
         self.log
             .trim(executed.saturating_sub(self.config.retained_slots));
         self.metrics.incr("compactions");

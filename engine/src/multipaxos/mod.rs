@@ -511,6 +511,10 @@ impl Protocol for MultiPaxos {
         self.burst = true;
     }
 
+    fn compacted(&mut self, bytes: u64) {
+        self.note_compacted(bytes);
+    }
+
     fn end_burst(&mut self, now: Time) {
         self.burst = false;
         self.propose(now);

@@ -502,6 +502,8 @@ impl<P: Protocol> Sim<P> {
                 }
                 Output::Compact { snapshot } => {
                     let encoded = disk::encode(&snapshot, &mut self.encode_buffer);
+                    let bytes = encoded.iter().map(|record| record.len() as u64).sum();
+                    core.compacted(bytes);
                     self.persist(node, DiskOp::Replace(encoded), Vec::new())
                 }
             }

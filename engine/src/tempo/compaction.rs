@@ -16,7 +16,6 @@
 
 use super::messages::{Record, Snapshot};
 use super::replica::Replica;
-use crate::transfer;
 
 /// What the last compaction left (when the next one is due).
 #[derive(Clone, Copy, Debug, Default, Hash)]
@@ -53,17 +52,22 @@ pub(super) fn maybe_compact(r: &mut Replica, last: &mut LastCompaction, last_seq
 /// Replace the durable log with a snapshot and the live command table.
 pub(super) fn compact(r: &mut Replica, last: &mut LastCompaction, last_seq: u64) {
     let records = snapshot_records(r, last_seq);
-    let snapshot_bytes = records.iter().map(transfer::encoded_len).sum();
     *last = LastCompaction {
         executed: r.executor.ran,
         held_commands: !r.cmds.is_empty(),
-        snapshot_bytes,
+        snapshot_bytes: 0,
         log_bytes: r.outbox.persisted_bytes(),
     };
     r.metrics.incr("compactions");
     r.metrics.set("snapshot_records", records.len() as u64);
-    r.metrics.set("snapshot_bytes", snapshot_bytes);
     r.outbox.compact(records);
+}
+
+/// The host wrote the last compaction's records in `bytes` encoded bytes
+/// ([`Protocol::compacted`](crate::protocol::Protocol::compacted)).
+pub(super) fn note_compacted(r: &mut Replica, last: &mut LastCompaction, bytes: u64) {
+    last.snapshot_bytes = bytes;
+    r.metrics.set("snapshot_bytes", bytes);
 }
 
 /// The records that alone rebuild this replica as of now.

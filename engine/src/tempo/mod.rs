@@ -357,6 +357,10 @@ impl Protocol for Tempo {
         self.replica.id
     }
 
+    fn compacted(&mut self, bytes: u64) {
+        compaction::note_compacted(&mut self.replica, &mut self.last_compaction, bytes);
+    }
+
     fn handle_request(&mut self, now: Time, request: ClientRequest) {
         let r = &mut self.replica;
         let id = request.id;

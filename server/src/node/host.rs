@@ -530,6 +530,8 @@ impl<P: Protocol> Host<P> {
                     }
                     Output::Compact { snapshot } => {
                         let snapshot = self.encode_records(&snapshot)?;
+                        let bytes = snapshot.iter().map(|record| record.len() as u64).sum();
+                        self.core.compacted(bytes);
                         self.submit(StorageJob::Compact { snapshot })?;
                     }
                 }
