@@ -26,11 +26,12 @@
 
 use super::execution::Executor;
 use super::fence::Stage;
-use super::instance::InstanceId;
+use super::instance::{InstanceId, Payload, Status};
 use super::key_index::KeyIndex;
 use super::messages::{Message, Record, RejoinState};
 use super::{Epaxos, EpaxosTimer};
-use crate::id::NodeId;
+use crate::id::{NodeId, RequestId};
+use crate::request::{ClientReply, RequestError};
 use crate::time::Time;
 use crate::transfer::{self, Answers, Incoming, Received};
 use std::collections::{BTreeMap, BTreeSet};
@@ -321,7 +322,7 @@ impl Epaxos {
             .configurations()
             .iter()
             .any(|c| c.counts_vote(asker));
-        let promotes = |payload: &super::instance::Payload| {
+        let promotes = |payload: &Payload| {
             payload
                 .change
                 .as_ref()
@@ -406,7 +407,7 @@ impl Epaxos {
                 .table
                 .instances
                 .iter()
-                .filter(|(_, i)| i.status == super::instance::Status::Committed)
+                .filter(|(_, i)| i.status == Status::Committed)
                 .map(|(&id, i)| (id, i.payload.clone(), i.attributes.clone()))
                 .collect();
             for (id, payload, attributes) in committed {
@@ -578,19 +579,19 @@ impl Epaxos {
         let replica = &mut self.replica;
         let me = replica.id;
         let executor = &replica.executor;
-        let requests: Vec<crate::id::RequestId> = replica
+        let requests: Vec<RequestId> = replica
             .table
             .instances
             .range(of(me))
             .filter(|(&id, _)| !executor.is_executed(id))
-            .flat_map(|(_, instance)| instance.payload.commands().to_vec())
+            .flat_map(|(_, instance)| instance.payload.commands())
             .filter(|p| !p.is_noop() && !p.is_switch())
             .map(|p| p.request)
             .collect();
         for request in requests {
-            replica.outbox.reply(crate::request::ClientReply {
+            replica.outbox.reply(ClientReply {
                 id: request,
-                outcome: Err(crate::request::RequestError::Timeout),
+                outcome: Err(RequestError::Timeout),
             });
         }
     }
@@ -702,7 +703,7 @@ impl Epaxos {
             .iter()
             .filter(|(id, instance)| {
                 id.leader != me
-                    && instance.status != super::instance::Status::Committed
+                    && instance.status != Status::Committed
                     && instance.payload.is_switch()
             })
             .map(|(&id, _)| id)
