@@ -84,6 +84,10 @@ pub(crate) struct Args {
     /// absent.
     #[arg(long)]
     pub(crate) rate: Option<f64>,
+    /// Closed loop, cluster backend: requests each client keeps in flight on its
+    /// connection (a deep pipeline with few connections); 1 is one at a time.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) outstanding: u32,
     /// Warm-up seconds (not measured).
     #[arg(long, default_value_t = 2.0)]
     pub(crate) warmup: f64,
@@ -299,6 +303,15 @@ impl Args {
             keep_ops: check || self.history.is_some(),
             client_timeout: Duration::from_secs_f64(self.timeout.max(0.001)),
         };
+        if self.outstanding == 0 {
+            bail!("--outstanding takes a number of requests, at least 1");
+        }
+        if self.outstanding > 1 && self.backend != Backend::Cluster {
+            bail!("--outstanding applies to --backend cluster only (simulated clients send one request at a time)");
+        }
+        if self.outstanding > 1 && self.rate.is_some() {
+            bail!("--outstanding is for closed-loop clients; --rate makes them open-loop");
+        }
         let timeline = self.timeline()?;
         self.check_reconfigure(&topology, &template)?;
         Ok(Plan {

@@ -126,3 +126,22 @@ fn reconfigure_is_refused_where_it_cannot_run() {
         "{malformed}"
     );
 }
+
+#[test]
+fn outstanding_requests_are_for_closed_loop_cluster_clients() {
+    args("--backend cluster --topology lan-3 --protocols epaxos --outstanding 64")
+        .plan()
+        .unwrap();
+    assert!(
+        refusal("--topology lan-3 --protocols epaxos --outstanding 4")
+            .contains("--backend cluster only")
+    );
+    assert!(refusal(
+        "--backend cluster --topology lan-3 --protocols epaxos --outstanding 4 --rate 100"
+    )
+    .contains("closed-loop"));
+    assert!(
+        refusal("--backend cluster --topology lan-3 --protocols epaxos --outstanding 0")
+            .contains("at least 1")
+    );
+}

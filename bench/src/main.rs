@@ -191,6 +191,7 @@ fn run_on_cluster(
                     warmup: template.warmup,
                     duration: template.duration,
                     mode: template.mode,
+                    outstanding: args.outstanding as usize,
                     keep_ops: template.keep_ops,
                     client_timeout: template.client_timeout,
                     timeline: plan.timeline,

@@ -7,9 +7,13 @@ use meridian_bench::protocols::ProtocolSpec;
 use meridian_bench::report::RunReport;
 use meridian_bench::runner;
 use meridian_bench::workload::WorkloadSpec;
+use meridian_engine::check::history::OpRecord;
+use meridian_engine::id::ClientId;
 use meridian_engine::sim::ClientMode;
+use meridian_engine::time::Time;
 use meridian_engine::topology::Topology;
 use meridian_server::launcher::ServerCommand;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// `lan-3` with two clients per rack, and EPaxos beside Multi-Paxos led from `leader`.
@@ -62,12 +66,28 @@ fn assert_linearizable(spec: &ProtocolSpec, report: &RunReport) {
     );
 }
 
+/// Whether some client had a request in flight when it issued another.
+fn overlaps_within_a_client(ops: &[OpRecord]) -> bool {
+    let mut by_client: HashMap<ClientId, Vec<(Time, Time)>> = HashMap::new();
+    for op in ops {
+        let ret = op.ret.unwrap_or(Time::MAX);
+        by_client.entry(op.client).or_default().push((op.call, ret));
+    }
+    by_client.values_mut().any(|spans| {
+        spans.sort();
+        spans.windows(2).any(|pair| pair[1].0 < pair[0].1)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizable() {
     let (topology, protocols) = lan_3("rack-2");
     let (deployment, dir) = start(&topology, "lan-3", &protocols, "it").await;
     for spec in &protocols {
         for conflict_pct in [0.0, 100.0] {
+            // The contended run keeps three requests in flight per client: pipelined
+            // lanes on one connection must stay linearizable too.
+            let outstanding = if conflict_pct == 100.0 { 3 } else { 1 };
             let run = ClusterRun {
                 topology: topology.clone(),
                 seed: 7,
@@ -75,6 +95,7 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
                 warmup: Duration::from_millis(500),
                 duration: Duration::from_secs(2),
                 mode: ClientMode::Closed,
+                outstanding,
                 keep_ops: true,
                 client_timeout: Duration::from_secs(5),
                 timeline: None,
@@ -94,6 +115,11 @@ async fn epaxos_and_multipaxos_runs_on_real_replicas_are_measured_and_linearizab
                 "{spec}: a region did nothing"
             );
             assert!(ops.len() as f64 >= report.throughput_ops, "every op kept");
+            assert_eq!(
+                overlaps_within_a_client(&ops),
+                outstanding > 1,
+                "{spec}: a client's requests overlap exactly when it keeps several in flight"
+            );
             if let ProtocolSpec::Epaxos { .. } = spec {
                 let ratio = report.fast_path_ratio.expect("path counters scraped");
                 if conflict_pct == 0.0 {
@@ -142,6 +168,7 @@ async fn replicas_added_and_removed_during_a_run_show_in_its_timeline() {
             warmup: Duration::from_millis(500),
             duration: Duration::from_secs(7),
             mode: ClientMode::Closed,
+            outstanding: 1,
             keep_ops: true,
             client_timeout: Duration::from_secs(5),
             timeline: Some(Duration::from_secs(1)),

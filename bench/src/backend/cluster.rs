@@ -65,6 +65,8 @@ pub struct ClusterRun {
     pub duration: Duration,
     /// Closed or open loop.
     pub mode: ClientMode,
+    /// Closed loop: requests each client keeps in flight (at least 1).
+    pub outstanding: usize,
     /// Keep every operation (history, verdict).
     pub keep_ops: bool,
     /// Client request timeout.
@@ -338,6 +340,22 @@ struct ClientTask {
 }
 
 impl ClientTask {
+    /// The client's next operation, or `None` once the measured window has ended.
+    fn next_op(
+        &self,
+        rng: &mut ChaCha8Rng,
+        measure_to: Time,
+    ) -> Option<meridian_engine::sim::ClientOp> {
+        let now = self.shared.now();
+        if now >= measure_to {
+            return None;
+        }
+        self.workload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_op(self.id, rng, now)
+    }
+
     /// One request: send it, wait, record it.
     async fn request(&self, seq: u64, op: meridian_engine::sim::ClientOp) {
         let mut request = ClientRequest::new(
@@ -552,50 +570,75 @@ async fn connect_clients(
     Ok(clients)
 }
 
-/// One client's loop until the measured window ends: closed loop (one request at a
-/// time) or open loop (Poisson arrivals, each request in its own task).
+/// One client's requests until the measured window ends: closed loop (`outstanding`
+/// lanes on the client's connection, each one request at a time) or open loop (Poisson
+/// arrivals, each request in its own task).
 async fn drive_client(task: Arc<ClientTask>, run: ClusterRun, measure_to: Time) {
-    let id = task.id;
-    let mut rng = ChaCha8Rng::seed_from_u64(run.seed ^ id.0.rotate_left(17));
+    match run.mode {
+        ClientMode::Closed => {
+            let lanes = run.outstanding.max(1) as u64;
+            let mut others = tokio::task::JoinSet::new();
+            for lane in 1..lanes {
+                others.spawn(closed_lane(
+                    Arc::clone(&task),
+                    run.seed,
+                    lane,
+                    lanes,
+                    measure_to,
+                ));
+            }
+            closed_lane(Arc::clone(&task), run.seed, 0, lanes, measure_to).await;
+            while others.join_next().await.is_some() {}
+        }
+        ClientMode::Open { rate_per_sec } => {
+            open_loop(&task, run.seed, rate_per_sec, measure_to).await;
+        }
+    }
+    task.client.close().await;
+}
+
+/// The RNG of a client's lane (lane 0 draws what a one-lane client always drew).
+fn lane_rng(seed: u64, client: ClientId, lane: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ client.0.rotate_left(17) ^ lane.rotate_left(41))
+}
+
+/// Lane `lane` of `lanes`: one request at a time, numbered `lane + 1`, `lane + 1 +
+/// lanes`, ... so the client's lanes never share a number.
+async fn closed_lane(task: Arc<ClientTask>, seed: u64, lane: u64, lanes: u64, measure_to: Time) {
+    let mut rng = lane_rng(seed, task.id, lane);
+    let mut seq = lane + 1;
+    while let Some(op) = task.next_op(&mut rng, measure_to) {
+        task.request(seq, op).await;
+        seq += lanes;
+    }
+}
+
+/// Poisson arrivals at `rate_per_sec`, each request in its own task.
+async fn open_loop(task: &Arc<ClientTask>, seed: u64, rate_per_sec: f64, measure_to: Time) {
+    let mut rng = lane_rng(seed, task.id, 0);
     let mut seq = 0u64;
     let mut in_flight = tokio::task::JoinSet::new();
     let mut next_arrival = task.shared.now();
-    loop {
-        let now = task.shared.now();
-        if now >= measure_to {
-            break;
-        }
-        let next = task
-            .workload
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_op(id, &mut rng, now);
-        let Some(op) = next else { break };
+    while let Some(op) = task.next_op(&mut rng, measure_to) {
         seq += 1;
-        match run.mode {
-            ClientMode::Closed => task.request(seq, op).await,
-            ClientMode::Open { rate_per_sec } => {
-                // Poisson arrivals: exponential gaps at the target rate.
-                let gap: f64 = -(1.0 - rng.gen::<f64>()).ln() / rate_per_sec.max(1e-9);
-                next_arrival = next_arrival + Duration::from_secs_f64(gap);
-                // Sleep only when ahead of the schedule: even a zero-length sleep waits
-                // for the timer's next tick (a millisecond), which held a client at a
-                // few hundred requests a second whatever its rate.
-                let ahead = next_arrival.saturating_since(task.shared.now());
-                if !ahead.is_zero() {
-                    tokio::time::sleep(ahead).await;
-                }
-                let task = Arc::clone(&task);
-                in_flight.spawn(async move { task.request(seq, op).await });
-                // Free finished requests' tasks as we go: kept to the end, they grew the
-                // client's memory by every request's task and a fifth of its CPU went to
-                // the kernel zeroing fresh pages for them.
-                while in_flight.try_join_next().is_some() {}
-            }
+        // Exponential gaps at the target rate.
+        let gap: f64 = -(1.0 - rng.gen::<f64>()).ln() / rate_per_sec.max(1e-9);
+        next_arrival = next_arrival + Duration::from_secs_f64(gap);
+        // Sleep only when ahead of the schedule: even a zero-length sleep waits for the
+        // timer's next tick (a millisecond), which held a client at a few hundred requests
+        // a second whatever its rate.
+        let ahead = next_arrival.saturating_since(task.shared.now());
+        if !ahead.is_zero() {
+            tokio::time::sleep(ahead).await;
         }
+        let request = Arc::clone(task);
+        in_flight.spawn(async move { request.request(seq, op).await });
+        // Free finished requests' tasks as we go: kept to the end, they grew the client's
+        // memory by every request's task and a fifth of its CPU went to the kernel zeroing
+        // fresh pages for them.
+        while in_flight.try_join_next().is_some() {}
     }
     while in_flight.join_next().await.is_some() {}
-    task.client.close().await;
 }
 
 /// Where a local deployment keeps its files when no directory is given.
