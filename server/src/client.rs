@@ -443,7 +443,7 @@ impl Client {
             .await
             .map_err(|e| connection_error(&e))?;
         send.finish().map_err(|e| connection_error(&e))?;
-        match frame::read::<T, _>(&mut recv, self.options.max_frame_bytes).await {
+        match frame::read_sole::<T>(&mut recv, self.options.max_frame_bytes).await {
             Ok(Some(reply)) => Ok(reply),
             Ok(None) => Err(ClientError::Connection {
                 addr: self.addr,

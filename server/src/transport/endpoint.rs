@@ -458,7 +458,7 @@ async fn serve_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let frame = match frame::read::<ClientFrame, _>(&mut recv, shared.max_frame_bytes).await {
+    let frame = match frame::read_sole::<ClientFrame>(&mut recv, shared.max_frame_bytes).await {
         Ok(Some(frame)) => frame,
         Ok(None) => return,
         Err(FrameError::Io(e)) => {

@@ -35,6 +35,12 @@ pub enum FrameError {
         /// Bytes the frame needed.
         expected: usize,
     },
+    /// A stream meant to carry one frame carries more.
+    #[error("a one-frame stream carries {extra} bytes after its frame")]
+    AfterFrame {
+        /// Bytes after the frame (at least; the read stopped at the limit).
+        extra: usize,
+    },
     /// The stream failed.
     #[error("stream error: {0}")]
     Io(#[from] std::io::Error),
@@ -95,6 +101,49 @@ pub fn decode<T: DeserializeOwned>(
         return Ok(None);
     };
     Ok(Some((decode_payload(payload)?, HEADER_LEN + len)))
+}
+
+/// The one frame `bytes` (a whole stream) holds: `Ok(None)` if it is empty; an error if
+/// the frame is cut short or followed by anything.
+pub fn decode_sole<T: DeserializeOwned>(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<Option<T>, FrameError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    match decode(bytes, max_bytes)? {
+        Some((message, used)) if used == bytes.len() => Ok(Some(message)),
+        Some((_, used)) => Err(FrameError::AfterFrame {
+            extra: bytes.len() - used,
+        }),
+        None => Err(FrameError::Truncated {
+            got: bytes.len(),
+            expected: match bytes.get(..HEADER_LEN) {
+                Some(h) => HEADER_LEN + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
+                None => HEADER_LEN,
+            },
+        }),
+    }
+}
+
+/// Read the one frame a request or reply stream carries, and the stream's end. Reading to
+/// the end, not just the frame, lets the stream close cleanly: a receive stream dropped
+/// before its end sends the peer a STOP_SENDING, one more frame per request each way.
+pub async fn read_sole<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    max_bytes: usize,
+) -> Result<Option<T>, FrameError> {
+    let limit = max_bytes.saturating_add(HEADER_LEN);
+    let bytes = recv.read_to_end(limit).await.map_err(|e| match e {
+        // More than the largest frame: at least one byte over the limit.
+        quinn::ReadToEndError::TooLong => FrameError::Oversized {
+            len: limit.saturating_sub(HEADER_LEN).saturating_add(1),
+            max: max_bytes,
+        },
+        quinn::ReadToEndError::Read(e) => FrameError::Io(e.into()),
+    })?;
+    decode_sole(&bytes, max_bytes)
 }
 
 /// Read one frame. `Ok(None)` when the stream ends cleanly between frames.

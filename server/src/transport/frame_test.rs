@@ -48,6 +48,37 @@ fn an_oversized_length_is_refused_before_reading_the_payload() {
 }
 
 #[test]
+fn a_one_frame_stream_holds_exactly_one_frame() {
+    let bytes = encode(&sample(), 1024).unwrap();
+    assert_eq!(decode_sole::<Sample>(&bytes, 1024).unwrap(), Some(sample()));
+    assert_eq!(decode_sole::<Sample>(&[], 1024).unwrap(), None);
+    for cut in 1..bytes.len() {
+        let expected = if cut < HEADER_LEN {
+            HEADER_LEN
+        } else {
+            bytes.len()
+        };
+        assert!(
+            matches!(
+                decode_sole::<Sample>(&bytes[..cut], 1024),
+                Err(FrameError::Truncated { got, expected: e }) if got == cut && e == expected
+            ),
+            "cut at {cut}"
+        );
+    }
+    let mut two = bytes.clone();
+    two.extend(encode(&Sample::Ping(2), 1024).unwrap());
+    assert!(matches!(
+        decode_sole::<Sample>(&two, 1024),
+        Err(FrameError::AfterFrame { extra }) if extra == two.len() - bytes.len()
+    ));
+    assert!(matches!(
+        decode_sole::<Sample>(&(1u32 << 30).to_le_bytes(), 1024),
+        Err(FrameError::Oversized { .. })
+    ));
+}
+
+#[test]
 fn trailing_bytes_inside_a_frame_are_malformed() {
     let mut bytes = encode(&Sample::Ping(1), 1024).unwrap();
     bytes.push(0);
