@@ -42,10 +42,8 @@ fn serve_replica(args: &[String]) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime =
+        meridian_server::serve::runtime_for(&config).context("starting the async runtime")?;
     Ok(runtime.block_on(meridian_server::serve::serve(
         &config,
         meridian_server::identity::StartMode::Normal,

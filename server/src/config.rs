@@ -7,6 +7,7 @@
 //! listen = "127.0.0.1:7000"
 //! data_dir = "data/n0"              # relative paths are relative to this file
 //! metrics = "127.0.0.1:9100"        # optional Prometheus endpoint
+//! worker_threads = 1                # optional; default one per core
 //!
 //! [tls]
 //! ca = "certs/ca.pem"
@@ -113,6 +114,12 @@ pub struct NodeConfig {
     /// 128 KiB). Dynamo objects are limited to [`dynamo_object_limit`] of it.
     #[serde(default)]
     pub max_frame_bytes: Option<usize>,
+    /// Threads of the replica's async runtime (network, protocol, client requests; the
+    /// log's fsyncs have their own thread). 1 runs all of it on one thread, which is what
+    /// replicas sharing a few cores want: the replies and messages one pass writes leave
+    /// in shared packets. Absent: one per core.
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
 }
 
 /// Certificate file paths.
@@ -358,6 +365,12 @@ impl NodeConfig {
                     2 * FRAME_OVERHEAD_BYTES,
                     FRAME_OVERHEAD_BYTES
                 ),
+            ));
+        }
+        if self.worker_threads == Some(0) {
+            return Err((
+                "worker_threads".into(),
+                "must be at least 1 (leave it out for one per core)".into(),
             ));
         }
         Ok(())

@@ -351,3 +351,22 @@ fn the_dynamo_object_limit_leaves_a_frame_room_for_four_objects_and_framing() {
     );
     assert_eq!(parse(&enough).unwrap().max_frame_bytes(), 131_072);
 }
+
+#[test]
+fn worker_threads_is_optional_and_at_least_one() {
+    assert_eq!(parse(GOOD).unwrap().worker_threads, None);
+    let one = GOOD.replace(
+        "metrics = \"127.0.0.1:9101\"",
+        "metrics = \"127.0.0.1:9101\"\nworker_threads = 1",
+    );
+    assert_eq!(parse(&one).unwrap().worker_threads, Some(1));
+    let none = GOOD.replace(
+        "metrics = \"127.0.0.1:9101\"",
+        "metrics = \"127.0.0.1:9101\"\nworker_threads = 0",
+    );
+    let e = error(&none);
+    assert!(
+        e.contains("worker_threads") && e.contains("at least 1"),
+        "{e}"
+    );
+}

@@ -354,6 +354,8 @@ pub(crate) fn node_config_text(node: &NodeText<'_>) -> String {
     if let Some(metrics) = &node.metrics {
         let _ = writeln!(text, "metrics = \"{metrics}\"");
     }
+    // Every replica of a local cluster shares this machine's cores: one thread each.
+    let _ = writeln!(text, "worker_threads = 1");
     let _ = writeln!(
         text,
         "\n[tls]\nca = \"certs/ca.pem\"\ncert = \"certs/node-{0}.pem\"\nkey = \"certs/node-{0}.key\"",

@@ -110,15 +110,21 @@ fn main() -> anyhow::Result<()> {
         Command::Certs { command } => admin::certs(command),
         Command::Config { command } => admin::config(command),
         Command::Cluster { command } => cluster_cmd::run(command),
-        command => runtime()?.block_on(run(command)),
+        command => {
+            // A replica runs on the threads its config asks for; other commands on the
+            // default runtime.
+            let threads_from = match &command {
+                Command::Serve { config, .. } => Some(config.clone()),
+                _ => None,
+            };
+            let runtime = match threads_from {
+                Some(config) => meridian_server::serve::runtime_for(&config),
+                None => meridian_server::serve::runtime(None),
+            }
+            .context("starting the async runtime")?;
+            runtime.block_on(run(command))
+        }
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

@@ -40,6 +40,32 @@ pub enum ServeError {
 /// `Timeout` (`meridian cluster down` and the systemd unit wait longer than this).
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The async runtime for the replica `config_path` describes: its `worker_threads` (1: the
+/// current-thread scheduler), or one worker per core. A config that does not load gets the
+/// default runtime; [`serve`] then reports why it does not load.
+pub fn runtime_for(config_path: &Path) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = NodeConfig::load(config_path)
+        .ok()
+        .and_then(|c| c.worker_threads);
+    runtime(threads)
+}
+
+/// A runtime of `worker_threads` threads (1: the current-thread scheduler, where a task
+/// woken by another runs after it, so the writes of one pass leave together), or one per
+/// core.
+pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n.max(1));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
+}
+
 /// Load `config_path`, check the data directory's identity for a start in `mode`
 /// ([`identity::prepare`]: a directory without state needs `--init` or `--rejoin`), start
 /// the node and serve until it fails or a SIGTERM/SIGINT arrives. A signal drains the node first ([`Node::drain`]: refuse new requests, hand
