@@ -146,10 +146,12 @@ fn run_on_cluster(
     if args.faults != FaultProfile::None {
         bail!("--faults applies to the sim backend only");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // The clients run on one thread: the requests written in one pass leave in shared
+    // packets (on the multi-thread scheduler a connection driver woken by one request's
+    // write sent it alone before the next was written). Membership changes stop replicas
+    // from a blocking section, which needs the multi-thread scheduler.
+    let threads = args.reconfigure.is_empty().then_some(1);
+    let runtime = meridian_server::serve::runtime(threads).context("starting the async runtime")?;
     runtime.block_on(async {
         let local = args.nodes.is_empty();
         let temporary = local && args.dir.is_none();
