@@ -26,14 +26,22 @@ use std::fmt::Write;
 pub struct CheckConfig {
     /// Entry visits allowed per key before the key is declared inconclusive.
     pub max_steps_per_key: u64,
+    /// Bytes the search may keep of explored states per key (each holds a bit per
+    /// operation of the key) before the key is declared inconclusive: a wide history
+    /// (thousands of requests in flight) filled memory long before the step budget ran
+    /// out.
+    pub max_memo_bytes_per_key: usize,
 }
 
 impl Default for CheckConfig {
-    /// 20 million steps per key: histories of thousands of operations per key with tens
-    /// of concurrent clients typically need well under a million.
+    /// 20 million steps and 8 GiB of explored states per key: histories of thousands of
+    /// operations per key with tens of concurrent clients typically need well under a
+    /// million steps; a violation is only found once the search is exhausted, which took
+    /// more than 1 GiB for the simulator's drifting-leader test (t23).
     fn default() -> Self {
         Self {
             max_steps_per_key: 20_000_000,
+            max_memo_bytes_per_key: 8 << 30,
         }
     }
 }
@@ -113,7 +121,7 @@ fn check_kv_pruned(history: &History, config: &CheckConfig, prune: bool) -> Repo
     let mut inconclusive = Vec::new();
     for (key, ids) in by_key {
         let mut search = KeySearch::new(history, &ids);
-        let result = search.run(config.max_steps_per_key);
+        let result = search.run(config.max_steps_per_key, config.max_memo_bytes_per_key);
         report.steps += search.steps;
         match result {
             KeyResult::Linearizable => {}
@@ -333,11 +341,19 @@ impl<'h> KeySearch<'h> {
         self.relink(self.call_entry[op]);
     }
 
-    fn run(&mut self, budget: u64) -> KeyResult {
+    fn run(&mut self, budget: u64, memo_budget: usize) -> KeyResult {
         let tail = self.entries.len() - 1;
         let words = self.ids.len().div_ceil(64);
         let mut linearized = vec![0u64; words];
         let mut cache: HashSet<(Vec<u64>, Option<Value>)> = HashSet::new();
+        // What one explored state costs: its bit set, its value and the set's own slot
+        // (the tuple, a hash-table control byte and spare capacity, roughly).
+        let entry_bytes = |value: &Option<Value>| {
+            words * 8
+                + value.as_ref().map_or(0, Vec::len)
+                + 2 * size_of::<(Vec<u64>, Option<Value>)>()
+        };
+        let mut memo_bytes = 0usize;
         let mut stack: Vec<(usize, Option<Value>)> = Vec::new();
         let mut state: Option<Value> = None;
         let mut required = self.results.iter().filter(|r| r.is_some()).count();
@@ -355,7 +371,12 @@ impl<'h> KeySearch<'h> {
                 Some(Entry { op, is_call: true }) => {
                     if let Some(next_state) = apply(&state, self.commands[op], self.results[op]) {
                         linearized[op / 64] |= 1 << (op % 64);
+                        let bytes = entry_bytes(&next_state);
                         if cache.insert((linearized.clone(), next_state.clone())) {
+                            memo_bytes = memo_bytes.saturating_add(bytes);
+                            if memo_bytes > memo_budget {
+                                return KeyResult::Budget;
+                            }
                             stack.push((op, std::mem::replace(&mut state, next_state)));
                             self.lift(op);
                             if self.results[op].is_some() {

@@ -210,6 +210,7 @@ fn an_exhausted_budget_is_inconclusive_not_a_pass() {
         &h,
         &CheckConfig {
             max_steps_per_key: 5,
+            ..CheckConfig::default()
         },
     );
     assert!(
@@ -217,6 +218,20 @@ fn an_exhausted_budget_is_inconclusive_not_a_pass() {
         "{:?}",
         report.verdict
     );
+    // The same history within the default limits is decided; with room for only a few
+    // explored states, the memory limit ends the search, inconclusive.
+    assert_eq!(
+        check_kv(&h, &CheckConfig::default()).verdict,
+        Verdict::Linearizable
+    );
+    let tight = CheckConfig {
+        max_memo_bytes_per_key: 1_000,
+        ..CheckConfig::default()
+    };
+    assert!(matches!(
+        check_kv(&h, &tight).verdict,
+        Verdict::Inconclusive { .. }
+    ));
 }
 
 /// Timed-out puts whose values nobody read may each take effect at any later time or
@@ -253,6 +268,7 @@ fn unobserved_unknown_puts_do_not_exhaust_the_budget() {
     }
     let budget = CheckConfig {
         max_steps_per_key: 100_000,
+        ..CheckConfig::default()
     };
     assert!(
         matches!(
