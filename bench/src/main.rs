@@ -42,12 +42,10 @@ fn serve_replica(args: &[String]) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let runtime =
-        meridian_server::serve::runtime_for(&config).context("starting the async runtime")?;
-    Ok(runtime.block_on(meridian_server::serve::serve(
+    Ok(meridian_server::serve::run(
         &config,
         meridian_server::identity::StartMode::Normal,
-    ))?)
+    )?)
 }
 
 /// One finished run: its report and, when kept, every client operation.

@@ -110,25 +110,6 @@ fn main() -> anyhow::Result<()> {
         Command::Certs { command } => admin::certs(command),
         Command::Config { command } => admin::config(command),
         Command::Cluster { command } => cluster_cmd::run(command),
-        command => {
-            // A replica runs on the threads its config asks for; other commands on the
-            // default runtime.
-            let threads_from = match &command {
-                Command::Serve { config, .. } => Some(config.clone()),
-                _ => None,
-            };
-            let runtime = match threads_from {
-                Some(config) => meridian_server::serve::runtime_for(&config),
-                None => meridian_server::serve::runtime(None),
-            }
-            .context("starting the async runtime")?;
-            runtime.block_on(run(command))
-        }
-    }
-}
-
-async fn run(command: Command) -> anyhow::Result<()> {
-    match command {
         Command::Serve {
             config,
             init,
@@ -140,13 +121,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 (_, true) => StartMode::Rejoin,
                 _ => StartMode::Normal,
             };
-            let served = meridian_server::serve::serve(&config, mode).await;
+            // On the threads the config asks for.
+            let served = meridian_server::serve::run(&config, mode);
             if let Err(e) = &served {
                 // Also into the log file, where an operator watching it looks.
                 tracing::error!("{e}");
             }
             Ok(served?)
         }
+        command => meridian_server::serve::runtime(None)
+            .context("starting the async runtime")?
+            .block_on(run(command)),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Kv(command) => exit(kv::run(command).await),
         Command::Range(command) => exit(scan::run(command).await),
         Command::Status { target } => exit(status::run(target, status::View::Status).await),
@@ -159,8 +149,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Member {
             command: status::MemberCommand::Remove { target, change },
         } => exit(member::remove(target, change).await),
-        Command::Certs { .. } | Command::Config { .. } | Command::Cluster { .. } => {
-            unreachable!("handled without a runtime")
+        Command::Serve { .. }
+        | Command::Certs { .. }
+        | Command::Config { .. }
+        | Command::Cluster { .. } => {
+            unreachable!("handled by main, on its own runtime or none")
         }
     }
 }

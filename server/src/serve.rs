@@ -34,21 +34,14 @@ pub enum ServeError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signal(std::io::Error),
+    /// The async runtime could not be started.
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// How long a SIGTERM drain waits for requests in flight before answering them
 /// `Timeout` (`meridian cluster down` and the systemd unit wait longer than this).
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
-
-/// The async runtime for the replica `config_path` describes: its `worker_threads` (1: the
-/// current-thread scheduler), or one worker per core. A config that does not load gets the
-/// default runtime; [`serve`] then reports why it does not load.
-pub fn runtime_for(config_path: &Path) -> std::io::Result<tokio::runtime::Runtime> {
-    let threads = NodeConfig::load(config_path)
-        .ok()
-        .and_then(|c| c.worker_threads);
-    runtime(threads)
-}
 
 /// A runtime of `worker_threads` threads (1: the current-thread scheduler, where a task
 /// woken by another runs after it, so the writes of one pass leave together), or one per
@@ -66,14 +59,21 @@ pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime:
     builder.enable_all().build()
 }
 
-/// Load `config_path`, check the data directory's identity for a start in `mode`
-/// ([`identity::prepare`]: a directory without state needs `--init` or `--rejoin`), start
-/// the node and serve until it fails or a SIGTERM/SIGINT arrives. A signal drains the node first ([`Node::drain`]: refuse new requests, hand
+/// Load `config_path`, start the async runtime its `worker_threads` asks for, check the
+/// data directory's identity for a start in `mode` ([`identity::prepare`]: a directory
+/// without state needs `--init` or `--rejoin`), start the node and serve until it fails or
+/// a SIGTERM/SIGINT arrives. A signal drains the node first ([`Node::drain`]: refuse new requests, hand
 /// off leadership, finish requests in flight, at most [`DRAIN_DEADLINE`]; a second
 /// signal cuts the drain short); then shut down, letting storage threads finish the
 /// syncs they hold.
-pub async fn serve(config_path: &Path, mode: StartMode) -> Result<(), ServeError> {
+pub fn run(config_path: &Path, mode: StartMode) -> Result<(), ServeError> {
     let config = NodeConfig::load(config_path)?;
+    runtime(config.worker_threads)
+        .map_err(ServeError::Runtime)?
+        .block_on(serve(config, config_path, mode))
+}
+
+async fn serve(config: NodeConfig, config_path: &Path, mode: StartMode) -> Result<(), ServeError> {
     let prepared = identity::prepare(&config, mode).map_err(|source| ServeError::Identity {
         config: config_path.display().to_string(),
         source,
