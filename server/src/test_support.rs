@@ -71,3 +71,35 @@ pub(crate) fn bound_sockets(n: usize) -> Vec<(UdpSocket, SocketAddr)> {
         })
         .collect()
 }
+
+/// A lone transport on loopback whose node is the test: it reads the `Inbound`s.
+pub(crate) fn lone_transport(
+    ca: &TestCa,
+) -> (
+    crate::transport::endpoint::Transport,
+    tokio::sync::mpsc::Receiver<crate::transport::endpoint::Inbound>,
+) {
+    use crate::transport::endpoint::{Transport, TransportConfig};
+    let (socket, addr) = bound_sockets(1).pop().expect("a socket");
+    let config = TransportConfig::new(
+        NodeId(0),
+        addr,
+        std::collections::BTreeMap::new(),
+        ca.node(NodeId(0)),
+    );
+    Transport::start_with_socket(config, socket).expect("start transport")
+}
+
+/// The next client request handed to the node, with where its answer goes.
+pub(crate) async fn next_client_request(
+    rx: &mut tokio::sync::mpsc::Receiver<crate::transport::endpoint::Inbound>,
+) -> (
+    crate::wire::RequestFrame,
+    tokio::sync::oneshot::Sender<crate::wire::ReplyFrame>,
+) {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await;
+    match next {
+        Ok(Some(crate::transport::endpoint::Inbound::Client { frame, reply })) => (frame, reply),
+        other => panic!("expected a client request, got {:?}", other.is_ok()),
+    }
+}

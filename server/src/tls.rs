@@ -28,7 +28,12 @@ use std::sync::Arc;
 
 /// ALPN of node-to-node connections.
 pub const ALPN_PEER: &[u8] = b"meridian-peer/1";
-/// ALPN of client connections (version 3: replies say when the request committed).
+/// ALPN of client connections (version 4: a stream carries any number of tagged
+/// requests, answered on it in completion order).
+pub const ALPN_CLIENT_V4: &[u8] = b"meridian-client/4";
+/// ALPN of client connections (version 3: one request per stream; replies say when the
+/// request committed). Still served, and what a client falls back to with a replica
+/// that does not speak version 4.
 pub const ALPN_CLIENT: &[u8] = b"meridian-client/3";
 /// ALPN of the previous client protocol, still served: its replies are bare
 /// `ClientReply`s.
@@ -384,6 +389,7 @@ impl TlsIdentity {
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![
             ALPN_PEER.to_vec(),
+            ALPN_CLIENT_V4.to_vec(),
             ALPN_CLIENT.to_vec(),
             ALPN_CLIENT_V2.to_vec(),
         ];
@@ -393,12 +399,18 @@ impl TlsIdentity {
     /// Client-side QUIC crypto speaking `alpn`: the server must present a certificate
     /// signed by the cluster CA; this party presents its own.
     pub fn quic_client(&self, alpn: &[u8]) -> Result<Arc<QuicClientConfig>, TlsError> {
+        self.quic_client_offering(&[alpn])
+    }
+
+    /// Client-side QUIC crypto offering `alpns`, most preferred first (the server picks
+    /// the first it speaks).
+    pub fn quic_client_offering(&self, alpns: &[&[u8]]) -> Result<Arc<QuicClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_root_certificates(self.roots.clone())
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
-        config.alpn_protocols = vec![alpn.to_vec()];
+        config.alpn_protocols = alpns.iter().map(|alpn| alpn.to_vec()).collect();
         Ok(Arc::new(QuicClientConfig::try_from(config)?))
     }
 }

@@ -3,13 +3,19 @@
 //!
 //! ```text
 //!  node ──uni stream──▶ node     PeerFrame* (keyspace + postcard of that keyspace's Message)
+//!  client ──bidi stream──▶ node  TaggedRequest*, answered by ◀── TaggedReply* in the
+//!                                order they complete (client protocol 4): a stream
+//!                                carries any number of requests
 //!  client ──bidi stream──▶ node  ClientFrame::Request, then ◀── ReplyFrame (client protocol 3)
 //!                                                     or ◀── ClientReply (client protocol 2)
 //!                                one stream per request
 //!                                ClientFrame::Admin,   then ◀── AdminReplyFrame (crate::admin)
 //! ```
+//!
+//! Protocol 4 exists for throughput: a QUIC stream per request costs both ends a stream's
+//! set-up, flow-control credit and end (docs/design.md#server).
 
-use crate::admin::AdminFrame;
+use crate::admin::{AdminFrame, AdminReplyFrame};
 use meridian_engine::{ClientReply, ClientRequest, CommitPath};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +37,37 @@ pub enum ClientFrame {
     /// An operator request ([`crate::admin`]), answered by an
     /// [`AdminReplyFrame`](crate::admin::AdminReplyFrame).
     Admin(AdminFrame),
+}
+
+/// A request on a client protocol 4 stream. The tag is the client's own, echoed in the
+/// answer; a client keeps tags unique among its requests in flight on the stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaggedRequest {
+    /// Names the answer.
+    pub tag: u64,
+    /// The request.
+    pub frame: ClientFrame,
+}
+
+/// A replica's answer on a client protocol 4 stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaggedReply {
+    /// The tag of the request answered.
+    pub tag: u64,
+    /// The answer.
+    pub answer: Answer,
+}
+
+/// What answers a [`TaggedRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// The answer to a [`ClientFrame::Request`].
+    Reply(ReplyFrame),
+    /// The answer to a [`ClientFrame::Admin`].
+    Admin(AdminReplyFrame),
+    /// The replica let go of the request without an answer (it is shutting down): the
+    /// outcome is unknown.
+    Dropped,
 }
 
 /// One key-value request.

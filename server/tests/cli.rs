@@ -436,7 +436,7 @@ async fn the_cli_closes_its_connection_when_done() {
     use meridian_engine::{ClientReply, CommandResult, NodeId, Response};
     use meridian_server::tls::{TlsIdentity, TlsPaths};
     use meridian_server::transport::frame::{self, DEFAULT_MAX_FRAME_BYTES};
-    use meridian_server::wire::{ClientFrame, ReplyFrame};
+    use meridian_server::wire::{Answer, ClientFrame, ReplyFrame, TaggedReply, TaggedRequest};
 
     let dir = TempDir::new("cli-close");
     let d = dir.path().to_string_lossy().into_owned();
@@ -465,8 +465,12 @@ async fn the_cli_closes_its_connection_when_done() {
         .expect("a connection")
         .await
         .expect("handshake");
+    // The CLI speaks client protocol 4 (offered by the stand-in's crypto): tagged.
     let (mut send, mut recv) = conn.accept_bi().await.expect("a request stream");
-    let ClientFrame::Request(request) = frame::read(&mut recv, DEFAULT_MAX_FRAME_BYTES)
+    let TaggedRequest {
+        tag,
+        frame: ClientFrame::Request(request),
+    } = frame::read(&mut recv, DEFAULT_MAX_FRAME_BYTES)
         .await
         .expect("a frame")
         .expect("a request")
@@ -477,10 +481,13 @@ async fn the_cli_closes_its_connection_when_done() {
         id: request.request.id,
         outcome: Ok(Response::Kv(CommandResult::Value(Some(b"v".to_vec())))),
     });
-    frame::write(&mut send, &reply, DEFAULT_MAX_FRAME_BYTES)
+    let answer = TaggedReply {
+        tag,
+        answer: Answer::Reply(reply),
+    };
+    frame::write(&mut send, &answer, DEFAULT_MAX_FRAME_BYTES)
         .await
         .expect("reply");
-    send.finish().expect("finish");
     // The idle timeout is 10 s: a connection the CLI abandoned would still be open.
     let closed = tokio::time::timeout(Duration::from_secs(3), conn.closed())
         .await

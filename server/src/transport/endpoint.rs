@@ -6,6 +6,7 @@
 //!                       └─ accept loop (peers dialing us) ──┘   (both sides, any connection)
 //!  client: bidi stream ─▶ ClientFrame::Request ─▶ Inbound::Client{reply} ─▶ ReplyFrame ─▶ same stream
 //!                         ClientFrame::Admin   ─▶ Inbound::Admin{reply}  ─▶ AdminReplyFrame
+//!          protocol 4: TaggedRequest* ─▶ the same ─▶ TaggedReply* (transport::tagged)
 //! ```
 //!
 //! Peer links (dialing, the hello handshake that tells instances of a node apart,
@@ -17,7 +18,9 @@
 //! connections are untouched. Refused connections are logged at WARN, each kind at most
 //! once per [`LOG_INTERVAL`](crate::transport::throttle::LOG_INTERVAL).
 
-use crate::tls::{self, TlsError, TlsIdentity, ALPN_CLIENT, ALPN_CLIENT_V2, ALPN_PEER};
+use crate::tls::{
+    self, TlsError, TlsIdentity, ALPN_CLIENT, ALPN_CLIENT_V2, ALPN_CLIENT_V4, ALPN_PEER,
+};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::hello::{Hello, WIRE_VERSION};
 use crate::transport::link::{self, bump, live, Shared};
@@ -26,6 +29,7 @@ pub use crate::transport::link::{
     CLOSE_REMOVED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, CLOSE_UNKNOWN_ALPN, CLOSE_VERSION,
 };
 use crate::transport::peers::Dialing;
+use crate::transport::tagged;
 use crate::transport::wan::{WanConfig, WanSocket, WanStats};
 use crate::wire::{ClientFrame, PeerFrame, ReplyFrame};
 use meridian_engine::NodeId;
@@ -418,6 +422,7 @@ async fn handle_incoming(shared: Arc<Shared>, dialing: Arc<Dialing>, incoming: q
                 );
             }
         },
+        Some(ALPN_CLIENT_V4) => serve_client(shared, conn, ClientVersion::Tagged).await,
         Some(ALPN_CLIENT) => serve_client(shared, conn, ClientVersion::Notes).await,
         Some(ALPN_CLIENT_V2) => serve_client(shared, conn, ClientVersion::BareReplies).await,
         _ => {
@@ -430,17 +435,25 @@ async fn handle_incoming(shared: Arc<Shared>, dialing: Arc<Dialing>, incoming: q
 /// The client protocol a connection speaks (its ALPN).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ClientVersion {
+    /// `meridian-client/4`: tagged requests and answers, any number per stream
+    /// ([`tagged`](crate::transport::tagged)).
+    Tagged,
     /// `meridian-client/3`: a [`ReplyFrame`], with the commit note.
     Notes,
     /// `meridian-client/2`: the bare `ClientReply`.
     BareReplies,
 }
 
-/// Serve a client connection: one request per bidirectional stream.
+/// Serve a client connection: a task per bidirectional stream, which carries one request
+/// (protocols 2 and 3) or any number (protocol 4).
 async fn serve_client(shared: Arc<Shared>, conn: Connection, version: ClientVersion) {
     bump(&shared.stats.client_connections);
     tracing::debug!(remote = %conn.remote_address(), ?version, "client connected");
     while let Ok((send, recv)) = conn.accept_bi().await {
+        if version == ClientVersion::Tagged {
+            tokio::spawn(tagged::serve(shared.clone(), conn.clone(), send, recv));
+            continue;
+        }
         tokio::spawn(serve_request(
             shared.clone(),
             conn.clone(),
@@ -461,16 +474,7 @@ async fn serve_request(
     let frame = match frame::read_sole::<ClientFrame>(&mut recv, shared.max_frame_bytes).await {
         Ok(Some(frame)) => frame,
         Ok(None) => return,
-        Err(FrameError::Io(e)) => {
-            tracing::debug!(error = %e, "client stream ended");
-            return;
-        }
-        Err(e) => {
-            bump(&shared.stats.malformed_frames);
-            tracing::warn!(client = %conn.remote_address(), error = %e, "malformed frame from client; closing the connection");
-            conn.close(VarInt::from_u32(CLOSE_MALFORMED), b"malformed frame");
-            return;
-        }
+        Err(e) => return client_read_failed(&shared, &conn, e),
     };
     bump(&shared.stats.client_requests);
     let bytes = match frame {
@@ -497,6 +501,18 @@ async fn serve_request(
     }
 }
 
+/// A client stream could not be read: it ended (logged), or it carried a malformed frame,
+/// which closes the client's connection.
+pub(super) fn client_read_failed(shared: &Shared, conn: &Connection, error: FrameError) {
+    if let FrameError::Io(e) = error {
+        tracing::debug!(error = %e, "client stream ended");
+        return;
+    }
+    bump(&shared.stats.malformed_frames);
+    tracing::warn!(client = %conn.remote_address(), error = %error, "malformed frame from client; closing the connection");
+    conn.close(VarInt::from_u32(CLOSE_MALFORMED), b"malformed frame");
+}
+
 /// Hand `make(reply)` to the node and wait for the answer (`None`: the node is gone or
 /// dropped the reply).
 async fn ask_node<T>(
@@ -519,24 +535,26 @@ fn encode_reply(
     max_bytes: usize,
 ) -> Result<Vec<u8>, FrameError> {
     let encode = |reply: &ReplyFrame| match version {
-        ClientVersion::Notes => frame::encode(reply, max_bytes),
         ClientVersion::BareReplies => frame::encode(&reply.reply, max_bytes),
+        ClientVersion::Notes | ClientVersion::Tagged => frame::encode(reply, max_bytes),
     };
     match encode(&reply) {
-        Err(FrameError::Oversized { len, max }) => {
-            let refused = meridian_engine::ClientReply {
-                id: reply.reply.id,
-                outcome: Err(meridian_engine::RequestError::Rejected(format!(
-                    "the reply is {len} bytes, over this replica's max_frame_bytes of {max}; \
-                     ask for less (e.g. scan --limit)"
-                ))),
-            };
-            encode(&ReplyFrame {
-                reply: refused,
-                commit: reply.commit,
-            })
-        }
+        Err(FrameError::Oversized { len, max }) => encode(&oversized_refusal(&reply, len, max)),
         other => other,
+    }
+}
+
+/// The `Rejected` reply that stands for `reply`, `len` bytes encoded, over the limit.
+pub(super) fn oversized_refusal(reply: &ReplyFrame, len: usize, max: usize) -> ReplyFrame {
+    ReplyFrame {
+        reply: meridian_engine::ClientReply {
+            id: reply.reply.id,
+            outcome: Err(meridian_engine::RequestError::Rejected(format!(
+                "the reply is {len} bytes, over this replica's max_frame_bytes of {max}; \
+                 ask for less (e.g. scan --limit)"
+            ))),
+        },
+        commit: reply.commit,
     }
 }
 

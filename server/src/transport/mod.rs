@@ -8,6 +8,7 @@
 //!  peers     the peer set: configured, added by membership changes, removed
 //!  throttle  refusals logged once per interval
 //!  endpoint  the endpoint, accept loop, per-peer queues, client request streams
+//!  tagged    client protocol 4: many tagged requests per client stream
 //! ```
 
 pub mod endpoint;
@@ -15,5 +16,6 @@ pub mod frame;
 pub mod hello;
 pub mod link;
 pub(crate) mod peers;
+pub(crate) mod tagged;
 pub mod throttle;
 pub mod wan;

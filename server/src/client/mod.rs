@@ -7,7 +7,10 @@
 //!                                          └─ Dynamo: keep the reply's causal context
 //! ```
 //!
-//! One connection per client, one stream per request, so requests run concurrently.
+//! One connection per client. With replicas that speak client protocol 4 every request
+//! of the client goes on one stream, tagged, and answers come back in the order they
+//! complete ([`tagged`]); with older replicas (protocol 3), one stream per request.
+//! Either way requests run concurrently.
 //! For Dynamo keyspaces the client remembers the causal context of the latest reply per
 //! key and sends it with the next request on that key: SESSION reads then see the
 //! client's own writes, and a write supersedes exactly the versions the client has seen.
@@ -17,20 +20,24 @@
 use crate::admin::{
     self, AdminDecodeError, AdminError, AdminReplyFrame, AdminRequest, AdminResponse,
 };
-use crate::tls::{TlsError, TlsIdentity, ALPN_CLIENT, CLUSTER_SERVER_NAME};
+use crate::tls::{TlsError, TlsIdentity, ALPN_CLIENT, ALPN_CLIENT_V4, CLUSTER_SERVER_NAME};
 use crate::transport::endpoint::{bind_endpoint, quic_transport_config};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::wan::WanConfig;
-use crate::wire::{ClientFrame, ReplyFrame, RequestFrame};
+use crate::wire::{Answer, ClientFrame, ReplyFrame, RequestFrame};
 use meridian_engine::{
     ClientId, ClientReply, ClientRequest, Command, Consistency, Key, Level, RequestError,
     RequestId, Response, Value,
 };
+use quinn::crypto::rustls::HandshakeData;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tagged::{CallError, TaggedStream};
+
+mod tagged;
 
 /// What can go wrong talking to a replica (besides the request's own outcome, which is
 /// in the [`ClientReply`]).
@@ -90,6 +97,9 @@ pub struct ClientOptions {
     pub wan: Option<WanConfig>,
     /// Largest reply accepted (default 16 MiB).
     pub max_frame_bytes: usize,
+    /// Speak client protocol 3, a stream per request, even with a replica that speaks
+    /// protocol 4 (default false; tests and comparisons).
+    pub stream_per_request: bool,
 }
 
 impl Default for ClientOptions {
@@ -100,6 +110,7 @@ impl Default for ClientOptions {
             server_name: CLUSTER_SERVER_NAME.to_owned(),
             wan: None,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            stream_per_request: false,
         }
     }
 }
@@ -126,7 +137,7 @@ pub struct Client {
     addr: SocketAddr,
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
-    connection: tokio::sync::Mutex<quinn::Connection>,
+    link: tokio::sync::Mutex<Link>,
     id: ClientId,
     next_seq: AtomicU64,
     /// Latest Dynamo causal context per (keyspace, key).
@@ -146,7 +157,12 @@ impl Client {
         tls: &TlsIdentity,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let mut config = quinn::ClientConfig::new(tls.quic_client(ALPN_CLIENT)?);
+        let offered: &[&[u8]] = if options.stream_per_request {
+            &[ALPN_CLIENT]
+        } else {
+            &[ALPN_CLIENT_V4, ALPN_CLIENT]
+        };
+        let mut config = quinn::ClientConfig::new(tls.quic_client_offering(offered)?);
         config.transport_config(quic_transport_config());
         let local = if addr.is_ipv4() {
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
@@ -170,7 +186,7 @@ impl Client {
             addr,
             endpoint,
             config,
-            connection: tokio::sync::Mutex::new(connection),
+            link: tokio::sync::Mutex::new(Link::new(connection)),
             id: options.client_id.unwrap_or_else(random_client_id),
             next_seq: AtomicU64::new(1),
             contexts: Mutex::new(HashMap::new()),
@@ -398,14 +414,16 @@ impl Client {
             addr: self.addr,
             message: format!("encoding the admin request: {e}"),
         })?;
-        let frame = ClientFrame::Admin(frame);
-        let exchange = self.exchange::<AdminReplyFrame>(&frame);
-        let reply = tokio::time::timeout(self.options.timeout, exchange)
+        let asked = self.ask(ClientFrame::Admin(frame));
+        let reply = match tokio::time::timeout(self.options.timeout, asked)
             .await
             .map_err(|_| ClientError::Connection {
                 addr: self.addr,
                 message: format!("no answer within {:?}", self.options.timeout),
-            })??;
+            })?? {
+            Answered::Admin(reply) => reply,
+            Answered::Reply(_) => return Err(self.broken("a request's reply to an admin request")),
+        };
         admin::decode_reply(&reply).map_err(|source| ClientError::Admin {
             addr: self.addr,
             source,
@@ -414,7 +432,10 @@ impl Client {
 
     async fn round_trip(&self, frame: RequestFrame) -> Result<ReplyFrame, ClientError> {
         let id = frame.request.id;
-        let answer: ReplyFrame = self.exchange(&ClientFrame::Request(frame)).await?;
+        let answer = match self.ask(ClientFrame::Request(frame)).await? {
+            Answered::Reply(answer) => answer,
+            Answered::Admin(_) => return Err(self.broken("an admin answer to a request")),
+        };
         if answer.reply.id == id {
             Ok(answer)
         } else {
@@ -425,16 +446,51 @@ impl Client {
         }
     }
 
-    /// Send `frame` on a new stream and read one `T` back.
+    /// Send `frame` and wait for its answer: on the connection's tagged stream, or on
+    /// a stream of its own with a replica that speaks protocol 3.
+    async fn ask(&self, frame: ClientFrame) -> Result<Answered, ClientError> {
+        let (connection, stream) = self.live_link().await?;
+        let Some(stream) = stream else {
+            return match frame {
+                ClientFrame::Request(_) => self
+                    .exchange(&connection, &frame)
+                    .await
+                    .map(Answered::Reply),
+                ClientFrame::Admin(_) => self
+                    .exchange(&connection, &frame)
+                    .await
+                    .map(Answered::Admin),
+            };
+        };
+        match stream.call(frame).await {
+            Ok(Answer::Reply(reply)) => Ok(Answered::Reply(reply)),
+            Ok(Answer::Admin(reply)) => Ok(Answered::Admin(reply)),
+            Ok(Answer::Dropped) => {
+                Err(self.broken("the replica let the request go without a reply"))
+            }
+            Err(CallError::Encode(e)) => Err(self.broken(e)),
+            Err(CallError::Broken(e)) => Err(self.broken(e)),
+            Err(CallError::Decode(source)) => Err(ClientError::Frame {
+                addr: self.addr,
+                source,
+            }),
+        }
+    }
+
+    fn broken(&self, why: impl std::fmt::Display) -> ClientError {
+        ClientError::Connection {
+            addr: self.addr,
+            message: why.to_string(),
+        }
+    }
+
+    /// Send `frame` on a new stream and read one `T` back (client protocol 3).
     async fn exchange<T: serde::de::DeserializeOwned>(
         &self,
+        connection: &quinn::Connection,
         frame: &ClientFrame,
     ) -> Result<T, ClientError> {
-        let connection = self.live_connection().await?;
-        let connection_error = |e: &dyn std::fmt::Display| ClientError::Connection {
-            addr: self.addr,
-            message: e.to_string(),
-        };
+        let connection_error = |e: &dyn std::fmt::Display| self.broken(e);
         let (mut send, mut recv) = connection
             .open_bi()
             .await
@@ -457,26 +513,63 @@ impl Client {
         }
     }
 
-    /// The current connection, re-dialed if it closed.
-    async fn live_connection(&self) -> Result<quinn::Connection, ClientError> {
-        let mut connection = self.connection.lock().await;
-        if connection.close_reason().is_some() {
-            *connection = dial(
+    /// The current connection, re-dialed if it closed, and its tagged stream (protocol
+    /// 4), reopened if it failed.
+    async fn live_link(
+        &self,
+    ) -> Result<(quinn::Connection, Option<Arc<TaggedStream>>), ClientError> {
+        let mut link = self.link.lock().await;
+        if link.connection.close_reason().is_some() {
+            let connection = dial(
                 &self.endpoint,
                 &self.config,
                 self.addr,
                 &self.options.server_name,
             )
             .await?;
+            *link = Link::new(connection);
         }
-        Ok(connection.clone())
+        if link.tagged && link.stream.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = TaggedStream::open(&link.connection, self.options.max_frame_bytes)
+                .await
+                .map_err(|e| self.broken(e))?;
+            link.stream = Some(Arc::new(stream));
+        }
+        Ok((link.connection.clone(), link.stream.clone()))
     }
 
     /// Close the connection politely.
     pub async fn close(&self) {
-        self.connection.lock().await.close(0u32.into(), b"bye");
+        self.link.lock().await.connection.close(0u32.into(), b"bye");
         self.endpoint.wait_idle().await;
     }
+}
+
+/// A connection and, if it speaks client protocol 4, the stream its requests share.
+struct Link {
+    connection: quinn::Connection,
+    tagged: bool,
+    stream: Option<Arc<TaggedStream>>,
+}
+
+impl Link {
+    fn new(connection: quinn::Connection) -> Self {
+        let alpn = connection
+            .handshake_data()
+            .and_then(|data| data.downcast::<HandshakeData>().ok())
+            .and_then(|data| data.protocol);
+        Self {
+            tagged: alpn.as_deref() == Some(ALPN_CLIENT_V4),
+            connection,
+            stream: None,
+        }
+    }
+}
+
+/// An answer on either protocol.
+enum Answered {
+    Reply(ReplyFrame),
+    Admin(AdminReplyFrame),
 }
 
 async fn dial(
