@@ -5,10 +5,8 @@ use crate::transport::endpoint::Transport;
 use crate::transport::link::CLOSE_MALFORMED;
 use crate::wire::RequestFrame;
 use meridian_engine::{
-    ClientId, ClientReply, ClientRequest, Command, CommandResult, NodeId, RequestError, RequestId,
-    Response,
+    ClientId, ClientReply, ClientRequest, Command, CommandResult, RequestError, RequestId, Response,
 };
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::timeout;
 
