@@ -3,7 +3,8 @@
 //! ```text
 //!  Client::put(keyspace, key, value, consistency)
 //!     └─▶ ClientRequest{id = (client, seq), context = last context seen for key}
-//!         ──bidi stream: ClientFrame──▶ replica ──▶ ClientReply ──▶ caller
+//!         ──bidi stream: TaggedRequest (protocol 4) or ClientFrame (3)──▶ replica
+//!         ◀── TaggedReply / ReplyFrame ──▶ caller
 //!                                          └─ Dynamo: keep the reply's causal context
 //! ```
 //!

@@ -88,7 +88,8 @@ pub enum Inbound {
         /// The message.
         frame: PeerFrame,
     },
-    /// A client request; answer on `reply` (dropping it resets the client's stream).
+    /// A client request; answer on `reply` (dropping it resets a protocol 3 stream and is
+    /// answered `Dropped` on protocol 4).
     Client {
         /// The request.
         frame: RequestFrame,
