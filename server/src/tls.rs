@@ -466,6 +466,15 @@ pub fn is_operator(chain: &[CertificateDer<'static>]) -> bool {
     })
 }
 
+/// The application protocol a QUIC connection agreed on (its ALPN), if any.
+pub fn negotiated_alpn(connection: &quinn::Connection) -> Option<Vec<u8>> {
+    connection
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
 /// The certificate chain a QUIC connection's peer presented.
 pub fn peer_chain(connection: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
     connection

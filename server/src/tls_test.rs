@@ -174,10 +174,6 @@ async fn a_client_of_another_protocol_version_fails_the_handshake() {
     let accept = async { server.accept().await.expect("attempt").await };
     let (dialed, accepted) = tokio::join!(connect, accept);
     assert!(dialed.is_ok());
-    let protocol = accepted
-        .expect("accepted")
-        .handshake_data()
-        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|data| data.protocol);
+    let protocol = negotiated_alpn(&accepted.expect("accepted"));
     assert_eq!(protocol.as_deref(), Some(ALPN_CLIENT_V2));
 }

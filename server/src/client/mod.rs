@@ -18,10 +18,8 @@
 //! A request that gets no reply within the timeout is returned as
 //! [`RequestError::Timeout`]: its outcome is unknown, never a failure.
 
-use crate::admin::{
-    self, AdminDecodeError, AdminError, AdminReplyFrame, AdminRequest, AdminResponse,
-};
-use crate::tls::{TlsError, TlsIdentity, ALPN_CLIENT, ALPN_CLIENT_V4, CLUSTER_SERVER_NAME};
+use crate::admin::{self, AdminDecodeError, AdminError, AdminRequest, AdminResponse};
+use crate::tls::{self, TlsError, TlsIdentity, ALPN_CLIENT, ALPN_CLIENT_V4, CLUSTER_SERVER_NAME};
 use crate::transport::endpoint::{bind_endpoint, quic_transport_config};
 use crate::transport::frame::{self, FrameError, DEFAULT_MAX_FRAME_BYTES};
 use crate::transport::wan::WanConfig;
@@ -30,7 +28,6 @@ use meridian_engine::{
     ClientId, ClientReply, ClientRequest, Command, Consistency, Key, Level, RequestError,
     RequestId, Response, Value,
 };
-use quinn::crypto::rustls::HandshakeData;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -416,14 +413,14 @@ impl Client {
             message: format!("encoding the admin request: {e}"),
         })?;
         let asked = self.ask(ClientFrame::Admin(frame));
-        let reply = match tokio::time::timeout(self.options.timeout, asked)
+        let answer = tokio::time::timeout(self.options.timeout, asked)
             .await
             .map_err(|_| ClientError::Connection {
                 addr: self.addr,
                 message: format!("no answer within {:?}", self.options.timeout),
-            })?? {
-            Answered::Admin(reply) => reply,
-            Answered::Reply(_) => return Err(self.broken("a request's reply to an admin request")),
+            })??;
+        let Answer::Admin(reply) = answer else {
+            return Err(self.broken("a request's reply to an admin request"));
         };
         admin::decode_reply(&reply).map_err(|source| ClientError::Admin {
             addr: self.addr,
@@ -433,9 +430,8 @@ impl Client {
 
     async fn round_trip(&self, frame: RequestFrame) -> Result<ReplyFrame, ClientError> {
         let id = frame.request.id;
-        let answer = match self.ask(ClientFrame::Request(frame)).await? {
-            Answered::Reply(answer) => answer,
-            Answered::Admin(_) => return Err(self.broken("an admin answer to a request")),
+        let Answer::Reply(answer) = self.ask(ClientFrame::Request(frame)).await? else {
+            return Err(self.broken("an admin answer to a request"));
         };
         if answer.reply.id == id {
             Ok(answer)
@@ -447,28 +443,26 @@ impl Client {
         }
     }
 
-    /// Send `frame` and wait for its answer: on the connection's tagged stream, or on
-    /// a stream of its own with a replica that speaks protocol 3.
-    async fn ask(&self, frame: ClientFrame) -> Result<Answered, ClientError> {
+    /// Send `frame` and wait for its answer (a reply or an admin reply; never `Dropped`,
+    /// which is an error): on the connection's tagged stream, or on a stream of its own
+    /// with a replica that speaks protocol 3.
+    async fn ask(&self, frame: ClientFrame) -> Result<Answer, ClientError> {
         let (connection, stream) = self.live_link().await?;
         let Some(stream) = stream else {
             return match frame {
-                ClientFrame::Request(_) => self
-                    .exchange(&connection, &frame)
-                    .await
-                    .map(Answered::Reply),
-                ClientFrame::Admin(_) => self
-                    .exchange(&connection, &frame)
-                    .await
-                    .map(Answered::Admin),
+                ClientFrame::Request(_) => {
+                    self.exchange(&connection, &frame).await.map(Answer::Reply)
+                }
+                ClientFrame::Admin(_) => {
+                    self.exchange(&connection, &frame).await.map(Answer::Admin)
+                }
             };
         };
         match stream.call(frame).await {
-            Ok(Answer::Reply(reply)) => Ok(Answered::Reply(reply)),
-            Ok(Answer::Admin(reply)) => Ok(Answered::Admin(reply)),
             Ok(Answer::Dropped) => {
                 Err(self.broken("the replica let the request go without a reply"))
             }
+            Ok(answer) => Ok(answer),
             Err(CallError::Encode(e)) => Err(self.broken(e)),
             Err(CallError::Broken(e)) => Err(self.broken(e)),
             Err(CallError::Decode(source)) => Err(ClientError::Frame {
@@ -555,22 +549,12 @@ struct Link {
 
 impl Link {
     fn new(connection: quinn::Connection) -> Self {
-        let alpn = connection
-            .handshake_data()
-            .and_then(|data| data.downcast::<HandshakeData>().ok())
-            .and_then(|data| data.protocol);
         Self {
-            tagged: alpn.as_deref() == Some(ALPN_CLIENT_V4),
+            tagged: tls::negotiated_alpn(&connection).as_deref() == Some(ALPN_CLIENT_V4),
             connection,
             stream: None,
         }
     }
-}
-
-/// An answer on either protocol.
-enum Answered {
-    Reply(ReplyFrame),
-    Admin(AdminReplyFrame),
 }
 
 async fn dial(

@@ -67,9 +67,10 @@ impl TaggedStream {
         })
     }
 
-    /// Whether the stream failed or ended (a new call would be refused).
+    /// Whether the stream failed or ended (a new call would be refused): its task marks
+    /// it before it stops.
     pub(super) fn is_closed(&self) -> bool {
-        lock(&self.waiting).closed.is_some() || self.requests.is_closed()
+        lock(&self.waiting).closed.is_some()
     }
 
     /// Send `frame` and wait for its answer. A caller that stops waiting (a timeout)

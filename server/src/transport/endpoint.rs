@@ -33,7 +33,6 @@ use crate::transport::tagged;
 use crate::transport::wan::{WanConfig, WanSocket, WanStats};
 use crate::wire::{ClientFrame, PeerFrame, ReplyFrame};
 use meridian_engine::NodeId;
-use quinn::crypto::rustls::HandshakeData;
 use quinn::{Connection, Endpoint, VarInt};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -404,11 +403,7 @@ async fn handle_incoming(shared: Arc<Shared>, dialing: Arc<Dialing>, incoming: q
             return;
         }
     };
-    let alpn = conn
-        .handshake_data()
-        .and_then(|data| data.downcast::<HandshakeData>().ok())
-        .and_then(|data| data.protocol);
-    match alpn.as_deref() {
+    match tls::negotiated_alpn(&conn).as_deref() {
         Some(ALPN_PEER) => match incoming_peer(&shared, &dialing, &conn) {
             Some(peer) => link::serve_incoming(shared, peer, conn).await,
             None => {

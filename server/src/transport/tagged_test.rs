@@ -35,10 +35,7 @@ async fn tagged_stream(
         .expect("connect")
         .await
         .expect("handshake");
-    let protocol = conn
-        .handshake_data()
-        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|data| data.protocol);
+    let protocol = tls::negotiated_alpn(&conn);
     assert_eq!(protocol.as_deref(), Some(ALPN_CLIENT_V4));
     let (send, recv) = conn.open_bi().await.expect("a stream");
     (conn, send, recv)
