@@ -27,7 +27,7 @@
 //! known; a lost disk forgets the previous one, so the clock is what orders them.
 
 use crate::config::NodeConfig;
-use crate::storage::{FILE_HEADER_LEN, LOG_FILE};
+use crate::storage::{log_has_records, LOG_FILE};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
@@ -207,9 +207,9 @@ fn log_path(dir: &Path, keyspace: &str) -> PathBuf {
     dir.join(keyspace).join(LOG_FILE)
 }
 
-/// Whether the log of `keyspace` holds more than its header.
+/// Whether the log of `keyspace` holds a record.
 fn has_records(dir: &Path, keyspace: &str) -> bool {
-    fs::metadata(log_path(dir, keyspace)).is_ok_and(|m| m.len() > FILE_HEADER_LEN as u64)
+    log_has_records(&log_path(dir, keyspace))
 }
 
 /// Read the identity file of `dir`, if there is one.

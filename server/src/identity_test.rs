@@ -1,4 +1,5 @@
 use super::*;
+use crate::storage::FILE_HEADER_LEN;
 use crate::test_support::TempDir;
 
 /// A config of node `id` (cluster `cluster`) with keyspaces `kv` and `ev`, its data

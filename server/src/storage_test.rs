@@ -67,8 +67,8 @@ fn a_truncated_tail_is_cut_on_open_and_later_appends_follow_the_intact_records()
     log.append(&records(0..4)).unwrap();
     log.sync().unwrap();
     let path = log.path().to_owned();
+    let full = log.records_end();
     drop(log);
-    let full = fs::metadata(&path).unwrap().len();
     // Every cut inside the last record (header or payload) is a torn tail.
     let last_len = (HEADER_LEN + "record-3".len()) as u64;
     for cut in 1..last_len {
@@ -98,9 +98,9 @@ fn a_garbled_last_record_is_dropped_as_a_torn_tail() {
     log.append(&records(0..3)).unwrap();
     log.sync().unwrap();
     let path = log.path().to_owned();
+    let last = log.records_end() as usize - 1;
     drop(log);
     let mut bytes = fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
     bytes[last] ^= 0x5a;
     fs::write(&path, &bytes).unwrap();
     let mut log = FileStorage::open(dir.path()).unwrap();
@@ -194,7 +194,9 @@ fn a_log_of_another_format_version_or_without_a_header_is_refused_untouched() {
     let err = FileStorage::open(dir.path()).unwrap_err().to_string();
     assert!(
         err.contains(&format!("log format version {}", LOG_FORMAT_VERSION + 1))
-            && err.contains(&format!("reads version {LOG_FORMAT_VERSION} only")),
+            && err.contains(&format!(
+                "reads versions {OLDEST_LOG_FORMAT_VERSION} to {LOG_FORMAT_VERSION} only"
+            )),
         "{err}"
     );
     assert_eq!(
@@ -226,4 +228,116 @@ fn a_compacted_log_keeps_the_header() {
     drop(log);
     let mut log = FileStorage::open(dir.path()).unwrap();
     assert_eq!(log.replay().unwrap(), records(3..5));
+}
+
+#[test]
+fn a_sync_writes_into_reserved_space_and_the_zeros_after_the_records_are_no_tear() {
+    let dir = TempDir::new("reserve");
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    log.append(&records(0..3)).unwrap();
+    log.sync().unwrap();
+    let path = log.path().to_owned();
+    assert_eq!(fs::metadata(&path).unwrap().len(), RESERVE_STEP);
+    let after_first = log.records_end();
+    log.append(&records(3..6)).unwrap();
+    log.sync().unwrap();
+    // The second sync wrote after the first one's records, inside the file's length.
+    assert!(log.records_end() > after_first);
+    assert_eq!(fs::metadata(&path).unwrap().len(), RESERVE_STEP);
+    let end = log.records_end();
+    drop(log);
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    assert_eq!(log.open_report().torn_bytes, 0);
+    assert_eq!(log.records_end(), end);
+    assert_eq!(log.replay().unwrap(), records(0..6));
+    // Appends after a reopen follow the records, not the end of the file.
+    log.append(&records(6..7)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(log.replay().unwrap(), records(0..7));
+}
+
+#[test]
+fn records_larger_than_the_reserved_space_extend_it() {
+    let dir = TempDir::new("reserve-grow");
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    let big: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i + 1; 3 << 20]).collect();
+    for record in &big {
+        log.append(std::slice::from_ref(record)).unwrap();
+        log.sync().unwrap();
+    }
+    let len = fs::metadata(log.path()).unwrap().len();
+    assert!(len >= log.records_end() && len % RESERVE_STEP == 0, "{len}");
+    drop(log);
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    assert_eq!(log.replay().unwrap(), big);
+}
+
+#[test]
+fn a_write_torn_inside_the_reserved_space_is_cut_on_open() {
+    let dir = TempDir::new("reserve-torn");
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    log.append(&records(0..2)).unwrap();
+    log.sync().unwrap();
+    let path = log.path().to_owned();
+    let end = log.records_end();
+    drop(log);
+    // The next sync's record reached the disk in part: a frame header and some payload,
+    // the rest of the reserved space still zeros.
+    let mut torn = Vec::new();
+    record::encode(b"a record that was never acknowledged", &mut torn);
+    torn.truncate(HEADER_LEN + 5);
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&torn, end).unwrap();
+    drop(file);
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    assert!(log.open_report().torn_bytes > 0);
+    assert_eq!(log.replay().unwrap(), records(0..2));
+    log.append(&records(2..3)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    assert_eq!(log.open_report().torn_bytes, 0);
+    assert_eq!(log.replay().unwrap(), records(0..3));
+}
+
+#[test]
+fn a_version_5_log_is_read_and_its_header_says_6_after_the_open() {
+    let dir = TempDir::new("version-5");
+    fs::create_dir_all(dir.path()).unwrap();
+    // Version 5 wrote the same records, with nothing reserved after them.
+    let mut old = file_header(5).to_vec();
+    for payload in records(0..3) {
+        record::encode(&payload, &mut old);
+    }
+    let path = dir.path().join(LOG_FILE);
+    fs::write(&path, &old).unwrap();
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    assert_eq!(log.replay().unwrap(), records(0..3));
+    assert_eq!(
+        &fs::read(&path).unwrap()[..FILE_HEADER_LEN],
+        &file_header(LOG_FORMAT_VERSION)
+    );
+    log.append(&records(3..4)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    assert_eq!(log.replay().unwrap(), records(0..4));
+}
+
+#[test]
+fn log_has_records_looks_past_the_header_and_the_reserved_zeros() {
+    let dir = TempDir::new("has-records");
+    let path = dir.path().join(LOG_FILE);
+    assert!(!log_has_records(&path), "no file");
+    let mut log = FileStorage::open(dir.path()).unwrap();
+    assert!(!log_has_records(&path), "a header only");
+    log.append(&records(0..1)).unwrap();
+    log.sync().unwrap();
+    assert!(log_has_records(&path));
+    log.compact(&[]).unwrap();
+    assert!(
+        fs::metadata(&path).unwrap().len() > FILE_HEADER_LEN as u64,
+        "the compacted log keeps reserved space"
+    );
+    assert!(!log_has_records(&path), "reserved zeros only");
 }

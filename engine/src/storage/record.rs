@@ -3,6 +3,11 @@
 //! The CRC (IEEE CRC-32, via `crc32fast`) covers the length and the payload, so a torn
 //! length field is detected too. [`decode_all`] tells a torn tail (the last write did not
 //! finish: ignored) from corruption before the tail (an error).
+//!
+//! A log may end in zeros: space its file holds ahead of the records, so that a sync
+//! writes inside the file's length and `fdatasync` need not record a new size. A frame
+//! header of eight zero bytes ends the log (no record has one: a record's CRC covers its
+//! length, and the CRC of a zero length is not zero); the bytes after it must be zeros too.
 
 /// Bytes of framing before each payload.
 pub const HEADER_LEN: usize = 8;
@@ -29,8 +34,14 @@ pub struct Decoded {
     pub records: Vec<Vec<u8>>,
     /// Bytes covered by intact records; a torn tail starts here.
     pub valid_len: usize,
-    /// Whether bytes after `valid_len` were dropped as a torn tail.
+    /// Whether bytes after `valid_len` were dropped as a torn tail (not counting zeros
+    /// reserved after the last record, which are no tail).
     pub torn_tail: bool,
+}
+
+/// Whether `bytes` holds nothing but zeros (space reserved after the log's records).
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 fn checksum(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
@@ -52,8 +63,10 @@ pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
 /// Decode a whole log.
 ///
 /// A record whose frame runs past the end of `bytes`, or the last record when its checksum
-/// fails, is a torn tail. A failing record followed by more data is corruption: a write
-/// that was acknowledged later depends on it, so it must not be skipped.
+/// fails (only zeros after it), is a torn tail. A failing record followed by more data is
+/// corruption: a write that was acknowledged later depends on it, so it must not be
+/// skipped. A zero frame header ends the log if only zeros follow it, and is corruption
+/// otherwise (a zeroed header would hide the records after it).
 pub fn decode_all(bytes: &[u8]) -> Result<Decoded, FrameError> {
     let mut records = Vec::new();
     let mut offset = 0;
@@ -63,9 +76,26 @@ pub fn decode_all(bytes: &[u8]) -> Result<Decoded, FrameError> {
             valid_len: offset,
             torn_tail: true,
         });
-        let Some(header) = bytes.get(offset..offset + HEADER_LEN) else {
+        let rest = &bytes[offset..];
+        let header = rest.get(..HEADER_LEN);
+        // Only a zero (or short) header can start the reserved zeros; checking the rest
+        // just then keeps the scan linear.
+        if header.is_none_or(all_zero) && all_zero(rest) {
+            return Ok(Decoded {
+                records,
+                valid_len: offset,
+                torn_tail: false,
+            });
+        }
+        let Some(header) = header else {
             return torn.map(|d| Decoded { records, ..d });
         };
+        if all_zero(header) {
+            return Err(FrameError::Corrupt {
+                offset,
+                reason: "zero record header before more data",
+            });
+        }
         let len_bytes = [header[0], header[1], header[2], header[3]];
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         let len = u32::from_le_bytes(len_bytes) as usize;
@@ -83,7 +113,7 @@ pub fn decode_all(bytes: &[u8]) -> Result<Decoded, FrameError> {
         }
         let payload = &bytes[offset + HEADER_LEN..end];
         if checksum(len_bytes, payload) != crc {
-            if end == bytes.len() {
+            if all_zero(&bytes[end..]) {
                 return torn.map(|d| Decoded { records, ..d });
             }
             return Err(FrameError::Corrupt {

@@ -699,8 +699,14 @@ impl<P: Protocol> Host<P> {
 
     fn snapshot(&self) -> KeyspaceMetrics {
         let mut stats = self.stats.clone();
-        if let Some(len) = (self.config.log_path.as_ref()).and_then(|p| std::fs::metadata(p).ok()) {
-            stats.storage.insert("log_bytes", len.len());
+        // The space the log takes on disk: its file is longer than its records by space
+        // reserved ahead (sparse), which the length would count.
+        if let Some(meta) = (self.config.log_path.as_ref()).and_then(|p| std::fs::metadata(p).ok())
+        {
+            use std::os::unix::fs::MetadataExt;
+            stats
+                .storage
+                .insert("log_bytes", meta.blocks().saturating_mul(512));
         }
         if let Some(at) = self.last_compaction {
             stats
