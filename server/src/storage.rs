@@ -151,9 +151,12 @@ pub struct OpenReport {
 }
 
 /// The file length that reserves space for a log of `len` bytes: the next multiple of
-/// [`RESERVE_STEP`] at or above it.
-fn reserved_len(len: u64) -> u64 {
-    len.div_ceil(RESERVE_STEP).saturating_mul(RESERVE_STEP)
+/// `step` at or above it (`len` itself if `step` is 0).
+fn reserved_len(len: u64, step: u64) -> u64 {
+    match step {
+        0 => len,
+        step => len.div_ceil(step).saturating_mul(step),
+    }
 }
 
 /// Whether the log file at `path` holds a record (reads its first bytes only; a missing
@@ -184,6 +187,8 @@ pub struct FileStorage {
     end: u64,
     /// The file's length: `end` and the space reserved after it.
     reserved: u64,
+    /// How far ahead the file is extended at a time ([`RESERVE_STEP`]).
+    reserve_step: u64,
     /// Framed records appended since the last sync.
     pending: Vec<u8>,
     pending_records: u64,
@@ -196,6 +201,13 @@ impl FileStorage {
     /// Open (or create) the log in `dir`, creating `dir` if needed. A torn tail is cut
     /// off (and the cut made durable); corruption before the tail is an error.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_reserving(dir, RESERVE_STEP)
+    }
+
+    /// [`FileStorage::open`], extending the file `reserve_step` bytes ahead of its
+    /// records at a time; 0 grows it with every sync, as a plain append would (the
+    /// storage benchmark compares the two).
+    pub fn open_reserving(dir: &Path, reserve_step: u64) -> Result<Self, StorageError> {
         if !dir.exists() {
             fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -261,6 +273,7 @@ impl FileStorage {
             file,
             end,
             reserved,
+            reserve_step,
             pending: Vec::new(),
             pending_records: 0,
             durable_records: records,
@@ -303,11 +316,11 @@ impl FileStorage {
         Ok(())
     }
 
-    /// Make the file at least `end` bytes long, a [`RESERVE_STEP`] at a time. The sync
+    /// Make the file at least `end` bytes long, a `reserve_step` at a time. The sync
     /// that follows records the new length (`fdatasync` writes a changed size).
     fn reserve(&mut self, end: u64) -> io::Result<()> {
         if end > self.reserved {
-            let reserved = reserved_len(end);
+            let reserved = reserved_len(end, self.reserve_step);
             self.file.set_len(reserved)?;
             self.reserved = reserved;
         }
@@ -379,7 +392,7 @@ impl Storage for FileStorage {
             record::encode(payload, &mut bytes);
         }
         let end = bytes.len() as u64;
-        let reserved = reserved_len(end);
+        let reserved = reserved_len(end, self.reserve_step);
         {
             let mut file = File::create(&tmp).map_err(io_error("create", &tmp))?;
             file.write_all(&bytes).map_err(io_error("write", &tmp))?;
