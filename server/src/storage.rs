@@ -162,19 +162,13 @@ fn reserved_len(len: u64, step: u64) -> u64 {
 /// Whether the log file at `path` holds a record (reads its first bytes only; a missing
 /// or unreadable file holds none).
 pub fn log_has_records(path: &Path) -> bool {
-    let mut start = [0u8; FILE_HEADER_LEN + record::HEADER_LEN];
-    let read = File::open(path).and_then(|mut file| {
-        let mut filled = 0;
-        while filled < start.len() {
-            match file.read(&mut start[filled..])? {
-                0 => break,
-                n => filled += n,
-            }
-        }
-        Ok(filled)
-    });
+    let want = FILE_HEADER_LEN + record::HEADER_LEN;
+    let mut start = Vec::with_capacity(want);
+    let read = File::open(path).and_then(|file| file.take(want as u64).read_to_end(&mut start));
     // A record's frame header is never all zeros; reserved space is.
-    matches!(read, Ok(n) if n > FILE_HEADER_LEN && start[FILE_HEADER_LEN..n].iter().any(|&b| b != 0))
+    read.is_ok()
+        && start.len() > FILE_HEADER_LEN
+        && start[FILE_HEADER_LEN..].iter().any(|&b| b != 0)
 }
 
 /// An append-only, checksummed log in one directory.

@@ -436,10 +436,10 @@ impl Client {
         if answer.reply.id == id {
             Ok(answer)
         } else {
-            Err(ClientError::Connection {
-                addr: self.addr,
-                message: format!("reply for {} on the stream of {id}", answer.reply.id),
-            })
+            Err(self.broken(format!(
+                "reply for {} on the stream of {id}",
+                answer.reply.id
+            )))
         }
     }
 
@@ -449,6 +449,7 @@ impl Client {
     async fn ask(&self, frame: ClientFrame) -> Result<Answer, ClientError> {
         let (connection, stream) = self.live_link().await?;
         let Some(stream) = stream else {
+            // Protocol 3: the frame's kind says which reply comes back.
             return match frame {
                 ClientFrame::Request(_) => {
                     self.exchange(&connection, &frame).await.map(Answer::Reply)
@@ -485,22 +486,15 @@ impl Client {
         connection: &quinn::Connection,
         frame: &ClientFrame,
     ) -> Result<T, ClientError> {
-        let connection_error = |e: &dyn std::fmt::Display| self.broken(e);
-        let (mut send, mut recv) = connection
-            .open_bi()
-            .await
-            .map_err(|e| connection_error(&e))?;
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| self.broken(e))?;
         frame::write(&mut send, frame, self.options.max_frame_bytes)
             .await
-            .map_err(|e| connection_error(&e))?;
-        send.finish().map_err(|e| connection_error(&e))?;
+            .map_err(|e| self.broken(e))?;
+        send.finish().map_err(|e| self.broken(e))?;
         match frame::read_sole::<T>(&mut recv, self.options.max_frame_bytes).await {
             Ok(Some(reply)) => Ok(reply),
-            Ok(None) => Err(ClientError::Connection {
-                addr: self.addr,
-                message: "the replica closed the stream without a reply".into(),
-            }),
-            Err(FrameError::Io(e)) => Err(connection_error(&e)),
+            Ok(None) => Err(self.broken("the replica closed the stream without a reply")),
+            Err(FrameError::Io(e)) => Err(self.broken(e)),
             Err(source) => Err(ClientError::Frame {
                 addr: self.addr,
                 source,
