@@ -139,6 +139,24 @@ async fn emulated_wan_rtt_matches_the_configuration() {
     assert!(wan.sent.load(Ordering::Relaxed) > 25);
 }
 
+/// Start a node again on the address of one just dropped: its endpoint driver may hold
+/// the socket a moment longer (on a loaded machine, past a fixed sleep), so retry while
+/// the address is in use.
+async fn restart(config: TransportConfig) -> (Transport, mpsc::Receiver<Inbound>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Transport::start(config.clone()) {
+            Ok(started) => return started,
+            Err(TransportError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("restart: {e}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_peer_is_reconnected_and_frames_flow_again() {
     let ca = TestCa::new();
@@ -165,14 +183,13 @@ async fn a_restarted_peer_is_reconnected_and_frames_flow_again() {
     assert_eq!(next_peer_frame(&mut b_rx).await.1.payload, b"before");
     drop(b);
     drop(b_rx);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (_b, mut b_rx) = Transport::start(TransportConfig::new(
+    let (_b, mut b_rx) = restart(TransportConfig::new(
         NodeId(1),
         addr1,
         addrs,
         ca.node(NodeId(1)),
     ))
-    .unwrap();
+    .await;
     // Frames sent while the dialer reconnects may be lost; keep sending until one lands.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -218,7 +235,7 @@ async fn a_peer_killed_without_closing_is_reachable_again_well_before_the_idle_t
     drop(b_rx);
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (b, mut b_rx) = Transport::start(config(1, addr1)).unwrap();
+    let (b, mut b_rx) = restart(config(1, addr1)).await;
     let reached = |rx: &mut mpsc::Receiver<Inbound>| match rx.try_recv() {
         Ok(Inbound::Peer { frame, .. }) => frame.payload == b"after",
         _ => false,
