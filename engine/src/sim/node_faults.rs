@@ -73,7 +73,7 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// Rebuild a crashed `node` from its synced records, telling it to rejoin if it lost
-    /// its disk. On a node that is up it only disarms a pending crash in compaction. A
+    /// its disk and nothing has been synced since. On a node that is up it only disarms a pending crash in compaction. A
     /// retired node stays down.
     pub fn restart(&mut self, node: NodeId) {
         let Some(state) = self.nodes.get_mut(node.index()) else {
@@ -87,7 +87,11 @@ impl<P: Protocol> Sim<P> {
             return;
         }
         let records = super::disk::read_back(&state.disk.synced);
-        let rejoin = std::mem::take(&mut state.amnesiac);
+        // As the server's identity file keeps a rejoin listed: a node that lost its disk
+        // rejoins at every restart until its log holds a record (its rejoining state,
+        // once synced, takes over), so a crash before that rejoins again, never votes.
+        let rejoin = state.amnesiac && records.is_empty();
+        state.amnesiac = rejoin;
         let incarnation = state.incarnation;
         let seed = self.node_seed(node, incarnation);
         let mut core = (self.factory)(node, seed, records);

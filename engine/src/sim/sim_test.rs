@@ -410,7 +410,15 @@ fn a_lost_disk_restarts_empty_through_rejoin() {
     let core = sim.node(node).expect("restarted");
     assert!(core.rejoined && core.durable.is_none());
     assert_eq!(sim.stats().disks_lost, 1);
-    // An ordinary crash and restart afterwards does not rejoin again.
+    // A crash before anything is synced rejoins again (as the server's identity file
+    // keeps the rejoin listed while the log is empty) ...
+    sim.crash(node);
+    sim.restart(node);
+    assert!(sim.node(node).expect("restarted").rejoined);
+    // ... and once a record is durable, an ordinary crash and restart does not.
+    sim.add_client(0, script(vec![put("b")]), Time::from_millis(80));
+    sim.run_until(Time::from_millis(150));
+    assert_eq!(sim.durable_records(node), records(&["b"]));
     sim.crash(node);
     sim.restart(node);
     assert!(!sim.node(node).expect("restarted").rejoined);
