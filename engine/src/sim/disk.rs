@@ -94,6 +94,16 @@ pub(crate) struct PendingWrite<M, R> {
     pub(crate) then: Vec<Effect<M>>,
 }
 
+impl<M, R> PendingWrite<M, R> {
+    /// Whether this write starts a sync: an effect waits for it, or it is a compaction.
+    /// Appends nothing waits for stay queued until such a write's sync covers them, as
+    /// on the server (docs/design.md, Durability, "Unawaited records"), or until
+    /// [`crate::storage::IDLE_SYNC_AFTER`] of quiet (`Sim::arm_idle_sync`).
+    fn awaited(&self) -> bool {
+        !self.then.is_empty() || matches!(self.op, DiskOp::Replace(_))
+    }
+}
+
 pub(crate) struct SimDisk<M, R> {
     /// What survives a crash.
     pub(crate) synced: Vec<Stored<R>>,
@@ -103,6 +113,8 @@ pub(crate) struct SimDisk<M, R> {
     pub(crate) syncing: Vec<PendingWrite<M, R>>,
     pub(crate) sync_running: bool,
     pub(crate) syncs: u64,
+    /// When queued writes nothing waits for get a sync of their own, if armed.
+    pub(crate) idle_sync_at: Option<crate::time::Time>,
 }
 
 impl<M, R> SimDisk<M, R> {
@@ -113,18 +125,27 @@ impl<M, R> SimDisk<M, R> {
             syncing: Vec::new(),
             sync_running: false,
             syncs: 0,
+            idle_sync_at: None,
         }
     }
 
     /// Queue a write; returns true if a sync must be started.
     pub(crate) fn enqueue(&mut self, write: PendingWrite<M, R>) -> bool {
+        let awaited = write.awaited();
         self.queued.push_back(write);
-        !self.sync_running
+        awaited && !self.sync_running
+    }
+
+    /// Whether queued writes wait, with no sync running to take them and no idle sync
+    /// armed: the caller arms one.
+    pub(crate) fn needs_idle_sync(&self) -> bool {
+        !self.sync_running && self.idle_sync_at.is_none() && !self.queued.is_empty()
     }
 
     /// Start a sync covering everything queued.
     pub(crate) fn start_sync(&mut self) {
         debug_assert!(!self.sync_running);
+        self.idle_sync_at = None;
         self.syncing = self.queued.drain(..).collect();
         self.sync_running = true;
     }
@@ -158,7 +179,7 @@ impl<M, R> SimDisk<M, R> {
         self.syncs += 1;
         SyncOutcome::Done {
             effects: released,
-            again: !self.queued.is_empty(),
+            again: self.queued.iter().any(PendingWrite::awaited),
         }
     }
 
@@ -173,5 +194,10 @@ impl<M, R> SimDisk<M, R> {
         self.queued.clear();
         self.syncing.clear();
         self.sync_running = false;
+        self.idle_sync_at = None;
     }
 }
+
+#[cfg(test)]
+#[path = "disk_test.rs"]
+mod tests;

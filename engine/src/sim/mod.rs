@@ -21,6 +21,7 @@ mod disk;
 mod event;
 mod fault;
 mod network;
+mod node_disk;
 mod node_faults;
 mod operator;
 mod workload;
@@ -38,7 +39,7 @@ use crate::protocol::{Effect, Membership, Metrics, Output, Protocol};
 use crate::request::{ClientReply, ClientRequest, Response};
 use crate::time::Time;
 use client::SimClient;
-use disk::{DiskOp, PendingWrite, SimDisk, SyncOutcome};
+use disk::{DiskOp, SimDisk};
 use event::EventQueue;
 use network::{Fate, Network};
 use rand::{Rng, SeedableRng};
@@ -72,6 +73,11 @@ enum Event<M> {
         incarnation: u32,
     },
     SyncDone {
+        node: NodeId,
+        incarnation: u32,
+    },
+    /// Writes nothing waits for have been queued for `IDLE_SYNC_AFTER`: sync them.
+    IdleSync {
         node: NodeId,
         incarnation: u32,
     },
@@ -446,30 +452,8 @@ impl<P: Protocol> Sim<P> {
                     self.drain(node);
                 }
             }
-            Event::SyncDone { node, incarnation } => {
-                if self.nodes[node.index()].incarnation != incarnation {
-                    return;
-                }
-                self.note(5, u64::from(node.0), 0);
-                self.stats.syncs += 1;
-                let state = &mut self.nodes[node.index()];
-                match state.disk.finish_sync(state.crash_in_compaction) {
-                    SyncOutcome::Done { effects, again } => {
-                        for effect in effects {
-                            self.perform(node, effect);
-                        }
-                        if again {
-                            self.start_sync(node);
-                        }
-                        self.drain(node);
-                    }
-                    SyncOutcome::CrashedInCompaction => {
-                        self.trace_line(|| format!("{node} crashed in a compaction"));
-                        self.stats.compaction_crashes += 1;
-                        self.crash(node);
-                    }
-                }
-            }
+            Event::IdleSync { node, incarnation } => self.idle_sync(node, incarnation),
+            Event::SyncDone { node, incarnation } => self.sync_done(node, incarnation),
             Event::Issue { client } => {
                 self.note(6, client.0, 0);
                 self.client_issue(client);
@@ -522,24 +506,6 @@ impl<P: Protocol> Sim<P> {
                 self.queue.push(at, Event::Timer { node, incarnation });
             }
         }
-    }
-
-    fn persist(&mut self, node: NodeId, op: DiskOp<P::Record>, then: Vec<Effect<P::Message>>) {
-        if self.nodes[node.index()]
-            .disk
-            .enqueue(PendingWrite { op, then })
-        {
-            self.start_sync(node);
-        }
-    }
-
-    fn start_sync(&mut self, node: NodeId) {
-        let factor = self.network.slow_factor_of(node);
-        let state = &mut self.nodes[node.index()];
-        state.disk.start_sync();
-        let at = self.now + self.config.disk.fsync * factor;
-        let incarnation = state.incarnation;
-        self.queue.push(at, Event::SyncDone { node, incarnation });
     }
 
     fn perform(&mut self, node: NodeId, effect: Effect<P::Message>) {

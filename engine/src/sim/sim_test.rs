@@ -1,5 +1,6 @@
 //! The simulator's host rules, checked with a tiny test-only protocol: a register that
-//! persists a write before acknowledging it, and a ping fan-out to measure link delays.
+//! persists a write before acknowledging it (or, for a value starting with `note`, logs
+//! it with nothing waiting for it), and a ping fan-out to measure link delays.
 
 use super::disk::Stored;
 use super::*;
@@ -55,6 +56,11 @@ impl Protocol for Register {
             outcome: Ok(Response::Kv(result)),
         };
         match &request.command {
+            Command::Put { value, .. } if value.starts_with(b"note") => {
+                // A record no effect waits for (an unawaited write).
+                self.outbox.persist(vec![value.clone()], Vec::new());
+                self.outbox.reply(reply(CommandResult::Written));
+            }
             Command::Put { value, .. } => {
                 self.outbox.persist(
                     vec![value.clone()],
@@ -422,4 +428,38 @@ fn a_lost_disk_restarts_empty_through_rejoin() {
     sim.crash(node);
     sim.restart(node);
     assert!(!sim.node(node).expect("restarted").rejoined);
+}
+
+/// A record no effect waits for starts no sync: the next awaited write's sync covers it,
+/// or a sync of its own after `IDLE_SYNC_AFTER` of quiet; a crash before either loses it.
+#[test]
+fn unawaited_records_ride_on_the_next_sync_or_wait_out_the_idle_deadline() {
+    let idle = crate::storage::IDLE_SYNC_AFTER;
+    let mut sim = sim(4, "lan-3", DiskModel { fsync: ms(1) });
+    let node = NodeId(0);
+    sim.add_client(0, script(vec![put("note-1"), put("a")]), Time::ZERO);
+    sim.run_until(Time::from_millis(5));
+    assert_eq!(sim.durable_records(node), records(&["note-1", "a"]));
+    assert_eq!(sim.stats().syncs, 1, "one sync covered both");
+
+    let start = Time::from_millis(10);
+    sim.add_client(0, script(vec![put("note-2")]), start);
+    sim.run_until(start + idle - ms(1));
+    assert_eq!(sim.durable_records(node), records(&["note-1", "a"]));
+    sim.run_until(start + idle + ms(5));
+    assert_eq!(
+        sim.durable_records(node),
+        records(&["note-1", "a", "note-2"])
+    );
+
+    let start = Time::from_millis(100);
+    sim.add_client(0, script(vec![put("note-3")]), start);
+    sim.run_until(start + ms(5));
+    sim.crash(node);
+    sim.restart(node);
+    sim.run_until(start + idle * 3);
+    assert_eq!(
+        sim.durable_records(node),
+        records(&["note-1", "a", "note-2"])
+    );
 }

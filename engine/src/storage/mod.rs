@@ -11,6 +11,13 @@ pub mod record;
 
 pub use mem::MemStorage;
 
+/// How long records no effect waits for (a `Persist` with an empty `then`) may stay
+/// unsynced while nothing else is written: a host syncs them with the next write some
+/// effect waits for, or after this much quiet (docs/design.md, Durability, "Unawaited
+/// records"). Safety never depends on it; it bounds what a crash of a quiet replica
+/// loses, and the simulator and the server use the same value.
+pub const IDLE_SYNC_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// An append-only log of opaque records.
 ///
 /// # Correctness

@@ -11,7 +11,8 @@
 //! Every input is followed by a full drain; the task then sleeps until the earliest of
 //! its next input and `poll_timeout`. Effects of a `Persist` are held in a queue tagged
 //! with their batch number and released, in order, only when the storage thread reports
-//! that batch synced. A `Send` to this node itself is delivered through
+//! that batch synced (a `Persist` no effect waits for is appended and synced with the
+//! next one that has some: `storage_thread.rs`). A `Send` to this node itself is delivered through
 //! `handle_message(now, own id, ..)` after the current drain, never re-entrantly.
 
 use super::storage_thread::{self, StorageJob, StorageReport};
@@ -244,10 +245,12 @@ where
     }
     tracing::info!(keyspace = %config.keyspace, protocol = %config.protocol, node = %config.id, recovered, rejoin = config.rejoin, "keyspace starting");
     let (jobs, reports) =
-        storage_thread::spawn(storage, &config.keyspace).map_err(|e| NodeError::Storage {
-            keyspace: config.keyspace.clone(),
-            message: format!("starting the storage thread: {e}"),
-        })?;
+        storage_thread::spawn(storage, &config.keyspace, storage_thread::IDLE_SYNC_AFTER).map_err(
+            |e| NodeError::Storage {
+                keyspace: config.keyspace.clone(),
+                message: format!("starting the storage thread: {e}"),
+            },
+        )?;
     let (peer_tx, peer_rx) = mpsc::channel(config.queue_max.max(1));
     let (client_tx, client_rx) = mpsc::channel(config.queue_max.max(1));
     let (control_tx, control_rx) = mpsc::channel(16);
@@ -343,8 +346,10 @@ impl<P: Protocol> Host<P> {
             tokio::select! {
                 report = reports.recv() => match report {
                     Some(StorageReport::Synced { through, fsync, records }) => {
-                        self.stats.fsync_latency.observe(fsync);
-                        self.count("fsyncs", 1);
+                        if let Some(fsync) = fsync {
+                            self.stats.fsync_latency.observe(fsync);
+                            self.count("fsyncs", 1);
+                        }
                         self.count("records_synced", records);
                         self.release(through);
                     }
@@ -519,12 +524,16 @@ impl<P: Protocol> Host<P> {
                 match output {
                     Output::Now(effect) => self.perform(effect),
                     Output::Persist { records, then } => {
+                        if records.is_empty() && then.is_empty() {
+                            continue;
+                        }
                         let records = self.encode_records(&records)?;
                         self.next_batch += 1;
                         self.count("records_persisted", records.len() as u64);
                         self.submit(StorageJob::Append {
                             batch: self.next_batch,
                             records,
+                            awaited: !then.is_empty(),
                         })?;
                         self.waiting.push_back((self.next_batch, then));
                     }
