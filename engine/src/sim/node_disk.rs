@@ -50,15 +50,13 @@ impl<P: Protocol> Sim<P> {
     pub(super) fn idle_sync(&mut self, node: NodeId, incarnation: u32) {
         let state = &mut self.nodes[node.index()];
         if state.incarnation != incarnation || state.disk.idle_sync_at != Some(self.now) {
-            // The node crashed since, or a sync took the writes first.
+            // The node crashed since, or a sync took the writes first (a crash and
+            // `start_sync` disarm the deadline, so an armed one still has writes waiting
+            // and no sync running).
             return;
         }
-        state.disk.idle_sync_at = None;
-        let waiting = !state.disk.sync_running && !state.disk.queued.is_empty();
         self.note(9, u64::from(node.0), 0);
-        if waiting {
-            self.start_sync(node);
-        }
+        self.start_sync(node);
     }
 
     /// A sync finished: release its effects, start the next one if an effect waits.

@@ -73,8 +73,8 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// Rebuild a crashed `node` from its synced records, telling it to rejoin if it lost
-    /// its disk and nothing has been synced since. On a node that is up it only disarms a pending crash in compaction. A
-    /// retired node stays down.
+    /// its disk and nothing has been synced since. On a node that is up it only disarms a
+    /// pending crash in compaction. A retired node stays down.
     pub fn restart(&mut self, node: NodeId) {
         let Some(state) = self.nodes.get_mut(node.index()) else {
             return;

@@ -12,8 +12,9 @@
 //! its next input and `poll_timeout`. Effects of a `Persist` are held in a queue tagged
 //! with their batch number and released, in order, only when the storage thread reports
 //! that batch synced (a `Persist` no effect waits for is appended and synced with the
-//! next one that has some: `storage_thread.rs`). A `Send` to this node itself is delivered through
-//! `handle_message(now, own id, ..)` after the current drain, never re-entrantly.
+//! next one that has some: `storage_thread.rs`). A `Send` to this node itself is
+//! delivered through `handle_message(now, own id, ..)` after the current drain, never
+//! re-entrantly.
 
 use super::storage_thread::{self, StorageJob, StorageReport};
 use super::NodeError;

@@ -50,6 +50,16 @@ impl Storage for Probe {
 
 const NEVER: Duration = Duration::from_secs(3_600);
 
+type Jobs = mpsc::Sender<StorageJob>;
+type Reports = tokio_mpsc::UnboundedReceiver<StorageReport>;
+
+/// A storage thread over a fresh probe, syncing unawaited records after `idle`.
+fn start(idle: Duration) -> (Probe, Jobs, Reports) {
+    let probe = Probe::default();
+    let (jobs, reports) = spawn(probe.clone(), "test", idle).expect("spawn");
+    (probe, jobs, reports)
+}
+
 fn append(batch: u64, record: &[u8], awaited: bool) -> StorageJob {
     StorageJob::Append {
         batch,
@@ -86,8 +96,7 @@ fn synced(report: Option<StorageReport>) -> (u64, Option<Duration>, u64) {
 /// makes both durable, in order, with one fsync and one report.
 #[test]
 fn an_unawaited_record_is_synced_by_the_next_awaited_batch() {
-    let probe = Probe::default();
-    let (jobs, mut reports) = spawn(probe.clone(), "test", NEVER).expect("spawn");
+    let (probe, jobs, mut reports) = start(NEVER);
     jobs.send(append(1, b"commit", false)).expect("send");
     eventually(|| probe.unsynced() == 1);
     assert!(probe.durable().is_empty());
@@ -103,9 +112,7 @@ fn an_unawaited_record_is_synced_by_the_next_awaited_batch() {
 /// Without further jobs, unawaited records are synced after the idle delay.
 #[test]
 fn unawaited_records_are_synced_when_the_thread_is_idle() {
-    let probe = Probe::default();
-    let (jobs, mut reports) =
-        spawn(probe.clone(), "test", Duration::from_millis(5)).expect("spawn");
+    let (probe, jobs, mut reports) = start(Duration::from_millis(5));
     jobs.send(append(1, b"commit", false)).expect("send");
     let (through, fsync, records) = synced(reports.blocking_recv());
     assert_eq!((through, records), (1, 1));
@@ -117,8 +124,7 @@ fn unawaited_records_are_synced_when_the_thread_is_idle() {
 /// without an fsync, and says so.
 #[test]
 fn an_empty_awaited_batch_reports_no_fsync() {
-    let probe = Probe::default();
-    let (jobs, mut reports) = spawn(probe.clone(), "test", NEVER).expect("spawn");
+    let (probe, jobs, mut reports) = start(NEVER);
     jobs.send(append(1, b"vote", true)).expect("send");
     assert_eq!(synced(reports.blocking_recv()).0, 1);
     jobs.send(append(2, b"", true)).expect("send");
@@ -130,8 +136,7 @@ fn an_empty_awaited_batch_reports_no_fsync() {
 /// When the host goes away, what it handed over is synced before the thread ends.
 #[test]
 fn unawaited_records_are_synced_at_shutdown() {
-    let probe = Probe::default();
-    let (jobs, mut reports) = spawn(probe.clone(), "test", NEVER).expect("spawn");
+    let (probe, jobs, mut reports) = start(NEVER);
     jobs.send(append(1, b"commit", false)).expect("send");
     drop(jobs);
     assert_eq!(synced(reports.blocking_recv()).0, 1);
@@ -143,8 +148,7 @@ fn unawaited_records_are_synced_at_shutdown() {
 /// replaces the log.
 #[test]
 fn a_compaction_syncs_unawaited_records_first() {
-    let probe = Probe::default();
-    let (jobs, mut reports) = spawn(probe.clone(), "test", NEVER).expect("spawn");
+    let (probe, jobs, mut reports) = start(NEVER);
     jobs.send(append(1, b"commit", false)).expect("send");
     jobs.send(StorageJob::Compact {
         snapshot: vec![b"snapshot".to_vec()],
