@@ -43,11 +43,12 @@ pub const LOG_MAGIC: [u8; 8] = *b"MERIDLOG";
 /// a `Floor` record raises it; 4: EPaxos attributes, in instance records and snapshots,
 /// carry the instance's configuration epoch, payloads a membership switch, and snapshots
 /// the configurations and the key index's switches; 5: the same for Tempo; 6: the file
-/// may end in reserved zeros.)
-pub const LOG_FORMAT_VERSION: u32 = 6;
-/// The oldest log format this binary reads. A version-5 log is version 6 without reserved
-/// space, so its header is rewritten to 6 when it is opened (a version-5 binary then
-/// refuses it by its version instead of misreading the zeros as corruption).
+/// may end in reserved zeros; 7: an EPaxos fence may be `Stage::AnnouncingUnfenced`.)
+pub const LOG_FORMAT_VERSION: u32 = 7;
+/// The oldest log format this binary reads. Versions 5 and 6 hold a subset of version
+/// 7's records (5 without reserved space), so their header is rewritten to 7 when the
+/// log is opened: an older binary then refuses it by its version instead of misreading
+/// the zeros as corruption or failing on a record it does not know.
 pub const OLDEST_LOG_FORMAT_VERSION: u32 = 5;
 /// How far ahead of its records the log file is extended at a time.
 pub const RESERVE_STEP: u64 = 4 << 20;

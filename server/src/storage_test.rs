@@ -301,27 +301,29 @@ fn a_write_torn_inside_the_reserved_space_is_cut_on_open() {
 }
 
 #[test]
-fn a_version_5_log_is_read_and_its_header_says_6_after_the_open() {
-    let dir = TempDir::new("version-5");
-    fs::create_dir_all(dir.path()).unwrap();
-    // Version 5 wrote the same records, with nothing reserved after them.
-    let mut old = file_header(5).to_vec();
-    for payload in records(0..3) {
-        record::encode(&payload, &mut old);
+fn version_5_and_6_logs_are_read_and_their_header_names_the_current_version_after_the_open() {
+    for version in [5, 6] {
+        let dir = TempDir::new(&format!("version-{version}"));
+        fs::create_dir_all(dir.path()).unwrap();
+        // Versions 5 and 6 wrote the same records (5 with nothing reserved after them).
+        let mut old = file_header(version).to_vec();
+        for payload in records(0..3) {
+            record::encode(&payload, &mut old);
+        }
+        let path = dir.path().join(LOG_FILE);
+        fs::write(&path, &old).unwrap();
+        let mut log = FileStorage::open(dir.path()).unwrap();
+        assert_eq!(log.replay().unwrap(), records(0..3));
+        assert_eq!(
+            &fs::read(&path).unwrap()[..FILE_HEADER_LEN],
+            &file_header(LOG_FORMAT_VERSION)
+        );
+        log.append(&records(3..4)).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let mut log = FileStorage::open(dir.path()).unwrap();
+        assert_eq!(log.replay().unwrap(), records(0..4));
     }
-    let path = dir.path().join(LOG_FILE);
-    fs::write(&path, &old).unwrap();
-    let mut log = FileStorage::open(dir.path()).unwrap();
-    assert_eq!(log.replay().unwrap(), records(0..3));
-    assert_eq!(
-        &fs::read(&path).unwrap()[..FILE_HEADER_LEN],
-        &file_header(LOG_FORMAT_VERSION)
-    );
-    log.append(&records(3..4)).unwrap();
-    log.sync().unwrap();
-    drop(log);
-    let mut log = FileStorage::open(dir.path()).unwrap();
-    assert_eq!(log.replay().unwrap(), records(0..4));
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub struct FaultRun {
     /// This share of the reads are range reads (scans of every key, some cut short by
     /// their limit, and counts) at this level (`None`: none).
     pub scans: Option<(Consistency, f64)>,
+    /// Sync writes no effect waits for after the idle deadline, as the server does
+    /// (false: only awaited writes' syncs take them; see `SimConfig::idle_sync_after`).
+    pub idle_sync: bool,
 }
 
 impl Default for FaultRun {
@@ -63,6 +66,7 @@ impl Default for FaultRun {
             clocks: ClockConfig::default(),
             reads: None,
             scans: None,
+            idle_sync: true,
         }
     }
 }
@@ -112,6 +116,11 @@ pub fn run_fault_seed_driven<P: Protocol + 'static>(
             ..ClientConfig::default()
         })
         .with_clocks(run.clocks.clone());
+    let config = if run.idle_sync {
+        config
+    } else {
+        config.without_idle_sync()
+    };
     let mut sim = Sim::new(config, factory);
     // `MERIDIAN_TRACE=FILE` with `MERIDIAN_SEED`: the replayed run's event trace.
     let trace_file = std::env::var_os("MERIDIAN_TRACE");

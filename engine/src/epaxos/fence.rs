@@ -21,6 +21,22 @@ pub enum Stage {
     Announcing,
     /// Rejoined: votes per the bounds, proposes from its own start.
     Rejoined,
+    /// As `Announcing`, for a replica with nothing to fence (a spare that never voted):
+    /// once every peer recorded its start it votes on everything (`Voter`). Durable, so
+    /// that a restart before that finishes the same announcement instead of fetching
+    /// anew, by when the peers may know it as a member and ask for a margin (t18 seed
+    /// 6145). Last, so that logs written before it decode unchanged.
+    AnnouncingUnfenced,
+}
+
+impl Stage {
+    /// Whether a rejoin is under way: fetching the peers' state or announcing the start.
+    pub fn rejoining(self) -> bool {
+        matches!(
+            self,
+            Stage::Querying | Stage::Announcing | Stage::AnnouncingUnfenced
+        )
+    }
 }
 
 /// The durable fence of a replica (see the module doc), and the starts of peers that
@@ -46,7 +62,7 @@ impl Fence {
         match self.stage {
             Stage::Voter => true,
             Stage::Querying => false,
-            Stage::Announcing | Stage::Rejoined => self
+            Stage::Announcing | Stage::AnnouncingUnfenced | Stage::Rejoined => self
                 .bounds
                 .get(&id.leader)
                 .is_some_and(|&bound| id.slot >= bound),

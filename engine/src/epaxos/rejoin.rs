@@ -53,9 +53,6 @@ pub(super) struct Rejoin {
     fetched_at: Option<Time>,
     /// Other leaders' switches held uncommitted at the last GC tick.
     stuck_switches: BTreeSet<InstanceId>,
-    /// No former self voted on what we do not remember (a spare that never voted):
-    /// once rejoined, we vote on everything.
-    unfenced: bool,
     /// Peers that recorded our start.
     acks: BTreeSet<NodeId>,
     /// This attempt's nonce (from the core's seed: each boot draws a new one).
@@ -130,7 +127,7 @@ impl Epaxos {
     /// intact), but one path that is already checked, and rare.
     pub(super) fn on_collected_elsewhere(&mut self, now: Time, instance: InstanceId) {
         let fence = &self.replica.fence;
-        let rejoining = matches!(fence.stage, Stage::Querying | Stage::Announcing);
+        let rejoining = fence.stage.rejoining();
         if rejoining || !fence.executes() || self.replica.executor.is_executed(instance) {
             return;
         }
@@ -143,7 +140,7 @@ impl Epaxos {
     /// they answer once a switch adds us again.
     pub(super) fn leave_when_removed(&mut self, now: Time) {
         let fence = &self.replica.fence;
-        let rejoining = matches!(fence.stage, Stage::Querying | Stage::Announcing);
+        let rejoining = fence.stage.rejoining();
         // A peer's state older than our removal ran it again: fetch anew, at most once
         // a retry timeout (the GC tick comes back), while the peers catch up.
         let patience = self.replica.config.retry_timeout;
@@ -158,12 +155,7 @@ impl Epaxos {
 
     /// A restart found a rejoin under way: pick it up at once.
     pub(super) fn resume_rejoin(&mut self) {
-        if self.fetching_intact()
-            || matches!(
-                self.replica.fence.stage,
-                Stage::Querying | Stage::Announcing
-            )
-        {
+        if self.fetching_intact() || self.replica.fence.stage.rejoining() {
             self.timers.set(EpaxosTimer::Rejoin, Time::ZERO);
         }
     }
@@ -177,7 +169,7 @@ impl Epaxos {
         }
         match self.replica.fence.stage {
             Stage::Querying => self.query_peers(now),
-            Stage::Announcing => self.announce(now),
+            Stage::Announcing | Stage::AnnouncingUnfenced => self.announce(now),
             Stage::Voter | Stage::Rejoined => {}
         }
     }
@@ -468,7 +460,6 @@ impl Epaxos {
             0
         };
         replica.metrics.set("rejoin_margin", margin);
-        self.rejoin.unfenced = !led;
         let start = bound.saturating_add(margin);
         let mut bounds: BTreeMap<NodeId, u64> = self
             .rejoin
@@ -478,24 +469,34 @@ impl Epaxos {
             .collect();
         bounds.insert(me, start);
         replica.fence.bounds = bounds;
-        replica.fence.stage = Stage::Announcing;
+        replica.fence.stage = if led {
+            Stage::Announcing
+        } else {
+            Stage::AnnouncingUnfenced
+        };
         replica.metrics.set("rejoin_start", start);
         self.leader.raise_next_slot(start);
         self.persist_fence();
         self.announce(now);
     }
 
-    /// Tell every peer that has not recorded it where our own instances start.
+    /// Tell every peer that has not recorded it where our own instances start, behind
+    /// the durable fence: a restart then announces the same start (and, unfenced, still
+    /// knows it has nothing to fence) instead of fetching anew.
     fn announce(&mut self, now: Time) {
         let me = self.replica.id;
         let start = self.replica.fence.own_start(me);
-        for peer in self.replica.rejoin_peers() {
-            if !self.rejoin.acks.contains(&peer) {
-                self.replica
-                    .outbox
-                    .send(peer, Message::RejoinStart { start });
-            }
-        }
+        let sends: Vec<_> = self
+            .replica
+            .rejoin_peers()
+            .into_iter()
+            .filter(|peer| !self.rejoin.acks.contains(peer))
+            .map(|to| crate::protocol::Effect::Send {
+                to,
+                message: Message::RejoinStart { start },
+            })
+            .collect();
+        self.replica.outbox.persist(Vec::new(), sends);
         let retry = self.replica.config.retry_timeout;
         self.timers.set(EpaxosTimer::Rejoin, now + retry);
     }
@@ -599,7 +600,8 @@ impl Epaxos {
     /// A peer recorded our start; with every peer, we have rejoined.
     pub(super) fn on_rejoin_started(&mut self, from: NodeId, start: u64) {
         let me = self.replica.id;
-        if self.replica.fence.stage != Stage::Announcing
+        let stage = self.replica.fence.stage;
+        if !matches!(stage, Stage::Announcing | Stage::AnnouncingUnfenced)
             || start != self.replica.fence.own_start(me)
         {
             return;
@@ -613,8 +615,7 @@ impl Epaxos {
         // on everything, as members that never rejoined do. A fenced replica would
         // never vote on instances a later member led before it was asked for a bound
         // (t18 seed 67 stalled on one).
-        let unfenced = self.rejoin.unfenced;
-        self.replica.fence.stage = if unfenced {
+        self.replica.fence.stage = if stage == Stage::AnnouncingUnfenced {
             Stage::Voter
         } else {
             Stage::Rejoined

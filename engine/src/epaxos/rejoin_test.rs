@@ -293,3 +293,57 @@ fn the_next_slot_is_told_only_once_the_start_is_fixed() {
         "{sent:?}"
     );
 }
+
+/// A rejoin's start goes out only behind the durable fence that names it, and a restart
+/// from that fence announces the same start again; a replica with nothing to fence (a
+/// spare that never voted) still votes on everything once every peer recorded it (t18
+/// seed 6145: the start went out before its fence was durable, a crash sent the spare
+/// to fetch its peers' state again, by then as a member, and it took a 10,000-slot
+/// margin that the peer after it filled with no-ops).
+#[test]
+fn a_restart_while_announcing_announces_the_same_start() {
+    use super::fence::Fence;
+    use crate::protocol::{Effect, Output};
+    let me = NodeId(2);
+    for (stage, rejoined_as) in [
+        (Stage::AnnouncingUnfenced, Stage::Voter),
+        (Stage::Announcing, Stage::Rejoined),
+    ] {
+        let fence = Fence {
+            stage,
+            lost_state: false,
+            bounds: [(NodeId(0), 4), (NodeId(1), 6), (me, 9)].into(),
+            starts: Default::default(),
+        };
+        let mut core = replica(3, me.0, vec![Record::Fence(Box::new(fence))]);
+        core.handle_timeout(Time::ZERO);
+        let mut announced = Vec::new();
+        for output in outputs(&mut core) {
+            match output {
+                Output::Persist { then, .. } => announced.extend(then),
+                Output::Now(effect) => assert!(
+                    !matches!(
+                        effect,
+                        Effect::Send {
+                            message: Message::RejoinStart { .. },
+                            ..
+                        }
+                    ),
+                    "{stage:?}: a start announced ahead of the durable fence"
+                ),
+                Output::Compact { .. } => {}
+            }
+        }
+        let start = |to| Effect::Send {
+            to: NodeId(to),
+            message: Message::RejoinStart { start: 9 },
+        };
+        assert_eq!(announced, vec![start(0), start(1)], "{stage:?}");
+        for peer in [0, 1] {
+            let started = Message::RejoinStarted { start: 9 };
+            core.handle_message(Time::ZERO, NodeId(peer), started);
+        }
+        assert_eq!(core.fence().stage, rejoined_as);
+        assert!(core.fence().may_vote(id(0, 0)) == (rejoined_as == Stage::Voter));
+    }
+}

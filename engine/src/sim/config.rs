@@ -28,6 +28,10 @@ pub struct SimConfig {
     pub record_ops: bool,
     /// Replica clocks: skew and drift against real time (default: exact clocks).
     pub clocks: ClockConfig,
+    /// How long writes no effect waits for stay unsynced when nothing else is synced
+    /// (the server's `IDLE_SYNC_AFTER`). `None`: until an awaited write's sync takes
+    /// them, however long, so a suite can show that no liveness hangs on the deadline.
+    pub idle_sync_after: Option<Duration>,
 }
 
 impl SimConfig {
@@ -43,7 +47,15 @@ impl SimConfig {
             fifo_links: true,
             record_ops: true,
             clocks: ClockConfig::default(),
+            idle_sync_after: Some(crate::storage::IDLE_SYNC_AFTER),
         }
+    }
+
+    /// Same config with writes no effect waits for synced only by awaited writes' syncs
+    /// (see [`SimConfig::idle_sync_after`]).
+    pub fn without_idle_sync(mut self) -> Self {
+        self.idle_sync_after = None;
+        self
     }
 
     /// Same config with other faults.

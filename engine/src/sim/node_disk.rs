@@ -25,13 +25,16 @@ impl<P: Protocol> Sim<P> {
     }
 
     /// Writes nothing waits for, queued with no sync to take them: sync them after
-    /// `IDLE_SYNC_AFTER` unless an awaited write's sync takes them first.
+    /// `idle_sync_after` unless an awaited write's sync takes them first.
     fn arm_idle_sync(&mut self, node: NodeId) {
+        let Some(after) = self.config.idle_sync_after else {
+            return;
+        };
         let state = &mut self.nodes[node.index()];
         if !state.disk.needs_idle_sync() {
             return;
         }
-        let at = self.now + crate::storage::IDLE_SYNC_AFTER;
+        let at = self.now + after;
         state.disk.idle_sync_at = Some(at);
         let incarnation = state.incarnation;
         self.queue.push(at, Event::IdleSync { node, incarnation });
