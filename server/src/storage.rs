@@ -43,7 +43,8 @@ pub const LOG_MAGIC: [u8; 8] = *b"MERIDLOG";
 /// a `Floor` record raises it; 4: EPaxos attributes, in instance records and snapshots,
 /// carry the instance's configuration epoch, payloads a membership switch, and snapshots
 /// the configurations and the key index's switches; 5: the same for Tempo; 6: the file
-/// may end in reserved zeros; 7: an EPaxos fence may be `Stage::AnnouncingUnfenced`.)
+/// may end in reserved zeros; 7: an EPaxos fence may be `Stage::AnnouncingUnfenced`, and
+/// EPaxos logs may hold `BoundTold` records.)
 pub const LOG_FORMAT_VERSION: u32 = 7;
 /// The oldest log format this binary reads. Versions 5 and 6 hold a subset of version
 /// 7's records (5 without reserved space), so their header is rewritten to 7 when the

@@ -96,6 +96,7 @@ impl Epaxos {
             records.push(Record::Fence(Box::new(replica.fence.clone())));
         }
         records.push(Record::Snapshot(Box::new(snapshot)));
+        records.extend(self.bounds_told.records());
         records.extend(replica.table.records());
         records
     }

@@ -189,6 +189,9 @@ pub enum Message {
     AskNextSlot {
         /// The asker's attempt (answers to an earlier boot's asks are dropped).
         nonce: u64,
+        /// The asker's own start: names its rejoin, so every ask of one rejoin is told
+        /// the same slot (`vote_bounds.rs`).
+        start: u64,
     },
     /// The sender's next own slot: every instance of it a replica voted on lies below.
     NextSlot {
@@ -224,6 +227,17 @@ pub enum Record {
         instance: InstanceId,
         /// Ballot promised.
         ballot: Ballot,
+    },
+    /// The next own slot told to a rejoined peer asking for a vote bound, for its
+    /// rejoin's start: told again to every later ask for that start (`vote_bounds.rs`).
+    /// Last, so that logs written before it decode unchanged.
+    BoundTold {
+        /// The peer that asked.
+        asker: NodeId,
+        /// Its own start when it asked.
+        start: u64,
+        /// The slot told.
+        slot: u64,
     },
 }
 

@@ -51,6 +51,7 @@ mod rejoin;
 mod replay;
 mod replica;
 mod table;
+mod vote_bounds;
 
 #[cfg(test)]
 mod acceptor_test;
@@ -105,6 +106,7 @@ use recovery::{Outcome, Recoveries};
 use rejoin::Rejoin;
 use replay::{replay, Replayed};
 use replica::{Decision, Replica};
+use vote_bounds::BoundsTold;
 
 /// Retry timeouts a membership change may take before it is answered `Timeout` (its
 /// switch may still execute later: the operator reads the epoch).
@@ -150,6 +152,8 @@ pub struct Epaxos {
     rejoin: Rejoin,
     /// PreAccepts held for ordered delivery (`hold.rs`).
     holds: Holds,
+    /// Vote bounds told to rejoined peers, per peer (`vote_bounds.rs`).
+    bounds_told: BoundsTold,
 }
 
 impl Epaxos {
@@ -171,6 +175,7 @@ impl Epaxos {
             last_compaction,
             // Empty unless a disk was lost (out of the model checker's scope).
             rejoin: _,
+            bounds_told: _,
             holds,
         } = self;
         replica.hash_state(state);
@@ -208,6 +213,7 @@ impl Epaxos {
             next_slot,
             resume,
             fence,
+            bounds_told,
         } = replay(id, recovered, &mut replica.table, &mut replica.executor);
         replica.fence = fence;
         // The epochs of the snapshot and of the switches replay executed.
@@ -233,6 +239,7 @@ impl Epaxos {
             last_compaction: LastCompaction::default(),
             rejoin: Rejoin::new(seed),
             holds,
+            bounds_told,
         };
         epaxos.resume_rejoin();
         if fresh && !epaxos.replica.epochs.is_member(id) {
@@ -435,7 +442,7 @@ impl Epaxos {
             }
             Message::RejoinStart { start } => self.on_rejoin_start(from, start),
             Message::RejoinStarted { start } => self.on_rejoin_started(from, start),
-            Message::AskNextSlot { nonce } => self.on_ask_next_slot(from, nonce),
+            Message::AskNextSlot { nonce, start } => self.on_ask_next_slot(from, nonce, start),
             Message::NextSlot { nonce, slot } => self.on_next_slot(from, nonce, slot),
             Message::Commit {
                 instance,

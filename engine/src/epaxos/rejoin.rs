@@ -174,7 +174,12 @@ impl Epaxos {
         }
     }
 
-    fn persist_fence(&mut self) {
+    /// This boot's rejoin attempt (asks of an earlier boot are answered to no one).
+    pub(super) fn rejoin_nonce(&self) -> u64 {
+        self.rejoin.nonce
+    }
+
+    pub(super) fn persist_fence(&mut self) {
         let record = Record::Fence(Box::new(self.replica.fence.clone()));
         self.replica.outbox.persist(vec![record], Vec::new());
     }
@@ -517,61 +522,6 @@ impl Epaxos {
         self.replica
             .outbox
             .persist(record.into_iter().collect(), vec![reply]);
-    }
-
-    /// On the GC timer: a member we hold no vote bound for (it joined after our rejoin)
-    /// has instances we would never vote on, so an epoch in which it leads and we are
-    /// needed for a majority would stall (t18 seed 6145). Its next own slot bounds
-    /// every instance of its that our former self could have voted on, since it
-    /// answers after our rejoin began (the nonce is this boot's).
-    pub(super) fn ask_missing_bounds(&mut self) {
-        let fence = &self.replica.fence;
-        if fence.stage != Stage::Rejoined {
-            return;
-        }
-        let me = self.replica.id;
-        let missing: Vec<NodeId> = self
-            .replica
-            .epochs
-            .current_members()
-            .into_iter()
-            .filter(|&m| m != me && !fence.bounds.contains_key(&m))
-            .collect();
-        let nonce = self.rejoin.nonce;
-        for peer in missing {
-            self.replica
-                .outbox
-                .send(peer, Message::AskNextSlot { nonce });
-        }
-    }
-
-    /// A rejoined peer asks for our next own slot: told behind every record persisted so
-    /// far (an instance voted on is durable here first). Not while we rejoin ourselves:
-    /// our start is not fixed yet.
-    pub(super) fn on_ask_next_slot(&mut self, from: NodeId, nonce: u64) {
-        if !self.replica.fence.may_propose() {
-            return;
-        }
-        let slot = self.leader.next_slot();
-        let reply = crate::protocol::Effect::Send {
-            to: from,
-            message: Message::NextSlot { nonce, slot },
-        };
-        self.replica.outbox.persist(Vec::new(), vec![reply]);
-    }
-
-    /// A member's next own slot, asked by this boot: we vote on its instances from there.
-    pub(super) fn on_next_slot(&mut self, from: NodeId, nonce: u64, slot: u64) {
-        let fence = &mut self.replica.fence;
-        if nonce != self.rejoin.nonce
-            || fence.stage != Stage::Rejoined
-            || fence.bounds.contains_key(&from)
-        {
-            return;
-        }
-        fence.bounds.insert(from, slot);
-        self.replica.metrics.incr("vote_bounds_learned");
-        self.persist_fence();
     }
 
     /// Removed: our own commands not executed here run elsewhere (or never), and we

@@ -245,14 +245,14 @@ fn a_member_without_a_vote_bound_is_asked_for_its_next_slot() {
     let mut core = replica(3, 2, Vec::new());
     core.replica.fence.stage = Stage::Rejoined;
     core.replica.fence.bounds.insert(NodeId(1), 0);
-    core.replica.fence.bounds.insert(NodeId(2), 0);
+    core.replica.fence.bounds.insert(NodeId(2), 12);
     let tick = Time::ZERO + core.replica.config.gc_interval * 2;
     core.handle_timeout(tick);
     let (_, sent) = synced(&mut core);
     let asked: Vec<(NodeId, u64)> = sent
         .iter()
         .filter_map(|(to, m)| match m {
-            Message::AskNextSlot { nonce } => Some((*to, *nonce)),
+            Message::AskNextSlot { nonce, start: 12 } => Some((*to, *nonce)),
             _ => None,
         })
         .collect();
@@ -276,7 +276,11 @@ fn a_member_without_a_vote_bound_is_asked_for_its_next_slot() {
 #[test]
 fn the_next_slot_is_told_only_once_the_start_is_fixed() {
     let mut leader = replica(3, 0, Vec::new());
-    leader.handle_message(Time::ZERO, NodeId(2), Message::AskNextSlot { nonce: 5 });
+    leader.handle_message(
+        Time::ZERO,
+        NodeId(2),
+        Message::AskNextSlot { nonce: 5, start: 0 },
+    );
     let (_, sent) = synced(&mut leader);
     assert_eq!(
         sent,
@@ -284,7 +288,11 @@ fn the_next_slot_is_told_only_once_the_start_is_fixed() {
     );
     leader.rejoin(Time::ZERO);
     let _ = outputs(&mut leader);
-    leader.handle_message(Time::ZERO, NodeId(2), Message::AskNextSlot { nonce: 5 });
+    leader.handle_message(
+        Time::ZERO,
+        NodeId(2),
+        Message::AskNextSlot { nonce: 5, start: 0 },
+    );
     let (_, sent) = synced(&mut leader);
     assert!(
         !sent
@@ -346,4 +354,66 @@ fn a_restart_while_announcing_announces_the_same_start() {
         assert_eq!(core.fence().stage, rejoined_as);
         assert!(core.fence().may_vote(id(0, 0)) == (rejoined_as == Stage::Voter));
     }
+}
+
+/// Every ask of one rejoin (one start) is told the same slot, durable before it is told
+/// and kept across a restart and a compaction; a later rejoin (a later start) is told
+/// the slot of the moment, and an ask naming an earlier start than one told gets
+/// nothing. Before, a rejoined replica that lost a learned bound in a crash asked again
+/// and was told a later slot, and never voted on the member's instances in between.
+#[test]
+fn every_ask_of_one_rejoin_is_told_the_same_slot() {
+    let asker = NodeId(2);
+    let ask = |start| Message::AskNextSlot { nonce: 5, start };
+    let told = |slot| vec![(asker, Message::NextSlot { nonce: 5, slot })];
+    let mut member = replica(3, 0, Vec::new());
+    member.handle_message(Time::ZERO, asker, ask(40));
+    let (records, sent) = synced(&mut member);
+    let first = Record::BoundTold {
+        asker,
+        start: 40,
+        slot: 0,
+    };
+    assert_eq!(records, vec![first.clone()]);
+    assert_eq!(sent, told(0));
+    // The member leads instances meanwhile: its next own slot moves on.
+    for seq in 0..3 {
+        member.handle_request(Time::ZERO, crate::test_host::put_request(seq, "k"));
+    }
+    let (mut log, _) = synced(&mut member);
+    assert!(member.leader.next_slot() > 0);
+    member.handle_message(Time::ZERO, asker, ask(40));
+    assert_eq!(synced(&mut member), (Vec::new(), told(0)));
+    // Restarted from its log, and from a compaction of it: the same answer.
+    log.insert(0, first);
+    let mut restarted = replica(3, 0, log);
+    let next = restarted.leader.next_slot();
+    assert!(next > 0);
+    restarted.handle_message(Time::ZERO, asker, ask(40));
+    assert_eq!(synced(&mut restarted).1, told(0));
+    restarted.compact();
+    let snapshot = outputs(&mut restarted)
+        .into_iter()
+        .find_map(|output| match output {
+            Output::Compact { snapshot } => Some(snapshot),
+            _ => None,
+        })
+        .expect("a compaction");
+    let mut compacted = replica(3, 0, snapshot);
+    compacted.handle_message(Time::ZERO, asker, ask(40));
+    assert_eq!(synced(&mut compacted).1, told(0));
+    // A later rejoin is told the slot of the moment; the earlier one no longer anything.
+    compacted.handle_message(Time::ZERO, asker, ask(90));
+    let (records, sent) = synced(&mut compacted);
+    assert_eq!(
+        records,
+        vec![Record::BoundTold {
+            asker,
+            start: 90,
+            slot: next
+        }]
+    );
+    assert_eq!(sent, told(next));
+    compacted.handle_message(Time::ZERO, asker, ask(40));
+    assert_eq!(synced(&mut compacted), (Vec::new(), Vec::new()));
 }

@@ -17,6 +17,7 @@ use super::fence::Fence;
 use super::instance::{Attributes, Batch, Instance, InstanceId, Status};
 use super::messages::{InstanceRecord, Record, Snapshot};
 use super::table::InstanceTable;
+use super::vote_bounds::BoundsTold;
 use crate::id::NodeId;
 use crate::time::Time;
 use std::collections::BTreeSet;
@@ -30,6 +31,8 @@ pub(super) struct Replayed {
     pub(super) resume: Vec<InstanceId>,
     /// The rejoin fence (the default if the disk was never lost).
     pub(super) fence: Fence,
+    /// Vote bounds told to rejoined peers.
+    pub(super) bounds_told: BoundsTold,
 }
 
 /// Rebuild `table` and `executor` (both empty) from `records`, in order, for replica
@@ -42,6 +45,7 @@ pub(super) fn replay(
 ) -> Replayed {
     let mut next_slot = 0;
     let mut fence = Fence::default();
+    let mut bounds_told = BoundsTold::default();
     let mut commit_order = Vec::new();
     let mut seen_committed = BTreeSet::new();
     for record in records {
@@ -70,6 +74,7 @@ pub(super) fn replay(
                 let promised = table.promises.entry(instance).or_default();
                 *promised = (*promised).max(ballot);
             }
+            Record::BoundTold { asker, start, slot } => bounds_told.restore(asker, start, slot),
         }
     }
     // A promise recorded before the instance was seen binds it.
@@ -108,6 +113,7 @@ pub(super) fn replay(
         next_slot,
         resume,
         fence,
+        bounds_told,
     }
 }
 
