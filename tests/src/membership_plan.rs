@@ -24,6 +24,11 @@ pub enum Goal {
     Replace,
 }
 
+/// One of `from`, drawn from `rng` (none from none).
+fn pick(rng: &mut ChaCha8Rng, from: &[NodeId]) -> Option<NodeId> {
+    (!from.is_empty()).then(|| from[rng.gen_range(0..from.len())])
+}
+
 /// A goal in progress: who joins, who leaves.
 #[derive(Clone, Copy, Debug)]
 pub struct Active {
@@ -102,6 +107,20 @@ impl Plan {
         }
     }
 
+    /// The bare removal in progress met three voters (it was resolved against an older
+    /// configuration): as a goal resolved now, a spare joins first, or with none the
+    /// members stay and the goal ends.
+    fn join_before_removal(&mut self, outside: &[NodeId]) {
+        match pick(&mut self.rng, outside) {
+            Some(spare) => {
+                if let Some(active) = self.active.as_mut() {
+                    active.add = Some(spare);
+                }
+            }
+            None => self.finish(),
+        }
+    }
+
     /// Who joins and who leaves, keeping three or four members.
     fn resolve(&mut self, members: &[NodeId], outside: &[NodeId], goal: Goal) -> Active {
         let goal = match goal {
@@ -109,8 +128,7 @@ impl Plan {
             Goal::Remove if members.len() <= 3 => Goal::Replace,
             other => other,
         };
-        let mut pick =
-            |from: &[NodeId]| (!from.is_empty()).then(|| from[self.rng.gen_range(0..from.len())]);
+        let mut pick = |from: &[NodeId]| pick(&mut self.rng, from);
         match goal {
             Goal::Add => Active {
                 add: pick(outside),
@@ -339,21 +357,8 @@ impl Operator {
             // Resolved against an older configuration than this one (without
             // `retire_removed`, the replica that had executed the newest may have crashed
             // since): a removal now would leave two voters and is refused every time
-            // (t19 seed 60031). As a goal resolved now: a spare joins first, or with none
-            // the members stay.
-            let spare =
-                (!outside.is_empty()).then(|| outside[self.plan.rng.gen_range(0..outside.len())]);
-            match spare {
-                Some(x) => {
-                    if let Some(active) = self.plan.active.as_mut() {
-                        active.add = Some(x);
-                    }
-                }
-                None => {
-                    self.plan.finish();
-                    return None;
-                }
-            }
+            // (t19 seed 60031).
+            self.plan.join_before_removal(&outside);
         }
         let active = self.plan.active.as_mut()?;
         match (active.add, active.remove) {
