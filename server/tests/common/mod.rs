@@ -135,8 +135,8 @@ pub async fn put_until_written(
     }
 }
 
-/// `kill -9` replica `id` of the cluster in `dir` (its pid file) and wait until it is
-/// gone (or a zombie: its command line is empty and its sockets are closed), so its ports
+/// `kill -9` replica `id` of the cluster in `dir` (its pid file) and wait until none of
+/// its threads is left but zombies (the last thread out closes its files), so its ports
 /// are free for a restart; returns its pid.
 pub fn kill_9(dir: &Path, id: u16) -> u32 {
     let text = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
@@ -145,9 +145,22 @@ pub fn kill_9(dir: &Path, id: u16) -> u32 {
         .args(["-KILL", &pid.to_string()])
         .status();
     assert!(killed.unwrap().success());
-    let cmdline = format!("/proc/{pid}/cmdline");
+    // Not "its command line reads empty": a dying process drops its memory before its
+    // files, and CI once saw `cluster restart` refused with "port in use" in between.
+    let tasks = format!("/proc/{pid}/task");
+    let alive = || {
+        std::fs::read_dir(&tasks).is_ok_and(|entries| {
+            entries.flatten().any(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                let state = stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.chars().next());
+                !matches!(state, None | Some('Z' | 'X'))
+            })
+        })
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read(&cmdline).is_ok_and(|c| !c.is_empty()) {
+    while alive() {
         assert!(
             std::time::Instant::now() < deadline,
             "replica {id} survived kill -9"
