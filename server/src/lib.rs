@@ -22,6 +22,7 @@
 //! | `local_cluster` | local cluster generation (`meridian cluster up`) |
 //! | `cluster_join` | a replica added to or removed from a local cluster (`cluster add`, `cluster remove`) |
 //! | `launcher`  | replica processes: start, kill -9, restart, wait until serving |
+//! | `process`   | whether a killed process has finished exiting (its ports are free) |
 //! | `serve`     | run one replica until it fails or is told to stop |
 //! | `metrics`   | histograms and the Prometheus endpoint |
 
@@ -38,6 +39,7 @@ pub mod local_cluster;
 pub mod member_change;
 pub mod metrics;
 pub mod node;
+pub mod process;
 pub mod serve;
 pub mod storage;
 pub mod tls;

@@ -24,6 +24,7 @@ use meridian_server::launcher::{self, ServerCommand};
 use meridian_server::local_cluster::{
     self as cluster, ClusterSpec, Manifest, ManifestNode, PROTOCOLS,
 };
+use meridian_server::process;
 use meridian_server::tls::{TlsIdentity, TlsPaths};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -449,6 +450,35 @@ pub(crate) fn running_pid(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
     Ok(is_our_replica(pid).then_some(pid))
 }
 
+/// How long a replica killed moments ago may take to close its files.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+
+/// The process in replica `id`'s pid file, if it is a replica killed moments ago that
+/// still holds its ports (its command line already reads empty): wait until it has
+/// exited, so `kill -9` then `cluster restart` finds the ports free.
+fn wait_for_last_exit(dir: &Path, id: u16) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(pid_path(dir, id)) else {
+        return Ok(());
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Ok(());
+    };
+    wait_until_exited(pid, id)
+}
+
+/// Wait until replica `id`'s process `pid`, stopped or killed, has closed its files.
+fn wait_until_exited(pid: u32, id: u16) -> anyhow::Result<()> {
+    // The name guards against a pid that another program has since taken.
+    let ours = process::command_name(pid).is_some_and(|name| name.starts_with("meridian"));
+    if ours && !process::wait_until_exited(pid, EXIT_WAIT) {
+        bail!(
+            "replica {id} (pid {pid}) is still exiting after {} s; try again once it is gone",
+            EXIT_WAIT.as_secs()
+        );
+    }
+    Ok(())
+}
+
 /// `cluster restart`; returns what to print.
 async fn restart(dir: &Path, id: u16, rejoin: bool) -> anyhow::Result<Vec<String>> {
     if !cluster::manifest_path(dir).is_file() {
@@ -474,6 +504,7 @@ async fn restart(dir: &Path, id: u16, rejoin: bool) -> anyhow::Result<Vec<String
             pid_path(dir, id).display()
         );
     }
+    wait_for_last_exit(dir, id)?;
     // Not ours by the pid file, but something may hold its ports (a replica started by
     // hand, another program).
     let mut problems = Vec::new();
@@ -536,7 +567,8 @@ pub(crate) fn stop(pid: u32, id: u16) -> anyhow::Result<()> {
         eprintln!("replica {id} (pid {pid}) ignored SIGTERM; killing it");
         signal(pid, "KILL")?;
     }
-    Ok(())
+    // Its command line is gone before its sockets: return once its ports are free.
+    wait_until_exited(pid, id)
 }
 
 fn down(dir: &Path) -> anyhow::Result<()> {

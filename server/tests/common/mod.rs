@@ -139,33 +139,24 @@ pub async fn put_until_written(
 /// its threads is left but zombies (the last thread out closes its files), so its ports
 /// are free for a restart; returns its pid.
 pub fn kill_9(dir: &Path, id: u16) -> u32 {
+    let pid = kill_9_now(dir, id);
+    // Not "its command line reads empty": a dying process drops its memory before its
+    // files, and CI once saw `cluster restart` refused with "port in use" in between.
+    assert!(
+        meridian_server::process::wait_until_exited(pid, std::time::Duration::from_secs(10)),
+        "replica {id} survived kill -9"
+    );
+    pid
+}
+
+/// `kill -9` replica `id` of the cluster in `dir` (its pid file) and return its pid at
+/// once, while it may still be exiting.
+pub fn kill_9_now(dir: &Path, id: u16) -> u32 {
     let text = std::fs::read_to_string(dir.join(format!("node-{id}.pid"))).unwrap();
     let pid: u32 = text.trim().parse().unwrap();
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status();
     assert!(killed.unwrap().success());
-    // Not "its command line reads empty": a dying process drops its memory before its
-    // files, and CI once saw `cluster restart` refused with "port in use" in between.
-    let tasks = format!("/proc/{pid}/task");
-    let alive = || {
-        std::fs::read_dir(&tasks).is_ok_and(|entries| {
-            entries.flatten().any(|task| {
-                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-                let state = stat
-                    .rsplit_once(") ")
-                    .and_then(|(_, rest)| rest.chars().next());
-                !matches!(state, None | Some('Z' | 'X'))
-            })
-        })
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while alive() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "replica {id} survived kill -9"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     pid
 }
