@@ -34,6 +34,26 @@ impl BoundsTold {
         }
     }
 
+    /// What to tell `asker`, asking for its rejoin from `start`, while our next own slot
+    /// is `next`: the slot told to the first ask for that start, with the record to
+    /// persist before telling it if this is that first ask; nothing for an ask of an
+    /// earlier rejoin than one already told.
+    fn answer(&mut self, asker: NodeId, start: u64, next: u64) -> Option<(u64, Option<Record>)> {
+        match self.0.get(&asker) {
+            Some(&(told_start, slot)) if told_start == start => Some((slot, None)),
+            Some(&(told_start, _)) if told_start > start => None,
+            _ => {
+                self.0.insert(asker, (start, next));
+                let record = Record::BoundTold {
+                    asker,
+                    start,
+                    slot: next,
+                };
+                Some((next, Some(record)))
+            }
+        }
+    }
+
     /// The records that keep every answer across a compaction.
     pub(super) fn records(&self) -> impl Iterator<Item = Record> + '_ {
         self.0
@@ -81,19 +101,9 @@ impl Epaxos {
         if !self.replica.fence.may_propose() {
             return;
         }
-        let (slot, record) = match self.bounds_told.0.get(&from) {
-            Some(&(told_start, slot)) if told_start == start => (slot, None),
-            Some(&(told_start, _)) if told_start > start => return,
-            _ => {
-                let slot = self.leader.next_slot();
-                self.bounds_told.0.insert(from, (start, slot));
-                let record = Record::BoundTold {
-                    asker: from,
-                    start,
-                    slot,
-                };
-                (slot, Some(record))
-            }
+        let next = self.leader.next_slot();
+        let Some((slot, record)) = self.bounds_told.answer(from, start, next) else {
+            return;
         };
         let reply = Effect::Send {
             to: from,

@@ -437,34 +437,26 @@ fn is_our_replica(pid: u32) -> bool {
     })
 }
 
-/// The pid in replica `id`'s pid file if that process is still a running replica.
-pub(crate) fn running_pid(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
+/// The pid in replica `id`'s pid file, if it has one.
+fn pid_in_file(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
     let path = pid_path(dir, id);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let pid: u32 = text
+    let pid = text
         .trim()
         .parse()
         .with_context(|| format!("{}: not a pid", path.display()))?;
-    Ok(is_our_replica(pid).then_some(pid))
+    Ok(Some(pid))
+}
+
+/// The pid in replica `id`'s pid file if that process is still a running replica.
+pub(crate) fn running_pid(dir: &Path, id: u16) -> anyhow::Result<Option<u32>> {
+    Ok(pid_in_file(dir, id)?.filter(|&pid| is_our_replica(pid)))
 }
 
 /// How long a replica killed moments ago may take to close its files.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
-
-/// The process in replica `id`'s pid file, if it is a replica killed moments ago that
-/// still holds its ports (its command line already reads empty): wait until it has
-/// exited, so `kill -9` then `cluster restart` finds the ports free.
-fn wait_for_last_exit(dir: &Path, id: u16) -> anyhow::Result<()> {
-    let Ok(text) = std::fs::read_to_string(pid_path(dir, id)) else {
-        return Ok(());
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return Ok(());
-    };
-    wait_until_exited(pid, id)
-}
 
 /// Wait until replica `id`'s process `pid`, stopped or killed, has closed its files.
 fn wait_until_exited(pid: u32, id: u16) -> anyhow::Result<()> {
@@ -497,14 +489,18 @@ async fn restart(dir: &Path, id: u16, rejoin: bool) -> anyhow::Result<Vec<String
             ids.join(", ")
         );
     };
-    if let Some(pid) = running_pid(dir, id)? {
-        bail!(
-            "replica {id} is still running (pid {pid}, {}); stop it first (e.g. kill {pid}) \
-             or leave it be",
-            pid_path(dir, id).display()
-        );
+    if let Some(pid) = pid_in_file(dir, id)? {
+        if is_our_replica(pid) {
+            bail!(
+                "replica {id} is still running (pid {pid}, {}); stop it first (e.g. kill \
+                 {pid}) or leave it be",
+                pid_path(dir, id).display()
+            );
+        }
+        // Killed moments ago, it may still hold its ports though its command line
+        // reads empty: `kill -9` then `cluster restart` waits for it to close them.
+        wait_until_exited(pid, id)?;
     }
-    wait_for_last_exit(dir, id)?;
     // Not ours by the pid file, but something may hold its ports (a replica started by
     // hand, another program).
     let mut problems = Vec::new();

@@ -51,22 +51,22 @@ struct SeedRun {
     counters: [u64; 3],
 }
 
-/// One seed of `run`; `retire_removed`: every replica removed is stopped for good.
+/// One seed of `faults`; `retire_removed`: every replica removed is stopped for good.
 fn run_seed(
     test: &str,
     seed: u64,
-    run: &FaultRun,
+    faults: &FaultRun,
     retire_removed: bool,
 ) -> Result<SeedRun, String> {
-    let cluster = run.topology.membership();
-    let mut operator = Operator::new(seed, PLAN_SALT, run.chaos, PATIENCE);
+    let cluster = faults.topology.membership();
+    let mut operator = Operator::new(seed, PLAN_SALT, faults.chaos, PATIENCE);
     if retire_removed {
         operator = operator.retiring_removed();
     }
     let outcome = run_fault_seed_driven(
         test,
         seed,
-        run,
+        faults,
         epaxos_factory(cluster, config()),
         Some(TICK),
         |sim| operator.tick(sim),
@@ -103,15 +103,11 @@ fn run_seed(
 }
 
 /// 200 seeds of `test` (removed replicas stopped for good if `retire_removed`), summed.
-fn run_200_seeds(test: &str, run: &FaultRun, retire_removed: bool) {
+fn run_200_seeds(test: &str, faults: &FaultRun, retire_removed: bool) {
     let mut totals = Totals::default();
     for seed in seeds(200) {
-        let seed_run = run_seed(test, seed, run, retire_removed).unwrap_or_else(|e| panic!("{e}"));
-        totals.add(
-            &seed_run.operator,
-            (seed_run.ok, seed_run.unknown),
-            seed_run.counters,
-        );
+        let run = run_seed(test, seed, faults, retire_removed).unwrap_or_else(|e| panic!("{e}"));
+        totals.add(&run.operator, (run.ok, run.unknown), run.counters);
     }
     let [refusals, abandoned, transfers] = totals.report();
     println!(
@@ -182,8 +178,8 @@ fn membership_changes_finish_without_the_idle_sync() {
     }
 }
 
-/// The kept seeds (or `MERIDIAN_SEED`, both ways) of `run`.
-fn run_kept_seeds(test: &str, run: &FaultRun) {
+/// The kept seeds (or `MERIDIAN_SEED`, both ways) of `faults`.
+fn run_kept_seeds(test: &str, faults: &FaultRun) {
     let chosen: Vec<(u64, bool)> = if std::env::var("MERIDIAN_SEED").is_ok() {
         seeds(1)
             .into_iter()
@@ -193,13 +189,9 @@ fn run_kept_seeds(test: &str, run: &FaultRun) {
         SEEDS_THAT_FOUND_FAULTS.to_vec()
     };
     for (seed, retire_removed) in chosen {
-        let seed_run = run_seed(test, seed, run, retire_removed).unwrap_or_else(|e| panic!("{e}"));
+        let run = run_seed(test, seed, faults, retire_removed).unwrap_or_else(|e| panic!("{e}"));
         let mut totals = Totals::default();
-        totals.add(
-            &seed_run.operator,
-            (seed_run.ok, seed_run.unknown),
-            seed_run.counters,
-        );
+        totals.add(&run.operator, (run.ok, run.unknown), run.counters);
         println!("seed {seed} (removed stopped for good: {retire_removed}):");
         totals.report();
     }
