@@ -44,10 +44,11 @@ pub const LOG_MAGIC: [u8; 8] = *b"MERIDLOG";
 /// carry the instance's configuration epoch, payloads a membership switch, and snapshots
 /// the configurations and the key index's switches; 5: the same for Tempo; 6: the file
 /// may end in reserved zeros; 7: an EPaxos fence may be `Stage::AnnouncingUnfenced`, and
-/// EPaxos logs may hold `BoundTold` records.)
-pub const LOG_FORMAT_VERSION: u32 = 7;
-/// The oldest log format this binary reads. Versions 5 and 6 hold a subset of version
-/// 7's records (5 without reserved space), so their header is rewritten to 7 when the
+/// EPaxos logs may hold `BoundTold` records; 8: a Tempo fence may be one of the stages of a
+/// rejoin that keeps its records, `QueryingWithRecords` and `FetchingWithRecords`.)
+pub const LOG_FORMAT_VERSION: u32 = 8;
+/// The oldest log format this binary reads. Versions 5 to 7 hold a subset of version
+/// 8's records (5 without reserved space), so their header is rewritten to 8 when the
 /// log is opened: an older binary then refuses it by its version instead of misreading
 /// the zeros as corruption or failing on a record it does not know.
 pub const OLDEST_LOG_FORMAT_VERSION: u32 = 5;

@@ -301,11 +301,11 @@ fn a_write_torn_inside_the_reserved_space_is_cut_on_open() {
 }
 
 #[test]
-fn version_5_and_6_logs_are_read_and_their_header_names_the_current_version_after_the_open() {
-    for version in [5, 6] {
+fn version_5_to_7_logs_are_read_and_their_header_names_the_current_version_after_the_open() {
+    for version in [5, 6, 7] {
         let dir = TempDir::new(&format!("version-{version}"));
         fs::create_dir_all(dir.path()).unwrap();
-        // Versions 5 and 6 wrote the same records (5 with nothing reserved after them).
+        // Versions 5 to 7 wrote the same records (5 with nothing reserved after them).
         let mut old = file_header(version).to_vec();
         for payload in records(0..3) {
             record::encode(&payload, &mut old);

@@ -20,6 +20,48 @@ pub enum Stage {
     Fetching,
     /// Every peer answered: votes per the bounds, proposes in its epoch.
     Rejoined,
+    /// Fetching the members' state with its own records intact (removed and added
+    /// again, or left behind by their collection): asks for epochs as `Querying` does,
+    /// and votes as it did before (it knows every vote it gave).
+    QueryingWithRecords,
+    /// `Fetching`, with its own records intact (see `QueryingWithRecords`).
+    FetchingWithRecords,
+}
+
+impl Stage {
+    /// The first phase of a rejoin; `with_records`: this replica holds the record of
+    /// every vote it gave since its last lost disk.
+    pub fn querying(with_records: bool) -> Self {
+        if with_records {
+            Self::QueryingWithRecords
+        } else {
+            Self::Querying
+        }
+    }
+
+    /// The same rejoin, past its first phase.
+    pub fn fetching(self) -> Self {
+        match self {
+            Self::QueryingWithRecords => Self::FetchingWithRecords,
+            _ => Self::Fetching,
+        }
+    }
+
+    /// Asking peers for the epochs they know of.
+    pub fn is_querying(self) -> bool {
+        matches!(self, Self::Querying | Self::QueryingWithRecords)
+    }
+
+    /// Fetching every peer's answer.
+    pub fn is_fetching(self) -> bool {
+        matches!(self, Self::Fetching | Self::FetchingWithRecords)
+    }
+
+    /// Whether this replica holds the record of every vote it gave since its last lost
+    /// disk (a rejoin after a lost disk does not, until it is over).
+    pub fn keeps_records(self) -> bool {
+        !matches!(self, Self::Querying | Self::Fetching)
+    }
 }
 
 /// The durable fence of a replica (see the module doc).
@@ -33,7 +75,9 @@ pub struct Fence {
     /// Whether the executor lacks a complete state (from a lost disk until a peer's
     /// state is installed; commits are recorded, not executed, meanwhile).
     pub lost_state: bool,
-    /// Per coordinator, the first sequence number this replica votes on.
+    /// Per coordinator, the first sequence number this replica votes on, set when a
+    /// rejoin after a lost disk ends (empty until then: it votes on everything). A
+    /// rejoin with its records intact leaves them as they were.
     pub bounds: BTreeMap<NodeId, u64>,
     /// Per peer that rejoined, the epoch fenced here: its promises and reports of
     /// earlier epochs are ignored.
@@ -50,11 +94,18 @@ impl Fence {
         match self.stage {
             Stage::Voter => true,
             Stage::Querying | Stage::Fetching => false,
-            Stage::Rejoined => self
-                .bounds
-                .get(&dot.node)
-                .is_some_and(|&bound| dot.seq >= bound),
+            Stage::Rejoined => self.within_bounds(dot),
+            // As before the rejoin: a voter's, or per the bounds of its last lost disk.
+            Stage::QueryingWithRecords | Stage::FetchingWithRecords => {
+                self.bounds.is_empty() || self.within_bounds(dot)
+            }
         }
+    }
+
+    fn within_bounds(&self, dot: Dot) -> bool {
+        self.bounds
+            .get(&dot.node)
+            .is_some_and(|&bound| dot.seq >= bound)
     }
 
     /// Whether this replica may take new commands and announce promises.

@@ -390,7 +390,7 @@ fn a_removed_replica_is_added_again_only_by_a_report_from_a_newer_configuration(
     assert_eq!(removed.fence().stage, Stage::Voter);
     removed.handle_message(now, NodeId(1), report(2));
     assert_eq!(removed.metrics().get("readded_here"), 1);
-    assert_eq!(removed.fence().stage, Stage::Querying);
+    assert_eq!(removed.fence().stage, Stage::QueryingWithRecords);
 }
 
 /// Found by t19 seed 16028: a spare that joined (its fence says it rejoined), was removed,
@@ -459,6 +459,10 @@ fn a_replica_removed_and_added_again_while_cut_off_fetches_the_members_state() {
         );
         reach_epoch(&mut pump, &[4], 2);
         assert_eq!(pump.up(NodeId(4)).metrics().get("removed_here"), 1);
+        // Its records were intact: it votes on every command again, as before.
+        let fence = pump.up(NodeId(4)).fence();
+        assert_eq!(fence.stage, Stage::Voter, "seed {seed}");
+        assert!(fence.epoch >= 1 && fence.bounds.is_empty(), "seed {seed}");
         assert_agreement(&mut pump, &[0, 1, 2, 3, 4], &writes, 2);
     }
 }

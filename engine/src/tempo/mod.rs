@@ -147,10 +147,9 @@ impl Tempo {
             // Removed before this restart (`left_configuration`).
             replica.removed = true;
         }
-        let last_seq = match replica.fence.stage {
-            Stage::Voter => last_seq,
-            _ => last_seq.max(dots::epoch_base(replica.fence.epoch)),
-        };
+        // A rejoin (over or not) numbers our commands above its epoch's base, even if it
+        // gave back a voter's stage (records intact) before we proposed any.
+        let last_seq = last_seq.max(dots::epoch_base(replica.fence.epoch));
         let mut timers = Timers::new();
         let config = &replica.config;
         timers.set(TempoTimer::Tick, Time::ZERO + config.tick);
@@ -172,7 +171,7 @@ impl Tempo {
             // Outside the first configuration and nothing on disk: a spare, or a replica
             // added later that lost its disk. Either way it fetches the members' state,
             // fenced, once a switch makes it a member (docs/design.md, "Tempo epochs").
-            tempo.fence_for_rejoin();
+            tempo.fence_for_rejoin(false);
         }
         tempo.resume_rejoin();
         tempo
@@ -319,7 +318,7 @@ impl Tempo {
                 // members collected without it: fetch theirs.
                 r.removed = false;
                 r.metrics.incr("readded_here");
-                self.fence_for_rejoin();
+                self.fence_for_rejoin(true);
                 self.on_rejoin_timer(now);
             }
             Message::Executed { prefix, .. } => {

@@ -90,7 +90,7 @@ impl Tempo {
             self.replica.metrics.incr("rejoin_rule_skipped");
             return;
         }
-        self.fence_for_rejoin();
+        self.fence_for_rejoin(false);
         self.on_rejoin_timer(now);
     }
 
@@ -105,15 +105,19 @@ impl Tempo {
             return;
         }
         r.metrics.incr("behind_collection");
-        self.fence_for_rejoin();
+        self.fence_for_rejoin(true);
         self.on_rejoin_timer(now);
     }
 
-    /// Vote on nothing, propose nothing, execute nothing until every member answered
-    /// (durably; a restart resumes the rejoin).
-    pub(super) fn fence_for_rejoin(&mut self) {
+    /// Propose nothing and execute nothing until every member answered (durably; a
+    /// restart resumes the rejoin). Vote on nothing meanwhile, unless `records_intact`
+    /// (the disk was not lost) and this replica holds the record of every vote it gave
+    /// since its last lost disk: then it votes as before, so the commands it voted on
+    /// keep their recovery quorums (docs/design.md#tempo-rejoin-rule).
+    pub(super) fn fence_for_rejoin(&mut self, records_intact: bool) {
         let r = &mut self.replica;
-        r.fence.stage = Stage::Querying;
+        let with_records = records_intact && r.fence.stage.keeps_records();
+        r.fence.stage = Stage::querying(with_records);
         r.fence.answerers = None;
         r.fence.lost_state = true;
         r.metrics.incr("rejoins");
@@ -135,7 +139,8 @@ impl Tempo {
 
     /// A restart found a rejoin under way: pick it up at once.
     pub(super) fn resume_rejoin(&mut self) {
-        if matches!(self.replica.fence.stage, Stage::Querying | Stage::Fetching) {
+        let stage = self.replica.fence.stage;
+        if stage.is_querying() || stage.is_fetching() {
             self.timers.set(TempoTimer::Rejoin, Time::ZERO);
         }
     }
@@ -147,7 +152,7 @@ impl Tempo {
         let answerers = self.answerers();
         let r = &mut self.replica;
         match r.fence.stage {
-            Stage::Querying => {
+            Stage::Querying | Stage::QueryingWithRecords => {
                 // Everyone, answered or not: a member of an older configuration may never
                 // answer (removed since), and a newer configuration names who must.
                 let me = r.id;
@@ -155,7 +160,7 @@ impl Tempo {
                     r.outbox.send(peer, Message::RejoinQuery { nonce });
                 }
             }
-            Stage::Fetching => {
+            Stage::Fetching | Stage::FetchingWithRecords => {
                 let epoch = r.fence.epoch;
                 for peer in answerers {
                     if self.rejoin.answered.contains(&peer) {
@@ -219,7 +224,7 @@ impl Tempo {
         epoch: u64,
         (config_epoch, members): (u64, Vec<NodeId>),
     ) {
-        if self.replica.fence.stage != Stage::Querying || nonce != self.rejoin.nonce {
+        if !self.replica.fence.stage.is_querying() || nonce != self.rejoin.nonce {
             return;
         }
         self.rejoin.epochs.insert(from, epoch);
@@ -246,7 +251,7 @@ impl Tempo {
             .unwrap_or(0);
         let r = &mut self.replica;
         r.fence.epoch = highest.saturating_add(1).max(r.fence.epoch);
-        r.fence.stage = Stage::Fetching;
+        r.fence.stage = r.fence.stage.fetching();
         r.metrics.set("rejoin_epoch", r.fence.epoch);
         persist_fence(r);
         self.on_rejoin_timer(now);
@@ -271,7 +276,7 @@ impl Tempo {
             r.metrics.incr("stale_messages");
             return;
         }
-        if r.fence.stage == Stage::Querying {
+        if r.fence.stage.is_querying() {
             // Rejoining ourselves without an epoch yet: no bound on our commands to give.
             return;
         }
@@ -317,7 +322,7 @@ impl Tempo {
         (at, offset, total, bytes): (u64, u64, u64, Vec<u8>),
     ) {
         let stale = nonce != self.rejoin.nonce || self.rejoin.answered.contains(&from);
-        if self.replica.fence.stage != Stage::Fetching || stale {
+        if !self.replica.fence.stage.is_fetching() || stale {
             return;
         }
         let Some(incoming) = self.rejoin.incoming.get_mut(&from) else {
@@ -356,7 +361,10 @@ impl Tempo {
         } = answer;
         self.rejoin.answered.insert(from);
         let r = &mut self.replica;
-        r.fence.bounds.insert(from, last_seq.saturating_add(1));
+        if !r.fence.stage.keeps_records() {
+            // Our former self may have voted on any command `from` had made by now.
+            r.fence.bounds.insert(from, last_seq.saturating_add(1));
+        }
         for (node, epoch) in starts {
             if node != r.id {
                 let known = r.fence.starts.entry(node).or_default();
@@ -386,7 +394,7 @@ impl Tempo {
             // Every answerer was rejoining too: none had a state to give. Ask again
             // (their own rejoins end with the others' states).
             self.replica.metrics.incr("rejoins_without_state");
-            self.fence_for_rejoin();
+            self.fence_for_rejoin(true);
             self.on_rejoin_timer(now);
             return;
         }
@@ -396,18 +404,12 @@ impl Tempo {
     /// Every peer answered: vote per the bounds, propose in our epoch, durably.
     fn finish_rejoin(&mut self, now: Time) {
         let r = &mut self.replica;
-        let start = r.fence.own_start();
-        r.fence.bounds.insert(r.id, start);
-        // A replica that did not answer (not a member now) votes again only in an
-        // incarnation none of the answers knew: our former self, dead before this rejoin
-        // began, saw none of its commands (docs/design.md, "Tempo epochs").
-        let others: Vec<NodeId> = r.cluster.ids().filter(|&n| n != r.id).collect();
-        for node in others {
-            let known = r.fence.starts.get(&node).copied().unwrap_or(0);
-            let first_unknown = epoch_base(known.saturating_add(1)).saturating_add(1);
-            r.fence.bounds.entry(node).or_insert(first_unknown);
+        if r.fence.stage.keeps_records() && r.fence.bounds.is_empty() {
+            // Our records hold every vote we ever gave: vote on everything, as before.
+            r.fence.stage = Stage::Voter;
+        } else {
+            bound_votes(r);
         }
-        r.fence.stage = Stage::Rejoined;
         r.fence.answerers = None;
         r.clocks.set_epoch(r.fence.epoch);
         r.metrics.incr("rejoins_completed");
@@ -425,6 +427,23 @@ impl Tempo {
     pub(super) fn queue_request(&mut self, request: ClientRequest) {
         self.rejoin.queued.push(request);
     }
+}
+
+/// Vote per the bounds from now on: those the answers set after a lost disk (ours
+/// from our new epoch), or those of our last lost disk if we kept our records since.
+fn bound_votes(r: &mut Replica) {
+    let start = r.fence.own_start();
+    r.fence.bounds.entry(r.id).or_insert(start);
+    // A replica that did not answer (not a member now) votes again only in an
+    // incarnation none of the answers knew: our former self, dead before this rejoin
+    // began, saw none of its commands (docs/design.md, "Tempo epochs").
+    let others: Vec<NodeId> = r.cluster.ids().filter(|&n| n != r.id).collect();
+    for node in others {
+        let known = r.fence.starts.get(&node).copied().unwrap_or(0);
+        let first_unknown = epoch_base(known.saturating_add(1)).saturating_add(1);
+        r.fence.bounds.entry(node).or_insert(first_unknown);
+    }
+    r.fence.stage = Stage::Rejoined;
 }
 
 /// Whether this replica answers `from`'s rejoin: both are members of its current

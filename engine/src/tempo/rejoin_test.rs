@@ -22,6 +22,24 @@ fn rejoined(pump: &Pump) -> bool {
     pump.is_up(LOST) && pump.up(LOST).fence().stage == Stage::Rejoined
 }
 
+/// A client's put on `k`, coordinated by the first of `quorum`, in epoch 0.
+fn put_on_k(quorum: Vec<NodeId>) -> Payload {
+    Payload {
+        request: RequestId {
+            client: crate::id::ClientId(77),
+            seq: 1,
+        },
+        resend: false,
+        command: crate::command::Command::Put {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        },
+        quorum,
+        config_epoch: 0,
+        change: None,
+    }
+}
+
 fn same_state(pump: &Pump) -> bool {
     let states: Vec<_> = pump.live().map(|n| n.kv().clone()).collect();
     states.windows(2).all(|w| w[0] == w[1])
@@ -96,20 +114,7 @@ fn a_rejoining_replica_answers_no_vote_and_proposes_nothing() {
         node: NodeId(0),
         seq: 1,
     };
-    let payload = Payload {
-        request: RequestId {
-            client: crate::id::ClientId(77),
-            seq: 1,
-        },
-        resend: false,
-        command: crate::command::Command::Put {
-            key: b"k".to_vec(),
-            value: b"v".to_vec(),
-        },
-        quorum: vec![NodeId(0), LOST],
-        config_epoch: 0,
-        change: None,
-    };
+    let payload = put_on_k(vec![NodeId(0), LOST]);
     let now = pump.now;
     core.handle_message(
         now,
@@ -270,7 +275,7 @@ fn promises_of_a_peer_that_collected_what_was_not_run_here_start_a_rejoin() {
         collected: vec![(missed.node, missed.seq)],
     };
     core.handle_message(Time::ZERO, NodeId(1), announced);
-    assert_eq!(core.fence().stage, Stage::Querying);
+    assert_eq!(core.fence().stage, Stage::QueryingWithRecords);
     assert!(core.fence().lost_state);
     assert_eq!(core.metrics().get("behind_collection"), 1);
     let (_, sent) = synced(&mut core);
@@ -279,4 +284,59 @@ fn promises_of_a_peer_that_collected_what_was_not_run_here_start_a_rejoin() {
             .any(|(_, m)| matches!(m, Message::RejoinQuery { .. })),
         "{sent:?}"
     );
+}
+
+/// Found by t19 seed 220128: two voters of an epoch, removed and added again one after
+/// the other, stayed silent about a command of that epoch once they fenced themselves,
+/// so its recovery never had `n - f` answers and the hole it left held the next switch
+/// back for good. A replica that fences itself with its records intact votes as before
+/// on what they cover: here it answers a recovery with the proposal it made earlier.
+#[test]
+fn a_replica_left_behind_answers_the_recovery_of_a_command_it_voted_on() {
+    let mut core = replica(3, 0, 1);
+    let dot = Dot {
+        node: NodeId(2),
+        seq: 1,
+    };
+    let payload = put_on_k(vec![NodeId(2), NodeId(0)]);
+    let propose = Message::Propose {
+        dot,
+        payload: payload.clone(),
+        ts: 1,
+    };
+    core.handle_message(Time::ZERO, NodeId(2), propose);
+    let (_, sent) = synced(&mut core);
+    let proposed = sent
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::ProposeAck { ts, .. } => Some(*ts),
+            _ => None,
+        })
+        .expect("a proposal");
+    let behind = Message::Promises {
+        keys: vec![promise(9, Vec::new())],
+        collected: vec![(NodeId(1), 3)],
+    };
+    core.handle_message(Time::ZERO, NodeId(1), behind);
+    assert_eq!(core.fence().stage, Stage::QueryingWithRecords);
+    let ballot = Ballot {
+        round: 2,
+        node: NodeId(1),
+    };
+    let rec = Message::Rec {
+        dot,
+        ballot,
+        payload,
+    };
+    core.handle_message(Time::ZERO, NodeId(1), rec);
+    let (_, sent) = synced(&mut core);
+    let report = sent
+        .iter()
+        .find_map(|(to, m)| match m {
+            Message::RecAck { report, .. } if *to == NodeId(1) => Some(*report),
+            _ => None,
+        })
+        .expect("an answer to the recovery");
+    assert_eq!(report.proposal, proposed);
+    assert!(!report.in_recovery);
 }
