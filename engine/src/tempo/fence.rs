@@ -108,6 +108,23 @@ impl Fence {
             .is_some_and(|&bound| dot.seq >= bound)
     }
 
+    /// A peer fenced here rejoins in `epoch` (a spare joining included): its commands of
+    /// that epoch come after every former self of this replica was gone. A replica that
+    /// votes per bounds and has none for the peer (it joined the cluster after this
+    /// replica's own rejoin) votes on them from now on; without a bound it never would.
+    pub fn admit_votes_from(&mut self, peer: NodeId, epoch: u64) {
+        let by_bounds = match self.stage {
+            Stage::Voter => false,
+            Stage::Querying | Stage::Fetching | Stage::Rejoined => true,
+            Stage::QueryingWithRecords | Stage::FetchingWithRecords => !self.bounds.is_empty(),
+        };
+        if by_bounds {
+            self.bounds
+                .entry(peer)
+                .or_insert(epoch_base(epoch).saturating_add(1));
+        }
+    }
+
     /// Whether this replica may take new commands and announce promises.
     pub fn may_propose(&self) -> bool {
         matches!(self.stage, Stage::Voter | Stage::Rejoined)

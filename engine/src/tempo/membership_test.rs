@@ -2,6 +2,7 @@
 //! ends its epoch's range of timestamps on every key; a command whose timestamp falls
 //! outside its epoch's range runs nowhere and its coordinator proposes it again.
 
+use super::dots::epoch_base;
 use super::test_support::{assert_same_order, config, Pump, STEPS};
 use super::{Message, Protocol, Stage, Tempo, TempoConfig};
 use crate::configuration::{Change, ChangeFailure, Configuration};
@@ -27,6 +28,19 @@ fn pump(n: u16, initial: Option<Vec<u16>>, seed: u64) -> Pump {
 }
 
 /// Whether `puts` sent request `id` (one of `first..`, through `[0, 1, 2]`) to `node`.
+/// Four replicas; the cores of the first three (the first configuration) know only each
+/// other, replica 3 knows all four.
+fn late_joiner_pump(seed: u64) -> Pump {
+    let tempo = config(1).with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]);
+    let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
+        let known = if id == NodeId(3) { 4 } else { 3 };
+        let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
+        let members = Membership::local(known);
+        Tempo::new(id, &members, tempo.clone(), node_seed, records)
+    });
+    Pump::new(4, seed, Order::Shuffled, build)
+}
+
 fn id_sent_to(id: RequestId, node: u64) -> bool {
     id.seq <= 60 && id.seq % 3 == node
 }
@@ -473,19 +487,7 @@ fn a_replica_removed_and_added_again_while_cut_off_fetches_the_members_state() {
 #[test]
 fn a_replica_the_others_were_not_started_with_joins() {
     for seed in 0..4 {
-        let tempo = config(1).with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]);
-        let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
-            let known = if id == NodeId(3) { 4 } else { 3 };
-            let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
-            Tempo::new(
-                id,
-                &Membership::local(known),
-                tempo.clone(),
-                node_seed,
-                records,
-            )
-        });
-        let mut pump = Pump::new(4, seed, Order::Shuffled, build);
+        let mut pump = late_joiner_pump(seed);
         let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
         all_written(&mut pump, &writes);
         propose(&mut pump, 0, 1, learner(3));
@@ -509,19 +511,7 @@ fn a_replica_the_others_were_not_started_with_joins() {
 #[test]
 fn a_key_idle_since_a_replica_joined_is_read_through_it_after_the_first_voters_leave() {
     for seed in 0..4 {
-        let tempo = config(1).with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]);
-        let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
-            let known = if id == NodeId(3) { 4 } else { 3 };
-            let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
-            Tempo::new(
-                id,
-                &Membership::local(known),
-                tempo.clone(),
-                node_seed,
-                records,
-            )
-        });
-        let mut pump = Pump::new(4, seed, Order::Shuffled, build);
+        let mut pump = late_joiner_pump(seed);
         let idle = put_request(900, "idle");
         let idle_id = idle.id;
         pump.request(NodeId(0), idle);
@@ -554,5 +544,41 @@ fn a_key_idle_since_a_replica_joined_is_read_through_it_after_the_first_voters_l
         all_answered(&mut pump, &[id]);
         let outcome = &pump.replies[&id].outcome;
         assert!(outcome.is_ok(), "seed {seed}: {outcome:?}");
+    }
+}
+
+/// A replica that lost its disk voted per the bounds its rejoin set, and had none for a
+/// replica added to the cluster after that: it withheld its vote on every command of the
+/// new replica for good, so those commands could lose their recovery quorum with one more
+/// replica down. A peer fenced in epoch `E` (a spare joining is one) has no command of
+/// that epoch yet: the bound becomes `E`'s first number.
+#[test]
+fn a_replica_that_lost_its_disk_votes_on_the_commands_of_a_replica_added_later() {
+    for seed in 0..2 {
+        let mut pump = late_joiner_pump(seed);
+        let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
+        all_written(&mut pump, &writes);
+        pump.crash(NodeId(2));
+        pump.wipe(NodeId(2));
+        pump.restart_rejoining(NodeId(2));
+        let rejoined = |p: &Pump| p.up(NodeId(2)).fence().stage == Stage::Rejoined;
+        assert!(
+            pump.run_until(STEPS, rejoined),
+            "seed {seed}: 2 never rejoined"
+        );
+        propose(&mut pump, 0, 1, learner(3));
+        outcome(&mut pump, 0).expect("learner added");
+        let joined = |p: &Pump| p.up(NodeId(3)).fence().stage == Stage::Rejoined;
+        assert!(pump.run_until(STEPS, joined), "seed {seed}: 3 never joined");
+        reach_epoch(&mut pump, &[1], 1);
+        promote(&mut pump, 1, 2, 3);
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
+        writes.extend(puts(&mut pump, &[3], 61, 30));
+        all_written(&mut pump, &writes);
+        let rejoined = pump.up(NodeId(2));
+        let first = rejoined.fence().bounds.get(&NodeId(3)).copied();
+        assert_eq!(first, Some(epoch_base(1) + 1), "seed {seed}");
+        assert_eq!(rejoined.metrics().get("votes_withheld"), 0, "seed {seed}");
+        assert_agreement(&mut pump, &[0, 1, 2, 3], &writes, 2);
     }
 }

@@ -286,6 +286,7 @@ impl Tempo {
         let encoded = fresh.then(|| {
             if r.fence.starts.get(&from) != Some(&epoch) {
                 r.fence.starts.insert(from, epoch);
+                r.fence.admit_votes_from(from, epoch);
                 persist_fence(r);
             }
             let state = rejoin_state(r, self.drives.last_seq);
