@@ -322,6 +322,13 @@ impl PromiseTable {
         });
     }
 
+    /// Forget every announcement (a state was installed: holes were passed over as
+    /// committed by what this replica held before; see `rejoin.rs`, `install`). Missing
+    /// entries read as no promise until announced again.
+    pub(super) fn forget_announcements(&mut self) {
+        self.forget_idle(|_| false);
+    }
+
     /// Forget what was announced on the keys `busy` does not name (the missing entries
     /// read as no promise, which only delays stability until new announcements come).
     pub(super) fn forget_idle(&mut self, busy: impl Fn(&Key) -> bool) {
@@ -431,6 +438,12 @@ impl FloorTable {
     /// Forget `node`'s promise (its former self's, when it rejoins after a lost disk).
     pub(super) fn forget_node(&mut self, node: NodeId) {
         self.by_node.remove(&node);
+    }
+
+    /// Forget every floor promise (a state was installed, as for
+    /// [`PromiseTable::forget_announcements`]); a switch waiting for them asks again.
+    pub(super) fn forget_all(&mut self) {
+        self.by_node.clear();
     }
 
     /// The highest timestamp a majority of `voters` promised every key up to, counting
