@@ -91,14 +91,22 @@ impl Fence {
     /// Whether this replica may vote on `dot` (propose for it, accept, promise a
     /// ballot), its own answers as coordinator or recoverer included.
     pub fn may_vote(&self, dot: Dot) -> bool {
+        if self.votes_on_everything() {
+            return true;
+        }
+        match self.stage {
+            Stage::Querying | Stage::Fetching => false,
+            _ => self.within_bounds(dot),
+        }
+    }
+
+    /// A voter that never lost its disk, or one rejoining with those records intact (it
+    /// never took bounds): no bound holds its votes back.
+    pub fn votes_on_everything(&self) -> bool {
         match self.stage {
             Stage::Voter => true,
-            Stage::Querying | Stage::Fetching => false,
-            Stage::Rejoined => self.within_bounds(dot),
-            // As before the rejoin: a voter's, or per the bounds of its last lost disk.
-            Stage::QueryingWithRecords | Stage::FetchingWithRecords => {
-                self.bounds.is_empty() || self.within_bounds(dot)
-            }
+            Stage::QueryingWithRecords | Stage::FetchingWithRecords => self.bounds.is_empty(),
+            Stage::Querying | Stage::Fetching | Stage::Rejoined => false,
         }
     }
 
@@ -113,12 +121,7 @@ impl Fence {
     /// votes per bounds and has none for the peer (it joined the cluster after this
     /// replica's own rejoin) votes on them from now on; without a bound it never would.
     pub fn admit_votes_from(&mut self, peer: NodeId, epoch: u64) {
-        let by_bounds = match self.stage {
-            Stage::Voter => false,
-            Stage::Querying | Stage::Fetching | Stage::Rejoined => true,
-            Stage::QueryingWithRecords | Stage::FetchingWithRecords => !self.bounds.is_empty(),
-        };
-        if by_bounds {
+        if !self.votes_on_everything() {
             self.bounds
                 .entry(peer)
                 .or_insert(epoch_base(epoch).saturating_add(1));

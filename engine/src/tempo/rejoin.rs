@@ -405,7 +405,7 @@ impl Tempo {
     /// Every peer answered: vote per the bounds, propose in our epoch, durably.
     fn finish_rejoin(&mut self, now: Time) {
         let r = &mut self.replica;
-        if r.fence.stage.keeps_records() && r.fence.bounds.is_empty() {
+        if r.fence.votes_on_everything() {
             // Our records hold every vote we ever gave: vote on everything, as before.
             r.fence.stage = Stage::Voter;
         } else {
