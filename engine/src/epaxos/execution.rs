@@ -75,6 +75,9 @@ pub struct Executor {
     missing: BTreeMap<InstanceId, Time>,
     /// Pending instances by a dependency not executed yet (where passes go next).
     dependents: BTreeMap<InstanceId, BTreeSet<InstanceId>>,
+    /// Pending instances a pass found held back, each with an uncommitted instance it
+    /// reaches: while that one is still missing, a later pass stops there.
+    blockers: Blockers,
     /// Shared with the snapshots taken of it (copied on the first write while one is
     /// held): cloning the map and the table at every compaction, then dropping the
     /// clone once it was encoded, was about a tenth of a simulated `gcp-13` run.
@@ -127,9 +130,36 @@ struct Pass {
     index: BTreeMap<InstanceId, (usize, usize)>,
     on_stack: BTreeSet<InstanceId>,
     stack: Vec<InstanceId>,
-    /// Pending instances that cannot run in this pass (they reach something missing).
-    held: BTreeSet<InstanceId>,
+    /// Pending instances that cannot run in this pass, each with an uncommitted instance
+    /// it reaches.
+    held: BTreeMap<InstanceId, InstanceId>,
     counter: usize,
+}
+
+impl Pass {
+    /// `node` reaches `blocker`, which is not committed: it cannot run.
+    fn hold(&mut self, node: InstanceId, blocker: InstanceId) {
+        self.held.entry(node).or_insert(blocker);
+    }
+
+    fn blocker(&self, node: InstanceId) -> Option<InstanceId> {
+        self.held.get(&node).copied()
+    }
+}
+
+/// Per pending instance held back by a pass, an uncommitted instance it reaches.
+///
+/// A committed instance's dependencies never change, so "reaches X" stays true, and the
+/// entry holds for as long as X is still missing. Without it, under heavy conflicts every
+/// commit whose dependencies were all known walked every pending instance it reaches
+/// (all of them, on a hot key) only to find the same missing one again: a pass per commit
+/// as long as the backlog (gcp-13 at 100% conflicts spent 60% of its CPU there). Derived
+/// from the commits seen, it is left out of the executor's hash (model-checked states).
+#[derive(Clone, Default)]
+struct Blockers(BTreeMap<InstanceId, InstanceId>);
+
+impl std::hash::Hash for Blockers {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 impl Executor {
@@ -213,6 +243,7 @@ impl Executor {
         self.ahead.clear();
         self.missing.clear();
         self.dependents.clear();
+        self.blockers.0.clear();
         // An order kept from before (`keep_order_of`) keeps what this state executed;
         // the rest runs again from here (a peer's state may be older than ours).
         let mut order = std::mem::take(&mut self.order);
@@ -321,6 +352,9 @@ impl Executor {
         payload: Batch,
         attributes: Attributes,
     ) -> Vec<Executed> {
+        // A commit held for its epoch's switch was found missing again meanwhile (passes
+        // that reached it).
+        self.missing.remove(&id);
         if attributes
             .deps
             .iter()
@@ -376,7 +410,10 @@ impl Executor {
         let mut work = roots;
         let mut dependents_seen = done.len();
         while let Some(root) = work.pop() {
-            if self.committed.contains_key(&root) && !pass.index.contains_key(&root) {
+            if self.committed.contains_key(&root)
+                && !pass.index.contains_key(&root)
+                && self.known_blocker(root).is_none()
+            {
                 self.tarjan(now, root, &mut pass, &mut done);
             }
             for executed in &done[dependents_seen..] {
@@ -386,7 +423,17 @@ impl Executor {
             }
             dependents_seen = done.len();
         }
+        self.blockers.0.extend(pass.held);
         done
+    }
+
+    /// An uncommitted instance `node` is known to reach, if it is still missing (an
+    /// instance leaves `missing` when it commits; one that left it uncommitted is looked
+    /// for again, so a pass finds it missing again).
+    fn known_blocker(&self, node: InstanceId) -> Option<InstanceId> {
+        let &blocker = self.blockers.0.get(&node)?;
+        let uncommitted = !self.committed.contains_key(&blocker) && !self.is_executed(blocker);
+        (self.missing.contains_key(&blocker) && uncommitted).then_some(blocker)
     }
 
     fn visit(&self, node: InstanceId, pass: &mut Pass) -> Frame {
@@ -418,11 +465,17 @@ impl Executor {
                 }
                 if !self.committed.contains_key(&dep) {
                     self.missing.entry(dep).or_insert(now);
-                    pass.held.insert(node);
+                    pass.hold(node, dep);
                     continue;
                 }
                 match pass.index.get(&dep).copied() {
                     None => {
+                        if let Some(blocker) = self.known_blocker(dep) {
+                            // Held back as an uncommitted dependency would hold it: what
+                            // reaches `dep` cannot run, whatever else `dep` reaches.
+                            pass.hold(node, blocker);
+                            continue;
+                        }
                         let child = self.visit(dep, pass);
                         calls.push(child);
                     }
@@ -433,8 +486,8 @@ impl Executor {
                     }
                     Some(_) => {
                         // A finished component: if it was held back, so is this node.
-                        if pass.held.contains(&dep) {
-                            pass.held.insert(node);
+                        if let Some(blocker) = pass.blocker(dep) {
+                            pass.hold(node, blocker);
                         }
                     }
                 }
@@ -448,8 +501,8 @@ impl Executor {
                 if let Some(entry) = pass.index.get_mut(&parent_node) {
                     entry.1 = entry.1.min(node_low);
                 }
-                if pass.held.contains(&node) {
-                    pass.held.insert(parent_node);
+                if let Some(blocker) = pass.blocker(node) {
+                    pass.hold(parent_node, blocker);
                 }
             }
             if node_low == node_index {
@@ -461,8 +514,10 @@ impl Executor {
                         break;
                     }
                 }
-                if component.iter().any(|m| pass.held.contains(m)) {
-                    pass.held.extend(component);
+                if let Some(blocker) = component.iter().find_map(|&m| pass.blocker(m)) {
+                    for member in component {
+                        pass.hold(member, blocker);
+                    }
                 } else {
                     self.execute_component(component, done);
                 }
@@ -493,6 +548,7 @@ impl Executor {
             return;
         }
         self.mark_executed(id);
+        self.blockers.0.remove(&id);
         for payload in batch.commands() {
             let executed = |result| Executed {
                 instance: id,

@@ -4,7 +4,7 @@ use super::execution::Executor;
 use super::test_support::{attrs, batch, id};
 use super::{Batch, InstanceId, Payload};
 use crate::command::Command;
-use crate::id::{ClientId, RequestId};
+use crate::id::{ClientId, NodeId, RequestId};
 use crate::session::KEY_SESSION_WINDOW;
 use crate::time::Time;
 
@@ -120,4 +120,117 @@ fn a_snapshot_keeps_its_state_while_execution_goes_on() {
         crate::transfer::encode(&plain),
         crate::transfer::encode(&shared)
     );
+}
+
+/// Instance `i` of a hot key written by five leaders in turn: it depends on the four
+/// instances before it and on its leader's previous one (every command interferes).
+fn hot_key_instance(i: u64) -> (InstanceId, super::Attributes) {
+    let deps: Vec<InstanceId> = (i.saturating_sub(5)..i)
+        .map(|d| id((d % 5) as u16, d / 5))
+        .collect();
+    (id((i % 5) as u16, i / 5), attrs(i + 1, &deps))
+}
+
+/// Everything on a hot key waits for its first command, committed last, and a second
+/// missing one committed before it leaves the instances a pass found waiting for it
+/// waiting for the first: they run, in order, only once both are committed.
+#[test]
+fn a_hot_key_runs_in_order_once_its_missing_commands_commit() {
+    let mut executor = Executor::new(true, KEY_SESSION_WINDOW);
+    let n = 300;
+    let (first, second) = (0, 150);
+    let commit = |executor: &mut Executor, i: u64| {
+        let (instance, attributes) = hot_key_instance(i);
+        executor.commit(Time::ZERO, instance, batch(i, "hot"), attributes)
+    };
+    for i in (1..n).filter(|&i| i != second) {
+        assert!(commit(&mut executor, i).is_empty(), "{i} ran before 0");
+    }
+    assert_eq!(
+        executor.stalled(Time::ZERO),
+        vec![hot_key_instance(first).0, hot_key_instance(second).0]
+    );
+    assert!(commit(&mut executor, second).is_empty());
+    assert_eq!(
+        executor.stalled(Time::ZERO),
+        vec![hot_key_instance(first).0]
+    );
+    assert_eq!(commit(&mut executor, first).len(), n as usize);
+    let expected: Vec<InstanceId> = (0..n).map(|i| hot_key_instance(i).0).collect();
+    assert_eq!(order(&executor), expected);
+    assert!(!executor.has_blocked());
+}
+
+/// A pass that found `v` waiting for `x` remembers it; `x` then commits while waiting for
+/// `y`, so the next pass through `v` looks again and finds `y`; `y`'s commit runs all.
+#[test]
+fn an_instance_found_waiting_looks_again_once_what_it_waited_for_commits() {
+    let mut executor = Executor::new(true, KEY_SESSION_WINDOW);
+    let (y, x, v, u, w) = (id(3, 0), id(2, 0), id(0, 0), id(4, 0), id(1, 0));
+    assert!(executor
+        .commit(Time::ZERO, v, batch(1, "k"), attrs(3, &[x]))
+        .is_empty());
+    // u's dependencies are known: its pass walks to v and finds x missing.
+    assert!(executor
+        .commit(Time::ZERO, u, batch(2, "k"), attrs(4, &[v]))
+        .is_empty());
+    assert!(executor
+        .commit(Time::ZERO, x, batch(3, "k"), attrs(2, &[y]))
+        .is_empty());
+    assert!(executor
+        .commit(Time::ZERO, w, batch(4, "k"), attrs(4, &[v]))
+        .is_empty());
+    assert_eq!(executor.stalled(Time::ZERO), vec![y]);
+    assert_eq!(
+        executor
+            .commit(Time::ZERO, y, batch(5, "k"), attrs(1, &[]))
+            .len(),
+        5
+    );
+    let ran = order(&executor);
+    assert_eq!(ran[..3], [y, x, v]);
+    let mut last: Vec<InstanceId> = ran[3..].to_vec();
+    last.sort();
+    assert_eq!(last, vec![w, u]);
+}
+
+/// A commit of the next epoch waits for its switch; passes that reach it meanwhile find it
+/// missing. Once the switch runs it, what they found waiting for it runs too (it was left
+/// listed as missing, and a pass would have stopped at what waited for it for good).
+#[test]
+fn what_waited_for_a_commit_of_the_next_epoch_runs_once_its_switch_does() {
+    use crate::configuration::{Change, Configuration, ProposedChange};
+    use crate::protocol::Membership;
+    let mut executor = Executor::new(true, KEY_SESSION_WINDOW);
+    executor.start_from(vec![Configuration::initial(&Membership::local(3))]);
+    let (switch, next, v, u) = (id(0, 0), id(1, 0), id(2, 0), id(2, 1));
+    let mut of_epoch_one = attrs(2, &[]);
+    of_epoch_one.epoch = 1;
+    assert!(executor
+        .commit(Time::ZERO, next, batch(1, "k"), of_epoch_one)
+        .is_empty());
+    assert!(executor
+        .commit(Time::ZERO, v, batch(2, "k"), attrs(3, &[next]))
+        .is_empty());
+    assert!(executor
+        .commit(Time::ZERO, u, batch(3, "k"), attrs(4, &[v]))
+        .is_empty());
+    assert_eq!(executor.stalled(Time::ZERO), vec![next]);
+    let change = ProposedChange {
+        from_epoch: 0,
+        change: Change::Remove(NodeId(2)),
+    };
+    let request = RequestId {
+        client: ClientId(u64::MAX),
+        seq: 1,
+    };
+    let ran = executor.commit(
+        Time::ZERO,
+        switch,
+        Batch::single(Payload::switch(request, change)),
+        attrs(1, &[]),
+    );
+    assert_eq!(ran.len(), 4);
+    assert_eq!(order(&executor), vec![switch, next, v, u]);
+    assert!(!executor.has_blocked(), "nothing left missing");
 }
