@@ -14,6 +14,7 @@
 use super::messages::{Dot, FloorPromise, KeyPromise, SWITCH_LANE};
 use crate::command::Key;
 use crate::id::NodeId;
+use crate::key_map::KeyMap;
 use crate::quorum;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -285,7 +286,10 @@ impl Announced {
 /// durable).
 #[derive(Clone, Debug, Default, Hash)]
 pub(super) struct PromiseTable {
-    by_key: BTreeMap<Key, BTreeMap<NodeId, Announced>>,
+    /// Found by hash: every replica announces every key its commands touch, so each
+    /// command costs an update per peer here (a B-tree's key compares were a sixth of a
+    /// simulated `gcp-13` run).
+    by_key: KeyMap<BTreeMap<NodeId, Announced>>,
     /// The highest clock announced on a key forgotten here (told to a replica that
     /// rejoins after a lost disk, as the clocks of the keys still here are).
     forgotten: u64,
@@ -302,7 +306,7 @@ impl PromiseTable {
         promise: KeyPromise,
         committed: impl Fn(Dot) -> bool,
     ) -> bool {
-        let entry = self.by_key.entry(promise.key).or_default();
+        let entry = self.by_key.entry_or_default(promise.key);
         if entry.get(&from).is_some_and(|a| a.clock > promise.clock) {
             return false;
         }
@@ -353,10 +357,10 @@ impl PromiseTable {
         self.forgotten
     }
 
-    /// Per key, the highest clock any replica announced.
+    /// Per key, the highest clock any replica announced (in no particular order).
     pub(super) fn highest_all(&self) -> impl Iterator<Item = (&Key, u64)> {
         self.by_key
-            .iter()
+            .iter_unordered()
             .map(|(k, by_node)| (k, by_node.values().map(|a| a.clock).max().unwrap_or(0)))
     }
 
