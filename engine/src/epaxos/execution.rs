@@ -78,6 +78,8 @@ pub struct Executor {
     /// Pending instances a pass found held back, each with an uncommitted instance it
     /// reaches: while that one is still missing, a later pass stops there.
     blockers: Blockers,
+    /// Instances visited by passes so far (the work execution did).
+    visited: Visited,
     /// Shared with the snapshots taken of it (copied on the first write while one is
     /// held): cloning the map and the table at every compaction, then dropping the
     /// clone once it was encoded, was about a tenth of a simulated `gcp-13` run.
@@ -159,6 +161,14 @@ impl Pass {
 struct Blockers(BTreeMap<InstanceId, InstanceId>);
 
 impl std::hash::Hash for Blockers {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+/// A count of work done, left out of the executor's hash as [`Blockers`] is.
+#[derive(Clone, Copy, Default)]
+struct Visited(u64);
+
+impl std::hash::Hash for Visited {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
@@ -424,7 +434,15 @@ impl Executor {
             dependents_seen = done.len();
         }
         self.blockers.0.extend(pass.held);
+        self.visited.0 += pass.counter as u64;
         done
+    }
+
+    /// Instances visited by dependency-graph passes so far: about one per commit when
+    /// commits arrive in dependency order, and what a commit that completes a backlog
+    /// unblocks.
+    pub fn instances_visited(&self) -> u64 {
+        self.visited.0
     }
 
     /// An uncommitted instance `node` is known to reach, if it is still missing (an

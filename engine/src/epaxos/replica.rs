@@ -291,6 +291,7 @@ impl Replica {
         metrics.set("session_entries", self.executor.session_keys() as u64);
         metrics.set("execution_waiting", self.executor.waiting() as u64);
         metrics.set("dependencies_missing", self.executor.missing() as u64);
+        metrics.set("execution_visits", self.executor.instances_visited());
         metrics
     }
 
