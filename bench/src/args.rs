@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use meridian_bench::backend::reconfigure::{Action, Change};
 use meridian_bench::backend::sim::SimRun;
+use meridian_bench::optimum;
 use meridian_bench::protocols::ProtocolSpec;
 use meridian_bench::runner;
 use meridian_bench::workload::{KeyChoice, WorkloadSpec};
@@ -41,9 +42,11 @@ pub(crate) struct Args {
     /// of each measured request's optimum for its key's preference list).
     #[arg(long, value_delimiter = ',', default_value = "epaxos,multipaxos")]
     pub(crate) protocols: Vec<String>,
-    /// Region of the Multi-Paxos leader (name or alias) when not given per protocol.
-    #[arg(long, default_value = "CA")]
-    pub(crate) leader: String,
+    /// Region of the Multi-Paxos leader (name or alias) when not given per protocol
+    /// [default: CA, the EPaxos paper's, when the topology has it; else the region whose
+    /// leader has the lowest mean optimum]
+    #[arg(long)]
+    pub(crate) leader: Option<String>,
     /// Conflict percentages to sweep (share of commands on one hot key).
     #[arg(long, value_delimiter = ',', default_value = "0,100")]
     pub(crate) conflicts: Vec<f64>,
@@ -376,10 +379,15 @@ impl Args {
     }
 
     fn protocols(&self, topology: &Topology) -> anyhow::Result<Vec<ProtocolSpec>> {
+        let leader = match &self.leader {
+            Some(region) => region.clone(),
+            None => optimum::default_leader_region(topology)
+                .with_context(|| format!("topology {} has no replica", topology.name()))?,
+        };
         let protocols = self
             .protocols
             .iter()
-            .map(|p| ProtocolSpec::parse(p, &self.leader).map_err(anyhow::Error::msg))
+            .map(|p| ProtocolSpec::parse(p, &leader).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<Vec<_>>>()?;
         for spec in &protocols {
             if let ProtocolSpec::MultiPaxos { leader_region } = spec {

@@ -81,6 +81,36 @@ pub fn multipaxos_majority_ms(topology: &Topology, region: usize, leader: NodeId
     )
 }
 
+/// The region to lead Multi-Paxos from when none is named: the EPaxos paper's `CA` when the
+/// topology has it (its evaluation led from there), else the region with a replica whose
+/// leader gives the lowest majority-quorum optimum averaged over the client regions (ties:
+/// the first). Its name, as reports print it.
+pub fn default_leader_region(topology: &Topology) -> Option<String> {
+    const PAPER_LEADER: &str = "CA";
+    if topology.region_index(PAPER_LEADER).is_some() {
+        return Some(PAPER_LEADER.to_owned());
+    }
+    let regions = topology.regions();
+    let clients: Vec<usize> = (0..regions.len())
+        .filter(|&r| regions[r].clients > 0)
+        .collect();
+    let mean_ms = |leader: NodeId| {
+        let total: f64 = clients
+            .iter()
+            .map(|&r| multipaxos_majority_ms(topology, r, leader))
+            .sum();
+        total / clients.len().max(1) as f64
+    };
+    let mut best: Option<(f64, usize)> = None;
+    for (node, region) in topology.replicas() {
+        let ms = mean_ms(node);
+        if best.is_none_or(|(lowest, _)| ms < lowest) {
+            best = Some((ms, region));
+        }
+    }
+    best.map(|(_, region)| regions[region].name.clone())
+}
+
 /// EPaxos fast path: one round trip from the client's replica to its nearest fast quorum.
 pub fn epaxos_fast_ms(topology: &Topology, region: usize) -> f64 {
     let (replica, access) = access_ms(topology, region);

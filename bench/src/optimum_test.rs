@@ -81,3 +81,30 @@ fn local_levels_fail_in_a_region_without_an_owner() {
     assert_eq!(local(jp), None);
     assert_eq!(local(va), Some(topology.rtt_ms(va, va)));
 }
+
+/// Without `--leader`, Multi-Paxos leads from the paper's CA where there is one, and
+/// elsewhere from the region whose leader the clients reach fastest on average.
+#[test]
+fn the_default_leader_is_the_papers_or_the_best_placed() {
+    assert_eq!(default_leader_region(&epaxos5()).as_deref(), Some("CA"));
+    let gcp = Topology::builtin("gcp-13").expect("builtin");
+    let chosen = default_leader_region(&gcp).expect("a region");
+    let mean = |region: usize| {
+        let leader = nearest_replica(&gcp, region);
+        let regions = gcp.regions().len();
+        (0..regions)
+            .map(|r| multipaxos_majority_ms(&gcp, r, leader))
+            .sum::<f64>()
+            / regions as f64
+    };
+    let chosen_ms = mean(gcp.region_index(&chosen).expect("its region"));
+    for region in 0..gcp.regions().len() {
+        assert!(chosen_ms <= mean(region), "{chosen} is not the best placed");
+    }
+    let lan = Topology::builtin("lan-3").expect("builtin");
+    assert_eq!(
+        default_leader_region(&lan).as_deref(),
+        Some("rack-1"),
+        "ties: the first"
+    );
+}
