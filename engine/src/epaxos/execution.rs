@@ -164,9 +164,13 @@ impl std::hash::Hash for Blockers {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
-/// A count of work done, left out of the executor's hash as [`Blockers`] is.
+/// Instances visited by passes: in all, and since the replica last took the count for
+/// its counter. Work done, left out of the executor's hash as [`Blockers`] is.
 #[derive(Clone, Copy, Default)]
-struct Visited(u64);
+struct Visited {
+    total: u64,
+    untaken: u64,
+}
 
 impl std::hash::Hash for Visited {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
@@ -434,7 +438,8 @@ impl Executor {
             dependents_seen = done.len();
         }
         self.blockers.0.extend(pass.held);
-        self.visited.0 += pass.counter as u64;
+        self.visited.total += pass.counter as u64;
+        self.visited.untaken += pass.counter as u64;
         done
     }
 
@@ -442,7 +447,12 @@ impl Executor {
     /// commits arrive in dependency order, and what a commit that completes a backlog
     /// unblocks.
     pub fn instances_visited(&self) -> u64 {
-        self.visited.0
+        self.visited.total
+    }
+
+    /// Instances visited since the last call (the replica's `execution_visits` counter).
+    pub(super) fn take_visits(&mut self) -> u64 {
+        std::mem::take(&mut self.visited.untaken)
     }
 
     /// An uncommitted instance `node` is known to reach, if it is still missing (an

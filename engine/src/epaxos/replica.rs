@@ -256,6 +256,8 @@ impl Replica {
             return;
         }
         let executed = self.executor.commit(now, id, payload, attributes);
+        let visits = self.executor.take_visits();
+        self.metrics.add("execution_visits", visits);
         self.take_switches();
         self.answer(executed);
     }
@@ -291,7 +293,6 @@ impl Replica {
         metrics.set("session_entries", self.executor.session_keys() as u64);
         metrics.set("execution_waiting", self.executor.waiting() as u64);
         metrics.set("dependencies_missing", self.executor.missing() as u64);
-        metrics.set("execution_visits", self.executor.instances_visited());
         metrics
     }
 

@@ -152,6 +152,7 @@ const EPAXOS_COUNTERS: &[&str] = &[
     "epoch_behind_inquiries",
     "epoch_refusals",
     "executed",
+    "execution_visits",
     "fast_path",
     "index_keys_pruned",
     "inquiries",
