@@ -145,8 +145,27 @@ impl Tempo {
         }
     }
 
-    /// Ask again whoever has not answered (a fetch only once it went quiet).
+    /// A configuration learned since phase 1 removed an answerer that has not answered:
+    /// a removed replica answers nobody, so the fetch would wait for it for good (t19
+    /// seed 1480119).
+    fn answerer_removed(&self) -> bool {
+        let r = &self.replica;
+        let Some((named, members)) = &r.fence.answerers else {
+            return false;
+        };
+        r.configuration().epoch() > *named
+            && members
+                .iter()
+                .any(|m| !self.rejoin.answered.contains(m) && !r.members.contains(m))
+    }
+
+    /// Ask again whoever has not answered (a fetch only once it went quiet). A fetch
+    /// waiting for a replica removed since starts over: phase 1 follows the newest
+    /// configuration, as after a fetch where nobody had a state.
     pub(super) fn on_rejoin_timer(&mut self, now: Time) {
+        if self.replica.fence.stage.is_fetching() && self.answerer_removed() {
+            self.fence_for_rejoin(true);
+        }
         let patience = self.replica.config.retry_timeout;
         let nonce = self.rejoin.nonce;
         let answerers = self.answerers();

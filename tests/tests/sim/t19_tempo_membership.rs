@@ -136,9 +136,9 @@ fn removed_replicas_stopped_for_good_over_200_seeds() {
 /// Seeds beyond the default 200 at which earlier builds diverged or stalled (what each
 /// found: docs/design.md, "Tempo epochs", status; 60031 stalled the operator, not the
 /// replicas: `tests/src/membership_plan.rs`). They run on every build.
-const SEEDS_THAT_FOUND_FAULTS: [u64; 21] = [
+const SEEDS_THAT_FOUND_FAULTS: [u64; 22] = [
     190, 1022, 2008, 3031, 4043, 4164, 5013, 5039, 5105, 7024, 9075, 9117, 9141, 10071, 16003,
-    16028, 21175, 23101, 60031, 220128, 560032,
+    16028, 21175, 23101, 60031, 220128, 560032, 1480119,
 ];
 
 #[test]
