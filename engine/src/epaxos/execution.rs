@@ -77,9 +77,9 @@ pub struct Executor {
     dependents: BTreeMap<InstanceId, BTreeSet<InstanceId>>,
     /// Pending instances a pass found held back, each with an uncommitted instance it
     /// reaches: while that one is still missing, a later pass stops there.
-    blockers: Blockers,
+    blockers: Unhashed<BTreeMap<InstanceId, InstanceId>>,
     /// Instances visited by passes so far (the work execution did).
-    visited: Visited,
+    visited: Unhashed<Visited>,
     /// Shared with the snapshots taken of it (copied on the first write while one is
     /// held): cloning the map and the table at every compaction, then dropping the
     /// clone once it was encoded, was about a tenth of a simulated `gcp-13` run.
@@ -149,31 +149,29 @@ impl Pass {
     }
 }
 
-/// Per pending instance held back by a pass, an uncommitted instance it reaches.
+/// What the executor keeps beside its state and leaves out of its hash (model-checked
+/// states): derived from the commits seen, or a count of work done.
 ///
-/// A committed instance's dependencies never change, so "reaches X" stays true, and the
-/// entry holds for as long as X is still missing. Without it, under heavy conflicts every
-/// commit whose dependencies were all known walked every pending instance it reaches
-/// (all of them, on a hot key) only to find the same missing one again: a pass per commit
-/// as long as the backlog (gcp-13 at 100% conflicts spent 60% of its CPU there). Derived
-/// from the commits seen, it is left out of the executor's hash (model-checked states).
+/// The blockers: per pending instance held back by a pass, an uncommitted instance it
+/// reaches. A committed instance's dependencies never change, so "reaches X" stays true,
+/// and the entry holds for as long as X is still missing. Without it, under heavy
+/// conflicts every commit whose dependencies were all known walked every pending instance
+/// it reaches (all of them, on a hot key) only to find the same missing one again: a pass
+/// per commit as long as the backlog (gcp-13 at 100% conflicts spent 60% of its CPU
+/// there).
 #[derive(Clone, Default)]
-struct Blockers(BTreeMap<InstanceId, InstanceId>);
+struct Unhashed<T>(T);
 
-impl std::hash::Hash for Blockers {
+impl<T> std::hash::Hash for Unhashed<T> {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 /// Instances visited by passes: in all, and since the replica last took the count for
-/// its counter. Work done, left out of the executor's hash as [`Blockers`] is.
+/// its counter.
 #[derive(Clone, Copy, Default)]
 struct Visited {
     total: u64,
     untaken: u64,
-}
-
-impl std::hash::Hash for Visited {
-    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 impl Executor {
@@ -438,8 +436,8 @@ impl Executor {
             dependents_seen = done.len();
         }
         self.blockers.0.extend(pass.held);
-        self.visited.total += pass.counter as u64;
-        self.visited.untaken += pass.counter as u64;
+        self.visited.0.total += pass.counter as u64;
+        self.visited.0.untaken += pass.counter as u64;
         done
     }
 
@@ -447,12 +445,12 @@ impl Executor {
     /// commits arrive in dependency order, and what a commit that completes a backlog
     /// unblocks.
     pub fn instances_visited(&self) -> u64 {
-        self.visited.total
+        self.visited.0.total
     }
 
     /// Instances visited since the last call (the replica's `execution_visits` counter).
     pub(super) fn take_visits(&mut self) -> u64 {
-        std::mem::take(&mut self.visited.untaken)
+        std::mem::take(&mut self.visited.0.untaken)
     }
 
     /// An uncommitted instance `node` is known to reach, if it is still missing (an
