@@ -40,9 +40,23 @@ pub(super) struct Clocks {
     /// replay): a coordinator proposes above it, so its proposal is above every floor a
     /// member may have raised from keys it forgot.
     high: u64,
+    /// Stamped on announcements: drawn per boot, changed whenever a proposal is attached
+    /// at or below the clock it is announced with (a rejoin's timestamp-0 attachments).
+    /// Within one lineage every attachment is above every clock announced before it, so
+    /// a receiver need check only the attachments above the clock it holds.
+    lineage: u64,
 }
 
 impl Clocks {
+    /// Clocks whose announcements start lineage `seed` (the core's seed: a new one per
+    /// boot, so no two boots share a lineage).
+    pub(super) fn new(seed: u64) -> Self {
+        Self {
+            lineage: seed,
+            ..Self::default()
+        }
+    }
+
     /// This replica's epoch.
     pub(super) fn epoch(&self) -> u64 {
         self.epoch
@@ -129,8 +143,19 @@ impl Clocks {
         ts
     }
 
-    /// Remember an attached promise (a proposal) and raise the clock to it.
+    /// Remember an attached promise (a proposal) and raise the clock to it. One at or
+    /// below the clock announced with it starts a new lineage: a receiver must look at
+    /// all of the attachments again.
     pub(super) fn attach(&mut self, key: &Key, dot: Dot, ts: u64) {
+        let announced = if key.as_slice() == SWITCH_LANE {
+            // Attached on every key's announcement, whose clocks are at most this.
+            self.high
+        } else {
+            self.get(key)
+        };
+        if ts <= announced {
+            self.lineage = next_lineage(self.lineage);
+        }
         self.attached
             .entry(key.clone())
             .or_default()
@@ -189,6 +214,7 @@ impl Clocks {
             key: key.to_vec(),
             clock: if lane { self.high } else { self.get(key) },
             attached,
+            lineage: self.lineage,
             epoch: self.epoch,
         }
     }
@@ -239,6 +265,15 @@ impl Clocks {
     }
 }
 
+/// The lineage after `lineage` (a mix, so that the lineages of two boots, drawn at
+/// random, do not run into each other by counting).
+fn next_lineage(lineage: u64) -> u64 {
+    let z = lineage.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// One replica's announced promises on one key: its clock and the attached promises
 /// for commands not known committed here when announced, in timestamp order (the
 /// *holes*: a committed command's promise never holds stability back, and commits here
@@ -247,6 +282,9 @@ impl Clocks {
 struct Announced {
     clock: u64,
     holes: VecDeque<(u64, Dot)>,
+    /// The announcer's `(lineage, epoch)` when a later announcement of the same may be
+    /// taken by [`Announced::extend`] (key announcements; not floor promises).
+    source: Option<(u64, u64)>,
 }
 
 impl Announced {
@@ -254,6 +292,7 @@ impl Announced {
     pub(super) fn new(
         clock: u64,
         attached: Vec<(u64, Dot)>,
+        source: Option<(u64, u64)>,
         committed: impl Fn(Dot) -> bool,
     ) -> Self {
         let mut holes: Vec<(u64, Dot)> = attached
@@ -262,9 +301,40 @@ impl Announced {
             .collect();
         // Announcers send them in order; a peer's bytes are not trusted to be.
         holes.sort_unstable();
+        holes.dedup();
         Self {
             clock,
             holes: holes.into(),
+            source,
+        }
+    }
+
+    /// Take a later announcement of the same lineage and epoch, with a clock of at least
+    /// ours: its attachments at or below our clock were all in what we took before (or
+    /// collected since, so executed here), so only those above it are looked at. On a
+    /// hot key an announcement lists every proposal not yet executed everywhere, and
+    /// checking each against the commits here at every announcement was most of a
+    /// replica's work (docs/design.md#tempo, "Announcements").
+    fn extend(&mut self, clock: u64, attached: Vec<(u64, Dot)>, committed: impl Fn(Dot) -> bool) {
+        let before = self.clock;
+        let mut fresh: Vec<(u64, Dot)> = attached
+            .into_iter()
+            .filter(|&(ts, dot)| ts > before && !committed(dot))
+            .collect();
+        self.clock = clock;
+        if fresh.is_empty() {
+            return;
+        }
+        fresh.sort_unstable();
+        fresh.dedup();
+        if self.holes.back().is_some_and(|last| *last >= fresh[0]) {
+            // Switch proposals may lie above a key's clock: held already, or interleaved.
+            fresh.extend(self.holes.drain(..));
+            fresh.sort_unstable();
+            fresh.dedup();
+            self.holes = fresh.into();
+        } else {
+            self.holes.extend(fresh);
         }
     }
 
@@ -307,13 +377,18 @@ impl PromiseTable {
         committed: impl Fn(Dot) -> bool,
     ) -> bool {
         let entry = self.by_key.entry_or_default(promise.key);
-        if entry.get(&from).is_some_and(|a| a.clock > promise.clock) {
-            return false;
+        let source = (promise.lineage, promise.epoch);
+        match entry.get_mut(&from) {
+            Some(known) if known.clock > promise.clock => return false,
+            Some(known) if known.source == Some(source) => {
+                known.extend(promise.clock, promise.attached, committed);
+            }
+            _ => {
+                let announced =
+                    Announced::new(promise.clock, promise.attached, Some(source), committed);
+                entry.insert(from, announced);
+            }
         }
-        entry.insert(
-            from,
-            Announced::new(promise.clock, promise.attached, committed),
-        );
         true
     }
 
@@ -434,7 +509,7 @@ impl FloorTable {
         if newer_known {
             return false;
         }
-        let announced = Announced::new(promise.floor, promise.attached.clone(), committed);
+        let announced = Announced::new(promise.floor, promise.attached.clone(), None, committed);
         self.by_node.insert(node, (promise, announced));
         true
     }

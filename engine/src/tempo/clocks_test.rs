@@ -62,3 +62,66 @@ fn an_older_announcement_with_a_lower_clock_is_ignored() {
     assert_eq!(table.clock_of(b"k", NodeId(0)), Some(10));
     assert_eq!(table.clock_of(b"k", NodeId(1)), None);
 }
+
+#[test]
+fn a_later_announcement_of_the_same_lineage_is_checked_only_above_the_clock_held() {
+    let looked_up = RefCell::new(Vec::new());
+    let committed = |d: Dot| {
+        looked_up.borrow_mut().push(d);
+        d == dot(0, 1)
+    };
+    let mut table = PromiseTable::default();
+    let first = vec![(3, dot(0, 1)), (6, dot(0, 2))];
+    assert!(table.update(NodeId(0), promise(10, first), committed));
+    assert_eq!(looked_up.take(), vec![dot(0, 1), dot(0, 2)]);
+    // The same proposals again (not executed everywhere yet), and a new one above 10.
+    let second = vec![(3, dot(0, 1)), (6, dot(0, 2)), (15, dot(0, 3))];
+    assert!(table.update(NodeId(0), promise(20, second), committed));
+    assert_eq!(looked_up.take(), vec![dot(0, 3)]);
+    // Held back below 6 (not committed here), then below 15.
+    assert_eq!(table.stable(b"k", &voters(1), |_| false), 5);
+    assert_eq!(table.stable(b"k", &voters(1), |d| d == dot(0, 2)), 14);
+    // Another lineage (a rejoin attached below the clock, or a new boot): all are looked at.
+    let mut third = promise(20, vec![(3, dot(0, 1)), (15, dot(0, 3))]);
+    third.lineage = 1;
+    assert!(table.update(NodeId(0), third, committed));
+    assert_eq!(looked_up.take(), vec![dot(0, 1), dot(0, 3)]);
+}
+
+#[test]
+fn an_attachment_at_or_below_the_clock_starts_a_lineage_whose_announcements_are_checked_whole() {
+    let mut clocks = Clocks::new(7);
+    let key = b"k".to_vec();
+    clocks.propose(&key, dot(0, 1), 0);
+    let before = clocks.promise(&key);
+    let mut table = PromiseTable::default();
+    table.update(NodeId(0), before.clone(), |_| false);
+    // A proposal above the clock keeps the lineage.
+    clocks.propose(&key, dot(0, 2), 0);
+    assert_eq!(clocks.promise(&key).lineage, before.lineage);
+    // A rejoin attaches what its former self may have proposed at 0: below the clock
+    // announced, so receivers must look at it.
+    clocks.attach(&key, dot(1, 9), 0);
+    let after = clocks.promise(&key);
+    assert_ne!(after.lineage, before.lineage);
+    let committed = |d: Dot| d != dot(1, 9);
+    assert!(table.update(NodeId(0), after, committed));
+    // Held at 0 by the uncommitted command, though its timestamp is below the clock held.
+    assert_eq!(table.stable(b"k", &voters(1), committed), 0);
+}
+
+#[test]
+fn a_switch_proposal_above_a_keys_clock_is_held_once_when_announced_again() {
+    let mut table = PromiseTable::default();
+    let switch = (12, dot(2, 1));
+    table.update(NodeId(0), promise(10, vec![switch]), |_| false);
+    // Same lineage: a proposal at 11 lands below the switch's, which is not held twice.
+    table.update(
+        NodeId(0),
+        promise(15, vec![(11, dot(0, 4)), switch]),
+        |_| false,
+    );
+    assert_eq!(table.stable(b"k", &voters(1), |_| false), 10);
+    assert_eq!(table.stable(b"k", &voters(1), |d| d == dot(0, 4)), 11);
+    assert_eq!(table.stable(b"k", &voters(1), |_| true), 15);
+}

@@ -96,6 +96,11 @@ pub struct KeyPromise {
     pub clock: u64,
     /// Its proposals on the key not yet executed everywhere, by timestamp.
     pub attached: Vec<(u64, Dot)>,
+    /// The announcer's lineage: while it stays the same, every proposal the announcer
+    /// attaches is above the clock it announced before, so a receiver checks only those
+    /// above the clock it already holds (docs/design.md#tempo, "Announcements";
+    /// `clocks.rs`).
+    pub lineage: u64,
     /// The announcer's epoch (docs/design.md#tempo-rejoin-rule): a replica that
     /// rejoined after a lost disk ignores nothing, its peers ignore what its former
     /// selves announced once they fenced it.

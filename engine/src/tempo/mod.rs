@@ -127,7 +127,8 @@ pub struct Tempo {
 impl Tempo {
     /// A replica of `cluster`, rebuilt from its durable `recovered` records. An `f` that
     /// does not suit the cluster is lowered to the largest that does (hosts check it
-    /// first: [`TempoConfig::check`]).
+    /// first: [`TempoConfig::check`]). `seed` must differ from boot to boot: it names
+    /// this boot's rejoin attempts and the lineage of its announcements.
     pub fn new(
         id: NodeId,
         cluster: &Membership,
@@ -141,6 +142,8 @@ impl Tempo {
             config.f = config.f.max(1);
         }
         let mut replica = Replica::new(id, cluster, config);
+        // Before the replay: a boot's announcements are a lineage of their own.
+        replica.clocks = clocks::Clocks::new(seed);
         let spare = recovered.is_empty() && !replica.members.contains(&id);
         let last_seq = replay::replay(&mut replica, recovered);
         if replica.fence.may_propose() && replica.fence.lost_state {
