@@ -585,40 +585,47 @@ impl Replica {
         if self.committed_at.is_empty() {
             return;
         }
-        let mine: Vec<(Dot, u64, u64, bool)> = self
-            .committed_at
-            .iter()
-            .filter(|(_, wait)| wait.key == *key)
-            .map(|(&dot, wait)| (dot, wait.ts, wait.epoch, wait.blind))
-            .collect();
+        // What a majority of each waiting epoch's voters cover on the key, looked up once
+        // per epoch: on a hot key every announcement looks at every command waiting.
+        let mut covered: BTreeMap<u64, u64> = BTreeMap::new();
+        for wait in self.committed_at.values().filter(|w| w.key == *key) {
+            covered.entry(wait.epoch).or_insert_with(|| {
+                let voters = self.voters_of(wait.epoch).unwrap_or_default();
+                self.promises.covered(key, &voters)
+            });
+        }
         let early = self.config.answer_promised_writes;
-        for (dot, ts, epoch, blind) in mine {
-            let voters = self.voters_of(epoch).unwrap_or_default();
-            if ts > self.promises.covered(key, &voters) {
+        let mut answerable = Vec::new();
+        let Self {
+            committed_at,
+            clients,
+            cmds,
+            ..
+        } = self;
+        for (&dot, wait) in committed_at.iter_mut().filter(|(_, w)| w.key == *key) {
+            if covered.get(&wait.epoch).is_none_or(|&c| wait.ts > c) {
                 continue;
             }
-            if let Some(wait) = self.committed_at.get_mut(&dot) {
-                wait.promised.get_or_insert(now);
+            wait.promised.get_or_insert(now);
+            let durable = || cmds.get(&dot).is_some_and(|c| c.durable);
+            if early && wait.blind && clients.contains_key(&dot) && durable() {
+                answerable.push((dot, wait.ts, wait.epoch));
             }
-            let durable = self.cmds.get(&dot).is_some_and(|c| c.durable);
-            if !(early && blind && durable && self.range_certain(ts, epoch)) {
+        }
+        // The switch lane's stability, looked up once, and only for a write to answer.
+        let mut lane_stable = None;
+        for (dot, ts, epoch) in answerable {
+            if !self.range_certain(ts, epoch, &mut lane_stable) {
                 continue;
             }
-            let Self {
-                cmds,
-                clients,
-                outbox,
-                metrics,
-                ..
-            } = self;
-            let dot = &dot;
-            let Some(payload) = cmds.get(dot).and_then(|c| c.payload.as_ref()) else {
+            let Some(payload) = self.cmds.get(&dot).and_then(|c| c.payload.as_ref()) else {
                 continue;
             };
-            if clients.remove(dot).is_some() {
-                metrics.incr("answered_when_promised");
-                outbox.reply(ClientReply {
-                    id: payload.request,
+            let request = payload.request;
+            if self.clients.remove(&dot).is_some() {
+                self.metrics.incr("answered_when_promised");
+                self.outbox.reply(ClientReply {
+                    id: request,
                     outcome: Ok(Response::Kv(CommandResult::Written)),
                 });
             }
@@ -629,12 +636,21 @@ impl Replica {
     /// timestamp lies in its epoch's range and no switch this replica does not know yet
     /// can end that range below it (the switch lane is stable up to it). Only then may a
     /// write be answered before it runs (rule 5 of the epochs).
-    fn range_certain(&mut self, ts: u64, epoch: u64) -> bool {
+    /// `lane_stable` keeps the switch lane's stability once looked up (it does not move
+    /// while nothing commits).
+    fn range_certain(&mut self, ts: u64, epoch: u64, lane_stable: &mut Option<u64>) -> bool {
         let span = self.executor.epochs().span_at(ts);
         if span.configuration.epoch() != epoch {
             return false;
         }
-        span.high.is_some() || self.stable(SWITCH_LANE) >= ts
+        if span.high.is_some() {
+            return true;
+        }
+        let stable = match *lane_stable {
+            Some(stable) => stable,
+            None => *lane_stable.insert(self.stable(SWITCH_LANE)),
+        };
+        stable >= ts
     }
 
     /// Every command executed here, in order.
