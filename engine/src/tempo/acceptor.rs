@@ -43,7 +43,7 @@ pub(super) fn on_propose(
         let ack = Message::ProposeAck {
             dot,
             ts: proposal,
-            promise: r.clocks.promise(&key),
+            promise: r.clocks.promise_since_announced(&key),
             lane: r.clocks.promise(SWITCH_LANE),
             collected: r.collected.prefixes(),
         };
@@ -63,7 +63,7 @@ pub(super) fn on_propose(
     let ack = Message::ProposeAck {
         dot,
         ts: proposal,
-        promise: r.clocks.promise(&key),
+        promise: r.clocks.promise_since_announced(&key),
         lane: r.clocks.promise(SWITCH_LANE),
         collected: r.collected.prefixes(),
     };

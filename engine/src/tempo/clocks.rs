@@ -17,6 +17,10 @@ use crate::id::NodeId;
 use crate::key_map::KeyMap;
 use crate::quorum;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound::{Excluded, Unbounded};
+
+/// How many attachments an announced key must list before acks list only what is new.
+const LIST_WORTH_SHORTENING: usize = 8;
 
 /// This replica's clocks, its attached promises and which clocks moved since they were
 /// last announced.
@@ -40,6 +44,10 @@ pub(super) struct Clocks {
     /// replay): a coordinator proposes above it, so its proposal is above every floor a
     /// member may have raised from keys it forgot.
     high: u64,
+    /// Per key with a long list of attachments, the clock of its last announcement (of
+    /// this lineage) to every member: a `ProposeAck` lists only the attachments above
+    /// it. Short lists are sent whole (an entry per key cost more than it saved).
+    announced: BTreeMap<Key, u64>,
     /// Stamped on announcements: drawn per boot, changed whenever a proposal is attached
     /// at or below the clock it is announced with (a rejoin's timestamp-0 attachments).
     /// Within one lineage every attachment is above every clock announced before it, so
@@ -64,6 +72,11 @@ impl Clocks {
 
     /// Announce in `epoch` from now on.
     pub(super) fn set_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            // A lineage is of one epoch (receivers compare lineages only).
+            self.lineage = next_lineage(self.lineage);
+            self.announced.clear();
+        }
         self.epoch = epoch;
     }
 
@@ -113,6 +126,7 @@ impl Clocks {
             dirty,
             unrecorded,
             floor,
+            announced,
             ..
         } = self;
         clock.retain(|key, c| {
@@ -122,6 +136,7 @@ impl Clocks {
                 || unrecorded.contains(key);
             if !keep {
                 *floor = (*floor).max(*c);
+                announced.remove(key);
             }
             keep
         });
@@ -155,6 +170,7 @@ impl Clocks {
         };
         if ts <= announced {
             self.lineage = next_lineage(self.lineage);
+            self.announced.clear();
         }
         self.attached
             .entry(key.clone())
@@ -199,21 +215,48 @@ impl Clocks {
     /// promises list those not executed everywhere; the lane's clock is the highest
     /// clock (no switch is ever proposed at or below it).
     pub(super) fn promise(&self, key: &[u8]) -> KeyPromise {
+        self.promise_above(key, None)
+    }
+
+    /// The promises on `key`, listing only the attachments above the clock of its last
+    /// announcement to every member, if that was of this lineage (the whole list
+    /// otherwise): a `ProposeAck`'s, sent per command, which on a hot key would repeat
+    /// thousands of proposals each time.
+    pub(super) fn promise_since_announced(&self, key: &[u8]) -> KeyPromise {
+        self.promise_above(key, self.announced.get(key).copied())
+    }
+
+    /// Note that `promise` (of this lineage) went to every member.
+    pub(super) fn note_announced(&mut self, promise: &KeyPromise) {
+        let long = promise.attached.len() >= LIST_WORTH_SHORTENING;
+        if long && promise.key.as_slice() != SWITCH_LANE && promise.lineage == self.lineage {
+            self.announced.insert(promise.key.clone(), promise.clock);
+        }
+    }
+
+    fn promise_above(&self, key: &[u8], since: Option<u64>) -> KeyPromise {
         let lane = key == SWITCH_LANE;
-        let own = self.attached.get(key).into_iter().flatten();
-        let switches = match lane {
-            true => None,
-            false => self.attached.get(SWITCH_LANE),
+        let above = |set: &BTreeSet<(u64, Dot)>| -> Vec<(u64, Dot)> {
+            match since {
+                None => set.iter().copied().collect(),
+                Some(clock) => set
+                    .range((Excluded((clock, Dot::MAX)), Unbounded))
+                    .copied()
+                    .collect(),
+            }
         };
-        let mut attached: Vec<(u64, Dot)> =
-            own.chain(switches.into_iter().flatten()).copied().collect();
-        if switches.is_some() {
-            attached.sort_unstable();
+        let mut attached = self.attached.get(key).map(above).unwrap_or_default();
+        if !lane {
+            if let Some(switches) = self.attached.get(SWITCH_LANE) {
+                attached.extend(above(switches));
+                attached.sort_unstable();
+            }
         }
         KeyPromise {
             key: key.to_vec(),
             clock: if lane { self.high } else { self.get(key) },
             attached,
+            since,
             lineage: self.lineage,
             epoch: self.epoch,
         }
@@ -282,9 +325,10 @@ fn next_lineage(lineage: u64) -> u64 {
 struct Announced {
     clock: u64,
     holes: VecDeque<(u64, Dot)>,
-    /// The announcer's `(lineage, epoch)` when a later announcement of the same may be
-    /// taken by [`Announced::extend`] (key announcements; not floor promises).
-    source: Option<(u64, u64)>,
+    /// The announcer's lineage (of one epoch): a later announcement of the same is
+    /// taken by [`Announced::extend`] (key announcements only; floor promises are
+    /// always taken whole).
+    lineage: u64,
 }
 
 impl Announced {
@@ -292,7 +336,7 @@ impl Announced {
     pub(super) fn new(
         clock: u64,
         attached: Vec<(u64, Dot)>,
-        source: Option<(u64, u64)>,
+        lineage: u64,
         committed: impl Fn(Dot) -> bool,
     ) -> Self {
         let mut holes: Vec<(u64, Dot)> = attached
@@ -305,11 +349,11 @@ impl Announced {
         Self {
             clock,
             holes: holes.into(),
-            source,
+            lineage,
         }
     }
 
-    /// Take a later announcement of the same lineage and epoch, with a clock of at least
+    /// Take a later announcement of the same lineage, with a clock of at least
     /// ours: its attachments at or below our clock were all in what we took before (or
     /// collected since, so executed here), so only those above it are looked at. On a
     /// hot key an announcement lists every proposal not yet executed everywhere, and
@@ -322,12 +366,18 @@ impl Announced {
             .filter(|&(ts, dot)| ts > before && !committed(dot))
             .collect();
         self.clock = clock;
+        // Holes committed since are dropped here too, as a whole announcement would have
+        // (a key nothing waits on is not looked at again until it is forgotten).
+        self.pass_committed(&committed);
         if fresh.is_empty() {
             return;
         }
         fresh.sort_unstable();
         fresh.dedup();
-        if self.holes.back().is_some_and(|last| *last >= fresh[0]) {
+        if self.holes.is_empty() {
+            // Sized to fit, as a whole announcement's (most keys hold a hole or two).
+            self.holes = fresh.into();
+        } else if self.holes.back().is_some_and(|last| *last >= fresh[0]) {
             // Switch proposals may lie above a key's clock: held already, or interleaved.
             fresh.extend(self.holes.drain(..));
             fresh.sort_unstable();
@@ -338,13 +388,23 @@ impl Announced {
         }
     }
 
+    /// Drop the first holes while their commands are committed here; an emptied list
+    /// gives its allocation back (every replica holds an entry per live key and peer).
+    fn pass_committed(&mut self, committed: impl Fn(Dot) -> bool) {
+        let before = self.holes.len();
+        while self.holes.front().is_some_and(|&(_, dot)| committed(dot)) {
+            self.holes.pop_front();
+        }
+        if self.holes.is_empty() && before > 0 {
+            self.holes = VecDeque::new();
+        }
+    }
+
     /// How far the promises count: up to the clock, and below the first attached promise
     /// for a command not committed here. Holes found committed are dropped, so each is
     /// passed over once.
     fn frontier(&mut self, committed: impl Fn(Dot) -> bool) -> u64 {
-        while self.holes.front().is_some_and(|&(_, dot)| committed(dot)) {
-            self.holes.pop_front();
-        }
+        self.pass_committed(&committed);
         match self.holes.front() {
             Some(&(ts, _)) => self.clock.min(ts.saturating_sub(1)),
             None => self.clock,
@@ -376,19 +436,28 @@ impl PromiseTable {
         promise: KeyPromise,
         committed: impl Fn(Dot) -> bool,
     ) -> bool {
-        let entry = self.by_key.entry_or_default(promise.key);
-        let source = (promise.lineage, promise.epoch);
-        match entry.get_mut(&from) {
-            Some(known) if known.clock > promise.clock => return false,
-            Some(known) if known.source == Some(source) => {
-                known.extend(promise.clock, promise.attached, committed);
+        let known = self
+            .by_key
+            .get_mut(&promise.key)
+            .and_then(|by_node| by_node.get_mut(&from));
+        if let Some(known) = known {
+            if known.clock > promise.clock {
+                return false;
             }
-            _ => {
-                let announced =
-                    Announced::new(promise.clock, promise.attached, Some(source), committed);
-                entry.insert(from, announced);
+            let builds_on_known = promise.since.is_none_or(|since| known.clock >= since);
+            if known.lineage == promise.lineage && builds_on_known {
+                known.extend(promise.clock, promise.attached, committed);
+                return true;
             }
         }
+        if promise.since.is_some() {
+            // Without the announcement it leaves out, it would miss holes.
+            return false;
+        }
+        let announced = Announced::new(promise.clock, promise.attached, promise.lineage, committed);
+        self.by_key
+            .entry_or_default(promise.key)
+            .insert(from, announced);
         true
     }
 
@@ -509,7 +578,7 @@ impl FloorTable {
         if newer_known {
             return false;
         }
-        let announced = Announced::new(promise.floor, promise.attached.clone(), None, committed);
+        let announced = Announced::new(promise.floor, promise.attached.clone(), 0, committed);
         self.by_node.insert(node, (promise, announced));
         true
     }

@@ -77,7 +77,8 @@ fn a_later_announcement_of_the_same_lineage_is_checked_only_above_the_clock_held
     // The same proposals again (not executed everywhere yet), and a new one above 10.
     let second = vec![(3, dot(0, 1)), (6, dot(0, 2)), (15, dot(0, 3))];
     assert!(table.update(NodeId(0), promise(20, second), committed));
-    assert_eq!(looked_up.take(), vec![dot(0, 3)]);
+    // The new one, and the first hole held (dropped if committed since); not 1 again.
+    assert_eq!(looked_up.take(), vec![dot(0, 3), dot(0, 2)]);
     // Held back below 6 (not committed here), then below 15.
     assert_eq!(table.stable(b"k", &voters(1), |_| false), 5);
     assert_eq!(table.stable(b"k", &voters(1), |d| d == dot(0, 2)), 14);
@@ -124,4 +125,58 @@ fn a_switch_proposal_above_a_keys_clock_is_held_once_when_announced_again() {
     assert_eq!(table.stable(b"k", &voters(1), |_| false), 10);
     assert_eq!(table.stable(b"k", &voters(1), |d| d == dot(0, 4)), 11);
     assert_eq!(table.stable(b"k", &voters(1), |_| true), 15);
+}
+
+#[test]
+fn a_list_of_only_what_is_new_is_taken_on_top_of_the_announcement_it_leaves_out_and_refused_otherwise(
+) {
+    let mut table = PromiseTable::default();
+    let partial = |since: u64, clock: u64, attached: Vec<(u64, Dot)>| {
+        let mut p = promise(clock, attached);
+        p.since = Some(since);
+        p
+    };
+    // Nothing known from replica 0: a partial list cannot be taken.
+    assert!(!table.update(NodeId(0), partial(10, 20, vec![(15, dot(0, 3))]), |_| false));
+    assert_eq!(table.clock_of(b"k", NodeId(0)), None);
+    let whole = vec![(3, dot(0, 1)), (6, dot(0, 2))];
+    assert!(table.update(NodeId(0), promise(10, whole), |_| false));
+    // Built on the clock held (10): taken, holes added above it.
+    assert!(table.update(NodeId(0), partial(10, 20, vec![(15, dot(0, 3))]), |_| false));
+    assert_eq!(table.clock_of(b"k", NodeId(0)), Some(20));
+    assert_eq!(table.stable(b"k", &voters(1), |d| d.seq < 3), 14);
+    // Built on a clock not held here (25 > 20): it would miss the holes in (20, 25].
+    assert!(!table.update(NodeId(0), partial(25, 30, vec![(28, dot(0, 5))]), |_| false));
+    assert_eq!(table.clock_of(b"k", NodeId(0)), Some(20));
+    // Of another lineage: refused too.
+    let mut other = partial(10, 30, Vec::new());
+    other.lineage = 1;
+    assert!(!table.update(NodeId(0), other, |_| false));
+    assert_eq!(table.stable(b"k", &voters(1), |_| true), 20);
+}
+
+#[test]
+fn an_ack_lists_only_the_attachments_above_a_long_lists_last_announcement_of_its_lineage() {
+    let mut clocks = Clocks::new(3);
+    let key = b"k".to_vec();
+    for seq in 1..=LIST_WORTH_SHORTENING as u64 {
+        clocks.propose(&key, dot(0, seq), 0);
+    }
+    let announced = clocks.promise(&key);
+    clocks.note_announced(&announced);
+    clocks.propose(&key, dot(1, 1), 0);
+    let ack = clocks.promise_since_announced(&key);
+    assert_eq!(ack.since, Some(announced.clock));
+    assert_eq!(ack.attached, vec![(announced.clock + 1, dot(1, 1))]);
+    // A rejoin's attachment below the clock: a new lineage, listed whole again.
+    clocks.attach(&key, dot(2, 1), 0);
+    let ack = clocks.promise_since_announced(&key);
+    assert_eq!(ack.since, None);
+    assert_eq!(ack.attached.len(), LIST_WORTH_SHORTENING + 2);
+    // A short list is not noted: acks list it whole.
+    let short = b"s".to_vec();
+    clocks.propose(&short, dot(0, 20), 0);
+    let announced = clocks.promise(&short);
+    clocks.note_announced(&announced);
+    assert_eq!(clocks.promise_since_announced(&short).since, None);
 }

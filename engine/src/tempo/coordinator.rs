@@ -111,7 +111,7 @@ pub(super) fn start(r: &mut Replica, drives: &mut Drives, now: Time, payload: Pa
     let own = Message::ProposeAck {
         dot,
         ts,
-        promise: r.clocks.promise(&key),
+        promise: r.clocks.promise_since_announced(&key),
         lane: r.clocks.promise(SWITCH_LANE),
         collected: Vec::new(),
     };

@@ -36,6 +36,7 @@ pub(super) fn ack(core: &mut Tempo, from: u16, dot: Dot, ts: u64) {
         key: b"k".to_vec(),
         clock: ts,
         attached: vec![(ts, dot)],
+        since: None,
         lineage: 0,
         epoch: 0,
     };

@@ -36,6 +36,14 @@ pub struct Dot {
     pub seq: u64,
 }
 
+impl Dot {
+    /// The highest dot (a bound for ranges over `(timestamp, dot)`).
+    pub const MAX: Self = Self {
+        node: NodeId(u16::MAX),
+        seq: u64::MAX,
+    };
+}
+
 /// A set of [`Dot`]s kept as per-coordinator, per-epoch prefixes and the dots above
 /// them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

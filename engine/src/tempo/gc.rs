@@ -4,7 +4,7 @@
 use super::acceptor::send;
 use super::coordinator::Drives;
 use super::dots::{epoch_base, epoch_of, DotSet};
-use super::messages::{Dot, Message, Record};
+use super::messages::{Dot, KeyPromise, Message, Record};
 use super::replica::Replica;
 use crate::command::Key;
 use crate::id::NodeId;
@@ -28,7 +28,10 @@ pub(super) fn announce(r: &mut Replica, every_live_key: bool) {
         );
     }
     let members = r.members.clone();
-    send_promises(r, keys, &members);
+    for promise in send_promises(r, keys, &members) {
+        // Every member gets it: later acks list only what is new since.
+        r.clocks.note_announced(&promise);
+    }
 }
 
 /// A peer's commands on `keys` wait for promises it lacks from this replica (a lost
@@ -43,9 +46,10 @@ pub(super) fn on_ask_promises(r: &mut Replica, from: NodeId, keys: Vec<Key>) {
 /// before it (hosts make persists durable in order), so a clock raised with a
 /// `Proposed`, `Accepted` or `Committed` record is durable by then; only clocks raised
 /// without one are persisted here (`Record::Clocks`; docs/design.md#tempo, rule 1).
-fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) {
+/// Returns the promises sent.
+fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) -> Vec<KeyPromise> {
     if keys.is_empty() {
-        return;
+        return Vec::new();
     }
     let promises: Vec<_> = keys.iter().map(|k| r.clocks.promise(k)).collect();
     let collected = r.collected.prefixes();
@@ -71,6 +75,7 @@ fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) {
         .collect();
     r.metrics.incr("promise_rounds");
     r.outbox.persist(records, then);
+    promises
 }
 
 /// Repair lost announcements (called every `promise_resend`): for each key whose first

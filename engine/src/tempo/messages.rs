@@ -94,9 +94,15 @@ pub struct KeyPromise {
     pub key: Key,
     /// The replica's clock on the key.
     pub clock: u64,
-    /// Its proposals on the key not yet executed everywhere, by timestamp.
+    /// Its proposals on the key not yet executed everywhere, by timestamp; with `since`,
+    /// only those above it.
     pub attached: Vec<(u64, Dot)>,
-    /// The announcer's lineage: while it stays the same, every proposal the announcer
+    /// `Some(c)`: `attached` leaves out every proposal at or below `c`, the clock of the
+    /// announcer's last announcement of the key to every member (a `ProposeAck`, sent
+    /// per command, lists only what is new since); a receiver takes it only on top of an
+    /// announcement of the same lineage with a clock of at least `c`.
+    pub since: Option<u64>,
+    /// The announcer's lineage (of one epoch): while it stays the same, every proposal the announcer
     /// attaches is above the clock it announced before, so a receiver checks only those
     /// above the clock it already holds (docs/design.md#tempo, "Announcements";
     /// `clocks.rs`).

@@ -108,6 +108,7 @@ pub(super) fn promise(clock: u64, attached: Vec<(u64, Dot)>) -> KeyPromise {
         key: b"k".to_vec(),
         clock,
         attached,
+        since: None,
         lineage: 0,
         epoch: 0,
     }
@@ -119,6 +120,7 @@ pub(super) fn lane(clock: u64) -> KeyPromise {
         key: super::SWITCH_LANE.to_vec(),
         clock,
         attached: Vec::new(),
+        since: None,
         lineage: 0,
         epoch: 0,
     }

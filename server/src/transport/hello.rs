@@ -39,7 +39,7 @@ pub const WIRE_MAGIC: [u8; 4] = *b"MRDN";
 /// promises and reports); 10: Tempo's floor promises, `Floors` and `AskFloors`; 11: EPaxos
 /// rejoin answers say whether the asker may have led instances; `AskNextSlot`, `NextSlot`;
 /// 12: EPaxos `AskNextSlot` names the asker's own start; 13: Tempo's key promises carry
-/// their announcer's lineage.)
+/// their announcer's lineage, and may list only the proposals above a clock (`since`).)
 pub const WIRE_VERSION: u32 = 13;
 /// Bytes every release reads: the magic and the wire version.
 pub const PREFIX_LEN: usize = WIRE_MAGIC.len() + 4;
