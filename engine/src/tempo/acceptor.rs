@@ -160,10 +160,13 @@ pub(super) fn on_rec(
     r.outbox.persist(records, vec![send(from, ack)]);
 }
 
-/// Someone's promises: remember them and look at those keys again.
-pub(super) fn on_promises(r: &mut Replica, from: NodeId, keys: Vec<KeyPromise>) {
+/// Someone's promises: remember those of an epoch still current and look at those keys
+/// again.
+pub(super) fn on_promises(r: &mut Replica, from: NodeId, keys: &[KeyPromise]) {
     for promise in keys {
-        r.take_promise(from, promise);
+        if r.fence.current(from, promise.epoch) {
+            r.take_promise(from, promise);
+        }
     }
 }
 

@@ -104,7 +104,7 @@ fn nothing_is_asked_once_the_promises_arrive() {
     let mut core = waiting_for_promises();
     core.handle_timeout(Time::ZERO + Duration::from_millis(100));
     for from in [0, 1, 3] {
-        let keys = vec![promise(7, Vec::new())];
+        let keys = vec![promise(7, Vec::new())].into();
         core.handle_message(
             Time::ZERO,
             NodeId(from),

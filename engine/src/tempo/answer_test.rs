@@ -188,7 +188,7 @@ fn reads_cas_resends_and_writes_with_the_option_off_wait_for_execution() {
 fn a_coordinator_proposes_above_every_clock_announced_on_the_key() {
     let mut core = replica(5, 0, 1);
     let announced = Message::Promises {
-        keys: vec![promise(41, Vec::new())],
+        keys: vec![promise(41, Vec::new())].into(),
         collected: Vec::new(),
     };
     core.handle_message(Time::ZERO, NodeId(3), announced);

@@ -335,12 +335,13 @@ impl Announced {
     /// Promises up to `clock`, keeping the attached ones `committed` does not know.
     pub(super) fn new(
         clock: u64,
-        attached: Vec<(u64, Dot)>,
+        attached: &[(u64, Dot)],
         lineage: u64,
         committed: impl Fn(Dot) -> bool,
     ) -> Self {
         let mut holes: Vec<(u64, Dot)> = attached
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|&(_, dot)| !committed(dot))
             .collect();
         // Announcers send them in order; a peer's bytes are not trusted to be.
@@ -359,10 +360,11 @@ impl Announced {
     /// hot key an announcement lists every proposal not yet executed everywhere, and
     /// checking each against the commits here at every announcement was most of a
     /// replica's work (docs/design.md#tempo, "Announcements").
-    fn extend(&mut self, clock: u64, attached: Vec<(u64, Dot)>, committed: impl Fn(Dot) -> bool) {
+    fn extend(&mut self, clock: u64, attached: &[(u64, Dot)], committed: impl Fn(Dot) -> bool) {
         let before = self.clock;
         let mut fresh: Vec<(u64, Dot)> = attached
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|&(ts, dot)| ts > before && !committed(dot))
             .collect();
         self.clock = clock;
@@ -433,7 +435,7 @@ impl PromiseTable {
     pub(super) fn update(
         &mut self,
         from: NodeId,
-        promise: KeyPromise,
+        promise: &KeyPromise,
         committed: impl Fn(Dot) -> bool,
     ) -> bool {
         let known = self
@@ -446,7 +448,7 @@ impl PromiseTable {
             }
             let builds_on_known = promise.since.is_none_or(|since| known.clock >= since);
             if known.lineage == promise.lineage && builds_on_known {
-                known.extend(promise.clock, promise.attached, committed);
+                known.extend(promise.clock, &promise.attached, committed);
                 return true;
             }
         }
@@ -454,10 +456,15 @@ impl PromiseTable {
             // Without the announcement it leaves out, it would miss holes.
             return false;
         }
-        let announced = Announced::new(promise.clock, promise.attached, promise.lineage, committed);
-        self.by_key
-            .entry_or_default(promise.key)
-            .insert(from, announced);
+        let announced =
+            Announced::new(promise.clock, &promise.attached, promise.lineage, committed);
+        match self.by_key.get_mut(&promise.key) {
+            Some(by_node) => by_node.insert(from, announced),
+            None => self
+                .by_key
+                .entry_or_default(promise.key.clone())
+                .insert(from, announced),
+        };
         true
     }
 
@@ -578,7 +585,7 @@ impl FloorTable {
         if newer_known {
             return false;
         }
-        let announced = Announced::new(promise.floor, promise.attached.clone(), 0, committed);
+        let announced = Announced::new(promise.floor, &promise.attached, 0, committed);
         self.by_node.insert(node, (promise, announced));
         true
     }

@@ -24,9 +24,9 @@ fn an_uncommitted_attached_promise_holds_its_announcer_below_it_until_it_commits
     let mut table = PromiseTable::default();
     // Replica 0 announces clock 10 with proposals at 3 and 6; 1 and 2 announce clock 9.
     let attached = vec![(3, dot(0, 1)), (6, dot(0, 2))];
-    assert!(table.update(NodeId(0), promise(10, attached), is_committed));
+    assert!(table.update(NodeId(0), &promise(10, attached), is_committed));
     for node in [1, 2] {
-        table.update(NodeId(node), promise(9, Vec::new()), is_committed);
+        table.update(NodeId(node), &promise(9, Vec::new()), is_committed);
     }
     // Three voters, majority of 2: replica 0 counts up to 2 only, so the second highest
     // frontier is 9.
@@ -48,7 +48,7 @@ fn attached_promises_of_commands_committed_here_are_not_kept() {
     let mut table = PromiseTable::default();
     let committed = |d: Dot| d == dot(0, 1);
     let attached = vec![(6, dot(0, 2)), (3, dot(0, 1))];
-    table.update(NodeId(0), promise(10, attached), committed);
+    table.update(NodeId(0), &promise(10, attached), committed);
     // Only the promise at 6 holds replica 0 back, even out of order on the wire.
     assert_eq!(table.stable(b"k", &voters(1), |_| false), 5);
 }
@@ -56,8 +56,8 @@ fn attached_promises_of_commands_committed_here_are_not_kept() {
 #[test]
 fn an_older_announcement_with_a_lower_clock_is_ignored() {
     let mut table = PromiseTable::default();
-    assert!(table.update(NodeId(0), promise(10, Vec::new()), |_| false));
-    assert!(!table.update(NodeId(0), promise(4, vec![(2, dot(0, 1))]), |_| false));
+    assert!(table.update(NodeId(0), &promise(10, Vec::new()), |_| false));
+    assert!(!table.update(NodeId(0), &promise(4, vec![(2, dot(0, 1))]), |_| false));
     assert_eq!(table.stable(b"k", &voters(1), |_| false), 10);
     assert_eq!(table.clock_of(b"k", NodeId(0)), Some(10));
     assert_eq!(table.clock_of(b"k", NodeId(1)), None);
@@ -72,11 +72,11 @@ fn a_later_announcement_of_the_same_lineage_is_checked_only_above_the_clock_held
     };
     let mut table = PromiseTable::default();
     let first = vec![(3, dot(0, 1)), (6, dot(0, 2))];
-    assert!(table.update(NodeId(0), promise(10, first), committed));
+    assert!(table.update(NodeId(0), &promise(10, first), committed));
     assert_eq!(looked_up.take(), vec![dot(0, 1), dot(0, 2)]);
     // The same proposals again (not executed everywhere yet), and a new one above 10.
     let second = vec![(3, dot(0, 1)), (6, dot(0, 2)), (15, dot(0, 3))];
-    assert!(table.update(NodeId(0), promise(20, second), committed));
+    assert!(table.update(NodeId(0), &promise(20, second), committed));
     // The new one, and the first hole held (dropped if committed since); not 1 again.
     assert_eq!(looked_up.take(), vec![dot(0, 3), dot(0, 2)]);
     // Held back below 6 (not committed here), then below 15.
@@ -85,7 +85,7 @@ fn a_later_announcement_of_the_same_lineage_is_checked_only_above_the_clock_held
     // Another lineage (a rejoin attached below the clock, or a new boot): all are looked at.
     let mut third = promise(20, vec![(3, dot(0, 1)), (15, dot(0, 3))]);
     third.lineage = 1;
-    assert!(table.update(NodeId(0), third, committed));
+    assert!(table.update(NodeId(0), &third, committed));
     assert_eq!(looked_up.take(), vec![dot(0, 1), dot(0, 3)]);
 }
 
@@ -96,7 +96,7 @@ fn an_attachment_at_or_below_the_clock_starts_a_lineage_whose_announcements_are_
     clocks.propose(&key, dot(0, 1), 0);
     let before = clocks.promise(&key);
     let mut table = PromiseTable::default();
-    table.update(NodeId(0), before.clone(), |_| false);
+    table.update(NodeId(0), &before.clone(), |_| false);
     // A proposal above the clock keeps the lineage.
     clocks.propose(&key, dot(0, 2), 0);
     assert_eq!(clocks.promise(&key).lineage, before.lineage);
@@ -106,7 +106,7 @@ fn an_attachment_at_or_below_the_clock_starts_a_lineage_whose_announcements_are_
     let after = clocks.promise(&key);
     assert_ne!(after.lineage, before.lineage);
     let committed = |d: Dot| d != dot(1, 9);
-    assert!(table.update(NodeId(0), after, committed));
+    assert!(table.update(NodeId(0), &after, committed));
     // Held at 0 by the uncommitted command, though its timestamp is below the clock held.
     assert_eq!(table.stable(b"k", &voters(1), committed), 0);
 }
@@ -115,11 +115,11 @@ fn an_attachment_at_or_below_the_clock_starts_a_lineage_whose_announcements_are_
 fn a_switch_proposal_above_a_keys_clock_is_held_once_when_announced_again() {
     let mut table = PromiseTable::default();
     let switch = (12, dot(2, 1));
-    table.update(NodeId(0), promise(10, vec![switch]), |_| false);
+    table.update(NodeId(0), &promise(10, vec![switch]), |_| false);
     // Same lineage: a proposal at 11 lands below the switch's, which is not held twice.
     table.update(
         NodeId(0),
-        promise(15, vec![(11, dot(0, 4)), switch]),
+        &promise(15, vec![(11, dot(0, 4)), switch]),
         |_| false,
     );
     assert_eq!(table.stable(b"k", &voters(1), |_| false), 10);
@@ -137,21 +137,33 @@ fn a_list_of_only_what_is_new_is_taken_on_top_of_the_announcement_it_leaves_out_
         p
     };
     // Nothing known from replica 0: a partial list cannot be taken.
-    assert!(!table.update(NodeId(0), partial(10, 20, vec![(15, dot(0, 3))]), |_| false));
+    assert!(
+        !table.update(NodeId(0), &partial(10, 20, vec![(15, dot(0, 3))]), |_| {
+            false
+        })
+    );
     assert_eq!(table.clock_of(b"k", NodeId(0)), None);
     let whole = vec![(3, dot(0, 1)), (6, dot(0, 2))];
-    assert!(table.update(NodeId(0), promise(10, whole), |_| false));
+    assert!(table.update(NodeId(0), &promise(10, whole), |_| false));
     // Built on the clock held (10): taken, holes added above it.
-    assert!(table.update(NodeId(0), partial(10, 20, vec![(15, dot(0, 3))]), |_| false));
+    assert!(
+        table.update(NodeId(0), &partial(10, 20, vec![(15, dot(0, 3))]), |_| {
+            false
+        })
+    );
     assert_eq!(table.clock_of(b"k", NodeId(0)), Some(20));
     assert_eq!(table.stable(b"k", &voters(1), |d| d.seq < 3), 14);
     // Built on a clock not held here (25 > 20): it would miss the holes in (20, 25].
-    assert!(!table.update(NodeId(0), partial(25, 30, vec![(28, dot(0, 5))]), |_| false));
+    assert!(
+        !table.update(NodeId(0), &partial(25, 30, vec![(28, dot(0, 5))]), |_| {
+            false
+        })
+    );
     assert_eq!(table.clock_of(b"k", NodeId(0)), Some(20));
     // Of another lineage: refused too.
     let mut other = partial(10, 30, Vec::new());
     other.lineage = 1;
-    assert!(!table.update(NodeId(0), other, |_| false));
+    assert!(!table.update(NodeId(0), &other, |_| false));
     assert_eq!(table.stable(b"k", &voters(1), |_| true), 20);
 }
 

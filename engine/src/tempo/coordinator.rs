@@ -141,8 +141,8 @@ pub(super) fn on_propose_ack(
     ts: u64,
     (promise, lane): (KeyPromise, KeyPromise),
 ) {
-    r.take_promise(from, promise);
-    r.take_promise(from, lane);
+    r.take_promise(from, &promise);
+    r.take_promise(from, &lane);
     let Some(drive) = drives.map.get_mut(&dot) else {
         return;
     };

@@ -9,6 +9,7 @@ use super::replica::Replica;
 use crate::command::Key;
 use crate::id::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Commits a lagging replica asks one peer for per report at most.
 const CATCH_UP_BATCH: usize = 256;
@@ -28,9 +29,9 @@ pub(super) fn announce(r: &mut Replica, every_live_key: bool) {
         );
     }
     let members = r.members.clone();
-    for promise in send_promises(r, keys, &members) {
+    for promise in send_promises(r, keys, &members).iter() {
         // Every member gets it: later acks list only what is new since.
-        r.clocks.note_announced(&promise);
+        r.clocks.note_announced(promise);
     }
 }
 
@@ -47,11 +48,11 @@ pub(super) fn on_ask_promises(r: &mut Replica, from: NodeId, keys: Vec<Key>) {
 /// `Proposed`, `Accepted` or `Committed` record is durable by then; only clocks raised
 /// without one are persisted here (`Record::Clocks`; docs/design.md#tempo, rule 1).
 /// Returns the promises sent.
-fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) -> Vec<KeyPromise> {
+fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) -> Arc<[KeyPromise]> {
     if keys.is_empty() {
-        return Vec::new();
+        return Arc::new([]);
     }
-    let promises: Vec<_> = keys.iter().map(|k| r.clocks.promise(k)).collect();
+    let promises: Arc<[KeyPromise]> = keys.iter().map(|k| r.clocks.promise(k)).collect();
     let collected = r.collected.prefixes();
     let unrecorded = r.clocks.take_unrecorded();
     let records = if unrecorded.is_empty() {
@@ -67,7 +68,7 @@ fn send_promises(r: &mut Replica, keys: BTreeSet<Key>, to: &[NodeId]) -> Vec<Key
         .iter()
         .map(|&m| {
             let message = Message::Promises {
-                keys: promises.clone(),
+                keys: Arc::clone(&promises),
                 collected: collected.clone(),
             };
             send(m, message)

@@ -10,6 +10,7 @@ use crate::id::{NodeId, RequestId};
 use crate::session::KeySessions;
 use crate::state_machine::KvStore;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A consensus ballot for one command: round first, then the node that owns it. Round 0
 /// is "none"; round 1 is the coordinator's slow path; recoveries take rounds from 2.
@@ -207,8 +208,8 @@ pub enum Message {
     /// Announcement of promises (detached and attached) per key: of the keys whose
     /// clock moved, or of the keys an `AskPromises` named.
     Promises {
-        /// Per key.
-        keys: Vec<KeyPromise>,
+        /// Per key (shared by the copies sent to each member).
+        keys: Arc<[KeyPromise]>,
         /// The sender's collected commands, as per-coordinator prefixes: its promises
         /// leave them out, so they count only at a replica that executed them all.
         collected: Vec<(NodeId, u64)>,

@@ -279,10 +279,7 @@ impl Tempo {
             Message::Promises { collected, .. } if !gc::executed_all(r, &collected) => {
                 self.left_behind(now)
             }
-            Message::Promises { mut keys, .. } => {
-                keys.retain(|p| r.fence.current(from, p.epoch));
-                acceptor::on_promises(r, from, keys)
-            }
+            Message::Promises { keys, .. } => acceptor::on_promises(r, from, &keys),
             Message::AskPromises { keys } => gc::on_ask_promises(r, from, keys),
             Message::Floors { promises } => floors::on_floors(r, promises),
             Message::AskFloors { ts } => floors::on_ask_floors(r, from, ts),

@@ -271,7 +271,7 @@ fn promises_of_a_peer_that_collected_what_was_not_run_here_start_a_rejoin() {
         seq: 3,
     };
     let announced = Message::Promises {
-        keys: vec![promise(9, Vec::new())],
+        keys: vec![promise(9, Vec::new())].into(),
         collected: vec![(missed.node, missed.seq)],
     };
     core.handle_message(Time::ZERO, NodeId(1), announced);
@@ -314,7 +314,7 @@ fn a_replica_left_behind_answers_the_recovery_of_a_command_it_voted_on() {
         })
         .expect("a proposal");
     let behind = Message::Promises {
-        keys: vec![promise(9, Vec::new())],
+        keys: vec![promise(9, Vec::new())].into(),
         collected: vec![(NodeId(1), 3)],
     };
     core.handle_message(Time::ZERO, NodeId(1), behind);

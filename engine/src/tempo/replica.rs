@@ -287,7 +287,7 @@ impl Replica {
 
     /// Take `from`'s announced promise on a key, and look at that key again if it
     /// changed anything.
-    pub(super) fn take_promise(&mut self, from: NodeId, promise: KeyPromise) {
+    pub(super) fn take_promise(&mut self, from: NodeId, promise: &KeyPromise) {
         let key = promise.key.clone();
         let (promises, _, committed) = self.tables_and_commits();
         if !promises.update(from, promise, committed) {
