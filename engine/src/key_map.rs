@@ -68,6 +68,15 @@ impl<V> KeyMap<V> {
         self.map.insert(key, value)
     }
 
+    /// Remove `key`; returns its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.remove(key)
+    }
+
     /// The value of `key`, created empty if missing (look it up with
     /// [`KeyMap::get_mut`] first to copy the key only when it is new).
     pub fn entry_or_default(&mut self, key: Key) -> &mut V

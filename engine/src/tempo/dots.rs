@@ -37,6 +37,11 @@ pub struct Dot {
 }
 
 impl Dot {
+    /// The lowest dot (a bound for ranges over `(timestamp, dot)`).
+    pub const MIN: Self = Self {
+        node: NodeId(0),
+        seq: 0,
+    };
     /// The highest dot (a bound for ranges over `(timestamp, dot)`).
     pub const MAX: Self = Self {
         node: NodeId(u16::MAX),

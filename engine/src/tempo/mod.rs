@@ -23,6 +23,7 @@
 //! | `recovery.rs` | recovery ballots and the timestamp rule |
 //! | `clocks.rs` | own clocks and attached promises; the promise table and stability |
 //! | `execution.rs` | per-key execution in timestamp order, sessions |
+//! | `waits.rs` | own commands committed and waiting to execute, by dot and by key |
 //! | `gc.rs` | announcements, executed reports, collection, catch-up, forgetting idle keys |
 //! | `compaction.rs` | snapshots and log compaction |
 //! | `rejoin.rs` | a replica that lost its disk: epochs, fences, state transfer (`fence.rs`: its value type) |
@@ -49,6 +50,7 @@ mod recovery;
 mod rejoin;
 mod replay;
 mod replica;
+mod waits;
 
 #[cfg(test)]
 mod announce_test;

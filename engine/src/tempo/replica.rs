@@ -8,6 +8,7 @@ use super::dots::DotSet;
 use super::epochs::Epochs;
 use super::execution::{ExecutedEntry, Executor, Outcome, Ran};
 use super::messages::{Ballot, Dot, KeyPromise, Message, Payload, Record, SWITCH_LANE};
+use super::waits::{OwnWait, OwnWaits};
 use crate::command::{Command, CommandResult, Key};
 use crate::configuration::{
     ChangeError, ChangeFailure, ChangeOutcome, Configuration, ScheduleError,
@@ -55,22 +56,6 @@ impl Cmd {
     }
 }
 
-/// An own command between its commit and its execution: where the stability delay goes.
-#[derive(Clone, Debug)]
-pub(super) struct OwnWait {
-    pub key: Key,
-    pub ts: u64,
-    /// Its configuration epoch.
-    pub epoch: u64,
-    pub committed: Time,
-    /// When a majority's clocks first covered `ts` (attached promises aside); from then
-    /// on it waits only for commands with lower proposals to commit here.
-    pub promised: Option<Time>,
-    /// A first send of a put or delete: its result (`Written`) depends on nothing ordered
-    /// before it, so its client may be answered once its timestamp is promised.
-    pub blind: bool,
-}
-
 /// The shared state of a replica.
 #[derive(Clone)]
 pub(super) struct Replica {
@@ -106,7 +91,7 @@ pub(super) struct Replica {
     /// Own commands whose client waits here, with when they were submitted.
     pub clients: BTreeMap<Dot, Time>,
     /// Own commands committed and not executed yet (stability delay).
-    pub committed_at: BTreeMap<Dot, OwnWait>,
+    pub committed_at: OwnWaits,
     /// Keys whose stability must be checked again.
     pub touched: BTreeSet<Key>,
     /// Per key, the first command waiting for stability when lost announcements were
@@ -142,7 +127,7 @@ impl Replica {
             floors: FloorTable::default(),
             executor: Executor::new(record, window, Epochs::new(initial)),
             clients: BTreeMap::new(),
-            committed_at: BTreeMap::new(),
+            committed_at: OwnWaits::default(),
             touched: BTreeSet::new(),
             waiting_heads: BTreeMap::new(),
             collected: DotSet::default(),
@@ -296,7 +281,7 @@ impl Replica {
         if key.as_slice() == SWITCH_LANE {
             // Own writes may be answered once the lane is stable up to them (rule 5 of
             // the epochs).
-            let waiting = self.committed_at.values().map(|w| w.key.clone());
+            let waiting = self.committed_at.keys().cloned();
             self.touched.extend(waiting);
         }
         self.touched.insert(key);
@@ -462,7 +447,7 @@ impl Replica {
     /// abandoned, or follow the configuration a switch made.
     fn finish(&mut self, now: Time, ran: Ran) {
         self.metrics.incr("executed");
-        if let Some(wait) = self.committed_at.remove(&ran.dot) {
+        if let Some(wait) = self.committed_at.remove(ran.dot) {
             let micros = |from: Time, to: Time| to.saturating_since(from).as_micros() as u64;
             let promised = wait.promised.unwrap_or(now);
             let metrics = &mut self.metrics;
@@ -585,31 +570,21 @@ impl Replica {
         if self.committed_at.is_empty() {
             return;
         }
-        // What a majority of each waiting epoch's voters cover on the key, looked up once
-        // per epoch: on a hot key every announcement looks at every command waiting.
-        let mut covered: BTreeMap<u64, u64> = BTreeMap::new();
-        for wait in self.committed_at.values().filter(|w| w.key == *key) {
-            covered.entry(wait.epoch).or_insert_with(|| {
-                let voters = self.voters_of(wait.epoch).unwrap_or_default();
-                self.promises.covered(key, &voters)
-            });
-        }
         let early = self.config.answer_promised_writes;
+        // What a majority of each waiting epoch's voters cover on the key, looked up once
+        // per epoch; only the commands not promised yet are looked at (a promise, once
+        // made, stays: those clocks were announced durably).
+        for epoch in self.committed_at.unpromised_epochs(key) {
+            let voters = self.voters_of(epoch).unwrap_or_default();
+            let covered = self.promises.covered(key, &voters);
+            self.committed_at.promise(key, epoch, covered, now, early);
+        }
         let mut answerable = Vec::new();
-        let Self {
-            committed_at,
-            clients,
-            cmds,
-            ..
-        } = self;
-        for (&dot, wait) in committed_at.iter_mut().filter(|(_, w)| w.key == *key) {
-            if covered.get(&wait.epoch).is_none_or(|&c| wait.ts > c) {
-                continue;
-            }
-            wait.promised.get_or_insert(now);
-            let durable = || cmds.get(&dot).is_some_and(|c| c.durable);
-            if early && wait.blind && clients.contains_key(&dot) && durable() {
-                answerable.push((dot, wait.ts, wait.epoch));
+        for (dot, ts, epoch) in self.committed_at.to_answer(key) {
+            if !self.clients.contains_key(&dot) {
+                self.committed_at.answered(key, dot);
+            } else if self.cmds.get(&dot).is_some_and(|c| c.durable) {
+                answerable.push((dot, ts, epoch));
             }
         }
         // The switch lane's stability, looked up once, and only for a write to answer.
@@ -622,6 +597,7 @@ impl Replica {
                 continue;
             };
             let request = payload.request;
+            self.committed_at.answered(key, dot);
             if self.clients.remove(&dot).is_some() {
                 self.metrics.incr("answered_when_promised");
                 self.outbox.reply(ClientReply {
