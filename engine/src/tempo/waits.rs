@@ -78,9 +78,15 @@ impl OwnWaits {
         Some(wait)
     }
 
-    /// The keys of every waiting command (with repeats).
-    pub(super) fn keys(&self) -> impl Iterator<Item = &Key> {
-        self.by_dot.values().map(|w| &w.key)
+    /// The keys with promised writes not answered yet (some may wait for the switch
+    /// lane to be stable up to them). Not every waiting key: the lane's promises move
+    /// with nearly every proposal, and touching every key with a command in flight at
+    /// each was quadratic in a deep pipeline.
+    pub(super) fn keys_to_answer(&self) -> impl Iterator<Item = &Key> {
+        self.by_key
+            .iter_unordered()
+            .filter(|(_, waits)| !waits.to_answer.is_empty())
+            .map(|(key, _)| key)
     }
 
     /// The epochs of the commands on `key` not yet promised.

@@ -37,12 +37,16 @@ fn a_promise_moves_only_the_waits_of_its_key_and_epoch_up_to_what_is_covered() {
         .iter()
         .all(|&s| waits.by_dot[&dot(s)].promised.is_none()));
     assert_eq!(waits.to_answer(b"k"), vec![(dot(1), 5, 1)]);
+    // Only a key with a promised write to answer looks again when the switch lane moves.
+    let to_answer: Vec<&Key> = waits.keys_to_answer().collect();
+    assert_eq!(to_answer, vec![&b"k".to_vec()]);
     waits.promise(b"k", 1, 20, now, true);
     // Dot 2 is promised but is no blind write: nothing more to answer.
     assert_eq!(waits.to_answer(b"k"), vec![(dot(1), 5, 1)]);
     assert_eq!(waits.unpromised_epochs(b"k"), vec![2]);
     waits.answered(b"k", dot(1));
     assert!(waits.to_answer(b"k").is_empty());
+    assert_eq!(waits.keys_to_answer().count(), 0);
     // Without early answers, a promised write is not listed.
     waits.promise(b"k", 2, 4, now, false);
     assert!(waits.to_answer(b"k").is_empty());
