@@ -65,6 +65,12 @@ impl Clocks {
         }
     }
 
+    /// Announce in a new lineage: what was announced in the old one is no base for acks.
+    fn start_lineage(&mut self) {
+        self.lineage = next_lineage(self.lineage);
+        self.announced.clear();
+    }
+
     /// This replica's epoch.
     pub(super) fn epoch(&self) -> u64 {
         self.epoch
@@ -74,8 +80,7 @@ impl Clocks {
     pub(super) fn set_epoch(&mut self, epoch: u64) {
         if epoch != self.epoch {
             // A lineage is of one epoch (receivers compare lineages only).
-            self.lineage = next_lineage(self.lineage);
-            self.announced.clear();
+            self.start_lineage();
         }
         self.epoch = epoch;
     }
@@ -169,8 +174,7 @@ impl Clocks {
             self.get(key)
         };
         if ts <= announced {
-            self.lineage = next_lineage(self.lineage);
-            self.announced.clear();
+            self.start_lineage();
         }
         self.attached
             .entry(key.clone())
@@ -226,10 +230,10 @@ impl Clocks {
         self.promise_above(key, self.announced.get(key).copied())
     }
 
-    /// Note that `promise` (of this lineage) went to every member.
+    /// Note that `promise`, just built here, went to every member.
     pub(super) fn note_announced(&mut self, promise: &KeyPromise) {
         let long = promise.attached.len() >= LIST_WORTH_SHORTENING;
-        if long && promise.key.as_slice() != SWITCH_LANE && promise.lineage == self.lineage {
+        if long && promise.key.as_slice() != SWITCH_LANE {
             self.announced.insert(promise.key.clone(), promise.clock);
         }
     }

@@ -281,8 +281,8 @@ impl Replica {
         if key.as_slice() == SWITCH_LANE {
             // Own writes may be answered once the lane is stable up to them (rule 5 of
             // the epochs).
-            let waiting: Vec<Key> = self.committed_at.keys_to_answer().cloned().collect();
-            self.touched.extend(waiting);
+            self.touched
+                .extend(self.committed_at.keys_to_answer().cloned());
         }
         self.touched.insert(key);
     }
