@@ -395,11 +395,92 @@ mod key_sessions {
             Admission::Duplicate(result)
         );
         table.record(id(3, 0), &put("once"), CommandResult::Written);
-        assert!(matches!(&table.writes[&b"once".to_vec()], Window::Many(w) if w.len() == 2));
+        assert!(matches!(&table.writes[&b"once".to_vec()], Window::Writes(w) if w.len() == 2));
         assert_eq!(
             table.admit(id(1, 0), &put("once"), RESEND),
             Admission::Duplicate(CommandResult::Written)
         );
+    }
+
+    /// A window of puts and deletes keeps ids alone, and turns to whole results (and
+    /// back) as a result that is not `Written` comes and goes; it stays canonical, so
+    /// tables with the same writes compare equal however they got there.
+    #[test]
+    fn a_window_keeps_ids_alone_while_every_result_is_written() {
+        let cas = CommandResult::Cas {
+            applied: false,
+            previous: None,
+        };
+        let mut window = Window::first(id(1, 0), CommandResult::Written);
+        window.push((id(2, 0), CommandResult::Written), 3);
+        assert!(matches!(&window, Window::Writes(ids) if ids.len() == 2));
+        window.push((id(3, 0), cas.clone()), 3);
+        assert!(matches!(&window, Window::Many(w) if w.len() == 3));
+        assert_eq!(window.result_of(id(3, 0)), Some(cas));
+        assert_eq!(window.result_of(id(1, 0)), Some(CommandResult::Written));
+        for seq in 4..7 {
+            window.push((id(seq, 0), CommandResult::Written), 3);
+        }
+        let back: Window = Window::canonical(
+            (4..7)
+                .map(|seq| (id(seq, 0), CommandResult::Written))
+                .collect(),
+        );
+        assert_eq!(window, back);
+        assert!(matches!(&window, Window::Writes(ids) if ids.len() == 3));
+        assert_eq!(window.result_of(id(3, 0)), None);
+        let mut one = Window::first(id(8, 0), CommandResult::Written);
+        one.push((id(9, 0), CommandResult::Written), 1);
+        assert_eq!(one, Window::Written(id(9, 0)));
+    }
+
+    /// The encoding is the one of the enum before ids were kept alone (`Written(id)` or
+    /// `Many([(id, result)])`), so snapshots keep their bytes, and decodes canonical.
+    #[test]
+    fn a_window_encodes_as_before() {
+        #[derive(Serialize)]
+        #[serde(rename = "Window")]
+        enum Before {
+            Written(RequestId),
+            Many(Box<[(RequestId, CommandResult)]>),
+        }
+        let cas = CommandResult::Cas {
+            applied: true,
+            previous: Some(b"v".to_vec()),
+        };
+        let cases = [
+            (Window::Written(id(1, 2)), Before::Written(id(1, 2))),
+            (
+                Window::Writes(Box::new([id(1, 2), id(3, 4)])),
+                Before::Many(Box::new([
+                    (id(1, 2), CommandResult::Written),
+                    (id(3, 4), CommandResult::Written),
+                ])),
+            ),
+            (
+                Window::Many(Box::new([
+                    (id(5, 6), cas.clone()),
+                    (id(7, 8), CommandResult::Written),
+                ])),
+                Before::Many(Box::new([
+                    (id(5, 6), cas),
+                    (id(7, 8), CommandResult::Written),
+                ])),
+            ),
+        ];
+        for (window, before) in cases {
+            let bytes = crate::transfer::encode(&window);
+            assert_eq!(bytes, crate::transfer::encode(&before));
+            let decoded: Window = crate::transfer::decode(&bytes).expect("decodes");
+            assert_eq!(decoded, window);
+        }
+        // A one-write `Many` of old (a window of 1) decodes canonical.
+        let old = crate::transfer::encode(&Before::Many(Box::new([(
+            id(9, 9),
+            CommandResult::Written,
+        )])));
+        let decoded: Window = crate::transfer::decode(&old).expect("decodes");
+        assert_eq!(decoded, Window::Written(id(9, 9)));
     }
 
     /// Snapshots: a table decodes to the same table (its window comes from the
