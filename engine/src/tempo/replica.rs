@@ -278,12 +278,6 @@ impl Replica {
         if !promises.update(from, promise, committed) {
             return;
         }
-        if key.as_slice() == SWITCH_LANE {
-            // Own writes may be answered once the lane is stable up to them (rule 5 of
-            // the epochs).
-            self.touched
-                .extend(self.committed_at.keys_to_answer().cloned());
-        }
         self.touched.insert(key);
     }
 
@@ -392,6 +386,12 @@ impl Replica {
         if !self.fence.executes() {
             // A lost disk: commits wait for a peer's state (`rejoin.rs`).
             return;
+        }
+        if !self.committed_at.is_empty() {
+            // Own writes the switch lane's stability passed may be answered now.
+            let stable = self.stable(SWITCH_LANE);
+            let keys = self.committed_at.keys_the_lane_passed(stable);
+            self.touched.extend(keys);
         }
         // A switch that removes this replica gives its state up: nothing more runs here,
         // not even a later switch that adds it again (it then fetches the members').

@@ -32,6 +32,12 @@ pub(super) struct OwnWait {
 pub(super) struct OwnWaits {
     by_dot: BTreeMap<Dot, OwnWait>,
     by_key: KeyMap<KeyWaits>,
+    /// `(timestamp, dot)` of every promised write not answered yet (each is in its key's
+    /// `to_answer`): the switch lane's stability moving up makes answerable only those it
+    /// passes.
+    to_answer_by_ts: BTreeSet<(u64, Dot)>,
+    /// Where the switch lane was stable when its writes were last looked at.
+    lane_looked_up_to: u64,
 }
 
 /// One key's waits that a promise may still move.
@@ -68,6 +74,7 @@ impl OwnWaits {
     /// `dot` stops waiting (it ran).
     pub(super) fn remove(&mut self, dot: Dot) -> Option<OwnWait> {
         let wait = self.by_dot.remove(&dot)?;
+        self.to_answer_by_ts.remove(&(wait.ts, dot));
         if let Some(waits) = self.by_key.get_mut(&wait.key) {
             waits.unpromised.remove(&(wait.epoch, wait.ts, dot));
             waits.to_answer.remove(&dot);
@@ -78,15 +85,23 @@ impl OwnWaits {
         Some(wait)
     }
 
-    /// The keys with promised writes not answered yet (some may wait for the switch
-    /// lane to be stable up to them). Not every waiting key: the lane's promises move
-    /// with nearly every proposal, and touching every key with a command in flight at
-    /// each was quadratic in a deep pipeline.
-    pub(super) fn keys_to_answer(&self) -> impl Iterator<Item = &Key> {
-        self.by_key
-            .iter_unordered()
-            .filter(|(_, waits)| !waits.to_answer.is_empty())
-            .map(|(key, _)| key)
+    /// The keys with promised writes not answered yet that the switch lane's stability
+    /// passed since it was last looked at: now `stable` (rule 5 of the epochs: an early
+    /// answer waits for the lane to be stable up to it). Only those: the lane's
+    /// stability moves with nearly every proposal, and touching every key with a
+    /// command in flight at each was quadratic in a deep pipeline. A write promised
+    /// after the lane passed it is looked at by the promise itself, and one that was
+    /// not durable yet by its durability.
+    pub(super) fn keys_the_lane_passed(&mut self, stable: u64) -> Vec<Key> {
+        let from = self.lane_looked_up_to;
+        if stable <= from {
+            return Vec::new();
+        }
+        self.lane_looked_up_to = stable;
+        self.to_answer_by_ts
+            .range((from.saturating_add(1), Dot::MIN)..=(stable, Dot::MAX))
+            .filter_map(|(_, dot)| self.by_dot.get(dot).map(|wait| wait.key.clone()))
+            .collect()
     }
 
     /// The epochs of the commands on `key` not yet promised.
@@ -132,6 +147,7 @@ impl OwnWaits {
                 wait.promised.get_or_insert(now);
                 if answer_early && wait.blind {
                     waits.to_answer.insert(dot);
+                    self.to_answer_by_ts.insert((wait.ts, dot));
                 }
             }
         }
@@ -153,6 +169,9 @@ impl OwnWaits {
     pub(super) fn answered(&mut self, key: &[u8], dot: Dot) {
         if let Some(waits) = self.by_key.get_mut(key) {
             waits.to_answer.remove(&dot);
+        }
+        if let Some(wait) = self.by_dot.get(&dot) {
+            self.to_answer_by_ts.remove(&(wait.ts, dot));
         }
     }
 }

@@ -37,16 +37,18 @@ fn a_promise_moves_only_the_waits_of_its_key_and_epoch_up_to_what_is_covered() {
         .iter()
         .all(|&s| waits.by_dot[&dot(s)].promised.is_none()));
     assert_eq!(waits.to_answer(b"k"), vec![(dot(1), 5, 1)]);
-    // Only a key with a promised write to answer looks again when the switch lane moves.
-    let to_answer: Vec<&Key> = waits.keys_to_answer().collect();
-    assert_eq!(to_answer, vec![&b"k".to_vec()]);
+    // Only a key with a promised write to answer looks again when the switch lane's
+    // stability moves, once it passes the write, and once.
+    assert!(waits.keys_the_lane_passed(4).is_empty());
+    assert_eq!(waits.keys_the_lane_passed(5), vec![b"k".to_vec()]);
+    assert!(waits.keys_the_lane_passed(5).is_empty());
     waits.promise(b"k", 1, 20, now, true);
     // Dot 2 is promised but is no blind write: nothing more to answer.
     assert_eq!(waits.to_answer(b"k"), vec![(dot(1), 5, 1)]);
     assert_eq!(waits.unpromised_epochs(b"k"), vec![2]);
     waits.answered(b"k", dot(1));
     assert!(waits.to_answer(b"k").is_empty());
-    assert_eq!(waits.keys_to_answer().count(), 0);
+    assert!(waits.to_answer_by_ts.is_empty());
     // Without early answers, a promised write is not listed.
     waits.promise(b"k", 2, 4, now, false);
     assert!(waits.to_answer(b"k").is_empty());
@@ -64,5 +66,6 @@ fn a_wait_that_ran_leaves_every_index() {
     assert_eq!(waits.remove(dot(2)).map(|w| w.ts), Some(6));
     assert!(waits.is_empty());
     assert!(!waits.by_key.contains_key(b"k".as_slice()));
+    assert!(waits.to_answer_by_ts.is_empty());
     assert!(waits.remove(dot(2)).is_none());
 }
