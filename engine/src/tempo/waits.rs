@@ -91,13 +91,13 @@ impl OwnWaits {
     /// stability moves with nearly every proposal, and touching every key with a
     /// command in flight at each was quadratic in a deep pipeline. A write promised
     /// after the lane passed it is looked at by the promise itself, and one that was
-    /// not durable yet by its durability.
+    /// not durable yet by its durability. The lane's stability can also go down (a
+    /// switch waiting to execute caps it): the writes it passes again are looked at again.
     pub(super) fn keys_the_lane_passed(&mut self, stable: u64) -> Vec<Key> {
-        let from = self.lane_looked_up_to;
+        let from = std::mem::replace(&mut self.lane_looked_up_to, stable);
         if stable <= from {
             return Vec::new();
         }
-        self.lane_looked_up_to = stable;
         self.to_answer_by_ts
             .range((from.saturating_add(1), Dot::MIN)..=(stable, Dot::MAX))
             .filter_map(|(_, dot)| self.by_dot.get(dot).map(|wait| wait.key.clone()))

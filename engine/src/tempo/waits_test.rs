@@ -42,6 +42,9 @@ fn a_promise_moves_only_the_waits_of_its_key_and_epoch_up_to_what_is_covered() {
     assert!(waits.keys_the_lane_passed(4).is_empty());
     assert_eq!(waits.keys_the_lane_passed(5), vec![b"k".to_vec()]);
     assert!(waits.keys_the_lane_passed(5).is_empty());
+    // Capped below it and passing it again, the lane looks at it again.
+    assert!(waits.keys_the_lane_passed(3).is_empty());
+    assert_eq!(waits.keys_the_lane_passed(6), vec![b"k".to_vec()]);
     waits.promise(b"k", 1, 20, now, true);
     // Dot 2 is promised but is no blind write: nothing more to answer.
     assert_eq!(waits.to_answer(b"k"), vec![(dot(1), 5, 1)]);
