@@ -582,7 +582,7 @@ impl Replica {
         let mut answerable = Vec::new();
         for (dot, ts, epoch) in self.committed_at.to_answer(key) {
             if !self.clients.contains_key(&dot) {
-                self.committed_at.answered(key, dot);
+                self.committed_at.answered(dot);
             } else if self.cmds.get(&dot).is_some_and(|c| c.durable) {
                 answerable.push((dot, ts, epoch));
             }
@@ -597,7 +597,7 @@ impl Replica {
                 continue;
             };
             let request = payload.request;
-            self.committed_at.answered(key, dot);
+            self.committed_at.answered(dot);
             if self.clients.remove(&dot).is_some() {
                 self.metrics.incr("answered_when_promised");
                 self.outbox.reply(ClientReply {

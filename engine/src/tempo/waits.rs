@@ -165,13 +165,14 @@ impl OwnWaits {
             .collect()
     }
 
-    /// `dot` on `key` was answered (or has no client here to answer).
-    pub(super) fn answered(&mut self, key: &[u8], dot: Dot) {
-        if let Some(waits) = self.by_key.get_mut(key) {
+    /// `dot` was answered (or has no client here to answer).
+    pub(super) fn answered(&mut self, dot: Dot) {
+        let Some(wait) = self.by_dot.get(&dot) else {
+            return;
+        };
+        self.to_answer_by_ts.remove(&(wait.ts, dot));
+        if let Some(waits) = self.by_key.get_mut(&wait.key) {
             waits.to_answer.remove(&dot);
-        }
-        if let Some(wait) = self.by_dot.get(&dot) {
-            self.to_answer_by_ts.remove(&(wait.ts, dot));
         }
     }
 }

@@ -49,7 +49,7 @@ fn a_promise_moves_only_the_waits_of_its_key_and_epoch_up_to_what_is_covered() {
     // Dot 2 is promised but is no blind write: nothing more to answer.
     assert_eq!(waits.to_answer(b"k"), vec![(dot(1), 5, 1)]);
     assert_eq!(waits.unpromised_epochs(b"k"), vec![2]);
-    waits.answered(b"k", dot(1));
+    waits.answered(dot(1));
     assert!(waits.to_answer(b"k").is_empty());
     assert!(waits.to_answer_by_ts.is_empty());
     // Without early answers, a promised write is not listed.
