@@ -558,18 +558,8 @@ fn a_replica_that_lost_its_disk_votes_on_the_commands_of_a_replica_added_later()
         let mut pump = late_joiner_pump(seed);
         let mut writes = puts(&mut pump, &[0, 1, 2], 1, 30);
         all_written(&mut pump, &writes);
-        pump.crash(NodeId(2));
-        pump.wipe(NodeId(2));
-        pump.restart_rejoining(NodeId(2));
-        let rejoined = |p: &Pump| p.up(NodeId(2)).fence().stage == Stage::Rejoined;
-        assert!(
-            pump.run_until(STEPS, rejoined),
-            "seed {seed}: 2 never rejoined"
-        );
-        propose(&mut pump, 0, 1, learner(3));
-        outcome(&mut pump, 0).expect("learner added");
-        let joined = |p: &Pump| p.up(NodeId(3)).fence().stage == Stage::Rejoined;
-        assert!(pump.run_until(STEPS, joined), "seed {seed}: 3 never joined");
+        lose_disk_and_rejoin(&mut pump, 2);
+        add_spare(&mut pump, 1, 3);
         reach_epoch(&mut pump, &[1], 1);
         promote(&mut pump, 1, 2, 3);
         reach_epoch(&mut pump, &[0, 1, 2, 3], 2);
@@ -580,5 +570,102 @@ fn a_replica_that_lost_its_disk_votes_on_the_commands_of_a_replica_added_later()
         assert_eq!(first, Some(epoch_base(1) + 1), "seed {seed}");
         assert_eq!(rejoined.metrics().get("votes_withheld"), 0, "seed {seed}");
         assert_agreement(&mut pump, &[0, 1, 2, 3], &writes, 2);
+    }
+}
+
+/// `node` loses its disk and rejoins (it votes per bounds from then on).
+fn lose_disk_and_rejoin(pump: &mut Pump, node: u16) {
+    let id = NodeId(node);
+    pump.crash(id);
+    pump.wipe(id);
+    pump.restart_rejoining(id);
+    let rejoined = |p: &Pump| p.up(id).fence().stage == Stage::Rejoined;
+    assert!(
+        pump.run_until(STEPS, rejoined),
+        "seed {}: {node} never rejoined",
+        pump.seed
+    );
+}
+
+/// Add `node` as a learner through replica 0 (operator request `seq`) and run until it
+/// fetched the members' state.
+fn add_spare(pump: &mut Pump, seq: u64, node: u16) {
+    propose(pump, 0, seq, learner(node));
+    outcome(pump, 0).expect("learner added");
+    let joined = |p: &Pump| p.up(NodeId(node)).fence().stage == Stage::Rejoined;
+    assert!(
+        pump.run_until(STEPS, joined),
+        "seed {}: {node} never joined",
+        pump.seed
+    );
+}
+
+/// Five replicas, the first four the first configuration. The cores of the first four
+/// know only each other, replica 4 knows all five, and so does replica 3 from its third
+/// incarnation on (an operator who adds a replica back starts it knowing the cluster).
+fn readded_pump(seed: u64) -> Pump {
+    let tempo = config(1).with_initial_members((0..4).map(NodeId).collect());
+    let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
+        let knows_all = id == NodeId(4) || (id == NodeId(3) && incarnation >= 2);
+        let members = Membership::local(if knows_all { 5 } else { 4 });
+        let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
+        Tempo::new(id, &members, tempo.clone(), node_seed, records)
+    });
+    Pump::new(5, seed, Order::Shuffled, build)
+}
+
+/// A replica that lost its disk votes per the bounds of that rejoin. Removed, it missed a
+/// replica joining (it served no fetch of it, so it took no bound for it), and added back
+/// with its records it kept its bounds: it withheld its vote on every command of the
+/// replica that joined meanwhile, for good. The members' answers to its fetch name each
+/// member's last own command, and every command its former self could have voted on came
+/// before that: it votes on the joiner's later commands.
+#[test]
+fn a_fenced_replica_added_back_votes_on_a_replica_that_joined_while_it_was_out() {
+    for seed in 0..2 {
+        let mut pump = readded_pump(seed);
+        let mut writes = puts(&mut pump, &[0, 1, 2, 3], 1, 20);
+        all_written(&mut pump, &writes);
+        lose_disk_and_rejoin(&mut pump, 3);
+        propose(&mut pump, 0, 1, Change::Remove(NodeId(3)));
+        outcome(&mut pump, 0).expect("3 removed");
+        reach_epoch(&mut pump, &[0, 1, 2, 3], 1);
+        pump.crash(NodeId(3));
+        pump.restart(NodeId(3));
+        add_spare(&mut pump, 2, 4);
+        reach_epoch(&mut pump, &[1], 2);
+        promote(&mut pump, 1, 3, 4);
+        reach_epoch(&mut pump, &[0, 1, 2, 4], 3);
+        writes.extend(puts(&mut pump, &[4], 21, 10));
+        all_written(&mut pump, &writes);
+        propose(&mut pump, 0, 4, learner(3));
+        outcome(&mut pump, 0).expect("3 added back");
+        let fetched = |p: &Pump| {
+            let metrics = p.up(NodeId(3)).metrics();
+            metrics.get("readded_here") == 1 && metrics.get("rejoining") == 0
+        };
+        assert!(
+            pump.run_until(STEPS, fetched),
+            "seed {seed}: 3 never fetched"
+        );
+        reach_epoch(&mut pump, &[1], 4);
+        promote(&mut pump, 1, 5, 3);
+        reach_epoch(&mut pump, &[0, 1, 2, 3, 4], 5);
+        assert_eq!(
+            pump.up(NodeId(3)).fence().stage,
+            Stage::Rejoined,
+            "seed {seed}"
+        );
+        let withheld = pump.up(NodeId(3)).metrics().get("votes_withheld");
+        writes.extend(puts(&mut pump, &[4], 31, 20));
+        all_written(&mut pump, &writes);
+        let replica = pump.up(NodeId(3));
+        assert_eq!(
+            replica.metrics().get("votes_withheld"),
+            withheld,
+            "seed {seed}: 3 withheld votes on commands of 4 (bound {:?}; {withheld} before)",
+            replica.fence().bounds.get(&NodeId(4))
+        );
+        assert_agreement(&mut pump, &[0, 1, 2, 3, 4], &writes, 5);
     }
 }

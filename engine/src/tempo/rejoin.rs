@@ -384,6 +384,14 @@ impl Tempo {
         if !r.fence.stage.keeps_records() {
             // Our former self may have voted on any command `from` had made by now.
             r.fence.bounds.insert(from, last_seq.saturating_add(1));
+        } else if !r.fence.votes_on_everything() {
+            // Fenced since an earlier lost disk, with our records since: we never voted
+            // on a command of a member we hold no bound for (one that joined while we
+            // were out), and our former self only on those it had made by now.
+            r.fence
+                .bounds
+                .entry(from)
+                .or_insert(last_seq.saturating_add(1));
         }
         for (node, epoch) in starts {
             if node != r.id {
@@ -450,7 +458,8 @@ impl Tempo {
 }
 
 /// Vote per the bounds from now on: those the answers set after a lost disk (ours
-/// from our new epoch), or those of our last lost disk if we kept our records since.
+/// from our new epoch), or those of our last lost disk if we kept our records since
+/// (with the answers' for members that joined while we were out).
 fn bound_votes(r: &mut Replica) {
     let start = r.fence.own_start();
     r.fence.bounds.entry(r.id).or_insert(start);
