@@ -15,32 +15,37 @@ use std::time::Duration;
 
 /// `n` replicas of which those in `initial` form epoch 0 (all of them if `None`).
 fn pump(n: u16, initial: Option<Vec<u16>>, seed: u64) -> Pump {
-    let members = Membership::local(n);
+    pump_knowing(n, initial, seed, move |_, _| n)
+}
+
+/// As [`pump`], but replica `id` in incarnation `i` starts knowing only the first
+/// `known(id, i)` replicas (it learns the others from the configurations it runs).
+fn pump_knowing(
+    n: u16,
+    initial: Option<Vec<u16>>,
+    seed: u64,
+    known: impl Fn(NodeId, u64) -> u16 + 'static,
+) -> Pump {
     let mut tempo = config(1);
     if let Some(initial) = initial {
         tempo = tempo.with_initial_members(initial.into_iter().map(NodeId).collect());
     }
     let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
         let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
+        let members = Membership::local(known(id, incarnation));
         Tempo::new(id, &members, tempo.clone(), node_seed, records)
     });
     Pump::new(n, seed, Order::Shuffled, build)
 }
 
-/// Whether `puts` sent request `id` (one of `first..`, through `[0, 1, 2]`) to `node`.
 /// Four replicas; the cores of the first three (the first configuration) know only each
 /// other, replica 3 knows all four.
 fn late_joiner_pump(seed: u64) -> Pump {
-    let tempo = config(1).with_initial_members(vec![NodeId(0), NodeId(1), NodeId(2)]);
-    let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
-        let known = if id == NodeId(3) { 4 } else { 3 };
-        let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
-        let members = Membership::local(known);
-        Tempo::new(id, &members, tempo.clone(), node_seed, records)
-    });
-    Pump::new(4, seed, Order::Shuffled, build)
+    let known = |id: NodeId, _| if id == NodeId(3) { 4 } else { 3 };
+    pump_knowing(4, Some(vec![0, 1, 2]), seed, known)
 }
 
+/// Whether `puts` sent request `id` (one of `first..`, through `[0, 1, 2]`) to `node`.
 fn id_sent_to(id: RequestId, node: u64) -> bool {
     id.seq <= 60 && id.seq % 3 == node
 }
@@ -604,14 +609,15 @@ fn add_spare(pump: &mut Pump, seq: u64, node: u16) {
 /// know only each other, replica 4 knows all five, and so does replica 3 from its third
 /// incarnation on (an operator who adds a replica back starts it knowing the cluster).
 fn readded_pump(seed: u64) -> Pump {
-    let tempo = config(1).with_initial_members((0..4).map(NodeId).collect());
-    let build: test_host::Build<Tempo> = Box::new(move |id, incarnation, records| {
+    let known = |id: NodeId, incarnation| {
         let knows_all = id == NodeId(4) || (id == NodeId(3) && incarnation >= 2);
-        let members = Membership::local(if knows_all { 5 } else { 4 });
-        let node_seed = seed ^ (u64::from(id.0) << 32) ^ (incarnation << 48);
-        Tempo::new(id, &members, tempo.clone(), node_seed, records)
-    });
-    Pump::new(5, seed, Order::Shuffled, build)
+        if knows_all {
+            5
+        } else {
+            4
+        }
+    };
+    pump_knowing(5, Some(vec![0, 1, 2, 3]), seed, known)
 }
 
 /// A replica that lost its disk votes per the bounds of that rejoin. Removed, it missed a
